@@ -1,0 +1,242 @@
+"""Shared fixtures. Test data is made by calling the services, as the site does.
+
+Services a test needs (PostgreSQL, Redis with a Celery worker, Chromium) are
+marked on the test; without them the test is skipped with the reason, and with
+``REQUIRE_SERVICES=1`` (as ``.ci/run`` sets) a missing service fails it.
+"""
+
+import base64
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pyotp
+import pytest
+from django.conf import settings
+
+REQUIRE_SERVICES = os.environ.get("REQUIRE_SERVICES") == "1"
+CHROMIUM = "/usr/bin/chromium"
+PASSWORD = "correct horse battery staple 42"
+
+
+def _redis_reachable() -> bool:
+    url = urlparse(settings.REDIS_URL) if settings.REDIS_URL else None
+    if url is None:
+        return False
+    try:
+        with socket.create_connection((url.hostname, url.port or 6379), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def _missing_service(marker: str) -> str | None:
+    if marker == "postgres" and not settings.DATABASES["default"]["ENGINE"].endswith("postgresql"):
+        return "needs PostgreSQL: set DATABASE_URL=postgres://..."
+    if marker == "redis" and not _redis_reachable():
+        return "needs Redis and a Celery worker: set REDIS_URL=redis://... to a running server"
+    if marker == "browser" and not Path(CHROMIUM).exists():
+        return "needs Debian's chromium at /usr/bin/chromium"
+    return None
+
+
+def pytest_runtest_setup(item):
+    for marker in ("postgres", "redis", "browser"):
+        if item.get_closest_marker(marker) and (reason := _missing_service(marker)):
+            if REQUIRE_SERVICES:
+                pytest.fail(f"REQUIRE_SERVICES=1 but this test {reason}")
+            pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix):
+    # Lets Django empty the append-only audit table between transactional tests (see identity 0003).
+    db = settings.DATABASES["default"]
+    if db["ENGINE"].endswith("postgresql"):
+        db.setdefault("OPTIONS", {})["options"] = "-c enrollment.allow_audit_truncate=on"
+
+
+@pytest.fixture(autouse=True)
+def _eager_celery_by_default():
+    """Tasks run in-process unless a test starts a real worker (see ``celery_worker_process``)."""
+    from config.celery import app
+
+    previous = app.conf.task_always_eager
+    app.conf.task_always_eager = True
+    yield
+    app.conf.task_always_eager = previous
+
+
+@pytest.fixture
+def password() -> str:
+    return PASSWORD
+
+
+@pytest.fixture
+def make_user(db):
+    from identity.models import User
+
+    counter = iter(range(1, 10_000))
+
+    def make(username: str | None = None, *, email: str | None = "", **extra):
+        n = next(counter)
+        username = username or f"person{n}"
+        email = f"{username}@example.edu" if email == "" else email
+        return User.objects.create_user(username=username, password=PASSWORD, email=email or "", **extra)
+
+    return make
+
+
+@pytest.fixture
+def user(make_user):
+    return make_user("jdoe", first_name="Jane", last_name="Doe")
+
+
+def totp_for(device) -> pyotp.TOTP:
+    """An independent TOTP implementation (pyotp) over the device's real secret."""
+    return pyotp.TOTP(base64.b32encode(device.secret_bytes()).decode())
+
+
+def fresh_code(device) -> str:
+    """A code the device has not consumed yet: the current step's, or the next one (within ±1 tolerance)."""
+    device.refresh_from_db()
+    step = int(time.time()) // 30
+    if device.last_t >= step + 1:
+        raise AssertionError("no unused code left within tolerance; freeze time to go on")
+    at = (step if device.last_t < step else step + 1) * 30
+    return totp_for(device).at(at)
+
+
+@pytest.fixture
+def enroll():
+    """Enroll an app device for a person through the services, confirming with a real TOTP code."""
+    from devices import services
+
+    def do(person, *, kind="mobile", platform="iphone", number="+16175550123"):
+        registration = services.start_enrollment(person, kind=kind, verified_at=None)
+        if kind == "mobile":
+            registration = services.set_phone_number(registration, phone_number=number, actor=person)
+        registration = services.set_platform(registration, platform=platform, actor=person)
+        registration = services.issue_app_secret(registration, actor=person)
+        code = fresh_code(registration.app_device)
+        return services.confirm_activation(registration, code=code, actor=person)
+
+    return do
+
+
+@pytest.fixture
+def enrolled_user(user, enroll):
+    enroll(user)
+    return user
+
+
+@pytest.fixture
+def sign_in():
+    """Sign in through the real views: password, then a code from the chosen device."""
+
+    def do(client, person, device=None):
+        from django_otp import devices_for_user
+
+        response = client.post("/account/sign-in/", {"username": person.username, "password": PASSWORD})
+        assert response.status_code == 302, response
+        devices = list(devices_for_user(person, confirmed=True))
+        if not devices:
+            return response
+        device = device or devices[0]
+        response = client.post(
+            "/account/sign-in/second-factor/", {"device": device.persistent_id, "code": fresh_code(device)}
+        )
+        assert response.status_code == 302, response.content[:2000]
+        return response
+
+    return do
+
+
+@pytest.fixture
+def signed_in_client(client, enrolled_user, sign_in):
+    sign_in(client, enrolled_user)
+    return client
+
+
+@pytest.fixture
+def celery_worker_process(transactional_db, tmp_path):
+    """A real ``celery worker`` process on real Redis, against this test's database.
+
+    Yields the directory its email backend writes to. Dispatches from the test
+    go to Redis (not in-process) while it runs.
+    """
+    from django.db import connection
+
+    from config.celery import app
+
+    db = connection.settings_dict
+    database_url = f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
+    if not db["ENGINE"].endswith("postgresql"):
+        pytest.skip("the worker process needs a shared PostgreSQL database")
+    mail_dir = tmp_path / "mail"
+    mail_dir.mkdir()
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "REDIS_URL": settings.REDIS_URL,
+        "CELERY_TASK_ALWAYS_EAGER": "false",
+        "EMAIL_URL": f"filemail://{mail_dir}",
+    }
+    worker = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "config",
+            "worker",
+            "--pool=solo",
+            "--loglevel=WARNING",
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+            f"--hostname=test-{os.getpid()}@%h",
+        ],
+        cwd=settings.BASE_DIR,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    app.conf.task_always_eager = False
+    app.control.purge()
+    try:
+        deadline = time.time() + 30
+        while not app.control.ping(timeout=0.5):
+            if time.time() > deadline or worker.poll() is not None:
+                raise RuntimeError("celery worker did not start")
+        yield mail_dir
+    finally:
+        app.conf.task_always_eager = True
+        worker.terminate()
+        try:
+            worker.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+
+
+def wait_for(predicate, *, timeout: float = 20.0, interval: float = 0.2):
+    """Poll ``predicate`` until it is truthy; return its value or fail after ``timeout`` seconds."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout} s")
+
+
+@pytest.fixture(scope="session")
+def chromium_path() -> str:
+    if not shutil.which(CHROMIUM):
+        pytest.skip("needs Debian's chromium")
+    return CHROMIUM

@@ -1,0 +1,21 @@
+"""Texts people see when a device operation is refused. One place for all of them."""
+
+KIND_NOT_AVAILABLE = "That kind of device cannot be set up here yet. Choose another, or contact the help desk."
+NOT_PENDING = "This setup is already finished or was cancelled. Start a new one from My devices."
+PENDING_EXPIRED = "This setup has expired. Please start again; it only takes a minute."
+NO_PHONE_FOR_KIND = "This kind of device has no phone number."
+NO_APP_FOR_KIND = "This kind of device does not use an authenticator app."
+STEP_OUT_OF_ORDER = "Please finish the earlier steps first."
+WRONG_CODE = "That code is not right, or it was already used. Wait for the next code in the app and try again."
+CODE_THROTTLED = "Too many wrong codes. Wait a little, then enter the newest code from the app."
+NO_EMAIL = "We have no email address for you. Scan the QR code instead, or ask the help desk to add your email."
+LINK_RESEND_TOO_SOON = "We just sent you a link. Wait a minute before asking for another one."
+LINK_NOT_VALID = "This activation link is not valid any more: it was used, replaced or has expired. Ask for a new one."
+LINK_WRONG_PASSWORD = "That password is not right."
+LINK_TOO_MANY_PASSWORDS = "Too many wrong passwords: this link no longer works. Ask for a new one from the setup page."
+REAUTH_REQUIRED = "For your security, confirm it is you with a code from one of your devices first."
+LAST_DEVICE = (
+    "This is your only working device. Add another device first, so you can still sign in after removing this one."
+)
+NOT_ACTIVE = "Only an active device can be changed."
+LABEL_INVALID = "Give the device a name of 1 to 64 characters."

@@ -1,0 +1,59 @@
+from django import forms
+from phonenumber_field.formfields import PhoneNumberField
+
+from .kinds import KINDS
+from .models import Registration
+
+
+class DeviceTypeForm(forms.Form):
+    kind = forms.ChoiceField(label="What kind of device will you use?", widget=forms.RadioSelect)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["kind"].choices = [(kind.key, kind.label) for kind in KINDS.values()]
+        self.fields["kind"].initial = Registration.Kind.MOBILE
+
+
+class PhoneNumberForm(forms.Form):
+    phone_number = PhoneNumberField(
+        label="Phone number",
+        help_text="Include the country code if the number is outside the default country, e.g. +44 20 7946 0958.",
+        widget=forms.TextInput(attrs={"autocomplete": "tel", "inputmode": "tel"}),
+        error_messages={
+            "invalid": "That does not look like a valid phone number. Check the digits and the country code.",
+            "required": "Enter the phone number of this device.",
+        },
+    )
+    number_is_correct = forms.BooleanField(
+        label="This number is correct",
+        error_messages={"required": "Tick the box to confirm the number is correct."},
+    )
+
+
+class PlatformForm(forms.Form):
+    platform = forms.ChoiceField(
+        label="What kind of phone is it?",
+        choices=Registration.Platform.choices,
+        widget=forms.RadioSelect,
+        error_messages={"required": "Choose iPhone, Android or Other."},
+    )
+
+
+class ActivationCodeForm(forms.Form):
+    code = forms.CharField(
+        label="Code shown in the app",
+        max_length=12,
+        widget=forms.TextInput(attrs={"autocomplete": "one-time-code", "inputmode": "numeric", "pattern": "[0-9 ]*"}),
+    )
+
+
+class ActivationPasswordForm(forms.Form):
+    password = forms.CharField(
+        label="Your password",
+        strip=False,
+        widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}),
+    )
+
+
+class RenameForm(forms.Form):
+    label = forms.CharField(label="Device name", max_length=64)

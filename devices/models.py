@@ -1,0 +1,192 @@
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+from django_otp.models import Device, ThrottlingMixin, TimestampMixin
+from phonenumber_field.modelfields import PhoneNumberField
+
+from . import crypto, totp
+
+
+class AuthenticatorAppDevice(ThrottlingMixin, TimestampMixin, Device):
+    """A TOTP authenticator app (RFC 6238), our own django-otp device.
+
+    Replaces django-otp's stock ``TOTPDevice`` because that one stores the seed
+    in plain text and verifies without a row lock. Here the seed is encrypted
+    at rest with a key from the environment (OTP-08), and ``verify_token``
+    consumes the time step under ``select_for_update`` (OTP-04). A retired
+    device keeps its row (BND-04) but loses its seed.
+    """
+
+    factor_name = "authenticator_app"
+
+    encrypted_secret = models.TextField(blank=True)
+    last_t = models.BigIntegerField(default=-1, help_text="Last accepted time step; codes at or before it are refused.")
+
+    class Meta:
+        verbose_name = "authenticator app"
+
+    def secret_bytes(self) -> bytes:
+        return crypto.decrypt(self.encrypted_secret)
+
+    def get_throttle_factor(self) -> int:
+        return settings.OTP_TOTP_THROTTLE_FACTOR
+
+    def verify_token(self, token) -> bool:
+        if not self.encrypted_secret:
+            return False
+        ok = totp.verify_and_consume(type(self), self.pk, str(token))
+        self.refresh_from_db()
+        return ok
+
+
+class Registration(models.Model):
+    """What a person registered, in their words, and the django-otp devices it owns.
+
+    Reports and the admin read this table. Rows are never deleted: a removed
+    device is ``retired`` (BND-04).
+    """
+
+    class Kind(models.TextChoices):
+        MOBILE = "mobile", "Mobile phone"
+        TABLET = "tablet", "Tablet"
+        LANDLINE = "landline", "Landline"
+        SECURITY_KEY = "security_key", "Security key"
+
+    class Platform(models.TextChoices):
+        IPHONE = "iphone", "iPhone"
+        ANDROID = "android", "Android"
+        OTHER = "other", "Other"
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        ACTIVE = "active", "Active"
+        REACTIVATING = "reactivating", "Reactivating"
+        RETIRED = "retired", "Retired"
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="registrations")
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    platform = models.CharField(max_length=16, choices=Platform.choices, blank=True)
+    phone_number = PhoneNumberField(blank=True)
+    label = models.CharField(max_length=64, blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING, db_index=True)
+    app_device = models.OneToOneField(
+        AuthenticatorAppDevice, null=True, blank=True, on_delete=models.PROTECT, related_name="registration"
+    )
+    app_installed_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    expires_at = models.DateTimeField(
+        null=True, blank=True, help_text="When a pending registration stops being usable."
+    )
+    activated_at = models.DateTimeField(null=True, blank=True)
+    retired_at = models.DateTimeField(null=True, blank=True)
+    retired_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["created_at"]
+        indexes = [models.Index(fields=["user", "status"])]
+
+    def __str__(self) -> str:
+        return self.display_name
+
+    @property
+    def display_name(self) -> str:
+        return self.label or self.get_kind_display()
+
+    @property
+    def is_pending_expired(self) -> bool:
+        return self.status == self.Status.PENDING and self.expires_at is not None and timezone.now() >= self.expires_at
+
+    @property
+    def masked_phone_number(self) -> str:
+        return mask_phone_number(str(self.phone_number)) if self.phone_number else ""
+
+    @property
+    def last_used_at(self):
+        return self.app_device.last_used_at if self.app_device_id else None
+
+
+def mask_phone_number(e164: str) -> str:
+    """Show only the last two digits: +1 *** *** **67."""
+    if len(e164) <= 4:
+        return "*" * len(e164)
+    return e164[:2] + "*" * (len(e164) - 4) + e164[-2:]
+
+
+class ActivationLink(models.Model):
+    """An emailed, single-use pointer to a pending secret (ACT-01). Only the token's hash is stored."""
+
+    class Purpose(models.TextChoices):
+        ACTIVATION = "activation", "Activation"
+        REACTIVATION = "reactivation", "Reactivation"
+
+    token_hash = models.CharField(max_length=64, unique=True)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    registration = models.ForeignKey(Registration, on_delete=models.PROTECT, related_name="activation_links")
+    purpose = models.CharField(max_length=16, choices=Purpose.choices, default=Purpose.ACTIVATION)
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+    password_failures = models.PositiveSmallIntegerField(default=0)
+    consumed_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.get_purpose_display()} link #{self.pk} for {self.user_id}"
+
+    @property
+    def is_usable(self) -> bool:
+        return self.consumed_at is None and self.revoked_at is None and timezone.now() < self.expires_at
+
+
+class OutboundMessage(models.Model):
+    """Every email, SMS and voice call we send: the transactional outbox.
+
+    The row is written in the transaction of the state change; a Celery task
+    sends it. A body that holds a code or link is encrypted and erased once
+    sent or expired; nothing here is ever shown in the admin but the masked
+    recipient, channel, status and attempts.
+    """
+
+    class Channel(models.TextChoices):
+        EMAIL = "email", "Email"
+        SMS = "sms", "SMS"
+        VOICE = "voice", "Voice call"
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        SENDING = "sending", "Sending"
+        SENT = "sent", "Sent"
+        FAILED = "failed", "Failed"
+        EXPIRED = "expired", "Expired"
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="outbound_messages"
+    )
+    channel = models.CharField(max_length=8, choices=Channel.choices)
+    recipient = models.CharField(max_length=254)
+    template = models.CharField(max_length=64)
+    subject = models.CharField(max_length=200, blank=True)
+    encrypted_body = models.TextField(blank=True)
+    holds_secret = models.BooleanField(default=False)
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.QUEUED, db_index=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    provider_id = models.CharField(max_length=128, blank=True)
+    last_error = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.get_channel_display()} to {self.masked_recipient} ({self.status})"
+
+    @property
+    def masked_recipient(self) -> str:
+        if self.channel == self.Channel.EMAIL:
+            local, _, domain = self.recipient.partition("@")
+            return f"{local[:1]}***@{domain}"
+        return mask_phone_number(self.recipient)

@@ -1,0 +1,55 @@
+"""Read-only queries shared by pages, the admin and reports."""
+
+import base64
+import io
+
+import qrcode
+import qrcode.image.svg
+from django.conf import settings
+from django.db.models import QuerySet
+from django.utils import timezone
+from two_factor.utils import get_otpauth_url
+
+from .models import Registration
+
+
+def registrations_for_user(user) -> QuerySet[Registration]:
+    """The person's devices for "My devices": active and pending first, then retired history."""
+    return Registration.objects.filter(user=user).select_related("app_device").order_by("status", "-created_at")
+
+
+def active_registration_count(user) -> int:
+    return Registration.objects.filter(user=user, status=Registration.Status.ACTIVE).count()
+
+
+def latest_pending_registration(user) -> Registration | None:
+    return (
+        Registration.objects.filter(user=user, status=Registration.Status.PENDING, expires_at__gt=timezone.now())
+        .order_by("-created_at")
+        .first()
+    )
+
+
+def otpauth_uri(registration: Registration) -> str:
+    """The otpauth:// URI of a pending app secret. Only for the owner's own, no-store pages (ACT-04)."""
+    secret = base64.b32encode(registration.app_device.secret_bytes()).decode().rstrip("=")
+    return get_otpauth_url(
+        accountname=registration.user.username,
+        secret=secret,
+        issuer=settings.INSTITUTION_NAME,
+        digits=settings.TOTP_DIGITS,
+    )
+
+
+def manual_entry_secret(registration: Registration) -> str:
+    """The base32 secret in groups of four, for typing into an app by hand."""
+    secret = base64.b32encode(registration.app_device.secret_bytes()).decode().rstrip("=")
+    return " ".join(secret[i : i + 4] for i in range(0, len(secret), 4))
+
+
+def qr_svg(data: str) -> bytes:
+    """An SVG QR code rendered on our server; nothing leaves for a third party (ACT-02, ACT-04)."""
+    image = qrcode.make(data, image_factory=qrcode.image.svg.SvgPathFillImage, box_size=10, border=4)
+    buffer = io.BytesIO()
+    image.save(buffer)
+    return buffer.getvalue()

@@ -1,0 +1,394 @@
+"""State changes of devices: enrollment, activation, activation links, rename, retire.
+
+Every function here is one whole state change: its rows, its audit event and
+any outbound message are written in one transaction. Callers pass plain
+values (``actor``, ``ip``), never a request. Refusals raise
+``django.core.exceptions.ValidationError`` with a text from
+:mod:`devices.errors`.
+"""
+
+import hashlib
+import secrets
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.utils import timezone
+
+from identity import audit
+
+from . import crypto, errors, outbox
+from .kinds import KINDS, kind_of
+from .models import ActivationLink, AuthenticatorAppDevice, Registration
+
+SECRET_BYTES = 20  # 160 bits (OTP-07)
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _lock(registration: Registration) -> Registration:
+    return Registration.objects.select_for_update().get(pk=registration.pk)
+
+
+def _has_active_devices(user) -> bool:
+    return Registration.objects.filter(user=user, status=Registration.Status.ACTIVE).exists()
+
+
+def require_recent_verification(user, verified_at: datetime | None) -> None:
+    """Binding or removing a factor needs a second factor within REAUTH_MAX_AGE_SECONDS (BND-01).
+
+    A person with no active device yet (first enrollment) is exempt.
+    """
+    if not _has_active_devices(user):
+        return
+    max_age = timedelta(seconds=settings.REAUTH_MAX_AGE_SECONDS)
+    if verified_at is None or timezone.now() - verified_at > max_age:
+        raise ValidationError(errors.REAUTH_REQUIRED, code="reauth_required")
+
+
+def _require_pending(registration: Registration) -> None:
+    if registration.status != Registration.Status.PENDING:
+        raise ValidationError(errors.NOT_PENDING, code="not_pending")
+    if registration.is_pending_expired:
+        raise ValidationError(errors.PENDING_EXPIRED, code="expired")
+
+
+def start_enrollment(user, *, kind: str, verified_at: datetime | None, ip: str | None = None) -> Registration:
+    """Begin registering a device of ``kind`` and return the pending registration.
+
+    Reuses the person's unexpired pending registration of the same kind, so a
+    second submit of the same form changes nothing. Audits ``enrollment.started``.
+    Raises ``ValidationError`` for an unknown or unavailable kind, or when the
+    person has devices and no recent second factor (BND-01).
+    """
+    device_kind = KINDS.get(kind)
+    if device_kind is None or not device_kind.available:
+        raise ValidationError(errors.KIND_NOT_AVAILABLE, code="kind")
+    require_recent_verification(user, verified_at)
+    with transaction.atomic():
+        existing = (
+            Registration.objects.select_for_update()
+            .filter(user=user, kind=kind, status=Registration.Status.PENDING, expires_at__gt=timezone.now())
+            .order_by("-created_at")
+            .first()
+        )
+        if existing:
+            return existing
+        registration = Registration.objects.create(
+            user=user,
+            kind=kind,
+            label=device_kind.label,
+            expires_at=timezone.now() + settings.PENDING_REGISTRATION_TTL,
+        )
+        audit.record(
+            "enrollment.started",
+            actor=user,
+            subject=user,
+            ip=ip,
+            details={"registration": registration.pk, "kind": kind},
+        )
+    return registration
+
+
+def set_phone_number(registration: Registration, *, phone_number, actor, ip: str | None = None) -> Registration:
+    """Store the (already normalized, E.164) number on a pending registration whose kind has one."""
+    if not kind_of(registration).needs_phone_number:
+        raise ValidationError(errors.NO_PHONE_FOR_KIND, code="kind")
+    with transaction.atomic():
+        registration = _lock(registration)
+        _require_pending(registration)
+        if registration.phone_number != phone_number:
+            registration.phone_number = phone_number
+            registration.save(update_fields=["phone_number", "updated_at"])
+            audit.record(
+                "enrollment.phone_entered",
+                actor=actor,
+                subject=registration.user,
+                ip=ip,
+                details={"registration": registration.pk, "phone": registration.masked_phone_number},
+            )
+    return registration
+
+
+def set_platform(registration: Registration, *, platform: str, actor) -> Registration:
+    """Record which platform the phone or tablet runs; it decides the install instructions."""
+    if not kind_of(registration).has_app:
+        raise ValidationError(errors.NO_APP_FOR_KIND, code="kind")
+    if platform not in Registration.Platform.values:
+        raise ValidationError("Choose iPhone, Android or Other.", code="platform")
+    with transaction.atomic():
+        registration = _lock(registration)
+        _require_pending(registration)
+        registration.platform = platform
+        registration.label = f"{registration.get_platform_display()} ({kind_of(registration).label.lower()})"
+        registration.save(update_fields=["platform", "label", "updated_at"])
+    return registration
+
+
+def issue_app_secret(registration: Registration, *, actor, ip: str | None = None) -> Registration:
+    """Mark the app as installed and give the registration its pending authenticator secret.
+
+    The secret is 160 random bits (OTP-07), encrypted at rest (OTP-08), and the
+    device stays unconfirmed, so it is never offered at sign-in (ACT-04) until
+    :func:`confirm_activation`. Calling it again keeps the same pending secret.
+    """
+    if not kind_of(registration).has_app:
+        raise ValidationError(errors.NO_APP_FOR_KIND, code="kind")
+    with transaction.atomic():
+        registration = _lock(registration)
+        _require_pending(registration)
+        if not registration.platform:
+            raise ValidationError(errors.STEP_OUT_OF_ORDER, code="order")
+        if registration.app_device_id is None:
+            device = AuthenticatorAppDevice.objects.create(
+                user=registration.user,
+                name=registration.display_name,
+                confirmed=False,
+                encrypted_secret=crypto.encrypt(secrets.token_bytes(SECRET_BYTES)),
+            )
+            registration.app_device = device
+            audit.record(
+                "enrollment.secret_issued",
+                actor=actor,
+                subject=registration.user,
+                ip=ip,
+                details={"registration": registration.pk, "device": device.persistent_id},
+            )
+        registration.app_installed_at = registration.app_installed_at or timezone.now()
+        registration.save(update_fields=["app_device", "app_installed_at", "updated_at"])
+    return registration
+
+
+def confirm_activation(registration: Registration, *, code: str, actor, ip: str | None = None) -> Registration:
+    """Bind the pending app device once the person enters a code it made.
+
+    Verification consumes the code (OTP-04) and is throttled by django-otp; a
+    wrong code is audited and raises ``ValidationError`` with the failure kept.
+    A second confirm of an already active registration returns it unchanged.
+    Audits ``device.bound``.
+    """
+    registration = Registration.objects.select_related("app_device").get(pk=registration.pk)
+    if registration.status == Registration.Status.ACTIVE:
+        return registration
+    _require_pending(registration)
+    device = registration.app_device
+    if device is None:
+        raise ValidationError(errors.STEP_OUT_OF_ORDER, code="order")
+    allowed, _ = device.verify_is_allowed()
+    if not allowed:
+        raise ValidationError(errors.CODE_THROTTLED, code="throttled")
+    if not device.verify_token(code):
+        registration.refresh_from_db(fields=["status"])
+        if registration.status == Registration.Status.ACTIVE:
+            # A double submit: the other request bound the device with this very code.
+            return registration
+        audit.record(
+            "enrollment.code_rejected",
+            actor=actor,
+            subject=registration.user,
+            ip=ip,
+            details={"registration": registration.pk},
+        )
+        raise ValidationError(errors.WRONG_CODE, code="wrong_code")
+    with transaction.atomic():
+        registration = _lock(registration)
+        if registration.status == Registration.Status.ACTIVE:
+            return registration
+        _require_pending(registration)
+        now = timezone.now()
+        AuthenticatorAppDevice.objects.filter(pk=device.pk).update(confirmed=True, name=registration.display_name)
+        registration.status = Registration.Status.ACTIVE
+        registration.activated_at = now
+        registration.expires_at = None
+        registration.save(update_fields=["status", "activated_at", "expires_at", "updated_at"])
+        ActivationLink.objects.filter(registration=registration, consumed_at=None, revoked_at=None).update(
+            revoked_at=now
+        )
+        audit.record(
+            "device.bound",
+            actor=actor,
+            subject=registration.user,
+            ip=ip,
+            details={"registration": registration.pk, "kind": registration.kind, "factor": device.factor_name},
+        )
+    return registration
+
+
+def send_activation_link(registration: Registration, *, actor, ip: str | None = None) -> ActivationLink:
+    """Email the person a single-use link to open on the phone (ACT-01..03).
+
+    The token (256 bits) is only in the email; the database keeps its hash.
+    A new link revokes the earlier ones of this registration. The URL is built
+    from ``SITE_URL``, never from the request's Host. Audits ``activation_link.sent``.
+    Raises when the person has no email address or asked less than a minute ago.
+    """
+    user = registration.user
+    if not user.email:
+        raise ValidationError(errors.NO_EMAIL, code="no_email")
+    with transaction.atomic():
+        registration = _lock(registration)
+        _require_pending(registration)
+        if registration.app_device_id is None:
+            raise ValidationError(errors.STEP_OUT_OF_ORDER, code="order")
+        now = timezone.now()
+        recent = ActivationLink.objects.filter(
+            registration=registration,
+            created_at__gt=now - timedelta(seconds=settings.ACTIVATION_LINK_RESEND_SECONDS),
+        )
+        if recent.exists():
+            raise ValidationError(errors.LINK_RESEND_TOO_SOON, code="too_soon")
+        ActivationLink.objects.filter(registration=registration, consumed_at=None, revoked_at=None).update(
+            revoked_at=now
+        )
+        token = secrets.token_urlsafe(32)
+        expires_at = min(
+            now + settings.ACTIVATION_LINK_TTL, registration.expires_at or now + settings.ACTIVATION_LINK_TTL
+        )
+        link = ActivationLink.objects.create(
+            token_hash=hash_token(token),
+            user=user,
+            registration=registration,
+            expires_at=expires_at,
+        )
+        url = settings.SITE_URL + reverse("devices:activation_link", kwargs={"token": token})
+        body = render_to_string(
+            "emails/activation_link.txt",
+            {"user": user, "url": url, "expires_at": expires_at, "institution": settings.INSTITUTION_NAME},
+        )
+        outbox.queue_email(
+            user=user,
+            to=user.email,
+            subject=f"{settings.INSTITUTION_NAME}: activate your authenticator app",
+            body=body,
+            template="activation_link",
+            holds_secret=True,
+            expires_at=expires_at,
+        )
+        audit.record(
+            "activation_link.sent",
+            actor=actor,
+            subject=user,
+            ip=ip,
+            details={"registration": registration.pk, "link": link.pk},
+        )
+    return link
+
+
+def find_activation_link(token: str) -> ActivationLink:
+    """The usable link for ``token``, or ``ValidationError`` (used, revoked, expired or unknown look alike)."""
+    link = (
+        ActivationLink.objects.select_related("user", "registration").filter(token_hash=hash_token(token or "")).first()
+    )
+    if link is None or not link.is_usable or link.registration.status != Registration.Status.PENDING:
+        raise ValidationError(errors.LINK_NOT_VALID, code="invalid")
+    return link
+
+
+def open_activation_link(link: ActivationLink, *, password: str, ip: str | None = None) -> ActivationLink:
+    """Consume the link once the person gives their password; only then may the secret be shown.
+
+    A wrong password is counted and audited; after ACTIVATION_LINK_MAX_PASSWORD_ATTEMPTS
+    the link is revoked. Raises ``ValidationError`` on every refusal.
+    """
+    with transaction.atomic():
+        link = ActivationLink.objects.select_for_update().select_related("user", "registration").get(pk=link.pk)
+        if not link.is_usable or link.registration.status != Registration.Status.PENDING:
+            raise ValidationError(errors.LINK_NOT_VALID, code="invalid")
+        if not link.user.check_password(password or ""):
+            link.password_failures += 1
+            revoke = link.password_failures >= settings.ACTIVATION_LINK_MAX_PASSWORD_ATTEMPTS
+            if revoke:
+                link.revoked_at = timezone.now()
+            link.save(update_fields=["password_failures", "revoked_at"])
+            audit.record(
+                "activation_link.password_failed",
+                subject=link.user,
+                ip=ip,
+                details={"link": link.pk, "failures": link.password_failures, "revoked": revoke},
+            )
+            # Committed on purpose: the failure must count even though we refuse.
+            failure = ValidationError(
+                errors.LINK_TOO_MANY_PASSWORDS if revoke else errors.LINK_WRONG_PASSWORD,
+                code="revoked" if revoke else "password",
+            )
+        else:
+            failure = None
+            link.consumed_at = timezone.now()
+            link.save(update_fields=["consumed_at"])
+            audit.record(
+                "activation_link.used",
+                actor=link.user,
+                subject=link.user,
+                ip=ip,
+                details={"link": link.pk, "registration": link.registration_id},
+            )
+    if failure:
+        raise failure
+    return link
+
+
+def rename_registration(registration: Registration, *, label: str, actor, ip: str | None = None) -> Registration:
+    label = (label or "").strip()
+    if not 1 <= len(label) <= 64:
+        raise ValidationError(errors.LABEL_INVALID, code="label")
+    with transaction.atomic():
+        registration = _lock(registration)
+        if registration.status != Registration.Status.ACTIVE:
+            raise ValidationError(errors.NOT_ACTIVE, code="not_active")
+        old = registration.label
+        registration.label = label
+        registration.save(update_fields=["label", "updated_at"])
+        if registration.app_device_id:
+            AuthenticatorAppDevice.objects.filter(pk=registration.app_device_id).update(name=label)
+        audit.record(
+            "device.renamed",
+            actor=actor,
+            subject=registration.user,
+            ip=ip,
+            details={"registration": registration.pk, "from": old, "to": label},
+        )
+    return registration
+
+
+def retire_registration(
+    registration: Registration, *, actor, verified_at: datetime | None, reason: str = "removed", ip: str | None = None
+) -> Registration:
+    """Remove a device from use, keeping its history (BND-04).
+
+    Needs a recent second factor (BND-01) and refuses the person's last active
+    device (BND-02). The factor's seed is erased, so the row can never verify
+    again. Audits ``device.retired``.
+    """
+    require_recent_verification(registration.user, verified_at)
+    with transaction.atomic():
+        registration = _lock(registration)
+        if registration.status != Registration.Status.ACTIVE:
+            raise ValidationError(errors.NOT_ACTIVE, code="not_active")
+        others = (
+            Registration.objects.select_for_update()
+            .filter(user_id=registration.user_id, status=Registration.Status.ACTIVE)
+            .exclude(pk=registration.pk)
+        )
+        if not others.exists():
+            raise ValidationError(errors.LAST_DEVICE, code="last_device")
+        registration.status = Registration.Status.RETIRED
+        registration.retired_at = timezone.now()
+        registration.retired_by = actor if getattr(actor, "pk", None) else None
+        registration.save(update_fields=["status", "retired_at", "retired_by", "updated_at"])
+        if registration.app_device_id:
+            AuthenticatorAppDevice.objects.filter(pk=registration.app_device_id).update(
+                confirmed=False, encrypted_secret=""
+            )
+        audit.record(
+            "device.retired",
+            actor=actor,
+            subject=registration.user,
+            ip=ip,
+            details={"registration": registration.pk, "kind": registration.kind, "reason": reason},
+        )
+    return registration

@@ -1,0 +1,22 @@
+from django.urls import path
+
+from . import views
+
+app_name = "devices"
+
+urlpatterns = [
+    path("enroll/", views.start, name="start"),
+    path("enroll/device-type/", views.device_type, name="device_type"),
+    path("enroll/<int:pk>/phone/", views.phone, name="phone"),
+    path("enroll/<int:pk>/platform/", views.platform, name="platform"),
+    path("enroll/<int:pk>/install/", views.install, name="install"),
+    path("enroll/<int:pk>/activate/", views.activate, name="activate"),
+    path("enroll/<int:pk>/qr.svg", views.qr_code, name="qr_code"),
+    path("enroll/<int:pk>/email-link/", views.email_activation_link, name="email_activation_link"),
+    path("enroll/<int:pk>/done/", views.success, name="success"),
+    path("activate/", views.activation_landing, name="activation_landing"),
+    path("activate/<str:token>/", views.activation_link, name="activation_link"),
+    path("devices/", views.my_devices, name="my_devices"),
+    path("devices/<int:pk>/rename/", views.rename, name="rename"),
+    path("devices/<int:pk>/remove/", views.remove, name="remove"),
+]

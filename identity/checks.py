@@ -1,0 +1,28 @@
+"""System checks: misconfiguration fails ``manage.py check`` instead of weakening sign-in."""
+
+from django.conf import settings
+from django.core.checks import Error, Tags, register
+
+
+@register(Tags.security)
+def check_lockout_settings(app_configs, **kwargs):
+    problems = []
+    if not 1 <= settings.LOCKOUT_THRESHOLD <= 10:
+        problems.append(Error("LOCKOUT_THRESHOLD must be between 1 and 10 (OTP-01).", id="identity.E001"))
+    if not 0 < settings.SIGNIN_PENDING_SECONDS <= 600:
+        problems.append(Error("SIGNIN_PENDING_SECONDS must be between 1 and 600 (SES-02).", id="identity.E002"))
+    if settings.LOCKOUT_AUTO_UNLOCK_MINUTES < 0:
+        problems.append(Error("LOCKOUT_AUTO_UNLOCK_MINUTES cannot be negative.", id="identity.E003"))
+    return problems
+
+
+@register(Tags.security, deploy=True)
+def check_deploy_identity(app_configs, **kwargs):
+    problems = []
+    if not settings.SITE_URL.startswith("https://"):
+        problems.append(Error("SITE_URL must be an https:// URL in production (ACT-03, SES-05).", id="identity.E101"))
+    if settings.SECRET_KEY == settings.DEV_SECRET_KEY:
+        problems.append(Error("SECRET_KEY is the development key; set SECRET_KEY.", id="identity.E102"))
+    if settings.DEBUG:
+        problems.append(Error("DEBUG must be off in production.", id="identity.E103"))
+    return problems

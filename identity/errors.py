@@ -1,0 +1,8 @@
+"""The texts people see when identity operations refuse something. One place, so they stay consistent."""
+
+SIGN_IN_FAILED = "That institution ID and password do not match. Check both and try again."
+SIGN_IN_EXPIRED = "Your sign-in took too long and has expired. Please enter your ID and password again."
+ACCOUNT_LOCKED = "This account is locked after too many wrong codes. Contact {help_desk} to unlock it."
+WRONG_CODE = "That code is not right, or it was already used. Wait for a new code and try again."
+CODE_THROTTLED = "Too many wrong codes in a row. Wait {seconds} seconds before trying again."
+NO_SUCH_DEVICE = "Choose one of your devices."

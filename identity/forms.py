@@ -1,0 +1,39 @@
+from django import forms
+
+
+class SignInForm(forms.Form):
+    username = forms.CharField(
+        label="Institution ID",
+        max_length=150,
+        widget=forms.TextInput(attrs={"autocomplete": "username", "autocapitalize": "none", "autofocus": True}),
+    )
+    password = forms.CharField(
+        label="Password", strip=False, widget=forms.PasswordInput(attrs={"autocomplete": "current-password"})
+    )
+
+
+class SecondFactorForm(forms.Form):
+    device = forms.ChoiceField(label="Device", widget=forms.RadioSelect)
+    code = forms.CharField(
+        label="Code from your authenticator app",
+        max_length=12,
+        widget=forms.TextInput(
+            attrs={"autocomplete": "one-time-code", "inputmode": "numeric", "pattern": "[0-9 ]*", "autofocus": True}
+        ),
+    )
+
+    def __init__(self, *args, devices, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.devices = {device.persistent_id: device for device in devices}
+        self.fields["device"].choices = [(pid, device.name) for pid, device in self.devices.items()]
+        if len(self.devices) == 1:
+            self.fields["device"].initial = next(iter(self.devices))
+
+    def clean_code(self):
+        code = "".join(self.cleaned_data["code"].split())
+        if not code.isdigit():
+            raise forms.ValidationError("Enter the digits shown in your app.")
+        return code
+
+    def chosen_device(self):
+        return self.devices[self.cleaned_data["device"]]

@@ -1,0 +1,68 @@
+from django.conf import settings
+from django.contrib.auth.models import AbstractUser
+from django.db import models
+from django.utils import timezone
+
+
+class User(AbstractUser):
+    """A person of the institution. ``username`` is the institution ID."""
+
+    class VpnAccess(models.TextChoices):
+        NONE = "none", "None"
+        REQUESTED = "requested", "Requested"
+        APPROVED = "approved", "Approved"
+        REVOKED = "revoked", "Revoked"
+
+    department = models.CharField(max_length=200, blank=True)
+    vpn_access = models.CharField(max_length=16, choices=VpnAccess.choices, default=VpnAccess.NONE)
+    vpn_access_changed_at = models.DateTimeField(null=True, blank=True)
+    vpn_access_changed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # Lockout state (OTP-01): consecutive second-factor failures over every factor and entry point.
+    second_factor_failures = models.PositiveIntegerField(default=0)
+    locked_at = models.DateTimeField(null=True, blank=True)
+    locked_until = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = "person"
+        verbose_name_plural = "people"
+
+    @property
+    def institution_id(self) -> str:
+        return self.username
+
+    @property
+    def is_locked(self) -> bool:
+        if self.locked_at is None:
+            return False
+        return self.locked_until is None or timezone.now() < self.locked_until
+
+
+class AuditEvent(models.Model):
+    """One security-relevant event. Append-only and hash-chained (AC-08, AC-09).
+
+    Written only by :func:`identity.audit.record`. ``sequence`` is gap-free, so a
+    deleted row shows as a missing number; ``hash`` covers the previous hash and
+    this row's canonical form, so an edited row breaks the chain from there on.
+    """
+
+    sequence = models.PositiveBigIntegerField(unique=True, editable=False)
+    created_at = models.DateTimeField(editable=False, db_index=True)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    subject = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="audit_events"
+    )
+    action = models.CharField(max_length=64, db_index=True)
+    details = models.JSONField(default=dict, blank=True)
+    ip = models.GenericIPAddressField(null=True, blank=True)
+    prev_hash = models.CharField(max_length=64, editable=False)
+    hash = models.CharField(max_length=64, editable=False)
+
+    class Meta:
+        ordering = ["-sequence"]
+
+    def __str__(self) -> str:
+        return f"#{self.sequence} {self.action}"

@@ -1,0 +1,154 @@
+"""State changes of people: lockout, unlock, sign-in outcomes. Each writes its audit event."""
+
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from . import audit
+from .models import User
+
+
+def _locked_row(user: User) -> User:
+    return User.objects.select_for_update().get(pk=user.pk)
+
+
+def record_password_failure(*, username_known_user: User | None, ip: str | None) -> None:
+    """Audit a wrong ID/password. The attempted ID is not stored (people type passwords into it)."""
+    audit.record("signin.password_failed", subject=username_known_user, ip=ip)
+
+
+def record_password_success(user: User, *, ip: str | None) -> None:
+    audit.record("signin.password_ok", actor=user, subject=user, ip=ip)
+
+
+def expire_lock_if_due(user: User) -> User:
+    """Clear a lock whose timed auto-unlock has passed (LOCKOUT_AUTO_UNLOCK_MINUTES), with an audit event."""
+    if user.locked_at is None or user.is_locked:
+        return user
+    with transaction.atomic():
+        user = _locked_row(user)
+        if user.locked_at is not None and not user.is_locked:
+            user.locked_at = user.locked_until = None
+            user.second_factor_failures = 0
+            user.save(update_fields=["locked_at", "locked_until", "second_factor_failures"])
+            audit.record("account.auto_unlocked", subject=user)
+    return user
+
+
+def record_second_factor_failure(user: User, *, factor: str, ip: str | None, entry_point: str = "web") -> User:
+    """Count one failed second-factor attempt toward the lockout (OTP-01); lock at the threshold.
+
+    Must run inside the caller's transaction so the failure and its audit commit together.
+    Returns the refreshed user.
+    """
+    with transaction.atomic():
+        user = _locked_row(user)
+        user.second_factor_failures += 1
+        fields = ["second_factor_failures"]
+        audit.record(
+            "signin.second_factor_failed",
+            actor=user,
+            subject=user,
+            ip=ip,
+            details={"factor": factor, "entry_point": entry_point, "consecutive_failures": user.second_factor_failures},
+        )
+        if user.second_factor_failures >= settings.LOCKOUT_THRESHOLD and user.locked_at is None:
+            now = timezone.now()
+            user.locked_at = now
+            minutes = settings.LOCKOUT_AUTO_UNLOCK_MINUTES
+            user.locked_until = now + timedelta(minutes=minutes) if minutes else None
+            fields += ["locked_at", "locked_until"]
+            audit.record(
+                "account.locked",
+                subject=user,
+                ip=ip,
+                details={"consecutive_failures": user.second_factor_failures, "auto_unlock_minutes": minutes},
+            )
+        user.save(update_fields=fields)
+    return user
+
+
+def record_second_factor_success(user: User, *, factor: str, ip: str | None, entry_point: str = "web") -> User:
+    """Reset the consecutive-failure count and audit the success."""
+    with transaction.atomic():
+        user = _locked_row(user)
+        if user.second_factor_failures:
+            user.second_factor_failures = 0
+            user.save(update_fields=["second_factor_failures"])
+        audit.record(
+            "signin.second_factor_ok",
+            actor=user,
+            subject=user,
+            ip=ip,
+            details={"factor": factor, "entry_point": entry_point},
+        )
+    return user
+
+
+def unlock_user(user: User, *, actor: User | None, reason: str, ip: str | None = None) -> User:
+    """Clear a lockout and the failure count. The caller must have checked who is asking and why."""
+    with transaction.atomic():
+        user = _locked_row(user)
+        was_locked = user.locked_at is not None
+        user.locked_at = user.locked_until = None
+        user.second_factor_failures = 0
+        user.save(update_fields=["locked_at", "locked_until", "second_factor_failures"])
+        audit.record(
+            "account.unlocked",
+            actor=actor,
+            subject=user,
+            ip=ip,
+            details={"reason": reason, "was_locked": was_locked},
+        )
+    return user
+
+
+def record_sign_out(user: User, *, ip: str | None) -> None:
+    audit.record("signin.signed_out", actor=user, subject=user, ip=ip)
+
+
+class SecondFactorOutcome:
+    OK = "ok"
+    WRONG = "wrong"
+    THROTTLED = "throttled"
+    LOCKED = "locked"
+
+
+def factor_name(device) -> str:
+    return getattr(device, "factor_name", type(device)._meta.label_lower)
+
+
+def verify_second_factor(user: User, *, device, code: str, ip: str | None, entry_point: str = "web") -> str:
+    """Check ``code`` against ``device`` only (OTP-03) and keep the lockout count (OTP-01).
+
+    The caller must have checked that ``device`` is a confirmed device of ``user``.
+    The person's row is locked first, so concurrent attempts are counted one by
+    one; the device consumes the code under its own lock (OTP-04). Returns a
+    :class:`SecondFactorOutcome` value; every outcome is audited.
+    """
+    if device.user_id != user.pk or not device.confirmed:
+        raise ValueError("device does not belong to this person")
+    user = expire_lock_if_due(user)
+    device.refresh_from_db()
+    with transaction.atomic():
+        user = _locked_row(user)
+        if user.is_locked:
+            audit.record(
+                "signin.refused_locked",
+                subject=user,
+                ip=ip,
+                details={"factor": factor_name(device), "entry_point": entry_point},
+            )
+            return SecondFactorOutcome.LOCKED
+        allowed, _ = device.verify_is_allowed()
+        if not allowed:
+            # django-otp's back-off: the attempt is refused unseen, and still counts toward the lockout.
+            user = record_second_factor_failure(user, factor=factor_name(device), ip=ip, entry_point=entry_point)
+            return SecondFactorOutcome.LOCKED if user.is_locked else SecondFactorOutcome.THROTTLED
+        if device.verify_token(code):
+            record_second_factor_success(user, factor=factor_name(device), ip=ip, entry_point=entry_point)
+            return SecondFactorOutcome.OK
+        user = record_second_factor_failure(user, factor=factor_name(device), ip=ip, entry_point=entry_point)
+        return SecondFactorOutcome.LOCKED if user.is_locked else SecondFactorOutcome.WRONG

@@ -1,0 +1,158 @@
+"""Sign-in: ID and password, then a second factor from a device the person chooses.
+
+django-two-factor-auth's LoginView assumes one "default" device and keeps no
+lockout across factors, so this flow is our own; it uses django-otp for the
+devices (``devices_for_user``) and for marking the session verified
+(``django_otp.login``).
+"""
+
+import time
+
+from django.conf import settings
+from django.contrib import auth, messages
+from django.contrib.auth.decorators import login_required
+from django.shortcuts import redirect, render, resolve_url
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.cache import never_cache
+from django.views.decorators.debug import sensitive_post_parameters
+from django.views.decorators.http import require_http_methods, require_POST
+from django_otp import devices_for_user, user_has_device
+from django_otp import login as otp_login
+
+from . import errors, services
+from . import session as signin_session
+from .forms import SecondFactorForm, SignInForm
+from .models import User
+
+
+def client_ip(request) -> str | None:
+    return request.META.get("REMOTE_ADDR")
+
+
+def _safe_next(request, fallback: str) -> str:
+    candidate = request.POST.get("next") or request.GET.get("next")
+    if candidate and url_has_allowed_host_and_scheme(
+        candidate, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        return candidate
+    return resolve_url(fallback)
+
+
+def home(request):
+    if request.user.is_authenticated:
+        return redirect("devices:my_devices")
+    return redirect("identity:sign_in")
+
+
+@never_cache
+@sensitive_post_parameters("password")
+@require_http_methods(["GET", "POST"])
+def sign_in(request):
+    next_url = _safe_next(request, settings.LOGIN_REDIRECT_URL)
+    if request.user.is_authenticated and request.user.is_verified():
+        return redirect(next_url)
+    form = SignInForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        user = auth.authenticate(
+            request, username=form.cleaned_data["username"], password=form.cleaned_data["password"]
+        )
+        if user is None:
+            known = User.objects.filter(username=form.cleaned_data["username"]).first()
+            services.record_password_failure(username_known_user=known, ip=client_ip(request))
+            form.add_error(None, errors.SIGN_IN_FAILED)
+        else:
+            services.record_password_success(user, ip=client_ip(request))
+            if request.user.is_authenticated:
+                auth.logout(request)
+            request.session.cycle_key()  # SES-01: a new key once the password is accepted
+            if user_has_device(user, confirmed=True):
+                signin_session.start_pending(request.session, user, next_url=next_url)
+                return redirect("identity:second_factor")
+            # No device yet: signed in without a second factor, only to enroll the first one.
+            auth.login(request, user)
+            return redirect("devices:start")
+    return render(request, "identity/sign_in.html", {"form": form, "next": next_url})
+
+
+def _pending_user(request) -> User | None:
+    user_id = request.session.get(signin_session.PENDING_USER)
+    started = request.session.get(signin_session.PENDING_STARTED, 0)
+    if user_id is None:
+        return None
+    if time.time() - started > settings.SIGNIN_PENDING_SECONDS:  # SES-02
+        signin_session.clear_pending(request.session)
+        return None
+    return User.objects.filter(pk=user_id, is_active=True).first()
+
+
+def _verify_form(request, user):
+    """Build the device/code form and, on POST, verify it. Returns (form, outcome, device)."""
+    devices = list(devices_for_user(user, confirmed=True))
+    form = SecondFactorForm(request.POST or None, devices=devices)
+    if request.method != "POST" or not form.is_valid():
+        return form, None, None
+    device = form.chosen_device()
+    outcome = services.verify_second_factor(user, device=device, code=form.cleaned_data["code"], ip=client_ip(request))
+    if outcome == services.SecondFactorOutcome.WRONG:
+        form.add_error("code", errors.WRONG_CODE)
+    elif outcome == services.SecondFactorOutcome.THROTTLED:
+        form.add_error("code", errors.CODE_THROTTLED.format(seconds="a few"))
+    elif outcome == services.SecondFactorOutcome.LOCKED:
+        form.add_error(None, errors.ACCOUNT_LOCKED.format(help_desk=settings.HELP_DESK_CONTACT))
+    return form, outcome, device
+
+
+@never_cache
+@sensitive_post_parameters("code")
+@require_http_methods(["GET", "POST"])
+def second_factor(request):
+    user = _pending_user(request)
+    if user is None:
+        messages.error(request, errors.SIGN_IN_EXPIRED)
+        return redirect("identity:sign_in")
+    user = services.expire_lock_if_due(user)
+    form, outcome, device = _verify_form(request, user)
+    if outcome == services.SecondFactorOutcome.OK:
+        next_url = request.session.get(signin_session.NEXT_URL) or resolve_url(settings.LOGIN_REDIRECT_URL)
+        backend = request.session.get(signin_session.PENDING_BACKEND)
+        signin_session.clear_pending(request.session)
+        auth.login(request, user, backend=backend)  # cycles the session key again (SES-01)
+        otp_login(request, device)
+        signin_session.mark_verified(request.session)
+        return redirect(next_url)
+    return render(
+        request,
+        "identity/second_factor.html",
+        {"form": form, "person": user, "locked": user.is_locked or outcome == services.SecondFactorOutcome.LOCKED},
+    )
+
+
+@never_cache
+@sensitive_post_parameters("code")
+@login_required
+@require_http_methods(["GET", "POST"])
+def confirm_identity(request):
+    """Step-up: a fresh second factor before binding or removing one (BND-01)."""
+    next_url = _safe_next(request, settings.LOGIN_REDIRECT_URL)
+    if not user_has_device(request.user, confirmed=True):
+        return redirect(next_url)
+    form, outcome, device = _verify_form(request, request.user)
+    if outcome == services.SecondFactorOutcome.OK:
+        request.session.cycle_key()
+        otp_login(request, device)
+        signin_session.mark_verified(request.session)
+        return redirect(next_url)
+    if outcome == services.SecondFactorOutcome.LOCKED:
+        auth.logout(request)
+        messages.error(request, errors.ACCOUNT_LOCKED.format(help_desk=settings.HELP_DESK_CONTACT))
+        return redirect("identity:sign_in")
+    return render(request, "identity/confirm_identity.html", {"form": form, "next": next_url})
+
+
+@require_POST
+def sign_out(request):
+    if request.user.is_authenticated:
+        services.record_sign_out(request.user, ip=client_ip(request))
+    auth.logout(request)
+    messages.info(request, "You are signed out.")
+    return redirect("identity:sign_in")
