@@ -19,3 +19,6 @@ LAST_DEVICE = (
 )
 NOT_ACTIVE = "Only an active device can be changed."
 LABEL_INVALID = "Give the device a name of 1 to 64 characters."
+PHONE_INVALID = "That does not look like a valid phone number. Check the digits and the country code."
+PHONE_COUNTRY_NOT_ALLOWED = "We can only text or call numbers in the countries the institution supports."
+PHONE_TYPE_REFUSED = "We cannot text or call a {kind} number. Use a personal mobile or desk phone number."

@@ -1,0 +1,101 @@
+"""Where SMS and voice calls leave the system: one small interface, chosen by setting.
+
+``send_sms(number, text)`` and ``place_call(number, text)`` return the
+provider's id for the message. They raise :class:`TransientGatewayError`
+when trying again later may work (timeouts, 429, 5xx) and
+:class:`PermanentGatewayError` when it never will (a number the provider
+refuses, bad credentials).
+"""
+
+from itertools import count
+from typing import Protocol
+from xml.sax.saxutils import escape
+
+from django.conf import settings
+from django.utils.module_loading import import_string
+
+
+class GatewayError(Exception):
+    pass
+
+
+class TransientGatewayError(GatewayError):
+    pass
+
+
+class PermanentGatewayError(GatewayError):
+    pass
+
+
+class Gateway(Protocol):
+    def send_sms(self, number: str, text: str) -> str: ...
+
+    def place_call(self, number: str, text: str) -> str: ...
+
+
+class OutboxOnlyGateway:
+    """Development gateway: sends nothing. The help desk reads the messages in the admin's outbox."""
+
+    _ids = count(1)
+
+    def send_sms(self, number: str, text: str) -> str:
+        return f"dev-sms-{next(self._ids)}"
+
+    def place_call(self, number: str, text: str) -> str:
+        return f"dev-call-{next(self._ids)}"
+
+
+def spoken_twiml(text: str, *, repeat: int = 2) -> str:
+    """TwiML that reads ``text`` slowly, ``repeat`` times, with a pause between."""
+    say = f'<Say voice="alice" language="en-US">{escape(text)}</Say>'
+    return "<Response>" + '<Pause length="1"/>'.join([say] * repeat) + "</Response>"
+
+
+class TwilioGateway:
+    """SMS and voice through Twilio's REST API with the ``twilio`` library."""
+
+    def __init__(self, *, account_sid: str, auth_token: str, from_number: str, api_base_url: str, timeout: float):
+        from twilio.http.http_client import TwilioHttpClient
+        from twilio.rest import Client
+
+        self.client = Client(account_sid, auth_token, http_client=TwilioHttpClient(timeout=timeout))
+        # The API host is a setting so tests (and regional deployments) can point elsewhere.
+        self.client.api.base_url = api_base_url.rstrip("/")
+        self.from_number = from_number
+
+    def _call_provider(self, operation):
+        from twilio.base.exceptions import TwilioException, TwilioRestException
+
+        try:
+            return operation().sid
+        except TwilioRestException as exc:
+            if exc.status == 429 or exc.status >= 500:
+                raise TransientGatewayError(f"provider answered {exc.status}") from exc
+            raise PermanentGatewayError(f"provider refused: {exc.status} {exc.code or ''}".strip()) from exc
+        except TwilioException as exc:
+            raise PermanentGatewayError(type(exc).__name__) from exc
+        except OSError as exc:  # connection refused, reset, timeout (requests' errors are OSErrors)
+            raise TransientGatewayError(type(exc).__name__) from exc
+
+    def send_sms(self, number: str, text: str) -> str:
+        return self._call_provider(lambda: self.client.messages.create(to=number, from_=self.from_number, body=text))
+
+    def place_call(self, number: str, text: str) -> str:
+        return self._call_provider(
+            lambda: self.client.calls.create(to=number, from_=self.from_number, twiml=spoken_twiml(text))
+        )
+
+
+def twilio_from_settings() -> TwilioGateway:
+    return TwilioGateway(
+        account_sid=settings.TWILIO_ACCOUNT_SID,
+        auth_token=settings.TWILIO_AUTH_TOKEN,
+        from_number=settings.TWILIO_FROM_NUMBER,
+        api_base_url=settings.TWILIO_API_BASE_URL,
+        timeout=settings.TWILIO_TIMEOUT_SECONDS,
+    )
+
+
+def get_gateway() -> Gateway:
+    """The gateway named by ``PHONE_GATEWAY`` (a dotted path to a class or factory), built from current settings."""
+    return import_string(settings.PHONE_GATEWAY)()
