@@ -62,6 +62,12 @@ def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix):
 
 
 @pytest.fixture(autouse=True)
+def _fast_password_hashing(settings):
+    # PBKDF2's million rounds are not what these tests examine; they only slow every sign-in down.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
 def _eager_celery_by_default():
     """Tasks run in-process unless a test starts a real worker (see ``celery_worker_process``)."""
     from config.celery import app
@@ -185,8 +191,10 @@ def celery_worker_process(transactional_db, tmp_path):
         "DATABASE_URL": database_url,
         "REDIS_URL": settings.REDIS_URL,
         "CELERY_TASK_ALWAYS_EAGER": "false",
-        "EMAIL_URL": f"filemail://{mail_dir}",
+        # django-environ drops the first slash of the path: three slashes keep it absolute.
+        "EMAIL_URL": f"filemail:///{mail_dir}",
     }
+    nodename = f"test-{os.getpid()}-{tmp_path.name}@localhost"
     worker = subprocess.Popen(
         [
             sys.executable,
@@ -200,7 +208,7 @@ def celery_worker_process(transactional_db, tmp_path):
             "--without-gossip",
             "--without-mingle",
             "--without-heartbeat",
-            f"--hostname=test-{os.getpid()}@%h",
+            f"--hostname={nodename}",
         ],
         cwd=settings.BASE_DIR,
         env=env,
@@ -211,7 +219,8 @@ def celery_worker_process(transactional_db, tmp_path):
     app.control.purge()
     try:
         deadline = time.time() + 30
-        while not app.control.ping(timeout=0.5):
+        # Only our worker's answer counts: another one on the same broker says nothing about this one.
+        while not app.control.ping(destination=[nodename], timeout=0.5):
             if time.time() > deadline or worker.poll() is not None:
                 raise RuntimeError("celery worker did not start")
         yield mail_dir

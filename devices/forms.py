@@ -5,6 +5,18 @@ from .kinds import KINDS
 from .models import Registration
 
 
+class FocusFirstError:
+    """After a rejected submit the first field in error takes focus, so keyboard and screen-reader users land on it."""
+
+    def add_error(self, field, error):
+        super().add_error(field, error)
+        in_error = [name for name in self.fields if name in self.errors]
+        for name, form_field in self.fields.items():
+            form_field.widget.attrs.pop("autofocus", None)
+            if in_error and name == in_error[0]:
+                form_field.widget.attrs["autofocus"] = True
+
+
 class DeviceTypeForm(forms.Form):
     kind = forms.ChoiceField(label="What kind of device will you use?", widget=forms.RadioSelect)
 
@@ -14,7 +26,7 @@ class DeviceTypeForm(forms.Form):
         self.fields["kind"].initial = Registration.Kind.MOBILE
 
 
-class PhoneNumberForm(forms.Form):
+class PhoneNumberForm(FocusFirstError, forms.Form):
     phone_number = PhoneNumberField(
         label="Phone number",
         help_text="Include the country code if the number is outside the default country, e.g. +44 20 7946 0958.",
@@ -39,7 +51,7 @@ class PlatformForm(forms.Form):
     )
 
 
-class ActivationCodeForm(forms.Form):
+class ActivationCodeForm(FocusFirstError, forms.Form):
     code = forms.CharField(
         label="Code shown in the app",
         max_length=12,
@@ -47,7 +59,7 @@ class ActivationCodeForm(forms.Form):
     )
 
 
-class ActivationPasswordForm(forms.Form):
+class ActivationPasswordForm(FocusFirstError, forms.Form):
     password = forms.CharField(
         label="Your password",
         strip=False,
@@ -55,5 +67,5 @@ class ActivationPasswordForm(forms.Form):
     )
 
 
-class RenameForm(forms.Form):
+class RenameForm(FocusFirstError, forms.Form):
     label = forms.CharField(label="Device name", max_length=64)

@@ -240,7 +240,12 @@ def activate(request, pk):
 @require_GET
 def qr_code(request, pk):
     registration = _own_registration(request, pk)
-    if registration.status != Registration.Status.PENDING or registration.app_device_id is None:
+    # An expired pending secret is never shown again (ACT-04).
+    if (
+        registration.status != Registration.Status.PENDING
+        or registration.is_pending_expired
+        or not registration.app_device_id
+    ):
         raise Http404("no pending secret")
     response = HttpResponse(selectors.qr_svg(selectors.otpauth_uri(registration)), content_type="image/svg+xml")
     response["Cache-Control"] = "no-store, private"

@@ -9,7 +9,7 @@ def test_wizard_then_sign_in(client, user, sign_in):
     assert r.status_code == 302
     phone_url = r["Location"]
     r = client.post(phone_url, {"phone_number": "(617) 555-0123", "number_is_correct": "on"})
-    assert r.status_code == 302, r.content.decode()[r.content.decode().find("<main"):][:1500]
+    assert r.status_code == 302, r.content.decode()[r.content.decode().find("<main") :][:1500]
     r = client.post(r["Location"], {"platform": "android"})
     install_url = r["Location"]
     assert client.get(install_url).status_code == 200

@@ -1,4 +1,5 @@
 from django.contrib.admin import AdminSite
+from django.core.exceptions import PermissionDenied
 from two_factor.admin import AdminSiteOTPRequiredMixin
 
 
@@ -8,6 +9,12 @@ class StaffAdminSite(AdminSiteOTPRequiredMixin, AdminSite):
     site_header = "Two-factor enrollment: help desk"
     site_title = "Help desk"
     index_title = "People, devices and audit"
+
+    def login(self, request, extra_context=None):
+        if request.user.is_authenticated and request.user.is_verified():
+            # Fully signed in but not staff: sending them to sign in again would bounce straight back here.
+            raise PermissionDenied
+        return super().login(request, extra_context)
 
 
 site = StaffAdminSite(name="admin")

@@ -1,0 +1,121 @@
+"""Real Chromium for browser tests: Debian's build, driven by Playwright, checked with axe-core.
+
+Browsers are never downloaded: Playwright launches the system ``chromium``.
+"""
+
+import io
+import os
+from contextlib import contextmanager
+from urllib.parse import parse_qs, unquote, urlparse
+
+import zxingcpp
+from axe_playwright_python.sync_playwright import Axe
+from django.db import connections
+from PIL import Image
+from playwright.sync_api import sync_playwright
+
+from conftest import CHROMIUM
+
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+DESKTOP = {"viewport": {"width": 1280, "height": 900}}
+PHONE = {
+    "viewport": {"width": 390, "height": 844},
+    "device_scale_factor": 3,
+    "is_mobile": True,
+    "has_touch": True,
+}
+BLOCKING_IMPACTS = {"serious", "critical"}
+
+
+@contextmanager
+def chromium():
+    """A headless Chromium for one test.
+
+    Playwright's sync API runs an event loop in this thread, so Django would
+    refuse the test's own ORM calls without DJANGO_ALLOW_ASYNC_UNSAFE.
+    """
+    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+            try:
+                yield browser
+            finally:
+                browser.close()
+                # The test's ORM calls ran in Playwright's context, which has its own
+                # database connections; left open, they keep the test database from being dropped.
+                connections.close_all()
+    finally:
+        if previous is None:
+            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+        else:
+            os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
+
+
+class Accessibility:
+    """Runs axe-core on each page a test visits and collects the serious and critical violations."""
+
+    def __init__(self):
+        self.axe = Axe()
+        self.checked: list[str] = []
+        self.violations: list[str] = []
+
+    def check(self, page, name: str) -> None:
+        results = self.axe.run(page)
+        self.checked.append(name)
+        for violation in results.response["violations"]:
+            if violation["impact"] in BLOCKING_IMPACTS:
+                targets = "; ".join(", ".join(node["target"]) for node in violation["nodes"])
+                self.violations.append(
+                    f"{name} ({page.url}): {violation['id']} [{violation['impact']}] {violation['help']} -> {targets}"
+                )
+
+    def assert_clean(self) -> None:
+        assert not self.violations, "axe-core found serious or critical violations:\n" + "\n".join(self.violations)
+
+
+def horizontal_overflow(page) -> int:
+    """How many CSS pixels the page is wider than the screen (0 when nothing scrolls sideways).
+
+    Compared with the configured width too: a mobile browser widens its layout
+    viewport (and ``innerWidth``) to fit content that is too wide, which would
+    hide the overflow from ``innerWidth`` alone.
+    """
+    screen = min(page.viewport_size["width"], page.evaluate("window.innerWidth"))
+    return page.evaluate("document.documentElement.scrollWidth") - screen
+
+
+def decode_qr(png: bytes) -> str:
+    """The text of the one QR code in a screenshot, read by a real decoder (zxing-cpp)."""
+    results = zxingcpp.read_barcodes(Image.open(io.BytesIO(png)))
+    assert len(results) == 1, f"expected one QR code in the image, found {len(results)}"
+    assert results[0].format == zxingcpp.BarcodeFormat.QRCode
+    return results[0].text
+
+
+def parse_otpauth(uri: str) -> dict:
+    """Type, label parts, issuer and secret of an ``otpauth://`` URI (Key URI Format)."""
+    parsed = urlparse(uri)
+    assert parsed.scheme == "otpauth", uri
+    label = unquote(parsed.path.lstrip("/"))
+    label_issuer, _, account = label.rpartition(":")
+    params = {key: values[0] for key, values in parse_qs(parsed.query).items()}
+    return {
+        "type": parsed.netloc,
+        "label_issuer": label_issuer.strip(),
+        "account": account.strip(),
+        "issuer": params.get("issuer"),
+        "secret": params["secret"],
+        "digits": int(params.get("digits", 6)),
+        "period": int(params.get("period", 30)),
+        "algorithm": params.get("algorithm", "SHA1"),
+    }

@@ -1,0 +1,250 @@
+"""The audit log: what is written (AC-06), append-only (AC-08), tamper evidence (AC-09), no secrets (OTP-09)."""
+
+import json
+
+import pytest
+from django.core.management import CommandError, call_command
+from django.db import DatabaseError, connection, transaction
+
+from conftest import fresh_code
+from identity import audit, services
+from identity.models import AuditEvent
+
+from .helpers import post_code, post_password, wrong_code
+
+pytestmark = pytest.mark.django_db
+
+
+def _actions_since(sequence: int) -> list[str]:
+    return list(AuditEvent.objects.filter(sequence__gt=sequence).order_by("sequence").values_list("action", flat=True))
+
+
+def _last_sequence() -> int:
+    last = AuditEvent.objects.order_by("-sequence").first()
+    return last.sequence if last else 0
+
+
+# --- AC-06: one event per security event -----------------------------------------------------------------
+
+
+def test_ac06_password_failed_for_unknown_and_known_id(client, user):
+    client.post("/account/sign-in/", {"username": "nobody42", "password": "wrong password here"})
+    client.post("/account/sign-in/", {"username": user.username, "password": "wrong password here"})
+
+    unknown, known = AuditEvent.objects.order_by("sequence")
+    assert unknown.action == known.action == "signin.password_failed"
+    assert unknown.subject is None
+    assert known.subject == user
+    assert unknown.ip == known.ip == "127.0.0.1"
+
+
+def test_ac06_password_ok(client, user, password):
+    post_password(client, user, password)
+
+    assert _actions_since(0) == ["signin.password_ok"]
+    event = AuditEvent.objects.get()
+    assert event.subject == event.actor == user
+
+
+def test_ac06_second_factor_ok_with_factor(client, enrolled_user, password):
+    device = enrolled_user.registrations.get().app_device
+    start = _last_sequence()
+    post_password(client, enrolled_user, password)
+    post_code(client, device, fresh_code(device))
+
+    assert _actions_since(start) == ["signin.password_ok", "signin.second_factor_ok"]
+    event = AuditEvent.objects.get(action="signin.second_factor_ok")
+    assert event.subject == enrolled_user
+    assert event.details == {"factor": "authenticator_app", "entry_point": "web"}
+
+
+def test_ac06_second_factor_failed_with_factor(client, enrolled_user, password):
+    device = enrolled_user.registrations.get().app_device
+    start = _last_sequence()
+    post_password(client, enrolled_user, password)
+    post_code(client, device, wrong_code(device))
+
+    assert _actions_since(start) == ["signin.password_ok", "signin.second_factor_failed"]
+    event = AuditEvent.objects.get(action="signin.second_factor_failed")
+    assert event.details == {"factor": "authenticator_app", "entry_point": "web", "consecutive_failures": 1}
+
+
+def test_ac06_locked_and_unlocked(enrolled_user, settings, make_user):
+    settings.OTP_TOTP_THROTTLE_FACTOR = 0
+    device = enrolled_user.registrations.get().app_device
+    staff = make_user("helper1", is_staff=True)
+    start = _last_sequence()
+    for _ in range(settings.LOCKOUT_THRESHOLD):
+        services.verify_second_factor(enrolled_user, device=device, code=wrong_code(device), ip="10.0.0.7")
+
+    actions = _actions_since(start)
+    assert actions.count("signin.second_factor_failed") == settings.LOCKOUT_THRESHOLD
+    assert actions.count("account.locked") == 1
+    assert actions[-1] == "account.locked"
+    locked = AuditEvent.objects.get(action="account.locked")
+    assert locked.subject == enrolled_user
+    assert locked.ip == "10.0.0.7"
+
+    start = _last_sequence()
+    services.unlock_user(enrolled_user, actor=staff, reason="ticket 4711")
+    assert _actions_since(start) == ["account.unlocked"]
+    unlocked = AuditEvent.objects.get(action="account.unlocked")
+    assert (unlocked.actor, unlocked.subject) == (staff, enrolled_user)
+
+
+def test_ac06_signed_out(signed_in_client, enrolled_user):
+    start = _last_sequence()
+    signed_in_client.post("/account/sign-out/")
+
+    assert _actions_since(start) == ["signin.signed_out"]
+    assert AuditEvent.objects.get(action="signin.signed_out").subject == enrolled_user
+
+
+def test_otp09_sign_in_leaves_no_code_or_password_in_the_log(client, enrolled_user, password, settings):
+    settings.OTP_TOTP_THROTTLE_FACTOR = 0  # let the good code follow the bad one at once
+    device = enrolled_user.registrations.get().app_device
+    bad, good = wrong_code(device), fresh_code(device)
+    post_password(client, enrolled_user, password)
+    post_code(client, device, bad)
+    post_code(client, device, good)
+
+    logged = json.dumps(list(AuditEvent.objects.values("action", "details")))
+    assert "signin.second_factor_ok" in logged
+    for secret in (bad, good, password):
+        assert secret not in logged
+
+
+@pytest.mark.parametrize("key", ["code", "secret", "otp", "token", "password", "totp_seed", "Device_Code"])
+def test_otp09_record_refuses_secret_looking_detail_keys(user, key):
+    with pytest.raises(ValueError, match="secrets never enter the audit log"):
+        audit.record("test.event", subject=user, details={key: "123456"})
+    assert not AuditEvent.objects.exists()
+
+
+# --- AC-09: hash chain ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def three_events(user):
+    return [audit.record(f"test.event{n}", actor=user, subject=user, details={"n": n}) for n in (1, 2, 3)]
+
+
+def _tamper(sql: str, params: list) -> None:
+    """Edit the log behind the application's back, as someone with database access could."""
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            # Rows inserted in this transaction still have deferred foreign-key checks queued, and
+            # PostgreSQL alters no table with pending trigger events: run those checks now.
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+            # Only the table owner can do this, and it rolls back with the test's transaction.
+            cursor.execute("ALTER TABLE identity_auditevent DISABLE TRIGGER USER")
+        cursor.execute(sql, params)
+        if connection.vendor == "postgresql":
+            cursor.execute("ALTER TABLE identity_auditevent ENABLE TRIGGER USER")
+
+
+def test_ac09_intact_chain_verifies(three_events):
+    assert audit.verify_chain() is None
+    call_command("verify_audit_log")
+    first, second, third = three_events
+    assert first.prev_hash == audit.GENESIS_HASH
+    assert second.prev_hash == first.hash
+    assert third.prev_hash == second.hash
+
+
+def test_ac09_edited_details_named(three_events):
+    _tamper("UPDATE identity_auditevent SET details = %s WHERE sequence = 2", ['{"n": 99}'])
+
+    problem = audit.verify_chain()
+
+    assert problem is not None
+    assert problem.sequence == 2
+    assert "edited" in problem.reason
+    with pytest.raises(CommandError, match="#2"):
+        call_command("verify_audit_log")
+
+
+def test_ac09_first_of_several_edits_named(three_events, user):
+    _tamper("UPDATE identity_auditevent SET action = 'test.other' WHERE sequence IN (2, 3)", [])
+
+    assert audit.verify_chain().sequence == 2
+
+
+def test_ac09_rehashed_edit_still_detected(three_events):
+    """Someone who also recomputes the edited row's hash breaks the next row's link instead."""
+    edited = AuditEvent.objects.get(sequence=2)
+    edited.details = {"n": 99}
+    new_hash = audit.compute_hash(edited.prev_hash, edited)
+    _tamper("UPDATE identity_auditevent SET details = %s, hash = %s WHERE sequence = 2", ['{"n": 99}', new_hash])
+
+    problem = audit.verify_chain()
+
+    assert problem is not None
+    assert problem.sequence == 3
+    assert "link" in problem.reason
+
+
+def test_ac09_deleted_row_named_as_missing(three_events):
+    _tamper("DELETE FROM identity_auditevent WHERE sequence = 2", [])
+
+    problem = audit.verify_chain()
+
+    assert problem is not None
+    assert problem.sequence == 2
+    assert "missing" in problem.reason
+    with pytest.raises(CommandError, match=r"#2: missing"):
+        call_command("verify_audit_log")
+
+
+def test_ac09_deleted_first_row_named_as_missing(three_events):
+    _tamper("DELETE FROM identity_auditevent WHERE sequence = 1", [])
+
+    assert audit.verify_chain().sequence == 1
+
+
+# --- AC-08: append-only at the database level -----------------------------------------------------------
+
+
+def _refused(sql: str) -> str:
+    with pytest.raises(DatabaseError) as refusal, transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(sql)
+    return str(refusal.value)
+
+
+@pytest.mark.postgres
+def test_ac08_update_refused_by_trigger(three_events):
+    message = _refused("UPDATE identity_auditevent SET details = '{}' WHERE sequence = 2")
+
+    assert "append-only" in message and "UPDATE" in message
+    assert AuditEvent.objects.get(sequence=2).details == {"n": 2}
+    assert audit.verify_chain() is None
+
+
+@pytest.mark.postgres
+def test_ac08_delete_refused_by_trigger(three_events):
+    message = _refused("DELETE FROM identity_auditevent WHERE sequence = 2")
+
+    assert "append-only" in message and "DELETE" in message
+    assert AuditEvent.objects.count() == 3
+
+
+@pytest.mark.postgres
+def test_ac08_orm_update_and_delete_refused(three_events):
+    with pytest.raises(DatabaseError), transaction.atomic():
+        AuditEvent.objects.filter(sequence=1).update(action="test.other")
+    with pytest.raises(DatabaseError), transaction.atomic():
+        AuditEvent.objects.filter(sequence=1).delete()
+    assert AuditEvent.objects.count() == 3
+    assert audit.verify_chain() is None
+
+
+@pytest.mark.postgres
+def test_ac08_truncate_refused_by_trigger(three_events):
+    with pytest.raises(DatabaseError) as refusal, transaction.atomic(), connection.cursor() as cursor:
+        # The test connection lets TRUNCATE through so tables can be emptied between tests; production never does.
+        cursor.execute("SET LOCAL enrollment.allow_audit_truncate = 'off'")
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")  # else the refusal is about queued FK checks instead
+        cursor.execute("TRUNCATE identity_auditevent")
+
+    assert "append-only" in str(refusal.value) and "TRUNCATE" in str(refusal.value)
+    assert AuditEvent.objects.count() == 3
