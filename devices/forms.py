@@ -57,3 +57,11 @@ class ActivationPasswordForm(forms.Form):
 
 class RenameForm(forms.Form):
     label = forms.CharField(label="Device name", max_length=64)
+
+
+class PhoneCodeForm(forms.Form):
+    code = forms.CharField(
+        label="6-digit code from the text or call",
+        max_length=12,
+        widget=forms.TextInput(attrs={"autocomplete": "one-time-code", "inputmode": "numeric", "pattern": "[0-9 ]*"}),
+    )
