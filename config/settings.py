@@ -160,8 +160,10 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # A dispatch must not hang a web request when the broker is down (REL-06).
 CELERY_BROKER_TRANSPORT_OPTIONS = {"max_retries": 1, "interval_start": 0, "interval_step": 0.2}
+CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.2}
+OUTBOX_SWEEP_EVERY_SECONDS = env.int("OUTBOX_SWEEP_EVERY_SECONDS", default=30)
 CELERY_BEAT_SCHEDULE = {
-    "sweep-outbox": {"task": "devices.tasks.sweep_outbox", "schedule": timedelta(minutes=1)},
+    "sweep-outbox": {"task": "devices.tasks.sweep_outbox", "schedule": timedelta(seconds=OUTBOX_SWEEP_EVERY_SECONDS)},
 }
 
 # --- Second factors ------------------------------------------------------------------
@@ -189,6 +191,32 @@ ACTIVATION_LINK_RESEND_SECONDS = 60
 
 PHONENUMBER_DEFAULT_REGION = env("PHONE_DEFAULT_REGION", default="US")
 PHONENUMBER_DB_FORMAT = "E164"
+
+# --- Texts and calls -----------------------------------------------------------------
+# Countries (ISO codes) we text or call; everything else is refused before it is queued (SMS-07).
+PHONE_ALLOWED_REGIONS = env.list("PHONE_ALLOWED_REGIONS", default=[PHONENUMBER_DEFAULT_REGION])
+PHONE_CODE_TTL = timedelta(minutes=env.int("PHONE_CODE_TTL_MINUTES", default=10))
+PHONE_CODE_MAX_ATTEMPTS = env.int("PHONE_CODE_MAX_ATTEMPTS", default=5)
+PHONE_RESEND_SECONDS = env.int("PHONE_RESEND_SECONDS", default=60)
+PHONE_SENDS_PER_NUMBER_PER_10_MINUTES = env.int("PHONE_SENDS_PER_NUMBER_PER_10_MINUTES", default=3)
+PHONE_DAILY_CAP_PER_PERSON = env.int("PHONE_DAILY_CAP_PER_PERSON", default=10)
+PHONE_DAILY_CAP_PER_NUMBER = env.int("PHONE_DAILY_CAP_PER_NUMBER", default=10)
+# "devices.gateways.OutboxOnlyGateway" sends nothing (development); "devices.gateways.twilio_from_settings" is Twilio.
+PHONE_GATEWAY = env("PHONE_GATEWAY", default="devices.gateways.OutboxOnlyGateway")
+TWILIO_ACCOUNT_SID = env("TWILIO_ACCOUNT_SID", default="")
+TWILIO_AUTH_TOKEN = env("TWILIO_AUTH_TOKEN", default="")
+TWILIO_FROM_NUMBER = env("TWILIO_FROM_NUMBER", default="")
+TWILIO_API_BASE_URL = env("TWILIO_API_BASE_URL", default="https://api.twilio.com")
+TWILIO_TIMEOUT_SECONDS = env.float("TWILIO_TIMEOUT_SECONDS", default=10.0)
+
+# --- The outbox (REL-02..04) ---------------------------------------------------------------
+OUTBOX_MAX_ATTEMPTS = env.int("OUTBOX_MAX_ATTEMPTS", default=5)
+OUTBOX_BACKOFF_BASE_SECONDS = env.float("OUTBOX_BACKOFF_BASE_SECONDS", default=2.0)
+OUTBOX_BACKOFF_MAX_SECONDS = env.float("OUTBOX_BACKOFF_MAX_SECONDS", default=60.0)
+# A message claimed longer ago than this by a worker that died is taken again by the sweep.
+OUTBOX_SENDING_LEASE_SECONDS = env.int("OUTBOX_SENDING_LEASE_SECONDS", default=120)
+# The sweep leaves freshly queued messages to their own dispatch for this long.
+OUTBOX_SWEEP_GRACE_SECONDS = env.int("OUTBOX_SWEEP_GRACE_SECONDS", default=30)
 
 LOGGING = {
     "version": 1,

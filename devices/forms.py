@@ -69,3 +69,11 @@ class ActivationPasswordForm(FocusFirstError, forms.Form):
 
 class RenameForm(FocusFirstError, forms.Form):
     label = forms.CharField(label="Device name", max_length=64)
+
+
+class PhoneCodeForm(forms.Form):
+    code = forms.CharField(
+        label="6-digit code from the text or call",
+        max_length=12,
+        widget=forms.TextInput(attrs={"autocomplete": "one-time-code", "inputmode": "numeric", "pattern": "[0-9 ]*"}),
+    )

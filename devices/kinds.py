@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from .models import Registration
 
 PHONE = "phone"
+VERIFY_PHONE = "verify_phone"
 PLATFORM = "platform"
 INSTALL = "install"
 ACTIVATE = "activate"
@@ -22,6 +23,8 @@ class DeviceKind:
     steps: tuple[str, ...]
     factors: tuple[str, ...]
     available: bool = True
+    # When the wizard checks ownership of the number: "always", "if_on_record" (used here before), or "never".
+    phone_check: str = "never"
 
     @property
     def needs_phone_number(self) -> bool:
@@ -31,14 +34,20 @@ class DeviceKind:
     def has_app(self) -> bool:
         return "authenticator_app" in self.factors
 
+    @property
+    def phone_channels(self) -> tuple[str, ...]:
+        """How codes reach this kind's number: texts and calls, calls only, or not at all."""
+        return tuple(channel for channel in ("sms", "voice") if channel in self.factors)
+
 
 KINDS: dict[str, DeviceKind] = {
     Registration.Kind.MOBILE: DeviceKind(
         key=Registration.Kind.MOBILE,
         label="Mobile phone",
         hint="Recommended. An authenticator app on your smartphone.",
-        steps=(PHONE, PLATFORM, INSTALL, ACTIVATE),
-        factors=("authenticator_app",),
+        steps=(PHONE, VERIFY_PHONE, PLATFORM, INSTALL, ACTIVATE),
+        factors=("authenticator_app", "sms", "voice"),
+        phone_check="if_on_record",
     ),
     Registration.Kind.TABLET: DeviceKind(
         key=Registration.Kind.TABLET,
@@ -50,10 +59,10 @@ KINDS: dict[str, DeviceKind] = {
     Registration.Kind.LANDLINE: DeviceKind(
         key=Registration.Kind.LANDLINE,
         label="Landline",
-        hint="A phone call to a desk phone. Not available yet.",
-        steps=(PHONE,),
+        hint="We call a desk or home phone and read you a code.",
+        steps=(PHONE, VERIFY_PHONE),
         factors=("voice",),
-        available=False,
+        phone_check="always",
     ),
     Registration.Kind.SECURITY_KEY: DeviceKind(
         key=Registration.Kind.SECURITY_KEY,

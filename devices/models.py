@@ -72,6 +72,12 @@ class Registration(models.Model):
     app_device = models.OneToOneField(
         AuthenticatorAppDevice, null=True, blank=True, on_delete=models.PROTECT, related_name="registration"
     )
+    phone_device = models.OneToOneField(
+        "PhoneDevice", null=True, blank=True, on_delete=models.PROTECT, related_name="registration"
+    )
+    phone_verified_at = models.DateTimeField(
+        null=True, blank=True, help_text="When a code sent to the number was entered: the number is proven."
+    )
     app_installed_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -105,7 +111,18 @@ class Registration(models.Model):
 
     @property
     def last_used_at(self):
-        return self.app_device.last_used_at if self.app_device_id else None
+        stamps = [
+            device.last_used_at
+            for device in (self.app_device if self.app_device_id else None, self.phone_device if self.phone_device_id else None)
+            if device is not None and device.last_used_at
+        ]
+        return max(stamps, default=None)
+
+    @property
+    def devices(self) -> list:
+        """The django-otp devices this registration owns."""
+        return [d for d in (self.app_device if self.app_device_id else None,
+                            self.phone_device if self.phone_device_id else None) if d is not None]
 
 
 def mask_phone_number(e164: str) -> str:
@@ -113,6 +130,97 @@ def mask_phone_number(e164: str) -> str:
     if len(e164) <= 4:
         return "*" * len(e164)
     return e164[:2] + "*" * (len(e164) - 4) + e164[-2:]
+
+
+class PhoneDevice(ThrottlingMixin, TimestampMixin, Device):
+    """Codes sent by text or voice call to a proven number, our own django-otp device.
+
+    Replaces django-two-factor-auth's ``PhoneDevice``, which accepts one
+    time-based code again and again for minutes. Here every challenge is a
+    :class:`PhoneVerification` with its own random code, stored hashed,
+    single-use and expiring (SMS-02). A landline is called, never texted.
+    """
+
+    factor_name = "phone"
+
+    number = PhoneNumberField()
+    can_text = models.BooleanField(default=True)
+
+    class Meta:
+        verbose_name = "phone (text or call)"
+
+    @property
+    def challenge_channels(self) -> tuple[str, ...]:
+        return ("sms", "voice") if self.can_text else ("voice",)
+
+    @property
+    def masked_number(self) -> str:
+        return mask_phone_number(str(self.number))
+
+    def get_throttle_factor(self) -> int:
+        return settings.OTP_TOTP_THROTTLE_FACTOR
+
+    def generate_challenge(self, channel: str = "sms", ip: str | None = None) -> str:
+        """django-otp's challenge hook: queue a fresh code by ``channel``. The work is a service."""
+        from .services import send_signin_code
+
+        send_signin_code(self, channel=channel, ip=ip)
+        return "sent"
+
+    def verify_token(self, token) -> bool:
+        from .phone_codes import verify_signin_code
+
+        ok = verify_signin_code(self, str(token))
+        self.refresh_from_db()
+        return ok
+
+
+class PhoneVerification(models.Model):
+    """One code sent to one number for one purpose. Only the code's keyed hash is stored (SMS-02)."""
+
+    class Purpose(models.TextChoices):
+        OWNERSHIP = "ownership", "Ownership check in the wizard"
+        ENABLE = "enable", "Turn on codes by text or call"
+        SIGNIN = "signin", "Sign-in"
+
+    class Channel(models.TextChoices):
+        SMS = "sms", "Text message"
+        VOICE = "voice", "Voice call"
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    registration = models.ForeignKey(
+        Registration, null=True, blank=True, on_delete=models.PROTECT, related_name="phone_verifications"
+    )
+    device = models.ForeignKey(
+        PhoneDevice, null=True, blank=True, on_delete=models.PROTECT, related_name="verifications"
+    )
+    number = PhoneNumberField(db_index=True)
+    purpose = models.CharField(max_length=16, choices=Purpose.choices)
+    channel = models.CharField(max_length=8, choices=Channel.choices)
+    code_hash = models.CharField(max_length=64)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    expires_at = models.DateTimeField()
+    attempts = models.PositiveSmallIntegerField(default=0)
+    consumed_at = models.DateTimeField(null=True, blank=True)
+    superseded_at = models.DateTimeField(null=True, blank=True)
+    message = models.OneToOneField(
+        "OutboundMessage", null=True, blank=True, on_delete=models.SET_NULL, related_name="verification"
+    )
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.get_purpose_display()} by {self.channel} to {mask_phone_number(str(self.number))}"
+
+    @property
+    def is_open(self) -> bool:
+        return (
+            self.consumed_at is None
+            and self.superseded_at is None
+            and timezone.now() < self.expires_at
+            and self.attempts < settings.PHONE_CODE_MAX_ATTEMPTS
+        )
 
 
 class ActivationLink(models.Model):
@@ -176,10 +284,16 @@ class OutboundMessage(models.Model):
     last_error = models.CharField(max_length=500, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     expires_at = models.DateTimeField(null=True, blank=True)
+    next_attempt_at = models.DateTimeField(null=True, blank=True, help_text="Not before: set by a retry's backoff.")
+    claimed_at = models.DateTimeField(null=True, blank=True, help_text="When a worker took it for sending.")
+    dispatch_failed_at = models.DateTimeField(
+        null=True, blank=True, help_text="The broker refused the task; the sweep will dispatch it again."
+    )
     sent_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
+        indexes = [models.Index(fields=["status", "next_attempt_at"])]
 
     def __str__(self) -> str:
         return f"{self.get_channel_display()} to {self.masked_recipient} ({self.status})"

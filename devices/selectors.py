@@ -10,7 +10,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 from two_factor.utils import get_otpauth_url
 
-from .models import Registration
+from .models import OutboundMessage, PhoneVerification, Registration
 
 
 def registrations_for_user(user) -> QuerySet[Registration]:
@@ -53,3 +53,14 @@ def qr_svg(data: str) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer)
     return buffer.getvalue()
+
+
+def latest_phone_message(registration: Registration) -> OutboundMessage | None:
+    """The outbound message of the newest code sent for this registration, to show whether it went out."""
+    verification = (
+        PhoneVerification.objects.filter(registration=registration, superseded_at=None, consumed_at=None)
+        .select_related("message")
+        .order_by("-created_at")
+        .first()
+    )
+    return verification.message if verification else None

@@ -20,9 +20,10 @@ from django.utils import timezone
 
 from identity import audit
 
-from . import crypto, errors, outbox
+from . import crypto, errors, outbox, phone_codes
 from .kinds import KINDS, kind_of
-from .models import ActivationLink, AuthenticatorAppDevice, Registration
+from .models import ActivationLink, AuthenticatorAppDevice, PhoneDevice, PhoneVerification, Registration
+from .phone_numbers import check_reachable
 
 SECRET_BYTES = 20  # 160 bits (OTP-07)
 
@@ -33,6 +34,14 @@ def hash_token(token: str) -> str:
 
 def _lock(registration: Registration) -> Registration:
     return Registration.objects.select_for_update().get(pk=registration.pk)
+
+
+def app_device_name(label: str) -> str:
+    return f"{label}: app"[:64]
+
+
+def phone_device_name(label: str, *, can_text: bool) -> str:
+    return f"{label}: {'text or call' if can_text else 'call'}"[:64]
 
 
 def _has_active_devices(user) -> bool:
@@ -99,12 +108,18 @@ def set_phone_number(registration: Registration, *, phone_number, actor, ip: str
     """Store the (already normalized, E.164) number on a pending registration whose kind has one."""
     if not kind_of(registration).needs_phone_number:
         raise ValidationError(errors.NO_PHONE_FOR_KIND, code="kind")
+    check_reachable(phone_number)  # SMS-07: refused before anything can be queued
     with transaction.atomic():
         registration = _lock(registration)
         _require_pending(registration)
         if registration.phone_number != phone_number:
             registration.phone_number = phone_number
-            registration.save(update_fields=["phone_number", "updated_at"])
+            # A new number is a new authenticator: any proof of the old one no longer counts (SMS-08).
+            registration.phone_verified_at = None
+            registration.save(update_fields=["phone_number", "phone_verified_at", "updated_at"])
+            PhoneVerification.objects.filter(registration=registration, consumed_at=None, superseded_at=None).update(
+                superseded_at=timezone.now()
+            )
             audit.record(
                 "enrollment.phone_entered",
                 actor=actor,
@@ -147,7 +162,7 @@ def issue_app_secret(registration: Registration, *, actor, ip: str | None = None
         if registration.app_device_id is None:
             device = AuthenticatorAppDevice.objects.create(
                 user=registration.user,
-                name=registration.display_name,
+                name=app_device_name(registration.display_name),
                 confirmed=False,
                 encrypted_secret=crypto.encrypt(secrets.token_bytes(SECRET_BYTES)),
             )
@@ -201,7 +216,12 @@ def confirm_activation(registration: Registration, *, code: str, actor, ip: str 
             return registration
         _require_pending(registration)
         now = timezone.now()
-        AuthenticatorAppDevice.objects.filter(pk=device.pk).update(confirmed=True, name=registration.display_name)
+        AuthenticatorAppDevice.objects.filter(pk=device.pk).update(
+            confirmed=True, name=app_device_name(registration.display_name)
+        )
+        if registration.phone_device_id:
+            # The number was proven in the wizard; texts and calls become usable with the app.
+            PhoneDevice.objects.filter(pk=registration.phone_device_id).update(confirmed=True)
         registration.status = Registration.Status.ACTIVE
         registration.activated_at = now
         registration.expires_at = None
@@ -344,7 +364,10 @@ def rename_registration(registration: Registration, *, label: str, actor, ip: st
         registration.label = label
         registration.save(update_fields=["label", "updated_at"])
         if registration.app_device_id:
-            AuthenticatorAppDevice.objects.filter(pk=registration.app_device_id).update(name=label)
+            AuthenticatorAppDevice.objects.filter(pk=registration.app_device_id).update(name=app_device_name(label))
+        if registration.phone_device_id:
+            phone = PhoneDevice.objects.get(pk=registration.phone_device_id)
+            PhoneDevice.objects.filter(pk=phone.pk).update(name=phone_device_name(label, can_text=phone.can_text))
         audit.record(
             "device.renamed",
             actor=actor,
@@ -384,6 +407,8 @@ def retire_registration(
             AuthenticatorAppDevice.objects.filter(pk=registration.app_device_id).update(
                 confirmed=False, encrypted_secret=""
             )
+        if registration.phone_device_id:
+            PhoneDevice.objects.filter(pk=registration.phone_device_id).update(confirmed=False)
         audit.record(
             "device.retired",
             actor=actor,
@@ -392,3 +417,233 @@ def retire_registration(
             details={"registration": registration.pk, "kind": registration.kind, "reason": reason},
         )
     return registration
+
+
+# --- Phone numbers: ownership checks, codes by text or call -----------------------------------
+
+
+def phone_check_required(registration: Registration) -> bool:
+    """Whether the wizard makes the person prove the number (seed step 4).
+
+    Always for a landline; for a mobile, when the number is on record here
+    already, for anyone, now or in the past.
+    """
+    check = kind_of(registration).phone_check
+    if check == "always":
+        return True
+    if check == "if_on_record" and registration.phone_number:
+        return Registration.objects.filter(phone_number=registration.phone_number).exclude(pk=registration.pk).exists()
+    return False
+
+
+def _render_code_message(channel: str, code: str) -> str:
+    template = "messages/phone_code_voice.txt" if channel == PhoneVerification.Channel.VOICE else "messages/phone_code_sms.txt"
+    return render_to_string(
+        template,
+        {"code": code, "spoken_code": ", ".join(code), "institution": settings.INSTITUTION_NAME,
+         "minutes": int(settings.PHONE_CODE_TTL.total_seconds() // 60)},
+    ).strip()
+
+
+def _issue_phone_code(*, user, number, channel: str, purpose: str, registration=None, device=None) -> PhoneVerification:
+    """Check the limits, retire the open code, and write a new code with its outbound message.
+
+    Runs inside the caller's transaction; the person's row is locked so two
+    requests cannot both slip under a limit.
+    """
+    check_reachable(number)
+    type(user).objects.select_for_update().get(pk=user.pk)
+    phone_codes.check_send_allowed(user=user, number=number)
+    now = timezone.now()
+    open_rows = PhoneVerification.objects.filter(purpose=purpose, consumed_at=None, superseded_at=None)
+    open_rows = open_rows.filter(device=device) if device is not None else open_rows.filter(registration=registration)
+    open_rows.update(superseded_at=now)  # a resend invalidates the old code (SMS-06)
+    code = phone_codes.new_code()
+    verification = PhoneVerification(
+        user=user,
+        registration=registration,
+        device=device,
+        number=number,
+        purpose=purpose,
+        channel=channel,
+        expires_at=now + settings.PHONE_CODE_TTL,
+    )
+    phone_codes.seal(verification, code)
+    verification.message = outbox.queue_phone_message(
+        user=user,
+        channel=channel,
+        number=str(number),
+        body=_render_code_message(channel, code),
+        template=f"phone_code_{purpose}",
+        expires_at=verification.expires_at,
+    )
+    verification.save()
+    return verification
+
+
+def send_phone_code(
+    registration: Registration,
+    *,
+    channel: str,
+    actor,
+    verified_at: datetime | None = None,
+    ip: str | None = None,
+) -> PhoneVerification:
+    """Text or call a code to the registration's number, to prove it (wizard) or to turn on phone codes.
+
+    For a pending registration this is the wizard's ownership check; for an
+    active one it binds texts and calls as a factor, which needs a recent
+    second factor (SMS-08, BND-01). Limits, allowed countries and number types
+    are checked before anything is queued (SMS-06, SMS-07). Audits ``phone.code_sent``.
+    """
+    kind = kind_of(registration)
+    if channel not in kind.phone_channels:
+        raise ValidationError(errors.PHONE_CHANNEL_NOT_ALLOWED, code="channel")
+    if registration.status == Registration.Status.ACTIVE:
+        if registration.phone_verified_at:
+            raise ValidationError(errors.PHONE_ALREADY_VERIFIED, code="verified")
+        require_recent_verification(registration.user, verified_at)
+        purpose = PhoneVerification.Purpose.ENABLE
+    else:
+        _require_pending(registration)
+        purpose = PhoneVerification.Purpose.OWNERSHIP
+    if not registration.phone_number:
+        raise ValidationError(errors.STEP_OUT_OF_ORDER, code="order")
+    with transaction.atomic():
+        registration = _lock(registration)
+        verification = _issue_phone_code(
+            user=registration.user,
+            number=registration.phone_number,
+            channel=channel,
+            purpose=purpose,
+            registration=registration,
+        )
+        audit.record(
+            "phone.code_sent",
+            actor=actor,
+            subject=registration.user,
+            ip=ip,
+            details={"registration": registration.pk, "channel": channel, "purpose": purpose,
+                     "phone": registration.masked_phone_number},
+        )
+    return verification
+
+
+def confirm_phone_code(registration: Registration, *, code: str, actor, ip: str | None = None) -> Registration:
+    """Accept the code sent to the registration's number: the number is proven.
+
+    Single-use, expiring, a few attempts (SMS-02). In the wizard this completes
+    the ownership check (and finishes a landline, which has nothing else to
+    set up); on an active mobile it turns on codes by text and call. Audits
+    ``phone.verified`` and, when a factor is bound, ``device.bound``.
+    """
+    purpose = (
+        PhoneVerification.Purpose.ENABLE
+        if registration.status == Registration.Status.ACTIVE
+        else PhoneVerification.Purpose.OWNERSHIP
+    )
+    failure = None
+    with transaction.atomic():
+        registration = _lock(registration)
+        if purpose == PhoneVerification.Purpose.OWNERSHIP:
+            _require_pending(registration)
+        verification = (
+            PhoneVerification.objects.select_for_update()
+            .filter(registration=registration, purpose=purpose, consumed_at=None, superseded_at=None)
+            .order_by("-created_at")
+            .first()
+        )
+        if verification is None or not verification.is_open:
+            raise ValidationError(errors.PHONE_NO_OPEN_CODE, code="no_code")
+        if not phone_codes.code_matches(verification, code):
+            verification.attempts += 1
+            verification.save(update_fields=["attempts"])
+            audit.record(
+                "phone.code_rejected",
+                actor=actor,
+                subject=registration.user,
+                ip=ip,
+                details={"registration": registration.pk, "attempts": verification.attempts},
+            )
+            # Committed on purpose: the attempt counts even though we refuse.
+            failure = ValidationError(
+                errors.PHONE_WRONG_CODE if verification.is_open else errors.PHONE_NO_OPEN_CODE, code="wrong_code"
+            )
+        else:
+            _accept_phone_verification(registration, verification, actor=actor, ip=ip)
+    if failure:
+        raise failure
+    return registration
+
+
+def _accept_phone_verification(registration: Registration, verification: PhoneVerification, *, actor, ip) -> None:
+    now = timezone.now()
+    verification.consumed_at = now
+    verification.save(update_fields=["consumed_at"])
+    kind = kind_of(registration)
+    finishes_setup = registration.status == Registration.Status.PENDING and not kind.has_app
+    binds_now = registration.status == Registration.Status.ACTIVE or finishes_setup
+    device = registration.phone_device
+    if device is None:
+        can_text = "sms" in kind.phone_channels
+        device = PhoneDevice.objects.create(
+            user=registration.user,
+            name=phone_device_name(registration.display_name, can_text=can_text),
+            number=registration.phone_number,
+            can_text=can_text,
+            confirmed=binds_now,
+        )
+        registration.phone_device = device
+    elif binds_now:
+        PhoneDevice.objects.filter(pk=device.pk).update(confirmed=True)
+    registration.phone_verified_at = now
+    fields = ["phone_device", "phone_verified_at", "updated_at"]
+    if finishes_setup:
+        registration.status = Registration.Status.ACTIVE
+        registration.activated_at = now
+        registration.expires_at = None
+        fields += ["status", "activated_at", "expires_at"]
+    registration.save(update_fields=fields)
+    audit.record(
+        "phone.verified",
+        actor=actor,
+        subject=registration.user,
+        ip=ip,
+        details={"registration": registration.pk, "channel": verification.channel, "purpose": verification.purpose},
+    )
+    if binds_now:
+        audit.record(
+            "device.bound",
+            actor=actor,
+            subject=registration.user,
+            ip=ip,
+            details={"registration": registration.pk, "kind": registration.kind, "factor": device.factor_name},
+        )
+
+
+def send_signin_code(device: PhoneDevice, *, channel: str, ip: str | None = None) -> PhoneVerification:
+    """Text or call a sign-in code to a confirmed phone device (the person has passed the password step).
+
+    Same limits as every send (SMS-06, SMS-07); a resend invalidates the old
+    code. Audits ``signin.code_sent``.
+    """
+    if not device.confirmed:
+        raise ValidationError(errors.NOT_ACTIVE, code="not_active")
+    if channel not in device.challenge_channels:
+        raise ValidationError(errors.PHONE_CHANNEL_NOT_ALLOWED, code="channel")
+    with transaction.atomic():
+        verification = _issue_phone_code(
+            user=device.user,
+            number=device.number,
+            channel=channel,
+            purpose=PhoneVerification.Purpose.SIGNIN,
+            device=device,
+        )
+        audit.record(
+            "signin.code_sent",
+            actor=device.user,
+            subject=device.user,
+            ip=ip,
+            details={"device": device.persistent_id, "channel": channel, "phone": device.masked_number},
+        )
+    return verification

@@ -5,12 +5,15 @@ from celery import shared_task
 from . import outbox
 
 
-@shared_task(acks_late=True, ignore_result=True)
-def send_outbound_message(message_id: int) -> None:
-    outbox.deliver_message(message_id)
+@shared_task(bind=True, acks_late=True, ignore_result=True, max_retries=None)
+def send_outbound_message(self, message_id: int) -> None:
+    delivery = outbox.deliver_message(message_id)
+    if delivery.retry_in is not None:
+        # The row says how often it was tried; the outbox decides when to give up.
+        raise self.retry(countdown=delivery.retry_in)
 
 
 @shared_task(ignore_result=True)
 def sweep_outbox() -> None:
-    for message_id in outbox.requeue_stale():
-        send_outbound_message.delay(message_id)
+    for message_id in outbox.sweep():
+        outbox.dispatch(message_id)

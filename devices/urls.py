@@ -8,6 +8,7 @@ urlpatterns = [
     path("enroll/", views.start, name="start"),
     path("enroll/device-type/", views.device_type, name="device_type"),
     path("enroll/<int:pk>/phone/", views.phone, name="phone"),
+    path("enroll/<int:pk>/verify-phone/", views.verify_phone, name="verify_phone"),
     path("enroll/<int:pk>/platform/", views.platform, name="platform"),
     path("enroll/<int:pk>/install/", views.install, name="install"),
     path("enroll/<int:pk>/activate/", views.activate, name="activate"),
@@ -19,4 +20,5 @@ urlpatterns = [
     path("devices/", views.my_devices, name="my_devices"),
     path("devices/<int:pk>/rename/", views.rename, name="rename"),
     path("devices/<int:pk>/remove/", views.remove, name="remove"),
+    path("devices/<int:pk>/phone-codes/", views.enable_phone_codes, name="enable_phone_codes"),
 ]

@@ -22,6 +22,7 @@ from .forms import (
     ActivationCodeForm,
     ActivationPasswordForm,
     DeviceTypeForm,
+    PhoneCodeForm,
     PhoneNumberForm,
     PlatformForm,
     RenameForm,
@@ -31,6 +32,7 @@ from .models import Registration
 LINK_SESSION_KEY = "activation_link_token"
 STEP_URLS = {
     kinds.PHONE: "devices:phone",
+    kinds.VERIFY_PHONE: "devices:verify_phone",
     kinds.PLATFORM: "devices:platform",
     kinds.INSTALL: "devices:install",
     kinds.ACTIVATE: "devices:activate",
@@ -65,6 +67,7 @@ def _own_registration(request, pk) -> Registration:
 def _step_done(registration: Registration, step: str) -> bool:
     return {
         kinds.PHONE: bool(registration.phone_number),
+        kinds.VERIFY_PHONE: bool(registration.phone_verified_at) or not services.phone_check_required(registration),
         kinds.PLATFORM: bool(registration.platform),
         kinds.INSTALL: registration.app_device_id is not None,
         kinds.ACTIVATE: registration.status == Registration.Status.ACTIVE,
@@ -168,6 +171,92 @@ def phone(request, pk):
         else:
             return _next_step_redirect(registration)
     return render(request, "devices/wizard/phone.html", _wizard_context(registration, kinds.PHONE, form=form))
+
+
+def _phone_code_page(request, registration: Registration, *, template: str, context: dict):
+    """Shared by the wizard's ownership check and "turn on texts and calls": send a code, then check it."""
+    form = PhoneCodeForm(request.POST if request.POST.get("action") == "confirm" else None)
+    if request.method == "POST" and request.POST.get("action") == "send":
+        try:
+            verification = services.send_phone_code(
+                registration,
+                channel=request.POST.get("channel", ""),
+                actor=request.user,
+                verified_at=signin_session.verified_at(request.session),
+                ip=client_ip(request),
+            )
+        except ValidationError as error:
+            if error.code == "reauth_required":
+                return _confirm_identity_redirect(request)
+            messages.error(request, error.messages[0])
+        else:
+            verification.message.refresh_from_db()
+            if verification.message.dispatch_failed_at:
+                messages.warning(request, errors.PHONE_SEND_DELAYED)
+            else:
+                how = "texted" if verification.channel == "sms" else "are calling"
+                messages.success(request, f"We {how} {registration.masked_phone_number} with a 6-digit code.")
+        return redirect(request.path)
+    if request.method == "POST" and form.is_valid():
+        try:
+            registration = services.confirm_phone_code(
+                registration, code=form.cleaned_data["code"], actor=request.user, ip=client_ip(request)
+            )
+        except ValidationError as error:
+            form.add_error("code", error)
+        else:
+            return None
+    context.update(
+        form=form,
+        registration=registration,
+        channels=kinds.kind_of(registration).phone_channels,
+        last_message=selectors.latest_phone_message(registration),
+    )
+    return render(request, template, context)
+
+
+@person_view
+@sensitive_post_parameters("code")
+@require_http_methods(["GET", "POST"])
+def verify_phone(request, pk):
+    """Wizard: prove the number by a code sent to it (always for a landline, for a mobile when on record)."""
+    registration = _wizard_registration(request, pk, kinds.VERIFY_PHONE)
+    blocked = _finished_or_expired(request, registration) or _earlier_step_missing(registration, kinds.VERIFY_PHONE)
+    if blocked:
+        return blocked
+    if _step_done(registration, kinds.VERIFY_PHONE):
+        return _next_step_redirect(registration)
+    response = _phone_code_page(
+        request,
+        registration,
+        template="devices/wizard/verify_phone.html",
+        context=_wizard_context(registration, kinds.VERIFY_PHONE),
+    )
+    if response is None:
+        registration.refresh_from_db()
+        if registration.status == Registration.Status.ACTIVE:
+            otp_login(request, registration.phone_device)
+            signin_session.mark_verified(request.session)
+        return _next_step_redirect(registration)
+    return response
+
+
+@person_view
+@sensitive_post_parameters("code")
+@require_http_methods(["GET", "POST"])
+def enable_phone_codes(request, pk):
+    """My devices: turn on codes by text and call for an active mobile, after a code sent to the number."""
+    registration = _own_registration(request, pk)
+    if registration.status != Registration.Status.ACTIVE or not kinds.kind_of(registration).phone_channels:
+        raise Http404("no number to verify")
+    if registration.phone_verified_at:
+        messages.info(request, errors.PHONE_ALREADY_VERIFIED)
+        return redirect("devices:my_devices")
+    response = _phone_code_page(request, registration, template="devices/enable_phone_codes.html", context={})
+    if response is None:
+        messages.success(request, f"Codes by text and call to {registration.masked_phone_number} are on.")
+        return redirect("devices:my_devices")
+    return response
 
 
 @person_view
@@ -275,7 +364,10 @@ def success(request, pk):
     registration = _own_registration(request, pk)
     if registration.status != Registration.Status.ACTIVE:
         return _next_step_redirect(registration)
-    return render(request, "devices/wizard/success.html", {"registration": registration})
+    offer_phone_codes = bool(kinds.kind_of(registration).phone_channels) and not registration.phone_verified_at
+    return render(
+        request, "devices/wizard/success.html", {"registration": registration, "offer_phone_codes": offer_phone_codes}
+    )
 
 
 def _no_referrer(response):

@@ -15,7 +15,8 @@ class SignInForm(forms.Form):
 class SecondFactorForm(forms.Form):
     device = forms.ChoiceField(label="Device", widget=forms.RadioSelect)
     code = forms.CharField(
-        label="Code from your authenticator app",
+        label="Code",
+        help_text="From your authenticator app, or from the text or call you asked for.",
         max_length=12,
         widget=forms.TextInput(
             attrs={"autocomplete": "one-time-code", "inputmode": "numeric", "pattern": "[0-9 ]*", "autofocus": True}
@@ -28,6 +29,8 @@ class SecondFactorForm(forms.Form):
         self.fields["device"].choices = [(pid, device.name) for pid, device in self.devices.items()]
         if len(self.devices) == 1:
             self.fields["device"].initial = next(iter(self.devices))
+        # Devices that deliver codes on request (texts, calls) get "send me a code" buttons.
+        self.challenge_devices = [d for d in self.devices.values() if getattr(d, "challenge_channels", ())]
 
     def clean_code(self):
         code = "".join(self.cleaned_data["code"].split())

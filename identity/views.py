@@ -11,6 +11,7 @@ import time
 from django.conf import settings
 from django.contrib import auth, messages
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
 from django.shortcuts import redirect, render, resolve_url
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.cache import never_cache
@@ -85,9 +86,32 @@ def _pending_user(request) -> User | None:
     return User.objects.filter(pk=user_id, is_active=True).first()
 
 
+def _send_challenge(request, user, devices) -> str | None:
+    """Ask a device that delivers codes (text, call) for a fresh one. Returns the chosen device's id."""
+    persistent_id, _, channel = request.POST["send"].partition("|")
+    device = next((d for d in devices if d.persistent_id == persistent_id), None)
+    if device is None or channel not in getattr(device, "challenge_channels", ()):
+        messages.error(request, errors.NO_SUCH_DEVICE)
+        return None
+    if user.is_locked:
+        messages.error(request, errors.ACCOUNT_LOCKED.format(help_desk=settings.HELP_DESK_CONTACT))
+        return None
+    try:
+        device.generate_challenge(channel=channel, ip=client_ip(request))
+    except ValidationError as error:
+        messages.error(request, error.messages[0])
+    else:
+        how = "texted" if channel == "sms" else "are calling"
+        messages.success(request, f"We {how} {device.masked_number} with a 6-digit code. It works once, for 10 minutes.")
+    return persistent_id
+
+
 def _verify_form(request, user):
-    """Build the device/code form and, on POST, verify it. Returns (form, outcome, device)."""
+    """Build the device/code form and, on POST, send a code or verify one. Returns (form, outcome, device)."""
     devices = list(devices_for_user(user, confirmed=True))
+    if request.method == "POST" and "send" in request.POST:
+        chosen = _send_challenge(request, user, devices)
+        return SecondFactorForm(devices=devices, initial={"device": chosen}), None, None
     form = SecondFactorForm(request.POST or None, devices=devices)
     if request.method != "POST" or not form.is_valid():
         return form, None, None

@@ -1,0 +1,104 @@
+"""Codes sent by text or call: generation, keyed hashing, send throttles and single-use checks (SMS-02, SMS-06).
+
+Every piece of state lives in PostgreSQL (REL-07): the throttles count
+``PhoneVerification`` rows, so a Redis outage never lifts a limit.
+"""
+
+import hashlib
+import hmac
+import secrets
+from datetime import timedelta
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from . import errors
+from .models import PhoneVerification
+
+CODE_DIGITS = 6
+
+
+def new_code() -> str:
+    return str(secrets.randbelow(10**CODE_DIGITS)).zfill(CODE_DIGITS)
+
+
+def _hash_key() -> bytes:
+    # A key from the environment: a database dump alone cannot brute-force 10^6 codes.
+    keys = settings.FACTOR_ENCRYPTION_KEYS or [settings.SECRET_KEY]
+    return hashlib.sha256(b"phone-code:" + keys[0].encode()).digest()
+
+
+def hash_code(verification_salt: str, code: str) -> str:
+    return hmac.new(_hash_key(), f"{verification_salt}:{code}".encode(), hashlib.sha256).hexdigest()
+
+
+def code_matches(verification: PhoneVerification, code: str) -> bool:
+    code = "".join((code or "").split())
+    if len(code) != CODE_DIGITS or not code.isdigit():
+        return False
+    return hmac.compare_digest(verification.code_hash, hash_code(_salt(verification), code))
+
+
+def _salt(verification: PhoneVerification) -> str:
+    return f"{verification.user_id}:{verification.number}:{verification.purpose}:{verification.expires_at.isoformat()}"
+
+
+def seal(verification: PhoneVerification, code: str) -> None:
+    """Set the verification's hash for ``code``; the salt binds it to this person, number, purpose and expiry."""
+    verification.code_hash = hash_code(_salt(verification), code)
+
+
+def check_send_allowed(*, user, number) -> None:
+    """Raise ``ValidationError`` when another code to ``number`` (or for ``user``) would break a send limit (SMS-06)."""
+    now = timezone.now()
+    by_number = PhoneVerification.objects.filter(number=number)
+    by_user = PhoneVerification.objects.filter(user=user)
+    gap = timedelta(seconds=settings.PHONE_RESEND_SECONDS)
+    if by_number.filter(created_at__gt=now - gap).exists() or by_user.filter(created_at__gt=now - gap).exists():
+        raise ValidationError(errors.PHONE_RESEND_TOO_SOON.format(seconds=settings.PHONE_RESEND_SECONDS), code="too_soon")
+    if by_number.filter(created_at__gt=now - timedelta(minutes=10)).count() >= settings.PHONE_SENDS_PER_NUMBER_PER_10_MINUTES:
+        raise ValidationError(errors.PHONE_TOO_MANY_SENDS, code="too_many")
+    day = now - timedelta(days=1)
+    if (
+        by_number.filter(created_at__gt=day).count() >= settings.PHONE_DAILY_CAP_PER_NUMBER
+        or by_user.filter(created_at__gt=day).count() >= settings.PHONE_DAILY_CAP_PER_PERSON
+    ):
+        raise ValidationError(errors.PHONE_DAILY_CAP, code="daily_cap")
+
+
+def open_verification(*, purpose: str, registration=None, device=None) -> PhoneVerification | None:
+    """The newest verification still usable for this registration (or device) and purpose."""
+    rows = PhoneVerification.objects.filter(purpose=purpose, consumed_at=None, superseded_at=None)
+    rows = rows.filter(device=device) if device is not None else rows.filter(registration=registration)
+    latest = rows.order_by("-created_at").first()
+    return latest if latest is not None and latest.is_open else None
+
+
+def verify_signin_code(device, raw_code: str) -> bool:
+    """Check a sign-in code against the device's newest open challenge and consume it, atomically."""
+    with transaction.atomic():
+        device = type(device).objects.select_for_update().get(pk=device.pk)
+        allowed, _ = device.verify_is_allowed()
+        if not allowed:
+            return False
+        verification = (
+            PhoneVerification.objects.select_for_update()
+            .filter(device=device, purpose=PhoneVerification.Purpose.SIGNIN, consumed_at=None, superseded_at=None)
+            .order_by("-created_at")
+            .first()
+        )
+        if verification is not None and verification.is_open and code_matches(verification, raw_code):
+            verification.consumed_at = timezone.now()
+            verification.save(update_fields=["consumed_at"])
+            device.throttle_reset(commit=False)
+            device.set_last_used_timestamp(commit=False)
+            device.save(update_fields=["throttling_failure_timestamp", "throttling_failure_count", "last_used_at"])
+            return True
+        if verification is not None and verification.is_open:
+            verification.attempts += 1
+            verification.save(update_fields=["attempts"])
+        device.throttle_increment(commit=False)
+        device.save(update_fields=["throttling_failure_timestamp", "throttling_failure_count"])
+        return False
