@@ -29,8 +29,6 @@ PHONE_WRONG_CODE = "That code is not right. Check the newest text or call and tr
 PHONE_NO_OPEN_CODE = "This code has expired, was replaced by a newer one, or was tried too often. Ask for a new code."
 PHONE_CHANNEL_NOT_ALLOWED = "We can only call this number; landlines cannot receive texts."
 PHONE_NOT_NEEDED = "This number does not need a check."
-PHONE_SEND_DELAYED = (
-    "We could not send the code just now. Try again in a minute, or use another way to sign in."
-)
+PHONE_SEND_DELAYED = "We could not send the code just now. Try again in a minute, or use another way to sign in."
 PHONE_SEND_FAILED = "We could not deliver the code to this number. Try the other way (text or call), or another device."
 PHONE_ALREADY_VERIFIED = "This number is already verified."

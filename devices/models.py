@@ -113,7 +113,10 @@ class Registration(models.Model):
     def last_used_at(self):
         stamps = [
             device.last_used_at
-            for device in (self.app_device if self.app_device_id else None, self.phone_device if self.phone_device_id else None)
+            for device in (
+                self.app_device if self.app_device_id else None,
+                self.phone_device if self.phone_device_id else None,
+            )
             if device is not None and device.last_used_at
         ]
         return max(stamps, default=None)
@@ -121,8 +124,14 @@ class Registration(models.Model):
     @property
     def devices(self) -> list:
         """The django-otp devices this registration owns."""
-        return [d for d in (self.app_device if self.app_device_id else None,
-                            self.phone_device if self.phone_device_id else None) if d is not None]
+        return [
+            d
+            for d in (
+                self.app_device if self.app_device_id else None,
+                self.phone_device if self.phone_device_id else None,
+            )
+            if d is not None
+        ]
 
 
 def mask_phone_number(e164: str) -> str:

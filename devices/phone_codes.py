@@ -57,8 +57,13 @@ def check_send_allowed(*, user, number) -> None:
     by_user = PhoneVerification.objects.filter(user=user)
     gap = timedelta(seconds=settings.PHONE_RESEND_SECONDS)
     if by_number.filter(created_at__gt=now - gap).exists() or by_user.filter(created_at__gt=now - gap).exists():
-        raise ValidationError(errors.PHONE_RESEND_TOO_SOON.format(seconds=settings.PHONE_RESEND_SECONDS), code="too_soon")
-    if by_number.filter(created_at__gt=now - timedelta(minutes=10)).count() >= settings.PHONE_SENDS_PER_NUMBER_PER_10_MINUTES:
+        raise ValidationError(
+            errors.PHONE_RESEND_TOO_SOON.format(seconds=settings.PHONE_RESEND_SECONDS), code="too_soon"
+        )
+    if (
+        by_number.filter(created_at__gt=now - timedelta(minutes=10)).count()
+        >= settings.PHONE_SENDS_PER_NUMBER_PER_10_MINUTES
+    ):
         raise ValidationError(errors.PHONE_TOO_MANY_SENDS, code="too_many")
     day = now - timedelta(days=1)
     if (

@@ -16,14 +16,22 @@ REFUSED_TYPES = {
 }
 
 
-def check_reachable(number) -> None:
-    """Raise ``ValidationError`` unless we may text or call ``number`` (a PhoneNumber or E.164 string)."""
-    parsed = number if isinstance(number, phonenumbers.PhoneNumber) else phonenumbers.parse(str(number), None)
+def _parse(number) -> phonenumbers.PhoneNumber:
+    return number if isinstance(number, phonenumbers.PhoneNumber) else phonenumbers.parse(str(number), None)
+
+
+def check_personal_number(number) -> None:
+    """Raise ``ValidationError`` for an invalid number or one no person carries (premium-rate, toll-free, ...)."""
+    parsed = _parse(number)
     if not phonenumbers.is_valid_number(parsed):
         raise ValidationError(errors.PHONE_INVALID, code="invalid")
-    region = phonenumbers.region_code_for_number(parsed)
-    if region not in settings.PHONE_ALLOWED_REGIONS:
-        raise ValidationError(errors.PHONE_COUNTRY_NOT_ALLOWED, code="country")
     kind = phonenumbers.number_type(parsed)
     if kind in REFUSED_TYPES:
         raise ValidationError(errors.PHONE_TYPE_REFUSED.format(kind=REFUSED_TYPES[kind]), code="number_type")
+
+
+def check_reachable(number) -> None:
+    """Raise ``ValidationError`` unless we may text or call ``number``: a personal number in an allowed country."""
+    check_personal_number(number)
+    if phonenumbers.region_code_for_number(_parse(number)) not in settings.PHONE_ALLOWED_REGIONS:
+        raise ValidationError(errors.PHONE_COUNTRY_NOT_ALLOWED, code="country")

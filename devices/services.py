@@ -23,7 +23,7 @@ from identity import audit
 from . import crypto, errors, outbox, phone_codes
 from .kinds import KINDS, kind_of
 from .models import ActivationLink, AuthenticatorAppDevice, PhoneDevice, PhoneVerification, Registration
-from .phone_numbers import check_reachable
+from .phone_numbers import check_personal_number, check_reachable
 
 SECRET_BYTES = 20  # 160 bits (OTP-07)
 
@@ -108,7 +108,9 @@ def set_phone_number(registration: Registration, *, phone_number, actor, ip: str
     """Store the (already normalized, E.164) number on a pending registration whose kind has one."""
     if not kind_of(registration).needs_phone_number:
         raise ValidationError(errors.NO_PHONE_FOR_KIND, code="kind")
-    check_reachable(phone_number)  # SMS-07: refused before anything can be queued
+    # SMS-07: a number we could never text or call is refused here, before anything can be queued. A phone
+    # with an app may be abroad: its country is checked only when a code is sent to it.
+    (check_personal_number if kind_of(registration).has_app else check_reachable)(phone_number)
     with transaction.atomic():
         registration = _lock(registration)
         _require_pending(registration)
@@ -437,11 +439,17 @@ def phone_check_required(registration: Registration) -> bool:
 
 
 def _render_code_message(channel: str, code: str) -> str:
-    template = "messages/phone_code_voice.txt" if channel == PhoneVerification.Channel.VOICE else "messages/phone_code_sms.txt"
+    template = (
+        "messages/phone_code_voice.txt" if channel == PhoneVerification.Channel.VOICE else "messages/phone_code_sms.txt"
+    )
     return render_to_string(
         template,
-        {"code": code, "spoken_code": ", ".join(code), "institution": settings.INSTITUTION_NAME,
-         "minutes": int(settings.PHONE_CODE_TTL.total_seconds() // 60)},
+        {
+            "code": code,
+            "spoken_code": ", ".join(code),
+            "institution": settings.INSTITUTION_NAME,
+            "minutes": int(settings.PHONE_CODE_TTL.total_seconds() // 60),
+        },
     ).strip()
 
 
@@ -523,8 +531,12 @@ def send_phone_code(
             actor=actor,
             subject=registration.user,
             ip=ip,
-            details={"registration": registration.pk, "channel": channel, "purpose": purpose,
-                     "phone": registration.masked_phone_number},
+            details={
+                "registration": registration.pk,
+                "channel": channel,
+                "purpose": purpose,
+                "phone": registration.masked_phone_number,
+            },
         )
     return verification
 

@@ -102,7 +102,9 @@ def _send_challenge(request, user, devices) -> str | None:
         messages.error(request, error.messages[0])
     else:
         how = "texted" if channel == "sms" else "are calling"
-        messages.success(request, f"We {how} {device.masked_number} with a 6-digit code. It works once, for 10 minutes.")
+        messages.success(
+            request, f"We {how} {device.masked_number} with a 6-digit code. It works once, for 10 minutes."
+        )
     return persistent_id
 
 

@@ -7,100 +7,166 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('devices', '0002_initial'),
+        ("devices", "0002_initial"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='PhoneDevice',
+            name="PhoneDevice",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(help_text='The human-readable name of this device.', max_length=64)),
-                ('confirmed', models.BooleanField(default=True, help_text='Is this device ready for use?')),
-                ('throttling_failure_timestamp', models.DateTimeField(blank=True, default=None, help_text='A timestamp of the last failed verification attempt. Null if last attempt succeeded.', null=True)),
-                ('throttling_failure_count', models.PositiveIntegerField(default=0, help_text='Number of successive failed attempts.')),
-                ('created_at', models.DateTimeField(auto_now_add=True, help_text='The date and time when this device was initially created in the system.', null=True)),
-                ('last_used_at', models.DateTimeField(blank=True, help_text='The most recent date and time this device was used.', null=True)),
-                ('number', phonenumber_field.modelfields.PhoneNumberField(max_length=128, region=None)),
-                ('can_text', models.BooleanField(default=True)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("name", models.CharField(help_text="The human-readable name of this device.", max_length=64)),
+                ("confirmed", models.BooleanField(default=True, help_text="Is this device ready for use?")),
+                (
+                    "throttling_failure_timestamp",
+                    models.DateTimeField(
+                        blank=True,
+                        default=None,
+                        help_text="A timestamp of the last failed verification attempt. Null if last attempt succeeded.",
+                        null=True,
+                    ),
+                ),
+                (
+                    "throttling_failure_count",
+                    models.PositiveIntegerField(default=0, help_text="Number of successive failed attempts."),
+                ),
+                (
+                    "created_at",
+                    models.DateTimeField(
+                        auto_now_add=True,
+                        help_text="The date and time when this device was initially created in the system.",
+                        null=True,
+                    ),
+                ),
+                (
+                    "last_used_at",
+                    models.DateTimeField(
+                        blank=True, help_text="The most recent date and time this device was used.", null=True
+                    ),
+                ),
+                ("number", phonenumber_field.modelfields.PhoneNumberField(max_length=128, region=None)),
+                ("can_text", models.BooleanField(default=True)),
             ],
             options={
-                'verbose_name': 'phone (text or call)',
+                "verbose_name": "phone (text or call)",
             },
         ),
         migrations.CreateModel(
-            name='PhoneVerification',
+            name="PhoneVerification",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('number', phonenumber_field.modelfields.PhoneNumberField(db_index=True, max_length=128, region=None)),
-                ('purpose', models.CharField(choices=[('ownership', 'Ownership check in the wizard'), ('enable', 'Turn on codes by text or call'), ('signin', 'Sign-in')], max_length=16)),
-                ('channel', models.CharField(choices=[('sms', 'Text message'), ('voice', 'Voice call')], max_length=8)),
-                ('code_hash', models.CharField(max_length=64)),
-                ('created_at', models.DateTimeField(auto_now_add=True, db_index=True)),
-                ('expires_at', models.DateTimeField()),
-                ('attempts', models.PositiveSmallIntegerField(default=0)),
-                ('consumed_at', models.DateTimeField(blank=True, null=True)),
-                ('superseded_at', models.DateTimeField(blank=True, null=True)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("number", phonenumber_field.modelfields.PhoneNumberField(db_index=True, max_length=128, region=None)),
+                (
+                    "purpose",
+                    models.CharField(
+                        choices=[
+                            ("ownership", "Ownership check in the wizard"),
+                            ("enable", "Turn on codes by text or call"),
+                            ("signin", "Sign-in"),
+                        ],
+                        max_length=16,
+                    ),
+                ),
+                ("channel", models.CharField(choices=[("sms", "Text message"), ("voice", "Voice call")], max_length=8)),
+                ("code_hash", models.CharField(max_length=64)),
+                ("created_at", models.DateTimeField(auto_now_add=True, db_index=True)),
+                ("expires_at", models.DateTimeField()),
+                ("attempts", models.PositiveSmallIntegerField(default=0)),
+                ("consumed_at", models.DateTimeField(blank=True, null=True)),
+                ("superseded_at", models.DateTimeField(blank=True, null=True)),
             ],
             options={
-                'ordering': ['-created_at'],
+                "ordering": ["-created_at"],
             },
         ),
         migrations.AddField(
-            model_name='outboundmessage',
-            name='claimed_at',
-            field=models.DateTimeField(blank=True, help_text='When a worker took it for sending.', null=True),
+            model_name="outboundmessage",
+            name="claimed_at",
+            field=models.DateTimeField(blank=True, help_text="When a worker took it for sending.", null=True),
         ),
         migrations.AddField(
-            model_name='outboundmessage',
-            name='dispatch_failed_at',
-            field=models.DateTimeField(blank=True, help_text='The broker refused the task; the sweep will dispatch it again.', null=True),
+            model_name="outboundmessage",
+            name="dispatch_failed_at",
+            field=models.DateTimeField(
+                blank=True, help_text="The broker refused the task; the sweep will dispatch it again.", null=True
+            ),
         ),
         migrations.AddField(
-            model_name='outboundmessage',
-            name='next_attempt_at',
+            model_name="outboundmessage",
+            name="next_attempt_at",
             field=models.DateTimeField(blank=True, help_text="Not before: set by a retry's backoff.", null=True),
         ),
         migrations.AddField(
-            model_name='registration',
-            name='phone_verified_at',
-            field=models.DateTimeField(blank=True, help_text='When a code sent to the number was entered: the number is proven.', null=True),
+            model_name="registration",
+            name="phone_verified_at",
+            field=models.DateTimeField(
+                blank=True, help_text="When a code sent to the number was entered: the number is proven.", null=True
+            ),
         ),
         migrations.AddIndex(
-            model_name='outboundmessage',
-            index=models.Index(fields=['status', 'next_attempt_at'], name='devices_out_status_20fa38_idx'),
+            model_name="outboundmessage",
+            index=models.Index(fields=["status", "next_attempt_at"], name="devices_out_status_20fa38_idx"),
         ),
         migrations.AddField(
-            model_name='phonedevice',
-            name='user',
-            field=models.ForeignKey(help_text='The user that this device belongs to.', on_delete=django.db.models.deletion.CASCADE, to=settings.AUTH_USER_MODEL),
+            model_name="phonedevice",
+            name="user",
+            field=models.ForeignKey(
+                help_text="The user that this device belongs to.",
+                on_delete=django.db.models.deletion.CASCADE,
+                to=settings.AUTH_USER_MODEL,
+            ),
         ),
         migrations.AddField(
-            model_name='registration',
-            name='phone_device',
-            field=models.OneToOneField(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='registration', to='devices.phonedevice'),
+            model_name="registration",
+            name="phone_device",
+            field=models.OneToOneField(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="registration",
+                to="devices.phonedevice",
+            ),
         ),
         migrations.AddField(
-            model_name='phoneverification',
-            name='device',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='verifications', to='devices.phonedevice'),
+            model_name="phoneverification",
+            name="device",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="verifications",
+                to="devices.phonedevice",
+            ),
         ),
         migrations.AddField(
-            model_name='phoneverification',
-            name='message',
-            field=models.OneToOneField(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='verification', to='devices.outboundmessage'),
+            model_name="phoneverification",
+            name="message",
+            field=models.OneToOneField(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="verification",
+                to="devices.outboundmessage",
+            ),
         ),
         migrations.AddField(
-            model_name='phoneverification',
-            name='registration',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='phone_verifications', to='devices.registration'),
+            model_name="phoneverification",
+            name="registration",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="phone_verifications",
+                to="devices.registration",
+            ),
         ),
         migrations.AddField(
-            model_name='phoneverification',
-            name='user',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL),
+            model_name="phoneverification",
+            name="user",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.PROTECT, related_name="+", to=settings.AUTH_USER_MODEL
+            ),
         ),
     ]

@@ -56,7 +56,7 @@ def test_rename_changes_label_and_device_name_and_is_audited(client, person, pas
     assert response.status_code == 302 and response["Location"] == "/devices/"
     phone.refresh_from_db()
     assert phone.label == "Work phone"
-    assert AuthenticatorAppDevice.objects.get(pk=phone.app_device_id).name == "Work phone"
+    assert AuthenticatorAppDevice.objects.get(pk=phone.app_device_id).name == "Work phone: app"
     event = events("device.renamed").get()
     assert (event.actor, event.subject) == (person, person)
     assert event.details == {"registration": phone.pk, "from": old, "to": "Work phone"}

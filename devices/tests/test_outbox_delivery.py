@@ -51,10 +51,13 @@ def queued_sms(user):
 def test_rel01_dispatch_waits_for_commit_and_never_follows_a_rollback(
     queued_sms, gateway, django_capture_on_commit_callbacks
 ):
-    with django_capture_on_commit_callbacks(execute=False) as callbacks:
-        with pytest.raises(RuntimeError), transaction.atomic():
-            queued_sms()
-            raise RuntimeError("the state change failed")
+    with (
+        django_capture_on_commit_callbacks(execute=False) as callbacks,
+        pytest.raises(RuntimeError),
+        transaction.atomic(),
+    ):
+        queued_sms()
+        raise RuntimeError("the state change failed")
     assert OutboundMessage.objects.count() == 0 and callbacks == []
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         message = queued_sms()

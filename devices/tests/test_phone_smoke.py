@@ -11,7 +11,9 @@ def recording_gateway(settings):
     return RecordingGateway
 
 
-def test_landline_enroll_and_sign_in_by_call(client, user, sign_in, recording_gateway, django_capture_on_commit_callbacks):
+def test_landline_enroll_and_sign_in_by_call(
+    client, user, sign_in, recording_gateway, django_capture_on_commit_callbacks
+):
     sign_in(client, user)
     r = client.post("/enroll/device-type/", {"kind": "landline"})
     assert r.status_code == 302, r

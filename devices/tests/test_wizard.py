@@ -38,18 +38,17 @@ def test_person_without_device_lands_on_start_page(client, person, sign_in):
     assert 'href="/enroll/device-type/"' in text(page)
 
 
-def test_device_type_offers_landline_and_security_key_as_unavailable(wizard_client):
+def test_device_type_offers_security_key_as_unavailable(wizard_client):
     page = text(wizard_client.get("/enroll/device-type/"))
-    for kind in ("landline", "security_key"):
-        tag = re.search(rf'<input[^>]*value="{kind}"[^>]*>', page).group(0)
-        assert "disabled" in tag
-    for kind in ("mobile", "tablet"):
+    tag = re.search(r'<input[^>]*value="security_key"[^>]*>', page).group(0)
+    assert "disabled" in tag
+    for kind in ("mobile", "tablet", "landline"):
         tag = re.search(rf'<input[^>]*value="{kind}"[^>]*>', page).group(0)
         assert "disabled" not in tag
     assert "not available yet" in page
 
 
-@pytest.mark.parametrize("kind", ["landline", "security_key"])
+@pytest.mark.parametrize("kind", ["security_key"])
 def test_device_type_refuses_unavailable_kind(wizard_client, person, kind):
     response = wizard_client.post("/enroll/device-type/", {"kind": kind})
     assert response.status_code == 200
