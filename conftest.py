@@ -169,68 +169,110 @@ def signed_in_client(client, enrolled_user, sign_in):
     return client
 
 
-@pytest.fixture
-def celery_worker_process(transactional_db, tmp_path):
-    """A real ``celery worker`` process on real Redis, against this test's database.
+class CeleryWorker:
+    """One ``celery worker`` process started by :func:`start_worker`."""
 
-    Yields the directory its email backend writes to. Dispatches from the test
-    go to Redis (not in-process) while it runs.
+    def __init__(self, process: subprocess.Popen, nodename: str, mail_dir: Path):
+        self.process = process
+        self.nodename = nodename
+        self.mail_dir = mail_dir
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash or an OOM kill would: no warm shutdown, no ack, no cleanup."""
+        self.process.kill()
+        self.process.wait(timeout=15)
+
+    def stop(self) -> None:
+        if self.process.poll() is not None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=15)
+
+
+@pytest.fixture
+def start_worker(transactional_db, tmp_path):
+    """Start real ``celery worker`` processes on real Redis, against this test's database.
+
+    ``start_worker(**env)`` starts one (extra environment variables override
+    the defaults) and returns a :class:`CeleryWorker` once it answers a ping.
+    The worker uses the broker the test process's Celery app points at, so a
+    test that moves the app to another broker gets workers there too. All
+    workers share one directory their email backend writes to, and dispatches
+    from the test go to the broker (not in-process) while any runs.
     """
     from django.db import connection
 
     from config.celery import app
 
     db = connection.settings_dict
-    database_url = f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
     if not db["ENGINE"].endswith("postgresql"):
         pytest.skip("the worker process needs a shared PostgreSQL database")
+    database_url = f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
     mail_dir = tmp_path / "mail"
     mail_dir.mkdir()
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url,
-        "REDIS_URL": settings.REDIS_URL,
-        "CELERY_TASK_ALWAYS_EAGER": "false",
-        # django-environ drops the first slash of the path: three slashes keep it absolute.
-        "EMAIL_URL": f"filemail:///{mail_dir}",
-    }
-    nodename = f"test-{os.getpid()}-{tmp_path.name}@localhost"
-    worker = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "config",
-            "worker",
-            "--pool=solo",
-            "--loglevel=WARNING",
-            "--without-gossip",
-            "--without-mingle",
-            "--without-heartbeat",
-            f"--hostname={nodename}",
-        ],
-        cwd=settings.BASE_DIR,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    app.conf.task_always_eager = False
-    app.control.purge()
-    try:
+    workers: list[CeleryWorker] = []
+
+    def start(**extra_env: str) -> CeleryWorker:
+        env = {
+            **os.environ,
+            "DATABASE_URL": database_url,
+            "REDIS_URL": settings.REDIS_URL,
+            "CELERY_BROKER_URL": app.conf.broker_url,
+            "CELERY_TASK_ALWAYS_EAGER": "false",
+            # django-environ drops the first slash of the path: three slashes keep it absolute.
+            "EMAIL_URL": f"filemail:///{mail_dir}",
+            **extra_env,
+        }
+        nodename = f"test-{os.getpid()}-{tmp_path.name}-{len(workers)}@localhost"
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "config",
+                "worker",
+                # One process: the one that talks to the provider is the one a test can kill.
+                "--pool=solo",
+                "--loglevel=WARNING",
+                "--without-gossip",
+                "--without-mingle",
+                "--without-heartbeat",
+                f"--hostname={nodename}",
+            ],
+            cwd=settings.BASE_DIR,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        worker = CeleryWorker(process, nodename, mail_dir)
+        workers.append(worker)
+        app.conf.task_always_eager = False
+        if len(workers) == 1:
+            app.control.purge()
         deadline = time.time() + 30
         # Only our worker's answer counts: another one on the same broker says nothing about this one.
         while not app.control.ping(destination=[nodename], timeout=0.5):
-            if time.time() > deadline or worker.poll() is not None:
+            if time.time() > deadline or process.poll() is not None:
                 raise RuntimeError("celery worker did not start")
-        yield mail_dir
+        return worker
+
+    try:
+        yield start
     finally:
         app.conf.task_always_eager = True
-        worker.terminate()
-        try:
-            worker.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            worker.kill()
+        for worker in workers:
+            worker.stop()
+
+
+@pytest.fixture
+def celery_worker_process(start_worker):
+    """One real worker with the default settings; yields the directory its email backend writes to."""
+    return start_worker().mail_dir
 
 
 def wait_for(predicate, *, timeout: float = 20.0, interval: float = 0.2):

@@ -8,6 +8,7 @@ console, so a newcomer needs nothing but Python.
 
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import environ
 
@@ -155,6 +156,10 @@ CELERY_TASK_EAGER_PROPAGATES = False
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Unless this is set, Celery's Django fixup closes the database connection around every task, CONN_MAX_AGE or not:
+# a new PostgreSQL connection for each message sent. With it, Celery closes one every N tasks, and between tasks
+# config/celery.py applies Django's own rules (CONN_MAX_AGE, CONN_HEALTH_CHECKS) as between two requests.
+CELERY_DB_REUSE_MAX = env.int("CELERY_DB_REUSE_MAX", default=1000)
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
@@ -188,6 +193,15 @@ PENDING_REGISTRATION_TTL = timedelta(hours=env.int("PENDING_REGISTRATION_TTL_HOU
 ACTIVATION_LINK_TTL = timedelta(hours=env.int("ACTIVATION_LINK_TTL_HOURS", default=24))
 ACTIVATION_LINK_MAX_PASSWORD_ATTEMPTS = 5
 ACTIVATION_LINK_RESEND_SECONDS = 60
+
+# --- Security keys (WebAuthn) ------------------------------------------------------------
+# The relying party is pinned here, never taken from the Host header: the RP ID is the domain the keys are
+# bound to (SITE_URL's host by default; an IP address cannot be one, so develop on http://localhost:8000),
+# and an assertion is accepted only from these exact origins.
+WEBAUTHN_RP_ID = env("WEBAUTHN_RP_ID", default=urlsplit(SITE_URL).hostname or "localhost")
+WEBAUTHN_RP_NAME = env("WEBAUTHN_RP_NAME", default=INSTITUTION_NAME)
+WEBAUTHN_ORIGINS = [origin.rstrip("/") for origin in env.list("WEBAUTHN_ORIGINS", default=[SITE_URL])]
+WEBAUTHN_CHALLENGE_TTL = timedelta(seconds=env.int("WEBAUTHN_CHALLENGE_TTL_SECONDS", default=300))
 
 PHONENUMBER_DEFAULT_REGION = env("PHONE_DEFAULT_REGION", default="US")
 PHONENUMBER_DB_FORMAT = "E164"

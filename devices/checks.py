@@ -1,6 +1,9 @@
+import ipaddress
+from urllib.parse import urlsplit
+
 from cryptography.fernet import Fernet
 from django.conf import settings
-from django.core.checks import Error, Tags, register
+from django.core.checks import Error, Tags, Warning, register
 
 
 @register(Tags.security)
@@ -30,4 +33,53 @@ def check_encryption_keys_set(app_configs, **kwargs):
             "from SECRET_KEY (OTP-08).",
             id="devices.E101",
         )
+    ]
+
+
+def _is_ip_address(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+@register(Tags.security)
+def check_webauthn_relying_party(app_configs, **kwargs):
+    """Security keys are bound to WEBAUTHN_RP_ID; every accepted origin must be that domain or under it."""
+    rp_id = settings.WEBAUTHN_RP_ID
+    problems = []
+    if not settings.WEBAUTHN_ORIGINS:
+        problems.append(Error("WEBAUTHN_ORIGINS is empty: no security key could ever be used.", id="devices.E002"))
+    for origin in settings.WEBAUTHN_ORIGINS:
+        parts = urlsplit(origin)
+        host = parts.hostname or ""
+        if parts.scheme not in ("http", "https") or parts.path not in ("", "/") or not host:
+            problems.append(
+                Error(f"WEBAUTHN_ORIGINS: {origin!r} is not an origin (scheme://host[:port]).", id="devices.E003")
+            )
+        elif host != rp_id and not host.endswith("." + rp_id):
+            problems.append(
+                Error(
+                    f"WEBAUTHN_ORIGINS: {origin!r} is not on WEBAUTHN_RP_ID {rp_id!r}; browsers would refuse the key.",
+                    id="devices.E004",
+                )
+            )
+    if _is_ip_address(rp_id):
+        problems.append(
+            Warning(
+                f"WEBAUTHN_RP_ID is the IP address {rp_id!r}: browsers use security keys only on a domain name.",
+                hint="For development set SITE_URL=http://localhost:8000 and browse there.",
+                id="devices.W001",
+            )
+        )
+    return problems
+
+
+@register(Tags.security, deploy=True)
+def check_webauthn_origins_https(app_configs, **kwargs):
+    return [
+        Error(f"WEBAUTHN_ORIGINS: {origin!r} must be https:// in production.", id="devices.E102")
+        for origin in settings.WEBAUTHN_ORIGINS
+        if not origin.startswith("https://")
     ]

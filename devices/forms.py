@@ -1,6 +1,7 @@
 from django import forms
 from phonenumber_field.formfields import PhoneNumberField
 
+from . import errors
 from .kinds import KINDS
 from .models import Registration
 
@@ -77,3 +78,25 @@ class PhoneCodeForm(forms.Form):
         max_length=12,
         widget=forms.TextInput(attrs={"autocomplete": "one-time-code", "inputmode": "numeric", "pattern": "[0-9 ]*"}),
     )
+
+
+class SecurityKeyLabelForm(FocusFirstError, forms.Form):
+    label = forms.CharField(
+        label="Name this key",
+        help_text="So you can tell your keys apart, for example “Blue key on my keyring”.",
+        max_length=64,
+        widget=forms.TextInput(attrs={"autocomplete": "off", "autofocus": True}),
+        error_messages={"required": errors.KEY_LABEL_INVALID, "max_length": errors.KEY_LABEL_INVALID},
+    )
+
+
+class SecurityKeyAssertionForm(forms.Form):
+    """The key's answer, as static/js/webauthn.js puts it into the page: JSON, at most a few kilobytes."""
+
+    credential = forms.CharField(
+        widget=forms.HiddenInput, max_length=65536, strip=False, error_messages={"required": errors.KEY_NO_RESPONSE}
+    )
+
+
+class SecurityKeyRegistrationForm(SecurityKeyLabelForm, SecurityKeyAssertionForm):
+    pass

@@ -13,6 +13,7 @@ VERIFY_PHONE = "verify_phone"
 PLATFORM = "platform"
 INSTALL = "install"
 ACTIVATE = "activate"
+SECURITY_KEY = "security_key"  # name the key, touch it
 
 
 @dataclass(frozen=True)
@@ -67,10 +68,9 @@ KINDS: dict[str, DeviceKind] = {
     Registration.Kind.SECURITY_KEY: DeviceKind(
         key=Registration.Kind.SECURITY_KEY,
         label="Security key",
-        hint="A hardware key you touch to sign in. Not available yet; the help desk can advise.",
-        steps=(),
+        hint="A hardware key (USB or NFC, such as a YubiKey) that you touch to sign in.",
+        steps=(SECURITY_KEY,),
         factors=("webauthn",),
-        available=False,
     ),
 }
 

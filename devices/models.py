@@ -78,6 +78,9 @@ class Registration(models.Model):
     phone_verified_at = models.DateTimeField(
         null=True, blank=True, help_text="When a code sent to the number was entered: the number is proven."
     )
+    security_key_device = models.OneToOneField(
+        "SecurityKeyDevice", null=True, blank=True, on_delete=models.PROTECT, related_name="registration"
+    )
     app_installed_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -116,6 +119,7 @@ class Registration(models.Model):
             for device in (
                 self.app_device if self.app_device_id else None,
                 self.phone_device if self.phone_device_id else None,
+                self.security_key_device if self.security_key_device_id else None,
             )
             if device is not None and device.last_used_at
         ]
@@ -129,6 +133,7 @@ class Registration(models.Model):
             for d in (
                 self.app_device if self.app_device_id else None,
                 self.phone_device if self.phone_device_id else None,
+                self.security_key_device if self.security_key_device_id else None,
             )
             if d is not None
         ]
@@ -230,6 +235,83 @@ class PhoneVerification(models.Model):
             and timezone.now() < self.expires_at
             and self.attempts < settings.PHONE_CODE_MAX_ATTEMPTS
         )
+
+
+class SecurityKeyDevice(ThrottlingMixin, TimestampMixin, Device):
+    """A FIDO2/WebAuthn security key, our own django-otp device on py_webauthn.
+
+    Not django-two-factor-auth's ``WebauthnDevice``: its forms keep the
+    challenge in the session of its own setup wizard and login view, take the
+    relying party and origin from the Host header by default, and let a
+    credential id be registered twice. Here the RP ID and origins come from
+    settings, every challenge is a :class:`WebAuthnChallenge` row (random,
+    single-use, bound to the session and the ceremony, expiring), a credential
+    id is unique across all people, and a sign counter that goes backwards is
+    refused and audited. ``verify_token`` takes an assertion, not a typed code
+    (see :mod:`devices.security_keys`). A retired key keeps its row (BND-04).
+    """
+
+    factor_name = "security_key"
+    # The sign-in page offers a "use your security key" button for these, not a code field.
+    accepts_typed_code = False
+
+    credential_id = models.CharField(max_length=1400, unique=True, help_text="base64url; unique across all people.")
+    public_key = models.BinaryField(help_text="COSE public key of the credential.")
+    sign_count = models.PositiveBigIntegerField(default=0)
+    transports = models.JSONField(default=list, blank=True)
+    aaguid = models.CharField(max_length=36, blank=True)
+    registered_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        help_text="The help-desk member who registered it at the desk; empty when the person did.",
+    )
+
+    class Meta:
+        verbose_name = "security key"
+
+    def get_throttle_factor(self) -> int:
+        return settings.OTP_TOTP_THROTTLE_FACTOR
+
+    def verify_token(self, token) -> bool:
+        from .security_keys import verify_assertion
+
+        ok = verify_assertion(self, token)
+        self.refresh_from_db()
+        return ok
+
+
+class WebAuthnChallenge(models.Model):
+    """One WebAuthn challenge: random, single-use, for one ceremony of one person in one session, expiring.
+
+    The session is kept as the SHA-256 of its key, so a challenge fetched in
+    one browser session cannot be answered from another.
+    """
+
+    class Ceremony(models.TextChoices):
+        REGISTER = "register", "Register a key"
+        AUTHENTICATE = "authenticate", "Sign in with a key"
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    ceremony = models.CharField(max_length=16, choices=Ceremony.choices)
+    registration = models.ForeignKey(Registration, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    challenge = models.BinaryField()
+    session_binding = models.CharField(max_length=64)
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+    consumed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["user", "ceremony", "expires_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.get_ceremony_display()} #{self.pk} for {self.user_id}"
+
+    @property
+    def is_open(self) -> bool:
+        return self.consumed_at is None and timezone.now() < self.expires_at
 
 
 class ActivationLink(models.Model):

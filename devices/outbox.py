@@ -18,10 +18,11 @@ import random
 import smtplib
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import cache
 
 from django.conf import settings
 from django.core.mail import EmailMessage
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -90,31 +91,98 @@ def _claimable(now):
     return waiting | abandoned
 
 
+# The outbox's own bookkeeping (claimed, sent, retry later, failed, expired) is one UPDATE statement, committed
+# without waiting for PostgreSQL to flush its log (synchronous_commit off for that statement's transaction only).
+# Other sessions see the change at once, so a claim still shuts out a second sender. Only a crash of PostgreSQL
+# itself in the moment after can undo the change: the row is "queued" or "sending" again and the sweep sends it
+# again. So a database crash may send a message twice, never zero times: the row was written by the caller's
+# transaction, which waits for the disk as always. Inside a caller's transaction the caller's durability stands.
+_QUICK_COMMIT = "FROM (SELECT set_config('synchronous_commit', 'off', true)) AS quick_commit"
+
+
+def _update(assignments: str, where: str, params: dict, *, returning: bool = False) -> OutboundMessage | None:
+    """One ``UPDATE`` of the outbox table; with ``returning``, the row it changed, if any."""
+    quick = connection.vendor == "postgresql" and not connection.in_atomic_block
+    # Only our own table and column names are put into the text; every value is a parameter.
+    sql = f"UPDATE {_table()} SET {assignments} {_QUICK_COMMIT if quick else ''} WHERE {where}"  # noqa: S608
+    if not returning:
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+        return None
+    return next(iter(OutboundMessage.objects.raw(f"{sql} RETURNING {_columns()}", params)), None)
+
+
+@cache
+def _table() -> str:
+    return connection.ops.quote_name(OutboundMessage._meta.db_table)
+
+
+@cache
+def _columns() -> str:
+    return ", ".join(connection.ops.quote_name(field.column) for field in OutboundMessage._meta.concrete_fields)
+
+
 def _finish(message: OutboundMessage, status: str, **fields) -> None:
     message.status = status
     for name, value in fields.items():
         setattr(message, name, value)
     if message.holds_secret and status in (Status.SENT, Status.FAILED, Status.EXPIRED):
         message.encrypted_body = ""
-    message.save(update_fields=["status", "encrypted_body", *fields])
+    assignments, params = [], {"id": message.pk}
+    for name in ["status", "encrypted_body", *fields]:
+        field = OutboundMessage._meta.get_field(name)
+        assignments.append(f"{connection.ops.quote_name(field.column)} = %({name})s")
+        params[name] = field.get_db_prep_save(getattr(message, field.attname), connection)
+    _update(", ".join(assignments), "id = %(id)s", params)
 
 
 def _claim(message_id: int) -> OutboundMessage | None:
+    """``queued -> sending`` in one statement: lock the row if it is free and claimable, update it, return it.
+
+    The row is locked with ``FOR UPDATE SKIP LOCKED`` (what ``select_for_update(skip_locked=True)`` writes) in
+    a subquery of the UPDATE, so locking, checking and updating are one statement and one transaction: of two
+    concurrent claims one gets the row and the other skips it, or, coming later, no longer finds it claimable.
+    """
     now = timezone.now()
+    at = connection.ops.adapt_datetimefield_value
+    params = {
+        "id": message_id,
+        "now": at(now),
+        "lease_start": at(now - timedelta(seconds=settings.OUTBOX_SENDING_LEASE_SECONDS)),
+        "queued": Status.QUEUED.value,
+        "sending": Status.SENDING.value,
+    }
+    assignments = "status = %(sending)s, claimed_at = %(now)s, attempts = attempts + 1"
+    message = _update(assignments, _claimable_by_id(), params, returning=True)
+    if message is None:
+        _expire_if_due(message_id, now)
+    return message
+
+
+@cache
+def _claimable_by_id() -> str:
+    # The rows _claimable() selects, less the expired ones, written out: compiling that filter for every
+    # message would cost more than running the statement.
+    skip_locked = connection.features.has_select_for_update_skip_locked
+    return f"""id = (
+        SELECT id FROM {_table()}
+        WHERE id = %(id)s
+          AND (expires_at IS NULL OR expires_at > %(now)s)
+          AND (status = %(queued)s AND (next_attempt_at IS NULL OR next_attempt_at <= %(now)s)
+               OR status = %(sending)s AND claimed_at < %(lease_start)s)
+        {"FOR UPDATE SKIP LOCKED" if skip_locked else ""}
+    )"""  # noqa: S608
+
+
+def _expire_if_due(message_id: int, now) -> None:
     with transaction.atomic():
         message = (
-            OutboundMessage.objects.select_for_update(skip_locked=True).filter(_claimable(now), pk=message_id).first()
+            OutboundMessage.objects.select_for_update(skip_locked=True)
+            .filter(_claimable(now), pk=message_id, expires_at__lte=now)
+            .first()
         )
-        if message is None:
-            return None
-        if message.expires_at and message.expires_at <= now:
+        if message is not None:
             _finish(message, Status.EXPIRED)
-            return None
-        message.status = Status.SENDING
-        message.claimed_at = now
-        message.attempts += 1
-        message.save(update_fields=["status", "claimed_at", "attempts"])
-        return message
 
 
 def backoff_seconds(attempt: int) -> float:

@@ -10,16 +10,31 @@ from django.db.models import QuerySet
 from django.utils import timezone
 from two_factor.utils import get_otpauth_url
 
+from .kinds import kind_of
 from .models import OutboundMessage, PhoneVerification, Registration
 
 
 def registrations_for_user(user) -> QuerySet[Registration]:
     """The person's devices for "My devices": active and pending first, then retired history."""
-    return Registration.objects.filter(user=user).select_related("app_device").order_by("status", "-created_at")
+    return (
+        Registration.objects.filter(user=user)
+        .select_related("app_device", "phone_device", "security_key_device")
+        .order_by("status", "-created_at")
+    )
 
 
 def active_registration_count(user) -> int:
     return Registration.objects.filter(user=user, status=Registration.Status.ACTIVE).count()
+
+
+def offers_phone_codes(registration: Registration) -> bool:
+    """An active device whose number could get codes by text or call once a code sent to it is entered."""
+    return (
+        registration.status == Registration.Status.ACTIVE
+        and bool(registration.phone_number)
+        and bool(kind_of(registration).phone_channels)
+        and not registration.phone_verified_at
+    )
 
 
 def latest_pending_registration(user) -> Registration | None:

@@ -19,10 +19,18 @@ from django.urls import reverse
 from django.utils import timezone
 
 from identity import audit
+from identity import errors as identity_errors
 
 from . import crypto, errors, outbox, phone_codes
 from .kinds import KINDS, kind_of
-from .models import ActivationLink, AuthenticatorAppDevice, PhoneDevice, PhoneVerification, Registration
+from .models import (
+    ActivationLink,
+    AuthenticatorAppDevice,
+    PhoneDevice,
+    PhoneVerification,
+    Registration,
+    SecurityKeyDevice,
+)
 from .phone_numbers import check_personal_number, check_reachable
 
 SECRET_BYTES = 20  # 160 bits (OTP-07)
@@ -38,6 +46,10 @@ def _lock(registration: Registration) -> Registration:
 
 def app_device_name(label: str) -> str:
     return f"{label}: app"[:64]
+
+
+def security_key_device_name(label: str) -> str:
+    return f"{label}: security key"[:64]
 
 
 def phone_device_name(label: str, *, can_text: bool) -> str:
@@ -116,9 +128,11 @@ def set_phone_number(registration: Registration, *, phone_number, actor, ip: str
         _require_pending(registration)
         if registration.phone_number != phone_number:
             registration.phone_number = phone_number
-            # A new number is a new authenticator: any proof of the old one no longer counts (SMS-08).
+            # A new number is a new authenticator: any proof of the old one no longer counts (SMS-08), and
+            # the (never confirmed) device that would text the old number must not be bound at activation.
             registration.phone_verified_at = None
-            registration.save(update_fields=["phone_number", "phone_verified_at", "updated_at"])
+            registration.phone_device = None
+            registration.save(update_fields=["phone_number", "phone_verified_at", "phone_device", "updated_at"])
             PhoneVerification.objects.filter(registration=registration, consumed_at=None, superseded_at=None).update(
                 superseded_at=timezone.now()
             )
@@ -187,7 +201,7 @@ def confirm_activation(registration: Registration, *, code: str, actor, ip: str 
     Verification consumes the code (OTP-04) and is throttled by django-otp; a
     wrong code is audited and raises ``ValidationError`` with the failure kept.
     A second confirm of an already active registration returns it unchanged.
-    Audits ``device.bound``.
+    Audits ``device.bound``, once more for texts and calls when the wizard proved the number.
     """
     registration = Registration.objects.select_related("app_device").get(pk=registration.pk)
     if registration.status == Registration.Status.ACTIVE:
@@ -223,7 +237,9 @@ def confirm_activation(registration: Registration, *, code: str, actor, ip: str 
         )
         if registration.phone_device_id:
             # The number was proven in the wizard; texts and calls become usable with the app.
-            PhoneDevice.objects.filter(pk=registration.phone_device_id).update(confirmed=True)
+            PhoneDevice.objects.filter(pk=registration.phone_device_id).update(
+                confirmed=True, name=phone_device_name(registration.display_name, can_text=True)
+            )
         registration.status = Registration.Status.ACTIVE
         registration.activated_at = now
         registration.expires_at = None
@@ -238,6 +254,14 @@ def confirm_activation(registration: Registration, *, code: str, actor, ip: str 
             ip=ip,
             details={"registration": registration.pk, "kind": registration.kind, "factor": device.factor_name},
         )
+        if registration.phone_device_id:
+            audit.record(
+                "device.bound",
+                actor=actor,
+                subject=registration.user,
+                ip=ip,
+                details={"registration": registration.pk, "kind": registration.kind, "factor": PhoneDevice.factor_name},
+            )
     return registration
 
 
@@ -370,6 +394,10 @@ def rename_registration(registration: Registration, *, label: str, actor, ip: st
         if registration.phone_device_id:
             phone = PhoneDevice.objects.get(pk=registration.phone_device_id)
             PhoneDevice.objects.filter(pk=phone.pk).update(name=phone_device_name(label, can_text=phone.can_text))
+        if registration.security_key_device_id:
+            SecurityKeyDevice.objects.filter(pk=registration.security_key_device_id).update(
+                name=security_key_device_name(label)
+            )
         audit.record(
             "device.renamed",
             actor=actor,
@@ -411,6 +439,9 @@ def retire_registration(
             )
         if registration.phone_device_id:
             PhoneDevice.objects.filter(pk=registration.phone_device_id).update(confirmed=False)
+        if registration.security_key_device_id:
+            # The credential id stays, so the same credential can never be bound again (to anyone).
+            SecurityKeyDevice.objects.filter(pk=registration.security_key_device_id).update(confirmed=False)
         audit.record(
             "device.retired",
             actor=actor,
@@ -460,7 +491,12 @@ def _issue_phone_code(*, user, number, channel: str, purpose: str, registration=
     requests cannot both slip under a limit.
     """
     check_reachable(number)
-    type(user).objects.select_for_update().get(pk=user.pk)
+    locked_user = type(user).objects.select_for_update().get(pk=user.pk)
+    if purpose == PhoneVerification.Purpose.SIGNIN and locked_user.is_locked:
+        # A locked account gets no codes: they could not be used, and each one costs money and annoys.
+        raise ValidationError(
+            identity_errors.ACCOUNT_LOCKED.format(help_desk=settings.HELP_DESK_CONTACT), code="locked"
+        )
     phone_codes.check_send_allowed(user=user, number=number)
     now = timezone.now()
     open_rows = PhoneVerification.objects.filter(purpose=purpose, consumed_at=None, superseded_at=None)

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views
+from . import views, views_keys
 
 app_name = "devices"
 
@@ -14,9 +14,13 @@ urlpatterns = [
     path("enroll/<int:pk>/activate/", views.activate, name="activate"),
     path("enroll/<int:pk>/qr.svg", views.qr_code, name="qr_code"),
     path("enroll/<int:pk>/email-link/", views.email_activation_link, name="email_activation_link"),
+    path("enroll/<int:pk>/security-key/", views_keys.security_key_step, name="security_key"),
+    path("enroll/<int:pk>/security-key/options/", views_keys.security_key_options, name="security_key_options"),
     path("enroll/<int:pk>/done/", views.success, name="success"),
     path("activate/", views.activation_landing, name="activation_landing"),
     path("activate/<str:token>/", views.activation_link, name="activation_link"),
+    path("security-key/sign-in/options/", views_keys.sign_in_options, name="security_key_sign_in_options"),
+    path("security-key/sign-in/", views_keys.sign_in, name="security_key_sign_in"),
     path("devices/", views.my_devices, name="my_devices"),
     path("devices/<int:pk>/rename/", views.rename, name="rename"),
     path("devices/<int:pk>/remove/", views.remove, name="remove"),

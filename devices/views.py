@@ -36,6 +36,7 @@ STEP_URLS = {
     kinds.PLATFORM: "devices:platform",
     kinds.INSTALL: "devices:install",
     kinds.ACTIVATE: "devices:activate",
+    kinds.SECURITY_KEY: "devices:security_key",
 }
 
 
@@ -71,6 +72,7 @@ def _step_done(registration: Registration, step: str) -> bool:
         kinds.PLATFORM: bool(registration.platform),
         kinds.INSTALL: registration.app_device_id is not None,
         kinds.ACTIVATE: registration.status == Registration.Status.ACTIVE,
+        kinds.SECURITY_KEY: registration.status == Registration.Status.ACTIVE,
     }[step]
 
 
@@ -364,9 +366,10 @@ def success(request, pk):
     registration = _own_registration(request, pk)
     if registration.status != Registration.Status.ACTIVE:
         return _next_step_redirect(registration)
-    offer_phone_codes = bool(kinds.kind_of(registration).phone_channels) and not registration.phone_verified_at
     return render(
-        request, "devices/wizard/success.html", {"registration": registration, "offer_phone_codes": offer_phone_codes}
+        request,
+        "devices/wizard/success.html",
+        {"registration": registration, "offer_phone_codes": selectors.offers_phone_codes(registration)},
     )
 
 
@@ -423,7 +426,11 @@ def my_devices(request):
         request,
         "devices/my_devices.html",
         {
-            "active": [r for r in registrations if r.status == Registration.Status.ACTIVE],
+            "active": [
+                {"registration": r, "offer_phone_codes": selectors.offers_phone_codes(r)}
+                for r in registrations
+                if r.status == Registration.Status.ACTIVE
+            ],
             "pending": [
                 r for r in registrations if r.status == Registration.Status.PENDING and not r.is_pending_expired
             ],

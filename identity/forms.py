@@ -25,6 +25,9 @@ class SecondFactorForm(forms.Form):
 
     def __init__(self, *args, devices, **kwargs):
         super().__init__(*args, **kwargs)
+        # A security key signs in by touching it (a button on the page), never by a typed code.
+        self.key_devices = [d for d in devices if not getattr(d, "accepts_typed_code", True)]
+        devices = [d for d in devices if getattr(d, "accepts_typed_code", True)]
         self.devices = {device.persistent_id: device for device in devices}
         self.fields["device"].choices = [(pid, device.name) for pid, device in self.devices.items()]
         if len(self.devices) == 1:

@@ -3,6 +3,10 @@
 import time
 from datetime import UTC, datetime
 
+from django.conf import settings
+
+from .models import User
+
 PENDING_USER = "signin_pending_user"
 PENDING_BACKEND = "signin_pending_backend"
 PENDING_STARTED = "signin_pending_started"
@@ -15,6 +19,20 @@ def start_pending(session, user, *, next_url: str) -> None:
     session[PENDING_BACKEND] = user.backend
     session[PENDING_STARTED] = time.time()
     session[NEXT_URL] = next_url
+
+
+def pending_user(session) -> User | None:
+    """The person who passed the password step in this session and owes a second factor, or None.
+
+    None as well once SIGNIN_PENDING_SECONDS have passed (SES-02); the stale state is cleared.
+    """
+    user_id = session.get(PENDING_USER)
+    if user_id is None:
+        return None
+    if time.time() - session.get(PENDING_STARTED, 0) > settings.SIGNIN_PENDING_SECONDS:
+        clear_pending(session)
+        return None
+    return User.objects.filter(pk=user_id, is_active=True).first()
 
 
 def clear_pending(session) -> None:

@@ -6,8 +6,6 @@ devices (``devices_for_user``) and for marking the session verified
 (``django_otp.login``).
 """
 
-import time
-
 from django.conf import settings
 from django.contrib import auth, messages
 from django.contrib.auth.decorators import login_required
@@ -30,7 +28,7 @@ def client_ip(request) -> str | None:
     return request.META.get("REMOTE_ADDR")
 
 
-def _safe_next(request, fallback: str) -> str:
+def safe_next(request, fallback: str) -> str:
     candidate = request.POST.get("next") or request.GET.get("next")
     if candidate and url_has_allowed_host_and_scheme(
         candidate, allowed_hosts={request.get_host()}, require_https=request.is_secure()
@@ -49,7 +47,7 @@ def home(request):
 @sensitive_post_parameters("password")
 @require_http_methods(["GET", "POST"])
 def sign_in(request):
-    next_url = _safe_next(request, settings.LOGIN_REDIRECT_URL)
+    next_url = safe_next(request, settings.LOGIN_REDIRECT_URL)
     if request.user.is_authenticated and request.user.is_verified():
         return redirect(next_url)
     form = SignInForm(request.POST or None)
@@ -75,15 +73,23 @@ def sign_in(request):
     return render(request, "identity/sign_in.html", {"form": form, "next": next_url})
 
 
-def _pending_user(request) -> User | None:
-    user_id = request.session.get(signin_session.PENDING_USER)
-    started = request.session.get(signin_session.PENDING_STARTED, 0)
-    if user_id is None:
-        return None
-    if time.time() - started > settings.SIGNIN_PENDING_SECONDS:  # SES-02
-        signin_session.clear_pending(request.session)
-        return None
-    return User.objects.filter(pk=user_id, is_active=True).first()
+def finish_sign_in(request, user, device):
+    """The second factor of the pending sign-in passed: sign the person in, verified with ``device``."""
+    next_url = request.session.get(signin_session.NEXT_URL) or resolve_url(settings.LOGIN_REDIRECT_URL)
+    backend = request.session.get(signin_session.PENDING_BACKEND)
+    signin_session.clear_pending(request.session)
+    auth.login(request, user, backend=backend)  # cycles the session key again (SES-01)
+    otp_login(request, device)
+    signin_session.mark_verified(request.session)
+    return redirect(next_url)
+
+
+def finish_step_up(request, device, *, next_url: str):
+    """A fresh second factor for a signed-in person passed (BND-01): a new session key, verified now."""
+    request.session.cycle_key()
+    otp_login(request, device)
+    signin_session.mark_verified(request.session)
+    return redirect(next_url)
 
 
 def _send_challenge(request, user, devices) -> str | None:
@@ -132,20 +138,14 @@ def _verify_form(request, user):
 @sensitive_post_parameters("code")
 @require_http_methods(["GET", "POST"])
 def second_factor(request):
-    user = _pending_user(request)
+    user = signin_session.pending_user(request.session)
     if user is None:
         messages.error(request, errors.SIGN_IN_EXPIRED)
         return redirect("identity:sign_in")
     user = services.expire_lock_if_due(user)
     form, outcome, device = _verify_form(request, user)
     if outcome == services.SecondFactorOutcome.OK:
-        next_url = request.session.get(signin_session.NEXT_URL) or resolve_url(settings.LOGIN_REDIRECT_URL)
-        backend = request.session.get(signin_session.PENDING_BACKEND)
-        signin_session.clear_pending(request.session)
-        auth.login(request, user, backend=backend)  # cycles the session key again (SES-01)
-        otp_login(request, device)
-        signin_session.mark_verified(request.session)
-        return redirect(next_url)
+        return finish_sign_in(request, user, device)
     return render(
         request,
         "identity/second_factor.html",
@@ -159,15 +159,12 @@ def second_factor(request):
 @require_http_methods(["GET", "POST"])
 def confirm_identity(request):
     """Step-up: a fresh second factor before binding or removing one (BND-01)."""
-    next_url = _safe_next(request, settings.LOGIN_REDIRECT_URL)
+    next_url = safe_next(request, settings.LOGIN_REDIRECT_URL)
     if not user_has_device(request.user, confirmed=True):
         return redirect(next_url)
     form, outcome, device = _verify_form(request, request.user)
     if outcome == services.SecondFactorOutcome.OK:
-        request.session.cycle_key()
-        otp_login(request, device)
-        signin_session.mark_verified(request.session)
-        return redirect(next_url)
+        return finish_step_up(request, device, next_url=next_url)
     if outcome == services.SecondFactorOutcome.LOCKED:
         auth.logout(request)
         messages.error(request, errors.ACCOUNT_LOCKED.format(help_desk=settings.HELP_DESK_CONTACT))

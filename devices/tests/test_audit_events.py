@@ -91,6 +91,6 @@ def test_ac06_refusals_change_nothing_and_write_no_success_event(enrolled_throug
     client, phone, tablet = enrolled_through_the_views
     before = AuditEvent.objects.count()
     client.post(f"/devices/{tablet.pk}/rename/", {"label": ""})
-    client.post("/enroll/device-type/", {"kind": "security_key"})
+    client.post("/enroll/device-type/", {"kind": "smartwatch"})
     client.post(f"/enroll/{tablet.pk}/activate/", {"code": fresh_code(tablet.app_device)})  # already bound
     assert AuditEvent.objects.count() == before

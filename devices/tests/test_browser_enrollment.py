@@ -83,7 +83,8 @@ def _scan_and_activate(page, person):
     """Read the QR code off the screen as a phone camera would, then type the app's code."""
     qr = page.locator("img#activation-qr")
     expect(qr).to_be_visible()
-    page.wait_for_function("document.getElementById('activation-qr').complete")
+    # A property check, not a string for wait_for_function: the page's CSP (no 'unsafe-eval') refuses those.
+    expect(qr).to_have_js_property("complete", True)
     uri = parse_otpauth(decode_qr(qr.screenshot()))
     assert uri["type"] == "totp"
     assert uri["issuer"] == settings.INSTITUTION_NAME

@@ -1,0 +1,309 @@
+"""State changes of security keys: binding one (by the person, or at the help desk) and signing in with one.
+
+The rules of :mod:`devices.services` hold here too: one function is one whole
+state change with its audit event, callers pass plain values (``actor``,
+``ip``, the session key), and refusals raise ``ValidationError`` with a text
+from :mod:`devices.errors`. The WebAuthn checks themselves are in
+:mod:`devices.webauthn`.
+"""
+
+from dataclasses import dataclass
+
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from identity import audit
+from identity import services as identity_services
+
+from . import errors, webauthn
+from .models import Registration, SecurityKeyDevice, WebAuthnChallenge
+from .services import _lock, _require_pending, security_key_device_name
+from .webauthn import CeremonyRefused, SessionChallenge
+
+FACTOR = SecurityKeyDevice.factor_name
+
+
+@dataclass(frozen=True)
+class AssertionToken:
+    """What :meth:`SecurityKeyDevice.verify_token` takes instead of a typed code.
+
+    The browser's assertion, and the challenge it answers (the id kept in the
+    session and that session's key).
+    """
+
+    challenge: SessionChallenge
+    response_json: str
+    ip: str | None = None
+
+
+def _clean_label(label: str) -> str:
+    label = (label or "").strip()
+    if not 1 <= len(label) <= 64:
+        raise ValidationError(errors.KEY_LABEL_INVALID, code="label")
+    return label
+
+
+def keys_in_use(user):
+    return SecurityKeyDevice.objects.filter(user=user, confirmed=True).order_by("pk")
+
+
+def start_security_key_registration(
+    user, *, session_key: str, registration: Registration | None = None
+) -> tuple[str, WebAuthnChallenge]:
+    """Issue a registration challenge and return the JSON options for ``navigator.credentials.create()``.
+
+    ``registration`` is the person's pending security-key registration in the
+    wizard; at the help desk there is none and ``session_key`` is the staff
+    member's session. ``excludeCredentials`` lists the person's keys in use.
+    Raises ``ValidationError`` when the registration is not a pending security key.
+    """
+    with transaction.atomic():
+        if registration is not None:
+            registration = _lock(registration)
+            if registration.user_id != user.pk or registration.kind != Registration.Kind.SECURITY_KEY:
+                raise ValidationError(errors.NOT_PENDING, code="not_pending")
+            _require_pending(registration)
+        challenge = webauthn.issue_challenge(
+            user, ceremony=WebAuthnChallenge.Ceremony.REGISTER, session_key=session_key, registration=registration
+        )
+        options = webauthn.registration_options(user, challenge, exclude=keys_in_use(user))
+    return options, challenge
+
+
+def register_security_key(
+    user,
+    *,
+    response_json: str,
+    challenge: SessionChallenge,
+    label: str,
+    actor,
+    ip: str | None = None,
+    registration: Registration | None = None,
+) -> Registration:
+    """Bind the key that answered ``challenge`` to ``user`` and return its active registration.
+
+    The challenge must be an open registration challenge of this person, issued
+    to this session (and for ``registration`` when given); it is spent whatever
+    the outcome. The response is checked against the pinned RP ID and origins.
+    A credential id registered before, to anyone, is refused. A pending
+    wizard registration becomes active; without one (the help desk) a new
+    registration is written. When ``actor`` is not the person, the device and
+    the audit event record who registered it for whom (``registered_by``).
+    Audits ``device.bound``, or ``enrollment.security_key_rejected`` with the reason.
+    The caller must have checked the right to bind a factor (BND-01 at the
+    wizard's start; the identity check at the desk).
+    """
+    label = _clean_label(label)
+    failure = None
+    with transaction.atomic():
+        try:
+            row = webauthn.claim_challenge(challenge, user=user, ceremony=WebAuthnChallenge.Ceremony.REGISTER)
+        except CeremonyRefused as refused:
+            _audit_rejected(user, actor=actor, ip=ip, reason=refused.reason, registration=registration)
+            failure = ValidationError(errors.KEY_CHALLENGE_INVALID, code="challenge")
+        else:
+            if registration is not None and row.registration_id != registration.pk:
+                _audit_rejected(user, actor=actor, ip=ip, reason="other_registration", registration=registration)
+                failure = ValidationError(errors.KEY_CHALLENGE_INVALID, code="challenge")
+            else:
+                try:
+                    registration = _bind(user, row, response_json=response_json, label=label, actor=actor, ip=ip)
+                except ValidationError as error:
+                    failure = error
+    if failure:
+        raise failure
+    return registration
+
+
+def _audit_rejected(user, *, actor, ip, reason: str, registration: Registration | None, detail: str = "") -> None:
+    details = {"reason": reason, "registration": registration.pk if registration else None}
+    if detail:
+        details["detail"] = detail
+    audit.record("enrollment.security_key_rejected", actor=actor, subject=user, ip=ip, details=details)
+
+
+def _bind(user, row: WebAuthnChallenge, *, response_json: str, label: str, actor, ip) -> Registration:
+    """Verify the response to the claimed ``row`` and write the device and the active registration."""
+    pending = _lock(row.registration) if row.registration_id else None
+    if pending is not None:
+        try:
+            _require_pending(pending)
+        except ValidationError:
+            _audit_rejected(user, actor=actor, ip=ip, reason="not_pending", registration=pending)
+            raise
+    try:
+        new = webauthn.verify_registration(response_json, challenge=row)
+    except CeremonyRefused as refused:
+        _audit_rejected(user, actor=actor, ip=ip, reason=refused.reason, registration=pending, detail=refused.detail)
+        raise ValidationError(errors.KEY_REGISTRATION_FAILED, code="invalid") from refused
+    on_desk = getattr(actor, "pk", None) not in (None, user.pk)
+    device = None
+    if not SecurityKeyDevice.objects.filter(credential_id=new.credential_id).exists():
+        try:
+            with transaction.atomic():  # a savepoint: of two binds of one credential, the loser lands here
+                device = SecurityKeyDevice.objects.create(
+                    user=user,
+                    name=security_key_device_name(label),
+                    confirmed=True,
+                    credential_id=new.credential_id,
+                    public_key=new.public_key,
+                    sign_count=new.sign_count,
+                    transports=new.transports,
+                    aaguid=new.aaguid,
+                    registered_by=actor if on_desk else None,
+                )
+        except IntegrityError:
+            device = None
+    if device is None:
+        _audit_rejected(user, actor=actor, ip=ip, reason="credential_registered", registration=pending)
+        raise ValidationError(errors.KEY_ALREADY_REGISTERED, code="duplicate")
+    now = timezone.now()
+    registration = pending or Registration(user=user, kind=Registration.Kind.SECURITY_KEY)
+    registration.label = label
+    registration.security_key_device = device
+    registration.status = Registration.Status.ACTIVE
+    registration.activated_at = now
+    registration.expires_at = None
+    registration.save()
+    details = {"registration": registration.pk, "kind": registration.kind, "factor": FACTOR}
+    if on_desk:
+        details |= {"registered_by": actor.get_username(), "registered_for": user.get_username()}
+    audit.record("device.bound", actor=actor, subject=user, ip=ip, details=details)
+    return registration
+
+
+def register_security_key_at_desk(
+    user, *, staff, response_json: str, challenge: SessionChallenge, label: str, ip: str | None = None
+) -> Registration:
+    """The help desk registers a key for ``user``, who is at the desk and touches it in the staff member's browser.
+
+    The same path as :func:`register_security_key`, with ``staff`` as the
+    actor: the device keeps ``registered_by`` and the ``device.bound`` event
+    names who registered it for whom. The caller (the help-desk admin) must
+    have recorded the person's identity check (BND-07). Refuses anyone who is
+    not staff, and staff acting on their own account (BND-08).
+    """
+    if not getattr(staff, "is_staff", False):
+        raise ValidationError(errors.DESK_STAFF_ONLY, code="not_staff")
+    if staff.pk == user.pk:
+        raise ValidationError(errors.DESK_OWN_ACCOUNT, code="own_account")
+    return register_security_key(
+        user, response_json=response_json, challenge=challenge, label=label, actor=staff, ip=ip
+    )
+
+
+def start_security_key_sign_in(user, *, session_key: str) -> tuple[str, WebAuthnChallenge]:
+    """Issue a sign-in challenge and return the JSON options for ``navigator.credentials.get()``.
+
+    ``allowCredentials`` lists the person's keys in use. Call only for the
+    person who passed the password step in this session (or who is signed in,
+    for a step-up). Raises ``ValidationError`` when the person has no key.
+    """
+    with transaction.atomic():
+        keys = list(keys_in_use(user))
+        if not keys:
+            raise ValidationError(errors.KEY_NONE, code="no_key")
+        challenge = webauthn.issue_challenge(
+            user, ceremony=WebAuthnChallenge.Ceremony.AUTHENTICATE, session_key=session_key
+        )
+        options = webauthn.authentication_options(challenge, devices=keys)
+    return options, challenge
+
+
+def verify_security_key(
+    user, *, response_json: str, challenge: SessionChallenge, ip: str | None, entry_point: str = "web"
+) -> tuple[str, SecurityKeyDevice]:
+    """Check an assertion through identity's ``verify_second_factor``; return ``(outcome, device)``.
+
+    So the lockout over all factors (OTP-01), django-otp's back-off and the
+    sign-in audit events apply to keys as to codes. The assertion is checked
+    against the key it names when that is one of the person's keys in use;
+    otherwise (another person's key, a removed one, garbage) against one of
+    theirs, where it fails: the challenge is spent and the failure counts.
+    Raises ``ValidationError`` when the person has no key in use.
+    """
+    keys = keys_in_use(user)
+    credential_id = webauthn.credential_id_of(response_json)
+    device = keys.filter(credential_id=credential_id).first() if credential_id else None
+    device = device or keys.first()
+    if device is None:
+        raise ValidationError(errors.KEY_NONE, code="no_key")
+    outcome = identity_services.verify_second_factor(
+        user,
+        device=device,
+        code=AssertionToken(challenge=challenge, response_json=response_json, ip=ip),
+        ip=ip,
+        entry_point=entry_point,
+    )
+    return outcome, device
+
+
+def verify_assertion(device: SecurityKeyDevice, token) -> bool:
+    """:meth:`SecurityKeyDevice.verify_token`: spend the challenge, check the assertion and the counter.
+
+    Runs in the caller's transaction (``verify_second_factor`` holds the
+    person's row), so the spent challenge, the back-off, the new counter and
+    any audit event commit with the outcome. A counter that did not go up
+    (unless both are 0: keys without a counter) means a cloned key: refused
+    and audited as ``security_key.counter_regressed``. An assertion by a key
+    that is not this device's is audited as ``security_key.credential_refused``.
+    """
+    if not isinstance(token, AssertionToken):
+        return False
+    with transaction.atomic():
+        device = SecurityKeyDevice.objects.select_for_update().select_related("user").get(pk=device.pk)
+        if not device.confirmed:
+            return False
+        allowed, _ = device.verify_is_allowed()
+        if not allowed:
+            return False
+        ok = _check_assertion(device, token)
+        if ok:
+            device.throttle_reset(commit=False)
+            device.set_last_used_timestamp(commit=False)
+        else:
+            device.throttle_increment(commit=False)
+        device.save(
+            update_fields=["sign_count", "throttling_failure_timestamp", "throttling_failure_count", "last_used_at"]
+        )
+    return ok
+
+
+def _check_assertion(device: SecurityKeyDevice, token: AssertionToken) -> bool:
+    try:
+        row = webauthn.claim_challenge(
+            token.challenge, user=device.user, ceremony=WebAuthnChallenge.Ceremony.AUTHENTICATE
+        )
+        signed_count = webauthn.verify_assertion_response(token.response_json, challenge=row, device=device)
+    except CeremonyRefused as refused:
+        if refused.reason == "other_credential":
+            named = webauthn.credential_id_of(token.response_json)
+            audit.record(
+                "security_key.credential_refused",
+                subject=device.user,
+                ip=token.ip,
+                details={
+                    "device": device.persistent_id,
+                    "registered_here": bool(named) and SecurityKeyDevice.objects.filter(credential_id=named).exists(),
+                },
+            )
+        return False
+    stored = device.sign_count
+    if (signed_count or stored) and signed_count <= stored:
+        audit.record(
+            "security_key.counter_regressed",
+            subject=device.user,
+            ip=token.ip,
+            details={
+                "device": device.persistent_id,
+                "registration": Registration.objects.filter(security_key_device=device)
+                .values_list("pk", flat=True)
+                .first(),
+                "stored_count": stored,
+                "signed_count": signed_count,
+            },
+        )
+        return False
+    device.sign_count = signed_count
+    return True

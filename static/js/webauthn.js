@@ -1,0 +1,162 @@
+/*
+ * Security keys (WebAuthn) in the browser. A static file because the Content-Security-Policy allows no inline script.
+ *
+ * A form marked data-webauthn="register" or data-webauthn="authenticate" fetches its options (a POST with the
+ * form's fields to data-options-url, answered with JSON), asks the browser for the key
+ * (navigator.credentials.create or .get), puts the key's answer, as JSON, into the hidden "credential" field
+ * and submits the form as usual. The server checks everything; nothing here is trusted.
+ */
+(function () {
+  "use strict";
+
+  var MESSAGES = {
+    unsupported:
+      "This browser cannot use security keys. Use a current Chrome, Edge, Firefox or Safari, or another device.",
+    touch: "Touch your security key now (or hold it to your phone).",
+    checking: "Checking the key…",
+    NotAllowedError:
+      "The security key did not answer in time, or the request was cancelled. Press the button to try again.",
+    InvalidStateError:
+      "This security key is already registered. Use another key, or remove the old one in My devices first.",
+    AbortError: "The request was cancelled. Press the button to try again.",
+    SecurityError: "This site's address does not match its security key settings. Please tell the help desk.",
+    NotSupportedError: "This security key cannot be used here. Try another key.",
+    generic: "Something went wrong talking to the security key. Press the button to try again."
+  };
+
+  function toBuffer(base64url) {
+    var base64 = base64url.replace(/-/g, "+").replace(/_/g, "/");
+    while (base64.length % 4) {
+      base64 += "=";
+    }
+    var binary = window.atob(base64);
+    var bytes = new Uint8Array(binary.length);
+    for (var i = 0; i < binary.length; i++) {
+      bytes[i] = binary.charCodeAt(i);
+    }
+    return bytes.buffer;
+  }
+
+  function toBase64url(buffer) {
+    var bytes = new Uint8Array(buffer);
+    var binary = "";
+    for (var i = 0; i < bytes.length; i++) {
+      binary += String.fromCharCode(bytes[i]);
+    }
+    return window.btoa(binary).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+  }
+
+  function descriptors(list) {
+    return (list || []).map(function (credential) {
+      credential.id = toBuffer(credential.id);
+      return credential;
+    });
+  }
+
+  function creationOptions(options) {
+    options.challenge = toBuffer(options.challenge);
+    options.user.id = toBuffer(options.user.id);
+    options.excludeCredentials = descriptors(options.excludeCredentials);
+    return options;
+  }
+
+  function requestOptions(options) {
+    options.challenge = toBuffer(options.challenge);
+    options.allowCredentials = descriptors(options.allowCredentials);
+    return options;
+  }
+
+  function credentialJSON(credential) {
+    var response = credential.response;
+    var json = {
+      id: credential.id,
+      rawId: toBase64url(credential.rawId),
+      type: credential.type,
+      response: { clientDataJSON: toBase64url(response.clientDataJSON) },
+      clientExtensionResults: credential.getClientExtensionResults ? credential.getClientExtensionResults() : {},
+      authenticatorAttachment: credential.authenticatorAttachment || null
+    };
+    if (response.attestationObject) {
+      json.response.attestationObject = toBase64url(response.attestationObject);
+      json.response.transports = response.getTransports ? response.getTransports() : [];
+    }
+    if (response.authenticatorData) {
+      json.response.authenticatorData = toBase64url(response.authenticatorData);
+      json.response.signature = toBase64url(response.signature);
+      json.response.userHandle = response.userHandle ? toBase64url(response.userHandle) : null;
+    }
+    return json;
+  }
+
+  function Refusal(message) {
+    this.name = "Refusal";
+    this.message = message;
+  }
+
+  function fetchOptions(form) {
+    return window
+      .fetch(form.getAttribute("data-options-url"), {
+        method: "POST",
+        body: new FormData(form),
+        credentials: "same-origin",
+        headers: { Accept: "application/json" }
+      })
+      .then(function (response) {
+        return response
+          .json()
+          .catch(function () {
+            return {};
+          })
+          .then(function (body) {
+            if (!response.ok) {
+              throw new Refusal(body.error || MESSAGES.generic);
+            }
+            if (!body.challenge) {
+              // Not options: most likely the sign-in expired and we were sent to a page instead.
+              throw new Refusal(MESSAGES.generic);
+            }
+            return body;
+          });
+      });
+  }
+
+  function setStatus(form, text, isError) {
+    var status = form.querySelector("[data-webauthn-status]");
+    status.textContent = text;
+    status.classList.toggle("error", Boolean(isError));
+  }
+
+  function start(form) {
+    var ceremony = form.getAttribute("data-webauthn");
+    var button = form.querySelector("button[type=submit]");
+    if (!window.PublicKeyCredential || !navigator.credentials || !window.fetch) {
+      setStatus(form, MESSAGES.unsupported, true);
+      button.disabled = true;
+      return;
+    }
+    form.addEventListener("submit", function (event) {
+      event.preventDefault();
+      button.disabled = true;
+      setStatus(form, MESSAGES.touch, false);
+      fetchOptions(form)
+        .then(function (options) {
+          if (ceremony === "register") {
+            return navigator.credentials.create({ publicKey: creationOptions(options) });
+          }
+          return navigator.credentials.get({ publicKey: requestOptions(options) });
+        })
+        .then(function (credential) {
+          form.querySelector("input[name=credential]").value = JSON.stringify(credentialJSON(credential));
+          setStatus(form, MESSAGES.checking, false);
+          form.submit();
+        })
+        .catch(function (error) {
+          button.disabled = false;
+          var text = error instanceof Refusal ? error.message : MESSAGES[error && error.name] || MESSAGES.generic;
+          setStatus(form, text, true);
+        });
+    });
+  }
+
+  Array.prototype.forEach.call(document.querySelectorAll("form[data-webauthn]"), start);
+})();
