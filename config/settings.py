@@ -164,6 +164,7 @@ CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0, "inte
 OUTBOX_SWEEP_EVERY_SECONDS = env.int("OUTBOX_SWEEP_EVERY_SECONDS", default=30)
 CELERY_BEAT_SCHEDULE = {
     "sweep-outbox": {"task": "devices.tasks.sweep_outbox", "schedule": timedelta(seconds=OUTBOX_SWEEP_EVERY_SECONDS)},
+    "expire-reactivations": {"task": "devices.tasks.expire_reactivations", "schedule": timedelta(minutes=10)},
 }
 
 # --- Second factors ------------------------------------------------------------------
