@@ -1,5 +1,5 @@
 # Two commands set everything up on a fresh machine with Python 3.11 and pip:
-#   make run    install into .venv, migrate, create a demo account, serve on http://127.0.0.1:8000/
+#   make run    install into .venv, migrate, create a demo account, serve on http://localhost:8000/
 #   make test   install into .venv and run the whole test suite
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv

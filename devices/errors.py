@@ -45,3 +45,12 @@ KEY_REFUSED = "That security key was not accepted. Use a key registered to your 
 KEY_THROTTLED = "Too many failed attempts. Wait a little, then try your security key again."
 DESK_STAFF_ONLY = "Only help-desk staff can register a key for someone at the desk."
 DESK_OWN_ACCOUNT = "Help-desk staff cannot register a key for their own account at the desk."
+NOT_REACTIVATING = "There is no new phone waiting to be confirmed for this device. Start again from My devices."
+REACTIVATION_EXPIRED = "This phone change has expired. Your old phone still works; start again from My devices."
+IDENTITY_CHECK_METHOD = (
+    "Choose how the person's identity was checked, from the list. Knowledge questions alone are not enough."
+)
+IDENTITY_CHECK_REFERENCE = "Give the ticket or case reference for the identity check."
+NOT_ON_OWN_ACCOUNT = "Help-desk actions cannot be taken on your own account. Ask a colleague."
+NO_EMAIL_FOR_RECOVERY = "This person has no email address on record, so no link can be sent. Add one first."
+NO_APP_TO_RECOVER = "This person has no phone or tablet with an authenticator app to set up again."

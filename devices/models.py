@@ -63,6 +63,9 @@ class Registration(models.Model):
         REACTIVATING = "reactivating", "Reactivating"
         RETIRED = "retired", "Retired"
 
+    # Statuses in which the registration's factors sign the person in (a reactivation keeps the old phone working).
+    IN_USE = (Status.ACTIVE, Status.REACTIVATING)
+
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="registrations")
     kind = models.CharField(max_length=16, choices=Kind.choices)
     platform = models.CharField(max_length=16, choices=Platform.choices, blank=True)
@@ -82,6 +85,15 @@ class Registration(models.Model):
         "SecurityKeyDevice", null=True, blank=True, on_delete=models.PROTECT, related_name="registration"
     )
     app_installed_at = models.DateTimeField(null=True, blank=True)
+    # Reactivation after a phone upgrade (ACT-06): the new secret waits here until a code from it confirms it.
+    pending_app_device = models.OneToOneField(
+        AuthenticatorAppDevice,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="reactivating_registration",
+    )
+    reactivation_expires_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     expires_at = models.DateTimeField(
@@ -107,6 +119,15 @@ class Registration(models.Model):
     @property
     def is_pending_expired(self) -> bool:
         return self.status == self.Status.PENDING and self.expires_at is not None and timezone.now() >= self.expires_at
+
+    @property
+    def awaiting_app_device(self):
+        """The app device waiting for its first code: a new setup's, or a reactivation's new secret."""
+        if self.status == self.Status.REACTIVATING:
+            return self.pending_app_device
+        if self.status == self.Status.PENDING:
+            return self.app_device
+        return None
 
     @property
     def masked_phone_number(self) -> str:
@@ -320,6 +341,8 @@ class ActivationLink(models.Model):
     class Purpose(models.TextChoices):
         ACTIVATION = "activation", "Activation"
         REACTIVATION = "reactivation", "Reactivation"
+        # Sent by the help desk after an identity check to a person with no working factor.
+        RECOVERY = "recovery", "Recovery"
 
     token_hash = models.CharField(max_length=64, unique=True)
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
@@ -330,6 +353,9 @@ class ActivationLink(models.Model):
     password_failures = models.PositiveSmallIntegerField(default=0)
     consumed_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
+    sent_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
 
     def __str__(self) -> str:
         return f"{self.get_purpose_display()} link #{self.pk} for {self.user_id}"
@@ -337,6 +363,44 @@ class ActivationLink(models.Model):
     @property
     def is_usable(self) -> bool:
         return self.consumed_at is None and self.revoked_at is None and timezone.now() < self.expires_at
+
+
+class BackupCodeDevice(ThrottlingMixin, TimestampMixin, Device):
+    """A set of single-use backup codes, our own django-otp device.
+
+    Replaces django-otp's ``StaticDevice``, whose tokens are 40-bit and stored
+    in plain text. Each code here has 80 random bits and only its keyed hash is
+    stored (BND-06). Generating a new set retires the old device, so old codes
+    stop working and their history stays.
+    """
+
+    factor_name = "backup_code"
+
+    class Meta:
+        verbose_name = "backup codes"
+
+    @property
+    def unused_count(self) -> int:
+        return self.codes.filter(used_at=None).count()
+
+    def get_throttle_factor(self) -> int:
+        return settings.OTP_TOTP_THROTTLE_FACTOR
+
+    def verify_token(self, token) -> bool:
+        from .backup_codes import use_code
+
+        ok = use_code(self, str(token))
+        self.refresh_from_db()
+        return ok
+
+
+class BackupCode(models.Model):
+    device = models.ForeignKey(BackupCodeDevice, on_delete=models.PROTECT, related_name="codes")
+    code_hash = models.CharField(max_length=64, unique=True)
+    used_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"backup code #{self.pk} ({'used' if self.used_at else 'unused'})"
 
 
 class OutboundMessage(models.Model):

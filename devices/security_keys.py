@@ -18,7 +18,7 @@ from identity import services as identity_services
 
 from . import errors, webauthn
 from .models import Registration, SecurityKeyDevice, WebAuthnChallenge
-from .services import _lock, _require_pending, security_key_device_name
+from .services import _lock, _require_pending, notify_person, security_key_device_name
 from .webauthn import CeremonyRefused, SessionChallenge
 
 FACTOR = SecurityKeyDevice.factor_name
@@ -170,6 +170,7 @@ def _bind(user, row: WebAuthnChallenge, *, response_json: str, label: str, actor
     if on_desk:
         details |= {"registered_by": actor.get_username(), "registered_for": user.get_username()}
     audit.record("device.bound", actor=actor, subject=user, ip=ip, details=details)
+    notify_person(user, event="device.bound", device_name=registration.display_name)
     return registration
 
 
@@ -304,6 +305,8 @@ def _check_assertion(device: SecurityKeyDevice, token: AssertionToken) -> bool:
                 "signed_count": signed_count,
             },
         )
+        # A counter going backwards can mean a cloned key: the person hears of it on another channel (BND-03).
+        notify_person(device.user, event="security_key.counter_regressed", device_name=device.name)
         return False
     device.sign_count = signed_count
     return True

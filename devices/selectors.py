@@ -11,7 +11,7 @@ from django.utils import timezone
 from two_factor.utils import get_otpauth_url
 
 from .kinds import kind_of
-from .models import OutboundMessage, PhoneVerification, Registration
+from .models import BackupCodeDevice, OutboundMessage, PhoneVerification, Registration
 
 
 def registrations_for_user(user) -> QuerySet[Registration]:
@@ -24,7 +24,7 @@ def registrations_for_user(user) -> QuerySet[Registration]:
 
 
 def active_registration_count(user) -> int:
-    return Registration.objects.filter(user=user, status=Registration.Status.ACTIVE).count()
+    return Registration.objects.filter(user=user, status__in=Registration.IN_USE).count()
 
 
 def offers_phone_codes(registration: Registration) -> bool:
@@ -45,9 +45,17 @@ def latest_pending_registration(user) -> Registration | None:
     )
 
 
+def _awaiting_secret(registration: Registration) -> str:
+    """The base32 secret of the app device waiting for its first code; never that of a confirmed device (ACT-06)."""
+    device = registration.awaiting_app_device
+    if device is None or device.confirmed:
+        raise ValueError("no pending secret to show")
+    return base64.b32encode(device.secret_bytes()).decode().rstrip("=")
+
+
 def otpauth_uri(registration: Registration) -> str:
     """The otpauth:// URI of a pending app secret. Only for the owner's own, no-store pages (ACT-04)."""
-    secret = base64.b32encode(registration.app_device.secret_bytes()).decode().rstrip("=")
+    secret = _awaiting_secret(registration)
     return get_otpauth_url(
         accountname=registration.user.username,
         secret=secret,
@@ -58,7 +66,7 @@ def otpauth_uri(registration: Registration) -> str:
 
 def manual_entry_secret(registration: Registration) -> str:
     """The base32 secret in groups of four, for typing into an app by hand."""
-    secret = base64.b32encode(registration.app_device.secret_bytes()).decode().rstrip("=")
+    secret = _awaiting_secret(registration)
     return " ".join(secret[i : i + 4] for i in range(0, len(secret), 4))
 
 
@@ -79,3 +87,11 @@ def latest_phone_message(registration: Registration) -> OutboundMessage | None:
         .first()
     )
     return verification.message if verification else None
+
+
+def backup_code_status(user) -> dict:
+    """How many backup codes of the current set are left, and when the set was made."""
+    device = BackupCodeDevice.objects.filter(user=user, confirmed=True).order_by("-created_at").first()
+    if device is None:
+        return {"has_codes": False, "unused": 0, "created_at": None}
+    return {"has_codes": True, "unused": device.unused_count, "created_at": device.created_at}

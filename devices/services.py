@@ -9,6 +9,7 @@ values (``actor``, ``ip``), never a request. Refusals raise
 
 import hashlib
 import secrets
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -20,12 +21,15 @@ from django.utils import timezone
 
 from identity import audit
 from identity import errors as identity_errors
+from identity.models import User
 
 from . import crypto, errors, outbox, phone_codes
 from .kinds import KINDS, kind_of
 from .models import (
     ActivationLink,
     AuthenticatorAppDevice,
+    BackupCode,
+    BackupCodeDevice,
     PhoneDevice,
     PhoneVerification,
     Registration,
@@ -57,7 +61,7 @@ def phone_device_name(label: str, *, can_text: bool) -> str:
 
 
 def _has_active_devices(user) -> bool:
-    return Registration.objects.filter(user=user, status=Registration.Status.ACTIVE).exists()
+    return Registration.objects.filter(user=user, status__in=Registration.IN_USE).exists()
 
 
 def require_recent_verification(user, verified_at: datetime | None) -> None:
@@ -262,11 +266,37 @@ def confirm_activation(registration: Registration, *, code: str, actor, ip: str 
                 ip=ip,
                 details={"registration": registration.pk, "kind": registration.kind, "factor": PhoneDevice.factor_name},
             )
+        notify_person(registration.user, event="device.bound", device_name=registration.display_name)
     return registration
 
 
+def _awaiting_device(registration: Registration) -> AuthenticatorAppDevice:
+    """The unconfirmed app device a link or QR code may show: the new one of a setup or a reactivation."""
+    device = registration.awaiting_app_device
+    if device is None:
+        raise ValidationError(errors.STEP_OUT_OF_ORDER, code="order")
+    return device
+
+
+def _issue_link(registration: Registration, *, purpose: str, sent_by=None, expires_at) -> tuple[ActivationLink, str]:
+    """Revoke the registration's open links and create a new one; return it with its URL (built from SITE_URL)."""
+    ActivationLink.objects.filter(registration=registration, consumed_at=None, revoked_at=None).update(
+        revoked_at=timezone.now()
+    )
+    token = secrets.token_urlsafe(32)
+    link = ActivationLink.objects.create(
+        token_hash=hash_token(token),
+        user=registration.user,
+        registration=registration,
+        purpose=purpose,
+        expires_at=expires_at,
+        sent_by=sent_by,
+    )
+    return link, settings.SITE_URL + reverse("devices:activation_link", kwargs={"token": token})
+
+
 def send_activation_link(registration: Registration, *, actor, ip: str | None = None) -> ActivationLink:
-    """Email the person a single-use link to open on the phone (ACT-01..03).
+    """Email the person a single-use link to open on the phone (ACT-01..03), for a setup or a reactivation.
 
     The token (256 bits) is only in the email; the database keeps its hash.
     A new link revokes the earlier ones of this registration. The URL is built
@@ -278,9 +308,12 @@ def send_activation_link(registration: Registration, *, actor, ip: str | None = 
         raise ValidationError(errors.NO_EMAIL, code="no_email")
     with transaction.atomic():
         registration = _lock(registration)
-        _require_pending(registration)
-        if registration.app_device_id is None:
-            raise ValidationError(errors.STEP_OUT_OF_ORDER, code="order")
+        if registration.status == Registration.Status.REACTIVATING:
+            purpose, deadline = ActivationLink.Purpose.REACTIVATION, registration.reactivation_expires_at
+        else:
+            _require_pending(registration)
+            purpose, deadline = ActivationLink.Purpose.ACTIVATION, registration.expires_at
+        _awaiting_device(registration)
         now = timezone.now()
         recent = ActivationLink.objects.filter(
             registration=registration,
@@ -288,20 +321,8 @@ def send_activation_link(registration: Registration, *, actor, ip: str | None = 
         )
         if recent.exists():
             raise ValidationError(errors.LINK_RESEND_TOO_SOON, code="too_soon")
-        ActivationLink.objects.filter(registration=registration, consumed_at=None, revoked_at=None).update(
-            revoked_at=now
-        )
-        token = secrets.token_urlsafe(32)
-        expires_at = min(
-            now + settings.ACTIVATION_LINK_TTL, registration.expires_at or now + settings.ACTIVATION_LINK_TTL
-        )
-        link = ActivationLink.objects.create(
-            token_hash=hash_token(token),
-            user=user,
-            registration=registration,
-            expires_at=expires_at,
-        )
-        url = settings.SITE_URL + reverse("devices:activation_link", kwargs={"token": token})
+        expires_at = min(now + settings.ACTIVATION_LINK_TTL, deadline or now + settings.ACTIVATION_LINK_TTL)
+        link, url = _issue_link(registration, purpose=purpose, expires_at=expires_at)
         body = render_to_string(
             "emails/activation_link.txt",
             {"user": user, "url": url, "expires_at": expires_at, "institution": settings.INSTITUTION_NAME},
@@ -320,9 +341,18 @@ def send_activation_link(registration: Registration, *, actor, ip: str | None = 
             actor=actor,
             subject=user,
             ip=ip,
-            details={"registration": registration.pk, "link": link.pk},
+            details={"registration": registration.pk, "link": link.pk, "purpose": purpose},
         )
     return link
+
+
+def _link_still_valid(link: ActivationLink) -> bool:
+    wanted = {
+        ActivationLink.Purpose.ACTIVATION: (Registration.Status.PENDING,),
+        ActivationLink.Purpose.REACTIVATION: (Registration.Status.REACTIVATING,),
+        ActivationLink.Purpose.RECOVERY: (Registration.Status.ACTIVE, Registration.Status.REACTIVATING),
+    }[link.purpose]
+    return link.is_usable and link.registration.status in wanted
 
 
 def find_activation_link(token: str) -> ActivationLink:
@@ -330,7 +360,7 @@ def find_activation_link(token: str) -> ActivationLink:
     link = (
         ActivationLink.objects.select_related("user", "registration").filter(token_hash=hash_token(token or "")).first()
     )
-    if link is None or not link.is_usable or link.registration.status != Registration.Status.PENDING:
+    if link is None or not _link_still_valid(link):
         raise ValidationError(errors.LINK_NOT_VALID, code="invalid")
     return link
 
@@ -339,11 +369,13 @@ def open_activation_link(link: ActivationLink, *, password: str, ip: str | None 
     """Consume the link once the person gives their password; only then may the secret be shown.
 
     A wrong password is counted and audited; after ACTIVATION_LINK_MAX_PASSWORD_ATTEMPTS
-    the link is revoked. Raises ``ValidationError`` on every refusal.
+    the link is revoked. A help-desk recovery link also starts the reactivation
+    it was sent for, in the same transaction (the link and the password stand in
+    for the missing second factor). Raises ``ValidationError`` on every refusal.
     """
     with transaction.atomic():
         link = ActivationLink.objects.select_for_update().select_related("user", "registration").get(pk=link.pk)
-        if not link.is_usable or link.registration.status != Registration.Status.PENDING:
+        if not _link_still_valid(link):
             raise ValidationError(errors.LINK_NOT_VALID, code="invalid")
         if not link.user.check_password(password or ""):
             link.password_failures += 1
@@ -371,8 +403,19 @@ def open_activation_link(link: ActivationLink, *, password: str, ip: str | None 
                 actor=link.user,
                 subject=link.user,
                 ip=ip,
-                details={"link": link.pk, "registration": link.registration_id},
+                details={"link": link.pk, "registration": link.registration_id, "purpose": link.purpose},
             )
+            if link.purpose == ActivationLink.Purpose.RECOVERY:
+                registration = _lock(link.registration)
+                if registration.status == Registration.Status.ACTIVE:
+                    _begin_reactivation(registration, actor=link.user, old_phone_lost=False, ip=ip)
+                audit.record(
+                    "recovery.started",
+                    actor=link.user,
+                    subject=link.user,
+                    ip=ip,
+                    details={"registration": registration.pk, "sent_by": link.sent_by_id},
+                )
     if failure:
         raise failure
     return link
@@ -420,11 +463,11 @@ def retire_registration(
     require_recent_verification(registration.user, verified_at)
     with transaction.atomic():
         registration = _lock(registration)
-        if registration.status != Registration.Status.ACTIVE:
+        if registration.status not in (Registration.Status.ACTIVE, Registration.Status.REACTIVATING):
             raise ValidationError(errors.NOT_ACTIVE, code="not_active")
         others = (
             Registration.objects.select_for_update()
-            .filter(user_id=registration.user_id, status=Registration.Status.ACTIVE)
+            .filter(user_id=registration.user_id, status__in=Registration.IN_USE)
             .exclude(pk=registration.pk)
         )
         if not others.exists():
@@ -432,16 +475,9 @@ def retire_registration(
         registration.status = Registration.Status.RETIRED
         registration.retired_at = timezone.now()
         registration.retired_by = actor if getattr(actor, "pk", None) else None
-        registration.save(update_fields=["status", "retired_at", "retired_by", "updated_at"])
-        if registration.app_device_id:
-            AuthenticatorAppDevice.objects.filter(pk=registration.app_device_id).update(
-                confirmed=False, encrypted_secret=""
-            )
-        if registration.phone_device_id:
-            PhoneDevice.objects.filter(pk=registration.phone_device_id).update(confirmed=False)
-        if registration.security_key_device_id:
-            # The credential id stays, so the same credential can never be bound again (to anyone).
-            SecurityKeyDevice.objects.filter(pk=registration.security_key_device_id).update(confirmed=False)
+        _retire_devices(registration)
+        registration.pending_app_device = None
+        registration.save(update_fields=["status", "retired_at", "retired_by", "pending_app_device", "updated_at"])
         audit.record(
             "device.retired",
             actor=actor,
@@ -449,6 +485,7 @@ def retire_registration(
             ip=ip,
             details={"registration": registration.pk, "kind": registration.kind, "reason": reason},
         )
+        notify_person(registration.user, event="device.retired", device_name=registration.display_name)
     return registration
 
 
@@ -491,7 +528,7 @@ def _issue_phone_code(*, user, number, channel: str, purpose: str, registration=
     requests cannot both slip under a limit.
     """
     check_reachable(number)
-    locked_user = type(user).objects.select_for_update().get(pk=user.pk)
+    locked_user = User.objects.select_for_update().get(pk=user.pk)
     if purpose == PhoneVerification.Purpose.SIGNIN and locked_user.is_locked:
         # A locked account gets no codes: they could not be used, and each one costs money and annoys.
         raise ValidationError(
@@ -667,6 +704,7 @@ def _accept_phone_verification(registration: Registration, verification: PhoneVe
             ip=ip,
             details={"registration": registration.pk, "kind": registration.kind, "factor": device.factor_name},
         )
+        notify_person(registration.user, event="device.bound", device_name=registration.display_name)
 
 
 def send_signin_code(device: PhoneDevice, *, channel: str, ip: str | None = None) -> PhoneVerification:
@@ -695,3 +733,382 @@ def send_signin_code(device: PhoneDevice, *, channel: str, ip: str | None = None
             details={"device": device.persistent_id, "channel": channel, "phone": device.masked_number},
         )
     return verification
+
+
+# --- Notices (BND-03) ------------------------------------------------------------------------------
+
+NOTICES = {
+    "device.bound": "A device was added to your account",
+    "device.reactivated": "Your authenticator app was moved to a new phone",
+    "device.reported_lost": "A device was reported lost and can no longer be used",
+    "device.retired": "A device was removed from your account",
+    "backup_codes.generated": "New backup codes were generated",
+    "recovery.link_sent": "The help desk sent you a recovery link",
+    "account.locked": "Your account was locked after too many wrong codes",
+    "account.unlocked": "Your account was unlocked",
+    "security_key.counter_regressed": "A security key gave a sign-in answer that looks copied, and it was refused",
+}
+
+
+def notify_person(user, *, event: str, device_name: str = "") -> None:
+    """Email the person about a change to their sign-in factors, through the outbox (BND-03, REL-10).
+
+    Email is never a sign-in factor here, so it is always "another channel".
+    Call inside the transaction of the change. Nothing is queued for a person
+    without an email address.
+    """
+    if not user.email:
+        return
+    body = render_to_string(
+        "emails/security_notice.txt",
+        {
+            "user": user,
+            "what": NOTICES[event],
+            "device_name": device_name,
+            "when": timezone.now(),
+            "institution": settings.INSTITUTION_NAME,
+            "help_desk": settings.HELP_DESK_CONTACT,
+            "site_url": settings.SITE_URL,
+        },
+    )
+    outbox.queue_email(
+        user=user,
+        to=user.email,
+        subject=f"{settings.INSTITUTION_NAME}: {NOTICES[event].lower()}",
+        body=body,
+        template=f"notice:{event}",
+        holds_secret=False,
+    )
+
+
+# --- Reactivation after a phone upgrade, lost phones (ACT-06, BND-05) ------------------------------
+
+
+def _begin_reactivation(registration: Registration, *, actor, old_phone_lost: bool, ip: str | None) -> Registration:
+    """Give a locked, active registration a new pending secret; the caller holds the transaction."""
+    now = timezone.now()
+    device = AuthenticatorAppDevice.objects.create(
+        user=registration.user,
+        name=app_device_name(registration.display_name),
+        confirmed=False,
+        encrypted_secret=crypto.encrypt(secrets.token_bytes(SECRET_BYTES)),
+    )
+    registration.pending_app_device = device
+    registration.status = Registration.Status.REACTIVATING
+    registration.reactivation_expires_at = now + settings.ACTIVATION_LINK_TTL
+    registration.save(update_fields=["pending_app_device", "status", "reactivation_expires_at", "updated_at"])
+    if old_phone_lost and registration.app_device_id:
+        _retire_app_secret(registration.app_device_id)
+    audit.record(
+        "device.reactivation_started",
+        actor=actor,
+        subject=registration.user,
+        ip=ip,
+        details={"registration": registration.pk, "old_phone_lost": old_phone_lost},
+    )
+    return registration
+
+
+def _retire_app_secret(device_id: int) -> None:
+    AuthenticatorAppDevice.objects.filter(pk=device_id).update(confirmed=False, encrypted_secret="")
+
+
+def start_reactivation(
+    registration: Registration,
+    *,
+    actor,
+    verified_at: datetime | None,
+    old_phone_lost: bool = False,
+    ip: str | None = None,
+) -> Registration:
+    """ "I got a new phone": issue a new secret as pending, keeping the old one working until it is confirmed.
+
+    Always a new secret (ACT-06); the old one is never shown again. With
+    ``old_phone_lost`` the old secret stops working at once. Needs a recent
+    second factor (BND-01). Audits ``device.reactivation_started``.
+    """
+    if not kind_of(registration).has_app:
+        raise ValidationError(errors.NO_APP_FOR_KIND, code="kind")
+    require_recent_verification(registration.user, verified_at)
+    with transaction.atomic():
+        registration = _lock(registration)
+        if registration.status == Registration.Status.REACTIVATING:
+            return registration
+        if registration.status != Registration.Status.ACTIVE:
+            raise ValidationError(errors.NOT_ACTIVE, code="not_active")
+        return _begin_reactivation(registration, actor=actor, old_phone_lost=old_phone_lost, ip=ip)
+
+
+def confirm_reactivation(registration: Registration, *, code: str, actor, ip: str | None = None) -> Registration:
+    """Accept a code from the new phone: the new secret replaces the old one, which is retired (ACT-06).
+
+    A code from the old phone does not match the new secret and is refused.
+    Audits ``device.reactivated`` and emails a notice (BND-03).
+    """
+    registration = Registration.objects.select_related("pending_app_device").get(pk=registration.pk)
+    if registration.status == Registration.Status.ACTIVE and registration.pending_app_device_id is None:
+        return registration
+    _require_reactivating(registration)
+    device = registration.pending_app_device
+    allowed, _ = device.verify_is_allowed()
+    if not allowed:
+        raise ValidationError(errors.CODE_THROTTLED, code="throttled")
+    if not device.verify_token(code):
+        registration.refresh_from_db(fields=["status", "pending_app_device"])
+        if registration.status == Registration.Status.ACTIVE and registration.pending_app_device_id is None:
+            return registration  # a double submit: the other request finished it
+        audit.record(
+            "device.reactivation_code_rejected",
+            actor=actor,
+            subject=registration.user,
+            ip=ip,
+            details={"registration": registration.pk},
+        )
+        raise ValidationError(errors.WRONG_CODE, code="wrong_code")
+    with transaction.atomic():
+        registration = _lock(registration)
+        if registration.status == Registration.Status.ACTIVE:
+            return registration
+        _require_reactivating(registration)
+        old_device_id = registration.app_device_id
+        AuthenticatorAppDevice.objects.filter(pk=device.pk).update(confirmed=True)
+        if old_device_id:
+            _retire_app_secret(old_device_id)
+        registration.app_device = device
+        registration.pending_app_device = None
+        registration.reactivation_expires_at = None
+        registration.status = Registration.Status.ACTIVE
+        registration.save(
+            update_fields=["app_device", "pending_app_device", "reactivation_expires_at", "status", "updated_at"]
+        )
+        ActivationLink.objects.filter(registration=registration, consumed_at=None, revoked_at=None).update(
+            revoked_at=timezone.now()
+        )
+        audit.record(
+            "device.reactivated",
+            actor=actor,
+            subject=registration.user,
+            ip=ip,
+            details={"registration": registration.pk, "retired_device": old_device_id},
+        )
+        notify_person(registration.user, event="device.reactivated", device_name=registration.display_name)
+    return registration
+
+
+def _require_reactivating(registration: Registration) -> None:
+    if registration.status != Registration.Status.REACTIVATING or registration.pending_app_device_id is None:
+        raise ValidationError(errors.NOT_REACTIVATING, code="not_reactivating")
+    if registration.reactivation_expires_at and registration.reactivation_expires_at <= timezone.now():
+        raise ValidationError(errors.REACTIVATION_EXPIRED, code="expired")
+
+
+def end_reactivation(registration: Registration, *, actor, reason: str, ip: str | None = None) -> Registration:
+    """Drop a pending reactivation (cancelled or expired): the new secret is erased, the old one stays."""
+    with transaction.atomic():
+        registration = _lock(registration)
+        if registration.status != Registration.Status.REACTIVATING:
+            return registration
+        if registration.pending_app_device_id:
+            _retire_app_secret(registration.pending_app_device_id)
+        registration.pending_app_device = None
+        registration.reactivation_expires_at = None
+        old_usable = (
+            registration.app_device_id
+            and AuthenticatorAppDevice.objects.filter(pk=registration.app_device_id, confirmed=True).exists()
+        )
+        registration.status = (
+            Registration.Status.ACTIVE if old_usable or registration.phone_device_id else (Registration.Status.RETIRED)
+        )
+        if registration.status == Registration.Status.RETIRED:
+            registration.retired_at = timezone.now()
+        registration.save(
+            update_fields=["pending_app_device", "reactivation_expires_at", "status", "retired_at", "updated_at"]
+        )
+        ActivationLink.objects.filter(registration=registration, consumed_at=None, revoked_at=None).update(
+            revoked_at=timezone.now()
+        )
+        audit.record(
+            "device.reactivation_ended",
+            actor=actor,
+            subject=registration.user,
+            ip=ip,
+            details={"registration": registration.pk, "reason": reason},
+        )
+    return registration
+
+
+def expire_stale_reactivations() -> int:
+    """End every reactivation past its deadline (a beat task calls this). Returns how many ended."""
+    stale = Registration.objects.filter(
+        status=Registration.Status.REACTIVATING, reactivation_expires_at__lte=timezone.now()
+    )
+    count = 0
+    for registration in stale:
+        end_reactivation(registration, actor=None, reason="expired")
+        count += 1
+    return count
+
+
+def report_lost(
+    registration: Registration, *, actor, verified_at: datetime | None, ip: str | None = None
+) -> Registration:
+    """ "I lost my phone": the device stops working at once (BND-05); its history stays (BND-04).
+
+    Allowed for the last device too: a lost device must never keep working, and
+    the person, signed in with another factor, can enroll a new one. Needs a
+    recent second factor (BND-01). Audits ``device.reported_lost`` and emails a notice.
+    """
+    require_recent_verification(registration.user, verified_at)
+    with transaction.atomic():
+        registration = _lock(registration)
+        if registration.status not in (Registration.Status.ACTIVE, Registration.Status.REACTIVATING):
+            raise ValidationError(errors.NOT_ACTIVE, code="not_active")
+        _retire_devices(registration)
+        registration.status = Registration.Status.RETIRED
+        registration.retired_at = timezone.now()
+        registration.retired_by = actor if getattr(actor, "pk", None) else None
+        registration.pending_app_device = None
+        registration.save(update_fields=["status", "retired_at", "retired_by", "pending_app_device", "updated_at"])
+        audit.record(
+            "device.reported_lost",
+            actor=actor,
+            subject=registration.user,
+            ip=ip,
+            details={"registration": registration.pk, "kind": registration.kind},
+        )
+        notify_person(registration.user, event="device.reported_lost", device_name=registration.display_name)
+    return registration
+
+
+def _retire_devices(registration: Registration) -> None:
+    for device_id in (registration.app_device_id, registration.pending_app_device_id):
+        if device_id:
+            _retire_app_secret(device_id)
+    if registration.phone_device_id:
+        PhoneDevice.objects.filter(pk=registration.phone_device_id).update(confirmed=False)
+    if registration.security_key_device_id:
+        # The credential id stays, so the same credential can never be bound again (to anyone).
+        SecurityKeyDevice.objects.filter(pk=registration.security_key_device_id).update(confirmed=False)
+    ActivationLink.objects.filter(registration=registration, consumed_at=None, revoked_at=None).update(
+        revoked_at=timezone.now()
+    )
+
+
+# --- Help-desk recovery link (BND-07, BND-08) -------------------------------------------------------
+
+IDENTITY_CHECK_METHODS = {
+    "photo_id_in_person": "Photo ID checked in person",
+    "video_call_with_photo_id": "Photo ID checked on a video call",
+    "callback_to_number_on_file": "Called back on the number in the HR record",
+    "manager_confirmation": "Confirmed by the person's manager, in writing",
+}
+
+
+@dataclass(frozen=True)
+class IdentityCheck:
+    """How the help desk made sure who it is talking to (BND-07): a method from a fixed list and a reference."""
+
+    method: str
+    reference: str
+
+    def validate(self) -> None:
+        if self.method not in IDENTITY_CHECK_METHODS:
+            raise ValidationError(errors.IDENTITY_CHECK_METHOD, code="identity_check")
+        if not self.reference.strip():
+            raise ValidationError(errors.IDENTITY_CHECK_REFERENCE, code="identity_check")
+
+
+def send_reactivation_link(
+    user, *, sent_by, identity_check: IdentityCheck, registration: Registration | None = None, ip: str | None = None
+) -> ActivationLink:
+    """Email a person with no working factor a single-use link to put a new app in place of the old one.
+
+    Requires a recorded identity check (BND-07); a staff member cannot send one
+    to themselves (BND-08). The link asks for the password, then starts a
+    reactivation of ``registration`` (default: the person's newest active app
+    device). Audits ``recovery.link_sent`` and emails it through the outbox.
+    """
+    identity_check.validate()
+    if sent_by is None or sent_by.pk == user.pk:
+        raise ValidationError(errors.NOT_ON_OWN_ACCOUNT, code="own_account")
+    if not user.email:
+        raise ValidationError(errors.NO_EMAIL_FOR_RECOVERY, code="no_email")
+    if registration is None:
+        registration = (
+            Registration.objects.filter(
+                user=user,
+                status__in=[Registration.Status.ACTIVE, Registration.Status.REACTIVATING],
+                kind__in=[kind.key for kind in KINDS.values() if kind.has_app],
+            )
+            .order_by("-activated_at")
+            .first()
+        )
+    if registration is None or registration.user_id != user.pk or not kind_of(registration).has_app:
+        raise ValidationError(errors.NO_APP_TO_RECOVER, code="no_registration")
+    with transaction.atomic():
+        registration = _lock(registration)
+        expires_at = timezone.now() + settings.ACTIVATION_LINK_TTL
+        link, url = _issue_link(
+            registration, purpose=ActivationLink.Purpose.RECOVERY, sent_by=sent_by, expires_at=expires_at
+        )
+        body = render_to_string(
+            "emails/recovery_link.txt",
+            {
+                "user": user,
+                "url": url,
+                "expires_at": expires_at,
+                "institution": settings.INSTITUTION_NAME,
+                "help_desk": settings.HELP_DESK_CONTACT,
+            },
+        )
+        outbox.queue_email(
+            user=user,
+            to=user.email,
+            subject=f"{settings.INSTITUTION_NAME}: set up your authenticator app again",
+            body=body,
+            template="recovery_link",
+            holds_secret=True,
+            expires_at=expires_at,
+        )
+        audit.record(
+            "recovery.link_sent",
+            actor=sent_by,
+            subject=user,
+            ip=ip,
+            details={
+                "registration": registration.pk,
+                "link": link.pk,
+                "identity_check": identity_check.method,
+                "reference": identity_check.reference,
+            },
+        )
+    return link
+
+
+# --- Backup codes (BND-06) ---------------------------------------------------------------------------
+
+
+def generate_backup_codes(user, *, actor, verified_at: datetime | None, ip: str | None = None) -> list[str]:
+    """Make a new set of 10 backup codes and return them: the only time they exist in clear.
+
+    The previous set stops working. Needs a recent second factor (BND-01).
+    Audits ``backup_codes.generated`` and emails a notice (BND-03, BND-06).
+    """
+    from . import backup_codes
+
+    require_recent_verification(user, verified_at)
+    with transaction.atomic():
+        User.objects.select_for_update().get(pk=user.pk)
+        retired = BackupCodeDevice.objects.filter(user=user, confirmed=True).update(confirmed=False)
+        device = BackupCodeDevice.objects.create(user=user, name="Backup codes", confirmed=True)
+        codes = [backup_codes.new_code() for _ in range(backup_codes.CODE_COUNT)]
+        BackupCode.objects.bulk_create(BackupCode(device=device, code_hash=backup_codes.hash_code(c)) for c in codes)
+        audit.record(
+            "backup_codes.generated",
+            actor=actor,
+            subject=user,
+            ip=ip,
+            details={"device": device.persistent_id, "count": len(codes), "replaced_sets": retired},
+        )
+        notify_person(user, event="backup_codes.generated")
+    return codes

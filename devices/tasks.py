@@ -2,7 +2,7 @@
 
 from celery import shared_task
 
-from . import outbox
+from . import outbox, services
 
 
 @shared_task(bind=True, acks_late=True, ignore_result=True, max_retries=None)
@@ -17,3 +17,8 @@ def send_outbound_message(self, message_id: int) -> None:
 def sweep_outbox() -> None:
     for message_id in outbox.sweep():
         outbox.dispatch(message_id)
+
+
+@shared_task(ignore_result=True)
+def expire_reactivations() -> None:
+    services.expire_stale_reactivations()

@@ -25,4 +25,7 @@ urlpatterns = [
     path("devices/<int:pk>/rename/", views.rename, name="rename"),
     path("devices/<int:pk>/remove/", views.remove, name="remove"),
     path("devices/<int:pk>/phone-codes/", views.enable_phone_codes, name="enable_phone_codes"),
+    path("devices/<int:pk>/new-phone/", views.reactivate, name="reactivate"),
+    path("devices/<int:pk>/lost/", views.report_lost, name="report_lost"),
+    path("devices/backup-codes/", views.backup_codes, name="backup_codes"),
 ]

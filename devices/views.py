@@ -8,6 +8,7 @@ from django.core.exceptions import ValidationError
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.http import urlencode
 from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters
@@ -30,6 +31,8 @@ from .forms import (
 from .models import Registration
 
 LINK_SESSION_KEY = "activation_link_token"
+# Set when a help-desk recovery link and the password let a person in to put a new phone in place (only that).
+RECOVERY_SESSION_KEY = "recovery_registration"
 STEP_URLS = {
     kinds.PHONE: "devices:phone",
     kinds.VERIFY_PHONE: "devices:verify_phone",
@@ -48,9 +51,28 @@ def person_view(view):
     @login_required
     def wrapped(request, *args, **kwargs):
         if not request.user.is_verified() and selectors.active_registration_count(request.user):
+            if recovering := request.session.get(RECOVERY_SESSION_KEY):
+                # A recovery session opens only the new-phone page; keep the person there.
+                return redirect("devices:reactivate", pk=recovering)
             auth.logout(request)
             return redirect("identity:sign_in")
         return view(request, *args, **kwargs)
+
+    return wrapped
+
+
+def reactivation_view(view):
+    """Like ``person_view``, but also open to a recovery session for exactly this registration."""
+
+    @wraps(view)
+    @never_cache
+    @login_required
+    def wrapped(request, pk, *args, **kwargs):
+        recovering = request.session.get(RECOVERY_SESSION_KEY) == pk
+        if not recovering and not request.user.is_verified() and selectors.active_registration_count(request.user):
+            auth.logout(request)
+            return redirect("identity:sign_in")
+        return view(request, pk, *args, recovering=recovering, **kwargs)
 
     return wrapped
 
@@ -327,25 +349,25 @@ def activate(request, pk):
     return render(request, "devices/wizard/activate.html", context)
 
 
-@person_view
+@reactivation_view
 @require_GET
-def qr_code(request, pk):
+def qr_code(request, pk, recovering=False):
     registration = _own_registration(request, pk)
-    # An expired pending secret is never shown again (ACT-04).
-    if (
-        registration.status != Registration.Status.PENDING
-        or registration.is_pending_expired
-        or not registration.app_device_id
-    ):
+    # Only a secret still waiting for its first code, and never an expired one (ACT-04, ACT-06).
+    awaiting = registration.awaiting_app_device
+    expired = registration.is_pending_expired or (
+        registration.reactivation_expires_at is not None and registration.reactivation_expires_at <= timezone.now()
+    )
+    if awaiting is None or awaiting.confirmed or expired:
         raise Http404("no pending secret")
     response = HttpResponse(selectors.qr_svg(selectors.otpauth_uri(registration)), content_type="image/svg+xml")
     response["Cache-Control"] = "no-store, private"
     return response
 
 
-@person_view
+@reactivation_view
 @require_POST
-def email_activation_link(request, pk):
+def email_activation_link(request, pk, recovering=False):
     registration = _own_registration(request, pk)
     try:
         services.send_activation_link(registration, actor=request.user, ip=client_ip(request))
@@ -357,6 +379,8 @@ def email_activation_link(request, pk):
             "We emailed you an activation link. Open it on the phone with the authenticator app; "
             "it works once and only for the next 24 hours.",
         )
+    if registration.status == Registration.Status.REACTIVATING:
+        return redirect("devices:reactivate", pk=registration.pk)
     return redirect("devices:activate", pk=registration.pk)
 
 
@@ -409,6 +433,12 @@ def activation_landing(request):
         else:
             request.session.pop(LINK_SESSION_KEY, None)
             registration = link.registration
+            if link.purpose == link.Purpose.RECOVERY:
+                # The help desk's identity check, the link and the password stand in for the lost factor,
+                # for this one purpose: putting a new phone in place of the old one.
+                auth.login(request, link.user, backend="django.contrib.auth.backends.ModelBackend")
+                request.session[RECOVERY_SESSION_KEY] = registration.pk
+                return _no_referrer(redirect("devices:reactivate", pk=registration.pk))
             context = {
                 "otpauth_uri": selectors.otpauth_uri(registration),
                 "manual_secret": selectors.manual_entry_secret(registration),
@@ -429,12 +459,13 @@ def my_devices(request):
             "active": [
                 {"registration": r, "offer_phone_codes": selectors.offers_phone_codes(r)}
                 for r in registrations
-                if r.status == Registration.Status.ACTIVE
+                if r.status in Registration.IN_USE
             ],
             "pending": [
                 r for r in registrations if r.status == Registration.Status.PENDING and not r.is_pending_expired
             ],
             "retired": [r for r in registrations if r.status == Registration.Status.RETIRED],
+            "backup": selectors.backup_code_status(request.user),
         },
     )
 
@@ -478,3 +509,108 @@ def remove(request, pk):
             messages.success(request, f"{registration.display_name} was removed. It can no longer be used to sign in.")
             return redirect("devices:my_devices")
     return render(request, "devices/remove.html", {"registration": registration, "error": error})
+
+
+@reactivation_view
+@sensitive_post_parameters("code")
+@require_http_methods(["GET", "POST"])
+def reactivate(request, pk, recovering=False):
+    """ "I got a new phone": a new secret, confirmed by a code from the new phone; the old works until then."""
+    registration = _own_registration(request, pk)
+    if not kinds.kind_of(registration).has_app or registration.status not in Registration.IN_USE:
+        raise Http404("nothing to reactivate")
+    action = request.POST.get("action")
+    form = ActivationCodeForm(request.POST if action == "confirm" else None)
+    if action == "start":
+        try:
+            services.start_reactivation(
+                registration,
+                actor=request.user,
+                verified_at=signin_session.verified_at(request.session),
+                old_phone_lost=bool(request.POST.get("old_phone_lost")),
+                ip=client_ip(request),
+            )
+        except ValidationError as error:
+            if error.code == "reauth_required":
+                return _confirm_identity_redirect(request)
+            messages.error(request, error.messages[0])
+        return redirect("devices:reactivate", pk=registration.pk)
+    if action == "cancel" and not recovering:
+        services.end_reactivation(registration, actor=request.user, reason="cancelled", ip=client_ip(request))
+        messages.info(request, "Phone change cancelled. Your old phone still works.")
+        return redirect("devices:my_devices")
+    if action == "confirm" and form.is_valid():
+        try:
+            registration = services.confirm_reactivation(
+                registration, code=form.cleaned_data["code"], actor=request.user, ip=client_ip(request)
+            )
+        except ValidationError as error:
+            form.add_error("code", error)
+        else:
+            request.session.pop(RECOVERY_SESSION_KEY, None)
+            otp_login(request, registration.app_device)
+            signin_session.mark_verified(request.session)
+            messages.success(request, f"{registration.display_name} now uses the app on your new phone.")
+            return redirect("devices:my_devices")
+    registration.refresh_from_db()
+    context = {
+        "registration": registration,
+        "form": form,
+        "recovering": recovering,
+        "has_email": bool(request.user.email),
+    }
+    if registration.status == Registration.Status.REACTIVATING:
+        if registration.reactivation_expires_at <= timezone.now():
+            services.end_reactivation(registration, actor=None, reason="expired", ip=client_ip(request))
+            messages.error(request, errors.REACTIVATION_EXPIRED)
+            return redirect("devices:my_devices")
+        context["manual_secret"] = selectors.manual_entry_secret(registration)
+    return render(request, "devices/reactivate.html", context)
+
+
+@person_view
+@require_http_methods(["GET", "POST"])
+def report_lost(request, pk):
+    """ "I lost my phone": the device stops working at once (BND-05)."""
+    registration = _own_registration(request, pk)
+    if registration.status not in Registration.IN_USE:
+        raise Http404("not in use")
+    if request.method == "POST":
+        try:
+            services.report_lost(
+                registration,
+                actor=request.user,
+                verified_at=signin_session.verified_at(request.session),
+                ip=client_ip(request),
+            )
+        except ValidationError as error:
+            if error.code == "reauth_required":
+                return _confirm_identity_redirect(request)
+            messages.error(request, error.messages[0])
+            return redirect("devices:my_devices")
+        messages.success(request, f"{registration.display_name} can no longer be used to sign in.")
+        if not selectors.active_registration_count(request.user):
+            return redirect("devices:start")
+        return redirect("devices:my_devices")
+    return render(request, "devices/report_lost.html", {"registration": registration})
+
+
+@person_view
+@require_http_methods(["GET", "POST"])
+def backup_codes(request):
+    """Backup codes: generate a set (shown once, never again) and see how many are left (BND-06)."""
+    if request.method == "POST":
+        try:
+            codes = services.generate_backup_codes(
+                request.user,
+                actor=request.user,
+                verified_at=signin_session.verified_at(request.session),
+                ip=client_ip(request),
+            )
+        except ValidationError as error:
+            if error.code == "reauth_required":
+                return _confirm_identity_redirect(request)
+            messages.error(request, error.messages[0])
+            return redirect("devices:backup_codes")
+        return render(request, "devices/backup_codes_new.html", {"codes": codes})
+    return render(request, "devices/backup_codes.html", selectors.backup_code_status(request.user))

@@ -17,10 +17,8 @@ class SecondFactorForm(forms.Form):
     code = forms.CharField(
         label="Code",
         help_text="From your authenticator app, or from the text or call you asked for.",
-        max_length=12,
-        widget=forms.TextInput(
-            attrs={"autocomplete": "one-time-code", "inputmode": "numeric", "pattern": "[0-9 ]*", "autofocus": True}
-        ),
+        max_length=32,
+        widget=forms.TextInput(attrs={"autocomplete": "one-time-code", "autocapitalize": "none", "autofocus": True}),
     )
 
     def __init__(self, *args, devices, **kwargs):
@@ -37,8 +35,9 @@ class SecondFactorForm(forms.Form):
 
     def clean_code(self):
         code = "".join(self.cleaned_data["code"].split())
-        if not code.isdigit():
-            raise forms.ValidationError("Enter the digits shown in your app.")
+        # Digits from an app, a text or a call; letters and dashes from a backup code.
+        if not code.replace("-", "").isalnum():
+            raise forms.ValidationError("Enter the code as shown: digits, or a backup code.")
         return code
 
     def chosen_device(self):

@@ -5,9 +5,16 @@ from datetime import timedelta
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
+from django.utils.module_loading import import_string
 
 from . import audit
 from .models import User
+
+
+def _notify(user: User, event: str) -> None:
+    """Tell the person on another channel (BND-03). The notifier is a setting so this app imports no other."""
+    if settings.SECURITY_NOTIFIER:
+        import_string(settings.SECURITY_NOTIFIER)(user, event=event)
 
 
 def _locked_row(user: User) -> User:
@@ -66,6 +73,7 @@ def record_second_factor_failure(user: User, *, factor: str, ip: str | None, ent
                 ip=ip,
                 details={"consecutive_failures": user.second_factor_failures, "auto_unlock_minutes": minutes},
             )
+            _notify(user, "account.locked")
         user.save(update_fields=fields)
     return user
 
@@ -102,6 +110,8 @@ def unlock_user(user: User, *, actor: User | None, reason: str, ip: str | None =
             ip=ip,
             details={"reason": reason, "was_locked": was_locked},
         )
+        if was_locked:
+            _notify(user, "account.unlocked")
     return user
 
 

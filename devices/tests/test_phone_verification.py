@@ -86,7 +86,9 @@ def a_wrong_code(code: str) -> str:
 
 
 def nothing_queued():
-    return not OutboundMessage.objects.exists() and not PhoneVerification.objects.exists()
+    """No code was made or queued: no challenge row and no text or call (emailed notices are not codes)."""
+    texts_and_calls = OutboundMessage.objects.exclude(channel=OutboundMessage.Channel.EMAIL)
+    return not texts_and_calls.exists() and not PhoneVerification.objects.exists()
 
 
 def put_on_record(other, number: str, history: str) -> None:

@@ -154,7 +154,7 @@ def test_otp09_admin_pages_show_no_secret(admin_client, make_user, django_captur
     forms = secret_forms(registration)
     with django_capture_on_commit_callbacks(execute=False):
         services.send_activation_link(registration, actor=person)  # stays queued: its body is still stored
-    message = OutboundMessage.objects.get()
+    message = OutboundMessage.objects.get(template="activation_link")
     pages = [
         "/admin/devices/registration/",
         f"/admin/devices/registration/{registration.pk}/change/",

@@ -1,0 +1,51 @@
+"""Backup codes: 80 random bits each, only a keyed hash stored, single-use (BND-06, OTP-10)."""
+
+import base64
+import hashlib
+import hmac
+import secrets
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from .models import BackupCode
+
+CODE_COUNT = 10
+CODE_BYTES = 10  # 80 bits
+
+
+def new_code() -> str:
+    raw = base64.b32encode(secrets.token_bytes(CODE_BYTES)).decode().lower()
+    return "-".join(raw[i : i + 4] for i in range(0, len(raw), 4))
+
+
+def normalize(code: str) -> str:
+    return "".join(ch for ch in (code or "").lower() if ch.isalnum())
+
+
+def hash_code(code: str) -> str:
+    keys = settings.FACTOR_ENCRYPTION_KEYS or [settings.SECRET_KEY]
+    key = hashlib.sha256(b"backup-code:" + keys[0].encode()).digest()
+    return hmac.new(key, normalize(code).encode(), hashlib.sha256).hexdigest()
+
+
+def use_code(device, raw_code: str) -> bool:
+    """Accept an unused code of this set once, under a row lock; count a failure otherwise."""
+    with transaction.atomic():
+        device = type(device).objects.select_for_update().get(pk=device.pk)
+        allowed, _ = device.verify_is_allowed()
+        if not allowed or not device.confirmed:
+            return False
+        expected = hash_code(raw_code)
+        row = BackupCode.objects.select_for_update().filter(device=device, code_hash=expected, used_at=None).first()
+        if row is not None and hmac.compare_digest(row.code_hash, expected):
+            row.used_at = timezone.now()
+            row.save(update_fields=["used_at"])
+            device.throttle_reset(commit=False)
+            device.set_last_used_timestamp(commit=False)
+            device.save(update_fields=["throttling_failure_timestamp", "throttling_failure_count", "last_used_at"])
+            return True
+        device.throttle_increment(commit=False)
+        device.save(update_fields=["throttling_failure_timestamp", "throttling_failure_count"])
+        return False

@@ -1,0 +1,35 @@
+from django.core.exceptions import ValidationError
+from django.core.management.base import BaseCommand, CommandError
+
+from devices import services
+from identity.models import User
+
+
+class Command(BaseCommand):
+    help = (
+        "Email a person with no working factor a single-use link to set up their authenticator app again "
+        "(audited). The help desk gets a button for this later."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("institution_id", help="the person's institution ID")
+        parser.add_argument("--by", required=True, help="institution ID of the staff member sending it")
+        parser.add_argument(
+            "--method", required=True, choices=sorted(services.IDENTITY_CHECK_METHODS), help="how identity was checked"
+        )
+        parser.add_argument("--reference", required=True, help="ticket or case reference of the identity check")
+
+    def handle(self, *args, institution_id, by, method, reference, **options):
+        user = User.objects.filter(username=institution_id).first()
+        staff = User.objects.filter(username=by, is_staff=True).first()
+        if user is None:
+            raise CommandError(f"no person with ID {institution_id!r}")
+        if staff is None:
+            raise CommandError(f"no staff member with ID {by!r}")
+        try:
+            link = services.send_reactivation_link(
+                user, sent_by=staff, identity_check=services.IdentityCheck(method=method, reference=reference)
+            )
+        except ValidationError as error:
+            raise CommandError(error.messages[0]) from error
+        self.stdout.write(self.style.SUCCESS(f"recovery link #{link.pk} emailed to {institution_id}"))
