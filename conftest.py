@@ -121,10 +121,16 @@ def fresh_code(device) -> str:
 @pytest.fixture
 def enroll():
     """Enroll an app device for a person through the services, confirming with a real TOTP code."""
+    from django.utils import timezone
+
     from devices import services
 
-    def do(person, *, kind="mobile", platform="iphone", number="+16175550123"):
-        registration = services.start_enrollment(person, kind=kind, verified_at=None)
+    numbers = iter(range(1, 100))
+
+    def do(person, *, kind="mobile", platform="iphone", number=None):
+        # Each a different number ending in 23, so no number is "on record" unless a test says so.
+        number = number or f"+1617555{next(numbers):02d}23"
+        registration = services.start_enrollment(person, kind=kind, verified_at=timezone.now())
         if kind == "mobile":
             registration = services.set_phone_number(registration, phone_number=number, actor=person)
         registration = services.set_platform(registration, platform=platform, actor=person)

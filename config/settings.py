@@ -189,6 +189,10 @@ LOCKOUT_THRESHOLD = env.int("LOCKOUT_THRESHOLD", default=10)
 SECURITY_NOTIFIER = env("SECURITY_NOTIFIER", default="devices.services.notify_person")
 # 0 keeps a locked account locked until the help desk unlocks it.
 LOCKOUT_AUTO_UNLOCK_MINUTES = env.int("LOCKOUT_AUTO_UNLOCK_MINUTES", default=0)
+# Wrong passwords within PASSWORD_THROTTLE_MINUTES before sign-in pauses, per typed ID and per address.
+PASSWORD_THROTTLE_MINUTES = env.int("PASSWORD_THROTTLE_MINUTES", default=15)
+PASSWORD_FAILURES_PER_ID = env.int("PASSWORD_FAILURES_PER_ID", default=10)
+PASSWORD_FAILURES_PER_ADDRESS = env.int("PASSWORD_FAILURES_PER_ADDRESS", default=50)
 SIGNIN_PENDING_SECONDS = env.int("SIGNIN_PENDING_SECONDS", default=600)
 REAUTH_MAX_AGE_SECONDS = env.int("REAUTH_MAX_AGE_SECONDS", default=300)
 

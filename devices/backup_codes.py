@@ -24,10 +24,14 @@ def normalize(code: str) -> str:
     return "".join(ch for ch in (code or "").lower() if ch.isalnum())
 
 
-def hash_code(code: str) -> str:
+def _hash_keys() -> list[bytes]:
     keys = settings.FACTOR_ENCRYPTION_KEYS or [settings.SECRET_KEY]
-    key = hashlib.sha256(b"backup-code:" + keys[0].encode()).digest()
-    return hmac.new(key, normalize(code).encode(), hashlib.sha256).hexdigest()
+    return [hashlib.sha256(b"backup-code:" + key.encode()).digest() for key in keys]
+
+
+def hash_code(code: str, key: bytes | None = None) -> str:
+    """The keyed hash stored for ``code``: under the current (first) key unless one is given."""
+    return hmac.new(key or _hash_keys()[0], normalize(code).encode(), hashlib.sha256).hexdigest()
 
 
 def use_code(device, raw_code: str) -> bool:
@@ -37,9 +41,12 @@ def use_code(device, raw_code: str) -> bool:
         allowed, _ = device.verify_is_allowed()
         if not allowed or not device.confirmed:
             return False
-        expected = hash_code(raw_code)
-        row = BackupCode.objects.select_for_update().filter(device=device, code_hash=expected, used_at=None).first()
-        if row is not None and hmac.compare_digest(row.code_hash, expected):
+        # Under every configured key: a set made before a key rotation keeps working, as the secrets do.
+        candidates = [hash_code(raw_code, key) for key in _hash_keys()]
+        row = (
+            BackupCode.objects.select_for_update().filter(device=device, code_hash__in=candidates, used_at=None).first()
+        )
+        if row is not None and any(hmac.compare_digest(row.code_hash, candidate) for candidate in candidates):
             row.used_at = timezone.now()
             row.save(update_fields=["used_at"])
             device.throttle_reset(commit=False)

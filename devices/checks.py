@@ -83,3 +83,26 @@ def check_webauthn_origins_https(app_configs, **kwargs):
         for origin in settings.WEBAUTHN_ORIGINS
         if not origin.startswith("https://")
     ]
+
+
+@register(Tags.security, deploy=True)
+def check_phone_gateway(app_configs, **kwargs):
+    """Production must text and call for real, with credentials: the development gateway sends nothing."""
+    if settings.PHONE_GATEWAY == "devices.gateways.OutboxOnlyGateway":
+        return [
+            Error(
+                "PHONE_GATEWAY is the development gateway: no text or call would reach anyone.",
+                hint="Set PHONE_GATEWAY=devices.gateways.twilio_from_settings and the TWILIO_* settings.",
+                id="devices.E110",
+            )
+        ]
+    if settings.PHONE_GATEWAY == "devices.gateways.twilio_from_settings" and not all(
+        (settings.TWILIO_ACCOUNT_SID, settings.TWILIO_AUTH_TOKEN, settings.TWILIO_FROM_NUMBER)
+    ):
+        return [
+            Error(
+                "The Twilio gateway needs TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN and TWILIO_FROM_NUMBER.",
+                id="devices.E111",
+            )
+        ]
+    return []

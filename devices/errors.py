@@ -46,6 +46,10 @@ KEY_THROTTLED = "Too many failed attempts. Wait a little, then try your security
 DESK_STAFF_ONLY = "Only help-desk staff can register a key for someone at the desk."
 DESK_OWN_ACCOUNT = "Help-desk staff cannot register a key for their own account at the desk."
 NOT_REACTIVATING = "There is no new phone waiting to be confirmed for this device. Start again from My devices."
+REACTIVATION_WRONG_CODE = (
+    "That code does not match the new key. Scan the QR code on this page with the app on your new phone and type "
+    "the code shown for the account it adds. Codes from your old phone do not work here."
+)
 REACTIVATION_EXPIRED = "This phone change has expired. Your old phone still works; start again from My devices."
 IDENTITY_CHECK_METHOD = (
     "Choose how the person's identity was checked, from the list. Knowledge questions alone are not enough."

@@ -5,8 +5,10 @@ own transaction; the send task is dispatched on commit (REL-01). A broker
 that is down only leaves the row queued: the request still commits, and the
 periodic :func:`sweep` dispatches it later (REL-03, REL-06).
 
-:func:`deliver_message` claims a row (``queued -> sending``, ``select_for_update(skip_locked=True)``),
-so running it twice sends once (REL-02). Transient provider errors are retried
+:func:`deliver_message` claims a row (``queued -> sending``, locked with ``FOR UPDATE SKIP LOCKED`` as
+``select_for_update(skip_locked=True)`` does, in the claiming UPDATE itself), so running it twice sends once
+(REL-02). The claim and the outcome are each one statement that does not wait for the disk: after a crash of
+PostgreSQL itself a message may be sent twice, never lost (see ``_QUICK_COMMIT``). Transient provider errors are retried
 with exponential backoff and jitter, never past the message's expiry and
 never with a new code; permanent errors fail at once (REL-04). A body that
 holds a code or link is encrypted, and erased once the message is sent,
@@ -22,7 +24,7 @@ from functools import cache
 
 from django.conf import settings
 from django.core.mail import EmailMessage
-from django.db import connection, transaction
+from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -93,33 +95,46 @@ def _claimable(now):
 
 # The outbox's own bookkeeping (claimed, sent, retry later, failed, expired) is one UPDATE statement, committed
 # without waiting for PostgreSQL to flush its log (synchronous_commit off for that statement's transaction only).
-# Other sessions see the change at once, so a claim still shuts out a second sender. Only a crash of PostgreSQL
-# itself in the moment after can undo the change: the row is "queued" or "sending" again and the sweep sends it
-# again. So a database crash may send a message twice, never zero times: the row was written by the caller's
-# transaction, which waits for the disk as always. Inside a caller's transaction the caller's durability stands.
+# Other sessions see the change at once, so a claim still shuts out a second sender, and a worker that dies loses
+# nothing. Only a crash of PostgreSQL or its machine can undo the last fraction of a second of such changes: the
+# row is "queued" or "sending" again, and the sweep sends it again (after the lease for "sending"). So a database
+# crash may send a message twice, never zero times: the row itself was written by the caller's transaction, which
+# waits for the disk as always. Inside a caller's transaction the caller's durability stands.
 _QUICK_COMMIT = "FROM (SELECT set_config('synchronous_commit', 'off', true)) AS quick_commit"
 
 
 def _update(assignments: str, where: str, params: dict, *, returning: bool = False) -> OutboundMessage | None:
     """One ``UPDATE`` of the outbox table; with ``returning``, the row it changed, if any."""
-    quick = connection.vendor == "postgresql" and not connection.in_atomic_block
-    # Only our own table and column names are put into the text; every value is a parameter.
-    sql = f"UPDATE {_table()} SET {assignments} {_QUICK_COMMIT if quick else ''} WHERE {where}"  # noqa: S608
-    if not returning:
-        with connection.cursor() as cursor:
-            cursor.execute(sql, params)
+    db = connections[DEFAULT_DB_ALIAS]  # once: every attribute of ``connection`` is a thread-local lookup
+    quick = db.vendor == "postgresql" and not db.in_atomic_block
+    fields = OutboundMessage._meta.concrete_fields
+    table = OutboundMessage._meta.db_table
+    # Only our own table and column names go into the text; every value is a parameter.
+    sql = " ".join(
+        [
+            f"UPDATE {_quoted(table)} SET {assignments}",  # noqa: S608
+            _QUICK_COMMIT if quick else "",
+            f"WHERE {where}",
+            f"RETURNING {', '.join(_quoted(field.column) for field in fields)}" if returning else "",
+        ]
+    )
+    with db.cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone() if returning else None
+    if row is None:
         return None
-    return next(iter(OutboundMessage.objects.raw(f"{sql} RETURNING {_columns()}", params)), None)
+    # What a raw() queryset does with the row, without working out its columns again for every message.
+    values = list(row)
+    for position, field in enumerate(fields):
+        column = field.get_col(table)
+        for convert in db.ops.get_db_converters(column) + field.get_db_converters(db):
+            values[position] = convert(values[position], column, db)
+    return OutboundMessage.from_db(db.alias, [field.attname for field in fields], values)
 
 
 @cache
-def _table() -> str:
-    return connection.ops.quote_name(OutboundMessage._meta.db_table)
-
-
-@cache
-def _columns() -> str:
-    return ", ".join(connection.ops.quote_name(field.column) for field in OutboundMessage._meta.concrete_fields)
+def _quoted(name: str) -> str:
+    return connection.ops.quote_name(name)
 
 
 def _finish(message: OutboundMessage, status: str, **fields) -> None:
@@ -128,11 +143,12 @@ def _finish(message: OutboundMessage, status: str, **fields) -> None:
         setattr(message, name, value)
     if message.holds_secret and status in (Status.SENT, Status.FAILED, Status.EXPIRED):
         message.encrypted_body = ""
+    db = connections[DEFAULT_DB_ALIAS]
     assignments, params = [], {"id": message.pk}
     for name in ["status", "encrypted_body", *fields]:
         field = OutboundMessage._meta.get_field(name)
-        assignments.append(f"{connection.ops.quote_name(field.column)} = %({name})s")
-        params[name] = field.get_db_prep_save(getattr(message, field.attname), connection)
+        assignments.append(f"{_quoted(field.column)} = %({name})s")
+        params[name] = field.get_db_prep_save(getattr(message, field.attname), db)
     _update(", ".join(assignments), "id = %(id)s", params)
 
 
@@ -165,7 +181,7 @@ def _claimable_by_id() -> str:
     # message would cost more than running the statement.
     skip_locked = connection.features.has_select_for_update_skip_locked
     return f"""id = (
-        SELECT id FROM {_table()}
+        SELECT id FROM {_quoted(OutboundMessage._meta.db_table)}
         WHERE id = %(id)s
           AND (expires_at IS NULL OR expires_at > %(now)s)
           AND (status = %(queued)s AND (next_attempt_at IS NULL OR next_attempt_at <= %(now)s)

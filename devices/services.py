@@ -150,6 +150,12 @@ def set_phone_number(registration: Registration, *, phone_number, actor, ip: str
     return registration
 
 
+def _require_number_proven(registration: Registration) -> None:
+    """The wizard's ownership check (when it applies) comes before any later step, whoever calls."""
+    if not registration.phone_verified_at and phone_check_required(registration):
+        raise ValidationError(errors.STEP_OUT_OF_ORDER, code="order")
+
+
 def set_platform(registration: Registration, *, platform: str, actor) -> Registration:
     """Record which platform the phone or tablet runs; it decides the install instructions."""
     if not kind_of(registration).has_app:
@@ -159,6 +165,7 @@ def set_platform(registration: Registration, *, platform: str, actor) -> Registr
     with transaction.atomic():
         registration = _lock(registration)
         _require_pending(registration)
+        _require_number_proven(registration)
         registration.platform = platform
         registration.label = f"{registration.get_platform_display()} ({kind_of(registration).label.lower()})"
         registration.save(update_fields=["platform", "label", "updated_at"])
@@ -179,6 +186,7 @@ def issue_app_secret(registration: Registration, *, actor, ip: str | None = None
         _require_pending(registration)
         if not registration.platform:
             raise ValidationError(errors.STEP_OUT_OF_ORDER, code="order")
+        _require_number_proven(registration)
         if registration.app_device_id is None:
             device = AuthenticatorAppDevice.objects.create(
                 user=registration.user,
@@ -407,8 +415,10 @@ def open_activation_link(link: ActivationLink, *, password: str, ip: str | None 
             )
             if link.purpose == ActivationLink.Purpose.RECOVERY:
                 registration = _lock(link.registration)
-                if registration.status == Registration.Status.ACTIVE:
-                    _begin_reactivation(registration, actor=link.user, old_phone_lost=False, ip=ip)
+                if registration.status == Registration.Status.REACTIVATING and registration.pending_app_device_id:
+                    # A change begun earlier may be stale or its secret seen elsewhere: recovery starts afresh.
+                    _retire_app_secret(registration.pending_app_device_id)
+                _begin_reactivation(registration, actor=link.user, old_phone_lost=False, ip=ip)
                 audit.record(
                     "recovery.started",
                     actor=link.user,
@@ -806,6 +816,9 @@ def _begin_reactivation(registration: Registration, *, actor, old_phone_lost: bo
         ip=ip,
         details={"registration": registration.pk, "old_phone_lost": old_phone_lost},
     )
+    if old_phone_lost:
+        # The old phone's codes stop now, before any new phone is confirmed: a removal the person must hear of.
+        notify_person(registration.user, event="device.reported_lost", device_name=registration.display_name)
     return registration
 
 
@@ -843,20 +856,20 @@ def confirm_reactivation(registration: Registration, *, code: str, actor, ip: st
     """Accept a code from the new phone: the new secret replaces the old one, which is retired (ACT-06).
 
     A code from the old phone does not match the new secret and is refused.
+    So is any code once the change is over (confirmed, cancelled or expired):
+    callers treat success as a proven factor, so it is never returned unearned.
     Audits ``device.reactivated`` and emails a notice (BND-03).
     """
     registration = Registration.objects.select_related("pending_app_device").get(pk=registration.pk)
-    if registration.status == Registration.Status.ACTIVE and registration.pending_app_device_id is None:
-        return registration
     _require_reactivating(registration)
     device = registration.pending_app_device
     allowed, _ = device.verify_is_allowed()
     if not allowed:
         raise ValidationError(errors.CODE_THROTTLED, code="throttled")
     if not device.verify_token(code):
-        registration.refresh_from_db(fields=["status", "pending_app_device"])
-        if registration.status == Registration.Status.ACTIVE and registration.pending_app_device_id is None:
-            return registration  # a double submit: the other request finished it
+        registration.refresh_from_db(fields=["status", "app_device", "pending_app_device"])
+        if registration.status == Registration.Status.ACTIVE and registration.app_device_id == device.pk:
+            return registration  # a double submit: the other request bound this very device with this code
         audit.record(
             "device.reactivation_code_rejected",
             actor=actor,
@@ -864,7 +877,7 @@ def confirm_reactivation(registration: Registration, *, code: str, actor, ip: st
             ip=ip,
             details={"registration": registration.pk},
         )
-        raise ValidationError(errors.WRONG_CODE, code="wrong_code")
+        raise ValidationError(errors.REACTIVATION_WRONG_CODE, code="wrong_code")
     with transaction.atomic():
         registration = _lock(registration)
         if registration.status == Registration.Status.ACTIVE:
@@ -1047,6 +1060,9 @@ def send_reactivation_link(
         raise ValidationError(errors.NO_APP_TO_RECOVER, code="no_registration")
     with transaction.atomic():
         registration = _lock(registration)
+        if registration.status not in Registration.IN_USE:
+            # A retired or unfinished device: the link could never be opened, so none is sent.
+            raise ValidationError(errors.NO_APP_TO_RECOVER, code="no_registration")
         expires_at = timezone.now() + settings.ACTIVATION_LINK_TTL
         link, url = _issue_link(
             registration, purpose=ActivationLink.Purpose.RECOVERY, sent_by=sent_by, expires_at=expires_at

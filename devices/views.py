@@ -157,7 +157,7 @@ def start(request):
 @person_view
 @require_http_methods(["GET", "POST"])
 def device_type(request):
-    form = DeviceTypeForm(request.POST or None)
+    form = DeviceTypeForm(request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
         try:
             registration = services.start_enrollment(
@@ -184,7 +184,7 @@ def phone(request, pk):
     if response := _finished_or_expired(request, registration):
         return response
     initial = {"phone_number": registration.phone_number} if registration.phone_number else None
-    form = PhoneNumberForm(request.POST or None, initial=initial)
+    form = PhoneNumberForm(request.POST if request.method == "POST" else None, initial=initial)
     if request.method == "POST" and form.is_valid():
         try:
             registration = services.set_phone_number(
@@ -289,7 +289,9 @@ def platform(request, pk):
     registration = _wizard_registration(request, pk, kinds.PLATFORM)
     if response := _finished_or_expired(request, registration) or _earlier_step_missing(registration, kinds.PLATFORM):
         return response
-    form = PlatformForm(request.POST or None, initial={"platform": registration.platform or None})
+    form = PlatformForm(
+        request.POST if request.method == "POST" else None, initial={"platform": registration.platform or None}
+    )
     if request.method == "POST" and form.is_valid():
         try:
             registration = services.set_platform(
@@ -326,7 +328,7 @@ def activate(request, pk):
     registration = _wizard_registration(request, pk, kinds.ACTIVATE)
     if response := _finished_or_expired(request, registration) or _earlier_step_missing(registration, kinds.ACTIVATE):
         return response
-    form = ActivationCodeForm(request.POST or None)
+    form = ActivationCodeForm(request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
         try:
             registration = services.confirm_activation(
@@ -422,7 +424,7 @@ def activation_landing(request):
         return _no_referrer(
             render(request, "devices/activation_link_invalid.html", {"error": error.messages[0]}, status=410)
         )
-    form = ActivationPasswordForm(request.POST or None)
+    form = ActivationPasswordForm(request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
         try:
             link = services.open_activation_link(link, password=form.cleaned_data["password"], ip=client_ip(request))
@@ -474,7 +476,7 @@ def my_devices(request):
 @require_http_methods(["GET", "POST"])
 def rename(request, pk):
     registration = _own_registration(request, pk)
-    form = RenameForm(request.POST or None, initial={"label": registration.label})
+    form = RenameForm(request.POST if request.method == "POST" else None, initial={"label": registration.label})
     if request.method == "POST" and form.is_valid():
         try:
             services.rename_registration(
@@ -522,18 +524,25 @@ def reactivate(request, pk, recovering=False):
     action = request.POST.get("action")
     form = ActivationCodeForm(request.POST if action == "confirm" else None)
     if action == "start":
+        old_phone_lost = bool(request.POST.get("old_phone_lost"))
         try:
             services.start_reactivation(
                 registration,
                 actor=request.user,
                 verified_at=signin_session.verified_at(request.session),
-                old_phone_lost=bool(request.POST.get("old_phone_lost")),
+                old_phone_lost=old_phone_lost,
                 ip=client_ip(request),
             )
         except ValidationError as error:
             if error.code == "reauth_required":
                 return _confirm_identity_redirect(request)
             messages.error(request, error.messages[0])
+        else:
+            verified_with = getattr(request.user, "otp_device", None)
+            if old_phone_lost and verified_with is not None and verified_with == registration.app_device:
+                # The session was verified with the app just retired, so it no longer counts as verified:
+                # keep it open for finishing this change only, as a recovery session is, not to lock them out.
+                request.session[RECOVERY_SESSION_KEY] = registration.pk
         return redirect("devices:reactivate", pk=registration.pk)
     if action == "cancel" and not recovering:
         services.end_reactivation(registration, actor=request.user, reason="cancelled", ip=client_ip(request))
@@ -545,6 +554,10 @@ def reactivate(request, pk, recovering=False):
                 registration, code=form.cleaned_data["code"], actor=request.user, ip=client_ip(request)
             )
         except ValidationError as error:
+            registration.refresh_from_db()
+            done = error.code == "not_reactivating" and registration.status == Registration.Status.ACTIVE
+            if done and request.user.is_verified():
+                return redirect("devices:my_devices")  # a second submit of a confirm that went through
             form.add_error("code", error)
         else:
             request.session.pop(RECOVERY_SESSION_KEY, None)

@@ -80,7 +80,7 @@ def security_key_step(request, pk):
     registration = _wizard_registration(request, pk, kinds.SECURITY_KEY)
     if response := _finished_or_expired(request, registration):
         return response
-    form = SecurityKeyRegistrationForm(request.POST or None)
+    form = SecurityKeyRegistrationForm(request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
         try:
             registration = security_keys.register_security_key(

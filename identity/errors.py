@@ -3,6 +3,10 @@
 SIGN_IN_FAILED = "That institution ID and password do not match. Check both and try again."
 SIGN_IN_EXPIRED = "Your sign-in took too long and has expired. Please enter your ID and password again."
 ACCOUNT_LOCKED = "This account is locked after too many wrong codes. Contact {help_desk} to unlock it."
-WRONG_CODE = "That code is not right, or it was already used. Wait for a new code and try again."
+WRONG_CODE = (
+    "That code is not right, or it was already used. Check it and try again: an app shows a new code every "
+    "30 seconds, and each backup code works once."
+)
 CODE_THROTTLED = "Too many wrong codes in a row. Wait {seconds} seconds before trying again."
 NO_SUCH_DEVICE = "Choose one of your devices."
+SIGN_IN_THROTTLED = "Too many sign-in attempts. Wait 15 minutes, then try again, or contact the help desk."

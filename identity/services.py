@@ -1,5 +1,7 @@
 """State changes of people: lockout, unlock, sign-in outcomes. Each writes its audit event."""
 
+import hashlib
+import hmac
 from datetime import timedelta
 
 from django.conf import settings
@@ -8,7 +10,7 @@ from django.utils import timezone
 from django.utils.module_loading import import_string
 
 from . import audit
-from .models import User
+from .models import AuditEvent, User
 
 
 def _notify(user: User, event: str) -> None:
@@ -21,9 +23,32 @@ def _locked_row(user: User) -> User:
     return User.objects.select_for_update().get(pk=user.pk)
 
 
-def record_password_failure(*, username_known_user: User | None, ip: str | None) -> None:
-    """Audit a wrong ID/password. The attempted ID is not stored (people type passwords into it)."""
-    audit.record("signin.password_failed", subject=username_known_user, ip=ip)
+def _attempt_tag(username: str) -> str:
+    """A keyed hash of the typed ID: counts failures per ID, known or not, without storing what was typed."""
+    key = hashlib.sha256(b"signin-attempt:" + settings.SECRET_KEY.encode()).digest()
+    return hmac.new(key, username.strip().casefold().encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def record_password_failure(username: str, *, username_known_user: User | None, ip: str | None) -> None:
+    """Audit a wrong ID/password. The typed ID is kept only as a keyed hash (people type passwords into it)."""
+    audit.record(
+        "signin.password_failed", subject=username_known_user, ip=ip, details={"attempt": _attempt_tag(username)}
+    )
+
+
+def password_sign_in_throttled(username: str, *, ip: str | None) -> bool:
+    """Too many wrong passwords lately for this ID (known or not, so it tells nothing) or from this address.
+
+    Counts ``signin.password_failed`` events in the database (REL-07). A refusal is audited.
+    """
+    since = timezone.now() - timedelta(minutes=settings.PASSWORD_THROTTLE_MINUTES)
+    failures = AuditEvent.objects.filter(action="signin.password_failed", created_at__gte=since)
+    throttled = failures.filter(details__attempt=_attempt_tag(username)).count() >= settings.PASSWORD_FAILURES_PER_ID
+    if not throttled and ip:
+        throttled = failures.filter(ip=ip).count() >= settings.PASSWORD_FAILURES_PER_ADDRESS
+    if throttled:
+        audit.record("signin.password_throttled", ip=ip, details={"attempt": _attempt_tag(username)})
+    return throttled
 
 
 def record_password_success(user: User, *, ip: str | None) -> None:

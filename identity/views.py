@@ -50,14 +50,22 @@ def sign_in(request):
     next_url = safe_next(request, settings.LOGIN_REDIRECT_URL)
     if request.user.is_authenticated and request.user.is_verified():
         return redirect(next_url)
-    form = SignInForm(request.POST or None)
-    if request.method == "POST" and form.is_valid():
+    form = SignInForm(request.POST if request.method == "POST" else None)
+    if (
+        request.method == "POST"
+        and form.is_valid()
+        and services.password_sign_in_throttled(form.cleaned_data["username"], ip=client_ip(request))
+    ):
+        form.add_error(None, errors.SIGN_IN_THROTTLED)
+    elif request.method == "POST" and form.is_valid():
         user = auth.authenticate(
             request, username=form.cleaned_data["username"], password=form.cleaned_data["password"]
         )
         if user is None:
             known = User.objects.filter(username=form.cleaned_data["username"]).first()
-            services.record_password_failure(username_known_user=known, ip=client_ip(request))
+            services.record_password_failure(
+                form.cleaned_data["username"], username_known_user=known, ip=client_ip(request)
+            )
             form.add_error(None, errors.SIGN_IN_FAILED)
         else:
             services.record_password_success(user, ip=client_ip(request))
@@ -114,13 +122,21 @@ def _send_challenge(request, user, devices) -> str | None:
     return persistent_id
 
 
+CODE_SENT = "code_sent"
+CHOSEN_DEVICE = "signin_chosen_device"
+
+
 def _verify_form(request, user):
-    """Build the device/code form and, on POST, send a code or verify one. Returns (form, outcome, device)."""
+    """Build the device/code form and, on POST, send a code or verify one. Returns (form, outcome, device).
+
+    After sending a code the outcome is ``CODE_SENT``: the caller redirects, so a reload cannot send another.
+    """
     devices = list(devices_for_user(user, confirmed=True))
     if request.method == "POST" and "send" in request.POST:
-        chosen = _send_challenge(request, user, devices)
-        return SecondFactorForm(devices=devices, initial={"device": chosen}), None, None
-    form = SecondFactorForm(request.POST or None, devices=devices)
+        request.session[CHOSEN_DEVICE] = _send_challenge(request, user, devices)
+        return None, CODE_SENT, None
+    initial = {"device": request.session.pop(CHOSEN_DEVICE)} if request.session.get(CHOSEN_DEVICE) else None
+    form = SecondFactorForm(request.POST if request.method == "POST" else None, devices=devices, initial=initial)
     if request.method != "POST" or not form.is_valid():
         return form, None, None
     device = form.chosen_device()
@@ -144,6 +160,8 @@ def second_factor(request):
         return redirect("identity:sign_in")
     user = services.expire_lock_if_due(user)
     form, outcome, device = _verify_form(request, user)
+    if outcome == CODE_SENT:
+        return redirect(request.get_full_path())
     if outcome == services.SecondFactorOutcome.OK:
         return finish_sign_in(request, user, device)
     return render(
@@ -163,6 +181,8 @@ def confirm_identity(request):
     if not user_has_device(request.user, confirmed=True):
         return redirect(next_url)
     form, outcome, device = _verify_form(request, request.user)
+    if outcome == CODE_SENT:
+        return redirect(request.get_full_path())
     if outcome == services.SecondFactorOutcome.OK:
         return finish_step_up(request, device, next_url=next_url)
     if outcome == services.SecondFactorOutcome.LOCKED:

@@ -176,7 +176,7 @@ def test_sms06_sign_in_codes_and_wizard_checks_share_a_numbers_limits(
     # Someone else claiming the number in the wizard cannot make it ring a fourth time.
     assert refusal(send_check, pending_landline(make_user("bjones"))).code == "too_many"
     with sending():
-        page = text(client.post(SECOND_FACTOR, {"send": f"{device.persistent_id}|voice"}))
+        page = text(client.post(SECOND_FACTOR, {"send": f"{device.persistent_id}|voice"}, follow=True))
     assert errors.PHONE_TOO_MANY_SENDS in page
     assert len(recording_gateway.delivered) == 3
 

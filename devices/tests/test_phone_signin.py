@@ -91,7 +91,7 @@ def enter_password(client, person, password):
 
 def ask_for_code(client, device, channel, sending):
     with sending():
-        return client.post(SECOND_FACTOR, {"send": f"{device.persistent_id}|{channel}"})
+        return client.post(SECOND_FACTOR, {"send": f"{device.persistent_id}|{channel}"}, follow=True)
 
 
 def enter_code(client, device, code):
@@ -263,7 +263,7 @@ def test_sign_in_code_goes_only_to_the_device_chosen(client, person, password, m
     enter_password(client, person, password)
 
     with sending():
-        response = client.post(SECOND_FACTOR, {"send": f"{theirs.phone_device.persistent_id}|sms"})
+        response = client.post(SECOND_FACTOR, {"send": f"{theirs.phone_device.persistent_id}|sms"}, follow=True)
 
     assert identity_errors.NO_SUCH_DEVICE in text(response)
     assert not signin_codes().exists() and not RecordingGateway.delivered

@@ -33,7 +33,7 @@ def test_landline_enroll_and_sign_in_by_call(
 
     device = next(devices_for_user(user))
     with django_capture_on_commit_callbacks(execute=True):
-        r = client.post("/account/sign-in/second-factor/", {"send": f"{device.persistent_id}|voice"})
+        r = client.post("/account/sign-in/second-factor/", {"send": f"{device.persistent_id}|voice"}, follow=True)
     assert r.status_code == 200
     code = recording_gateway.last_to("+16175550199").code
     r = client.post("/account/sign-in/second-factor/", {"device": device.persistent_id, "code": code})

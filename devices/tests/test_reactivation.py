@@ -1,0 +1,804 @@
+"""A new phone for an app device (ACT-06) and a lost one (BND-05), through the real views.
+
+The "new phone" is whatever reads the secret the page offers: the QR code is
+read back from the served SVG by a real decoder, so a test that passes has
+proven the page shows the new secret and not the old one.
+"""
+
+import io
+import json
+import re
+import threading
+from datetime import timedelta
+
+import pyotp
+import pytest
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import connection
+from django.test import Client
+from django.utils import timezone
+from django_otp import DEVICE_ID_SESSION_KEY, devices_for_user
+from PIL import Image, ImageDraw
+
+from conftest import PASSWORD, fresh_code, totp_for
+from devices import errors, security_keys, services, tasks, totp
+from devices.models import ActivationLink, AuthenticatorAppDevice, OutboundMessage, Registration
+from devices.tests.fakes import RecordingGateway
+from devices.webauthn import SessionChallenge
+from identity.tests.helpers import wrong_code
+
+from .authenticator import SoftwareKey
+from .browser import decode_qr, parse_otpauth
+from .helpers import LINK_RE, add_app_device, events, pending_app_registration, secret_b32, text
+
+pytestmark = pytest.mark.django_db
+
+MOBILE = "+16175550142"
+LANDLINE = "+16175550199"
+SIGN_IN = "/account/sign-in/"
+SECOND_FACTOR = "/account/sign-in/second-factor/"
+
+
+def new_phone_url(registration) -> str:
+    return f"/devices/{registration.pk}/new-phone/"
+
+
+def confirm_url(next_path: str) -> str:
+    return "/account/sign-in/confirm/?next=" + next_path.replace("/", "%2F")
+
+
+@pytest.fixture(autouse=True)
+def _no_back_off(settings):
+    # django-otp's back-off (1, 2, 4... s after a failure) would refuse the next code unseen under a
+    # frozen clock; the back-off itself is tested with the sign-in.
+    settings.OTP_TOTP_THROTTLE_FACTOR = 0
+
+
+@pytest.fixture
+def recording_gateway(settings):
+    settings.PHONE_GATEWAY = "devices.tests.fakes.RecordingGateway"
+    RecordingGateway.delivered.clear()
+    yield RecordingGateway
+    RecordingGateway.delivered.clear()
+
+
+@pytest.fixture
+def sending(django_capture_on_commit_callbacks):
+    """Run what a request queued as its commit would: the send task, in-process."""
+    return lambda: django_capture_on_commit_callbacks(execute=True)
+
+
+@pytest.fixture
+def phone(clock, person, enroll):
+    """``person``'s one mobile phone with the app, time frozen."""
+    return enroll(person, number=MOBILE)
+
+
+@pytest.fixture
+def upgrading(client, person, phone, sign_in):
+    """``person`` signed in with the old phone; returns the client."""
+    sign_in(client, person, phone.app_device)
+    return client
+
+
+def qr_png(svg: bytes) -> bytes:
+    """Draw the served SVG's modules (``M x,y H x2 V y2 H x z`` rectangles) into a PNG for the decoder."""
+    doc = svg.decode()
+    width, height = map(int, re.search(r'viewBox="0 0 (\d+) (\d+)"', doc).group(1, 2))
+    scale = 8
+    image = Image.new("L", (width * scale, height * scale), 255)
+    draw = ImageDraw.Draw(image)
+    path = re.search(r'<path d="([^"]+)"', doc).group(1)
+    squares = re.findall(r"M(\d+),(\d+)H(\d+)V(\d+)H\d+z", path)
+    assert squares and len("".join(f"M{x},{y}H{h}V{v}H{x}z" for x, y, h, v in squares)) == len(path)
+    for x, y, right, bottom in (map(int, square) for square in squares):
+        draw.rectangle([x * scale, y * scale, right * scale - 1, bottom * scale - 1], fill=0)
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def qr_secret(client, registration) -> str:
+    """The secret in the QR code the page offers, as an app scanning it would read it."""
+    response = client.get(f"/enroll/{registration.pk}/qr.svg")
+    assert response.status_code == 200
+    assert "no-store" in response["Cache-Control"]
+    return parse_otpauth(decode_qr(qr_png(response.content)))["secret"]
+
+
+def page_secret(response) -> str:
+    """The secret typed by hand from the page ("Cannot scan? Type this key")."""
+    match = re.search(r'<code class="secret">([A-Z2-7 ]+)</code>', text(response))
+    assert match, "the page shows no key to type"
+    return match.group(1).replace(" ", "")
+
+
+def start(client, registration, **extra):
+    return client.post(new_phone_url(registration), {"action": "start", **extra})
+
+
+def confirm(client, registration, code):
+    return client.post(new_phone_url(registration), {"action": "confirm", "code": code})
+
+
+def sign_in_with(client, person, device, code):
+    """Password, then ``code`` for ``device``; returns the second-factor response."""
+    response = client.post(SIGN_IN, {"username": person.username, "password": PASSWORD})
+    assert response["Location"] == SECOND_FACTOR
+    return client.post(SECOND_FACTOR, {"device": device.persistent_id, "code": code})
+
+
+def signed_in_with(client) -> str | None:
+    return client.session.get(DEVICE_ID_SESSION_KEY)
+
+
+def offered_at_sign_in(person) -> set[str]:
+    return {device.persistent_id for device in devices_for_user(person, confirmed=True)}
+
+
+def code_not_made_by(device, other: pyotp.TOTP, clock) -> str:
+    """The current code of ``other``, at a moment when ``device`` (another secret) accepts nothing like it."""
+    while True:
+        code = other.now()
+        step = totp.current_step()
+        if code not in {totp.code_at(device.secret_bytes(), s) for s in range(step - 1, step + 2)}:
+            return code
+        clock.tick(30)
+
+
+def started(registration) -> Registration:
+    registration.refresh_from_db()
+    assert registration.status == Registration.Status.REACTIVATING
+    return registration
+
+
+# --- ACT-06: a new secret, shown instead of the old one -----------------------------------------------------
+
+
+def test_act06_reactivation_issues_a_new_secret_and_shows_only_it(upgrading, person, phone):
+    old = phone.app_device
+    old_secret = secret_b32(old)
+    assert upgrading.get(new_phone_url(phone)).status_code == 200
+
+    response = start(upgrading, phone)
+
+    assert response.status_code == 302 and response["Location"] == new_phone_url(phone)
+    registration = started(phone)
+    new = registration.pending_app_device
+    assert new.pk != old.pk and not new.confirmed
+    assert registration.app_device_id == old.pk  # the old one stays in place until the new one is confirmed
+    assert new.secret_bytes() != old.secret_bytes() and len(new.secret_bytes()) >= 20
+    page = upgrading.get(new_phone_url(phone))
+    assert "no-store" in page["Cache-Control"]
+    assert page_secret(page) == qr_secret(upgrading, phone) == secret_b32(new)
+    assert old_secret not in text(page) and old_secret not in page_secret(page)
+    # Scanning the QR code makes the codes the new device expects, not the old one's.
+    assert pyotp.TOTP(qr_secret(upgrading, phone)).now() == totp_for(new).now()
+    assert registration.reactivation_expires_at == timezone.now() + settings.ACTIVATION_LINK_TTL
+    # The new secret is never offered at sign-in before its first code (ACT-04).
+    assert offered_at_sign_in(person) == {old.persistent_id}
+    assert events("device.reactivation_started").get().details == {
+        "registration": phone.pk,
+        "old_phone_lost": False,
+    }
+
+
+def test_act06_a_second_start_keeps_the_same_new_secret(upgrading, phone):
+    start(upgrading, phone)
+    first = started(phone).pending_app_device_id
+    assert start(upgrading, phone).status_code == 302
+    assert started(phone).pending_app_device_id == first
+    assert events("device.reactivation_started").count() == 1
+
+
+def test_act06_every_reactivation_issues_a_secret_never_seen_before(upgrading, phone, clock):
+    seen = {secret_b32(phone.app_device)}
+    for _ in range(3):
+        start(upgrading, phone)
+        secret = qr_secret(upgrading, started(phone))
+        assert secret not in seen
+        seen.add(secret)
+        upgrading.post(new_phone_url(phone), {"action": "cancel"})
+    start(upgrading, phone)
+    registration = started(phone)
+    assert confirm(upgrading, registration, fresh_code(registration.pending_app_device)).status_code == 302
+    registration.refresh_from_db()
+    assert secret_b32(registration.app_device) not in seen
+
+
+def test_act06_old_phone_keeps_working_until_the_new_one_is_confirmed_and_not_after(upgrading, person, phone, clock):
+    old = phone.app_device
+    old_phone = totp_for(old)  # the app on the old phone keeps its copy of the secret
+    start(upgrading, phone)
+    new_phone = pyotp.TOTP(page_secret(upgrading.get(new_phone_url(phone))))
+
+    # While the change is pending, the old phone signs in as before.
+    clock.tick(60)
+    laptop = Client()
+    response = sign_in_with(laptop, person, old, old_phone.now())
+    assert response.status_code == 302 and signed_in_with(laptop) == old.persistent_id
+
+    clock.tick(30)
+    response = confirm(upgrading, phone, new_phone.now())
+
+    assert response.status_code == 302 and response["Location"] == "/devices/"
+    registration = Registration.objects.get(pk=phone.pk)
+    new = registration.app_device
+    assert registration.status == Registration.Status.ACTIVE and registration.pending_app_device is None
+    assert new.pk != old.pk and new.confirmed
+    old.refresh_from_db()
+    assert not old.confirmed and old.encrypted_secret == ""  # retired: the row stays (BND-04), the seed goes
+    assert upgrading.get(f"/enroll/{phone.pk}/qr.svg").status_code == 404
+    assert secret_b32(new) not in text(upgrading.get(new_phone_url(phone)))
+    assert offered_at_sign_in(person) == {new.persistent_id}
+
+    # From now on the old phone's codes are refused; the new phone's work.
+    clock.tick(30)
+    refused = sign_in_with(Client(), person, old, old_phone.now())
+    assert refused.status_code == 200 and "device" in refused.context["form"].errors
+    tablet = Client()
+    assert sign_in_with(tablet, person, new, new_phone.now()).status_code == 302
+    assert signed_in_with(tablet) == new.persistent_id
+    assert events("device.reactivated").get().details == {"registration": phone.pk, "retired_device": old.pk}
+
+
+def test_act06_a_code_from_the_old_phone_cannot_confirm_the_new_one(upgrading, person, phone, clock):
+    old = phone.app_device
+    start(upgrading, phone)
+    new = started(phone).pending_app_device
+    old_code = code_not_made_by(new, totp_for(old), clock)
+
+    response = confirm(upgrading, phone, old_code)
+
+    assert response.status_code == 200
+    assert errors.REACTIVATION_WRONG_CODE in text(response)
+    registration = started(phone)
+    assert registration.app_device_id == old.pk and registration.pending_app_device_id == new.pk
+    old.refresh_from_db()
+    new.refresh_from_db()
+    assert old.confirmed and old.encrypted_secret and not new.confirmed
+    assert events("device.reactivation_code_rejected").count() == 1
+    assert not events("device.reactivated").exists()
+    with pytest.raises(ValidationError) as refused:
+        services.confirm_reactivation(registration, code=code_not_made_by(new, totp_for(old), clock), actor=person)
+    assert refused.value.messages == [errors.REACTIVATION_WRONG_CODE]
+    # The new phone's code still confirms it afterwards.
+    assert confirm(upgrading, phone, fresh_code(new)).status_code == 302
+
+
+@pytest.mark.parametrize("bad", ["", "12345", "1234567", "abcdef", "12 34 5x"])
+def test_act06_malformed_codes_change_nothing(upgrading, phone, bad):
+    start(upgrading, phone)
+    response = confirm(upgrading, phone, bad)
+    assert response.status_code == 200
+    assert response.context["form"].errors["code"]
+    registration = started(phone)
+    assert not registration.pending_app_device.confirmed
+    assert not events("device.reactivated").exists()
+
+
+def test_act06_old_phone_lost_retires_the_old_secret_at_once(upgrading, person, phone, clock):
+    old = phone.app_device
+    old_phone = totp_for(old)
+
+    start(upgrading, phone, old_phone_lost="on")
+
+    registration = started(phone)
+    old.refresh_from_db()
+    assert not old.confirmed and old.encrypted_secret == ""
+    assert offered_at_sign_in(person) == set()
+    # With no working device left, the password alone gets nowhere: not past the second factor, not to enroll.
+    clock.tick(30)
+    laptop = Client()
+    laptop.post(SIGN_IN, {"username": person.username, "password": PASSWORD})
+    assert laptop.get("/enroll/")["Location"] == SIGN_IN
+    refused = laptop.post(SECOND_FACTOR, {"device": old.persistent_id, "code": old_phone.now()})
+    assert refused["Location"] == SIGN_IN and signed_in_with(laptop) is None
+    assert events("device.reactivation_started").get().details["old_phone_lost"] is True
+    # This session was verified with the phone just retired: it stays open, but only to finish the change.
+    for url in ("/devices/", "/devices/backup-codes/", f"/devices/{phone.pk}/lost/"):
+        assert upgrading.get(url)["Location"] == new_phone_url(phone), url
+    page = upgrading.get(new_phone_url(phone))
+    assert page.status_code == 200 and page_secret(page) == secret_b32(registration.pending_app_device)
+    assert upgrading.post(new_phone_url(phone), {"action": "cancel"}).status_code == 200
+    assert started(phone).pending_app_device_id == registration.pending_app_device_id
+    # The new phone takes over as usual, and the session is fully signed in again.
+    new = registration.pending_app_device
+    assert confirm(upgrading, phone, fresh_code(new))["Location"] == "/devices/"
+    assert upgrading.get("/devices/").status_code == 200
+    assert signed_in_with(upgrading) == new.persistent_id
+    assert offered_at_sign_in(person) == {new.persistent_id}
+
+
+def test_act06_old_phone_lost_with_another_device_refuses_the_old_code_at_sign_in(
+    client, person, phone, clock, sign_in
+):
+    tablet = add_app_device(person, kind="tablet")
+    old = phone.app_device
+    old_phone = totp_for(old)
+    sign_in(client, person, old)
+    start(client, phone, old_phone_lost="on")
+
+    clock.tick(30)
+    laptop = Client()
+    refused = sign_in_with(laptop, person, old, old_phone.now())
+
+    assert refused.status_code == 200
+    assert signed_in_with(laptop) is None
+    assert f'value="{old.persistent_id}"' not in text(refused)
+    assert offered_at_sign_in(person) == {tablet.app_device.persistent_id}
+
+
+def test_act06_cancel_keeps_the_old_secret(upgrading, person, phone, clock):
+    old = phone.app_device
+    start(upgrading, phone)
+    new = started(phone).pending_app_device
+    new_phone = totp_for(new)
+
+    response = upgrading.post(new_phone_url(phone), {"action": "cancel"})
+
+    assert response.status_code == 302 and response["Location"] == "/devices/"
+    registration = Registration.objects.get(pk=phone.pk)
+    assert registration.status == Registration.Status.ACTIVE
+    assert registration.app_device_id == old.pk and registration.pending_app_device is None
+    new.refresh_from_db()
+    assert not new.confirmed and new.encrypted_secret == ""  # the abandoned secret can never be used
+    assert upgrading.get(f"/enroll/{phone.pk}/qr.svg").status_code == 404
+    with pytest.raises(ValidationError) as refused:
+        services.confirm_reactivation(registration, code=new_phone.now(), actor=person)
+    assert refused.value.messages == [errors.NOT_REACTIVATING]
+    clock.tick(30)
+    laptop = Client()
+    assert sign_in_with(laptop, person, old, fresh_code(old)).status_code == 302
+    assert events("device.reactivation_ended").get().details == {"registration": phone.pk, "reason": "cancelled"}
+    assert not OutboundMessage.objects.filter(template="notice:device.reactivated").exists()
+
+
+def test_act06_pending_reactivation_expires_after_24_hours(person, phone, clock):
+    old = phone.app_device
+    registration = services.start_reactivation(phone, actor=person, verified_at=timezone.now())
+    new = registration.pending_app_device
+    new_phone = totp_for(new)
+
+    clock.tick(settings.ACTIVATION_LINK_TTL.total_seconds() - 60)
+    assert services.expire_stale_reactivations() == 0
+    assert started(registration).pending_app_device_id == new.pk
+
+    clock.tick(61)
+    assert services.expire_stale_reactivations() == 1
+    assert services.expire_stale_reactivations() == 0
+
+    registration.refresh_from_db()
+    assert registration.status == Registration.Status.ACTIVE
+    assert registration.app_device_id == old.pk and registration.pending_app_device is None
+    assert registration.reactivation_expires_at is None
+    new.refresh_from_db()
+    assert not new.confirmed and new.encrypted_secret == ""
+    with pytest.raises(ValidationError) as refused:
+        services.confirm_reactivation(registration, code=new_phone.now(), actor=person)
+    assert refused.value.messages == [errors.NOT_REACTIVATING]
+    # The old secret stayed and still signs in.
+    laptop = Client()
+    assert sign_in_with(laptop, person, old, fresh_code(old)).status_code == 302
+    assert events("device.reactivation_ended").get().details == {"registration": phone.pk, "reason": "expired"}
+
+
+def test_act06_the_beat_task_ends_stale_reactivations(person, phone, clock):
+    assert settings.CELERY_BEAT_SCHEDULE["expire-reactivations"]["task"] == "devices.tasks.expire_reactivations"
+    services.start_reactivation(phone, actor=person, verified_at=timezone.now())
+    tasks.expire_reactivations.delay()
+    assert started(phone).pending_app_device is not None
+
+    clock.tick(settings.ACTIVATION_LINK_TTL.total_seconds() + 1)
+    tasks.expire_reactivations.delay()
+
+    phone.refresh_from_db()
+    assert phone.status == Registration.Status.ACTIVE and phone.pending_app_device is None
+    assert phone.app_device.confirmed
+
+
+def test_act06_expired_reactivation_is_ended_by_its_page(person, phone, clock, sign_in):
+    old = phone.app_device
+    client = Client()
+    sign_in(client, person, old)
+    start(client, phone)
+    new = started(phone).pending_app_device
+    new_phone = totp_for(new)
+
+    clock.tick(settings.ACTIVATION_LINK_TTL.total_seconds() + 1)
+    # A day later the person signs in again (the session did not last), with the old phone: it still works.
+    client = Client()
+    sign_in(client, person, old)
+    assert client.get(f"/enroll/{phone.pk}/qr.svg").status_code == 404
+    too_late = confirm(client, phone, new_phone.now())
+
+    assert too_late.status_code == 302 and too_late["Location"] == "/devices/"
+    assert errors.REACTIVATION_EXPIRED in text(client.get("/devices/"))
+    registration = Registration.objects.get(pk=phone.pk)
+    assert registration.status == Registration.Status.ACTIVE and registration.app_device_id == old.pk
+    new.refresh_from_db()
+    assert not new.confirmed and new.encrypted_secret == ""
+    assert not events("device.reactivated").exists()
+    assert events("device.reactivation_ended").get().details["reason"] == "expired"
+
+
+def test_act06_expired_reactivation_page_get(person, phone, clock, sign_in):
+    client = Client()
+    sign_in(client, person, phone.app_device)
+    start(client, phone)
+    clock.tick(settings.ACTIVATION_LINK_TTL.total_seconds() + 1)
+    client = Client()
+    sign_in(client, person, phone.app_device)
+
+    response = client.get(new_phone_url(phone))
+
+    assert response.status_code == 302 and response["Location"] == "/devices/"
+    assert Registration.objects.get(pk=phone.pk).status == Registration.Status.ACTIVE
+    # Starting again issues yet another secret, with a new deadline.
+    start(client, phone)
+    registration = started(phone)
+    assert registration.reactivation_expires_at == timezone.now() + settings.ACTIVATION_LINK_TTL
+
+
+def test_act06_double_submit_of_the_confirm_binds_once(upgrading, person, phone, mailoutbox, sending):
+    start(upgrading, phone)
+    new = started(phone).pending_app_device
+    code = fresh_code(new)
+
+    with sending():
+        first = confirm(upgrading, phone, code)
+    with sending():
+        second = confirm(upgrading, phone, code)
+
+    assert first.status_code == 302 and first["Location"] == "/devices/"
+    assert second.status_code == 302 and second["Location"] == "/devices/"
+    registration = Registration.objects.get(pk=phone.pk)
+    assert registration.status == Registration.Status.ACTIVE and registration.app_device_id == new.pk
+    assert events("device.reactivated").count() == 1
+    assert OutboundMessage.objects.filter(template="notice:device.reactivated").count() == 1
+    assert len([m for m in mailoutbox if "new phone" in m.subject]) == 1
+
+
+@pytest.mark.postgres
+def test_act06_two_simultaneous_confirms_bind_once(transactional_db, make_user, enroll):
+    person = make_user("racer")
+    registration = services.start_reactivation(enroll(person), actor=person, verified_at=timezone.now())
+    old, new = registration.app_device, registration.pending_app_device
+    code = fresh_code(new)
+    barrier = threading.Barrier(2)
+    outcomes = []
+
+    def submit():
+        try:
+            barrier.wait()
+            services.confirm_reactivation(registration, code=code, actor=person)
+            outcomes.append("ok")
+        except ValidationError as refused:
+            outcomes.append(refused.code)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=submit) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    # The second sees the first's step used, or the change already over; either way nothing binds twice.
+    assert "ok" in outcomes and set(outcomes) <= {"ok", "wrong_code", "not_reactivating"}
+    registration.refresh_from_db()
+    old.refresh_from_db()
+    assert registration.status == Registration.Status.ACTIVE and registration.app_device_id == new.pk
+    assert not old.confirmed and old.encrypted_secret == ""
+    assert events("device.reactivated").count() == 1
+    assert OutboundMessage.objects.filter(template="notice:device.reactivated").count() == 1
+
+
+def test_act06_confirm_after_the_change_is_finished_needs_a_real_code(person, phone, clock):
+    """A confirm that arrives once the change is over proves nothing, so it must not count as a code."""
+    registration = services.start_reactivation(phone, actor=person, verified_at=timezone.now())
+    new = registration.pending_app_device
+    services.confirm_reactivation(registration, code=fresh_code(new), actor=person)
+
+    for code in ("000000", wrong_code(new)):
+        with pytest.raises(ValidationError) as refused:
+            services.confirm_reactivation(registration, code=code, actor=person)
+        assert refused.value.messages == [errors.NOT_REACTIVATING]
+    assert events("device.reactivated").count() == 1
+
+
+def test_act06_only_app_devices_can_move_to_a_new_phone(client, person, phone, sign_in, recording_gateway, sending):
+    landline = services.start_enrollment(person, kind="landline", verified_at=timezone.now())
+    landline = services.set_phone_number(landline, phone_number=LANDLINE, actor=person)
+    with sending():
+        services.send_phone_code(landline, channel="voice", actor=person, verified_at=timezone.now())
+    landline = services.confirm_phone_code(landline, code=recording_gateway.last_to(LANDLINE).code, actor=person)
+    assert landline.status == Registration.Status.ACTIVE
+    sign_in(client, person, phone.app_device)
+
+    for action in ({}, {"action": "start"}, {"action": "start", "old_phone_lost": "on"}):
+        response = client.post(new_phone_url(landline), action) if action else client.get(new_phone_url(landline))
+        assert response.status_code == 404
+    with pytest.raises(ValidationError) as refused:
+        services.start_reactivation(landline, actor=person, verified_at=timezone.now())
+    assert refused.value.messages == [errors.NO_APP_FOR_KIND]
+    landline.refresh_from_db()
+    assert landline.status == Registration.Status.ACTIVE and landline.pending_app_device is None
+    assert not events("device.reactivation_started").exists()
+
+
+def test_act06_a_security_key_cannot_move_to_a_new_phone(client, person, phone, sign_in, settings):
+    settings.WEBAUTHN_RP_ID = "mfa.example.edu"
+    settings.WEBAUTHN_ORIGINS = ["https://mfa.example.edu"]
+    pending = services.start_enrollment(person, kind="security_key", verified_at=timezone.now())
+    options, challenge = security_keys.start_security_key_registration(person, session_key="s", registration=pending)
+    key = SoftwareKey(rp_id="mfa.example.edu", origin="https://mfa.example.edu")
+    registration = security_keys.register_security_key(
+        person,
+        registration=pending,
+        response_json=key.create(json.loads(options)),
+        challenge=SessionChallenge(challenge.pk, "s"),
+        label="Blue key",
+        actor=person,
+    )
+    assert registration.status == Registration.Status.ACTIVE
+    sign_in(client, person, phone.app_device)
+
+    assert client.get(new_phone_url(registration)).status_code == 404
+    assert start(client, registration).status_code == 404
+    with pytest.raises(ValidationError) as refused:
+        services.start_reactivation(registration, actor=person, verified_at=timezone.now())
+    assert refused.value.messages == [errors.NO_APP_FOR_KIND]
+    registration.refresh_from_db()
+    assert registration.status == Registration.Status.ACTIVE
+
+
+def test_act06_unfinished_or_retired_devices_cannot_move(client, person, phone, sign_in):
+    unfinished = pending_app_registration(person, kind="tablet")
+    retired = add_app_device(person, kind="tablet")
+    services.retire_registration(retired, actor=person, verified_at=timezone.now())
+    sign_in(client, person, phone.app_device)
+    for registration in (unfinished, retired):
+        assert client.get(new_phone_url(registration)).status_code == 404
+        assert start(client, registration).status_code == 404
+        registration.refresh_from_db()
+        assert registration.pending_app_device is None
+    for registration in (unfinished, retired):
+        with pytest.raises(ValidationError) as refused:
+            services.start_reactivation(registration, actor=person, verified_at=timezone.now())
+        assert refused.value.messages == [errors.NOT_ACTIVE]
+
+
+def test_act06_the_emailed_link_during_a_change_offers_only_the_new_secret(
+    upgrading, person, phone, django_capture_on_commit_callbacks, mailoutbox
+):
+    start(upgrading, phone)
+    new = started(phone).pending_app_device
+    with django_capture_on_commit_callbacks(execute=True):
+        response = upgrading.post(f"/enroll/{phone.pk}/email-link/")
+    assert response["Location"] == new_phone_url(phone)
+    link = ActivationLink.objects.get(registration=phone)
+    assert link.purpose == ActivationLink.Purpose.REACTIVATION
+    assert link.expires_at <= started(phone).reactivation_expires_at
+    token = LINK_RE.search(mailoutbox[-1].body).group(2)
+
+    new_phone = Client()
+    new_phone.get(f"/activate/{token}/")
+    ready = new_phone.post("/activate/", {"password": PASSWORD})
+
+    assert ready.status_code == 200
+    assert secret_b32(new) in text(ready)
+    assert secret_b32(phone.app_device) not in text(ready)
+
+
+# --- BND-01: a recent second factor ---------------------------------------------------------------------------
+
+
+def test_bnd01_starting_a_reactivation_needs_a_recent_second_factor(upgrading, person, phone, clock):
+    clock.tick(settings.REAUTH_MAX_AGE_SECONDS + 1)
+
+    response = start(upgrading, phone, old_phone_lost="on")
+
+    assert response.status_code == 302
+    assert response["Location"] == confirm_url(new_phone_url(phone))
+    phone.refresh_from_db()
+    phone.app_device.refresh_from_db()
+    assert phone.status == Registration.Status.ACTIVE and phone.pending_app_device is None
+    assert phone.app_device.confirmed and phone.app_device.encrypted_secret
+    assert not events("device.reactivation_started").exists()
+
+    # A fresh code on the confirm page, and it goes through.
+    clock.tick(30)
+    step_up = upgrading.post(
+        confirm_url(new_phone_url(phone)),
+        {"device": phone.app_device.persistent_id, "code": fresh_code(phone.app_device)},
+    )
+    assert step_up["Location"] == new_phone_url(phone)
+    assert start(upgrading, phone)["Location"] == new_phone_url(phone)
+    assert started(phone).pending_app_device is not None
+
+
+def test_bnd01_service_refuses_a_reactivation_without_a_recent_second_factor(person, phone):
+    for verified_at in (None, timezone.now() - timedelta(seconds=settings.REAUTH_MAX_AGE_SECONDS + 1)):
+        with pytest.raises(ValidationError) as refused:
+            services.start_reactivation(phone, actor=person, verified_at=verified_at, old_phone_lost=True)
+        assert refused.value.code == "reauth_required"
+    phone.refresh_from_db()
+    assert phone.status == Registration.Status.ACTIVE
+    assert AuthenticatorAppDevice.objects.get(pk=phone.app_device_id).confirmed
+
+
+def test_bnd01_reporting_a_device_lost_needs_a_recent_second_factor(upgrading, person, phone, clock):
+    clock.tick(settings.REAUTH_MAX_AGE_SECONDS + 1)
+    lost_url = f"/devices/{phone.pk}/lost/"
+
+    response = upgrading.post(lost_url)
+
+    assert response.status_code == 302 and response["Location"] == confirm_url(lost_url)
+    phone.refresh_from_db()
+    assert phone.status == Registration.Status.ACTIVE
+    assert not events("device.reported_lost").exists()
+    with pytest.raises(ValidationError) as refused:
+        services.report_lost(phone, actor=person, verified_at=None)
+    assert refused.value.code == "reauth_required"
+
+
+# --- BND-05 and BND-02: a lost phone ----------------------------------------------------------------------------
+
+
+def turn_on_phone_codes(registration, person, gateway, sending):
+    with sending():
+        services.send_phone_code(registration, channel="sms", actor=person, verified_at=timezone.now())
+    return services.confirm_phone_code(registration, code=gateway.last_to(MOBILE).code, actor=person)
+
+
+@pytest.fixture
+def phone_with_texts(person, phone, clock, recording_gateway, sending):
+    """The mobile with codes by text and call turned on as well as the app."""
+    registration = turn_on_phone_codes(phone, person, recording_gateway, sending)
+    registration.refresh_from_db()
+    assert registration.phone_device.confirmed
+    clock.tick(61)  # the next text is not held back by the one that turned texts on
+    recording_gateway.delivered.clear()
+    return registration
+
+
+def test_bnd05_a_lost_phone_stops_working_at_once(
+    person, phone_with_texts, clock, recording_gateway, sending, sign_in, mailoutbox
+):
+    mobile = phone_with_texts
+    app, texts = mobile.app_device, mobile.phone_device
+    app_on_the_lost_phone = totp_for(app)
+    tablet = add_app_device(person, kind="tablet")
+    # The thief has the password and the phone: they ask for a text while the owner reports the loss.
+    thief = Client()
+    thief.post(SIGN_IN, {"username": person.username, "password": PASSWORD})
+    with sending():
+        thief.post(SECOND_FACTOR, {"send": f"{texts.persistent_id}|sms"})
+    stolen_code = recording_gateway.last_to(MOBILE).code
+    owner = Client()
+    sign_in(owner, person, tablet.app_device)
+    lost_url = f"/devices/{mobile.pk}/lost/"
+    assert "It is lost: stop it now" in text(owner.get(lost_url))
+    assert Registration.objects.get(pk=mobile.pk).status == Registration.Status.ACTIVE  # the GET changed nothing
+
+    response = owner.post(lost_url)
+
+    assert response.status_code == 302 and response["Location"] == "/devices/"
+    mobile.refresh_from_db()
+    app.refresh_from_db()
+    texts.refresh_from_db()
+    assert mobile.status == Registration.Status.RETIRED and mobile.retired_by == person
+    assert not app.confirmed and app.encrypted_secret == "" and not texts.confirmed
+    # Every way the lost phone could answer is refused.
+    for device, code in ((texts, stolen_code), (app, app_on_the_lost_phone.now())):
+        refused = thief.post(SECOND_FACTOR, {"device": device.persistent_id, "code": code})
+        assert refused.status_code == 200 and signed_in_with(thief) is None
+    clock.tick(61)
+    with sending():
+        thief.post(SECOND_FACTOR, {"send": f"{texts.persistent_id}|sms"})
+        thief.post(SECOND_FACTOR, {"send": f"{texts.persistent_id}|voice"})
+    assert recording_gateway.delivered == [recording_gateway.last_to(MOBILE)]  # nothing more went out
+    assert offered_at_sign_in(person) == {tablet.app_device.persistent_id}
+    # BND-04: the history stays, listed as no longer in use.
+    removed = text(owner.get("/devices/")).split("Removed devices", 1)[1]
+    assert mobile.display_name in removed
+    assert Registration.objects.filter(pk=mobile.pk).exists()
+    assert AuthenticatorAppDevice.objects.filter(pk=app.pk).exists()
+    assert events("device.reported_lost").get().details == {"registration": mobile.pk, "kind": "mobile"}
+    assert OutboundMessage.objects.filter(template="notice:device.reported_lost").count() == 1
+
+
+def test_bnd05_a_phone_lost_during_a_change_loses_both_secrets(upgrading, person, phone):
+    start(upgrading, phone)
+    new = started(phone).pending_app_device
+    new_phone = totp_for(new)
+
+    assert upgrading.post(f"/devices/{phone.pk}/lost/").status_code == 302
+
+    phone.refresh_from_db()
+    assert phone.status == Registration.Status.RETIRED and phone.pending_app_device is None
+    for device in (phone.app_device, new):
+        device.refresh_from_db()
+        assert not device.confirmed and device.encrypted_secret == ""
+    with pytest.raises(ValidationError):
+        services.confirm_reactivation(phone, code=new_phone.now(), actor=person)
+
+
+def test_bnd05_reporting_the_only_device_lost_leads_to_a_new_setup(upgrading, person, phone):
+    response = upgrading.post(f"/devices/{phone.pk}/lost/")
+
+    assert response["Location"] == "/enroll/"
+    assert offered_at_sign_in(person) == set()
+    assert upgrading.get("/enroll/").status_code == 200
+    # Reported twice (a double submit, or a stale tab) changes nothing more.
+    assert upgrading.post(f"/devices/{phone.pk}/lost/").status_code == 404
+    assert events("device.reported_lost").count() == 1
+
+
+def test_bnd02_lost_the_phone_but_kept_the_number(person, phone_with_texts, clock, recording_gateway, sending):
+    """Sign in with a text to the kept number, then move the app to the new phone and confirm it from there."""
+    mobile = phone_with_texts
+    old = mobile.app_device
+    texts = mobile.phone_device
+    browser = Client()
+    browser.post(SIGN_IN, {"username": person.username, "password": PASSWORD})
+    with sending():
+        browser.post(SECOND_FACTOR, {"send": f"{texts.persistent_id}|sms"})
+    response = browser.post(
+        SECOND_FACTOR, {"device": texts.persistent_id, "code": recording_gateway.last_to(MOBILE).code}
+    )
+    assert response.status_code == 302 and signed_in_with(browser) == texts.persistent_id
+
+    assert start(browser, mobile, old_phone_lost="on")["Location"] == new_phone_url(mobile)
+    page = browser.get(new_phone_url(mobile))
+    new_phone = pyotp.TOTP(qr_secret(browser, mobile))
+    assert page_secret(page) == new_phone.secret
+    old.refresh_from_db()
+    assert not old.confirmed  # the lost phone's app stopped at once
+
+    response = confirm(browser, mobile, new_phone.now())
+
+    assert response["Location"] == "/devices/"
+    mobile.refresh_from_db()
+    assert mobile.status == Registration.Status.ACTIVE and mobile.app_device.confirmed
+    assert secret_b32(mobile.app_device) == new_phone.secret
+    # The number keeps working for texts, and the new app signs in.
+    assert offered_at_sign_in(person) == {mobile.app_device.persistent_id, texts.persistent_id}
+    clock.tick(30)
+    assert sign_in_with(Client(), person, mobile.app_device, new_phone.now()).status_code == 302
+
+
+# --- AC-01: only one's own devices ----------------------------------------------------------------------------
+
+
+def test_ac01_another_persons_device_cannot_be_moved_or_reported_lost(client, person, phone, make_user, sign_in):
+    other = make_user("bystander")
+    theirs = services.start_reactivation(add_app_device(other, kind="tablet"), actor=other, verified_at=timezone.now())
+    their_old, their_new = theirs.app_device, theirs.pending_app_device
+    sign_in(client, person, phone.app_device)
+
+    requests = [
+        ("get", new_phone_url(theirs), {}),
+        ("post", new_phone_url(theirs), {"action": "start", "old_phone_lost": "on"}),
+        ("post", new_phone_url(theirs), {"action": "confirm", "code": fresh_code(their_new)}),
+        ("post", new_phone_url(theirs), {"action": "cancel"}),
+        ("get", f"/enroll/{theirs.pk}/qr.svg", {}),
+        ("post", f"/enroll/{theirs.pk}/email-link/", {}),
+        ("get", f"/devices/{theirs.pk}/lost/", {}),
+        ("post", f"/devices/{theirs.pk}/lost/", {}),
+    ]
+    for method, url, data in requests:
+        assert getattr(client, method)(url, data).status_code == 404, url
+
+    theirs.refresh_from_db()
+    their_old.refresh_from_db()
+    their_new.refresh_from_db()
+    assert theirs.status == Registration.Status.REACTIVATING
+    assert theirs.app_device_id == their_old.pk and theirs.pending_app_device_id == their_new.pk
+    assert their_old.confirmed and their_old.encrypted_secret and not their_new.confirmed
+    assert not ActivationLink.objects.exists()
+    assert events("device.reactivation_started").count() == 1
+    assert not events("device.reported_lost").exists() and not events("device.reactivated").exists()
+    assert not events("device.reactivation_ended").exists()
