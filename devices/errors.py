@@ -58,3 +58,4 @@ IDENTITY_CHECK_REFERENCE = "Give the ticket or case reference for the identity c
 NOT_ON_OWN_ACCOUNT = "Help-desk actions cannot be taken on your own account. Ask a colleague."
 NO_EMAIL_FOR_RECOVERY = "This person has no email address on record, so no link can be sent. Add one first."
 NO_APP_TO_RECOVER = "This person has no phone or tablet with an authenticator app to set up again."
+DESK_STAFF_ONLY_LINK = "Only help-desk staff can send a recovery link."

@@ -36,7 +36,7 @@ def hash_code(verification_salt: str, code: str) -> str:
 
 def code_matches(verification: PhoneVerification, code: str) -> bool:
     code = "".join((code or "").split())
-    if len(code) != CODE_DIGITS or not code.isdigit():
+    if len(code) != CODE_DIGITS or not (code.isascii() and code.isdigit()):
         return False
     return hmac.compare_digest(verification.code_hash, hash_code(_salt(verification), code))
 

@@ -1042,7 +1042,9 @@ def send_reactivation_link(
     device). Audits ``recovery.link_sent`` and emails it through the outbox.
     """
     identity_check.validate()
-    if sent_by is None or sent_by.pk == user.pk:
+    if sent_by is None or not sent_by.is_staff:
+        raise ValidationError(errors.DESK_STAFF_ONLY_LINK, code="staff_only")
+    if sent_by.pk == user.pk:
         raise ValidationError(errors.NOT_ON_OWN_ACCOUNT, code="own_account")
     if not user.email:
         raise ValidationError(errors.NO_EMAIL_FOR_RECOVERY, code="no_email")

@@ -24,7 +24,7 @@ def code_at(key: bytes, step: int) -> str:
 
 def normalize(code: str) -> str | None:
     code = "".join((code or "").split())
-    if len(code) != settings.TOTP_DIGITS or not code.isdigit():
+    if len(code) != settings.TOTP_DIGITS or not (code.isascii() and code.isdigit()):
         return None
     return code
 

@@ -36,7 +36,7 @@ class SecondFactorForm(forms.Form):
     def clean_code(self):
         code = "".join(self.cleaned_data["code"].split())
         # Digits from an app, a text or a call; letters and dashes from a backup code.
-        if not code.replace("-", "").isalnum():
+        if not (code.isascii() and code.replace("-", "").isalnum()):
             raise forms.ValidationError("Enter the code as shown: digits, or a backup code.")
         return code
 

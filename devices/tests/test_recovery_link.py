@@ -128,10 +128,19 @@ def test_bnd07_every_method_of_the_list_is_accepted_and_recorded(person, phone, 
 
 def test_bnd08_staff_cannot_send_a_recovery_link_to_themselves(staff, enroll):
     enroll(staff)
-    for sender in (staff, None):
+    with pytest.raises(ValidationError) as refused:
+        services.send_reactivation_link(staff, sent_by=staff, identity_check=CHECK)
+    assert refused.value.messages == [errors.NOT_ON_OWN_ACCOUNT]
+    nothing_sent()
+
+
+def test_only_staff_send_recovery_links(make_user, enroll):
+    person, colleague = make_user("needshelp"), make_user("notstaff")
+    enroll(person)
+    for sender in (colleague, None):
         with pytest.raises(ValidationError) as refused:
-            services.send_reactivation_link(staff, sent_by=sender, identity_check=CHECK)
-        assert refused.value.messages == [errors.NOT_ON_OWN_ACCOUNT]
+            services.send_reactivation_link(person, sent_by=sender, identity_check=CHECK)
+        assert refused.value.messages == [errors.DESK_STAFF_ONLY_LINK]
     nothing_sent()
 
 

@@ -289,3 +289,11 @@ def test_otp10_compare_digest_decides(person, monkeypatch):
     device = pending_app_registration(person).app_device
     monkeypatch.setattr(totp.hmac, "compare_digest", lambda a, b: False)
     assert device.verify_token(fresh_code(device)) is False
+
+
+def test_non_ascii_digits_are_a_wrong_code_not_a_crash(signed_in_client, enrolled_user):
+    from devices.totp import normalize
+
+    assert normalize("٠١٢٣٤٥") is None
+    response = signed_in_client.post("/account/sign-in/confirm/", {"device": "x", "code": "٠١٢٣٤٥"})
+    assert response.status_code == 200
