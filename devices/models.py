@@ -121,6 +121,14 @@ class Registration(models.Model):
         return self.status == self.Status.PENDING and self.expires_at is not None and timezone.now() >= self.expires_at
 
     @property
+    def is_reactivation_expired(self) -> bool:
+        return (
+            self.status == self.Status.REACTIVATING
+            and self.reactivation_expires_at is not None
+            and timezone.now() >= self.reactivation_expires_at
+        )
+
+    @property
     def awaiting_app_device(self):
         """The app device waiting for its first code: a new setup's, or a reactivation's new secret."""
         if self.status == self.Status.REACTIVATING:

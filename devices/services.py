@@ -207,37 +207,45 @@ def issue_app_secret(registration: Registration, *, actor, ip: str | None = None
     return registration
 
 
+def _verify_awaiting_code(
+    registration: Registration, device, code: str, *, actor, ip, rejected: str, wrong: str
+) -> bool:
+    """Check a code from an app device waiting for its first one (a setup's or a reactivation's).
+
+    Returns False when the code is good and the caller should bind the device;
+    True when it was refused only because a concurrent request (a double
+    submit) already bound this very device with it. Otherwise audits
+    ``rejected`` and raises ``ValidationError`` (the throttle's failure is kept).
+    """
+    allowed, _ = device.verify_is_allowed()
+    if not allowed:
+        raise ValidationError(errors.CODE_THROTTLED, code="throttled")
+    if device.verify_token(code):
+        return False
+    registration.refresh_from_db(fields=["status", "app_device", "pending_app_device"])
+    if registration.status == Registration.Status.ACTIVE and registration.app_device_id == device.pk:
+        return True
+    audit.record(rejected, actor=actor, subject=registration.user, ip=ip, details={"registration": registration.pk})
+    raise ValidationError(wrong, code="wrong_code")
+
+
 def confirm_activation(registration: Registration, *, code: str, actor, ip: str | None = None) -> Registration:
     """Bind the pending app device once the person enters a code it made.
 
     Verification consumes the code (OTP-04) and is throttled by django-otp; a
     wrong code is audited and raises ``ValidationError`` with the failure kept.
-    A second confirm of an already active registration returns it unchanged.
-    Audits ``device.bound``, once more for texts and calls when the wizard proved the number.
+    A double submit of the same code returns the registration the other request
+    bound; a confirm of a finished setup without that is refused. Audits ``device.bound``, once more for texts and calls when the wizard proved the number.
     """
     registration = Registration.objects.select_related("app_device").get(pk=registration.pk)
-    if registration.status == Registration.Status.ACTIVE:
-        return registration
     _require_pending(registration)
     device = registration.app_device
     if device is None:
         raise ValidationError(errors.STEP_OUT_OF_ORDER, code="order")
-    allowed, _ = device.verify_is_allowed()
-    if not allowed:
-        raise ValidationError(errors.CODE_THROTTLED, code="throttled")
-    if not device.verify_token(code):
-        registration.refresh_from_db(fields=["status"])
-        if registration.status == Registration.Status.ACTIVE:
-            # A double submit: the other request bound the device with this very code.
-            return registration
-        audit.record(
-            "enrollment.code_rejected",
-            actor=actor,
-            subject=registration.user,
-            ip=ip,
-            details={"registration": registration.pk},
-        )
-        raise ValidationError(errors.WRONG_CODE, code="wrong_code")
+    if _verify_awaiting_code(
+        registration, device, code, actor=actor, ip=ip, rejected="enrollment.code_rejected", wrong=errors.WRONG_CODE
+    ):
+        return registration
     with transaction.atomic():
         registration = _lock(registration)
         if registration.status == Registration.Status.ACTIVE:
@@ -845,6 +853,8 @@ def start_reactivation(
     require_recent_verification(registration.user, verified_at)
     with transaction.atomic():
         registration = _lock(registration)
+        if registration.is_reactivation_expired:
+            registration = end_reactivation(registration, actor=None, reason="expired", ip=ip)
         if registration.status == Registration.Status.REACTIVATING:
             return registration
         if registration.status != Registration.Status.ACTIVE:
@@ -861,23 +871,22 @@ def confirm_reactivation(registration: Registration, *, code: str, actor, ip: st
     Audits ``device.reactivated`` and emails a notice (BND-03).
     """
     registration = Registration.objects.select_related("pending_app_device").get(pk=registration.pk)
+    if registration.is_reactivation_expired:
+        # Ended here, on a POST, not by whichever page first notices (GETs change nothing).
+        end_reactivation(registration, actor=None, reason="expired", ip=ip)
+        raise ValidationError(errors.REACTIVATION_EXPIRED, code="expired")
     _require_reactivating(registration)
     device = registration.pending_app_device
-    allowed, _ = device.verify_is_allowed()
-    if not allowed:
-        raise ValidationError(errors.CODE_THROTTLED, code="throttled")
-    if not device.verify_token(code):
-        registration.refresh_from_db(fields=["status", "app_device", "pending_app_device"])
-        if registration.status == Registration.Status.ACTIVE and registration.app_device_id == device.pk:
-            return registration  # a double submit: the other request bound this very device with this code
-        audit.record(
-            "device.reactivation_code_rejected",
-            actor=actor,
-            subject=registration.user,
-            ip=ip,
-            details={"registration": registration.pk},
-        )
-        raise ValidationError(errors.REACTIVATION_WRONG_CODE, code="wrong_code")
+    if _verify_awaiting_code(
+        registration,
+        device,
+        code,
+        actor=actor,
+        ip=ip,
+        rejected="device.reactivation_code_rejected",
+        wrong=errors.REACTIVATION_WRONG_CODE,
+    ):
+        return registration
     with transaction.atomic():
         registration = _lock(registration)
         if registration.status == Registration.Status.ACTIVE:
@@ -911,7 +920,7 @@ def confirm_reactivation(registration: Registration, *, code: str, actor, ip: st
 def _require_reactivating(registration: Registration) -> None:
     if registration.status != Registration.Status.REACTIVATING or registration.pending_app_device_id is None:
         raise ValidationError(errors.NOT_REACTIVATING, code="not_reactivating")
-    if registration.reactivation_expires_at and registration.reactivation_expires_at <= timezone.now():
+    if registration.is_reactivation_expired:
         raise ValidationError(errors.REACTIVATION_EXPIRED, code="expired")
 
 

@@ -8,7 +8,6 @@ from django.core.exceptions import ValidationError
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
-from django.utils import timezone
 from django.utils.http import urlencode
 from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters
@@ -357,9 +356,7 @@ def qr_code(request, pk, recovering=False):
     registration = _own_registration(request, pk)
     # Only a secret still waiting for its first code, and never an expired one (ACT-04, ACT-06).
     awaiting = registration.awaiting_app_device
-    expired = registration.is_pending_expired or (
-        registration.reactivation_expires_at is not None and registration.reactivation_expires_at <= timezone.now()
-    )
+    expired = registration.is_pending_expired or (registration.is_reactivation_expired)
     if awaiting is None or awaiting.confirmed or expired:
         raise Http404("no pending secret")
     response = HttpResponse(selectors.qr_svg(selectors.otpauth_uri(registration)), content_type="image/svg+xml")
@@ -558,6 +555,9 @@ def reactivate(request, pk, recovering=False):
             done = error.code == "not_reactivating" and registration.status == Registration.Status.ACTIVE
             if done and request.user.is_verified():
                 return redirect("devices:my_devices")  # a second submit of a confirm that went through
+            if error.code == "expired":
+                messages.error(request, error.messages[0])
+                return redirect("devices:my_devices")
             form.add_error("code", error)
         else:
             request.session.pop(RECOVERY_SESSION_KEY, None)
@@ -572,11 +572,11 @@ def reactivate(request, pk, recovering=False):
         "recovering": recovering,
         "has_email": bool(request.user.email),
     }
+    if registration.is_reactivation_expired:
+        # Shown, not changed: a GET changes nothing (SES-06); the beat task or the next POST ends it.
+        messages.error(request, errors.REACTIVATION_EXPIRED)
+        return redirect("devices:my_devices")
     if registration.status == Registration.Status.REACTIVATING:
-        if registration.reactivation_expires_at <= timezone.now():
-            services.end_reactivation(registration, actor=None, reason="expired", ip=client_ip(request))
-            messages.error(request, errors.REACTIVATION_EXPIRED)
-            return redirect("devices:my_devices")
         context["manual_secret"] = selectors.manual_entry_secret(registration)
     return render(request, "devices/reactivate.html", context)
 

@@ -434,7 +434,9 @@ def test_act06_expired_reactivation_page_get(person, phone, clock, sign_in):
     response = client.get(new_phone_url(phone))
 
     assert response.status_code == 302 and response["Location"] == "/devices/"
-    assert Registration.objects.get(pk=phone.pk).status == Registration.Status.ACTIVE
+    # The page only says so: a GET changes nothing (SES-06); the beat task or the next POST ends it.
+    assert Registration.objects.get(pk=phone.pk).status == Registration.Status.REACTIVATING
+    assert not events("device.reactivation_ended").exists()
     # Starting again issues yet another secret, with a new deadline.
     start(client, phone)
     registration = started(phone)

@@ -118,7 +118,7 @@ def test_otp04_concurrent_double_submit_of_activation_binds_once(transactional_d
         thread.join(timeout=30)
     assert len(outcomes) == 2 and Registration.Status.ACTIVE in outcomes
     # The slower request either sees the bind or, if it looked before the commit, reports the used code.
-    assert set(outcomes) <= {Registration.Status.ACTIVE, "wrong_code"}
+    assert set(outcomes) <= {Registration.Status.ACTIVE, "wrong_code", "not_pending"}
     registration.refresh_from_db()
     assert registration.status == Registration.Status.ACTIVE
     assert AuditEvent.objects.filter(action="device.bound").count() == 1
@@ -297,3 +297,11 @@ def test_non_ascii_digits_are_a_wrong_code_not_a_crash(signed_in_client, enrolle
     assert normalize("٠١٢٣٤٥") is None
     response = signed_in_client.post("/account/sign-in/confirm/", {"device": "x", "code": "٠١٢٣٤٥"})
     assert response.status_code == 200
+
+
+def test_a_finished_setup_is_never_confirmed_again_without_a_code(person, clock):
+    registration = pending_app_registration(person)
+    services.confirm_activation(registration, code=fresh_code(registration.app_device), actor=person)
+    with pytest.raises(ValidationError) as refused:
+        services.confirm_activation(registration, code="000000", actor=person)
+    assert refused.value.code == "not_pending"
