@@ -236,6 +236,13 @@ OUTBOX_BACKOFF_BASE_SECONDS = env.float("OUTBOX_BACKOFF_BASE_SECONDS", default=2
 OUTBOX_BACKOFF_MAX_SECONDS = env.float("OUTBOX_BACKOFF_MAX_SECONDS", default=60.0)
 # A message claimed longer ago than this by a worker that died is taken again by the sweep.
 OUTBOX_SENDING_LEASE_SECONDS = env.int("OUTBOX_SENDING_LEASE_SECONDS", default=120)
+# The outbox's claim and outcome statements are prepared once per database connection. Turn off behind a connection
+# pooler in transaction mode that does not keep prepared statements (PgBouncer before 1.21).
+OUTBOX_PREPARED_STATEMENTS = env.bool("OUTBOX_PREPARED_STATEMENTS", default=True)
+if OUTBOX_PREPARED_STATEMENTS and DATABASES["default"]["ENGINE"].endswith("postgresql"):
+    # Django leaves psycopg's threshold at None, which forbids preparing at all. Django's own cursors bind on the
+    # client and never prepare whatever it says, so a threshold no query reaches only lets the outbox ask for it.
+    DATABASES["default"].setdefault("OPTIONS", {}).setdefault("prepare_threshold", 2**31 - 1)
 # The sweep leaves freshly queued messages to their own dispatch for this long.
 OUTBOX_SWEEP_GRACE_SECONDS = env.int("OUTBOX_SWEEP_GRACE_SECONDS", default=30)
 

@@ -18,13 +18,13 @@ def derived_dev_key(secret_key: str) -> str:
 
 
 @lru_cache(maxsize=8)
-def _box(keys: tuple[str, ...]) -> MultiFernet:
-    return MultiFernet([Fernet(key) for key in keys])
+def _box(keys: tuple[str, ...], secret_key: str) -> MultiFernet:
+    return MultiFernet([Fernet(key) for key in keys or (derived_dev_key(secret_key),)])
 
 
 def _current_box() -> MultiFernet:
-    keys = tuple(settings.FACTOR_ENCRYPTION_KEYS) or (derived_dev_key(settings.SECRET_KEY),)
-    return _box(keys)
+    # Read on every call, so a changed setting (a key rotation in tests) takes effect; built once per value.
+    return _box(tuple(settings.FACTOR_ENCRYPTION_KEYS), settings.SECRET_KEY)
 
 
 def encrypt(plain: bytes) -> str:

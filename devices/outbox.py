@@ -22,9 +22,10 @@ from dataclasses import dataclass
 from datetime import timedelta
 from functools import cache
 
+import psycopg
 from django.conf import settings
 from django.core.mail import EmailMessage
-from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
+from django.db import DEFAULT_DB_ALIAS, DatabaseError, connection, connections, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -102,34 +103,96 @@ def _claimable(now):
 # waits for the disk as always. Inside a caller's transaction the caller's durability stands.
 _QUICK_COMMIT = "FROM (SELECT set_config('synchronous_commit', 'off', true)) AS quick_commit"
 
+# What sending needs from a claimed row; the instance leaves the other columns deferred.
+_CLAIMED_FIELDS = ("id", "channel", "recipient", "subject", "encrypted_body", "holds_secret", "attempts", "expires_at")
 
-def _update(assignments: str, where: str, params: dict, *, returning: bool = False) -> OutboundMessage | None:
-    """One ``UPDATE`` of the outbox table; with ``returning``, the row it changed, if any."""
-    db = connections[DEFAULT_DB_ALIAS]  # once: every attribute of ``connection`` is a thread-local lookup
-    quick = db.vendor == "postgresql" and not db.in_atomic_block
-    fields = OutboundMessage._meta.concrete_fields
-    table = OutboundMessage._meta.db_table
+
+def _update_sql(assignments: str, where: str, quick: bool, returning: tuple[str, ...] = ()) -> str:
     # Only our own table and column names go into the text; every value is a parameter.
-    sql = " ".join(
+    columns = [_quoted(OutboundMessage._meta.get_field(name).column) for name in returning]
+    return " ".join(
         [
-            f"UPDATE {_quoted(table)} SET {assignments}",  # noqa: S608
+            f"UPDATE {_quoted(OutboundMessage._meta.db_table)} SET {assignments}",  # noqa: S608
             _QUICK_COMMIT if quick else "",
             f"WHERE {where}",
-            f"RETURNING {', '.join(_quoted(field.column) for field in fields)}" if returning else "",
+            f"RETURNING {', '.join(columns)}" if columns else "",
         ]
     )
-    with db.cursor() as cursor:
-        cursor.execute(sql, params)
-        row = cursor.fetchone() if returning else None
-    if row is None:
-        return None
-    # What a raw() queryset does with the row, without working out its columns again for every message.
-    values = list(row)
-    for position, field in enumerate(fields):
+
+
+@cache
+def _claim_sql(quick: bool) -> str:
+    # The rows _claimable() selects, less the expired ones, written out once: compiling that filter for every
+    # message would cost more than running the statement. The row is locked with FOR UPDATE SKIP LOCKED (what
+    # select_for_update(skip_locked=True) writes) in a subquery of the UPDATE itself.
+    skip_locked = "FOR UPDATE SKIP LOCKED" if connection.features.has_select_for_update_skip_locked else ""
+    where = f"""id = (
+        SELECT id FROM {_quoted(OutboundMessage._meta.db_table)}
+        WHERE id = %(id)s
+          AND (expires_at IS NULL OR expires_at > %(now)s)
+          AND (status = %(queued)s AND (next_attempt_at IS NULL OR next_attempt_at <= %(now)s)
+               OR status = %(sending)s AND claimed_at < %(lease_start)s)
+        {skip_locked}
+    )"""  # noqa: S608
+    assignments = "status = %(sending)s, claimed_at = %(now)s, attempts = attempts + 1"
+    return _update_sql(assignments, where, quick, returning=_CLAIMED_FIELDS)
+
+
+@cache
+def _outcome_sql(names: tuple[str, ...], quick: bool) -> str:
+    fields = [OutboundMessage._meta.get_field(name) for name in names]
+    assignments = ", ".join(f"{_quoted(field.column)} = %({field.name})s" for field in fields)
+    return _update_sql(assignments, "id = %(id)s", quick)
+
+
+def _quick(db) -> bool:
+    return db.vendor == "postgresql" and not db.in_atomic_block
+
+
+def _execute(db, sql: str, params: dict, *, fetch: bool):
+    if db.vendor != "postgresql":
+        with db.cursor() as cursor:
+            cursor.execute(sql, params)
+            return cursor.fetchone() if fetch else None
+    db.validate_no_broken_transaction()  # what Django's own cursor checks first
+    db.ensure_connection()
+    try:
+        return _execute_prepared(db, sql, params, fetch)
+    except DatabaseError:
+        # Instead of a "SELECT 1" before every message (CONN_HEALTH_CHECKS, REL-08), a connection the server
+        # dropped (a restart, an idle timeout) is found by the statement itself: reconnect and send it once more.
+        # Both statements are safe to repeat: a claim whose answer was lost finds the row no longer claimable and
+        # leaves it to the lease and the sweep; an outcome sets the same values again.
+        if db.in_atomic_block or db.connection is None or not db.connection.broken:
+            raise
+        logger.info("the outbox's database connection was dropped; reconnecting")
+        db.close()
+        db.ensure_connection()
+        return _execute_prepared(db, sql, params, fetch)
+
+
+def _execute_prepared(db, sql: str, params: dict, fetch: bool):
+    # The outbox sends the same few statements for every message: PostgreSQL parses and plans them once per
+    # connection (a prepared statement) instead of once per message. Django's own cursors bind parameters on the
+    # client and never prepare, so these go through a server-binding cursor on the same connection.
+    with db.wrap_database_errors, psycopg.Cursor(db.connection) as cursor:
+        cursor.execute(sql, params, prepare=settings.OUTBOX_PREPARED_STATEMENTS)
+        return cursor.fetchone() if fetch else None
+
+
+@cache
+def _claimed_converters(alias: str) -> list:
+    """Per returned column, what a queryset would run on its value (none on PostgreSQL; text to datetime on SQLite)."""
+    db = connections[alias]
+    table = OutboundMessage._meta.db_table
+    converters = []
+    for name in _CLAIMED_FIELDS:
+        field = OutboundMessage._meta.get_field(name)
         column = field.get_col(table)
-        for convert in db.ops.get_db_converters(column) + field.get_db_converters(db):
-            values[position] = convert(values[position], column, db)
-    return OutboundMessage.from_db(db.alias, [field.attname for field in fields], values)
+        converters.append(
+            [(convert, column) for convert in db.ops.get_db_converters(column) + field.get_db_converters(db)]
+        )
+    return converters
 
 
 @cache
@@ -144,23 +207,23 @@ def _finish(message: OutboundMessage, status: str, **fields) -> None:
     if message.holds_secret and status in (Status.SENT, Status.FAILED, Status.EXPIRED):
         message.encrypted_body = ""
     db = connections[DEFAULT_DB_ALIAS]
-    assignments, params = [], {"id": message.pk}
-    for name in ["status", "encrypted_body", *fields]:
+    names = ("status", "encrypted_body", *fields)
+    params = {"id": message.pk}
+    for name in names:
         field = OutboundMessage._meta.get_field(name)
-        assignments.append(f"{_quoted(field.column)} = %({name})s")
         params[name] = field.get_db_prep_save(getattr(message, field.attname), db)
-    _update(", ".join(assignments), "id = %(id)s", params)
+    _execute(db, _outcome_sql(names, _quick(db)), params, fetch=False)
 
 
 def _claim(message_id: int) -> OutboundMessage | None:
     """``queued -> sending`` in one statement: lock the row if it is free and claimable, update it, return it.
 
-    The row is locked with ``FOR UPDATE SKIP LOCKED`` (what ``select_for_update(skip_locked=True)`` writes) in
-    a subquery of the UPDATE, so locking, checking and updating are one statement and one transaction: of two
-    concurrent claims one gets the row and the other skips it, or, coming later, no longer finds it claimable.
+    Locking, checking and updating are one statement and one transaction: of two concurrent claims one gets the
+    row and the other skips it, or, coming later, no longer finds it claimable.
     """
+    db = connections[DEFAULT_DB_ALIAS]  # once: every attribute of ``connection`` is a thread-local lookup
     now = timezone.now()
-    at = connection.ops.adapt_datetimefield_value
+    at = db.ops.adapt_datetimefield_value
     params = {
         "id": message_id,
         "now": at(now),
@@ -168,26 +231,17 @@ def _claim(message_id: int) -> OutboundMessage | None:
         "queued": Status.QUEUED.value,
         "sending": Status.SENDING.value,
     }
-    assignments = "status = %(sending)s, claimed_at = %(now)s, attempts = attempts + 1"
-    message = _update(assignments, _claimable_by_id(), params, returning=True)
-    if message is None:
+    row = _execute(db, _claim_sql(_quick(db)), params, fetch=True)
+    if row is None:
         _expire_if_due(message_id, now)
+        return None
+    values = list(row)
+    for position, converters in enumerate(_claimed_converters(db.alias)):
+        for convert, column in converters:
+            values[position] = convert(values[position], column, db)
+    message = OutboundMessage.from_db(db.alias, _CLAIMED_FIELDS, values)
+    message.status = Status.SENDING
     return message
-
-
-@cache
-def _claimable_by_id() -> str:
-    # The rows _claimable() selects, less the expired ones, written out: compiling that filter for every
-    # message would cost more than running the statement.
-    skip_locked = connection.features.has_select_for_update_skip_locked
-    return f"""id = (
-        SELECT id FROM {_quoted(OutboundMessage._meta.db_table)}
-        WHERE id = %(id)s
-          AND (expires_at IS NULL OR expires_at > %(now)s)
-          AND (status = %(queued)s AND (next_attempt_at IS NULL OR next_attempt_at <= %(now)s)
-               OR status = %(sending)s AND claimed_at < %(lease_start)s)
-        {"FOR UPDATE SKIP LOCKED" if skip_locked else ""}
-    )"""  # noqa: S608
 
 
 def _expire_if_due(message_id: int, now) -> None:
