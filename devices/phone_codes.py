@@ -11,11 +11,11 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from . import errors
-from .models import PhoneVerification
+from .models import PhoneDevice, PhoneVerification
 
 CODE_DIGITS = 6
 
@@ -50,10 +50,20 @@ def seal(verification: PhoneVerification, code: str) -> None:
     verification.code_hash = hash_code(_salt(verification), code)
 
 
-def check_send_allowed(*, user, number) -> None:
-    """Raise ``ValidationError`` when another code to ``number`` (or for ``user``) would break a send limit (SMS-06)."""
+def check_send_allowed(*, user, number, own_factor: bool = False) -> None:
+    """Raise ``ValidationError`` when another code to ``number`` (or for ``user``) would break a send limit (SMS-06).
+
+    Call inside the transaction that writes the code: the number is locked until it commits, so two people
+    asking for codes to one number at once are counted one after the other. ``own_factor``: the person signs
+    in with a phone they proved, and the number's limits then count only the sends of the people who proved
+    it, so that someone who merely types the number into the wizard cannot use its limits up and keep its
+    owner from signing in.
+    """
+    _lock_number(number)
     now = timezone.now()
     by_number = PhoneVerification.objects.filter(number=number)
+    if own_factor:
+        by_number = by_number.filter(user__in=PhoneDevice.objects.filter(number=number, confirmed=True).values("user"))
     by_user = PhoneVerification.objects.filter(user=user)
     gap = timedelta(seconds=settings.PHONE_RESEND_SECONDS)
     if by_number.filter(created_at__gt=now - gap).exists() or by_user.filter(created_at__gt=now - gap).exists():
@@ -71,6 +81,18 @@ def check_send_allowed(*, user, number) -> None:
         or by_user.filter(created_at__gt=day).count() >= settings.PHONE_DAILY_CAP_PER_PERSON
     ):
         raise ValidationError(errors.PHONE_DAILY_CAP, code="daily_cap")
+
+
+def _lock_number(number) -> None:
+    """Hold a lock on ``number`` until the current transaction ends (PostgreSQL; SQLite writes one at a time)."""
+    if not transaction.get_connection().in_atomic_block:
+        raise RuntimeError("check_send_allowed() must run inside the transaction that writes the code")
+    if connection.vendor != "postgresql":
+        return
+    # A number has no row of its own to lock, so the lock is an advisory one on a 64-bit key derived from it.
+    digest = hashlib.sha256(b"phone-send:" + str(number).encode()).digest()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [int.from_bytes(digest[:8], "big", signed=True)])
 
 
 def open_verification(*, purpose: str, registration=None, device=None) -> PhoneVerification | None:

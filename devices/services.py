@@ -552,7 +552,7 @@ def _issue_phone_code(*, user, number, channel: str, purpose: str, registration=
         raise ValidationError(
             identity_errors.ACCOUNT_LOCKED.format(help_desk=settings.HELP_DESK_CONTACT), code="locked"
         )
-    phone_codes.check_send_allowed(user=user, number=number)
+    phone_codes.check_send_allowed(user=user, number=number, own_factor=device is not None and device.confirmed)
     now = timezone.now()
     open_rows = PhoneVerification.objects.filter(purpose=purpose, consumed_at=None, superseded_at=None)
     open_rows = open_rows.filter(device=device) if device is not None else open_rows.filter(registration=registration)

@@ -4,10 +4,13 @@ Time is frozen and moved by hand; the limits are counted from rows in the databa
 they hold for every purpose (wizard check, turning texts on, sign-in) and every person together.
 """
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import pytest
 from django.core.exceptions import ValidationError
+from django.db import connection
 from django.utils import timezone
 
 from devices import errors, services
@@ -224,6 +227,56 @@ def test_sms06_daily_cap_per_number(person, make_user, clock, recording_gateway,
     assert not PhoneVerification.objects.filter(user=latecomer, created_at__gte=first_at).exists()
     clock.move_to(first_at + timedelta(days=1, seconds=1))
     services.send_signin_code(devices[latecomer], channel="voice")
+
+
+def test_sms06_someone_typing_in_a_number_cannot_use_up_its_owners_sign_in_codes(
+    person, make_user, clock, recording_gateway, sending
+):
+    owner_device = active_landline(person, NUMBER, sending)
+    clock.tick(timedelta(days=1, seconds=1))
+    intruder = pending_landline(make_user("bjones"))
+    for _ in range(3):
+        send_check(intruder)
+        clock.tick(61)
+    assert refusal(send_check, intruder).code == "too_many"
+
+    # The owner's own sign-in codes are counted against the sends of those who proved the number only.
+    services.send_signin_code(owner_device, channel="voice")
+
+    for _ in range(10):  # the intruder spends the number's whole day, a few at a time
+        clock.tick(FOUR_MINUTES)
+        try:
+            send_check(intruder)
+        except ValidationError as refused:
+            assert refused.code in ("too_many", "daily_cap")
+    assert refusal(send_check, intruder).code == "daily_cap"
+    clock.tick(FOUR_MINUTES)
+    services.send_signin_code(owner_device, channel="voice")
+    assert PhoneVerification.objects.filter(user=person, purpose="signin").count() == 2
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_sms06_people_asking_for_one_number_at_once_are_counted_one_after_another(make_user):
+    registrations = [pending_landline(make_user(f"racer{i}")) for i in range(6)]
+    start = threading.Barrier(len(registrations))
+
+    def ask(registration):
+        start.wait()
+        try:
+            send_check(registration)
+            return "sent"
+        except ValidationError as refused:
+            return refused.code
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(len(registrations)) as pool:
+        outcomes = list(pool.map(ask, registrations))
+
+    # Sixty seconds between sends to a number: one of them gets the call, the others wait.
+    assert sorted(outcomes) == ["sent"] + ["too_soon"] * 5
+    assert sends_to(NUMBER) == 1
 
 
 # --- A resend kills the old code ------------------------------------------------------------------------
