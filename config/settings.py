@@ -170,6 +170,7 @@ OUTBOX_SWEEP_EVERY_SECONDS = env.int("OUTBOX_SWEEP_EVERY_SECONDS", default=30)
 CELERY_BEAT_SCHEDULE = {
     "sweep-outbox": {"task": "devices.tasks.sweep_outbox", "schedule": timedelta(seconds=OUTBOX_SWEEP_EVERY_SECONDS)},
     "expire-reactivations": {"task": "devices.tasks.expire_reactivations", "schedule": timedelta(minutes=10)},
+    "purge-expired-records": {"task": "devices.tasks.purge_expired_records", "schedule": timedelta(days=1)},
 }
 
 # --- Second factors ------------------------------------------------------------------
@@ -236,6 +237,10 @@ OUTBOX_BACKOFF_BASE_SECONDS = env.float("OUTBOX_BACKOFF_BASE_SECONDS", default=2
 OUTBOX_BACKOFF_MAX_SECONDS = env.float("OUTBOX_BACKOFF_MAX_SECONDS", default=60.0)
 # A message claimed longer ago than this by a worker that died is taken again by the sweep.
 OUTBOX_SENDING_LEASE_SECONDS = env.int("OUTBOX_SENDING_LEASE_SECONDS", default=120)
+# Keeping times (devices/retention.py): finished outbox rows (the body is already erased; the address is not), and
+# phone codes (never less than the day the send limits look back).
+OUTBOX_RETENTION_DAYS = env.int("OUTBOX_RETENTION_DAYS", default=90)
+PHONE_CODE_RETENTION_DAYS = env.int("PHONE_CODE_RETENTION_DAYS", default=30)
 # The outbox's claim and outcome statements are prepared once per database connection. Turn off behind a connection
 # pooler in transaction mode that does not keep prepared statements (PgBouncer before 1.21).
 OUTBOX_PREPARED_STATEMENTS = env.bool("OUTBOX_PREPARED_STATEMENTS", default=True)

@@ -2,7 +2,7 @@
 
 from celery import shared_task
 
-from . import outbox, services
+from . import outbox, retention, services
 
 
 @shared_task(bind=True, acks_late=True, ignore_result=True, max_retries=None)
@@ -22,3 +22,8 @@ def sweep_outbox() -> None:
 @shared_task(ignore_result=True)
 def expire_reactivations() -> None:
     services.expire_stale_reactivations()
+
+
+@shared_task(ignore_result=True)
+def purge_expired_records() -> None:
+    retention.purge_expired_records()
