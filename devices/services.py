@@ -371,11 +371,12 @@ def _link_still_valid(link: ActivationLink) -> bool:
     return link.is_usable and link.registration.status in wanted
 
 
-def find_activation_link(token: str) -> ActivationLink:
-    """The usable link for ``token``, or ``ValidationError`` (used, revoked, expired or unknown look alike)."""
-    link = (
-        ActivationLink.objects.select_related("user", "registration").filter(token_hash=hash_token(token or "")).first()
-    )
+def find_activation_link(token_hash: str) -> ActivationLink:
+    """The usable link whose token hashes to ``token_hash`` (see :func:`hash_token`), or ``ValidationError``.
+
+    Used, revoked, expired and unknown links look alike.
+    """
+    link = ActivationLink.objects.select_related("user", "registration").filter(token_hash=token_hash or "-").first()
     if link is None or not _link_still_valid(link):
         raise ValidationError(errors.LINK_NOT_VALID, code="invalid")
     return link

@@ -29,7 +29,7 @@ from .forms import (
 )
 from .models import Registration
 
-LINK_SESSION_KEY = "activation_link_token"
+LINK_SESSION_KEY = "activation_link_token_hash"
 # Set when a help-desk recovery link and the password let a person in to put a new phone in place (only that).
 RECOVERY_SESSION_KEY = "recovery_registration"
 STEP_URLS = {
@@ -404,8 +404,11 @@ def _no_referrer(response):
 @never_cache
 @require_GET
 def activation_link(request, token):
-    """Land from the email: move the token into the session and show a clean URL (ACT-02)."""
-    request.session[LINK_SESSION_KEY] = token
+    """Land from the email: keep the token's hash in the session and show a clean URL (ACT-02).
+
+    The hash finds the link but cannot be turned back into one, so the session store never holds a usable token.
+    """
+    request.session[LINK_SESSION_KEY] = services.hash_token(token)
     return _no_referrer(redirect("devices:activation_landing"))
 
 

@@ -228,7 +228,9 @@ def test_act02_link_moves_token_into_session_and_redirects_to_clean_url(enrollin
     assert token not in response["Location"]
     assert response["Referrer-Policy"] == "no-referrer"
     assert "no-store" in response["Cache-Control"]
-    assert phone.session[LINK_SESSION_KEY] == token
+    # The session holds only the token's hash: a copy of the session store cannot open the link.
+    assert phone.session[LINK_SESSION_KEY] == services.hash_token(token)
+    assert token not in str(dict(phone.session))
 
 
 def test_act02_landing_pages_send_no_referrer_and_strict_csp(enrolling, password, django_capture_on_commit_callbacks):
