@@ -104,7 +104,13 @@ def _claimable(now):
 _QUICK_COMMIT = "FROM (SELECT set_config('synchronous_commit', 'off', true)) AS quick_commit"
 
 # What sending needs from a claimed row; the instance leaves the other columns deferred.
-_CLAIMED_FIELDS = ("id", "channel", "recipient", "subject", "encrypted_body", "holds_secret", "attempts", "expires_at")
+_SENDING_NEEDS = {"id", "channel", "recipient", "subject", "encrypted_body", "holds_secret", "attempts", "expires_at"}
+
+
+@cache
+def _claimed_fields() -> tuple[str, ...]:
+    # In the model's own order: from_db() pairs values with fields by that order, not by name.
+    return tuple(field.attname for field in OutboundMessage._meta.concrete_fields if field.name in _SENDING_NEEDS)
 
 
 def _update_sql(assignments: str, where: str, quick: bool, returning: tuple[str, ...] = ()) -> str:
@@ -135,14 +141,19 @@ def _claim_sql(quick: bool) -> str:
         {skip_locked}
     )"""  # noqa: S608
     assignments = "status = %(sending)s, claimed_at = %(now)s, attempts = attempts + 1"
-    return _update_sql(assignments, where, quick, returning=_CLAIMED_FIELDS)
+    return _update_sql(assignments, where, quick, returning=_claimed_fields())
 
 
 @cache
-def _outcome_sql(names: tuple[str, ...], quick: bool) -> str:
+def _outcome_sql(names: tuple[str, ...], quick: bool, fenced: bool) -> str:
     fields = [OutboundMessage._meta.get_field(name) for name in names]
     assignments = ", ".join(f"{_quoted(field.column)} = %({field.name})s" for field in fields)
-    return _update_sql(assignments, "id = %(id)s", quick)
+    if not fenced:
+        return _update_sql(assignments, "id = %(id)s", quick)
+    # Only while the row is still this claim's: a sender slower than the lease must not overwrite the outcome
+    # of the worker that took the row over.
+    where = "id = %(id)s AND status = %(sending)s AND claimed_at = %(claimed_at)s"
+    return _update_sql(assignments, where, quick, returning=("id",))
 
 
 def _quick(db) -> bool:
@@ -158,14 +169,17 @@ def _execute(db, sql: str, params: dict, *, fetch: bool):
     db.ensure_connection()
     try:
         return _execute_prepared(db, sql, params, fetch)
-    except DatabaseError:
+    except DatabaseError as exc:
         # Instead of a "SELECT 1" before every message (CONN_HEALTH_CHECKS, REL-08), a connection the server
-        # dropped (a restart, an idle timeout) is found by the statement itself: reconnect and send it once more.
-        # Both statements are safe to repeat: a claim whose answer was lost finds the row no longer claimable and
-        # leaves it to the lease and the sweep; an outcome sets the same values again.
-        if db.in_atomic_block or db.connection is None or not db.connection.broken:
+        # dropped (a restart, an idle timeout) is found by the statement itself. That, or a prepared statement
+        # the server no longer accepts (a column changed under it: "cached plan must not change result type"),
+        # is mended by a new connection: send the statement once more there. Both statements are safe to repeat:
+        # a failed one changed nothing, unless the connection broke after the server ran it; then a claim finds
+        # the row no longer claimable and leaves it to the lease and the sweep, and an outcome finds its claim
+        # and sets the same values again. Inside a transaction the caller decides.
+        if db.in_atomic_block:
             raise
-        logger.info("the outbox's database connection was dropped; reconnecting")
+        logger.info("the outbox's statement failed (%s); retrying on a new connection", type(exc).__name__)
         db.close()
         db.ensure_connection()
         return _execute_prepared(db, sql, params, fetch)
@@ -186,7 +200,7 @@ def _claimed_converters(alias: str) -> list:
     db = connections[alias]
     table = OutboundMessage._meta.db_table
     converters = []
-    for name in _CLAIMED_FIELDS:
+    for name in _claimed_fields():
         field = OutboundMessage._meta.get_field(name)
         column = field.get_col(table)
         converters.append(
@@ -200,7 +214,8 @@ def _quoted(name: str) -> str:
     return connection.ops.quote_name(name)
 
 
-def _finish(message: OutboundMessage, status: str, **fields) -> None:
+def _finish(message: OutboundMessage, status: str, *, claimed_at=None, **fields) -> bool:
+    """Write a message's outcome; with ``claimed_at``, only if that claim still holds the row (False if not)."""
     message.status = status
     for name, value in fields.items():
         setattr(message, name, value)
@@ -212,7 +227,14 @@ def _finish(message: OutboundMessage, status: str, **fields) -> None:
     for name in names:
         field = OutboundMessage._meta.get_field(name)
         params[name] = field.get_db_prep_save(getattr(message, field.attname), db)
-    _execute(db, _outcome_sql(names, _quick(db)), params, fetch=False)
+    fenced = claimed_at is not None
+    if fenced:
+        params |= {"sending": Status.SENDING.value, "claimed_at": db.ops.adapt_datetimefield_value(claimed_at)}
+    row = _execute(db, _outcome_sql(names, _quick(db), fenced), params, fetch=fenced)
+    if fenced and row is None:
+        logger.warning("outbound message %s was taken over after its lease; this outcome is not recorded", message.pk)
+        return False
+    return True
 
 
 def _claim(message_id: int) -> OutboundMessage | None:
@@ -239,8 +261,8 @@ def _claim(message_id: int) -> OutboundMessage | None:
     for position, converters in enumerate(_claimed_converters(db.alias)):
         for convert, column in converters:
             values[position] = convert(values[position], column, db)
-    message = OutboundMessage.from_db(db.alias, _CLAIMED_FIELDS, values)
-    message.status = Status.SENDING
+    message = OutboundMessage.from_db(db.alias, _claimed_fields(), values)
+    message.status, message.claimed_at = Status.SENDING, now
     return message
 
 
@@ -289,6 +311,7 @@ def deliver_message(message_id: int) -> Delivery:
     message = _claim(message_id)
     if message is None:
         return Delivery(None)
+    claim = message.claimed_at
     try:
         provider_id = _send(message)
     except TransientGatewayError as exc:
@@ -296,16 +319,19 @@ def deliver_message(message_id: int) -> Delivery:
         retry_at = timezone.now() + timedelta(seconds=delay)
         too_late = message.expires_at is not None and retry_at >= message.expires_at
         if message.attempts >= settings.OUTBOX_MAX_ATTEMPTS or too_late:
-            _finish(message, Status.FAILED, last_error=str(exc)[:500])
-            logger.warning("outbound message %s failed after %s attempts", message.pk, message.attempts)
+            if _finish(message, Status.FAILED, claimed_at=claim, last_error=str(exc)[:500]):
+                logger.warning("outbound message %s failed after %s attempts", message.pk, message.attempts)
             return Delivery(message)
-        _finish(message, Status.QUEUED, last_error=str(exc)[:500], next_attempt_at=retry_at)
+        if not _finish(message, Status.QUEUED, claimed_at=claim, last_error=str(exc)[:500], next_attempt_at=retry_at):
+            return Delivery(message)  # another worker has it now, and its own retries
         return Delivery(message, retry_in=delay)
     except PermanentGatewayError as exc:
-        _finish(message, Status.FAILED, last_error=str(exc)[:500])
-        logger.warning("outbound message %s refused by the provider", message.pk)
+        if _finish(message, Status.FAILED, claimed_at=claim, last_error=str(exc)[:500]):
+            logger.warning("outbound message %s refused by the provider", message.pk)
         return Delivery(message)
-    _finish(message, Status.SENT, provider_id=provider_id or "", sent_at=timezone.now(), last_error="")
+    _finish(
+        message, Status.SENT, claimed_at=claim, provider_id=provider_id or "", sent_at=timezone.now(), last_error=""
+    )
     return Delivery(message)
 
 

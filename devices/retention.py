@@ -24,20 +24,29 @@ def purge_expired_records(now=None) -> dict[str, int]:
     """Delete what is past its keeping time; return how many rows of each kind went. Safe to run again."""
     now = now or timezone.now()
     code_days = timedelta(days=settings.PHONE_CODE_RETENTION_DAYS)
-    with transaction.atomic():
-        purged = {
-            "webauthn_challenges": WebAuthnChallenge.objects.filter(expires_at__lt=now - timedelta(hours=1)).delete()[
-                0
-            ],
-            "phone_verifications": PhoneVerification.objects.filter(
+    purged = {
+        "webauthn_challenges": _delete(WebAuthnChallenge.objects.filter(expires_at__lt=now - timedelta(hours=1))),
+        "phone_verifications": _delete(
+            PhoneVerification.objects.filter(
                 created_at__lt=now - max(code_days, _SEND_LIMIT_WINDOW), expires_at__lt=now
-            ).delete()[0],
-            # Queued and sending rows are never touched, however old: they are still owed a send or an expiry.
-            "outbound_messages": OutboundMessage.objects.filter(
-                status__in=_FINISHED,
-                created_at__lt=now - timedelta(days=settings.OUTBOX_RETENTION_DAYS),
-            ).delete()[0],
-        }
-        if any(purged.values()):
-            audit.record("retention.purged", details=purged)
+            )
+        ),
+        # Queued and sending rows are never touched, however old: they are still owed a send or an expiry.
+        "outbound_messages": _delete(
+            OutboundMessage.objects.filter(
+                status__in=_FINISHED, created_at__lt=now - timedelta(days=settings.OUTBOX_RETENTION_DAYS)
+            )
+        ),
+    }
+    if any(purged.values()):
+        audit.record("retention.purged", details=purged)
     return purged
+
+
+def _delete(rows, batch: int = 1000) -> int:
+    # In batches: Django loads the rows it deletes (to clear the links to them), and a first purge may be large.
+    deleted = 0
+    while ids := list(rows.values_list("pk", flat=True)[:batch]):
+        with transaction.atomic():
+            deleted += rows.model.objects.filter(pk__in=ids).delete()[0]
+    return deleted

@@ -406,7 +406,7 @@ def _no_referrer(response):
 def activation_link(request, token):
     """Land from the email: keep the token's hash in the session and show a clean URL (ACT-02).
 
-    The hash finds the link but cannot be turned back into one, so the session store never holds a usable token.
+    The token itself, which opens the link from any browser, is not written to the session store.
     """
     request.session[LINK_SESSION_KEY] = services.hash_token(token)
     return _no_referrer(redirect("devices:activation_landing"))

@@ -228,7 +228,7 @@ def test_act02_link_moves_token_into_session_and_redirects_to_clean_url(enrollin
     assert token not in response["Location"]
     assert response["Referrer-Policy"] == "no-referrer"
     assert "no-store" in response["Cache-Control"]
-    # The session holds only the token's hash: a copy of the session store cannot open the link.
+    # The session holds only the token's hash, never the token that opens the link from any browser.
     assert phone.session[LINK_SESSION_KEY] == services.hash_token(token)
     assert token not in str(dict(phone.session))
 

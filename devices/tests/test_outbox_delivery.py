@@ -264,3 +264,45 @@ def test_prepared_statements_can_be_turned_off_for_poolers_that_lose_them(queued
     connection.close()  # a fresh session, so nothing prepared by an earlier test counts
     outbox.deliver_message(queued_sms().pk)
     assert _executions_of_prepared_statements() == []
+
+
+class OvertakenGateway(RecordingGateway):
+    """Sends so slowly that the lease runs out and another worker takes the row and finishes it meanwhile."""
+
+    def send_sms(self, number, text):
+        OutboundMessage.objects.filter(recipient=number).update(
+            status=Status.SENT, claimed_at=timezone.now() + timedelta(minutes=3), provider_id="other-worker"
+        )
+        return super().send_sms(number, text)
+
+
+def test_rel02_a_sender_slower_than_its_lease_does_not_overwrite_the_worker_that_took_over(queued_sms, settings):
+    settings.PHONE_GATEWAY = "devices.tests.test_outbox_delivery.OvertakenGateway"
+    message = queued_sms()
+
+    outbox.deliver_message(message.pk)
+
+    message.refresh_from_db()
+    assert (message.status, message.provider_id) == (Status.SENT, "other-worker")
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_rel08_a_prepared_claim_the_server_no_longer_accepts_is_mended_by_a_new_connection(
+    queued_sms, gateway, undispatched
+):
+    first, second = queued_sms(), queued_sms()
+    outbox.deliver_message(first.pk)  # the claim is now prepared on this connection
+    table = OutboundMessage._meta.db_table
+    other = connections.create_connection(DEFAULT_DB_ALIAS)
+    try:
+        # A returned column changes type under the prepared statement, as a migration would change it.
+        with other.cursor() as cursor:
+            cursor.execute(f"ALTER TABLE {table} ALTER COLUMN recipient TYPE varchar(300)")
+        assert outbox.deliver_message(second.pk).message.status == Status.SENT
+    finally:
+        with other.cursor() as cursor:
+            cursor.execute(f"ALTER TABLE {table} ALTER COLUMN recipient TYPE varchar(254)")
+        other.close()
+    second.refresh_from_db()
+    assert (second.status, second.attempts) == (Status.SENT, 1)

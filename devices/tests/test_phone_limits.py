@@ -214,7 +214,7 @@ def test_sms06_daily_cap_per_number(person, make_user, clock, recording_gateway,
     devices = {}
     for someone in (asker, other_asker, latecomer):
         devices[someone] = active_landline(someone, NUMBER, sending)
-        clock.tick(61)
+        clock.tick(timedelta(minutes=10, seconds=1))  # each proves a number others proved: two in ten minutes
     clock.tick(timedelta(days=1, seconds=1))
     first_at = timezone.now()
     for n in range(10):
@@ -235,21 +235,26 @@ def test_sms06_someone_typing_in_a_number_cannot_use_up_its_owners_sign_in_codes
     owner_device = active_landline(person, NUMBER, sending)
     clock.tick(timedelta(days=1, seconds=1))
     intruder = pending_landline(make_user("bjones"))
-    for _ in range(3):
+    for _ in range(2):
         send_check(intruder)
         clock.tick(61)
+    # Of the number's three sends in ten minutes, the last is kept for the person who proved it.
     assert refusal(send_check, intruder).code == "too_many"
-
-    # The owner's own sign-in codes are counted against the sends of those who proved the number only.
     services.send_signin_code(owner_device, channel="voice")
+    # The number's own limits still count every send: nobody gets a fourth.
+    clock.tick(61)
+    assert refusal(services.send_signin_code, owner_device, channel="voice").code == "too_many"
 
-    for _ in range(10):  # the intruder spends the number's whole day, a few at a time
+    for _ in range(12):  # the intruder spends what it may of the day, a few at a time
         clock.tick(FOUR_MINUTES)
         try:
             send_check(intruder)
         except ValidationError as refused:
             assert refused.code in ("too_many", "daily_cap")
     assert refusal(send_check, intruder).code == "daily_cap"
+    # Half the number's day (every send counted, the owner's too) is all a stranger may use.
+    assert sends_to(NUMBER) - 1 == 5  # less the setup call of the day before
+
     clock.tick(FOUR_MINUTES)
     services.send_signin_code(owner_device, channel="voice")
     assert PhoneVerification.objects.filter(user=person, purpose="signin").count() == 2

@@ -91,3 +91,10 @@ def test_a_purge_is_audited_with_its_counts_and_running_it_again_does_nothing(pe
     assert audited.count() == 1
     assert audited.get().details == {"webauthn_challenges": 0, "phone_verifications": 1, "outbound_messages": 0}
     assert not PhoneVerification.objects.exists()
+
+
+def test_rows_are_deleted_in_batches_until_none_is_left(person):
+    for _ in range(5):
+        email(person, Status.SENT)
+    assert retention._delete(OutboundMessage.objects.filter(status=Status.SENT), batch=2) == 5
+    assert not OutboundMessage.objects.exists()
