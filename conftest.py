@@ -132,11 +132,13 @@ def enroll():
         number = number or f"+1617555{next(numbers):02d}23"
         registration = services.start_enrollment(person, kind=kind, verified_at=timezone.now())
         if kind == "mobile":
-            registration = services.set_phone_number(registration, phone_number=number, actor=person)
+            registration = services.set_phone_number(
+                registration, phone_number=number, actor=person, verified_at=timezone.now()
+            )
         registration = services.set_platform(registration, platform=platform, actor=person)
-        registration = services.issue_app_secret(registration, actor=person)
+        registration = services.issue_app_secret(registration, actor=person, verified_at=timezone.now())
         code = fresh_code(registration.app_device)
-        return services.confirm_activation(registration, code=code, actor=person)
+        return services.confirm_activation(registration, code=code, actor=person, verified_at=timezone.now())
 
     return do
 

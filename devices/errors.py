@@ -56,6 +56,9 @@ IDENTITY_CHECK_METHOD = (
 )
 IDENTITY_CHECK_REFERENCE = "Give the ticket or case reference for the identity check."
 NOT_ON_OWN_ACCOUNT = "Help-desk actions cannot be taken on your own account. Ask a colleague."
+ACCOUNT_LOCKED_FOR_RECOVERY = (
+    "This account is locked after too many wrong codes. Unlock it first (an audited step), then send the link."
+)
 NO_EMAIL_FOR_RECOVERY = "This person has no email address on record, so no link can be sent. Add one first."
 NO_APP_TO_RECOVER = "This person has no phone or tablet with an authenticator app to set up again."
 DESK_STAFF_ONLY_LINK = "Only help-desk staff can send a recovery link."

@@ -18,7 +18,7 @@ from identity import services as identity_services
 
 from . import errors, webauthn
 from .models import Registration, SecurityKeyDevice, WebAuthnChallenge
-from .services import _lock, _require_pending, notify_person, security_key_device_name
+from .services import _lock, _require_pending, notify_person, require_recent_verification, security_key_device_name
 from .webauthn import CeremonyRefused, SessionChallenge
 
 FACTOR = SecurityKeyDevice.factor_name
@@ -80,6 +80,7 @@ def register_security_key(
     actor,
     ip: str | None = None,
     registration: Registration | None = None,
+    verified_at=None,
 ) -> Registration:
     """Bind the key that answered ``challenge`` to ``user`` and return its active registration.
 
@@ -91,9 +92,11 @@ def register_security_key(
     registration is written. When ``actor`` is not the person, the device and
     the audit event record who registered it for whom (``registered_by``).
     Audits ``device.bound``, or ``enrollment.security_key_rejected`` with the reason.
-    The caller must have checked the right to bind a factor (BND-01 at the
-    wizard's start; the identity check at the desk).
+    A person binding their own key needs a recent second factor (BND-01, ``verified_at``); at the desk the
+    caller has checked the person's identity instead.
     """
+    if actor == user:
+        require_recent_verification(user, verified_at)
     label = _clean_label(label)
     failure = None
     with transaction.atomic():

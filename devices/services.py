@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import Q
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
@@ -120,8 +121,14 @@ def start_enrollment(user, *, kind: str, verified_at: datetime | None, ip: str |
     return registration
 
 
-def set_phone_number(registration: Registration, *, phone_number, actor, ip: str | None = None) -> Registration:
-    """Store the (already normalized, E.164) number on a pending registration whose kind has one."""
+def set_phone_number(
+    registration: Registration, *, phone_number, actor, verified_at: datetime | None, ip: str | None = None
+) -> Registration:
+    """Store the (already normalized, E.164) number on a pending registration whose kind has one.
+
+    Choosing the number of a new factor is binding it (SMS-08): it needs a recent second factor (BND-01).
+    """
+    require_recent_verification(registration.user, verified_at)
     if not kind_of(registration).needs_phone_number:
         raise ValidationError(errors.NO_PHONE_FOR_KIND, code="kind")
     # SMS-07: a number we could never text or call is refused here, before anything can be queued. A phone
@@ -172,13 +179,19 @@ def set_platform(registration: Registration, *, platform: str, actor) -> Registr
     return registration
 
 
-def issue_app_secret(registration: Registration, *, actor, ip: str | None = None) -> Registration:
+def issue_app_secret(
+    registration: Registration, *, actor, verified_at: datetime | None, ip: str | None = None
+) -> Registration:
     """Mark the app as installed and give the registration its pending authenticator secret.
+
+    A pending secret is shown only to a session with a recent second factor (BND-01): whoever sees it holds a
+    copy of the factor once it is bound.
 
     The secret is 160 random bits (OTP-07), encrypted at rest (OTP-08), and the
     device stays unconfirmed, so it is never offered at sign-in (ACT-04) until
     :func:`confirm_activation`. Calling it again keeps the same pending secret.
     """
+    require_recent_verification(registration.user, verified_at)
     if not kind_of(registration).has_app:
         raise ValidationError(errors.NO_APP_FOR_KIND, code="kind")
     with transaction.atomic():
@@ -229,14 +242,20 @@ def _verify_awaiting_code(
     raise ValidationError(wrong, code="wrong_code")
 
 
-def confirm_activation(registration: Registration, *, code: str, actor, ip: str | None = None) -> Registration:
+def confirm_activation(
+    registration: Registration, *, code: str, actor, verified_at: datetime | None, ip: str | None = None
+) -> Registration:
     """Bind the pending app device once the person enters a code it made.
+
+    Binding needs a recent second factor (BND-01), checked here and not only when the setup started: a setup
+    stays open for a day, and a session verified hours ago must not finish it.
 
     Verification consumes the code (OTP-04) and is throttled by django-otp; a
     wrong code is audited and raises ``ValidationError`` with the failure kept.
     A double submit of the same code returns the registration the other request
     bound; a confirm of a finished setup without that is refused. Audits ``device.bound``, once more for texts and calls when the wizard proved the number.
     """
+    require_recent_verification(registration.user, verified_at)
     registration = Registration.objects.select_related("app_device").get(pk=registration.pk)
     _require_pending(registration)
     device = registration.app_device
@@ -394,6 +413,11 @@ def open_activation_link(link: ActivationLink, *, password: str, ip: str | None 
         link = ActivationLink.objects.select_for_update().select_related("user", "registration").get(pk=link.pk)
         if not _link_still_valid(link):
             raise ValidationError(errors.LINK_NOT_VALID, code="invalid")
+        if link.purpose == ActivationLink.Purpose.RECOVERY and link.user.is_locked:
+            # Locked after the link was sent: a recovery would end in a verified session of a locked account.
+            raise ValidationError(
+                identity_errors.ACCOUNT_LOCKED.format(help_desk=settings.HELP_DESK_CONTACT), code="locked"
+            )
         if not link.user.check_password(password or ""):
             link.password_failures += 1
             revoke = link.password_failures >= settings.ACTIVATION_LINK_MAX_PASSWORD_ATTEMPTS
@@ -484,11 +508,18 @@ def retire_registration(
         registration = _lock(registration)
         if registration.status not in (Registration.Status.ACTIVE, Registration.Status.REACTIVATING):
             raise ValidationError(errors.NOT_ACTIVE, code="not_active")
-        others = (
+        # Another device counts only if it can sign in now: one mid-change whose old phone was reported lost
+        # has no confirmed factor until the new phone is confirmed. The rows are locked first, on their own
+        # (PostgreSQL cannot lock through the outer joins to the devices).
+        in_use = (
             Registration.objects.select_for_update()
             .filter(user_id=registration.user_id, status__in=Registration.IN_USE)
             .exclude(pk=registration.pk)
         )
+        working = (
+            Q(app_device__confirmed=True) | Q(phone_device__confirmed=True) | Q(security_key_device__confirmed=True)
+        )
+        others = Registration.objects.filter(working, pk__in=list(in_use.values_list("pk", flat=True)))
         if not others.exists():
             raise ValidationError(errors.LAST_DEVICE, code="last_device")
         registration.status = Registration.Status.RETIRED
@@ -633,14 +664,19 @@ def send_phone_code(
     return verification
 
 
-def confirm_phone_code(registration: Registration, *, code: str, actor, ip: str | None = None) -> Registration:
+def confirm_phone_code(
+    registration: Registration, *, code: str, actor, verified_at: datetime | None, ip: str | None = None
+) -> Registration:
     """Accept the code sent to the registration's number: the number is proven.
+
+    Proving a number binds it, or leads to binding it, so it needs a recent second factor (BND-01, SMS-08).
 
     Single-use, expiring, a few attempts (SMS-02). In the wizard this completes
     the ownership check (and finishes a landline, which has nothing else to
     set up); on an active mobile it turns on codes by text and call. Audits
     ``phone.verified`` and, when a factor is bound, ``device.bound``.
     """
+    require_recent_verification(registration.user, verified_at)
     purpose = (
         PhoneVerification.Purpose.ENABLE
         if registration.status == Registration.Status.ACTIVE
@@ -863,14 +899,27 @@ def start_reactivation(
         return _begin_reactivation(registration, actor=actor, old_phone_lost=old_phone_lost, ip=ip)
 
 
-def confirm_reactivation(registration: Registration, *, code: str, actor, ip: str | None = None) -> Registration:
+def confirm_reactivation(
+    registration: Registration,
+    *,
+    code: str,
+    actor,
+    verified_at: datetime | None,
+    recovering: bool = False,
+    ip: str | None = None,
+) -> Registration:
     """Accept a code from the new phone: the new secret replaces the old one, which is retired (ACT-06).
+
+    Needs a recent second factor (BND-01), except in a recovery session (``recovering``: opened by a help-desk
+    link and the password, or kept open after the old phone was reported lost, for this change only).
 
     A code from the old phone does not match the new secret and is refused.
     So is any code once the change is over (confirmed, cancelled or expired):
     callers treat success as a proven factor, so it is never returned unearned.
     Audits ``device.reactivated`` and emails a notice (BND-03).
     """
+    if not recovering:
+        require_recent_verification(registration.user, verified_at)
     registration = Registration.objects.select_related("pending_app_device").get(pk=registration.pk)
     if registration.is_reactivation_expired:
         # Ended here, on a POST, not by whichever page first notices (GETs change nothing).
@@ -1056,6 +1105,9 @@ def send_reactivation_link(
         raise ValidationError(errors.DESK_STAFF_ONLY_LINK, code="staff_only")
     if sent_by.pk == user.pk:
         raise ValidationError(errors.NOT_ON_OWN_ACCOUNT, code="own_account")
+    if user.is_locked:
+        # The link ends in a verified session: only the audited unlock (or its timer) reopens the account (OTP-01).
+        raise ValidationError(errors.ACCOUNT_LOCKED_FOR_RECOVERY, code="locked")
     if not user.email:
         raise ValidationError(errors.NO_EMAIL_FOR_RECOVERY, code="no_email")
     if registration is None:

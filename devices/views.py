@@ -81,6 +81,25 @@ def _confirm_identity_redirect(request):
     return redirect(reverse("identity:confirm_identity") + "?" + urlencode({"next": request.get_full_path()}))
 
 
+def _verified_at(request):
+    return signin_session.verified_at(request.session)
+
+
+def _needs_fresh_check(request, recovering: bool = False) -> bool:
+    """True when this session may not see a pending secret now: no second factor within the last few minutes.
+
+    Whoever sees a secret waiting for its first code holds a copy of the factor once it is bound (BND-01).
+    A first enrollment is exempt, and so is a recovery session for its one registration.
+    """
+    if recovering:
+        return False
+    try:
+        services.require_recent_verification(request.user, _verified_at(request))
+    except ValidationError:
+        return True
+    return False
+
+
 def _own_registration(request, pk) -> Registration:
     """The person's own registration, or 404 for anyone else's (AC-01)."""
     return get_object_or_404(Registration.objects.select_related("app_device", "user"), pk=pk, user=request.user)
@@ -187,9 +206,15 @@ def phone(request, pk):
     if request.method == "POST" and form.is_valid():
         try:
             registration = services.set_phone_number(
-                registration, phone_number=form.cleaned_data["phone_number"], actor=request.user, ip=client_ip(request)
+                registration,
+                phone_number=form.cleaned_data["phone_number"],
+                actor=request.user,
+                verified_at=_verified_at(request),
+                ip=client_ip(request),
             )
         except ValidationError as error:
+            if error.code == "reauth_required":
+                return _confirm_identity_redirect(request)
             form.add_error(None, error)
         else:
             return _next_step_redirect(registration)
@@ -223,9 +248,15 @@ def _phone_code_page(request, registration: Registration, *, template: str, cont
     if request.method == "POST" and form.is_valid():
         try:
             registration = services.confirm_phone_code(
-                registration, code=form.cleaned_data["code"], actor=request.user, ip=client_ip(request)
+                registration,
+                code=form.cleaned_data["code"],
+                actor=request.user,
+                verified_at=_verified_at(request),
+                ip=client_ip(request),
             )
         except ValidationError as error:
+            if error.code == "reauth_required":
+                return _confirm_identity_redirect(request)
             form.add_error("code", error)
         else:
             return None
@@ -311,8 +342,12 @@ def install(request, pk):
         return response
     if request.method == "POST":
         try:
-            registration = services.issue_app_secret(registration, actor=request.user, ip=client_ip(request))
+            registration = services.issue_app_secret(
+                registration, actor=request.user, verified_at=_verified_at(request), ip=client_ip(request)
+            )
         except ValidationError as error:
+            if error.code == "reauth_required":
+                return _confirm_identity_redirect(request)
             messages.error(request, error.messages[0])
         else:
             return redirect("devices:activate", pk=registration.pk)
@@ -327,13 +362,21 @@ def activate(request, pk):
     registration = _wizard_registration(request, pk, kinds.ACTIVATE)
     if response := _finished_or_expired(request, registration) or _earlier_step_missing(registration, kinds.ACTIVATE):
         return response
+    if _needs_fresh_check(request):
+        return _confirm_identity_redirect(request)
     form = ActivationCodeForm(request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
         try:
             registration = services.confirm_activation(
-                registration, code=form.cleaned_data["code"], actor=request.user, ip=client_ip(request)
+                registration,
+                code=form.cleaned_data["code"],
+                actor=request.user,
+                verified_at=_verified_at(request),
+                ip=client_ip(request),
             )
         except ValidationError as error:
+            if error.code == "reauth_required":
+                return _confirm_identity_redirect(request)
             form.add_error("code", error)
         else:
             # The code just proved the device: the session counts as verified with it.
@@ -357,7 +400,7 @@ def qr_code(request, pk, recovering=False):
     # Only a secret still waiting for its first code, and never an expired one (ACT-04, ACT-06).
     awaiting = registration.awaiting_app_device
     expired = registration.is_pending_expired or (registration.is_reactivation_expired)
-    if awaiting is None or awaiting.confirmed or expired:
+    if awaiting is None or awaiting.confirmed or expired or _needs_fresh_check(request, recovering):
         raise Http404("no pending secret")
     response = HttpResponse(selectors.qr_svg(selectors.otpauth_uri(registration)), content_type="image/svg+xml")
     response["Cache-Control"] = "no-store, private"
@@ -368,6 +411,8 @@ def qr_code(request, pk, recovering=False):
 @require_POST
 def email_activation_link(request, pk, recovering=False):
     registration = _own_registration(request, pk)
+    if _needs_fresh_check(request, recovering):
+        return _confirm_identity_redirect(request)
     try:
         services.send_activation_link(registration, actor=request.user, ip=client_ip(request))
     except ValidationError as error:
@@ -551,9 +596,16 @@ def reactivate(request, pk, recovering=False):
     if action == "confirm" and form.is_valid():
         try:
             registration = services.confirm_reactivation(
-                registration, code=form.cleaned_data["code"], actor=request.user, ip=client_ip(request)
+                registration,
+                code=form.cleaned_data["code"],
+                actor=request.user,
+                verified_at=_verified_at(request),
+                recovering=recovering,
+                ip=client_ip(request),
             )
         except ValidationError as error:
+            if error.code == "reauth_required":
+                return _confirm_identity_redirect(request)
             registration.refresh_from_db()
             done = error.code == "not_reactivating" and registration.status == Registration.Status.ACTIVE
             if done and request.user.is_verified():
@@ -580,6 +632,8 @@ def reactivate(request, pk, recovering=False):
         messages.error(request, errors.REACTIVATION_EXPIRED)
         return redirect("devices:my_devices")
     if registration.status == Registration.Status.REACTIVATING:
+        if _needs_fresh_check(request, recovering):
+            return _confirm_identity_redirect(request)
         context["manual_secret"] = selectors.manual_entry_secret(registration)
     return render(request, "devices/reactivate.html", context)
 

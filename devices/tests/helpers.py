@@ -43,15 +43,19 @@ def pending_app_registration(person, *, kind="tablet", platform="android", numbe
     number = number or f"+1617555{next(_numbers) % 100:02d}23"
     registration = services.start_enrollment(person, kind=kind, verified_at=verified_at or timezone.now())
     if kind == Registration.Kind.MOBILE:
-        registration = services.set_phone_number(registration, phone_number=number, actor=person)
+        registration = services.set_phone_number(
+            registration, phone_number=number, actor=person, verified_at=timezone.now()
+        )
     registration = services.set_platform(registration, platform=platform, actor=person)
-    return services.issue_app_secret(registration, actor=person)
+    return services.issue_app_secret(registration, actor=person, verified_at=timezone.now())
 
 
 def add_app_device(person, **kwargs) -> Registration:
     """One more active app device, confirmed with a real code (as after a recent second factor)."""
     registration = pending_app_registration(person, **kwargs)
-    return services.confirm_activation(registration, code=fresh_code(registration.app_device), actor=person)
+    return services.confirm_activation(
+        registration, code=fresh_code(registration.app_device), actor=person, verified_at=timezone.now()
+    )
 
 
 def walk_to_activate(client, *, kind="mobile", number="(617) 555-0123", platform="iphone") -> Registration:

@@ -62,7 +62,7 @@ def _sent_code(number: str) -> str:
 def _prove_number(registration, person, channel, number, capture):
     with capture(execute=True):
         services.send_phone_code(registration, channel=channel, actor=person, verified_at=timezone.now())
-    return services.confirm_phone_code(registration, code=_sent_code(number), actor=person)
+    return services.confirm_phone_code(registration, code=_sent_code(number), actor=person, verified_at=timezone.now())
 
 
 # --- The actions: (event, audit action, setup, action) ---------------------------------------------------------
@@ -74,7 +74,9 @@ def add_app(scene, capture):
 
 def add_landline(scene, capture):
     registration = services.start_enrollment(scene.person, kind="landline", verified_at=timezone.now())
-    registration = services.set_phone_number(registration, phone_number=LANDLINE, actor=scene.person)
+    registration = services.set_phone_number(
+        registration, phone_number=LANDLINE, actor=scene.person, verified_at=timezone.now()
+    )
     registration = _prove_number(registration, scene.person, "voice", LANDLINE, capture)
     assert registration.status == Registration.Status.ACTIVE
 
@@ -87,13 +89,17 @@ def turn_on_texts(scene, capture):
 def add_mobile_with_number_on_record(scene, capture):
     """A second phone on a number already on record: the wizard proves the number, then binds app and texts."""
     registration = services.start_enrollment(scene.person, kind="mobile", verified_at=timezone.now())
-    registration = services.set_phone_number(registration, phone_number=NUMBER, actor=scene.person)
+    registration = services.set_phone_number(
+        registration, phone_number=NUMBER, actor=scene.person, verified_at=timezone.now()
+    )
     assert services.phone_check_required(registration)
     registration = _prove_number(registration, scene.person, "sms", NUMBER, capture)
     registration = services.set_platform(registration, platform="android", actor=scene.person)
-    registration = services.issue_app_secret(registration, actor=scene.person)
+    registration = services.issue_app_secret(registration, actor=scene.person, verified_at=timezone.now())
     scene.secrets.add(secret_b32(registration.app_device))
-    services.confirm_activation(registration, code=fresh_code(registration.app_device), actor=scene.person)
+    services.confirm_activation(
+        registration, code=fresh_code(registration.app_device), actor=scene.person, verified_at=timezone.now()
+    )
 
 
 def add_security_key(scene, capture):
@@ -109,6 +115,7 @@ def add_security_key(scene, capture):
         challenge=SessionChallenge(challenge.pk, "desk"),
         label="Blue key",
         actor=scene.person,
+        verified_at=timezone.now(),
     )
 
 
@@ -119,7 +126,9 @@ def start_reactivation(scene, capture):
 
 
 def reactivate(scene, capture):
-    services.confirm_reactivation(scene.phone, code=fresh_code(scene.state["new"]), actor=scene.person)
+    services.confirm_reactivation(
+        scene.phone, code=fresh_code(scene.state["new"]), actor=scene.person, verified_at=timezone.now()
+    )
 
 
 def start_reactivation_old_phone_lost(scene, capture):

@@ -53,16 +53,21 @@ def _defaults(settings):
 
 def pending_landline(person, number=NUMBER):
     registration = services.start_enrollment(person, kind="landline", verified_at=timezone.now())
-    return services.set_phone_number(registration, phone_number=number, actor=person)
+    return services.set_phone_number(registration, phone_number=number, actor=person, verified_at=timezone.now())
 
 
 def pending_mobile_on_record(person, owner, number):
     """A pending mobile of ``person`` whose number ``owner`` has on record, so the wizard checks it."""
     services.set_phone_number(
-        services.start_enrollment(owner, kind="mobile", verified_at=None), phone_number=number, actor=owner
+        services.start_enrollment(owner, kind="mobile", verified_at=None),
+        phone_number=number,
+        actor=owner,
+        verified_at=None,
     )
     registration = services.start_enrollment(person, kind="mobile", verified_at=timezone.now())
-    registration = services.set_phone_number(registration, phone_number=number, actor=person)
+    registration = services.set_phone_number(
+        registration, phone_number=number, actor=person, verified_at=timezone.now()
+    )
     assert services.phone_check_required(registration)
     return registration
 
@@ -72,7 +77,9 @@ def active_landline(person, number, sending) -> PhoneDevice:
     registration = pending_landline(person, number)
     with sending():
         services.send_phone_code(registration, channel="voice", actor=person)
-    services.confirm_phone_code(registration, code=RecordingGateway.last_to(number).code, actor=person)
+    services.confirm_phone_code(
+        registration, code=RecordingGateway.last_to(number).code, actor=person, verified_at=timezone.now()
+    )
     return PhoneDevice.objects.get(registration=registration)
 
 
@@ -324,7 +331,7 @@ def test_sms06_resend_invalidates_the_old_wizard_code(person, clock, recording_g
         pytest.skip("the two random codes happen to be equal")
 
     with pytest.raises(ValidationError) as refused:
-        services.confirm_phone_code(registration, code=old_code, actor=person)
+        services.confirm_phone_code(registration, code=old_code, actor=person, verified_at=timezone.now())
 
     assert refused.value.messages == [errors.PHONE_WRONG_CODE]
-    services.confirm_phone_code(registration, code=new_code, actor=person)
+    services.confirm_phone_code(registration, code=new_code, actor=person, verified_at=timezone.now())

@@ -55,7 +55,10 @@ def turn_on_phone_codes(registration, person, gateway, sending):
     with sending():
         services.send_phone_code(registration, channel="voice", actor=person, verified_at=timezone.now())
     return services.confirm_phone_code(
-        registration, code=gateway.last_to(str(registration.phone_number)).code, actor=person
+        registration,
+        code=gateway.last_to(str(registration.phone_number)).code,
+        actor=person,
+        verified_at=timezone.now(),
     )
 
 
@@ -75,7 +78,9 @@ def mobile(person, enroll, clock, recording_gateway, sending):
 def landline(person, clock, recording_gateway, sending):
     """``person``'s only device: a landline, proven by a call in the wizard. Time is frozen."""
     registration = services.start_enrollment(person, kind="landline", verified_at=timezone.now())
-    registration = services.set_phone_number(registration, phone_number=LANDLINE, actor=person)
+    registration = services.set_phone_number(
+        registration, phone_number=LANDLINE, actor=person, verified_at=timezone.now()
+    )
     registration = turn_on_phone_codes(registration, person, recording_gateway, sending)
     registration.refresh_from_db()
     clock.tick(61)

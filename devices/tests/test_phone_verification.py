@@ -95,13 +95,15 @@ def put_on_record(other, number: str, history: str) -> None:
     """Give ``other`` a mobile with ``number``: in use, retired long ago, or a setup left half-way."""
     if history == "pending":
         registration = services.start_enrollment(other, kind="mobile", verified_at=None)
-        services.set_phone_number(registration, phone_number=number, actor=other)
+        services.set_phone_number(registration, phone_number=number, actor=other, verified_at=timezone.now())
         return
     registration = services.start_enrollment(other, kind="mobile", verified_at=None)
-    registration = services.set_phone_number(registration, phone_number=number, actor=other)
+    registration = services.set_phone_number(registration, phone_number=number, actor=other, verified_at=timezone.now())
     registration = services.set_platform(registration, platform="android", actor=other)
-    registration = services.issue_app_secret(registration, actor=other)
-    registration = services.confirm_activation(registration, code=fresh_code(registration.app_device), actor=other)
+    registration = services.issue_app_secret(registration, actor=other, verified_at=timezone.now())
+    registration = services.confirm_activation(
+        registration, code=fresh_code(registration.app_device), actor=other, verified_at=timezone.now()
+    )
     if history == "retired":
         add_app_device(other, kind="tablet")
         services.retire_registration(registration, actor=other, verified_at=timezone.now())
@@ -130,7 +132,7 @@ def second_factor_page(person) -> str:
 
 def pending_landline(person, number: str = NUMBER) -> Registration:
     registration = services.start_enrollment(person, kind="landline", verified_at=timezone.now())
-    return services.set_phone_number(registration, phone_number=number, actor=person)
+    return services.set_phone_number(registration, phone_number=number, actor=person, verified_at=timezone.now())
 
 
 # --- When the wizard checks the number ---------------------------------------------------------
@@ -288,7 +290,9 @@ def test_sms02_replayed_code_is_refused(wizard, person, recording_gateway, sendi
     assert enter_code(wizard, url, code)["Location"].endswith("/done/")
 
     with pytest.raises(ValidationError) as refused:
-        services.confirm_phone_code(Registration.objects.get(pk=registration.pk), code=code, actor=person)
+        services.confirm_phone_code(
+            Registration.objects.get(pk=registration.pk), code=code, actor=person, verified_at=timezone.now()
+        )
 
     assert refused.value.messages == [errors.PHONE_NO_OPEN_CODE]
     assert PhoneVerification.objects.get(registration=registration).consumed_at is not None
@@ -349,7 +353,7 @@ def test_sms02_concurrent_submits_of_the_right_code_bind_once(transactional_db, 
     def submit():
         try:
             barrier.wait(timeout=10)
-            services.confirm_phone_code(registration, code=code, actor=person)
+            services.confirm_phone_code(registration, code=code, actor=person, verified_at=timezone.now())
             outcomes.append("bound")
         except ValidationError as error:
             outcomes.append(error.code)
@@ -460,13 +464,13 @@ def test_sms02_code_of_another_persons_challenge_is_refused(person, other, clock
         pytest.skip("the two random codes happen to be equal")
 
     with pytest.raises(ValidationError) as refused:
-        services.confirm_phone_code(mine, code=their_code, actor=person)
+        services.confirm_phone_code(mine, code=their_code, actor=person, verified_at=timezone.now())
 
     assert refused.value.messages == [errors.PHONE_WRONG_CODE]
     assert Registration.objects.get(pk=mine.pk).phone_verified_at is None
     # Both challenges stay their owners' own.
-    services.confirm_phone_code(theirs, code=their_code, actor=other)
-    services.confirm_phone_code(mine, code=my_code, actor=person)
+    services.confirm_phone_code(theirs, code=their_code, actor=other, verified_at=timezone.now())
+    services.confirm_phone_code(mine, code=my_code, actor=person, verified_at=timezone.now())
     assert Registration.objects.filter(pk__in=[mine.pk, theirs.pk], status="active").count() == 2
 
 
@@ -693,7 +697,7 @@ def test_ac06_phone_events_are_written_without_codes(wizard, person, other, cloc
     with sending():
         services.send_phone_code(landline, channel="voice", actor=person)
     landline_code = recording_gateway.last_to(OTHER_NUMBER).code
-    services.confirm_phone_code(landline, code=landline_code, actor=person)
+    services.confirm_phone_code(landline, code=landline_code, actor=person, verified_at=timezone.now())
 
     sent = events("phone.code_sent", subject=person).order_by("id")
     assert [e.details for e in sent] == [

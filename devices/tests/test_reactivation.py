@@ -261,7 +261,9 @@ def test_act06_a_code_from_the_old_phone_cannot_confirm_the_new_one(upgrading, p
     assert events("device.reactivation_code_rejected").count() == 1
     assert not events("device.reactivated").exists()
     with pytest.raises(ValidationError) as refused:
-        services.confirm_reactivation(registration, code=code_not_made_by(new, totp_for(old), clock), actor=person)
+        services.confirm_reactivation(
+            registration, code=code_not_made_by(new, totp_for(old), clock), actor=person, verified_at=timezone.now()
+        )
     assert refused.value.messages == [errors.REACTIVATION_WRONG_CODE]
     # The new phone's code still confirms it afterwards.
     assert confirm(upgrading, phone, fresh_code(new)).status_code == 302
@@ -346,7 +348,7 @@ def test_act06_cancel_keeps_the_old_secret(upgrading, person, phone, clock):
     assert not new.confirmed and new.encrypted_secret == ""  # the abandoned secret can never be used
     assert upgrading.get(f"/enroll/{phone.pk}/qr.svg").status_code == 404
     with pytest.raises(ValidationError) as refused:
-        services.confirm_reactivation(registration, code=new_phone.now(), actor=person)
+        services.confirm_reactivation(registration, code=new_phone.now(), actor=person, verified_at=timezone.now())
     assert refused.value.messages == [errors.NOT_REACTIVATING]
     clock.tick(30)
     laptop = Client()
@@ -376,7 +378,7 @@ def test_act06_pending_reactivation_expires_after_24_hours(person, phone, clock)
     new.refresh_from_db()
     assert not new.confirmed and new.encrypted_secret == ""
     with pytest.raises(ValidationError) as refused:
-        services.confirm_reactivation(registration, code=new_phone.now(), actor=person)
+        services.confirm_reactivation(registration, code=new_phone.now(), actor=person, verified_at=timezone.now())
     assert refused.value.messages == [errors.NOT_REACTIVATING]
     # The old secret stayed and still signs in.
     laptop = Client()
@@ -474,7 +476,7 @@ def test_act06_two_simultaneous_confirms_bind_once(transactional_db, make_user, 
     def submit():
         try:
             barrier.wait()
-            services.confirm_reactivation(registration, code=code, actor=person)
+            services.confirm_reactivation(registration, code=code, actor=person, verified_at=timezone.now())
             outcomes.append("ok")
         except ValidationError as refused:
             outcomes.append(refused.code)
@@ -501,21 +503,23 @@ def test_act06_confirm_after_the_change_is_finished_needs_a_real_code(person, ph
     """A confirm that arrives once the change is over proves nothing, so it must not count as a code."""
     registration = services.start_reactivation(phone, actor=person, verified_at=timezone.now())
     new = registration.pending_app_device
-    services.confirm_reactivation(registration, code=fresh_code(new), actor=person)
+    services.confirm_reactivation(registration, code=fresh_code(new), actor=person, verified_at=timezone.now())
 
     for code in ("000000", wrong_code(new)):
         with pytest.raises(ValidationError) as refused:
-            services.confirm_reactivation(registration, code=code, actor=person)
+            services.confirm_reactivation(registration, code=code, actor=person, verified_at=timezone.now())
         assert refused.value.messages == [errors.NOT_REACTIVATING]
     assert events("device.reactivated").count() == 1
 
 
 def test_act06_only_app_devices_can_move_to_a_new_phone(client, person, phone, sign_in, recording_gateway, sending):
     landline = services.start_enrollment(person, kind="landline", verified_at=timezone.now())
-    landline = services.set_phone_number(landline, phone_number=LANDLINE, actor=person)
+    landline = services.set_phone_number(landline, phone_number=LANDLINE, actor=person, verified_at=timezone.now())
     with sending():
         services.send_phone_code(landline, channel="voice", actor=person, verified_at=timezone.now())
-    landline = services.confirm_phone_code(landline, code=recording_gateway.last_to(LANDLINE).code, actor=person)
+    landline = services.confirm_phone_code(
+        landline, code=recording_gateway.last_to(LANDLINE).code, actor=person, verified_at=timezone.now()
+    )
     assert landline.status == Registration.Status.ACTIVE
     sign_in(client, person, phone.app_device)
 
@@ -543,6 +547,7 @@ def test_act06_a_security_key_cannot_move_to_a_new_phone(client, person, phone, 
         challenge=SessionChallenge(challenge.pk, "s"),
         label="Blue key",
         actor=person,
+        verified_at=timezone.now(),
     )
     assert registration.status == Registration.Status.ACTIVE
     sign_in(client, person, phone.app_device)
@@ -652,7 +657,9 @@ def test_bnd01_reporting_a_device_lost_needs_a_recent_second_factor(upgrading, p
 def turn_on_phone_codes(registration, person, gateway, sending):
     with sending():
         services.send_phone_code(registration, channel="sms", actor=person, verified_at=timezone.now())
-    return services.confirm_phone_code(registration, code=gateway.last_to(MOBILE).code, actor=person)
+    return services.confirm_phone_code(
+        registration, code=gateway.last_to(MOBILE).code, actor=person, verified_at=timezone.now()
+    )
 
 
 @pytest.fixture
@@ -725,7 +732,7 @@ def test_bnd05_a_phone_lost_during_a_change_loses_both_secrets(upgrading, person
         device.refresh_from_db()
         assert not device.confirmed and device.encrypted_secret == ""
     with pytest.raises(ValidationError):
-        services.confirm_reactivation(phone, code=new_phone.now(), actor=person)
+        services.confirm_reactivation(phone, code=new_phone.now(), actor=person, verified_at=timezone.now())
 
 
 def test_bnd05_reporting_the_only_device_lost_leads_to_a_new_setup(upgrading, person, phone):

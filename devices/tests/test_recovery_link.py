@@ -427,7 +427,9 @@ def test_bnd07_a_device_reported_lost_takes_its_recovery_link_with_it(person, ph
 def test_bnd07_a_change_finished_elsewhere_takes_the_recovery_link_with_it(person, phone, send_link, clock):
     token = send_link(person)
     registration = services.start_reactivation(phone, actor=person, verified_at=timezone.now())
-    services.confirm_reactivation(registration, code=fresh_code(registration.pending_app_device), actor=person)
+    services.confirm_reactivation(
+        registration, code=fresh_code(registration.pending_app_device), actor=person, verified_at=timezone.now()
+    )
     assert_not_valid(*open_link(token))
 
 

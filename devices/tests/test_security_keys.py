@@ -65,6 +65,7 @@ def register(person, key, *, session="session-a", label="Blue key", actor=None, 
         label=label,
         actor=actor or person,
         ip=IP,
+        verified_at=timezone.now(),
     )
 
 
@@ -97,6 +98,19 @@ def key_holder(person):
 
 
 # --- Registration ---------------------------------------------------------------------------------
+
+
+def bind_key(person, registration, response_json, claim, label="Key"):
+    """The person registers their own key in the wizard, just after a second factor."""
+    return security_keys.register_security_key(
+        person,
+        registration=registration,
+        response_json=response_json,
+        challenge=claim,
+        label=label,
+        actor=person,
+        verified_at=timezone.now(),
+    )
 
 
 def test_registration_options_pin_relying_party_and_ask_no_attestation(person, clock):
@@ -141,6 +155,7 @@ def test_ac06_binding_a_key_writes_one_device_bound_event(person):
         label="Blue key",
         actor=person,
         ip=IP,
+        verified_at=timezone.now(),
     )
     recorded = list(AuditEvent.objects.order_by("sequence")[before:])
     assert [(e.action, e.actor, e.subject, e.ip, e.details) for e in recorded] == [
@@ -187,9 +202,7 @@ def test_registration_from_the_wrong_origin_or_rp_id_is_refused(person, create_k
     options, claim = registration_challenge(person, registration=registration)
     response = new_key().create(options, **create_kwargs)
     with pytest.raises(ValidationError) as refused:
-        security_keys.register_security_key(
-            person, registration=registration, response_json=response, challenge=claim, label="Key", actor=person
-        )
+        bind_key(person, registration, response, claim)
     assert refused.value.messages == [errors.KEY_REGISTRATION_FAILED]
     assert not SecurityKeyDevice.objects.exists()
     registration.refresh_from_db()
@@ -204,21 +217,15 @@ def test_registration_response_replayed_is_refused(person):
     registration = pending_key(person)
     options, claim = registration_challenge(person, registration=registration)
     response = new_key().create(options)
-    security_keys.register_security_key(
-        person, registration=registration, response_json=response, challenge=claim, label="Key", actor=person
-    )
+    bind_key(person, registration, response, claim)
     again = pending_key(person)
     # The same answer to the same (spent) challenge, then to a fresh one: both refused.
     with pytest.raises(ValidationError) as refused:
-        security_keys.register_security_key(
-            person, registration=again, response_json=response, challenge=claim, label="Key", actor=person
-        )
+        bind_key(person, again, response, claim)
     assert refused.value.messages == [errors.KEY_CHALLENGE_INVALID]
     _, fresh = registration_challenge(person, registration=again)
     with pytest.raises(ValidationError) as refused:
-        security_keys.register_security_key(
-            person, registration=again, response_json=response, challenge=fresh, label="Key", actor=person
-        )
+        bind_key(person, again, response, fresh)
     assert refused.value.messages == [errors.KEY_REGISTRATION_FAILED]
     assert SecurityKeyDevice.objects.count() == 1
     assert [e.details["reason"] for e in events("enrollment.security_key_rejected").order_by("sequence")] == [
@@ -232,14 +239,7 @@ def test_registration_challenge_expires(person, clock, settings):
     options, claim = registration_challenge(person, registration=registration)
     clock.tick(settings.WEBAUTHN_CHALLENGE_TTL.total_seconds() + 1)
     with pytest.raises(ValidationError) as refused:
-        security_keys.register_security_key(
-            person,
-            registration=registration,
-            response_json=new_key().create(options),
-            challenge=claim,
-            label="Key",
-            actor=person,
-        )
+        bind_key(person, registration, new_key().create(options), claim)
     assert refused.value.messages == [errors.KEY_CHALLENGE_INVALID]
     assert events("enrollment.security_key_rejected").get().details["reason"] == "challenge_expired"
     assert not SecurityKeyDevice.objects.exists()
@@ -250,14 +250,7 @@ def test_registration_challenge_from_another_session_is_refused(person):
     options, claim = registration_challenge(person, session="the-persons-session", registration=registration)
     elsewhere = SessionChallenge(claim.challenge_id, "another-session")
     with pytest.raises(ValidationError):
-        security_keys.register_security_key(
-            person,
-            registration=registration,
-            response_json=new_key().create(options),
-            challenge=elsewhere,
-            label="Key",
-            actor=person,
-        )
+        bind_key(person, registration, new_key().create(options), elsewhere)
     assert events("enrollment.security_key_rejected").get().details["reason"] == "other_session"
     assert not SecurityKeyDevice.objects.exists()
     # Refused unspent: it was never this session's to spend.
@@ -271,22 +264,16 @@ def test_registration_challenge_belongs_to_its_person_ceremony_and_registration(
     # A sign-in challenge of this session cannot register a key...
     sign_in_options, sign_in_claim = sign_in_challenge(person, session="session-a")
     with pytest.raises(ValidationError):
-        security_keys.register_security_key(
-            person, response_json=new_key().create(sign_in_options), challenge=sign_in_claim, label="K", actor=person
-        )
+        bind_key(person, None, new_key().create(sign_in_options), sign_in_claim, label="K")
     # ...another person's registration challenge cannot bind a key to Ann...
     options, claim = registration_challenge(other, session="session-a", registration=registration)
     with pytest.raises(ValidationError):
-        security_keys.register_security_key(
-            person, response_json=new_key().create(options), challenge=claim, label="K", actor=person
-        )
+        bind_key(person, None, new_key().create(options), claim, label="K")
     # ...and a challenge for one pending registration does not finish another.
     mine = pending_key(person)
     options, claim = registration_challenge(person, session="session-a")
     with pytest.raises(ValidationError):
-        security_keys.register_security_key(
-            person, registration=mine, response_json=new_key().create(options), challenge=claim, label="K", actor=person
-        )
+        bind_key(person, mine, new_key().create(options), claim, label="K")
     assert SecurityKeyDevice.objects.count() == 1
 
 
@@ -326,14 +313,7 @@ def test_registration_needs_a_name(person):
     options, claim = registration_challenge(person, registration=registration)
     for label in ("", "   ", "x" * 65):
         with pytest.raises(ValidationError) as refused:
-            security_keys.register_security_key(
-                person,
-                registration=registration,
-                response_json=new_key().create(options),
-                challenge=claim,
-                label=label,
-                actor=person,
-            )
+            bind_key(person, registration, new_key().create(options), claim, label=label)
         assert refused.value.messages == [errors.KEY_LABEL_INVALID]
     # A refused name leaves the challenge for the corrected try.
     assert WebAuthnChallenge.objects.get(pk=claim.challenge_id).consumed_at is None
@@ -859,11 +839,7 @@ def test_one_credential_bound_by_two_people_at_once_binds_once(transactional_db,
         prepared.append((person, registration, key.create(options), claim))
 
     def bind(person, registration, response, claim):
-        return lambda: (
-            security_keys.register_security_key(
-                person, registration=registration, response_json=response, challenge=claim, label="Key", actor=person
-            ).status
-        )
+        return lambda: bind_key(person, registration, response, claim).status
 
     results = _race(*[bind(*args) for args in prepared])
     assert sorted(results) == sorted([Registration.Status.ACTIVE, "duplicate"]), results

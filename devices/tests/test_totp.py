@@ -12,6 +12,7 @@ from cryptography.fernet import Fernet, InvalidToken
 from django.core.exceptions import ValidationError
 from django.db import connection
 from django.test import override_settings
+from django.utils import timezone
 
 from conftest import fresh_code, totp_for
 from devices import errors, services, totp
@@ -49,7 +50,7 @@ def test_otp04_service_refuses_a_code_already_used(person, clock):
     registration = pending_app_registration(person)
     device = registration.app_device
     code = fresh_code(device)
-    services.confirm_activation(registration, code=code, actor=person)
+    services.confirm_activation(registration, code=code, actor=person, verified_at=timezone.now())
     device.refresh_from_db()
     assert device.verify_token(code) is False
     clock.tick(2)
@@ -105,7 +106,11 @@ def test_otp04_concurrent_double_submit_of_activation_binds_once(transactional_d
         try:
             barrier.wait(timeout=10)
             try:
-                outcomes.append(services.confirm_activation(registration, code=code, actor=person).status)
+                outcomes.append(
+                    services.confirm_activation(
+                        registration, code=code, actor=person, verified_at=timezone.now()
+                    ).status
+                )
             except ValidationError as error:
                 outcomes.append(error.code)
         finally:
@@ -301,7 +306,9 @@ def test_non_ascii_digits_are_a_wrong_code_not_a_crash(signed_in_client, enrolle
 
 def test_a_finished_setup_is_never_confirmed_again_without_a_code(person, clock):
     registration = pending_app_registration(person)
-    services.confirm_activation(registration, code=fresh_code(registration.app_device), actor=person)
+    services.confirm_activation(
+        registration, code=fresh_code(registration.app_device), actor=person, verified_at=timezone.now()
+    )
     with pytest.raises(ValidationError) as refused:
-        services.confirm_activation(registration, code="000000", actor=person)
+        services.confirm_activation(registration, code="000000", actor=person, verified_at=timezone.now())
     assert refused.value.code == "not_pending"

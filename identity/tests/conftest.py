@@ -16,11 +16,13 @@ def enroll_another():
     def do(person, *, kind="tablet", platform="android"):
         registration = services.start_enrollment(person, kind=kind, verified_at=timezone.now())
         if kind == "mobile":
-            registration = services.set_phone_number(registration, phone_number="+16175550199", actor=person)
+            registration = services.set_phone_number(
+                registration, phone_number="+16175550199", actor=person, verified_at=timezone.now()
+            )
         registration = services.set_platform(registration, platform=platform, actor=person)
-        registration = services.issue_app_secret(registration, actor=person)
+        registration = services.issue_app_secret(registration, actor=person, verified_at=timezone.now())
         code = fresh_code(registration.app_device)
-        return services.confirm_activation(registration, code=code, actor=person)
+        return services.confirm_activation(registration, code=code, actor=person, verified_at=timezone.now())
 
     return do
 
