@@ -1,7 +1,7 @@
 """System checks: misconfiguration fails ``manage.py check`` instead of weakening sign-in."""
 
 from django.conf import settings
-from django.core.checks import Error, Tags, register
+from django.core.checks import Error, Tags, Warning, register
 
 
 @register(Tags.security)
@@ -25,4 +25,13 @@ def check_deploy_identity(app_configs, **kwargs):
         problems.append(Error("SECRET_KEY is the development key; set SECRET_KEY.", id="identity.E102"))
     if settings.DEBUG:
         problems.append(Error("DEBUG must be off in production.", id="identity.E103"))
+    if settings.BEHIND_TLS_PROXY and not settings.TRUSTED_PROXY_COUNT:
+        problems.append(
+            Warning(
+                "BEHIND_TLS_PROXY is set but TRUSTED_PROXY_COUNT is 0: every request seems to come from the proxy, "
+                "so one address's wrong passwords pause sign-in for everyone and the audit log records the proxy.",
+                hint="Set TRUSTED_PROXY_COUNT to the number of proxies that append to X-Forwarded-For.",
+                id="identity.W104",
+            )
+        )
     return problems

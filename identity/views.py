@@ -6,6 +6,8 @@ devices (``devices_for_user``) and for marking the session verified
 (``django_otp.login``).
 """
 
+import ipaddress
+
 from django.conf import settings
 from django.contrib import auth, messages
 from django.contrib.auth.decorators import login_required
@@ -25,6 +27,20 @@ from .models import User
 
 
 def client_ip(request) -> str | None:
+    """The address the request came from: REMOTE_ADDR, or behind trusted proxies, what the outermost one saw.
+
+    Each of ``TRUSTED_PROXY_COUNT`` proxies appends to X-Forwarded-For the address it received the request from;
+    entries further left were written by the client and prove nothing. Per-address throttles and the audit log
+    use this, so behind a proxy without it every person would share the proxy's address.
+    """
+    hops = settings.TRUSTED_PROXY_COUNT
+    if hops:
+        forwarded = [part.strip() for part in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")]
+        if len(forwarded) >= hops:
+            try:
+                return str(ipaddress.ip_address(forwarded[-hops]))
+            except ValueError:
+                pass
     return request.META.get("REMOTE_ADDR")
 
 

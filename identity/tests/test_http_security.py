@@ -179,3 +179,13 @@ def test_ses05_no_store_on_confirm_identity_page(signed_in_client):
     assert page.status_code == 200
     _assert_security_headers(page)
     assert "no-store" in page["Cache-Control"]
+
+
+@pytest.mark.parametrize(("proxies", "warned"), [(0, True), (1, False)])
+def test_deploy_check_warns_when_behind_a_proxy_without_trusting_its_address_header(settings, proxies, warned):
+    from identity.checks import check_deploy_identity
+
+    settings.BEHIND_TLS_PROXY = True
+    settings.TRUSTED_PROXY_COUNT = proxies
+    ids = [problem.id for problem in check_deploy_identity(None)]
+    assert ("identity.W104" in ids) is warned

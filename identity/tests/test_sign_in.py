@@ -252,3 +252,46 @@ def test_password_guessing_from_one_address_pauses_it(client, make_user, setting
         REMOTE_ADDR="198.51.100.1",
     )
     assert allowed.status_code == 302
+
+
+def _sign_in_through_proxy(client, username, password, forwarded_for):
+    # What a request looks like behind one TLS proxy: it connects from the proxy, which appends the client.
+    return client.post(
+        "/account/sign-in/",
+        {"username": username, "password": password},
+        REMOTE_ADDR="10.0.0.5",
+        HTTP_X_FORWARDED_FOR=forwarded_for,
+    )
+
+
+def test_behind_a_trusted_proxy_one_address_guessing_does_not_pause_everyone(client, make_user, settings):
+    settings.TRUSTED_PROXY_COUNT = 1
+    settings.PASSWORD_FAILURES_PER_ADDRESS = 4
+    person = make_user("victim")
+    for n in range(4):
+        # A forged entry on the left is the client's own words: the guesses still count for its real address.
+        _sign_in_through_proxy(client, f"guess{n}", "x", f"198.51.100.{n}, 203.0.113.9")
+
+    blocked = _sign_in_through_proxy(client, person.username, "correct horse battery staple 42", "203.0.113.9")
+    assert "Too many sign-in attempts" in blocked.content.decode()
+    allowed = _sign_in_through_proxy(client, person.username, "correct horse battery staple 42", "198.51.100.1")
+    assert allowed.status_code == 302
+    assert AuditEvent.objects.filter(action="signin.password_throttled", ip="203.0.113.9").exists()
+
+
+@pytest.mark.parametrize(
+    ("count", "forwarded_for", "seen"),
+    [
+        (0, "203.0.113.9", "10.0.0.5"),  # no trusted proxy: the header is anyone's to write
+        (1, "203.0.113.9", "203.0.113.9"),
+        (2, "192.0.2.1, 203.0.113.9, 10.0.0.4", "203.0.113.9"),
+        (2, "203.0.113.9", "10.0.0.5"),  # fewer entries than proxies: not trusted
+        (1, "not-an-address", "10.0.0.5"),
+    ],
+)
+def test_client_address_is_what_the_outermost_trusted_proxy_saw(rf, settings, count, forwarded_for, seen):
+    from identity.views import client_ip
+
+    settings.TRUSTED_PROXY_COUNT = count
+    request = rf.get("/", REMOTE_ADDR="10.0.0.5", HTTP_X_FORWARDED_FOR=forwarded_for)
+    assert client_ip(request) == seen
