@@ -19,6 +19,7 @@ from django.db.models import Q
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
+from django_otp import user_has_device
 
 from identity import audit
 from identity import errors as identity_errors
@@ -1026,8 +1027,9 @@ def report_lost(
 ) -> Registration:
     """ "I lost my phone": the device stops working at once (BND-05); its history stays (BND-04).
 
-    Allowed for the last device too: a lost device must never keep working, and
-    the person, signed in with another factor, can enroll a new one. Needs a
+    Allowed for the last device too: a lost device must never keep working. The
+    person may then set up a new one in this session; after it, a password alone
+    no longer opens a setup (``User.lost_last_factor_at``, BND-02). Needs a
     recent second factor (BND-01). Audits ``device.reported_lost`` and emails a notice.
     """
     require_recent_verification(registration.user, verified_at)
@@ -1041,12 +1043,16 @@ def report_lost(
         registration.retired_by = actor if getattr(actor, "pk", None) else None
         registration.pending_app_device = None
         registration.save(update_fields=["status", "retired_at", "retired_by", "pending_app_device", "updated_at"])
+        last_factor = not user_has_device(registration.user, confirmed=True)
+        if last_factor:
+            # Nothing left to sign in with: a password alone must not open a new setup (BND-02).
+            User.objects.filter(pk=registration.user_id).update(lost_last_factor_at=timezone.now())
         audit.record(
             "device.reported_lost",
             actor=actor,
             subject=registration.user,
             ip=ip,
-            details={"registration": registration.pk, "kind": registration.kind},
+            details={"registration": registration.pk, "kind": registration.kind, "last_factor": last_factor},
         )
         notify_person(registration.user, event="device.reported_lost", device_name=registration.display_name)
     return registration

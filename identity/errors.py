@@ -2,6 +2,10 @@
 
 SIGN_IN_FAILED = "That institution ID and password do not match. Check both and try again."
 SIGN_IN_EXPIRED = "Your sign-in took too long and has expired. Please enter your ID and password again."
+LAST_FACTOR_LOST = (
+    "Your last sign-in device was reported lost, so a password alone cannot set up a new one. "
+    "Contact {help_desk}: after checking who you are they will reopen the setup for you."
+)
 ACCOUNT_LOCKED = "This account is locked after too many wrong codes. Contact {help_desk} to unlock it."
 WRONG_CODE = (
     "That code is not right, or it was already used. Check it and try again: an app shows a new code every "

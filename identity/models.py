@@ -23,6 +23,10 @@ class User(AbstractUser):
     second_factor_failures = models.PositiveIntegerField(default=0)
     locked_at = models.DateTimeField(null=True, blank=True)
     locked_until = models.DateTimeField(null=True, blank=True)
+    # Set when the person's last working factor was reported lost (BND-02). From then on a password alone no
+    # longer opens the first-device setup, as it does for someone who never had one; the help desk's audited
+    # unlock lifts it. A device bound meanwhile (in the session that reported the loss) makes it moot.
+    lost_last_factor_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         verbose_name = "person"

@@ -121,23 +121,31 @@ def record_second_factor_success(user: User, *, factor: str, ip: str | None, ent
 
 
 def unlock_user(user: User, *, actor: User | None, reason: str, ip: str | None = None) -> User:
-    """Clear a lockout and the failure count. The caller must have checked who is asking and why."""
+    """Clear a lockout and the failure count, and lift the hold after a lost last factor (BND-02).
+
+    The caller must have checked who is asking and why.
+    """
     with transaction.atomic():
         user = _locked_row(user)
         was_locked = user.locked_at is not None
-        user.locked_at = user.locked_until = None
+        was_held = user.lost_last_factor_at is not None
+        user.locked_at = user.locked_until = user.lost_last_factor_at = None
         user.second_factor_failures = 0
-        user.save(update_fields=["locked_at", "locked_until", "second_factor_failures"])
+        user.save(update_fields=["locked_at", "locked_until", "second_factor_failures", "lost_last_factor_at"])
         audit.record(
             "account.unlocked",
             actor=actor,
             subject=user,
             ip=ip,
-            details={"reason": reason, "was_locked": was_locked},
+            details={"reason": reason, "was_locked": was_locked, "released_setup_hold": was_held},
         )
-        if was_locked:
+        if was_locked or was_held:
             _notify(user, "account.unlocked")
     return user
+
+
+def record_setup_hold_refusal(user: User, *, ip: str | None) -> None:
+    audit.record("signin.setup_held", actor=user, subject=user, ip=ip)
 
 
 def record_sign_out(user: User, *, ip: str | None) -> None:

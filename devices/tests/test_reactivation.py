@@ -26,6 +26,7 @@ from devices import errors, security_keys, services, tasks, totp
 from devices.models import ActivationLink, AuthenticatorAppDevice, OutboundMessage, Registration
 from devices.tests.fakes import RecordingGateway
 from devices.webauthn import SessionChallenge
+from identity import services as identity_services
 from identity.tests.helpers import wrong_code
 
 from .authenticator import SoftwareKey
@@ -715,7 +716,11 @@ def test_bnd05_a_lost_phone_stops_working_at_once(
     assert mobile.display_name in removed
     assert Registration.objects.filter(pk=mobile.pk).exists()
     assert AuthenticatorAppDevice.objects.filter(pk=app.pk).exists()
-    assert events("device.reported_lost").get().details == {"registration": mobile.pk, "kind": "mobile"}
+    assert events("device.reported_lost").get().details == {
+        "registration": mobile.pk,
+        "kind": "mobile",
+        "last_factor": False,
+    }
     assert OutboundMessage.objects.filter(template="notice:device.reported_lost").count() == 1
 
 
@@ -743,7 +748,24 @@ def test_bnd05_reporting_the_only_device_lost_leads_to_a_new_setup(upgrading, pe
     assert upgrading.get("/enroll/").status_code == 200
     # Reported twice (a double submit, or a stale tab) changes nothing more.
     assert upgrading.post(f"/devices/{phone.pk}/lost/").status_code == 404
-    assert events("device.reported_lost").count() == 1
+    assert events("device.reported_lost").get().details["last_factor"] is True
+
+
+def test_bnd02_after_the_last_device_is_lost_a_password_alone_opens_no_setup(upgrading, person, phone, make_user):
+    upgrading.post(f"/devices/{phone.pk}/lost/")
+    # Someone else with the password (the thief of the phone, say) does not get the first-device setup.
+    thief = Client()
+    refused = thief.post(SIGN_IN, {"username": person.username, "password": PASSWORD})
+    assert refused.status_code == 200 and "reported lost" in text(refused)
+    assert thief.get("/enroll/").status_code == 302  # not signed in
+    assert events("signin.setup_held", subject=person).count() == 1
+
+    # The help desk checks who is calling and lifts the hold (audited): then the password opens the setup.
+    desk = make_user("desk1", is_staff=True)
+    identity_services.unlock_user(person, actor=desk, reason="INC-7, photo ID checked in person")
+    assert events("account.unlocked").get().details["released_setup_hold"] is True
+    response = Client().post(SIGN_IN, {"username": person.username, "password": PASSWORD})
+    assert response["Location"] == "/enroll/"
 
 
 def test_bnd02_lost_the_phone_but_kept_the_number(person, phone_with_texts, clock, recording_gateway, sending):

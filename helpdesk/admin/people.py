@@ -20,10 +20,19 @@ class PersonAdmin(admin.ModelAdmin):
         "second_factor_failures",
         "locked_at",
         "locked_until",
+        "lost_last_factor_at",
         "last_login",
         "date_joined",
     )
-    readonly_fields = ("username", "second_factor_failures", "locked_at", "locked_until", "last_login", "date_joined")
+    readonly_fields = (
+        "username",
+        "second_factor_failures",
+        "locked_at",
+        "locked_until",
+        "lost_last_factor_at",
+        "last_login",
+        "date_joined",
+    )
 
     @admin.display(boolean=True, description="locked")
     def is_locked_display(self, obj):

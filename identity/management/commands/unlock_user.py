@@ -7,7 +7,10 @@ from identity.models import User
 
 
 class Command(BaseCommand):
-    help = "Unlock a person locked out after too many wrong codes (audited). The help desk gets a button later."
+    help = (
+        "Unlock a person locked out after too many wrong codes, or whose last device was reported lost "
+        "(audited). The help desk gets a button later."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("institution_id")
