@@ -59,6 +59,7 @@ NOT_ON_OWN_ACCOUNT = "Help-desk actions cannot be taken on your own account. Ask
 ACCOUNT_LOCKED_FOR_RECOVERY = (
     "This account is locked after too many wrong codes. Unlock it first (an audited step), then send the link."
 )
+ALREADY_BOUND = "This device was just set up by another request. Nothing more to do here."
 NO_EMAIL_FOR_RECOVERY = "This person has no email address on record, so no link can be sent. Add one first."
 NO_APP_TO_RECOVER = "This person has no phone or tablet with an authenticator app to set up again."
 DESK_STAFF_ONLY_LINK = "Only help-desk staff can send a recovery link."

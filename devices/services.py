@@ -223,22 +223,22 @@ def issue_app_secret(
 
 def _verify_awaiting_code(
     registration: Registration, device, code: str, *, actor, ip, rejected: str, wrong: str
-) -> bool:
+) -> None:
     """Check a code from an app device waiting for its first one (a setup's or a reactivation's).
 
-    Returns False when the code is good and the caller should bind the device;
-    True when it was refused only because a concurrent request (a double
-    submit) already bound this very device with it. Otherwise audits
-    ``rejected`` and raises ``ValidationError`` (the throttle's failure is kept).
+    Returns when the code is good and the caller should bind the device. A code refused because a concurrent
+    request already bound this very device raises ``already_bound``: never success, since a refused code proves
+    nothing about who sent it (it may be a guess racing the owner's double click). Otherwise audits ``rejected``
+    and raises ``ValidationError`` (the throttle's failure is kept).
     """
     allowed, _ = device.verify_is_allowed()
     if not allowed:
         raise ValidationError(errors.CODE_THROTTLED, code="throttled")
     if device.verify_token(code):
-        return False
+        return
     registration.refresh_from_db(fields=["status", "app_device", "pending_app_device"])
     if registration.status == Registration.Status.ACTIVE and registration.app_device_id == device.pk:
-        return True
+        raise ValidationError(errors.ALREADY_BOUND, code="already_bound")
     audit.record(rejected, actor=actor, subject=registration.user, ip=ip, details={"registration": registration.pk})
     raise ValidationError(wrong, code="wrong_code")
 
@@ -262,10 +262,9 @@ def confirm_activation(
     device = registration.app_device
     if device is None:
         raise ValidationError(errors.STEP_OUT_OF_ORDER, code="order")
-    if _verify_awaiting_code(
+    _verify_awaiting_code(
         registration, device, code, actor=actor, ip=ip, rejected="enrollment.code_rejected", wrong=errors.WRONG_CODE
-    ):
-        return registration
+    )
     with transaction.atomic():
         registration = _lock(registration)
         if registration.status == Registration.Status.ACTIVE:
@@ -928,7 +927,7 @@ def confirm_reactivation(
         raise ValidationError(errors.REACTIVATION_EXPIRED, code="expired")
     _require_reactivating(registration)
     device = registration.pending_app_device
-    if _verify_awaiting_code(
+    _verify_awaiting_code(
         registration,
         device,
         code,
@@ -936,8 +935,7 @@ def confirm_reactivation(
         ip=ip,
         rejected="device.reactivation_code_rejected",
         wrong=errors.REACTIVATION_WRONG_CODE,
-    ):
-        return registration
+    )
     with transaction.atomic():
         registration = _lock(registration)
         if registration.status == Registration.Status.ACTIVE:

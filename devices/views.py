@@ -377,6 +377,9 @@ def activate(request, pk):
         except ValidationError as error:
             if error.code == "reauth_required":
                 return _confirm_identity_redirect(request)
+            if error.code == "already_bound":
+                # A double submit: the other request bound it (and verified its session, if it was this one).
+                return redirect("devices:success", pk=registration.pk)
             form.add_error("code", error)
         else:
             # The code just proved the device: the session counts as verified with it.
@@ -607,7 +610,10 @@ def reactivate(request, pk, recovering=False):
             if error.code == "reauth_required":
                 return _confirm_identity_redirect(request)
             registration.refresh_from_db()
-            done = error.code == "not_reactivating" and registration.status == Registration.Status.ACTIVE
+            done = (
+                error.code in ("not_reactivating", "already_bound")
+                and registration.status == Registration.Status.ACTIVE
+            )
             if done and request.user.is_verified():
                 return redirect("devices:my_devices")  # a second submit of a confirm that went through
             if error.code == "expired":

@@ -166,3 +166,27 @@ def test_otp01_a_recovery_link_sent_before_the_lockout_opens_nothing_until_the_u
 
     identity_services.unlock_user(person, actor=desk, reason="INC-1, photo ID checked")
     assert browser.post("/activate/", {"password": PASSWORD}).status_code == 302
+
+
+def test_a_wrong_code_that_loses_a_race_to_the_right_one_is_never_a_success(person, monkeypatch):
+    """A refused code proves nothing, even when the device was bound meanwhile by another request."""
+    from devices.models import AuthenticatorAppDevice
+
+    registration = pending_app_registration(person)
+    right = fresh_code(registration.app_device)
+    check_code = AuthenticatorAppDevice.verify_token
+    raced = []
+
+    def the_other_request_wins_first(device, token):
+        if not raced:
+            raced.append(True)
+            services.confirm_activation(registration, code=right, actor=person, verified_at=None)
+        return check_code(device, token)
+
+    monkeypatch.setattr(AuthenticatorAppDevice, "verify_token", the_other_request_wins_first)
+    with pytest.raises(ValidationError) as refused:
+        services.confirm_activation(registration, code="000000", actor=person, verified_at=None)
+
+    assert refused.value.code == "already_bound"
+    registration.refresh_from_db()
+    assert registration.status == Registration.Status.ACTIVE

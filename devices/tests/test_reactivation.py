@@ -491,7 +491,7 @@ def test_act06_two_simultaneous_confirms_bind_once(transactional_db, make_user, 
         thread.join()
 
     # The second sees the first's step used, or the change already over; either way nothing binds twice.
-    assert "ok" in outcomes and set(outcomes) <= {"ok", "wrong_code", "not_reactivating"}
+    assert "ok" in outcomes and set(outcomes) <= {"ok", "wrong_code", "not_reactivating", "already_bound"}
     registration.refresh_from_db()
     old.refresh_from_db()
     assert registration.status == Registration.Status.ACTIVE and registration.app_device_id == new.pk
