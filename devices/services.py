@@ -854,6 +854,7 @@ def _begin_reactivation(registration: Registration, *, actor, old_phone_lost: bo
     registration.save(update_fields=["pending_app_device", "status", "reactivation_expires_at", "updated_at"])
     if old_phone_lost and registration.app_device_id:
         _retire_app_secret(registration.app_device_id)
+        _hold_setup_if_no_factor_left(registration.user)
     audit.record(
         "device.reactivation_started",
         actor=actor,
@@ -865,6 +866,15 @@ def _begin_reactivation(registration: Registration, *, actor, old_phone_lost: bo
         # The old phone's codes stop now, before any new phone is confirmed: a removal the person must hear of.
         notify_person(registration.user, event="device.reported_lost", device_name=registration.display_name)
     return registration
+
+
+def _hold_setup_if_no_factor_left(user) -> bool:
+    """After a factor was lost: with nothing left to sign in with, a password alone must not open a new setup
+    (BND-02, ``User.lost_last_factor_at``). Returns whether that was the last one."""
+    if user_has_device(user, confirmed=True):
+        return False
+    User.objects.filter(pk=user.pk).update(lost_last_factor_at=timezone.now())
+    return True
 
 
 def _retire_app_secret(device_id: int) -> None:
@@ -1003,7 +1013,11 @@ def end_reactivation(registration: Registration, *, actor, reason: str, ip: str 
             actor=actor,
             subject=registration.user,
             ip=ip,
-            details={"registration": registration.pk, "reason": reason},
+            details={
+                "registration": registration.pk,
+                "reason": reason,
+                "retired": registration.status == Registration.Status.RETIRED,
+            },
         )
     return registration
 
@@ -1041,10 +1055,7 @@ def report_lost(
         registration.retired_by = actor if getattr(actor, "pk", None) else None
         registration.pending_app_device = None
         registration.save(update_fields=["status", "retired_at", "retired_by", "pending_app_device", "updated_at"])
-        last_factor = not user_has_device(registration.user, confirmed=True)
-        if last_factor:
-            # Nothing left to sign in with: a password alone must not open a new setup (BND-02).
-            User.objects.filter(pk=registration.user_id).update(lost_last_factor_at=timezone.now())
+        last_factor = _hold_setup_if_no_factor_left(registration.user)
         audit.record(
             "device.reported_lost",
             actor=actor,

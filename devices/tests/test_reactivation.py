@@ -294,8 +294,9 @@ def test_act06_old_phone_lost_retires_the_old_secret_at_once(upgrading, person, 
     # With no working device left, the password alone gets nowhere: not past the second factor, not to enroll.
     clock.tick(30)
     laptop = Client()
-    laptop.post(SIGN_IN, {"username": person.username, "password": PASSWORD})
-    assert laptop.get("/enroll/")["Location"] == SIGN_IN
+    password_only = laptop.post(SIGN_IN, {"username": person.username, "password": PASSWORD})
+    assert password_only.status_code == 200 and "reported lost" in text(password_only)
+    assert laptop.get("/enroll/")["Location"].startswith(SIGN_IN)
     refused = laptop.post(SECOND_FACTOR, {"device": old.persistent_id, "code": old_phone.now()})
     assert refused["Location"] == SIGN_IN and signed_in_with(laptop) is None
     assert events("device.reactivation_started").get().details["old_phone_lost"] is True
@@ -354,7 +355,11 @@ def test_act06_cancel_keeps_the_old_secret(upgrading, person, phone, clock):
     clock.tick(30)
     laptop = Client()
     assert sign_in_with(laptop, person, old, fresh_code(old)).status_code == 302
-    assert events("device.reactivation_ended").get().details == {"registration": phone.pk, "reason": "cancelled"}
+    assert events("device.reactivation_ended").get().details == {
+        "registration": phone.pk,
+        "reason": "cancelled",
+        "retired": False,
+    }
     assert not OutboundMessage.objects.filter(template="notice:device.reactivated").exists()
 
 
@@ -384,7 +389,11 @@ def test_act06_pending_reactivation_expires_after_24_hours(person, phone, clock)
     # The old secret stayed and still signs in.
     laptop = Client()
     assert sign_in_with(laptop, person, old, fresh_code(old)).status_code == 302
-    assert events("device.reactivation_ended").get().details == {"registration": phone.pk, "reason": "expired"}
+    assert events("device.reactivation_ended").get().details == {
+        "registration": phone.pk,
+        "reason": "expired",
+        "retired": False,
+    }
 
 
 def test_act06_the_beat_task_ends_stale_reactivations(person, phone, clock):
