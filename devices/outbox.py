@@ -175,8 +175,9 @@ def _execute(db, sql: str, params: dict, *, fetch: bool):
         # the server no longer accepts (a column changed under it: "cached plan must not change result type"),
         # is mended by a new connection: send the statement once more there. Both statements are safe to repeat:
         # a failed one changed nothing, unless the connection broke after the server ran it; then a claim finds
-        # the row no longer claimable and leaves it to the lease and the sweep, and an outcome finds its claim
-        # and sets the same values again. Inside a transaction the caller decides.
+        # the row no longer claimable and leaves it to the lease and the sweep, and an outcome finds the row no
+        # longer its claim's (it already holds that outcome) and changes nothing. Inside a transaction the
+        # caller decides.
         if db.in_atomic_block:
             raise
         logger.info("the outbox's statement failed (%s); retrying on a new connection", type(exc).__name__)
