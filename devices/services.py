@@ -66,6 +66,18 @@ def _has_active_devices(user) -> bool:
     return Registration.objects.filter(user=user, status__in=Registration.IN_USE).exists()
 
 
+class ReauthRequired(Exception):
+    """A second factor within the last few minutes is needed first (BND-01).
+
+    Not a ``ValidationError``: it is no form error for a view to show. The shared view decorators turn it into
+    the confirm-identity step, whichever service raised it.
+    """
+
+    def __init__(self):
+        super().__init__(errors.REAUTH_REQUIRED)
+        self.messages = [errors.REAUTH_REQUIRED]
+
+
 def require_recent_verification(user, verified_at: datetime | None) -> None:
     """Binding or removing a factor needs a second factor within REAUTH_MAX_AGE_SECONDS (BND-01).
 
@@ -75,7 +87,7 @@ def require_recent_verification(user, verified_at: datetime | None) -> None:
         return
     max_age = timedelta(seconds=settings.REAUTH_MAX_AGE_SECONDS)
     if verified_at is None or timezone.now() - verified_at > max_age:
-        raise ValidationError(errors.REAUTH_REQUIRED, code="reauth_required")
+        raise ReauthRequired
 
 
 def _require_pending(registration: Registration) -> None:

@@ -55,7 +55,10 @@ def person_view(view):
                 return redirect("devices:reactivate", pk=recovering)
             auth.logout(request)
             return redirect("identity:sign_in")
-        return view(request, *args, **kwargs)
+        try:
+            return view(request, *args, **kwargs)
+        except services.ReauthRequired:
+            return _confirm_identity_redirect(request)
 
     return wrapped
 
@@ -71,7 +74,10 @@ def reactivation_view(view):
         if not recovering and not request.user.is_verified() and selectors.active_registration_count(request.user):
             auth.logout(request)
             return redirect("identity:sign_in")
-        return view(request, pk, *args, recovering=recovering, **kwargs)
+        try:
+            return view(request, pk, *args, recovering=recovering, **kwargs)
+        except services.ReauthRequired:
+            return _confirm_identity_redirect(request)
 
     return wrapped
 
@@ -95,7 +101,7 @@ def _needs_fresh_check(request, recovering: bool = False) -> bool:
         return False
     try:
         services.require_recent_verification(request.user, _verified_at(request))
-    except ValidationError:
+    except services.ReauthRequired:
         return True
     return False
 
@@ -181,12 +187,10 @@ def device_type(request):
             registration = services.start_enrollment(
                 request.user,
                 kind=form.cleaned_data["kind"],
-                verified_at=signin_session.verified_at(request.session),
+                verified_at=_verified_at(request),
                 ip=client_ip(request),
             )
         except ValidationError as error:
-            if error.code == "reauth_required":
-                return _confirm_identity_redirect(request)
             form.add_error("kind", error)
         else:
             return _next_step_redirect(registration)
@@ -213,8 +217,6 @@ def phone(request, pk):
                 ip=client_ip(request),
             )
         except ValidationError as error:
-            if error.code == "reauth_required":
-                return _confirm_identity_redirect(request)
             form.add_error(None, error)
         else:
             return _next_step_redirect(registration)
@@ -230,12 +232,10 @@ def _phone_code_page(request, registration: Registration, *, template: str, cont
                 registration,
                 channel=request.POST.get("channel", ""),
                 actor=request.user,
-                verified_at=signin_session.verified_at(request.session),
+                verified_at=_verified_at(request),
                 ip=client_ip(request),
             )
         except ValidationError as error:
-            if error.code == "reauth_required":
-                return _confirm_identity_redirect(request)
             messages.error(request, error.messages[0])
         else:
             verification.message.refresh_from_db()
@@ -255,8 +255,6 @@ def _phone_code_page(request, registration: Registration, *, template: str, cont
                 ip=client_ip(request),
             )
         except ValidationError as error:
-            if error.code == "reauth_required":
-                return _confirm_identity_redirect(request)
             form.add_error("code", error)
         else:
             return None
@@ -346,8 +344,6 @@ def install(request, pk):
                 registration, actor=request.user, verified_at=_verified_at(request), ip=client_ip(request)
             )
         except ValidationError as error:
-            if error.code == "reauth_required":
-                return _confirm_identity_redirect(request)
             messages.error(request, error.messages[0])
         else:
             return redirect("devices:activate", pk=registration.pk)
@@ -375,8 +371,6 @@ def activate(request, pk):
                 ip=client_ip(request),
             )
         except ValidationError as error:
-            if error.code == "reauth_required":
-                return _confirm_identity_redirect(request)
             if error.code == "already_bound":
                 # A double submit: the other request bound it (and verified its session, if it was this one).
                 return redirect("devices:success", pk=registration.pk)
@@ -548,12 +542,10 @@ def remove(request, pk):
             services.retire_registration(
                 registration,
                 actor=request.user,
-                verified_at=signin_session.verified_at(request.session),
+                verified_at=_verified_at(request),
                 ip=client_ip(request),
             )
         except ValidationError as exc:
-            if exc.code == "reauth_required":
-                return _confirm_identity_redirect(request)
             error = exc.messages[0]
         else:
             messages.success(request, f"{registration.display_name} was removed. It can no longer be used to sign in.")
@@ -577,13 +569,11 @@ def reactivate(request, pk, recovering=False):
             services.start_reactivation(
                 registration,
                 actor=request.user,
-                verified_at=signin_session.verified_at(request.session),
+                verified_at=_verified_at(request),
                 old_phone_lost=old_phone_lost,
                 ip=client_ip(request),
             )
         except ValidationError as error:
-            if error.code == "reauth_required":
-                return _confirm_identity_redirect(request)
             messages.error(request, error.messages[0])
         else:
             verified_with = getattr(request.user, "otp_device", None)
@@ -607,8 +597,6 @@ def reactivate(request, pk, recovering=False):
                 ip=client_ip(request),
             )
         except ValidationError as error:
-            if error.code == "reauth_required":
-                return _confirm_identity_redirect(request)
             registration.refresh_from_db()
             done = (
                 error.code in ("not_reactivating", "already_bound")
@@ -656,12 +644,10 @@ def report_lost(request, pk):
             services.report_lost(
                 registration,
                 actor=request.user,
-                verified_at=signin_session.verified_at(request.session),
+                verified_at=_verified_at(request),
                 ip=client_ip(request),
             )
         except ValidationError as error:
-            if error.code == "reauth_required":
-                return _confirm_identity_redirect(request)
             messages.error(request, error.messages[0])
             return redirect("devices:my_devices")
         messages.success(request, f"{registration.display_name} can no longer be used to sign in.")
@@ -680,12 +666,10 @@ def backup_codes(request):
             codes = services.generate_backup_codes(
                 request.user,
                 actor=request.user,
-                verified_at=signin_session.verified_at(request.session),
+                verified_at=_verified_at(request),
                 ip=client_ip(request),
             )
         except ValidationError as error:
-            if error.code == "reauth_required":
-                return _confirm_identity_redirect(request)
             messages.error(request, error.messages[0])
             return redirect("devices:backup_codes")
         return render(request, "devices/backup_codes_new.html", {"codes": codes})

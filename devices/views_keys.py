@@ -25,7 +25,7 @@ from identity.views import client_ip, finish_sign_in, finish_step_up, safe_next
 
 from . import errors, kinds, security_keys
 from .forms import SecurityKeyAssertionForm, SecurityKeyLabelForm, SecurityKeyRegistrationForm
-from .views import _confirm_identity_redirect, _finished_or_expired, _wizard_context, _wizard_registration, person_view
+from .views import _finished_or_expired, _wizard_context, _wizard_registration, person_view
 from .webauthn import SessionChallenge
 
 REGISTER_CHALLENGE = "webauthn_register_challenge"
@@ -94,8 +94,6 @@ def security_key_step(request, pk):
                 ip=client_ip(request),
             )
         except ValidationError as error:
-            if error.code == "reauth_required":
-                return _confirm_identity_redirect(request)
             form.add_error(None, error)
         else:
             # Touching the new key just proved it: the session counts as verified with it, as after an app's code.

@@ -144,8 +144,16 @@ def unlock_user(user: User, *, actor: User | None, reason: str, ip: str | None =
     return user
 
 
-def record_setup_hold_refusal(user: User, *, ip: str | None) -> None:
+def setup_held(user: User, *, ip: str | None) -> bool:
+    """Whether a person with no working factor must be refused the first-device setup a password opens.
+
+    True once their last factor was reported lost (BND-02), until the help desk's audited unlock; each refusal
+    is audited (``signin.setup_held``).
+    """
+    if user.lost_last_factor_at is None:
+        return False
     audit.record("signin.setup_held", actor=user, subject=user, ip=ip)
+    return True
 
 
 def record_sign_out(user: User, *, ip: str | None) -> None:

@@ -91,9 +91,8 @@ def sign_in(request):
             if user_has_device(user, confirmed=True):
                 signin_session.start_pending(request.session, user, next_url=next_url)
                 return redirect("identity:second_factor")
-            if user.lost_last_factor_at is not None:
+            if services.setup_held(user, ip=client_ip(request)):
                 # Whoever has the password (perhaps with the lost phone) must not set up a device of their own.
-                services.record_setup_hold_refusal(user, ip=client_ip(request))
                 form.add_error(None, errors.LAST_FACTOR_LOST.format(help_desk=settings.HELP_DESK_CONTACT))
                 return render(request, "identity/sign_in.html", {"form": form, "next": next_url})
             # No device yet: signed in without a second factor, only to enroll the first one.
