@@ -813,6 +813,9 @@ NOTICES = {
     "recovery.link_sent": "The help desk sent you a recovery link",
     "account.locked": "Your account was locked after too many wrong codes",
     "account.unlocked": "Your account was unlocked",
+    "vpn_access.requested": "You asked for VPN access",
+    "vpn_access.approved": "You now have VPN access",
+    "vpn_access.revoked": "Your VPN access was ended",
     "security_key.counter_regressed": "A security key gave a sign-in answer that looks copied, and it was refused",
 }
 

@@ -5,6 +5,7 @@ import hmac
 from datetime import timedelta
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 from django.utils.module_loading import import_string
@@ -154,6 +155,50 @@ def setup_held(user: User, *, ip: str | None) -> bool:
         return False
     audit.record("signin.setup_held", actor=user, subject=user, ip=ip)
     return True
+
+
+def _set_vpn_access(user: User, *, status: str, actor: User, reason: str, ip: str | None) -> User:
+    """Move ``vpn_access`` to ``status`` with who and when; audits ``vpn_access.<status>`` and notifies."""
+    reason = reason.strip()
+    if not reason:
+        raise ValidationError("Say why, in a few words.")
+    with transaction.atomic():
+        user = _locked_row(user)
+        previous = user.vpn_access
+        user.vpn_access = status
+        user.vpn_access_changed_at = timezone.now()
+        user.vpn_access_changed_by = actor
+        user.save(update_fields=["vpn_access", "vpn_access_changed_at", "vpn_access_changed_by"])
+        audit.record(
+            f"vpn_access.{status}",
+            actor=actor,
+            subject=user,
+            ip=ip,
+            details={"reason": reason, "previous": previous},
+        )
+        _notify(user, f"vpn_access.{status}")
+    return user
+
+
+def request_vpn_access(user: User, *, reason: str, ip: str | None = None) -> User:
+    """The person asks for VPN access. Refused (``ValidationError``) while a request waits or access is approved."""
+    if user.vpn_access in (User.VpnAccess.REQUESTED, User.VpnAccess.APPROVED):
+        raise ValidationError("You have already asked for VPN access.")
+    return _set_vpn_access(user, status=User.VpnAccess.REQUESTED, actor=user, reason=reason, ip=ip)
+
+
+def approve_vpn_access(user: User, *, actor: User, reason: str, ip: str | None = None) -> User:
+    """Give the person VPN access. The caller must have checked the actor may (help desk) and who is asking."""
+    if actor.pk == user.pk:
+        raise ValidationError("Nobody changes their own VPN access.")
+    return _set_vpn_access(user, status=User.VpnAccess.APPROVED, actor=actor, reason=reason, ip=ip)
+
+
+def revoke_vpn_access(user: User, *, actor: User, reason: str, ip: str | None = None) -> User:
+    """End the person's VPN access (or refuse a request). The caller must have checked the actor may."""
+    if actor.pk == user.pk:
+        raise ValidationError("Nobody changes their own VPN access.")
+    return _set_vpn_access(user, status=User.VpnAccess.REVOKED, actor=actor, reason=reason, ip=ip)
 
 
 def record_sign_out(user: User, *, ip: str | None) -> None:
