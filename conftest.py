@@ -45,6 +45,19 @@ def _missing_service(marker: str) -> str | None:
     return None
 
 
+def pytest_collection_modifyitems(items):
+    # A transactional test ends by emptying every table, after which Django re-creates content types and
+    # permissions but not the rows data migrations made (the roles). A later test with serialized_rollback
+    # would then insert those content types twice. So every transactional test restores what migrations made.
+    for item in items:
+        marker = item.get_closest_marker("django_db")
+        transactional = (marker is not None and marker.kwargs.get("transaction")) or bool(
+            {"transactional_db", "live_server"} & set(item.fixturenames)
+        )
+        if transactional and not (marker is not None and marker.kwargs.get("serialized_rollback")):
+            item.add_marker(pytest.mark.django_db(transaction=True, serialized_rollback=True), append=False)
+
+
 def pytest_runtest_setup(item):
     for marker in ("postgres", "redis", "browser"):
         if item.get_closest_marker(marker) and (reason := _missing_service(marker)):
