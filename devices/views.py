@@ -458,14 +458,16 @@ def activation_link(request, token):
 @sensitive_post_parameters("password")
 @require_http_methods(["GET", "POST"])
 def activation_landing(request):
-    """Ask for the password, then show the otpauth link once (ACT-01)."""
+    """Ask for the password, then show the otpauth link once (ACT-01).
+
+    A clean URL, so these pages keep the site's ``same-origin`` referrer policy (ACT-02): under ``no-referrer``
+    Chromium posts the password form with ``Origin: null``, which the CSRF check refuses.
+    """
     try:
         link = services.find_activation_link(request.session.get(LINK_SESSION_KEY, ""))
     except ValidationError as error:
         request.session.pop(LINK_SESSION_KEY, None)
-        return _no_referrer(
-            render(request, "devices/activation_link_invalid.html", {"error": error.messages[0]}, status=410)
-        )
+        return render(request, "devices/activation_link_invalid.html", {"error": error.messages[0]}, status=410)
     form = ActivationPasswordForm(request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
         try:
@@ -482,14 +484,14 @@ def activation_landing(request):
                 # for this one purpose: putting a new phone in place of the old one.
                 auth.login(request, link.user, backend="django.contrib.auth.backends.ModelBackend")
                 request.session[RECOVERY_SESSION_KEY] = registration.pk
-                return _no_referrer(redirect("devices:reactivate", pk=registration.pk))
+                return redirect("devices:reactivate", pk=registration.pk)
             context = {
                 "otpauth_uri": selectors.otpauth_uri(registration),
                 "manual_secret": selectors.manual_entry_secret(registration),
                 "registration": registration,
             }
-            return _no_referrer(render(request, "devices/activation_link_ready.html", context))
-    return _no_referrer(render(request, "devices/activation_link_password.html", {"form": form, "person": link.user}))
+            return render(request, "devices/activation_link_ready.html", context)
+    return render(request, "devices/activation_link_password.html", {"form": form, "person": link.user})
 
 
 @person_view

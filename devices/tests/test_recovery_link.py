@@ -224,7 +224,7 @@ def test_bnd07_link_and_password_start_the_reactivation_confined_to_the_new_phon
     response = browser.post(LANDING, {"password": PASSWORD})
 
     assert response.status_code == 302 and response["Location"] == new_phone_url(phone)
-    assert response["Referrer-Policy"] == "no-referrer"
+    assert response["Referrer-Policy"] == "same-origin"
     phone.refresh_from_db()
     new = phone.pending_app_device
     assert phone.status == Registration.Status.REACTIVATING and new is not None and not new.confirmed

@@ -1,0 +1,190 @@
+"""The emailed links as a person meets them: real Chromium, the link read from the email as sent.
+
+The email goes out through the outbox and Django's mail backend; the link in its body is opened in a second
+browser context (the phone), which shares nothing with the first (the computer). The secret is read from the
+page the phone sees and the codes come from an independent TOTP implementation (pyotp). axe-core checks every
+page of both browsers.
+"""
+
+import re
+
+import pyotp
+import pytest
+from django.conf import settings
+from django.core import mail
+from playwright.sync_api import expect
+
+from devices import services
+from devices.models import Registration
+
+from .browser import DESKTOP, PHONE, Accessibility, chromium, decode_qr, parse_otpauth
+from .helpers import LINK_RE
+from .test_browser_enrollment import _heading, _page, _shot, _sign_in_with_password
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
+
+
+@pytest.fixture
+def browser():
+    with chromium() as browser:
+        yield browser
+
+
+def _link_from_last_email(to: str) -> str:
+    message = mail.outbox[-1]
+    assert message.to == [to]
+    url = LINK_RE.search(message.body).group(1)
+    assert url.startswith(settings.SITE_URL)
+    return url
+
+
+class RequestLog:
+    """What the browser sent and got for the link's pages: the token URL's policy, the forms' Origin header."""
+
+    def __init__(self, page):
+        self.token_responses = []
+        self.posts = []
+        page.on("response", self._response)
+        page.on("request", self._request)
+
+    def _response(self, response):
+        if re.search(r"/activate/[A-Za-z0-9_-]+/$", response.url):
+            self.token_responses.append(response)
+
+    def _request(self, request):
+        if request.method == "POST":
+            self.posts.append((request.url, request.header_value("origin")))
+
+
+def _open_link_and_give_password(phone_page, url, live_server, password, log, visit):
+    # The link is built from SITE_URL; the test server listens elsewhere, so go to the same path there.
+    phone_page.goto(live_server.url + url.removeprefix(settings.SITE_URL))
+    expect(phone_page).to_have_url(re.compile(r"/activate/$"))  # the token left the address bar at once
+    (token_response,) = log.token_responses
+    assert token_response.status == 302
+    assert token_response.headers["referrer-policy"] == "no-referrer"
+    visit("password")
+    phone_page.get_by_label("Password").fill(password)
+    phone_page.get_by_role("button", name="Continue").click()
+
+
+def test_act02_activation_link_from_the_email_works_in_a_second_chromium(
+    browser,
+    live_server,
+    make_user,
+    password,
+    mailoutbox,
+    tmp_path,
+):
+    """The walk "enroll a tablet by emailed link, on a second browser", end to end."""
+    person = make_user("tb5678", first_name="Tara", last_name="Bloom")
+    computer = _page(browser, live_server, DESKTOP)
+    tablet = _page(browser, live_server, PHONE)
+    log = RequestLog(tablet)
+    axe = Accessibility()
+
+    def visit_on(page, prefix):
+        def visit(name):
+            axe.check(page, f"{prefix}-{name}")
+            _shot(page, tmp_path, f"{prefix}-{name}")
+
+        return visit
+
+    at_computer, at_tablet = visit_on(computer, "computer"), visit_on(tablet, "tablet")
+
+    computer.goto("/")
+    _sign_in_with_password(computer, person, password)
+    _heading(computer, "Set up two-step verification")
+    computer.get_by_role("link", name="Start setup").click()
+    computer.get_by_label("Tablet").check()
+    computer.get_by_role("button", name="Continue").click()
+    computer.get_by_label(re.compile(r"^Android")).check()
+    computer.get_by_role("button", name="Continue").click()
+    computer.get_by_role("button", name="I have the app installed").click()
+    _heading(computer, "Activate the app")
+    at_computer("activate")
+    computer.get_by_role("button", name="Email me an activation link instead").click()
+    expect(computer.get_by_text("We emailed you an activation link.")).to_be_visible()
+    at_computer("link-sent")
+
+    url = _link_from_last_email(person.email)
+    _open_link_and_give_password(tablet, url, live_server, password, log, at_tablet)
+    _heading(tablet, "Add the account to your app")
+    at_tablet("ready")
+    # Chromium posted the password form with the site's origin, not "null" (the CSRF check refuses null).
+    assert log.posts == [(live_server.url + "/activate/", live_server.url)]
+    uri = parse_otpauth(tablet.locator("#otpauth-link").get_attribute("href"))
+    assert (uri["issuer"], uri["account"]) == (settings.INSTITUTION_NAME, person.username)
+    app = pyotp.TOTP(uri["secret"], digits=uri["digits"], interval=uri["period"])
+
+    computer.get_by_label("Code shown in the app").fill(app.now())
+    computer.get_by_role("button", name="Activate").click()
+    _heading(computer, re.compile(r"^Success"))
+    at_computer("success")
+
+    registration = Registration.objects.get(user=person)
+    assert registration.status == Registration.Status.ACTIVE and registration.kind == Registration.Kind.TABLET
+    assert registration.app_device.confirmed
+    # The link worked once: opened again, it is refused.
+    again = _page(browser, live_server, PHONE)
+    again.goto(live_server.url + url.removeprefix(settings.SITE_URL))
+    expect(again.get_by_role("heading", level=1)).not_to_have_text("Activate your authenticator app")
+    axe.check(again, "tablet-link-used")
+
+    assert axe.checked == [
+        "computer-activate",
+        "computer-link-sent",
+        "tablet-password",
+        "tablet-ready",
+        "computer-success",
+        "tablet-link-used",
+    ]
+    axe.assert_clean()
+
+
+def test_act02_help_desk_recovery_link_from_the_email_works_in_chromium(
+    browser,
+    live_server,
+    make_user,
+    enroll,
+    password,
+    mailoutbox,
+    tmp_path,
+):
+    person = make_user("rc2468", first_name="Rui", last_name="Costa")
+    phone = enroll(person, platform="android")
+    desk = make_user("desk9", is_staff=True)
+    services.send_reactivation_link(
+        person,
+        sent_by=desk,
+        identity_check=services.IdentityCheck(method="photo_id_in_person", reference="INC-4711"),
+        registration=phone,
+    )
+    url = _link_from_last_email(person.email)
+    new_phone = _page(browser, live_server, PHONE)
+    log = RequestLog(new_phone)
+    axe = Accessibility()
+
+    def visit(name):
+        axe.check(new_phone, name)
+        _shot(new_phone, tmp_path, name)
+
+    _open_link_and_give_password(new_phone, url, live_server, password, log, visit)
+    _heading(new_phone, f"Move {phone.display_name} to a new phone")
+    visit("new-phone")
+    assert log.posts == [(live_server.url + "/activate/", live_server.url)]
+    qr = new_phone.locator("img#activation-qr")
+    expect(qr).to_have_js_property("complete", True)
+    uri = parse_otpauth(decode_qr(qr.screenshot()))
+    app = pyotp.TOTP(uri["secret"], digits=uri["digits"], interval=uri["period"])
+    new_phone.get_by_label("Code shown in the app").fill(app.now())
+    new_phone.get_by_role("button", name="Confirm the new phone").click()
+    _heading(new_phone, "My devices")
+    expect(new_phone.get_by_text("now uses the app on your new phone")).to_be_visible()
+    visit("my-devices")
+
+    phone.refresh_from_db()
+    assert phone.status == Registration.Status.ACTIVE and phone.app_device.confirmed
+    assert phone.app_device.secret_bytes() == pyotp.TOTP(uri["secret"]).byte_secret()
+    assert axe.checked == ["password", "new-phone", "my-devices"]
+    axe.assert_clean()
