@@ -1,5 +1,6 @@
 """The enrollment wizard, activation links and "My devices". Thin: forms check shape, services change state."""
 
+from datetime import datetime
 from functools import wraps
 
 from django.contrib import auth, messages
@@ -12,6 +13,7 @@ from django.utils.http import urlencode
 from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django_otp import DEVICE_ID_SESSION_KEY, devices_for_user
 from django_otp import login as otp_login
 
 from identity import session as signin_session
@@ -30,6 +32,9 @@ from .forms import (
 from .models import Registration
 
 LINK_SESSION_KEY = "activation_link_token_hash"
+# The hold's time (``User.lost_last_factor_at``) when this session reported the person's last device lost: only
+# this session may then set up a new one (BND-02).
+LOSS_REPORTED_SESSION_KEY = "reported_last_factor_lost_at"
 # Set when a help-desk recovery link and the password let a person in to put a new phone in place (only that).
 RECOVERY_SESSION_KEY = "recovery_registration"
 STEP_URLS = {
@@ -104,6 +109,11 @@ def _needs_fresh_check(request, recovering: bool = False) -> bool:
     except services.ReauthRequired:
         return True
     return False
+
+
+def _loss_reported_here_at(request):
+    stamp = request.session.get(LOSS_REPORTED_SESSION_KEY)
+    return datetime.fromisoformat(stamp) if stamp else None
 
 
 def _own_registration(request, pk) -> Registration:
@@ -189,6 +199,7 @@ def device_type(request):
                 kind=form.cleaned_data["kind"],
                 verified_at=_verified_at(request),
                 ip=client_ip(request),
+                loss_reported_here_at=_loss_reported_here_at(request),
             )
         except ValidationError as error:
             form.add_error("kind", error)
@@ -540,19 +551,36 @@ def remove(request, pk):
     registration = _own_registration(request, pk)
     error = None
     if request.method == "POST":
+        verified_with = request.session.get(DEVICE_ID_SESSION_KEY)
         try:
             services.retire_registration(
                 registration,
                 actor=request.user,
                 verified_at=_verified_at(request),
                 ip=client_ip(request),
+                session_key=request.session.session_key,
             )
         except ValidationError as exc:
             error = exc.messages[0]
         else:
+            if verified_with in services.device_ids(registration):
+                _stay_verified_after_removal(request)
             messages.success(request, f"{registration.display_name} was removed. It can no longer be used to sign in.")
             return redirect("devices:my_devices")
     return render(request, "devices/remove.html", {"registration": registration, "error": error})
+
+
+def _stay_verified_after_removal(request) -> None:
+    """The owner removed the device this session was verified with, just after the step-up: the session stays
+    signed in (BND-05). django-otp calls a session verified only through a working device, so it is carried by
+    one of the person's remaining devices from now on, keeping the time of its second factor; should that
+    device be reported lost, this session ends with the others."""
+    remaining = list(devices_for_user(request.user, confirmed=True))
+    # A device of a registration before backup codes, whose set is replaced whenever new codes are made.
+    remaining.sort(key=lambda device: device.model_label() == "devices.backupcodedevice")
+    verified_at = request.session.get(signin_session.VERIFIED_AT)
+    otp_login(request, remaining[0])
+    request.session[signin_session.VERIFIED_AT] = verified_at
 
 
 @reactivation_view
@@ -642,19 +670,34 @@ def report_lost(request, pk):
     if registration.status not in Registration.IN_USE:
         raise Http404("not in use")
     if request.method == "POST":
+        verified_with = request.session.get(DEVICE_ID_SESSION_KEY)
         try:
             services.report_lost(
                 registration,
                 actor=request.user,
                 verified_at=_verified_at(request),
                 ip=client_ip(request),
+                session_key=request.session.session_key,
             )
         except ValidationError as error:
             messages.error(request, error.messages[0])
             return redirect("devices:my_devices")
-        messages.success(request, f"{registration.display_name} can no longer be used to sign in.")
-        if not selectors.active_registration_count(request.user):
+        request.user.refresh_from_db(fields=["lost_last_factor_at"])
+        held_since = request.user.lost_last_factor_at
+        if held_since and not any(devices_for_user(request.user, confirmed=True)):
+            # The last factor is gone and every other session ended: this one may set up the new device.
+            request.session[LOSS_REPORTED_SESSION_KEY] = held_since.isoformat()
+            messages.success(request, f"{registration.display_name} can no longer be used to sign in.")
             return redirect("devices:start")
+        if verified_with in services.device_ids(registration):
+            # Verified with the lost device: this session ends with the others (BND-05).
+            auth.logout(request)
+            messages.success(
+                request,
+                f"{registration.display_name} can no longer be used to sign in. Sign in again with another device.",
+            )
+            return redirect("identity:sign_in")
+        messages.success(request, f"{registration.display_name} can no longer be used to sign in.")
         return redirect("devices:my_devices")
     return render(request, "devices/report_lost.html", {"registration": registration})
 

@@ -35,3 +35,18 @@ def check_deploy_identity(app_configs, **kwargs):
             )
         )
     return problems
+
+
+@register(Tags.security)
+def check_session_store(app_configs, **kwargs):
+    from .open_sessions import session_store_has_table
+
+    if session_store_has_table():
+        return []
+    return [
+        Error(
+            "SESSION_ENGINE must keep sessions in the database (db or cached_db): a lost device must end every "
+            "session verified with it, not only the one in hand (BND-05).",
+            id="identity.E004",
+        )
+    ]

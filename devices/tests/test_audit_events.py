@@ -82,7 +82,12 @@ def test_ac06_rename_and_retire_events(enrolled_through_the_views, person):
     recorded = list(AuditEvent.objects.order_by("sequence")[before:])
     assert [(e.action, e.actor, e.subject, e.details) for e in recorded] == [
         ("device.renamed", person, person, {"registration": tablet.pk, "from": tablet.label, "to": "Kitchen iPad"}),
-        ("device.retired", person, person, {"registration": tablet.pk, "kind": "tablet", "reason": "removed"}),
+        (
+            "device.retired",
+            person,
+            person,
+            {"registration": tablet.pk, "kind": "tablet", "reason": "removed", "sessions_ended": 0},
+        ),
     ]
     assert verify_chain() is None
 

@@ -727,6 +727,7 @@ def test_bnd05_a_lost_phone_stops_working_at_once(
         "registration": mobile.pk,
         "kind": "mobile",
         "last_factor": False,
+        "sessions_ended": 0,
     }
     assert OutboundMessage.objects.filter(template="notice:device.reported_lost").count() == 1
 
