@@ -371,7 +371,8 @@ def _issue_link(registration: Registration, *, purpose: str, sent_by=None, expir
         expires_at=expires_at,
         sent_by=sent_by,
     )
-    return link, settings.SITE_URL + reverse("devices:activation_link", kwargs={"token": token})
+    # The token goes after "#": browsers never send that part, so no access log or proxy ever sees it (OTP-09).
+    return link, f"{settings.SITE_URL}{reverse('devices:activation_landing')}#{token}"
 
 
 def send_activation_link(registration: Registration, *, actor, ip: str | None = None) -> ActivationLink:

@@ -457,7 +457,8 @@ def _no_referrer(response):
 @never_cache
 @require_GET
 def activation_link(request, token):
-    """Land from the email: keep the token's hash in the session and show a clean URL (ACT-02).
+    """A link with the token in its path, as emails sent before links moved it after "#" have it: keep the
+    token's hash in the session and show a clean URL (ACT-02).
 
     The token itself, which opens the link from any browser, is not written to the session store.
     """
@@ -466,14 +467,21 @@ def activation_link(request, token):
 
 
 @never_cache
-@sensitive_post_parameters("password")
+@sensitive_post_parameters("password", "token")
 @require_http_methods(["GET", "POST"])
 def activation_landing(request):
-    """Ask for the password, then show the otpauth link once (ACT-01).
+    """Take the emailed link's token, ask for the password, then show the otpauth link once (ACT-01).
 
-    A clean URL, so these pages keep the site's ``same-origin`` referrer policy (ACT-02): under ``no-referrer``
-    Chromium posts the password form with ``Origin: null``, which the CSRF check refuses.
+    The email's link is this URL with the token after "#" (OTP-09): the page's script posts it here, and the
+    token's hash goes into the session with a redirect to this clean URL (ACT-02). These pages keep the site's
+    ``same-origin`` referrer policy: under ``no-referrer`` Chromium posts a form with ``Origin: null``, which
+    the CSRF check refuses.
     """
+    if request.method == "POST" and "token" in request.POST:
+        request.session[LINK_SESSION_KEY] = services.hash_token(request.POST["token"])
+        return redirect("devices:activation_landing")
+    if request.method == "GET" and LINK_SESSION_KEY not in request.session:
+        return render(request, "devices/activation_link_open.html")
     try:
         link = services.find_activation_link(request.session.get(LINK_SESSION_KEY, ""))
     except ValidationError as error:

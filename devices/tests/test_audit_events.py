@@ -35,7 +35,7 @@ def enrolled_through_the_views(client, person, password, sign_in, clock, django_
     phone = walk_to_activate(client, kind="mobile")
     token = email_link(client, phone, django_capture_on_commit_callbacks)
     link_browser = Client(REMOTE_ADDR="198.51.100.7")
-    link_browser.get(f"/activate/{token}/")
+    link_browser.post("/activate/", {"token": token})
     link_browser.post("/activate/", {"password": "wrong password"})
     link_browser.post("/activate/", {"password": password})
     client.post(f"/enroll/{phone.pk}/activate/", {"code": "12345x"})

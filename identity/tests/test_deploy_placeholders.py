@@ -1,7 +1,6 @@
 """The deploy check refuses the example file's placeholders (identity.E105), and `make check-deploy` still passes."""
 
 import os
-import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -12,17 +11,9 @@ from django.test import override_settings
 
 from identity.checks import _looks_hand_made, check_no_placeholders
 
+from .test_http_security import example_values
+
 ROOT = Path(settings.BASE_DIR)
-EXAMPLE = ROOT / "config" / "production.env.example"
-
-
-def example_env() -> dict[str, str]:
-    values = {}
-    for line in EXAMPLE.read_text().splitlines():
-        if line.strip() and not line.lstrip().startswith("#"):
-            name, _, value = line.partition("=")
-            values[name.strip()] = " ".join(shlex.split(value))
-    return values
 
 
 def deploy_check(env: dict[str, str]) -> subprocess.CompletedProcess:
@@ -38,7 +29,7 @@ def deploy_check(env: dict[str, str]) -> subprocess.CompletedProcess:
 
 
 def test_the_example_files_placeholders_fail_the_deploy_check():
-    result = deploy_check(example_env())
+    result = deploy_check(example_values())
     assert result.returncode != 0
     refused = [line for line in result.stderr.splitlines() if "identity.E105" in line]
     for name in (
@@ -50,11 +41,11 @@ def test_the_example_files_placeholders_fail_the_deploy_check():
     ):
         assert any(f") {name} is a placeholder" in line for line in refused), (name, result.stderr)
     # Secrets are named, never printed.
-    assert example_env()["SECRET_KEY"] not in result.stderr
+    assert example_values()["SECRET_KEY"] not in result.stderr
 
 
 def test_generated_values_pass_like_make_check_deploy_substitutes_them():
-    env = {name: value.replace("replace-me", "9f3c2a71d0e84b6c") for name, value in example_env().items()}
+    env = {name: value.replace("replace-me", "9f3c2a71d0e84b6c") for name, value in example_values().items()}
     env["SECRET_KEY"] = "Vb2-" + os.urandom(32).hex()
     env["FACTOR_ENCRYPTION_KEYS"] = Fernet.generate_key().decode()
     result = deploy_check(env)
@@ -62,7 +53,7 @@ def test_generated_values_pass_like_make_check_deploy_substitutes_them():
 
 
 def test_a_typed_fernet_key_is_told_from_a_generated_one():
-    assert _looks_hand_made(example_env()["FACTOR_ENCRYPTION_KEYS"])
+    assert _looks_hand_made(example_values()["FACTOR_ENCRYPTION_KEYS"])
     assert not any(_looks_hand_made(Fernet.generate_key().decode()) for _ in range(200))
 
 
