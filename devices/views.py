@@ -32,6 +32,8 @@ from .forms import (
 from .models import Registration
 
 LINK_SESSION_KEY = "activation_link_token_hash"
+# Why the last code on the activate page was refused, shown once on the page the refusal redirects to.
+CODE_ERRORS_SESSION_KEY = "activation_code_errors"
 # The hold's time (``User.lost_last_factor_at``) when this session reported the person's last device lost: only
 # this session may then set up a new one (BND-02).
 LOSS_REPORTED_SESSION_KEY = "reported_last_factor_lost_at"
@@ -391,6 +393,13 @@ def activate(request, pk):
             otp_login(request, registration.app_device)
             signin_session.mark_verified(request.session)
             return redirect("devices:success", pk=registration.pk)
+    if request.method == "POST":
+        # Post/redirect/get for a refusal too: Back or reload after a wrong code never resubmits the form.
+        request.session[CODE_ERRORS_SESSION_KEY] = list(form.errors.get("code", []))
+        return redirect(request.path)
+    if refused := request.session.pop(CODE_ERRORS_SESSION_KEY, None):
+        form.cleaned_data = {}  # an unbound form keeps no cleaned data, which add_error expects
+        form.add_error("code", refused)
     context = _wizard_context(
         registration,
         kinds.ACTIVATE,

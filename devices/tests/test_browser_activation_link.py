@@ -7,6 +7,7 @@ page of both browsers.
 """
 
 import re
+import time
 
 import pyotp
 import pytest
@@ -14,11 +15,11 @@ from django.conf import settings
 from django.core import mail
 from playwright.sync_api import expect
 
-from devices import services
+from devices import errors, services
 from devices.models import Registration
 
 from .browser import DESKTOP, PHONE, Accessibility, chromium, parse_otpauth
-from .helpers import LINK_RE
+from .helpers import LINK_RE, events
 from .test_browser_enrollment import _heading, _page, _shot, _sign_in_with_password
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
@@ -28,6 +29,11 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True, seria
 def browser():
     with chromium() as browser:
         yield browser
+
+
+def _not_a_code_of(app) -> str:
+    near = {app.at(time.time() + 30 * step) for step in (-1, 0, 1, 2)}
+    return next(code for code in ("000000", "111111", "222222", "333333", "444444") if code not in near)
 
 
 def _link_from_last_email(to: str) -> str:
@@ -66,14 +72,10 @@ def _open_link_and_give_password(phone_page, url, live_server, password, log, vi
 
 
 def test_act02_activation_link_from_the_email_works_in_a_second_chromium(
-    browser,
-    live_server,
-    make_user,
-    password,
-    mailoutbox,
-    tmp_path,
+    browser, live_server, make_user, password, mailoutbox, tmp_path, settings
 ):
     """The walk "enroll a tablet by emailed link, on a second browser", end to end."""
+    settings.OTP_TOTP_THROTTLE_FACTOR = 0  # a wrong code is typed on purpose; the right one follows at once
     person = make_user("tb5678", first_name="Tara", last_name="Bloom")
     computer = _page(browser, live_server, DESKTOP)
     tablet = _page(browser, live_server, PHONE)
@@ -114,7 +116,20 @@ def test_act02_activation_link_from_the_email_works_in_a_second_chromium(
     assert (uri["issuer"], uri["account"]) == (settings.INSTITUTION_NAME, person.username)
     app = pyotp.TOTP(uri["secret"], digits=uri["digits"], interval=uri["period"])
 
-    computer.get_by_label("Code shown in the app").fill(app.now())
+    # A wrong code first: the refusal comes after a redirect, so a reload (or Back) resubmits nothing.
+    field = computer.get_by_label("Code shown in the app")
+    field.fill(_not_a_code_of(app))
+    with computer.expect_navigation() as shown:
+        computer.get_by_role("button", name="Activate").click()
+    assert shown.value.request.method == "GET" and shown.value.request.redirected_from.method == "POST"
+    expect(field).to_have_attribute("aria-invalid", "true")
+    expect(computer.get_by_text(errors.WRONG_CODE)).to_be_visible()
+    at_computer("wrong-code")
+    computer.reload()
+    expect(computer.get_by_text(errors.WRONG_CODE)).to_have_count(0)
+    assert events("enrollment.code_rejected").count() == 1
+
+    field.fill(app.now())
     computer.get_by_role("button", name="Activate").click()
     _heading(computer, re.compile(r"^Success"))
     at_computer("success")
@@ -133,6 +148,7 @@ def test_act02_activation_link_from_the_email_works_in_a_second_chromium(
         "computer-link-sent",
         "tablet-password",
         "tablet-ready",
+        "computer-wrong-code",
         "computer-success",
         "tablet-link-used",
     ]
