@@ -16,6 +16,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django_otp import DEVICE_ID_SESSION_KEY, devices_for_user
 from django_otp import login as otp_login
 
+from identity import lifetimes
 from identity import session as signin_session
 from identity.views import client_ip
 
@@ -431,14 +432,14 @@ def email_activation_link(request, pk, recovering=False):
     if _needs_fresh_check(request, recovering):
         return _confirm_identity_redirect(request)
     try:
-        services.send_activation_link(registration, actor=request.user, ip=client_ip(request))
+        link = services.send_activation_link(registration, actor=request.user, ip=client_ip(request))
     except ValidationError as error:
         messages.error(request, error.messages[0])
     else:
         messages.success(
             request,
             "We emailed you an activation link. Open it on the phone with the authenticator app; "
-            "it works once and only for the next 24 hours.",
+            f"it works once and only for the next {lifetimes.in_words(link.expires_at - link.created_at)}.",
         )
     if registration.status == Registration.Status.REACTIVATING:
         return redirect("devices:reactivate", pk=registration.pk)
