@@ -123,7 +123,9 @@ def check_lifetimes(app_configs, **kwargs):
     problems = []
     for name, (lifetime, longest, requirement) in lifetimes.items():
         if lifetime <= timedelta(0):
-            problems.append(Error(f"{name} must be more than 0: nothing could ever be used in time.", id="devices.E005"))
+            problems.append(
+                Error(f"{name} must be more than 0: nothing could ever be used in time.", id="devices.E005")
+            )
         elif longest is not None and lifetime > longest:
             problems.append(Error(f"{name} may be at most {longest} ({requirement}).", id="devices.E006"))
     return problems
