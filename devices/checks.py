@@ -106,3 +106,26 @@ def check_phone_gateway(app_configs, **kwargs):
             )
         ]
     return []
+
+
+@register(Tags.security)
+def check_lifetimes(app_configs, **kwargs):
+    """Every lifetime a person is told about must be real: never zero or less, and within its requirement."""
+    from datetime import timedelta
+
+    lifetimes = {
+        "ACTIVATION_LINK_TTL_HOURS": (settings.ACTIVATION_LINK_TTL, timedelta(hours=24), "ACT-01"),
+        "PENDING_REGISTRATION_TTL_HOURS": (settings.PENDING_REGISTRATION_TTL, None, ""),
+        "PHONE_CODE_TTL_MINUTES": (settings.PHONE_CODE_TTL, timedelta(minutes=10), "SMS-02"),
+        "WEBAUTHN_CHALLENGE_TTL_SECONDS": (settings.WEBAUTHN_CHALLENGE_TTL, None, ""),
+        "REAUTH_MAX_AGE_SECONDS": (timedelta(seconds=settings.REAUTH_MAX_AGE_SECONDS), None, ""),
+    }
+    problems = []
+    for name, (lifetime, longest, requirement) in lifetimes.items():
+        if lifetime <= timedelta(0):
+            problems.append(
+                Error(f"{name} must be more than 0: nothing could ever be used in time.", id="devices.E005")
+            )
+        elif longest is not None and lifetime > longest:
+            problems.append(Error(f"{name} may be at most {longest} ({requirement}).", id="devices.E006"))
+    return problems

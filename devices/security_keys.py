@@ -18,7 +18,14 @@ from identity import services as identity_services
 
 from . import errors, webauthn
 from .models import Registration, SecurityKeyDevice, WebAuthnChallenge
-from .services import _lock, _require_pending, notify_person, require_recent_verification, security_key_device_name
+from .services import (
+    _lock,
+    _require_pending,
+    notify_person,
+    require_recent_verification,
+    require_setup_open,
+    security_key_device_name,
+)
 from .webauthn import CeremonyRefused, SessionChallenge
 
 FACTOR = SecurityKeyDevice.factor_name
@@ -97,6 +104,7 @@ def register_security_key(
     """
     if actor == user:
         require_recent_verification(user, verified_at)
+        require_setup_open(user, registration=registration)
     label = _clean_label(label)
     failure = None
     with transaction.atomic():

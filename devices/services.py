@@ -24,6 +24,7 @@ from django_otp import user_has_device
 from identity import audit
 from identity import errors as identity_errors
 from identity.models import User
+from identity.open_sessions import end_sessions
 
 from . import crypto, errors, outbox, phone_codes
 from .kinds import KINDS, kind_of
@@ -90,6 +91,25 @@ def require_recent_verification(user, verified_at: datetime | None) -> None:
         raise ReauthRequired
 
 
+def require_setup_open(
+    user, *, reported_here_at: datetime | None = None, registration: Registration | None = None
+) -> None:
+    """Refuse to start a setup or bind a factor while the person's setup is held (BND-02, BND-05).
+
+    The hold (``User.lost_last_factor_at``) is set when the last working factor is reported lost, and lasts while
+    nothing else can sign in. Under it only the session that reported the loss may set up a device: the caller
+    passes ``reported_here_at``, the hold's time that this session recorded when it reported the loss. A
+    registration started after the hold came from that session (starting one is refused to any other), so binding
+    it is allowed too. Raises ``ValidationError`` (code ``setup_held``).
+    """
+    held_since = User.objects.values_list("lost_last_factor_at", flat=True).get(pk=user.pk)
+    if held_since is None or user_has_device(user, confirmed=True):
+        return
+    if reported_here_at == held_since or (registration is not None and registration.created_at > held_since):
+        return
+    raise ValidationError(errors.SETUP_HELD, code="setup_held")
+
+
 def _require_pending(registration: Registration) -> None:
     if registration.status != Registration.Status.PENDING:
         raise ValidationError(errors.NOT_PENDING, code="not_pending")
@@ -97,18 +117,28 @@ def _require_pending(registration: Registration) -> None:
         raise ValidationError(errors.PENDING_EXPIRED, code="expired")
 
 
-def start_enrollment(user, *, kind: str, verified_at: datetime | None, ip: str | None = None) -> Registration:
+def start_enrollment(
+    user,
+    *,
+    kind: str,
+    verified_at: datetime | None,
+    ip: str | None = None,
+    loss_reported_here_at: datetime | None = None,
+) -> Registration:
     """Begin registering a device of ``kind`` and return the pending registration.
 
     Reuses the person's unexpired pending registration of the same kind, so a
     second submit of the same form changes nothing. Audits ``enrollment.started``.
-    Raises ``ValidationError`` for an unknown or unavailable kind, or when the
-    person has devices and no recent second factor (BND-01).
+    Raises ``ValidationError`` for an unknown or unavailable kind, or while the
+    setup is held after the last factor was lost, except in the session that
+    reported it (``loss_reported_here_at``, see :func:`require_setup_open`);
+    ``ReauthRequired`` when the person has devices and no recent second factor (BND-01).
     """
     device_kind = KINDS.get(kind)
     if device_kind is None or not device_kind.available:
         raise ValidationError(errors.KIND_NOT_AVAILABLE, code="kind")
     require_recent_verification(user, verified_at)
+    require_setup_open(user, reported_here_at=loss_reported_here_at)
     with transaction.atomic():
         existing = (
             Registration.objects.select_for_update()
@@ -205,6 +235,7 @@ def issue_app_secret(
     :func:`confirm_activation`. Calling it again keeps the same pending secret.
     """
     require_recent_verification(registration.user, verified_at)
+    require_setup_open(registration.user, registration=registration)
     if not kind_of(registration).has_app:
         raise ValidationError(errors.NO_APP_FOR_KIND, code="kind")
     with transaction.atomic():
@@ -269,6 +300,7 @@ def confirm_activation(
     bound; a confirm of a finished setup without that is refused. Audits ``device.bound``, once more for texts and calls when the wizard proved the number.
     """
     require_recent_verification(registration.user, verified_at)
+    require_setup_open(registration.user, registration=registration)
     registration = Registration.objects.select_related("app_device").get(pk=registration.pk)
     _require_pending(registration)
     device = registration.app_device
@@ -339,7 +371,8 @@ def _issue_link(registration: Registration, *, purpose: str, sent_by=None, expir
         expires_at=expires_at,
         sent_by=sent_by,
     )
-    return link, settings.SITE_URL + reverse("devices:activation_link", kwargs={"token": token})
+    # The token goes after "#": browsers never send that part, so no access log or proxy ever sees it (OTP-09).
+    return link, f"{settings.SITE_URL}{reverse('devices:activation_landing')}#{token}"
 
 
 def send_activation_link(registration: Registration, *, actor, ip: str | None = None) -> ActivationLink:
@@ -359,6 +392,7 @@ def send_activation_link(registration: Registration, *, actor, ip: str | None = 
             purpose, deadline = ActivationLink.Purpose.REACTIVATION, registration.reactivation_expires_at
         else:
             _require_pending(registration)
+            require_setup_open(user, registration=registration)
             purpose, deadline = ActivationLink.Purpose.ACTIVATION, registration.expires_at
         _awaiting_device(registration)
         now = timezone.now()
@@ -425,6 +459,7 @@ def open_activation_link(link: ActivationLink, *, password: str, ip: str | None 
         link = ActivationLink.objects.select_for_update().select_related("user", "registration").get(pk=link.pk)
         if not _link_still_valid(link):
             raise ValidationError(errors.LINK_NOT_VALID, code="invalid")
+        require_setup_open(link.user, registration=link.registration)
         if link.purpose == ActivationLink.Purpose.RECOVERY and link.user.is_locked:
             # Locked after the link was sent: a recovery would end in a verified session of a locked account.
             raise ValidationError(
@@ -507,13 +542,21 @@ def rename_registration(registration: Registration, *, label: str, actor, ip: st
 
 
 def retire_registration(
-    registration: Registration, *, actor, verified_at: datetime | None, reason: str = "removed", ip: str | None = None
+    registration: Registration,
+    *,
+    actor,
+    verified_at: datetime | None,
+    reason: str = "removed",
+    ip: str | None = None,
+    session_key: str | None = None,
 ) -> Registration:
     """Remove a device from use, keeping its history (BND-04).
 
     Needs a recent second factor (BND-01) and refuses the person's last active
     device (BND-02). The factor's seed is erased, so the row can never verify
-    again. Audits ``device.retired``.
+    again. The person's other sessions verified with it end; the session
+    ``session_key`` (the one removing it, which just passed the step-up) does
+    not (BND-05): the caller keeps it verified. Audits ``device.retired``.
     """
     require_recent_verification(registration.user, verified_at)
     with transaction.atomic():
@@ -538,6 +581,7 @@ def retire_registration(
         registration.retired_at = timezone.now()
         registration.retired_by = actor if getattr(actor, "pk", None) else None
         _retire_devices(registration)
+        sessions_ended = end_sessions(registration.user, verified_with=device_ids(registration), keep=session_key)
         registration.pending_app_device = None
         registration.save(update_fields=["status", "retired_at", "retired_by", "pending_app_device", "updated_at"])
         audit.record(
@@ -545,7 +589,12 @@ def retire_registration(
             actor=actor,
             subject=registration.user,
             ip=ip,
-            details={"registration": registration.pk, "kind": registration.kind, "reason": reason},
+            details={
+                "registration": registration.pk,
+                "kind": registration.kind,
+                "reason": reason,
+                "sessions_ended": sessions_ended,
+            },
         )
         notify_person(registration.user, event="device.retired", device_name=registration.display_name)
     return registration
@@ -689,6 +738,7 @@ def confirm_phone_code(
     ``phone.verified`` and, when a factor is bound, ``device.bound``.
     """
     require_recent_verification(registration.user, verified_at)
+    require_setup_open(registration.user, registration=registration)
     purpose = (
         PhoneVerification.Purpose.ENABLE
         if registration.status == Registration.Status.ACTIVE
@@ -1050,14 +1100,22 @@ def expire_stale_reactivations() -> int:
 
 
 def report_lost(
-    registration: Registration, *, actor, verified_at: datetime | None, ip: str | None = None
+    registration: Registration,
+    *,
+    actor,
+    verified_at: datetime | None,
+    ip: str | None = None,
+    session_key: str | None = None,
 ) -> Registration:
     """ "I lost my phone": the device stops working at once (BND-05); its history stays (BND-04).
 
-    Allowed for the last device too: a lost device must never keep working. The
-    person may then set up a new one in this session; after it, a password alone
-    no longer opens a setup (``User.lost_last_factor_at``, BND-02). Needs a
-    recent second factor (BND-01). Audits ``device.reported_lost`` and emails a notice.
+    Every other session verified with the device ends, in the session store (BND-05); the caller ends its own
+    session ``session_key`` when it was verified with the device. Allowed for the last device too: a lost
+    device must never keep working. Then the setup is held (``User.lost_last_factor_at``, BND-02): every other
+    session of the person ends as well, a password alone no longer opens a setup, and only the session that
+    reported the loss may set up a new device (see :func:`require_setup_open`; the caller records the hold's
+    time in it). Needs a recent second factor (BND-01). Audits
+    ``device.reported_lost`` with the number of sessions ended, and emails a notice.
     """
     require_recent_verification(registration.user, verified_at)
     with transaction.atomic():
@@ -1068,18 +1126,36 @@ def report_lost(
         registration.status = Registration.Status.RETIRED
         registration.retired_at = timezone.now()
         registration.retired_by = actor if getattr(actor, "pk", None) else None
+        lost = device_ids(registration)
         registration.pending_app_device = None
         registration.save(update_fields=["status", "retired_at", "retired_by", "pending_app_device", "updated_at"])
         last_factor = _hold_setup_if_no_factor_left(registration.user)
+        sessions_ended = end_sessions(registration.user, verified_with=None if last_factor else lost, keep=session_key)
         audit.record(
             "device.reported_lost",
             actor=actor,
             subject=registration.user,
             ip=ip,
-            details={"registration": registration.pk, "kind": registration.kind, "last_factor": last_factor},
+            details={
+                "registration": registration.pk,
+                "kind": registration.kind,
+                "last_factor": last_factor,
+                "sessions_ended": sessions_ended,
+            },
         )
         notify_person(registration.user, event="device.reported_lost", device_name=registration.display_name)
     return registration
+
+
+def device_ids(registration: Registration) -> set[str]:
+    """The persistent ids (django-otp) of every factor the registration holds, as sessions record them."""
+    ids = {
+        (AuthenticatorAppDevice, registration.app_device_id),
+        (AuthenticatorAppDevice, registration.pending_app_device_id),
+        (PhoneDevice, registration.phone_device_id),
+        (SecurityKeyDevice, registration.security_key_device_id),
+    }
+    return {f"{model.model_label()}/{pk}" for model, pk in ids if pk}
 
 
 def _retire_devices(registration: Registration) -> None:
@@ -1207,6 +1283,7 @@ def generate_backup_codes(user, *, actor, verified_at: datetime | None, ip: str 
     from . import backup_codes
 
     require_recent_verification(user, verified_at)
+    require_setup_open(user)
     with transaction.atomic():
         User.objects.select_for_update().get(pk=user.pk)
         retired = BackupCodeDevice.objects.filter(user=user, confirmed=True).update(confirmed=False)

@@ -1,5 +1,6 @@
 """The enrollment wizard, activation links and "My devices". Thin: forms check shape, services change state."""
 
+from datetime import datetime
 from functools import wraps
 
 from django.contrib import auth, messages
@@ -12,8 +13,10 @@ from django.utils.http import urlencode
 from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django_otp import DEVICE_ID_SESSION_KEY, devices_for_user
 from django_otp import login as otp_login
 
+from identity import lifetimes
 from identity import session as signin_session
 from identity.views import client_ip
 
@@ -30,6 +33,11 @@ from .forms import (
 from .models import Registration
 
 LINK_SESSION_KEY = "activation_link_token_hash"
+# Why the last code on the activate page was refused, shown once on the page the refusal redirects to.
+CODE_ERRORS_SESSION_KEY = "activation_code_errors"
+# The hold's time (``User.lost_last_factor_at``) when this session reported the person's last device lost: only
+# this session may then set up a new one (BND-02).
+LOSS_REPORTED_SESSION_KEY = "reported_last_factor_lost_at"
 # Set when a help-desk recovery link and the password let a person in to put a new phone in place (only that).
 RECOVERY_SESSION_KEY = "recovery_registration"
 STEP_URLS = {
@@ -104,6 +112,11 @@ def _needs_fresh_check(request, recovering: bool = False) -> bool:
     except services.ReauthRequired:
         return True
     return False
+
+
+def _loss_reported_here_at(request):
+    stamp = request.session.get(LOSS_REPORTED_SESSION_KEY)
+    return datetime.fromisoformat(stamp) if stamp else None
 
 
 def _own_registration(request, pk) -> Registration:
@@ -189,6 +202,7 @@ def device_type(request):
                 kind=form.cleaned_data["kind"],
                 verified_at=_verified_at(request),
                 ip=client_ip(request),
+                loss_reported_here_at=_loss_reported_here_at(request),
             )
         except ValidationError as error:
             form.add_error("kind", error)
@@ -380,6 +394,13 @@ def activate(request, pk):
             otp_login(request, registration.app_device)
             signin_session.mark_verified(request.session)
             return redirect("devices:success", pk=registration.pk)
+    if request.method == "POST":
+        # Post/redirect/get for a refusal too: Back or reload after a wrong code never resubmits the form.
+        request.session[CODE_ERRORS_SESSION_KEY] = list(form.errors.get("code", []))
+        return redirect(request.path)
+    if refused := request.session.pop(CODE_ERRORS_SESSION_KEY, None):
+        form.cleaned_data = {}  # an unbound form keeps no cleaned data, which add_error expects
+        form.add_error("code", refused)
     context = _wizard_context(
         registration,
         kinds.ACTIVATE,
@@ -411,14 +432,14 @@ def email_activation_link(request, pk, recovering=False):
     if _needs_fresh_check(request, recovering):
         return _confirm_identity_redirect(request)
     try:
-        services.send_activation_link(registration, actor=request.user, ip=client_ip(request))
+        link = services.send_activation_link(registration, actor=request.user, ip=client_ip(request))
     except ValidationError as error:
         messages.error(request, error.messages[0])
     else:
         messages.success(
             request,
             "We emailed you an activation link. Open it on the phone with the authenticator app; "
-            "it works once and only for the next 24 hours.",
+            f"it works once and only for the next {lifetimes.in_words(link.expires_at - link.created_at)}.",
         )
     if registration.status == Registration.Status.REACTIVATING:
         return redirect("devices:reactivate", pk=registration.pk)
@@ -446,7 +467,8 @@ def _no_referrer(response):
 @never_cache
 @require_GET
 def activation_link(request, token):
-    """Land from the email: keep the token's hash in the session and show a clean URL (ACT-02).
+    """A link with the token in its path, as emails sent before links moved it after "#" have it: keep the
+    token's hash in the session and show a clean URL (ACT-02).
 
     The token itself, which opens the link from any browser, is not written to the session store.
     """
@@ -455,17 +477,26 @@ def activation_link(request, token):
 
 
 @never_cache
-@sensitive_post_parameters("password")
+@sensitive_post_parameters("password", "token")
 @require_http_methods(["GET", "POST"])
 def activation_landing(request):
-    """Ask for the password, then show the otpauth link once (ACT-01)."""
+    """Take the emailed link's token, ask for the password, then show the otpauth link once (ACT-01).
+
+    The email's link is this URL with the token after "#" (OTP-09): the page's script posts it here, and the
+    token's hash goes into the session with a redirect to this clean URL (ACT-02). These pages keep the site's
+    ``same-origin`` referrer policy: under ``no-referrer`` Chromium posts a form with ``Origin: null``, which
+    the CSRF check refuses.
+    """
+    if request.method == "POST" and "token" in request.POST:
+        request.session[LINK_SESSION_KEY] = services.hash_token(request.POST["token"])
+        return redirect("devices:activation_landing")
+    if request.method == "GET" and LINK_SESSION_KEY not in request.session:
+        return render(request, "devices/activation_link_open.html")
     try:
         link = services.find_activation_link(request.session.get(LINK_SESSION_KEY, ""))
     except ValidationError as error:
         request.session.pop(LINK_SESSION_KEY, None)
-        return _no_referrer(
-            render(request, "devices/activation_link_invalid.html", {"error": error.messages[0]}, status=410)
-        )
+        return render(request, "devices/activation_link_invalid.html", {"error": error.messages[0]}, status=410)
     form = ActivationPasswordForm(request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
         try:
@@ -482,14 +513,14 @@ def activation_landing(request):
                 # for this one purpose: putting a new phone in place of the old one.
                 auth.login(request, link.user, backend="django.contrib.auth.backends.ModelBackend")
                 request.session[RECOVERY_SESSION_KEY] = registration.pk
-                return _no_referrer(redirect("devices:reactivate", pk=registration.pk))
+                return redirect("devices:reactivate", pk=registration.pk)
             context = {
                 "otpauth_uri": selectors.otpauth_uri(registration),
                 "manual_secret": selectors.manual_entry_secret(registration),
                 "registration": registration,
             }
-            return _no_referrer(render(request, "devices/activation_link_ready.html", context))
-    return _no_referrer(render(request, "devices/activation_link_password.html", {"form": form, "person": link.user}))
+            return render(request, "devices/activation_link_ready.html", context)
+    return render(request, "devices/activation_link_password.html", {"form": form, "person": link.user})
 
 
 @person_view
@@ -538,19 +569,36 @@ def remove(request, pk):
     registration = _own_registration(request, pk)
     error = None
     if request.method == "POST":
+        verified_with = request.session.get(DEVICE_ID_SESSION_KEY)
         try:
             services.retire_registration(
                 registration,
                 actor=request.user,
                 verified_at=_verified_at(request),
                 ip=client_ip(request),
+                session_key=request.session.session_key,
             )
         except ValidationError as exc:
             error = exc.messages[0]
         else:
+            if verified_with in services.device_ids(registration):
+                _stay_verified_after_removal(request)
             messages.success(request, f"{registration.display_name} was removed. It can no longer be used to sign in.")
             return redirect("devices:my_devices")
     return render(request, "devices/remove.html", {"registration": registration, "error": error})
+
+
+def _stay_verified_after_removal(request) -> None:
+    """The owner removed the device this session was verified with, just after the step-up: the session stays
+    signed in (BND-05). django-otp calls a session verified only through a working device, so it is carried by
+    one of the person's remaining devices from now on, keeping the time of its second factor; should that
+    device be reported lost, this session ends with the others."""
+    remaining = list(devices_for_user(request.user, confirmed=True))
+    # A device of a registration before backup codes, whose set is replaced whenever new codes are made.
+    remaining.sort(key=lambda device: device.model_label() == "devices.backupcodedevice")
+    verified_at = request.session.get(signin_session.VERIFIED_AT)
+    otp_login(request, remaining[0])
+    request.session[signin_session.VERIFIED_AT] = verified_at
 
 
 @reactivation_view
@@ -640,19 +688,34 @@ def report_lost(request, pk):
     if registration.status not in Registration.IN_USE:
         raise Http404("not in use")
     if request.method == "POST":
+        verified_with = request.session.get(DEVICE_ID_SESSION_KEY)
         try:
             services.report_lost(
                 registration,
                 actor=request.user,
                 verified_at=_verified_at(request),
                 ip=client_ip(request),
+                session_key=request.session.session_key,
             )
         except ValidationError as error:
             messages.error(request, error.messages[0])
             return redirect("devices:my_devices")
-        messages.success(request, f"{registration.display_name} can no longer be used to sign in.")
-        if not selectors.active_registration_count(request.user):
+        request.user.refresh_from_db(fields=["lost_last_factor_at"])
+        held_since = request.user.lost_last_factor_at
+        if held_since and not any(devices_for_user(request.user, confirmed=True)):
+            # The last factor is gone and every other session ended: this one may set up the new device.
+            request.session[LOSS_REPORTED_SESSION_KEY] = held_since.isoformat()
+            messages.success(request, f"{registration.display_name} can no longer be used to sign in.")
             return redirect("devices:start")
+        if verified_with in services.device_ids(registration):
+            # Verified with the lost device: this session ends with the others (BND-05).
+            auth.logout(request)
+            messages.success(
+                request,
+                f"{registration.display_name} can no longer be used to sign in. Sign in again with another device.",
+            )
+            return redirect("identity:sign_in")
+        messages.success(request, f"{registration.display_name} can no longer be used to sign in.")
         return redirect("devices:my_devices")
     return render(request, "devices/report_lost.html", {"registration": registration})
 

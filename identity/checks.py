@@ -35,3 +35,62 @@ def check_deploy_identity(app_configs, **kwargs):
             )
         )
     return problems
+
+
+@register(Tags.security)
+def check_session_store(app_configs, **kwargs):
+    from .open_sessions import session_store_has_table
+
+    if session_store_has_table():
+        return []
+    return [
+        Error(
+            "SESSION_ENGINE must keep sessions in the database (db or cached_db): a lost device must end every "
+            "session verified with it, not only the one in hand (BND-05).",
+            id="identity.E004",
+        )
+    ]
+
+
+# Values copied from config/production.env.example (or written as a reminder) that must never reach production.
+PLACEHOLDER_MARKERS = ("replace-me", "replace-with", "change-me", "changeme")
+
+
+def _looks_hand_made(fernet_key: str) -> bool:
+    """A Fernet key whose 32 bytes are all printable text was typed, not generated: random bytes are all
+    printable with odds of about 1 in 10^14. The example file's key is the base64 of a sentence."""
+    import base64
+    import binascii
+
+    try:
+        raw = base64.urlsafe_b64decode(fernet_key.encode())
+    except (binascii.Error, ValueError):
+        return False
+    return len(raw) == 32 and all(32 <= byte < 127 for byte in raw)
+
+
+@register(Tags.security, deploy=True)
+def check_no_placeholders(app_configs, **kwargs):
+    secrets = {
+        "SECRET_KEY": settings.SECRET_KEY,
+        "the DATABASE_URL password": settings.DATABASES["default"].get("PASSWORD") or "",
+        "the EMAIL_URL password": getattr(settings, "EMAIL_HOST_PASSWORD", "") or "",
+        "TWILIO_ACCOUNT_SID": getattr(settings, "TWILIO_ACCOUNT_SID", ""),
+        "TWILIO_AUTH_TOKEN": getattr(settings, "TWILIO_AUTH_TOKEN", ""),
+    }
+    secrets.update(
+        {f"FACTOR_ENCRYPTION_KEYS[{i}]": key for i, key in enumerate(getattr(settings, "FACTOR_ENCRYPTION_KEYS", []))}
+    )
+    problems = []
+    for name, value in secrets.items():
+        hand_made = name.startswith("FACTOR_ENCRYPTION_KEYS") and _looks_hand_made(value)
+        if hand_made or any(marker in value.lower() for marker in PLACEHOLDER_MARKERS):
+            problems.append(
+                Error(
+                    f"{name} is a placeholder (from the example file or typed by hand), not a generated secret.",
+                    hint="Generate it: python -c 'import secrets; print(secrets.token_urlsafe(50))', or for a "
+                    "Fernet key: python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'",
+                    id="identity.E105",
+                )
+            )
+    return problems

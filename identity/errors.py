@@ -13,4 +13,4 @@ WRONG_CODE = (
 )
 CODE_THROTTLED = "Too many wrong codes in a row. Wait {seconds} seconds before trying again."
 NO_SUCH_DEVICE = "Choose one of your devices."
-SIGN_IN_THROTTLED = "Too many sign-in attempts. Wait 15 minutes, then try again, or contact the help desk."
+SIGN_IN_THROTTLED = "Too many sign-in attempts. Wait {wait}, then try again, or contact the help desk."

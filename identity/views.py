@@ -7,6 +7,7 @@ devices (``devices_for_user``) and for marking the session verified
 """
 
 import ipaddress
+from datetime import timedelta
 
 from django.conf import settings
 from django.contrib import auth, messages
@@ -20,7 +21,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from django_otp import devices_for_user, user_has_device
 from django_otp import login as otp_login
 
-from . import errors, services
+from . import errors, lifetimes, services
 from . import session as signin_session
 from .forms import SecondFactorForm, SignInForm
 from .models import User
@@ -72,7 +73,8 @@ def sign_in(request):
         and form.is_valid()
         and services.password_sign_in_throttled(form.cleaned_data["username"], ip=client_ip(request))
     ):
-        form.add_error(None, errors.SIGN_IN_THROTTLED)
+        wait = lifetimes.in_words(timedelta(minutes=settings.PASSWORD_THROTTLE_MINUTES))
+        form.add_error(None, errors.SIGN_IN_THROTTLED.format(wait=wait))
     elif request.method == "POST" and form.is_valid():
         user = auth.authenticate(
             request, username=form.cleaned_data["username"], password=form.cleaned_data["password"]
@@ -137,7 +139,9 @@ def _send_challenge(request, user, devices) -> str | None:
     else:
         how = "texted" if channel == "sms" else "are calling"
         messages.success(
-            request, f"We {how} {device.masked_number} with a 6-digit code. It works once, for 10 minutes."
+            request,
+            f"We {how} {device.masked_number} with a 6-digit code. "
+            f"It works once, for {lifetimes.in_words(settings.PHONE_CODE_TTL)}.",
         )
     return persistent_id
 

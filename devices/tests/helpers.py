@@ -13,7 +13,7 @@ from devices import services
 from devices.models import Registration
 from identity.models import AuditEvent
 
-LINK_RE = re.compile(r"(https?://\S+?/activate/([A-Za-z0-9_-]+)/)")
+LINK_RE = re.compile(r"(https?://\S+?/activate/#([A-Za-z0-9_-]+))")
 
 
 def step_start(offset_steps: int = 2, into_step: int = 5) -> datetime:

@@ -16,7 +16,7 @@ from devices import errors, selectors, services
 from devices.models import ActivationLink, Registration
 from devices.views import LINK_SESSION_KEY
 
-from .helpers import email_link, events, pending_app_registration, secret_b32, text, walk_to_activate
+from .helpers import LINK_RE, email_link, events, pending_app_registration, secret_b32, text, walk_to_activate
 
 
 @pytest.fixture
@@ -29,8 +29,10 @@ def enrolling(client, person, sign_in):
 def open_link(token, client=None):
     """Open the link as a phone would: a new browser, unless one is given. Returns (client, landing response)."""
     client = client or Client()
-    response = client.get(f"/activate/{token}/")
-    assert response.status_code == 302
+    opening = client.get("/activate/")  # the link's address: its token is after "#", which is never sent
+    assert opening.status_code == 200 and "activation-link.js" in text(opening)
+    response = client.post("/activate/", {"token": token})  # what the page's script does
+    assert response.status_code == 302 and response["Location"] == "/activate/"
     return client, client.get(response["Location"])
 
 
@@ -208,7 +210,8 @@ THIRD_PARTY = re.compile(r"""(?:src|href|action)\s*=\s*["'](?:https?:)?//""", re
 
 
 def assert_landing_headers(response):
-    assert response["Referrer-Policy"] == "no-referrer"
+    # Only the token URL is no-referrer; a form under it would post with Origin: null and fail CSRF (ACT-02).
+    assert response["Referrer-Policy"] == "same-origin"
     policy = response["Content-Security-Policy"]
     directives = dict(part.strip().split(None, 1) for part in policy.split(";") if part.strip())
     assert directives["default-src"] == "'self'"
@@ -218,7 +221,28 @@ def assert_landing_headers(response):
     assert not THIRD_PARTY.search(text(response)), "a landing page loads or links something from another origin"
 
 
-def test_act02_link_moves_token_into_session_and_redirects_to_clean_url(enrolling, django_capture_on_commit_callbacks):
+def test_otp09_the_emailed_link_keeps_its_token_out_of_every_request_line(
+    enrolling, django_capture_on_commit_callbacks
+):
+    """Access logs record the request line; the part after "#" is never in it (OTP-09, ACT-02)."""
+    client, registration = enrolling
+    token = email_link(client, registration, django_capture_on_commit_callbacks)
+    url = urlsplit(LINK_RE.search(mail.outbox[-1].body).group(1))
+    assert (url.path, url.query, url.fragment) == ("/activate/", "", token)
+    phone = Client()
+    opening = phone.get(url.path)
+    assert token not in text(opening) and LINK_SESSION_KEY not in phone.session
+    moved = phone.post("/activate/", {"token": token})
+    assert moved.status_code == 302 and moved["Location"] == "/activate/"
+    assert phone.session[LINK_SESSION_KEY] == services.hash_token(token)
+    assert token not in str(dict(phone.session))
+    assert "Activate your authenticator app" in text(phone.get("/activate/"))
+
+
+def test_act02_a_link_with_the_token_in_its_path_still_works_and_redirects_to_a_clean_url(
+    enrolling, django_capture_on_commit_callbacks
+):
+    """Emails sent before links moved the token after "#" still work until they expire."""
     client, registration = enrolling
     token = email_link(client, registration, django_capture_on_commit_callbacks)
     phone = Client()
@@ -233,7 +257,9 @@ def test_act02_link_moves_token_into_session_and_redirects_to_clean_url(enrollin
     assert token not in str(dict(phone.session))
 
 
-def test_act02_landing_pages_send_no_referrer_and_strict_csp(enrolling, password, django_capture_on_commit_callbacks):
+def test_act02_clean_landing_pages_send_same_origin_referrer_and_strict_csp(
+    enrolling, password, django_capture_on_commit_callbacks
+):
     client, registration = enrolling
     token = email_link(client, registration, django_capture_on_commit_callbacks)
     phone, password_page = open_link(token)
@@ -260,8 +286,8 @@ def test_act03_link_is_built_from_site_url_not_host_header(enrolling, django_cap
         response = client.post(f"/enroll/{registration.pk}/email-link/", HTTP_HOST="evil.example")
     assert response.status_code == 302
     body = mail.outbox[-1].body
-    url = re.search(r"\S+/activate/\S+/", body).group(0)
-    assert url.startswith("https://enroll.example.edu/activate/")
+    url = LINK_RE.search(body).group(1)
+    assert url.startswith("https://enroll.example.edu/activate/#")
     assert "evil.example" not in body
     assert "testserver" not in body
 

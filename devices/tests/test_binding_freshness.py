@@ -155,7 +155,7 @@ def test_otp01_a_recovery_link_sent_before_the_lockout_opens_nothing_until_the_u
         identity_services.record_second_factor_failure(person, factor="authenticator_app", ip=None)
 
     browser = Client()
-    browser.get(f"/activate/{token}/")
+    browser.post("/activate/", {"token": token})
     page = browser.post("/activate/", {"password": PASSWORD})
 
     assert "locked" in page.content.decode()

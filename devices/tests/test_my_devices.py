@@ -239,7 +239,7 @@ def test_bnd04_removed_device_is_retired_not_deleted(client, person, password, t
 
     event = events("device.retired").get()
     assert (event.actor, event.subject) == (person, person)
-    assert event.details == {"registration": tablet.pk, "kind": "tablet", "reason": "removed"}
+    assert event.details == {"registration": tablet.pk, "kind": "tablet", "reason": "removed", "sessions_ended": 0}
 
 
 def test_bnd04_retired_device_cannot_be_used_to_sign_in(client, person, password, two_devices, clock):

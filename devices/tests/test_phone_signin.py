@@ -3,6 +3,7 @@ recording gateway, as the person would read them from the phone (SMS-02, OTP-01 
 
 import re
 import socket
+from datetime import timedelta
 
 import pytest
 from django.conf import settings as django_settings
@@ -116,6 +117,17 @@ def signin_codes():
 
 
 # --- Texts and calls ------------------------------------------------------------------------
+
+
+def test_the_code_lifetime_a_person_reads_comes_from_the_setting(
+    client, person, password, mobile, recording_gateway, sending, settings
+):
+    settings.PHONE_CODE_TTL = timedelta(minutes=5)
+    enter_password(client, person, password)
+    page = text(ask_for_code(client, mobile.phone_device, "sms", sending))
+    assert f"We texted {MOBILE_MASKED} with a 6-digit code. It works once, for 5 minutes." in page
+    (sms,) = recording_gateway.delivered
+    assert "It expires in 5 minutes." in sms.text
 
 
 def test_sign_in_by_text_message(client, person, password, mobile, recording_gateway, sending):

@@ -601,7 +601,7 @@ def test_act06_the_emailed_link_during_a_change_offers_only_the_new_secret(
     token = LINK_RE.search(mailoutbox[-1].body).group(2)
 
     new_phone = Client()
-    new_phone.get(f"/activate/{token}/")
+    new_phone.post("/activate/", {"token": token})
     ready = new_phone.post("/activate/", {"password": PASSWORD})
 
     assert ready.status_code == 200
@@ -727,6 +727,7 @@ def test_bnd05_a_lost_phone_stops_working_at_once(
         "registration": mobile.pk,
         "kind": "mobile",
         "last_factor": False,
+        "sessions_ended": 0,
     }
     assert OutboundMessage.objects.filter(template="notice:device.reported_lost").count() == 1
 

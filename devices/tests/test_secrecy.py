@@ -40,10 +40,10 @@ def whole_enrollment(client, password, capture, clock):
     token = email_link(client, registration, capture)
 
     phone = Client()
-    phone.get(f"/activate/{token}/")
+    phone.post("/activate/", {"token": token})
     phone.post("/activate/", {"password": "not my password"})
     assert phone.post("/activate/", {"password": password}).status_code == 200
-    phone.get(f"/activate/{token}/")
+    phone.post("/activate/", {"token": token})
     assert phone.get("/activate/").status_code == 410
 
     device = registration.app_device

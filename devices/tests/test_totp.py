@@ -157,7 +157,7 @@ def test_otp06_activation_refuses_a_code_two_steps_old(client, person, sign_in, 
     sign_in(client, person)
     registration = walk_to_activate(client)
     code = totp_for(registration.app_device).at(clock().timestamp() - 60)
-    response = client.post(f"/enroll/{registration.pk}/activate/", {"code": code})
+    response = client.post(f"/enroll/{registration.pk}/activate/", {"code": code}, follow=True)
     assert response.status_code == 200
     assert errors.WRONG_CODE in text(response)
 

@@ -270,7 +270,8 @@ def test_activation_wrong_code_keeps_registration_pending(wizard_client, clock):
     valid = {totp_for(registration.app_device).at(clock().timestamp() + 30 * d) for d in (-1, 0, 1)}
     wrong = next(code for code in ("000000", "111111", "222222", "333333") if code not in valid)
     for bad in (wrong, "abcdef", "12345"):
-        response = wizard_client.post(f"/enroll/{registration.pk}/activate/", {"code": bad})
+        response = wizard_client.post(f"/enroll/{registration.pk}/activate/", {"code": bad}, follow=True)
+        assert response.redirect_chain == [(f"/enroll/{registration.pk}/activate/", 302)]  # post/redirect/get
         assert response.status_code == 200
         clock.tick(60)  # past django-otp's back-off, so each attempt is really checked
     assert errors.WRONG_CODE in text(response)
@@ -284,7 +285,9 @@ def test_activation_wrong_code_keeps_registration_pending(wizard_client, clock):
 def test_activation_code_right_after_a_wrong_one_is_throttled(wizard_client, clock):
     registration = walk_to_activate(wizard_client)
     wizard_client.post(f"/enroll/{registration.pk}/activate/", {"code": "000000x"})
-    response = wizard_client.post(f"/enroll/{registration.pk}/activate/", {"code": fresh_code(registration.app_device)})
+    response = wizard_client.post(
+        f"/enroll/{registration.pk}/activate/", {"code": fresh_code(registration.app_device)}, follow=True
+    )
     assert response.status_code == 200
     assert errors.CODE_THROTTLED in text(response)
     clock.tick(2)
@@ -371,3 +374,24 @@ def test_ses06_wizard_gets_change_nothing(wizard_client):
     registration.refresh_from_db()
     assert registration.app_device is None
     assert wizard_client.get(url + "email-link/").status_code == 405
+
+
+def test_activation_refusal_redirects_so_back_and_reload_never_resubmit(wizard_client, clock):
+    """Issue 8: Back after a wrong code showed "Confirm Form Resubmission". The refusal is shown after a redirect,
+    on the field, once."""
+    registration = walk_to_activate(wizard_client)
+    url = f"/enroll/{registration.pk}/activate/"
+    valid = {totp_for(registration.app_device).at(clock().timestamp() + 30 * d) for d in (-1, 0, 1)}
+    wrong = next(code for code in ("000000", "111111", "222222", "333333") if code not in valid)
+
+    refused = wizard_client.post(url, {"code": wrong})
+
+    assert refused.status_code == 302 and refused["Location"] == url
+    page = text(wizard_client.get(url))
+    assert errors.WRONG_CODE in page and 'aria-invalid="true"' in page
+    again = text(wizard_client.get(url))  # a reload is a GET: nothing resubmitted, the message shown once
+    assert errors.WRONG_CODE not in again and 'aria-invalid="true"' not in again
+    assert events("enrollment.code_rejected").count() == 1
+    # A code of the wrong shape is refused the same way.
+    assert wizard_client.post(url, {"code": "12ab"})["Location"] == url
+    assert 'aria-invalid="true"' in text(wizard_client.get(url))

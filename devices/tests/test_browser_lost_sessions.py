@@ -1,0 +1,94 @@
+"""Two browsers, one person, one phone reported lost: real Chromium against the live site (BND-05, BND-02).
+
+axe-core checks the pages each browser sees around the loss.
+"""
+
+import re
+import time
+
+import pytest
+from playwright.sync_api import expect
+
+from conftest import fresh_code
+from devices.models import Registration
+
+from .browser import DESKTOP, Accessibility, chromium
+from .helpers import events
+from .test_browser_enrollment import _heading, _page, _shot, _sign_in_with_password
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
+
+
+@pytest.fixture
+def browser():
+    with chromium() as browser:
+        yield browser
+
+
+def _unused_code(device) -> str:
+    """The app's next code not used yet: both browsers sign in with the one phone, each with its own code (OTP-04)."""
+    deadline = time.monotonic() + 35
+    while True:
+        try:
+            return fresh_code(device)
+        except AssertionError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(1)
+
+
+def _sign_in_with_app(page, person, password, device):
+    page.goto("/")
+    _sign_in_with_password(page, person, password)
+    _heading(page, "Enter a code from your device")
+    page.get_by_role("radio", name=device.name, exact=True).check()
+    page.get_by_label("Code", exact=True).fill(_unused_code(device))
+    page.get_by_role("button", name="Verify").click()
+    _heading(page, "My devices")
+
+
+def test_bnd05_after_the_last_phone_is_lost_another_open_browser_cannot_take_the_account_over(
+    browser, live_server, make_user, enroll, password, tmp_path
+):
+    person = make_user("mn1357")
+    phone = enroll(person, platform="android")
+    other = _page(browser, live_server, DESKTOP)  # B: signed in earlier, somewhere else
+    owner = _page(browser, live_server, DESKTOP)  # A: reports the phone lost
+    axe = Accessibility()
+
+    def visit(page, name):
+        axe.check(page, name)
+        _shot(page, tmp_path, name)
+
+    _sign_in_with_app(other, person, password, phone.app_device)
+    _sign_in_with_app(owner, person, password, phone.app_device)
+    owner.get_by_role("row").filter(has=owner.get_by_role("rowheader", name=phone.display_name)).get_by_role(
+        "link", name=re.compile(r"^I lost it")
+    ).click()
+    owner.get_by_role("button", name="It is lost: stop it now").click()
+    _heading(owner, "Set up two-step verification")
+    visit(owner, "owner-after-lost")
+
+    # B reloads My devices: signed out, and its password alone opens nothing.
+    other.reload()
+    _heading(other, "Sign in")
+    visit(other, "other-signed-out")
+    _sign_in_with_password(other, person, password)
+    _heading(other, "Sign in")
+    expect(other.get_by_text(re.compile("reported lost"))).to_be_visible()
+    visit(other, "other-refused")
+
+    # A, which reported the loss, can set up the new phone.
+    owner.get_by_role("link", name="Start setup").click()
+    _heading(owner, "What kind of device will you use?")
+    owner.get_by_label("Tablet").check()
+    owner.get_by_role("button", name="Continue").click()
+    expect(owner).to_have_url(re.compile(r"/enroll/\d+/platform/$"))
+    visit(owner, "owner-platform")
+
+    assert Registration.objects.filter(user=person, status=Registration.Status.PENDING).count() == 1
+    lost = events("device.reported_lost").get()
+    assert lost.details["sessions_ended"] == 1
+    assert not events("device.bound").filter(sequence__gt=lost.sequence).exists()
+    assert axe.checked == ["owner-after-lost", "other-signed-out", "other-refused", "owner-platform"]
+    axe.assert_clean()

@@ -1,0 +1,156 @@
+"""Sessions when a device is lost or removed (BND-05), and the setup hold after the last one is lost (BND-02).
+
+Sessions are real rows in the session table, signed in through the real views with real TOTP codes.
+"""
+
+import pytest
+from django.contrib.sessions.models import Session
+from django.core.checks import run_checks
+from django.core.exceptions import ValidationError
+from django.test import Client, override_settings
+from django.utils import timezone
+from django_otp import DEVICE_ID_SESSION_KEY
+
+from conftest import PASSWORD, fresh_code, totp_for
+from devices import errors, services
+from devices.models import Registration
+from devices.views import LOSS_REPORTED_SESSION_KEY
+
+from .helpers import add_app_device, events, pending_app_registration, text
+
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db]
+
+SIGN_IN = "/account/sign-in/"
+
+
+def signed_in(sign_in, person, device, clock) -> Client:
+    browser = Client()
+    sign_in(browser, person, device)
+    clock.tick(30)  # the next sign-in gets a code of its own (OTP-04)
+    assert browser.get("/devices/").status_code == 200
+    return browser
+
+
+def session_exists(browser) -> bool:
+    return Session.objects.filter(session_key=browser.session.session_key).exists()
+
+
+def test_bnd05_reporting_the_last_device_lost_ends_every_other_session_in_the_store(person, enroll, sign_in, clock):
+    """The account takeover of issue 8: B stays signed in after A reports the only phone lost, then binds a tablet."""
+    phone = enroll(person)
+    b = signed_in(sign_in, person, phone.app_device, clock)
+    a = signed_in(sign_in, person, phone.app_device, clock)
+
+    response = a.post(f"/devices/{phone.pk}/lost/")
+
+    assert response["Location"] == "/enroll/"
+    assert not session_exists(b)  # gone from the database, not only logged out when it next shows up
+    assert session_exists(a)
+    event = events("device.reported_lost").get()
+    assert event.details["last_factor"] is True and event.details["sessions_ended"] == 1
+    # B reloads My devices, or tries to start a setup: signed out.
+    assert b.get("/devices/")["Location"].startswith(SIGN_IN)
+    assert b.post("/enroll/device-type/", {"kind": "tablet"})["Location"].startswith(SIGN_IN)
+    # A password alone does not open a setup for B either.
+    refused = b.post(SIGN_IN, {"username": person.username, "password": PASSWORD})
+    assert refused.status_code == 200 and "reported lost" in text(refused)
+    # The session that reported the loss may set up the new device.
+    started = a.post("/enroll/device-type/", {"kind": "tablet"})
+    assert started.status_code == 302 and "/platform/" in started["Location"]
+    assert not events("device.bound").filter(sequence__gt=event.sequence).exists()
+
+
+def test_bnd05_a_lost_device_ends_every_session_verified_with_it_and_no_other(person, enroll, sign_in, clock):
+    phone = enroll(person)
+    tablet = add_app_device(person, kind="tablet")
+    with_phone = signed_in(sign_in, person, phone.app_device, clock)
+    with_tablet = signed_in(sign_in, person, tablet.app_device, clock)
+    reporting = signed_in(sign_in, person, phone.app_device, clock)
+
+    response = reporting.post(f"/devices/{phone.pk}/lost/")
+
+    # The reporting session was verified with the lost phone itself: it ends too, and says so.
+    assert response["Location"] == SIGN_IN
+    assert not session_exists(with_phone)
+    assert reporting.get("/devices/")["Location"].startswith(SIGN_IN)
+    assert with_tablet.get("/devices/").status_code == 200 and session_exists(with_tablet)
+    assert events("device.reported_lost").get().details["sessions_ended"] == 1
+
+
+def test_bnd05_removing_the_device_this_session_used_keeps_it_signed_in(person, enroll, sign_in, clock):
+    """Issue 8: add three tablets, remove the one activated last: the person stayed signed in only by luck."""
+    first = enroll(person, kind="tablet", platform="android")
+    add_app_device(person, kind="tablet")
+    last = add_app_device(person, kind="tablet")
+    elsewhere = signed_in(sign_in, person, last.app_device, clock)
+    other_device = signed_in(sign_in, person, first.app_device, clock)
+    here = signed_in(sign_in, person, last.app_device, clock)
+
+    response = here.post(f"/devices/{last.pk}/remove/")
+
+    assert response["Location"] == "/devices/"
+    page = here.get("/devices/")
+    assert page.status_code == 200 and f"{last.display_name} was removed" in text(page)
+    assert here.session[DEVICE_ID_SESSION_KEY] != last.app_device.persistent_id
+    # Other sessions verified with the removed device end; one verified with another device does not.
+    assert not session_exists(elsewhere)
+    assert other_device.get("/devices/").status_code == 200
+    assert events("device.retired").get().details["sessions_ended"] == 1
+    # Still within the step-up: the person can go on removing devices without signing in again.
+    assert here.post(f"/devices/{first.pk}/remove/")["Location"] == "/devices/"
+
+
+def test_bnd02_the_setup_hold_applies_wherever_a_setup_starts_or_a_factor_binds(person, enroll, clock):
+    phone = enroll(person)
+    started_before = pending_app_registration(person, kind="tablet")
+    app_before = totp_for(started_before.app_device)
+    clock.tick(1)
+    services.report_lost(phone, actor=person, verified_at=timezone.now())
+    person.refresh_from_db()
+    held_since = person.lost_last_factor_at
+    assert held_since is not None
+    now = timezone.now()
+
+    refusals = {
+        "start": lambda: services.start_enrollment(person, kind="tablet", verified_at=now),
+        "start with another hold's time": lambda: services.start_enrollment(
+            person, kind="tablet", verified_at=now, loss_reported_here_at=held_since.replace(year=2000)
+        ),
+        "issue a secret": lambda: services.issue_app_secret(started_before, actor=person, verified_at=now),
+        "confirm": lambda: services.confirm_activation(
+            started_before, code=app_before.now(), actor=person, verified_at=now
+        ),
+        "email a link": lambda: services.send_activation_link(started_before, actor=person),
+        "backup codes": lambda: services.generate_backup_codes(person, actor=person, verified_at=now),
+    }
+    for name, attempt in refusals.items():
+        with pytest.raises(ValidationError) as refused:
+            attempt()
+        assert refused.value.code == "setup_held", name
+        assert refused.value.messages == [errors.SETUP_HELD]
+    started_before.refresh_from_db()
+    assert started_before.status == Registration.Status.PENDING and not started_before.app_device.confirmed
+
+    # The session that reported the loss starts a setup and finishes it with a real code.
+    clock.tick(1)
+    new = services.start_enrollment(person, kind="mobile", verified_at=now, loss_reported_here_at=held_since)
+    new = services.set_phone_number(new, phone_number="+16175550923", actor=person, verified_at=now)
+    new = services.set_platform(new, platform="iphone", actor=person)
+    new = services.issue_app_secret(new, actor=person, verified_at=now)
+    bound = services.confirm_activation(new, code=fresh_code(new.app_device), actor=person, verified_at=now)
+    assert bound.status == Registration.Status.ACTIVE
+    # With a working device again, the person's own verified sessions set up devices as usual.
+    assert services.start_enrollment(person, kind="tablet", verified_at=timezone.now()).pk
+
+
+def test_bnd02_the_reporting_session_keeps_the_hold_time_it_may_set_up_under(person, enroll, sign_in, clock):
+    phone = enroll(person)
+    browser = signed_in(sign_in, person, phone.app_device, clock)
+    browser.post(f"/devices/{phone.pk}/lost/")
+    person.refresh_from_db()
+    assert browser.session[LOSS_REPORTED_SESSION_KEY] == person.lost_last_factor_at.isoformat()
+
+
+@override_settings(SESSION_ENGINE="django.contrib.sessions.backends.signed_cookies")
+def test_bnd05_a_session_store_without_a_table_is_refused_by_a_system_check():
+    assert "identity.E004" in {problem.id for problem in run_checks()}
