@@ -198,9 +198,12 @@ def device_type(request):
         else:
             return _next_step_redirect(registration)
     chosen = form["kind"].value()
-    options = [{"kind": kind, "checked": kind.key == chosen} for kind in kinds.KINDS.values()]
-    # Counted for the kind now chosen; a number check found later adds its page to the count.
-    step_count = len(kinds.KINDS[chosen].steps_seen(number_check=False)) if chosen in kinds.KINDS else None
+    # Counted for the kind now chosen (static/js/steps.js follows the choice); a number check found later adds a page.
+    options = [
+        {"kind": kind, "checked": kind.key == chosen, "step_count": len(kind.steps_seen(number_check=False))}
+        for kind in kinds.KINDS.values()
+    ]
+    step_count = next((option["step_count"] for option in options if option["checked"]), None)
     return render(
         request, "devices/wizard/device_type.html", {"form": form, "options": options, "step_count": step_count}
     )

@@ -21,7 +21,7 @@ def wizard_client(client, person, sign_in):
 
 
 def progress(response) -> str:
-    return re.search(r'<p class="progress">(.*?)</p>', text(response)).group(1)
+    return re.sub(r"<[^>]+>", "", re.search(r'<p class="progress">(.*?)</p>', text(response)).group(1))
 
 
 def activate(client, registration):
@@ -286,3 +286,33 @@ def test_a_wrong_code_on_a_first_app_gets_the_plain_message(person, client, pass
     post_password(client, person, password)
     response = post_code(client, phone.app_device, wrong_code(phone.app_device))
     assert "was replaced" not in text(response)
+
+
+# --- Times in emails ---------------------------------------------------------------------------------
+
+
+def test_emails_give_times_in_the_institution_time_zone(person, settings, django_capture_on_commit_callbacks):
+    from zoneinfo import ZoneInfo
+
+    from django.core import mail
+    from django.utils.dateformat import format as date_format
+
+    from devices.models import ActivationLink
+
+    from .helpers import pending_app_registration
+
+    settings.TIME_ZONE = "America/New_York"
+    new_york = ZoneInfo("America/New_York")
+    # Whatever zone happens to be active when an email is written, it speaks the institution's.
+    with timezone.override("UTC"), django_capture_on_commit_callbacks(execute=True):
+        registration = pending_app_registration(person, kind="tablet")
+        services.send_activation_link(registration, actor=person)
+        add_app_device(person, kind="tablet", platform="iphone")
+    link = ActivationLink.objects.get(registration=registration)
+    expires = date_format(timezone.localtime(link.expires_at, new_york), "j M Y, H:i T")
+    assert expires.endswith(("EST", "EDT"))
+    link_email = next(m for m in mail.outbox if "/activate/" in m.body)
+    assert f"expires {expires}." in link_email.body
+    notice = next(m for m in mail.outbox if m.body.count("When: "))
+    when = re.search(r"When: (.*)", notice.body).group(1)
+    assert when.endswith(("EST", "EDT")) and "UTC" not in notice.body and "UTC" not in link_email.body
