@@ -48,6 +48,10 @@ REACTIVATION_WRONG_CODE = (
     "That code does not match the new key. Scan the QR code on this page with the app on your new phone and type "
     "the code shown for the account it adds. Codes from your old phone do not work here."
 )
+APP_REPLACED = (
+    "That code is not right. If it came from your old {noun}: this {noun}'s app was replaced on {date} by the app "
+    "on your new {noun}, and only the new {noun}'s codes work now."
+)
 REACTIVATION_EXPIRED = "This phone change has expired. Your old phone still works; start again from My devices."
 IDENTITY_CHECK_METHOD = (
     "Choose how the person's identity was checked, from the list. Knowledge questions alone are not enough."

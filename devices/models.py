@@ -6,7 +6,7 @@ from django.utils.formats import date_format
 from django_otp.models import Device, ThrottlingMixin, TimestampMixin
 from phonenumber_field.modelfields import PhoneNumberField
 
-from . import crypto, totp
+from . import crypto, errors, totp
 
 
 class AuthenticatorAppDevice(ThrottlingMixin, TimestampMixin, Device):
@@ -39,11 +39,8 @@ class AuthenticatorAppDevice(ThrottlingMixin, TimestampMixin, Device):
         registration = _registration_of(self)
         if registration is None or registration.activated_at is None or self.created_at <= registration.activated_at:
             return ""
-        noun = registration.kind_noun
-        return (
-            f"That code is not right. If it came from your old {noun}: this {noun}'s app was replaced on "
-            f"{date_format(timezone.localtime(self.created_at), 'j M Y')} by the app on your new {noun}, "
-            f"and only the new {noun}'s codes work now."
+        return errors.APP_REPLACED.format(
+            noun=registration.kind_noun, date=date_format(timezone.localtime(self.created_at), "j M Y")
         )
 
     def secret_bytes(self) -> bytes:
