@@ -43,6 +43,14 @@ def test_tablet_platform_page_speaks_of_tablets(wizard_client):
     assert "phone" not in words.lower()
 
 
+def test_tablet_platform_refusal_speaks_of_tablets(wizard_client):
+    response = wizard_client.post("/enroll/device-type/", {"kind": "tablet"})
+    for bad in ({"platform": "windows-phone"}, {}):
+        refused = wizard_client.post(response["Location"], bad)
+        assert refused.status_code == 200
+        assert "Choose iPad, Android tablet or Other." in text(refused)
+
+
 def test_mobile_platform_page_speaks_of_phones(wizard_client):
     response = wizard_client.post("/enroll/device-type/", {"kind": "mobile"})
     response = wizard_client.post(response["Location"], {"phone_number": "(617) 555-0123", "number_is_correct": "on"})
