@@ -1,5 +1,5 @@
 # Two commands set everything up on a fresh machine with Python 3.11 and pip:
-#   make run    install into .venv, migrate, create a demo account, serve on http://localhost:8000/
+#   make run    install into .venv, migrate, serve on http://localhost:8000/ (PORT, HOST), print a demo account
 #   make test   install into .venv and run the whole test suite
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
@@ -15,10 +15,16 @@ $(BIN)/.installed: requirements.txt
 
 install: $(BIN)/.installed
 
+# make run serves on http://localhost:8000/; PORT=8001 make run (or HOST=...) picks another address. Texts and calls
+# are printed in this terminal (the development console gateway) unless PHONE_GATEWAY says otherwise.
+HOST ?= localhost
+PORT ?= 8000
+RUN_ENV = DEBUG=$${DEBUG:-true} SITE_URL=$${SITE_URL:-http://localhost:$(PORT)} \
+	PHONE_GATEWAY=$${PHONE_GATEWAY:-devices.gateways.ConsoleGateway}
+
 run: install
-	DEBUG=$${DEBUG:-true} $(BIN)/python manage.py migrate --noinput
-	DEBUG=$${DEBUG:-true} $(BIN)/python manage.py create_demo_user
-	DEBUG=$${DEBUG:-true} $(BIN)/python manage.py runserver 127.0.0.1:8000
+	$(RUN_ENV) $(BIN)/python manage.py migrate --noinput
+	$(RUN_ENV) $(BIN)/python manage.py run_demo $(HOST):$(PORT)
 
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -262,3 +262,7 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
 }
+
+# --- Error pages -----------------------------------------------------------------------------
+# A refused form (CSRF) gets the site's own page with a way back, not Django's bare one (config/error_pages.py).
+CSRF_FAILURE_VIEW = "config.error_pages.csrf_failure"

@@ -9,3 +9,9 @@ urlpatterns = [
     path("", include("devices.urls")),
     path("admin/", staff_admin_site.urls),
 ]
+
+# The site's own error pages, in its layout (config/error_pages.py).
+handler400 = "config.error_pages.bad_request"
+handler403 = "config.error_pages.permission_denied"
+handler404 = "config.error_pages.page_not_found"
+handler500 = "config.error_pages.server_error"

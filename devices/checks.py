@@ -87,11 +87,11 @@ def check_webauthn_origins_https(app_configs, **kwargs):
 
 @register(Tags.security, deploy=True)
 def check_phone_gateway(app_configs, **kwargs):
-    """Production must text and call for real, with credentials: the development gateway sends nothing."""
-    if settings.PHONE_GATEWAY == "devices.gateways.OutboxOnlyGateway":
+    """Production must text and call for real, with credentials: the development gateways send nothing."""
+    if settings.PHONE_GATEWAY in ("devices.gateways.OutboxOnlyGateway", "devices.gateways.ConsoleGateway"):
         return [
             Error(
-                "PHONE_GATEWAY is the development gateway: no text or call would reach anyone.",
+                "PHONE_GATEWAY is a development gateway: no text or call would reach anyone.",
                 hint="Set PHONE_GATEWAY=devices.gateways.twilio_from_settings and the TWILIO_* settings.",
                 id="devices.E110",
             )

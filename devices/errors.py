@@ -7,7 +7,6 @@ NO_PHONE_FOR_KIND = "This kind of device has no phone number."
 NO_APP_FOR_KIND = "This kind of device does not use an authenticator app."
 STEP_OUT_OF_ORDER = "Please finish the earlier steps first."
 WRONG_CODE = "That code is not right, or it was already used. Wait for the next code in the app and try again."
-CODE_THROTTLED = "Too many wrong codes. Wait a little, then enter the newest code from the app."
 NO_EMAIL = "We have no email address for you. Scan the QR code instead, or ask the help desk to add your email."
 LINK_RESEND_TOO_SOON = "We just sent you a link. Wait a minute before asking for another one."
 LINK_NOT_VALID = "This activation link is not valid any more: it was used, replaced or has expired. Ask for a new one."
@@ -42,13 +41,16 @@ KEY_REGISTRATION_FAILED = "We could not register this security key. Please try a
 KEY_ALREADY_REGISTERED = "This security key is already registered. Use another key, or remove the old entry first."
 KEY_NONE = "You have no security key set up. Use another device."
 KEY_REFUSED = "That security key was not accepted. Use a key registered to your account, or another device."
-KEY_THROTTLED = "Too many failed attempts. Wait a little, then try your security key again."
 DESK_STAFF_ONLY = "Only help-desk staff can register a key for someone at the desk."
 DESK_OWN_ACCOUNT = "Help-desk staff cannot register a key for their own account at the desk."
 NOT_REACTIVATING = "There is no new phone waiting to be confirmed for this device. Start again from My devices."
 REACTIVATION_WRONG_CODE = (
     "That code does not match the new key. Scan the QR code on this page with the app on your new phone and type "
     "the code shown for the account it adds. Codes from your old phone do not work here."
+)
+APP_REPLACED = (
+    "That code is not right. If it came from your old {noun}: this {noun}'s app was replaced on {date} by the app "
+    "on your new {noun}, and only the new {noun}'s codes work now."
 )
 REACTIVATION_EXPIRED = "This phone change has expired. Your old phone still works; start again from My devices."
 IDENTITY_CHECK_METHOD = (
@@ -67,3 +69,9 @@ SETUP_HELD = (
     "Your last device was reported lost, so a new one can only be set up after a call to the help desk, who will "
     "check it is you."
 )
+
+
+def platform_choice(kind) -> str:
+    """ "Choose iPad, Android tablet or Other." in the kind's words."""
+    labels = [platform.label for platform in kind.platforms]
+    return f"Choose {', '.join(labels[:-1])} or {labels[-1]}."

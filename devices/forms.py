@@ -44,12 +44,15 @@ class PhoneNumberForm(FocusFirstError, forms.Form):
 
 
 class PlatformForm(forms.Form):
-    platform = forms.ChoiceField(
-        label="What kind of phone is it?",
-        choices=Registration.Platform.choices,
-        widget=forms.RadioSelect,
-        error_messages={"required": "Choose iPhone, Android or Other."},
-    )
+    platform = forms.ChoiceField(widget=forms.RadioSelect)
+
+    def __init__(self, *args, kind, **kwargs):
+        """``kind``: the device kind, whose words the question and the answers use ("What kind of tablet is it?")."""
+        super().__init__(*args, **kwargs)
+        field = self.fields["platform"]
+        field.label = f"What kind of {kind.noun} is it?"
+        field.choices = [(platform.value, platform.label) for platform in kind.platforms]
+        field.error_messages["required"] = field.error_messages["invalid_choice"] = errors.platform_choice(kind)
 
 
 class ActivationCodeForm(FocusFirstError, forms.Form):
@@ -69,7 +72,12 @@ class ActivationPasswordForm(FocusFirstError, forms.Form):
 
 
 class RenameForm(FocusFirstError, forms.Form):
-    label = forms.CharField(label="Device name", max_length=64)
+    label = forms.CharField(
+        label="Device name",
+        help_text="So you can tell your devices apart, for example “Work iPad” or “Anna's phone”.",
+        max_length=64,
+        error_messages={"required": errors.LABEL_INVALID, "max_length": errors.LABEL_INVALID},
+    )
 
 
 class PhoneCodeForm(forms.Form):

@@ -7,6 +7,7 @@ when trying again later may work (timeouts, 429, 5xx) and
 refuses, bad credentials).
 """
 
+import sys
 from itertools import count
 from typing import Protocol
 from xml.sax.saxutils import escape
@@ -43,6 +44,32 @@ class OutboxOnlyGateway:
 
     def place_call(self, number: str, text: str) -> str:
         return f"dev-call-{next(self._ids)}"
+
+
+class ConsoleGateway(OutboxOnlyGateway):
+    """Development gateway, like Django's console email backend: prints each text or call where the server runs.
+
+    The default under ``make run``, so a landline or a number needing a check can be tried without a provider.
+    Marked as development only in what it prints; the deploy check refuses it (``devices.E110``).
+    """
+
+    stream = None  # tests point it elsewhere; None is the process's standard output
+
+    def _print(self, what: str, number: str, text: str) -> None:
+        out = self.stream or sys.stdout
+        out.write(
+            f"\n----- DEVELOPMENT ONLY, NOT SENT: {what} to {number} -----\n{text.strip()}\n"
+            f"----- (PHONE_GATEWAY=devices.gateways.ConsoleGateway prints texts and calls here) -----\n\n"
+        )
+        out.flush()
+
+    def send_sms(self, number: str, text: str) -> str:
+        self._print("text message", number, text)
+        return super().send_sms(number, text)
+
+    def place_call(self, number: str, text: str) -> str:
+        self._print("voice call, these words would be spoken", number, text)
+        return super().place_call(number, text)
 
 
 def spoken_twiml(text: str, *, repeat: int = 2) -> str:

@@ -14,6 +14,16 @@ PLATFORM = "platform"
 INSTALL = "install"
 ACTIVATE = "activate"
 SECURITY_KEY = "security_key"  # name the key, touch it
+DEVICE_TYPE = "device_type"  # the first page of every setup: which kind of device
+
+
+@dataclass(frozen=True)
+class Platform:
+    """One answer to "What kind of tablet is it?": the value stored, the words shown, the name a device gets."""
+
+    value: str
+    label: str
+    default_name: str
 
 
 @dataclass(frozen=True)
@@ -26,6 +36,8 @@ class DeviceKind:
     available: bool = True
     # When the wizard checks ownership of the number: "always", "if_on_record" (used here before), or "never".
     phone_check: str = "never"
+    # The platforms offered on the platform page, in this kind's words (an iPad, not an iPhone, for a tablet).
+    platforms: tuple[Platform, ...] = ()
 
     @property
     def needs_phone_number(self) -> bool:
@@ -40,6 +52,27 @@ class DeviceKind:
         """How codes reach this kind's number: texts and calls, calls only, or not at all."""
         return tuple(channel for channel in ("sms", "voice") if channel in self.factors)
 
+    @property
+    def noun(self) -> str:
+        """How a sentence names this kind: "tablet", "phone"."""
+        return self.label.split()[-1].lower()
+
+    def platform(self, value: str) -> Platform | None:
+        return next((p for p in self.platforms if p.value == value), None)
+
+    def default_name(self, platform: str = "") -> str:
+        """The name a device of this kind gets until the person names it: "iPad", "Android phone", "Landline"."""
+        chosen = self.platform(platform)
+        return chosen.default_name if chosen else self.label
+
+    def steps_seen(self, *, number_check: bool) -> tuple[str, ...]:
+        """The pages a person sees setting up this kind, in order, for "Step n of N".
+
+        The device-type choice comes first; the number check counts only when this setup has one
+        (``number_check``, from ``services.phone_check_required``).
+        """
+        return (DEVICE_TYPE,) + tuple(step for step in self.steps if step != VERIFY_PHONE or number_check)
+
 
 KINDS: dict[str, DeviceKind] = {
     Registration.Kind.MOBILE: DeviceKind(
@@ -49,6 +82,11 @@ KINDS: dict[str, DeviceKind] = {
         steps=(PHONE, VERIFY_PHONE, PLATFORM, INSTALL, ACTIVATE),
         factors=("authenticator_app", "sms", "voice"),
         phone_check="if_on_record",
+        platforms=(
+            Platform(Registration.Platform.IPHONE, "iPhone", "iPhone"),
+            Platform(Registration.Platform.ANDROID, "Android phone", "Android phone"),
+            Platform(Registration.Platform.OTHER, "Other", "Phone"),
+        ),
     ),
     Registration.Kind.TABLET: DeviceKind(
         key=Registration.Kind.TABLET,
@@ -56,6 +94,11 @@ KINDS: dict[str, DeviceKind] = {
         hint="An authenticator app on an iPad or Android tablet.",
         steps=(PLATFORM, INSTALL, ACTIVATE),
         factors=("authenticator_app",),
+        platforms=(
+            Platform(Registration.Platform.IPHONE, "iPad", "iPad"),
+            Platform(Registration.Platform.ANDROID, "Android tablet", "Android tablet"),
+            Platform(Registration.Platform.OTHER, "Other", "Tablet"),
+        ),
     ),
     Registration.Kind.LANDLINE: DeviceKind(
         key=Registration.Kind.LANDLINE,

@@ -1,10 +1,12 @@
 from django.conf import settings
+from django.core.exceptions import ObjectDoesNotExist
 from django.db import models
 from django.utils import timezone
+from django.utils.formats import date_format
 from django_otp.models import Device, ThrottlingMixin, TimestampMixin
 from phonenumber_field.modelfields import PhoneNumberField
 
-from . import crypto, totp
+from . import crypto, errors, totp
 
 
 class AuthenticatorAppDevice(ThrottlingMixin, TimestampMixin, Device):
@@ -24,6 +26,22 @@ class AuthenticatorAppDevice(ThrottlingMixin, TimestampMixin, Device):
 
     class Meta:
         verbose_name = "authenticator app"
+
+    @property
+    def signin_label(self) -> str:
+        """How the sign-in page names it: as the person named the device."""
+        registration = _registration_of(self)
+        return registration.display_name if registration else self.name
+
+    @property
+    def replaced_note(self) -> str:
+        """Said after a wrong code when this app replaced an older one ("I got a new phone"), whose codes now fail."""
+        registration = _registration_of(self)
+        if registration is None or registration.activated_at is None or self.created_at <= registration.activated_at:
+            return ""
+        return errors.APP_REPLACED.format(
+            noun=registration.kind_noun, date=date_format(timezone.localtime(self.created_at), "j M Y")
+        )
 
     def secret_bytes(self) -> bytes:
         return crypto.decrypt(self.encrypted_secret)
@@ -117,6 +135,21 @@ class Registration(models.Model):
         return self.label or self.get_kind_display()
 
     @property
+    def kind_noun(self) -> str:
+        """How a sentence names the device: "tablet", "phone", "key"."""
+        from .kinds import kind_of  # kinds reads this module's choices
+
+        return kind_of(self).noun
+
+    @property
+    def platform_name(self) -> str:
+        """The platform in the words of the device's kind ("iPad" for a tablet), or "" when none or "Other"."""
+        from .kinds import kind_of  # kinds reads this module's choices
+
+        chosen = kind_of(self).platform(self.platform)
+        return chosen.label if chosen and chosen.value != self.Platform.OTHER else ""
+
+    @property
     def is_pending_expired(self) -> bool:
         return self.status == self.Status.PENDING and self.expires_at is not None and timezone.now() >= self.expires_at
 
@@ -168,6 +201,14 @@ class Registration(models.Model):
         ]
 
 
+def _registration_of(device) -> "Registration | None":
+    """The registration that owns ``device`` (the reverse one-to-one), or None for one no registration owns."""
+    try:
+        return device.registration
+    except ObjectDoesNotExist:
+        return None
+
+
 def mask_phone_number(e164: str) -> str:
     """Show only the last two digits: +1 *** *** **67."""
     if len(e164) <= 4:
@@ -199,6 +240,13 @@ class PhoneDevice(ThrottlingMixin, TimestampMixin, Device):
     @property
     def masked_number(self) -> str:
         return mask_phone_number(str(self.number))
+
+    @property
+    def signin_label(self) -> str:
+        """How the sign-in page names it: the person's name for the device, and where codes go."""
+        registration = _registration_of(self)
+        how = "texts or calls" if self.can_text else "calls"
+        return f"{registration.display_name if registration else self.name}: {how} to {self.masked_number}"
 
     def get_throttle_factor(self) -> int:
         return settings.OTP_TOTP_THROTTLE_FACTOR

@@ -10,7 +10,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 from two_factor.utils import get_otpauth_url
 
-from .kinds import kind_of
+from .kinds import KINDS, kind_of
 from .models import BackupCodeDevice, OutboundMessage, PhoneVerification, Registration
 
 
@@ -21,6 +21,26 @@ def registrations_for_user(user) -> QuerySet[Registration]:
         .select_related("app_device", "phone_device", "security_key_device")
         .order_by("status", "-created_at")
     )
+
+
+def distinct_default_name(user, kind: str, platform: str = "", *, exclude: int | None = None) -> str:
+    """The kind's default name, numbered when another of the person's devices in use or being set up has it.
+
+    A second Android tablet becomes "Android tablet 2", so three tablets show as three different rows.
+    """
+    base = KINDS[kind].default_name(platform)
+    taken = set(
+        Registration.objects.filter(user=user)
+        .exclude(status=Registration.Status.RETIRED)
+        .exclude(pk=exclude)
+        .values_list("label", flat=True)
+    )
+    number = 1
+    name = base
+    while name in taken:
+        number += 1
+        name = f"{base} {number}"
+    return name
 
 
 def active_registration_count(user) -> int:

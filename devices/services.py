@@ -26,7 +26,7 @@ from identity import errors as identity_errors
 from identity.models import User
 from identity.open_sessions import end_sessions
 
-from . import crypto, errors, outbox, phone_codes
+from . import crypto, errors, outbox, phone_codes, selectors
 from .kinds import KINDS, kind_of
 from .models import (
     ActivationLink,
@@ -151,7 +151,7 @@ def start_enrollment(
         registration = Registration.objects.create(
             user=user,
             kind=kind,
-            label=device_kind.label,
+            label=selectors.distinct_default_name(user, kind),
             expires_at=timezone.now() + settings.PENDING_REGISTRATION_TTL,
         )
         audit.record(
@@ -207,17 +207,23 @@ def _require_number_proven(registration: Registration) -> None:
 
 
 def set_platform(registration: Registration, *, platform: str, actor) -> Registration:
-    """Record which platform the phone or tablet runs; it decides the install instructions."""
-    if not kind_of(registration).has_app:
+    """Record which platform the phone or tablet runs; it decides the install instructions and the default name.
+
+    The name becomes the platform's ("Android tablet"), numbered if the person has one so named already.
+    """
+    device_kind = kind_of(registration)
+    if not device_kind.has_app:
         raise ValidationError(errors.NO_APP_FOR_KIND, code="kind")
-    if platform not in Registration.Platform.values:
-        raise ValidationError("Choose iPhone, Android or Other.", code="platform")
+    if device_kind.platform(platform) is None:
+        raise ValidationError(errors.platform_choice(device_kind), code="platform")
     with transaction.atomic():
         registration = _lock(registration)
         _require_pending(registration)
         _require_number_proven(registration)
         registration.platform = platform
-        registration.label = f"{registration.get_platform_display()} ({kind_of(registration).label.lower()})"
+        registration.label = selectors.distinct_default_name(
+            registration.user, registration.kind, platform, exclude=registration.pk
+        )
         registration.save(update_fields=["platform", "label", "updated_at"])
     return registration
 
@@ -276,7 +282,7 @@ def _verify_awaiting_code(
     """
     allowed, _ = device.verify_is_allowed()
     if not allowed:
-        raise ValidationError(errors.CODE_THROTTLED, code="throttled")
+        raise ValidationError(identity_errors.code_throttled(device), code="throttled")
     if device.verify_token(code):
         return
     registration.refresh_from_db(fields=["status", "app_device", "pending_app_device"])

@@ -159,12 +159,13 @@ def _earlier_step_missing(registration: Registration, step: str):
 
 
 def _wizard_context(registration: Registration, step: str, **extra) -> dict:
-    steps = kinds.kind_of(registration).steps
+    kind = kinds.kind_of(registration)
+    steps = kind.steps_seen(number_check=services.phone_check_required(registration))
     return {
         "registration": registration,
-        "kind": kinds.kind_of(registration),
-        "step_number": steps.index(step) + 2,  # the device-type choice is step 1
-        "step_count": len(steps) + 1,
+        "kind": kind,
+        "step_number": steps.index(step) + 1,
+        "step_count": len(steps),
         **extra,
     }
 
@@ -187,6 +188,8 @@ def start(request):
         {
             "pending": selectors.latest_pending_registration(request.user),
             "has_devices": selectors.active_registration_count(request.user) > 0,
+            # The last device was just reported lost: only this session can set up the new one.
+            "held": request.user.lost_last_factor_at is not None,
         },
     )
 
@@ -209,8 +212,15 @@ def device_type(request):
         else:
             return _next_step_redirect(registration)
     chosen = form["kind"].value()
-    options = [{"kind": kind, "checked": kind.key == chosen} for kind in kinds.KINDS.values()]
-    return render(request, "devices/wizard/device_type.html", {"form": form, "options": options})
+    # Counted for the kind now chosen (static/js/steps.js follows the choice); a number check found later adds a page.
+    options = [
+        {"kind": kind, "checked": kind.key == chosen, "step_count": len(kind.steps_seen(number_check=False))}
+        for kind in kinds.KINDS.values()
+    ]
+    step_count = next((option["step_count"] for option in options if option["checked"]), None)
+    return render(
+        request, "devices/wizard/device_type.html", {"form": form, "options": options, "step_count": step_count}
+    )
 
 
 @person_view
@@ -332,7 +342,9 @@ def platform(request, pk):
     if response := _finished_or_expired(request, registration) or _earlier_step_missing(registration, kinds.PLATFORM):
         return response
     form = PlatformForm(
-        request.POST if request.method == "POST" else None, initial={"platform": registration.platform or None}
+        request.POST if request.method == "POST" else None,
+        initial={"platform": registration.platform or None},
+        kind=kinds.kind_of(registration),
     )
     if request.method == "POST" and form.is_valid():
         try:
@@ -447,15 +459,27 @@ def email_activation_link(request, pk, recovering=False):
 
 
 @person_view
-@require_GET
+@require_http_methods(["GET", "POST"])
 def success(request, pk):
+    """The end of the wizard: the device works; the person names it (a distinct default is filled in)."""
     registration = _own_registration(request, pk)
     if registration.status != Registration.Status.ACTIVE:
         return _next_step_redirect(registration)
+    form = RenameForm(request.POST if request.method == "POST" else None, initial={"label": registration.label})
+    if request.method == "POST" and form.is_valid():
+        try:
+            registration = services.rename_registration(
+                registration, label=form.cleaned_data["label"], actor=request.user, ip=client_ip(request)
+            )
+        except ValidationError as error:
+            form.add_error("label", error)
+        else:
+            messages.success(request, f"Saved: this device is called “{registration.display_name}”.")
+            return redirect("devices:my_devices")
     return render(
         request,
         "devices/wizard/success.html",
-        {"registration": registration, "offer_phone_codes": selectors.offers_phone_codes(registration)},
+        {"registration": registration, "offer_phone_codes": selectors.offers_phone_codes(registration), "form": form},
     )
 
 

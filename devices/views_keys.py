@@ -178,7 +178,7 @@ def sign_in(request):
         # The second-factor page itself says the account is locked.
         return redirect(_back(request))
     if outcome == identity_services.SecondFactorOutcome.THROTTLED:
-        messages.error(request, errors.KEY_THROTTLED)
+        messages.error(request, identity_errors.code_throttled(device))
     else:
         messages.error(request, errors.KEY_REFUSED)
     return redirect(_back(request))

@@ -1,5 +1,12 @@
 """The texts people see when identity operations refuse something. One place, so they stay consistent."""
 
+import math
+from datetime import timedelta
+
+from django.utils import timezone
+
+from . import lifetimes
+
 SIGN_IN_FAILED = "That institution ID and password do not match. Check both and try again."
 SIGN_IN_EXPIRED = "Your sign-in took too long and has expired. Please enter your ID and password again."
 LAST_FACTOR_LOST = (
@@ -11,6 +18,22 @@ WRONG_CODE = (
     "That code is not right, or it was already used. Check it and try again: an app shows a new code every "
     "30 seconds, and each backup code works once."
 )
-CODE_THROTTLED = "Too many wrong codes in a row. Wait {seconds} seconds before trying again."
+# The one message for django-otp's back-off (it starts after the first wrong try): how long, never "too many".
+CODE_THROTTLED = "Please wait {wait}, then try again. After each wrong try we wait a little longer."
 NO_SUCH_DEVICE = "Choose one of your devices."
 SIGN_IN_THROTTLED = "Too many sign-in attempts. Wait {wait}, then try again, or contact the help desk."
+
+
+def code_throttled(device) -> str:
+    """CODE_THROTTLED with how long ``device`` still waits (django-otp's back-off), in whole seconds."""
+    _, data = device.verify_is_allowed()
+    until = (data or {}).get("locked_until")
+    seconds = max(1, math.ceil((until - timezone.now()).total_seconds())) if until else 1
+    return CODE_THROTTLED.format(wait=_how_long(seconds))
+
+
+def _how_long(seconds: int) -> str:
+    """ "1 second", "40 seconds", "3 minutes": seconds up to two minutes, whole minutes (rounded up) beyond."""
+    if seconds < 120:
+        return f"{seconds} second{'' if seconds == 1 else 's'}"
+    return lifetimes.in_words(timedelta(seconds=seconds))

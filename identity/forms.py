@@ -1,4 +1,6 @@
 from django import forms
+from django.utils.formats import date_format
+from django.utils.timezone import localtime
 
 
 class SignInForm(forms.Form):
@@ -12,11 +14,38 @@ class SignInForm(forms.Form):
     )
 
 
+# Where a typed code comes from, by factor, in the order the hint names them.
+CODE_SOURCES = {
+    "authenticator_app": "your authenticator app",
+    "phone": "the text or call you asked for",
+    "backup_code": "one of your backup codes",
+}
+
+
+def _device_choices(devices: dict) -> list[tuple[str, str]]:
+    """Each device as the person named it; two with one name are told apart by the day they were added."""
+    labels = {pid: getattr(device, "signin_label", device.name) for pid, device in devices.items()}
+    named = list(labels.values())
+    for pid, device in devices.items():
+        if named.count(labels[pid]) > 1 and getattr(device, "created_at", None):
+            labels[pid] += f" (added {date_format(localtime(device.created_at), 'j M Y, H:i')})"
+    return list(labels.items())
+
+
+def _code_hint(devices) -> str:
+    """Name only the sources of codes this person has."""
+    factors = {getattr(device, "factor_name", "") for device in devices}
+    sources = [text for factor, text in CODE_SOURCES.items() if factor in factors]
+    if not sources:
+        return ""
+    listed = sources[0] if len(sources) == 1 else ", ".join(sources[:-1]) + " or " + sources[-1]
+    return f"From {listed}."
+
+
 class SecondFactorForm(forms.Form):
     device = forms.ChoiceField(label="Device", widget=forms.RadioSelect)
     code = forms.CharField(
         label="Code",
-        help_text="From your authenticator app, or from the text or call you asked for.",
         max_length=32,
         widget=forms.TextInput(attrs={"autocomplete": "one-time-code", "autocapitalize": "none", "autofocus": True}),
     )
@@ -27,7 +56,8 @@ class SecondFactorForm(forms.Form):
         self.key_devices = [d for d in devices if not getattr(d, "accepts_typed_code", True)]
         devices = [d for d in devices if getattr(d, "accepts_typed_code", True)]
         self.devices = {device.persistent_id: device for device in devices}
-        self.fields["device"].choices = [(pid, device.name) for pid, device in self.devices.items()]
+        self.fields["device"].choices = _device_choices(self.devices)
+        self.fields["code"].help_text = _code_hint(self.devices.values())
         if len(self.devices) == 1:
             self.fields["device"].initial = next(iter(self.devices))
         # Devices that deliver codes on request (texts, calls) get "send me a code" buttons.

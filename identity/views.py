@@ -166,9 +166,10 @@ def _verify_form(request, user):
     device = form.chosen_device()
     outcome = services.verify_second_factor(user, device=device, code=form.cleaned_data["code"], ip=client_ip(request))
     if outcome == services.SecondFactorOutcome.WRONG:
-        form.add_error("code", errors.WRONG_CODE)
+        # An app moved to a new phone: the old phone's codes fail, and the person should hear why.
+        form.add_error("code", getattr(device, "replaced_note", "") or errors.WRONG_CODE)
     elif outcome == services.SecondFactorOutcome.THROTTLED:
-        form.add_error("code", errors.CODE_THROTTLED.format(seconds="a few"))
+        form.add_error("code", errors.code_throttled(device))
     elif outcome == services.SecondFactorOutcome.LOCKED:
         form.add_error(None, errors.ACCOUNT_LOCKED.format(help_desk=settings.HELP_DESK_CONTACT))
     return form, outcome, device

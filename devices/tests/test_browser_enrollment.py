@@ -65,7 +65,7 @@ def _wizard_to_activation(page, *, platform, visit):
     page.get_by_label("This number is correct").check()
     page.get_by_role("button", name="Continue").click()
 
-    _heading(page, "What kind of mobile phone is it?")
+    _heading(page, "What kind of phone is it?")
     visit("platform")
     page.get_by_label(platform).check()
     page.get_by_role("button", name="Continue").click()
@@ -105,19 +105,30 @@ def test_wizard_in_chromium_from_qr_code_to_signing_in_with_the_app(
     page = _page(browser, live_server, DESKTOP)
     axe = Accessibility()
 
+    progress = []
+
     def visit(name):
         axe.check(page, name)
         _shot(page, tmp_path, name)
+        if page.locator(".progress").count():
+            progress.append(page.locator(".progress").inner_text())
 
     page.goto("/")
     _heading(page, "Sign in")
     visit("sign-in")
     _sign_in_with_password(page, person, password)
 
-    _wizard_to_activation(page, platform="Android", visit=visit)
+    _wizard_to_activation(page, platform="Android phone", visit=visit)
     totp = _scan_and_activate(page, person)
     visit("success")
+    # The end of the wizard asks for a name, with a distinct default filled in.
+    expect(page.get_by_label("Device name")).to_have_value("Android phone")
+    page.get_by_label("Device name").fill("Ana's phone")
+    page.get_by_role("button", name="Save the name").click()
+    _heading(page, "My devices")
 
+    # Every step says where the person is, counted over the pages they actually see (no check of this number).
+    assert progress == [f"Step {n} of 5" + what for n, what in zip(range(1, 6), [" · Device type"] + 4 * [" · Mobile phone"])]
     registration = Registration.objects.get(user=person)
     assert registration.status == Registration.Status.ACTIVE
     assert (registration.kind, registration.platform) == (Registration.Kind.MOBILE, Registration.Platform.ANDROID)
@@ -130,7 +141,10 @@ def test_wizard_in_chromium_from_qr_code_to_signing_in_with_the_app(
     _sign_in_with_password(page, person, password)
     _heading(page, "Enter a code from your device")
     visit("second-factor")
-    page.get_by_role("radio", name="Android (mobile phone): app", exact=True).check()
+    # Named as the person named it; the hint names only what they have (an app: no texts or calls).
+    page.get_by_role("radio", name="Ana's phone", exact=True).check()
+    expect(page.get_by_text("From your authenticator app.")).to_be_visible()
+    expect(page.get_by_text("text or call")).to_have_count(0)
     # The current step's code was spent on activation and is never accepted twice (OTP-04);
     # the next step's code is within the one-step tolerance.
     page.get_by_label("Code", exact=True).fill(totp.at(time.time() + 30))
@@ -138,7 +152,7 @@ def test_wizard_in_chromium_from_qr_code_to_signing_in_with_the_app(
 
     _heading(page, "My devices")
     expect(page).to_have_url(re.compile(r"/devices/$"))
-    row = page.get_by_role("row").filter(has=page.get_by_role("rowheader", name="Android (mobile phone)", exact=True))
+    row = page.get_by_role("row").filter(has=page.get_by_role("rowheader", name="Ana's phone", exact=True))
     expect(row).to_have_count(1)
     expect(row).to_contain_text("Android")
     expect(row).to_contain_text("23")
@@ -227,6 +241,6 @@ def test_invalid_phone_number_is_announced_on_the_field(browser, live_server, ma
 
     field.fill("+1 (617) 555-0123")
     page.get_by_role("button", name="Continue").click()
-    _heading(page, "What kind of mobile phone is it?")
+    _heading(page, "What kind of phone is it?")
     registration.refresh_from_db()
     assert str(registration.phone_number) == "+16175550123"

@@ -135,7 +135,9 @@ def test_landline_enrolled_by_a_call_code_then_signing_in_with_a_call(
     visit("second-factor")
     # Only a phone to call: the page does not send the person looking for an app.
     expect(page.get_by_text("Ask for a code below, then type the 6-digit code we send to your phone.")).to_be_visible()
-    expect(page.get_by_text("authenticator app", exact=False)).to_have_count(1)  # the code field's hint
+    # The code field's hint names only what this person has: a call, no app.
+    expect(page.get_by_text("authenticator app", exact=False)).to_have_count(0)
+    expect(page.get_by_text("From the text or call you asked for.")).to_be_visible()
     expect(page.get_by_role("button", name=re.compile(r"^Text "))).to_have_count(0)
     page.get_by_role("button", name=f"Call {LANDLINE_MASKED}", exact=True).click()
     expect(page.get_by_text(f"We are calling {LANDLINE_MASKED} with a 6-digit code.")).to_be_visible()
@@ -195,7 +197,7 @@ def test_mobile_turns_on_codes_by_text_right_after_setup_on_a_phone_screen(
 
     page.get_by_role("link", name="Go to My devices").click()
     _heading(page, "My devices")
-    row = _row(page, "iPhone (mobile phone)")
+    row = _row(page, "iPhone")
     expect(row).to_contain_text("Authenticator app")
     expect(row).to_contain_text(f"Not yet by text or call to {MOBILE_MASKED}.")
     registration = Registration.objects.get(user=person)
@@ -222,7 +224,7 @@ def test_mobile_turns_on_codes_by_text_right_after_setup_on_a_phone_screen(
 
     _heading(page, "My devices")
     expect(page.get_by_text(f"Codes by text and call to {MOBILE_MASKED} are on.")).to_be_visible()
-    row = _row(page, "iPhone (mobile phone)")
+    row = _row(page, "iPhone")
     expect(row).to_contain_text("Authenticator app")
     expect(row).to_contain_text(f"Texts and calls to {MOBILE_MASKED}")
     expect(row.get_by_role("link", name=re.compile("Get codes by text or call"))).to_have_count(0)

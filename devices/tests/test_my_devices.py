@@ -66,9 +66,9 @@ def test_rename_changes_label_and_device_name_and_is_audited(client, person, pas
 @pytest.mark.parametrize(
     ("label", "message"),
     [
-        ("", "This field is required."),
-        ("    ", "This field is required."),
-        ("x" * 65, "Ensure this value has at most 64 characters"),
+        ("", errors.LABEL_INVALID),
+        ("    ", errors.LABEL_INVALID),
+        ("x" * 65, errors.LABEL_INVALID),
     ],
 )
 def test_rename_refuses_empty_or_too_long_names(client, person, password, two_devices, label, message):

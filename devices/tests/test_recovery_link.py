@@ -252,7 +252,7 @@ def test_bnd07_link_and_password_start_the_reactivation_confined_to_the_new_phon
     phone.refresh_from_db()
     second.refresh_from_db()
     assert phone.status == Registration.Status.REACTIVATING and phone.pending_app_device_id == new.pk
-    assert second.status == Registration.Status.ACTIVE and second.label == "Android (tablet)"
+    assert second.status == Registration.Status.ACTIVE and second.label == "Android tablet"
     assert not Registration.objects.filter(user=person, kind="tablet").exclude(pk=second.pk).exists()
     assert not events("backup_codes.generated").exists() and not events("device.reported_lost").exists()
     # Another of the person's devices is not open to this session either.

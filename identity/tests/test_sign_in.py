@@ -160,7 +160,8 @@ def test_back_off_refuses_even_a_good_code(client, enrolled_user, password, sett
     response = post_code(client, device, fresh_code(device))
 
     assert response.status_code == 200
-    assert errors.CODE_THROTTLED.format(seconds="a few") in response.content.decode()
+    # One message, saying how long: the hour of back-off in minutes.
+    assert errors.CODE_THROTTLED.format(wait="60 minutes") in response.content.decode()
     assert signed_in_user_id(client) is None
     device.refresh_from_db()
     assert device.last_t == last_t  # the good code was not looked at, so it is not used up
@@ -175,7 +176,10 @@ def test_back_off_lifts_after_the_delay(client, enrolled_user, password, setting
     with freeze_time() as frozen:
         post_password(client, enrolled_user, password)
         post_code(client, device, wrong_code(device))
-        assert errors.CODE_THROTTLED.format(seconds="a few") in post_code(client, device, "123456").content.decode()
+        page = post_code(client, device, "123456").content.decode()
+        # Right after a single miss: how long to wait (django-otp's first delay), not "too many wrong codes".
+        assert errors.CODE_THROTTLED.format(wait=f"{settings.OTP_TOTP_THROTTLE_FACTOR} second") in page
+        assert "Too many" not in page
         device.refresh_from_db()
         assert device.throttling_failure_count == 1  # refused unseen: the back-off did not grow
         frozen.tick(settings.OTP_TOTP_THROTTLE_FACTOR + 1)

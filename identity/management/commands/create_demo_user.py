@@ -1,8 +1,6 @@
-import secrets
-
 from django.core.management.base import BaseCommand
 
-from identity.models import User
+from .run_demo import reset_demo_account
 
 
 class Command(BaseCommand):
@@ -13,11 +11,6 @@ class Command(BaseCommand):
         parser.add_argument("--email", default="demo@example.org")
 
     def handle(self, *args, username, email, **options):
-        password = "-".join(secrets.token_hex(3) for _ in range(3))
-        user, created = User.objects.get_or_create(
-            username=username, defaults={"email": email, "first_name": "Demo", "last_name": "Person"}
-        )
-        user.set_password(password)
-        user.save()
+        _, password, created = reset_demo_account(username, email)
         verb = "Created" if created else "Reset the password of"
         self.stdout.write(f"{verb} the demo account.  Institution ID: {username}   Password: {password}")
