@@ -8,5 +8,5 @@ urlpatterns = [
     path("account/", include("identity.urls")),
     path("", include("devices.urls")),
     path("admin/", staff_admin_site.urls),
-    path("auth/v2/", include("vpn.urls")),
+    path("", include("vpn.urls")),
 ]
