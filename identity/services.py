@@ -78,7 +78,8 @@ def record_second_factor_failure(
     Must run inside the caller's transaction so the failure and its audit commit together. ``context`` is added
     to the audit details (the VPN names its integration). Returns the refreshed user.
     """
-    with transaction.atomic():
+    # No savepoint: inside the caller's transaction an error rolls back the whole attempt (fail closed).
+    with transaction.atomic(savepoint=False):
         user = _locked_row(user)
         user.second_factor_failures += 1
         fields = ["second_factor_failures"]
@@ -115,7 +116,8 @@ def record_second_factor_success(
     user: User, *, factor: str, ip: str | None, entry_point: str = "web", context: dict | None = None
 ) -> User:
     """Reset the consecutive-failure count and audit the success (``context`` joins the audit details)."""
-    with transaction.atomic():
+    # No savepoint: inside the caller's transaction an error rolls back the whole attempt (fail closed).
+    with transaction.atomic(savepoint=False):
         user = _locked_row(user)
         if user.second_factor_failures:
             user.second_factor_failures = 0
@@ -237,6 +239,7 @@ def verify_second_factor(
     """
     if device.user_id != user.pk or not device.confirmed:
         raise ValueError("device does not belong to this person")
+    device.refresh_from_db()
     return verify_typed_code(user, devices=[device], code=code, ip=ip, entry_point=entry_point, context=context)
 
 
@@ -253,11 +256,11 @@ def verify_typed_code(
     throttle state. The attempt counts once toward the lockout (OTP-01), under the person's row lock; each device
     consumes a code under its own lock (OTP-04). Returns a :class:`SecondFactorOutcome` value; every outcome is
     audited once, ``context`` joining the details. The caller must have checked the devices are the person's
-    confirmed ones.
+    confirmed ones, freshly read.
     """
     user = expire_lock_if_due(user)
     factor = factor_name(devices[0]) if len(devices) == 1 else "passcode"
-    with transaction.atomic():
+    with transaction.atomic(savepoint=False):
         user = _locked_row(user)
         if user.is_locked:
             audit.record(
@@ -269,7 +272,7 @@ def verify_typed_code(
             return SecondFactorOutcome.LOCKED
         tried, any_allowed = [], False
         for device in devices:
-            device.refresh_from_db()
+            # A first look at django-otp's back-off; the device checks it again under its own row lock.
             allowed, _ = device.verify_is_allowed()
             if not allowed:
                 continue
