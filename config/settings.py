@@ -43,6 +43,7 @@ INSTALLED_APPS = [
     "identity",
     "devices",
     "helpdesk",
+    "vpn",
 ]
 
 MIDDLEWARE = [
@@ -266,3 +267,12 @@ LOGGING = {
 # --- Error pages -----------------------------------------------------------------------------
 # A refused form (CSRF) gets the site's own page with a way back, not Django's bare one (config/error_pages.py).
 CSRF_FAILURE_VIEW = "config.error_pages.csrf_failure"
+
+# --- The VPN gate (vpn/) ----------------------------------------------------------------------
+# How far a signed Auth API request's Date may be from our clock (API-02).
+VPN_SIGNATURE_MAX_SKEW_SECONDS = env.int("VPN_SIGNATURE_MAX_SKEW_SECONDS", default=300)
+# How long an Access-Challenge State can be answered (API-05: at most 2 minutes).
+RADIUS_CHALLENGE_TTL_SECONDS = env.int("RADIUS_CHALLENGE_TTL_SECONDS", default=120)
+# "password": RADIUS checks the person's password and a code; "code_only": the VPN has checked the password against
+# the directory already and sends only the code (as Duo's proxy does), so the password hasher stays off this path.
+RADIUS_PASSWORD_MODE = env("RADIUS_PASSWORD_MODE", default="password")

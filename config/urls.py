@@ -8,6 +8,7 @@ urlpatterns = [
     path("account/", include("identity.urls")),
     path("", include("devices.urls")),
     path("admin/", staff_admin_site.urls),
+    path("", include("vpn.urls")),
 ]
 
 # The site's own error pages, in its layout (config/error_pages.py).

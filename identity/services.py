@@ -70,13 +70,16 @@ def expire_lock_if_due(user: User) -> User:
     return user
 
 
-def record_second_factor_failure(user: User, *, factor: str, ip: str | None, entry_point: str = "web") -> User:
+def record_second_factor_failure(
+    user: User, *, factor: str, ip: str | None, entry_point: str = "web", context: dict | None = None
+) -> User:
     """Count one failed second-factor attempt toward the lockout (OTP-01); lock at the threshold.
 
-    Must run inside the caller's transaction so the failure and its audit commit together.
-    Returns the refreshed user.
+    Must run inside the caller's transaction so the failure and its audit commit together. ``context`` is added
+    to the audit details (the VPN names its integration). Returns the refreshed user.
     """
-    with transaction.atomic():
+    # No savepoint: inside the caller's transaction an error rolls back the whole attempt (fail closed).
+    with transaction.atomic(savepoint=False):
         user = _locked_row(user)
         user.second_factor_failures += 1
         fields = ["second_factor_failures"]
@@ -85,7 +88,12 @@ def record_second_factor_failure(user: User, *, factor: str, ip: str | None, ent
             actor=user,
             subject=user,
             ip=ip,
-            details={"factor": factor, "entry_point": entry_point, "consecutive_failures": user.second_factor_failures},
+            details={
+                **(context or {}),
+                "factor": factor,
+                "entry_point": entry_point,
+                "consecutive_failures": user.second_factor_failures,
+            },
         )
         if user.second_factor_failures >= settings.LOCKOUT_THRESHOLD and user.locked_at is None:
             now = timezone.now()
@@ -104,9 +112,12 @@ def record_second_factor_failure(user: User, *, factor: str, ip: str | None, ent
     return user
 
 
-def record_second_factor_success(user: User, *, factor: str, ip: str | None, entry_point: str = "web") -> User:
-    """Reset the consecutive-failure count and audit the success."""
-    with transaction.atomic():
+def record_second_factor_success(
+    user: User, *, factor: str, ip: str | None, entry_point: str = "web", context: dict | None = None
+) -> User:
+    """Reset the consecutive-failure count and audit the success (``context`` joins the audit details)."""
+    # No savepoint: inside the caller's transaction an error rolls back the whole attempt (fail closed).
+    with transaction.atomic(savepoint=False):
         user = _locked_row(user)
         if user.second_factor_failures:
             user.second_factor_failures = 0
@@ -116,7 +127,7 @@ def record_second_factor_success(user: User, *, factor: str, ip: str | None, ent
             actor=user,
             subject=user,
             ip=ip,
-            details={"factor": factor, "entry_point": entry_point},
+            details={**(context or {}), "factor": factor, "entry_point": entry_point},
         )
     return user
 
@@ -216,35 +227,69 @@ def factor_name(device) -> str:
     return getattr(device, "factor_name", type(device)._meta.label_lower)
 
 
-def verify_second_factor(user: User, *, device, code: str, ip: str | None, entry_point: str = "web") -> str:
+def verify_second_factor(
+    user: User, *, device, code: str, ip: str | None, entry_point: str = "web", context: dict | None = None
+) -> str:
     """Check ``code`` against ``device`` only (OTP-03) and keep the lockout count (OTP-01).
 
     The caller must have checked that ``device`` is a confirmed device of ``user``.
     The person's row is locked first, so concurrent attempts are counted one by
     one; the device consumes the code under its own lock (OTP-04). Returns a
-    :class:`SecondFactorOutcome` value; every outcome is audited.
+    :class:`SecondFactorOutcome` value; every outcome is audited (``context`` joins the details).
     """
     if device.user_id != user.pk or not device.confirmed:
         raise ValueError("device does not belong to this person")
-    user = expire_lock_if_due(user)
     device.refresh_from_db()
-    with transaction.atomic():
+    return verify_typed_code(user, devices=[device], code=code, ip=ip, entry_point=entry_point, context=context)
+
+
+def _throttle_state(device) -> tuple:
+    return device.throttling_failure_count, device.throttling_failure_timestamp
+
+
+def verify_typed_code(
+    user: User, *, devices: list, code: str, ip: str | None, entry_point: str = "web", context: dict | None = None
+) -> str:
+    """Check a typed ``code`` against each of ``devices`` in turn, for entry points where nobody chose a device.
+
+    A good code for one device never throttles the others (OTP-03): the devices tried before it get back their
+    throttle state. The attempt counts once toward the lockout (OTP-01), under the person's row lock; each device
+    consumes a code under its own lock (OTP-04). Returns a :class:`SecondFactorOutcome` value; every outcome is
+    audited once, ``context`` joining the details. The caller must have checked the devices are the person's
+    confirmed ones, freshly read.
+    """
+    user = expire_lock_if_due(user)
+    factor = factor_name(devices[0]) if len(devices) == 1 else "passcode"
+    with transaction.atomic(savepoint=False):
         user = _locked_row(user)
         if user.is_locked:
             audit.record(
                 "signin.refused_locked",
                 subject=user,
                 ip=ip,
-                details={"factor": factor_name(device), "entry_point": entry_point},
+                details={**(context or {}), "factor": factor, "entry_point": entry_point},
             )
             return SecondFactorOutcome.LOCKED
-        allowed, _ = device.verify_is_allowed()
-        if not allowed:
-            # django-otp's back-off: the attempt is refused unseen, and still counts toward the lockout.
-            user = record_second_factor_failure(user, factor=factor_name(device), ip=ip, entry_point=entry_point)
-            return SecondFactorOutcome.LOCKED if user.is_locked else SecondFactorOutcome.THROTTLED
-        if device.verify_token(code):
-            record_second_factor_success(user, factor=factor_name(device), ip=ip, entry_point=entry_point)
-            return SecondFactorOutcome.OK
-        user = record_second_factor_failure(user, factor=factor_name(device), ip=ip, entry_point=entry_point)
-        return SecondFactorOutcome.LOCKED if user.is_locked else SecondFactorOutcome.WRONG
+        tried, any_allowed = [], False
+        for device in devices:
+            # A first look at django-otp's back-off; the device checks it again under its own row lock.
+            allowed, _ = device.verify_is_allowed()
+            if not allowed:
+                continue
+            any_allowed = True
+            before = _throttle_state(device)
+            if device.verify_token(code):
+                for other, (count, stamp) in tried:
+                    type(other).objects.filter(pk=other.pk).update(
+                        throttling_failure_count=count, throttling_failure_timestamp=stamp
+                    )
+                record_second_factor_success(
+                    user, factor=factor_name(device), ip=ip, entry_point=entry_point, context=context
+                )
+                return SecondFactorOutcome.OK
+            tried.append((device, before))
+        # django-otp's back-off refuses an attempt unseen; it still counts toward the lockout.
+        user = record_second_factor_failure(user, factor=factor, ip=ip, entry_point=entry_point, context=context)
+        if user.is_locked:
+            return SecondFactorOutcome.LOCKED
+        return SecondFactorOutcome.WRONG if any_allowed else SecondFactorOutcome.THROTTLED

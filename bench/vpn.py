@@ -1,0 +1,382 @@
+"""The VPN gate's hot path: signed ``/auth/v2/auth`` passcode checks, and RADIUS Access-Requests.
+
+One session, on one machine, with one load client design for every HTTP target:
+
+1. seed ``--people`` approved people, each with an authenticator app (the real models, secrets encrypted), and
+   an integration and a RADIUS client for 127.0.0.1;
+2. serve this project with gunicorn (``--workers`` x ``--threads``, gthread, as the anchors' floor) on PostgreSQL;
+3. ``--rounds`` x (correct codes for ``--duration`` s, wrong codes for ``--duration`` s) at ``--concurrency``
+   connections with the closed-loop client below: asyncio + httpx as the anchors' ``loadtest.py``, each request a
+   ``duo_client``-signed (v5) POST; correct = a distinct person with their current code (each person once per
+   30 s step), wrong = a code that is not theirs; medians of the rounds;
+4. with ``--anchors DIR`` (the bench anchors' folder, set up as its README says, scratch folders in the
+   environment variables it names), the same rounds for its bare-WSGI floor (``limit/run_limit.sh wsgi-gthread``)
+   and privacyIDEA 3.14 in its fastest configuration (cheap PIN hash, shared engine), in the same session;
+5. RADIUS: ``manage.py run_radius_server`` as a process and Debian's ``radclient -p CONCURRENCY`` over a file of
+   requests, in code-only mode (the VPN checked the password) and with ``password,code`` (Django's hasher).
+
+    DATABASE_URL=postgres://.../enr_bench python bench/vpn.py [--people 20000] [--anchors DIR]
+
+The database is migrated and its people, devices and audit log grow; give the benchmark a database of its own.
+"""
+
+import argparse
+import asyncio
+import base64
+import email.utils
+import json
+import os
+import re
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(BASE_DIR))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+
+import django  # noqa: E402
+
+django.setup()
+
+import logging  # noqa: E402
+
+logging.getLogger("httpx").setLevel(logging.WARNING)
+
+import httpx  # noqa: E402
+import pyotp  # noqa: E402
+from django.contrib.auth.hashers import make_password  # noqa: E402
+from django.core.management import call_command  # noqa: E402
+from django.db import connection  # noqa: E402
+from duo_client.client import Client as DuoClient  # noqa: E402
+from duo_client.client import sign  # noqa: E402
+
+from devices import crypto  # noqa: E402
+from devices.models import AuthenticatorAppDevice  # noqa: E402
+from identity.models import User  # noqa: E402
+from vpn import services  # noqa: E402
+from vpn.models import Integration, RadiusClient  # noqa: E402
+
+PREFIX = "vpnbench"
+PASSWORD = "bench password 1"  # noqa: S105
+
+
+# --- Seeding ---------------------------------------------------------------------------------------------
+
+
+def seed(people: int) -> dict[str, bytes]:
+    """``people`` approved people with a confirmed app each; returns username -> secret. Reuses earlier seeds."""
+    existing = dict(
+        AuthenticatorAppDevice.objects.filter(user__username__startswith=PREFIX).values_list(
+            "user__username", "encrypted_secret"
+        )
+    )
+    if len(existing) < people:
+        password = make_password(PASSWORD)
+        users = [
+            User(username=f"{PREFIX}{n:06d}", password=password, vpn_access=User.VpnAccess.APPROVED)
+            for n in range(len(existing), people)
+        ]
+        User.objects.bulk_create(users, batch_size=2000)
+        created = User.objects.filter(username__in=[u.username for u in users])
+        AuthenticatorAppDevice.objects.bulk_create(
+            [
+                AuthenticatorAppDevice(
+                    user=user, name="Phone", confirmed=True, encrypted_secret=crypto.encrypt(os.urandom(20))
+                )
+                for user in created
+            ],
+            batch_size=2000,
+        )
+        return seed(people)
+    return {name: crypto.decrypt(token) for name, token in sorted(existing.items())[:people]}
+
+
+def reset_counters() -> None:
+    """Between runs: no lockout or back-off left over from a wrong-code run."""
+    User.objects.filter(username__startswith=PREFIX).update(second_factor_failures=0, locked_at=None)
+    AuthenticatorAppDevice.objects.filter(user__username__startswith=PREFIX).update(
+        throttling_failure_count=0, throttling_failure_timestamp=None
+    )
+
+
+def integration_and_secret() -> tuple[str, str]:
+    Integration.objects.filter(name="bench").delete()
+    integration, secret = services.create_integration(name="bench", actor=None)
+    return integration.integration_key, secret
+
+
+def radius_client_secret() -> str:
+    RadiusClient.objects.filter(name="bench").delete()
+    _, secret = services.create_radius_client(name="bench", network="127.0.0.1/32", actor=None)
+    return secret
+
+
+# --- The load client (the anchors' loadtest.py loop, with Duo's signature) --------------------------------
+
+
+class Codes:
+    """Correct: a person not used yet in this 30 s step, with the current code. Wrong: a code shifted by 500000."""
+
+    def __init__(self, secrets_by_user: dict[str, bytes]):
+        self.users = sorted(secrets_by_user)
+        self.totp = {u: pyotp.TOTP(base64.b32encode(s).decode()) for u, s in secrets_by_user.items()}
+        self.step, self.next, self.wrong_i = None, 0, 0
+
+    def correct(self):
+        now = time.time()
+        step = int(now // 30)
+        if step != self.step:
+            self.step, self.next = step, 0
+        if self.next >= len(self.users):
+            return None, 30 - (now % 30) + 0.05
+        user = self.users[self.next]
+        self.next += 1
+        return (user, self.totp[user].at(now)), 0
+
+    def wrong(self):
+        user = self.users[self.wrong_i % len(self.users)]
+        self.wrong_i += 1
+        return user, f"{(int(self.totp[user].now()) + 500000) % 1000000:06d}"
+
+
+async def load(base: str, codes: Codes, *, mode: str, duration: float, concurrency: int, ikey: str, skey: str):
+    latencies, counts = [], {"accept": 0, "reject": 0, "error": 0, "starve": 0}
+    host = httpx.URL(base).host
+
+    async def worker(client, deadline):
+        while time.monotonic() < deadline:
+            if mode == "correct":
+                item, wait = codes.correct()
+                if item is None:
+                    counts["starve"] += 1
+                    await asyncio.sleep(min(wait, max(0.0, deadline - time.monotonic())))
+                    continue
+            else:
+                item = codes.wrong()
+            body = DuoClient.canon_json({"factor": "passcode", "username": item[0], "passcode": item[1]})
+            date = email.utils.formatdate()
+            authorization = sign(ikey, skey, "POST", host, "/auth/v2/auth", date, 5, {}, body=body)
+            headers = {"Authorization": authorization, "Date": date, "Content-Type": "application/json"}
+            started = time.perf_counter()
+            try:
+                response = await client.post("/auth/v2/auth", content=body, headers=headers)
+                elapsed = time.perf_counter() - started
+                result = response.json()["response"]["result"]
+                counts["accept" if result == "allow" else "reject"] += 1
+                latencies.append(elapsed)
+            except Exception:
+                counts["error"] += 1
+
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(base_url=base, timeout=30, limits=limits) as client:
+        started = time.monotonic()
+        await asyncio.gather(*(worker(client, started + duration) for _ in range(concurrency)))
+        elapsed = time.monotonic() - started
+    q = statistics.quantiles(latencies, n=100, method="inclusive") if len(latencies) >= 2 else [float("nan")] * 99
+    return {
+        "label": "ours",
+        "mode": mode,
+        "requests": len(latencies),
+        "rps": round(len(latencies) / elapsed, 2),
+        "p50_ms": round(q[49] * 1000, 2),
+        "p90_ms": round(q[89] * 1000, 2),
+        "p99_ms": round(q[98] * 1000, 2),
+        **counts,
+    }
+
+
+# --- Running things --------------------------------------------------------------------------------------
+
+
+def wait_for_http(url: str, seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            httpx.get(url, timeout=1)
+            return
+        except httpx.HTTPError:
+            time.sleep(0.3)
+    raise SystemExit(f"{url} did not answer")
+
+
+def run_ours(args, codes: Codes, ikey: str, skey: str) -> list[dict]:
+    base = f"http://127.0.0.1:{args.port}"
+    env = {**os.environ, "DEBUG": "false", "ALLOWED_HOSTS": "127.0.0.1", "DB_CONN_MAX_AGE": "600"}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "-w", str(args.workers), "-k", "gthread", "--threads", str(args.threads)]
+        + ["-b", f"127.0.0.1:{args.port}", "--log-level", "warning", "config.wsgi:application"],
+        cwd=BASE_DIR,
+        env=env,
+    )
+    try:
+        wait_for_http(base + "/auth/v2/ping")
+        asyncio.run(load(base, codes, mode="wrong", duration=3, concurrency=args.concurrency, ikey=ikey, skey=skey))
+        rows = []
+        for _ in range(args.rounds):
+            for mode in ("correct", "wrong"):
+                reset_counters()
+                row = asyncio.run(
+                    load(
+                        base,
+                        codes,
+                        mode=mode,
+                        duration=args.duration,
+                        concurrency=args.concurrency,
+                        ikey=ikey,
+                        skey=skey,
+                    )
+                )
+                print(json.dumps(row), flush=True)
+                rows.append(row)
+        return rows
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(30)
+
+
+def run_anchor(script: Path, label: str, env: dict, args) -> list[dict]:
+    env = {**os.environ, **env, "ROUNDS": str(args.rounds), "DURATION": str(args.duration)}
+    env["CONCURRENCY"] = str(args.concurrency)
+    out = subprocess.run(
+        ["bash", str(script), *([] if "peer" in label else ["wsgi-gthread"])],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    rows = []
+    for line in out.stdout.splitlines():
+        if line.startswith("{"):
+            row = json.loads(line)
+            row["label"] = label
+            print(json.dumps(row), flush=True)
+            rows.append(row)
+    if not rows:
+        print(f"{label}: no results\n{out.stderr[-2000:]}", file=sys.stderr)
+    return rows
+
+
+def radius_rate(args, codes: Codes, secret: str, *, mode: str, requests: int) -> dict:
+    """Access-Requests per second through radclient at the same concurrency (each a distinct person, good code)."""
+    port = args.port + 1
+    env = {**os.environ, "RADIUS_PASSWORD_MODE": mode}
+    server = subprocess.Popen(
+        [sys.executable, "manage.py", "run_radius_server", "--host", "127.0.0.1", "--port", str(port)],
+        cwd=BASE_DIR,
+        env=env,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert server.stdout.readline().strip() == "ready"
+        reset_counters()
+        now = time.time()
+        step_left = 30 - now % 30
+        if step_left < 8:
+            time.sleep(step_left + 0.1)
+            now = time.time()
+        users = codes.users[-requests:]  # the HTTP runs start from the front
+        with tempfile.NamedTemporaryFile("w", suffix=".radius", delete=False) as packets:
+            for user in users:
+                code = codes.totp[user].at(now)
+                value = code if mode == "code_only" else f"{PASSWORD},{code}"
+                packets.write(f'User-Name = "{user}"\nUser-Password = "{value}"\nMessage-Authenticator = 0x00\n\n')
+        started = time.perf_counter()
+        result = subprocess.run(
+            ["radclient", "-q", "-s", "-p", str(args.concurrency), "-t", "20", "-r", "1", "-f", packets.name]
+            + [f"127.0.0.1:{port}", "auth", secret],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        elapsed = time.perf_counter() - started
+        summary = {k.lower(): int(v) for k, v in re.findall(r"(Accepted|Rejected|Lost)\s*:\s*(\d+)", result.stdout)}
+        return {
+            "label": f"radius {mode}",
+            "requests": len(users),
+            **summary,
+            "rps": round(len(users) / elapsed, 2),
+        }
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(30)
+
+
+def medians(rows: list[dict], label: str, mode: str) -> dict | None:
+    chosen = [r for r in rows if r["label"] == label and r["mode"] == mode]
+    if not chosen:
+        return None
+    return {key: statistics.median(r[key] for r in chosen) for key in ("rps", "p50_ms", "p99_ms")} | {
+        "range": (min(r["rps"] for r in chosen), max(r["rps"] for r in chosen)),
+        "runs": len(chosen),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--people", type=int, default=20000)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--duration", type=float, default=20)
+    parser.add_argument("--concurrency", type=int, default=4)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=4)
+    parser.add_argument("--port", type=int, default=5010)
+    parser.add_argument("--anchors", type=Path, help="the bench anchors' folder (set up as its README says)")
+    parser.add_argument("--radius-requests", type=int, default=2000)
+    parser.add_argument("--radius-password-requests", type=int, default=40)
+    args = parser.parse_args()
+
+    if connection.vendor != "postgresql":
+        raise SystemExit("set DATABASE_URL to a PostgreSQL database of the benchmark's own")
+    call_command("migrate", verbosity=0)
+    codes = Codes(seed(args.people))
+    ikey, skey = integration_and_secret()
+    radius_secret = radius_client_secret()
+
+    rows = []
+    if args.anchors:
+        rows += run_anchor(args.anchors / "limit" / "run_limit.sh", "floor: bare WSGI", {}, args)
+    rows += run_ours(args, codes, ikey, skey)
+    if args.anchors:
+        peer_env = {"PI_ENGINE_REGISTRY": "shared"}
+        rows += run_anchor(
+            args.anchors / "peer-privacyidea" / "run_bench.sh", "peer: privacyIDEA fastest", peer_env, args
+        )
+    radius = [
+        radius_rate(args, codes, radius_secret, mode="code_only", requests=args.radius_requests),
+        radius_rate(args, codes, radius_secret, mode="password", requests=args.radius_password_requests),
+    ]
+
+    print("\n| target | case | req/s (median, range) | p50 ms | p99 ms |\n| --- | --- | --- | --- | --- |")
+    table = {}
+    for label in ("ours", "floor: bare WSGI", "peer: privacyIDEA fastest"):
+        for mode in ("correct", "wrong"):
+            m = medians(rows, label, mode)
+            if m:
+                table[(label, mode)] = m
+                low, high = m["range"]
+                print(
+                    f"| {label} | {mode} | {m['rps']:.1f} ({low:.1f}-{high:.1f}) | {m['p50_ms']:.1f} | {m['p99_ms']:.1f} |"
+                )
+    for mode in ("correct", "wrong"):
+        ours = table.get(("ours", mode))
+        for label in ("floor: bare WSGI", "peer: privacyIDEA fastest"):
+            other = table.get((label, mode))
+            if ours and other:
+                print(f"{mode}: ours / {label} = {ours['rps'] / other['rps']:.2f}")
+    for row in radius:
+        print(json.dumps(row))
+        ours = table.get(("ours", "correct"))
+        if ours:
+            print(
+                f"{row['label']}: {row['rps']} req/s = {row['rps'] / ours['rps']:.2f} x the HTTP path (correct codes)"
+            )
+
+
+if __name__ == "__main__":
+    main()

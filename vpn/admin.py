@@ -1,0 +1,118 @@
+"""Integrations and RADIUS clients in the staff admin, for superusers only. A secret is shown once, on the page
+that answers its creation or rotation, and never again (API-03). Every change goes through a service (audited)."""
+
+from django import forms
+from django.contrib import admin, messages
+from django.template.response import TemplateResponse
+
+from helpdesk.admin.site import site
+from identity.views import client_ip
+
+from . import services
+from .models import Integration, RadiusClient
+
+
+def _shown_once(request, obj, *, what: str, secret: str, key: str = ""):
+    response = TemplateResponse(
+        request,
+        "vpn/secret_shown_once.html",
+        {**site.each_context(request), "obj": obj, "what": what, "secret": secret, "key": key, "title": str(obj)},
+    )
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+class SuperuserOnly:
+    """Superusers only; the rotate action of both models (one row at a time, the secret shown once)."""
+
+    actions = ["rotate_secret"]
+    secret_name = "secret"
+
+    @admin.action(description="Rotate the secret of the selected row (the old one stops working at once)")
+    def rotate_secret(self, request, queryset):
+        if queryset.count() != 1:
+            self.message_user(request, "Rotate one at a time.", messages.ERROR)
+            return None
+        obj = queryset.get()
+        secret = self.rotate(obj, actor=request.user, ip=client_ip(request))
+        return _shown_once(request, obj, what=self.secret_name, secret=secret, key=getattr(obj, "integration_key", ""))
+
+    def has_module_permission(self, request):
+        return request.user.is_superuser
+
+    def has_view_permission(self, request, obj=None):
+        return request.user.is_superuser
+
+    def has_add_permission(self, request):
+        return request.user.is_superuser
+
+    def has_change_permission(self, request, obj=None):
+        return request.user.is_superuser
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+class IntegrationForm(forms.ModelForm):
+    class Meta:
+        model = Integration
+        fields = ("name", "allowed_networks", "enabled")
+
+
+@admin.register(Integration, site=site)
+class IntegrationAdmin(SuperuserOnly, admin.ModelAdmin):
+    form = IntegrationForm
+    list_display = ("name", "integration_key", "enabled", "allowed_networks", "created_at", "secret_rotated_at")
+    readonly_fields = ("integration_key", "created_by", "created_at", "secret_rotated_at")
+    rotate = staticmethod(services.rotate_integration_secret)
+    secret_name = "secret key"
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            services.update_integration(
+                obj,
+                name=obj.name,
+                allowed_networks=obj.allowed_networks,
+                enabled=obj.enabled,
+                actor=request.user,
+                ip=client_ip(request),
+            )
+        else:
+            created, request.vpn_secret = services.create_integration(
+                name=obj.name, allowed_networks=obj.allowed_networks, actor=request.user, ip=client_ip(request)
+            )
+            obj.pk = created.pk
+            obj.integration_key = created.integration_key
+
+    def response_add(self, request, obj, post_url_continue=None):
+        obj.refresh_from_db()
+        return _shown_once(request, obj, what="secret key", secret=request.vpn_secret, key=obj.integration_key)
+
+
+class RadiusClientForm(forms.ModelForm):
+    class Meta:
+        model = RadiusClient
+        fields = ("name", "network", "enabled")
+
+
+@admin.register(RadiusClient, site=site)
+class RadiusClientAdmin(SuperuserOnly, admin.ModelAdmin):
+    form = RadiusClientForm
+    list_display = ("name", "network", "enabled", "created_at", "secret_rotated_at")
+    readonly_fields = ("created_by", "created_at", "secret_rotated_at")
+    rotate = staticmethod(services.rotate_radius_secret)
+    secret_name = "shared secret"
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            services.update_radius_client(
+                obj, name=obj.name, network=obj.network, enabled=obj.enabled, actor=request.user, ip=client_ip(request)
+            )
+        else:
+            created, request.vpn_secret = services.create_radius_client(
+                name=obj.name, network=obj.network, actor=request.user, ip=client_ip(request)
+            )
+            obj.pk = created.pk
+
+    def response_add(self, request, obj, post_url_continue=None):
+        return _shown_once(request, obj, what="shared secret", secret=request.vpn_secret)

@@ -1,0 +1,107 @@
+"""Who may ask us about a person (integrations, RADIUS clients) and the short-lived state of those questions."""
+
+import ipaddress
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import models
+
+
+def parse_networks(text: str) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    """CIDRs separated by commas, spaces or lines; a bad one raises ``ValidationError`` naming it."""
+    networks = []
+    for part in text.replace(",", " ").split():
+        try:
+            networks.append(ipaddress.ip_network(part, strict=False))
+        except ValueError as error:
+            raise ValidationError(f"{part!r} is not a network (write it like 10.8.0.0/16).") from error
+    return networks
+
+
+def validate_networks(text: str) -> None:
+    parse_networks(text)
+
+
+class Integration(models.Model):
+    """A VPN or proxy allowed to call the Auth API (Duo's "integration").
+
+    The secret key is encrypted at rest with the factor keys (API-03) and shown once, when created or rotated.
+    ``allowed_networks`` empty means any client address.
+    """
+
+    name = models.CharField(max_length=100, unique=True)
+    integration_key = models.CharField(max_length=20, unique=True, editable=False)
+    encrypted_secret = models.TextField(editable=False)
+    enabled = models.BooleanField(default=True)
+    allowed_networks = models.TextField(
+        blank=True, validators=[validate_networks], help_text="CIDRs, one per line; empty allows any address."
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", editable=False
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    secret_rotated_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.integration_key})"
+
+
+class RadiusClient(models.Model):
+    """A RADIUS client (a VPN concentrator) by network, with its shared secret encrypted at rest (API-03)."""
+
+    name = models.CharField(max_length=100, unique=True)
+    network = models.CharField(max_length=64, validators=[validate_networks], help_text="e.g. 10.0.0.5/32")
+    encrypted_secret = models.TextField(editable=False)
+    enabled = models.BooleanField(default=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", editable=False
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    secret_rotated_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    class Meta:
+        verbose_name = "RADIUS client"
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.network})"
+
+
+class SeenSignature(models.Model):
+    """A signed request's signature, kept while its date is acceptable, so a replay is refused (API-02, REL-07)."""
+
+    integration = models.ForeignKey(Integration, on_delete=models.CASCADE, related_name="+")
+    digest = models.CharField(max_length=64)
+    seen_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["integration", "digest"], name="vpn_signature_once")]
+
+    def __str__(self) -> str:
+        return f"signature seen {self.seen_at:%Y-%m-%d %H:%M:%S}"
+
+
+class AuthTransaction(models.Model):
+    """The outcome of an ``auth`` call made with ``async=1``, read back by ``auth_status`` with its txid."""
+
+    txid = models.CharField(max_length=64, unique=True)
+    integration = models.ForeignKey(Integration, on_delete=models.CASCADE, related_name="+")
+    result = models.CharField(max_length=8)
+    status = models.CharField(max_length=32)
+    status_msg = models.CharField(max_length=200)
+    created_at = models.DateTimeField(db_index=True)
+
+    def __str__(self) -> str:
+        return f"async auth {self.result}"
+
+
+class RadiusChallenge(models.Model):
+    """The State of an Access-Challenge: random, single-use, bound to the person and the client (API-05)."""
+
+    state_hash = models.CharField(max_length=64, unique=True)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    client = models.ForeignKey(RadiusClient, on_delete=models.CASCADE, related_name="+")
+    expires_at = models.DateTimeField()
+    consumed_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"RADIUS challenge until {self.expires_at:%H:%M:%S}"

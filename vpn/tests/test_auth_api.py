@@ -1,0 +1,242 @@
+"""The Duo Auth API v2 as the unmodified ``duo_client`` package calls it, against the live server."""
+
+import json
+import threading
+import time
+from email.utils import formatdate
+
+import duo_client
+import psycopg
+import pytest
+from django.db import connection
+from django.test import Client as WebClient
+
+from conftest import PASSWORD, fresh_code
+from devices.models import OutboundMessage
+from identity.models import AuditEvent
+from identity.tests.helpers import SECOND_FACTOR, SIGN_IN, wrong_code
+from vpn import services
+
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+
+
+def app_device(person):
+    return person.registrations.get().app_device
+
+
+def fails(call) -> dict:
+    with pytest.raises(RuntimeError) as caught:
+        call()
+    data = caught.value.data
+    return {"status": caught.value.status, **(data if isinstance(data, dict) else json.loads(data))}
+
+
+def test_ping_and_check(duo):
+    assert abs(duo().ping()["time"] - time.time()) < 5
+    assert abs(duo().check()["time"] - time.time()) < 5
+
+
+def test_api01_older_clients_sign_with_v2(duo):
+    assert duo(sig_version=2).check()["time"]
+
+
+def test_logo_is_not_found_in_duos_shape(duo):
+    response, data = duo().api_call("GET", "/auth/v2/logo", {})
+    assert response.status == 404
+    assert json.loads(data) == {"stat": "FAIL", "code": 40401, "message": "Resource not found: no logo is configured"}
+
+
+def test_preauth_deny_enroll_and_auth(duo, make_user, approve, enroll):
+    assert duo().preauth(username="nobody")["result"] == "deny"
+    not_approved = make_user("waiting")
+    enroll(not_approved)
+    assert duo().preauth(username="waiting")["result"] == "deny"
+
+    no_device = make_user("newcomer")
+    approve(no_device)
+    answer = duo().preauth(username="newcomer")
+    assert answer["result"] == "enroll"
+    assert answer["enroll_portal_url"] == "http://localhost:8000/enroll/"
+
+    ready = make_user("ready")
+    enroll(ready, number="+16175550142")
+    approve(ready)
+    answer = duo().preauth(username="ready")
+    assert answer["result"] == "auth"
+    [device] = answer["devices"]
+    assert device["capabilities"] == ["mobile_otp"]
+    assert device["device"].startswith("DP") and len(device["device"]) == 20
+    assert "push" not in json.dumps(answer)
+    assert AuditEvent.objects.filter(action="vpn.preauth", subject=ready, ip="127.0.0.1").exists()
+
+
+def test_auth_by_passcode_allows_a_good_code_once(duo, vpn_person):
+    code = fresh_code(app_device(vpn_person))
+    answer = duo().auth(factor="passcode", username="vpnuser", passcode=code)
+    assert answer["result"] == "allow"
+    event = AuditEvent.objects.filter(action="signin.second_factor_ok", subject=vpn_person).get()
+    assert event.details["entry_point"] == "vpn"
+    assert event.details["integration"] == duo().ikey
+    assert event.ip == "127.0.0.1"
+    # OTP-04: the same code again is refused (a second later: the same request within the second is a replay).
+    time.sleep(1.1)
+    assert duo().auth(factor="passcode", username="vpnuser", passcode=code)["result"] == "deny"
+
+
+def test_auth_refuses_a_wrong_code_and_counts_it(duo, vpn_person):
+    answer = duo().auth(factor="passcode", username="vpnuser", passcode=wrong_code(app_device(vpn_person)))
+    assert answer == {"result": "deny", "status": "deny", "status_msg": services.DENIED}
+    vpn_person.refresh_from_db()
+    assert vpn_person.second_factor_failures == 1
+
+
+def test_otp04_a_code_used_on_the_web_is_refused_at_the_vpn(duo, vpn_person):
+    code = fresh_code(app_device(vpn_person))
+    web = WebClient()
+    web.post(SIGN_IN, {"username": "vpnuser", "password": PASSWORD})
+    web.post(SECOND_FACTOR, {"device": app_device(vpn_person).persistent_id, "code": code})
+    assert AuditEvent.objects.filter(action="signin.second_factor_ok", details__entry_point="web").exists()
+    assert duo().auth(factor="passcode", username="vpnuser", passcode=code)["result"] == "deny"
+
+
+def test_otp04_a_code_used_at_the_vpn_is_refused_on_the_web(duo, vpn_person):
+    code = fresh_code(app_device(vpn_person))
+    assert duo().auth(factor="passcode", username="vpnuser", passcode=code)["result"] == "allow"
+    web = WebClient()
+    web.post(SIGN_IN, {"username": "vpnuser", "password": PASSWORD})
+    response = web.post(SECOND_FACTOR, {"device": app_device(vpn_person).persistent_id, "code": code})
+    assert response.status_code == 200  # the form again, not a redirect into the site
+
+
+def test_async_auth_and_auth_status(duo, vpn_person):
+    code = fresh_code(app_device(vpn_person))
+    txid = duo().auth(factor="passcode", username="vpnuser", passcode=code, async_txn=True)["txid"]
+    status = duo().auth_status(txid)
+    assert status["success"] is True and status["waiting"] is False
+    other, _ = services.create_integration(name="other", actor=None)
+    assert fails(lambda: duo(ikey=other.integration_key, skey=_).auth_status(txid))["code"] == 40002
+
+
+def test_sms_and_phone_factors_queue_codes_in_the_outbox(duo, vpn_person, settings):
+    from devices.models import PhoneDevice
+
+    number = str(vpn_person.registrations.get().phone_number)
+    PhoneDevice.objects.create(user=vpn_person, name="Mobile", number=number, can_text=True, confirmed=True)
+    answer = duo().auth(factor="sms", username="vpnuser", device="auto")
+    assert answer["result"] == "deny" and answer["status"] == "sms_sent"
+    assert OutboundMessage.objects.filter(channel="sms", recipient=number).count() == 1
+    preauth = duo().preauth(username="vpnuser")
+    phone = next(d for d in preauth["devices"] if "phone" in d["capabilities"])
+    settings.PHONE_RESEND_SECONDS = 0
+    duo().auth(factor="phone", username="vpnuser", device=phone["device"])
+    assert OutboundMessage.objects.filter(channel="voice", recipient=number).count() == 1
+    # Nobody unknown gets anything sent, and the answer is the same.
+    assert duo().auth(factor="sms", username="nobody", device="auto") == answer
+
+
+def test_api04_every_refusal_looks_the_same(duo, vpn_person, make_user, enroll, approve, settings):
+    settings.LOCKOUT_THRESHOLD = 1
+    not_approved = make_user("notyet")
+    enroll(not_approved)
+    no_device = make_user("nodevice")
+    approve(no_device)
+    locked = make_user("locked")
+    enroll(locked)
+    approve(locked)
+    duo().auth(factor="passcode", username="locked", passcode=wrong_code(app_device(locked)))
+    locked.refresh_from_db()
+    assert locked.is_locked
+    answers = [
+        duo().auth(factor="passcode", username=name, passcode="123456")
+        for name in ("nobody", "notyet", "nodevice", "locked")
+    ]
+    answers.append(duo().auth(factor="passcode", username="vpnuser", passcode=wrong_code(app_device(vpn_person))))
+    assert all(answer == answers[0] for answer in answers)
+    assert answers[0]["result"] == "deny"
+
+
+def test_api01_a_bad_signature_is_refused(duo, integration):
+    error = fails(lambda: duo(skey="x" * 40).check())
+    assert (error["status"], error["code"]) == (401, 40103)
+    assert fails(lambda: duo(ikey="DI" + "X" * 18).check())["code"] == 40102
+    assert AuditEvent.objects.filter(action="vpn.api_refused", details__reason="bad signature").exists()
+
+
+def test_api02_an_old_date_is_refused(duo, monkeypatch):
+    monkeypatch.setattr("duo_client.client.email.utils.formatdate", lambda: formatdate(time.time() - 301))
+    error = fails(lambda: duo().check())
+    assert (error["status"], error["code"]) == (401, 40105)
+
+
+def test_api02_a_replayed_signature_is_refused(duo, vpn_person, monkeypatch):
+    sent = []
+    original = duo_client.client.Client._make_request
+
+    def replaying(self, method, uri, body, headers):
+        sent.append((method, uri, body, headers))
+        first = original(self, method, uri, body, headers)
+        second = original(self, method, uri, body, headers)
+        sent.append(second)
+        return first
+
+    monkeypatch.setattr(duo_client.client.Client, "_make_request", replaying)
+    code = fresh_code(app_device(vpn_person))
+    assert duo().auth(factor="passcode", username="vpnuser", passcode=code)["result"] == "allow"
+    response, data = sent[-1]
+    assert response.status == 401 and json.loads(data)["code"] == 40103
+    assert AuditEvent.objects.filter(action="vpn.api_refused", details__reason="replayed signature").exists()
+
+
+def test_api03_a_disabled_integration_is_refused(duo, integration):
+    services.update_integration(integration, name=integration.name, allowed_networks="", enabled=False, actor=None)
+    error = fails(lambda: duo().check())
+    assert (error["status"], error["code"]) == (403, 40301)
+
+
+def test_api03_an_address_outside_the_networks_is_refused(duo, integration):
+    services.update_integration(
+        integration, name=integration.name, allowed_networks="10.0.0.0/8", enabled=True, actor=None
+    )
+    assert fails(lambda: duo().check())["code"] == 40301
+    services.update_integration(
+        integration, name=integration.name, allowed_networks="127.0.0.0/8", enabled=True, actor=None
+    )
+    assert duo().check()["time"]
+
+
+def test_api07_an_unreadable_secret_refuses(duo, settings):
+    settings.FACTOR_ENCRYPTION_KEYS = ["2pZ0bSg0vJq3kq8uGdWc0d8Yw1j8H3m3o2Zt4c7m3eQ="]
+    assert fails(lambda: duo().check())["status"] == 401
+
+
+def test_api07_the_database_going_away_mid_request_denies(duo, vpn_person):
+    """The person's row is held by another connection; the server's connection is killed while it waits."""
+    code = fresh_code(app_device(vpn_person))
+    result = {}
+
+    def call():
+        try:
+            result["answer"] = duo().auth(factor="passcode", username="vpnuser", passcode=code)
+        except RuntimeError as error:
+            result["error"] = error
+
+    db = connection.settings_dict
+    with psycopg.connect(host=db["HOST"], port=db["PORT"], user=db["USER"], dbname=db["NAME"]) as holder:
+        holder.execute("SELECT id FROM identity_user WHERE id = %s FOR UPDATE", [vpn_person.pk])
+        thread = threading.Thread(target=call)
+        thread.start()
+        waiting = []
+        for _ in range(100):
+            holder.execute("SELECT pg_stat_clear_snapshot()")  # the view is otherwise frozen for the transaction
+            waiting = holder.execute(
+                "SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()"
+            ).fetchall()
+            if waiting:
+                break
+            time.sleep(0.05)
+        assert waiting, f"the server never waited for the row: {result}"
+        holder.execute("SELECT pg_terminate_backend(%s)", [waiting[0][0]])
+        holder.rollback()
+    thread.join(10)
+    assert "answer" not in result
+    assert result["error"].status == 500
