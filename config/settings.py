@@ -43,6 +43,7 @@ INSTALLED_APPS = [
     "identity",
     "devices",
     "helpdesk",
+    "reports",
 ]
 
 MIDDLEWARE = [
