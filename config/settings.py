@@ -263,3 +263,9 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
 }
+
+# --- Auditors' reports and the audit log's checkpoints (AC-11) ------------------------------
+# Signs the checkpoints of the audit chain that leave the database (a log line daily, the weekly auditor email).
+# Keep it out of the database's reach; without it, SECRET_KEY signs them.
+AUDIT_CHECKPOINT_KEY = env("AUDIT_CHECKPOINT_KEY", default=SECRET_KEY)
+CELERY_BEAT_SCHEDULE["audit-checkpoint"] = {"task": "reports.tasks.export_audit_checkpoint", "schedule": timedelta(hours=6)}

@@ -5,7 +5,7 @@ from django import forms
 from devices.models import Registration
 from identity.models import User
 
-from .selectors import FACTOR_LABELS, EnrollmentFilters, departments
+from .selectors import ACTION_GROUP_LABELS, FACTOR_LABELS, AuditFilters, EnrollmentFilters, departments
 
 _ANY = [("", "Any")]
 
@@ -53,4 +53,28 @@ class EnrollmentFilterForm(forms.Form):
             enrolled_from=data["enrolled_from"],
             enrolled_to=data["enrolled_to"],
             last_used_before=data["last_used_before"],
+        )
+
+
+class AuditFilterForm(forms.Form):
+    start = forms.DateField(label="From", required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    end = forms.DateField(label="Until", required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    group = forms.ChoiceField(label="Action group", required=False, choices=_ANY + list(ACTION_GROUP_LABELS.items()))
+    actor = forms.CharField(label="Actor (institution ID)", required=False, max_length=150)
+    subject = forms.CharField(label="Subject (institution ID)", required=False, max_length=150)
+
+    def clean(self):
+        data = super().clean()
+        if data.get("start") and data.get("end") and data["start"] > data["end"]:
+            raise forms.ValidationError("“From” must be on or before “Until”.")
+        return data
+
+    def filters(self) -> AuditFilters:
+        data = self.cleaned_data
+        return AuditFilters(
+            start=data["start"],
+            end=data["end"],
+            group=data["group"],
+            actor=data["actor"].strip(),
+            subject=data["subject"].strip(),
         )

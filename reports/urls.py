@@ -7,16 +7,19 @@ from . import views
 
 def urls_for(site) -> list:
     """URL patterns for ``site`` (the OTP-required staff admin); mounted under its prefix in config/urls.py."""
-    return [
-        path("", site.admin_view(views.index), {"site": site}, name="reports_index"),
-        path("enrollment/", site.admin_view(views.enrollment_report), {"site": site}, name="reports_enrollment"),
-        *(
-            path(
-                f"enrollment/export.{file_format}",
-                site.admin_view(views.enrollment_export),
-                {"site": site, "file_format": file_format},
-                name=f"reports_enrollment_{file_format}",
+    patterns = [path("", site.admin_view(views.index), {"site": site}, name="reports_index")]
+    for report in views.REPORTS.values():
+        kwargs = {"site": site, "report": report}
+        patterns.append(
+            path(f"{report.slug}/", site.admin_view(views.report_page), kwargs, name=f"reports_{report.slug}")
+        )
+        for file_format, _ in views.EXPORT_FORMATS:
+            patterns.append(
+                path(
+                    f"{report.slug}/export.{file_format}",
+                    site.admin_view(views.report_export),
+                    {**kwargs, "file_format": file_format},
+                    name=f"reports_{report.slug}_{file_format}",
+                )
             )
-            for file_format in ("csv", "xlsx")
-        ),
-    ]
+    return patterns

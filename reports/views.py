@@ -1,6 +1,8 @@
 """The auditors' pages in the staff admin. Thin: a form, a selector, an export writer, the audit service."""
 
 import tempfile
+from dataclasses import dataclass
+from typing import Any
 
 from django.http import FileResponse, HttpResponseNotAllowed, StreamingHttpResponse
 from django.shortcuts import render
@@ -11,10 +13,55 @@ from identity.views import client_ip
 from . import selectors, services
 from .access import auditor_required
 from .exports import csv_chunks, write_xlsx
-from .forms import EnrollmentFilterForm
+from .forms import AuditFilterForm, EnrollmentFilterForm
 
 PAGE_SIZE = 100
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+EXPORT_FORMATS = [("csv", "CSV"), ("xlsx", "Excel (XLSX)")]
+
+
+@dataclass(frozen=True)
+class Report:
+    """One report: its filter form, its columns, and the selectors that count and stream its rows."""
+
+    slug: str
+    title: str
+    template: str
+    form: type
+    columns: tuple
+    rows: Any  # rows(filters, limit=None, offset=0) -> iterator of tuples
+    count: Any  # count(filters) -> int
+    summary: Any  # summary(filters) -> dict for the page's template, with the rows' "count"
+
+
+def _enrollment_summary(totals) -> dict:
+    return {"totals": totals, "count": totals.people}
+
+
+ENROLLMENT = Report(
+    slug="enrollment",
+    title="Enrollment report",
+    template="reports/enrollment.html",
+    form=EnrollmentFilterForm,
+    columns=selectors.ENROLLMENT_COLUMNS,
+    rows=selectors.enrollment_rows,
+    count=lambda filters: selectors.enrollment_totals(filters).people,
+    summary=lambda filters: _enrollment_summary(selectors.enrollment_totals(filters)),
+)
+AUDIT_LOG = Report(
+    slug="audit",
+    title="Audit log report",
+    template="reports/audit.html",
+    form=AuditFilterForm,
+    columns=selectors.AUDIT_COLUMNS,
+    rows=selectors.audit_rows,
+    count=selectors.audit_count,
+    summary=lambda filters: {
+        "count": selectors.audit_count(filters),
+        "chain": selectors.audit_chain_status(filters),
+    },
+)
+REPORTS = {report.slug: report for report in (ENROLLMENT, AUDIT_LOG)}
 
 
 def _page_number(request) -> int:
@@ -29,67 +76,72 @@ def index(request, site):
     return render(request, "reports/index.html", {**site.each_context(request), "title": "Reports"})
 
 
+def _refused_filters(request, site, report: Report, form):
+    context = {**site.each_context(request), "title": report.title, "report": report, "form": form}
+    return render(request, report.template, context, status=400)
+
+
 @auditor_required
-def enrollment_report(request, site):
-    form = EnrollmentFilterForm(request.GET or None)
-    context = {**site.each_context(request), "title": "Enrollment report", "form": form}
-    if form.is_bound and not form.is_valid():
-        return render(request, "reports/enrollment.html", context, status=400)
-    filters = form.filters() if form.is_bound else selectors.EnrollmentFilters()
+def report_page(request, site, report: Report):
+    form = report.form(request.GET)  # no filters is a valid query: everyone
+    if not form.is_valid():
+        return _refused_filters(request, site, report, form)
+    filters = form.filters()
+    summary = report.summary(filters)
+    count = summary["count"]
     page = _page_number(request)
-    totals = selectors.enrollment_totals(filters)
-    rows = list(selectors.enrollment_rows(filters, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE))
+    rows = list(report.rows(filters, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE))
     query = request.GET.copy()
     query.pop("page", None)
-    context.update(
-        columns=selectors.ENROLLMENT_COLUMNS,
-        rows=rows,
-        totals=totals,
-        factor_labels=selectors.FACTOR_LABELS,
-        filters=filters.as_dict(),
-        page=page,
-        first_row=(page - 1) * PAGE_SIZE + 1,
-        last_row=(page - 1) * PAGE_SIZE + len(rows),
-        export_formats=[("csv", "CSV"), ("xlsx", "Excel (XLSX)")],
-        export_url_prefix="reports_enrollment_",
-        export_fields=[(name, value) for name in query for value in query.getlist(name)],
-        has_next=page * PAGE_SIZE < totals.people,
-        query=query.urlencode(),
-    )
-    return render(request, "reports/enrollment.html", context)
+    context = {
+        **site.each_context(request),
+        **summary,
+        "title": report.title,
+        "report": report,
+        "form": form,
+        "columns": report.columns,
+        "rows": rows,
+        "filters": filters.as_dict(),
+        "count": count,
+        "page": page,
+        "first_row": (page - 1) * PAGE_SIZE + 1,
+        "last_row": (page - 1) * PAGE_SIZE + len(rows),
+        "has_next": page * PAGE_SIZE < count,
+        "query": query.urlencode(),
+        "export_formats": EXPORT_FORMATS,
+        "export_url_prefix": f"reports_{report.slug}_",
+        "export_fields": [(name, value) for name in query for value in query.getlist(name)],
+    }
+    return render(request, report.template, context)
 
 
-def _filename(report: str, extension: str) -> str:
-    return f"{report}-{timezone.localtime():%Y%m%d-%H%M%S}.{extension}"
+def _filename(report: Report, extension: str) -> str:
+    return f"{report.slug}-{timezone.localtime():%Y%m%d-%H%M%S}.{extension}"
 
 
 @auditor_required
-def enrollment_export(request, site, file_format):
+def report_export(request, site, report: Report, file_format: str):
     if request.method != "POST":
         return HttpResponseNotAllowed(["POST"])
-    form = EnrollmentFilterForm(request.POST)
+    form = report.form(request.POST)
     if not form.is_valid():
-        context = {**site.each_context(request), "title": "Enrollment report", "form": form}
-        return render(request, "reports/enrollment.html", context, status=400)
+        return _refused_filters(request, site, report, form)
     filters = form.filters()
-    rows_expected = selectors.enrollment_totals(filters).people
     services.record_export(
         request.user,
-        report="enrollment",
+        report=report.slug,
         file_format=file_format,
         filters=filters.as_dict(),
-        rows=rows_expected,
+        rows=report.count(filters),
         ip=client_ip(request),
     )
-    rows = selectors.enrollment_rows(filters)
+    rows = report.rows(filters)
     if file_format == "csv":
-        response = StreamingHttpResponse(
-            csv_chunks(selectors.ENROLLMENT_COLUMNS, rows), content_type="text/csv; charset=utf-8"
-        )
-        response["Content-Disposition"] = f'attachment; filename="{_filename("enrollment", "csv")}"'
+        response = StreamingHttpResponse(csv_chunks(report.columns, rows), content_type="text/csv; charset=utf-8")
+        response["Content-Disposition"] = f'attachment; filename="{_filename(report, "csv")}"'
         return response
     # XlsxWriter needs a seekable file to zip; constant_memory keeps only one row in memory meanwhile.
     spool = tempfile.TemporaryFile()  # noqa: SIM115 (FileResponse closes it once sent)
-    write_xlsx(spool, selectors.ENROLLMENT_COLUMNS, rows, sheet_name="Enrollment")
+    write_xlsx(spool, report.columns, rows, sheet_name=report.title)
     spool.seek(0)
-    return FileResponse(spool, as_attachment=True, filename=_filename("enrollment", "xlsx"), content_type=XLSX)
+    return FileResponse(spool, as_attachment=True, filename=_filename(report, "xlsx"), content_type=XLSX)

@@ -117,3 +117,10 @@ def population(make_user, enroll, recording_gateway, django_capture_on_commit_ca
     reactivate(enroll(people.grace))
     people.approver = approver
     return people
+
+
+@pytest.fixture
+def auditor_client(client, auditor, sign_in):  # noqa: F811 (the fixture imported above)
+    """An auditor signed in with password and second factor, as the admin requires."""
+    sign_in(client, auditor)
+    return client

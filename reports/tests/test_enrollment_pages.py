@@ -26,12 +26,6 @@ XLSX_URL = "/admin/reports/enrollment/export.xlsx"
 HEADERS = [column.header for column in selectors.ENROLLMENT_COLUMNS]
 
 
-@pytest.fixture
-def auditor_client(client, auditor, sign_in):
-    sign_in(client, auditor)
-    return client
-
-
 def parse_csv(response) -> list[list[str]]:
     body = b"".join(response.streaming_content)
     assert body.startswith("\ufeff".encode())  # Excel reads UTF-8 only with the BOM
