@@ -268,4 +268,7 @@ LOGGING = {
 # Signs the checkpoints of the audit chain that leave the database (a log line daily, the weekly auditor email).
 # Keep it out of the database's reach; without it, SECRET_KEY signs them.
 AUDIT_CHECKPOINT_KEY = env("AUDIT_CHECKPOINT_KEY", default=SECRET_KEY)
+# The database role the app serves as (AC-10). Set it for `migrate`, run as the owner role: after migrating, the owner
+# grants this role read and write on the tables but only read and append on the audit log (identity/db_roles.py).
+DATABASE_APP_ROLE = env("DATABASE_APP_ROLE", default="")
 CELERY_BEAT_SCHEDULE["audit-checkpoint"] = {"task": "reports.tasks.export_audit_checkpoint", "schedule": timedelta(hours=6)}

@@ -5,7 +5,14 @@ from django import forms
 from devices.models import Registration
 from identity.models import User
 
-from .selectors import ACTION_GROUP_LABELS, FACTOR_LABELS, AuditFilters, EnrollmentFilters, departments
+from .selectors import (
+    ACTION_GROUP_LABELS,
+    FACTOR_LABELS,
+    AuditFilters,
+    DeskFilters,
+    EnrollmentFilters,
+    departments,
+)
 
 _ANY = [("", "Any")]
 
@@ -56,18 +63,21 @@ class EnrollmentFilterForm(forms.Form):
         )
 
 
-class AuditFilterForm(forms.Form):
+class DateRangeForm(forms.Form):
     start = forms.DateField(label="From", required=False, widget=forms.DateInput(attrs={"type": "date"}))
     end = forms.DateField(label="Until", required=False, widget=forms.DateInput(attrs={"type": "date"}))
-    group = forms.ChoiceField(label="Action group", required=False, choices=_ANY + list(ACTION_GROUP_LABELS.items()))
-    actor = forms.CharField(label="Actor (institution ID)", required=False, max_length=150)
-    subject = forms.CharField(label="Subject (institution ID)", required=False, max_length=150)
 
     def clean(self):
         data = super().clean()
         if data.get("start") and data.get("end") and data["start"] > data["end"]:
             raise forms.ValidationError("“From” must be on or before “Until”.")
         return data
+
+
+class AuditFilterForm(DateRangeForm):
+    group = forms.ChoiceField(label="Action group", required=False, choices=_ANY + list(ACTION_GROUP_LABELS.items()))
+    actor = forms.CharField(label="Actor (institution ID)", required=False, max_length=150)
+    subject = forms.CharField(label="Subject (institution ID)", required=False, max_length=150)
 
     def filters(self) -> AuditFilters:
         data = self.cleaned_data
@@ -78,3 +88,11 @@ class AuditFilterForm(forms.Form):
             actor=data["actor"].strip(),
             subject=data["subject"].strip(),
         )
+
+
+class DeskFilterForm(DateRangeForm):
+    agent = forms.CharField(label="Agent (institution ID)", required=False, max_length=150)
+
+    def filters(self) -> DeskFilters:
+        data = self.cleaned_data
+        return DeskFilters(start=data["start"], end=data["end"], agent=data["agent"].strip())

@@ -13,7 +13,7 @@ from identity.views import client_ip
 from . import selectors, services
 from .access import auditor_required
 from .exports import csv_chunks, write_xlsx
-from .forms import AuditFilterForm, EnrollmentFilterForm
+from .forms import AuditFilterForm, DeskFilterForm, EnrollmentFilterForm
 
 PAGE_SIZE = 100
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -36,6 +36,10 @@ class Report:
 
 def _enrollment_summary(totals) -> dict:
     return {"totals": totals, "count": totals.people}
+
+
+def _desk_summary(summary) -> dict:
+    return {**summary, "count": len(summary["per_agent"])}
 
 
 ENROLLMENT = Report(
@@ -61,7 +65,17 @@ AUDIT_LOG = Report(
         "chain": selectors.audit_chain_status(filters),
     },
 )
-REPORTS = {report.slug: report for report in (ENROLLMENT, AUDIT_LOG)}
+HELP_DESK = Report(
+    slug="helpdesk",
+    title="Help-desk activity",
+    template="reports/helpdesk.html",
+    form=DeskFilterForm,
+    columns=selectors.DESK_COLUMNS,
+    rows=selectors.desk_rows,
+    count=lambda filters: len(selectors.desk_activity(filters)),
+    summary=lambda filters: _desk_summary(selectors.desk_summary(filters)),
+)
+REPORTS = {report.slug: report for report in (ENROLLMENT, AUDIT_LOG, HELP_DESK)}
 
 
 def _page_number(request) -> int:
