@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -20,6 +21,11 @@ import pytest
 from django.conf import settings
 
 REQUIRE_SERVICES = os.environ.get("REQUIRE_SERVICES") == "1"
+# When the tests connect as the app's database role (AC-10, as .ci/run does), the test database's owner: it empties
+# the tables between transactional tests and plays the intruder in tamper tests. Unset, the tests' own role owns it.
+OWNER_DATABASE_URL = os.environ.get("TEST_OWNER_DATABASE_URL", "")
+# What refuses a change to the audit log first: the app's role lacks the privilege (AC-10); the owner meets the trigger.
+AUDIT_REFUSAL = "permission denied" if OWNER_DATABASE_URL else "append-only"
 CHROMIUM = "/usr/bin/chromium"
 PASSWORD = "correct horse battery staple 42"
 
@@ -66,12 +72,74 @@ def pytest_runtest_setup(item):
             pytest.skip(reason)
 
 
-@pytest.fixture(scope="session")
-def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix):
-    # Lets Django empty the append-only audit table between transactional tests (see identity 0003).
-    db = settings.DATABASES["default"]
-    if db["ENGINE"].endswith("postgresql"):
-        db.setdefault("OPTIONS", {})["options"] = "-c enrollment.allow_audit_truncate=on"
+@pytest.fixture(scope="session", autouse=True)
+def _flush_empties_the_audit_table_as_its_owner():
+    """Between transactional tests Django empties every table with TRUNCATE, which the audit table's trigger refuses
+    to every session (AC-08). The flush disables that trigger in its own transaction, which only the table's owner
+    can do: the test database's owner, never the app's role (AC-10)."""
+    from django.db.backends.postgresql.operations import DatabaseOperations
+
+    original = DatabaseOperations.execute_sql_flush
+    trigger = "ALTER TABLE identity_auditevent {} TRIGGER identity_auditevent_no_truncate"
+
+    def execute_sql_flush(self, sql_list):
+        if any("identity_auditevent" in sql for sql in sql_list):
+            sql_list = [trigger.format("DISABLE"), *sql_list, trigger.format("ENABLE")]
+        if not OWNER_DATABASE_URL:
+            return original(self, sql_list)
+        with owner_cursor() as cursor:
+            for statement in sql_list:
+                cursor.execute(statement)
+
+    DatabaseOperations.execute_sql_flush = execute_sql_flush
+    yield
+    DatabaseOperations.execute_sql_flush = original
+
+
+@contextmanager
+def owner_cursor():
+    """A cursor on a connection of its own as the test database's owner; its work commits when the block ends."""
+    if OWNER_DATABASE_URL:
+        import psycopg
+
+        with psycopg.connect(OWNER_DATABASE_URL) as owner, owner.cursor() as cursor:
+            yield cursor
+        return
+    from django.db import DEFAULT_DB_ALIAS, connections
+
+    other = connections.create_connection(DEFAULT_DB_ALIAS)
+    try:
+        with other.cursor() as cursor:  # autocommit: each statement commits
+            yield cursor
+    finally:
+        other.close()
+
+
+def tamper_audit_log(sql: str, params: list) -> None:
+    """Edit the audit log behind the application's back, as the tables' owner could (the app's role cannot, AC-10).
+
+    Needs the rows committed (a transactional test) when the tests run as the app's role.
+    """
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+        return
+    if OWNER_DATABASE_URL:
+        with owner_cursor() as cursor:
+            cursor.execute("ALTER TABLE identity_auditevent DISABLE TRIGGER USER")
+            cursor.execute(sql, params)
+            cursor.execute("ALTER TABLE identity_auditevent ENABLE TRIGGER USER")
+        return
+    with connection.cursor() as cursor:
+        # Rows inserted in this transaction still have deferred foreign-key checks queued, and
+        # PostgreSQL alters no table with pending trigger events: run those checks now.
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+        # Only the table owner can do this, and it rolls back with the test's transaction.
+        cursor.execute("ALTER TABLE identity_auditevent DISABLE TRIGGER USER")
+        cursor.execute(sql, params)
+        cursor.execute("ALTER TABLE identity_auditevent ENABLE TRIGGER USER")
 
 
 @pytest.fixture(autouse=True)

@@ -44,6 +44,7 @@ INSTALLED_APPS = [
     "devices",
     "helpdesk",
     "vpn",
+    "reports",
 ]
 
 MIDDLEWARE = [
@@ -276,3 +277,12 @@ RADIUS_CHALLENGE_TTL_SECONDS = env.int("RADIUS_CHALLENGE_TTL_SECONDS", default=1
 # "password": RADIUS checks the person's password and a code; "code_only": the VPN has checked the password against
 # the directory already and sends only the code (as Duo's proxy does), so the password hasher stays off this path.
 RADIUS_PASSWORD_MODE = env("RADIUS_PASSWORD_MODE", default="password")
+
+# --- Auditors' reports and the audit log's checkpoints (AC-11) ------------------------------
+# Signs the checkpoints of the audit chain that leave the database (a log line daily, the weekly auditor email).
+# Keep it out of the database's reach; without it, SECRET_KEY signs them.
+AUDIT_CHECKPOINT_KEY = env("AUDIT_CHECKPOINT_KEY", default=SECRET_KEY)
+# The database role the app serves as (AC-10). Set it for `migrate`, run as the owner role: after migrating, the owner
+# grants this role read and write on the tables but only read and append on the audit log (identity/db_roles.py).
+DATABASE_APP_ROLE = env("DATABASE_APP_ROLE", default="")
+CELERY_BEAT_SCHEDULE["audit-checkpoint"] = {"task": "reports.tasks.export_audit_checkpoint", "schedule": timedelta(hours=6)}

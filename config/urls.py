@@ -2,11 +2,13 @@ from django.urls import include, path
 
 from helpdesk.admin import site as staff_admin_site
 from identity.views import home
+from reports.urls import urls_for as report_urls
 
 urlpatterns = [
     path("", home, name="home"),
     path("account/", include("identity.urls")),
     path("", include("devices.urls")),
+    path("admin/reports/", include(report_urls(staff_admin_site))),
     path("admin/", staff_admin_site.urls),
     path("", include("vpn.urls")),
 ]

@@ -1,6 +1,7 @@
 """The one writer of the audit log, and the check of its hash chain (AC-06, AC-08, AC-09)."""
 
 import hashlib
+import hmac
 import json
 from dataclasses import dataclass
 
@@ -79,17 +80,98 @@ class ChainProblem:
     reason: str
 
 
-def verify_chain(batch_size: int = 2000) -> ChainProblem | None:
-    """Walk the whole log in order; return the first broken or missing row, or None."""
-    expected_sequence = 1
-    prev_hash = GENESIS_HASH
-    for event in AuditEvent.objects.order_by("sequence").iterator(chunk_size=batch_size):
+@dataclass(frozen=True)
+class Checkpoint:
+    """The chain's head at one moment, signed, to be kept outside the database (AC-11).
+
+    Whoever can rewrite the table can recompute every hash after the row they
+    changed, or cut the tail off; a checkpoint kept elsewhere still names the
+    hash row ``sequence`` had, so :func:`verify_chain` finds either.
+    """
+
+    sequence: int
+    hash: str
+    created_at: str
+    signature: str
+
+    def as_dict(self) -> dict:
+        return {
+            "sequence": self.sequence,
+            "hash": self.hash,
+            "created_at": self.created_at,
+            "signature": self.signature,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Checkpoint":
+        return cls(int(data["sequence"]), str(data["hash"]), str(data["created_at"]), str(data["signature"]))
+
+
+def _checkpoint_signature(sequence: int, hash_: str, created_at: str) -> str:
+    from django.conf import settings
+
+    message = f"{sequence}:{hash_}:{created_at}".encode()
+    return hmac.new(settings.AUDIT_CHECKPOINT_KEY.encode(), message, hashlib.sha256).hexdigest()
+
+
+def make_checkpoint() -> Checkpoint | None:
+    """Sign the chain's current head; None while the log is empty. Reads only."""
+    head = AuditEvent.objects.order_by("-sequence").only("sequence", "hash").first()
+    if head is None:
+        return None
+    created_at = timezone.now().isoformat()
+    return Checkpoint(head.sequence, head.hash, created_at, _checkpoint_signature(head.sequence, head.hash, created_at))
+
+
+def _check_checkpoints(checkpoints, last_sequence: int, hashes: dict[int, str]) -> ChainProblem | None:
+    for checkpoint in sorted(checkpoints, key=lambda c: c.sequence):
+        expected = _checkpoint_signature(checkpoint.sequence, checkpoint.hash, checkpoint.created_at)
+        if not hmac.compare_digest(expected, checkpoint.signature):
+            return ChainProblem(checkpoint.sequence, "checkpoint signature invalid: not one this system made")
+        if checkpoint.sequence > last_sequence:
+            return ChainProblem(
+                last_sequence + 1,
+                f"tail truncated: the log ends at #{last_sequence}, before checkpoint #{checkpoint.sequence}",
+            )
+        if hashes.get(checkpoint.sequence) != checkpoint.hash:
+            return ChainProblem(checkpoint.sequence, "tail rewritten: the row no longer matches its checkpoint")
+    return None
+
+
+def verify_chain(
+    batch_size: int = 2000, *, first: int | None = None, last: int | None = None, checkpoints=()
+) -> ChainProblem | None:
+    """Walk the log in order from ``first`` to ``last`` (the whole log by default); return the first problem or None.
+
+    Names the first missing (deleted) row, broken link or edited row. Each of
+    ``checkpoints`` (signed heads kept outside the database) must carry a valid
+    signature and still match its row, so a tail that was cut off or rewritten
+    with recomputed hashes is named too. Reads only.
+    """
+    first = max(first or 1, 1)
+    events = AuditEvent.objects.order_by("sequence").filter(sequence__gte=first)
+    if last is not None:
+        events = events.filter(sequence__lte=last)
+    if first == 1:
+        prev_hash = GENESIS_HASH
+    else:
+        before = AuditEvent.objects.filter(sequence=first - 1).values_list("hash", flat=True).first()
+        if before is None:
+            return ChainProblem(first - 1, "missing (deleted) row")
+        prev_hash = before
+    wanted = {c.sequence for c in checkpoints}
+    hashes: dict[int, str] = {}
+    expected_sequence = first
+    for event in events.iterator(chunk_size=batch_size):
         if event.sequence != expected_sequence:
             return ChainProblem(expected_sequence, "missing (deleted) row")
         if event.prev_hash != prev_hash:
             return ChainProblem(event.sequence, "previous-hash link broken")
         if event.hash != compute_hash(prev_hash, event):
             return ChainProblem(event.sequence, "row content edited")
+        if event.sequence in wanted:
+            hashes[event.sequence] = event.hash
         prev_hash = event.hash
         expected_sequence += 1
-    return None
+    in_range = [c for c in checkpoints if c.sequence >= first and (last is None or c.sequence <= last)]
+    return _check_checkpoints(in_range, expected_sequence - 1, hashes)

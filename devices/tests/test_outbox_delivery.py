@@ -8,6 +8,7 @@ from django.db import DEFAULT_DB_ALIAS, DatabaseError, connection, connections, 
 from django.utils import timezone
 from freezegun import freeze_time
 
+from conftest import owner_cursor
 from devices import outbox
 from devices.models import OutboundMessage
 from devices.tests.fakes import RecordingGateway
@@ -294,15 +295,13 @@ def test_rel08_a_prepared_claim_the_server_no_longer_accepts_is_mended_by_a_new_
     first, second = queued_sms(), queued_sms()
     outbox.deliver_message(first.pk)  # the claim is now prepared on this connection
     table = OutboundMessage._meta.db_table
-    other = connections.create_connection(DEFAULT_DB_ALIAS)
     try:
-        # A returned column changes type under the prepared statement, as a migration would change it.
-        with other.cursor() as cursor:
+        # A returned column changes type under the prepared statement, as a migration (the owner) would change it.
+        with owner_cursor() as cursor:
             cursor.execute(f"ALTER TABLE {table} ALTER COLUMN recipient TYPE varchar(300)")
         assert outbox.deliver_message(second.pk).message.status == Status.SENT
     finally:
-        with other.cursor() as cursor:
+        with owner_cursor() as cursor:
             cursor.execute(f"ALTER TABLE {table} ALTER COLUMN recipient TYPE varchar(254)")
-        other.close()
     second.refresh_from_db()
     assert (second.status, second.attempts) == (Status.SENT, 1)

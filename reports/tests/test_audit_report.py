@@ -1,0 +1,183 @@
+"""The audit log report: filters, sequence numbers, whether the chain verifies over the range shown (AC-09), its
+exports (AC-05, AC-06); and the signed checkpoints that anchor the chain outside the database (AC-11)."""
+
+import csv
+import io
+import json
+import logging
+from datetime import datetime, timedelta
+
+import pytest
+from django.core.management import CommandError, call_command
+from django.utils import timezone
+from freezegun import freeze_time
+
+from conftest import tamper_audit_log as _tamper
+from identity import audit
+from identity.models import AuditEvent
+from reports import selectors
+from reports.selectors import AuditFilters
+from reports.tasks import export_audit_checkpoint
+
+pytestmark = pytest.mark.django_db
+
+PAGE = "/admin/reports/audit/"
+DAY1 = datetime(2026, 3, 2, 10, 0, tzinfo=timezone.get_default_timezone())
+
+
+@pytest.fixture
+def history(make_user):
+    """Events on three days by two actors; the auditor's own sign-in comes later, on the day of the test."""
+    agent, ann, ben = make_user("agent7", is_staff=True), make_user("ann"), make_user("ben")
+    events = []
+    for day, (action, actor, subject, details) in enumerate(
+        [
+            ("signin.password_ok", ann, ann, {}),
+            ("device.bound", ann, ann, {"registration": 1, "phone": "+16175550177"}),
+            ("helpdesk.unlock", agent, ben, {"identity_check_method": "photo_id_in_person"}),
+            ("account.locked", None, ben, {}),
+            ("signin.second_factor_ok", ben, ben, {"factor": "phone"}),
+            ("report.exported", agent, None, {"report": "enrollment", "rows": 3}),
+        ]
+    ):
+        with freeze_time(DAY1 + timedelta(days=day // 2)):
+            events.append(audit.record(action, actor=actor, subject=subject, details=details))
+    return events
+
+
+def actions(filters: AuditFilters) -> list[str]:
+    return [row[3] for row in selectors.audit_rows(filters)]
+
+
+def test_filters_by_time_range_group_actor_and_subject(history):
+    day2 = DAY1.date() + timedelta(days=1)
+    assert actions(AuditFilters(start=day2, end=day2)) == ["helpdesk.unlock", "account.locked"]
+    assert actions(AuditFilters(group="signin")) == ["signin.password_ok", "signin.second_factor_ok"]
+    assert actions(AuditFilters(group="helpdesk")) == ["helpdesk.unlock"]
+    assert actions(AuditFilters(group="export")) == ["report.exported"]
+    assert actions(AuditFilters(group="lockout", subject="ben")) == ["account.locked"]
+    assert actions(AuditFilters(actor="agent7")) == ["helpdesk.unlock", "report.exported"]
+    for filters in (AuditFilters(), AuditFilters(group="enrollment"), AuditFilters(subject="ann", start=day2)):
+        assert selectors.audit_count(filters) == len(actions(filters))
+
+
+def test_each_row_has_its_sequence_and_masked_details(history):
+    rows = list(selectors.audit_rows(AuditFilters(subject="ann")))
+    assert [row[0] for row in rows] == [history[0].sequence, history[1].sequence]
+    assert rows[1][2] == "enrollment"
+    assert "+16175550177" not in rows[1][7] and "77" in rows[1][7]
+
+
+def test_the_page_says_the_chain_verifies_over_the_range_shown(auditor_client, history):
+    day = DAY1.date().isoformat()
+    page = auditor_client.get(PAGE, {"start": day, "end": day, "group": "signin"}).content.decode()
+
+    first, second = history[0].sequence, history[1].sequence
+    assert f"The hash chain verifies over events #{first} to #{second}" in page
+    assert "signin.password_ok" in page and "device.bound" not in page
+    assert 'id="total-events">1 events match' in page
+
+
+# The tables' owner edits committed rows. A superuser reads it: an earlier transactional test's flush took the groups.
+@pytest.mark.django_db(transaction=True)
+def test_ac09_the_page_names_the_edited_row(client, superuser, sign_in, history):
+    sign_in(client, superuser)
+    auditor_client = client
+    edited = history[2].sequence
+    _tamper("UPDATE identity_auditevent SET details = %s WHERE sequence = %s", ['{"n": 1}', edited])
+
+    page = auditor_client.get(PAGE).content.decode()
+    assert "does NOT verify" in page and f"row #{edited}, row content edited" in page
+    # A range after the edit still verifies on its own: the page says over which events it checked.
+    later = (DAY1.date() + timedelta(days=2)).isoformat()
+    page = auditor_client.get(PAGE, {"start": later, "end": later}).content.decode()
+    assert f"verifies over events #{history[4].sequence} to #{history[5].sequence}" in page
+
+
+def test_ac05_ac06_audit_log_csv_export(auditor_client, auditor, history):
+    day1 = DAY1.date().isoformat()
+    response = auditor_client.post("/admin/reports/audit/export.csv", {"group": "enrollment", "end": day1})
+    body = b"".join(response.streaming_content).decode("utf-8-sig")
+    header, *rows = list(csv.reader(io.StringIO(body)))
+
+    assert header == [column.header for column in selectors.AUDIT_COLUMNS]
+    assert [row[3] for row in rows] == ["device.bound"]
+    assert "+16175550177" not in body
+    assert not any(event.hash in body or event.prev_hash in body for event in AuditEvent.objects.all())
+    event = AuditEvent.objects.order_by("-sequence").first()
+    assert (event.action, event.actor, event.details["report"], event.details["rows"]) == (
+        "report.exported",
+        auditor,
+        "audit",
+        1,
+    )
+    assert event.details["filters"] == {"group": "enrollment", "end": day1}
+
+
+# --- AC-11: checkpoints outside the database ---------------------------------------------------------------
+
+
+def test_ac11_checkpoint_task_logs_a_signed_head(history, caplog):
+    with caplog.at_level(logging.INFO, logger="reports.audit_checkpoint"):
+        result = export_audit_checkpoint.delay().get()
+
+    head = AuditEvent.objects.order_by("-sequence").first()
+    assert (result["sequence"], result["hash"]) == (head.sequence, head.hash)
+    (line,) = [r.getMessage() for r in caplog.records if r.name == "reports.audit_checkpoint"]
+    logged = json.loads(line.removeprefix("audit checkpoint "))
+    assert logged == result
+    assert audit.verify_chain(checkpoints=[audit.Checkpoint.from_dict(logged)]) is None
+
+
+@pytest.mark.django_db(transaction=True)  # the tables' owner edits committed rows
+def test_ac11_truncated_tail_is_named_against_a_checkpoint(history):
+    checkpoint = audit.make_checkpoint()
+    _tamper("DELETE FROM identity_auditevent WHERE sequence >= 5", [])
+
+    assert audit.verify_chain() is None  # the chain alone cannot see a missing tail
+    problem = audit.verify_chain(checkpoints=[checkpoint])
+    assert problem.sequence == 5 and "truncated" in problem.reason and "#4" in problem.reason
+
+
+@pytest.mark.django_db(transaction=True)  # the tables' owner edits committed rows
+def test_ac11_rewritten_tail_with_recomputed_hashes_is_named(history):
+    checkpoint = audit.make_checkpoint()
+    # Rewrite row 5 and recompute its hash and the next row's link and hash: the chain itself is consistent again.
+    prev = AuditEvent.objects.get(sequence=4).hash
+    for event in AuditEvent.objects.filter(sequence__gte=5).order_by("sequence"):
+        if event.sequence == 5:
+            event.details = {"factor": "security_key"}
+        event.prev_hash = prev
+        event.hash = audit.compute_hash(prev, event)
+        _tamper(
+            "UPDATE identity_auditevent SET details = %s, prev_hash = %s, hash = %s WHERE sequence = %s",
+            [json.dumps(event.details), event.prev_hash, event.hash, event.sequence],
+        )
+        prev = event.hash
+
+    assert audit.verify_chain() is None
+    problem = audit.verify_chain(checkpoints=[checkpoint])
+    assert problem.sequence == 6 and "rewritten" in problem.reason
+
+
+def test_ac11_a_forged_checkpoint_is_refused(history, tmp_path):
+    real = audit.make_checkpoint()
+    forged = audit.Checkpoint(real.sequence + 5, "f" * 64, real.created_at, real.signature)
+    assert "signature" in audit.verify_chain(checkpoints=[forged]).reason
+
+    file = tmp_path / "checkpoints.jsonl"
+    file.write_text(json.dumps(real.as_dict()) + "\n")
+    call_command("verify_audit_log", checkpoints=str(file))
+    file.write_text(json.dumps(forged.as_dict()) + "\n")
+    with pytest.raises(CommandError, match="signature"):
+        call_command("verify_audit_log", checkpoints=str(file))
+
+
+def test_the_audit_rows_are_one_query_whatever_their_number(history, django_assert_max_num_queries):
+    with django_assert_max_num_queries(1):
+        few = list(selectors.audit_rows(AuditFilters(group="signin")))
+    for n in range(50):
+        audit.record("signin.password_ok", details={"n": n})
+    with django_assert_max_num_queries(1):
+        many = list(selectors.audit_rows(AuditFilters(group="signin")))
+    assert len(many) == len(few) + 50
