@@ -262,3 +262,11 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
 }
+
+# --- Help desk -----------------------------------------------------------------------------------------
+# How long a recorded identity check of a caller lets the same agent act for that person (BND-07).
+IDENTITY_CHECK_VALID_MINUTES = env.int("IDENTITY_CHECK_VALID_MINUTES", default=30)
+# How long a four-eyes request waits for a second agent (BND-08), and how recent an email change must be for a
+# recovery link to that address to need one (AC-04).
+APPROVAL_REQUEST_TTL_HOURS = env.int("APPROVAL_REQUEST_TTL_HOURS", default=24)
+RECENT_EMAIL_CHANGE_HOURS = env.int("RECENT_EMAIL_CHANGE_HOURS", default=24)

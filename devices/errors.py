@@ -63,3 +63,5 @@ ALREADY_BOUND = "This device was just set up by another request. Nothing more to
 NO_EMAIL_FOR_RECOVERY = "This person has no email address on record, so no link can be sent. Add one first."
 NO_APP_TO_RECOVER = "This person has no phone or tablet with an authenticator app to set up again."
 DESK_STAFF_ONLY_LINK = "Only help-desk staff can send a recovery link."
+BYPASS_COUNT = "Issue between 1 and 10 bypass codes."
+BYPASS_LIFETIME = "Bypass codes are valid for 15, 30 or 60 minutes."

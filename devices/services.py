@@ -30,7 +30,6 @@ from .kinds import KINDS, kind_of
 from .models import (
     ActivationLink,
     AuthenticatorAppDevice,
-    BackupCode,
     BackupCodeDevice,
     PhoneDevice,
     PhoneVerification,
@@ -810,6 +809,10 @@ NOTICES = {
     "device.reported_lost": "A device was reported lost and can no longer be used",
     "device.retired": "A device was removed from your account",
     "backup_codes.generated": "New backup codes were generated",
+    "bypass_codes.issued": "The help desk gave you one-time bypass codes to sign in",
+    "sessions.ended": "The help desk signed you out everywhere",
+    "person.details_changed": "The help desk changed your name, department or email address",
+    "person.email_changed": "The email address on your account was changed",
     "recovery.link_sent": "The help desk sent you a recovery link",
     "account.locked": "Your account was locked after too many wrong codes",
     "account.unlocked": "Your account was unlocked",
@@ -820,14 +823,16 @@ NOTICES = {
 }
 
 
-def notify_person(user, *, event: str, device_name: str = "") -> None:
+def notify_person(user, *, event: str, device_name: str = "", to: str = "") -> None:
     """Email the person about a change to their sign-in factors, through the outbox (BND-03, REL-10).
 
     Email is never a sign-in factor here, so it is always "another channel".
-    Call inside the transaction of the change. Nothing is queued for a person
-    without an email address.
+    Call inside the transaction of the change. ``to`` sends it to another of
+    the person's addresses (the old one, after an email change). Nothing is
+    queued for a person without an email address.
     """
-    if not user.email:
+    to = to or user.email
+    if not to:
         return
     body = render_to_string(
         "emails/security_notice.txt",
@@ -843,7 +848,7 @@ def notify_person(user, *, event: str, device_name: str = "") -> None:
     )
     outbox.queue_email(
         user=user,
-        to=user.email,
+        to=to,
         subject=f"{settings.INSTITUTION_NAME}: {NOTICES[event].lower()}",
         body=body,
         template=f"notice:{event}",
@@ -1211,8 +1216,7 @@ def generate_backup_codes(user, *, actor, verified_at: datetime | None, ip: str 
         User.objects.select_for_update().get(pk=user.pk)
         retired = BackupCodeDevice.objects.filter(user=user, confirmed=True).update(confirmed=False)
         device = BackupCodeDevice.objects.create(user=user, name="Backup codes", confirmed=True)
-        codes = [backup_codes.new_code() for _ in range(backup_codes.CODE_COUNT)]
-        BackupCode.objects.bulk_create(BackupCode(device=device, code_hash=backup_codes.hash_code(c)) for c in codes)
+        codes = backup_codes.store_new_codes(device)
         audit.record(
             "backup_codes.generated",
             actor=actor,
