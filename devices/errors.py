@@ -65,3 +65,7 @@ NO_APP_TO_RECOVER = "This person has no phone or tablet with an authenticator ap
 DESK_STAFF_ONLY_LINK = "Only help-desk staff can send a recovery link."
 BYPASS_COUNT = "Issue between 1 and 10 bypass codes."
 BYPASS_LIFETIME = "Bypass codes are valid for 15, 30 or 60 minutes."
+RECOVERY_NEEDS_APPROVER = (
+    "A recovery link to a staff account, or to an email changed in the last day, needs a second staff member's "
+    "approval."
+)

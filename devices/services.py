@@ -24,6 +24,7 @@ from django_otp import user_has_device
 from identity import audit
 from identity import errors as identity_errors
 from identity.models import User
+from identity.selectors import email_changed_recently, is_staff_account
 
 from . import crypto, errors, outbox, phone_codes
 from .kinds import KINDS, kind_of
@@ -1126,20 +1127,32 @@ class IdentityCheck:
 
 
 def send_reactivation_link(
-    user, *, sent_by, identity_check: IdentityCheck, registration: Registration | None = None, ip: str | None = None
+    user,
+    *,
+    sent_by,
+    identity_check: IdentityCheck,
+    registration: Registration | None = None,
+    approved_by=None,
+    ip: str | None = None,
 ) -> ActivationLink:
     """Email a person with no working factor a single-use link to put a new app in place of the old one.
 
     Requires a recorded identity check (BND-07); a staff member cannot send one
-    to themselves (BND-08). The link asks for the password, then starts a
-    reactivation of ``registration`` (default: the person's newest active app
-    device). Audits ``recovery.link_sent`` and emails it through the outbox.
+    to themselves (BND-08). A link to a staff account, or to an email changed in
+    the last RECENT_EMAIL_CHANGE_HOURS, needs ``approved_by``: a second staff
+    member, neither the sender nor the person (BND-08, AC-04). The link asks for
+    the password, then starts a reactivation of ``registration`` (default: the
+    person's newest active app device). Audits ``recovery.link_sent`` and emails
+    it through the outbox.
     """
     identity_check.validate()
     if sent_by is None or not sent_by.is_staff:
         raise ValidationError(errors.DESK_STAFF_ONLY_LINK, code="staff_only")
     if sent_by.pk == user.pk:
         raise ValidationError(errors.NOT_ON_OWN_ACCOUNT, code="own_account")
+    approver_ok = approved_by is not None and approved_by.is_staff and approved_by.pk not in (sent_by.pk, user.pk)
+    if not approver_ok and (is_staff_account(user) or email_changed_recently(user)):
+        raise ValidationError(errors.RECOVERY_NEEDS_APPROVER, code="needs_approver")
     if user.is_locked:
         # The link ends in a verified session: only the audited unlock (or its timer) reopens the account (OTP-01).
         raise ValidationError(errors.ACCOUNT_LOCKED_FOR_RECOVERY, code="locked")
@@ -1195,7 +1208,8 @@ def send_reactivation_link(
                 "link": link.pk,
                 "identity_check": identity_check.method,
                 "reference": identity_check.reference,
-            },
+            }
+            | ({"approved_by": approved_by.pk} if approver_ok else {}),
         )
     return link
 

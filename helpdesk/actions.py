@@ -16,6 +16,7 @@ from devices.forms import SecurityKeyRegistrationForm
 from devices.models import Registration
 from identity import services as identity_services
 from identity.models import User
+from identity.selectors import is_staff_account
 
 from . import errors, services
 
@@ -82,54 +83,61 @@ def _registration(person: User, registration: str) -> Registration:
 
 # The desk's identity check stands in for the person's own recent second factor (BND-01): the agent has just
 # made sure who is asking, within IDENTITY_CHECK_VALID_MINUTES.
-def _unlock(person, *, actor, identity_check, ip, reason):
+def _unlock(person, *, actor, identity_check, ip, requested_by, reason):
     identity_services.unlock_user(person, actor=actor, reason=reason, ip=ip)
     return Outcome("Unlocked. The person can sign in again and was told by email.")
 
 
-def _retire(person, *, actor, identity_check, ip, registration, reason):
+def _retire(person, *, actor, identity_check, ip, requested_by, registration, reason):
     device_services.retire_registration(
         _registration(person, registration), actor=actor, verified_at=timezone.now(), reason=reason, ip=ip
     )
     return Outcome("The device was removed; the person was told by email.")
 
 
-def _report_lost(person, *, actor, identity_check, ip, registration):
+def _report_lost(person, *, actor, identity_check, ip, requested_by, registration):
     device_services.report_lost(_registration(person, registration), actor=actor, verified_at=timezone.now(), ip=ip)
     return Outcome("The device was reported lost and no longer works; the person was told by email.")
 
 
-def _recovery_link(person, *, actor, identity_check, ip):
-    device_services.send_reactivation_link(person, sent_by=actor, identity_check=identity_check.as_value(), ip=ip)
+def _recovery_link(person, *, actor, identity_check, ip, requested_by):
+    # After four-eyes the requester sends it and the agent who approved (and runs it) is the second approver.
+    device_services.send_reactivation_link(
+        person,
+        sent_by=requested_by or actor,
+        approved_by=actor if requested_by else None,
+        identity_check=identity_check.as_value(),
+        ip=ip,
+    )
     return Outcome(f"A recovery link is on its way to {person.email}.")
 
 
-def _bypass(person, *, actor, identity_check, ip, count, valid_minutes):
+def _bypass(person, *, actor, identity_check, ip, requested_by, count, valid_minutes):
     codes = bypass_codes.issue_bypass_codes(person, actor=actor, count=count, valid_minutes=valid_minutes, ip=ip)
     return Outcome(f"{count} bypass code(s) issued, valid for {valid_minutes} minutes.", codes=codes)
 
 
-def _sign_out(person, *, actor, identity_check, ip, reason):
+def _sign_out(person, *, actor, identity_check, ip, requested_by, reason):
     count = services.end_sessions(person, actor=actor, reason=reason, ip=ip)
     return Outcome(f"Signed out everywhere ({count} session(s) ended); the person was told by email.")
 
 
-def _approve_vpn(person, *, actor, identity_check, ip, reason):
+def _approve_vpn(person, *, actor, identity_check, ip, requested_by, reason):
     identity_services.approve_vpn_access(person, actor=actor, reason=reason, ip=ip)
     return Outcome("VPN access approved; the person was told by email.")
 
 
-def _revoke_vpn(person, *, actor, identity_check, ip, reason):
+def _revoke_vpn(person, *, actor, identity_check, ip, requested_by, reason):
     identity_services.revoke_vpn_access(person, actor=actor, reason=reason, ip=ip)
     return Outcome("VPN access ended; the person was told by email.")
 
 
-def _details(person, *, actor, identity_check, ip, reason, **values):
+def _details(person, *, actor, identity_check, ip, requested_by, reason, **values):
     services.change_person_details(person, actor=actor, reason=reason, ip=ip, **values)
     return Outcome("Details changed; the person was told by email (and at the old address, for a new email).")
 
 
-def _register_key(person, *, actor, identity_check, ip, label, credential, challenge):
+def _register_key(person, *, actor, identity_check, ip, requested_by, label, credential, challenge):
     registration = security_keys.register_security_key_at_desk(
         person, staff=actor, response_json=credential, challenge=challenge, label=label, ip=ip
     )
@@ -251,7 +259,7 @@ ACTIONS = {
             "registered it. Insert the key into this computer, name it, press the button, and have the person "
             "touch the key when it blinks.",
             SecurityKeyRegistrationForm,
-            lambda p: not services.is_staff_account(p),
+            lambda p: not is_staff_account(p),
             _register_key,
             live=True,
         ),

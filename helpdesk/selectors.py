@@ -73,3 +73,10 @@ def matching_people(queryset: QuerySet[User], term: str) -> tuple[QuerySet[User]
         condition |= Q(first_name__istartswith=words[0], last_name__istartswith=words[-1])
     condition |= Q(last_name__istartswith=term) | Q(first_name__istartswith=term) | Q(email__istartswith=term)
     return queryset.filter(condition), False
+
+
+def open_case_of(person: User, case_id: str) -> Case | None:
+    """The person's case ``case_id`` (as typed in a URL) if it is still open, else None."""
+    if not case_id.isdigit():
+        return None
+    return Case.objects.filter(person=person, pk=case_id).exclude(status=Case.Status.CLOSED).first()

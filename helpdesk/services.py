@@ -21,13 +21,11 @@ from django.utils import timezone
 from devices.services import notify_person
 from identity import audit
 from identity import session as signin_session
-from identity.models import AuditEvent, User
+from identity.models import User
+from identity.selectors import email_changed_recently, is_staff_account
 
 from . import errors
 from .models import ApprovalRequest, Case, CaseNote, IdentityCheck
-
-STAFF_GROUPS = ("Help desk", "Auditor")
-
 
 # --- Identity checks (BND-07) -------------------------------------------------------------------------
 
@@ -71,15 +69,6 @@ def current_identity_check(person: User, *, agent: User) -> IdentityCheck | None
 
 
 # --- Who needs a second approver (BND-08, AC-04) --------------------------------------------------------
-
-
-def is_staff_account(person: User) -> bool:
-    return person.is_staff or person.is_superuser or person.groups.filter(name__in=STAFF_GROUPS).exists()
-
-
-def email_changed_recently(person: User) -> bool:
-    since = timezone.now() - timedelta(hours=settings.RECENT_EMAIL_CHANGE_HOURS)
-    return AuditEvent.objects.filter(subject=person, action="person.email_changed", created_at__gte=since).exists()
 
 
 def why_second_approver(person: User, *, action: str) -> str:
@@ -162,7 +151,10 @@ def _run(action, person, *, actor, identity_check, case, params, ip, request=Non
     from .actions import ACTIONS
 
     with transaction.atomic():
-        outcome = ACTIONS[action].run(person, actor=actor, identity_check=identity_check, ip=ip, **params)
+        requested_by = request.requested_by if request is not None else None
+        outcome = ACTIONS[action].run(
+            person, actor=actor, identity_check=identity_check, ip=ip, requested_by=requested_by, **params
+        )
         details = {"action": action, "check": identity_check.pk, "method": identity_check.method}
         details["reference"] = identity_check.reference
         if case is not None:

@@ -128,6 +128,7 @@ class PersonAdmin(ReadOnlyAdmin):
                 can_work_cases=request.user.has_perm("helpdesk.work_cases") and person.pk != request.user.pk,
                 can_check=request.user.has_perm("helpdesk.record_identity_check") and person.pk != request.user.pk,
                 needs_approval=services.why_second_approver(person, action=""),
+                from_case=selectors.open_case_of(person, request.GET.get("case", "")),
             )
         return super().change_view(request, object_id, form_url, extra)
 

@@ -219,11 +219,19 @@ def test_bnd08_request_expires_after_a_day(staff_member, second_agent, superuser
         services.approve_request(outcome.request, approver=second_agent)
 
 
-def test_bnd08_recovery_link_to_a_staff_account_needs_a_second_agent(staff_member, second_agent, check_for):
+def test_bnd08_recovery_link_to_a_staff_account_needs_a_second_agent(
+    staff_member, second_agent, superuser, check_for
+):
     check = check_for(second_agent, staff_member)
     outcome = services.perform("send_recovery_link", second_agent, actor=staff_member, identity_check=check, params={})
     assert outcome.request is not None
     assert not notices(second_agent, "recovery_link").exists()
+
+    services.approve_request(outcome.request, approver=superuser)
+
+    assert notices(second_agent, "recovery_link").count() == 1
+    [sent] = events("recovery.link_sent", subject=second_agent)
+    assert (sent.actor, sent.details["approved_by"]) == (staff_member, superuser.pk)
 
 
 # --- Each action: runs, audits with its check and case, notifies (BND-03, AC-06) -------------------------------------
