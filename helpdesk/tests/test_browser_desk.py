@@ -76,3 +76,59 @@ def test_bnd10_bnd07_agent_issues_bypass_codes_and_the_person_signs_in_with_one(
     desk = AuditEvent.objects.get(action="helpdesk.action", subject=caller)
     assert desk.details["reference"] == "INC-4242" and desk.details["action"] == "issue_bypass_codes"
     axe.assert_clean()
+
+
+def test_bnd07_desk_registers_a_security_key_in_chromium_and_the_person_signs_in_with_it(
+    live_server, settings, staff_member, caller, password
+):
+    """Chromium's virtual authenticator plays the person's key, plugged into the desk computer."""
+    site = live_server.url.replace("127.0.0.1", "localhost")  # WebAuthn needs a domain name
+    settings.WEBAUTHN_RP_ID = "localhost"
+    settings.WEBAUTHN_ORIGINS = [site]
+    axe = Accessibility()
+    agent_device = staff_member.registrations.get().app_device
+    with chromium() as browser:
+        context = browser.new_context(base_url=site, **DESKTOP)
+        context.set_default_timeout(15_000)
+        page = context.new_page()
+        cdp = context.new_cdp_session(page)
+        cdp.send("WebAuthn.enable")
+        cdp.send(
+            "WebAuthn.addVirtualAuthenticator",
+            {
+                "options": {
+                    "protocol": "ctap2",
+                    "transport": "usb",
+                    "hasResidentKey": False,
+                    "hasUserVerification": True,
+                    "isUserVerified": True,
+                }
+            },
+        )
+        page.goto("/admin/")
+        _sign_in(page, staff_member, password, fresh_code(agent_device))
+        page.goto(f"/admin/identity/user/{caller.pk}/change/")
+        page.get_by_role("link", name="Register a security key").click()
+        page.get_by_label("Photo ID checked in person").check()
+        page.get_by_label("Ticket or case reference").fill("INC-5150")
+        page.get_by_role("button", name="Record the check").click()
+        axe.check(page, "register a security key")
+        page.get_by_label("Name this key").fill("Green key")
+        page.get_by_role("button", name="Yes, register a security key").click()
+        expect(page.get_by_text("Security key “Green key” registered")).to_be_visible()
+
+        # The person takes the key to their own computer (the same virtual key, in a new session).
+        page.context.clear_cookies()
+        page.goto("/account/sign-in/")
+        page.get_by_label("Institution ID").fill(caller.username)
+        page.get_by_label("Password").fill(password)
+        page.get_by_role("button", name="Sign in").click()
+        page.get_by_role("button", name="Use your security key").click()
+        expect(page.get_by_role("heading", level=1)).to_have_text("My devices")
+
+    key = caller.registrations.get(kind="security_key").security_key_device
+    assert key.registered_by == staff_member
+    assert AuditEvent.objects.filter(
+        action="signin.second_factor_ok", subject=caller, details__factor="security_key"
+    ).exists()
+    axe.assert_clean()
