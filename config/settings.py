@@ -286,3 +286,11 @@ AUDIT_CHECKPOINT_KEY = env("AUDIT_CHECKPOINT_KEY", default=SECRET_KEY)
 # grants this role read and write on the tables but only read and append on the audit log (identity/db_roles.py).
 DATABASE_APP_ROLE = env("DATABASE_APP_ROLE", default="")
 CELERY_BEAT_SCHEDULE["audit-checkpoint"] = {"task": "reports.tasks.export_audit_checkpoint", "schedule": timedelta(hours=6)}
+
+# --- Help desk -----------------------------------------------------------------------------------------
+# How long a recorded identity check of a caller lets the same agent act for that person (BND-07).
+IDENTITY_CHECK_VALID_MINUTES = env.int("IDENTITY_CHECK_VALID_MINUTES", default=30)
+# How long a four-eyes request waits for a second agent (BND-08), and how recent an email change must be for a
+# recovery link to that address to need one (AC-04).
+APPROVAL_REQUEST_TTL_HOURS = env.int("APPROVAL_REQUEST_TTL_HOURS", default=24)
+RECENT_EMAIL_CHANGE_HOURS = env.int("RECENT_EMAIL_CHANGE_HOURS", default=24)

@@ -1,4 +1,5 @@
-"""Backup codes: 80 random bits each, only a keyed hash stored, single-use (BND-06, OTP-10)."""
+"""Backup codes and help-desk bypass codes: 80 random bits each, only a keyed hash stored, single-use (BND-06,
+BND-10, OTP-10)."""
 
 import base64
 import hashlib
@@ -8,8 +9,6 @@ import secrets
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
-
-from .models import BackupCode
 
 CODE_COUNT = 10
 CODE_BYTES = 10  # 80 bits
@@ -34,8 +33,16 @@ def hash_code(code: str, key: bytes | None = None) -> str:
     return hmac.new(key or _hash_keys()[0], normalize(code).encode(), hashlib.sha256).hexdigest()
 
 
+def store_new_codes(device, count: int = CODE_COUNT) -> list[str]:
+    """Make ``count`` codes for ``device``'s set, store only their keyed hashes, return them in clear (once)."""
+    codes = [new_code() for _ in range(count)]
+    code_model = device.codes.model
+    code_model.objects.bulk_create(code_model(device=device, code_hash=hash_code(c)) for c in codes)
+    return codes
+
+
 def use_code(device, raw_code: str) -> bool:
-    """Accept an unused code of this set once, under a row lock; count a failure otherwise."""
+    """Accept an unused code of this set (``device.codes``) once, under a row lock; count a failure otherwise."""
     with transaction.atomic():
         device = type(device).objects.select_for_update().get(pk=device.pk)
         allowed, _ = device.verify_is_allowed()
@@ -43,9 +50,7 @@ def use_code(device, raw_code: str) -> bool:
             return False
         # Under every configured key: a set made before a key rotation keeps working, as the secrets do.
         candidates = [hash_code(raw_code, key) for key in _hash_keys()]
-        row = (
-            BackupCode.objects.select_for_update().filter(device=device, code_hash__in=candidates, used_at=None).first()
-        )
+        row = device.codes.select_for_update().filter(code_hash__in=candidates, used_at=None).first()
         if row is not None and any(hmac.compare_digest(row.code_hash, candidate) for candidate in candidates):
             row.used_at = timezone.now()
             row.save(update_fields=["used_at"])

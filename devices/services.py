@@ -25,13 +25,13 @@ from identity import audit
 from identity import errors as identity_errors
 from identity.models import User
 from identity.open_sessions import end_sessions
+from identity.selectors import email_changed_recently, is_staff_account
 
 from . import crypto, errors, outbox, phone_codes, selectors
 from .kinds import KINDS, kind_of
 from .models import (
     ActivationLink,
     AuthenticatorAppDevice,
-    BackupCode,
     BackupCodeDevice,
     PhoneDevice,
     PhoneVerification,
@@ -866,6 +866,10 @@ NOTICES = {
     "device.reported_lost": "A device was reported lost and can no longer be used",
     "device.retired": "A device was removed from your account",
     "backup_codes.generated": "New backup codes were generated",
+    "bypass_codes.issued": "The help desk gave you one-time bypass codes to sign in",
+    "sessions.ended": "The help desk signed you out everywhere",
+    "person.details_changed": "The help desk changed your name, department or email address",
+    "person.email_changed": "The email address on your account was changed",
     "recovery.link_sent": "The help desk sent you a recovery link",
     "account.locked": "Your account was locked after too many wrong codes",
     "account.unlocked": "Your account was unlocked",
@@ -876,14 +880,16 @@ NOTICES = {
 }
 
 
-def notify_person(user, *, event: str, device_name: str = "") -> None:
+def notify_person(user, *, event: str, device_name: str = "", to: str = "") -> None:
     """Email the person about a change to their sign-in factors, through the outbox (BND-03, REL-10).
 
     Email is never a sign-in factor here, so it is always "another channel".
-    Call inside the transaction of the change. Nothing is queued for a person
-    without an email address.
+    Call inside the transaction of the change. ``to`` sends it to another of
+    the person's addresses (the old one, after an email change). Nothing is
+    queued for a person without an email address.
     """
-    if not user.email:
+    to = to or user.email
+    if not to:
         return
     body = render_to_string(
         "emails/security_notice.txt",
@@ -899,7 +905,7 @@ def notify_person(user, *, event: str, device_name: str = "") -> None:
     )
     outbox.queue_email(
         user=user,
-        to=user.email,
+        to=to,
         subject=f"{settings.INSTITUTION_NAME}: {NOTICES[event].lower()}",
         body=body,
         template=f"notice:{event}",
@@ -1203,20 +1209,32 @@ class IdentityCheck:
 
 
 def send_reactivation_link(
-    user, *, sent_by, identity_check: IdentityCheck, registration: Registration | None = None, ip: str | None = None
+    user,
+    *,
+    sent_by,
+    identity_check: IdentityCheck,
+    registration: Registration | None = None,
+    approved_by=None,
+    ip: str | None = None,
 ) -> ActivationLink:
     """Email a person with no working factor a single-use link to put a new app in place of the old one.
 
     Requires a recorded identity check (BND-07); a staff member cannot send one
-    to themselves (BND-08). The link asks for the password, then starts a
-    reactivation of ``registration`` (default: the person's newest active app
-    device). Audits ``recovery.link_sent`` and emails it through the outbox.
+    to themselves (BND-08). A link to a staff account, or to an email changed in
+    the last RECENT_EMAIL_CHANGE_HOURS, needs ``approved_by``: a second staff
+    member, neither the sender nor the person (BND-08, AC-04). The link asks for
+    the password, then starts a reactivation of ``registration`` (default: the
+    person's newest active app device). Audits ``recovery.link_sent`` and emails
+    it through the outbox.
     """
     identity_check.validate()
     if sent_by is None or not sent_by.is_staff:
         raise ValidationError(errors.DESK_STAFF_ONLY_LINK, code="staff_only")
     if sent_by.pk == user.pk:
         raise ValidationError(errors.NOT_ON_OWN_ACCOUNT, code="own_account")
+    approver_ok = approved_by is not None and approved_by.is_staff and approved_by.pk not in (sent_by.pk, user.pk)
+    if not approver_ok and (is_staff_account(user) or email_changed_recently(user)):
+        raise ValidationError(errors.RECOVERY_NEEDS_APPROVER, code="needs_approver")
     if user.is_locked:
         # The link ends in a verified session: only the audited unlock (or its timer) reopens the account (OTP-01).
         raise ValidationError(errors.ACCOUNT_LOCKED_FOR_RECOVERY, code="locked")
@@ -1272,7 +1290,8 @@ def send_reactivation_link(
                 "link": link.pk,
                 "identity_check": identity_check.method,
                 "reference": identity_check.reference,
-            },
+            }
+            | ({"approved_by": approved_by.pk} if approver_ok else {}),
         )
     return link
 
@@ -1294,8 +1313,7 @@ def generate_backup_codes(user, *, actor, verified_at: datetime | None, ip: str 
         User.objects.select_for_update().get(pk=user.pk)
         retired = BackupCodeDevice.objects.filter(user=user, confirmed=True).update(confirmed=False)
         device = BackupCodeDevice.objects.create(user=user, name="Backup codes", confirmed=True)
-        codes = [backup_codes.new_code() for _ in range(backup_codes.CODE_COUNT)]
-        BackupCode.objects.bulk_create(BackupCode(device=device, code_hash=backup_codes.hash_code(c)) for c in codes)
+        codes = backup_codes.store_new_codes(device)
         audit.record(
             "backup_codes.generated",
             actor=actor,

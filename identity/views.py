@@ -111,6 +111,8 @@ def finish_sign_in(request, user, device):
     auth.login(request, user, backend=backend)  # cycles the session key again (SES-01)
     otp_login(request, device)
     signin_session.mark_verified(request.session)
+    if hasattr(device, "sign_in_notice"):  # e.g. a help-desk bypass code: say it is used up
+        messages.info(request, device.sign_in_notice())
     return redirect(next_url)
 
 

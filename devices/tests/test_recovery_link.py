@@ -324,7 +324,8 @@ def test_bnd07_recovery_session_gets_no_verification_once_the_change_is_over(per
 def test_ses09_the_admin_refuses_a_recovery_session(make_user, enroll, staff, send_link):
     colleague = make_user("helpdesk2", is_staff=True, is_superuser=True)
     registration = enroll(colleague)
-    browser = recover(send_link(colleague, sent_by=staff))
+    approver = make_user("helpdesk3", is_staff=True)  # a link to a staff account needs a second approver (BND-08)
+    browser = recover(send_link(colleague, sent_by=staff, approved_by=approver))
     assert browser.session[RECOVERY_SESSION_KEY] == registration.pk
 
     response = browser.get("/admin/")
@@ -494,3 +495,27 @@ def test_bnd07_bnd08_command_refuses(person, phone, staff, make_user, enroll, ar
         call_command("send_reactivation_link", *args)
     assert message in str(refused.value)
     nothing_sent()
+
+
+def test_bnd08_a_link_to_a_staff_account_needs_a_second_staff_member(staff, make_user, enroll):
+    colleague, approver = make_user("deskmate", is_staff=True), make_user("approver", is_staff=True)
+    enroll(colleague)
+    for approved_by in (None, staff, colleague):
+        with pytest.raises(ValidationError) as refused:
+            services.send_reactivation_link(colleague, sent_by=staff, approved_by=approved_by, identity_check=CHECK)
+        assert refused.value.messages == [errors.RECOVERY_NEEDS_APPROVER]
+    nothing_sent()
+
+    services.send_reactivation_link(colleague, sent_by=staff, approved_by=approver, identity_check=CHECK)
+    assert list(events("recovery.link_sent"))[-1].details["approved_by"] == approver.pk
+
+
+def test_ac04_a_link_to_a_freshly_changed_email_needs_a_second_staff_member(staff, make_user, enroll):
+    from identity import audit
+
+    person = make_user("newmail")
+    enroll(person)
+    audit.record("person.email_changed", actor=staff, subject=person, details={"from": "a@x.edu", "to": "b@x.edu"})
+    with pytest.raises(ValidationError) as refused:
+        services.send_reactivation_link(person, sent_by=staff, identity_check=CHECK)
+    assert refused.value.messages == [errors.RECOVERY_NEEDS_APPROVER]

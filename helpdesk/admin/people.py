@@ -1,19 +1,69 @@
-from django.contrib import admin
-from django.core.exceptions import ValidationError
+"""The people list (find the caller) and the person page with the desk's actions.
 
-from identity import services as identity_services
+Nothing of a person is edited here: every change is a desk action through ``helpdesk.services`` (AC-04).
+"""
+
+from django.conf import settings
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db.models import Count, IntegerField, OuterRef, Subquery
+from django.db.models.functions import Coalesce
+from django.http import Http404, HttpResponse, JsonResponse
+from django.shortcuts import get_object_or_404, redirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.http import urlencode
+from django.views.decorators.http import require_POST
+
+from devices import security_keys
+from devices.bypass_codes import current_bypass_codes
+from devices.forms import SecurityKeyLabelForm
+from devices.models import Registration
+from devices.webauthn import SessionChallenge
+from helpdesk import selectors, services
+from helpdesk.actions import ACTIONS, actions_for
+from helpdesk.forms import CaseForm, IdentityCheckForm, case_field
 from identity.models import User
 from identity.views import client_ip
 
+from . import filters
+from .registrations import ReadOnlyAdmin
 from .site import site
+
+KEY_CHALLENGE = "desk_security_key_challenge"
+
+
+def _in_use(**extra):
+    return Registration.objects.filter(user=OuterRef("pk"), status__in=Registration.IN_USE, **extra)
 
 
 @admin.register(User, site=site)
-class PersonAdmin(admin.ModelAdmin):
-    list_display = ("username", "first_name", "last_name", "email", "department", "vpn_access", "is_locked_display")
-    list_filter = ("vpn_access", "department", "is_staff")
-    search_fields = ("username", "first_name", "last_name", "email")
-    actions = ["approve_vpn_access", "revoke_vpn_access"]
+class PersonAdmin(ReadOnlyAdmin):
+    list_display = (
+        "username",
+        "first_name",
+        "last_name",
+        "email",
+        "department",
+        "enrolled",
+        "active_devices",
+        "locked",
+        "held",
+    )
+    list_filter = (
+        filters.EnrolledFilter,
+        filters.LockedFilter,
+        filters.HeldFilter,
+        "vpn_access",
+        filters.DeviceKindFilter,
+        filters.DepartmentFilter,
+        "is_staff",
+    )
+    search_fields = ("username",)  # shows the search box; the search itself is selectors.matching_people
+    search_help_text = "Institution ID, name, email, or a phone number in any format, e.g. (617) 432-2000."
+    show_full_result_count = False
+    list_per_page = 50
+    change_form_template = "helpdesk/person.html"
     fields = (
         "username",
         "first_name",
@@ -21,6 +71,7 @@ class PersonAdmin(admin.ModelAdmin):
         "email",
         "department",
         "vpn_access",
+        "vpn_access_changed_at",
         "second_factor_failures",
         "locked_at",
         "locked_until",
@@ -28,41 +79,209 @@ class PersonAdmin(admin.ModelAdmin):
         "last_login",
         "date_joined",
     )
-    readonly_fields = (
-        "username",
-        "second_factor_failures",
-        "locked_at",
-        "locked_until",
-        "lost_last_factor_at",
-        "last_login",
-        "date_joined",
-    )
+    readonly_fields = fields
 
-    def _vpn_access(self, request, queryset, change, done: str):
-        # The help desk's person page gets buttons with a typed reason; this list action records who did it.
-        changed = 0
-        for person in queryset:
-            try:
-                change(person, actor=request.user, reason=f"{done} from the people list", ip=client_ip(request))
-                changed += 1
-            except ValidationError as error:
-                self.message_user(request, f"{person}: {' '.join(error.messages)}", level="error")
-        self.message_user(request, f"VPN access {done.lower()} for {changed} of {queryset.count()} people.")
+    # --- the list ---------------------------------------------------------------------------------------
 
-    @admin.action(description="Approve VPN access")
-    def approve_vpn_access(self, request, queryset):
-        self._vpn_access(request, queryset, identity_services.approve_vpn_access, "Approved")
+    def get_queryset(self, request):
+        count = _in_use().order_by().values("user").annotate(n=Count("*")).values("n")
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(active_device_count=Coalesce(Subquery(count, output_field=IntegerField()), 0))
+        )
 
-    @admin.action(description="Revoke VPN access")
-    def revoke_vpn_access(self, request, queryset):
-        self._vpn_access(request, queryset, identity_services.revoke_vpn_access, "Revoked")
+    def get_search_results(self, request, queryset, search_term):
+        return selectors.matching_people(queryset, search_term)
+
+    @admin.display(boolean=True, description="enrolled")
+    def enrolled(self, obj):
+        return obj.active_device_count > 0
+
+    @admin.display(description="active devices")
+    def active_devices(self, obj):
+        return obj.active_device_count
 
     @admin.display(boolean=True, description="locked")
-    def is_locked_display(self, obj):
+    def locked(self, obj):
         return obj.is_locked
 
-    def has_add_permission(self, request):
-        return False
+    @admin.display(boolean=True, description="setup held")
+    def held(self, obj):
+        return obj.lost_last_factor_at is not None
 
-    def has_delete_permission(self, request, obj=None):
-        return False
+    # No add, change or delete for anyone (ReadOnlyAdmin): changes are desk actions (AC-04).
+
+    # --- the person page ------------------------------------------------------------------------------------
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        person = self.get_object(request, object_id)
+        extra = dict(extra_context or {})
+        if person is not None and self.has_view_permission(request, person):
+            extra.update(selectors.person_overview(person))
+            extra.update(
+                person=person,
+                desk_actions=actions_for(person, request.user),
+                own_account=person.pk == request.user.pk,
+                bypass_set=current_bypass_codes(person),
+                identity_check=services.current_identity_check(person, agent=request.user),
+                can_work_cases=request.user.has_perm("helpdesk.work_cases") and person.pk != request.user.pk,
+                can_check=request.user.has_perm("helpdesk.record_identity_check") and person.pk != request.user.pk,
+                needs_approval=services.why_second_approver(person, action=""),
+                from_case=selectors.open_case_of(person, request.GET.get("case", "")),
+            )
+        return super().change_view(request, object_id, form_url, extra)
+
+    def get_urls(self):
+        view = self.admin_site.admin_view
+        return [
+            path("<path:object_id>/desk/check/", view(self.identity_check_view), name="helpdesk_identity_check"),
+            path("<path:object_id>/desk/case/", view(self.open_case_view), name="helpdesk_open_case"),
+            path(
+                "<path:object_id>/desk/security-key-options/",
+                view(require_POST(self.security_key_options_view)),
+                name="helpdesk_security_key_options",
+            ),
+            path("<path:object_id>/desk/<str:action>/", view(self.action_view), name="helpdesk_action"),
+        ] + super().get_urls()
+
+    def _person(self, request, object_id, permission: str) -> User:
+        if not request.user.has_perm(f"helpdesk.{permission}"):
+            raise PermissionDenied
+        return get_object_or_404(User, pk=object_id)
+
+    def _person_page(self, person):
+        return redirect(reverse("admin:identity_user_change", args=[person.pk]))
+
+    def _render(self, request, template, person, **context):
+        context = {**self.admin_site.each_context(request), "opts": self.opts, "person": person, **context}
+        response = TemplateResponse(request, template, context)
+        response["Cache-Control"] = "no-store"
+        return response
+
+    def identity_check_view(self, request, object_id):
+        person = self._person(request, object_id, "record_identity_check")
+        next_action = request.GET.get("next", "")
+        next_action = next_action if next_action in ACTIONS else ""
+        form = IdentityCheckForm(request.POST or None, person=person, initial={"case": request.GET.get("case", "")})
+        if request.method == "POST" and form.is_valid():
+            try:
+                services.record_identity_check(
+                    person,
+                    agent=request.user,
+                    method=form.cleaned_data["method"],
+                    reference=form.cleaned_data["reference"],
+                    case=form.cleaned_data["case"],
+                    ip=client_ip(request),
+                )
+            except ValidationError as error:
+                form.add_error(None, error)
+            else:
+                self.message_user(request, "Identity check recorded.", messages.SUCCESS)
+                if next_action:
+                    query = urlencode({"case": form.cleaned_data["case"].pk}) if form.cleaned_data["case"] else ""
+                    url = reverse("admin:helpdesk_action", args=[person.pk, next_action])
+                    return redirect(f"{url}?{query}" if query else url)
+                return self._person_page(person)
+        title = f"Check who is calling: {person.get_full_name() or person.username}"
+        return self._render(
+            request,
+            "helpdesk/identity_check.html",
+            person,
+            form=form,
+            title=title,
+            next_action=ACTIONS.get(next_action),
+        )
+
+    def action_view(self, request, object_id, action):
+        desk_action = ACTIONS.get(action)
+        if desk_action is None:
+            raise Http404
+        person = self._person(request, object_id, desk_action.permission)
+        if person.pk == request.user.pk:
+            self.message_user(request, services.errors.OWN_ACCOUNT, messages.ERROR)
+            return self._person_page(person)
+        if not desk_action.applies(person):
+            self.message_user(request, services.errors.ACTION_DOES_NOT_APPLY, messages.ERROR)
+            return self._person_page(person)
+        check = services.current_identity_check(person, agent=request.user)
+        if check is None:
+            query = urlencode({"next": action, "case": request.GET.get("case", "")})
+            return redirect(f"{reverse('admin:helpdesk_identity_check', args=[person.pk])}?{query}")
+        kwargs = {"person": person} if desk_action.person_form else {}
+        initial = {
+            **(desk_action.initial(person) if desk_action.initial else {}),
+            "case": request.GET.get("case", check.case_id),
+        }
+        form = desk_action.form(request.POST or None, initial=initial, **kwargs)
+        form.fields["case"] = case_field(person)
+        if request.method == "POST" and form.is_valid():
+            params = dict(form.cleaned_data)
+            case = params.pop("case")
+            if desk_action.live:  # the key answered the challenge this session was given, once
+                params["challenge"] = SessionChallenge(
+                    request.session.pop(KEY_CHALLENGE, None), request.session.session_key
+                )
+            try:
+                outcome = services.perform(
+                    action,
+                    person,
+                    actor=request.user,
+                    identity_check=check,
+                    case=case,
+                    params=params,
+                    ip=client_ip(request),
+                )
+            except ValidationError as error:
+                form.add_error(None, error)
+            else:
+                if outcome.codes:
+                    return self._render(
+                        request,
+                        "helpdesk/codes.html",
+                        person,
+                        codes=outcome.codes,
+                        outcome=outcome,
+                        title="Bypass codes",
+                    )
+                self.message_user(request, outcome.message, messages.WARNING if outcome.request else messages.SUCCESS)
+                return self._person_page(person)
+        return self._render(
+            request,
+            "helpdesk/action.html",
+            person,
+            form=form,
+            action=desk_action,
+            check=check,
+            title=f"{desk_action.title}: {person.get_full_name() or person.username}",
+            needs_approval=services.why_second_approver(person, action=action),
+        )
+
+    def security_key_options_view(self, request, object_id):
+        """Options for ``navigator.credentials.create()`` in the agent's browser, for the person at the desk."""
+        person = self._person(request, object_id, "register_security_key")
+        action = ACTIONS["register_security_key"]
+        if person.pk == request.user.pk or not action.applies(person):
+            return JsonResponse({"error": services.errors.ACTION_DOES_NOT_APPLY}, status=403)
+        if services.current_identity_check(person, agent=request.user) is None:
+            message = services.errors.NO_CURRENT_CHECK.format(minutes=settings.IDENTITY_CHECK_VALID_MINUTES)
+            return JsonResponse({"error": message}, status=403)
+        form = SecurityKeyLabelForm(request.POST)
+        if not form.is_valid():
+            return JsonResponse({"error": form.errors["label"][0]}, status=400)
+        if not request.session.session_key:
+            request.session.save()
+        options, challenge = security_keys.start_security_key_registration(
+            person, session_key=request.session.session_key
+        )
+        request.session[KEY_CHALLENGE] = challenge.pk
+        return HttpResponse(options, content_type="application/json")
+
+    def open_case_view(self, request, object_id):
+        person = self._person(request, object_id, "work_cases")
+        form = CaseForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            case = services.open_case(person, actor=request.user, ip=client_ip(request), **form.cleaned_data)
+            self.message_user(request, f"{case} opened.", messages.SUCCESS)
+            return redirect(reverse("admin:helpdesk_case_change", args=[case.pk]))
+        return self._render(request, "helpdesk/open_case.html", person, form=form, title=f"Open a case: {person}")

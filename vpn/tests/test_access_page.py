@@ -68,24 +68,3 @@ def test_vpn_access_page_in_chromium_on_a_phone(live_server, enrolled_user, pass
         expect(page.get_by_text("waiting for the help desk")).to_be_visible()
         axe.check(page, "vpn access, requested")
     axe.assert_clean()
-
-
-def test_help_desk_approves_and_revokes_from_the_people_list(client, make_user, enroll, sign_in):
-    from django.contrib.auth.models import Group
-    from django.urls import reverse
-
-    staff = make_user("desk1", is_staff=True)
-    staff.groups.add(Group.objects.get(name="Help desk"))
-    enroll(staff)
-    person = make_user("asker")
-    sign_in(client, staff)
-    url = reverse("admin:identity_user_changelist")
-    client.post(url, {"action": "approve_vpn_access", "_selected_action": [person.pk]})
-    person.refresh_from_db()
-    assert person.vpn_access == User.VpnAccess.APPROVED and person.vpn_access_changed_by == staff
-    client.post(url, {"action": "revoke_vpn_access", "_selected_action": [person.pk, staff.pk]})
-    person.refresh_from_db()
-    assert person.vpn_access == User.VpnAccess.REVOKED
-    staff.refresh_from_db()
-    assert staff.vpn_access == User.VpnAccess.NONE  # nobody changes their own
-    assert AuditEvent.objects.filter(action="vpn_access.revoked", actor=staff, subject=person).exists()

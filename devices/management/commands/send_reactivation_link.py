@@ -18,17 +18,28 @@ class Command(BaseCommand):
             "--method", required=True, choices=sorted(services.IDENTITY_CHECK_METHODS), help="how identity was checked"
         )
         parser.add_argument("--reference", required=True, help="ticket or case reference of the identity check")
+        parser.add_argument(
+            "--approved-by",
+            default="",
+            help="institution ID of a second staff member: needed for a staff account or a freshly changed email",
+        )
 
-    def handle(self, *args, institution_id, by, method, reference, **options):
+    def handle(self, *args, institution_id, by, method, reference, approved_by="", **options):
         user = User.objects.filter(username=institution_id).first()
         staff = User.objects.filter(username=by, is_staff=True).first()
         if user is None:
             raise CommandError(f"no person with ID {institution_id!r}")
         if staff is None:
             raise CommandError(f"no staff member with ID {by!r}")
+        approver = User.objects.filter(username=approved_by, is_staff=True).first() if approved_by else None
+        if approved_by and approver is None:
+            raise CommandError(f"no staff member with ID {approved_by!r}")
         try:
             link = services.send_reactivation_link(
-                user, sent_by=staff, identity_check=services.IdentityCheck(method=method, reference=reference)
+                user,
+                sent_by=staff,
+                approved_by=approver,
+                identity_check=services.IdentityCheck(method=method, reference=reference),
             )
         except ValidationError as error:
             raise CommandError(error.messages[0]) from error

@@ -1,0 +1,285 @@
+"""The desk's actions as data: what each says, who may, when it applies, its form and the service it calls.
+
+The person page offers the actions that apply now; one admin view (``PersonAdmin.action_view``) serves them all.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from django import forms
+from django.core.exceptions import ValidationError
+from django.utils import timezone
+
+from devices import bypass_codes, security_keys
+from devices import services as device_services
+from devices.forms import SecurityKeyRegistrationForm
+from devices.models import Registration
+from identity import services as identity_services
+from identity.models import User
+from identity.selectors import is_staff_account
+
+from . import errors, services
+
+Outcome = services.Outcome
+
+
+def _reason_field(help_text: str = "A few words for the audit log, e.g. the ticket and what the person said."):
+    return forms.CharField(label="Reason", max_length=300, help_text=help_text)
+
+
+class ReasonForm(forms.Form):
+    reason = _reason_field()
+
+
+class DeviceForm(forms.Form):
+    registration = forms.ChoiceField(label="Device")
+    reason = _reason_field()
+
+    def __init__(self, *args, person: User, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["registration"].choices = [
+            (
+                str(r.pk),
+                f"{r.display_name} ({r.get_kind_display()}{', ' + r.masked_phone_number if r.phone_number else ''})",
+            )
+            for r in Registration.objects.filter(user=person, status__in=Registration.IN_USE).order_by("created_at")
+        ]
+
+
+class LostDeviceForm(DeviceForm):
+    reason = None
+
+
+class BypassCodesForm(forms.Form):
+    count = forms.TypedChoiceField(
+        label="How many codes",
+        coerce=int,
+        choices=[(n, str(n)) for n in range(1, bypass_codes.MAX_CODES + 1)],
+        initial=1,
+    )
+    valid_minutes = forms.TypedChoiceField(
+        label="Valid for",
+        coerce=int,
+        choices=[(m, f"{m} minutes") for m in bypass_codes.VALID_MINUTES],
+        initial=15,
+        widget=forms.RadioSelect,
+    )
+
+
+class DetailsForm(forms.Form):
+    email = forms.EmailField(label="Email", required=False)
+    first_name = forms.CharField(label="First name", max_length=150, required=False)
+    last_name = forms.CharField(label="Last name", max_length=150, required=False)
+    department = forms.CharField(label="Department", max_length=200, required=False)
+    reason = _reason_field()
+
+
+def _registration(person: User, registration: str) -> Registration:
+    found = Registration.objects.filter(user=person, pk=registration).first()
+    if found is None:
+        raise ValidationError(errors.NOT_THEIR_DEVICE, code="device")
+    return found
+
+
+# The desk's identity check stands in for the person's own recent second factor (BND-01): the agent has just
+# made sure who is asking, within IDENTITY_CHECK_VALID_MINUTES.
+def _unlock(person, *, actor, identity_check, ip, requested_by, reason):
+    identity_services.unlock_user(person, actor=actor, reason=reason, ip=ip)
+    return Outcome("Unlocked. The person can sign in again and was told by email.")
+
+
+def _retire(person, *, actor, identity_check, ip, requested_by, registration, reason):
+    device_services.retire_registration(
+        _registration(person, registration), actor=actor, verified_at=timezone.now(), reason=reason, ip=ip
+    )
+    return Outcome("The device was removed; the person was told by email.")
+
+
+def _report_lost(person, *, actor, identity_check, ip, requested_by, registration):
+    device_services.report_lost(_registration(person, registration), actor=actor, verified_at=timezone.now(), ip=ip)
+    return Outcome("The device was reported lost and no longer works; the person was told by email.")
+
+
+def _recovery_link(person, *, actor, identity_check, ip, requested_by):
+    # After four-eyes the requester sends it and the agent who approved (and runs it) is the second approver.
+    device_services.send_reactivation_link(
+        person,
+        sent_by=requested_by or actor,
+        approved_by=actor if requested_by else None,
+        identity_check=identity_check.as_value(),
+        ip=ip,
+    )
+    return Outcome(f"A recovery link is on its way to {person.email}.")
+
+
+def _bypass(person, *, actor, identity_check, ip, requested_by, count, valid_minutes):
+    codes = bypass_codes.issue_bypass_codes(person, actor=actor, count=count, valid_minutes=valid_minutes, ip=ip)
+    return Outcome(f"{count} bypass code(s) issued, valid for {valid_minutes} minutes.", codes=codes)
+
+
+def _sign_out(person, *, actor, identity_check, ip, requested_by, reason):
+    count = services.end_sessions(person, actor=actor, reason=reason, ip=ip)
+    return Outcome(f"Signed out everywhere ({count} session(s) ended); the person was told by email.")
+
+
+def _approve_vpn(person, *, actor, identity_check, ip, requested_by, reason):
+    identity_services.approve_vpn_access(person, actor=actor, reason=reason, ip=ip)
+    return Outcome("VPN access approved; the person was told by email.")
+
+
+def _revoke_vpn(person, *, actor, identity_check, ip, requested_by, reason):
+    identity_services.revoke_vpn_access(person, actor=actor, reason=reason, ip=ip)
+    return Outcome("VPN access ended; the person was told by email.")
+
+
+def _details(person, *, actor, identity_check, ip, requested_by, reason, **values):
+    services.change_person_details(person, actor=actor, reason=reason, ip=ip, **values)
+    return Outcome("Details changed; the person was told by email (and at the old address, for a new email).")
+
+
+def _register_key(person, *, actor, identity_check, ip, requested_by, label, credential, challenge):
+    registration = security_keys.register_security_key_at_desk(
+        person, staff=actor, response_json=credential, challenge=challenge, label=label, ip=ip
+    )
+    return Outcome(f"Security key “{registration.display_name}” registered; the person was told by email.")
+
+
+def _has_devices(person: User) -> bool:
+    return Registration.objects.filter(user=person, status__in=Registration.IN_USE).exists()
+
+
+def _can_recover(person: User) -> bool:
+    return bool(person.email) and not person.is_locked and _has_devices(person)
+
+
+@dataclass(frozen=True)
+class DeskAction:
+    key: str
+    title: str
+    permission: str  # codename in the helpdesk app
+    explanation: str  # what will happen, in plain words, on the action's page
+    form: type[forms.Form]
+    applies: Callable[[User], bool]
+    run: Callable[..., Outcome]
+    person_form: bool = False  # the form needs the person (device choices)
+    initial: Callable[[User], dict] | None = None
+    # Runs in the agent's browser with the person present (a security key's touch): it cannot wait for a second
+    # agent, so it is not offered on staff accounts.
+    live: bool = False
+
+
+ACTIONS = {
+    action.key: action
+    for action in (
+        DeskAction(
+            "unlock",
+            "Unlock / lift setup hold",
+            "unlock_account",
+            "Ends the lockout after too many wrong codes and lifts the hold on setting up a new device after the "
+            "last one was reported lost. The person can then sign in (or set up a device) again.",
+            ReasonForm,
+            lambda p: p.locked_at is not None or p.lost_last_factor_at is not None,
+            _unlock,
+        ),
+        DeskAction(
+            "issue_bypass_codes",
+            "Issue bypass codes",
+            "issue_bypass_codes",
+            "Makes one-time codes the person can type instead of a code from a device, after their password. "
+            "They work once each and stop at the time you choose; any earlier set stops now. You read them out "
+            "once: they are never shown again.",
+            BypassCodesForm,
+            lambda p: not p.is_locked,
+            _bypass,
+        ),
+        DeskAction(
+            "send_recovery_link",
+            "Send a reactivation link",
+            "send_recovery_link",
+            "Emails the person a single-use link that, after their password, lets them set up their authenticator "
+            "app on a new phone.",
+            forms.Form,
+            _can_recover,
+            _recovery_link,
+        ),
+        DeskAction(
+            "retire_device",
+            "Remove a device",
+            "retire_device",
+            "Removes a device the person no longer uses. It stops working at once; its history stays. The "
+            "person's only working device cannot be removed this way (report it lost instead).",
+            DeviceForm,
+            _has_devices,
+            _retire,
+            person_form=True,
+        ),
+        DeskAction(
+            "report_lost",
+            "Report a device lost",
+            "retire_device",
+            "Stops a lost or stolen device at once, even the person's last one. Without another device they will "
+            "need bypass codes or a recovery link to get back in.",
+            LostDeviceForm,
+            _has_devices,
+            _report_lost,
+            person_form=True,
+        ),
+        DeskAction(
+            "sign_out_everywhere",
+            "Sign out everywhere",
+            "sign_out_everywhere",
+            "Ends every web session of the person; they sign in again with password and second factor.",
+            ReasonForm,
+            lambda p: True,
+            _sign_out,
+        ),
+        DeskAction(
+            "approve_vpn",
+            "Approve VPN access",
+            "set_vpn_access",
+            "Lets the person connect to the VPN with their second factor.",
+            ReasonForm,
+            lambda p: p.vpn_access != User.VpnAccess.APPROVED,
+            _approve_vpn,
+        ),
+        DeskAction(
+            "revoke_vpn",
+            "Revoke VPN access",
+            "set_vpn_access",
+            "Ends the person's VPN access (or turns down their request).",
+            ReasonForm,
+            lambda p: p.vpn_access in (User.VpnAccess.APPROVED, User.VpnAccess.REQUESTED),
+            _revoke_vpn,
+        ),
+        DeskAction(
+            "register_security_key",
+            "Register a security key",
+            "register_security_key",
+            "Registers the security key the person has brought, bound to them, with you recorded as who "
+            "registered it. Insert the key into this computer, name it, press the button, and have the person "
+            "touch the key when it blinks.",
+            SecurityKeyRegistrationForm,
+            lambda p: not is_staff_account(p),
+            _register_key,
+            live=True,
+        ),
+        DeskAction(
+            "change_details",
+            "Change email, names or department",
+            "edit_person_details",
+            "Changes the person's details. A new email address is told at the old one too, and for a day a "
+            "recovery link to it needs a second agent's approval.",
+            DetailsForm,
+            lambda p: True,
+            _details,
+            initial=lambda p: {f: getattr(p, f) for f in services.PERSON_FIELDS},
+        ),
+    )
+}
+
+
+def actions_for(person: User, agent: User) -> list[DeskAction]:
+    """The actions that apply to ``person`` now and that ``agent`` may take (never on their own account)."""
+    if agent.pk == person.pk:
+        return []
+    return [a for a in ACTIONS.values() if agent.has_perm(f"helpdesk.{a.permission}") and a.applies(person)]

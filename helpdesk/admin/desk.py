@@ -1,0 +1,202 @@
+"""Support cases, four-eyes requests and identity checks: read in the admin, changed only through services."""
+
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db.models import Q
+from django.shortcuts import get_object_or_404, redirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils import timezone
+from django.views.decorators.http import require_POST
+
+from helpdesk import services
+from helpdesk.actions import ACTIONS
+from helpdesk.forms import CaseNoteForm
+from helpdesk.models import ApprovalRequest, Case, IdentityCheck
+from identity.models import AuditEvent
+from identity.views import client_ip
+
+from .registrations import ReadOnlyAdmin
+from .site import site
+
+
+@admin.register(IdentityCheck, site=site)
+class IdentityCheckAdmin(ReadOnlyAdmin):
+    list_display = ("created_at", "person", "agent", "method", "reference", "case")
+    list_filter = ("method",)
+    list_select_related = ("person", "agent", "case")
+    fields = list_display
+    readonly_fields = fields
+    show_full_result_count = False
+
+
+class QueueFilter(admin.SimpleListFilter):
+    title = "queue"
+    parameter_name = "queue"
+
+    def lookups(self, request, model_admin):
+        return (("mine", "My open cases"), ("unassigned", "Unassigned"))
+
+    def queryset(self, request, queryset):
+        open_ = ~Q(status=Case.Status.CLOSED)
+        if self.value() == "mine":
+            return queryset.filter(open_, assignee=request.user)
+        if self.value() == "unassigned":
+            return queryset.filter(open_, assignee=None)
+        return queryset
+
+
+@admin.register(Case, site=site)
+class CaseAdmin(ReadOnlyAdmin):
+    """The case queue (oldest first) and a case's page with its append-only notes."""
+
+    list_display = ("__str__", "person", "category", "status", "assignee", "created_at", "updated_at")
+    list_filter = (QueueFilter, "status", "category")
+    list_select_related = ("person", "assignee")
+    ordering = ("created_at",)
+    fields = ("person", "category", "status", "assignee", "opened_by", "created_at", "updated_at")
+    readonly_fields = fields
+    change_form_template = "helpdesk/case.html"
+    show_full_result_count = False
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        case = self.get_object(request, object_id)
+        extra = dict(extra_context or {})
+        if case is not None:
+            extra.update(
+                case=case,
+                notes=case.notes.select_related("author"),
+                checks=case.identity_checks.select_related("agent"),
+                events=AuditEvent.objects.filter(details__case=case.pk).select_related("actor").order_by("sequence"),
+                note_form=CaseNoteForm(initial={"status": case.status})
+                if request.user.has_perm("helpdesk.work_cases")
+                else None,
+            )
+        return super().change_view(request, object_id, form_url, extra)
+
+    def get_urls(self):
+        view = self.admin_site.admin_view
+        return [
+            path("<path:object_id>/note/", view(require_POST(self.note_view)), name="helpdesk_case_note")
+        ] + super().get_urls()
+
+    def note_view(self, request, object_id):
+        if not request.user.has_perm("helpdesk.work_cases"):
+            raise PermissionDenied
+        case = get_object_or_404(Case, pk=object_id)
+        form = CaseNoteForm(request.POST)
+        if form.is_valid():
+            try:
+                services.add_case_note(case, author=request.user, ip=client_ip(request), **form.cleaned_data)
+            except ValidationError as error:
+                self.message_user(request, " ".join(error.messages), messages.ERROR)
+            else:
+                self.message_user(request, "Note added.", messages.SUCCESS)
+        else:
+            self.message_user(request, "Write the note first.", messages.ERROR)
+        return redirect(reverse("admin:helpdesk_case_change", args=[case.pk]))
+
+
+class WaitingFilter(admin.SimpleListFilter):
+    title = "status"
+    parameter_name = "state"
+
+    def lookups(self, request, model_admin):
+        return (("waiting", "Waiting for approval"), ("all", "All"))
+
+    def choices(self, changelist):
+        # "Waiting" is the default view: the queue.
+        for lookup, title in self.lookup_choices:
+            yield {
+                "selected": (self.value() or "waiting") == lookup,
+                "query_string": changelist.get_query_string({self.parameter_name: lookup}),
+                "display": title,
+            }
+
+    def queryset(self, request, queryset):
+        if (self.value() or "waiting") == "waiting":
+            return queryset.filter(status=ApprovalRequest.Status.WAITING, expires_at__gt=timezone.now())
+        return queryset
+
+
+@admin.register(ApprovalRequest, site=site)
+class ApprovalRequestAdmin(ReadOnlyAdmin):
+    """The four-eyes queue (BND-08): a second agent approves or declines each request."""
+
+    list_display = ("__str__", "action", "person", "requested_by", "why_approval", "created_at", "expires_at", "status")
+    list_filter = (WaitingFilter,)
+    list_select_related = ("person", "requested_by")
+    fields = (
+        "action",
+        "person",
+        "requested_by",
+        "identity_check",
+        "case",
+        "params",
+        "why_approval",
+        "status",
+        "created_at",
+        "expires_at",
+        "decided_by",
+        "decided_at",
+        "outcome",
+    )
+    readonly_fields = fields
+    change_form_template = "helpdesk/approval_request.html"
+    show_full_result_count = False
+
+    def _may_decide(self, request, obj) -> bool:
+        action = ACTIONS.get(obj.action)
+        return (
+            obj.is_open
+            and action is not None
+            and request.user.has_perm("helpdesk.approve_request")
+            and request.user.has_perm(f"helpdesk.{action.permission}")
+            and request.user.pk not in (obj.requested_by_id, obj.person_id)
+        )
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        obj = self.get_object(request, object_id)
+        extra = dict(extra_context or {})
+        if obj is not None:
+            extra.update(request_row=obj, may_decide=self._may_decide(request, obj))
+        return super().change_view(request, object_id, form_url, extra)
+
+    def get_urls(self):
+        view = self.admin_site.admin_view
+        return [
+            path("<path:object_id>/decide/", view(require_POST(self.decide_view)), name="helpdesk_request_decide")
+        ] + super().get_urls()
+
+    def decide_view(self, request, object_id):
+        obj = get_object_or_404(ApprovalRequest, pk=object_id)
+        action = ACTIONS.get(obj.action)
+        if not (
+            request.user.has_perm("helpdesk.approve_request")
+            and action
+            and request.user.has_perm(f"helpdesk.{action.permission}")
+        ):
+            raise PermissionDenied
+        try:
+            if request.POST.get("decision") == "approve":
+                outcome = services.approve_request(obj, approver=request.user, ip=client_ip(request))
+            else:
+                services.decline_request(obj, approver=request.user, ip=client_ip(request))
+                outcome = None
+        except ValidationError as error:
+            self.message_user(request, " ".join(error.messages), messages.ERROR)
+            return redirect(reverse("admin:helpdesk_approvalrequest_change", args=[obj.pk]))
+        if outcome is not None and outcome.codes:
+            context = {
+                **self.admin_site.each_context(request),
+                "opts": self.opts,
+                "person": obj.person,
+                "codes": outcome.codes,
+                "outcome": outcome,
+                "title": "Bypass codes",
+            }
+            response = TemplateResponse(request, "helpdesk/codes.html", context)
+            response["Cache-Control"] = "no-store"
+            return response
+        self.message_user(request, outcome.message if outcome else "Request declined.", messages.SUCCESS)
+        return redirect(reverse("admin:helpdesk_approvalrequest_changelist"))

@@ -1,0 +1,37 @@
+from django import forms
+
+from .models import Case, IdentityCheck
+
+
+def case_field(person) -> forms.ModelChoiceField:
+    return forms.ModelChoiceField(
+        label="Case",
+        required=False,
+        empty_label="No case",
+        queryset=Case.objects.filter(person=person).exclude(status=Case.Status.CLOSED),
+        help_text="The support case this belongs to, if any.",
+    )
+
+
+class IdentityCheckForm(forms.Form):
+    method = forms.ChoiceField(
+        label="How did you check who is calling?",
+        choices=IdentityCheck.Method.choices,
+        widget=forms.RadioSelect,
+        help_text="Knowledge questions (date of birth, address) are not enough.",
+    )
+    reference = forms.CharField(label="Ticket or case reference", max_length=100)
+
+    def __init__(self, *args, person, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["case"] = case_field(person)
+
+
+class CaseForm(forms.Form):
+    category = forms.ChoiceField(label="What is it about?", choices=Case.Category.choices)
+    note = forms.CharField(label="First note", widget=forms.Textarea(attrs={"rows": 4}), required=False)
+
+
+class CaseNoteForm(forms.Form):
+    text = forms.CharField(label="Add a note", widget=forms.Textarea(attrs={"rows": 4}))
+    status = forms.ChoiceField(label="Status", choices=Case.Status.choices)

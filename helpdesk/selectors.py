@@ -1,0 +1,82 @@
+"""Read-only queries of the help desk: the person page and finding a caller."""
+
+from django.conf import settings
+from django.db.models import Q, QuerySet
+from phonenumber_field.phonenumber import PhoneNumber
+from phonenumbers import NumberParseException
+
+from devices.models import OutboundMessage, Registration
+from devices.selectors import registrations_for_user
+from identity.models import AuditEvent, User
+
+from .models import ApprovalRequest, Case
+
+RECENT_EVENTS = 20
+RECENT_MESSAGES = 10
+
+
+def as_e164(text: str) -> str:
+    """``text`` as an E.164 number if it reads as one (any common format, national ones in PHONE_DEFAULT_REGION)."""
+    if sum(ch.isdigit() for ch in text) < 7:
+        return ""
+    try:
+        number = PhoneNumber.from_string(text.strip(), region=settings.PHONENUMBER_DEFAULT_REGION)
+    except (NumberParseException, ValueError):
+        return ""
+    return number.as_e164 if number.is_valid() else ""
+
+
+def person_overview(person: User) -> dict:
+    """Everything the person page shows: a fixed number of queries, however many devices or events."""
+    last_sign_in = (
+        AuditEvent.objects.filter(subject=person, action="signin.second_factor_ok").order_by("-sequence").first()
+    )
+    registrations = list(registrations_for_user(person))
+    return {
+        "registrations": registrations,
+        "events": list(
+            AuditEvent.objects.filter(subject=person).select_related("actor").order_by("-sequence")[:RECENT_EVENTS]
+        ),
+        "outbound": list(OutboundMessage.objects.filter(user=person).order_by("-created_at")[:RECENT_MESSAGES]),
+        "cases": list(Case.objects.filter(person=person).select_related("assignee").order_by("-created_at")[:10]),
+        "requests": list(
+            ApprovalRequest.objects.filter(person=person, status=ApprovalRequest.Status.WAITING).select_related(
+                "requested_by"
+            )
+        ),
+        "last_sign_in": last_sign_in,
+        "active_devices": sum(1 for r in registrations if r.status in Registration.IN_USE),
+    }
+
+
+def matching_people(queryset: QuerySet[User], term: str) -> tuple[QuerySet[User], bool]:
+    """People matching a desk search: an exact institution ID alone if there is one, else names, email, phone.
+
+    A phone number in any common format matches every number the person registered, now or in the past.
+    Returns the queryset and whether it may hold duplicates (never: phone matches go through a subquery).
+    """
+    term = term.strip()
+    if not term:
+        return queryset, False
+    exact = queryset.filter(username=term)
+    if exact.exists():
+        return exact, False
+    e164 = as_e164(term)
+    if e164:
+        owners = Registration.objects.filter(phone_number=e164).values("user_id")
+        return queryset.filter(pk__in=owners), False
+    if "@" in term:
+        return queryset.filter(email__iexact=term), False
+    condition = Q(username__istartswith=term)
+    words = term.split()
+    if len(words) >= 2:
+        condition |= Q(first_name__istartswith=words[0], last_name__istartswith=words[-1])
+    condition |= Q(last_name__istartswith=term) | Q(first_name__istartswith=term) | Q(email__istartswith=term)
+    return queryset.filter(condition), False
+
+
+def open_case_of(person: User, case_id: str) -> Case | None:
+    """The person's case ``case_id`` (as typed in a URL) if it is still open, else None."""
+    if not case_id.isdigit():
+        return None
+    return Case.objects.filter(person=person, pk=case_id).exclude(status=Case.Status.CLOSED).first()

@@ -1,0 +1,362 @@
+"""State changes of the help desk: identity checks, desk actions, four-eyes requests, cases.
+
+Every desk action goes through :func:`perform`: it refuses the agent's own account, needs a current identity
+check of the person by the same agent (BND-07), turns an action on a staff account (or a recovery link to a
+freshly changed email) into a request a second agent approves (BND-08), and otherwise runs the action's service
+with ``actor`` and writes one ``helpdesk.action`` audit event naming the check and case it relied on (AC-06), in
+the action's transaction. Refusals raise ``ValidationError`` with a text from :mod:`helpdesk.errors`.
+"""
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from django.conf import settings
+from django.contrib.auth import SESSION_KEY
+from django.contrib.sessions.models import Session
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
+from django.db import transaction
+from django.utils import timezone
+
+from devices.services import notify_person
+from identity import audit
+from identity import session as signin_session
+from identity.models import User
+from identity.selectors import email_changed_recently, is_staff_account
+
+from . import errors
+from .models import ApprovalRequest, Case, CaseNote, IdentityCheck
+
+# --- Identity checks (BND-07) -------------------------------------------------------------------------
+
+
+def record_identity_check(
+    person: User, *, agent: User, method: str, reference: str, case: Case | None = None, ip: str | None = None
+) -> IdentityCheck:
+    """Record how ``agent`` made sure they are talking to ``person``. Audits ``helpdesk.identity_checked``.
+
+    Raises ``ValidationError`` for a method not on the fixed list, an empty reference, the agent's own account
+    or a case of someone else.
+    """
+    reference = reference.strip()
+    check = IdentityCheck(person=person, agent=agent, method=method, reference=reference, case=case)
+    check.as_value().validate()
+    if agent.pk == person.pk:
+        raise ValidationError(errors.OWN_ACCOUNT, code="own_account")
+    if case is not None and case.person_id != person.pk:
+        raise ValidationError(errors.CASE_NOT_THEIRS, code="case")
+    with transaction.atomic():
+        check.save()
+        audit.record(
+            "helpdesk.identity_checked",
+            actor=agent,
+            subject=person,
+            ip=ip,
+            details={"check": check.pk, "method": method, "reference": reference, "case": case and case.pk},
+        )
+    return check
+
+
+def current_identity_check(person: User, *, agent: User) -> IdentityCheck | None:
+    """The newest check of ``person`` by ``agent`` still valid now (IDENTITY_CHECK_VALID_MINUTES), or None."""
+    since = timezone.now() - timedelta(minutes=settings.IDENTITY_CHECK_VALID_MINUTES)
+    return (
+        IdentityCheck.objects.filter(person=person, agent=agent, created_at__gt=since)
+        .select_related("case")
+        .order_by("-created_at")
+        .first()
+    )
+
+
+# --- Who needs a second approver (BND-08, AC-04) --------------------------------------------------------
+
+
+def why_second_approver(person: User, *, action: str) -> str:
+    """Why ``action`` on ``person`` needs a second agent, in plain words; empty when it does not."""
+    if is_staff_account(person):
+        return "staff account"
+    if action == "send_recovery_link" and email_changed_recently(person):
+        return f"email changed in the last {settings.RECENT_EMAIL_CHANGE_HOURS} hours"
+    return ""
+
+
+# --- Running a desk action -------------------------------------------------------------------------------
+
+
+@dataclass
+class Outcome:
+    """What a desk action did: a message for the agent, codes to read out once, or a request that waits."""
+
+    message: str = ""
+    codes: list[str] = field(default_factory=list)
+    request: ApprovalRequest | None = None
+
+
+def _require_check(person: User, *, actor: User, identity_check: IdentityCheck | None) -> IdentityCheck:
+    if identity_check is None or not identity_check.is_current:
+        raise ValidationError(
+            errors.NO_CURRENT_CHECK.format(minutes=settings.IDENTITY_CHECK_VALID_MINUTES), code="no_check"
+        )
+    if identity_check.person_id != person.pk or identity_check.agent_id != actor.pk:
+        raise ValidationError(errors.CHECK_NOT_YOURS, code="check_not_yours")
+    return identity_check
+
+
+def perform(
+    action: str,
+    person: User,
+    *,
+    actor: User,
+    identity_check: IdentityCheck | None,
+    params: dict,
+    case: Case | None = None,
+    ip: str | None = None,
+) -> Outcome:
+    """Run desk ``action`` on ``person``, or file it for a second approver; see the module docstring.
+
+    The caller must have checked that ``actor`` holds the action's permission and that the action applies to
+    ``person`` now; ``params`` are the action form's cleaned, JSON-safe values.
+    """
+
+    if actor.pk == person.pk:
+        raise ValidationError(errors.OWN_ACCOUNT, code="own_account")
+    identity_check = _require_check(person, actor=actor, identity_check=identity_check)
+    if case is not None and case.person_id != person.pk:
+        raise ValidationError(errors.CASE_NOT_THEIRS, code="case")
+    why = why_second_approver(person, action=action)
+    if why:
+        with transaction.atomic():
+            request = ApprovalRequest.objects.create(
+                action=action,
+                person=person,
+                requested_by=actor,
+                identity_check=identity_check,
+                case=case,
+                params=params,
+                why_approval=why,
+                expires_at=timezone.now() + timedelta(hours=settings.APPROVAL_REQUEST_TTL_HOURS),
+            )
+            audit.record(
+                "helpdesk.approval_requested",
+                actor=actor,
+                subject=person,
+                ip=ip,
+                details={"request": request.pk, "action": action, "why": why, "check": identity_check.pk},
+            )
+        return Outcome(message=f"This needs a second agent's approval ({why}): request #{request.pk}.", request=request)
+    return _run(action, person, actor=actor, identity_check=identity_check, case=case, params=params, ip=ip)
+
+
+def _run(action, person, *, actor, identity_check, case, params, ip, request=None) -> Outcome:
+    from .actions import ACTIONS
+
+    with transaction.atomic():
+        requested_by = request.requested_by if request is not None else None
+        outcome = ACTIONS[action].run(
+            person, actor=actor, identity_check=identity_check, ip=ip, requested_by=requested_by, **params
+        )
+        details = {"action": action, "check": identity_check.pk, "method": identity_check.method}
+        details["reference"] = identity_check.reference
+        if case is not None:
+            details["case"] = case.pk
+        if request is not None:
+            details.update(request=request.pk, requested_by=request.requested_by_id)
+        audit.record("helpdesk.action", actor=actor, subject=person, ip=ip, details=details)
+    return outcome
+
+
+def _check_decider(request: ApprovalRequest, approver: User) -> None:
+    if not request.is_open:
+        raise ValidationError(errors.REQUEST_CLOSED, code="closed")
+    if approver.pk in (request.requested_by_id, request.person_id):
+        raise ValidationError(errors.APPROVER_IS_PARTY, code="party")
+
+
+def approve_request(request: ApprovalRequest, *, approver: User, ip: str | None = None) -> Outcome:
+    """A second agent approves a waiting request, which then runs with ``approver`` as the actor.
+
+    Refuses the requester and the person it is for, and a request decided or past its day. If the action's own
+    service refuses, the request is marked failed with that reason (and the refusal raised). Audits
+    ``helpdesk.request_approved`` and the action's own events. The caller must have checked that ``approver``
+    holds ``helpdesk.approve_request`` and the action's permission.
+    """
+    with transaction.atomic():
+        request = (
+            ApprovalRequest.objects.select_for_update().select_related("person", "identity_check").get(pk=request.pk)
+        )
+        _check_decider(request, approver)
+        audit.record(
+            "helpdesk.request_approved",
+            actor=approver,
+            subject=request.person,
+            ip=ip,
+            details={"request": request.pk, "action": request.action, "requested_by": request.requested_by_id},
+        )
+        request.decided_by, request.decided_at = approver, timezone.now()
+        try:
+            with transaction.atomic():
+                outcome = _run(
+                    request.action,
+                    request.person,
+                    actor=approver,
+                    identity_check=request.identity_check,
+                    case=request.case,
+                    params=request.params,
+                    ip=ip,
+                    request=request,
+                )
+        except ValidationError as error:
+            request.status, request.outcome = ApprovalRequest.Status.FAILED, " ".join(error.messages)[:300]
+            request.save(update_fields=["status", "decided_by", "decided_at", "outcome"])
+            raise
+        request.status, request.outcome = ApprovalRequest.Status.APPROVED, outcome.message[:300]
+        request.save(update_fields=["status", "decided_by", "decided_at", "outcome"])
+    return outcome
+
+
+def decline_request(request: ApprovalRequest, *, approver: User, ip: str | None = None) -> ApprovalRequest:
+    """A second agent declines a waiting request. Audits ``helpdesk.request_declined``; same refusals as approval."""
+    with transaction.atomic():
+        request = ApprovalRequest.objects.select_for_update().get(pk=request.pk)
+        _check_decider(request, approver)
+        request.status, request.decided_by, request.decided_at = (
+            ApprovalRequest.Status.DECLINED,
+            approver,
+            timezone.now(),
+        )
+        request.save(update_fields=["status", "decided_by", "decided_at"])
+        audit.record(
+            "helpdesk.request_declined",
+            actor=approver,
+            subject=request.person,
+            ip=ip,
+            details={"request": request.pk, "action": request.action},
+        )
+    return request
+
+
+# --- Services only the desk has --------------------------------------------------------------------------
+
+
+def end_sessions(person: User, *, actor: User, reason: str, ip: str | None = None) -> int:
+    """End every web session of ``person``, signed in or half-way through sign-in. Returns how many.
+
+    Reads every unexpired session (the database backend keeps no index by user): a desk action, not a hot path.
+    Audits ``sessions.ended`` and emails the person (BND-03).
+    """
+    reason = reason.strip()
+    if not reason:
+        raise ValidationError(errors.REASON_REQUIRED, code="reason")
+    mine = str(person.pk)
+    with transaction.atomic():
+        ended = [
+            session.session_key
+            for session in Session.objects.filter(expire_date__gt=timezone.now()).iterator()
+            if mine
+            in (
+                str(session.get_decoded().get(SESSION_KEY)),
+                str(session.get_decoded().get(signin_session.PENDING_USER)),
+            )
+        ]
+        Session.objects.filter(session_key__in=ended).delete()
+        audit.record(
+            "sessions.ended", actor=actor, subject=person, ip=ip, details={"count": len(ended), "reason": reason}
+        )
+        notify_person(person, event="sessions.ended")
+    return len(ended)
+
+
+PERSON_FIELDS = ("email", "first_name", "last_name", "department")
+
+
+def change_person_details(person: User, *, actor: User, reason: str, ip: str | None = None, **values) -> User:
+    """Change a person's email, names or department (AC-04); only the fields given and different are written.
+
+    Audits ``person.details_changed`` with the old and new values and, for a new email, ``person.email_changed``
+    (recovery links to it then need a second agent for a day). Emails the person; a changed email is told at
+    the old address too. Raises ``ValidationError`` for an empty reason, a bad email, nothing changed or the
+    actor's own record.
+    """
+    reason = reason.strip()
+    if not reason:
+        raise ValidationError(errors.REASON_REQUIRED, code="reason")
+    if actor.pk == person.pk:
+        raise ValidationError(errors.OWN_ACCOUNT, code="own_account")
+    values = {name: value.strip() for name, value in values.items() if name in PERSON_FIELDS and value is not None}
+    if values.get("email"):
+        try:
+            validate_email(values["email"])
+        except ValidationError:
+            raise ValidationError(errors.EMAIL_INVALID, code="email") from None
+    with transaction.atomic():
+        person = User.objects.select_for_update().get(pk=person.pk)
+        changed = {
+            name: (getattr(person, name), value) for name, value in values.items() if getattr(person, name) != value
+        }
+        if not changed:
+            raise ValidationError(errors.NOTHING_CHANGED, code="unchanged")
+        for name, (_, new) in changed.items():
+            setattr(person, name, new)
+        person.save(update_fields=list(changed))
+        audit.record(
+            "person.details_changed",
+            actor=actor,
+            subject=person,
+            ip=ip,
+            details={
+                "reason": reason,
+                "changes": {name: {"from": old, "to": new} for name, (old, new) in changed.items()},
+            },
+        )
+        if "email" in changed:
+            old_email, new_email = changed["email"]
+            audit.record(
+                "person.email_changed", actor=actor, subject=person, ip=ip, details={"from": old_email, "to": new_email}
+            )
+            if old_email:
+                notify_person(person, event="person.email_changed", to=old_email)
+        notify_person(person, event="person.details_changed")
+    return person
+
+
+# --- Support cases ------------------------------------------------------------------------------------
+
+
+def open_case(person: User, *, actor: User, category: str, note: str = "", ip: str | None = None) -> Case:
+    """Open a case for ``person``, assigned to ``actor``. Audits ``helpdesk.case_opened``."""
+    if category not in Case.Category.values:
+        raise ValidationError("Choose a category from the list.", code="category")
+    with transaction.atomic():
+        case = Case.objects.create(person=person, category=category, assignee=actor, opened_by=actor)
+        if note.strip():
+            CaseNote.objects.create(case=case, author=actor, text=note.strip())
+        audit.record(
+            "helpdesk.case_opened", actor=actor, subject=person, ip=ip, details={"case": case.pk, "category": category}
+        )
+    return case
+
+
+def add_case_note(case: Case, *, author: User, text: str, status: str | None = None, ip: str | None = None) -> CaseNote:
+    """Append a note (never edited) and optionally move the case's status. Audits ``helpdesk.case_noted``."""
+    text = text.strip()
+    if not text:
+        raise ValidationError(errors.NOTE_EMPTY, code="note")
+    if status is not None and status not in Case.Status.values:
+        raise ValidationError("Choose a status from the list.", code="status")
+    with transaction.atomic():
+        case = Case.objects.select_for_update().get(pk=case.pk)
+        note = CaseNote.objects.create(case=case, author=author, text=text)
+        previous = case.status
+        case.status = status or case.status
+        case.updated_at = timezone.now()
+        if case.assignee_id is None:
+            case.assignee = author
+        case.save(update_fields=["status", "updated_at", "assignee"])
+        audit.record(
+            "helpdesk.case_noted",
+            actor=author,
+            subject=case.person,
+            ip=ip,
+            details={"case": case.pk, "note": note.pk, "status_from": previous, "status_to": case.status},
+        )
+    return note

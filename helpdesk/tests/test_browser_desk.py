@@ -1,0 +1,134 @@
+"""The help desk in real Chromium: an agent signs in with a second factor, finds a caller by a phone number typed
+in national format, records an identity check, issues bypass codes and reads one out; the person signs in with it.
+axe-core checks every admin page on the way (the pages this project adds or changes)."""
+
+import pytest
+from playwright.sync_api import expect
+
+from conftest import fresh_code
+from devices.models import BypassCode
+from devices.tests.browser import DESKTOP, Accessibility, chromium
+from identity.models import AuditEvent
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
+
+
+def _sign_in(page, person, password, code=None, device_label=None):
+    page.get_by_label("Institution ID").fill(person.username)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Sign in").click()
+    if device_label:
+        page.get_by_label(device_label).check()
+    page.get_by_role("textbox", name="Code").fill(code)
+    page.get_by_role("button", name="Verify").click()
+
+
+def test_bnd10_bnd07_agent_issues_bypass_codes_and_the_person_signs_in_with_one(
+    live_server, staff_member, caller, password, tmp_path
+):
+    axe = Accessibility()
+    agent_device = staff_member.registrations.get().app_device
+    with chromium() as browser:
+        page = browser.new_context(base_url=live_server.url, **DESKTOP).new_page()
+        page.set_default_timeout(15_000)
+        page.goto("/admin/")
+        _sign_in(page, staff_member, password, fresh_code(agent_device))
+        expect(page.get_by_role("heading", name="People, devices and audit")).to_be_visible()
+
+        page.goto("/admin/identity/user/")
+        axe.check(page, "people list")
+        page.locator("#searchbar").fill("(617) 432-2000")
+        page.locator("#searchbar").press("Enter")
+        expect(page.locator("#result_list tbody tr")).to_have_count(1)
+        axe.check(page, "people list, searched")
+        page.get_by_role("link", name=caller.username).click()
+        expect(page.get_by_role("heading", name="Why can't they sign in?")).to_be_visible()
+        axe.check(page, "person page")
+
+        page.get_by_role("link", name="Issue bypass codes").click()
+        expect(page.get_by_text("record how you made sure you are talking to them")).to_be_visible()
+        axe.check(page, "identity check")
+        page.get_by_label("Photo ID checked in person").check()
+        page.get_by_label("Ticket or case reference").fill("INC-4242")
+        page.get_by_role("button", name="Record the check").click()
+
+        expect(page.get_by_text("Identity check relied on")).to_be_visible()
+        axe.check(page, "issue bypass codes")
+        page.get_by_label("How many codes").select_option("2")
+        page.get_by_label("30 minutes").check()
+        page.get_by_role("button", name="Yes, issue bypass codes").click()
+
+        codes = page.locator(".bypass-codes code")
+        expect(codes).to_have_count(2)
+        axe.check(page, "bypass codes shown once")
+        read_out = codes.first.inner_text()
+        page.get_by_role("link", name="Done: back to the person").click()
+        assert read_out not in page.content()
+
+        person = browser.new_context(base_url=live_server.url, **DESKTOP).new_page()
+        person.set_default_timeout(15_000)
+        person.goto("/account/sign-in/")
+        _sign_in(person, caller, password, read_out, device_label="Bypass codes from the help desk")
+        expect(person.get_by_text("You signed in with a bypass code from the help desk")).to_be_visible()
+        person.screenshot(path=tmp_path / "signed-in-with-bypass.png", full_page=True)
+
+    assert BypassCode.objects.filter(used_at__isnull=False).count() == 1
+    desk = AuditEvent.objects.get(action="helpdesk.action", subject=caller)
+    assert desk.details["reference"] == "INC-4242" and desk.details["action"] == "issue_bypass_codes"
+    axe.assert_clean()
+
+
+def test_bnd07_desk_registers_a_security_key_in_chromium_and_the_person_signs_in_with_it(
+    live_server, settings, staff_member, caller, password
+):
+    """Chromium's virtual authenticator plays the person's key, plugged into the desk computer."""
+    site = live_server.url.replace("127.0.0.1", "localhost")  # WebAuthn needs a domain name
+    settings.WEBAUTHN_RP_ID = "localhost"
+    settings.WEBAUTHN_ORIGINS = [site]
+    axe = Accessibility()
+    agent_device = staff_member.registrations.get().app_device
+    with chromium() as browser:
+        context = browser.new_context(base_url=site, **DESKTOP)
+        context.set_default_timeout(15_000)
+        page = context.new_page()
+        cdp = context.new_cdp_session(page)
+        cdp.send("WebAuthn.enable")
+        cdp.send(
+            "WebAuthn.addVirtualAuthenticator",
+            {
+                "options": {
+                    "protocol": "ctap2",
+                    "transport": "usb",
+                    "hasResidentKey": False,
+                    "hasUserVerification": True,
+                    "isUserVerified": True,
+                }
+            },
+        )
+        page.goto("/admin/")
+        _sign_in(page, staff_member, password, fresh_code(agent_device))
+        page.goto(f"/admin/identity/user/{caller.pk}/change/")
+        page.get_by_role("link", name="Register a security key").click()
+        page.get_by_label("Photo ID checked in person").check()
+        page.get_by_label("Ticket or case reference").fill("INC-5150")
+        page.get_by_role("button", name="Record the check").click()
+        axe.check(page, "register a security key")
+        page.get_by_label("Name this key").fill("Green key")
+        page.get_by_role("button", name="Yes, register a security key").click()
+        expect(page.get_by_text("Security key “Green key” registered")).to_be_visible()
+
+        # The person takes the key to their own computer (the same virtual key, in a new session).
+        page.context.clear_cookies()
+        page.goto("/account/sign-in/")
+        page.get_by_label("Institution ID").fill(caller.username)
+        page.get_by_label("Password").fill(password)
+        page.get_by_role("button", name="Sign in").click()
+        page.get_by_role("button", name="Use your security key").click()
+        expect(page.get_by_role("heading", level=1)).to_have_text("My devices")
+
+    key = caller.registrations.get(kind="security_key").security_key_device
+    assert key.registered_by == staff_member
+    assert AuditEvent.objects.filter(
+        action="signin.second_factor_ok", subject=caller, details__factor="security_key"
+    ).exists()
+    axe.assert_clean()

@@ -1,0 +1,313 @@
+"""Desk actions from the person page: identity check first (BND-07), four-eyes (BND-08), audited (AC-06) and
+notified (BND-03); no raw edits of people (AC-04); roles (AC-03)."""
+
+from datetime import timedelta
+
+import pytest
+from django.contrib.auth.models import Group
+from django.core.exceptions import ValidationError
+from django.urls import reverse
+from django.utils import timezone
+from freezegun import freeze_time
+
+from devices.models import OutboundMessage, Registration
+from helpdesk import services
+from helpdesk.models import ApprovalRequest
+from identity.models import AuditEvent
+
+pytestmark = [pytest.mark.django_db, pytest.mark.postgres]
+
+
+def action_url(person, action):
+    return reverse("admin:helpdesk_action", args=[person.pk, action])
+
+
+def person_url(person):
+    return reverse("admin:identity_user_change", args=[person.pk])
+
+
+def events(action, **filters):
+    return list(AuditEvent.objects.filter(action=action, **filters).order_by("sequence"))
+
+
+def notices(person, template):
+    return OutboundMessage.objects.filter(user=person, template=template)
+
+
+def lock(person):
+    from identity.services import record_second_factor_failure
+
+    for _ in range(10):
+        record_second_factor_failure(person, factor="totp", ip=None)
+    person.refresh_from_db()
+    assert person.is_locked
+
+
+# --- AC-03 / AC-04: roles and no raw edits ---------------------------------------------------------------------
+
+
+def test_ac03_help_desk_has_desk_permissions_not_change_user():
+    codenames = set(Group.objects.get(name="Help desk").permissions.values_list("codename", flat=True))
+    assert "change_user" not in codenames
+    assert {"issue_bypass_codes", "unlock_account", "record_identity_check", "approve_request"} <= codenames
+    assert not [c for c in codenames if c.startswith(("add_", "change_", "delete_"))]
+
+
+def test_ac03_auditor_holds_view_permissions_only():
+    codenames = set(Group.objects.get(name="Auditor").permissions.values_list("codename", flat=True))
+    assert "view_case" in codenames
+    assert all(c.startswith("view_") for c in codenames), codenames
+
+
+def test_ac04_person_page_has_no_editable_field_and_refuses_a_post(desk_client, caller):
+    page = desk_client.get(person_url(caller))
+    assert page.status_code == 200
+    content = page.content.decode()
+    assert 'name="email"' not in content and 'name="_save"' not in content
+
+    response = desk_client.post(person_url(caller), {"username": caller.username, "email": "evil@example.com"})
+
+    assert response.status_code == 403
+    caller.refresh_from_db()
+    assert caller.email == "caller1@example.edu"
+
+
+def test_ac04_email_change_is_audited_and_tells_the_old_address(desk_client, caller, staff_member, check_for):
+    check_for(caller, staff_member)
+    response = desk_client.post(
+        action_url(caller, "change_details"),
+        {
+            "email": "cal.new@example.edu",
+            "first_name": "Cal",
+            "last_name": "Ler",
+            "department": "Radiology",
+            "reason": "INC-9 new address",
+        },
+    )
+
+    assert response.status_code == 302
+    caller.refresh_from_db()
+    assert caller.email == "cal.new@example.edu"
+    [changed] = events("person.details_changed", subject=caller)
+    assert changed.actor == staff_member
+    assert changed.details["changes"] == {"email": {"from": "caller1@example.edu", "to": "cal.new@example.edu"}}
+    assert notices(caller, "notice:person.email_changed").filter(recipient="caller1@example.edu").exists()
+    [desk] = events("helpdesk.action", subject=caller)
+    assert desk.details["action"] == "change_details"
+
+
+def test_ac04_bnd08_recovery_link_to_a_fresh_email_needs_a_second_agent(caller, staff_member, second_agent, check_for):
+    services.change_person_details(caller, actor=staff_member, reason="INC-9", email="cal.new@example.edu")
+    check = check_for(caller, staff_member)
+
+    outcome = services.perform("send_recovery_link", caller, actor=staff_member, identity_check=check, params={})
+
+    assert outcome.request is not None
+    assert not notices(caller, "recovery_link").exists()
+    services.approve_request(outcome.request, approver=second_agent)
+    assert notices(caller, "recovery_link").filter(recipient="cal.new@example.edu").count() == 1
+
+
+# --- BND-07: an identity check first ---------------------------------------------------------------------------
+
+
+def test_bnd07_action_page_asks_for_a_check_first_then_goes_on(desk_client, caller, staff_member):
+    lock(caller)
+    response = desk_client.get(action_url(caller, "unlock"))
+    assert response.status_code == 302
+    check_url = response["Location"]
+    assert check_url.startswith(reverse("admin:helpdesk_identity_check", args=[caller.pk]))
+
+    response = desk_client.post(check_url, {"method": "callback_to_number_on_file", "reference": "INC-77"})
+
+    assert response["Location"] == action_url(caller, "unlock")
+    assert desk_client.get(action_url(caller, "unlock")).status_code == 200
+    response = desk_client.post(action_url(caller, "unlock"), {"reason": "called back, INC-77"})
+    assert response.status_code == 302
+    caller.refresh_from_db()
+    assert not caller.is_locked
+    [desk] = events("helpdesk.action", subject=caller)
+    assert desk.actor == staff_member
+    assert desk.details["method"] == "callback_to_number_on_file" and desk.details["reference"] == "INC-77"
+    assert notices(caller, "notice:account.unlocked").exists()
+
+
+def test_bnd07_knowledge_questions_are_not_a_method(desk_client, caller):
+    url = reverse("admin:helpdesk_identity_check", args=[caller.pk])
+    response = desk_client.post(url, {"method": "knowledge_questions", "reference": "INC-1"})
+    assert response.status_code == 200
+    assert not caller.identity_checks.exists()
+
+
+def test_bnd07_a_check_expires_and_belongs_to_its_agent(caller, staff_member, second_agent, check_for):
+    check = check_for(caller, staff_member)
+    assert services.current_identity_check(caller, agent=second_agent) is None
+    with pytest.raises(ValidationError):
+        services.perform(
+            "sign_out_everywhere", caller, actor=second_agent, identity_check=check, params={"reason": "x"}
+        )
+    with freeze_time(timezone.now() + timedelta(minutes=31)):
+        assert services.current_identity_check(caller, agent=staff_member) is None
+        with pytest.raises(ValidationError):
+            services.perform(
+                "sign_out_everywhere", caller, actor=staff_member, identity_check=check, params={"reason": "x"}
+            )
+
+
+@pytest.mark.parametrize(
+    "action,params",
+    [
+        ("unlock", {"reason": "r"}),
+        ("issue_bypass_codes", {"count": 2, "valid_minutes": 15}),
+        ("send_recovery_link", {}),
+        ("sign_out_everywhere", {"reason": "r"}),
+        ("approve_vpn", {"reason": "r"}),
+    ],
+)
+def test_bnd07_every_action_refuses_without_a_check(caller, staff_member, action, params):
+    before = AuditEvent.objects.count()
+    with pytest.raises(ValidationError):
+        services.perform(action, caller, actor=staff_member, identity_check=None, params=params)
+    assert AuditEvent.objects.count() == before
+
+
+# --- BND-08: own account, staff accounts --------------------------------------------------------------------
+
+
+def test_bnd08_nobody_acts_on_their_own_account(desk_client, staff_member):
+    assert services.current_identity_check(staff_member, agent=staff_member) is None
+    with pytest.raises(ValidationError):
+        services.record_identity_check(staff_member, agent=staff_member, method="photo_id_in_person", reference="x")
+    response = desk_client.get(action_url(staff_member, "issue_bypass_codes"), follow=True)
+    assert b"your own account" in response.content
+    page = desk_client.get(person_url(staff_member))
+    assert page.context["desk_actions"] == []
+
+
+def test_bnd08_action_on_a_staff_account_waits_for_a_second_agent(
+    desk_client, staff_member, second_agent, superuser, check_for
+):
+    check = check_for(superuser, staff_member)
+    response = desk_client.post(
+        action_url(superuser, "issue_bypass_codes"), {"count": "2", "valid_minutes": "15", "case": ""}
+    )
+    assert response.status_code == 302
+    [request] = ApprovalRequest.objects.all()
+    assert (request.person, request.requested_by, request.identity_check) == (superuser, staff_member, check)
+    assert not superuser.bypasscodedevice_set.exists()
+
+    with pytest.raises(ValidationError):
+        services.approve_request(request, approver=staff_member)  # not the requester
+    with pytest.raises(ValidationError):
+        services.approve_request(request, approver=superuser)  # not the subject
+    outcome = services.approve_request(request, approver=second_agent)
+
+    assert len(outcome.codes) == 2
+    request.refresh_from_db()
+    assert (request.status, request.decided_by) == (ApprovalRequest.Status.APPROVED, second_agent)
+    [desk] = events("helpdesk.action", subject=superuser)
+    assert desk.actor == second_agent and desk.details["requested_by"] == staff_member.pk
+    assert desk.details["check"] == check.pk
+
+
+def test_bnd08_request_expires_after_a_day(staff_member, second_agent, superuser, check_for):
+    check = check_for(superuser, staff_member)
+    outcome = services.perform(
+        "sign_out_everywhere", superuser, actor=staff_member, identity_check=check, params={"reason": "r"}
+    )
+    with freeze_time(timezone.now() + timedelta(hours=25)), pytest.raises(ValidationError):
+        services.approve_request(outcome.request, approver=second_agent)
+
+
+def test_bnd08_recovery_link_to_a_staff_account_needs_a_second_agent(
+    staff_member, second_agent, superuser, check_for
+):
+    check = check_for(second_agent, staff_member)
+    outcome = services.perform("send_recovery_link", second_agent, actor=staff_member, identity_check=check, params={})
+    assert outcome.request is not None
+    assert not notices(second_agent, "recovery_link").exists()
+
+    services.approve_request(outcome.request, approver=superuser)
+
+    assert notices(second_agent, "recovery_link").count() == 1
+    [sent] = events("recovery.link_sent", subject=second_agent)
+    assert (sent.actor, sent.details["approved_by"]) == (staff_member, superuser.pk)
+
+
+# --- Each action: runs, audits with its check and case, notifies (BND-03, AC-06) -------------------------------------
+
+
+def test_ac06_bnd03_retire_and_report_lost_from_the_desk(desk_client, caller, staff_member, check_for, enroll):
+    second = enroll(caller, kind="tablet", platform="android")
+    case = services.open_case(caller, actor=staff_member, category="lost_device")
+    check_for(caller, staff_member, case=case)
+
+    response = desk_client.post(
+        action_url(caller, "retire_device"), {"registration": str(second.pk), "reason": "old tablet", "case": case.pk}
+    )
+    assert response.status_code == 302, response.content[:500]
+    second.refresh_from_db()
+    assert second.status == Registration.Status.RETIRED and second.retired_by == staff_member
+
+    phone = caller.registrations.get(kind="mobile")
+    desk_client.post(action_url(caller, "report_lost"), {"registration": str(phone.pk), "case": case.pk})
+    phone.refresh_from_db()
+    assert phone.status == Registration.Status.RETIRED
+    caller.refresh_from_db()
+    assert caller.lost_last_factor_at is not None
+    desk = events("helpdesk.action", subject=caller)
+    assert [e.details["action"] for e in desk] == ["retire_device", "report_lost"]
+    assert all(e.details["case"] == case.pk for e in desk)
+    assert notices(caller, "notice:device.retired").exists() and notices(caller, "notice:device.reported_lost").exists()
+    # The case page lists the actions taken in it.
+    page = desk_client.get(reverse("admin:helpdesk_case_change", args=[case.pk]))
+    assert page.status_code == 200 and b"report_lost" in page.content
+
+
+def test_bnd03_sign_out_everywhere_ends_the_persons_sessions(
+    desk_client, caller, staff_member, check_for, sign_in, client_factory=None
+):
+    from django.test import Client
+
+    theirs = Client()
+    sign_in(theirs, caller)
+    assert theirs.get("/devices/").status_code == 200
+    check_for(caller, staff_member)
+
+    desk_client.post(action_url(caller, "sign_out_everywhere"), {"reason": "phone stolen"})
+
+    assert theirs.get("/devices/").status_code == 302
+    assert desk_client.get("/admin/").status_code == 200  # the agent's own session stays
+    [ended] = events("sessions.ended", subject=caller)
+    assert ended.details["count"] == 1
+    assert notices(caller, "notice:sessions.ended").exists()
+
+
+def test_ac06_vpn_access_from_the_desk(desk_client, caller, staff_member, check_for):
+    check_for(caller, staff_member)
+    desk_client.post(action_url(caller, "approve_vpn"), {"reason": "manager asked, INC-4"})
+    caller.refresh_from_db()
+    assert caller.vpn_access == "approved" and caller.vpn_access_changed_by == staff_member
+    assert notices(caller, "notice:vpn_access.approved").exists()
+    desk_client.post(action_url(caller, "revoke_vpn"), {"reason": "left the project"})
+    caller.refresh_from_db()
+    assert caller.vpn_access == "revoked"
+
+
+def test_action_that_does_not_apply_is_not_offered(desk_client, caller):
+    page = desk_client.get(person_url(caller))
+    keys = [a.key for a in page.context["desk_actions"]]
+    assert "unlock" not in keys and "revoke_vpn" not in keys
+    assert "issue_bypass_codes" in keys
+    response = desk_client.get(action_url(caller, "unlock"), follow=True)
+    assert b"does not apply" in response.content
+
+
+def test_case_notes_are_appended(desk_client, caller, staff_member):
+    case = services.open_case(caller, actor=staff_member, category="lockout", note="Called at 9")
+    url = reverse("admin:helpdesk_case_note", args=[case.pk])
+    desk_client.post(url, {"text": "Waiting for photo ID", "status": "waiting"})
+    case.refresh_from_db()
+    assert case.status == "waiting"
+    assert list(case.notes.values_list("text", flat=True)) == ["Called at 9", "Waiting for photo ID"]
+    assert desk_client.get(url).status_code == 405
