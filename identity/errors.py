@@ -1,11 +1,8 @@
 """The texts people see when identity operations refuse something. One place, so they stay consistent."""
 
 import math
-from datetime import timedelta
 
 from django.utils import timezone
-
-from . import lifetimes
 
 SIGN_IN_FAILED = "That institution ID and password do not match. Check both and try again."
 SIGN_IN_EXPIRED = "Your sign-in took too long and has expired. Please enter your ID and password again."
@@ -36,4 +33,4 @@ def _how_long(seconds: int) -> str:
     """ "1 second", "40 seconds", "3 minutes": seconds up to two minutes, whole minutes (rounded up) beyond."""
     if seconds < 120:
         return f"{seconds} second{'' if seconds == 1 else 's'}"
-    return lifetimes.in_words(timedelta(seconds=seconds))
+    return f"{math.ceil(seconds / 60)} minutes"

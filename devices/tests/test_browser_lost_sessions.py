@@ -37,12 +37,12 @@ def _unused_code(device) -> str:
             time.sleep(1)
 
 
-def _sign_in_with_app(page, person, password, device):
+def _sign_in_with_app(page, person, password, registration):
     page.goto("/")
     _sign_in_with_password(page, person, password)
     _heading(page, "Enter a code from your device")
-    page.get_by_role("radio", name=device.name, exact=True).check()
-    page.get_by_label("Code", exact=True).fill(_unused_code(device))
+    page.get_by_role("radio", name=registration.display_name, exact=True).check()
+    page.get_by_label("Code", exact=True).fill(_unused_code(registration.app_device))
     page.get_by_role("button", name="Verify").click()
     _heading(page, "My devices")
 
@@ -60,13 +60,13 @@ def test_bnd05_after_the_last_phone_is_lost_another_open_browser_cannot_take_the
         axe.check(page, name)
         _shot(page, tmp_path, name)
 
-    _sign_in_with_app(other, person, password, phone.app_device)
-    _sign_in_with_app(owner, person, password, phone.app_device)
+    _sign_in_with_app(other, person, password, phone)
+    _sign_in_with_app(owner, person, password, phone)
     owner.get_by_role("row").filter(has=owner.get_by_role("rowheader", name=phone.display_name)).get_by_role(
         "link", name=re.compile(r"^I lost it")
     ).click()
     owner.get_by_role("button", name="It is lost: stop it now").click()
-    _heading(owner, "Set up two-step verification")
+    _heading(owner, "Set up your new device now")
     visit(owner, "owner-after-lost")
 
     # B reloads My devices: signed out, and its password alone opens nothing.
@@ -79,7 +79,7 @@ def test_bnd05_after_the_last_phone_is_lost_another_open_browser_cannot_take_the
     visit(other, "other-refused")
 
     # A, which reported the loss, can set up the new phone.
-    owner.get_by_role("link", name="Start setup").click()
+    owner.get_by_role("link", name="Set up my new device now").click()
     _heading(owner, "What kind of device will you use?")
     owner.get_by_label("Tablet").check()
     owner.get_by_role("button", name="Continue").click()

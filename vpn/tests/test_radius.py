@@ -12,7 +12,7 @@ import pytest
 from django.contrib.auth.hashers import PBKDF2PasswordHasher
 from django.db import connection
 
-from conftest import PASSWORD, fresh_code
+from conftest import PASSWORD, fresh_code, owner_cursor
 from identity.models import AuditEvent, User
 from identity.tests.helpers import SECOND_FACTOR, SIGN_IN, wrong_code
 from vpn import services
@@ -244,12 +244,14 @@ def test_api07_the_database_going_away_rejects(radius_server, radius_client, rad
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
             "WHERE datname = current_database() AND pid <> pg_backend_pid()"
         )
+    # Only the tables' owner may rename one (the suite may run as the app's role, AC-10).
+    with owner_cursor() as cursor:
         cursor.execute("ALTER TABLE identity_user RENAME TO identity_user_away")
     try:
         out = radclient(
             radius_server, radius_client.secret, {"User-Name": "vpnuser", "User-Password": f"{PASSWORD},{code}"}
         )
     finally:
-        with connection.cursor() as cursor:
+        with owner_cursor() as cursor:
             cursor.execute("ALTER TABLE identity_user_away RENAME TO identity_user")
     assert "Received Access-Reject" in out
