@@ -262,3 +262,7 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
 }
+
+# Sessions in the database with their person and device on each row, so a lost device ends every session verified
+# with it (BND-05; check identity.E004).
+SESSION_ENGINE = "identity.session_store"
