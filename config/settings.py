@@ -294,3 +294,7 @@ IDENTITY_CHECK_VALID_MINUTES = env.int("IDENTITY_CHECK_VALID_MINUTES", default=3
 # recovery link to that address to need one (AC-04).
 APPROVAL_REQUEST_TTL_HOURS = env.int("APPROVAL_REQUEST_TTL_HOURS", default=24)
 RECENT_EMAIL_CHANGE_HOURS = env.int("RECENT_EMAIL_CHANGE_HOURS", default=24)
+
+# Sessions in the database with their person and device on each row, so a lost device ends every session verified
+# with it (BND-05; check identity.E004).
+SESSION_ENGINE = "identity.session_store"

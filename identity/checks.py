@@ -39,14 +39,14 @@ def check_deploy_identity(app_configs, **kwargs):
 
 @register(Tags.security)
 def check_session_store(app_configs, **kwargs):
-    from .open_sessions import session_store_has_table
+    from .open_sessions import ENGINE, session_store_names_people
 
-    if session_store_has_table():
+    if session_store_names_people():
         return []
     return [
         Error(
-            "SESSION_ENGINE must keep sessions in the database (db or cached_db): a lost device must end every "
-            "session verified with it, not only the one in hand (BND-05).",
+            f"SESSION_ENGINE must be {ENGINE!r}: a lost device must end every session verified with it, not only "
+            "the one in hand (BND-05), and only that engine records whose each session is.",
             id="identity.E004",
         )
     ]

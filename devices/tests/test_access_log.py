@@ -24,7 +24,11 @@ from .browser import PHONE, chromium
 from .helpers import LINK_RE, pending_app_registration
 from .test_browser_enrollment import _heading
 
-pytestmark = [pytest.mark.browser, pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.postgres,
+    pytest.mark.django_db(transaction=True, serialized_rollback=True),
+]
 
 
 def _free_port() -> int:

@@ -6,13 +6,14 @@ axe-core checks the pages each browser sees around the loss.
 import re
 import time
 
+import pyotp
 import pytest
 from playwright.sync_api import expect
 
 from conftest import fresh_code
 from devices.models import Registration
 
-from .browser import DESKTOP, Accessibility, chromium
+from .browser import DESKTOP, Accessibility, chromium, decode_qr, parse_otpauth
 from .helpers import events
 from .test_browser_enrollment import _heading, _page, _shot, _sign_in_with_password
 
@@ -91,4 +92,44 @@ def test_bnd05_after_the_last_phone_is_lost_another_open_browser_cannot_take_the
     assert lost.details["sessions_ended"] == 1
     assert not events("device.bound").filter(sequence__gt=lost.sequence).exists()
     assert axe.checked == ["owner-after-lost", "other-signed-out", "other-refused", "owner-platform"]
+    axe.assert_clean()
+
+
+def test_bnd05_removing_the_tablet_just_activated_keeps_the_person_signed_in(
+    browser, live_server, make_user, enroll, password, tmp_path
+):
+    """Issue 8: activating a device verifies the session with it, and removing it then signed the person out."""
+    person = make_user("rt9753")
+    first = enroll(person, kind="tablet", platform="android")
+    page = _page(browser, live_server, DESKTOP)
+    axe = Accessibility()
+    _sign_in_with_app(page, person, password, first.app_device)
+
+    page.goto("/enroll/device-type/")
+    page.get_by_label("Tablet").check()
+    page.get_by_role("button", name="Continue").click()
+    page.get_by_label(re.compile(r"^Android")).check()
+    page.get_by_role("button", name="Continue").click()
+    page.get_by_role("button", name="I have the app installed").click()
+    _heading(page, "Activate the app")
+    qr = page.locator("img#activation-qr")
+    expect(qr).to_have_js_property("complete", True)
+    uri = parse_otpauth(decode_qr(qr.screenshot()))
+    page.get_by_label("Code shown in the app").fill(pyotp.TOTP(uri["secret"]).now())
+    page.get_by_role("button", name="Activate").click()
+    _heading(page, re.compile(r"^Success"))
+    last = Registration.objects.filter(user=person).latest("activated_at")
+    assert last.pk != first.pk and last.app_device.confirmed
+
+    page.goto("/devices/")
+    page.locator(f'a[href="/devices/{last.pk}/remove/"]').click()
+    page.get_by_role("button", name="Remove device").click()
+
+    _heading(page, "My devices")  # not the sign-in page
+    expect(page.get_by_text(f"{last.display_name} was removed.")).to_be_visible()
+    axe.check(page, "my-devices-after-removal")
+    page.reload()
+    _heading(page, "My devices")
+    last.refresh_from_db()
+    assert last.status == Registration.Status.RETIRED
     axe.assert_clean()

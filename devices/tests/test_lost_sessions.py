@@ -4,7 +4,6 @@ Sessions are real rows in the session table, signed in through the real views wi
 """
 
 import pytest
-from django.contrib.sessions.models import Session
 from django.core.checks import run_checks
 from django.core.exceptions import ValidationError
 from django.test import Client, override_settings
@@ -15,6 +14,7 @@ from conftest import PASSWORD, fresh_code, totp_for
 from devices import errors, services
 from devices.models import Registration
 from devices.views import LOSS_REPORTED_SESSION_KEY
+from identity.models import PersonSession as Session
 
 from .helpers import add_app_device, events, pending_app_registration, text
 
@@ -151,6 +151,17 @@ def test_bnd02_the_reporting_session_keeps_the_hold_time_it_may_set_up_under(per
     assert browser.session[LOSS_REPORTED_SESSION_KEY] == person.lost_last_factor_at.isoformat()
 
 
-@override_settings(SESSION_ENGINE="django.contrib.sessions.backends.signed_cookies")
-def test_bnd05_a_session_store_without_a_table_is_refused_by_a_system_check():
-    assert "identity.E004" in {problem.id for problem in run_checks()}
+@pytest.mark.parametrize(
+    "engine", ["django.contrib.sessions.backends.signed_cookies", "django.contrib.sessions.backends.db"]
+)
+def test_bnd05_a_session_engine_that_does_not_name_the_person_is_refused_by_a_system_check(engine):
+    assert "identity.E004" not in {problem.id for problem in run_checks()}
+    with override_settings(SESSION_ENGINE=engine):
+        assert "identity.E004" in {problem.id for problem in run_checks()}
+
+
+def test_bnd05_each_session_row_names_its_person_and_device(person, enroll, sign_in, clock):
+    phone = enroll(person)
+    browser = signed_in(sign_in, person, phone.app_device, clock)
+    row = Session.objects.get(session_key=browser.session.session_key)
+    assert (row.user_id, row.otp_device_id) == (person.pk, phone.app_device.persistent_id)
