@@ -1,10 +1,17 @@
 """The Twilio gateway against a local stand-in for Twilio's REST API (the real library makes real requests)."""
 
 import socket
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from devices.gateways import PermanentGatewayError, TransientGatewayError, TwilioGateway, spoken_twiml
+from devices.gateways import (
+    PermanentGatewayError,
+    TransientGatewayError,
+    TwilioGateway,
+    UnknownOutcomeError,
+    spoken_twiml,
+)
 from devices.tests.twilio_stub import TwilioStub
 
 SID = "AC" + "0" * 32
@@ -17,8 +24,10 @@ def stub():
     server.stop()
 
 
-def gateway_for(url: str) -> TwilioGateway:
-    return TwilioGateway(account_sid=SID, auth_token="t" * 32, from_number="+16175550100", api_base_url=url, timeout=5)
+def gateway_for(url: str, *, timeout: float = 5) -> TwilioGateway:
+    return TwilioGateway(
+        account_sid=SID, auth_token="t" * 32, from_number="+16175550100", api_base_url=url, timeout=timeout
+    )
 
 
 def test_sms_reaches_the_provider_with_number_and_text(stub):
@@ -61,3 +70,39 @@ def test_rel04_unreachable_provider_is_transient():
         port = probe.getsockname()[1]
     with pytest.raises(TransientGatewayError):
         gateway_for(f"http://127.0.0.1:{port}").send_sms("+16175550123", "x")
+
+
+def test_rel04_an_answer_slower_than_the_timeout_is_an_unknown_outcome_and_found_at_the_provider(stub):
+    stub.state.answer_delay["sms"] = 2
+    gateway = gateway_for(stub.base_url, timeout=0.5)
+    before = datetime.now(UTC) - timedelta(seconds=1)
+
+    with pytest.raises(UnknownOutcomeError):
+        gateway.send_sms("+16175550123", "123456 is your code")
+
+    (sms,) = stub.accepted  # the provider has it: sending it again would text the code twice
+    assert gateway.find_sent("sms", "+16175550123", "123456 is your code", before) == sms.sid
+    assert gateway.find_sent("sms", "+16175550123", "654321 is your code", before) is None
+    assert gateway.find_sent("sms", "+16175550199", "123456 is your code", before) is None
+    assert gateway.find_sent("sms", "+16175550123", "123456 is your code", datetime.now(UTC) + timedelta(1)) is None
+
+
+def test_rel04_a_call_whose_answer_was_lost_is_found_by_recipient_and_time(stub):
+    stub.state.answer_delay["voice"] = 2
+    gateway = gateway_for(stub.base_url, timeout=0.5)
+    before = datetime.now(UTC) - timedelta(seconds=1)
+
+    with pytest.raises(UnknownOutcomeError):
+        gateway.place_call("+16175550123", "Your code is: 1, 2, 3.")
+
+    (call,) = stub.accepted
+    assert gateway.find_sent("voice", "+16175550123", "Your code is: 1, 2, 3.", before) == call.sid
+    assert gateway.find_sent("voice", "+16175550124", "Your code is: 1, 2, 3.", before) is None
+
+
+def test_rel04_a_provider_that_cannot_be_asked_is_a_transient_error():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with pytest.raises(TransientGatewayError):
+        gateway_for(f"http://127.0.0.1:{port}").find_sent("sms", "+16175550123", "x", datetime.now(UTC))
