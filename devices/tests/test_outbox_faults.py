@@ -27,6 +27,12 @@ Status = OutboundMessage.Status
 Channel = OutboundMessage.Channel
 
 
+@pytest.fixture
+def fault_env(worker_env):
+    # A lease far longer than any send here, so that a slow send under load is never taken over (and sent twice).
+    return {**worker_env, "OUTBOX_SENDING_LEASE_SECONDS": "30"}
+
+
 def worker_options(queues: str) -> tuple[str, ...]:
     """The options of deploy/enrollment-worker@.service: prefork, two processes, gossip, mingle, heartbeat on."""
     return ("--pool=prefork", "--concurrency=2", f"--queues={queues}")
@@ -79,24 +85,31 @@ class Supervised:
             self.worker = self.start_worker(*self.options, **self.env)
 
 
-@pytest.mark.parametrize("how", ["stopped", "killed"])
+@pytest.mark.parametrize("how", ["stopped", "killed", "killed and the worker exits"])
 def test_rel03_rel06_sending_resumes_within_a_minute_when_redis_drops_while_the_worker_is_busy(
-    how, private_redis, start_worker, worker_env, stub, make_user
+    how, private_redis, start_worker, fault_env, stub, make_user, settings
 ):
-    worker = Supervised(start_worker, worker_options("sms"), worker_env)
+    settings.OUTBOX_SWEEP_GRACE_SECONDS = 10  # for the sweep run here, as beat would
+    worker = Supervised(start_worker, worker_options("sms"), fault_env)
     stub.state.answer_delay["sms"] = 0.3  # each process holds a text when the broker goes
     person = make_user()
     before = queue_texts(person, 30, first=1000)
     wait_for(lambda: len(stub.accepted) >= 4)
 
-    if how == "killed":
+    if how.startswith("killed"):
         private_redis.process.send_signal(signal.SIGKILL)
         private_redis.process.wait()
     else:
         private_redis.stop()
     during = queue_texts(person, 5, first=2000)  # the queuing call does not hang, and the rows wait
     assert OutboundMessage.objects.filter(pk__in=[m.pk for m in during], dispatch_failed_at__isnull=False).count() == 5
-    time.sleep(10)
+    time.sleep(5)
+    if how.endswith("exits"):
+        # As the worker does when the broker client fails in a way Celery cannot recover from (kombu's
+        # "'NoneType' object has no attribute 'hostname'" while restoring unacknowledged messages): it is gone.
+        worker.worker.process.send_signal(signal.SIGKILL)
+        worker.worker.process.wait()
+    time.sleep(5)
     private_redis.start()
     back = time.monotonic()
 
@@ -109,6 +122,36 @@ def test_rel03_rel06_sending_resumes_within_a_minute_when_redis_drops_while_the_
     print(f"sending resumed {time.monotonic() - back:.1f} s after Redis came back; worker restarts: {worker.restarts}")
     # Each text went out once: the rows, not the broker, say what was sent.
     assert set(deliveries(stub, before + during).values()) == {1}
+    assert worker.restarts == (1 if how.endswith("exits") else 0)
+
+
+def test_rel03_the_queue_stays_bounded_while_no_worker_consumes(
+    private_redis, start_worker, fault_env, stub, make_user, settings
+):
+    # No worker for a while: the texts wait in the broker, and the sweep runs every half second (grace 1 s).
+    from config.celery import app
+
+    app.conf.task_always_eager = False  # start_worker sets it back
+    settings.OUTBOX_SWEEP_GRACE_SECONDS = 1
+    texts = queue_texts(make_user(), 20, first=6000)
+    assert private_redis.queue_length("sms") == 20
+
+    started = time.monotonic()
+    while time.monotonic() - started < 12:
+        tasks.sweep_outbox()
+        time.sleep(0.5)
+
+    # 24 sweeps: each row was dispatched again after 1, 3 and 7 s (the wait doubles), not at every sweep (480).
+    assert private_redis.queue_length("sms") == 20 * 4
+    # The worker comes (the fixture empties the queue first: from then on the sweep alone brings the texts back).
+    start_worker(*worker_options("sms"), **fault_env)
+
+    def swept_and_sent():
+        tasks.sweep_outbox()
+        return all_sent(texts)
+
+    wait_for(swept_and_sent, timeout=60, interval=1)
+    assert set(deliveries(stub, texts).values()) == {1}
 
 
 class StalledMailServer:
@@ -153,9 +196,9 @@ def queue_notices(person, count: int):
 
 
 def test_rel04_a_stalled_mail_server_times_out_and_texts_still_go_out_within_seconds(
-    private_redis, start_worker, worker_env, stub, stalled_mail_server, make_user
+    private_redis, start_worker, fault_env, stub, stalled_mail_server, make_user
 ):
-    env = {**worker_env, "EMAIL_URL": f"smtp://127.0.0.1:{stalled_mail_server.port}", "EMAIL_TIMEOUT": "2"}
+    env = {**fault_env, "EMAIL_URL": f"smtp://127.0.0.1:{stalled_mail_server.port}", "EMAIL_TIMEOUT": "2"}
     start_worker(*worker_options("email"), **env)
     start_worker(*worker_options("sms,voice"), **env)
     person = make_user()
@@ -179,7 +222,7 @@ def test_rel04_a_stalled_mail_server_times_out_and_texts_still_go_out_within_sec
 
 
 def test_rel04_a_send_that_overruns_its_time_limit_is_stopped(
-    private_redis, start_worker, worker_env, stub, stalled_mail_server, make_user, monkeypatch
+    private_redis, start_worker, fault_env, stub, stalled_mail_server, make_user, monkeypatch
 ):
     # A mail server allowed to stall longer than a send may take: the time limit ends the wait. Celery writes the
     # limits into the task where it is dispatched (here, this process), so both sides get the short ones.
@@ -187,7 +230,7 @@ def test_rel04_a_send_that_overruns_its_time_limit_is_stopped(
     for name, value in [("soft_time_limit", 2), ("time_limit", 7), ("_exec_options", None)]:
         monkeypatch.setattr(task, name, value)
     env = {
-        **worker_env,
+        **fault_env,
         "EMAIL_URL": f"smtp://127.0.0.1:{stalled_mail_server.port}",
         "EMAIL_TIMEOUT": "120",
         "OUTBOX_SEND_TIME_LIMIT_SECONDS": "2",
@@ -203,11 +246,11 @@ def test_rel04_a_send_that_overruns_its_time_limit_is_stopped(
 
 
 def test_rel02_rel04_a_provider_slower_than_the_timeout_sends_each_text_once(
-    private_redis, start_worker, worker_env, stub, make_user
+    private_redis, start_worker, fault_env, stub, make_user
 ):
     # The stand-in takes each text at once and answers 3 s later; the client gives up after 1 s.
     stub.state.answer_delay["sms"] = 3
-    start_worker(*worker_options("sms"), **{**worker_env, "TWILIO_TIMEOUT_SECONDS": "1"})
+    start_worker(*worker_options("sms"), **{**fault_env, "TWILIO_TIMEOUT_SECONDS": "1"})
     texts = queue_texts(make_user(), 10, first=4000)
 
     wait_for(lambda: all_sent(texts), timeout=60)
@@ -220,11 +263,11 @@ def test_rel02_rel04_a_provider_slower_than_the_timeout_sends_each_text_once(
         assert text.attempts == 2 and text.encrypted_body == ""
 
 
-def test_rel04_slow_calls_do_not_starve_texts(private_redis, start_worker, worker_env, stub, make_user):
+def test_rel04_slow_calls_do_not_starve_texts(private_redis, start_worker, fault_env, stub, make_user):
     # Calls answer after 3 s each: 10 of them keep the voice worker busy for 15 s.
     stub.state.answer_delay["voice"] = 3
-    start_worker(*worker_options("voice"), **worker_env)
-    start_worker(*worker_options("sms"), **worker_env)
+    start_worker(*worker_options("voice"), **fault_env)
+    start_worker(*worker_options("sms"), **fault_env)
     person = make_user()
     calls = queue_texts(person, 10, first=5000, channel=Channel.VOICE)
     wait_for(lambda: len(stub.accepted) >= 2)
