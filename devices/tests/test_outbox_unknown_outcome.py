@@ -158,3 +158,12 @@ def test_rel03_the_sweep_re_dispatches_nothing_dispatched_within_the_grace_perio
     with freeze_time(timezone.now() + timedelta(seconds=31)):
         assert outbox.redispatch_stale() == 1
     assert undispatched == [(message.pk, "sms")]
+
+
+def test_rel02_a_lease_shorter_than_a_task_may_run_is_refused(settings):
+    from devices.checks import check_outbox_lease_outlasts_time_limit
+
+    assert check_outbox_lease_outlasts_time_limit(None) == []
+    settings.OUTBOX_SENDING_LEASE_SECONDS = settings.CELERY_TASK_TIME_LIMIT
+    (error,) = check_outbox_lease_outlasts_time_limit(None)
+    assert error.id == "devices.E006"
