@@ -261,10 +261,11 @@ def signed_in_client(client, enrolled_user, sign_in):
 class CeleryWorker:
     """One ``celery worker`` process started by :func:`start_worker`."""
 
-    def __init__(self, process: subprocess.Popen, nodename: str, mail_dir: Path):
+    def __init__(self, process: subprocess.Popen, nodename: str, mail_dir: Path, log: Path):
         self.process = process
         self.nodename = nodename
         self.mail_dir = mail_dir
+        self.log = log  # its stdout and stderr
 
     def kill(self) -> None:
         """SIGKILL, as a crash or an OOM kill would: no warm shutdown, no ack, no cleanup."""
@@ -286,8 +287,8 @@ class CeleryWorker:
 def start_worker(transactional_db, tmp_path):
     """Start real ``celery worker`` processes on real Redis, against this test's database.
 
-    ``start_worker(**env)`` starts one (extra environment variables override
-    the defaults) and returns a :class:`CeleryWorker` once it answers a ping.
+    ``start_worker(*options, **env)`` starts one (command-line options, when given, replace the default of one
+    solo process without gossip, mingle and heartbeat; environment variables override the defaults) and returns a :class:`CeleryWorker` once it answers a ping.
     The worker uses the broker the test process's Celery app points at, so a
     test that moves the app to another broker gets workers there too. All
     workers share one directory their email backend writes to, and dispatches
@@ -305,7 +306,7 @@ def start_worker(transactional_db, tmp_path):
     mail_dir.mkdir()
     workers: list[CeleryWorker] = []
 
-    def start(**extra_env: str) -> CeleryWorker:
+    def start(*options: str, **extra_env: str) -> CeleryWorker:
         env = {
             **os.environ,
             "DATABASE_URL": database_url,
@@ -317,6 +318,8 @@ def start_worker(transactional_db, tmp_path):
             **extra_env,
         }
         nodename = f"test-{os.getpid()}-{tmp_path.name}-{len(workers)}@localhost"
+        log = tmp_path / f"worker-{len(workers)}.log"
+        output = log.open("ab")
         process = subprocess.Popen(
             [
                 sys.executable,
@@ -325,20 +328,18 @@ def start_worker(transactional_db, tmp_path):
                 "-A",
                 "config",
                 "worker",
-                # One process: the one that talks to the provider is the one a test can kill.
-                "--pool=solo",
                 "--loglevel=WARNING",
-                "--without-gossip",
-                "--without-mingle",
-                "--without-heartbeat",
                 f"--hostname={nodename}",
+                # One process: the one that talks to the provider is the one a test can kill.
+                *(options or ("--pool=solo", "--without-gossip", "--without-mingle", "--without-heartbeat")),
             ],
             cwd=settings.BASE_DIR,
             env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            stdout=output,
+            stderr=subprocess.STDOUT,
         )
-        worker = CeleryWorker(process, nodename, mail_dir)
+        output.close()
+        worker = CeleryWorker(process, nodename, mail_dir, log)
         workers.append(worker)
         app.conf.task_always_eager = False
         if len(workers) == 1:

@@ -57,7 +57,8 @@ from devices.models import OutboundMessage  # noqa: E402
 
 TEMPLATE = "bench"
 # kombu's Redis transport: the queue is a list; a delivered but unacknowledged message sits in these two.
-QUEUE, UNACKED, UNACKED_INDEX = "celery", "unacked", "unacked_index"
+# Both sides publish to the texts' queue, where the outbox sends SMS.
+QUEUE, UNACKED, UNACKED_INDEX = settings.OUTBOX_QUEUES["sms"], "unacked", "unacked_index"
 
 
 @dataclass
@@ -197,10 +198,16 @@ def run_side(side, args, broker, log_dir):
     broker.delete(QUEUE, UNACKED, UNACKED_INDEX)
     if side == "outbox":
         ids = write_outbox_rows(n)
-        publish = outbox.dispatch
+
+        def publish(message_id):
+            outbox.dispatch(message_id, OutboundMessage.Channel.SMS)
+
     else:
         ids = range(n)
-        publish = noop.delay
+
+        def publish(number):
+            noop.apply_async((number,), queue=QUEUE)
+
     started = time.perf_counter()
     for message_id in ids:
         publish(message_id)

@@ -11,6 +11,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import environ
+from kombu import Exchange, Queue
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -152,6 +153,8 @@ CONTENT_SECURITY_POLICY = {
 
 # --- Email ----------------------------------------------------------------------
 vars().update(env.email_url("EMAIL_URL", default="consolemail://"))
+# Seconds any one wait on the mail server may take (connect, each answer); EMAIL_URL cannot carry it.
+EMAIL_TIMEOUT = env.float("EMAIL_TIMEOUT", default=10.0)
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="no-reply@localhost")
 
 # --- Celery -------------------------------------------------------------------------
@@ -173,6 +176,27 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_TRANSPORT_OPTIONS = {"max_retries": 1, "interval_start": 0, "interval_step": 0.2}
 CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.2}
 OUTBOX_SWEEP_EVERY_SECONDS = env.int("OUTBOX_SWEEP_EVERY_SECONDS", default=30)
+# A worker and beat wait for a broker that is down as long as it takes (Celery's default gives up after 100 tries and
+# exits). A task running when the connection drops finishes; its row, not the broker, says whether it was sent.
+CELERY_BROKER_CONNECTION_MAX_RETRIES = None
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = False
+# A queue per channel, so a stalled mail server never holds up texts or calls, and one for the sweep, so it runs
+# whatever the senders are doing. "celery" takes the rest (reactivation expiry, the daily purge). A worker started
+# without -Q consumes all of them; in production each gets its own (deploy/, README "Operations").
+OUTBOX_QUEUES = {"email": "email", "sms": "sms", "voice": "voice"}
+CELERY_TASK_DEFAULT_QUEUE = "celery"
+CELERY_TASK_QUEUES = [
+    Queue(name, Exchange(name), routing_key=name) for name in ["celery", *OUTBOX_QUEUES.values(), "sweep"]
+]
+CELERY_TASK_ROUTES = {"devices.tasks.sweep_outbox": {"queue": "sweep"}}
+# A worker stops any task after this long (the provider timeouts are far shorter): a send stopped by the soft limit
+# is an unknown outcome, resolved before it is sent again; one killed at the hard limit is taken back after the
+# lease (OUTBOX_SENDING_LEASE_SECONDS, which must be longer). The daily purge has a limit of its own.
+OUTBOX_SEND_TIME_LIMIT_SECONDS = env.int("OUTBOX_SEND_TIME_LIMIT_SECONDS", default=60)
+CELERY_TASK_SOFT_TIME_LIMIT = OUTBOX_SEND_TIME_LIMIT_SECONDS
+CELERY_TASK_TIME_LIMIT = OUTBOX_SEND_TIME_LIMIT_SECONDS + 5
+# The sweep's wait before dispatching a row again doubles each time, up to this.
+OUTBOX_SWEEP_MAX_BACKOFF_SECONDS = env.int("OUTBOX_SWEEP_MAX_BACKOFF_SECONDS", default=960)
 CELERY_BEAT_SCHEDULE = {
     "sweep-outbox": {"task": "devices.tasks.sweep_outbox", "schedule": timedelta(seconds=OUTBOX_SWEEP_EVERY_SECONDS)},
     "expire-reactivations": {"task": "devices.tasks.expire_reactivations", "schedule": timedelta(minutes=10)},

@@ -129,3 +129,17 @@ def check_lifetimes(app_configs, **kwargs):
         elif longest is not None and lifetime > longest:
             problems.append(Error(f"{name} may be at most {longest} ({requirement}).", id="devices.E006"))
     return problems
+
+@register()
+def check_outbox_lease_outlasts_time_limit(app_configs, **kwargs):
+    """A send still running must never be taken over: the lease has to outlast the hard time limit of a task."""
+    hard_limit = settings.CELERY_TASK_TIME_LIMIT
+    if hard_limit and hard_limit >= settings.OUTBOX_SENDING_LEASE_SECONDS:
+        return [
+            Error(
+                f"OUTBOX_SENDING_LEASE_SECONDS ({settings.OUTBOX_SENDING_LEASE_SECONDS}) must be longer than a task "
+                f"may run ({hard_limit} s, OUTBOX_SEND_TIME_LIMIT_SECONDS + 5): a slow send would be sent twice.",
+                id="devices.E007",
+            )
+        ]
+    return []

@@ -2,12 +2,17 @@
 
 ``send_sms(number, text)`` and ``place_call(number, text)`` return the
 provider's id for the message. They raise :class:`TransientGatewayError`
-when trying again later may work (timeouts, 429, 5xx) and
-:class:`PermanentGatewayError` when it never will (a number the provider
-refuses, bad credentials).
+when trying again later may work and nothing was sent (no connection, 429,
+5xx), :class:`PermanentGatewayError` when it never will (a number the
+provider refuses, bad credentials), and :class:`UnknownOutcomeError` when the
+request went out but its answer did not come back (a read timeout, a
+connection dropped mid-answer): the provider may have sent it.
+``find_sent(channel, number, text, since)`` then asks the provider whether it
+did, before anything is sent again.
 """
 
 import sys
+from datetime import datetime
 from itertools import count
 from typing import Protocol
 from xml.sax.saxutils import escape
@@ -28,10 +33,16 @@ class PermanentGatewayError(GatewayError):
     pass
 
 
+class UnknownOutcomeError(GatewayError):
+    """The request was sent and no answer came: the message may be on its way. Never send it again blindly."""
+
+
 class Gateway(Protocol):
     def send_sms(self, number: str, text: str) -> str: ...
 
     def place_call(self, number: str, text: str) -> str: ...
+
+    def find_sent(self, channel: str, number: str, text: str, since: datetime) -> str | None: ...
 
 
 class OutboxOnlyGateway:
@@ -44,6 +55,9 @@ class OutboxOnlyGateway:
 
     def place_call(self, number: str, text: str) -> str:
         return f"dev-call-{next(self._ids)}"
+
+    def find_sent(self, channel: str, number: str, text: str, since: datetime) -> str | None:
+        return None  # it always answers, so nothing is ever in doubt
 
 
 class ConsoleGateway(OutboxOnlyGateway):
@@ -101,8 +115,10 @@ class TwilioGateway:
             raise PermanentGatewayError(f"provider refused: {exc.status} {exc.code or ''}".strip()) from exc
         except TwilioException as exc:
             raise PermanentGatewayError(type(exc).__name__) from exc
-        except OSError as exc:  # connection refused, reset, timeout (requests' errors are OSErrors)
-            raise TransientGatewayError(type(exc).__name__) from exc
+        except OSError as exc:  # requests' errors are OSErrors
+            if _never_reached_provider(exc):
+                raise TransientGatewayError(type(exc).__name__) from exc
+            raise UnknownOutcomeError(type(exc).__name__) from exc
 
     def send_sms(self, number: str, text: str) -> str:
         return self._call_provider(lambda: self.client.messages.create(to=number, from_=self.from_number, body=text))
@@ -111,6 +127,42 @@ class TwilioGateway:
         return self._call_provider(
             lambda: self.client.calls.create(to=number, from_=self.from_number, twiml=spoken_twiml(text))
         )
+
+    def find_sent(self, channel: str, number: str, text: str, since: datetime) -> str | None:
+        """The sid of a message or call to ``number`` from us created since ``since`` (a text also by its body).
+
+        Raises :class:`TransientGatewayError` when the provider cannot be asked now.
+        """
+        from twilio.base.exceptions import TwilioException
+
+        try:
+            if channel == "sms":
+                records = self.client.messages.list(to=number, from_=self.from_number, limit=50)
+                matches = [r for r in records if text in (r.body or "")]
+            else:
+                matches = self.client.calls.list(to=number, from_=self.from_number, limit=50)
+            for record in matches:
+                if record.date_created is None or record.date_created >= since:
+                    return record.sid
+            return None
+        except (TwilioException, OSError) as exc:
+            raise TransientGatewayError(f"could not ask the provider: {type(exc).__name__}") from exc
+
+
+def _never_reached_provider(exc: OSError) -> bool:
+    """True when the request cannot have been sent: the connection itself failed (refused, no route, connect timeout)."""
+    from requests.exceptions import ConnectionError as RequestsConnectionError
+    from requests.exceptions import ConnectTimeout
+    from urllib3.exceptions import ConnectTimeoutError, MaxRetryError
+
+    if isinstance(exc, ConnectTimeout):
+        return True
+    if isinstance(exc, RequestsConnectionError):
+        reason = exc.args[0] if exc.args else None
+        if isinstance(reason, MaxRetryError):
+            reason = reason.reason
+        return isinstance(reason, ConnectTimeoutError)  # NewConnectionError (refused, no route) is one too
+    return False
 
 
 def twilio_from_settings() -> TwilioGateway:

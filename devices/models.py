@@ -505,6 +505,15 @@ class OutboundMessage(models.Model):
         null=True, blank=True, help_text="The broker refused the task; the sweep will dispatch it again."
     )
     sent_at = models.DateTimeField(null=True, blank=True)
+    last_dispatched_at = models.DateTimeField(
+        null=True, blank=True, help_text="When a task for it last went to the broker (or is due, after a retry)."
+    )
+    sweep_dispatches = models.PositiveSmallIntegerField(
+        default=0, help_text="How often the sweep dispatched it again; each time it waits twice as long."
+    )
+    unknown_outcome_at = models.DateTimeField(
+        null=True, blank=True, help_text="The provider's answer was lost; the next attempt asks the provider first."
+    )
 
     class Meta:
         ordering = ["-created_at"]

@@ -13,8 +13,19 @@ with exponential backoff and jitter, never past the message's expiry and
 never with a new code; permanent errors fail at once (REL-04). A body that
 holds a code or link is encrypted, and erased once the message is sent,
 failed or expired.
+
+A request that went out and got no answer (a read timeout) is an unknown outcome, not a failure: the row
+remembers it, and the next attempt first asks the provider whether the message went out, and sends only if it
+did not. An email holding a link is not sent again after such a loss (SMTP cannot be asked). Each channel has a
+queue of its own (``OUTBOX_QUEUES``), so a stalled mail server never holds up texts or calls, and the sweep has
+its own too. The sweep dispatches a row again only when its last dispatch is older than the grace period, which
+doubles with every re-dispatch, so a backlog waiting for a worker that is down is not queued again and again.
+
+At least once, not exactly once: a worker killed after the provider accepted a message and before the row says
+so sends it again after the lease (``OUTBOX_SENDING_LEASE_SECONDS``).
 """
 
+import contextlib
 import logging
 import random
 import smtplib
@@ -23,26 +34,27 @@ from datetime import timedelta
 from functools import cache
 
 import psycopg
+from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
-from django.core.mail import EmailMessage
+from django.core.mail import EmailMessage, get_connection
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, connection, connections, transaction
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 
 from . import crypto
-from .gateways import PermanentGatewayError, TransientGatewayError, get_gateway
+from .gateways import PermanentGatewayError, TransientGatewayError, UnknownOutcomeError, get_gateway
 from .models import OutboundMessage
 
 logger = logging.getLogger(__name__)
 Status = OutboundMessage.Status
 
 
-def dispatch(message_id: int) -> bool:
-    """Hand the message to the broker. False (and the row marked) when the broker is unreachable."""
+def dispatch(message_id: int, channel: str) -> bool:
+    """Hand the message to its channel's queue. False (and the row marked) when the broker is unreachable."""
     from .tasks import send_outbound_message
 
     try:
-        send_outbound_message.delay(message_id)
+        send_outbound_message.apply_async((message_id,), queue=settings.OUTBOX_QUEUES[channel])
     except Exception as exc:  # any broker failure: the sweep sends it later
         logger.warning("could not dispatch outbound message %s (%s); left queued", message_id, type(exc).__name__)
         OutboundMessage.objects.filter(pk=message_id, status=Status.QUEUED).update(dispatch_failed_at=timezone.now())
@@ -52,8 +64,10 @@ def dispatch(message_id: int) -> bool:
 
 def _queue(**fields) -> OutboundMessage:
     body = fields.pop("body")
-    message = OutboundMessage.objects.create(encrypted_body=crypto.encrypt(body.encode()), **fields)
-    transaction.on_commit(lambda: dispatch(message.pk))
+    message = OutboundMessage.objects.create(
+        encrypted_body=crypto.encrypt(body.encode()), last_dispatched_at=timezone.now(), **fields
+    )
+    transaction.on_commit(lambda: dispatch(message.pk, message.channel))
     return message
 
 
@@ -104,7 +118,10 @@ def _claimable(now):
 _QUICK_COMMIT = "FROM (SELECT set_config('synchronous_commit', 'off', true)) AS quick_commit"
 
 # What sending needs from a claimed row; the instance leaves the other columns deferred.
-_SENDING_NEEDS = {"id", "channel", "recipient", "subject", "encrypted_body", "holds_secret", "attempts", "expires_at"}
+_SENDING_NEEDS = {
+    *("id", "channel", "recipient", "subject", "encrypted_body", "holds_secret", "attempts", "expires_at"),
+    "unknown_outcome_at",
+}
 
 
 @cache
@@ -285,15 +302,41 @@ def backoff_seconds(attempt: int) -> float:
     return random.uniform(base, max(base, ceiling))  # noqa: S311  (jitter, not a secret)
 
 
+def _send_email(message: OutboundMessage, body: str) -> None:
+    # Every wait on the mail server is bounded by EMAIL_TIMEOUT (Django hands it to smtplib as the socket timeout).
+    # smtplib's errors are OSErrors too: the order of the clauses matters.
+    mail = get_connection()
+    try:
+        mail.open()  # connect, greet, log in: nothing is sent yet, so any failure here is safe to retry
+    except (smtplib.SMTPServerDisconnected, smtplib.SMTPConnectError) as exc:  # no greeting ("timed out")
+        raise TransientGatewayError(f"{type(exc).__name__}: {exc}") from exc
+    except smtplib.SMTPException as exc:  # refused log-in, no TLS, ...
+        raise PermanentGatewayError(type(exc).__name__) from exc
+    except OSError as exc:  # refused, unreachable, timed out
+        raise TransientGatewayError(f"{type(exc).__name__}: {exc}") from exc
+    try:
+        EmailMessage(subject=message.subject, body=body, to=[message.recipient], connection=mail).send()
+    except smtplib.SMTPRecipientsRefused as exc:
+        raise PermanentGatewayError(type(exc).__name__) from exc
+    except smtplib.SMTPResponseException as exc:  # the server answered: it did not take the message
+        if 400 <= exc.smtp_code < 500:
+            raise TransientGatewayError(f"mail server answered {exc.smtp_code}") from exc
+        raise PermanentGatewayError(f"mail server answered {exc.smtp_code}") from exc
+    except smtplib.SMTPServerDisconnected as exc:
+        raise UnknownOutcomeError(type(exc).__name__) from exc
+    except smtplib.SMTPException as exc:
+        raise PermanentGatewayError(type(exc).__name__) from exc
+    except OSError as exc:  # no answer after the message went out: it may have been taken
+        raise UnknownOutcomeError(type(exc).__name__) from exc
+    finally:
+        with contextlib.suppress(OSError):  # a QUIT that fails says nothing about the message
+            mail.close()
+
+
 def _send(message: OutboundMessage) -> str:
     body = crypto.decrypt(message.encrypted_body).decode()
     if message.channel == OutboundMessage.Channel.EMAIL:
-        try:
-            EmailMessage(subject=message.subject, body=body, to=[message.recipient]).send()
-        except (smtplib.SMTPServerDisconnected, smtplib.SMTPConnectError, TimeoutError, ConnectionError) as exc:
-            raise TransientGatewayError(type(exc).__name__) from exc
-        except smtplib.SMTPException as exc:
-            raise PermanentGatewayError(type(exc).__name__) from exc
+        _send_email(message, body)
         return ""
     gateway = get_gateway()
     if message.channel == OutboundMessage.Channel.SMS:
@@ -307,38 +350,112 @@ class Delivery:
     retry_in: float | None = None
 
 
+def _retry_or_fail(message: OutboundMessage, claim, error: str, **fields) -> Delivery:
+    """After a transient error or a lost answer: queue the next try after a backoff, or fail when out of tries/time."""
+    delay = backoff_seconds(message.attempts)
+    retry_at = timezone.now() + timedelta(seconds=delay)
+    too_late = message.expires_at is not None and retry_at >= message.expires_at
+    if message.attempts >= settings.OUTBOX_MAX_ATTEMPTS or too_late:
+        if _finish(message, Status.FAILED, claimed_at=claim, last_error=error[:500], **fields):
+            logger.warning("outbound message %s failed after %s attempts", message.pk, message.attempts)
+        return Delivery(message)
+    # The task retried below is this row's dispatch: the sweep counts its grace from when it is due.
+    if not _finish(
+        message,
+        Status.QUEUED,
+        claimed_at=claim,
+        last_error=error[:500],
+        next_attempt_at=retry_at,
+        last_dispatched_at=retry_at,
+        **fields,
+    ):
+        return Delivery(message)  # another worker has it now, and its own retries
+    return Delivery(message, retry_in=delay)
+
+
+def _already_sent(message: OutboundMessage) -> str | None:
+    """Whether the provider took the message on an attempt whose answer was lost: its id, or None if it did not."""
+    # Allow for the clocks of the provider and this server disagreeing by up to a minute.
+    since = message.unknown_outcome_at - timedelta(minutes=1)
+    body = crypto.decrypt(message.encrypted_body).decode()
+    return get_gateway().find_sent(message.channel, message.recipient, body, since)
+
+
 def deliver_message(message_id: int) -> Delivery:
-    """Send one message if it can be claimed; say whether and when to try again."""
+    """Send one message if it can be claimed; say whether and when to try again.
+
+    An earlier attempt whose answer was lost is resolved first: if the provider has the message, the row is sent
+    without a new request; if it cannot be asked, the next try comes after a backoff (never a blind resend).
+    """
     message = _claim(message_id)
     if message is None:
         return Delivery(None)
     claim = message.claimed_at
+    unknown_since = message.unknown_outcome_at
     try:
-        provider_id = _send(message)
-    except TransientGatewayError as exc:
-        delay = backoff_seconds(message.attempts)
-        retry_at = timezone.now() + timedelta(seconds=delay)
-        too_late = message.expires_at is not None and retry_at >= message.expires_at
-        if message.attempts >= settings.OUTBOX_MAX_ATTEMPTS or too_late:
-            if _finish(message, Status.FAILED, claimed_at=claim, last_error=str(exc)[:500]):
-                logger.warning("outbound message %s failed after %s attempts", message.pk, message.attempts)
+        provider_id = None
+        if unknown_since is not None:
+            if message.channel == OutboundMessage.Channel.EMAIL:
+                raise UnknownOutcomeError("no answer from the mail server after the message went out")
+            provider_id = _already_sent(message)
+        if provider_id is None:
+            provider_id = _send(message)
+    except (UnknownOutcomeError, SoftTimeLimitExceeded) as exc:
+        # Stopped by the task's time limit mid-request is the same: the request may have gone out.
+        error = (
+            f"outcome unknown ({type(exc).__name__}: {exc}); not sent again until the provider says it does not have it"
+        )
+        lost = {"unknown_outcome_at": unknown_since or claim}
+        if message.channel == OutboundMessage.Channel.EMAIL and message.holds_secret:
+            # SMTP cannot be asked what it took: a link is not mailed twice. The person can ask for another.
+            if _finish(message, Status.FAILED, claimed_at=claim, last_error=error[:500], **lost):
+                logger.warning("outbound message %s: no answer from the mail server; not sent again", message.pk)
             return Delivery(message)
-        if not _finish(message, Status.QUEUED, claimed_at=claim, last_error=str(exc)[:500], next_attempt_at=retry_at):
-            return Delivery(message)  # another worker has it now, and its own retries
-        return Delivery(message, retry_in=delay)
+        if message.channel == OutboundMessage.Channel.EMAIL:
+            lost = {}  # a notice without a secret may come twice rather than not at all
+        return _retry_or_fail(message, claim, error, **lost)
+    except TransientGatewayError as exc:
+        return _retry_or_fail(message, claim, str(exc))
     except PermanentGatewayError as exc:
         if _finish(message, Status.FAILED, claimed_at=claim, last_error=str(exc)[:500]):
             logger.warning("outbound message %s refused by the provider", message.pk)
         return Delivery(message)
+    resolved = {"unknown_outcome_at": None} if unknown_since is not None else {}
     _finish(
-        message, Status.SENT, claimed_at=claim, provider_id=provider_id or "", sent_at=timezone.now(), last_error=""
+        message,
+        Status.SENT,
+        claimed_at=claim,
+        provider_id=provider_id or "",
+        sent_at=timezone.now(),
+        last_error="",
+        **resolved,
     )
     return Delivery(message)
 
 
-def sweep() -> list[int]:
-    """Expire what is too old to send; return ids of messages to dispatch again (REL-03)."""
-    now = timezone.now()
+def _due_for_dispatch(now):
+    """Claimable rows the sweep should dispatch again, with how often it already has."""
+    grace = timedelta(seconds=settings.OUTBOX_SWEEP_GRACE_SECONDS)
+    candidates = (
+        OutboundMessage.objects.filter(_claimable(now))
+        .filter(
+            Q(dispatch_failed_at__isnull=False)
+            | Q(last_dispatched_at__isnull=True, created_at__lte=now - grace)
+            | Q(last_dispatched_at__lte=now - grace)
+        )
+        .values_list("pk", "channel", "dispatch_failed_at", "last_dispatched_at", "sweep_dispatches")
+    )
+    due = []
+    for pk, channel, failed_at, dispatched_at, redispatches in candidates:
+        # Its task may still be waiting in the broker for a worker: each re-dispatch waits twice as long as the one
+        # before (up to OUTBOX_SWEEP_MAX_BACKOFF_SECONDS), so an outage does not fill the queue with copies.
+        wait = min(grace * 2**redispatches, timedelta(seconds=settings.OUTBOX_SWEEP_MAX_BACKOFF_SECONDS))
+        if failed_at is not None or dispatched_at is None or dispatched_at <= now - wait:
+            due.append((pk, channel))
+    return due
+
+
+def _expire_overdue(now) -> None:
     with transaction.atomic():
         for message in OutboundMessage.objects.select_for_update(skip_locked=True).filter(
             status__in=[Status.QUEUED, Status.SENDING], expires_at__lte=now
@@ -347,6 +464,27 @@ def sweep() -> list[int]:
                 seconds=settings.OUTBOX_SENDING_LEASE_SECONDS
             ):
                 _finish(message, Status.EXPIRED)
-    grace = now - timedelta(seconds=settings.OUTBOX_SWEEP_GRACE_SECONDS)
-    stale = Q(created_at__lte=grace) | Q(dispatch_failed_at__isnull=False) | Q(status=Status.SENDING)
-    return list(OutboundMessage.objects.filter(_claimable(now)).filter(stale).values_list("pk", flat=True))
+
+
+def sweep() -> list[int]:
+    """Expire what is too old to send; return ids of messages due to be dispatched again (REL-03). Dispatches nothing."""
+    now = timezone.now()
+    _expire_overdue(now)
+    return [pk for pk, _channel in _due_for_dispatch(now)]
+
+
+def redispatch_stale() -> int:
+    """The periodic sweep: expire what is too old, dispatch again what waited too long (REL-03). Returns how many.
+
+    Each row dispatched is marked (when, how often) before its task is published; one the broker refuses is
+    marked as such by :func:`dispatch` and tried again at the next sweep.
+    """
+    now = timezone.now()
+    _expire_overdue(now)
+    count = 0
+    for pk, channel in _due_for_dispatch(now):
+        OutboundMessage.objects.filter(pk=pk).update(
+            last_dispatched_at=now, sweep_dispatches=F("sweep_dispatches") + 1, dispatch_failed_at=None
+        )
+        count += dispatch(pk, channel)
+    return count

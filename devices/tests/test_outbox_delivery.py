@@ -160,7 +160,8 @@ def test_rel03_sweep_picks_up_stale_and_undispatched_messages_only(queued_sms, g
     settings.OUTBOX_SWEEP_GRACE_SECONDS = 30
     fresh = queued_sms()
     stale = queued_sms()
-    OutboundMessage.objects.filter(pk=stale.pk).update(created_at=timezone.now() - timedelta(minutes=1))
+    a_minute_ago = timezone.now() - timedelta(minutes=1)
+    OutboundMessage.objects.filter(pk=stale.pk).update(created_at=a_minute_ago, last_dispatched_at=a_minute_ago)
     undispatched = queued_sms()
     OutboundMessage.objects.filter(pk=undispatched.pk).update(dispatch_failed_at=timezone.now())
     sent = queued_sms()
@@ -173,8 +174,9 @@ def test_rel03_sweep_picks_up_stale_and_undispatched_messages_only(queued_sms, g
 def test_rel03_sweep_takes_back_a_message_whose_worker_died(queued_sms, gateway, settings):
     settings.OUTBOX_SENDING_LEASE_SECONDS = 60
     message = queued_sms()
+    two_minutes_ago = timezone.now() - timedelta(minutes=2)
     OutboundMessage.objects.filter(pk=message.pk).update(
-        status=Status.SENDING, claimed_at=timezone.now() - timedelta(minutes=2), attempts=1
+        status=Status.SENDING, claimed_at=two_minutes_ago, last_dispatched_at=two_minutes_ago, attempts=1
     )
     assert message.pk in outbox.sweep()
     assert outbox.deliver_message(message.pk).message.status == Status.SENT
@@ -184,7 +186,7 @@ def test_rel03_sweep_takes_back_a_message_whose_worker_died(queued_sms, gateway,
 @pytest.fixture
 def undispatched(monkeypatch):
     """Rows written in autocommit stay queued for the test to send (no task runs on commit)."""
-    monkeypatch.setattr(outbox, "dispatch", lambda message_id: True)
+    monkeypatch.setattr(outbox, "dispatch", lambda message_id, channel: True)
 
 
 def _backend_pid():

@@ -1,17 +1,22 @@
 """A local HTTP server standing in for Twilio's REST API, so the real ``twilio`` library makes real requests.
 
-It answers the two calls we make (create a Message, create a Call) and records
-what it accepted. Tests script its answers: a list of HTTP statuses to give
-before accepting, or ``hang`` to hold a request open until the client goes away
-(a worker killed mid-request never gets an answer, and nothing is accepted).
+It answers the calls we make (create a Message or a Call, and list them by
+recipient) and records what it accepted. Tests script its answers: a list of
+HTTP statuses to give before accepting, or ``hang`` to hold a request open until
+the client goes away (a worker killed mid-request never gets an answer, and
+nothing is accepted). ``answer_delay`` makes it slow to answer after it has
+accepted (per kind, "sms" or "voice"): past the client's timeout the message is
+out, and the client does not know it.
 """
 
 import json
 import threading
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.utils import format_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlsplit
 
 
 @dataclass
@@ -21,6 +26,7 @@ class Accepted:
     from_: str
     body: str  # the SMS text, or the TwiML of the call
     sid: str
+    created: datetime = field(default_factory=lambda: datetime.now(UTC))
 
 
 @dataclass
@@ -30,6 +36,8 @@ class StubState:
     script: list = field(default_factory=list)  # statuses (int) or "hang", consumed one per request
     lock: threading.Lock = field(default_factory=threading.Lock)
     hanging: threading.Event = field(default_factory=threading.Event)
+    answer_delay: dict = field(default_factory=dict)  # kind -> seconds to wait after accepting, before answering
+    lookups: int = 0  # list requests (what a client asks when an answer was lost)
 
 
 ERROR_BODIES = {
@@ -77,7 +85,46 @@ def _handler(state: StubState):
             with state.lock:
                 sid = f"{prefix}{len(state.accepted) + 1:032d}"
                 state.accepted.append(Accepted(kind, form.get("To", ""), form.get("From", ""), body, sid))
+            if state.answer_delay.get(kind):
+                time.sleep(state.answer_delay[kind])
             self._answer(201, {"sid": sid, "status": "queued", "to": form.get("To"), "from": form.get("From")})
+
+        def do_GET(self):  # noqa: N802
+            url = urlsplit(self.path)
+            query = {k: v[0] for k, v in parse_qs(url.query).items()}
+            kind, key = ("sms", "messages") if url.path.endswith("/Messages.json") else ("voice", "calls")
+            with state.lock:
+                state.lookups += 1
+                records = [
+                    a
+                    for a in reversed(state.accepted)
+                    if a.kind == kind and a.to == query.get("To", a.to) and a.from_ == query.get("From", a.from_)
+                ]
+            listed = [
+                {
+                    "sid": a.sid,
+                    "to": a.to,
+                    "from": a.from_,
+                    **({"body": a.body} if kind == "sms" else {}),
+                    "status": "sent" if kind == "sms" else "completed",
+                    "date_created": format_datetime(a.created),
+                }
+                for a in records[: int(query.get("PageSize", 50))]
+            ]
+            self._answer(
+                200,
+                {
+                    key: listed,
+                    "page": 0,
+                    "page_size": len(listed),
+                    "start": 0,
+                    "end": len(listed),
+                    "uri": self.path,
+                    "first_page_uri": self.path,
+                    "next_page_uri": None,
+                    "previous_page_uri": None,
+                },
+            )
 
         def _hold_until_client_leaves(self) -> None:
             self.connection.settimeout(0.2)

@@ -1,0 +1,280 @@
+"""The outbox under real faults: a real prefork worker per queue (as deploy/ runs them), real Redis and PostgreSQL.
+
+The broker is a redis-server of the test's own, stopped while the worker is busy; the mail server is a socket
+that accepts and never answers; the provider is the Twilio stand-in, made slow to answer.
+"""
+
+import signal
+import socket
+import threading
+import time
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from conftest import wait_for
+from devices import outbox, tasks
+from devices.models import OutboundMessage
+from devices.tests import test_phone_worker
+
+pytestmark = [pytest.mark.postgres, pytest.mark.redis]
+
+# The provider stand-in, the worker environment and a private broker, as the phone worker tests have them.
+stub, worker_env, private_redis = test_phone_worker.stub, test_phone_worker.worker_env, test_phone_worker.private_redis
+
+Status = OutboundMessage.Status
+Channel = OutboundMessage.Channel
+
+
+@pytest.fixture
+def fault_env(worker_env):
+    # A lease far longer than any send here, so that a slow send under load is never taken over (and sent twice).
+    return {**worker_env, "OUTBOX_SENDING_LEASE_SECONDS": "30"}
+
+
+def worker_options(queues: str) -> tuple[str, ...]:
+    """The options of deploy/enrollment-worker@.service: prefork, two processes, gossip, mingle, heartbeat on."""
+    return ("--pool=prefork", "--concurrency=2", f"--queues={queues}")
+
+
+def queue_texts(person, count: int, *, first: int, channel=Channel.SMS, ttl=timedelta(minutes=10)):
+    expires_at = timezone.now() + ttl
+    return [
+        outbox.queue_phone_message(
+            user=person,
+            channel=channel,
+            number=f"+1617555{first + n:04d}",
+            body=f"Your code is {100000 + first + n}",
+            template="phone_code",
+            expires_at=expires_at,
+        )
+        for n in range(count)
+    ]
+
+
+def statuses(messages) -> dict:
+    rows = OutboundMessage.objects.filter(pk__in=[m.pk for m in messages])
+    return {pk: status for pk, status in rows.values_list("pk", "status")}
+
+
+def all_sent(messages) -> bool:
+    return set(statuses(messages).values()) == {Status.SENT}
+
+
+def deliveries(stub, messages) -> dict:
+    numbers = {m.recipient for m in messages}
+    counts = dict.fromkeys(numbers, 0)
+    for accepted in stub.accepted:
+        if accepted.to in counts:
+            counts[accepted.to] += 1
+    return counts
+
+
+class Supervised:
+    """A worker restarted whenever it exits, as systemd's Restart=always does (deploy/enrollment-worker@.service)."""
+
+    def __init__(self, start_worker, options, env):
+        self.start_worker, self.options, self.env = start_worker, options, env
+        self.worker = start_worker(*options, **env)
+        self.restarts = 0
+
+    def check(self) -> None:
+        if self.worker.process.poll() is not None:
+            self.restarts += 1
+            self.worker = self.start_worker(*self.options, **self.env)
+
+
+@pytest.mark.parametrize("how", ["stopped", "killed", "killed and the worker exits"])
+def test_rel03_rel06_sending_resumes_within_a_minute_when_redis_drops_while_the_worker_is_busy(
+    how, private_redis, start_worker, fault_env, stub, make_user, settings
+):
+    settings.OUTBOX_SWEEP_GRACE_SECONDS = 10  # for the sweep run here, as beat would
+    worker = Supervised(start_worker, worker_options("sms"), fault_env)
+    stub.state.answer_delay["sms"] = 0.3  # each process holds a text when the broker goes
+    person = make_user()
+    before = queue_texts(person, 30, first=1000)
+    wait_for(lambda: len(stub.accepted) >= 4)
+
+    if how.startswith("killed"):
+        private_redis.process.send_signal(signal.SIGKILL)
+        private_redis.process.wait()
+    else:
+        private_redis.stop()
+    during = queue_texts(person, 5, first=2000)  # the queuing call does not hang, and the rows wait
+    assert OutboundMessage.objects.filter(pk__in=[m.pk for m in during], dispatch_failed_at__isnull=False).count() == 5
+    time.sleep(5)
+    if how.endswith("exits"):
+        # As the worker does when the broker client fails in a way Celery cannot recover from (kombu's
+        # "'NoneType' object has no attribute 'hostname'" while restoring unacknowledged messages): it is gone.
+        worker.worker.process.send_signal(signal.SIGKILL)
+        worker.worker.process.wait()
+    time.sleep(5)
+    private_redis.start()
+    back = time.monotonic()
+
+    def resumed():
+        worker.check()
+        tasks.sweep_outbox()  # what beat runs every OUTBOX_SWEEP_EVERY_SECONDS
+        return all_sent(before + during)
+
+    wait_for(resumed, timeout=60, interval=2)
+    print(f"sending resumed {time.monotonic() - back:.1f} s after Redis came back; worker restarts: {worker.restarts}")
+    # Each text went out once: the rows, not the broker, say what was sent.
+    assert set(deliveries(stub, before + during).values()) == {1}
+    assert worker.restarts == (1 if how.endswith("exits") else 0)
+
+
+def test_rel03_the_queue_stays_bounded_while_no_worker_consumes(
+    private_redis, start_worker, fault_env, stub, make_user, settings
+):
+    # No worker for a while: the texts wait in the broker, and the sweep runs every half second (grace 1 s).
+    from config.celery import app
+
+    app.conf.task_always_eager = False  # start_worker sets it back
+    settings.OUTBOX_SWEEP_GRACE_SECONDS = 1
+    texts = queue_texts(make_user(), 20, first=6000)
+    assert private_redis.queue_length("sms") == 20
+
+    started = time.monotonic()
+    while time.monotonic() - started < 12:
+        tasks.sweep_outbox()
+        time.sleep(0.5)
+
+    # 24 sweeps: each row was dispatched again after 1, 3 and 7 s (the wait doubles), not at every sweep (480).
+    assert private_redis.queue_length("sms") == 20 * 4
+    # The worker comes (the fixture empties the queue first: from then on the sweep alone brings the texts back).
+    start_worker(*worker_options("sms"), **fault_env)
+
+    def swept_and_sent():
+        tasks.sweep_outbox()
+        return all_sent(texts)
+
+    wait_for(swept_and_sent, timeout=60, interval=1)
+    assert set(deliveries(stub, texts).values()) == {1}
+
+
+class StalledMailServer:
+    """Accepts SMTP connections and never says a word."""
+
+    def __init__(self):
+        self.socket = socket.create_server(("127.0.0.1", 0))
+        self.port = self.socket.getsockname()[1]
+        self.held: list[socket.socket] = []
+        self.accepted = 0
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                conn, _ = self.socket.accept()
+            except OSError:
+                return
+            self.held.append(conn)
+            self.accepted += 1
+
+    def close(self):
+        self.socket.close()
+        for conn in self.held:
+            conn.close()
+
+
+@pytest.fixture
+def stalled_mail_server():
+    server = StalledMailServer()
+    yield server
+    server.close()
+
+
+def queue_notices(person, count: int):
+    return [
+        outbox.queue_email(
+            user=person, to=person.email, subject="Notice", body="nothing secret", template="notice", holds_secret=False
+        )
+        for _ in range(count)
+    ]
+
+
+def test_rel04_a_stalled_mail_server_times_out_and_texts_still_go_out_within_seconds(
+    private_redis, start_worker, fault_env, stub, stalled_mail_server, make_user
+):
+    env = {**fault_env, "EMAIL_URL": f"smtp://127.0.0.1:{stalled_mail_server.port}", "EMAIL_TIMEOUT": "2"}
+    start_worker(*worker_options("email"), **env)
+    start_worker(*worker_options("sms,voice"), **env)
+    person = make_user()
+    emails = queue_notices(person, 6)
+    wait_for(lambda: stalled_mail_server.accepted >= 2)  # both email processes are stuck on the server
+
+    started = time.monotonic()
+    texts = queue_texts(person, 6, first=3000)
+    calls = queue_texts(person, 2, first=3100, channel=Channel.VOICE)
+
+    wait_for(lambda: all_sent(texts + calls), timeout=10)
+    print(
+        f"texts and calls out {time.monotonic() - started:.1f} s after they were queued, behind a stalled mail server"
+    )
+    assert not set(statuses(emails).values()) & {Status.SENT}
+    # Every wait on the mail server ends after EMAIL_TIMEOUT: each email is tried, times out, and fails after the
+    # last try (3 tries, 2 s each), rather than holding a worker for ever.
+    wait_for(lambda: set(statuses(emails).values()) == {Status.FAILED}, timeout=60, interval=1)
+    for email in OutboundMessage.objects.filter(pk__in=[e.pk for e in emails]):
+        assert email.attempts == 3 and "timed out" in email.last_error
+
+
+def test_rel04_a_send_that_overruns_its_time_limit_is_stopped(
+    private_redis, start_worker, fault_env, stub, stalled_mail_server, make_user, monkeypatch
+):
+    # A mail server allowed to stall longer than a send may take: the time limit ends the wait. Celery writes the
+    # limits into the task where it is dispatched (here, this process), so both sides get the short ones.
+    task = tasks.send_outbound_message
+    for name, value in [("soft_time_limit", 2), ("time_limit", 7), ("_exec_options", None)]:
+        monkeypatch.setattr(task, name, value)
+    env = {
+        **fault_env,
+        "EMAIL_URL": f"smtp://127.0.0.1:{stalled_mail_server.port}",
+        "EMAIL_TIMEOUT": "120",
+        "OUTBOX_SEND_TIME_LIMIT_SECONDS": "2",
+    }
+    start_worker(*worker_options("email"), **env)
+    (email,) = queue_notices(make_user(), 1)
+
+    started = time.monotonic()
+    wait_for(lambda: OutboundMessage.objects.get(pk=email.pk).attempts >= 2, timeout=30)
+    assert time.monotonic() - started < 15
+    email.refresh_from_db()
+    assert "SoftTimeLimitExceeded" in email.last_error
+
+
+def test_rel02_rel04_a_provider_slower_than_the_timeout_sends_each_text_once(
+    private_redis, start_worker, fault_env, stub, make_user
+):
+    # The stand-in takes each text at once and answers 3 s later; the client gives up after 1 s.
+    stub.state.answer_delay["sms"] = 3
+    start_worker(*worker_options("sms"), **{**fault_env, "TWILIO_TIMEOUT_SECONDS": "1"})
+    texts = queue_texts(make_user(), 10, first=4000)
+
+    wait_for(lambda: all_sent(texts), timeout=60)
+
+    assert set(deliveries(stub, texts).values()) == {1}
+    assert stub.state.lookups == 10  # each lost answer was looked up, once
+    sids = {a.to: a.sid for a in stub.accepted}
+    for text in OutboundMessage.objects.filter(pk__in=[t.pk for t in texts]):
+        assert text.provider_id == sids[text.recipient] and text.unknown_outcome_at is None
+        assert text.attempts == 2 and text.encrypted_body == ""
+
+
+def test_rel04_slow_calls_do_not_starve_texts(private_redis, start_worker, fault_env, stub, make_user):
+    # Calls answer after 3 s each: 10 of them keep the voice worker busy for 15 s.
+    stub.state.answer_delay["voice"] = 3
+    start_worker(*worker_options("voice"), **fault_env)
+    start_worker(*worker_options("sms"), **fault_env)
+    person = make_user()
+    calls = queue_texts(person, 10, first=5000, channel=Channel.VOICE)
+    wait_for(lambda: len(stub.accepted) >= 2)
+
+    texts = queue_texts(person, 10, first=5100, ttl=timedelta(seconds=10))
+
+    wait_for(lambda: all_sent(texts), timeout=8)
+    assert set(deliveries(stub, texts).values()) == {1}
+    assert not all_sent(calls)
+    wait_for(lambda: all_sent(calls), timeout=60)
