@@ -29,7 +29,7 @@ from identity.models import User
 from identity.views import client_ip
 
 from . import filters
-from .registrations import ReadOnlyAdmin
+from .desk import DeskAdmin
 from .site import site
 
 KEY_CHALLENGE = "desk_security_key_challenge"
@@ -53,7 +53,7 @@ def _in_use(**extra):
 
 
 @admin.register(User, site=site)
-class PersonAdmin(ReadOnlyAdmin):
+class PersonAdmin(DeskAdmin):
     list_display = (
         "username",
         "first_name",
@@ -134,7 +134,7 @@ class PersonAdmin(ReadOnlyAdmin):
     def held(self, obj):
         return obj.lost_last_factor_at is not None
 
-    # No add, change or delete for anyone (ReadOnlyAdmin): changes are desk actions (AC-04).
+    # No add, change or delete for anyone (DeskAdmin): changes are desk actions (AC-04).
 
     # --- the person page ------------------------------------------------------------------------------------
 

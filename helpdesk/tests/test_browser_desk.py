@@ -132,3 +132,37 @@ def test_bnd07_desk_registers_a_security_key_in_chromium_and_the_person_signs_in
         action="signin.second_factor_ok", subject=caller, details__factor="security_key"
     ).exists()
     axe.assert_clean()
+
+
+def test_desk_queues_and_case_pages_pass_axe(live_server, staff_member, second_agent, superuser, caller, password):
+    """The case queue, a case, the four-eyes queue and a request, as a second agent sees them, with axe-core."""
+    from helpdesk import services
+
+    case = services.open_case(caller, actor=staff_member, category="lockout", note="Called from the lab")
+    check = services.record_identity_check(
+        superuser, agent=staff_member, method="manager_confirmation", reference="I-9"
+    )
+    request = services.perform(
+        "sign_out_everywhere", superuser, actor=staff_member, identity_check=check, params={"reason": "laptop stolen"}
+    ).request
+    axe = Accessibility()
+    second_device = second_agent.registrations.get().app_device
+    with chromium() as browser:
+        page = browser.new_context(base_url=live_server.url, **DESKTOP).new_page()
+        page.set_default_timeout(15_000)
+        page.goto("/admin/")
+        _sign_in(page, second_agent, password, fresh_code(second_device))
+        for name, url in (
+            ("case queue", "/admin/helpdesk/case/?queue=unassigned"),
+            ("case", f"/admin/helpdesk/case/{case.pk}/change/"),
+            ("open a case", f"/admin/identity/user/{caller.pk}/desk/case/"),
+            ("approval queue", "/admin/helpdesk/approvalrequest/"),
+            ("approval request", f"/admin/helpdesk/approvalrequest/{request.pk}/change/"),
+        ):
+            page.goto(url)
+            axe.check(page, name)
+        page.get_by_role("button", name="Approve and run").click()
+        expect(page.get_by_text("Signed out everywhere")).to_be_visible()
+    request.refresh_from_db()
+    assert request.status == "approved" and request.decided_by == second_agent
+    axe.assert_clean()
