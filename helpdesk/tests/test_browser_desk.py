@@ -23,17 +23,22 @@ def _sign_in(page, person, password, code=None, device_label=None):
     page.get_by_role("button", name="Verify").click()
 
 
+def _agent_in_admin(browser, base_url, agent, password):
+    """A page of a new browser context in which ``agent`` signed in to the admin with password and app code."""
+    page = browser.new_context(base_url=base_url, **DESKTOP).new_page()
+    page.set_default_timeout(15_000)
+    page.goto("/admin/")
+    _sign_in(page, agent, password, fresh_code(agent.registrations.get().app_device))
+    expect(page.get_by_role("heading", name="People, devices and audit")).to_be_visible()
+    return page
+
+
 def test_bnd10_bnd07_agent_issues_bypass_codes_and_the_person_signs_in_with_one(
     live_server, staff_member, caller, password, tmp_path
 ):
     axe = Accessibility()
-    agent_device = staff_member.registrations.get().app_device
     with chromium() as browser:
-        page = browser.new_context(base_url=live_server.url, **DESKTOP).new_page()
-        page.set_default_timeout(15_000)
-        page.goto("/admin/")
-        _sign_in(page, staff_member, password, fresh_code(agent_device))
-        expect(page.get_by_role("heading", name="People, devices and audit")).to_be_visible()
+        page = _agent_in_admin(browser, live_server.url, staff_member, password)
 
         page.goto("/admin/identity/user/")
         axe.check(page, "people list")
@@ -146,12 +151,8 @@ def test_desk_queues_and_case_pages_pass_axe(live_server, staff_member, second_a
         "sign_out_everywhere", superuser, actor=staff_member, identity_check=check, params={"reason": "laptop stolen"}
     ).request
     axe = Accessibility()
-    second_device = second_agent.registrations.get().app_device
     with chromium() as browser:
-        page = browser.new_context(base_url=live_server.url, **DESKTOP).new_page()
-        page.set_default_timeout(15_000)
-        page.goto("/admin/")
-        _sign_in(page, second_agent, password, fresh_code(second_device))
+        page = _agent_in_admin(browser, live_server.url, second_agent, password)
         for name, url in (
             ("case queue", "/admin/helpdesk/case/?queue=unassigned"),
             ("case", f"/admin/helpdesk/case/{case.pk}/change/"),
