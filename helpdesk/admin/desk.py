@@ -20,8 +20,13 @@ from .registrations import ReadOnlyAdmin
 from .site import site
 
 
+class DeskAdmin(ReadOnlyAdmin):
+    class Media:
+        css = {"all": ("css/desk.css",)}
+
+
 @admin.register(IdentityCheck, site=site)
-class IdentityCheckAdmin(ReadOnlyAdmin):
+class IdentityCheckAdmin(DeskAdmin):
     list_display = ("created_at", "person", "agent", "method", "reference", "case")
     list_filter = ("method",)
     list_select_related = ("person", "agent", "case")
@@ -47,7 +52,7 @@ class QueueFilter(admin.SimpleListFilter):
 
 
 @admin.register(Case, site=site)
-class CaseAdmin(ReadOnlyAdmin):
+class CaseAdmin(DeskAdmin):
     """The case queue (oldest first) and a case's page with its append-only notes."""
 
     list_display = ("__str__", "person", "category", "status", "assignee", "created_at", "updated_at")
@@ -120,7 +125,7 @@ class WaitingFilter(admin.SimpleListFilter):
 
 
 @admin.register(ApprovalRequest, site=site)
-class ApprovalRequestAdmin(ReadOnlyAdmin):
+class ApprovalRequestAdmin(DeskAdmin):
     """The four-eyes queue (BND-08): a second agent approves or declines each request."""
 
     list_display = ("__str__", "action", "person", "requested_by", "why_approval", "created_at", "expires_at", "status")

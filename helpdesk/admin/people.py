@@ -6,12 +6,14 @@ Nothing of a person is edited here: every change is a desk action through ``help
 from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.paginator import Paginator
 from django.db.models import Count, IntegerField, OuterRef, Subquery
 from django.db.models.functions import Coalesce
 from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils.functional import cached_property
 from django.utils.http import urlencode
 from django.views.decorators.http import require_POST
 
@@ -27,10 +29,23 @@ from identity.models import User
 from identity.views import client_ip
 
 from . import filters
-from .registrations import ReadOnlyAdmin
+from .desk import DeskAdmin
 from .site import site
 
 KEY_CHALLENGE = "desk_security_key_challenge"
+
+
+class CappedCountPaginator(Paginator):
+    """Counts at most ``CAP`` + 1 rows: a full COUNT(*) over a million people costs more than the page itself.
+
+    Past the cap the list says "1001 people" and offers that many pages; a search or filter narrows it.
+    """
+
+    CAP = 1_000
+
+    @cached_property
+    def count(self) -> int:
+        return self.object_list[: self.CAP + 1].count()
 
 
 def _in_use(**extra):
@@ -38,7 +53,7 @@ def _in_use(**extra):
 
 
 @admin.register(User, site=site)
-class PersonAdmin(ReadOnlyAdmin):
+class PersonAdmin(DeskAdmin):
     list_display = (
         "username",
         "first_name",
@@ -62,6 +77,7 @@ class PersonAdmin(ReadOnlyAdmin):
     search_fields = ("username",)  # shows the search box; the search itself is selectors.matching_people
     search_help_text = "Institution ID, name, email, or a phone number in any format, e.g. (617) 432-2000."
     show_full_result_count = False
+    paginator = CappedCountPaginator
     list_per_page = 50
     change_form_template = "helpdesk/person.html"
     fields = (
@@ -94,6 +110,14 @@ class PersonAdmin(ReadOnlyAdmin):
     def get_search_results(self, request, queryset, search_term):
         return selectors.matching_people(queryset, search_term)
 
+    def get_ordering(self, request):
+        # Search hits by name. Ordered by id, PostgreSQL would walk the primary key backwards filtering every row
+        # until it found a page of matches (160 ms for "Mary Smi" among a million); a name order makes it use the
+        # name indexes and sort the few hits.
+        if request.GET.get("q", "").strip():
+            return ("last_name", "first_name", "username")
+        return ("-pk",)
+
     @admin.display(boolean=True, description="enrolled")
     def enrolled(self, obj):
         return obj.active_device_count > 0
@@ -110,7 +134,7 @@ class PersonAdmin(ReadOnlyAdmin):
     def held(self, obj):
         return obj.lost_last_factor_at is not None
 
-    # No add, change or delete for anyone (ReadOnlyAdmin): changes are desk actions (AC-04).
+    # No add, change or delete for anyone (DeskAdmin): changes are desk actions (AC-04).
 
     # --- the person page ------------------------------------------------------------------------------------
 

@@ -23,17 +23,22 @@ def _sign_in(page, person, password, code=None, device_label=None):
     page.get_by_role("button", name="Verify").click()
 
 
+def _agent_in_admin(browser, base_url, agent, password):
+    """A page of a new browser context in which ``agent`` signed in to the admin with password and app code."""
+    page = browser.new_context(base_url=base_url, **DESKTOP).new_page()
+    page.set_default_timeout(15_000)
+    page.goto("/admin/")
+    _sign_in(page, agent, password, fresh_code(agent.registrations.get().app_device))
+    expect(page.get_by_role("heading", name="People, devices and audit")).to_be_visible()
+    return page
+
+
 def test_bnd10_bnd07_agent_issues_bypass_codes_and_the_person_signs_in_with_one(
     live_server, staff_member, caller, password, tmp_path
 ):
     axe = Accessibility()
-    agent_device = staff_member.registrations.get().app_device
     with chromium() as browser:
-        page = browser.new_context(base_url=live_server.url, **DESKTOP).new_page()
-        page.set_default_timeout(15_000)
-        page.goto("/admin/")
-        _sign_in(page, staff_member, password, fresh_code(agent_device))
-        expect(page.get_by_role("heading", name="People, devices and audit")).to_be_visible()
+        page = _agent_in_admin(browser, live_server.url, staff_member, password)
 
         page.goto("/admin/identity/user/")
         axe.check(page, "people list")
@@ -131,4 +136,34 @@ def test_bnd07_desk_registers_a_security_key_in_chromium_and_the_person_signs_in
     assert AuditEvent.objects.filter(
         action="signin.second_factor_ok", subject=caller, details__factor="security_key"
     ).exists()
+    axe.assert_clean()
+
+
+def test_desk_queues_and_case_pages_pass_axe(live_server, staff_member, second_agent, superuser, caller, password):
+    """The case queue, a case, the four-eyes queue and a request, as a second agent sees them, with axe-core."""
+    from helpdesk import services
+
+    case = services.open_case(caller, actor=staff_member, category="lockout", note="Called from the lab")
+    check = services.record_identity_check(
+        superuser, agent=staff_member, method="manager_confirmation", reference="I-9"
+    )
+    request = services.perform(
+        "sign_out_everywhere", superuser, actor=staff_member, identity_check=check, params={"reason": "laptop stolen"}
+    ).request
+    axe = Accessibility()
+    with chromium() as browser:
+        page = _agent_in_admin(browser, live_server.url, second_agent, password)
+        for name, url in (
+            ("case queue", "/admin/helpdesk/case/?queue=unassigned"),
+            ("case", f"/admin/helpdesk/case/{case.pk}/change/"),
+            ("open a case", f"/admin/identity/user/{caller.pk}/desk/case/"),
+            ("approval queue", "/admin/helpdesk/approvalrequest/"),
+            ("approval request", f"/admin/helpdesk/approvalrequest/{request.pk}/change/"),
+        ):
+            page.goto(url)
+            axe.check(page, name)
+        page.get_by_role("button", name="Approve and run").click()
+        expect(page.get_by_text("Signed out everywhere")).to_be_visible()
+    request.refresh_from_db()
+    assert request.status == "approved" and request.decided_by == second_agent
     axe.assert_clean()

@@ -219,9 +219,7 @@ def test_bnd08_request_expires_after_a_day(staff_member, second_agent, superuser
         services.approve_request(outcome.request, approver=second_agent)
 
 
-def test_bnd08_recovery_link_to_a_staff_account_needs_a_second_agent(
-    staff_member, second_agent, superuser, check_for
-):
+def test_bnd08_recovery_link_to_a_staff_account_needs_a_second_agent(staff_member, second_agent, superuser, check_for):
     check = check_for(second_agent, staff_member)
     outcome = services.perform("send_recovery_link", second_agent, actor=staff_member, identity_check=check, params={})
     assert outcome.request is not None
@@ -311,3 +309,36 @@ def test_case_notes_are_appended(desk_client, caller, staff_member):
     assert case.status == "waiting"
     assert list(case.notes.values_list("text", flat=True)) == ["Called at 9", "Waiting for photo ID"]
     assert desk_client.get(url).status_code == 405
+
+
+STAFF_ACTION_PARAMS = {
+    "unlock": {"reason": "r"},
+    "issue_bypass_codes": {"count": 1, "valid_minutes": 15},
+    "send_recovery_link": {},
+    "retire_device": {"registration": "0", "reason": "r"},
+    "report_lost": {"registration": "0"},
+    "sign_out_everywhere": {"reason": "r"},
+    "approve_vpn": {"reason": "r"},
+    "revoke_vpn": {"reason": "r"},
+    "change_details": {"department": "Elsewhere", "reason": "r"},
+}
+
+
+@pytest.mark.parametrize("action", sorted(STAFF_ACTION_PARAMS))
+def test_bnd08_every_action_on_a_staff_account_waits_and_changes_nothing(action, staff_member, second_agent, check_for):
+    from helpdesk.actions import ACTIONS
+
+    assert set(STAFF_ACTION_PARAMS) == set(ACTIONS) - {"register_security_key"}  # that one is not offered (live)
+    check = check_for(second_agent, staff_member)
+    before = second_agent.__class__.objects.values().get(pk=second_agent.pk)
+    messages_before = OutboundMessage.objects.filter(user=second_agent).count()
+
+    outcome = services.perform(
+        action, second_agent, actor=staff_member, identity_check=check, params=STAFF_ACTION_PARAMS[action]
+    )
+
+    assert outcome.request is not None and outcome.request.why_approval == "staff account"
+    assert second_agent.__class__.objects.values().get(pk=second_agent.pk) == before
+    assert not events("helpdesk.action")
+    assert OutboundMessage.objects.filter(user=second_agent).count() == messages_before
+    assert events("helpdesk.approval_requested", subject=second_agent)

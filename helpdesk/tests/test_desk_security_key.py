@@ -1,6 +1,5 @@
 """Registering a security key at the desk through the admin (BND-07, BND-08), with a software key's real answers."""
 
-
 import pytest
 from django.urls import reverse
 

@@ -8,6 +8,7 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
+from devices.models import WebAuthnChallenge
 from helpdesk import services
 from helpdesk.actions import ACTIONS
 from identity.models import User
@@ -98,6 +99,13 @@ def test_ac03_ses09_who_gets_each_admin_page(world, name, args, expected):
         ("admin:helpdesk_request_decide", lambda w: [w["request"].pk], {"decision": "decline"}),
         ("admin:helpdesk_action", lambda w: [w["caller"].pk, "sign_out_everywhere"], {"reason": "r"}),
         ("admin:identity_user_change", lambda w: [w["caller"].pk], {"email": "x@example.com"}),
+        ("admin:helpdesk_security_key_options", lambda w: [w["caller"].pk], {"label": "Blue key"}),
+        (
+            "admin:helpdesk_identity_check",
+            lambda w: [w["caller"].pk],
+            {"method": "photo_id_in_person", "reference": "x"},
+        ),
+        ("admin:helpdesk_open_case", lambda w: [w["caller"].pk], {"category": "other"}),
     ],
 )
 def test_ac03_auditor_and_strangers_change_nothing(world, name, args, data):
@@ -107,6 +115,9 @@ def test_ac03_auditor_and_strangers_change_nothing(world, name, args, data):
     caller = User.objects.get(pk=world["caller"].pk)
     assert caller.email == "caller1@example.edu"
     assert world["case"].notes.count() == 0
+    assert world["caller"].support_cases.count() == 1
+    assert world["caller"].identity_checks.count() == 2
+    assert not WebAuthnChallenge.objects.exists()
 
 
 def test_ac03_superuser_is_still_bound_by_bnd08(world, superuser):
