@@ -71,16 +71,23 @@ def expire_lock_if_due(user: User) -> User:
 
 
 def record_second_factor_failure(
-    user: User, *, factor: str, ip: str | None, entry_point: str = "web", context: dict | None = None
+    user: User,
+    *,
+    factor: str,
+    ip: str | None,
+    entry_point: str = "web",
+    context: dict | None = None,
+    row_locked: bool = False,
 ) -> User:
     """Count one failed second-factor attempt toward the lockout (OTP-01); lock at the threshold.
 
     Must run inside the caller's transaction so the failure and its audit commit together. ``context`` is added
-    to the audit details (the VPN names its integration). Returns the refreshed user.
+    to the audit details (the VPN names its integration). ``row_locked``: the caller holds the person's row
+    lock in this transaction and passes that row. Returns the refreshed user.
     """
     # No savepoint: inside the caller's transaction an error rolls back the whole attempt (fail closed).
     with transaction.atomic(savepoint=False):
-        user = _locked_row(user)
+        user = user if row_locked else _locked_row(user)
         user.second_factor_failures += 1
         fields = ["second_factor_failures"]
         audit.record(
@@ -113,12 +120,19 @@ def record_second_factor_failure(
 
 
 def record_second_factor_success(
-    user: User, *, factor: str, ip: str | None, entry_point: str = "web", context: dict | None = None
+    user: User,
+    *,
+    factor: str,
+    ip: str | None,
+    entry_point: str = "web",
+    context: dict | None = None,
+    row_locked: bool = False,
 ) -> User:
-    """Reset the consecutive-failure count and audit the success (``context`` joins the audit details)."""
+    """Reset the consecutive-failure count and audit the success (``context`` joins the audit details;
+    ``row_locked`` as for :func:`record_second_factor_failure`)."""
     # No savepoint: inside the caller's transaction an error rolls back the whole attempt (fail closed).
     with transaction.atomic(savepoint=False):
-        user = _locked_row(user)
+        user = user if row_locked else _locked_row(user)
         if user.second_factor_failures:
             user.second_factor_failures = 0
             user.save(update_fields=["second_factor_failures"])
@@ -284,12 +298,14 @@ def verify_typed_code(
                         throttling_failure_count=count, throttling_failure_timestamp=stamp
                     )
                 record_second_factor_success(
-                    user, factor=factor_name(device), ip=ip, entry_point=entry_point, context=context
+                    user, factor=factor_name(device), ip=ip, entry_point=entry_point, context=context, row_locked=True
                 )
                 return SecondFactorOutcome.OK
             tried.append((device, before))
         # django-otp's back-off refuses an attempt unseen; it still counts toward the lockout.
-        user = record_second_factor_failure(user, factor=factor, ip=ip, entry_point=entry_point, context=context)
+        user = record_second_factor_failure(
+            user, factor=factor, ip=ip, entry_point=entry_point, context=context, row_locked=True
+        )
         if user.is_locked:
             return SecondFactorOutcome.LOCKED
         return SecondFactorOutcome.WRONG if any_allowed else SecondFactorOutcome.THROTTLED

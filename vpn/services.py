@@ -20,7 +20,7 @@ from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 from django.urls import reverse
 from django.utils import timezone
-from django_otp import devices_for_user
+from django_otp import device_classes
 
 from devices import crypto
 from devices.services import send_signin_code
@@ -231,21 +231,26 @@ def _refuse(kind, *, integration_key: str | None, client_ip: str | None, reason:
 
 
 def _remember_signature(integration: Integration, signature: str, now: datetime) -> bool:
-    """Store the signature's digest; False when it was stored before (a replay). One statement."""
+    """Store the signature's digest; False when it was stored before (a replay).
+
+    The same statement forgets signatures older than twice the window: their dates are refused before this
+    check, so they can never be accepted again. One statement on PostgreSQL.
+    """
     digest = hashlib.sha256(signature.encode()).hexdigest()
     table = SeenSignature._meta.db_table
+    forget_before = now - timedelta(seconds=2 * settings.VPN_SIGNATURE_MAX_SKEW_SECONDS)
+    insert = (
+        f"INSERT INTO {table} (integration_id, digest, seen_at) VALUES (%s, %s, %s) "  # noqa: S608 (our table name)
+        "ON CONFLICT (integration_id, digest) DO NOTHING RETURNING id"
+    )
     with connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {table} (integration_id, digest, seen_at) VALUES (%s, %s, %s) "  # noqa: S608 (our table name)
-            "ON CONFLICT (integration_id, digest) DO NOTHING RETURNING id",
-            [integration.pk, digest, now],
-        )
-        inserted = cursor.fetchone() is not None
-    if secrets.randbelow(200) == 0:
-        # A signature older than twice the window can never be accepted again: its date is refused first.
-        window = timedelta(seconds=2 * settings.VPN_SIGNATURE_MAX_SKEW_SECONDS)
-        SeenSignature.objects.filter(seen_at__lt=now - window).delete()
-    return inserted
+        if connection.vendor == "postgresql":
+            purge = f"WITH forgotten AS (DELETE FROM {table} WHERE seen_at < %s) "  # noqa: S608 (our table name)
+            cursor.execute(purge + insert, [forget_before, integration.pk, digest, now])
+        else:
+            cursor.execute(f"DELETE FROM {table} WHERE seen_at < %s", [forget_before])  # noqa: S608
+            cursor.execute(insert, [integration.pk, digest, now])
+        return cursor.fetchone() is not None
 
 
 def authenticate(request: signing.SignedRequest, *, authorization: str, client_ip: str | None) -> Integration:
@@ -315,7 +320,14 @@ class Factors:
 
 
 def vpn_factors(user: User) -> Factors:
-    typed = [d for d in devices_for_user(user, confirmed=True) if getattr(d, "accepts_typed_code", True)]
+    """The person's confirmed devices that take a typed code: every django-otp device model but those that say
+    they do not (security keys), one query per model, as ``devices_for_user`` does it."""
+    typed = [
+        device
+        for model in device_classes()
+        if getattr(model, "accepts_typed_code", True)
+        for device in model.objects.devices_for_user(user, confirmed=True)
+    ]
     # App codes first: the common case on the hot path.
     typed.sort(key=lambda d: {"authenticator_app": 0, "phone": 1}.get(getattr(d, "factor_name", ""), 2))
     phones = [d for d in typed if getattr(d, "factor_name", "") == "phone"]

@@ -4,6 +4,7 @@ import json
 import logging
 import time
 
+from django.db import transaction
 from django.http import JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods
@@ -50,19 +51,25 @@ def _params(signed: signing.SignedRequest) -> dict[str, str]:
 
 
 def _endpoint(handler):
-    """Authenticate the request, run ``handler(integration, params, ip)``; any unexpected error denies (API-07)."""
+    """Authenticate the request, run ``handler(integration, params, ip)``; any unexpected error denies (API-07).
+
+    The whole request is one transaction, so it commits once (the remembered signature, the verification and its
+    audit event together); a refusal in Duo's shape commits its audit event, anything unexpected rolls back.
+    """
 
     @csrf_exempt
     def view(request):
         try:
-            signed = _signed_request(request)
-            ip = client_ip(request)
-            integration = services.authenticate(
-                signed, authorization=request.headers.get("Authorization", ""), client_ip=ip
-            )
-            return _ok(handler(integration, _params(signed), ip))
-        except services.ApiError as error:
-            return _error(error)
+            with transaction.atomic():
+                signed = _signed_request(request)
+                ip = client_ip(request)
+                try:
+                    integration = services.authenticate(
+                        signed, authorization=request.headers.get("Authorization", ""), client_ip=ip
+                    )
+                    return _ok(handler(integration, _params(signed), ip))
+                except services.ApiError as error:
+                    return _error(error)
         except Exception:
             log.exception("Auth API request failed; answered with an error, never allow")
             return JsonResponse({"stat": "FAIL", "code": 50000, "message": "Internal error"}, status=500)

@@ -240,3 +240,18 @@ def test_api07_the_database_going_away_mid_request_denies(duo, vpn_person):
     thread.join(10)
     assert "answer" not in result
     assert result["error"].status == 500
+
+
+def test_rel07_old_signatures_are_forgotten_once_their_date_cannot_pass(duo, integration):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from vpn.models import SeenSignature
+
+    SeenSignature.objects.create(
+        integration=integration, digest="0" * 64, seen_at=timezone.now() - timedelta(minutes=11)
+    )
+    duo().check()
+    assert list(SeenSignature.objects.values_list("digest", flat=True)) != ["0" * 64]
+    assert SeenSignature.objects.count() == 1

@@ -255,3 +255,29 @@ def test_api07_the_database_going_away_rejects(radius_server, radius_client, rad
         with owner_cursor() as cursor:
             cursor.execute("ALTER TABLE identity_user_away RENAME TO identity_user")
     assert "Received Access-Reject" in out
+
+
+def test_a_burst_of_requests_is_answered_concurrently(radius_server, radius_client, make_user, enroll, approve):
+    """Eight people at once, eight requests in flight (radclient -p 8): every one accepted, none lost."""
+    people = []
+    for n in range(8):
+        person = make_user(f"burst{n}")
+        enroll(person)
+        approve(person)
+        pbkdf2_password(person)
+        people.append(person)
+    packets = "".join(
+        f'User-Name = "{p.username}"\nUser-Password = "{PASSWORD},{fresh_code(app_device(p))}"\n'
+        "Message-Authenticator = 0x00\n\n"
+        for p in people
+    )
+    result = subprocess.run(
+        ["radclient", "-q", "-s", "-p", "8", "-t", "20", "-r", "1", f"127.0.0.1:{radius_server}", "auth"]
+        + [radius_client.secret],
+        input=packets,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert re.search(r"Accepted\s*:\s*8\b", result.stdout), result.stdout + result.stderr
+    assert re.search(r"Lost\s*:\s*0\b", result.stdout)
