@@ -272,3 +272,8 @@ AUDIT_CHECKPOINT_KEY = env("AUDIT_CHECKPOINT_KEY", default=SECRET_KEY)
 # grants this role read and write on the tables but only read and append on the audit log (identity/db_roles.py).
 DATABASE_APP_ROLE = env("DATABASE_APP_ROLE", default="")
 CELERY_BEAT_SCHEDULE["audit-checkpoint"] = {"task": "reports.tasks.export_audit_checkpoint", "schedule": timedelta(hours=6)}
+# Exports of more rows than this are written in the background by a worker into Django's default storage (MEDIA_ROOT
+# unless STORAGES says otherwise; never served as static files), and downloadable once, for this long.
+REPORTS_BACKGROUND_EXPORT_ROWS = env.int("REPORTS_BACKGROUND_EXPORT_ROWS", default=5000)
+REPORTS_EXPORT_LINK_SECONDS = env.int("REPORTS_EXPORT_LINK_SECONDS", default=24 * 3600)
+MEDIA_ROOT = env("MEDIA_ROOT", default=str(BASE_DIR / "media"))
