@@ -277,3 +277,7 @@ CELERY_BEAT_SCHEDULE["audit-checkpoint"] = {"task": "reports.tasks.export_audit_
 REPORTS_BACKGROUND_EXPORT_ROWS = env.int("REPORTS_BACKGROUND_EXPORT_ROWS", default=5000)
 REPORTS_EXPORT_LINK_SECONDS = env.int("REPORTS_EXPORT_LINK_SECONDS", default=24 * 3600)
 MEDIA_ROOT = env("MEDIA_ROOT", default=str(BASE_DIR / "media"))
+CELERY_BEAT_SCHEDULE["weekly-auditor-summary"] = {
+    "task": "reports.tasks.send_weekly_summary",
+    "schedule": timedelta(weeks=1),
+}

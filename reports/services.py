@@ -1,5 +1,6 @@
 """The reports' state changes: exports are audited (AC-06); big ones are written in the background."""
 
+import json
 import tempfile
 from datetime import timedelta
 
@@ -8,6 +9,7 @@ from django.core.exceptions import ValidationError
 from django.core.files import File
 from django.core.files.storage import default_storage
 from django.db import transaction
+from django.template.loader import render_to_string
 from django.utils import timezone
 
 from identity import audit
@@ -120,3 +122,50 @@ def take_export_download(job_id, *, actor, ip: str | None = None) -> ExportJob:
             details={"report": job.report, "format": job.file_format, "rows": job.rows_written, "job": str(job.pk)},
         )
     return job
+
+
+def queue_weekly_summary() -> int:
+    """Email the week's headline numbers, a link to the dashboard and the audit chain's latest signed checkpoint to
+    every active member of the Auditor group with an address, through the outbox. Returns how many were queued.
+
+    Audits ``report.weekly_summary_sent`` with the count and the checkpoint's sequence (AC-11: the checkpoint leaves
+    the database in the email). Called by beat; nothing for the caller to check.
+    """
+    from devices import outbox
+    from identity.audit import make_checkpoint
+    from identity.models import User
+
+    from .access import AUDITOR_GROUP
+    from .dashboard import headline
+
+    summary = headline()
+    checkpoint = make_checkpoint()
+    recipients = User.objects.filter(groups__name=AUDITOR_GROUP, is_active=True).exclude(email="").distinct()
+    subject = f"{settings.INSTITUTION_NAME}: two-factor enrollment, weekly summary"
+    with transaction.atomic():
+        sent = 0
+        for auditor in recipients:
+            body = render_to_string(
+                "emails/weekly_auditor_summary.txt",
+                {
+                    **summary,
+                    "user": auditor,
+                    "checkpoint": json.dumps(checkpoint.as_dict(), sort_keys=True) if checkpoint else "",
+                    "dashboard_url": f"{settings.SITE_URL}/admin/reports/dashboard/",
+                    "institution": settings.INSTITUTION_NAME,
+                },
+            )
+            outbox.queue_email(
+                user=auditor,
+                to=auditor.email,
+                subject=subject,
+                body=body,
+                template="reports:weekly_summary",
+                holds_secret=False,
+            )
+            sent += 1
+        audit.record(
+            "report.weekly_summary_sent",
+            details={"recipients": sent, "checkpoint_sequence": checkpoint.sequence if checkpoint else None},
+        )
+    return sent

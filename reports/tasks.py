@@ -30,3 +30,11 @@ def write_export_file(job_id: str) -> None:
     from .services import write_export
 
     write_export(job_id)
+
+
+@shared_task(ignore_result=True)
+def send_weekly_summary() -> None:
+    """Beat, weekly: the auditors' summary email, through the outbox."""
+    from .services import queue_weekly_summary
+
+    queue_weekly_summary()

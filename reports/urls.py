@@ -8,7 +8,10 @@ from .registry import EXPORT_FORMATS, REPORTS
 
 def urls_for(site) -> list:
     """URL patterns for ``site`` (the OTP-required staff admin); mounted under its prefix in config/urls.py."""
-    patterns = [path("", site.admin_view(views.index), {"site": site}, name="reports_index")]
+    patterns = [
+        path("", site.admin_view(views.index), {"site": site}, name="reports_index"),
+        path("dashboard/", site.admin_view(views.dashboard_page), {"site": site}, name="reports_dashboard"),
+    ]
     for report in REPORTS.values():
         kwargs = {"site": site, "report": report}
         patterns.append(

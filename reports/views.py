@@ -10,15 +10,17 @@ from django.http import FileResponse, Http404, HttpResponseNotAllowed, Streaming
 from django.shortcuts import redirect, render
 from django.utils import timezone
 
+from devices.models import Registration
 from identity.views import client_ip
 
-from . import services
+from . import dashboard, services
 from .access import auditor_required
 from .exports import csv_chunks, write_xlsx
 from .models import ExportJob
 from .registry import EXPORT_FORMATS, REPORTS, Report
 
 PAGE_SIZE = 100
+REGISTRATION_KINDS = dict(Registration.Kind.choices)
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
@@ -27,6 +29,28 @@ def _page_number(request) -> int:
         return max(1, int(request.GET.get("page", "1")))
     except ValueError:
         return 1
+
+
+@auditor_required
+def dashboard_page(request, site):
+    summary = dashboard.headline()
+    totals = summary["totals"]
+    weeks = dashboard.enrolled_per_week()
+    departments = dashboard.enrolled_by_department()
+    desk_weeks = dashboard.desk_actions_per_week()
+    context = {
+        **site.each_context(request),
+        **summary,
+        "title": "Enrollment dashboard",
+        "weeks": weeks,
+        "weeks_chart": dashboard.bars([(week, cumulative) for week, _, cumulative in weeks]),
+        "departments": departments,
+        "departments_chart": dashboard.bars([(name, percent) for name, _, _, percent in departments]),
+        "kinds_chart": dashboard.bars([(REGISTRATION_KINDS[kind], count) for kind, count in totals.devices.items()]),
+        "desk_chart": dashboard.bars(desk_weeks),
+        "desk_weeks": desk_weeks,
+    }
+    return render(request, "reports/dashboard.html", context)
 
 
 @auditor_required
