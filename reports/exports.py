@@ -41,16 +41,29 @@ def _local(value: datetime) -> datetime:
     return timezone.localtime(value)
 
 
-def _csv_cell(column: Column, value) -> str:
-    if value is None:
-        return ""
-    if column.type == BOOLEAN:
-        return "yes" if value else "no"
-    if column.type == INTEGER:
-        return str(value)
-    if column.type == DATETIME:
-        return _local(value).strftime("%Y-%m-%d %H:%M:%S")
-    return neutralize(mask_phone_numbers(str(value)))
+def _csv_formatters(columns: tuple[Column, ...]) -> list:
+    """One function per column turning its value into the CSV cell, chosen once, not per cell (a million rows)."""
+    zone = timezone.get_current_timezone()
+
+    def boolean(value):
+        return "" if value is None else ("yes" if value else "no")
+
+    def integer(value):
+        return "" if value is None else str(value)
+
+    def moment(value):
+        return "" if value is None else value.astimezone(zone).isoformat(" ", "seconds")[:19]
+
+    def text(value):
+        if not value:
+            return ""
+        value = str(value)
+        if "+" in value:
+            value = mask_phone_numbers(value)
+        return neutralize(value)
+
+    by_type = {BOOLEAN: boolean, INTEGER: integer, DATETIME: moment}
+    return [by_type.get(column.type, text) for column in columns]
 
 
 def csv_chunks(columns: tuple[Column, ...], rows: Iterable[tuple], *, rows_per_chunk: int = 500) -> Iterator[bytes]:
@@ -59,9 +72,10 @@ def csv_chunks(columns: tuple[Column, ...], rows: Iterable[tuple], *, rows_per_c
     writer = csv.writer(buffer)
     buffer.write(BOM)
     writer.writerow([column.header for column in columns])
+    formatters = _csv_formatters(columns)
     pending = 0
     for row in rows:
-        writer.writerow([_csv_cell(column, value) for column, value in zip(columns, row, strict=True)])
+        writer.writerow([f(value) for f, value in zip(formatters, row, strict=True)])
         pending += 1
         if pending >= rows_per_chunk:
             yield buffer.getvalue().encode()

@@ -261,14 +261,18 @@ def enrollment_rows(filters: EnrollmentFilters, *, limit: int | None = None, off
 
 
 def stream(sql: str, params: list, columns: tuple[Column, ...]) -> Iterator[tuple]:
-    convert = converter(columns)
     connection.ensure_connection()
+    # PostgreSQL returns the columns' types already; SQLite returns text for times and 0/1 for booleans.
+    convert = None if connection.vendor == "postgresql" else converter(columns)
     # Django's chunked cursor is a named (server-side) cursor on PostgreSQL: rows arrive FETCH_SIZE at a time.
     with connection.chunked_cursor() as cursor:
         cursor.execute(sql, params)
         while batch := cursor.fetchmany(FETCH_SIZE):
-            for row in batch:
-                yield convert(row)
+            if convert is None:
+                yield from batch
+            else:
+                for row in batch:
+                    yield convert(row)
 
 
 def departments() -> list[str]:
