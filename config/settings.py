@@ -322,3 +322,13 @@ RECENT_EMAIL_CHANGE_HOURS = env.int("RECENT_EMAIL_CHANGE_HOURS", default=24)
 # Sessions in the database with their person and device on each row, so a lost device ends every session verified
 # with it (BND-05; check identity.E004).
 SESSION_ENGINE = "identity.session_store"
+
+# Exports of more rows than this are written in the background by a worker into Django's default storage (MEDIA_ROOT
+# unless STORAGES says otherwise; never served as static files), and downloadable once, for this long.
+REPORTS_BACKGROUND_EXPORT_ROWS = env.int("REPORTS_BACKGROUND_EXPORT_ROWS", default=5000)
+REPORTS_EXPORT_LINK_SECONDS = env.int("REPORTS_EXPORT_LINK_SECONDS", default=24 * 3600)
+MEDIA_ROOT = env("MEDIA_ROOT", default=str(BASE_DIR / "media"))
+CELERY_BEAT_SCHEDULE["weekly-auditor-summary"] = {
+    "task": "reports.tasks.send_weekly_summary",
+    "schedule": timedelta(weeks=1),
+}

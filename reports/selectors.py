@@ -118,7 +118,7 @@ WITH reg AS (
 """
 
 
-def _enrollment_cte() -> str:
+def enrollment_cte() -> str:
     # Built only from the constants above, never from input: the filters' values go in as parameters.
     return _ENROLLMENT_CTE.format(
         in_use=", ".join(f"'{status}'" for status in Registration.IN_USE),
@@ -226,7 +226,7 @@ def enrollment_totals(filters: EnrollmentFilters) -> EnrollmentTotals:
         *(f"SUM({name})" for name in KIND_COLUMNS.values()),
         *(f"SUM(CASE WHEN strongest_factor = '{name}' THEN 1 ELSE 0 END)" for name in strongest),
     ]
-    sql = _enrollment_cte() + f"SELECT {', '.join(sums)} FROM report{where}"  # noqa: S608 (constants; values are params)
+    sql = enrollment_cte() + f"SELECT {', '.join(sums)} FROM report{where}"  # noqa: S608 (constants; values are params)
     with connection.cursor() as cursor:
         cursor.execute(sql, [timezone.now(), *params])
         row = [int(v or 0) for v in cursor.fetchone()]
@@ -247,7 +247,7 @@ def enrollment_sql(filters: EnrollmentFilters, *, limit: int | None = None, offs
     """The report's one SELECT and its parameters (the benchmark hands the same statement to ``COPY``)."""
     where, params = _where(filters)
     columns = ", ".join(column.key for column in ENROLLMENT_COLUMNS)
-    sql = _enrollment_cte() + f"SELECT {columns} FROM report{where} ORDER BY institution_id"  # noqa: S608 (as above)
+    sql = enrollment_cte() + f"SELECT {columns} FROM report{where} ORDER BY institution_id"  # noqa: S608 (as above)
     if limit is not None:
         sql += " LIMIT %s OFFSET %s"
         params = [*params, limit, offset]
@@ -261,14 +261,18 @@ def enrollment_rows(filters: EnrollmentFilters, *, limit: int | None = None, off
 
 
 def stream(sql: str, params: list, columns: tuple[Column, ...]) -> Iterator[tuple]:
-    convert = converter(columns)
     connection.ensure_connection()
+    # PostgreSQL returns the columns' types already; SQLite returns text for times and 0/1 for booleans.
+    convert = None if connection.vendor == "postgresql" else converter(columns)
     # Django's chunked cursor is a named (server-side) cursor on PostgreSQL: rows arrive FETCH_SIZE at a time.
     with connection.chunked_cursor() as cursor:
         cursor.execute(sql, params)
         while batch := cursor.fetchmany(FETCH_SIZE):
-            for row in batch:
-                yield convert(row)
+            if convert is None:
+                yield from batch
+            else:
+                for row in batch:
+                    yield convert(row)
 
 
 def departments() -> list[str]:

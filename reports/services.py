@@ -1,19 +1,171 @@
-"""The reports' one state change: an export is written to the audit log (AC-06)."""
+"""The reports' state changes: exports are audited (AC-06); big ones are written in the background."""
+
+import json
+import tempfile
+from datetime import timedelta
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.files import File
+from django.core.files.storage import default_storage
+from django.db import transaction
+from django.template.loader import render_to_string
+from django.utils import timezone
 
 from identity import audit
 
+from .exports import csv_chunks, write_xlsx
+from .models import ExportJob
+
 EXPORTED = "report.exported"
+DOWNLOADED = "report.export_downloaded"
+PROGRESS_EVERY = 1000
 
 
-def record_export(actor, *, report: str, file_format: str, filters: dict, rows: int, ip: str | None = None):
+def record_export(
+    actor, *, report: str, file_format: str, filters: dict, rows: int, ip: str | None = None, job=None
+) -> audit.AuditEvent:
     """Audit that ``actor`` exported ``rows`` rows of ``report`` narrowed by ``filters``, as ``file_format``.
 
-    Writes ``report.exported`` and nothing else. The caller must have checked
-    that ``actor`` may read reports, and calls this before the file leaves.
+    Writes ``report.exported`` and nothing else (with the background job's id when there is one). The caller must
+    have checked that ``actor`` may read reports, and calls this before the file leaves.
     """
-    return audit.record(
-        EXPORTED,
-        actor=actor,
-        ip=ip,
-        details={"report": report, "format": file_format, "filters": filters, "rows": rows},
-    )
+    details = {"report": report, "format": file_format, "filters": filters, "rows": rows}
+    if job is not None:
+        details["job"] = str(job.pk)
+    return audit.record(EXPORTED, actor=actor, ip=ip, details=details)
+
+
+def start_background_export(
+    actor, *, report: str, file_format: str, form_data: dict, filters: dict, rows: int, ip: str | None = None
+) -> ExportJob:
+    """Queue an export to be written by a worker; audit it as exported (AC-06) and dispatch the task on commit.
+
+    The caller must have checked that ``actor`` may read reports and that ``form_data`` is valid for ``report``.
+    With Celery's embedded default (no Redis) the task runs in-process when the transaction commits.
+    """
+    from .tasks import write_export_file
+
+    with transaction.atomic():
+        job = ExportJob.objects.create(
+            requested_by=actor, report=report, file_format=file_format, form_data=form_data, rows_expected=rows
+        )
+        record_export(actor, report=report, file_format=file_format, filters=filters, rows=rows, ip=ip, job=job)
+        transaction.on_commit(lambda: write_export_file.delay(str(job.pk)))
+    return job
+
+
+def _counted(rows, job_id):
+    written = 0
+    for written, row in enumerate(rows, start=1):
+        if written % PROGRESS_EVERY == 0:
+            ExportJob.objects.filter(pk=job_id).update(rows_written=written)
+        yield row
+    ExportJob.objects.filter(pk=job_id).update(rows_written=written)
+
+
+def write_export(job_id) -> ExportJob | None:
+    """Write a queued export's file to the default storage, updating its progress; idempotent.
+
+    Returns None when the job is gone or was taken already. Marks it ``failed`` when its filters no longer validate.
+    Audits nothing: the request was audited, and the download is.
+    """
+    from .registry import REPORTS
+
+    if not ExportJob.objects.filter(pk=job_id, status=ExportJob.Status.QUEUED).update(status=ExportJob.Status.RUNNING):
+        return None
+    job = ExportJob.objects.get(pk=job_id)
+    report = REPORTS[job.report]
+    form = report.form(job.form_data)
+    if not form.is_valid():
+        ExportJob.objects.filter(pk=job.pk).update(status=ExportJob.Status.FAILED, finished_at=timezone.now())
+        return job
+    rows = _counted(report.rows(form.filters()), job.pk)
+    with tempfile.TemporaryFile() as spool:
+        if job.file_format == "csv":
+            for chunk in csv_chunks(report.columns, rows):
+                spool.write(chunk)
+        else:
+            write_xlsx(spool, report.columns, rows, sheet_name=report.title)
+        spool.seek(0)
+        name = default_storage.save(f"exports/{job.pk}.{job.file_format}", File(spool))
+    now = timezone.now()
+    job.refresh_from_db()
+    job.status = ExportJob.Status.DONE
+    job.file_name = name
+    job.finished_at = now
+    job.expires_at = now + timedelta(seconds=settings.REPORTS_EXPORT_LINK_SECONDS)
+    job.save(update_fields=["status", "file_name", "finished_at", "expires_at"])
+    return job
+
+
+def take_export_download(job_id, *, actor, ip: str | None = None) -> ExportJob:
+    """Hand a finished export to the auditor who asked for it, once, before it expires; audit the download (AC-06).
+
+    Raises ``ExportJob.DoesNotExist`` for anyone else (as if there were no such export) and ``ValidationError`` when
+    it is not ready, was downloaded already or has expired. Audits ``report.export_downloaded``.
+    """
+    with transaction.atomic():
+        job = ExportJob.objects.select_for_update().get(pk=job_id, requested_by=actor)
+        if job.status != ExportJob.Status.DONE:
+            raise ValidationError("This export is not ready yet.", code="not_ready")
+        if job.downloaded_at is not None:
+            raise ValidationError("This export was downloaded already; ask for a new one.", code="used")
+        if job.expires_at <= timezone.now():
+            raise ValidationError("This export's link has expired; ask for a new one.", code="expired")
+        job.downloaded_at = timezone.now()
+        job.save(update_fields=["downloaded_at"])
+        audit.record(
+            DOWNLOADED,
+            actor=actor,
+            ip=ip,
+            details={"report": job.report, "format": job.file_format, "rows": job.rows_written, "job": str(job.pk)},
+        )
+    return job
+
+
+def queue_weekly_summary() -> int:
+    """Email the week's headline numbers, a link to the dashboard and the audit chain's latest signed checkpoint to
+    every active member of the Auditor group with an address, through the outbox. Returns how many were queued.
+
+    Audits ``report.weekly_summary_sent`` with the count and the checkpoint's sequence (AC-11: the checkpoint leaves
+    the database in the email). Called by beat; nothing for the caller to check.
+    """
+    from devices import outbox
+    from identity.audit import make_checkpoint
+    from identity.models import User
+
+    from .access import AUDITOR_GROUP
+    from .dashboard import headline
+
+    summary = headline()
+    checkpoint = make_checkpoint()
+    recipients = User.objects.filter(groups__name=AUDITOR_GROUP, is_active=True).exclude(email="").distinct()
+    subject = f"{settings.INSTITUTION_NAME}: two-factor enrollment, weekly summary"
+    with transaction.atomic():
+        sent = 0
+        for auditor in recipients:
+            body = render_to_string(
+                "emails/weekly_auditor_summary.txt",
+                {
+                    **summary,
+                    "user": auditor,
+                    "checkpoint": json.dumps(checkpoint.as_dict(), sort_keys=True) if checkpoint else "",
+                    "dashboard_url": f"{settings.SITE_URL}/admin/reports/dashboard/",
+                    "institution": settings.INSTITUTION_NAME,
+                },
+            )
+            outbox.queue_email(
+                user=auditor,
+                to=auditor.email,
+                subject=subject,
+                body=body,
+                template="reports:weekly_summary",
+                holds_secret=False,
+            )
+            sent += 1
+        audit.record(
+            "report.weekly_summary_sent",
+            details={"recipients": sent, "checkpoint_sequence": checkpoint.sequence if checkpoint else None},
+        )
+    return sent

@@ -22,3 +22,19 @@ def export_audit_checkpoint() -> dict | None:
         return None
     logger.info("audit checkpoint %s", json.dumps(checkpoint.as_dict(), sort_keys=True))
     return checkpoint.as_dict()
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def write_export_file(job_id: str) -> None:
+    """Write one background export (by id); the service skips a job that is gone or taken."""
+    from .services import write_export
+
+    write_export(job_id)
+
+
+@shared_task(ignore_result=True)
+def send_weekly_summary() -> None:
+    """Beat, weekly: the auditors' summary email, through the outbox."""
+    from .services import queue_weekly_summary
+
+    queue_weekly_summary()

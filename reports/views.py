@@ -1,81 +1,27 @@
 """The auditors' pages in the staff admin. Thin: a form, a selector, an export writer, the audit service."""
 
 import tempfile
-from dataclasses import dataclass
-from typing import Any
 
-from django.http import FileResponse, HttpResponseNotAllowed, StreamingHttpResponse
-from django.shortcuts import render
+from django.conf import settings
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.core.files.storage import default_storage
+from django.http import FileResponse, Http404, HttpResponseNotAllowed, StreamingHttpResponse
+from django.shortcuts import redirect, render
 from django.utils import timezone
 
+from devices.models import Registration
 from identity.views import client_ip
 
-from . import selectors, services
+from . import dashboard, services
 from .access import auditor_required
 from .exports import csv_chunks, write_xlsx
-from .forms import AuditFilterForm, DeskFilterForm, EnrollmentFilterForm
+from .models import ExportJob
+from .registry import EXPORT_FORMATS, REPORTS, Report
 
 PAGE_SIZE = 100
+REGISTRATION_KINDS = dict(Registration.Kind.choices)
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-EXPORT_FORMATS = [("csv", "CSV"), ("xlsx", "Excel (XLSX)")]
-
-
-@dataclass(frozen=True)
-class Report:
-    """One report: its filter form, its columns, and the selectors that count and stream its rows."""
-
-    slug: str
-    title: str
-    template: str
-    form: type
-    columns: tuple
-    rows: Any  # rows(filters, limit=None, offset=0) -> iterator of tuples
-    count: Any  # count(filters) -> int
-    summary: Any  # summary(filters) -> dict for the page's template, with the rows' "count"
-
-
-def _enrollment_summary(totals) -> dict:
-    return {"totals": totals, "count": totals.people}
-
-
-def _desk_summary(summary) -> dict:
-    return {**summary, "count": len(summary["per_agent"])}
-
-
-ENROLLMENT = Report(
-    slug="enrollment",
-    title="Enrollment report",
-    template="reports/enrollment.html",
-    form=EnrollmentFilterForm,
-    columns=selectors.ENROLLMENT_COLUMNS,
-    rows=selectors.enrollment_rows,
-    count=lambda filters: selectors.enrollment_totals(filters).people,
-    summary=lambda filters: _enrollment_summary(selectors.enrollment_totals(filters)),
-)
-AUDIT_LOG = Report(
-    slug="audit",
-    title="Audit log report",
-    template="reports/audit.html",
-    form=AuditFilterForm,
-    columns=selectors.AUDIT_COLUMNS,
-    rows=selectors.audit_rows,
-    count=selectors.audit_count,
-    summary=lambda filters: {
-        "count": selectors.audit_count(filters),
-        "chain": selectors.audit_chain_status(filters),
-    },
-)
-HELP_DESK = Report(
-    slug="helpdesk",
-    title="Help-desk activity",
-    template="reports/helpdesk.html",
-    form=DeskFilterForm,
-    columns=selectors.DESK_COLUMNS,
-    rows=selectors.desk_rows,
-    count=lambda filters: len(selectors.desk_activity(filters)),
-    summary=lambda filters: _desk_summary(selectors.desk_summary(filters)),
-)
-REPORTS = {report.slug: report for report in (ENROLLMENT, AUDIT_LOG, HELP_DESK)}
 
 
 def _page_number(request) -> int:
@@ -83,6 +29,28 @@ def _page_number(request) -> int:
         return max(1, int(request.GET.get("page", "1")))
     except ValueError:
         return 1
+
+
+@auditor_required
+def dashboard_page(request, site):
+    summary = dashboard.headline()
+    totals = summary["totals"]
+    weeks = dashboard.enrolled_per_week()
+    departments = dashboard.enrolled_by_department()
+    desk_weeks = dashboard.desk_actions_per_week()
+    context = {
+        **site.each_context(request),
+        **summary,
+        "title": "Enrollment dashboard",
+        "weeks": weeks,
+        "weeks_chart": dashboard.bars([(week, cumulative) for week, _, cumulative in weeks]),
+        "departments": departments,
+        "departments_chart": dashboard.bars([(name, percent) for name, _, _, percent in departments]),
+        "kinds_chart": dashboard.bars([(REGISTRATION_KINDS[kind], count) for kind, count in totals.devices.items()]),
+        "desk_chart": dashboard.bars(desk_weeks),
+        "desk_weeks": desk_weeks,
+    }
+    return render(request, "reports/dashboard.html", context)
 
 
 @auditor_required
@@ -141,12 +109,24 @@ def report_export(request, site, report: Report, file_format: str):
     if not form.is_valid():
         return _refused_filters(request, site, report, form)
     filters = form.filters()
+    count = report.count(filters)
+    if count > settings.REPORTS_BACKGROUND_EXPORT_ROWS:
+        job = services.start_background_export(
+            request.user,
+            report=report.slug,
+            file_format=file_format,
+            form_data={name: request.POST.get(name) for name in form.fields if request.POST.get(name)},
+            filters=filters.as_dict(),
+            rows=count,
+            ip=client_ip(request),
+        )
+        return redirect("reports_export_job", job_id=job.pk)
     services.record_export(
         request.user,
         report=report.slug,
         file_format=file_format,
         filters=filters.as_dict(),
-        rows=report.count(filters),
+        rows=count,
         ip=client_ip(request),
     )
     rows = report.rows(filters)
@@ -159,3 +139,46 @@ def report_export(request, site, report: Report, file_format: str):
     write_xlsx(spool, report.columns, rows, sheet_name=report.title)
     spool.seek(0)
     return FileResponse(spool, as_attachment=True, filename=_filename(report, "xlsx"), content_type=XLSX)
+
+
+def _own_job(request, job_id) -> ExportJob:
+    # Another auditor's export does not exist, as far as this auditor can tell.
+    job = ExportJob.objects.filter(pk=job_id, requested_by=request.user).first()
+    if job is None:
+        raise Http404
+    return job
+
+
+@auditor_required
+def export_job(request, site, job_id):
+    job = _own_job(request, job_id)
+    context = {
+        **site.each_context(request),
+        "title": "Export",
+        "job": job,
+        "report": REPORTS[job.report],
+        "percent": int(100 * job.rows_written / job.rows_expected) if job.rows_expected else 100,
+        "usable": job.status == ExportJob.Status.DONE and not job.downloaded_at and job.expires_at > timezone.now(),
+    }
+    return render(request, "reports/export_job.html", context)
+
+
+@auditor_required
+def export_download(request, site, job_id):
+    if request.method != "POST":
+        return HttpResponseNotAllowed(["POST"])
+    try:
+        job = services.take_export_download(job_id, actor=request.user, ip=client_ip(request))
+    except ExportJob.DoesNotExist:
+        raise Http404 from None
+    except ValidationError as refusal:
+        messages.error(request, refusal.messages[0])
+        return redirect("reports_export_job", job_id=job_id)
+    report = REPORTS[job.report]
+    content_type = XLSX if job.file_format == "xlsx" else "text/csv; charset=utf-8"
+    return FileResponse(
+        default_storage.open(job.file_name),
+        as_attachment=True,
+        filename=_filename(report, job.file_format),
+        content_type=content_type,
+    )

@@ -1,0 +1,71 @@
+"""The dashboard (same numbers in a table beside every chart) and the weekly summary to the auditors."""
+
+import re
+
+import pytest
+from django.core import mail
+from django.utils import timezone
+
+from devices.models import OutboundMessage
+from identity import audit
+from identity.models import AuditEvent, User
+from reports import dashboard, selectors
+from reports.selectors import EnrollmentFilters
+from reports.services import queue_weekly_summary
+
+pytestmark = pytest.mark.django_db
+
+PAGE = "/admin/reports/dashboard/"
+
+
+def test_dashboard_numbers_match_the_report_and_the_tables(auditor_client, population):
+    totals = selectors.enrollment_totals(EnrollmentFilters())
+    page = auditor_client.get(PAGE).content.decode()
+
+    assert re.search(rf'id="dash-people">{totals.people}<', page)
+    assert re.search(rf'id="dash-enrolled">{totals.enrolled} ', page)
+    assert re.search(rf'id="dash-locked">{totals.locked}<', page)
+    assert re.search(rf'id="dash-held">{totals.setup_held}<', page)
+    # Every chart has a table with its caption, and the charts are drawn without script.
+    for caption in (
+        "People enrolled, cumulative, by week",
+        "Percent enrolled, by department",
+        "Devices in use, by kind",
+    ):
+        assert page.count(caption) >= 3  # the SVG's title, the figure's caption, the table's caption
+    assert "<script" not in page.split('id="content-main"')[1]
+
+    weeks = dashboard.enrolled_per_week()
+    assert weeks[-1][2] == User.objects.filter(registrations__activated_at__isnull=False).distinct().count()
+    cardiology = next(row for row in dashboard.enrolled_by_department() if row[0] == "Cardiology")
+    assert cardiology == ("Cardiology", 3, 3, 100)
+
+
+def test_help_desk_actions_per_week(population, staff_member):
+    audit.record("helpdesk.device_reset", actor=staff_member, subject=population.alice, details={})
+    audit.record("helpdesk.device_reset", actor=staff_member, subject=population.bob, details={})
+    week = timezone.localdate() - timezone.timedelta(days=timezone.localdate().weekday())
+    assert dashboard.desk_actions_per_week() == [(week.isoformat(), 2)]
+
+
+def test_ac03_help_desk_cannot_open_the_dashboard(client, staff_member, sign_in):
+    sign_in(client, staff_member)
+    assert client.get(PAGE).status_code == 403
+
+
+def test_ac11_weekly_summary_goes_to_auditors_through_the_outbox_with_a_checkpoint(
+    auditor, population, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        assert queue_weekly_summary() == 1
+
+    (message,) = OutboundMessage.objects.filter(template="reports:weekly_summary")
+    assert message.recipient == auditor.email and message.status == "sent"
+    event = AuditEvent.objects.get(action="report.weekly_summary_sent")
+    assert event.details["recipients"] == 1
+    assert event.details["checkpoint_sequence"] == event.sequence - 1
+    (email,) = [m for m in mail.outbox if m.to == [auditor.email]]
+    totals = selectors.enrollment_totals(EnrollmentFilters())
+    assert f"Enrolled: {totals.enrolled} (" in email.body
+    assert "/admin/reports/dashboard/" in email.body
+    assert AuditEvent.objects.get(sequence=event.sequence - 1).hash in email.body
