@@ -6,4 +6,15 @@ class DevicesConfig(AppConfig):
     verbose_name = "Devices"
 
     def ready(self):
-        from . import checks  # noqa: F401  (registers the system checks)
+        from . import (
+            checks,  # noqa: F401  (registers the system checks)
+            outbox,
+            tasks,
+        )
+        from .models import PhoneDevice
+        from .services import send_signin_code
+
+        # The lower modules call up only through these, wired here so that none of them imports a higher one:
+        # the outbox dispatches the send task, and the phone model's django-otp challenge hook is a service.
+        outbox.send_task = tasks.send_outbound_message
+        PhoneDevice.send_challenge = staticmethod(send_signin_code)

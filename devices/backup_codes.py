@@ -7,7 +7,6 @@ import hmac
 import secrets
 
 from django.conf import settings
-from django.db import transaction
 from django.utils import timezone
 
 CODE_COUNT = 10
@@ -41,23 +40,14 @@ def store_new_codes(device, count: int = CODE_COUNT) -> list[str]:
     return codes
 
 
-def use_code(device, raw_code: str) -> bool:
-    """Accept an unused code of this set (``device.codes``) once, under a row lock; count a failure otherwise."""
-    with transaction.atomic():
-        device = type(device).objects.select_for_update().get(pk=device.pk)
-        allowed, _ = device.verify_is_allowed()
-        if not allowed or not device.confirmed:
-            return False
-        # Under every configured key: a set made before a key rotation keeps working, as the secrets do.
-        candidates = [hash_code(raw_code, key) for key in _hash_keys()]
-        row = device.codes.select_for_update().filter(code_hash__in=candidates, used_at=None).first()
-        if row is not None and any(hmac.compare_digest(row.code_hash, candidate) for candidate in candidates):
-            row.used_at = timezone.now()
-            row.save(update_fields=["used_at"])
-            device.throttle_reset(commit=False)
-            device.set_last_used_timestamp(commit=False)
-            device.save(update_fields=["throttling_failure_timestamp", "throttling_failure_count", "last_used_at"])
-            return True
-        device.throttle_increment(commit=False)
-        device.save(update_fields=["throttling_failure_timestamp", "throttling_failure_count"])
+def consume(device, raw_code: str) -> bool:
+    """Mark an unused code of this set (``device.codes``) used; whether there was one. Call on the locked row
+    (:mod:`devices.verification`)."""
+    # Under every configured key: a set made before a key rotation keeps working, as the secrets do.
+    candidates = [hash_code(raw_code, key) for key in _hash_keys()]
+    row = device.codes.select_for_update().filter(code_hash__in=candidates, used_at=None).first()
+    if row is None or not any(hmac.compare_digest(row.code_hash, candidate) for candidate in candidates):
         return False
+    row.used_at = timezone.now()
+    row.save(update_fields=["used_at"])
+    return True

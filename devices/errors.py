@@ -81,3 +81,10 @@ RECOVERY_NEEDS_APPROVER = (
     "A recovery link to a staff account, or to an email changed in the last day, needs a second staff member's "
     "approval."
 )
+
+# Codes (``ValidationError.code``) of the refusals that pages branch on; the services raise them with the texts above.
+CODE_ALREADY_BOUND = "already_bound"  # a concurrent request already bound this very device
+CODE_EXPIRED = "expired"  # the setup or the phone change ran out of time
+CODE_LINK_INVALID = "invalid"  # the link was used, replaced, revoked or has expired
+CODE_LINK_REVOKED = "revoked"  # too many wrong passwords: the link was revoked now
+CODE_NOT_REACTIVATING = "not_reactivating"  # no phone change is under way (any more)

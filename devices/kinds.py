@@ -6,7 +6,24 @@ is not ``available`` is shown in the wizard but cannot be chosen yet.
 
 from dataclasses import dataclass
 
-from .models import Registration
+from django.db import models
+
+# Imports nothing from this app: the models read their choices here, and the wizard's step rules below work on the
+# registration they are given.
+
+
+class Kind(models.TextChoices):
+    MOBILE = "mobile", "Mobile phone"
+    TABLET = "tablet", "Tablet"
+    LANDLINE = "landline", "Landline"
+    SECURITY_KEY = "security_key", "Security key"
+
+
+class Platform(models.TextChoices):
+    IPHONE = "iphone", "iPhone"
+    ANDROID = "android", "Android"
+    OTHER = "other", "Other"
+
 
 PHONE = "phone"
 VERIFY_PHONE = "verify_phone"
@@ -18,7 +35,7 @@ DEVICE_TYPE = "device_type"  # the first page of every setup: which kind of devi
 
 
 @dataclass(frozen=True)
-class Platform:
+class PlatformChoice:
     """One answer to "What kind of tablet is it?": the value stored, the words shown, the name a device gets."""
 
     value: str
@@ -37,7 +54,7 @@ class DeviceKind:
     # When the wizard checks ownership of the number: "always", "if_on_record" (used here before), or "never".
     phone_check: str = "never"
     # The platforms offered on the platform page, in this kind's words (an iPad, not an iPhone, for a tablet).
-    platforms: tuple[Platform, ...] = ()
+    platforms: tuple[PlatformChoice, ...] = ()
 
     @property
     def needs_phone_number(self) -> bool:
@@ -57,7 +74,7 @@ class DeviceKind:
         """How a sentence names this kind: "tablet", "phone"."""
         return self.label.split()[-1].lower()
 
-    def platform(self, value: str) -> Platform | None:
+    def platform(self, value: str) -> PlatformChoice | None:
         return next((p for p in self.platforms if p.value == value), None)
 
     def default_name(self, platform: str = "") -> str:
@@ -69,47 +86,47 @@ class DeviceKind:
         """The pages a person sees setting up this kind, in order, for "Step n of N".
 
         The device-type choice comes first; the number check counts only when this setup has one
-        (``number_check``, from ``services.phone_check_required``).
+        (``number_check``, from :func:`phone_check_required`).
         """
         return (DEVICE_TYPE,) + tuple(step for step in self.steps if step != VERIFY_PHONE or number_check)
 
 
 KINDS: dict[str, DeviceKind] = {
-    Registration.Kind.MOBILE: DeviceKind(
-        key=Registration.Kind.MOBILE,
+    Kind.MOBILE: DeviceKind(
+        key=Kind.MOBILE,
         label="Mobile phone",
         hint="Recommended. An authenticator app on your smartphone.",
         steps=(PHONE, VERIFY_PHONE, PLATFORM, INSTALL, ACTIVATE),
         factors=("authenticator_app", "sms", "voice"),
         phone_check="if_on_record",
         platforms=(
-            Platform(Registration.Platform.IPHONE, "iPhone", "iPhone"),
-            Platform(Registration.Platform.ANDROID, "Android phone", "Android phone"),
-            Platform(Registration.Platform.OTHER, "Other", "Phone"),
+            PlatformChoice(Platform.IPHONE, "iPhone", "iPhone"),
+            PlatformChoice(Platform.ANDROID, "Android phone", "Android phone"),
+            PlatformChoice(Platform.OTHER, "Other", "Phone"),
         ),
     ),
-    Registration.Kind.TABLET: DeviceKind(
-        key=Registration.Kind.TABLET,
+    Kind.TABLET: DeviceKind(
+        key=Kind.TABLET,
         label="Tablet",
         hint="An authenticator app on an iPad or Android tablet.",
         steps=(PLATFORM, INSTALL, ACTIVATE),
         factors=("authenticator_app",),
         platforms=(
-            Platform(Registration.Platform.IPHONE, "iPad", "iPad"),
-            Platform(Registration.Platform.ANDROID, "Android tablet", "Android tablet"),
-            Platform(Registration.Platform.OTHER, "Other", "Tablet"),
+            PlatformChoice(Platform.IPHONE, "iPad", "iPad"),
+            PlatformChoice(Platform.ANDROID, "Android tablet", "Android tablet"),
+            PlatformChoice(Platform.OTHER, "Other", "Tablet"),
         ),
     ),
-    Registration.Kind.LANDLINE: DeviceKind(
-        key=Registration.Kind.LANDLINE,
+    Kind.LANDLINE: DeviceKind(
+        key=Kind.LANDLINE,
         label="Landline",
         hint="We call a desk or home phone and read you a code.",
         steps=(PHONE, VERIFY_PHONE),
         factors=("voice",),
         phone_check="always",
     ),
-    Registration.Kind.SECURITY_KEY: DeviceKind(
-        key=Registration.Kind.SECURITY_KEY,
+    Kind.SECURITY_KEY: DeviceKind(
+        key=Kind.SECURITY_KEY,
         label="Security key",
         hint="A hardware key (USB or NFC, such as a YubiKey) that you touch to sign in.",
         steps=(SECURITY_KEY,),
@@ -118,8 +135,51 @@ KINDS: dict[str, DeviceKind] = {
 }
 
 
-def kind_of(registration: Registration) -> DeviceKind:
+def kind_of(registration) -> DeviceKind:
     return KINDS[registration.kind]
+
+
+def phone_check_required(registration) -> bool:
+    """Whether the wizard makes the person prove the number (seed step 4).
+
+    Always for a landline; for a mobile, when the number is on record here
+    already, for anyone, now or in the past.
+    """
+    check = kind_of(registration).phone_check
+    if check == "always":
+        return True
+    if check == "if_on_record" and registration.phone_number:
+        return (
+            type(registration)
+            .objects.filter(phone_number=registration.phone_number)
+            .exclude(pk=registration.pk)
+            .exists()
+        )
+    return False
+
+
+def step_done(registration, step: str) -> bool:
+    """Whether the wizard step ``step`` of the registration's kind is behind the person."""
+    if step == VERIFY_PHONE:
+        return bool(registration.phone_verified_at) or not phone_check_required(registration)
+    return {
+        PHONE: lambda: bool(registration.phone_number),
+        PLATFORM: lambda: bool(registration.platform),
+        INSTALL: lambda: registration.app_device_id is not None,
+        ACTIVATE: lambda: registration.status == registration.Status.ACTIVE,
+        SECURITY_KEY: lambda: registration.status == registration.Status.ACTIVE,
+    }[step]()
+
+
+def next_missing_step(registration, *, before: str | None = None) -> str | None:
+    """The first wizard step not yet done, or None when every step is (the setup is finished).
+
+    With ``before``, only the steps ahead of that one count: the step a page must send the person back to.
+    """
+    steps = kind_of(registration).steps
+    if before is not None:
+        steps = steps[: steps.index(before)]
+    return next((step for step in steps if not step_done(registration, step)), None)
 
 
 def available_kinds() -> list[DeviceKind]:
@@ -127,12 +187,12 @@ def available_kinds() -> list[DeviceKind]:
 
 
 PLATFORM_APPS = {
-    Registration.Platform.IPHONE: [
+    Platform.IPHONE: [
         ("Google Authenticator", "https://apps.apple.com/app/google-authenticator/id388497605"),
         ("Microsoft Authenticator", "https://apps.apple.com/app/microsoft-authenticator/id983156458"),
         ("Duo Mobile", "https://apps.apple.com/app/duo-mobile/id422663827"),
     ],
-    Registration.Platform.ANDROID: [
+    Platform.ANDROID: [
         (
             "Google Authenticator",
             "https://play.google.com/store/apps/details?id=com.google.android.apps.authenticator2",
@@ -140,7 +200,7 @@ PLATFORM_APPS = {
         ("Microsoft Authenticator", "https://play.google.com/store/apps/details?id=com.azure.authenticator"),
         ("Duo Mobile", "https://play.google.com/store/apps/details?id=com.duosecurity.duomobile"),
     ],
-    Registration.Platform.OTHER: [
+    Platform.OTHER: [
         ("FreeOTP", "https://freeotp.github.io/"),
         ("Aegis (Android, F-Droid)", "https://getaegis.app/"),
         ("2FAS", "https://2fas.com/"),

@@ -6,7 +6,7 @@ from django.utils.formats import date_format
 from django_otp.models import Device, DeviceManager, ThrottlingMixin, TimestampMixin
 from phonenumber_field.modelfields import PhoneNumberField
 
-from . import crypto, errors, totp
+from . import backup_codes, crypto, errors, kinds, phone_codes, totp, verification
 
 
 class AuthenticatorAppDevice(ThrottlingMixin, TimestampMixin, Device):
@@ -49,12 +49,13 @@ class AuthenticatorAppDevice(ThrottlingMixin, TimestampMixin, Device):
     def get_throttle_factor(self) -> int:
         return settings.OTP_TOTP_THROTTLE_FACTOR
 
+    @property
+    def awaiting_first_code(self) -> bool:
+        """A new secret that a setup or a phone change has not bound yet (a retired one has no secret left)."""
+        return not self.confirmed and bool(self.encrypted_secret)
+
     def verify_token(self, token) -> bool:
-        if not self.encrypted_secret:
-            return False
-        ok = totp.verify_and_consume(type(self), self.pk, str(token))
-        self.refresh_from_db()
-        return ok
+        return verification.verify(self, lambda locked: totp.consume(locked, str(token)), consumes=("last_t",))
 
 
 class Registration(models.Model):
@@ -64,16 +65,8 @@ class Registration(models.Model):
     device is ``retired`` (BND-04).
     """
 
-    class Kind(models.TextChoices):
-        MOBILE = "mobile", "Mobile phone"
-        TABLET = "tablet", "Tablet"
-        LANDLINE = "landline", "Landline"
-        SECURITY_KEY = "security_key", "Security key"
-
-    class Platform(models.TextChoices):
-        IPHONE = "iphone", "iPhone"
-        ANDROID = "android", "Android"
-        OTHER = "other", "Other"
+    Kind = kinds.Kind
+    Platform = kinds.Platform
 
     class Status(models.TextChoices):
         PENDING = "pending", "Pending"
@@ -137,16 +130,12 @@ class Registration(models.Model):
     @property
     def kind_noun(self) -> str:
         """How a sentence names the device: "tablet", "phone", "key"."""
-        from .kinds import kind_of  # kinds reads this module's choices
-
-        return kind_of(self).noun
+        return kinds.kind_of(self).noun
 
     @property
     def platform_name(self) -> str:
         """The platform in the words of the device's kind ("iPad" for a tablet), or "" when none or "Other"."""
-        from .kinds import kind_of  # kinds reads this module's choices
-
-        chosen = kind_of(self).platform(self.platform)
+        chosen = kinds.kind_of(self).platform(self.platform)
         return chosen.label if chosen and chosen.value != self.Platform.OTHER else ""
 
     @property
@@ -251,19 +240,36 @@ class PhoneDevice(ThrottlingMixin, TimestampMixin, Device):
     def get_throttle_factor(self) -> int:
         return settings.OTP_TOTP_THROTTLE_FACTOR
 
+    # The service that sends a sign-in code (``devices.services.send_signin_code``), set when the app is ready:
+    # the models import nothing above them.
+    send_challenge = None
+
     def generate_challenge(self, channel: str = "sms", ip: str | None = None) -> str:
         """django-otp's challenge hook: queue a fresh code by ``channel``. The work is a service."""
-        from .services import send_signin_code
-
-        send_signin_code(self, channel=channel, ip=ip)
+        type(self).send_challenge(self, channel=channel, ip=ip)
         return "sent"
 
     def verify_token(self, token) -> bool:
-        from .phone_codes import verify_signin_code
+        return verification.verify(self, lambda locked: locked.consume_signin_code(str(token)))
 
-        ok = verify_signin_code(self, str(token))
-        self.refresh_from_db()
-        return ok
+    def consume_signin_code(self, raw_code: str) -> bool:
+        """Check a code against this device's newest open sign-in challenge and consume it; a wrong one counts
+        an attempt on that challenge (SMS-02). Call on the locked row."""
+        challenge = (
+            self.verifications.select_for_update()
+            .filter(purpose=PhoneVerification.Purpose.SIGNIN, consumed_at=None, superseded_at=None)
+            .order_by("-created_at")
+            .first()
+        )
+        if challenge is None or not challenge.is_open:
+            return False
+        if phone_codes.code_matches(challenge, raw_code):
+            challenge.consumed_at = timezone.now()
+            challenge.save(update_fields=["consumed_at"])
+            return True
+        challenge.attempts += 1
+        challenge.save(update_fields=["attempts"])
+        return False
 
 
 class PhoneVerification(models.Model):
@@ -353,11 +359,12 @@ class SecurityKeyDevice(ThrottlingMixin, TimestampMixin, Device):
         return settings.OTP_TOTP_THROTTLE_FACTOR
 
     def verify_token(self, token) -> bool:
-        from .security_keys import verify_assertion
-
-        ok = verify_assertion(self, token)
-        self.refresh_from_db()
-        return ok
+        """``token`` is an assertion (``devices.services.security_keys.AssertionToken``), which knows how to
+        check itself against a key; anything else is refused."""
+        check = getattr(token, "check_against", None)
+        if check is None:
+            return False
+        return verification.verify(self, check, consumes=("sign_count",))
 
 
 class WebAuthnChallenge(models.Model):
@@ -431,6 +438,9 @@ class CodeSetMixin:
     def get_throttle_factor(self) -> int:
         return settings.OTP_TOTP_THROTTLE_FACTOR
 
+    def verify_token(self, token) -> bool:
+        return verification.verify(self, lambda locked: backup_codes.consume(locked, str(token)))
+
 
 class BackupCodeDevice(CodeSetMixin, ThrottlingMixin, TimestampMixin, Device):
     """A set of single-use backup codes, our own django-otp device.
@@ -446,12 +456,6 @@ class BackupCodeDevice(CodeSetMixin, ThrottlingMixin, TimestampMixin, Device):
     class Meta:
         verbose_name = "backup codes"
 
-    def verify_token(self, token) -> bool:
-        from .backup_codes import use_code
-
-        ok = use_code(self, str(token))
-        self.refresh_from_db()
-        return ok
 
 
 class BackupCode(models.Model):
@@ -562,13 +566,9 @@ class BypassCodeDevice(CodeSetMixin, ThrottlingMixin, TimestampMixin, Device):
         return self.confirmed and timezone.now() < self.valid_until
 
     def verify_token(self, token) -> bool:
-        from .backup_codes import use_code
-
         if not self.is_valid:
             return False
-        ok = use_code(self, str(token))
-        self.refresh_from_db()
-        return ok
+        return super().verify_token(token)
 
     def sign_in_notice(self) -> str:
         left = self.unused_count

@@ -47,14 +47,15 @@ from .models import OutboundMessage
 
 logger = logging.getLogger(__name__)
 Status = OutboundMessage.Status
+# The Celery task that sends one message (``devices.tasks.send_outbound_message``), set when the app is ready:
+# the task module imports this one, so this one cannot import it.
+send_task = None
 
 
 def dispatch(message_id: int, channel: str) -> bool:
     """Hand the message to its channel's queue. False (and the row marked) when the broker is unreachable."""
-    from .tasks import send_outbound_message
-
     try:
-        send_outbound_message.apply_async((message_id,), queue=settings.OUTBOX_QUEUES[channel])
+        send_task.apply_async((message_id,), queue=settings.OUTBOX_QUEUES[channel])
     except Exception as exc:  # any broker failure: the sweep sends it later
         logger.warning("could not dispatch outbound message %s (%s); left queued", message_id, type(exc).__name__)
         OutboundMessage.objects.filter(pk=message_id, status=Status.QUEUED).update(dispatch_failed_at=timezone.now())

@@ -1,7 +1,7 @@
 """TOTP per RFC 6238 with replay protection (OTP-04, OTP-06, OTP-10).
 
 Codes come from django-otp's HOTP implementation; what we add is the
-verify-and-consume step under a row lock, so a code is accepted once even when
+consume step, run under the device's row lock by :mod:`devices.verification`, so a code is accepted once even when
 two requests race.
 """
 
@@ -9,7 +9,6 @@ import hmac
 import time
 
 from django.conf import settings
-from django.db import transaction
 from django_otp.oath import hotp
 
 
@@ -41,27 +40,12 @@ def matching_step(key: bytes, code: str, *, after_step: int, now: float | None =
     return found
 
 
-def verify_and_consume(device_model, device_pk: int, raw_code: str) -> bool:
-    """Verify ``raw_code`` against the device and consume its time step, atomically.
-
-    Locks the device row, honours django-otp's throttling, refuses any code at or
-    before the last accepted step, and commits the new step or the failure count.
-    """
+def consume(device, raw_code: str) -> bool:
+    """Whether ``raw_code`` is the device's code for a step later than the last accepted one; if so, that step
+    becomes the last accepted one (``device.last_t``). Call on the locked row (:mod:`devices.verification`)."""
     code = normalize(raw_code)
-    with transaction.atomic():
-        device = device_model.objects.select_for_update().get(pk=device_pk)
-        allowed, _ = device.verify_is_allowed()
-        if not allowed:
-            return False
-        step = matching_step(device.secret_bytes(), code, after_step=device.last_t) if code else None
-        if step is None:
-            device.throttle_increment(commit=False)
-            device.save(update_fields=["throttling_failure_timestamp", "throttling_failure_count"])
-            return False
-        device.last_t = step
-        device.throttle_reset(commit=False)
-        device.set_last_used_timestamp(commit=False)
-        device.save(
-            update_fields=["last_t", "throttling_failure_timestamp", "throttling_failure_count", "last_used_at"]
-        )
-        return True
+    step = matching_step(device.secret_bytes(), code, after_step=device.last_t) if code else None
+    if step is None:
+        return False
+    device.last_t = step
+    return True

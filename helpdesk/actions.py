@@ -10,10 +10,11 @@ from django import forms
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
-from devices import bypass_codes, security_keys
+from devices import bypass_codes
 from devices import services as device_services
 from devices.forms import SecurityKeyRegistrationForm
 from devices.models import Registration
+from devices.services import security_keys
 from identity import services as identity_services
 from identity.models import User
 from identity.selectors import is_staff_account

@@ -1,5 +1,6 @@
 from django import forms
 from django.utils.formats import date_format
+from django.utils.functional import lazy
 from django.utils.timezone import localtime
 
 
@@ -22,9 +23,14 @@ CODE_SOURCES = {
 }
 
 
+def _label(device) -> str:
+    return getattr(device, "signin_label", device.name)
+
+
 def _device_choices(devices: dict) -> list[tuple[str, str]]:
     """Each device as the person named it; two with one name are told apart by the day they were added."""
-    labels = {pid: getattr(device, "signin_label", device.name) for pid, device in devices.items()}
+    # Lazy: a label may cost a query, and a POST that signs the person in shows no page.
+    labels = {pid: lazy(_label, str)(device) for pid, device in devices.items()}
     named = list(labels.values())
     for pid, device in devices.items():
         if named.count(labels[pid]) > 1 and getattr(device, "created_at", None):
@@ -52,6 +58,10 @@ class SecondFactorForm(forms.Form):
 
     def __init__(self, *args, devices, **kwargs):
         super().__init__(*args, **kwargs)
+        self.offer(devices)
+
+    def offer(self, devices) -> None:
+        """Offer ``devices`` on the page (again, after checking a code against the one chosen)."""
         # A security key signs in by touching it (a button on the page), never by a typed code.
         self.key_devices = [d for d in devices if not getattr(d, "accepts_typed_code", True)]
         devices = [d for d in devices if getattr(d, "accepts_typed_code", True)]

@@ -253,7 +253,6 @@ def verify_second_factor(
     """
     if device.user_id != user.pk or not device.confirmed:
         raise ValueError("device does not belong to this person")
-    device.refresh_from_db()
     return verify_typed_code(user, devices=[device], code=code, ip=ip, entry_point=entry_point, context=context)
 
 

@@ -21,7 +21,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from django_otp import devices_for_user, user_has_device
 from django_otp import login as otp_login
 
-from . import errors, lifetimes, services
+from . import errors, lifetimes, selectors, services
 from . import session as signin_session
 from .forms import SecondFactorForm, SignInForm
 from .models import User
@@ -157,16 +157,23 @@ def _verify_form(request, user):
 
     After sending a code the outcome is ``CODE_SENT``: the caller redirects, so a reload cannot send another.
     """
-    devices = list(devices_for_user(user, confirmed=True))
     if request.method == "POST" and "send" in request.POST:
+        devices = list(devices_for_user(user, confirmed=True))
         request.session[CHOSEN_DEVICE] = _send_challenge(request, user, devices)
         return None, CODE_SENT, None
     initial = {"device": request.session.pop(CHOSEN_DEVICE)} if request.session.get(CHOSEN_DEVICE) else None
+    # A code for the device the POST names needs that device only (one query); the page, all of them.
+    chosen = selectors.confirmed_device(user, request.POST.get("device")) if request.method == "POST" else None
+    devices = [chosen] if chosen is not None else list(devices_for_user(user, confirmed=True))
     form = SecondFactorForm(request.POST if request.method == "POST" else None, devices=devices, initial=initial)
     if request.method != "POST" or not form.is_valid():
+        if chosen is not None:
+            form.offer(list(devices_for_user(user, confirmed=True)))
         return form, None, None
     device = form.chosen_device()
     outcome = services.verify_second_factor(user, device=device, code=form.cleaned_data["code"], ip=client_ip(request))
+    if outcome != services.SecondFactorOutcome.OK:
+        form.offer(list(devices_for_user(user, confirmed=True)))
     if outcome == services.SecondFactorOutcome.WRONG:
         # An app moved to a new phone: the old phone's codes fail, and the person should hear why.
         form.add_error("code", getattr(device, "replaced_note", "") or errors.WRONG_CODE)

@@ -16,8 +16,9 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from conftest import fresh_code
-from devices import crypto, security_keys, services
+from devices import crypto, kinds, services
 from devices.models import OutboundMessage, Registration
+from devices.services import security_keys
 from devices.tests.fakes import RecordingGateway
 from devices.webauthn import SessionChallenge
 from identity import services as identity_services
@@ -92,7 +93,7 @@ def add_mobile_with_number_on_record(scene, capture):
     registration = services.set_phone_number(
         registration, phone_number=NUMBER, actor=scene.person, verified_at=timezone.now()
     )
-    assert services.phone_check_required(registration)
+    assert kinds.phone_check_required(registration)
     registration = _prove_number(registration, scene.person, "sms", NUMBER, capture)
     registration = services.set_platform(registration, platform="android", actor=scene.person)
     registration = services.issue_app_secret(registration, actor=scene.person, verified_at=timezone.now())

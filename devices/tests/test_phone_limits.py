@@ -13,7 +13,7 @@ from django.core.exceptions import ValidationError
 from django.db import connection
 from django.utils import timezone
 
-from devices import errors, services
+from devices import errors, kinds, services
 from devices.models import OutboundMessage, PhoneDevice, PhoneVerification
 from devices.tests.fakes import RecordingGateway
 from identity import errors as identity_errors
@@ -68,7 +68,7 @@ def pending_mobile_on_record(person, owner, number):
     registration = services.set_phone_number(
         registration, phone_number=number, actor=person, verified_at=timezone.now()
     )
-    assert services.phone_check_required(registration)
+    assert kinds.phone_check_required(registration)
     return registration
 
 

@@ -19,7 +19,7 @@ from django.utils import timezone
 from django_otp import devices_for_user
 
 from conftest import PASSWORD, fresh_code
-from devices import errors, phone_codes, services
+from devices import errors, kinds, phone_codes, services
 from devices.models import OutboundMessage, PhoneDevice, PhoneVerification, Registration
 from devices.tests.fakes import RecordingGateway
 from identity.models import AuditEvent
@@ -141,7 +141,7 @@ def pending_landline(person, number: str = NUMBER) -> Registration:
 def test_mobile_number_not_on_record_has_no_check_step(wizard, person, recording_gateway, sending):
     registration, response = enter_number(wizard, "mobile", "(617) 555-0188")
     assert response["Location"] == f"/enroll/{registration.pk}/platform/"
-    assert not services.phone_check_required(registration)
+    assert not kinds.phone_check_required(registration)
     # The step cannot be forced either: it sends nothing and moves on.
     assert wizard.get(verify_url(registration))["Location"] == f"/enroll/{registration.pk}/platform/"
     with sending():

@@ -24,7 +24,7 @@ from kombu import pools
 
 from config.celery import app
 from conftest import REQUIRE_SERVICES, wait_for
-from devices import errors, outbox, phone_codes, services, tasks
+from devices import errors, kinds, outbox, phone_codes, services, tasks
 from devices.models import ActivationLink, OutboundMessage, PhoneVerification, Registration
 from devices.tests.helpers import events, pending_app_registration
 from devices.tests.twilio_stub import TwilioStub
@@ -178,7 +178,7 @@ def awaiting_ownership_check(make_user, enroll, *, number: str):
     registration = services.set_phone_number(
         registration, phone_number=number, actor=person, verified_at=timezone.now()
     )
-    assert services.phone_check_required(registration)
+    assert kinds.phone_check_required(registration)
     return person, registration
 
 

@@ -22,8 +22,9 @@ from django_otp import DEVICE_ID_SESSION_KEY, devices_for_user
 from PIL import Image, ImageDraw
 
 from conftest import PASSWORD, fresh_code, totp_for
-from devices import errors, security_keys, services, tasks, totp
+from devices import errors, services, tasks, totp
 from devices.models import ActivationLink, AuthenticatorAppDevice, OutboundMessage, Registration
+from devices.services import security_keys
 from devices.tests.fakes import RecordingGateway
 from devices.webauthn import SessionChallenge
 from identity import services as identity_services

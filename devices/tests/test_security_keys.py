@@ -14,9 +14,10 @@ from django.core.exceptions import ValidationError
 from django.db import connection
 from django.utils import timezone
 
-from devices import errors, security_keys, services
+from devices import errors, services
 from devices.checks import check_webauthn_origins_https, check_webauthn_relying_party
 from devices.models import Registration, SecurityKeyDevice, WebAuthnChallenge
+from devices.services import security_keys
 from devices.webauthn import SessionChallenge, user_handle
 from identity.audit import verify_chain
 from identity.forms import SecondFactorForm

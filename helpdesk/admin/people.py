@@ -17,10 +17,10 @@ from django.utils.functional import cached_property
 from django.utils.http import urlencode
 from django.views.decorators.http import require_POST
 
-from devices import security_keys
 from devices.bypass_codes import current_bypass_codes
 from devices.forms import SecurityKeyLabelForm
 from devices.models import Registration
+from devices.services import security_keys
 from devices.webauthn import SessionChallenge
 from helpdesk import selectors, services
 from helpdesk.actions import ACTIONS, actions_for

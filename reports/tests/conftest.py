@@ -7,8 +7,9 @@ import pytest
 from django.utils import timezone
 
 from conftest import fresh_code
-from devices import security_keys, services
+from devices import services
 from devices.models import BackupCodeDevice, Registration
+from devices.services import security_keys
 from devices.tests.authenticator import SoftwareKey
 from devices.tests.fakes import RecordingGateway
 from devices.webauthn import SessionChallenge

@@ -16,17 +16,17 @@ from django.utils import timezone
 from identity import audit
 from identity import services as identity_services
 
-from . import errors, webauthn
-from .models import Registration, SecurityKeyDevice, WebAuthnChallenge
-from .services import (
-    _lock,
-    _require_pending,
-    notify_person,
+from .. import errors, webauthn
+from ..models import Registration, SecurityKeyDevice, WebAuthnChallenge
+from ..webauthn import CeremonyRefused, SessionChallenge
+from .common import (
+    lock_registration,
+    require_pending,
     require_recent_verification,
     require_setup_open,
     security_key_device_name,
 )
-from .webauthn import CeremonyRefused, SessionChallenge
+from .notices import notify_person
 
 FACTOR = SecurityKeyDevice.factor_name
 
@@ -42,6 +42,9 @@ class AssertionToken:
     challenge: SessionChallenge
     response_json: str
     ip: str | None = None
+
+    def check_against(self, device: SecurityKeyDevice) -> bool:
+        return _check_assertion(self, device)
 
 
 def _clean_label(label: str) -> str:
@@ -67,10 +70,10 @@ def start_security_key_registration(
     """
     with transaction.atomic():
         if registration is not None:
-            registration = _lock(registration)
+            registration = lock_registration(registration)
             if registration.user_id != user.pk or registration.kind != Registration.Kind.SECURITY_KEY:
                 raise ValidationError(errors.NOT_PENDING, code="not_pending")
-            _require_pending(registration)
+            require_pending(registration)
         challenge = webauthn.issue_challenge(
             user, ceremony=WebAuthnChallenge.Ceremony.REGISTER, session_key=session_key, registration=registration
         )
@@ -136,10 +139,10 @@ def _audit_rejected(user, *, actor, ip, reason: str, registration: Registration 
 
 def _bind(user, row: WebAuthnChallenge, *, response_json: str, label: str, actor, ip) -> Registration:
     """Verify the response to the claimed ``row`` and write the device and the active registration."""
-    pending = _lock(row.registration) if row.registration_id else None
+    pending = lock_registration(row.registration) if row.registration_id else None
     if pending is not None:
         try:
-            _require_pending(pending)
+            require_pending(pending)
         except ValidationError:
             _audit_rejected(user, actor=actor, ip=ip, reason="not_pending", registration=pending)
             raise
@@ -251,38 +254,15 @@ def verify_security_key(
     return outcome, device
 
 
-def verify_assertion(device: SecurityKeyDevice, token) -> bool:
-    """:meth:`SecurityKeyDevice.verify_token`: spend the challenge, check the assertion and the counter.
+def _check_assertion(token: "AssertionToken", device: SecurityKeyDevice) -> bool:
+    """Spend the challenge, check the assertion and the counter, against the locked row of ``device``.
 
-    Runs in the caller's transaction (``verify_second_factor`` holds the
-    person's row), so the spent challenge, the back-off, the new counter and
-    any audit event commit with the outcome. A counter that did not go up
-    (unless both are 0: keys without a counter) means a cloned key: refused
-    and audited as ``security_key.counter_regressed``. An assertion by a key
-    that is not this device's is audited as ``security_key.credential_refused``.
+    Runs under :func:`devices.verification.verify` in the caller's transaction (``verify_second_factor`` holds the
+    person's row), so the spent challenge, the back-off, the new counter and any audit event commit with the
+    outcome. A counter that did not go up (unless both are 0: keys without a counter) means a cloned key:
+    refused and audited as ``security_key.counter_regressed``. An assertion by a key that is not this device's
+    is audited as ``security_key.credential_refused``.
     """
-    if not isinstance(token, AssertionToken):
-        return False
-    with transaction.atomic():
-        device = SecurityKeyDevice.objects.select_for_update().select_related("user").get(pk=device.pk)
-        if not device.confirmed:
-            return False
-        allowed, _ = device.verify_is_allowed()
-        if not allowed:
-            return False
-        ok = _check_assertion(device, token)
-        if ok:
-            device.throttle_reset(commit=False)
-            device.set_last_used_timestamp(commit=False)
-        else:
-            device.throttle_increment(commit=False)
-        device.save(
-            update_fields=["sign_count", "throttling_failure_timestamp", "throttling_failure_count", "last_used_at"]
-        )
-    return ok
-
-
-def _check_assertion(device: SecurityKeyDevice, token: AssertionToken) -> bool:
     try:
         row = webauthn.claim_challenge(
             token.challenge, user=device.user, ceremony=WebAuthnChallenge.Ceremony.AUTHENTICATE

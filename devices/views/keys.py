@@ -23,10 +23,12 @@ from identity import services as identity_services
 from identity import session as signin_session
 from identity.views import client_ip, finish_sign_in, finish_step_up, safe_next
 
-from . import errors, kinds, security_keys
-from .forms import SecurityKeyAssertionForm, SecurityKeyLabelForm, SecurityKeyRegistrationForm
-from .views import _finished_or_expired, _wizard_context, _wizard_registration, person_view
-from .webauthn import SessionChallenge
+from .. import errors, kinds
+from ..forms import SecurityKeyAssertionForm, SecurityKeyLabelForm, SecurityKeyRegistrationForm
+from ..services import security_keys
+from ..webauthn import SessionChallenge
+from .access import person_view
+from .wizard import finished_or_expired, wizard_context, wizard_registration
 
 REGISTER_CHALLENGE = "webauthn_register_challenge"
 SIGN_IN_CHALLENGE = "webauthn_sign_in_challenge"
@@ -59,7 +61,7 @@ def _refusal(message: str, status: int = 400) -> JsonResponse:
 @require_POST
 def security_key_options(request, pk):
     """Options for ``navigator.credentials.create()``, once the name the person typed is acceptable."""
-    registration = _wizard_registration(request, pk, kinds.SECURITY_KEY)
+    registration = wizard_registration(request, pk, kinds.SECURITY_KEY)
     form = SecurityKeyLabelForm(request.POST)
     if not form.is_valid():
         return _refusal(form.errors["label"][0])
@@ -77,8 +79,8 @@ def security_key_options(request, pk):
 @sensitive_post_parameters("credential")
 @require_http_methods(["GET", "POST"])
 def security_key_step(request, pk):
-    registration = _wizard_registration(request, pk, kinds.SECURITY_KEY)
-    if response := _finished_or_expired(request, registration):
+    registration = wizard_registration(request, pk, kinds.SECURITY_KEY)
+    if response := finished_or_expired(request, registration):
         return response
     form = SecurityKeyRegistrationForm(request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
@@ -100,7 +102,7 @@ def security_key_step(request, pk):
             otp_login(request, registration.security_key_device)
             signin_session.mark_verified(request.session)
             return redirect("devices:success", pk=registration.pk)
-    return render(request, "devices/keys/register.html", _wizard_context(registration, kinds.SECURITY_KEY, form=form))
+    return render(request, "devices/keys/register.html", wizard_context(registration, kinds.SECURITY_KEY, form=form))
 
 
 # --- Signing in (and the step-up before adding or removing a device) with a key ---------------------
