@@ -5,29 +5,30 @@ marked on the test; without them the test is skipped with the reason, and with
 ``REQUIRE_SERVICES=1`` (as ``.ci/run`` sets) a missing service fails it.
 """
 
-import base64
 import os
 import shutil
 import socket
 import subprocess
 import sys
 import time
-from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlparse
 
-import pyotp
 import pytest
 from django.conf import settings
 
-REQUIRE_SERVICES = os.environ.get("REQUIRE_SERVICES") == "1"
-# When the tests connect as the app's database role (AC-10, as .ci/run does), the test database's owner: it empties
-# the tables between transactional tests and plays the intruder in tamper tests. Unset, the tests' own role owns it.
-OWNER_DATABASE_URL = os.environ.get("TEST_OWNER_DATABASE_URL", "")
-# What refuses a change to the audit log first: the app's role lacks the privilege (AC-10); the owner meets the trigger.
-AUDIT_REFUSAL = "permission denied" if OWNER_DATABASE_URL else "append-only"
-CHROMIUM = "/usr/bin/chromium"
-PASSWORD = "correct horse battery staple 42"
+from testsupport import (  # noqa: F401 (the fixtures use them; tests import them from testsupport)
+    AUDIT_REFUSAL,
+    CHROMIUM,
+    OWNER_DATABASE_URL,
+    PASSWORD,
+    REQUIRE_SERVICES,
+    fresh_code,
+    owner_cursor,
+    tamper_audit_log,
+    totp_for,
+    wait_for,
+)
 
 
 def _redis_reachable() -> bool:
@@ -96,52 +97,6 @@ def _flush_empties_the_audit_table_as_its_owner():
     DatabaseOperations.execute_sql_flush = original
 
 
-@contextmanager
-def owner_cursor():
-    """A cursor on a connection of its own as the test database's owner; its work commits when the block ends."""
-    if OWNER_DATABASE_URL:
-        import psycopg
-
-        with psycopg.connect(OWNER_DATABASE_URL) as owner, owner.cursor() as cursor:
-            yield cursor
-        return
-    from django.db import DEFAULT_DB_ALIAS, connections
-
-    other = connections.create_connection(DEFAULT_DB_ALIAS)
-    try:
-        with other.cursor() as cursor:  # autocommit: each statement commits
-            yield cursor
-    finally:
-        other.close()
-
-
-def tamper_audit_log(sql: str, params: list) -> None:
-    """Edit the audit log behind the application's back, as the tables' owner could (the app's role cannot, AC-10).
-
-    Needs the rows committed (a transactional test) when the tests run as the app's role.
-    """
-    from django.db import connection
-
-    if connection.vendor != "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute(sql, params)
-        return
-    if OWNER_DATABASE_URL:
-        with owner_cursor() as cursor:
-            cursor.execute("ALTER TABLE identity_auditevent DISABLE TRIGGER USER")
-            cursor.execute(sql, params)
-            cursor.execute("ALTER TABLE identity_auditevent ENABLE TRIGGER USER")
-        return
-    with connection.cursor() as cursor:
-        # Rows inserted in this transaction still have deferred foreign-key checks queued, and
-        # PostgreSQL alters no table with pending trigger events: run those checks now.
-        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
-        # Only the table owner can do this, and it rolls back with the test's transaction.
-        cursor.execute("ALTER TABLE identity_auditevent DISABLE TRIGGER USER")
-        cursor.execute(sql, params)
-        cursor.execute("ALTER TABLE identity_auditevent ENABLE TRIGGER USER")
-
-
 @pytest.fixture(autouse=True)
 def _fast_password_hashing(settings):
     # PBKDF2's million rounds are not what these tests examine; they only slow every sign-in down.
@@ -182,21 +137,6 @@ def make_user(db):
 @pytest.fixture
 def user(make_user):
     return make_user("jdoe", first_name="Jane", last_name="Doe")
-
-
-def totp_for(device) -> pyotp.TOTP:
-    """An independent TOTP implementation (pyotp) over the device's real secret."""
-    return pyotp.TOTP(base64.b32encode(device.secret_bytes()).decode())
-
-
-def fresh_code(device) -> str:
-    """A code the device has not consumed yet: the current step's, or the next one (within ±1 tolerance)."""
-    device.refresh_from_db()
-    step = int(time.time()) // 30
-    if device.last_t >= step + 1:
-        raise AssertionError("no unused code left within tolerance; freeze time to go on")
-    at = (step if device.last_t < step else step + 1) * 30
-    return totp_for(device).at(at)
 
 
 @pytest.fixture
@@ -363,17 +303,6 @@ def start_worker(transactional_db, tmp_path):
 def celery_worker_process(start_worker):
     """One real worker with the default settings; yields the directory its email backend writes to."""
     return start_worker().mail_dir
-
-
-def wait_for(predicate, *, timeout: float = 20.0, interval: float = 0.2):
-    """Poll ``predicate`` until it is truthy; return its value or fail after ``timeout`` seconds."""
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"condition not met within {timeout} s")
 
 
 @pytest.fixture(scope="session")

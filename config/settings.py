@@ -134,7 +134,7 @@ BEHIND_TLS_PROXY = env.bool("BEHIND_TLS_PROXY", default=False)
 if BEHIND_TLS_PROXY:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 # How many reverse proxies in front of the app append to X-Forwarded-For: the client's address is the one the
-# outermost of them saw (identity.views.client_ip). 0: REMOTE_ADDR is the client.
+# outermost of them saw (identity.web.client_ip). 0: REMOTE_ADDR is the client.
 TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
 
 # No inline script or style anywhere, and nothing from another origin (ACT-02).
@@ -332,3 +332,9 @@ CELERY_BEAT_SCHEDULE["weekly-auditor-summary"] = {
     "task": "reports.tasks.send_weekly_summary",
     "schedule": timedelta(weeks=1),
 }
+
+# --- Where sign-in hands over to the devices app (identity names no devices page or template) -------------------
+# A person with no device yet is signed in only to set one up, here.
+FIRST_FACTOR_SETUP_URL = "devices:start"
+# The "use your security key" part of the second-factor page.
+SIGN_IN_KEY_TEMPLATE = "devices/keys/use_key.html"

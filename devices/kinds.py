@@ -12,6 +12,19 @@ from django.db import models
 # registration they are given.
 
 
+# The factors, by the names the models' ``factor_name``, audit events, reports and the VPN gate all use.
+APP_FACTOR = "authenticator_app"
+PHONE_FACTOR = "phone"  # codes by text or call; which of the two is the kind's ``phone_channels``
+SECURITY_KEY_FACTOR = "security_key"
+BACKUP_CODE_FACTOR = "backup_code"
+BYPASS_CODE_FACTOR = "bypass_code"
+FACTORS = (APP_FACTOR, PHONE_FACTOR, SECURITY_KEY_FACTOR, BACKUP_CODE_FACTOR, BYPASS_CODE_FACTOR)
+
+# How a code reaches a phone.
+SMS = "sms"
+VOICE = "voice"
+
+
 class Kind(models.TextChoices):
     MOBILE = "mobile", "Mobile phone"
     TABLET = "tablet", "Tablet"
@@ -50,6 +63,8 @@ class DeviceKind:
     hint: str
     steps: tuple[str, ...]
     factors: tuple[str, ...]
+    # How codes reach this kind's number: texts and calls, calls only, or not at all.
+    phone_channels: tuple[str, ...] = ()
     available: bool = True
     # When the wizard checks ownership of the number: "always", "if_on_record" (used here before), or "never".
     phone_check: str = "never"
@@ -62,12 +77,7 @@ class DeviceKind:
 
     @property
     def has_app(self) -> bool:
-        return "authenticator_app" in self.factors
-
-    @property
-    def phone_channels(self) -> tuple[str, ...]:
-        """How codes reach this kind's number: texts and calls, calls only, or not at all."""
-        return tuple(channel for channel in ("sms", "voice") if channel in self.factors)
+        return APP_FACTOR in self.factors
 
     @property
     def noun(self) -> str:
@@ -97,7 +107,8 @@ KINDS: dict[str, DeviceKind] = {
         label="Mobile phone",
         hint="Recommended. An authenticator app on your smartphone.",
         steps=(PHONE, VERIFY_PHONE, PLATFORM, INSTALL, ACTIVATE),
-        factors=("authenticator_app", "sms", "voice"),
+        factors=(APP_FACTOR, PHONE_FACTOR),
+        phone_channels=(SMS, VOICE),
         phone_check="if_on_record",
         platforms=(
             PlatformChoice(Platform.IPHONE, "iPhone", "iPhone"),
@@ -110,7 +121,7 @@ KINDS: dict[str, DeviceKind] = {
         label="Tablet",
         hint="An authenticator app on an iPad or Android tablet.",
         steps=(PLATFORM, INSTALL, ACTIVATE),
-        factors=("authenticator_app",),
+        factors=(APP_FACTOR,),
         platforms=(
             PlatformChoice(Platform.IPHONE, "iPad", "iPad"),
             PlatformChoice(Platform.ANDROID, "Android tablet", "Android tablet"),
@@ -122,7 +133,8 @@ KINDS: dict[str, DeviceKind] = {
         label="Landline",
         hint="We call a desk or home phone and read you a code.",
         steps=(PHONE, VERIFY_PHONE),
-        factors=("voice",),
+        factors=(PHONE_FACTOR,),
+        phone_channels=(VOICE,),
         phone_check="always",
     ),
     Kind.SECURITY_KEY: DeviceKind(
@@ -130,7 +142,7 @@ KINDS: dict[str, DeviceKind] = {
         label="Security key",
         hint="A hardware key (USB or NFC, such as a YubiKey) that you touch to sign in.",
         steps=(SECURITY_KEY,),
-        factors=("webauthn",),
+        factors=(SECURITY_KEY_FACTOR,),
     ),
 }
 

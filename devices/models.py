@@ -19,7 +19,8 @@ class AuthenticatorAppDevice(ThrottlingMixin, TimestampMixin, Device):
     device keeps its row (BND-04) but loses its seed.
     """
 
-    factor_name = "authenticator_app"
+    factor_name = kinds.APP_FACTOR
+    accepts_typed_code = True
 
     encrypted_secret = models.TextField(blank=True)
     last_t = models.BigIntegerField(default=-1, help_text="Last accepted time step; codes at or before it are refused.")
@@ -214,7 +215,8 @@ class PhoneDevice(ThrottlingMixin, TimestampMixin, Device):
     single-use and expiring (SMS-02). A landline is called, never texted.
     """
 
-    factor_name = "phone"
+    factor_name = kinds.PHONE_FACTOR
+    accepts_typed_code = True
 
     number = PhoneNumberField()
     can_text = models.BooleanField(default=True)
@@ -334,7 +336,7 @@ class SecurityKeyDevice(ThrottlingMixin, TimestampMixin, Device):
     (see :mod:`devices.security_keys`). A retired key keeps its row (BND-04).
     """
 
-    factor_name = "security_key"
+    factor_name = kinds.SECURITY_KEY_FACTOR
     # The sign-in page offers a "use your security key" button for these, not a code field.
     accepts_typed_code = False
 
@@ -431,6 +433,8 @@ class ActivationLink(models.Model):
 class CodeSetMixin:
     """What a set of single-use codes (backup codes, bypass codes) shares; its codes are ``self.codes``."""
 
+    accepts_typed_code = True
+
     @property
     def unused_count(self) -> int:
         return self.codes.filter(used_at=None).count()
@@ -451,7 +455,7 @@ class BackupCodeDevice(CodeSetMixin, ThrottlingMixin, TimestampMixin, Device):
     stop working and their history stays.
     """
 
-    factor_name = "backup_code"
+    factor_name = kinds.BACKUP_CODE_FACTOR
 
     class Meta:
         verbose_name = "backup codes"
@@ -551,7 +555,7 @@ class BypassCodeDevice(CodeSetMixin, ThrottlingMixin, TimestampMixin, Device):
     factor, so they count toward the lockout (OTP-01) and are accepted only after the password step.
     """
 
-    factor_name = "bypass_code"
+    factor_name = kinds.BYPASS_CODE_FACTOR
 
     valid_until = models.DateTimeField()
     issued_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")

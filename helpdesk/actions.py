@@ -105,7 +105,7 @@ def _recovery_link(person, *, actor, identity_check, ip, requested_by):
     # After four-eyes the requester sends it and the agent who approved (and runs it) is the second approver.
     device_services.send_reactivation_link(
         person,
-        sent_by=requested_by or actor,
+        actor=requested_by or actor,
         approved_by=actor if requested_by else None,
         identity_check=identity_check.as_value(),
         ip=ip,
@@ -140,7 +140,7 @@ def _details(person, *, actor, identity_check, ip, requested_by, reason, **value
 
 def _register_key(person, *, actor, identity_check, ip, requested_by, label, credential, challenge):
     registration = security_keys.register_security_key_at_desk(
-        person, staff=actor, response_json=credential, challenge=challenge, label=label, ip=ip
+        person, actor=actor, response_json=credential, challenge=challenge, label=label, ip=ip
     )
     return Outcome(f"Security key “{registration.display_name}” registered; the person was told by email.")
 

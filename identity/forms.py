@@ -1,4 +1,5 @@
 from django import forms
+from django.conf import settings
 from django.utils.formats import date_format
 from django.utils.functional import lazy
 from django.utils.timezone import localtime
@@ -49,6 +50,9 @@ def _code_hint(devices) -> str:
 
 
 class SecondFactorForm(forms.Form):
+    # The page's "use your security key" part comes from the app that provides keys.
+    key_template = settings.SIGN_IN_KEY_TEMPLATE
+
     device = forms.ChoiceField(label="Device", widget=forms.RadioSelect)
     code = forms.CharField(
         label="Code",

@@ -6,57 +6,28 @@ devices (``devices_for_user``) and for marking the session verified
 (``django_otp.login``).
 """
 
-import ipaddress
 from datetime import timedelta
 
 from django.conf import settings
 from django.contrib import auth, messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
-from django.shortcuts import redirect, render, resolve_url
-from django.utils.http import url_has_allowed_host_and_scheme
+from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_http_methods, require_POST
 from django_otp import devices_for_user, user_has_device
-from django_otp import login as otp_login
 
 from . import errors, lifetimes, selectors, services
 from . import session as signin_session
 from .forms import SecondFactorForm, SignInForm
 from .models import User
-
-
-def client_ip(request) -> str | None:
-    """The address the request came from: REMOTE_ADDR, or behind trusted proxies, what the outermost one saw.
-
-    Each of ``TRUSTED_PROXY_COUNT`` proxies appends to X-Forwarded-For the address it received the request from;
-    entries further left were written by the client and prove nothing. Per-address throttles and the audit log
-    use this, so behind a proxy without it every person would share the proxy's address.
-    """
-    hops = settings.TRUSTED_PROXY_COUNT
-    if hops:
-        forwarded = [part.strip() for part in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")]
-        if len(forwarded) >= hops:
-            try:
-                return str(ipaddress.ip_address(forwarded[-hops]))
-            except ValueError:
-                pass
-    return request.META.get("REMOTE_ADDR")
-
-
-def safe_next(request, fallback: str) -> str:
-    candidate = request.POST.get("next") or request.GET.get("next")
-    if candidate and url_has_allowed_host_and_scheme(
-        candidate, allowed_hosts={request.get_host()}, require_https=request.is_secure()
-    ):
-        return candidate
-    return resolve_url(fallback)
+from .web import client_ip, finish_sign_in, finish_step_up, safe_next
 
 
 def home(request):
     if request.user.is_authenticated:
-        return redirect("devices:my_devices")
+        return redirect(settings.LOGIN_REDIRECT_URL)
     return redirect("identity:sign_in")
 
 
@@ -99,29 +70,8 @@ def sign_in(request):
                 return render(request, "identity/sign_in.html", {"form": form, "next": next_url})
             # No device yet: signed in without a second factor, only to enroll the first one.
             auth.login(request, user)
-            return redirect("devices:start")
+            return redirect(settings.FIRST_FACTOR_SETUP_URL)
     return render(request, "identity/sign_in.html", {"form": form, "next": next_url})
-
-
-def finish_sign_in(request, user, device):
-    """The second factor of the pending sign-in passed: sign the person in, verified with ``device``."""
-    next_url = request.session.get(signin_session.NEXT_URL) or resolve_url(settings.LOGIN_REDIRECT_URL)
-    backend = request.session.get(signin_session.PENDING_BACKEND)
-    signin_session.clear_pending(request.session)
-    auth.login(request, user, backend=backend)  # cycles the session key again (SES-01)
-    otp_login(request, device)
-    signin_session.mark_verified(request.session)
-    if hasattr(device, "sign_in_notice"):  # e.g. a help-desk bypass code: say it is used up
-        messages.info(request, device.sign_in_notice())
-    return redirect(next_url)
-
-
-def finish_step_up(request, device, *, next_url: str):
-    """A fresh second factor for a signed-in person passed (BND-01): a new session key, verified now."""
-    request.session.cycle_key()
-    otp_login(request, device)
-    signin_session.mark_verified(request.session)
-    return redirect(next_url)
 
 
 def _send_challenge(request, user, devices) -> str | None:

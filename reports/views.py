@@ -11,7 +11,7 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 
 from devices.models import Registration
-from identity.views import client_ip
+from identity.web import client_ip
 
 from . import dashboard, services
 from .access import auditor_required

@@ -6,7 +6,7 @@ from django.contrib import admin, messages
 from django.template.response import TemplateResponse
 
 from helpdesk.admin.site import site
-from identity.views import client_ip
+from identity.web import client_ip
 
 from . import services
 from .models import Integration, RadiusClient

@@ -9,7 +9,7 @@ from django.http import JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods
 
-from identity.views import client_ip
+from identity.web import client_ip
 
 from . import services, signing
 

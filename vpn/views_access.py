@@ -10,7 +10,7 @@ from django.views.decorators.http import require_http_methods
 from devices.views import person_view
 from identity import services as identity_services
 from identity.models import User
-from identity.views import client_ip
+from identity.web import client_ip
 
 from .services import vpn_factors
 

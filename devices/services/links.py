@@ -223,7 +223,7 @@ class IdentityCheck:
 def send_reactivation_link(
     user,
     *,
-    sent_by,
+    actor,
     identity_check: IdentityCheck,
     registration: Registration | None = None,
     approved_by=None,
@@ -234,17 +234,17 @@ def send_reactivation_link(
     Requires a recorded identity check (BND-07); a staff member cannot send one
     to themselves (BND-08). A link to a staff account, or to an email changed in
     the last RECENT_EMAIL_CHANGE_HOURS, needs ``approved_by``: a second staff
-    member, neither the sender nor the person (BND-08, AC-04). The link asks for
+    member, neither the sender (``actor``) nor the person (BND-08, AC-04). The link asks for
     the password, then starts a reactivation of ``registration`` (default: the
     person's newest active app device). Audits ``recovery.link_sent`` and emails
     it through the outbox.
     """
     identity_check.validate()
-    if sent_by is None or not sent_by.is_staff:
+    if actor is None or not actor.is_staff:
         raise ValidationError(errors.DESK_STAFF_ONLY_LINK, code="staff_only")
-    if sent_by.pk == user.pk:
+    if actor.pk == user.pk:
         raise ValidationError(errors.NOT_ON_OWN_ACCOUNT, code="own_account")
-    approver_ok = approved_by is not None and approved_by.is_staff and approved_by.pk not in (sent_by.pk, user.pk)
+    approver_ok = approved_by is not None and approved_by.is_staff and approved_by.pk not in (actor.pk, user.pk)
     if not approver_ok and (is_staff_account(user) or email_changed_recently(user)):
         raise ValidationError(errors.RECOVERY_NEEDS_APPROVER, code="needs_approver")
     if user.is_locked:
@@ -271,7 +271,7 @@ def send_reactivation_link(
             raise ValidationError(errors.NO_APP_TO_RECOVER, code="no_registration")
         expires_at = timezone.now() + settings.ACTIVATION_LINK_TTL
         link, url = _issue_link(
-            registration, purpose=ActivationLink.Purpose.RECOVERY, sent_by=sent_by, expires_at=expires_at
+            registration, purpose=ActivationLink.Purpose.RECOVERY, sent_by=actor, expires_at=expires_at
         )
         body = render_to_string(
             "emails/recovery_link.txt",
@@ -294,7 +294,7 @@ def send_reactivation_link(
         )
         audit.record(
             "recovery.link_sent",
-            actor=sent_by,
+            actor=actor,
             subject=user,
             ip=ip,
             details={

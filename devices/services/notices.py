@@ -16,7 +16,6 @@ NOTICES = {
     "sessions.ended": "The help desk signed you out everywhere",
     "person.details_changed": "The help desk changed your name, department or email address",
     "person.email_changed": "The email address on your account was changed",
-    "recovery.link_sent": "The help desk sent you a recovery link",
     "account.locked": "Your account was locked after too many wrong codes",
     "account.unlocked": "Your account was unlocked",
     "vpn_access.requested": "You asked for VPN access",

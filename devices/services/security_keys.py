@@ -189,22 +189,22 @@ def _bind(user, row: WebAuthnChallenge, *, response_json: str, label: str, actor
 
 
 def register_security_key_at_desk(
-    user, *, staff, response_json: str, challenge: SessionChallenge, label: str, ip: str | None = None
+    user, *, actor, response_json: str, challenge: SessionChallenge, label: str, ip: str | None = None
 ) -> Registration:
     """The help desk registers a key for ``user``, who is at the desk and touches it in the staff member's browser.
 
-    The same path as :func:`register_security_key`, with ``staff`` as the
+    The same path as :func:`register_security_key`, with ``actor`` (the staff member) as the
     actor: the device keeps ``registered_by`` and the ``device.bound`` event
     names who registered it for whom. The caller (the help-desk admin) must
     have recorded the person's identity check (BND-07). Refuses anyone who is
     not staff, and staff acting on their own account (BND-08).
     """
-    if not getattr(staff, "is_staff", False):
+    if not getattr(actor, "is_staff", False):
         raise ValidationError(errors.DESK_STAFF_ONLY, code="not_staff")
-    if staff.pk == user.pk:
+    if actor.pk == user.pk:
         raise ValidationError(errors.DESK_OWN_ACCOUNT, code="own_account")
     return register_security_key(
-        user, response_json=response_json, challenge=challenge, label=label, actor=staff, ip=ip
+        user, response_json=response_json, challenge=challenge, label=label, actor=actor, ip=ip
     )
 
 

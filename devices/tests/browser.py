@@ -14,7 +14,7 @@ from django.db import connections
 from PIL import Image
 from playwright.sync_api import sync_playwright
 
-from conftest import CHROMIUM
+from testsupport import CHROMIUM
 
 CHROMIUM_ARGS = [
     "--no-sandbox",

@@ -8,10 +8,10 @@ from datetime import UTC, datetime
 from django.core import mail
 from django.utils import timezone
 
-from conftest import fresh_code
 from devices import services
 from devices.models import Registration
 from identity.models import AuditEvent
+from testsupport import fresh_code
 
 LINK_RE = re.compile(r"(https?://\S+?/activate/#([A-Za-z0-9_-]+))")
 

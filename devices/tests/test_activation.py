@@ -11,10 +11,10 @@ from django.test import Client, override_settings
 from django.utils import timezone
 from django_otp import devices_for_user
 
-from conftest import fresh_code, totp_for
 from devices import errors, selectors, services
 from devices.models import ActivationLink, Registration
 from devices.views import LINK_SESSION_KEY
+from testsupport import fresh_code, totp_for
 
 from .helpers import LINK_RE, email_link, events, pending_app_registration, secret_b32, text, walk_to_activate
 

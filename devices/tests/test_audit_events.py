@@ -3,10 +3,10 @@
 import pytest
 from django.test import Client
 
-from conftest import fresh_code
 from devices.models import ActivationLink, Registration
 from identity.audit import verify_chain
 from identity.models import AuditEvent
+from testsupport import fresh_code
 
 from .helpers import email_link, events, walk_to_activate
 

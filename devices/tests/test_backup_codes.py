@@ -15,13 +15,12 @@ from django.test import Client
 from django.utils import timezone
 from django_otp import DEVICE_ID_SESSION_KEY, devices_for_user
 
-from conftest import PASSWORD, fresh_code
 from devices import backup_codes, crypto, services
 from devices.models import BackupCode, BackupCodeDevice, OutboundMessage
 from identity import errors as identity_errors
 from identity.models import AuditEvent, User
 from identity.services import SecondFactorOutcome, verify_second_factor
-from identity.tests.helpers import locked_message, wrong_code
+from testsupport import PASSWORD, fresh_code, locked_message, wrong_code
 
 from .helpers import events, text
 

@@ -13,10 +13,10 @@ from django.test import Client
 from django.utils import timezone
 from django_otp import DEVICE_ID_SESSION_KEY
 
-from conftest import PASSWORD, fresh_code
 from devices import errors, services
 from devices.models import Registration
 from identity import services as identity_services
+from testsupport import PASSWORD, fresh_code
 
 from .helpers import LINK_RE, add_app_device, pending_app_registration, secret_b32
 
@@ -136,7 +136,7 @@ def test_otp01_no_recovery_link_is_sent_to_a_locked_account(person, locked, make
     desk = make_user("desk1", is_staff=True)
     with pytest.raises(ValidationError) as refused:
         services.send_reactivation_link(
-            person, sent_by=desk, identity_check=services.IdentityCheck("photo_id_in_person", "INC-1")
+            person, actor=desk, identity_check=services.IdentityCheck("photo_id_in_person", "INC-1")
         )
     assert refused.value.code == "locked" and refused.value.messages == [errors.ACCOUNT_LOCKED_FOR_RECOVERY]
 
@@ -148,7 +148,7 @@ def test_otp01_a_recovery_link_sent_before_the_lockout_opens_nothing_until_the_u
     desk = make_user("desk1", is_staff=True)
     with django_capture_on_commit_callbacks(execute=True):
         services.send_reactivation_link(
-            person, sent_by=desk, identity_check=services.IdentityCheck("photo_id_in_person", "INC-1")
+            person, actor=desk, identity_check=services.IdentityCheck("photo_id_in_person", "INC-1")
         )
     token = LINK_RE.search(mailoutbox[-1].body).group(2)
     for _ in range(settings.LOCKOUT_THRESHOLD):

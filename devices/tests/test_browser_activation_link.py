@@ -169,7 +169,7 @@ def test_act02_help_desk_recovery_link_from_the_email_works_in_chromium(
     desk = make_user("desk9", is_staff=True)
     services.send_reactivation_link(
         person,
-        sent_by=desk,
+        actor=desk,
         identity_check=services.IdentityCheck(method="photo_id_in_person", reference="INC-4711"),
         registration=phone,
     )

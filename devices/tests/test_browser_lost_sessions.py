@@ -10,8 +10,8 @@ import pyotp
 import pytest
 from playwright.sync_api import expect
 
-from conftest import fresh_code
 from devices.models import Registration
+from testsupport import fresh_code
 
 from .browser import DESKTOP, Accessibility, chromium, decode_qr, parse_otpauth
 from .helpers import events

@@ -8,7 +8,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from conftest import fresh_code
+from testsupport import fresh_code
 
 from .browser import DESKTOP, PHONE, Accessibility, chromium
 from .helpers import add_app_device

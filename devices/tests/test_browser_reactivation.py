@@ -13,10 +13,10 @@ import pyotp
 import pytest
 from playwright.sync_api import expect
 
-from conftest import fresh_code
 from devices import errors
 from devices.models import AuthenticatorAppDevice, BackupCodeDevice, Registration
 from identity import errors as identity_errors
+from testsupport import fresh_code
 
 from .browser import DESKTOP, PHONE, Accessibility, chromium, decode_qr, horizontal_overflow, parse_otpauth
 from .helpers import add_app_device

@@ -8,8 +8,8 @@ import pytest
 from django.utils import timezone
 from playwright.sync_api import expect
 
-from conftest import fresh_code
 from devices.models import Registration
+from testsupport import fresh_code
 
 from .browser import PHONE, Accessibility, chromium, decode_qr, horizontal_overflow, parse_otpauth
 from .helpers import add_app_device

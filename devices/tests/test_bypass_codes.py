@@ -9,11 +9,11 @@ from django.utils import timezone
 from django_otp import devices_for_user
 from freezegun import freeze_time
 
-from conftest import PASSWORD
 from devices.bypass_codes import current_bypass_codes, issue_bypass_codes
 from devices.models import BypassCode, BypassCodeDevice, OutboundMessage
 from identity.models import AuditEvent
 from identity.services import SecondFactorOutcome, verify_second_factor
+from testsupport import PASSWORD
 
 pytestmark = [pytest.mark.django_db, pytest.mark.postgres]
 

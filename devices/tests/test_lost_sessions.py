@@ -10,11 +10,11 @@ from django.test import Client, override_settings
 from django.utils import timezone
 from django_otp import DEVICE_ID_SESSION_KEY
 
-from conftest import PASSWORD, fresh_code, totp_for
 from devices import errors, services
 from devices.models import Registration
 from devices.views import LOSS_REPORTED_SESSION_KEY
 from identity.models import PersonSession as Session
+from testsupport import PASSWORD, fresh_code, totp_for
 
 from .helpers import add_app_device, events, pending_app_registration, text
 

@@ -10,9 +10,9 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone
 from django_otp import devices_for_user
 
-from conftest import fresh_code, totp_for
 from devices import errors, services
 from devices.models import AuthenticatorAppDevice, Registration
+from testsupport import fresh_code, totp_for
 
 from .helpers import add_app_device, events, text
 

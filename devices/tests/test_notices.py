@@ -15,7 +15,6 @@ from django.conf import settings as django_settings
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
-from conftest import fresh_code
 from devices import crypto, kinds, services
 from devices.models import OutboundMessage, Registration
 from devices.services import security_keys
@@ -23,7 +22,7 @@ from devices.tests.fakes import RecordingGateway
 from devices.webauthn import SessionChallenge
 from identity import services as identity_services
 from identity.models import AuditEvent
-from identity.tests.helpers import wrong_code
+from testsupport import fresh_code, wrong_code
 
 from .authenticator import SoftwareKey
 from .helpers import add_app_device, secret_b32

@@ -8,10 +8,10 @@ from django.db import DEFAULT_DB_ALIAS, DatabaseError, connection, connections, 
 from django.utils import timezone
 from freezegun import freeze_time
 
-from conftest import owner_cursor
 from devices import outbox
 from devices.models import OutboundMessage
 from devices.tests.fakes import RecordingGateway
+from testsupport import owner_cursor
 
 Status = OutboundMessage.Status
 

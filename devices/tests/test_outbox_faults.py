@@ -13,10 +13,10 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from conftest import wait_for
 from devices import outbox, tasks
 from devices.models import OutboundMessage
 from devices.tests import test_phone_worker
+from testsupport import wait_for
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
 

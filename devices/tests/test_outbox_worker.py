@@ -5,10 +5,10 @@ import re
 import pytest
 from django.core import mail
 
-from conftest import wait_for
 from devices import outbox, services
 from devices.models import ActivationLink, OutboundMessage
 from devices.tasks import send_outbound_message
+from testsupport import wait_for
 
 from .helpers import pending_app_registration
 

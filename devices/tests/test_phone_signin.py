@@ -17,7 +17,7 @@ from devices.gateways import spoken_twiml
 from devices.models import OutboundMessage, PhoneVerification
 from devices.tests.fakes import RecordingGateway
 from identity import errors as identity_errors
-from identity.tests.helpers import wrong_code
+from testsupport import wrong_code
 
 from .helpers import events, text
 

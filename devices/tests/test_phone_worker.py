@@ -23,11 +23,11 @@ from django.utils import timezone
 from kombu import pools
 
 from config.celery import app
-from conftest import REQUIRE_SERVICES, wait_for
 from devices import errors, kinds, outbox, phone_codes, services, tasks
 from devices.models import ActivationLink, OutboundMessage, PhoneVerification, Registration
 from devices.tests.helpers import events, pending_app_registration
 from devices.tests.twilio_stub import TwilioStub
+from testsupport import REQUIRE_SERVICES, wait_for
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
 

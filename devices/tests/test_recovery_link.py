@@ -13,11 +13,11 @@ from django.test import Client
 from django.utils import timezone
 from django_otp import DEVICE_ID_SESSION_KEY
 
-from conftest import PASSWORD, fresh_code, totp_for
 from devices import errors, services
 from devices.models import ActivationLink, OutboundMessage, Registration
 from devices.views import RECOVERY_SESSION_KEY
 from identity.models import AuditEvent
+from testsupport import PASSWORD, fresh_code, totp_for
 
 from .helpers import LINK_RE, add_app_device, events, secret_b32, text
 from .test_reactivation import page_secret, qr_secret
@@ -48,10 +48,10 @@ def staff(make_user):
 def send_link(staff, django_capture_on_commit_callbacks, mailoutbox):
     """Send a recovery link as the help desk would and return the token from the email that went out."""
 
-    def send(person, *, sent_by=None, **kwargs) -> str:
+    def send(person, *, actor=None, **kwargs) -> str:
         sent_before = len(mailoutbox)
         with django_capture_on_commit_callbacks(execute=True):
-            services.send_reactivation_link(person, sent_by=sent_by or staff, identity_check=CHECK, **kwargs)
+            services.send_reactivation_link(person, actor=actor or staff, identity_check=CHECK, **kwargs)
         assert len(mailoutbox) == sent_before + 1
         return LINK_RE.search(mailoutbox[-1].body).group(2)
 
@@ -98,7 +98,7 @@ def nothing_sent():
 def test_bnd07_identity_check_method_must_come_from_the_fixed_list(person, phone, staff, method):
     with pytest.raises(ValidationError) as refused:
         services.send_reactivation_link(
-            person, sent_by=staff, identity_check=services.IdentityCheck(method=method, reference="INC-1")
+            person, actor=staff, identity_check=services.IdentityCheck(method=method, reference="INC-1")
         )
     assert refused.value.messages == [errors.IDENTITY_CHECK_METHOD]
     nothing_sent()
@@ -109,7 +109,7 @@ def test_bnd07_identity_check_needs_a_reference(person, phone, staff, reference)
     with pytest.raises(ValidationError) as refused:
         services.send_reactivation_link(
             person,
-            sent_by=staff,
+            actor=staff,
             identity_check=services.IdentityCheck(method="video_call_with_photo_id", reference=reference),
         )
     assert refused.value.messages == [errors.IDENTITY_CHECK_REFERENCE]
@@ -119,7 +119,7 @@ def test_bnd07_identity_check_needs_a_reference(person, phone, staff, reference)
 def test_bnd07_every_method_of_the_list_is_accepted_and_recorded(person, phone, staff, clock):
     for method in services.IDENTITY_CHECK_METHODS:
         services.send_reactivation_link(
-            person, sent_by=staff, identity_check=services.IdentityCheck(method=method, reference=f"INC-{method}")
+            person, actor=staff, identity_check=services.IdentityCheck(method=method, reference=f"INC-{method}")
         )
     recorded = [(e.details["identity_check"], e.details["reference"]) for e in events("recovery.link_sent")]
     assert sorted(recorded) == sorted((m, f"INC-{m}") for m in services.IDENTITY_CHECK_METHODS)
@@ -128,7 +128,7 @@ def test_bnd07_every_method_of_the_list_is_accepted_and_recorded(person, phone, 
 def test_bnd08_staff_cannot_send_a_recovery_link_to_themselves(staff, enroll):
     enroll(staff)
     with pytest.raises(ValidationError) as refused:
-        services.send_reactivation_link(staff, sent_by=staff, identity_check=CHECK)
+        services.send_reactivation_link(staff, actor=staff, identity_check=CHECK)
     assert refused.value.messages == [errors.NOT_ON_OWN_ACCOUNT]
     nothing_sent()
 
@@ -138,7 +138,7 @@ def test_only_staff_send_recovery_links(make_user, enroll):
     enroll(person)
     for sender in (colleague, None):
         with pytest.raises(ValidationError) as refused:
-            services.send_reactivation_link(person, sent_by=sender, identity_check=CHECK)
+            services.send_reactivation_link(person, actor=sender, identity_check=CHECK)
         assert refused.value.messages == [errors.DESK_STAFF_ONLY_LINK]
     nothing_sent()
 
@@ -147,7 +147,7 @@ def test_bnd07_no_recovery_link_for_a_person_without_email(make_user, enroll, st
     person = make_user("noemail", email=None)
     enroll(person)
     with pytest.raises(ValidationError) as refused:
-        services.send_reactivation_link(person, sent_by=staff, identity_check=CHECK)
+        services.send_reactivation_link(person, actor=staff, identity_check=CHECK)
     assert refused.value.messages == [errors.NO_EMAIL_FOR_RECOVERY]
     nothing_sent()
 
@@ -156,7 +156,7 @@ def test_bnd07_another_persons_registration_cannot_be_passed(person, phone, staf
     other = make_user("bystander")
     theirs = enroll(other)
     with pytest.raises(ValidationError) as refused:
-        services.send_reactivation_link(person, sent_by=staff, identity_check=CHECK, registration=theirs)
+        services.send_reactivation_link(person, actor=staff, identity_check=CHECK, registration=theirs)
     assert refused.value.messages == [errors.NO_APP_TO_RECOVER]
     nothing_sent()
 
@@ -167,14 +167,14 @@ def test_bnd07_only_a_device_in_use_with_an_app_can_be_recovered(person, phone, 
     services.retire_registration(retired, actor=person, verified_at=timezone.now())
     for registration in (unfinished, retired):
         with pytest.raises(ValidationError) as refused:
-            services.send_reactivation_link(person, sent_by=staff, identity_check=CHECK, registration=registration)
+            services.send_reactivation_link(person, actor=staff, identity_check=CHECK, registration=registration)
         assert refused.value.messages == [errors.NO_APP_TO_RECOVER]
     nothing_sent()
 
 
 def test_bnd07_no_recovery_link_without_an_app_device(person, staff):
     with pytest.raises(ValidationError) as refused:
-        services.send_reactivation_link(person, sent_by=staff, identity_check=CHECK)
+        services.send_reactivation_link(person, actor=staff, identity_check=CHECK)
     assert refused.value.messages == [errors.NO_APP_TO_RECOVER]
     nothing_sent()
 
@@ -325,7 +325,7 @@ def test_ses09_the_admin_refuses_a_recovery_session(make_user, enroll, staff, se
     colleague = make_user("helpdesk2", is_staff=True, is_superuser=True)
     registration = enroll(colleague)
     approver = make_user("helpdesk3", is_staff=True)  # a link to a staff account needs a second approver (BND-08)
-    browser = recover(send_link(colleague, sent_by=staff, approved_by=approver))
+    browser = recover(send_link(colleague, actor=staff, approved_by=approver))
     assert browser.session[RECOVERY_SESSION_KEY] == registration.pk
 
     response = browser.get("/admin/")
@@ -502,11 +502,11 @@ def test_bnd08_a_link_to_a_staff_account_needs_a_second_staff_member(staff, make
     enroll(colleague)
     for approved_by in (None, staff, colleague):
         with pytest.raises(ValidationError) as refused:
-            services.send_reactivation_link(colleague, sent_by=staff, approved_by=approved_by, identity_check=CHECK)
+            services.send_reactivation_link(colleague, actor=staff, approved_by=approved_by, identity_check=CHECK)
         assert refused.value.messages == [errors.RECOVERY_NEEDS_APPROVER]
     nothing_sent()
 
-    services.send_reactivation_link(colleague, sent_by=staff, approved_by=approver, identity_check=CHECK)
+    services.send_reactivation_link(colleague, actor=staff, approved_by=approver, identity_check=CHECK)
     assert list(events("recovery.link_sent"))[-1].details["approved_by"] == approver.pk
 
 
@@ -517,5 +517,5 @@ def test_ac04_a_link_to_a_freshly_changed_email_needs_a_second_staff_member(staf
     enroll(person)
     audit.record("person.email_changed", actor=staff, subject=person, details={"from": "a@x.edu", "to": "b@x.edu"})
     with pytest.raises(ValidationError) as refused:
-        services.send_reactivation_link(person, sent_by=staff, identity_check=CHECK)
+        services.send_reactivation_link(person, actor=staff, identity_check=CHECK)
     assert refused.value.messages == [errors.RECOVERY_NEEDS_APPROVER]

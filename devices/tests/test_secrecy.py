@@ -11,10 +11,10 @@ from celery.signals import task_prerun
 from django.core import mail
 from django.test import Client
 
-from conftest import fresh_code, totp_for
 from devices import selectors, services
 from devices.models import ActivationLink, OutboundMessage
 from identity.models import AuditEvent
+from testsupport import fresh_code, totp_for
 
 from .helpers import LINK_RE, email_link, pending_app_registration, secret_b32, text, walk_to_activate
 

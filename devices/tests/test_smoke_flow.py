@@ -1,6 +1,6 @@
 import re
 
-from conftest import fresh_code
+from testsupport import fresh_code
 
 
 def test_wizard_then_sign_in(client, user, sign_in):

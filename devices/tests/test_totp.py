@@ -14,10 +14,10 @@ from django.db import connection
 from django.test import override_settings
 from django.utils import timezone
 
-from conftest import fresh_code, totp_for
 from devices import errors, services, totp
 from devices.models import AuthenticatorAppDevice, Registration
 from identity.models import AuditEvent
+from testsupport import fresh_code, totp_for
 
 from .helpers import pending_app_registration, text, walk_to_activate
 

@@ -7,10 +7,10 @@ import pytest
 from django.conf import settings
 from django.test import Client
 
-from conftest import fresh_code, totp_for
 from devices import errors, kinds
 from devices.models import AuthenticatorAppDevice, Registration
 from identity import errors as identity_errors
+from testsupport import fresh_code, totp_for
 
 from .helpers import events, text, walk_to_activate
 

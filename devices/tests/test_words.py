@@ -6,9 +6,8 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from conftest import fresh_code
 from devices import services
-from identity.tests.helpers import post_code, post_password, wrong_code
+from testsupport import fresh_code, post_code, post_password, wrong_code
 
 from .fakes import RecordingGateway
 from .helpers import add_app_device, events, text, walk_to_activate

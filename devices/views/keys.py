@@ -21,7 +21,7 @@ from django_otp import login as otp_login
 from identity import errors as identity_errors
 from identity import services as identity_services
 from identity import session as signin_session
-from identity.views import client_ip, finish_sign_in, finish_step_up, safe_next
+from identity.web import client_ip, finish_sign_in, finish_step_up, safe_next
 
 from .. import errors, kinds
 from ..forms import SecurityKeyAssertionForm, SecurityKeyLabelForm, SecurityKeyRegistrationForm

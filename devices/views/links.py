@@ -7,7 +7,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_GET, require_http_methods
 
-from identity.views import client_ip
+from identity.web import client_ip
 
 from .. import errors, selectors, services
 from ..forms import (

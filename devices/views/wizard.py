@@ -11,7 +11,7 @@ from django_otp import login as otp_login
 
 from identity import lifetimes
 from identity import session as signin_session
-from identity.views import client_ip
+from identity.web import client_ip
 
 from .. import errors, kinds, selectors, services
 from ..forms import (

@@ -14,7 +14,7 @@ from helpdesk.actions import ACTIONS
 from helpdesk.forms import CaseNoteForm
 from helpdesk.models import ApprovalRequest, Case, IdentityCheck
 from identity.models import AuditEvent
-from identity.views import client_ip
+from identity.web import client_ip
 
 from .registrations import ReadOnlyAdmin
 from .site import site

@@ -26,7 +26,7 @@ from helpdesk import selectors, services
 from helpdesk.actions import ACTIONS, actions_for
 from helpdesk.forms import CaseForm, IdentityCheckForm, case_field
 from identity.models import User
-from identity.views import client_ip
+from identity.web import client_ip
 
 from . import filters
 from .desk import DeskAdmin

@@ -4,11 +4,11 @@ import pytest
 from django.contrib.auth.models import Group, Permission
 from django.urls import reverse
 
-from conftest import PASSWORD
 from devices.models import AuthenticatorAppDevice
 from helpdesk.admin import site
 from identity import audit
 from identity.models import AuditEvent
+from testsupport import PASSWORD
 
 pytestmark = pytest.mark.django_db
 

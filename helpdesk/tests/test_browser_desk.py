@@ -5,10 +5,10 @@ axe-core checks every admin page on the way (the pages this project adds or chan
 import pytest
 from playwright.sync_api import expect
 
-from conftest import fresh_code
 from devices.models import BypassCode
 from devices.tests.browser import DESKTOP, Accessibility, chromium
 from identity.models import AuditEvent
+from testsupport import fresh_code
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
 

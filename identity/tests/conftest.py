@@ -1,7 +1,7 @@
 import pytest
 from django.utils import timezone
 
-from conftest import fresh_code
+from testsupport import fresh_code
 
 
 @pytest.fixture

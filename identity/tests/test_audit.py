@@ -6,11 +6,9 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.db import DatabaseError, connection, transaction
 
-from conftest import AUDIT_REFUSAL, fresh_code, tamper_audit_log
 from identity import audit, services
 from identity.models import AuditEvent
-
-from .helpers import post_code, post_password, wrong_code
+from testsupport import AUDIT_REFUSAL, fresh_code, post_code, post_password, tamper_audit_log, wrong_code
 
 pytestmark = pytest.mark.django_db
 

@@ -4,10 +4,10 @@ import psycopg
 import pytest
 from django.db import DatabaseError, connection, transaction
 
-from conftest import AUDIT_REFUSAL, OWNER_DATABASE_URL, owner_cursor
 from identity import audit
 from identity.db_roles import grant_app_role
 from identity.models import AuditEvent
+from testsupport import AUDIT_REFUSAL, OWNER_DATABASE_URL, owner_cursor
 
 pytestmark = [pytest.mark.django_db, pytest.mark.postgres]
 

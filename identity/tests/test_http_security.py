@@ -11,7 +11,7 @@ import pytest
 from cryptography.fernet import Fernet
 from django.conf import settings
 
-from .helpers import SECOND_FACTOR, SIGN_IN, post_password
+from testsupport import SECOND_FACTOR, SIGN_IN, post_password
 
 pytestmark = pytest.mark.django_db
 

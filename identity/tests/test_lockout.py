@@ -6,11 +6,17 @@ import pytest
 from django.core.management import CommandError, call_command
 from freezegun import freeze_time
 
-from conftest import fresh_code
 from identity import services
 from identity.models import AuditEvent
-
-from .helpers import is_otp_verified, locked_message, post_code, post_password, signed_in_user_id, wrong_code
+from testsupport import (
+    fresh_code,
+    is_otp_verified,
+    locked_message,
+    post_code,
+    post_password,
+    signed_in_user_id,
+    wrong_code,
+)
 
 pytestmark = pytest.mark.django_db
 

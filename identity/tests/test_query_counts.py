@@ -7,9 +7,7 @@ the 23 now, 10 are the session's new key and its save (SES-01) and 5 the audit e
 import pytest
 from django_otp import DEVICE_ID_SESSION_KEY, devices_for_user
 
-from conftest import fresh_code
-
-from .helpers import post_code, post_password
+from testsupport import fresh_code, post_code, post_password
 
 pytestmark = pytest.mark.postgres
 

@@ -8,13 +8,11 @@ from django.contrib.sessions.backends.base import SessionBase
 from django.test import Client
 from freezegun import freeze_time
 
-from conftest import PASSWORD, fresh_code
 from devices.models import Registration
 from identity import errors
 from identity import session as signin_session
 from identity.models import AuditEvent
-
-from .helpers import SECOND_FACTOR, SIGN_IN, post_code, post_password, signed_in_user_id
+from testsupport import PASSWORD, SECOND_FACTOR, SIGN_IN, fresh_code, post_code, post_password, signed_in_user_id
 
 pytestmark = pytest.mark.django_db
 

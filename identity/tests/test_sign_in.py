@@ -8,13 +8,12 @@ from django.apps import apps
 from django.conf import settings
 from django.contrib.auth import SESSION_KEY
 
-from conftest import fresh_code
 from identity import errors
 from identity.models import AuditEvent
-
-from .helpers import (
+from testsupport import (
     SECOND_FACTOR,
     SIGN_IN,
+    fresh_code,
     is_otp_verified,
     post_code,
     post_password,
@@ -294,7 +293,7 @@ def test_behind_a_trusted_proxy_one_address_guessing_does_not_pause_everyone(cli
     ],
 )
 def test_client_address_is_what_the_outermost_trusted_proxy_saw(rf, settings, count, forwarded_for, seen):
-    from identity.views import client_ip
+    from identity.web import client_ip
 
     settings.TRUSTED_PROXY_COUNT = count
     request = rf.get("/", REMOTE_ADDR="10.0.0.5", HTTP_X_FORWARDED_FOR=forwarded_for)

@@ -6,7 +6,6 @@ from types import SimpleNamespace
 import pytest
 from django.utils import timezone
 
-from conftest import fresh_code
 from devices import services
 from devices.models import BackupCodeDevice, Registration
 from devices.services import security_keys
@@ -15,6 +14,7 @@ from devices.tests.fakes import RecordingGateway
 from devices.webauthn import SessionChallenge
 from helpdesk.tests.conftest import auditor, staff_member, superuser  # noqa: F401 (fixtures)
 from identity import services as identity_services
+from testsupport import fresh_code
 
 RP_ID = "mfa.example.edu"
 ORIGIN = "https://mfa.example.edu"

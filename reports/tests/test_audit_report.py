@@ -12,12 +12,12 @@ from django.core.management import CommandError, call_command
 from django.utils import timezone
 from freezegun import freeze_time
 
-from conftest import tamper_audit_log as _tamper
 from identity import audit
 from identity.models import AuditEvent
 from reports import selectors
 from reports.selectors import AuditFilters
 from reports.tasks import export_audit_checkpoint
+from testsupport import tamper_audit_log as _tamper
 
 pytestmark = pytest.mark.django_db
 

@@ -12,11 +12,11 @@ from django.test import Client
 from django.utils import timezone
 from freezegun import freeze_time
 
-from conftest import wait_for
 from identity.models import AuditEvent, User
 from reports import selectors
 from reports.models import ExportJob
 from reports.selectors import EnrollmentFilters
+from testsupport import wait_for
 
 CSV_URL = "/admin/reports/enrollment/export.csv"
 XLSX_URL = "/admin/reports/enrollment/export.xlsx"

@@ -9,11 +9,11 @@ import pytest
 from django.contrib.auth.models import Group
 from playwright.sync_api import expect
 
-from conftest import fresh_code
 from devices.tests.browser import DESKTOP, PHONE, Accessibility, chromium, horizontal_overflow
 from identity.models import AuditEvent
 from reports import selectors
 from reports.selectors import EnrollmentFilters
+from testsupport import fresh_code
 
 # Transactional: the live server's thread must see the data. The roles come from a data migration that an earlier
 # transactional test's flush may have emptied, so the group is made here if it is missing.

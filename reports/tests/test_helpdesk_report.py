@@ -33,7 +33,7 @@ def desk_history(make_user, enroll, staff_member):
     ann, ben = make_user("ann"), make_user("ben")
     enroll(ann)
     services.send_reactivation_link(
-        ann, sent_by=staff_member, identity_check=IdentityCheck("photo_id_in_person", "badge 123")
+        ann, actor=staff_member, identity_check=IdentityCheck("photo_id_in_person", "badge 123")
     )
     for agent, action, method in [
         (staff_member, "helpdesk.device_reset", "photo_id_in_person"),

@@ -11,10 +11,9 @@ import pytest
 from django.db import connection
 from django.test import Client as WebClient
 
-from conftest import PASSWORD, fresh_code
 from devices.models import OutboundMessage
 from identity.models import AuditEvent
-from identity.tests.helpers import SECOND_FACTOR, SIGN_IN, wrong_code
+from testsupport import PASSWORD, SECOND_FACTOR, SIGN_IN, fresh_code, wrong_code
 from vpn import services
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]

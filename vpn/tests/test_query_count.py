@@ -7,8 +7,7 @@ import pytest
 from duo_client.client import Client as DuoClient
 from duo_client.client import sign
 
-from conftest import fresh_code
-from identity.tests.helpers import wrong_code
+from testsupport import fresh_code, wrong_code
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db]
 

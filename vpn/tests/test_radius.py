@@ -12,9 +12,8 @@ import pytest
 from django.contrib.auth.hashers import PBKDF2PasswordHasher
 from django.db import connection
 
-from conftest import PASSWORD, fresh_code, owner_cursor
 from identity.models import AuditEvent, User
-from identity.tests.helpers import SECOND_FACTOR, SIGN_IN, wrong_code
+from testsupport import PASSWORD, SECOND_FACTOR, SIGN_IN, fresh_code, owner_cursor, wrong_code
 from vpn import services
 from vpn.models import RadiusChallenge
 

@@ -37,7 +37,7 @@ class Command(BaseCommand):
         try:
             link = services.send_reactivation_link(
                 user,
-                sent_by=staff,
+                actor=staff,
                 approved_by=approver,
                 identity_check=services.IdentityCheck(method=method, reference=reference),
             )

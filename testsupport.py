@@ -1,0 +1,132 @@
+"""Helpers the tests import: real TOTP codes, waiting for a worker, the audit log's owner. The fixtures are in
+``conftest.py``, which imports these too."""
+
+import base64
+import os
+import time
+from contextlib import contextmanager
+
+import pyotp
+from django.conf import settings
+
+REQUIRE_SERVICES = os.environ.get("REQUIRE_SERVICES") == "1"
+# When the tests connect as the app's database role (AC-10, as .ci/run does), the test database's owner: it empties
+# the tables between transactional tests and plays the intruder in tamper tests. Unset, the tests' own role owns it.
+OWNER_DATABASE_URL = os.environ.get("TEST_OWNER_DATABASE_URL", "")
+# What refuses a change to the audit log first: the app's role lacks the privilege (AC-10); the owner meets the trigger.
+AUDIT_REFUSAL = "permission denied" if OWNER_DATABASE_URL else "append-only"
+CHROMIUM = "/usr/bin/chromium"
+PASSWORD = "correct horse battery staple 42"
+
+
+@contextmanager
+def owner_cursor():
+    """A cursor on a connection of its own as the test database's owner; its work commits when the block ends."""
+    if OWNER_DATABASE_URL:
+        import psycopg
+
+        with psycopg.connect(OWNER_DATABASE_URL) as owner, owner.cursor() as cursor:
+            yield cursor
+        return
+    from django.db import DEFAULT_DB_ALIAS, connections
+
+    other = connections.create_connection(DEFAULT_DB_ALIAS)
+    try:
+        with other.cursor() as cursor:  # autocommit: each statement commits
+            yield cursor
+    finally:
+        other.close()
+
+
+def tamper_audit_log(sql: str, params: list) -> None:
+    """Edit the audit log behind the application's back, as the tables' owner could (the app's role cannot, AC-10).
+
+    Needs the rows committed (a transactional test) when the tests run as the app's role.
+    """
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+        return
+    if OWNER_DATABASE_URL:
+        with owner_cursor() as cursor:
+            cursor.execute("ALTER TABLE identity_auditevent DISABLE TRIGGER USER")
+            cursor.execute(sql, params)
+            cursor.execute("ALTER TABLE identity_auditevent ENABLE TRIGGER USER")
+        return
+    with connection.cursor() as cursor:
+        # Rows inserted in this transaction still have deferred foreign-key checks queued, and
+        # PostgreSQL alters no table with pending trigger events: run those checks now.
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+        # Only the table owner can do this, and it rolls back with the test's transaction.
+        cursor.execute("ALTER TABLE identity_auditevent DISABLE TRIGGER USER")
+        cursor.execute(sql, params)
+        cursor.execute("ALTER TABLE identity_auditevent ENABLE TRIGGER USER")
+
+
+def totp_for(device) -> pyotp.TOTP:
+    """An independent TOTP implementation (pyotp) over the device's real secret."""
+    return pyotp.TOTP(base64.b32encode(device.secret_bytes()).decode())
+
+
+def fresh_code(device) -> str:
+    """A code the device has not consumed yet: the current step's, or the next one (within ±1 tolerance)."""
+    device.refresh_from_db()
+    step = int(time.time()) // 30
+    if device.last_t >= step + 1:
+        raise AssertionError("no unused code left within tolerance; freeze time to go on")
+    at = (step if device.last_t < step else step + 1) * 30
+    return totp_for(device).at(at)
+
+
+def wait_for(predicate, *, timeout: float = 20.0, interval: float = 0.2):
+    """Poll ``predicate`` until it is truthy; return its value or fail after ``timeout`` seconds."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout} s")
+
+
+# --- The sign-in steps, through the real views ---------------------------------------------------------
+
+SIGN_IN = "/account/sign-in/"
+SECOND_FACTOR = "/account/sign-in/second-factor/"
+
+
+def wrong_code(device) -> str:
+    """Six digits that no step near now produces for this device, so the refusal is not luck."""
+    from devices import totp
+
+    key = device.secret_bytes()
+    now = totp.current_step()
+    near = {totp.code_at(key, step) for step in range(now - 3, now + 4)}
+    return next(candidate for candidate in (f"{n:06d}" for n in range(1_000_000)) if candidate not in near)
+
+
+def post_password(client, person, password: str = PASSWORD, **extra):
+    return client.post(SIGN_IN, {"username": person.username, "password": password}, **extra)
+
+
+def post_code(client, device, code: str):
+    return client.post(SECOND_FACTOR, {"device": device.persistent_id, "code": code})
+
+
+def signed_in_user_id(client):
+    from django.contrib.auth import SESSION_KEY
+
+    value = client.session.get(SESSION_KEY)
+    return int(value) if value is not None else None
+
+
+def is_otp_verified(client) -> bool:
+    from django_otp import DEVICE_ID_SESSION_KEY
+
+    return bool(client.session.get(DEVICE_ID_SESSION_KEY))
+
+
+def locked_message() -> str:
+    return f"This account is locked after too many wrong codes. Contact {settings.HELP_DESK_CONTACT} to unlock it."
