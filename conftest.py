@@ -45,6 +45,25 @@ def _missing_service(marker: str) -> str | None:
     return None
 
 
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items):
+    """After pytest-django's order, run plain transactional tests after every serialized one.
+
+    A plain transactional test's flush recreates the content types with new ids; a serialized test after it then
+    fails to restore its copy of them (duplicate key), whichever app it is in.
+    """
+
+    def plain_transactional(item) -> bool:
+        marker = item.get_closest_marker("django_db")
+        fixtures = getattr(item, "fixturenames", ())
+        transactional = bool(marker and marker.kwargs.get("transaction")) or bool(
+            {"transactional_db", "live_server"} & set(fixtures)
+        )
+        return transactional and not (marker and marker.kwargs.get("serialized_rollback"))
+
+    items.sort(key=plain_transactional)  # stable: everything else keeps its order
+
+
 def pytest_runtest_setup(item):
     for marker in ("postgres", "redis", "browser"):
         if item.get_closest_marker(marker) and (reason := _missing_service(marker)):
