@@ -63,6 +63,7 @@ from vpn.models import Integration, RadiusClient  # noqa: E402
 
 PREFIX = "vpnbench"
 PASSWORD = "bench password 1"  # noqa: S105
+RADIUS_BATCH = 200
 
 
 # --- Seeding ---------------------------------------------------------------------------------------------
@@ -275,33 +276,29 @@ def radius_rate(args, codes: Codes, secret: str, *, mode: str, requests: int) ->
     try:
         assert server.stdout.readline().strip() == "ready"
         reset_counters()
-        now = time.time()
-        step_left = 30 - now % 30
-        if step_left < 8:
-            time.sleep(step_left + 0.1)
-            now = time.time()
         users = codes.users[-requests:]  # the HTTP runs start from the front
-        with tempfile.NamedTemporaryFile("w", suffix=".radius", delete=False) as packets:
-            for user in users:
-                code = codes.totp[user].at(now)
-                value = code if mode == "code_only" else f"{PASSWORD},{code}"
-                packets.write(f'User-Name = "{user}"\nUser-Password = "{value}"\nMessage-Authenticator = 0x00\n\n')
-        started = time.perf_counter()
-        result = subprocess.run(
-            ["radclient", "-q", "-s", "-p", str(args.concurrency), "-t", "20", "-r", "1", "-f", packets.name]
-            + [f"127.0.0.1:{port}", "auth", secret],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        elapsed = time.perf_counter() - started
-        summary = {k.lower(): int(v) for k, v in re.findall(r"(Accepted|Rejected|Lost)\s*:\s*(\d+)", result.stdout)}
-        return {
-            "label": f"radius {mode}",
-            "requests": len(users),
-            **summary,
-            "rps": round(len(users) / elapsed, 2),
-        }
+        totals, elapsed = {"accepted": 0, "rejected": 0, "lost": 0}, 0.0
+        # Batches of a few hundred, each written with the codes of the moment, so no batch outlives its codes.
+        for first in range(0, len(users), RADIUS_BATCH):
+            now = time.time()
+            with tempfile.NamedTemporaryFile("w", suffix=".radius", delete=False) as packets:
+                for user in users[first : first + RADIUS_BATCH]:
+                    code = codes.totp[user].at(now)
+                    value = code if mode == "code_only" else f"{PASSWORD},{code}"
+                    packets.write(f'User-Name = "{user}"\nUser-Password = "{value}"\nMessage-Authenticator = 0x00\n\n')
+            started = time.perf_counter()
+            result = subprocess.run(
+                ["radclient", "-q", "-s", "-p", str(args.concurrency), "-t", "20", "-r", "1", "-f", packets.name]
+                + [f"127.0.0.1:{port}", "auth", secret],
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            elapsed += time.perf_counter() - started
+            os.unlink(packets.name)
+            for key, value in re.findall(r"(Accepted|Rejected|Lost)\s*:\s*(\d+)", result.stdout):
+                totals[key.lower()] += int(value)
+        return {"label": f"radius {mode}", "requests": len(users), **totals, "rps": round(len(users) / elapsed, 2)}
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(30)

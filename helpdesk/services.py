@@ -11,16 +11,13 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from django.conf import settings
-from django.contrib.auth import SESSION_KEY
-from django.contrib.sessions.models import Session
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import transaction
 from django.utils import timezone
 
 from devices.services import notify_person
-from identity import audit
-from identity import session as signin_session
+from identity import audit, open_sessions
 from identity.models import User
 from identity.selectors import email_changed_recently, is_staff_account
 
@@ -239,31 +236,19 @@ def decline_request(request: ApprovalRequest, *, approver: User, ip: str | None 
 
 
 def end_sessions(person: User, *, actor: User, reason: str, ip: str | None = None) -> int:
-    """End every web session of ``person``, signed in or half-way through sign-in. Returns how many.
+    """End every signed-in web session of ``person`` (in the session store, ``identity.open_sessions``).
 
-    Reads every unexpired session (the database backend keeps no index by user): a desk action, not a hot path.
+    A sign-in half-way through still needs a second factor, so it opens nothing. Returns how many ended.
     Audits ``sessions.ended`` and emails the person (BND-03).
     """
     reason = reason.strip()
     if not reason:
         raise ValidationError(errors.REASON_REQUIRED, code="reason")
-    mine = str(person.pk)
     with transaction.atomic():
-        ended = [
-            session.session_key
-            for session in Session.objects.filter(expire_date__gt=timezone.now()).iterator()
-            if mine
-            in (
-                str(session.get_decoded().get(SESSION_KEY)),
-                str(session.get_decoded().get(signin_session.PENDING_USER)),
-            )
-        ]
-        Session.objects.filter(session_key__in=ended).delete()
-        audit.record(
-            "sessions.ended", actor=actor, subject=person, ip=ip, details={"count": len(ended), "reason": reason}
-        )
+        ended = open_sessions.end_sessions(person)
+        audit.record("sessions.ended", actor=actor, subject=person, ip=ip, details={"count": ended, "reason": reason})
         notify_person(person, event="sessions.ended")
-    return len(ended)
+    return ended
 
 
 PERSON_FIELDS = ("email", "first_name", "last_name", "department")

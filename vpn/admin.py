@@ -28,6 +28,10 @@ class SuperuserOnly:
     actions = ["rotate_secret"]
     secret_name = "secret"
 
+    def get_exclude(self, request, obj=None):
+        # A new row is always created enabled; disabling is a change, audited as one.
+        return ("enabled",) if obj is None else ()
+
     @admin.action(description="Rotate the secret of the selected row (the old one stops working at once)")
     def rotate_secret(self, request, queryset):
         if queryset.count() != 1:

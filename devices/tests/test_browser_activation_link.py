@@ -19,7 +19,7 @@ from devices import errors, services
 from devices.models import Registration
 
 from .browser import DESKTOP, PHONE, Accessibility, chromium, parse_otpauth
-from .helpers import LINK_RE, events
+from .helpers import LINK_RE, events, pending_app_registration
 from .test_browser_enrollment import _heading, _page, _shot, _sign_in_with_password
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
@@ -213,4 +213,42 @@ def test_otp09_without_javascript_the_link_says_what_to_do(browser, live_server,
     with_script.goto("/activate/#part-of-a")  # cut short when copied
     expect(with_script.get_by_text("This address is not a whole activation link.")).to_be_visible()
     axe.check(with_script, "incomplete-link")
+    axe.assert_clean()
+
+
+def test_otp09_a_newer_link_opened_where_an_older_one_was_left_open_works(
+    browser, live_server, make_user, password, mailoutbox, settings
+):
+    settings.ACTIVATION_LINK_RESEND_SECONDS = 0
+    person = make_user("nl1122")
+    registration = pending_app_registration(person)
+    services.send_activation_link(registration, actor=person)
+    first = _link_from_last_email(person.email)
+    tablet = browser.new_context(base_url=live_server.url, **PHONE)
+    tab = tablet.new_page()
+    tab.goto(live_server.url + first.removeprefix(settings.SITE_URL))
+    _heading(tab, "Activate your authenticator app")  # left there, and a new link asked for
+    services.send_activation_link(registration, actor=person)
+    second = _link_from_last_email(person.email)
+    assert second != first
+    axe = Accessibility()
+
+    # Tapped in the email app: a new tab of the same browser, whose session still holds the first link.
+    new_tab = tablet.new_page()
+    new_tab.goto(live_server.url + second.removeprefix(settings.SITE_URL))
+    _heading(new_tab, "Activate your authenticator app")
+    axe.check(new_tab, "password-for-the-newer-link")
+    new_tab.get_by_label("Password").fill(password)
+    new_tab.get_by_role("button", name="Continue").click()
+    _heading(new_tab, "Add the account to your app")
+
+    # Opened in the tab still showing /activate/: only the part after "#" changes, and it is still taken.
+    services.send_activation_link(registration, actor=person)
+    third = _link_from_last_email(person.email)
+    tab.goto(live_server.url + third.removeprefix(settings.SITE_URL))
+    _heading(tab, "Activate your authenticator app")
+    expect(tab).to_have_url(live_server.url + "/activate/")
+    tab.get_by_label("Password").fill(password)
+    tab.get_by_role("button", name="Continue").click()
+    _heading(tab, "Add the account to your app")
     axe.assert_clean()

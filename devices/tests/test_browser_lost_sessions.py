@@ -103,7 +103,7 @@ def test_bnd05_removing_the_tablet_just_activated_keeps_the_person_signed_in(
     first = enroll(person, kind="tablet", platform="android")
     page = _page(browser, live_server, DESKTOP)
     axe = Accessibility()
-    _sign_in_with_app(page, person, password, first.app_device)
+    _sign_in_with_app(page, person, password, first)
 
     page.goto("/enroll/device-type/")
     page.get_by_label("Tablet").check()

@@ -104,6 +104,7 @@ def test_bnd02_the_setup_hold_applies_wherever_a_setup_starts_or_a_factor_binds(
     phone = enroll(person)
     started_before = pending_app_registration(person, kind="tablet")
     app_before = totp_for(started_before.app_device)
+    link_before = services.send_activation_link(started_before, actor=person)
     clock.tick(1)
     services.report_lost(phone, actor=person, verified_at=timezone.now())
     person.refresh_from_db()
@@ -121,6 +122,7 @@ def test_bnd02_the_setup_hold_applies_wherever_a_setup_starts_or_a_factor_binds(
             started_before, code=app_before.now(), actor=person, verified_at=now
         ),
         "email a link": lambda: services.send_activation_link(started_before, actor=person),
+        "open an emailed link": lambda: services.open_activation_link(link_before, password=PASSWORD),
         "backup codes": lambda: services.generate_backup_codes(person, actor=person, verified_at=now),
     }
     for name, attempt in refusals.items():
@@ -130,6 +132,8 @@ def test_bnd02_the_setup_hold_applies_wherever_a_setup_starts_or_a_factor_binds(
         assert refused.value.messages == [errors.SETUP_HELD]
     started_before.refresh_from_db()
     assert started_before.status == Registration.Status.PENDING and not started_before.app_device.confirmed
+    link_before.refresh_from_db()
+    assert link_before.consumed_at is None
 
     # The session that reported the loss starts a setup and finishes it with a real code.
     clock.tick(1)

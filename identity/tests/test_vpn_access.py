@@ -6,9 +6,7 @@ from django.core.exceptions import ValidationError
 from identity import services
 from identity.models import AuditEvent, User
 
-# Serialized like the browser tests that run after it: a plain transactional test leaves the content types
-# renumbered, and restoring their serialized copy then fails.
-pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
+pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def test_ac06_request_then_approve_is_audited_and_notified(make_user, mailoutbox):

@@ -280,3 +280,13 @@ def test_a_burst_of_requests_is_answered_concurrently(radius_server, radius_clie
     )
     assert re.search(r"Accepted\s*:\s*8\b", result.stdout), result.stdout + result.stderr
     assert re.search(r"Lost\s*:\s*0\b", result.stdout)
+
+
+def test_api03_a_disabled_radius_client_gets_no_answer(radius_server, radius_client, radius_person):
+    services.update_radius_client(radius_client, name="ASA", network="127.0.0.1/32", enabled=False, actor=None)
+    code = fresh_code(app_device(radius_person))
+    out = radclient(
+        radius_server, radius_client.secret, {"User-Name": "vpnuser", "User-Password": f"{PASSWORD},{code}"}, timeout=1
+    )
+    assert "Received" not in out and "No reply" in out
+    assert AuditEvent.objects.filter(action="vpn.radius_client_changed", details__enabled=False).exists()
