@@ -333,7 +333,7 @@ class SecurityKeyDevice(ThrottlingMixin, TimestampMixin, Device):
     single-use, bound to the session and the ceremony, expiring), a credential
     id is unique across all people, and a sign counter that goes backwards is
     refused and audited. ``verify_token`` takes an assertion, not a typed code
-    (see :mod:`devices.security_keys`). A retired key keeps its row (BND-04).
+    (see :mod:`devices.services.security_keys`). A retired key keeps its row (BND-04).
     """
 
     factor_name = kinds.SECURITY_KEY_FACTOR

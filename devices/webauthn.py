@@ -2,7 +2,7 @@
 
 This module builds the options a browser passes to ``navigator.credentials``
 and checks what comes back; the state changes that use it (binding a key,
-signing in with one) are in :mod:`devices.security_keys`.
+signing in with one) are in :mod:`devices.services.security_keys`.
 
 - The RP ID and the accepted origins are ``WEBAUTHN_RP_ID`` and
   ``WEBAUTHN_ORIGINS``, never the request's Host header.
