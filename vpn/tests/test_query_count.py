@@ -12,13 +12,13 @@ from testsupport import fresh_code, wrong_code
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db]
 
 # Integration, the signature remembered (API-02), the person, their devices that take a typed code (one query
-# per device model: app, phone, backup codes, help-desk bypass codes), the person's row locked (OTP-01), the device locked, consumed and
-# read back (OTP-04, in a savepoint), and the audit append (its lock, the chain's last row, the insert, inside a
+# per device model: app, phone, backup codes, help-desk bypass codes), the person's row locked (OTP-01), the device locked and
+# consumed (OTP-04, in a savepoint; the locked row is the only read), and the audit append (its lock, the chain's last row, the insert, inside a
 # savepoint); a wrong code also writes the failure count. The test runs inside a
 # transaction, so the request's own transaction shows as a savepoint too (2 of these; in production BEGIN and
 # COMMIT). The web sign-in took 32 for one code before its restructuring.
-CORRECT_CODE_QUERIES = 20
-WRONG_CODE_QUERIES = 21
+CORRECT_CODE_QUERIES = 19
+WRONG_CODE_QUERIES = 20
 
 
 def signed_auth(client, integration, params):
