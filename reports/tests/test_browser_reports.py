@@ -15,9 +15,8 @@ from identity.models import AuditEvent
 from reports import selectors
 from reports.selectors import EnrollmentFilters
 
-# Transactional: the live server's thread must see the data. The roles come from a data migration that an earlier
-# transactional test's flush may have emptied, so the group is made here if it is missing.
-pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+# Transactional: the live server's thread must see the data; the roles (a data migration) are restored after the flush.
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
 
 
 @pytest.fixture
