@@ -332,3 +332,4 @@ CELERY_BEAT_SCHEDULE["weekly-auditor-summary"] = {
     "task": "reports.tasks.send_weekly_summary",
     "schedule": timedelta(weeks=1),
 }
+CELERY_BEAT_SCHEDULE["erase-expired-exports"] = {"task": "reports.tasks.erase_expired_exports", "schedule": timedelta(hours=1)}
