@@ -499,6 +499,8 @@ def radius_client_for(address: str) -> RadiusClient | None:
         ip = ipaddress.ip_address(address)
     except ValueError:
         return None
+    # Listening on "::" (dual stack), an IPv4 VPN's packets arrive from "::ffff:10.0.0.5".
+    ip = getattr(ip, "ipv4_mapped", None) or ip
     matches = [c for c in RadiusClient.objects.filter(enabled=True) if ip in ipaddress.ip_network(c.network)]
     return max(matches, key=lambda c: ipaddress.ip_network(c.network).prefixlen, default=None)
 

@@ -47,3 +47,10 @@ def test_api05_a_state_answered_through_another_client_is_refused_and_spent(vpn_
 def test_api05_a_state_answered_in_time_by_its_client_is_accepted(vpn_person, clients):
     state = challenge(vpn_person, clients[0])
     assert answer(vpn_person, clients[0], state).outcome == "accept"
+
+
+def test_a_client_is_found_by_its_ipv4_address_mapped_into_ipv6(clients):
+    """A server listening on "::" sees an IPv4 VPN as ``::ffff:a.b.c.d``; it is still that client, and no other."""
+    assert services.radius_client_for("::ffff:10.0.0.2") == clients[1]
+    assert services.radius_client_for("10.0.0.2") == clients[1]
+    assert services.radius_client_for("::ffff:10.0.0.3") is None
