@@ -34,6 +34,16 @@ def neutralize(text: str) -> str:
     return text
 
 
+# Excel splits a CSV at the locale's list separator, which is ";" in much of Europe: text after a ";" (or ",")
+# inside one of our cells then starts a cell of its own there, so a trigger right after one is neutralized too.
+_TRIGGER_AFTER_SEPARATOR = re.compile(r"([;,]\s*)(?=[=+\-@\t\r])")
+
+
+def neutralize_for_csv(text: str) -> str:
+    """``neutralize``, and the same for every part that a ";"- or ","-splitting spreadsheet would make a cell."""
+    return _TRIGGER_AFTER_SEPARATOR.sub(r"\1'", neutralize(text))
+
+
 def mask_phone_numbers(text: str) -> str:
     """Mask any whole phone number in free text (audit details) down to its last two digits."""
     return _PHONE_NUMBER.sub(lambda m: mask_phone_number(m.group(0)), text)
@@ -62,8 +72,11 @@ def _csv_formatters(columns: tuple[Column, ...]) -> list:
     def moment(value):
         return "" if value is None else value.astimezone(zone).isoformat(" ", "seconds")[:19]
 
+    def text(value):
+        return neutralize_for_csv(safe_text(value)) if value else ""
+
     by_type = {BOOLEAN: boolean, INTEGER: integer, DATETIME: moment}
-    return [by_type.get(column.type, safe_text) for column in columns]
+    return [by_type.get(column.type, text) for column in columns]
 
 
 def csv_chunks(columns: tuple[Column, ...], rows: Iterable[tuple], *, rows_per_chunk: int = 500) -> Iterator[bytes]:

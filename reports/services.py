@@ -124,6 +124,33 @@ def take_export_download(job_id, *, actor, ip: str | None = None) -> ExportJob:
     return job
 
 
+def open_export_download(job_id, *, actor, ip: str | None = None):
+    """:func:`take_export_download`, then the file, open for reading, with the stored copy erased (AC-05).
+
+    Returns ``(job, file)``; raises as :func:`take_export_download` does. The file is downloadable once, so nothing
+    of its rows is kept once it has been handed over: the copy is unlinked as soon as it is open (the open handle
+    stays readable on the file system storage).
+    """
+    job = take_export_download(job_id, actor=actor, ip=ip)
+    handle = default_storage.open(job.file_name)
+    default_storage.delete(job.file_name)
+    return job, handle
+
+
+def erase_expired_exports() -> int:
+    """Erase the stored files of exports whose link has expired unused; return how many. Called by beat.
+
+    The jobs stay (their requests and downloads are in the audit log); only the files with people's rows go.
+    """
+    erased = 0
+    for job in ExportJob.objects.filter(expires_at__lte=timezone.now()).exclude(file_name=""):
+        if default_storage.exists(job.file_name):
+            default_storage.delete(job.file_name)
+        ExportJob.objects.filter(pk=job.pk).update(file_name="")
+        erased += 1
+    return erased
+
+
 def queue_weekly_summary() -> int:
     """Email the week's headline numbers, a link to the dashboard and the audit chain's latest signed checkpoint to
     every active member of the Auditor group with an address, through the outbox. Returns how many were queued.

@@ -38,3 +38,11 @@ def send_weekly_summary() -> None:
     from .services import queue_weekly_summary
 
     queue_weekly_summary()
+
+
+@shared_task(ignore_result=True)
+def erase_expired_exports() -> None:
+    """Beat, hourly: erase the files of background exports whose link expired unused (AC-05)."""
+    from .services import erase_expired_exports as erase
+
+    erase()

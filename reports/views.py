@@ -5,7 +5,6 @@ import tempfile
 from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import ValidationError
-from django.core.files.storage import default_storage
 from django.http import FileResponse, Http404, HttpResponseNotAllowed, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
@@ -168,7 +167,7 @@ def export_download(request, site, job_id):
     if request.method != "POST":
         return HttpResponseNotAllowed(["POST"])
     try:
-        job = services.take_export_download(job_id, actor=request.user, ip=client_ip(request))
+        job, handle = services.open_export_download(job_id, actor=request.user, ip=client_ip(request))
     except ExportJob.DoesNotExist:
         raise Http404 from None
     except ValidationError as refusal:
@@ -177,7 +176,7 @@ def export_download(request, site, job_id):
     report = REPORTS[job.report]
     content_type = XLSX if job.file_format == "xlsx" else "text/csv; charset=utf-8"
     return FileResponse(
-        default_storage.open(job.file_name),
+        handle,
         as_attachment=True,
         filename=_filename(report, job.file_format),
         content_type=content_type,

@@ -462,12 +462,15 @@ def record_async(integration: Integration, answer: dict) -> str:
     return txid
 
 
+ASYNC_ANSWER_KEPT = timedelta(minutes=10)
+
+
 def auth_status(integration: Integration, params: dict) -> dict:
     """The answer kept for ``txid`` (for 10 minutes, and only for the integration that asked)."""
     txid = params.get("txid")
     if not txid:
         raise api_error(MISSING_PARAMS, "txid")
-    since = timezone.now() - timedelta(minutes=10)
+    since = timezone.now() - ASYNC_ANSWER_KEPT
     row = AuthTransaction.objects.filter(txid=txid, integration=integration, created_at__gte=since).first()
     if row is None:
         raise api_error(INVALID_PARAMS, "txid")
@@ -496,6 +499,8 @@ def radius_client_for(address: str) -> RadiusClient | None:
         ip = ipaddress.ip_address(address)
     except ValueError:
         return None
+    # Listening on "::" (dual stack), an IPv4 VPN's packets arrive from "::ffff:10.0.0.5".
+    ip = getattr(ip, "ipv4_mapped", None) or ip
     matches = [c for c in RadiusClient.objects.filter(enabled=True) if ip in ipaddress.ip_network(c.network)]
     return max(matches, key=lambda c: ipaddress.ip_network(c.network).prefixlen, default=None)
 
@@ -602,3 +607,15 @@ def radius_authenticate(
         )
         audit.record("vpn.radius_challenged", subject=user, ip=ip, details={"radius_client": client.name})
     return RadiusAnswer("challenge", RADIUS_PROMPT, state)
+
+
+def forget_spent_state(now: datetime | None = None) -> dict[str, int]:
+    """Delete async answers no longer readable and RADIUS challenges past their expiry; return how many of each.
+
+    Neither can be used any more (``auth_status`` and the State check refuse them), so nothing changes for anyone;
+    the tables just stop growing. Audits nothing. Called by beat; safe to run again.
+    """
+    now = now or timezone.now()
+    answers, _ = AuthTransaction.objects.filter(created_at__lt=now - ASYNC_ANSWER_KEPT).delete()
+    challenges, _ = RadiusChallenge.objects.filter(expires_at__lt=now).delete()
+    return {"async_answers": answers, "radius_challenges": challenges}

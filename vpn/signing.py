@@ -93,15 +93,18 @@ def signature_matches(request: SignedRequest, *, secret: str, signature: str) ->
     """Whether ``signature`` is a v5 or v2 HMAC-SHA512 of the request under ``secret``.
 
     The client signs the host it was given; that is the Host header with or without its port. Every candidate is
-    computed and compared in constant time, so the time taken says nothing about which one came close.
+    computed and compared in constant time, so the time taken says nothing about which one came close. A v2
+    signature covers form parameters only, so a body of any other kind (JSON) can match v5 alone.
     """
     hosts = {request.host}
     if ":" in request.host and not request.host.endswith("]"):
         hosts.add(request.host.rsplit(":", 1)[0])
     key = secret.encode()
     matched = False
+    v2_covers_body = not request.body or request.content_type.startswith("application/x-www-form-urlencoded")
     for host in sorted(hosts):
-        for canonical in (canonical_v5(request, host), canonical_v2(request, host)):
+        candidates = [canonical_v5(request, host)] + ([canonical_v2(request, host)] if v2_covers_body else [])
+        for canonical in candidates:
             expected = hmac.new(key, canonical.encode(), hashlib.sha512).hexdigest()
             matched |= hmac.compare_digest(expected, signature)
     return matched

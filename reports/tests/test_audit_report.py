@@ -78,7 +78,7 @@ def test_the_page_says_the_chain_verifies_over_the_range_shown(auditor_client, h
     assert 'id="total-events">1 events match' in page
 
 
-# The tables' owner edits committed rows. A superuser reads it: an earlier transactional test's flush took the groups.
+# The tables' owner edits committed rows.
 @pytest.mark.django_db(transaction=True)
 def test_ac09_the_page_names_the_edited_row(client, superuser, sign_in, history):
     sign_in(client, superuser)
@@ -129,7 +129,7 @@ def test_ac11_checkpoint_task_logs_a_signed_head(history, caplog):
     assert audit.verify_chain(checkpoints=[audit.Checkpoint.from_dict(logged)]) is None
 
 
-@pytest.mark.django_db(transaction=True)  # the tables' owner edits committed rows
+@pytest.mark.django_db(transaction=True)  # the owner edits committed rows
 def test_ac11_truncated_tail_is_named_against_a_checkpoint(history):
     checkpoint = audit.make_checkpoint()
     _tamper("DELETE FROM identity_auditevent WHERE sequence >= 5", [])
@@ -139,7 +139,7 @@ def test_ac11_truncated_tail_is_named_against_a_checkpoint(history):
     assert problem.sequence == 5 and "truncated" in problem.reason and "#4" in problem.reason
 
 
-@pytest.mark.django_db(transaction=True)  # the tables' owner edits committed rows
+@pytest.mark.django_db(transaction=True)  # the owner edits committed rows
 def test_ac11_rewritten_tail_with_recomputed_hashes_is_named(history):
     checkpoint = audit.make_checkpoint()
     # Rewrite row 5 and recompute its hash and the next row's link and hash: the chain itself is consistent again.

@@ -95,6 +95,7 @@ def test_ac03_the_link_is_refused_to_another_auditor_and_expires(
 
 @pytest.mark.postgres
 @pytest.mark.redis
+@pytest.mark.django_db(transaction=True)
 def test_a_big_export_is_written_by_a_real_worker_with_progress(
     client, superuser, sign_in, start_worker, settings, tmp_path
 ):

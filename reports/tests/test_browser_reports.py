@@ -15,8 +15,8 @@ from reports import selectors
 from reports.selectors import EnrollmentFilters
 from testsupport import fresh_code
 
-# Transactional: the live server's thread must see the data. The roles come from a data migration that an earlier
-# transactional test's flush may have emptied, so the group is made here if it is missing.
+# Transactional: the live server's thread must see the data. Not serialized_rollback: after the workers' transactional
+# tests (which flush without it) restoring the serialized content types collides; the group is made here if missing.
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 

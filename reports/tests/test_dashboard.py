@@ -69,3 +69,11 @@ def test_ac11_weekly_summary_goes_to_auditors_through_the_outbox_with_a_checkpoi
     assert f"Enrolled: {totals.enrolled} (" in email.body
     assert "/admin/reports/dashboard/" in email.body
     assert AuditEvent.objects.get(sequence=event.sequence - 1).hash in email.body
+
+
+def test_the_admin_index_offers_the_reports_to_auditors_only(auditor_client, client, staff_member, sign_in):
+    assert "/admin/reports/" in auditor_client.get("/admin/").content.decode()
+    desk = type(client)()
+    sign_in(desk, staff_member)
+    page = desk.get("/admin/")
+    assert page.status_code == 200 and "/admin/reports/" not in page.content.decode()

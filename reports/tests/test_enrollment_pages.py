@@ -13,7 +13,7 @@ from django.contrib.auth.models import Group
 from devices.models import AuthenticatorAppDevice, BackupCode, PhoneVerification
 from identity.models import AuditEvent
 from reports import selectors
-from reports.exports import mask_phone_numbers, neutralize
+from reports.exports import mask_phone_numbers, neutralize, neutralize_for_csv
 from reports.selectors import EnrollmentFilters
 
 from .conftest import FORMULA_DEPARTMENT
@@ -165,6 +165,16 @@ def test_ac05_formula_cells_are_neutralized_in_both_files(auditor_client, popula
     department = cells["frank"][HEADERS.index("Department")]
     assert department.data_type == "s" and department.value == "'" + FORMULA_DEPARTMENT
     assert not any(cell.data_type == "f" for row in sheet.iter_rows() for cell in row)
+
+
+def test_ac05_a_spreadsheet_splitting_at_semicolons_finds_no_formula(auditor_client, make_user):
+    make_user("semi", department="Lab;=1+1, -2+3")
+    body = b"".join(auditor_client.post(CSV_URL, {}).streaming_content).decode("utf-8-sig")
+    line = next(line for line in body.splitlines() if line.startswith("semi,"))
+    # As Excel reads it where the list separator is ";" (or ","), ignoring our quotes.
+    for part in re.split(r"[;,]", line):
+        assert not part.strip('"').startswith(("=", "+", "-", "@")), part
+    assert neutralize_for_csv("Lab;=1+1, -2+3") == "Lab;'=1+1, '-2+3"
 
 
 @pytest.mark.parametrize("start", ["=", "+", "-", "@", "\t", "\r"])

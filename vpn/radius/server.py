@@ -3,10 +3,15 @@
 Each Access-Request is checked here (known client by network, Message-Authenticator present and right, API-08)
 and then answered on a thread pool, so a burst of requests is verified concurrently; the event loop only moves
 packets. Anything unexpected while answering (the database gone, a bug) sends an Access-Reject (API-07).
+
+A VPN retransmits a request it had no answer to in time. A copy (same source, ID and Request Authenticator) is never
+answered twice (RFC 5080 section 2.2.2): while the first is being answered the copy is dropped, afterwards it gets
+the first reply again. Checked twice, an accepted code would be refused as used and counted as a failure (OTP-01).
 """
 
 import asyncio
 import logging
+import threading
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -22,6 +27,8 @@ from vpn import services
 log = logging.getLogger(__name__)
 DICTIONARY = Dictionary(str(Path(__file__).with_name("dictionary")))
 CLIENTS_REFRESH_SECONDS = 30
+# How long a reply is kept for a retransmitted copy of its request (RFC 5080 suggests the client's retry span).
+DUPLICATE_SECONDS = 30
 
 
 class RadiusProtocol(asyncio.DatagramProtocol):
@@ -29,6 +36,10 @@ class RadiusProtocol(asyncio.DatagramProtocol):
         self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="radius")
         self.counts: Counter[str] = Counter()
         self._clients: dict[str, tuple[float, object]] = {}
+        # (address, port, id, authenticator) -> (when, reply bytes, or None while it is being answered)
+        self._replies: dict[tuple, tuple[float, bytes | None]] = {}
+        self._replies_lock = threading.Lock()
+        self._purged_at = 0.0
         self.transport = None
         self.loop = None
 
@@ -54,6 +65,24 @@ class RadiusProtocol(asyncio.DatagramProtocol):
         self.counts[reason] += 1
         log.warning("RADIUS request from %s dropped: %s (%d so far)", addr[0], reason, self.counts[reason])
 
+    def _first_copy(self, key: tuple, addr) -> bool:
+        """Whether this request is new; a copy is dropped, or answered with the reply already sent."""
+        now = time.monotonic()
+        with self._replies_lock:
+            if now - self._purged_at > 1:  # once a second, not per packet, however many are kept
+                self._purged_at = now
+                for old in [k for k, (at, _) in self._replies.items() if now - at > DUPLICATE_SECONDS]:
+                    del self._replies[old]
+            seen = self._replies.get(key)
+            if seen is None:
+                self._replies[key] = (now, None)
+                return True
+        if seen[1] is None:
+            self._drop("retransmission while the first copy is answered", addr)
+        else:
+            self.loop.call_soon_threadsafe(self.transport.sendto, seen[1], addr)
+        return False
+
     def _handle(self, data: bytes, addr) -> None:
         try:
             known = self._client(addr[0])
@@ -74,6 +103,9 @@ class RadiusProtocol(asyncio.DatagramProtocol):
             )
         except Exception:
             return self._drop("undecodable packet", addr)
+        key = (addr[0], addr[1], request.id, request.authenticator)
+        if not self._first_copy(key, addr):
+            return None
         reply = request.CreateReply()
         try:
             close_old_connections()
@@ -94,8 +126,11 @@ class RadiusProtocol(asyncio.DatagramProtocol):
         reply.AddAttribute("Reply-Message", answer.message)
         if answer.state:
             reply.AddAttribute("State", answer.state)
+        raw = reply.ReplyPacket()
+        with self._replies_lock:
+            self._replies[key] = (time.monotonic(), raw)
         # asyncio transports are not thread-safe: the loop sends it.
-        self.loop.call_soon_threadsafe(self.transport.sendto, reply.ReplyPacket(), addr)
+        self.loop.call_soon_threadsafe(self.transport.sendto, raw, addr)
         return None
 
 

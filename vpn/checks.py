@@ -1,0 +1,20 @@
+"""System checks of the VPN gate's settings: a value that would widen a window fails ``manage.py check``."""
+
+from django.conf import settings
+from django.core.checks import Error, Tags, register
+
+RADIUS_PASSWORD_MODES = ("password", "code_only")
+
+
+@register(Tags.security)
+def check_vpn_settings(app_configs, **kwargs):
+    problems = []
+    if not 0 < settings.VPN_SIGNATURE_MAX_SKEW_SECONDS <= 300:
+        problems.append(Error("VPN_SIGNATURE_MAX_SKEW_SECONDS must be between 1 and 300 (API-02).", id="vpn.E001"))
+    if not 0 < settings.RADIUS_CHALLENGE_TTL_SECONDS <= 120:
+        problems.append(Error("RADIUS_CHALLENGE_TTL_SECONDS must be between 1 and 120 (API-05).", id="vpn.E002"))
+    if settings.RADIUS_PASSWORD_MODE not in RADIUS_PASSWORD_MODES:
+        problems.append(
+            Error(f"RADIUS_PASSWORD_MODE must be one of {', '.join(RADIUS_PASSWORD_MODES)}.", id="vpn.E003")
+        )
+    return problems

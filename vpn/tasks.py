@@ -1,0 +1,11 @@
+"""The VPN gate's periodic work. Thin: each task calls one service."""
+
+from celery import shared_task
+
+
+@shared_task(ignore_result=True)
+def forget_spent_state() -> None:
+    """Beat, hourly: delete async answers and RADIUS challenges that can no longer be used."""
+    from .services import forget_spent_state as forget
+
+    forget()
