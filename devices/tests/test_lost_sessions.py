@@ -12,11 +12,15 @@ from django_otp import DEVICE_ID_SESSION_KEY
 
 from devices import errors, services
 from devices.models import Registration
+from devices.services import security_keys
 from devices.views import LOSS_REPORTED_SESSION_KEY
 from identity.models import PersonSession as Session
 from testsupport import PASSWORD, fresh_code, totp_for
 
+from .fakes import RecordingGateway
 from .helpers import add_app_device, events, pending_app_registration, text
+from .phone_verification_support import sending_fixture  # noqa: F401 (the fixture)
+from .security_key_support import ORIGIN, RP_ID, new_key, pending_key, registration_challenge
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db]
 
@@ -169,3 +173,50 @@ def test_bnd05_each_session_row_names_its_person_and_device(person, enroll, sign
     browser = signed_in(sign_in, person, phone.app_device, clock)
     row = Session.objects.get(session_key=browser.session.session_key)
     assert (row.user_id, row.otp_device_id) == (person.pk, phone.app_device.persistent_id)
+
+
+def test_bnd02_the_setup_hold_refuses_a_landline_code_sent_before_the_loss(person, enroll, settings, clock, sending):
+    """A number proven by a code that was sent before the loss would bind a landline: the hold refuses it."""
+    settings.PHONE_GATEWAY = "devices.tests.fakes.RecordingGateway"
+    RecordingGateway.delivered.clear()
+    phone = enroll(person)
+    now = timezone.now()
+    landline = services.start_enrollment(person, kind="landline", verified_at=now)
+    landline = services.set_phone_number(landline, phone_number="+16175550987", actor=person, verified_at=now)
+    with sending():
+        services.send_phone_code(landline, channel="voice", actor=person, verified_at=now)
+    code = RecordingGateway.last_to("+16175550987").code
+    clock.tick(1)
+    services.report_lost(phone, actor=person, verified_at=timezone.now())
+
+    with pytest.raises(ValidationError) as refused:
+        services.confirm_phone_code(landline, code=code, actor=person, verified_at=timezone.now())
+    assert refused.value.code == "setup_held"
+    landline.refresh_from_db()
+    assert landline.status == Registration.Status.PENDING
+    assert not events("device.bound", subject=person).filter(details__registration=landline.pk).exists()
+
+
+def test_bnd02_the_setup_hold_refuses_a_security_key_whose_setup_began_before_the_loss(person, enroll, settings, clock):
+    settings.WEBAUTHN_RP_ID = RP_ID
+    settings.WEBAUTHN_ORIGINS = [ORIGIN]
+    phone = enroll(person)
+    registration = pending_key(person)
+    options, claim = registration_challenge(person, registration=registration)
+    clock.tick(1)
+    services.report_lost(phone, actor=person, verified_at=timezone.now())
+
+    with pytest.raises(ValidationError) as refused:
+        security_keys.register_security_key(
+            person,
+            registration=registration,
+            response_json=new_key().create(options),
+            challenge=claim,
+            label="Blue key",
+            actor=person,
+            ip=None,
+            verified_at=timezone.now(),
+        )
+    assert refused.value.code == "setup_held"
+    registration.refresh_from_db()
+    assert registration.status == Registration.Status.PENDING
