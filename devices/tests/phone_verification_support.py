@@ -6,7 +6,6 @@ from django.utils import timezone
 
 from devices import services
 from devices.models import OutboundMessage, PhoneVerification, Registration
-from devices.tests.fakes import RecordingGateway
 from testsupport import PASSWORD, fresh_code
 
 from .helpers import add_app_device, text
@@ -18,19 +17,6 @@ MASKED = "+1********88"
 OTHER_NUMBER = "+16175550177"
 CODE_TTL_SECONDS = 10 * 60
 
-
-@pytest.fixture(name="recording_gateway")
-def recording_gateway_fixture(settings):
-    settings.PHONE_GATEWAY = "devices.tests.fakes.RecordingGateway"
-    RecordingGateway.delivered.clear()
-    yield RecordingGateway
-    RecordingGateway.delivered.clear()
-
-
-@pytest.fixture(name="sending")
-def sending_fixture(django_capture_on_commit_callbacks):
-    """Run what a request queued as its commit would: the send task, in-process, into the recording gateway."""
-    return lambda: django_capture_on_commit_callbacks(execute=True)
 
 
 @pytest.fixture(name="wizard")

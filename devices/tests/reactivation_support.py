@@ -10,7 +10,6 @@ from PIL import Image, ImageDraw
 
 from devices import totp
 from devices.models import Registration
-from devices.tests.fakes import RecordingGateway
 from testsupport import PASSWORD
 
 from .browser import decode_qr, parse_otpauth
@@ -38,19 +37,6 @@ def _no_back_off_fixture(settings):
     # frozen clock; the back-off itself is tested with the sign-in.
     settings.OTP_TOTP_THROTTLE_FACTOR = 0
 
-
-@pytest.fixture(name="recording_gateway")
-def recording_gateway_fixture(settings):
-    settings.PHONE_GATEWAY = "devices.tests.fakes.RecordingGateway"
-    RecordingGateway.delivered.clear()
-    yield RecordingGateway
-    RecordingGateway.delivered.clear()
-
-
-@pytest.fixture(name="sending")
-def sending_fixture(django_capture_on_commit_callbacks):
-    """Run what a request queued as its commit would: the send task, in-process."""
-    return lambda: django_capture_on_commit_callbacks(execute=True)
 
 
 @pytest.fixture(name="phone")

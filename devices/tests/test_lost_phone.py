@@ -31,8 +31,6 @@ from .reactivation_support import (  # noqa: F401 (helpers and fixtures)
     pytestmark,
     qr_png,
     qr_secret,
-    recording_gateway_fixture,
-    sending_fixture,
     sign_in_with,
     signed_in_with,
     start,

@@ -17,9 +17,7 @@ from devices.views import LOSS_REPORTED_SESSION_KEY
 from identity.models import PersonSession as Session
 from testsupport import PASSWORD, fresh_code, totp_for
 
-from .fakes import RecordingGateway
 from .helpers import add_app_device, events, pending_app_registration, text
-from .phone_verification_support import sending_fixture  # noqa: F401 (the fixture)
 from .security_key_support import ORIGIN, RP_ID, new_key, pending_key, registration_challenge
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db]
@@ -175,17 +173,17 @@ def test_bnd05_each_session_row_names_its_person_and_device(person, enroll, sign
     assert (row.user_id, row.otp_device_id) == (person.pk, phone.app_device.persistent_id)
 
 
-def test_bnd02_the_setup_hold_refuses_a_landline_code_sent_before_the_loss(person, enroll, settings, clock, sending):
+def test_bnd02_the_setup_hold_refuses_a_landline_code_sent_before_the_loss(
+    person, enroll, clock, recording_gateway, sending
+):
     """A number proven by a code that was sent before the loss would bind a landline: the hold refuses it."""
-    settings.PHONE_GATEWAY = "devices.tests.fakes.RecordingGateway"
-    RecordingGateway.delivered.clear()
     phone = enroll(person)
     now = timezone.now()
     landline = services.start_enrollment(person, kind="landline", verified_at=now)
     landline = services.set_phone_number(landline, phone_number="+16175550987", actor=person, verified_at=now)
     with sending():
         services.send_phone_code(landline, channel="voice", actor=person, verified_at=now)
-    code = RecordingGateway.last_to("+16175550987").code
+    code = recording_gateway.last_to("+16175550987").code
     clock.tick(1)
     services.report_lost(phone, actor=person, verified_at=timezone.now())
 

@@ -28,9 +28,7 @@ from .phone_verification_support import (  # noqa: F401 (helpers and fixtures)
     pending_landline,
     put_on_record,
     pytestmark,
-    recording_gateway_fixture,
     second_factor_page,
-    sending_fixture,
     verify_url,
     wizard_fixture,
 )
