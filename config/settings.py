@@ -296,6 +296,9 @@ CSRF_FAILURE_VIEW = "config.error_pages.csrf_failure"
 # --- The VPN gate (vpn/) ----------------------------------------------------------------------
 # How far a signed Auth API request's Date may be from our clock (API-02).
 VPN_SIGNATURE_MAX_SKEW_SECONDS = env.int("VPN_SIGNATURE_MAX_SKEW_SECONDS", default=300)
+# Every VPN check names its integration: each process reads the row at most this often (0: on every request). A
+# disabled integration or a rotated secret applies in the other processes within this many seconds.
+VPN_INTEGRATION_CACHE_SECONDS = env.int("VPN_INTEGRATION_CACHE_SECONDS", default=5)
 # How long an Access-Challenge State can be answered (API-05: at most 2 minutes).
 RADIUS_CHALLENGE_TTL_SECONDS = env.int("RADIUS_CHALLENGE_TTL_SECONDS", default=120)
 # "password": RADIUS checks the person's password and a code; "code_only": the VPN has checked the password against

@@ -8,12 +8,12 @@ from dataclasses import dataclass
 from django.db import connection, transaction
 from django.utils import timezone
 
+from . import sql
 from .models import AuditEvent
 
 GENESIS_HASH = "0" * 64
 # Any of these in a details key means someone is about to log a secret (OTP-09).
 _FORBIDDEN_KEY_PARTS = ("secret", "token", "code", "password", "seed", "otp", "key")
-_PG_CHAIN_LOCK = 0x41554449  # advisory lock id serializing appends to the chain
 
 
 def _canonical(event: AuditEvent) -> str:
@@ -48,30 +48,53 @@ def record(action: str, *, actor=None, subject=None, ip: str | None = None, deta
     """Append one event to the audit log and return it.
 
     Call it inside the transaction of the state change it describes, so the
-    event and the change commit or roll back together. ``details`` must be
+    event and the change commit or roll back together (an error here fails
+    that whole transaction: no savepoint). ``details`` must be
     JSON-serializable and must not hold secrets; keys that look like secrets
     raise ``ValueError``.
     """
     details = dict(details or {})
     _check_details(details)
-    with transaction.atomic():
-        if connection.vendor == "postgresql":
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_PG_CHAIN_LOCK])
-        last = AuditEvent.objects.order_by("-sequence").only("sequence", "hash").first()
-        event = AuditEvent(
-            sequence=(last.sequence + 1) if last else 1,
-            created_at=timezone.now(),
-            actor=actor if getattr(actor, "pk", None) else None,
-            subject=subject if getattr(subject, "pk", None) else None,
-            action=action,
-            details=details,
-            ip=ip or None,
-            prev_hash=last.hash if last else GENESIS_HASH,
-        )
+    event = AuditEvent(
+        created_at=timezone.now(),
+        actor=actor if getattr(actor, "pk", None) else None,
+        subject=subject if getattr(subject, "pk", None) else None,
+        action=action,
+        details=details,
+        ip=ip or None,
+    )
+    # Raw statements, prepared once per connection: every sign-in and every VPN check appends here, and the chain's
+    # lock is held from the read of the last row to the commit, so this is the part of a check that cannot overlap.
+    with transaction.atomic(savepoint=False):
+        # On PostgreSQL the chain's lock and the read of its last row are one call (migration 0007); the lock is
+        # held until the commit, so no other append can read the same last row.
+        last = sql.execute(_HEAD_SQL if connection.vendor == "postgresql" else _LAST_SQL, {}, fetch="one")
+        event.sequence = last[0] + 1 if last else 1
+        event.prev_hash = last[1] if last else GENESIS_HASH
         event.hash = compute_hash(event.prev_hash, event)
-        event.save(force_insert=True)
+        event.pk = sql.execute(_INSERT_SQL, _insert_params(event), fetch="one")[0]
+    event._state.adding = False
+    event._state.db = connection.alias
     return event
+
+
+_TABLE = AuditEvent._meta.db_table
+_COLUMNS = ("sequence", "created_at", "actor_id", "subject_id", "action", "details", "ip", "prev_hash", "hash")
+_LAST_SQL = f"SELECT sequence, hash FROM {_TABLE} ORDER BY sequence DESC LIMIT 1"  # noqa: S608 (our table name)
+_HEAD_SQL = "SELECT head_sequence, head_hash FROM identity_audit_chain_head()"
+_INSERT_SQL = (
+    f"INSERT INTO {_TABLE} ({', '.join(_COLUMNS)}) "  # noqa: S608 (our table and column names)
+    f"VALUES ({', '.join(f'%({c})s' for c in _COLUMNS)}) RETURNING id"
+)
+
+
+def _insert_params(event: AuditEvent) -> dict:
+    """The row's values as the model's fields would send them (JSON for details, the database's own datetime)."""
+    values = {}
+    for column in _COLUMNS:
+        field = AuditEvent._meta.get_field(column.removesuffix("_id"))
+        values[column] = field.get_db_prep_save(getattr(event, field.attname), connection)
+    return values
 
 
 @dataclass(frozen=True)

@@ -21,9 +21,7 @@ def end_sessions(user, *, verified_with: Iterable[str] | None = None, keep: str 
     """
     from .models import PersonSession
 
-    rows = PersonSession.objects.filter(user_id=user.pk, expire_date__gt=timezone.now()).exclude(
-        session_key=keep or ""
-    )
+    rows = PersonSession.objects.filter(user_id=user.pk, expire_date__gt=timezone.now()).exclude(session_key=keep or "")
     if verified_with is not None:
         rows = rows.filter(otp_device_id__in=list(verified_with))
     ended, _ = rows.delete()

@@ -17,4 +17,11 @@ def check_vpn_settings(app_configs, **kwargs):
         problems.append(
             Error(f"RADIUS_PASSWORD_MODE must be one of {', '.join(RADIUS_PASSWORD_MODES)}.", id="vpn.E003")
         )
+    if not 0 <= settings.VPN_INTEGRATION_CACHE_SECONDS <= 60:
+        problems.append(
+            Error(
+                "VPN_INTEGRATION_CACHE_SECONDS must be between 0 and 60 (API-03: a disabled integration stops soon).",
+                id="vpn.E004",
+            )
+        )
     return problems

@@ -4,26 +4,28 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('identity', '0005_audit_no_session_escape'),
+        ("identity", "0005_audit_no_session_escape"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='PersonSession',
+            name="PersonSession",
             fields=[
-                ('session_key', models.CharField(max_length=40, primary_key=True, serialize=False, verbose_name='session key')),
-                ('session_data', models.TextField(verbose_name='session data')),
-                ('expire_date', models.DateTimeField(db_index=True, verbose_name='expire date')),
-                ('user_id', models.BigIntegerField(db_index=True, null=True)),
-                ('otp_device_id', models.CharField(blank=True, max_length=100)),
+                (
+                    "session_key",
+                    models.CharField(max_length=40, primary_key=True, serialize=False, verbose_name="session key"),
+                ),
+                ("session_data", models.TextField(verbose_name="session data")),
+                ("expire_date", models.DateTimeField(db_index=True, verbose_name="expire date")),
+                ("user_id", models.BigIntegerField(db_index=True, null=True)),
+                ("otp_device_id", models.CharField(blank=True, max_length=100)),
             ],
             options={
-                'verbose_name': 'session',
-                'verbose_name_plural': 'sessions',
-                'db_table': 'identity_session',
-                'abstract': False,
+                "verbose_name": "session",
+                "verbose_name_plural": "sessions",
+                "db_table": "identity_session",
+                "abstract": False,
             },
         ),
     ]

@@ -242,3 +242,36 @@ def test_ac08_truncate_refused_by_trigger(three_events):
 
     assert AUDIT_REFUSAL in str(refusal.value)
     assert AuditEvent.objects.count() == 3
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_ac09_appends_from_many_connections_at_once_keep_one_unbroken_chain(user):
+    """Four threads, each its own connection, append at once: no sequence twice, none skipped, every link holds."""
+    import threading
+
+    from django.db import connection as thread_connection
+
+    start = threading.Barrier(4)
+    errors = []
+
+    def append(n):
+        try:
+            start.wait()
+            for i in range(25):
+                audit.record("test.concurrent", subject=user, details={"thread": n, "i": i})
+        except Exception as error:  # noqa: BLE001 (reported by the assertion below)
+            errors.append(error)
+        finally:
+            thread_connection.close()
+
+    threads = [threading.Thread(target=append, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert errors == []
+    sequences = list(AuditEvent.objects.order_by("sequence").values_list("sequence", flat=True))
+    assert sequences == list(range(1, len(sequences) + 1))
+    assert AuditEvent.objects.filter(action="test.concurrent").count() == 100
+    assert audit.verify_chain() is None

@@ -254,3 +254,24 @@ def test_rel07_old_signatures_are_forgotten_once_their_date_cannot_pass(duo, int
     duo().check()
     assert list(SeenSignature.objects.values_list("digest", flat=True)) != ["0" * 64]
     assert SeenSignature.objects.count() == 1
+
+
+def test_otp04_the_same_code_sent_at_once_from_four_connections_is_accepted_once(duo, vpn_person):
+    """Four VPN requests with one good code race for the person's row: one allow, three deny."""
+    code = fresh_code(app_device(vpn_person))
+    start = threading.Barrier(4)
+    results = []
+
+    def call(n):
+        start.wait()
+        # A different ipaddr per request, so no two signatures are the same (that would be a replay, API-02).
+        answer = duo().auth(factor="passcode", username="vpnuser", passcode=code, ipaddr=f"10.0.0.{n}")
+        results.append(answer["result"])
+
+    threads = [threading.Thread(target=call, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert sorted(results) == ["allow", "deny", "deny", "deny"]
+    assert AuditEvent.objects.filter(action="signin.second_factor_ok", subject=vpn_person).count() == 1

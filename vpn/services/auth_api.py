@@ -1,0 +1,273 @@
+"""The Duo Auth API's questions: the signed request (API-01, API-02), then preauth and auth about a person.
+
+Every answer fails closed (API-07) and looks the same from outside for an unknown person, one without approved
+access or a device, a locked one and a wrong code (API-04). Every outcome is audited with the integration and the
+client's address (AC-06).
+"""
+
+import hashlib
+import hmac
+import secrets
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import connection
+from django.urls import reverse
+from django.utils import timezone
+
+from devices.services import send_signin_code
+from identity import audit, sql
+from identity.models import User
+from identity.services import SecondFactorOutcome, verify_typed_code
+
+from .. import signing
+from ..models import AuthTransaction, Integration, SeenSignature
+from . import passcode as passcode_lane
+from .integrations import address_allowed, integration_for_key
+from .people import Factors, device_id, devices_listing, may_use_vpn, vpn_factors
+
+DENIED = "Login request denied."
+CODES_SENT = "If you have a phone with us, a new code is on its way."
+NOT_ALLOWED_MSG = "You cannot use the VPN yet. Ask the help desk for VPN access."
+
+
+class ApiError(Exception):
+    """A refusal in Duo's error shape: HTTP status, Duo's numeric code, a message."""
+
+    def __init__(self, http_status: int, code: int, message: str):
+        super().__init__(message)
+        self.http_status, self.code, self.message = http_status, code, message
+
+
+MISSING_CREDENTIALS = (401, 40101, "Missing request credentials")
+UNKNOWN_INTEGRATION = (401, 40102, "Invalid integration key in request credentials")
+BAD_SIGNATURE = (401, 40103, "Invalid signature in request credentials")
+BAD_DATE = (401, 40105, "Request date missing, invalid or more than 300 seconds from the server's clock")
+REPLAYED = (401, 40103, "Invalid signature in request credentials: this signature was used before")
+DISABLED = (403, 40301, "Access forbidden: this integration is disabled")
+NETWORK = (403, 40301, "Access forbidden: the client address is outside this integration's networks")
+MISSING_PARAMS = (400, 40001, "Missing required request parameters")
+INVALID_PARAMS = (400, 40002, "Invalid request parameters")
+
+
+def api_error(kind: tuple[int, int, str], detail: str = "") -> ApiError:
+    status, code, message = kind
+    return ApiError(status, code, f"{message}: {detail}" if detail else message)
+
+
+# --- Signed requests (API-01, API-02) ----------------------------------------------------------------
+
+
+def _refuse(kind, *, integration_key: str | None, client_ip: str | None, reason: str) -> ApiError:
+    audit.record("vpn.api_refused", ip=client_ip, details={"integration": integration_key, "reason": reason})
+    return api_error(kind)
+
+
+def _remember_signature(integration: Integration, signature: str, now: datetime) -> bool:
+    """Store the signature's digest; False when it was stored before (a replay).
+
+    The same statement forgets signatures older than twice the window: their dates are refused before this
+    check, so they can never be accepted again. One statement on PostgreSQL.
+    """
+    digest = hashlib.sha256(signature.encode()).hexdigest()
+    forget_before = now - timedelta(seconds=2 * settings.VPN_SIGNATURE_MAX_SKEW_SECONDS)
+    params = {"integration": integration.pk, "digest": digest, "now": now, "forget_before": forget_before}
+    if connection.vendor == "postgresql":
+        return sql.execute(_PURGE_AND_REMEMBER, params, fetch="one") is not None
+    sql.execute(_PURGE, params)
+    return sql.execute(_REMEMBER, params, fetch="one") is not None
+
+
+_PURGE = f"DELETE FROM {SeenSignature._meta.db_table} WHERE seen_at < %(forget_before)s"  # noqa: S608 (our table)
+_REMEMBER = (
+    f"INSERT INTO {SeenSignature._meta.db_table} (integration_id, digest, seen_at) "  # noqa: S608 (our table)
+    "VALUES (%(integration)s, %(digest)s, %(now)s) ON CONFLICT (integration_id, digest) DO NOTHING RETURNING id"
+)
+_PURGE_AND_REMEMBER = f"WITH forgotten AS ({_PURGE}) {_REMEMBER}"
+
+
+def authenticate(request: signing.SignedRequest, *, authorization: str, client_ip: str | None) -> Integration:
+    """The integration that signed ``request``, or ``ApiError`` in Duo's shape; every refusal is audited.
+
+    Checks, in order: credentials present, integration known, signature (v5 or v2, constant time), enabled,
+    date within ``VPN_SIGNATURE_MAX_SKEW_SECONDS``, client network, and that the signature was never seen before.
+    """
+    credentials = signing.parse_basic(authorization)
+    if credentials is None:
+        raise _refuse(MISSING_CREDENTIALS, integration_key=None, client_ip=client_ip, reason="no credentials")
+    ikey, signature = credentials
+    known = integration_for_key(ikey)
+    if known is None or not hmac.compare_digest(known[0].integration_key, ikey):
+        raise _refuse(UNKNOWN_INTEGRATION, integration_key=None, client_ip=client_ip, reason="unknown integration")
+    integration, secret = known
+    if secret is None:  # a key missing from FACTOR_ENCRYPTION_KEYS: nobody gets in (API-07)
+        raise _refuse(BAD_SIGNATURE, integration_key=ikey, client_ip=client_ip, reason="secret unreadable")
+    if not signing.signature_matches(request, secret=secret, signature=signature):
+        raise _refuse(BAD_SIGNATURE, integration_key=ikey, client_ip=client_ip, reason="bad signature")
+    if not integration.enabled:
+        raise _refuse(DISABLED, integration_key=ikey, client_ip=client_ip, reason="integration disabled")
+    now = timezone.now()
+    try:
+        signed_at = parsedate_to_datetime(request.date)
+        if signed_at.tzinfo is None:
+            signed_at = signed_at.replace(tzinfo=UTC)
+    except (TypeError, ValueError):
+        signed_at = None
+    if signed_at is None or abs((now - signed_at).total_seconds()) > settings.VPN_SIGNATURE_MAX_SKEW_SECONDS:
+        raise _refuse(BAD_DATE, integration_key=ikey, client_ip=client_ip, reason="date outside the window")
+    if not address_allowed(integration.allowed_networks, client_ip):
+        raise _refuse(NETWORK, integration_key=ikey, client_ip=client_ip, reason="address outside the networks")
+    if not _remember_signature(integration, signature, now):
+        raise _refuse(REPLAYED, integration_key=ikey, client_ip=client_ip, reason="replayed signature")
+    return integration
+
+
+# --- What the VPN asks about a person ------------------------------------------------------------------
+
+
+def _person_name(params: dict) -> str:
+    """The institution ID the VPN names the person by (``username``, or Duo's ``user_id``, which is ours too)."""
+    name = params.get("username") or params.get("user_id")
+    if not name:
+        raise api_error(MISSING_PARAMS, "username or user_id")
+    return name
+
+
+def _find_person(params: dict) -> User | None:
+    return User.objects.filter(is_active=True, username=_person_name(params)).first()
+
+
+def preauth(integration: Integration, params: dict, *, client_ip: str | None) -> dict:
+    """Duo's preauth: ``deny`` (unknown, no approved access, locked), ``enroll`` (no device a VPN can use), or
+    ``auth`` with the devices and their capabilities. Never ``allow``, never ``push``. Audits ``vpn.preauth``."""
+    user = _find_person(params)
+    context = {"integration": integration.integration_key, "user_ip": params.get("ipaddr", "")}
+    if not may_use_vpn(user):
+        answer = {"result": "deny", "status_msg": NOT_ALLOWED_MSG}
+    else:
+        factors = vpn_factors(user)
+        if not factors.usable:
+            portal = settings.SITE_URL + reverse("devices:start")
+            answer = {
+                "result": "enroll",
+                "status_msg": "Set up a device for two-factor sign-in first.",
+                "enroll_portal_url": portal,
+            }
+        else:
+            answer = {"result": "auth", "status_msg": "Account is active", "devices": devices_listing(factors)}
+    audit.record("vpn.preauth", subject=user, ip=client_ip, details={**context, "result": answer["result"]})
+    return answer
+
+
+def _deny(status_msg: str = DENIED, status: str = "deny") -> dict:
+    return {"result": "deny", "status": status, "status_msg": status_msg}
+
+
+def _pick_phone(factors: Factors, wanted: str | None):
+    if wanted and wanted != "auto":
+        return next((d for d in factors.phones if hmac.compare_digest(device_id(d), wanted)), None)
+    return factors.phones[0] if factors.phones else None
+
+
+def _send_code(user: User | None, factors: Factors | None, *, factor: str, wanted, client_ip, context) -> dict:
+    """Text (``sms``) or call (``phone``, a spoken code) a sign-in code; the same answer whether sent or not."""
+    device = _pick_phone(factors, wanted) if factors else None
+    sent = False
+    if device is not None:
+        channel = "sms" if factor == "sms" and device.can_text else "voice"
+        if factor == "sms" and not device.can_text:
+            channel = None
+        if channel:
+            try:
+                send_signin_code(device, channel=channel, ip=client_ip)
+                sent = True
+            except ValidationError:
+                sent = False  # send limits: audited by the send path's refusal, answered like any other
+    audit.record("vpn.code_requested", subject=user, ip=client_ip, details={**context, "factor": factor, "sent": sent})
+    return _deny(CODES_SENT, status="sms_sent")
+
+
+def auth(integration: Integration, params: dict, *, client_ip: str | None) -> dict:
+    """Duo's auth: verify a passcode, or send a code by text or call. Returns Duo's result dict.
+
+    ``factor=passcode`` (or ``auto`` with a passcode) goes through :func:`identity.services.verify_typed_code` with
+    ``entry_point="vpn"``: the lockout and the used codes are shared with the web (OTP-01, OTP-04). ``sms`` and
+    ``phone`` queue a code through the outbox and answer ``deny`` with ``sms_sent``, as Duo does for ``sms``.
+    Anyone who may not use the VPN gets the answer a wrong code gets (API-04). Raises ``ApiError`` for bad
+    parameters. Every outcome is audited.
+    """
+    factor = params.get("factor", "")
+    passcode = params.get("passcode")
+    if factor == "auto":
+        factor = "passcode" if passcode else "phone"
+    if factor not in ("passcode", "sms", "phone", "push"):
+        raise api_error(INVALID_PARAMS, "factor")
+    if factor == "passcode" and not passcode:
+        raise api_error(MISSING_PARAMS, "passcode")
+    context = {"integration": integration.integration_key, "user_ip": params.get("ipaddr", "")}
+    if factor == "passcode":
+        verdict = passcode_lane.check(
+            _person_name(params), str(passcode), ip=client_ip, entry_point="vpn", context=context
+        )
+        if verdict is not None:
+            return _passcode_answer(verdict, client_ip=client_ip, context=context)
+    user = _find_person(params)
+    if factor == "push":
+        audit.record("vpn.auth_denied", subject=user, ip=client_ip, details={**context, "reason": "no push"})
+        return _deny("Push is not offered here: enter a code from your app, or ask for a text or a call.")
+    factors = vpn_factors(user) if may_use_vpn(user) else None
+    if factor in ("sms", "phone"):
+        return _send_code(
+            user, factors, factor=factor, wanted=params.get("device"), client_ip=client_ip, context=context
+        )
+    if factors is None or not factors.usable:
+        return _passcode_answer(
+            passcode_lane.Verdict(None, user.pk if user else None), client_ip=client_ip, context=context
+        )
+    outcome = verify_typed_code(
+        user, devices=factors.typed, code=str(passcode), ip=client_ip, entry_point="vpn", context=context
+    )
+    return _passcode_answer(passcode_lane.Verdict(outcome, user.pk), client_ip=client_ip, context=context)
+
+
+def _passcode_answer(verdict, *, client_ip: str | None, context: dict) -> dict:
+    """Duo's answer to a passcode; a person who may not use the VPN or has no device is refused here, audited."""
+    if verdict.outcome is None:
+        reason = "unknown person" if verdict.person_id is None else "not allowed or no device"
+        subject = User(pk=verdict.person_id) if verdict.person_id else None
+        audit.record("vpn.auth_denied", subject=subject, ip=client_ip, details={**context, "reason": reason})
+        return _deny()
+    if verdict.outcome == SecondFactorOutcome.OK:
+        return {"result": "allow", "status": "allow", "status_msg": "Success. Logging you in..."}
+    return _deny()
+
+
+def record_async(integration: Integration, answer: dict) -> str:
+    """Keep an ``auth`` answer for ``auth_status``; return its txid."""
+    txid = secrets.token_hex(16)
+    AuthTransaction.objects.create(
+        txid=txid,
+        integration=integration,
+        result=answer["result"],
+        status=answer["status"],
+        status_msg=answer["status_msg"],
+        created_at=timezone.now(),
+    )
+    return txid
+
+
+ASYNC_ANSWER_KEPT = timedelta(minutes=10)
+
+
+def auth_status(integration: Integration, params: dict) -> dict:
+    """The answer kept for ``txid`` (for 10 minutes, and only for the integration that asked)."""
+    txid = params.get("txid")
+    if not txid:
+        raise api_error(MISSING_PARAMS, "txid")
+    since = timezone.now() - ASYNC_ANSWER_KEPT
+    row = AuthTransaction.objects.filter(txid=txid, integration=integration, created_at__gte=since).first()
+    if row is None:
+        raise api_error(INVALID_PARAMS, "txid")
+    return {"result": row.result, "status": row.status, "status_msg": row.status_msg}

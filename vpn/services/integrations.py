@@ -1,0 +1,210 @@
+"""Integrations and RADIUS clients (API-03): who may ask the VPN gate, created, changed and rotated by superusers,
+every change audited; and the integration a signed request names, read through a short per-process cache."""
+
+import ipaddress
+import secrets
+import string
+import time
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from devices import crypto
+from identity import audit
+
+from ..models import Integration, RadiusClient, parse_networks
+
+_KEY_ALPHABET = string.ascii_uppercase + string.digits
+_SECRET_ALPHABET = string.ascii_letters + string.digits
+
+
+def new_integration_key() -> str:
+    return "DI" + "".join(secrets.choice(_KEY_ALPHABET) for _ in range(18))
+
+
+def new_secret() -> str:
+    """40 characters of 62 (238 bits, OTP-07's >= 160)."""
+    return "".join(secrets.choice(_SECRET_ALPHABET) for _ in range(40))
+
+
+def _clean_networks(text: str) -> str:
+    return "\n".join(str(network) for network in parse_networks(text))
+
+
+def create_integration(*, name: str, allowed_networks: str = "", actor, ip: str | None = None):
+    """Create an enabled integration; return ``(integration, secret)``. The secret is never readable again.
+
+    Audits ``vpn.integration_created``. Raises ``ValidationError`` for an empty name or a bad network. The caller
+    must have checked that ``actor`` may (a superuser, or someone at the server's shell).
+    """
+    name = name.strip()
+    if not name:
+        raise ValidationError("Give the integration a name.")
+    networks = _clean_networks(allowed_networks)
+    secret = new_secret()
+    with transaction.atomic():
+        integration = Integration.objects.create(
+            name=name,
+            integration_key=new_integration_key(),
+            encrypted_secret=crypto.encrypt(secret.encode()),
+            allowed_networks=networks,
+            created_by=actor if getattr(actor, "pk", None) else None,
+        )
+        audit.record(
+            "vpn.integration_created",
+            actor=actor,
+            ip=ip,
+            details={"integration": integration.integration_key, "name": name, "networks": networks},
+        )
+    return integration, secret
+
+
+def update_integration(integration: Integration, *, name: str, allowed_networks: str, enabled: bool, actor, ip=None):
+    """Change an integration's name, networks or enabled flag; audits ``vpn.integration_changed`` with what changed.
+
+    Raises ``ValidationError`` for a bad network. The caller must have checked that ``actor`` may.
+    """
+    networks = _clean_networks(allowed_networks)
+    with transaction.atomic():
+        row = Integration.objects.select_for_update().get(pk=integration.pk)
+        changed = {
+            field: value
+            for field, value in (("name", name.strip()), ("networks", networks), ("enabled", enabled))
+            if value != getattr(row, "allowed_networks" if field == "networks" else field)
+        }
+        if not changed:
+            return row
+        row.name, row.allowed_networks, row.enabled = name.strip(), networks, enabled
+        row.save(update_fields=["name", "allowed_networks", "enabled"])
+        forget_known_integrations()
+        audit.record(
+            "vpn.integration_changed",
+            actor=actor,
+            ip=ip,
+            details={"integration": row.integration_key, **changed},
+        )
+    return row
+
+
+# What a rotation audits, per kind of row: the action and how the row is named in the details.
+_ROTATIONS = {
+    Integration: ("vpn.integration_rotated", lambda row: {"integration": row.integration_key}),
+    RadiusClient: ("vpn.radius_client_rotated", lambda row: {"radius_client": row.name}),
+}
+
+
+def _rotate(row, *, actor, ip: str | None) -> str:
+    action, details_of = _ROTATIONS[type(row)]
+    secret = new_secret()
+    with transaction.atomic():
+        row = type(row).objects.select_for_update().get(pk=row.pk)
+        row.encrypted_secret = crypto.encrypt(secret.encode())
+        row.secret_rotated_at = timezone.now()
+        row.save(update_fields=["encrypted_secret", "secret_rotated_at"])
+        forget_known_integrations()
+        audit.record(action, actor=actor, ip=ip, details=details_of(row))
+    return secret
+
+
+def rotate_integration_secret(integration: Integration, *, actor, ip: str | None = None) -> str:
+    """Give the integration a new secret at once (the old one stops working); return it, to be shown once.
+
+    Audits ``vpn.integration_rotated``. The caller must have checked that ``actor`` may.
+    """
+    return _rotate(integration, actor=actor, ip=ip)
+
+
+def create_radius_client(*, name: str, network: str, actor, ip: str | None = None):
+    """Create a RADIUS client for ``network``; return ``(client, shared_secret)``, the secret shown once.
+
+    Audits ``vpn.radius_client_created``. Raises ``ValidationError`` for an empty name or a bad network.
+    """
+    name = name.strip()
+    if not name:
+        raise ValidationError("Give the RADIUS client a name.")
+    networks = parse_networks(network)
+    if len(networks) != 1:
+        raise ValidationError("Give exactly one network, like 10.0.0.5/32.")
+    secret = new_secret()
+    with transaction.atomic():
+        client = RadiusClient.objects.create(
+            name=name,
+            network=str(networks[0]),
+            encrypted_secret=crypto.encrypt(secret.encode()),
+            created_by=actor if getattr(actor, "pk", None) else None,
+        )
+        audit.record(
+            "vpn.radius_client_created", actor=actor, ip=ip, details={"radius_client": name, "network": client.network}
+        )
+    return client, secret
+
+
+def update_radius_client(client: RadiusClient, *, name: str, network: str, enabled: bool, actor, ip=None):
+    """Change a RADIUS client's name, network or enabled flag; audits ``vpn.radius_client_changed``."""
+    networks = parse_networks(network)
+    if len(networks) != 1:
+        raise ValidationError("Give exactly one network, like 10.0.0.5/32.")
+    with transaction.atomic():
+        row = RadiusClient.objects.select_for_update().get(pk=client.pk)
+        new = {"name": name.strip(), "network": str(networks[0]), "enabled": enabled}
+        changed = {field: value for field, value in new.items() if getattr(row, field) != value}
+        if not changed:
+            return row
+        for field, value in new.items():
+            setattr(row, field, value)
+        row.save(update_fields=list(new))
+        audit.record("vpn.radius_client_changed", actor=actor, ip=ip, details={"radius_client": row.name, **changed})
+    return row
+
+
+def rotate_radius_secret(client: RadiusClient, *, actor, ip: str | None = None) -> str:
+    """A new shared secret for the client, returned to be shown once; audits ``vpn.radius_client_rotated``."""
+    return _rotate(client, actor=actor, ip=ip)
+
+
+def address_allowed(networks_text: str, address: str | None) -> bool:
+    if not networks_text.strip():
+        return True
+    try:
+        ip = ipaddress.ip_address(address or "")
+    except ValueError:
+        return False
+    return any(ip in network for network in parse_networks(networks_text))
+
+
+# --- The integration a signed request names ------------------------------------------------------------------
+
+# integration key -> (read at, the encryption keys it was decrypted with, the row, its secret or None)
+_KNOWN: dict[str, tuple[float, tuple, Integration, str | None]] = {}
+
+
+def forget_known_integrations() -> None:
+    """Drop this process's cached integrations (after a change here; other processes wait out the cache time)."""
+    _KNOWN.clear()
+
+
+def integration_for_key(ikey: str) -> tuple[Integration, str | None] | None:
+    """The integration with key ``ikey`` and its secret (None when no configured key decrypts it), or None.
+
+    Read from the database at most every ``VPN_INTEGRATION_CACHE_SECONDS`` per process: every VPN check names
+    its integration, which changes a few times a year. A change made in this process applies at once; in the
+    others (gunicorn workers, the RADIUS server) a disabled integration or a rotated secret applies within that
+    many seconds. 0 reads the row on every request.
+    """
+    keys = tuple(settings.FACTOR_ENCRYPTION_KEYS)
+    now = time.monotonic()
+    known = _KNOWN.get(ikey)
+    if known and now - known[0] < settings.VPN_INTEGRATION_CACHE_SECONDS and known[1] == keys:
+        return known[2], known[3]
+    integration = Integration.objects.filter(integration_key=ikey).first()
+    if integration is None:
+        return None
+    try:
+        secret = crypto.decrypt(integration.encrypted_secret).decode()
+    except Exception:  # a key missing from FACTOR_ENCRYPTION_KEYS: the caller refuses (API-07)
+        secret = None
+    if settings.VPN_INTEGRATION_CACHE_SECONDS > 0:
+        _KNOWN[ikey] = (now, keys, integration, secret)
+    return integration, secret
