@@ -345,8 +345,9 @@ def main() -> None:
             args.anchors / "peer-privacyidea" / "run_bench.sh", "peer: privacyIDEA fastest", peer_env, args
         )
     radius = [
-        radius_rate(args, codes, radius_secret, mode="code_only", requests=args.radius_requests),
-        radius_rate(args, codes, radius_secret, mode="password", requests=args.radius_password_requests),
+        radius_rate(args, codes, radius_secret, mode=mode, requests=requests)
+        for mode, requests in (("code_only", args.radius_requests), ("password", args.radius_password_requests))
+        if requests  # 0 skips that mode
     ]
 
     print("\n| target | case | req/s (median, range) | p50 ms | p99 ms |\n| --- | --- | --- | --- | --- |")

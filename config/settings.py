@@ -304,7 +304,10 @@ RADIUS_CHALLENGE_TTL_SECONDS = env.int("RADIUS_CHALLENGE_TTL_SECONDS", default=1
 # "password": RADIUS checks the person's password and a code; "code_only": the VPN has checked the password against
 # the directory already and sends only the code (as Duo's proxy does), so the password hasher stays off this path.
 RADIUS_PASSWORD_MODE = env("RADIUS_PASSWORD_MODE", default="password")
-CELERY_BEAT_SCHEDULE["vpn-forget-spent-state"] = {"task": "vpn.tasks.forget_spent_state", "schedule": timedelta(hours=1)}
+CELERY_BEAT_SCHEDULE["vpn-forget-spent-state"] = {
+    "task": "vpn.tasks.forget_spent_state",
+    "schedule": timedelta(hours=1),
+}
 
 # --- Auditors' reports and the audit log's checkpoints (AC-11) ------------------------------
 # Signs the checkpoints of the audit chain that leave the database (a log line daily, the weekly auditor email).
@@ -313,7 +316,10 @@ AUDIT_CHECKPOINT_KEY = env("AUDIT_CHECKPOINT_KEY", default=SECRET_KEY)
 # The database role the app serves as (AC-10). Set it for `migrate`, run as the owner role: after migrating, the owner
 # grants this role read and write on the tables but only read and append on the audit log (identity/db_roles.py).
 DATABASE_APP_ROLE = env("DATABASE_APP_ROLE", default="")
-CELERY_BEAT_SCHEDULE["audit-checkpoint"] = {"task": "reports.tasks.export_audit_checkpoint", "schedule": timedelta(hours=6)}
+CELERY_BEAT_SCHEDULE["audit-checkpoint"] = {
+    "task": "reports.tasks.export_audit_checkpoint",
+    "schedule": timedelta(hours=6),
+}
 
 # --- Help desk -----------------------------------------------------------------------------------------
 # How long a recorded identity check of a caller lets the same agent act for that person (BND-07).
@@ -336,7 +342,10 @@ CELERY_BEAT_SCHEDULE["weekly-auditor-summary"] = {
     "task": "reports.tasks.send_weekly_summary",
     "schedule": timedelta(weeks=1),
 }
-CELERY_BEAT_SCHEDULE["erase-expired-exports"] = {"task": "reports.tasks.erase_expired_exports", "schedule": timedelta(hours=1)}
+CELERY_BEAT_SCHEDULE["erase-expired-exports"] = {
+    "task": "reports.tasks.erase_expired_exports",
+    "schedule": timedelta(hours=1),
+}
 
 # --- Where sign-in hands over to the devices app (identity names no devices page or template) -------------------
 # A person with no device yet is signed in only to set one up, here.

@@ -5,12 +5,13 @@ from identity.views import home
 from reports.urls import urls_for as report_urls
 
 urlpatterns = [
+    # First: the VPN's Auth API is the hot path, and Django tries the patterns in order.
+    path("", include("vpn.urls")),
     path("", home, name="home"),
     path("account/", include("identity.urls")),
     path("", include("devices.urls")),
     path("admin/reports/", include(report_urls(staff_admin_site))),
     path("admin/", staff_admin_site.urls),
-    path("", include("vpn.urls")),
 ]
 
 # The site's own error pages, in its layout (config/error_pages.py).

@@ -4,9 +4,11 @@ import hashlib
 import hmac
 import json
 from dataclasses import dataclass
+from types import SimpleNamespace
 
-from django.db import connection, transaction
+from django.db import DEFAULT_DB_ALIAS, connections, transaction
 from django.utils import timezone
+from psycopg.types.json import Jsonb
 
 from . import sql
 from .models import AuditEvent
@@ -16,16 +18,17 @@ GENESIS_HASH = "0" * 64
 _FORBIDDEN_KEY_PARTS = ("secret", "token", "code", "password", "seed", "otp", "key")
 
 
-def _canonical(event: AuditEvent) -> str:
+def _canonical(row) -> str:
+    """What the hash covers, from an event or anything with its attributes (``record`` hashes before the insert)."""
     return json.dumps(
         {
-            "sequence": event.sequence,
-            "created_at": event.created_at.isoformat(),
-            "actor": event.actor_id,
-            "subject": event.subject_id,
-            "action": event.action,
-            "details": event.details,
-            "ip": event.ip,
+            "sequence": row.sequence,
+            "created_at": row.created_at.isoformat(),
+            "actor": row.actor_id,
+            "subject": row.subject_id,
+            "action": row.action,
+            "details": row.details,
+            "ip": row.ip,
         },
         sort_keys=True,
         separators=(",", ":"),
@@ -33,7 +36,7 @@ def _canonical(event: AuditEvent) -> str:
     )
 
 
-def compute_hash(prev_hash: str, event: AuditEvent) -> str:
+def compute_hash(prev_hash: str, event) -> str:
     return hashlib.sha256((prev_hash + _canonical(event)).encode()).hexdigest()
 
 
@@ -44,21 +47,39 @@ def _check_details(details: dict) -> None:
             raise ValueError(f"audit details may not carry {key!r}: secrets never enter the audit log")
 
 
-def record(action: str, *, actor=None, subject=None, ip: str | None = None, details: dict | None = None) -> AuditEvent:
+# The chain's head, read under the chain's lock (PostgreSQL, migration 0007): a hot path may add it to a statement of
+# its own and hand the row to :func:`record` as ``chain_head``, saving a round trip.
+CHAIN_HEAD_SQL = "SELECT head_sequence, head_hash FROM identity_audit_chain_head()"
+_UNREAD = object()
+
+
+def record(
+    action: str,
+    *,
+    actor=None,
+    subject=None,
+    ip: str | None = None,
+    details: dict | None = None,
+    chain_head=_UNREAD,
+) -> AuditEvent:
     """Append one event to the audit log and return it.
 
     Call it inside the transaction of the state change it describes, so the
     event and the change commit or roll back together (an error here fails
     that whole transaction: no savepoint). ``details`` must be
     JSON-serializable and must not hold secrets; keys that look like secrets
-    raise ``ValueError``.
+    raise ``ValueError``. ``chain_head``: the row (or None, for an empty log)
+    that :data:`CHAIN_HEAD_SQL` gave a statement of the caller's earlier in
+    this same transaction, and nothing appended since; the lock it took is
+    still held, so that row is still the last.
     """
     details = dict(details or {})
     _check_details(details)
-    event = AuditEvent(
+    db = connections[DEFAULT_DB_ALIAS]
+    row = SimpleNamespace(
         created_at=timezone.now(),
-        actor=actor if getattr(actor, "pk", None) else None,
-        subject=subject if getattr(subject, "pk", None) else None,
+        actor_id=getattr(actor, "pk", None),
+        subject_id=getattr(subject, "pk", None),
         action=action,
         details=details,
         ip=ip or None,
@@ -68,32 +89,35 @@ def record(action: str, *, actor=None, subject=None, ip: str | None = None, deta
     with transaction.atomic(savepoint=False):
         # On PostgreSQL the chain's lock and the read of its last row are one call (migration 0007); the lock is
         # held until the commit, so no other append can read the same last row.
-        last = sql.execute(_HEAD_SQL if connection.vendor == "postgresql" else _LAST_SQL, {}, fetch="one")
-        event.sequence = last[0] + 1 if last else 1
-        event.prev_hash = last[1] if last else GENESIS_HASH
-        event.hash = compute_hash(event.prev_hash, event)
-        event.pk = sql.execute(_INSERT_SQL, _insert_params(event), fetch="one")[0]
-    event._state.adding = False
-    event._state.db = connection.alias
-    return event
+        if chain_head is _UNREAD:
+            chain_head = sql.execute(CHAIN_HEAD_SQL if db.vendor == "postgresql" else _LAST_SQL, {}, fetch="one")
+        row.sequence = chain_head[0] + 1 if chain_head else 1
+        row.prev_hash = chain_head[1] if chain_head else GENESIS_HASH
+        row.hash = compute_hash(row.prev_hash, row)
+        (pk,) = sql.execute(_INSERT_SQL, _insert_params(row, db), fetch="one")
+    row.id = pk
+    return AuditEvent.from_db(db.alias, _FIELDS, [getattr(row, name) for name in _FIELDS])
 
 
 _TABLE = AuditEvent._meta.db_table
+_FIELDS = [field.attname for field in AuditEvent._meta.concrete_fields]
 _COLUMNS = ("sequence", "created_at", "actor_id", "subject_id", "action", "details", "ip", "prev_hash", "hash")
 _LAST_SQL = f"SELECT sequence, hash FROM {_TABLE} ORDER BY sequence DESC LIMIT 1"  # noqa: S608 (our table name)
-_HEAD_SQL = "SELECT head_sequence, head_hash FROM identity_audit_chain_head()"
 _INSERT_SQL = (
     f"INSERT INTO {_TABLE} ({', '.join(_COLUMNS)}) "  # noqa: S608 (our table and column names)
     f"VALUES ({', '.join(f'%({c})s' for c in _COLUMNS)}) RETURNING id"
 )
 
 
-def _insert_params(event: AuditEvent) -> dict:
+def _insert_params(row, db) -> dict:
     """The row's values as the model's fields would send them (JSON for details, the database's own datetime)."""
-    values = {}
+    values = {column: getattr(row, column) for column in _COLUMNS}
+    if db.vendor == "postgresql":
+        values["details"] = Jsonb(row.details)  # what JSONField sends through psycopg
+        return values
     for column in _COLUMNS:
         field = AuditEvent._meta.get_field(column.removesuffix("_id"))
-        values[column] = field.get_db_prep_save(getattr(event, field.attname), connection)
+        values[column] = field.get_db_prep_save(values[column], db)
     return values
 
 

@@ -9,7 +9,7 @@ the embedded default) Django's cursor runs it. Parameters are named (``%(name)s`
 import time
 
 import psycopg
-from django.db import connection
+from django.db import DEFAULT_DB_ALIAS, connections
 
 
 def execute(sql: str, params: dict, *, fetch: str | None = None):
@@ -17,21 +17,23 @@ def execute(sql: str, params: dict, *, fetch: str | None = None):
 
     Runs in the caller's transaction. Errors are Django's database errors, as from any query.
     """
-    if connection.vendor != "postgresql":
-        with connection.cursor() as cursor:
+    # One lookup of the thread's connection: each attribute read through ``django.db.connection`` repeats it.
+    db = connections[DEFAULT_DB_ALIAS]
+    if db.vendor != "postgresql":
+        with db.cursor() as cursor:
             cursor.execute(sql, params)
             return _fetch(cursor, fetch)
-    connection.validate_no_broken_transaction()
-    connection.ensure_connection()
+    db.validate_no_broken_transaction()
+    db.ensure_connection()
     started = time.monotonic()
     try:
-        with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
+        with db.wrap_database_errors, psycopg.Cursor(db.connection) as cursor:
             cursor.execute(sql, params, prepare=True)
             return _fetch(cursor, fetch)
     finally:
-        if connection.queries_logged:
+        if db.queries_logged:
             # Counted as Django counts its own queries, so the pinned query counts see these statements too.
-            connection.queries_log.append({"sql": sql, "time": f"{time.monotonic() - started:.3f}"})
+            db.queries_log.append({"sql": sql, "time": f"{time.monotonic() - started:.3f}"})
 
 
 def _fetch(cursor, fetch: str | None):

@@ -12,6 +12,7 @@ and the failure that locks the account (its notice goes through the outbox).
 
 from dataclasses import dataclass
 from datetime import datetime
+from types import SimpleNamespace
 
 from django.conf import settings
 from django.db import connection
@@ -24,7 +25,9 @@ from identity import audit, sql
 from identity.models import User
 from identity.services import SecondFactorOutcome
 
-_APP_FIELDS = ("id", "encrypted_secret", "last_t", "throttling_failure_count", "throttling_failure_timestamp")
+_WANTED = {"id", "encrypted_secret", "last_t", "throttling_failure_count", "throttling_failure_timestamp"}
+# In the model's field order, which ``from_db`` expects the values in.
+_APP_FIELDS = [f.attname for f in AuthenticatorAppDevice._meta.concrete_fields if f.attname in _WANTED]
 
 
 @dataclass(frozen=True)
@@ -66,17 +69,17 @@ def _lock_sql() -> str:
 
 # The outcome, one statement each: the app's step consumed, or a back-off failure on each app that tried; and the
 # person's consecutive failures reset or counted (OTP-01).
+# Each also reads the audit chain's head under its lock, for the event that follows (one round trip less).
 _OUTCOMES = {
     "success": (
         "WITH d AS (UPDATE {app} SET last_t = %(step)s, throttling_failure_count = 0, "
-        "throttling_failure_timestamp = NULL, last_used_at = %(now)s WHERE id = %(device)s) "
-        "UPDATE {user} SET second_factor_failures = 0 WHERE id = %(person)s AND second_factor_failures <> 0"
+        "throttling_failure_timestamp = NULL, last_used_at = %(now)s WHERE id = %(device)s), "
+        "u AS (UPDATE {user} SET second_factor_failures = 0 WHERE id = %(person)s AND second_factor_failures <> 0) "
     ),
     "failure": (
         "WITH d AS (UPDATE {app} SET throttling_failure_count = throttling_failure_count + 1, "
-        "throttling_failure_timestamp = %(now)s WHERE id = ANY(%(devices)s)) "
-        "UPDATE {user} SET second_factor_failures = second_factor_failures + 1 WHERE id = %(person)s "
-        "RETURNING second_factor_failures"
+        "throttling_failure_timestamp = %(now)s WHERE id = ANY(%(devices)s)), "
+        "u AS (UPDATE {user} SET second_factor_failures = second_factor_failures + 1 WHERE id = %(person)s) "
     ),
 }
 _STATEMENTS: dict[str, str] = {}
@@ -86,7 +89,7 @@ def _statement(name: str) -> str:
     # Built on first use, once the app registry is ready; the same text every time, so it stays prepared.
     if name not in _STATEMENTS:
         tables = {"user": User._meta.db_table, "app": AuthenticatorAppDevice._meta.db_table}
-        _STATEMENTS[name] = _lock_sql() if name == "lock" else _OUTCOMES[name].format(**tables)
+        _STATEMENTS[name] = _lock_sql() if name == "lock" else _OUTCOMES[name].format(**tables) + audit.CHAIN_HEAD_SQL
     return _STATEMENTS[name]
 
 
@@ -115,8 +118,12 @@ def check(username: str, code: str, *, ip: str | None, entry_point: str, context
         return None  # the timed release is due: the general path lifts and audits it
     if vpn_access != User.VpnAccess.APPROVED or _is_locked(locked_at, locked_until):
         return Verdict(None, person_id)
-    apps = [AuthenticatorAppDevice(user_id=person_id, **dict(zip(_APP_FIELDS, row[6:], strict=True))) for row in rows]
-    apps = [app for app in apps if app.pk is not None]
+    # The app's own model (its back-off and its code check), built from the locked row's columns only.
+    apps = [
+        AuthenticatorAppDevice.from_db(None, _APP_FIELDS, row[6:])
+        for row in rows
+        if row[6 + _APP_FIELDS.index("id")] is not None
+    ]
     if not apps:
         return None if others else Verdict(None, person_id)
     allowed = [app for app in apps if app.verify_is_allowed()[0]]
@@ -126,35 +133,28 @@ def check(username: str, code: str, *, ip: str | None, entry_point: str, context
             return _record_success(person_id, app, ip=ip, entry_point=entry_point, context=context)
     if others or failures + 1 >= settings.LOCKOUT_THRESHOLD:
         return None
-    return _record_failure(person_id, apps, allowed, ip=ip, entry_point=entry_point, context=context)
+    return _record_failure(person_id, failures, apps, allowed, ip=ip, entry_point=entry_point, context=context)
 
 
 def _record_success(person_id: int, app, *, ip, entry_point: str, context: dict) -> Verdict:
-    now = timezone.now()
-    sql.execute(_statement("success"), {"step": app.last_t, "now": now, "device": app.pk, "person": person_id})
-    person = User(pk=person_id)
-    audit.record(
-        "signin.second_factor_ok",
-        actor=person,
-        subject=person,
-        ip=ip,
-        details={**context, "factor": app.factor_name, "entry_point": entry_point},
-    )
+    params = {"step": app.last_t, "now": timezone.now(), "device": app.pk, "person": person_id}
+    head = sql.execute(_statement("success"), params, fetch="one")
+    details = {**context, "factor": app.factor_name, "entry_point": entry_point}
+    _audit("signin.second_factor_ok", person_id, ip=ip, details=details, chain_head=head)
     return Verdict(SecondFactorOutcome.OK, person_id)
 
 
-def _record_failure(person_id: int, apps: list, allowed: list, *, ip, entry_point: str, context: dict) -> Verdict:
+def _record_failure(person_id, failures, apps, allowed, *, ip, entry_point: str, context: dict) -> Verdict:
     params = {"now": timezone.now(), "devices": [app.pk for app in allowed], "person": person_id}
-    (failures,) = sql.execute(_statement("failure"), params, fetch="one")
-    person = User(pk=person_id)
-    # As the general path names it: the device's kind when there is one device, else "passcode".
+    head = sql.execute(_statement("failure"), params, fetch="one")
+    # As the general path names it: the device's kind when there is one device, else "passcode". The person's row
+    # is locked, so the count read with it, plus this failure, is the count now.
     factor = apps[0].factor_name if len(apps) == 1 else "passcode"
-    audit.record(
-        "signin.second_factor_failed",
-        actor=person,
-        subject=person,
-        ip=ip,
-        details={**context, "factor": factor, "entry_point": entry_point, "consecutive_failures": failures},
-    )
-    outcome = SecondFactorOutcome.WRONG if allowed else SecondFactorOutcome.THROTTLED
-    return Verdict(outcome, person_id)
+    details = {**context, "factor": factor, "entry_point": entry_point, "consecutive_failures": failures + 1}
+    _audit("signin.second_factor_failed", person_id, ip=ip, details=details, chain_head=head)
+    return Verdict(SecondFactorOutcome.WRONG if allowed else SecondFactorOutcome.THROTTLED, person_id)
+
+
+def _audit(action: str, person_id: int, *, ip, details: dict, chain_head) -> None:
+    person = SimpleNamespace(pk=person_id)  # all the audit log reads of a person; no User row to build
+    audit.record(action, actor=person, subject=person, ip=ip, details=details, chain_head=chain_head)

@@ -275,3 +275,29 @@ def test_otp04_the_same_code_sent_at_once_from_four_connections_is_accepted_once
         thread.join(30)
     assert sorted(results) == ["allow", "deny", "deny", "deny"]
     assert AuditEvent.objects.filter(action="signin.second_factor_ok", subject=vpn_person).count() == 1
+
+
+def test_api07_a_connection_dropped_between_checks_fails_one_check_closed_and_the_next_works(
+    client, integration, vpn_person
+):
+    """The view's database connection is terminated between two checks (a server restart, an idle timeout)."""
+    from vpn.tests.test_query_count import signed_auth
+
+    def check(n):
+        params = {"factor": "passcode", "username": "vpnuser", "passcode": code, "ipaddr": f"10.0.0.{n}"}
+        return signed_auth(client, integration, params)
+
+    code = fresh_code(app_device(vpn_person))
+    assert json.loads(check(1).content)["response"]["result"] == "allow"
+    db = connection.settings_dict
+    with psycopg.connect(
+        host=db["HOST"], port=db["PORT"], user=db["USER"], dbname=db["NAME"], autocommit=True
+    ) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", [connection.connection.info.backend_pid])
+    failed = check(2)
+    assert failed.status_code == 500 and json.loads(failed.content)["stat"] == "FAIL"
+    # The next check runs on a new connection: answered, counted and audited as usual.
+    code = wrong_code(app_device(vpn_person))
+    answered = check(3)
+    assert answered.status_code == 200 and json.loads(answered.content)["response"]["result"] == "deny"
+    assert AuditEvent.objects.filter(action="signin.second_factor_failed", subject=vpn_person).count() == 1

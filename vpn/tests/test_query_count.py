@@ -17,8 +17,8 @@ pytestmark = [pytest.mark.postgres, pytest.mark.django_db]
 # lock, then the insert). The test runs inside a transaction, so the request's own transaction shows as a savepoint and its release
 # (in production BEGIN and COMMIT). The web sign-in took 32 for one code before its restructuring; this path took 19
 # before the passcode lane.
-FIRST_REQUEST_QUERIES = 8
-CACHED_INTEGRATION_QUERIES = 7
+FIRST_REQUEST_QUERIES = 7
+CACHED_INTEGRATION_QUERIES = 6
 
 
 def signed_auth(client, integration, params):
