@@ -130,6 +130,7 @@ def check_lifetimes(app_configs, **kwargs):
             problems.append(Error(f"{name} may be at most {longest} ({requirement}).", id="devices.E006"))
     return problems
 
+
 @register()
 def check_outbox_lease_outlasts_time_limit(app_configs, **kwargs):
     """A send still running must never be taken over: the lease has to outlast the hard time limit of a task."""

@@ -73,6 +73,8 @@ def platform_choice(kind) -> str:
     """ "Choose iPad, Android tablet or Other." in the kind's words."""
     labels = [platform.label for platform in kind.platforms]
     return f"Choose {', '.join(labels[:-1])} or {labels[-1]}."
+
+
 BYPASS_COUNT = "Issue between 1 and 10 bypass codes."
 BYPASS_LIFETIME = "Bypass codes are valid for 15, 30 or 60 minutes."
 RECOVERY_NEEDS_APPROVER = (

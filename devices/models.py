@@ -461,7 +461,6 @@ class BackupCodeDevice(CodeSetMixin, ThrottlingMixin, TimestampMixin, Device):
         verbose_name = "backup codes"
 
 
-
 class BackupCode(models.Model):
     device = models.ForeignKey(BackupCodeDevice, on_delete=models.PROTECT, related_name="codes")
     code_hash = models.CharField(max_length=64, unique=True)

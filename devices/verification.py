@@ -26,7 +26,8 @@ def verify(device, check: Callable[[object], bool], *, consumes: tuple[str, ...]
     needs no second read.
     """
     model = type(device)
-    with transaction.atomic():
+    # No savepoint inside the caller's transaction: an error here fails the whole attempt (fail closed).
+    with transaction.atomic(savepoint=False):
         locked = model.objects.select_for_update().get(pk=device.pk)
         ok = _check_locked(locked, check, consumes)
     for field in model._meta.concrete_fields:

@@ -4,25 +4,34 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('devices', '0006_bypass_codes'),
+        ("devices", "0006_bypass_codes"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='outboundmessage',
-            name='last_dispatched_at',
-            field=models.DateTimeField(blank=True, help_text='When a task for it last went to the broker (or is due, after a retry).', null=True),
+            model_name="outboundmessage",
+            name="last_dispatched_at",
+            field=models.DateTimeField(
+                blank=True,
+                help_text="When a task for it last went to the broker (or is due, after a retry).",
+                null=True,
+            ),
         ),
         migrations.AddField(
-            model_name='outboundmessage',
-            name='sweep_dispatches',
-            field=models.PositiveSmallIntegerField(default=0, help_text='How often the sweep dispatched it again; each time it waits twice as long.'),
+            model_name="outboundmessage",
+            name="sweep_dispatches",
+            field=models.PositiveSmallIntegerField(
+                default=0, help_text="How often the sweep dispatched it again; each time it waits twice as long."
+            ),
         ),
         migrations.AddField(
-            model_name='outboundmessage',
-            name='unknown_outcome_at',
-            field=models.DateTimeField(blank=True, help_text="The provider's answer was lost; the next attempt asks the provider first.", null=True),
+            model_name="outboundmessage",
+            name="unknown_outcome_at",
+            field=models.DateTimeField(
+                blank=True,
+                help_text="The provider's answer was lost; the next attempt asks the provider first.",
+                null=True,
+            ),
         ),
     ]

@@ -18,7 +18,6 @@ OTHER_NUMBER = "+16175550177"
 CODE_TTL_SECONDS = 10 * 60
 
 
-
 @pytest.fixture(name="wizard")
 def wizard_fixture(client, person, sign_in):
     sign_in(client, person)

@@ -38,7 +38,6 @@ def _no_back_off_fixture(settings):
     settings.OTP_TOTP_THROTTLE_FACTOR = 0
 
 
-
 @pytest.fixture(name="phone")
 def phone_fixture(clock, person, enroll):
     """``person``'s one mobile phone with the app, time frozen."""

@@ -128,7 +128,9 @@ def test_wizard_in_chromium_from_qr_code_to_signing_in_with_the_app(
     _heading(page, "My devices")
 
     # Every step says where the person is, counted over the pages they actually see (no check of this number).
-    assert progress == [f"Step {n} of 5" + what for n, what in zip(range(1, 6), [" · Device type"] + 4 * [" · Mobile phone"])]
+    assert progress == [
+        f"Step {n} of 5" + what for n, what in zip(range(1, 6), [" · Device type"] + 4 * [" · Mobile phone"])
+    ]
     registration = Registration.objects.get(user=person)
     assert registration.status == Registration.Status.ACTIVE
     assert (registration.kind, registration.platform) == (Registration.Kind.MOBILE, Registration.Platform.ANDROID)
