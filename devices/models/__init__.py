@@ -1,0 +1,34 @@
+"""The devices app's data, one module per concern; every model is importable from ``devices.models`` as before.
+
+- :mod:`.registrations`: what a person registered (``Registration``), and ``mask_phone_number``.
+- :mod:`.factors`: the django-otp devices of the factors (app, phone, security key) and the phone codes sent.
+- :mod:`.codes`: backup codes and help-desk bypass codes, as django-otp devices.
+- :mod:`.tokens`: WebAuthn challenges and emailed activation links.
+- :mod:`.outbound`: the outbox's messages.
+
+Models import nothing above them (``devices/tests/test_layering.py``).
+"""
+
+from .codes import BackupCode, BackupCodeDevice, BypassCode, BypassCodeDevice, BypassCodeDeviceManager, CodeSetMixin
+from .factors import AuthenticatorAppDevice, PhoneDevice, PhoneVerification, SecurityKeyDevice
+from .outbound import OutboundMessage
+from .registrations import Registration, mask_phone_number
+from .tokens import ActivationLink, WebAuthnChallenge
+
+__all__ = [
+    "ActivationLink",
+    "AuthenticatorAppDevice",
+    "BackupCode",
+    "BackupCodeDevice",
+    "BypassCode",
+    "BypassCodeDevice",
+    "BypassCodeDeviceManager",
+    "CodeSetMixin",
+    "OutboundMessage",
+    "PhoneDevice",
+    "PhoneVerification",
+    "Registration",
+    "SecurityKeyDevice",
+    "WebAuthnChallenge",
+    "mask_phone_number",
+]
