@@ -9,11 +9,16 @@
 Models import nothing above them (``devices/tests/test_layering.py``).
 """
 
-from .codes import BackupCode, BackupCodeDevice, BypassCode, BypassCodeDevice, BypassCodeDeviceManager, CodeSetMixin
+# Imported in this order on purpose: django-otp lists a person's devices (at sign-in, for the VPN) in the order
+# their models were registered, so the app comes first, then the phone, the security key, and the code sets last.
+# isort: off
 from .factors import AuthenticatorAppDevice, PhoneDevice, PhoneVerification, SecurityKeyDevice
+from .tokens import ActivationLink, WebAuthnChallenge
+from .codes import BackupCode, BackupCodeDevice, BypassCode, BypassCodeDevice, BypassCodeDeviceManager, CodeSetMixin
 from .outbound import OutboundMessage
 from .registrations import Registration, mask_phone_number
-from .tokens import ActivationLink, WebAuthnChallenge
+
+# isort: on
 
 __all__ = [
     "ActivationLink",
