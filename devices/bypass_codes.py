@@ -22,7 +22,7 @@ def current_bypass_codes(user) -> BypassCodeDevice | None:
     return BypassCodeDevice.objects.devices_for_user(user, confirmed=True).first()
 
 
-def issue_bypass_codes(user, *, actor, count: int, valid_minutes: int, ip: str | None = None) -> list[str]:
+def issue_bypass_codes(user, *, actor: User, count: int, valid_minutes: int, ip: str | None = None) -> list[str]:
     """Make ``count`` codes valid for ``valid_minutes`` and return them: the only time they exist in clear.
 
     A previous set stops working. Audits ``bypass_codes.issued`` and emails the person a notice (BND-03). Raises

@@ -39,8 +39,6 @@ KEY_REGISTRATION_FAILED = "We could not register this security key. Please try a
 KEY_ALREADY_REGISTERED = "This security key is already registered. Use another key, or remove the old entry first."
 KEY_NONE = "You have no security key set up. Use another device."
 KEY_REFUSED = "That security key was not accepted. Use a key registered to your account, or another device."
-DESK_STAFF_ONLY = "Only help-desk staff can register a key for someone at the desk."
-DESK_OWN_ACCOUNT = "Help-desk staff cannot register a key for their own account at the desk."
 NOT_REACTIVATING = "There is no new phone waiting to be confirmed for this device. Start again from My devices."
 REACTIVATION_WRONG_CODE = (
     "That code does not match the new key. Scan the QR code on this page with the app on your new phone and type "
@@ -51,10 +49,6 @@ APP_REPLACED = (
     "on your new {noun}, and only the new {noun}'s codes work now."
 )
 REACTIVATION_EXPIRED = "This phone change has expired. Your old phone still works; start again from My devices."
-IDENTITY_CHECK_METHOD = (
-    "Choose how the person's identity was checked, from the list. Knowledge questions alone are not enough."
-)
-IDENTITY_CHECK_REFERENCE = "Give the ticket or case reference for the identity check."
 NOT_ON_OWN_ACCOUNT = "Help-desk actions cannot be taken on your own account. Ask a colleague."
 ACCOUNT_LOCKED_FOR_RECOVERY = (
     "This account is locked after too many wrong codes. Unlock it first (an audited step), then send the link."
@@ -62,7 +56,6 @@ ACCOUNT_LOCKED_FOR_RECOVERY = (
 ALREADY_BOUND = "This device was just set up by another request. Nothing more to do here."
 NO_EMAIL_FOR_RECOVERY = "This person has no email address on record, so no link can be sent. Add one first."
 NO_APP_TO_RECOVER = "This person has no phone or tablet with an authenticator app to set up again."
-DESK_STAFF_ONLY_LINK = "Only help-desk staff can send a recovery link."
 SETUP_HELD = (
     "Your last device was reported lost, so a new one can only be set up after a call to the help desk, who will "
     "check it is you."
@@ -77,10 +70,6 @@ def platform_choice(kind) -> str:
 
 BYPASS_COUNT = "Issue between 1 and 10 bypass codes."
 BYPASS_LIFETIME = "Bypass codes are valid for 15, 30 or 60 minutes."
-RECOVERY_NEEDS_APPROVER = (
-    "A recovery link to a staff account, or to an email changed in the last day, needs a second staff member's "
-    "approval."
-)
 
 # Codes (``ValidationError.code``) of the refusals that pages branch on; the services raise them with the texts above.
 CODE_ALREADY_BOUND = "already_bound"  # a concurrent request already bound this very device

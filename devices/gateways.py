@@ -68,6 +68,8 @@ class ConsoleGateway(OutboxOnlyGateway):
     """
 
     stream = None  # tests point it elsewhere; None is the process's standard output
+    # Read by ``make run``'s command (``run_demo``), which names no gateway class, to say where texts and calls go.
+    prints_messages_here = True
 
     def _print(self, what: str, number: str, text: str) -> None:
         out = self.stream or sys.stdout

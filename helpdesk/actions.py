@@ -14,7 +14,6 @@ from devices import bypass_codes
 from devices import services as device_services
 from devices.forms import SecurityKeyRegistrationForm
 from devices.models import Registration
-from devices.services import security_keys
 from identity import services as identity_services
 from identity.models import User
 from identity.selectors import is_staff_account
@@ -103,11 +102,11 @@ def _report_lost(person, *, actor, identity_check, ip, requested_by, registratio
 
 def _recovery_link(person, *, actor, identity_check, ip, requested_by):
     # After four-eyes the requester sends it and the agent who approved (and runs it) is the second approver.
-    device_services.send_reactivation_link(
+    services.send_reactivation_link(
         person,
         actor=requested_by or actor,
         approved_by=actor if requested_by else None,
-        identity_check=identity_check.as_value(),
+        identity_check=identity_check,
         ip=ip,
     )
     return Outcome(f"A recovery link is on its way to {person.email}.")
@@ -139,7 +138,7 @@ def _details(person, *, actor, identity_check, ip, requested_by, reason, **value
 
 
 def _register_key(person, *, actor, identity_check, ip, requested_by, label, credential, challenge):
-    registration = security_keys.register_security_key_at_desk(
+    registration = services.register_security_key_at_desk(
         person, actor=actor, response_json=credential, challenge=challenge, label=label, ip=ip
     )
     return Outcome(f"Security key “{registration.display_name}” registered; the person was told by email.")

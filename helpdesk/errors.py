@@ -12,3 +12,13 @@ EMAIL_INVALID = "Enter a valid email address."
 NOTHING_CHANGED = "Nothing was changed: the new values are the same as the old ones."
 CASE_NOT_THEIRS = "That case belongs to another person."
 NOTE_EMPTY = "Write the note first."
+IDENTITY_CHECK_METHOD = (
+    "Choose how the person's identity was checked, from the list. Knowledge questions alone are not enough."
+)
+IDENTITY_CHECK_REFERENCE = "Give the ticket or case reference for the identity check."
+STAFF_ONLY_LINK = "Only help-desk staff can send a recovery link."
+STAFF_ONLY_KEY = "Only help-desk staff can register a key for someone at the desk."
+RECOVERY_NEEDS_APPROVER = (
+    "A recovery link to a staff account, or to an email changed in the last day, needs a second staff member's "
+    "approval."
+)

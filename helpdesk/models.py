@@ -3,11 +3,11 @@
 from datetime import timedelta
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
 
-from devices.services import IDENTITY_CHECK_METHODS
-from devices.services import IdentityCheck as IdentityCheckValue
+from . import errors
 
 # One permission per desk action (AC-03): the Help desk group holds these, never model change rights.
 DESK_PERMISSIONS = (
@@ -29,10 +29,10 @@ class IdentityCheck(models.Model):
     """How an agent made sure who they were talking to (BND-07); valid for that agent and person for a while."""
 
     class Method(models.TextChoices):
-        PHOTO_ID_IN_PERSON = "photo_id_in_person", IDENTITY_CHECK_METHODS["photo_id_in_person"]
-        VIDEO_CALL = "video_call_with_photo_id", IDENTITY_CHECK_METHODS["video_call_with_photo_id"]
-        CALLBACK = "callback_to_number_on_file", IDENTITY_CHECK_METHODS["callback_to_number_on_file"]
-        MANAGER = "manager_confirmation", IDENTITY_CHECK_METHODS["manager_confirmation"]
+        PHOTO_ID_IN_PERSON = "photo_id_in_person", "Photo ID checked in person"
+        VIDEO_CALL = "video_call_with_photo_id", "Photo ID checked on a video call"
+        CALLBACK = "callback_to_number_on_file", "Called back on the number in the HR record"
+        MANAGER = "manager_confirmation", "Confirmed by the person's manager, in writing"
 
     person = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="identity_checks")
     agent = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
@@ -57,8 +57,12 @@ class IdentityCheck(models.Model):
     def is_current(self) -> bool:
         return timezone.now() < self.valid_until
 
-    def as_value(self) -> IdentityCheckValue:
-        return IdentityCheckValue(method=self.method, reference=self.reference)
+    def clean(self) -> None:
+        """A method from the fixed list (knowledge questions are not on it) and a reference to find it by."""
+        if self.method not in self.Method.values:
+            raise ValidationError(errors.IDENTITY_CHECK_METHOD, code="identity_check")
+        if not (self.reference or "").strip():
+            raise ValidationError(errors.IDENTITY_CHECK_REFERENCE, code="identity_check")
 
 
 class Case(models.Model):

@@ -16,7 +16,10 @@ from django.core.validators import validate_email
 from django.db import transaction
 from django.utils import timezone
 
-from devices.services import notify_person
+from devices import services as device_services
+from devices.models import ActivationLink, Registration
+from devices.services import notify_person, security_keys
+from devices.webauthn import SessionChallenge
 from identity import audit, open_sessions
 from identity.models import User
 from identity.selectors import email_changed_recently, is_staff_account
@@ -28,17 +31,17 @@ from .models import ApprovalRequest, Case, CaseNote, IdentityCheck
 
 
 def record_identity_check(
-    person: User, *, agent: User, method: str, reference: str, case: Case | None = None, ip: str | None = None
+    person: User, *, actor: User, method: str, reference: str, case: Case | None = None, ip: str | None = None
 ) -> IdentityCheck:
-    """Record how ``agent`` made sure they are talking to ``person``. Audits ``helpdesk.identity_checked``.
+    """Record how ``actor`` made sure they are talking to ``person``. Audits ``helpdesk.identity_checked``.
 
     Raises ``ValidationError`` for a method not on the fixed list, an empty reference, the agent's own account
     or a case of someone else.
     """
     reference = reference.strip()
-    check = IdentityCheck(person=person, agent=agent, method=method, reference=reference, case=case)
-    check.as_value().validate()
-    if agent.pk == person.pk:
+    check = IdentityCheck(person=person, agent=actor, method=method, reference=reference, case=case)
+    check.clean()
+    if actor.pk == person.pk:
         raise ValidationError(errors.OWN_ACCOUNT, code="own_account")
     if case is not None and case.person_id != person.pk:
         raise ValidationError(errors.CASE_NOT_THEIRS, code="case")
@@ -46,7 +49,7 @@ def record_identity_check(
         check.save()
         audit.record(
             "helpdesk.identity_checked",
-            actor=agent,
+            actor=actor,
             subject=person,
             ip=ip,
             details={"check": check.pk, "method": method, "reference": reference, "case": case and case.pk},
@@ -169,33 +172,33 @@ def _check_decider(request: ApprovalRequest, approver: User) -> None:
         raise ValidationError(errors.APPROVER_IS_PARTY, code="party")
 
 
-def approve_request(request: ApprovalRequest, *, approver: User, ip: str | None = None) -> Outcome:
-    """A second agent approves a waiting request, which then runs with ``approver`` as the actor.
+def approve_request(request: ApprovalRequest, *, actor: User, ip: str | None = None) -> Outcome:
+    """A second agent (``actor``) approves a waiting request, which then runs with them as its actor.
 
     Refuses the requester and the person it is for, and a request decided or past its day. If the action's own
     service refuses, the request is marked failed with that reason (and the refusal raised). Audits
-    ``helpdesk.request_approved`` and the action's own events. The caller must have checked that ``approver``
+    ``helpdesk.request_approved`` and the action's own events. The caller must have checked that ``actor``
     holds ``helpdesk.approve_request`` and the action's permission.
     """
     with transaction.atomic():
         request = (
             ApprovalRequest.objects.select_for_update().select_related("person", "identity_check").get(pk=request.pk)
         )
-        _check_decider(request, approver)
+        _check_decider(request, actor)
         audit.record(
             "helpdesk.request_approved",
-            actor=approver,
+            actor=actor,
             subject=request.person,
             ip=ip,
             details={"request": request.pk, "action": request.action, "requested_by": request.requested_by_id},
         )
-        request.decided_by, request.decided_at = approver, timezone.now()
+        request.decided_by, request.decided_at = actor, timezone.now()
         try:
             with transaction.atomic():
                 outcome = _run(
                     request.action,
                     request.person,
-                    actor=approver,
+                    actor=actor,
                     identity_check=request.identity_check,
                     case=request.case,
                     params=request.params,
@@ -211,20 +214,20 @@ def approve_request(request: ApprovalRequest, *, approver: User, ip: str | None 
     return outcome
 
 
-def decline_request(request: ApprovalRequest, *, approver: User, ip: str | None = None) -> ApprovalRequest:
+def decline_request(request: ApprovalRequest, *, actor: User, ip: str | None = None) -> ApprovalRequest:
     """A second agent declines a waiting request. Audits ``helpdesk.request_declined``; same refusals as approval."""
     with transaction.atomic():
         request = ApprovalRequest.objects.select_for_update().get(pk=request.pk)
-        _check_decider(request, approver)
+        _check_decider(request, actor)
         request.status, request.decided_by, request.decided_at = (
             ApprovalRequest.Status.DECLINED,
-            approver,
+            actor,
             timezone.now(),
         )
         request.save(update_fields=["status", "decided_by", "decided_at"])
         audit.record(
             "helpdesk.request_declined",
-            actor=approver,
+            actor=actor,
             subject=request.person,
             ip=ip,
             details={"request": request.pk, "action": request.action},
@@ -233,6 +236,54 @@ def decline_request(request: ApprovalRequest, *, approver: User, ip: str | None 
 
 
 # --- Services only the desk has --------------------------------------------------------------------------
+
+
+def send_reactivation_link(
+    person: User,
+    *,
+    actor: User,
+    identity_check: IdentityCheck,
+    registration: Registration | None = None,
+    approved_by: User | None = None,
+    ip: str | None = None,
+) -> ActivationLink:
+    """Email a person with no working factor a single-use link to put a new app in place of the old one.
+
+    Requires an identity check with a method from the list and a reference (BND-07), and ``actor`` on the staff;
+    never on the actor's own account (BND-08). A link to a staff account, or to an email changed in the last
+    RECENT_EMAIL_CHANGE_HOURS, needs ``approved_by``: a second staff member, neither ``actor`` nor the person
+    (BND-08, AC-04). Then :func:`devices.services.send_recovery_link` sends it, auditing ``recovery.link_sent``
+    with the check (and the approver), and raises its own refusals.
+    """
+    identity_check.clean()
+    if actor is None or not actor.is_staff:
+        raise ValidationError(errors.STAFF_ONLY_LINK, code="staff_only")
+    if actor.pk == person.pk:
+        raise ValidationError(errors.OWN_ACCOUNT, code="own_account")
+    details = {"identity_check": identity_check.method, "reference": identity_check.reference}
+    if approved_by is not None and approved_by.is_staff and approved_by.pk not in (actor.pk, person.pk):
+        details["approved_by"] = approved_by.pk
+    elif why_second_approver(person, action="send_recovery_link"):
+        raise ValidationError(errors.RECOVERY_NEEDS_APPROVER, code="needs_approver")
+    return device_services.send_recovery_link(person, actor=actor, registration=registration, details=details, ip=ip)
+
+
+def register_security_key_at_desk(
+    person: User, *, actor: User, response_json: str, challenge: SessionChallenge, label: str, ip: str | None = None
+) -> Registration:
+    """Register a key for ``person``, who is at the desk and touches it in ``actor``'s browser.
+
+    :func:`devices.services.security_keys.register_security_key` with the staff member as the actor: the device
+    keeps ``registered_by`` and the ``device.bound`` event names who registered it for whom. The caller must have
+    recorded the person's identity check (BND-07). Refuses anyone not on the staff, and their own account (BND-08).
+    """
+    if not getattr(actor, "is_staff", False):
+        raise ValidationError(errors.STAFF_ONLY_KEY, code="not_staff")
+    if actor.pk == person.pk:
+        raise ValidationError(errors.OWN_ACCOUNT, code="own_account")
+    return security_keys.register_security_key(
+        person, response_json=response_json, challenge=challenge, label=label, actor=actor, ip=ip
+    )
 
 
 def end_sessions(person: User, *, actor: User, reason: str, ip: str | None = None) -> int:
@@ -321,7 +372,7 @@ def open_case(person: User, *, actor: User, category: str, note: str = "", ip: s
     return case
 
 
-def add_case_note(case: Case, *, author: User, text: str, status: str | None = None, ip: str | None = None) -> CaseNote:
+def add_case_note(case: Case, *, actor: User, text: str, status: str | None = None, ip: str | None = None) -> CaseNote:
     """Append a note (never edited) and optionally move the case's status. Audits ``helpdesk.case_noted``."""
     text = text.strip()
     if not text:
@@ -330,16 +381,16 @@ def add_case_note(case: Case, *, author: User, text: str, status: str | None = N
         raise ValidationError("Choose a status from the list.", code="status")
     with transaction.atomic():
         case = Case.objects.select_for_update().get(pk=case.pk)
-        note = CaseNote.objects.create(case=case, author=author, text=text)
+        note = CaseNote.objects.create(case=case, author=actor, text=text)
         previous = case.status
         case.status = status or case.status
         case.updated_at = timezone.now()
         if case.assignee_id is None:
-            case.assignee = author
+            case.assignee = actor
         case.save(update_fields=["status", "updated_at", "assignee"])
         audit.record(
             "helpdesk.case_noted",
-            actor=author,
+            actor=actor,
             subject=case.person,
             ip=ip,
             details={"case": case.pk, "note": note.pk, "status_from": previous, "status_to": case.status},

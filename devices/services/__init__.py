@@ -2,7 +2,7 @@
 
 - :mod:`.common`: row locks, pending and re-authentication checks, device names, taking factors out of use.
 - :mod:`.enrollment`: from starting a registration to its confirmed activation.
-- :mod:`.links`: activation and help-desk recovery links.
+- :mod:`.links`: activation and recovery links.
 - :mod:`.phones`: ownership codes, enabling texts and calls, sign-in codes.
 - :mod:`.lifecycle`: rename, retire, report lost, backup codes.
 - :mod:`.reactivation`: a new phone for an app, or the old one lost.
@@ -29,23 +29,14 @@ from .common import (
 )
 from .enrollment import confirm_activation, issue_app_secret, set_phone_number, set_platform, start_enrollment
 from .lifecycle import generate_backup_codes, rename_registration, report_lost, retire_registration
-from .links import (
-    IDENTITY_CHECK_METHODS,
-    IdentityCheck,
-    find_activation_link,
-    open_activation_link,
-    send_activation_link,
-    send_reactivation_link,
-)
+from .links import find_activation_link, open_activation_link, send_activation_link, send_recovery_link
 from .notices import NOTICES, notify_person
 from .phones import confirm_phone_code, send_phone_code, send_signin_code
 from .reactivation import confirm_reactivation, end_reactivation, expire_stale_reactivations, start_reactivation
 
 __all__ = [
-    "IDENTITY_CHECK_METHODS",
     "NOTICES",
     "SECRET_BYTES",
-    "IdentityCheck",
     "ReauthRequired",
     "app_device_name",
     "confirm_activation",
@@ -72,7 +63,7 @@ __all__ = [
     "security_key_device_name",
     "send_activation_link",
     "send_phone_code",
-    "send_reactivation_link",
+    "send_recovery_link",
     "send_signin_code",
     "set_phone_number",
     "set_platform",

@@ -101,7 +101,7 @@ def require_pending(registration: Registration) -> None:
 
 
 def verify_awaiting_code(
-    registration: Registration, device, code: str, *, actor, ip, rejected: str, wrong: str
+    registration: Registration, device, code: str, *, actor: User, ip, rejected: str, wrong: str
 ) -> None:
     """Check a code from an app device waiting for its first one (a setup's or a reactivation's).
 

@@ -14,6 +14,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from identity import audit
+from identity.models import User
 
 from .. import crypto, errors, selectors
 from ..kinds import KINDS, kind_of, phone_check_required
@@ -86,7 +87,7 @@ def start_enrollment(
 
 
 def set_phone_number(
-    registration: Registration, *, phone_number, actor, verified_at: datetime | None, ip: str | None = None
+    registration: Registration, *, phone_number, actor: User, verified_at: datetime | None, ip: str | None = None
 ) -> Registration:
     """Store the (already normalized, E.164) number on a pending registration whose kind has one.
 
@@ -127,7 +128,7 @@ def _require_number_proven(registration: Registration) -> None:
         raise ValidationError(errors.STEP_OUT_OF_ORDER, code="order")
 
 
-def set_platform(registration: Registration, *, platform: str, actor) -> Registration:
+def set_platform(registration: Registration, *, platform: str, actor: User) -> Registration:
     """Record which platform the phone or tablet runs; it decides the install instructions and the default name.
 
     The name becomes the platform's ("Android tablet"), numbered if the person has one so named already.
@@ -150,7 +151,7 @@ def set_platform(registration: Registration, *, platform: str, actor) -> Registr
 
 
 def issue_app_secret(
-    registration: Registration, *, actor, verified_at: datetime | None, ip: str | None = None
+    registration: Registration, *, actor: User, verified_at: datetime | None, ip: str | None = None
 ) -> Registration:
     """Mark the app as installed and give the registration its pending authenticator secret.
 
@@ -192,7 +193,7 @@ def issue_app_secret(
 
 
 def confirm_activation(
-    registration: Registration, *, code: str, actor, verified_at: datetime | None, ip: str | None = None
+    registration: Registration, *, code: str, actor: User, verified_at: datetime | None, ip: str | None = None
 ) -> Registration:
     """Bind the pending app device once the person enters a code it made.
 

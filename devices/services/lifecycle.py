@@ -38,7 +38,7 @@ from .common import (
 from .notices import notify_person
 
 
-def rename_registration(registration: Registration, *, label: str, actor, ip: str | None = None) -> Registration:
+def rename_registration(registration: Registration, *, label: str, actor: User, ip: str | None = None) -> Registration:
     label = (label or "").strip()
     if not 1 <= len(label) <= 64:
         raise ValidationError(errors.LABEL_INVALID, code="label")
@@ -68,7 +68,7 @@ def rename_registration(registration: Registration, *, label: str, actor, ip: st
     return registration
 
 
-def _take_out_of_use(registration: Registration, *, actor) -> set[str]:
+def _take_out_of_use(registration: Registration, *, actor: User) -> set[str]:
     """Retire the locked registration and every factor it holds; return their persistent ids.
 
     The caller holds the transaction and the row lock, has checked the status, ends the sessions and audits.
@@ -86,7 +86,7 @@ def _take_out_of_use(registration: Registration, *, actor) -> set[str]:
 def retire_registration(
     registration: Registration,
     *,
-    actor,
+    actor: User,
     verified_at: datetime | None,
     reason: str = "removed",
     ip: str | None = None,
@@ -140,7 +140,7 @@ def retire_registration(
 def report_lost(
     registration: Registration,
     *,
-    actor,
+    actor: User,
     verified_at: datetime | None,
     ip: str | None = None,
     session_key: str | None = None,
@@ -179,7 +179,7 @@ def report_lost(
     return registration
 
 
-def generate_backup_codes(user, *, actor, verified_at: datetime | None, ip: str | None = None) -> list[str]:
+def generate_backup_codes(user, *, actor: User, verified_at: datetime | None, ip: str | None = None) -> list[str]:
     """Make a new set of 10 backup codes and return them: the only time they exist in clear.
 
     The previous set stops working. Needs a recent second factor (BND-01).

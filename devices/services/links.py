@@ -1,4 +1,4 @@
-"""Activation and recovery links: issuing, finding and opening them (ACT-01..03, BND-07, BND-08).
+"""Activation and recovery links: issuing, finding and opening them (ACT-01..03, BND-07).
 
 Every function is one whole state change (rows, audit event, outbound message in one transaction); callers
 pass plain values (``actor``, ``ip``), never a request; refusals raise ``ValidationError`` with a text from
@@ -6,7 +6,7 @@ pass plain values (``actor``, ``ip``), never a request; refusals raise ``Validat
 """
 
 import secrets
-from dataclasses import dataclass
+from collections.abc import Mapping
 from datetime import timedelta
 
 from django.conf import settings
@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from identity import audit
 from identity import errors as identity_errors
-from identity.selectors import email_changed_recently, is_staff_account
+from identity.models import User
 
 from .. import errors, outbox
 from ..kinds import KINDS, kind_of
@@ -46,7 +46,9 @@ def _awaiting_device(registration: Registration) -> AuthenticatorAppDevice:
     return device
 
 
-def _issue_link(registration: Registration, *, purpose: str, sent_by=None, expires_at) -> tuple[ActivationLink, str]:
+def _issue_link(
+    registration: Registration, *, purpose: str, actor: User | None = None, expires_at
+) -> tuple[ActivationLink, str]:
     """Revoke the registration's open links and create a new one; return it with its URL (built from SITE_URL)."""
     revoke_open_links(registration)
     token = secrets.token_urlsafe(32)
@@ -56,13 +58,13 @@ def _issue_link(registration: Registration, *, purpose: str, sent_by=None, expir
         registration=registration,
         purpose=purpose,
         expires_at=expires_at,
-        sent_by=sent_by,
+        sent_by=actor,
     )
     # The token goes after "#": browsers never send that part, so no access log or proxy ever sees it (OTP-09).
     return link, f"{settings.SITE_URL}{reverse('devices:activation_landing')}#{token}"
 
 
-def send_activation_link(registration: Registration, *, actor, ip: str | None = None) -> ActivationLink:
+def send_activation_link(registration: Registration, *, actor: User, ip: str | None = None) -> ActivationLink:
     """Email the person a single-use link to open on the phone (ACT-01..03), for a setup or a reactivation.
 
     The token (256 bits) is only in the email; the database keeps its hash.
@@ -138,7 +140,7 @@ def open_activation_link(link: ActivationLink, *, password: str, ip: str | None 
     """Consume the link once the person gives their password; only then may the secret be shown.
 
     A wrong password is counted and audited; after ACTIVATION_LINK_MAX_PASSWORD_ATTEMPTS
-    the link is revoked. A help-desk recovery link also starts the reactivation
+    the link is revoked. A recovery link also starts the reactivation
     it was sent for, in the same transaction (the link and the password stand in
     for the missing second factor). Raises ``ValidationError`` on every refusal.
     """
@@ -198,55 +200,23 @@ def open_activation_link(link: ActivationLink, *, password: str, ip: str | None 
     return link
 
 
-IDENTITY_CHECK_METHODS = {
-    "photo_id_in_person": "Photo ID checked in person",
-    "video_call_with_photo_id": "Photo ID checked on a video call",
-    "callback_to_number_on_file": "Called back on the number in the HR record",
-    "manager_confirmation": "Confirmed by the person's manager, in writing",
-}
-
-
-@dataclass(frozen=True)
-class IdentityCheck:
-    """How the help desk made sure who it is talking to (BND-07): a method from a fixed list and a reference."""
-
-    method: str
-    reference: str
-
-    def validate(self) -> None:
-        if self.method not in IDENTITY_CHECK_METHODS:
-            raise ValidationError(errors.IDENTITY_CHECK_METHOD, code="identity_check")
-        if not self.reference.strip():
-            raise ValidationError(errors.IDENTITY_CHECK_REFERENCE, code="identity_check")
-
-
-def send_reactivation_link(
-    user,
+def send_recovery_link(
+    user: User,
     *,
-    actor,
-    identity_check: IdentityCheck,
+    actor: User,
     registration: Registration | None = None,
-    approved_by=None,
+    details: Mapping[str, object] | None = None,
     ip: str | None = None,
 ) -> ActivationLink:
     """Email a person with no working factor a single-use link to put a new app in place of the old one.
 
-    Requires a recorded identity check (BND-07); a staff member cannot send one
-    to themselves (BND-08). A link to a staff account, or to an email changed in
-    the last RECENT_EMAIL_CHANGE_HOURS, needs ``approved_by``: a second staff
-    member, neither the sender (``actor``) nor the person (BND-08, AC-04). The link asks for
-    the password, then starts a reactivation of ``registration`` (default: the
-    person's newest active app device). Audits ``recovery.link_sent`` and emails
-    it through the outbox.
+    The link stands in for the missing second factor: the caller must have made sure who asked for it and that
+    ``actor`` may send it (the help desk's identity check and second approver, BND-07, BND-08); ``details`` says
+    how, for the audit event (never a secret). The link asks for the password, then starts a reactivation of
+    ``registration`` (default: the person's newest active app device). Audits ``recovery.link_sent`` and emails
+    the link through the outbox. Raises ``ValidationError`` for a locked account, a person without an email
+    address, and a registration that is not the person's phone or tablet with an app, in use.
     """
-    identity_check.validate()
-    if actor is None or not actor.is_staff:
-        raise ValidationError(errors.DESK_STAFF_ONLY_LINK, code="staff_only")
-    if actor.pk == user.pk:
-        raise ValidationError(errors.NOT_ON_OWN_ACCOUNT, code="own_account")
-    approver_ok = approved_by is not None and approved_by.is_staff and approved_by.pk not in (actor.pk, user.pk)
-    if not approver_ok and (is_staff_account(user) or email_changed_recently(user)):
-        raise ValidationError(errors.RECOVERY_NEEDS_APPROVER, code="needs_approver")
     if user.is_locked:
         # The link ends in a verified session: only the audited unlock (or its timer) reopens the account (OTP-01).
         raise ValidationError(errors.ACCOUNT_LOCKED_FOR_RECOVERY, code="locked")
@@ -271,7 +241,7 @@ def send_reactivation_link(
             raise ValidationError(errors.NO_APP_TO_RECOVER, code="no_registration")
         expires_at = timezone.now() + settings.ACTIVATION_LINK_TTL
         link, url = _issue_link(
-            registration, purpose=ActivationLink.Purpose.RECOVERY, sent_by=actor, expires_at=expires_at
+            registration, purpose=ActivationLink.Purpose.RECOVERY, actor=actor, expires_at=expires_at
         )
         body = render_to_string(
             "emails/recovery_link.txt",
@@ -297,12 +267,6 @@ def send_reactivation_link(
             actor=actor,
             subject=user,
             ip=ip,
-            details={
-                "registration": registration.pk,
-                "link": link.pk,
-                "identity_check": identity_check.method,
-                "reference": identity_check.reference,
-            }
-            | ({"approved_by": approved_by.pk} if approver_ok else {}),
+            details={"registration": registration.pk, "link": link.pk} | dict(details or {}),
         )
     return link

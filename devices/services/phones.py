@@ -96,7 +96,7 @@ def send_phone_code(
     registration: Registration,
     *,
     channel: str,
-    actor,
+    actor: User,
     verified_at: datetime | None = None,
     ip: str | None = None,
 ) -> PhoneVerification:
@@ -145,7 +145,7 @@ def send_phone_code(
 
 
 def confirm_phone_code(
-    registration: Registration, *, code: str, actor, verified_at: datetime | None, ip: str | None = None
+    registration: Registration, *, code: str, actor: User, verified_at: datetime | None, ip: str | None = None
 ) -> Registration:
     """Accept the code sent to the registration's number: the number is proven.
 
@@ -197,7 +197,7 @@ def confirm_phone_code(
     return registration
 
 
-def _accept_phone_verification(registration: Registration, verification: PhoneVerification, *, actor, ip) -> None:
+def _accept_phone_verification(registration: Registration, verification: PhoneVerification, *, actor: User, ip) -> None:
     now = timezone.now()
     verification.consumed_at = now
     verification.save(update_fields=["consumed_at"])

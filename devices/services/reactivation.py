@@ -14,6 +14,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from identity import audit
+from identity.models import User
 
 from .. import crypto, errors
 from ..kinds import kind_of
@@ -34,7 +35,9 @@ from .common import (
 from .notices import notify_person
 
 
-def begin_reactivation(registration: Registration, *, actor, old_phone_lost: bool, ip: str | None) -> Registration:
+def begin_reactivation(
+    registration: Registration, *, actor: User, old_phone_lost: bool, ip: str | None
+) -> Registration:
     """Give a locked, active registration a new pending secret; the caller holds the transaction."""
     now = timezone.now()
     device = AuthenticatorAppDevice.objects.create(
@@ -66,7 +69,7 @@ def begin_reactivation(registration: Registration, *, actor, old_phone_lost: boo
 def start_reactivation(
     registration: Registration,
     *,
-    actor,
+    actor: User,
     verified_at: datetime | None,
     old_phone_lost: bool = False,
     ip: str | None = None,
@@ -95,7 +98,7 @@ def confirm_reactivation(
     registration: Registration,
     *,
     code: str,
-    actor,
+    actor: User,
     verified_at: datetime | None,
     recovering: bool = False,
     ip: str | None = None,
@@ -163,7 +166,9 @@ def _require_reactivating(registration: Registration) -> None:
         raise ValidationError(errors.REACTIVATION_EXPIRED, code=errors.CODE_EXPIRED)
 
 
-def end_reactivation(registration: Registration, *, actor, reason: str, ip: str | None = None) -> Registration:
+def end_reactivation(
+    registration: Registration, *, actor: User | None, reason: str, ip: str | None = None
+) -> Registration:
     """Drop a pending reactivation (cancelled or expired): the new secret is erased, the old one stays."""
     with transaction.atomic():
         registration = lock_registration(registration)

@@ -1,4 +1,4 @@
-"""State changes of security keys: binding one (by the person, or at the help desk) and signing in with one.
+"""State changes of security keys: binding one (by the person, or for them by someone else) and signing in with one.
 
 The rules of :mod:`devices.services` hold here too: one function is one whole
 state change with its audit event, callers pass plain values (``actor``,
@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from identity import audit
 from identity import services as identity_services
+from identity.models import User
 
 from .. import errors, webauthn
 from ..models import Registration, SecurityKeyDevice, WebAuthnChallenge
@@ -64,8 +65,8 @@ def start_security_key_registration(
     """Issue a registration challenge and return the JSON options for ``navigator.credentials.create()``.
 
     ``registration`` is the person's pending security-key registration in the
-    wizard; at the help desk there is none and ``session_key`` is the staff
-    member's session. ``excludeCredentials`` lists the person's keys in use.
+    wizard; for a key registered for the person by someone else there is none and ``session_key`` is that
+    actor's session. ``excludeCredentials`` lists the person's keys in use.
     Raises ``ValidationError`` when the registration is not a pending security key.
     """
     with transaction.atomic():
@@ -87,7 +88,7 @@ def register_security_key(
     response_json: str,
     challenge: SessionChallenge,
     label: str,
-    actor,
+    actor: User,
     ip: str | None = None,
     registration: Registration | None = None,
     verified_at=None,
@@ -98,12 +99,12 @@ def register_security_key(
     to this session (and for ``registration`` when given); it is spent whatever
     the outcome. The response is checked against the pinned RP ID and origins.
     A credential id registered before, to anyone, is refused. A pending
-    wizard registration becomes active; without one (the help desk) a new
-    registration is written. When ``actor`` is not the person, the device and
-    the audit event record who registered it for whom (``registered_by``).
+    wizard registration becomes active; without one a new registration is
+    written. When ``actor`` is not the person, the device and the audit event
+    record who registered it for whom (``registered_by``).
     Audits ``device.bound``, or ``enrollment.security_key_rejected`` with the reason.
-    A person binding their own key needs a recent second factor (BND-01, ``verified_at``); at the desk the
-    caller has checked the person's identity instead.
+    A person binding their own key needs a recent second factor (BND-01, ``verified_at``); for anyone else the
+    caller must have checked the person's identity and the actor's right to do it instead.
     """
     if actor == user:
         require_recent_verification(user, verified_at)
@@ -130,14 +131,14 @@ def register_security_key(
     return registration
 
 
-def _audit_rejected(user, *, actor, ip, reason: str, registration: Registration | None, detail: str = "") -> None:
+def _audit_rejected(user, *, actor: User, ip, reason: str, registration: Registration | None, detail: str = "") -> None:
     details = {"reason": reason, "registration": registration.pk if registration else None}
     if detail:
         details["detail"] = detail
     audit.record("enrollment.security_key_rejected", actor=actor, subject=user, ip=ip, details=details)
 
 
-def _bind(user, row: WebAuthnChallenge, *, response_json: str, label: str, actor, ip) -> Registration:
+def _bind(user, row: WebAuthnChallenge, *, response_json: str, label: str, actor: User, ip) -> Registration:
     """Verify the response to the claimed ``row`` and write the device and the active registration."""
     pending = lock_registration(row.registration) if row.registration_id else None
     if pending is not None:
@@ -151,7 +152,7 @@ def _bind(user, row: WebAuthnChallenge, *, response_json: str, label: str, actor
     except CeremonyRefused as refused:
         _audit_rejected(user, actor=actor, ip=ip, reason=refused.reason, registration=pending, detail=refused.detail)
         raise ValidationError(errors.KEY_REGISTRATION_FAILED, code="invalid") from refused
-    on_desk = getattr(actor, "pk", None) not in (None, user.pk)
+    for_someone_else = getattr(actor, "pk", None) not in (None, user.pk)
     device = None
     if not SecurityKeyDevice.objects.filter(credential_id=new.credential_id).exists():
         try:
@@ -165,7 +166,7 @@ def _bind(user, row: WebAuthnChallenge, *, response_json: str, label: str, actor
                     sign_count=new.sign_count,
                     transports=new.transports,
                     aaguid=new.aaguid,
-                    registered_by=actor if on_desk else None,
+                    registered_by=actor if for_someone_else else None,
                 )
         except IntegrityError:
             device = None
@@ -181,31 +182,11 @@ def _bind(user, row: WebAuthnChallenge, *, response_json: str, label: str, actor
     registration.expires_at = None
     registration.save()
     details = {"registration": registration.pk, "kind": registration.kind, "factor": FACTOR}
-    if on_desk:
+    if for_someone_else:
         details |= {"registered_by": actor.get_username(), "registered_for": user.get_username()}
     audit.record("device.bound", actor=actor, subject=user, ip=ip, details=details)
     notify_person(user, event="device.bound", device_name=registration.display_name)
     return registration
-
-
-def register_security_key_at_desk(
-    user, *, actor, response_json: str, challenge: SessionChallenge, label: str, ip: str | None = None
-) -> Registration:
-    """The help desk registers a key for ``user``, who is at the desk and touches it in the staff member's browser.
-
-    The same path as :func:`register_security_key`, with ``actor`` (the staff member) as the
-    actor: the device keeps ``registered_by`` and the ``device.bound`` event
-    names who registered it for whom. The caller (the help-desk admin) must
-    have recorded the person's identity check (BND-07). Refuses anyone who is
-    not staff, and staff acting on their own account (BND-08).
-    """
-    if not getattr(actor, "is_staff", False):
-        raise ValidationError(errors.DESK_STAFF_ONLY, code="not_staff")
-    if actor.pk == user.pk:
-        raise ValidationError(errors.DESK_OWN_ACCOUNT, code="own_account")
-    return register_security_key(
-        user, response_json=response_json, challenge=challenge, label=label, actor=actor, ip=ip
-    )
 
 
 def start_security_key_sign_in(user, *, session_key: str) -> tuple[str, WebAuthnChallenge]:

@@ -135,9 +135,7 @@ def locked(person, enroll):
 def test_otp01_no_recovery_link_is_sent_to_a_locked_account(person, locked, make_user):
     desk = make_user("desk1", is_staff=True)
     with pytest.raises(ValidationError) as refused:
-        services.send_reactivation_link(
-            person, actor=desk, identity_check=services.IdentityCheck("photo_id_in_person", "INC-1")
-        )
+        services.send_recovery_link(person, actor=desk)
     assert refused.value.code == "locked" and refused.value.messages == [errors.ACCOUNT_LOCKED_FOR_RECOVERY]
 
 
@@ -147,9 +145,7 @@ def test_otp01_a_recovery_link_sent_before_the_lockout_opens_nothing_until_the_u
     phone = enroll(person)
     desk = make_user("desk1", is_staff=True)
     with django_capture_on_commit_callbacks(execute=True):
-        services.send_reactivation_link(
-            person, actor=desk, identity_check=services.IdentityCheck("photo_id_in_person", "INC-1")
-        )
+        services.send_recovery_link(person, actor=desk)
     token = LINK_RE.search(mailoutbox[-1].body).group(2)
     for _ in range(settings.LOCKOUT_THRESHOLD):
         identity_services.record_second_factor_failure(person, factor="authenticator_app", ip=None)

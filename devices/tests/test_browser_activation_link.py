@@ -167,12 +167,7 @@ def test_act02_help_desk_recovery_link_from_the_email_works_in_chromium(
     person = make_user("rc2468", first_name="Rui", last_name="Costa")
     phone = enroll(person, platform="android")
     desk = make_user("desk9", is_staff=True)
-    services.send_reactivation_link(
-        person,
-        actor=desk,
-        identity_check=services.IdentityCheck(method="photo_id_in_person", reference="INC-4711"),
-        registration=phone,
-    )
+    services.send_recovery_link(person, actor=desk, registration=phone)
     url = _link_from_last_email(person.email)
     new_phone = _page(browser, live_server, PHONE)
     log = RequestLog(new_phone)

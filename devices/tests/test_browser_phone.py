@@ -41,13 +41,10 @@ def browser():
 
 
 @pytest.fixture
-def gateway(settings):
-    settings.PHONE_GATEWAY = "devices.tests.fakes.RecordingGateway"
+def gateway(recording_gateway, settings):
     # Enrollment and sign-in each ask for a code within seconds; the resend pause is not under test here.
     settings.PHONE_RESEND_SECONDS = 0
-    RecordingGateway.delivered.clear()
-    yield RecordingGateway
-    RecordingGateway.delivered.clear()
+    return recording_gateway
 
 
 def _sent_to(number):

@@ -36,14 +36,10 @@ LANDLINE = "+16175550172"
 
 
 @pytest.fixture(autouse=True)
-def _setting(settings):
+def _setting(settings, recording_gateway):
     settings.OTP_TOTP_THROTTLE_FACTOR = 0
     settings.WEBAUTHN_RP_ID = RP_ID
     settings.WEBAUTHN_ORIGINS = [ORIGIN]
-    settings.PHONE_GATEWAY = "devices.tests.fakes.RecordingGateway"
-    RecordingGateway.delivered.clear()
-    yield
-    RecordingGateway.delivered.clear()
 
 
 @dataclass

@@ -28,9 +28,9 @@ class FlakyGateway(RecordingGateway):
 
 
 @pytest.fixture
-def gateway(settings):
+def gateway(recording_gateway, settings):
+    """The shared recording gateway, failing first as a test scripts it."""
     settings.PHONE_GATEWAY = "devices.tests.test_outbox_delivery.FlakyGateway"
-    RecordingGateway.delivered.clear()
     FlakyGateway.failures = []
     return FlakyGateway
 

@@ -40,10 +40,10 @@ class LosingGateway(RecordingGateway):
 
 
 @pytest.fixture
-def gateway(settings):
+def gateway(recording_gateway, settings):
+    """The shared recording gateway, losing answers as a test scripts it."""
     settings.PHONE_GATEWAY = "devices.tests.test_outbox_unknown_outcome.LosingGateway"
     settings.OUTBOX_BACKOFF_BASE_SECONDS = 0
-    RecordingGateway.delivered.clear()
     LosingGateway.lose, LosingGateway.lookups, LosingGateway.lookup_fails = 0, [], False
     return LosingGateway
 

@@ -29,14 +29,6 @@ FOUR_MINUTES = 4 * 60  # sends this far apart never meet the 10-minute limit of 
 
 
 @pytest.fixture
-def recording_gateway(settings):
-    settings.PHONE_GATEWAY = "devices.tests.fakes.RecordingGateway"
-    RecordingGateway.delivered.clear()
-    yield RecordingGateway
-    RecordingGateway.delivered.clear()
-
-
-@pytest.fixture
 def sending(django_capture_on_commit_callbacks):
     """Run what a request queued as its commit would: the send task, in-process, into the recording gateway."""
     return lambda: django_capture_on_commit_callbacks(execute=True)

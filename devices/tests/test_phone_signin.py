@@ -39,14 +39,6 @@ def _no_back_off(settings):
 
 
 @pytest.fixture
-def recording_gateway(settings):
-    settings.PHONE_GATEWAY = "devices.tests.fakes.RecordingGateway"
-    RecordingGateway.delivered.clear()
-    yield RecordingGateway
-    RecordingGateway.delivered.clear()
-
-
-@pytest.fixture
 def sending(django_capture_on_commit_callbacks):
     """Run what a request queued as its commit would: the send task, in-process, into the recording gateway."""
     return lambda: django_capture_on_commit_callbacks(execute=True)

@@ -1,14 +1,9 @@
 import pytest
 
-from devices.tests.fakes import RecordingGateway
 
-
-@pytest.fixture
-def recording_gateway(settings):
-    settings.PHONE_GATEWAY = "devices.tests.fakes.RecordingGateway"
+@pytest.fixture(autouse=True)
+def _no_resend_pause(settings):
     settings.PHONE_RESEND_SECONDS = 0
-    RecordingGateway.delivered.clear()
-    return RecordingGateway
 
 
 def test_landline_enroll_and_sign_in_by_call(

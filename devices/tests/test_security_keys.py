@@ -260,42 +260,6 @@ def test_registration_needs_a_name(person):
     assert WebAuthnChallenge.objects.get(pk=claim.challenge_id).consumed_at is None
 
 
-def test_desk_registration_records_who_registered_it_for_whom(person, make_user):
-    staff = make_user("desk1", is_staff=True)
-    key = new_key()
-    options, claim = registration_challenge(person, session="staff-session")
-    registration = security_keys.register_security_key_at_desk(
-        person, actor=staff, response_json=key.create(options), challenge=claim, label="Desk-issued key", ip=IP
-    )
-    assert registration.user == person and registration.status == Registration.Status.ACTIVE
-    assert registration.security_key_device.registered_by == staff
-    event = events("device.bound").get()
-    assert (event.actor, event.subject) == (staff, person)
-    assert event.details == {
-        "registration": registration.pk,
-        "kind": "security_key",
-        "factor": "security_key",
-        "registered_by": "desk1",
-        "registered_for": person.username,
-    }
-    assert sign_in(person, key) == SecondFactorOutcome.OK
-
-
-def test_desk_registration_refuses_non_staff_and_staff_on_their_own_account(person, make_user):
-    staff = make_user("desk1", is_staff=True)
-    for actor, message, subject in (
-        (make_user("colleague"), errors.DESK_STAFF_ONLY, person),
-        (staff, errors.DESK_OWN_ACCOUNT, staff),
-    ):
-        options, claim = registration_challenge(subject, session="staff-session")
-        with pytest.raises(ValidationError) as refused:
-            security_keys.register_security_key_at_desk(
-                subject, actor=actor, response_json=new_key().create(options), challenge=claim, label="Key"
-            )
-        assert refused.value.messages == [message]
-    assert not SecurityKeyDevice.objects.exists()
-
-
 # --- Races (PostgreSQL: each thread on its own connection) -----------------------------------------
 
 

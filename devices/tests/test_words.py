@@ -202,9 +202,8 @@ def test_sign_in_names_devices_as_named_and_hints_only_the_app(person, client, p
 
 
 def test_sign_in_names_texts_and_backup_codes_when_the_person_has_them(
-    person, client, password, settings, django_capture_on_commit_callbacks
+    person, client, password, recording_gateway, django_capture_on_commit_callbacks
 ):
-    settings.PHONE_GATEWAY = "devices.tests.fakes.RecordingGateway"
     phone = add_app_device(person, kind="mobile", platform="iphone", number="+16175550167")
     services.rename_registration(phone, label="Work phone", actor=person)
     with django_capture_on_commit_callbacks(execute=True):

@@ -92,7 +92,7 @@ class CaseAdmin(DeskAdmin):
         form = CaseNoteForm(request.POST)
         if form.is_valid():
             try:
-                services.add_case_note(case, author=request.user, ip=client_ip(request), **form.cleaned_data)
+                services.add_case_note(case, actor=request.user, ip=client_ip(request), **form.cleaned_data)
             except ValidationError as error:
                 self.message_user(request, " ".join(error.messages), messages.ERROR)
             else:
@@ -184,9 +184,9 @@ class ApprovalRequestAdmin(DeskAdmin):
             raise PermissionDenied
         try:
             if request.POST.get("decision") == "approve":
-                outcome = services.approve_request(obj, approver=request.user, ip=client_ip(request))
+                outcome = services.approve_request(obj, actor=request.user, ip=client_ip(request))
             else:
-                services.decline_request(obj, approver=request.user, ip=client_ip(request))
+                services.decline_request(obj, actor=request.user, ip=client_ip(request))
                 outcome = None
         except ValidationError as error:
             self.message_user(request, " ".join(error.messages), messages.ERROR)

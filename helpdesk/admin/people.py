@@ -192,7 +192,7 @@ class PersonAdmin(DeskAdmin):
             try:
                 services.record_identity_check(
                     person,
-                    agent=request.user,
+                    actor=request.user,
                     method=form.cleaned_data["method"],
                     reference=form.cleaned_data["reference"],
                     case=form.cleaned_data["case"],

@@ -53,6 +53,6 @@ def check_for():
     from helpdesk import services
 
     def do(person, agent, *, method="photo_id_in_person", reference="INC-1", case=None):
-        return services.record_identity_check(person, agent=agent, method=method, reference=reference, case=case)
+        return services.record_identity_check(person, actor=agent, method=method, reference=reference, case=case)
 
     return do

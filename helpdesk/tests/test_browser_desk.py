@@ -145,7 +145,7 @@ def test_desk_queues_and_case_pages_pass_axe(live_server, staff_member, second_a
 
     case = services.open_case(caller, actor=staff_member, category="lockout", note="Called from the lab")
     check = services.record_identity_check(
-        superuser, agent=staff_member, method="manager_confirmation", reference="I-9"
+        superuser, actor=staff_member, method="manager_confirmation", reference="I-9"
     )
     request = services.perform(
         "sign_out_everywhere", superuser, actor=staff_member, identity_check=check, params={"reason": "laptop stolen"}

@@ -104,7 +104,7 @@ def test_ac04_bnd08_recovery_link_to_a_fresh_email_needs_a_second_agent(caller, 
 
     assert outcome.request is not None
     assert not notices(caller, "recovery_link").exists()
-    services.approve_request(outcome.request, approver=second_agent)
+    services.approve_request(outcome.request, actor=second_agent)
     assert notices(caller, "recovery_link").filter(recipient="cal.new@example.edu").count() == 1
 
 
@@ -177,7 +177,7 @@ def test_bnd07_every_action_refuses_without_a_check(caller, staff_member, action
 def test_bnd08_nobody_acts_on_their_own_account(desk_client, staff_member):
     assert services.current_identity_check(staff_member, agent=staff_member) is None
     with pytest.raises(ValidationError):
-        services.record_identity_check(staff_member, agent=staff_member, method="photo_id_in_person", reference="x")
+        services.record_identity_check(staff_member, actor=staff_member, method="photo_id_in_person", reference="x")
     response = desk_client.get(action_url(staff_member, "issue_bypass_codes"), follow=True)
     assert b"your own account" in response.content
     page = desk_client.get(person_url(staff_member))
@@ -197,10 +197,10 @@ def test_bnd08_action_on_a_staff_account_waits_for_a_second_agent(
     assert not superuser.bypasscodedevice_set.exists()
 
     with pytest.raises(ValidationError):
-        services.approve_request(request, approver=staff_member)  # not the requester
+        services.approve_request(request, actor=staff_member)  # not the requester
     with pytest.raises(ValidationError):
-        services.approve_request(request, approver=superuser)  # not the subject
-    outcome = services.approve_request(request, approver=second_agent)
+        services.approve_request(request, actor=superuser)  # not the subject
+    outcome = services.approve_request(request, actor=second_agent)
 
     assert len(outcome.codes) == 2
     request.refresh_from_db()
@@ -216,7 +216,7 @@ def test_bnd08_request_expires_after_a_day(staff_member, second_agent, superuser
         "sign_out_everywhere", superuser, actor=staff_member, identity_check=check, params={"reason": "r"}
     )
     with freeze_time(timezone.now() + timedelta(hours=25)), pytest.raises(ValidationError):
-        services.approve_request(outcome.request, approver=second_agent)
+        services.approve_request(outcome.request, actor=second_agent)
 
 
 def test_bnd08_recovery_link_to_a_staff_account_needs_a_second_agent(staff_member, second_agent, superuser, check_for):
@@ -225,7 +225,7 @@ def test_bnd08_recovery_link_to_a_staff_account_needs_a_second_agent(staff_membe
     assert outcome.request is not None
     assert not notices(second_agent, "recovery_link").exists()
 
-    services.approve_request(outcome.request, approver=superuser)
+    services.approve_request(outcome.request, actor=superuser)
 
     assert notices(second_agent, "recovery_link").count() == 1
     [sent] = events("recovery.link_sent", subject=second_agent)

@@ -29,8 +29,8 @@ def world(make_user, enroll, staff_member, auditor, superuser, caller, sign_in):
     plain = make_user("plain1")
     enroll(plain)
     case = services.open_case(caller, actor=staff_member, category="other")
-    check = services.record_identity_check(caller, agent=staff_member, method="photo_id_in_person", reference="I-1")
-    services.record_identity_check(caller, agent=superuser, method="photo_id_in_person", reference="I-2")
+    check = services.record_identity_check(caller, actor=staff_member, method="photo_id_in_person", reference="I-1")
+    services.record_identity_check(caller, actor=superuser, method="photo_id_in_person", reference="I-2")
     other_agent = make_user("staff3", is_staff=True)
     request = services.perform(
         "sign_out_everywhere",
@@ -47,7 +47,7 @@ def world(make_user, enroll, staff_member, auditor, superuser, caller, sign_in):
 
 
 def _check(person, agent):
-    return services.record_identity_check(person, agent=agent, method="photo_id_in_person", reference="I-3")
+    return services.record_identity_check(person, actor=agent, method="photo_id_in_person", reference="I-3")
 
 
 def _outcome(response, client=None) -> str:

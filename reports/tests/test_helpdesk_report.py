@@ -14,8 +14,8 @@ from django.db.models import F
 from django.utils import timezone
 from freezegun import freeze_time
 
-from devices import services
-from devices.services import IdentityCheck
+from helpdesk import services
+from helpdesk.models import IdentityCheck
 from identity import audit
 from identity.models import AuditEvent
 from identity.services import unlock_user
@@ -33,7 +33,7 @@ def desk_history(make_user, enroll, staff_member):
     ann, ben = make_user("ann"), make_user("ben")
     enroll(ann)
     services.send_reactivation_link(
-        ann, actor=staff_member, identity_check=IdentityCheck("photo_id_in_person", "badge 123")
+        ann, actor=staff_member, identity_check=IdentityCheck(method="photo_id_in_person", reference="badge 123")
     )
     for agent, action, method in [
         (staff_member, "helpdesk.device_reset", "photo_id_in_person"),

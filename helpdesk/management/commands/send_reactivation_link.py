@@ -1,21 +1,23 @@
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
 
-from devices import services
+from helpdesk import services
+from helpdesk.models import IdentityCheck
 from identity.models import User
 
 
 class Command(BaseCommand):
     help = (
         "Email a person with no working factor a single-use link to set up their authenticator app again "
-        "(audited). The help desk gets a button for this later."
+        "(audited), as the desk's action does: the identity check is recorded first."
     )
 
     def add_arguments(self, parser):
         parser.add_argument("institution_id", help="the person's institution ID")
         parser.add_argument("--by", required=True, help="institution ID of the staff member sending it")
         parser.add_argument(
-            "--method", required=True, choices=sorted(services.IDENTITY_CHECK_METHODS), help="how identity was checked"
+            "--method", required=True, choices=sorted(IdentityCheck.Method.values), help="how identity was checked"
         )
         parser.add_argument("--reference", required=True, help="ticket or case reference of the identity check")
         parser.add_argument(
@@ -25,22 +27,20 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, institution_id, by, method, reference, approved_by="", **options):
-        user = User.objects.filter(username=institution_id).first()
-        staff = User.objects.filter(username=by, is_staff=True).first()
-        if user is None:
+        person = User.objects.filter(username=institution_id).first()
+        actor = User.objects.filter(username=by, is_staff=True).first()
+        if person is None:
             raise CommandError(f"no person with ID {institution_id!r}")
-        if staff is None:
+        if actor is None:
             raise CommandError(f"no staff member with ID {by!r}")
         approver = User.objects.filter(username=approved_by, is_staff=True).first() if approved_by else None
         if approved_by and approver is None:
             raise CommandError(f"no staff member with ID {approved_by!r}")
         try:
-            link = services.send_reactivation_link(
-                user,
-                actor=staff,
-                approved_by=approver,
-                identity_check=services.IdentityCheck(method=method, reference=reference),
-            )
+            # One transaction: a refused link leaves no identity check behind that nothing relied on.
+            with transaction.atomic():
+                check = services.record_identity_check(person, actor=actor, method=method, reference=reference)
+                link = services.send_reactivation_link(person, actor=actor, approved_by=approver, identity_check=check)
         except ValidationError as error:
             raise CommandError(error.messages[0]) from error
         self.stdout.write(self.style.SUCCESS(f"recovery link #{link.pk} emailed to {institution_id}"))

@@ -1,0 +1,165 @@
+"""The transactional outbox: queue a message with the state change, send it from a task.
+
+Writers call :func:`queue_email` or :func:`queue_phone_message` inside their
+own transaction; the send task is dispatched on commit (REL-01). A broker
+that is down only leaves the row queued: the request still commits, and the
+periodic :func:`sweep` dispatches it later (REL-03, REL-06).
+
+:func:`deliver_message` claims a row (``queued -> sending``, locked with ``FOR UPDATE SKIP LOCKED`` as
+``select_for_update(skip_locked=True)`` does, in the claiming UPDATE itself), so running it twice sends once
+(REL-02). The claim and the outcome are each one statement that does not wait for the disk: after a crash of
+PostgreSQL itself a message may be sent twice, never lost (see ``statements.QUICK_COMMIT``). Transient provider errors are retried
+with exponential backoff and jitter, never past the message's expiry and
+never with a new code; permanent errors fail at once (REL-04). A body that
+holds a code or link is encrypted, and erased once the message is sent,
+failed or expired.
+
+A request that went out and got no answer (a read timeout) is an unknown outcome, not a failure: the row
+remembers it, and the next attempt first asks the provider whether the message went out, and sends only if it
+did not. An email holding a link is not sent again after such a loss (SMTP cannot be asked). Each channel has a
+queue of its own (``OUTBOX_QUEUES``), so a stalled mail server never holds up texts or calls, and the sweep has
+its own too. The sweep dispatches a row again only when its last dispatch is older than the grace period, which
+doubles with every re-dispatch, so a backlog waiting for a worker that is down is not queued again and again.
+
+At least once, not exactly once: a worker killed after the provider accepted a message and before the row says
+so sends it again after the lease (``OUTBOX_SENDING_LEASE_SECONDS``).
+
+This module queues, dispatches and sweeps; :mod:`.delivery` sends one claimed message and decides on a retry;
+:mod:`.statements` holds the claim and outcome statements both use.
+"""
+
+import logging
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from .. import crypto
+from ..models import OutboundMessage
+from .delivery import Delivery, backoff_seconds, deliver_message
+from .statements import claimable, finish_message
+
+__all__ = [
+    "Delivery",
+    "backoff_seconds",
+    "deliver_message",
+    "dispatch",
+    "queue_email",
+    "queue_phone_message",
+    "redispatch_stale",
+    "sweep",
+]
+
+logger = logging.getLogger(__name__)
+Status = OutboundMessage.Status
+# The Celery task that sends one message (``devices.tasks.send_outbound_message``), set when the app is ready:
+# the task module imports this one, so this one cannot import it.
+send_task = None
+
+
+def dispatch(message_id: int, channel: str) -> bool:
+    """Hand the message to its channel's queue. False (and the row marked) when the broker is unreachable."""
+    try:
+        send_task.apply_async((message_id,), queue=settings.OUTBOX_QUEUES[channel])
+    except Exception as exc:  # any broker failure: the sweep sends it later
+        logger.warning("could not dispatch outbound message %s (%s); left queued", message_id, type(exc).__name__)
+        OutboundMessage.objects.filter(pk=message_id, status=Status.QUEUED).update(dispatch_failed_at=timezone.now())
+        return False
+    return True
+
+
+def _queue(**fields) -> OutboundMessage:
+    body = fields.pop("body")
+    message = OutboundMessage.objects.create(
+        encrypted_body=crypto.encrypt(body.encode()), last_dispatched_at=timezone.now(), **fields
+    )
+    transaction.on_commit(lambda: dispatch(message.pk, message.channel))
+    return message
+
+
+def queue_email(
+    *, user, to: str, subject: str, body: str, template: str, holds_secret: bool, expires_at=None
+) -> OutboundMessage:
+    """Write an email to the outbox; it is sent after the caller's transaction commits."""
+    return _queue(
+        user=user,
+        channel=OutboundMessage.Channel.EMAIL,
+        recipient=to,
+        template=template,
+        subject=subject,
+        body=body,
+        holds_secret=holds_secret,
+        expires_at=expires_at,
+    )
+
+
+def queue_phone_message(*, user, channel: str, number: str, body: str, template: str, expires_at) -> OutboundMessage:
+    """Write a text or a voice call to the outbox. Phone messages always carry a code: encrypted, then erased."""
+    return _queue(
+        user=user,
+        channel=channel,
+        recipient=number,
+        template=template,
+        body=body,
+        holds_secret=True,
+        expires_at=expires_at,
+    )
+
+
+def _due_for_dispatch(now):
+    """Claimable rows the sweep should dispatch again, with how often it already has."""
+    grace = timedelta(seconds=settings.OUTBOX_SWEEP_GRACE_SECONDS)
+    candidates = (
+        OutboundMessage.objects.filter(claimable(now))
+        .filter(
+            Q(dispatch_failed_at__isnull=False)
+            | Q(last_dispatched_at__isnull=True, created_at__lte=now - grace)
+            | Q(last_dispatched_at__lte=now - grace)
+        )
+        .values_list("pk", "channel", "dispatch_failed_at", "last_dispatched_at", "sweep_dispatches")
+    )
+    due = []
+    for pk, channel, failed_at, dispatched_at, redispatches in candidates:
+        # Its task may still be waiting in the broker for a worker: each re-dispatch waits twice as long as the one
+        # before (up to OUTBOX_SWEEP_MAX_BACKOFF_SECONDS), so an outage does not fill the queue with copies.
+        wait = min(grace * 2**redispatches, timedelta(seconds=settings.OUTBOX_SWEEP_MAX_BACKOFF_SECONDS))
+        if failed_at is not None or dispatched_at is None or dispatched_at <= now - wait:
+            due.append((pk, channel))
+    return due
+
+
+def _expire_overdue(now) -> None:
+    with transaction.atomic():
+        for message in OutboundMessage.objects.select_for_update(skip_locked=True).filter(
+            status__in=[Status.QUEUED, Status.SENDING], expires_at__lte=now
+        ):
+            if message.status == Status.QUEUED or message.claimed_at < now - timedelta(
+                seconds=settings.OUTBOX_SENDING_LEASE_SECONDS
+            ):
+                finish_message(message, Status.EXPIRED)
+
+
+def sweep() -> list[int]:
+    """Expire what is too old to send; return ids of messages due to be dispatched again (REL-03). Dispatches nothing."""
+    now = timezone.now()
+    _expire_overdue(now)
+    return [pk for pk, _channel in _due_for_dispatch(now)]
+
+
+def redispatch_stale() -> int:
+    """The periodic sweep: expire what is too old, dispatch again what waited too long (REL-03). Returns how many.
+
+    Each row dispatched is marked (when, how often) before its task is published; one the broker refuses is
+    marked as such by :func:`dispatch` and tried again at the next sweep.
+    """
+    now = timezone.now()
+    _expire_overdue(now)
+    count = 0
+    for pk, channel in _due_for_dispatch(now):
+        OutboundMessage.objects.filter(pk=pk).update(
+            last_dispatched_at=now, sweep_dispatches=F("sweep_dispatches") + 1, dispatch_failed_at=None
+        )
+        count += dispatch(pk, channel)
+    return count

@@ -1,0 +1,85 @@
+"""Read-only queries behind the auditors' reports.
+
+Each report is one SQL statement with its aggregates done by the database, so
+the number of queries does not grow with the number of people, and its rows are
+streamed through a server-side cursor on PostgreSQL, so memory does not either.
+
+One module per report (:mod:`.enrollment`, :mod:`.audit`, :mod:`.desk`) and what they share (:mod:`.common`);
+every name is importable from ``reports.selectors`` as before.
+"""
+
+from .audit import (
+    ACTION_GROUP_LABELS,
+    ACTION_GROUPS,
+    AUDIT_COLUMNS,
+    AuditFilters,
+    ChainStatus,
+    action_group,
+    audit_chain_status,
+    audit_count,
+    audit_rows,
+    events_in_time_range,
+)
+from .common import (
+    FETCH_SIZE,
+    Filters,
+    start_of,
+    stream,
+)
+from .desk import (
+    DESK_ACTION_PREFIX,
+    DESK_COLUMNS,
+    EARLIER_DESK_ACTIONS,
+    DeskFilters,
+    desk_activity,
+    desk_rows,
+    desk_summary,
+)
+from .enrollment import (
+    ENROLLMENT_COLUMNS,
+    FACTOR_LABELS,
+    FACTOR_STRENGTH,
+    KIND_COLUMNS,
+    EnrollmentFilters,
+    EnrollmentTotals,
+    departments,
+    enrollment_cte,
+    enrollment_rows,
+    enrollment_sql,
+    enrollment_totals,
+)
+
+__all__ = [
+    "ACTION_GROUPS",
+    "ACTION_GROUP_LABELS",
+    "AUDIT_COLUMNS",
+    "AuditFilters",
+    "ChainStatus",
+    "DESK_ACTION_PREFIX",
+    "DESK_COLUMNS",
+    "DeskFilters",
+    "EARLIER_DESK_ACTIONS",
+    "ENROLLMENT_COLUMNS",
+    "EnrollmentFilters",
+    "EnrollmentTotals",
+    "FACTOR_LABELS",
+    "FACTOR_STRENGTH",
+    "FETCH_SIZE",
+    "Filters",
+    "KIND_COLUMNS",
+    "action_group",
+    "audit_chain_status",
+    "audit_count",
+    "audit_rows",
+    "departments",
+    "desk_activity",
+    "desk_rows",
+    "desk_summary",
+    "enrollment_cte",
+    "enrollment_rows",
+    "enrollment_sql",
+    "enrollment_totals",
+    "events_in_time_range",
+    "start_of",
+    "stream",
+]

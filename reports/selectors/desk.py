@@ -1,0 +1,96 @@
+"""Help-desk activity: actions per agent and kind, with the identity checks they relied on."""
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date
+
+from django.db.models import Count, Max, Min, Q, TextField, Value
+from django.db.models.fields.json import KeyTextTransform
+from django.db.models.functions import Coalesce
+
+from ..columns import DATETIME, INTEGER, TEXT, Column
+from .audit import AuditFilters, events_in_time_range
+from .common import Filters
+
+# The help desk's actions are audited as "helpdesk.*" with the identity check in details["identity_check_method"];
+# the recovery link and the unlock predate them and are counted too (the link's check is in details["identity_check"]).
+DESK_ACTION_PREFIX = "helpdesk."
+EARLIER_DESK_ACTIONS = ("recovery.link_sent", "account.unlocked")
+
+DESK_COLUMNS: tuple[Column, ...] = (
+    Column("agent", "Agent", TEXT, "Institution ID of the help-desk member who acted."),
+    Column("action", "Action", TEXT, "What they did (helpdesk.*, recovery.link_sent, account.unlocked)."),
+    Column("events", "Times", INTEGER, "How many times, in the time range."),
+    Column("methods", "Identity checks", TEXT, "The identity-check methods recorded, with how often each was used."),
+    Column("first_at", "First", DATETIME, "The first time in the range."),
+    Column("last_at", "Last", DATETIME, "The last time in the range."),
+)
+
+
+@dataclass(frozen=True)
+class DeskFilters(Filters):
+    start: date | None = None
+    end: date | None = None
+    agent: str = ""
+
+
+def _desk_groups(filters: DeskFilters) -> list[dict]:
+    """Events per agent, action and identity-check method: one grouped query (a handful of rows per agent)."""
+    events = events_in_time_range(AuditFilters(start=filters.start, end=filters.end)).filter(
+        Q(action__startswith=DESK_ACTION_PREFIX) | Q(action__in=EARLIER_DESK_ACTIONS), actor__isnull=False
+    )
+    if filters.agent:
+        events = events.filter(actor__username=filters.agent)
+    return list(
+        events.annotate(
+            method=Coalesce(
+                KeyTextTransform("identity_check_method", "details"),
+                KeyTextTransform("identity_check", "details"),
+                Value(""),
+                output_field=TextField(),
+            )
+        )
+        .values("actor__username", "action", "method")
+        .annotate(events=Count("id"), first_at=Min("created_at"), last_at=Max("created_at"))
+        .order_by("actor__username", "action", "method")
+    )
+
+
+def desk_activity(filters: DeskFilters) -> list[tuple]:
+    """One row per agent and action, typed as :data:`DESK_COLUMNS`."""
+    rows: dict[tuple[str, str], dict] = {}
+    for group in _desk_groups(filters):
+        key = (group["actor__username"], group["action"])
+        row = rows.setdefault(key, {"events": 0, "methods": {}, "first_at": group["first_at"], "last_at": None})
+        row["events"] += group["events"]
+        if group["method"]:
+            row["methods"][group["method"]] = group["events"]
+        row["first_at"] = min(row["first_at"], group["first_at"])
+        row["last_at"] = max(filter(None, (row["last_at"], group["last_at"])))
+    return [
+        (
+            agent,
+            action,
+            row["events"],
+            "; ".join(f"{method}: {count}" for method, count in sorted(row["methods"].items())),
+            row["first_at"],
+            row["last_at"],
+        )
+        for (agent, action), row in rows.items()
+    ]
+
+
+def desk_rows(filters: DeskFilters, *, limit: int | None = None, offset: int = 0) -> Iterator[tuple]:
+    rows = desk_activity(filters)
+    yield from rows[offset : offset + limit] if limit is not None else rows
+
+
+def desk_summary(filters: DeskFilters) -> dict:
+    """Totals per agent and per identity-check method, from the same grouped query."""
+    per_agent: dict[str, int] = {}
+    per_method: dict[str, int] = {}
+    for group in _desk_groups(filters):
+        per_agent[group["actor__username"]] = per_agent.get(group["actor__username"], 0) + group["events"]
+        method = group["method"] or "(none recorded)"
+        per_method[method] = per_method.get(method, 0) + group["events"]
+    return {"per_agent": per_agent, "per_method": per_method, "total": sum(per_agent.values())}
