@@ -4,11 +4,12 @@ import json
 import logging
 import time
 
-from django.db import connection, transaction
+from django.db import transaction
 from django.http import JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods
 
+from identity import sql
 from identity.web import client_ip
 
 from . import services, signing
@@ -59,10 +60,7 @@ def _endpoint(handler):
 
     @csrf_exempt
     def view(request):
-        # No "SELECT 1" before each check (CONN_HEALTH_CHECKS): a connection the server dropped fails this request's
-        # first statement instead, which answers an error (never allow, API-07), and Django closes the broken
-        # connection as the request ends, so the next check gets a new one.
-        connection.health_check_done = True
+        sql.without_health_check()  # a dropped connection fails this request closed (API-07)
         try:
             with transaction.atomic():
                 signed = _signed_request(request)

@@ -22,6 +22,7 @@ from pyrad import packet
 from pyrad.dictionary import Dictionary
 from pyrad.server import CheckMessageAuthenticator, ServerPacketError
 
+from identity import sql
 from vpn import services
 
 log = logging.getLogger(__name__)
@@ -109,6 +110,7 @@ class RadiusProtocol(asyncio.DatagramProtocol):
         reply = request.CreateReply()
         try:
             close_old_connections()
+            sql.without_health_check()  # a dropped connection fails this request: a reject (API-07)
             username = (request.get("User-Name") or [""])[0]
             password = request.PwDecrypt(request["User-Password"][0]) if "User-Password" in request else ""
             state = (request.get("State") or [None])[0]
