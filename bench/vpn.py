@@ -48,6 +48,7 @@ import logging  # noqa: E402
 logging.getLogger("httpx").setLevel(logging.WARNING)
 
 import httpx  # noqa: E402
+import psycopg  # noqa: E402
 import pyotp  # noqa: E402
 from django.contrib.auth.hashers import make_password  # noqa: E402
 from django.core.management import call_command  # noqa: E402
@@ -59,7 +60,7 @@ from devices import crypto  # noqa: E402
 from devices.models import AuthenticatorAppDevice  # noqa: E402
 from identity.models import User  # noqa: E402
 from vpn import services  # noqa: E402
-from vpn.models import Integration, RadiusClient  # noqa: E402
+from vpn.models import Integration, RadiusClient, SeenSignature  # noqa: E402
 
 PREFIX = "vpnbench"
 PASSWORD = "bench password 1"  # noqa: S105
@@ -98,11 +99,20 @@ def seed(people: int) -> dict[str, bytes]:
 
 
 def reset_counters() -> None:
-    """Between runs: no lockout or back-off left over from a wrong-code run."""
-    User.objects.filter(username__startswith=PREFIX).update(second_factor_failures=0, locked_at=None)
-    AuthenticatorAppDevice.objects.filter(user__username__startswith=PREFIX).update(
+    """Between runs: no lockout or back-off left over from a wrong-code run, and no dead rows left behind.
+
+    Only the rows a wrong-code run changed are written. Then the tables are vacuumed, as autovacuum would in
+    production: a PostgreSQL with autovacuum off (as on the machine these numbers come from) otherwise keeps every
+    old row version, and each run would be slower than the one before.
+    """
+    people = User.objects.filter(username__startswith=PREFIX)
+    people.exclude(second_factor_failures=0, locked_at=None).update(second_factor_failures=0, locked_at=None)
+    AuthenticatorAppDevice.objects.filter(user__username__startswith=PREFIX).exclude(
         throttling_failure_count=0, throttling_failure_timestamp=None
-    )
+    ).update(throttling_failure_count=0, throttling_failure_timestamp=None)
+    with connection.cursor() as cursor:
+        for model in (User, AuthenticatorAppDevice, SeenSignature):
+            cursor.execute(f"VACUUM ANALYZE {model._meta.db_table}")  # noqa: S608 (our table names)
 
 
 def integration_and_secret() -> tuple[str, str]:
@@ -240,29 +250,51 @@ def run_ours(args, codes: Codes, ikey: str, skey: str) -> list[dict]:
         server.wait(30)
 
 
-def run_anchor(script: Path, label: str, env: dict, args) -> list[dict]:
-    env = {**os.environ, **env, "ROUNDS": str(args.rounds), "DURATION": str(args.duration)}
-    env["CONCURRENCY"] = str(args.concurrency)
-    out = subprocess.run(
-        ["bash", str(script), *([] if "peer" in label else ["wsgi-gthread"])],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
+def anchor_database(label: str) -> str:
+    """The libpq connection string of the database an anchor measures (as its scripts find it)."""
+    if "peer" in label:
+        config = (Path(os.environ.get("PEER_DATA", "")) / "pi.cfg").read_text()
+        uri = re.search(r"SQLALCHEMY_DATABASE_URI\s*=\s*'([^']+)'", config).group(1)
+        return uri.replace("postgresql+psycopg2://", "postgresql://")
+    e = os.environ.get
+    return (
+        f"host={e('PGHOST', '127.0.0.1')} port={e('PGPORT', '5432')} user={e('PGUSER', 'bench')} "
+        f"password={e('PGPASSWORD', 'bench')} dbname={e('LIMIT_DB', 'limit_bench')}"
     )
+
+
+def vacuum(conninfo: str) -> None:
+    """VACUUM ANALYZE a whole database, as autovacuum would between runs (it is off on some machines)."""
+    with psycopg.connect(conninfo, autocommit=True) as db:
+        db.execute("VACUUM ANALYZE")
+
+
+def run_anchor(script: Path, label: str, env: dict, args) -> list[dict]:
+    """``args.rounds`` runs of an anchor's script, one round each, its database vacuumed before each (as ours)."""
+    env = {**os.environ, **env, "ROUNDS": "1", "DURATION": str(args.duration)}
+    env["CONCURRENCY"] = str(args.concurrency)
     rows = []
-    for line in out.stdout.splitlines():
-        if line.startswith("{"):
-            row = json.loads(line)
-            row["label"] = label
-            print(json.dumps(row), flush=True)
-            rows.append(row)
+    for _ in range(args.rounds):
+        vacuum(anchor_database(label))
+        out = subprocess.run(
+            ["bash", str(script), *([] if "peer" in label else ["wsgi-gthread"])],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        for line in out.stdout.splitlines():
+            if line.startswith("{"):
+                row = json.loads(line)
+                row["label"] = label
+                print(json.dumps(row), flush=True)
+                rows.append(row)
     if not rows:
         print(f"{label}: no results\n{out.stderr[-2000:]}", file=sys.stderr)
     return rows
 
 
-def radius_rate(args, codes: Codes, secret: str, *, mode: str, requests: int) -> dict:
+def radius_rate(args, codes: Codes, secret: str, *, mode: str, requests: int, skip: int = 0) -> dict:
     """Access-Requests per second through radclient at the same concurrency (each a distinct person, good code)."""
     port = args.port + 1
     env = {**os.environ, "RADIUS_PASSWORD_MODE": mode}
@@ -276,7 +308,8 @@ def radius_rate(args, codes: Codes, secret: str, *, mode: str, requests: int) ->
     try:
         assert server.stdout.readline().strip() == "ready"
         reset_counters()
-        users = codes.users[-requests:]  # the HTTP runs start from the front
+        # The HTTP runs start from the front; each RADIUS mode has people of its own (a code is accepted once).
+        users = codes.users[-requests - skip : len(codes.users) - skip]
         totals, elapsed = {"accepted": 0, "rejected": 0, "lost": 0}, 0.0
         # Batches of a few hundred, each written with the codes of the moment, so no batch outlives its codes.
         for first in range(0, len(users), RADIUS_BATCH):
@@ -345,8 +378,11 @@ def main() -> None:
             args.anchors / "peer-privacyidea" / "run_bench.sh", "peer: privacyIDEA fastest", peer_env, args
         )
     radius = [
-        radius_rate(args, codes, radius_secret, mode=mode, requests=requests)
-        for mode, requests in (("code_only", args.radius_requests), ("password", args.radius_password_requests))
+        radius_rate(args, codes, radius_secret, mode=mode, requests=requests, skip=skip)
+        for mode, requests, skip in (
+            ("code_only", args.radius_requests, 0),
+            ("password", args.radius_password_requests, args.radius_requests),
+        )
         if requests  # 0 skips that mode
     ]
 
