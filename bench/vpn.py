@@ -149,6 +149,10 @@ class Codes:
         self.next += 1
         return (user, self.totp[user].at(now)), 0
 
+    def unknown(self):
+        self.wrong_i += 1
+        return f"{PREFIX}-nobody-{self.wrong_i}", "123456"
+
     def wrong(self):
         user = self.users[self.wrong_i % len(self.users)]
         self.wrong_i += 1
@@ -167,6 +171,8 @@ async def load(base: str, codes: Codes, *, mode: str, duration: float, concurren
                     counts["starve"] += 1
                     await asyncio.sleep(min(wait, max(0.0, deadline - time.monotonic())))
                     continue
+            elif mode == "unknown":  # API-04: nobody by that name; the answer must cost about what a wrong code does
+                item = codes.unknown()
             else:
                 item = codes.wrong()
             body = DuoClient.canon_json({"factor": "passcode", "username": item[0], "passcode": item[1]})
@@ -229,7 +235,7 @@ def run_ours(args, codes: Codes, ikey: str, skey: str) -> list[dict]:
         asyncio.run(load(base, codes, mode="wrong", duration=3, concurrency=args.concurrency, ikey=ikey, skey=skey))
         rows = []
         for _ in range(args.rounds):
-            for mode in ("correct", "wrong"):
+            for mode in ("correct", "wrong", "unknown"):
                 reset_counters()
                 row = asyncio.run(
                     load(
@@ -389,7 +395,7 @@ def main() -> None:
     print("\n| target | case | req/s (median, range) | p50 ms | p99 ms |\n| --- | --- | --- | --- | --- |")
     table = {}
     for label in ("ours", "floor: bare WSGI", "peer: privacyIDEA fastest"):
-        for mode in ("correct", "wrong"):
+        for mode in ("correct", "wrong", "unknown"):
             m = medians(rows, label, mode)
             if m:
                 table[(label, mode)] = m
