@@ -166,6 +166,9 @@ class DeskAction:
     # Runs in the agent's browser with the person present (a security key's touch): it cannot wait for a second
     # agent, so it is not offered on staff accounts.
     live: bool = False
+    # Its result is read out to the caller (bypass codes), so it never runs on an identity check that is no longer
+    # current, and after a second agent's approval the requester finishes it (helpdesk.approvals).
+    needs_caller: bool = False
 
 
 ACTIONS = {
@@ -191,6 +194,7 @@ ACTIONS = {
             BypassCodesForm,
             lambda p: not p.is_locked,
             _bypass,
+            needs_caller=True,
         ),
         DeskAction(
             "send_recovery_link",

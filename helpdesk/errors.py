@@ -22,3 +22,9 @@ RECOVERY_NEEDS_APPROVER = (
     "A recovery link to a staff account, or to an email changed in the last day, needs a second staff member's "
     "approval."
 )
+CALLER_CHECK_STALE = (
+    "This action is read out to the caller: it needs an identity check of them from the last {minutes} minutes. "
+    "Check who is calling again, then finish it."
+)
+NOT_READY = "This request is not approved and waiting for you to finish it, or its day is over."
+ONLY_REQUESTER_FINISHES = "Only the agent who asked, with the caller on the line, finishes an approved request."

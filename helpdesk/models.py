@@ -117,11 +117,14 @@ class CaseNote(models.Model):
 class ApprovalRequest(models.Model):
     """A desk action on a staff account (or a recovery link to a fresh email) waiting for a second agent (BND-08).
 
-    ``params`` holds the action's plain inputs (a reason, a count): never a secret.
+    ``params`` holds the action's plain inputs (a reason, a count): never a secret. An action read out to the
+    caller (bypass codes) is not run at approval: the request is ``READY`` until the requester finishes it, with
+    the caller on the line and a current identity check, before ``expires_at``.
     """
 
     class Status(models.TextChoices):
         WAITING = "waiting", "Waiting for approval"
+        READY = "ready", "Approved: the requester finishes it with the caller"
         APPROVED = "approved", "Approved and done"
         DECLINED = "declined", "Declined"
         FAILED = "failed", "Approved, but the action was refused"
@@ -153,3 +156,7 @@ class ApprovalRequest(models.Model):
     @property
     def is_open(self) -> bool:
         return self.status == self.Status.WAITING and timezone.now() < self.expires_at
+
+    @property
+    def is_ready(self) -> bool:
+        return self.status == self.Status.READY and timezone.now() < self.expires_at

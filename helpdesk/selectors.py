@@ -2,6 +2,7 @@
 
 from django.conf import settings
 from django.db.models import Q, QuerySet
+from django.utils import timezone
 from phonenumber_field.phonenumber import PhoneNumber
 from phonenumbers import NumberParseException
 
@@ -40,9 +41,11 @@ def person_overview(person: User) -> dict:
         "outbound": list(OutboundMessage.objects.filter(user=person).order_by("-created_at")[:RECENT_MESSAGES]),
         "cases": list(Case.objects.filter(person=person).select_related("assignee").order_by("-created_at")[:10]),
         "requests": list(
-            ApprovalRequest.objects.filter(person=person, status=ApprovalRequest.Status.WAITING).select_related(
-                "requested_by"
-            )
+            ApprovalRequest.objects.filter(
+                person=person,
+                status__in=(ApprovalRequest.Status.WAITING, ApprovalRequest.Status.READY),
+                expires_at__gt=timezone.now(),
+            ).select_related("requested_by", "decided_by")
         ),
         "last_sign_in": last_sign_in,
         "active_devices": sum(1 for r in registrations if r.status in Registration.IN_USE),

@@ -2,9 +2,10 @@
 
 Every desk action goes through :func:`perform`: it refuses the agent's own account, needs a current identity
 check of the person by the same agent (BND-07), turns an action on a staff account (or a recovery link to a
-freshly changed email) into a request a second agent approves (BND-08), and otherwise runs the action's service
-with ``actor`` and writes one ``helpdesk.action`` audit event naming the check and case it relied on (AC-06), in
-the action's transaction. Refusals raise ``ValidationError`` with a text from :mod:`helpdesk.errors`.
+freshly changed email) into a request a second agent approves (BND-08, decided in :mod:`helpdesk.approvals`),
+and otherwise runs the action's service with ``actor`` and writes one ``helpdesk.action`` audit event naming the
+check and case it relied on (AC-06), in the action's transaction. Refusals raise ``ValidationError`` with a text
+from :mod:`helpdesk.errors`.
 """
 
 from dataclasses import dataclass, field
@@ -92,7 +93,8 @@ class Outcome:
     request: ApprovalRequest | None = None
 
 
-def _require_check(person: User, *, actor: User, identity_check: IdentityCheck | None) -> IdentityCheck:
+def require_current_check(person: User, *, actor: User, identity_check: IdentityCheck | None) -> IdentityCheck:
+    """``identity_check`` if it is current and ``actor``'s check of ``person``; else ``ValidationError``."""
     if identity_check is None or not identity_check.is_current:
         raise ValidationError(
             errors.NO_CURRENT_CHECK.format(minutes=settings.IDENTITY_CHECK_VALID_MINUTES), code="no_check"
@@ -115,12 +117,13 @@ def perform(
     """Run desk ``action`` on ``person``, or file it for a second approver; see the module docstring.
 
     The caller must have checked that ``actor`` holds the action's permission and that the action applies to
-    ``person`` now; ``params`` are the action form's cleaned, JSON-safe values.
+    ``person`` now; ``params`` are the action form's cleaned, JSON-safe values. A filed request is decided in
+    :mod:`helpdesk.approvals`.
     """
 
     if actor.pk == person.pk:
         raise ValidationError(errors.OWN_ACCOUNT, code="own_account")
-    identity_check = _require_check(person, actor=actor, identity_check=identity_check)
+    identity_check = require_current_check(person, actor=actor, identity_check=identity_check)
     if case is not None and case.person_id != person.pk:
         raise ValidationError(errors.CASE_NOT_THEIRS, code="case")
     why = why_second_approver(person, action=action)
@@ -144,95 +147,44 @@ def perform(
                 details={"request": request.pk, "action": action, "why": why, "check": identity_check.pk},
             )
         return Outcome(message=f"This needs a second agent's approval ({why}): request #{request.pk}.", request=request)
-    return _run(action, person, actor=actor, identity_check=identity_check, case=case, params=params, ip=ip)
+    return run_action(action, person, actor=actor, identity_check=identity_check, case=case, params=params, ip=ip)
 
 
-def _run(action, person, *, actor, identity_check, case, params, ip, request=None) -> Outcome:
+def run_action(
+    action: str,
+    person: User,
+    *,
+    actor: User,
+    identity_check: IdentityCheck,
+    case: Case | None,
+    params: dict,
+    ip: str | None,
+    requested_by: User | None = None,
+    details: dict | None = None,
+) -> Outcome:
+    """Run desk ``action``'s service and write its ``helpdesk.action`` event (with ``details`` added), atomically.
+
+    An action read out to the caller (``DeskAction.needs_caller``: bypass codes) refuses a check that is no
+    longer current (``CALLER_CHECK_STALE``): whoever was checked may have hung up since. ``requested_by`` is
+    the requester when a second agent's approval runs it. The caller applied every other rule (:func:`perform`,
+    :mod:`helpdesk.approvals`).
+    """
     from .actions import ACTIONS
 
+    desk_action = ACTIONS[action]
+    if desk_action.needs_caller and not identity_check.is_current:
+        minutes = settings.IDENTITY_CHECK_VALID_MINUTES
+        raise ValidationError(errors.CALLER_CHECK_STALE.format(minutes=minutes), code="check_stale")
     with transaction.atomic():
-        requested_by = request.requested_by if request is not None else None
-        outcome = ACTIONS[action].run(
+        outcome = desk_action.run(
             person, actor=actor, identity_check=identity_check, ip=ip, requested_by=requested_by, **params
         )
-        details = {"action": action, "check": identity_check.pk, "method": identity_check.method}
-        details["reference"] = identity_check.reference
+        event = {"action": action, "check": identity_check.pk, "method": identity_check.method}
+        event["reference"] = identity_check.reference
         if case is not None:
-            details["case"] = case.pk
-        if request is not None:
-            details.update(request=request.pk, requested_by=request.requested_by_id)
-        audit.record("helpdesk.action", actor=actor, subject=person, ip=ip, details=details)
+            event["case"] = case.pk
+        audit.record("helpdesk.action", actor=actor, subject=person, ip=ip, details={**event, **(details or {})})
     return outcome
-
-
-def _check_decider(request: ApprovalRequest, approver: User) -> None:
-    if not request.is_open:
-        raise ValidationError(errors.REQUEST_CLOSED, code="closed")
-    if approver.pk in (request.requested_by_id, request.person_id):
-        raise ValidationError(errors.APPROVER_IS_PARTY, code="party")
-
-
-def approve_request(request: ApprovalRequest, *, actor: User, ip: str | None = None) -> Outcome:
-    """A second agent (``actor``) approves a waiting request, which then runs with them as its actor.
-
-    Refuses the requester and the person it is for, and a request decided or past its day. If the action's own
-    service refuses, the request is marked failed with that reason (and the refusal raised). Audits
-    ``helpdesk.request_approved`` and the action's own events. The caller must have checked that ``actor``
-    holds ``helpdesk.approve_request`` and the action's permission.
-    """
-    with transaction.atomic():
-        request = (
-            ApprovalRequest.objects.select_for_update().select_related("person", "identity_check").get(pk=request.pk)
-        )
-        _check_decider(request, actor)
-        audit.record(
-            "helpdesk.request_approved",
-            actor=actor,
-            subject=request.person,
-            ip=ip,
-            details={"request": request.pk, "action": request.action, "requested_by": request.requested_by_id},
-        )
-        request.decided_by, request.decided_at = actor, timezone.now()
-        try:
-            with transaction.atomic():
-                outcome = _run(
-                    request.action,
-                    request.person,
-                    actor=actor,
-                    identity_check=request.identity_check,
-                    case=request.case,
-                    params=request.params,
-                    ip=ip,
-                    request=request,
-                )
-        except ValidationError as error:
-            request.status, request.outcome = ApprovalRequest.Status.FAILED, " ".join(error.messages)[:300]
-            request.save(update_fields=["status", "decided_by", "decided_at", "outcome"])
-            raise
-        request.status, request.outcome = ApprovalRequest.Status.APPROVED, outcome.message[:300]
-        request.save(update_fields=["status", "decided_by", "decided_at", "outcome"])
-    return outcome
-
-
-def decline_request(request: ApprovalRequest, *, actor: User, ip: str | None = None) -> ApprovalRequest:
-    """A second agent declines a waiting request. Audits ``helpdesk.request_declined``; same refusals as approval."""
-    with transaction.atomic():
-        request = ApprovalRequest.objects.select_for_update().get(pk=request.pk)
-        _check_decider(request, actor)
-        request.status, request.decided_by, request.decided_at = (
-            ApprovalRequest.Status.DECLINED,
-            actor,
-            timezone.now(),
-        )
-        request.save(update_fields=["status", "decided_by", "decided_at"])
-        audit.record(
-            "helpdesk.request_declined",
-            actor=actor,
-            subject=request.person,
-            ip=ip,
-            details={"request": request.pk, "action": request.action},
-        )
-    return request
 
 
 # --- Services only the desk has --------------------------------------------------------------------------

@@ -9,7 +9,7 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from helpdesk import services
+from helpdesk import approvals, services
 from helpdesk.actions import ACTIONS
 from helpdesk.forms import CaseNoteForm
 from helpdesk.models import ApprovalRequest, Case, IdentityCheck
@@ -23,6 +23,12 @@ from .site import site
 class DeskAdmin(ReadOnlyAdmin):
     class Media:
         css = {"all": ("css/desk.css",)}
+
+    def _render(self, request, template, person, **context):
+        context = {**self.admin_site.each_context(request), "opts": self.opts, "person": person, **context}
+        response = TemplateResponse(request, template, context)
+        response["Cache-Control"] = "no-store"
+        return response
 
 
 @admin.register(IdentityCheck, site=site)
@@ -107,7 +113,7 @@ class WaitingFilter(admin.SimpleListFilter):
     parameter_name = "state"
 
     def lookups(self, request, model_admin):
-        return (("waiting", "Waiting for approval"), ("all", "All"))
+        return (("waiting", "Waiting for approval"), ("ready", "Approved: the requester finishes it"), ("all", "All"))
 
     def choices(self, changelist):
         # "Waiting" is the default view: the queue.
@@ -119,8 +125,9 @@ class WaitingFilter(admin.SimpleListFilter):
             }
 
     def queryset(self, request, queryset):
-        if (self.value() or "waiting") == "waiting":
-            return queryset.filter(status=ApprovalRequest.Status.WAITING, expires_at__gt=timezone.now())
+        state = self.value() or "waiting"
+        if state in ("waiting", "ready"):
+            return queryset.filter(status=state, expires_at__gt=timezone.now())
         return queryset
 
 
@@ -160,17 +167,34 @@ class ApprovalRequestAdmin(DeskAdmin):
             and request.user.pk not in (obj.requested_by_id, obj.person_id)
         )
 
+    def _may_finish(self, request, obj) -> bool:
+        action = ACTIONS.get(obj.action)
+        return (
+            obj.is_ready
+            and action is not None
+            and request.user.pk == obj.requested_by_id
+            and request.user.has_perm(f"helpdesk.{action.permission}")
+        )
+
     def change_view(self, request, object_id, form_url="", extra_context=None):
         obj = self.get_object(request, object_id)
         extra = dict(extra_context or {})
         if obj is not None:
-            extra.update(request_row=obj, may_decide=self._may_decide(request, obj))
+            may_finish = self._may_finish(request, obj)
+            extra.update(
+                request_row=obj,
+                desk_action=ACTIONS.get(obj.action),
+                may_decide=self._may_decide(request, obj),
+                may_finish=may_finish,
+                current_check=may_finish and services.current_identity_check(obj.person, agent=request.user),
+            )
         return super().change_view(request, object_id, form_url, extra)
 
     def get_urls(self):
         view = self.admin_site.admin_view
         return [
-            path("<path:object_id>/decide/", view(require_POST(self.decide_view)), name="helpdesk_request_decide")
+            path("<path:object_id>/decide/", view(require_POST(self.decide_view)), name="helpdesk_request_decide"),
+            path("<path:object_id>/finish/", view(require_POST(self.finish_view)), name="helpdesk_request_finish"),
         ] + super().get_urls()
 
     def decide_view(self, request, object_id):
@@ -184,24 +208,36 @@ class ApprovalRequestAdmin(DeskAdmin):
             raise PermissionDenied
         try:
             if request.POST.get("decision") == "approve":
-                outcome = services.approve_request(obj, actor=request.user, ip=client_ip(request))
+                outcome = approvals.approve_request(obj, actor=request.user, ip=client_ip(request))
             else:
-                services.decline_request(obj, actor=request.user, ip=client_ip(request))
+                approvals.decline_request(obj, actor=request.user, ip=client_ip(request))
                 outcome = None
         except ValidationError as error:
             self.message_user(request, " ".join(error.messages), messages.ERROR)
             return redirect(reverse("admin:helpdesk_approvalrequest_change", args=[obj.pk]))
-        if outcome is not None and outcome.codes:
-            context = {
-                **self.admin_site.each_context(request),
-                "opts": self.opts,
-                "person": obj.person,
-                "codes": outcome.codes,
-                "outcome": outcome,
-                "title": "Bypass codes",
-            }
-            response = TemplateResponse(request, "helpdesk/codes.html", context)
-            response["Cache-Control"] = "no-store"
-            return response
+        # Never codes here: an action read out to the caller waits for its requester (helpdesk.approvals).
         self.message_user(request, outcome.message if outcome else "Request declined.", messages.SUCCESS)
         return redirect(reverse("admin:helpdesk_approvalrequest_changelist"))
+
+    def finish_view(self, request, object_id):
+        """The requester finishes an approved request with the caller on the line; codes are shown here, once."""
+        obj = get_object_or_404(ApprovalRequest.objects.select_related("person"), pk=object_id)
+        action = ACTIONS.get(obj.action)
+        if action is None or not request.user.has_perm(f"helpdesk.{action.permission}"):
+            raise PermissionDenied
+        back = redirect(reverse("admin:helpdesk_approvalrequest_change", args=[obj.pk]))
+        if not action.applies(obj.person):
+            self.message_user(request, services.errors.ACTION_DOES_NOT_APPLY, messages.ERROR)
+            return back
+        check = services.current_identity_check(obj.person, agent=request.user)
+        try:
+            outcome = approvals.finish_request(obj, actor=request.user, identity_check=check, ip=client_ip(request))
+        except ValidationError as error:
+            self.message_user(request, " ".join(error.messages), messages.ERROR)
+            return back
+        if outcome.codes:
+            return self._render(
+                request, "helpdesk/codes.html", obj.person, codes=outcome.codes, outcome=outcome, title="Bypass codes"
+            )
+        self.message_user(request, outcome.message, messages.SUCCESS)
+        return redirect(reverse("admin:identity_user_change", args=[obj.person_id]))

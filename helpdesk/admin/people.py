@@ -11,7 +11,6 @@ from django.db.models import Count, IntegerField, OuterRef, Subquery
 from django.db.models.functions import Coalesce
 from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect
-from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.functional import cached_property
 from django.utils.http import urlencode
@@ -177,16 +176,12 @@ class PersonAdmin(DeskAdmin):
     def _person_page(self, person):
         return redirect(reverse("admin:identity_user_change", args=[person.pk]))
 
-    def _render(self, request, template, person, **context):
-        context = {**self.admin_site.each_context(request), "opts": self.opts, "person": person, **context}
-        response = TemplateResponse(request, template, context)
-        response["Cache-Control"] = "no-store"
-        return response
-
     def identity_check_view(self, request, object_id):
         person = self._person(request, object_id, "record_identity_check")
         next_action = request.GET.get("next", "")
         next_action = next_action if next_action in ACTIONS else ""
+        approval = request.GET.get("approval", "")  # back to an approved request the agent finishes
+        approval = approval if approval.isdigit() else ""
         form = IdentityCheckForm(request.POST or None, person=person, initial={"case": request.GET.get("case", "")})
         if request.method == "POST" and form.is_valid():
             try:
@@ -202,6 +197,8 @@ class PersonAdmin(DeskAdmin):
                 form.add_error(None, error)
             else:
                 self.message_user(request, "Identity check recorded.", messages.SUCCESS)
+                if approval:
+                    return redirect(reverse("admin:helpdesk_approvalrequest_change", args=[approval]))
                 if next_action:
                     query = urlencode({"case": form.cleaned_data["case"].pk}) if form.cleaned_data["case"] else ""
                     url = reverse("admin:helpdesk_action", args=[person.pk, next_action])

@@ -97,6 +97,7 @@ def test_ac03_ses09_who_gets_each_admin_page(world, name, args, expected):
     [
         ("admin:helpdesk_case_note", lambda w: [w["case"].pk], {"text": "n", "status": "open"}),
         ("admin:helpdesk_request_decide", lambda w: [w["request"].pk], {"decision": "decline"}),
+        ("admin:helpdesk_request_finish", lambda w: [w["request"].pk], {}),
         ("admin:helpdesk_action", lambda w: [w["caller"].pk, "sign_out_everywhere"], {"reason": "r"}),
         ("admin:identity_user_change", lambda w: [w["caller"].pk], {"email": "x@example.com"}),
         ("admin:helpdesk_security_key_options", lambda w: [w["caller"].pk], {"label": "Blue key"}),

@@ -1,0 +1,179 @@
+"""Four-eyes requests (BND-08): a second agent approves or declines what :func:`helpdesk.services.perform` filed.
+
+When an approved action runs, and on which identity check (BND-07):
+
+- An action that reaches the person on their own channel or changes only what they are told about by email (a
+  recovery link to the address on record, unlock, sign out everywhere, a device removed or reported lost, VPN
+  access, details) runs at approval, in the approver's name, on the requester's check. That check was current
+  when the request was filed, and the approver is a second pair of eyes on that record, not a new caller.
+- An action whose result is read out to the caller (bypass codes, ``DeskAction.needs_caller``) does not run at
+  approval: the caller the requester checked may have hung up hours ago, and the approver is not on the phone.
+  Approval marks the request ``READY``; the requester finishes it with the caller on the line and a check of
+  their own that is current now, and is the only one who sees the codes, once.
+
+Both events say which it was: ``helpdesk.request_approved`` names the filing check, its age and what runs when;
+the ``helpdesk.action`` that follows names the check the action ran on.
+"""
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from identity import audit
+from identity.models import User
+
+from . import errors, services
+from .actions import ACTIONS
+from .models import ApprovalRequest, IdentityCheck
+
+Outcome = services.Outcome
+
+
+def _check_decider(request: ApprovalRequest, approver: User) -> None:
+    if not request.is_open:
+        raise ValidationError(errors.REQUEST_CLOSED, code="closed")
+    if approver.pk in (request.requested_by_id, request.person_id):
+        raise ValidationError(errors.APPROVER_IS_PARTY, code="party")
+
+
+def _locked(request: ApprovalRequest) -> ApprovalRequest:
+    return (
+        ApprovalRequest.objects.select_for_update(of=("self",))
+        .select_related("person", "requested_by", "identity_check", "case")
+        .get(pk=request.pk)
+    )
+
+
+def _run(request: ApprovalRequest, *, actor: User, check: IdentityCheck, ip: str | None, **run) -> tuple:
+    """Run the request's action in a savepoint; the request ends ``APPROVED`` or, if the action refuses, ``FAILED``.
+
+    Returns the outcome and the refusal (or None), for the caller to raise once its transaction has kept the failed
+    request and the audit events before it. ``run`` goes to :func:`helpdesk.services.run_action`.
+    """
+    try:
+        with transaction.atomic():
+            outcome = services.run_action(
+                request.action,
+                request.person,
+                actor=actor,
+                identity_check=check,
+                case=request.case,
+                params=request.params,
+                ip=ip,
+                **run,
+            )
+    except ValidationError as error:
+        request.status, request.outcome = ApprovalRequest.Status.FAILED, " ".join(error.messages)[:300]
+        request.save(update_fields=["status", "decided_by", "decided_at", "outcome"])
+        return Outcome(message=request.outcome, request=request), error
+    request.status, request.outcome = ApprovalRequest.Status.APPROVED, outcome.message[:300]
+    request.save(update_fields=["status", "decided_by", "decided_at", "outcome"])
+    return outcome, None
+
+
+def approve_request(request: ApprovalRequest, *, actor: User, ip: str | None = None) -> Outcome:
+    """A second agent (``actor``) approves a waiting request: see the module docstring for what runs when.
+
+    An action that runs at approval runs with ``actor`` as its actor and the requester's identity check; if its
+    own service refuses, the request is marked failed with that reason and the refusal raised. An action read out
+    to the caller is only marked ``READY``, and the outcome holds no codes. Refuses the requester and the person it
+    is for, and a request decided or past its day. Audits ``helpdesk.request_approved`` and the action's own
+    events. The caller must have checked that ``actor`` holds ``helpdesk.approve_request`` and the action's
+    permission.
+    """
+    with transaction.atomic():
+        request = _locked(request)
+        _check_decider(request, actor)
+        check = request.identity_check
+        later = ACTIONS[request.action].needs_caller
+        audit.record(
+            "helpdesk.request_approved",
+            actor=actor,
+            subject=request.person,
+            ip=ip,
+            details={
+                "request": request.pk,
+                "action": request.action,
+                "requested_by": request.requested_by_id,
+                "check": check.pk,
+                "check_age_minutes": int((timezone.now() - check.created_at).total_seconds() // 60),
+                "runs": "when the requester finishes it with the caller" if later else "now",
+            },
+        )
+        request.decided_by, request.decided_at = actor, timezone.now()
+        if later:
+            request.status = ApprovalRequest.Status.READY
+            request.outcome = (
+                f"Approved. {request.requested_by} finishes it with the caller on the line and a current identity "
+                "check; only they see the result."
+            )
+            request.save(update_fields=["status", "decided_by", "decided_at", "outcome"])
+            return Outcome(message=request.outcome, request=request)
+        outcome, refusal = _run(
+            request,
+            actor=actor,
+            check=check,
+            ip=ip,
+            requested_by=request.requested_by,
+            details={"request": request.pk, "requested_by": request.requested_by_id},
+        )
+    if refusal is not None:
+        raise refusal
+    return outcome
+
+
+def finish_request(
+    request: ApprovalRequest, *, actor: User, identity_check: IdentityCheck | None, ip: str | None = None
+) -> Outcome:
+    """The requester (``actor``) finishes an approved ``READY`` request, with the caller on the line; it runs now.
+
+    Needs ``identity_check`` to be ``actor``'s check of the person, current now (BND-07): the filing check vouched
+    for a call that may be over. Runs the action with the approved ``params`` in ``actor``'s name; its
+    ``helpdesk.action`` event names this check, the filing check and the approver. The request then ends
+    ``APPROVED`` (or ``FAILED`` with the action's refusal, raised), so it runs once and its codes are returned
+    here only. Raises ``ValidationError`` for anyone but the requester, a request not ``READY`` or past its
+    day, or no current check. The caller must have checked that ``actor`` still holds the action's permission and
+    that the action applies to the person now.
+    """
+    with transaction.atomic():
+        request = _locked(request)
+        if actor.pk != request.requested_by_id:
+            raise ValidationError(errors.ONLY_REQUESTER_FINISHES, code="not_requester")
+        if not request.is_ready:
+            raise ValidationError(errors.NOT_READY, code="not_ready")
+        check = services.require_current_check(request.person, actor=actor, identity_check=identity_check)
+        outcome, refusal = _run(
+            request,
+            actor=actor,
+            check=check,
+            ip=ip,
+            details={
+                "request": request.pk,
+                "approved_by": request.decided_by_id,
+                "filed_check": request.identity_check_id,
+            },
+        )
+    if refusal is not None:
+        raise refusal
+    return outcome
+
+
+def decline_request(request: ApprovalRequest, *, actor: User, ip: str | None = None) -> ApprovalRequest:
+    """A second agent declines a waiting request. Audits ``helpdesk.request_declined``; same refusals as approval."""
+    with transaction.atomic():
+        request = ApprovalRequest.objects.select_for_update().get(pk=request.pk)
+        _check_decider(request, actor)
+        request.status, request.decided_by, request.decided_at = (
+            ApprovalRequest.Status.DECLINED,
+            actor,
+            timezone.now(),
+        )
+        request.save(update_fields=["status", "decided_by", "decided_at"])
+        audit.record(
+            "helpdesk.request_declined",
+            actor=actor,
+            subject=request.person,
+            ip=ip,
+            details={"request": request.pk, "action": request.action},
+        )
+    return request
