@@ -26,3 +26,9 @@ def test_api05_a_challenge_lifetime_beyond_2_minutes_fails_the_check(settings):
 def test_a_misspelled_radius_password_mode_fails_the_check(settings):
     settings.RADIUS_PASSWORD_MODE = "code-only"
     assert vpn_errors() == {"vpn.E003"}
+
+
+@pytest.mark.parametrize("seconds", [-1, 61, 3600])
+def test_api03_an_integration_cache_beyond_a_minute_fails_the_check(settings, seconds):
+    settings.VPN_INTEGRATION_CACHE_SECONDS = seconds
+    assert vpn_errors() == {"vpn.E004"}

@@ -88,3 +88,18 @@ def test_api03_radius_clients_in_the_admin(admin_client):
 def test_api03_help_desk_staff_cannot_see_integrations(client, staff_member, sign_in):  # noqa: F811
     sign_in(client, staff_member)
     assert client.get(reverse("admin:vpn_integration_changelist")).status_code == 403
+
+
+def test_api03_a_change_made_elsewhere_applies_once_the_cache_time_is_over(settings, monkeypatch):
+    """Another process (a second gunicorn worker, the admin) disables the integration: this one keeps its copy for
+    at most VPN_INTEGRATION_CACHE_SECONDS, then reads the row again."""
+    from vpn.services import integrations
+
+    settings.VPN_INTEGRATION_CACHE_SECONDS = 5
+    integration, _ = services.create_integration(name="Elsewhere", actor=None)
+    assert integrations.integration_for_key(integration.integration_key)[0].enabled
+    Integration.objects.filter(pk=integration.pk).update(enabled=False)  # as another process would
+    assert integrations.integration_for_key(integration.integration_key)[0].enabled
+    later = integrations.time.monotonic() + 6
+    monkeypatch.setattr(integrations.time, "monotonic", lambda: later)
+    assert not integrations.integration_for_key(integration.integration_key)[0].enabled
