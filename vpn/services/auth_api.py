@@ -235,9 +235,7 @@ def auth(integration: Integration, params: dict, *, client_ip: str | None) -> di
 def _passcode_answer(verdict, *, client_ip: str | None, context: dict) -> dict:
     """Duo's answer to a passcode; a person who may not use the VPN or has no device is refused here, audited."""
     if verdict.outcome is None:
-        reason = "unknown person" if verdict.person_id is None else "not allowed or no device"
-        subject = User(pk=verdict.person_id) if verdict.person_id else None
-        audit.record("vpn.auth_denied", subject=subject, ip=client_ip, details={**context, "reason": reason})
+        verdict.audit_refusal("vpn.auth_denied", ip=client_ip, context=context)
         return _deny()
     if verdict.outcome == SecondFactorOutcome.OK:
         return {"result": "allow", "status": "allow", "status_msg": "Success. Logging you in..."}

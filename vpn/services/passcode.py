@@ -11,7 +11,6 @@ and the failure that locks the account (its notice goes through the outbox).
 """
 
 from dataclasses import dataclass
-from datetime import datetime
 from types import SimpleNamespace
 
 from django.conf import settings
@@ -36,6 +35,12 @@ class Verdict:
 
     outcome: str | None  # a SecondFactorOutcome value; None: the person may not use the VPN, or has no device
     person_id: int | None
+
+    def audit_refusal(self, action: str, *, ip: str | None, context: dict) -> None:
+        """Audit the refusal of someone who may not use the VPN or has no device (outcome None), as ``action``."""
+        reason = "unknown person" if self.person_id is None else "not allowed or no device"
+        subject = SimpleNamespace(pk=self.person_id) if self.person_id else None
+        audit.record(action, subject=subject, ip=ip, details={**context, "reason": reason})
 
 
 def _other_typed_devices_sql() -> str:
@@ -93,10 +98,6 @@ def _statement(name: str) -> str:
     return _STATEMENTS[name]
 
 
-def _is_locked(locked_at: datetime | None, locked_until: datetime | None) -> bool:
-    return locked_at is not None and (locked_until is None or timezone.now() < locked_until)
-
-
 def check(username: str, code: str, *, ip: str | None, entry_point: str, context: dict) -> Verdict | None:
     """Decide a passcode for ``username`` (an active person) if this lane can; None hands it to the general path.
 
@@ -114,9 +115,9 @@ def check(username: str, code: str, *, ip: str | None, entry_point: str, context
     if not rows:
         return Verdict(None, None)
     person_id, vpn_access, locked_at, locked_until, failures, others = rows[0][:6]
-    if locked_at is not None and not _is_locked(locked_at, locked_until):
+    if locked_at is not None and not User.lock_in_force(locked_at, locked_until):
         return None  # the timed release is due: the general path lifts and audits it
-    if vpn_access != User.VpnAccess.APPROVED or _is_locked(locked_at, locked_until):
+    if vpn_access != User.VpnAccess.APPROVED or User.lock_in_force(locked_at, locked_until):
         return Verdict(None, person_id)
     # The app's own model (its back-off and its code check), built from the locked row's columns only.
     apps = [

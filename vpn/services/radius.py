@@ -88,9 +88,7 @@ def _radius_code(username: str, code: str, *, client: RadiusClient, ip: str | No
             )
             verdict = passcode_lane.Verdict(outcome, user.pk)
     if verdict.outcome is None:
-        reason = "unknown person" if verdict.person_id is None else "not allowed or no device"
-        subject = User(pk=verdict.person_id) if verdict.person_id else None
-        audit.record("vpn.radius_rejected", subject=subject, ip=ip, details={**context, "reason": reason})
+        verdict.audit_refusal("vpn.radius_rejected", ip=ip, context=context)
         return RadiusAnswer("reject", RADIUS_DENIED)
     if verdict.outcome == SecondFactorOutcome.OK:
         return RadiusAnswer("accept", "Welcome.")
