@@ -122,6 +122,27 @@ def approve_request(request: ApprovalRequest, *, actor: User, ip: str | None = N
     return outcome
 
 
+def _finish_refusal(request: ApprovalRequest, agent: User) -> ValidationError | None:
+    """Why ``agent`` may not finish ``request`` now, or None: the one rule of :func:`may_finish` and
+    :func:`finish_request`."""
+    if agent.pk != request.requested_by_id:
+        return ValidationError(errors.ONLY_REQUESTER_FINISHES, code="not_requester")
+    if not request.is_ready:
+        return ValidationError(errors.NOT_READY, code="not_ready")
+    action = ACTIONS.get(request.action)
+    if action is None or not agent.has_perm(f"helpdesk.{action.permission}"):
+        return ValidationError(errors.MAY_NOT_RUN, code="not_permitted")
+    return None
+
+
+def may_finish(request: ApprovalRequest, agent: User) -> bool:
+    """Whether ``agent`` may finish ``request`` now: it is ``READY``, its action is known, ``agent`` asked for it
+    and still holds the action's permission. :func:`finish_request` refuses by the same rule, and also asks for a
+    current identity check, which the admin offers to record first.
+    """
+    return _finish_refusal(request, agent) is None
+
+
 def finish_request(
     request: ApprovalRequest, *, actor: User, identity_check: IdentityCheck | None, ip: str | None = None
 ) -> Outcome:
@@ -132,15 +153,14 @@ def finish_request(
     ``helpdesk.action`` event names this check, the filing check and the approver. The request then ends
     ``APPROVED`` (or ``FAILED`` with the action's refusal, raised), so it runs once and its codes are returned
     here only. Raises ``ValidationError`` for anyone but the requester, a request not ``READY`` or past its
-    day, or no current check. The caller must have checked that ``actor`` still holds the action's permission and
-    that the action applies to the person now.
+    day, an ``actor`` who no longer holds the action's permission (:func:`may_finish`), or no current check. The
+    caller must have checked that the action applies to the person now.
     """
     with transaction.atomic():
         request = _locked(request)
-        if actor.pk != request.requested_by_id:
-            raise ValidationError(errors.ONLY_REQUESTER_FINISHES, code="not_requester")
-        if not request.is_ready:
-            raise ValidationError(errors.NOT_READY, code="not_ready")
+        refusal = _finish_refusal(request, actor)
+        if refusal is not None:
+            raise refusal
         check = services.require_current_check(request.person, actor=actor, identity_check=identity_check)
         outcome, refusal = _run(
             request,

@@ -28,3 +28,4 @@ CALLER_CHECK_STALE = (
 )
 NOT_READY = "This request is not approved and waiting for you to finish it, or its day is over."
 ONLY_REQUESTER_FINISHES = "Only the agent who asked, with the caller on the line, finishes an approved request."
+MAY_NOT_RUN = "You may not run this action at the desk: ask an agent who may to file it again."

@@ -167,20 +167,11 @@ class ApprovalRequestAdmin(DeskAdmin):
             and request.user.pk not in (obj.requested_by_id, obj.person_id)
         )
 
-    def _may_finish(self, request, obj) -> bool:
-        action = ACTIONS.get(obj.action)
-        return (
-            obj.is_ready
-            and action is not None
-            and request.user.pk == obj.requested_by_id
-            and request.user.has_perm(f"helpdesk.{action.permission}")
-        )
-
     def change_view(self, request, object_id, form_url="", extra_context=None):
         obj = self.get_object(request, object_id)
         extra = dict(extra_context or {})
         if obj is not None:
-            may_finish = self._may_finish(request, obj)
+            may_finish = approvals.may_finish(obj, request.user)
             extra.update(
                 request_row=obj,
                 desk_action=ACTIONS.get(obj.action),

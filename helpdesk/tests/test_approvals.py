@@ -220,3 +220,32 @@ def test_bnd08_an_approved_action_its_service_refuses_leaves_the_request_failed(
     assert events("helpdesk.request_approved", subject=second_agent) and not events("helpdesk.action")
     with pytest.raises(ValidationError):
         approvals.approve_request(request, actor=superuser)
+
+
+def test_bnd08_may_finish_is_the_rule_finish_request_refuses_by(staff_member, second_agent, superuser, check_for):
+    """The admin offers "finish" exactly when the service would run it; an unknown action or a lost permission
+    stops both."""
+    check = check_for(superuser, staff_member)
+    request = file_request("issue_bypass_codes", superuser, staff_member, check, BYPASS)
+    assert not approvals.may_finish(request, staff_member)  # not approved yet
+    approvals.approve_request(request, actor=second_agent)
+    request.refresh_from_db()
+    assert approvals.may_finish(request, staff_member) and not approvals.may_finish(request, second_agent)
+
+    ApprovalRequest.objects.filter(pk=request.pk).update(action="no_longer_offered")
+    request.refresh_from_db()
+    assert not approvals.may_finish(request, staff_member)
+    with pytest.raises(ValidationError) as refused:
+        approvals.finish_request(request, actor=staff_member, identity_check=check)
+    assert (refused.value.code, refused.value.messages) == ("not_permitted", [errors.MAY_NOT_RUN])
+
+    ApprovalRequest.objects.filter(pk=request.pk).update(action="issue_bypass_codes")
+    request.refresh_from_db()
+    staff_member.groups.clear()  # moved off the desk between asking and finishing
+    requester = type(staff_member).objects.get(pk=staff_member.pk)  # permissions are cached on the old object
+    assert not approvals.may_finish(request, requester)
+    with pytest.raises(ValidationError) as refused:
+        approvals.finish_request(request, actor=requester, identity_check=check)
+    assert (refused.value.code, refused.value.messages) == ("not_permitted", [errors.MAY_NOT_RUN])
+    request.refresh_from_db()
+    assert request.status == ApprovalRequest.Status.READY and not superuser.bypasscodedevice_set.exists()
