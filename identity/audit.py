@@ -18,15 +18,18 @@ GENESIS_HASH = "0" * 64
 _FORBIDDEN_KEY_PARTS = ("secret", "token", "code", "password", "seed", "otp", "key")
 
 
-def _canonical(row) -> str:
-    """What the hash covers, from an event or anything with its attributes (``record`` hashes before the insert)."""
-    return json.dumps(
+def _canonical_parts(row) -> tuple[str, str]:
+    """What the hash covers, split around the sequence number: ``head + str(sequence) + tail``.
+
+    From an event or anything with its attributes. The keys are sorted and ``sequence`` comes between ``ip`` and
+    ``subject``, so PostgreSQL can put the number it assigns under the chain's lock in between (migration 0008).
+    ``ensure_ascii`` (json's default) keeps the text ASCII, the same bytes in Python and in the database.
+    """
+    before = json.dumps(
         {
-            "sequence": row.sequence,
-            "created_at": row.created_at.isoformat(),
-            "actor": row.actor_id,
-            "subject": row.subject_id,
             "action": row.action,
+            "actor": row.actor_id,
+            "created_at": row.created_at.isoformat(),
             "details": row.details,
             "ip": row.ip,
         },
@@ -34,6 +37,12 @@ def _canonical(row) -> str:
         separators=(",", ":"),
         default=str,
     )
+    return before[:-1] + ',"sequence":', ',"subject":' + json.dumps(row.subject_id, default=str) + "}"
+
+
+def _canonical(row) -> str:
+    head, tail = _canonical_parts(row)
+    return f"{head}{row.sequence}{tail}"
 
 
 def compute_hash(prev_hash: str, event) -> str:
@@ -47,36 +56,20 @@ def _check_details(details: dict) -> None:
             raise ValueError(f"audit details may not carry {key!r}: secrets never enter the audit log")
 
 
-# The chain's head, read under the chain's lock (PostgreSQL, migration 0007): a hot path may add it to a statement of
-# its own and hand the row to :func:`record` as ``chain_head``, saving a round trip.
-CHAIN_HEAD_SQL = "SELECT head_sequence, head_hash FROM identity_audit_chain_head()"
-_UNREAD = object()
+# One append on PostgreSQL (migration 0008): the chain's lock, the last row, the hash and the insert. A hot path may
+# end a statement of its own with it, with :func:`append_params` beside its own parameters (one round trip less).
+APPEND_SQL = (
+    "SELECT event_id, event_sequence, event_prev_hash, event_hash FROM identity_audit_append("
+    "%(audit_created_at)s::timestamptz, %(audit_actor_id)s::bigint, %(audit_subject_id)s::bigint, "
+    "%(audit_action)s::varchar, %(audit_details)s::jsonb, %(audit_ip)s::inet, %(audit_head)s::text, "
+    "%(audit_tail)s::text)"
+)
 
 
-def record(
-    action: str,
-    *,
-    actor=None,
-    subject=None,
-    ip: str | None = None,
-    details: dict | None = None,
-    chain_head=_UNREAD,
-) -> AuditEvent:
-    """Append one event to the audit log and return it.
-
-    Call it inside the transaction of the state change it describes, so the
-    event and the change commit or roll back together (an error here fails
-    that whole transaction: no savepoint). ``details`` must be
-    JSON-serializable and must not hold secrets; keys that look like secrets
-    raise ``ValueError``. ``chain_head``: the row (or None, for an empty log)
-    that :data:`CHAIN_HEAD_SQL` gave a statement of the caller's earlier in
-    this same transaction, and nothing appended since; the lock it took is
-    still held, so that row is still the last.
-    """
+def _new_row(action: str, *, actor, subject, ip, details) -> SimpleNamespace:
     details = dict(details or {})
     _check_details(details)
-    db = connections[DEFAULT_DB_ALIAS]
-    row = SimpleNamespace(
+    return SimpleNamespace(
         created_at=timezone.now(),
         actor_id=getattr(actor, "pk", None),
         subject_id=getattr(subject, "pk", None),
@@ -84,15 +77,57 @@ def record(
         details=details,
         ip=ip or None,
     )
-    # Raw statements, prepared once per connection: every sign-in and every VPN check appends here, and the chain's
-    # lock is held from the read of the last row to the commit, so this is the part of a check that cannot overlap.
+
+
+def append_params(action: str, *, actor=None, subject=None, ip: str | None = None, details=None) -> dict:
+    """The parameters of :data:`APPEND_SQL` for one event, checked as :func:`record` checks them (PostgreSQL)."""
+    row = _new_row(action, actor=actor, subject=subject, ip=ip, details=details)
+    head, tail = _canonical_parts(row)
+    return {
+        "audit_created_at": row.created_at,
+        "audit_actor_id": row.actor_id,
+        "audit_subject_id": row.subject_id,
+        "audit_action": row.action,
+        "audit_details": Jsonb(row.details),  # what JSONField sends through psycopg
+        "audit_ip": row.ip,
+        "audit_head": head,
+        "audit_tail": tail,
+    }
+
+
+def record(action: str, *, actor=None, subject=None, ip: str | None = None, details: dict | None = None) -> AuditEvent:
+    """Append one event to the audit log and return it.
+
+    Call it inside the transaction of the state change it describes, so the
+    event and the change commit or roll back together (an error here fails
+    that whole transaction: no savepoint). ``details`` must be
+    JSON-serializable and must not hold secrets; keys that look like secrets
+    raise ``ValueError``. The chain's lock is held from here to the commit.
+    """
+    db = connections[DEFAULT_DB_ALIAS]
+    if db.vendor == "postgresql":
+        params = append_params(action, actor=actor, subject=subject, ip=ip, details=details)
+        # One statement: in the caller's transaction, or a transaction of its own.
+        pk, sequence, prev_hash, hash_ = sql.execute(APPEND_SQL, params, fetch="one")
+        values = {
+            "id": pk,
+            "sequence": sequence,
+            "created_at": params["audit_created_at"],
+            "actor_id": params["audit_actor_id"],
+            "subject_id": params["audit_subject_id"],
+            "action": action,
+            "details": params["audit_details"].obj,
+            "ip": params["audit_ip"],
+            "prev_hash": prev_hash,
+            "hash": hash_,
+        }
+        return AuditEvent.from_db(db.alias, _FIELDS, [values[name] for name in _FIELDS])
+    row = _new_row(action, actor=actor, subject=subject, ip=ip, details=details)
+    # Elsewhere (SQLite, one writer at a time) the last row is read, hashed here and inserted, in one transaction.
     with transaction.atomic(savepoint=False):
-        # On PostgreSQL the chain's lock and the read of its last row are one call (migration 0007); the lock is
-        # held until the commit, so no other append can read the same last row.
-        if chain_head is _UNREAD:
-            chain_head = sql.execute(CHAIN_HEAD_SQL if db.vendor == "postgresql" else _LAST_SQL, {}, fetch="one")
-        row.sequence = chain_head[0] + 1 if chain_head else 1
-        row.prev_hash = chain_head[1] if chain_head else GENESIS_HASH
+        last = sql.execute(_LAST_SQL, {}, fetch="one")
+        row.sequence = last[0] + 1 if last else 1
+        row.prev_hash = last[1] if last else GENESIS_HASH
         row.hash = compute_hash(row.prev_hash, row)
         (pk,) = sql.execute(_INSERT_SQL, _insert_params(row, db), fetch="one")
     row.id = pk
@@ -110,11 +145,8 @@ _INSERT_SQL = (
 
 
 def _insert_params(row, db) -> dict:
-    """The row's values as the model's fields would send them (JSON for details, the database's own datetime)."""
+    """The row's values as the model's fields would send them to SQLite."""
     values = {column: getattr(row, column) for column in _COLUMNS}
-    if db.vendor == "postgresql":
-        values["details"] = Jsonb(row.details)  # what JSONField sends through psycopg
-        return values
     for column in _COLUMNS:
         field = AuditEvent._meta.get_field(column.removesuffix("_id"))
         values[column] = field.get_db_prep_save(values[column], db)

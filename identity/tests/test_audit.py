@@ -275,3 +275,36 @@ def test_ac09_appends_from_many_connections_at_once_keep_one_unbroken_chain(user
     assert sequences == list(range(1, len(sequences) + 1))
     assert AuditEvent.objects.filter(action="test.concurrent").count() == 100
     assert audit.verify_chain() is None
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("ip", [None, "10.0.0.7", "2001:db8::1", "::ffff:192.0.2.1"])
+def test_ac09_postgresql_hashes_each_append_as_the_check_recomputes_it(user, ip):
+    """PostgreSQL computes the hash (migration 0008); the chain check recomputes it in Python from the stored row."""
+    before = _last_sequence()
+    details = {"name": 'Zoë 李 "quoted" \\ back', "nested": {"b": [1, 2.5, None], "a": True}, "empty": {}}
+    returned = [
+        audit.record("test.unicode", actor=user, subject=user, ip=ip, details=details),
+        audit.record("test.nobody", ip=ip),
+    ]
+    stored = list(AuditEvent.objects.filter(sequence__gt=before).order_by("sequence"))
+    assert [(e.pk, e.sequence, e.hash) for e in returned] == [(e.pk, e.sequence, e.hash) for e in stored]
+    assert [e.sequence for e in stored] == [before + 1, before + 2]
+    assert stored[1].prev_hash == stored[0].hash
+    for event in stored:
+        assert event.hash == audit.compute_hash(event.prev_hash, event)
+    assert audit.verify_chain(first=before + 1) is None
+
+
+def test_ac09_the_hashed_text_is_the_whole_row_in_key_order(user):
+    event = audit.record("test.canonical", actor=user, subject=user, ip="10.0.0.8", details={"b": 1, "a": "é"})
+    whole = {
+        "sequence": event.sequence,
+        "created_at": event.created_at.isoformat(),
+        "actor": user.pk,
+        "subject": user.pk,
+        "action": "test.canonical",
+        "details": {"b": 1, "a": "é"},
+        "ip": "10.0.0.8",
+    }
+    assert audit._canonical(event) == json.dumps(whole, sort_keys=True, separators=(",", ":"))

@@ -1,9 +1,9 @@
-"""The VPN's hot path: a passcode from an authenticator app, checked in two statements and one audit append.
+"""The VPN's hot path: a passcode from an authenticator app, checked in two statements, the second auditing it.
 
 Every VPN connection at 9 am comes here, so the common case (the code is the app's) skips the ORM: one prepared
 statement locks the person's row and their confirmed apps (OTP-01, OTP-04), the code is checked by the same
 functions the app device uses (:func:`devices.totp.consume`, django-otp's back-off), and one statement writes
-the outcome before the audit event. The rules are those of :func:`identity.services.verify_typed_code`, and the
+the outcome and appends its audit event. The rules are those of :func:`identity.services.verify_typed_code`, and the
 tests hold the two to the same outcomes and the same writes. Whatever this lane does not decide on its own it
 hands back untouched (nothing written yet) to that general path: a code that is not the app's while the person
 has other devices that take a code (a texted code, backup or bypass codes), a lock whose timed release is due,
@@ -73,8 +73,7 @@ def _lock_sql() -> str:
 
 
 # The outcome, one statement each: the app's step consumed, or a back-off failure on each app that tried; and the
-# person's consecutive failures reset or counted (OTP-01).
-# Each also reads the audit chain's head under its lock, for the event that follows (one round trip less).
+# person's consecutive failures reset or counted (OTP-01); and its audit event appended (one round trip for all).
 _OUTCOMES = {
     "success": (
         "WITH d AS (UPDATE {app} SET last_t = %(step)s, throttling_failure_count = 0, "
@@ -94,7 +93,7 @@ def _statement(name: str) -> str:
     # Built on first use, once the app registry is ready; the same text every time, so it stays prepared.
     if name not in _STATEMENTS:
         tables = {"user": User._meta.db_table, "app": AuthenticatorAppDevice._meta.db_table}
-        _STATEMENTS[name] = _lock_sql() if name == "lock" else _OUTCOMES[name].format(**tables) + audit.CHAIN_HEAD_SQL
+        _STATEMENTS[name] = _lock_sql() if name == "lock" else _OUTCOMES[name].format(**tables) + audit.APPEND_SQL
     return _STATEMENTS[name]
 
 
@@ -139,23 +138,23 @@ def check(username: str, code: str, *, ip: str | None, entry_point: str, context
 
 def _record_success(person_id: int, app, *, ip, entry_point: str, context: dict) -> Verdict:
     params = {"step": app.last_t, "now": timezone.now(), "device": app.pk, "person": person_id}
-    head = sql.execute(_statement("success"), params, fetch="one")
     details = {**context, "factor": app.factor_name, "entry_point": entry_point}
-    _audit("signin.second_factor_ok", person_id, ip=ip, details=details, chain_head=head)
+    sql.execute(_statement("success"), params | _audit("signin.second_factor_ok", person_id, ip, details), fetch="one")
     return Verdict(SecondFactorOutcome.OK, person_id)
 
 
 def _record_failure(person_id, failures, apps, allowed, *, ip, entry_point: str, context: dict) -> Verdict:
     params = {"now": timezone.now(), "devices": [app.pk for app in allowed], "person": person_id}
-    head = sql.execute(_statement("failure"), params, fetch="one")
     # As the general path names it: the device's kind when there is one device, else "passcode". The person's row
     # is locked, so the count read with it, plus this failure, is the count now.
     factor = apps[0].factor_name if len(apps) == 1 else "passcode"
     details = {**context, "factor": factor, "entry_point": entry_point, "consecutive_failures": failures + 1}
-    _audit("signin.second_factor_failed", person_id, ip=ip, details=details, chain_head=head)
+    sql.execute(
+        _statement("failure"), params | _audit("signin.second_factor_failed", person_id, ip, details), fetch="one"
+    )
     return Verdict(SecondFactorOutcome.WRONG if allowed else SecondFactorOutcome.THROTTLED, person_id)
 
 
-def _audit(action: str, person_id: int, *, ip, details: dict, chain_head) -> None:
+def _audit(action: str, person_id: int, ip, details: dict) -> dict:
     person = SimpleNamespace(pk=person_id)  # all the audit log reads of a person; no User row to build
-    audit.record(action, actor=person, subject=person, ip=ip, details=details, chain_head=chain_head)
+    return audit.append_params(action, actor=person, subject=person, ip=ip, details=details)

@@ -12,13 +12,13 @@ from testsupport import fresh_code, wrong_code
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db]
 
 # The integration (read once, then from the process's cache), the signature remembered (API-02), the person's row
-# and their apps locked in one statement (OTP-01, OTP-04), the outcome written in one statement (the step consumed or
-# the failure counted, and the person's failure count), and the audit append (the chain's head read under its
-# lock, then the insert). The test runs inside a transaction, so the request's own transaction shows as a savepoint and its release
-# (in production BEGIN and COMMIT). The web sign-in took 32 for one code before its restructuring; this path took 19
-# before the passcode lane.
-FIRST_REQUEST_QUERIES = 7
-CACHED_INTEGRATION_QUERIES = 6
+# and their apps locked in one statement (OTP-01, OTP-04), and the outcome written in one statement (the step
+# consumed or the failure counted, the person's failure count, and the audit event appended under the chain's lock).
+# The test runs inside a transaction, so the request's own transaction shows as a savepoint and its release (in
+# production BEGIN and COMMIT). The web sign-in took 32 for one code before its restructuring; this path took 19
+# before the passcode lane, and 7 before the audit append became one statement.
+FIRST_REQUEST_QUERIES = 6
+CACHED_INTEGRATION_QUERIES = 5
 
 
 def signed_auth(client, integration, params):
