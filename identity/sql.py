@@ -7,9 +7,10 @@ the embedded default) Django's cursor runs it. Parameters are named (``%(name)s`
 """
 
 import time
+from contextlib import contextmanager
 
 import psycopg
-from django.db import DEFAULT_DB_ALIAS, connections
+from django.db import DEFAULT_DB_ALIAS, connections, transaction
 
 
 def execute(sql: str, params: dict, *, fetch: str | None = None):
@@ -34,6 +35,50 @@ def execute(sql: str, params: dict, *, fetch: str | None = None):
         if db.queries_logged:
             # Counted as Django counts its own queries, so the pinned query counts see these statements too.
             db.queries_log.append({"sql": sql, "time": f"{time.monotonic() - started:.3f}"})
+
+
+@contextmanager
+def request_transaction():
+    """One hot-path request's transaction: Django's ``atomic()``, which its last statement may commit.
+
+    Opened by whoever answers the request (the Auth API's views, the RADIUS server), around all of it. When it is
+    the outermost block, :func:`execute_and_commit` may send its COMMIT with the request's last statement; nested
+    in another block (a test's, a caller's) it is a plain ``atomic()`` and the outer block decides.
+    """
+    db = connections[DEFAULT_DB_ALIAS]
+    with transaction.atomic():
+        db.atomic_blocks[-1].commits_with_last_statement = len(db.atomic_blocks) == 1
+        yield
+
+
+def execute_and_commit(sql: str, params: dict, *, fetch: str | None = None):
+    """Run ``sql`` as the last statement of the request's transaction and commit it in the same round trip.
+
+    For a statement that takes a lock every other request waits for (the audit chain's): with the COMMIT sent
+    along, PostgreSQL releases the lock as soon as the commit is durable, without waiting for this process to read
+    the result and answer (a thread that may be waiting for the GIL meanwhile). Only inside an outermost
+    :func:`request_transaction`, so the commit is the one it would have made: Django's own commit at the block's
+    end then finds nothing left to do and runs the on-commit hooks as usual. Anywhere else (inside any other
+    block, on SQLite) it runs as :func:`execute` and the enclosing block commits. An error raised after this
+    returns can no longer undo what it committed; callers answer such an error with a refusal.
+    """
+    db = connections[DEFAULT_DB_ALIAS]
+    outermost = len(db.atomic_blocks) == 1 and getattr(db.atomic_blocks[0], "commits_with_last_statement", False)
+    if db.vendor != "postgresql" or not outermost or not db.commit_on_exit:
+        return execute(sql, params, fetch=fetch)
+    db.validate_no_broken_transaction()
+    db.ensure_connection()
+    started = time.monotonic()
+    try:
+        # In pipeline mode the statement and the COMMIT go out together and are answered together.
+        with db.wrap_database_errors, db.connection.pipeline(), psycopg.Cursor(db.connection) as cursor:
+            cursor.execute(sql, params, prepare=True)
+            db.connection.commit()
+            return _fetch(cursor, fetch)
+    finally:
+        if db.queries_logged:
+            db.queries_log.append({"sql": sql, "time": f"{time.monotonic() - started:.3f}"})
+            db.queries_log.append({"sql": "COMMIT", "time": "0.000"})
 
 
 def _fetch(cursor, fetch: str | None):

@@ -4,7 +4,6 @@ import json
 import logging
 import time
 
-from django.db import transaction
 from django.http import JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods
@@ -62,7 +61,7 @@ def _endpoint(handler):
     def view(request):
         sql.without_health_check()  # a dropped connection fails this request closed (API-07)
         try:
-            with transaction.atomic():
+            with sql.request_transaction():
                 signed = _signed_request(request)
                 ip = client_ip(request)
                 try:

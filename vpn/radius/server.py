@@ -17,7 +17,7 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from django.db import close_old_connections, transaction
+from django.db import close_old_connections
 from pyrad import packet
 from pyrad.dictionary import Dictionary
 from pyrad.server import CheckMessageAuthenticator, ServerPacketError
@@ -114,7 +114,7 @@ class RadiusProtocol(asyncio.DatagramProtocol):
             username = (request.get("User-Name") or [""])[0]
             password = request.PwDecrypt(request["User-Password"][0]) if "User-Password" in request else ""
             state = (request.get("State") or [None])[0]
-            with transaction.atomic():  # one commit per request
+            with sql.request_transaction():  # one commit per request
                 answer = services.radius_authenticate(
                     client, username=username, password=password, state=state, ip=addr[0]
                 )

@@ -80,12 +80,19 @@ def _remember_signature(integration: Integration, signature: str, now: datetime)
     return sql.execute(_REMEMBER, params, fetch="one") is not None
 
 
-_PURGE = f"DELETE FROM {SeenSignature._meta.db_table} WHERE seen_at < %(forget_before)s"  # noqa: S608 (our table)
+_SEEN = SeenSignature._meta.db_table
+_PURGE = f"DELETE FROM {_SEEN} WHERE seen_at < %(forget_before)s"  # noqa: S608 (our table)
+# Concurrent checks all reach for the same oldest rows: each skips those another check is deleting instead of waiting
+# for its commit (which queued every check behind the one before), and takes a bounded share.
+_PURGE_SKIPPING = (
+    f"DELETE FROM {_SEEN} WHERE id IN (SELECT id FROM {_SEEN} WHERE seen_at < %(forget_before)s "  # noqa: S608
+    "ORDER BY seen_at LIMIT 50 FOR UPDATE SKIP LOCKED)"
+)
 _REMEMBER = (
-    f"INSERT INTO {SeenSignature._meta.db_table} (integration_id, digest, seen_at) "  # noqa: S608 (our table)
+    f"INSERT INTO {_SEEN} (integration_id, digest, seen_at) "  # noqa: S608 (our table)
     "VALUES (%(integration)s, %(digest)s, %(now)s) ON CONFLICT (integration_id, digest) DO NOTHING RETURNING id"
 )
-_PURGE_AND_REMEMBER = f"WITH forgotten AS ({_PURGE}) {_REMEMBER}"
+_PURGE_AND_REMEMBER = f"WITH forgotten AS ({_PURGE_SKIPPING}) {_REMEMBER}"
 
 
 def authenticate(request: signing.SignedRequest, *, authorization: str, client_ip: str | None) -> Integration:

@@ -101,7 +101,9 @@ def check(username: str, code: str, *, ip: str | None, entry_point: str, context
     """Decide a passcode for ``username`` (an active person) if this lane can; None hands it to the general path.
 
     Runs inside the caller's transaction, which must commit or roll back the whole request (the locks are held
-    until then). Decided outcomes are written and audited here, as ``verify_typed_code`` writes them: a good
+    until then). A decided outcome commits that transaction with its last statement when the caller's block is the
+    outermost (:func:`identity.sql.execute_and_commit`): the audit chain's lock is released at once, and what the
+    caller does after that (building the answer) cannot undo the outcome; an error there answers with a refusal. Decided outcomes are written and audited here, as ``verify_typed_code`` writes them: a good
     app code consumes its step, resets that app's back-off and the person's failure count
     (``signin.second_factor_ok``); a wrong one, for a person whose only typed codes are apps, counts one
     back-off failure on each app that was allowed to try and one failure toward the lockout
@@ -139,7 +141,9 @@ def check(username: str, code: str, *, ip: str | None, entry_point: str, context
 def _record_success(person_id: int, app, *, ip, entry_point: str, context: dict) -> Verdict:
     params = {"step": app.last_t, "now": timezone.now(), "device": app.pk, "person": person_id}
     details = {**context, "factor": app.factor_name, "entry_point": entry_point}
-    sql.execute(_statement("success"), params | _audit("signin.second_factor_ok", person_id, ip, details), fetch="one")
+    sql.execute_and_commit(
+        _statement("success"), params | _audit("signin.second_factor_ok", person_id, ip, details), fetch="one"
+    )
     return Verdict(SecondFactorOutcome.OK, person_id)
 
 
@@ -149,7 +153,7 @@ def _record_failure(person_id, failures, apps, allowed, *, ip, entry_point: str,
     # is locked, so the count read with it, plus this failure, is the count now.
     factor = apps[0].factor_name if len(apps) == 1 else "passcode"
     details = {**context, "factor": factor, "entry_point": entry_point, "consecutive_failures": failures + 1}
-    sql.execute(
+    sql.execute_and_commit(
         _statement("failure"), params | _audit("signin.second_factor_failed", person_id, ip, details), fetch="one"
     )
     return Verdict(SecondFactorOutcome.WRONG if allowed else SecondFactorOutcome.THROTTLED, person_id)
