@@ -1,8 +1,16 @@
+from types import SimpleNamespace
+
 import duo_client
 import pytest
+from django.utils import timezone
 
 from identity import services as identity_services
+from identity.models import User
+from testsupport import totp_for
 from vpn import services
+
+# The fail-closed tests' shared assertions report what they compared, as the tests' own do.
+pytest.register_assert_rewrite("vpn.tests.faults")
 
 
 @pytest.fixture
@@ -51,3 +59,29 @@ def vpn_person(make_user, enroll, approve):
     approve(person)
     person.refresh_from_db()
     return person
+
+
+@pytest.fixture
+def busy_people(make_user, enroll, approve):
+    """The people of the fail-closed tests under load (``vpn.tests.faults``): six enrolled with VPN access (``names``,
+    one per thread), one more left alone until the faults stop (``later``), and the pyotp of each and of two enrolled
+    people who must be refused (``refused``, with one nobody knows): ``waiting`` (not approved) and ``locked``."""
+    people = []
+    for n in range(7):
+        person = make_user(f"busy{n}")
+        enroll(person)
+        approve(person)
+        people.append(person)
+    waiting = make_user("waiting")
+    enroll(waiting)
+    locked = make_user("locked")
+    enroll(locked)
+    approve(locked)
+    User.objects.filter(pk=locked.pk).update(locked_at=timezone.now())
+    *people, later = people
+    return SimpleNamespace(
+        names=[p.username for p in people],
+        later=later,
+        totps={p.username: totp_for(p.registrations.get().app_device) for p in [*people, waiting, locked]},
+        refused=["waiting", "locked", "nobody"],
+    )

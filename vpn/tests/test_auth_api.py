@@ -3,18 +3,23 @@
 import json
 import threading
 import time
+from collections import Counter
 from email.utils import formatdate
+from functools import partial
 
 import duo_client
 import psycopg
 import pytest
 from django.db import connection
 from django.test import Client as WebClient
+from django.utils import timezone
 
 from devices.models import OutboundMessage
+from identity import audit
 from identity.models import AuditEvent
 from testsupport import PASSWORD, SECOND_FACTOR, SIGN_IN, fresh_code, wrong_code
 from vpn import services
+from vpn.tests.faults import assert_failed_closed, checks_under_fault
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
@@ -244,8 +249,6 @@ def test_api07_the_database_going_away_mid_request_denies(duo, vpn_person):
 def test_rel07_old_signatures_are_forgotten_once_their_date_cannot_pass(duo, integration):
     from datetime import timedelta
 
-    from django.utils import timezone
-
     from vpn.models import SeenSignature
 
     SeenSignature.objects.create(
@@ -301,3 +304,55 @@ def test_api07_a_connection_dropped_between_checks_fails_one_check_closed_and_th
     answered = check(3)
     assert answered.status_code == 200 and json.loads(answered.content)["response"]["result"] == "deny"
     assert AuditEvent.objects.filter(action="signin.second_factor_failed", subject=vpn_person).count() == 1
+
+
+def _duo_outcome(call) -> str:
+    """``allow`` or ``deny`` in Duo's answer shape, ``error`` for a 5xx in Duo's error shape; anything else, named."""
+    try:
+        answer = call()
+    except RuntimeError as error:
+        data = error.data if isinstance(error.data, dict) else json.loads(error.data)
+        if error.status >= 500 and data["stat"] == "FAIL" and isinstance(data["code"], int) and data["message"]:
+            return "error"
+        return f"unexpected error {error.status}: {data}"
+    except Exception as error:  # a hang (the client's timeout), a reset connection, a server gone
+        return f"no answer: {error!r}"
+    if answer == {"result": "deny", "status": "deny", "status_msg": services.DENIED}:
+        return "deny"
+    if answer["result"] == "allow" and answer["status"] == "allow":
+        return "allow"
+    return f"unexpected answer: {answer}"
+
+
+def test_api07_connections_dropped_while_checks_are_in_flight_fail_closed_and_checks_resume(duo, busy_people, settings):
+    """Six threads send passcode checks without pause while another keeps ending the server's database connections,
+    most of them mid-request (``vpn.tests.faults``). No wrong code and no refused person is ever allowed, a good code
+    at most once, every answer is a deny or Duo's error shape; once the killing stops, a good code is allowed again."""
+    # Back-off and lockout would soon refuse every code of the people sent wrong ones: with them off, every wrong
+    # code is compared and its failure written, under fault like the rest.
+    settings.OTP_TOTP_THROTTLE_FACTOR = 0
+    settings.LOCKOUT_THRESHOLD = 10**6
+    clients = [duo(timeout=30) for _ in busy_people.names]
+
+    def send(n_thread, n, username, code):
+        ipaddr = f"10.{n_thread}.{n // 256}.{n % 256}"  # no two requests sign the same (API-02)
+        return _duo_outcome(
+            partial(clients[n_thread].auth, factor="passcode", username=username, passcode=code, ipaddr=ipaddr)
+        )
+
+    answers, ended = checks_under_fault(send, busy_people)
+    assert_failed_closed(answers, busy_people)
+    # The fault hit the busy server: connections were ended and checks in flight failed with them.
+    assert ended and any(a[3] == "error" for a in answers), (ended, Counter(a[3] for a in answers))
+    assert audit.verify_chain() is None
+
+    # The killing has stopped: a good code is allowed again within a few checks.
+    client, later = duo(timeout=30), busy_people.later
+    outcomes = []
+    for n in range(3):
+        code = fresh_code(app_device(later))
+        check = partial(client.auth, factor="passcode", username=later.username, passcode=code, ipaddr=f"10.9.9.{n}")
+        outcomes.append(_duo_outcome(check))
+        if outcomes[-1] == "allow":
+            break
+    assert outcomes[-1] == "allow" and set(outcomes) <= {"allow", "error"}, outcomes

@@ -6,16 +6,21 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
+from collections import Counter
 from pathlib import Path
 
 import pytest
 from django.contrib.auth.hashers import PBKDF2PasswordHasher
 from django.db import connection
+from django.utils import timezone
 
+from identity import audit
 from identity.models import AuditEvent, User
 from testsupport import PASSWORD, SECOND_FACTOR, SIGN_IN, fresh_code, owner_cursor, wrong_code
 from vpn import services
 from vpn.models import RadiusChallenge
+from vpn.tests.faults import assert_failed_closed, checks_under_fault
 
 pytestmark = [
     pytest.mark.postgres,
@@ -26,6 +31,7 @@ pytestmark = [
     ),
 ]
 ROOT = Path(__file__).resolve().parents[2]
+RADIUS_WORKERS = 16  # the server's pool: requests answered at once
 
 
 def free_udp_port() -> int:
@@ -42,7 +48,13 @@ def radius_client(db):
 
 
 @pytest.fixture
-def radius_server(radius_client, settings):
+def radius_log() -> list[str]:
+    """The lines the RADIUS server process logs (its error stream), read as they come so its pipe never fills."""
+    return []
+
+
+@pytest.fixture
+def radius_server(radius_client, settings, radius_log):
     """``manage.py run_radius_server`` in its own process, on the test database."""
     db = connection.settings_dict
     port = free_udp_port()
@@ -53,7 +65,8 @@ def radius_server(radius_client, settings):
         "LOCKOUT_THRESHOLD": str(settings.LOCKOUT_THRESHOLD),
     }
     process = subprocess.Popen(
-        [sys.executable, "manage.py", "run_radius_server", "--host", "127.0.0.1", "--port", str(port)],
+        [sys.executable, "manage.py", "run_radius_server", "--host", "127.0.0.1", "--port", str(port)]
+        + ["--workers", str(RADIUS_WORKERS)],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,
@@ -61,6 +74,12 @@ def radius_server(radius_client, settings):
         text=True,
     )
     assert process.stdout.readline().strip() == "ready", process.stderr.read()
+
+    def drain():
+        for line in process.stderr:
+            radius_log.append(line)
+
+    threading.Thread(target=drain, daemon=True).start()
     yield port
     process.terminate()
     process.wait(10)
@@ -77,7 +96,7 @@ def radius_person(vpn_person):
     return vpn_person
 
 
-def radclient(port, secret, attributes: dict, *, message_authenticator=True, timeout=3) -> str:
+def radclient(port, secret, attributes: dict, *, message_authenticator=True, timeout=3, tries=1) -> str:
     lines = [
         f'{name} = "{value}"' if not str(value).startswith("0x") else f"{name} = {value}"
         for name, value in attributes.items()
@@ -85,11 +104,11 @@ def radclient(port, secret, attributes: dict, *, message_authenticator=True, tim
     if message_authenticator:
         lines.append("Message-Authenticator = 0x00")
     result = subprocess.run(
-        ["radclient", "-x", "-r", "1", "-t", str(timeout), f"127.0.0.1:{port}", "auth", secret],
+        ["radclient", "-x", "-r", str(tries), "-t", str(timeout), f"127.0.0.1:{port}", "auth", secret],
         input="\n".join(lines) + "\n",
         capture_output=True,
         text=True,
-        timeout=timeout * 3,
+        timeout=timeout * (tries + 2),
     )
     return result.stdout + result.stderr
 
@@ -177,8 +196,6 @@ def test_api04_unknown_not_approved_locked_and_wrong_code_get_the_same_reject(
     enroll(locked)
     pbkdf2_password(locked)
     User.objects.filter(pk=locked.pk).update(vpn_access=User.VpnAccess.APPROVED)
-    from django.utils import timezone
-
     User.objects.filter(pk=locked.pk).update(locked_at=timezone.now())
     replies = []
     for name, code in (
@@ -290,3 +307,44 @@ def test_api03_a_disabled_radius_client_gets_no_answer(radius_server, radius_cli
     )
     assert "Received" not in out and "No reply" in out
     assert AuditEvent.objects.filter(action="vpn.radius_client_changed", details__enabled=False).exists()
+
+
+def test_api07_connections_dropped_while_requests_are_in_flight_reject_and_requests_resume(
+    radius_client, busy_people, settings, monkeypatch, request
+):
+    """Six threads send codes through radclient without pause while another keeps ending the server's database
+    connections, idle ones in its pool and ones mid-request (``vpn.tests.faults``). Every request is answered, with a
+    reject unless the code is good and unused; once the killing stops, a good code is accepted again."""
+    # The VPN has checked the password: no password hashing, so the server is busy with the codes themselves.
+    settings.RADIUS_PASSWORD_MODE = "code_only"
+    # Without back-off every wrong code is compared and counted. The lockout stays (the server's checks hold it at
+    # 10 at most): each person is locked after a few rounds, the lock itself written under fault like the rest.
+    monkeypatch.setenv("OTP_TOTP_THROTTLE_FACTOR", "0")
+    port = request.getfixturevalue("radius_server")
+    server_log = request.getfixturevalue("radius_log")
+
+    def send(n_thread, n, username, code):
+        # Retried as a VPN retries: a request dropped before it could be signed (its client's row unread) is sent again.
+        out = radclient(port, radius_client.secret, {"User-Name": username, "User-Password": code}, tries=3)
+        answers = re.findall(r"Received (Access-\w+)", out)
+        return {("Access-Accept",): "allow", ("Access-Reject",): "deny"}.get(tuple(answers), f"no answer: {out[-500:]}")
+
+    answers, ended = checks_under_fault(send, busy_people)
+    assert_failed_closed(answers, busy_people)
+    # The fault hit the busy server: connections were ended and requests failed with them, answered with a reject.
+    failed = sum("RADIUS request failed; answered with a reject" in line for line in server_log)
+    assert ended and failed, (ended, Counter(a[3] for a in answers), "".join(server_log)[-3000:])
+    assert audit.verify_chain() is None
+
+    # The killing has stopped: a good code is accepted again within a bounded number of requests. Each thread of the
+    # server's pool may still hold a connection ended while it was idle, which fails that thread's next request (a
+    # reject) before it reconnects: at most one failure per thread.
+    mark, later = len(server_log), busy_people.later
+    outcomes = []
+    for _ in range(RADIUS_WORKERS + 1):
+        code = fresh_code(app_device(later))
+        out = radclient(port, radius_client.secret, {"User-Name": later.username, "User-Password": code})
+        outcomes.append(re.findall(r"Received (Access-\w+)", out))
+        if outcomes[-1] == ["Access-Accept"]:
+            break
+    assert outcomes[-1] == ["Access-Accept"], (outcomes, "".join(server_log[mark:]))
