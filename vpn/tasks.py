@@ -5,7 +5,7 @@ from celery import shared_task
 
 @shared_task(ignore_result=True)
 def forget_spent_state() -> None:
-    """Beat, hourly: delete async answers and RADIUS challenges that can no longer be used."""
+    """Beat, every minute: delete async answers, RADIUS challenges and signatures that can no longer be used."""
     from .services import forget_spent_state as forget
 
     forget()

@@ -13,7 +13,6 @@ from email.utils import parsedate_to_datetime
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import connection
 from django.urls import reverse
 from django.utils import timezone
 
@@ -66,33 +65,20 @@ def _refuse(kind, *, integration_key: str | None, client_ip: str | None, reason:
 
 
 def _remember_signature(integration: Integration, signature: str, now: datetime) -> bool:
-    """Store the signature's digest; False when it was stored before (a replay).
+    """Store the signature's digest; False when it was stored before (a replay). One statement.
 
-    The same statement forgets signatures older than twice the window: their dates are refused before this
-    check, so they can never be accepted again. One statement on PostgreSQL.
+    Only the insert: :func:`forget_spent_state` deletes the digests whose dates can no longer pass, out of the hot
+    path (every check deleting the oldest rows made concurrent checks wait for each other's deletes).
     """
     digest = hashlib.sha256(signature.encode()).hexdigest()
-    forget_before = now - timedelta(seconds=2 * settings.VPN_SIGNATURE_MAX_SKEW_SECONDS)
-    params = {"integration": integration.pk, "digest": digest, "now": now, "forget_before": forget_before}
-    if connection.vendor == "postgresql":
-        return sql.execute(_PURGE_AND_REMEMBER, params, fetch="one") is not None
-    sql.execute(_PURGE, params)
+    params = {"integration": integration.pk, "digest": digest, "now": now}
     return sql.execute(_REMEMBER, params, fetch="one") is not None
 
 
-_SEEN = SeenSignature._meta.db_table
-_PURGE = f"DELETE FROM {_SEEN} WHERE seen_at < %(forget_before)s"  # noqa: S608 (our table)
-# Concurrent checks all reach for the same oldest rows: each skips those another check is deleting instead of waiting
-# for its commit (which queued every check behind the one before), and takes a bounded share.
-_PURGE_SKIPPING = (
-    f"DELETE FROM {_SEEN} WHERE id IN (SELECT id FROM {_SEEN} WHERE seen_at < %(forget_before)s "  # noqa: S608
-    "ORDER BY seen_at LIMIT 50 FOR UPDATE SKIP LOCKED)"
-)
 _REMEMBER = (
-    f"INSERT INTO {_SEEN} (integration_id, digest, seen_at) "  # noqa: S608 (our table)
+    f"INSERT INTO {SeenSignature._meta.db_table} (integration_id, digest, seen_at) "  # noqa: S608 (our table)
     "VALUES (%(integration)s, %(digest)s, %(now)s) ON CONFLICT (integration_id, digest) DO NOTHING RETURNING id"
 )
-_PURGE_AND_REMEMBER = f"WITH forgotten AS ({_PURGE_SKIPPING}) {_REMEMBER}"
 
 
 def authenticate(request: signing.SignedRequest, *, authorization: str, client_ip: str | None) -> Integration:

@@ -16,7 +16,7 @@ from identity import audit
 from identity.models import User
 from identity.services import SecondFactorOutcome, verify_typed_code
 
-from ..models import AuthTransaction, RadiusChallenge, RadiusClient
+from ..models import AuthTransaction, RadiusChallenge, RadiusClient, SeenSignature
 from . import passcode as passcode_lane
 from .auth_api import ASYNC_ANSWER_KEPT
 from .people import may_use_vpn, vpn_factors
@@ -159,12 +159,16 @@ def radius_authenticate(
 
 
 def forget_spent_state(now: datetime | None = None) -> dict[str, int]:
-    """Delete async answers no longer readable and RADIUS challenges past their expiry; return how many of each.
+    """Delete what can no longer be used: async answers no longer readable, RADIUS challenges past their expiry,
+    and remembered signatures (API-02) older than twice the date window; return how many of each.
 
-    Neither can be used any more (``auth_status`` and the State check refuse them), so nothing changes for anyone;
-    the tables just stop growing. Audits nothing. Called by beat; safe to run again.
+    ``auth_status`` and the State check refuse the first two, and a signature's date is refused before its digest
+    is looked at, so nothing changes for anyone; the tables just stop growing. Audits nothing. Called by beat;
+    safe to run again.
     """
     now = now or timezone.now()
     answers, _ = AuthTransaction.objects.filter(created_at__lt=now - ASYNC_ANSWER_KEPT).delete()
     challenges, _ = RadiusChallenge.objects.filter(expires_at__lt=now).delete()
-    return {"async_answers": answers, "radius_challenges": challenges}
+    signatures_before = now - timedelta(seconds=2 * settings.VPN_SIGNATURE_MAX_SKEW_SECONDS)
+    signatures, _ = SeenSignature.objects.filter(seen_at__lt=signatures_before).delete()
+    return {"async_answers": answers, "radius_challenges": challenges, "signatures": signatures}

@@ -10,7 +10,7 @@ from pyrad import packet
 from identity.models import AuditEvent
 from testsupport import PASSWORD, fresh_code
 from vpn.radius.server import DICTIONARY
-from vpn.tests.test_radius import app_device, radius_client, radius_person, radius_server  # noqa: F401
+from vpn.tests.test_radius import app_device, radius_client, radius_log, radius_person, radius_server  # noqa: F401
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 

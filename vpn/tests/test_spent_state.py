@@ -1,4 +1,4 @@
-"""Async answers and RADIUS challenges that can no longer be used are deleted, the usable ones kept."""
+"""Async answers, RADIUS challenges and signatures that can no longer be used are deleted, the usable ones kept."""
 
 from datetime import timedelta
 
@@ -6,7 +6,7 @@ import pytest
 from django.utils import timezone
 
 from vpn import services
-from vpn.models import AuthTransaction, RadiusChallenge
+from vpn.models import AuthTransaction, RadiusChallenge, SeenSignature
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db]
 
@@ -21,7 +21,12 @@ def test_spent_async_answers_and_challenges_are_forgotten(integration, vpn_perso
     for n, left in enumerate((timedelta(seconds=-1), timedelta(seconds=60))):
         RadiusChallenge.objects.create(state_hash=f"s{n}", user=vpn_person, client=client, expires_at=now + left)
 
-    assert services.forget_spent_state(now) == {"async_answers": 1, "radius_challenges": 1}
+    # A signature's date is refused after 300 s (API-01); its digest is kept twice that long, then forgotten (API-02).
+    for n, age in enumerate((timedelta(seconds=601), timedelta(seconds=599))):
+        SeenSignature.objects.create(integration=integration, digest=f"{n}" * 64, seen_at=now - age)
+
+    assert services.forget_spent_state(now) == {"async_answers": 1, "radius_challenges": 1, "signatures": 1}
     assert list(AuthTransaction.objects.values_list("txid", flat=True)) == ["tx1"]
     assert list(RadiusChallenge.objects.values_list("state_hash", flat=True)) == ["s1"]
-    assert services.forget_spent_state(now) == {"async_answers": 0, "radius_challenges": 0}
+    assert list(SeenSignature.objects.values_list("digest", flat=True)) == ["1" * 64]
+    assert services.forget_spent_state(now) == {"async_answers": 0, "radius_challenges": 0, "signatures": 0}
