@@ -6,7 +6,9 @@ cursor on Django's connection with ``prepare=True``: parsed and planned once per
 the embedded default) Django's cursor runs it. Parameters are named (``%(name)s``) in both.
 """
 
+import re
 import time
+import weakref
 from contextlib import contextmanager
 
 import psycopg
@@ -70,15 +72,42 @@ def execute_and_commit(sql: str, params: dict, *, fetch: str | None = None):
     db.ensure_connection()
     started = time.monotonic()
     try:
-        # In pipeline mode the statement and the COMMIT go out together and are answered together.
-        with db.wrap_database_errors, db.connection.pipeline(), psycopg.Cursor(db.connection) as cursor:
-            cursor.execute(sql, params, prepare=True)
-            db.connection.commit()
+        with db.wrap_database_errors, psycopg.ClientCursor(db.connection) as cursor:
+            name, names = _prepared(db.connection, sql)
+            # One simple-protocol message: the prepared statement, its values quoted by psycopg, and the COMMIT.
+            # (Pipeline mode would send the same two, but answers leaving it with one more round trip.)
+            call = f"EXECUTE {name}({', '.join(['%s'] * len(names))})" if names else f"EXECUTE {name}"
+            cursor.execute(cursor.mogrify(call, [params[n] for n in names]) + "; COMMIT")
             return _fetch(cursor, fetch)
     finally:
         if db.queries_logged:
             db.queries_log.append({"sql": sql, "time": f"{time.monotonic() - started:.3f}"})
             db.queries_log.append({"sql": "COMMIT", "time": "0.000"})
+
+
+_NAMED = re.compile(r"%\((\w+)\)s")
+# Per connection (a new one after a reconnect has none): the statements it has prepared, by text.
+_PREPARED: "weakref.WeakKeyDictionary[psycopg.Connection, dict[str, tuple[str, list[str]]]]" = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _prepared(conn: psycopg.Connection, sql: str) -> tuple[str, list[str]]:
+    """The name ``sql`` is prepared under on ``conn`` (``PREPARE`` on first use), and its parameters in order."""
+    known = _PREPARED.setdefault(conn, {})
+    if sql not in known:
+        names: list[str] = []
+
+        def position(match: re.Match) -> str:
+            if match[1] not in names:
+                names.append(match[1])
+            return f"${names.index(match[1]) + 1}"
+
+        name = f"enrollment_{len(known) + 1}"
+        with conn.cursor() as cursor:
+            cursor.execute(f"PREPARE {name} AS {_NAMED.sub(position, sql)}")
+        known[sql] = (name, names)
+    return known[sql]
 
 
 def _fetch(cursor, fetch: str | None):

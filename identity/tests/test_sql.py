@@ -60,3 +60,32 @@ def test_a_failing_last_statement_commits_nothing_and_leaves_the_connection_usab
     with sql.request_transaction():
         assert sql.execute_and_commit(_FAILURES, {"n": 8, "id": user.pk}, fetch="one") == (user.pk,)
     assert _failures(user) == 8
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_last_statement_is_prepared_once_per_connection_and_again_after_a_reconnect(user):
+    def prepared_here() -> int:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE %s", ["%second_factor%"])
+            return cursor.fetchone()[0]
+
+    for n in (1, 2):
+        with sql.request_transaction():
+            sql.execute_and_commit(_FAILURES, {"n": n, "id": user.pk})
+    assert prepared_here() == 1
+    connection.close()
+    with sql.request_transaction():
+        sql.execute_and_commit(_FAILURES, {"n": 3, "id": user.pk})
+    assert _failures(user) == 3
+    assert prepared_here() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("text", ["it's", "'); DROP TABLE identity_user; --", "back\\slash $1 %s", "Zoë 李"])
+def test_values_sent_with_the_commit_arrive_as_they_were(text):
+    with sql.request_transaction():
+        assert sql.execute_and_commit("SELECT %(text)s::text, %(text)s::text", {"text": text}, fetch="one") == (
+            text,
+            text,
+        )
+    assert User._meta.db_table in connection.introspection.table_names()
