@@ -77,15 +77,21 @@ def _lock_sql() -> str:
 _OUTCOMES = {
     "success": (
         "WITH d AS (UPDATE {app} SET last_t = %(step)s, throttling_failure_count = 0, "
-        "throttling_failure_timestamp = NULL, last_used_at = %(now)s WHERE id = %(device)s), "
-        "u AS (UPDATE {user} SET second_factor_failures = 0 WHERE id = %(person)s AND second_factor_failures <> 0) "
+        "throttling_failure_timestamp = NULL, last_used_at = %(now)s WHERE id = %(device)s RETURNING 1), "
+        "u AS (UPDATE {user} SET second_factor_failures = 0 WHERE id = %(person)s AND second_factor_failures <> 0 "
+        "RETURNING 1) "
     ),
     "failure": (
         "WITH d AS (UPDATE {app} SET throttling_failure_count = throttling_failure_count + 1, "
-        "throttling_failure_timestamp = %(now)s WHERE id = ANY(%(devices)s)), "
-        "u AS (UPDATE {user} SET second_factor_failures = second_factor_failures + 1 WHERE id = %(person)s) "
+        "throttling_failure_timestamp = %(now)s WHERE id = ANY(%(devices)s) RETURNING 1), "
+        "u AS (UPDATE {user} SET second_factor_failures = second_factor_failures + 1 WHERE id = %(person)s "
+        "RETURNING 1) "
     ),
 }
+# PostgreSQL runs a data-modifying CTE that nothing reads after the rest of the statement: here, after the append
+# has taken the audit chain's lock, which every check waits for. Read by this filter (evaluated once, before the
+# append), the updates run first and the chain's lock is held for the append and the commit only.
+_UPDATES_FIRST = " WHERE (SELECT count(*) FROM d) + (SELECT count(*) FROM u) >= 0"
 _STATEMENTS: dict[str, str] = {}
 
 
@@ -93,7 +99,8 @@ def _statement(name: str) -> str:
     # Built on first use, once the app registry is ready; the same text every time, so it stays prepared.
     if name not in _STATEMENTS:
         tables = {"user": User._meta.db_table, "app": AuthenticatorAppDevice._meta.db_table}
-        _STATEMENTS[name] = _lock_sql() if name == "lock" else _OUTCOMES[name].format(**tables) + audit.APPEND_SQL
+        outcome = _OUTCOMES.get(name, "").format(**tables) + audit.APPEND_SQL + _UPDATES_FIRST
+        _STATEMENTS[name] = _lock_sql() if name == "lock" else outcome
     return _STATEMENTS[name]
 
 

@@ -45,3 +45,23 @@ def test_one_passcode_check_costs_a_fixed_number_of_queries(client, integration,
     with django_assert_num_queries(CACHED_INTEGRATION_QUERIES):
         response = signed_auth(client, integration, {"factor": "passcode", "username": "vpnuser", "passcode": bad})
     assert json.loads(response.content)["response"]["result"] == "deny"
+
+
+@pytest.mark.parametrize("outcome", ["success", "failure"])
+def test_the_outcome_is_written_before_the_audit_chain_lock_is_taken(outcome):
+    """Every check waits for the chain's lock, so the row updates must not run while it is held: the plan evaluates
+    them in a one-time filter above the append (left alone, PostgreSQL would finish them after it)."""
+    from django.db import connection
+    from django.utils import timezone
+
+    from identity import audit
+    from vpn.services import passcode
+
+    params = {"step": 1, "now": timezone.now(), "device": 1, "devices": [1], "person": 1}
+    params |= audit.append_params("test.plan", details={})
+    with connection.cursor() as cursor:
+        cursor.execute("EXPLAIN (COSTS OFF) " + passcode._statement(outcome), params)
+        plan = [row[0].strip() for row in cursor.fetchall()]
+    assert plan[0] == "Result"
+    assert plan[1].startswith("One-Time Filter")
+    assert plan[-1].startswith("->  Function Scan on identity_audit_append")
