@@ -6,9 +6,7 @@ cursor on Django's connection with ``prepare=True``: parsed and planned once per
 the embedded default) Django's cursor runs it. Parameters are named (``%(name)s``) in both.
 """
 
-import re
 import time
-import weakref
 from contextlib import contextmanager
 
 import psycopg
@@ -44,13 +42,41 @@ def request_transaction():
     """One hot-path request's transaction: Django's ``atomic()``, which its last statement may commit.
 
     Opened by whoever answers the request (the Auth API's views, the RADIUS server), around all of it. When it is
-    the outermost block, :func:`execute_and_commit` may send its COMMIT with the request's last statement; nested
-    in another block (a test's, a caller's) it is a plain ``atomic()`` and the outer block decides.
+    the outermost block, :func:`execute_and_commit` may send its COMMIT with the request's last statement, and
+    :func:`at_commit` statements wait to travel with it (or run as the block ends); nested in another block (a
+    test's, a caller's) it is a plain ``atomic()`` and the outer block decides.
     """
     db = connections[DEFAULT_DB_ALIAS]
     with transaction.atomic():
-        db.atomic_blocks[-1].commits_with_last_statement = len(db.atomic_blocks) == 1
+        block = db.atomic_blocks[-1]
+        block.commits_with_last_statement = len(db.atomic_blocks) == 1
+        block.at_commit = []
         yield
+        # Reached only when the block ends without an error, and only if no last statement took them along.
+        while block.at_commit:
+            execute(*block.at_commit.pop(0))
+
+
+def _request_block(db):
+    """The outermost :func:`request_transaction` block, when that is where the caller is; else None."""
+    if db.vendor != "postgresql" or len(db.atomic_blocks) != 1 or not db.commit_on_exit:
+        return None
+    block = db.atomic_blocks[0]
+    return block if getattr(block, "commits_with_last_statement", False) else None
+
+
+def at_commit(sql: str, params: dict) -> bool:
+    """Have ``sql`` run in the request's transaction before it commits; an error it raises rolls the request back.
+
+    True: queued, to go out in one message with the request's last statement (:func:`execute_and_commit`),
+    before it, or to run as the :func:`request_transaction` block ends. False: there is no such block here (a
+    test's block, a caller's, SQLite); nothing was queued, and the caller runs its statement itself.
+    """
+    block = _request_block(connections[DEFAULT_DB_ALIAS])
+    if block is None:
+        return False
+    block.at_commit.append((sql, params))
+    return True
 
 
 def execute_and_commit(sql: str, params: dict, *, fetch: str | None = None):
@@ -61,53 +87,33 @@ def execute_and_commit(sql: str, params: dict, *, fetch: str | None = None):
     the result and answer (a thread that may be waiting for the GIL meanwhile). Only inside an outermost
     :func:`request_transaction`, so the commit is the one it would have made: Django's own commit at the block's
     end then finds nothing left to do and runs the on-commit hooks as usual. Anywhere else (inside any other
-    block, on SQLite) it runs as :func:`execute` and the enclosing block commits. An error raised after this
-    returns can no longer undo what it committed; callers answer such an error with a refusal.
+    block, on SQLite) it runs as :func:`execute` and the enclosing block commits. Statements queued with
+    :func:`at_commit` go first in the same message. An error raised after this returns can no longer undo what it
+    committed; callers answer such an error with a refusal.
     """
     db = connections[DEFAULT_DB_ALIAS]
-    outermost = len(db.atomic_blocks) == 1 and getattr(db.atomic_blocks[0], "commits_with_last_statement", False)
-    if db.vendor != "postgresql" or not outermost or not db.commit_on_exit:
+    block = _request_block(db)
+    if block is None:
         return execute(sql, params, fetch=fetch)
     db.validate_no_broken_transaction()
     db.ensure_connection()
     started = time.monotonic()
+    statements, block.at_commit = [*block.at_commit, (sql, params)], []
     try:
         with db.wrap_database_errors, psycopg.ClientCursor(db.connection) as cursor:
-            name, names = _prepared(db.connection, sql)
-            # One simple-protocol message: the prepared statement, its values quoted by psycopg, and the COMMIT.
-            # (Pipeline mode would send the same two, but answers leaving it with one more round trip.)
-            call = f"EXECUTE {name}({', '.join(['%s'] * len(names))})" if names else f"EXECUTE {name}"
-            cursor.execute(cursor.mogrify(call, [params[n] for n in names]) + "; COMMIT")
+            # One simple-protocol message: the queued statements, this one, and the COMMIT, with values quoted by
+            # psycopg. An error in any of them skips the rest, COMMIT included. Not prepared by name: psycopg
+            # deallocates every prepared statement after any rollback on the connection, so a name kept here could
+            # vanish. (Pipeline mode keeps psycopg's own prepared, but leaving it costs one more round trip.)
+            cursor.execute("; ".join([*(cursor.mogrify(text, values) for text, values in statements), "COMMIT"]))
+            for _ in statements[:-1]:
+                cursor.nextset()
             return _fetch(cursor, fetch)
     finally:
         if db.queries_logged:
-            db.queries_log.append({"sql": sql, "time": f"{time.monotonic() - started:.3f}"})
+            for text, _ in statements:
+                db.queries_log.append({"sql": text, "time": f"{time.monotonic() - started:.3f}"})
             db.queries_log.append({"sql": "COMMIT", "time": "0.000"})
-
-
-_NAMED = re.compile(r"%\((\w+)\)s")
-# Per connection (a new one after a reconnect has none): the statements it has prepared, by text.
-_PREPARED: "weakref.WeakKeyDictionary[psycopg.Connection, dict[str, tuple[str, list[str]]]]" = (
-    weakref.WeakKeyDictionary()
-)
-
-
-def _prepared(conn: psycopg.Connection, sql: str) -> tuple[str, list[str]]:
-    """The name ``sql`` is prepared under on ``conn`` (``PREPARE`` on first use), and its parameters in order."""
-    known = _PREPARED.setdefault(conn, {})
-    if sql not in known:
-        names: list[str] = []
-
-        def position(match: re.Match) -> str:
-            if match[1] not in names:
-                names.append(match[1])
-            return f"${names.index(match[1]) + 1}"
-
-        name = f"enrollment_{len(known) + 1}"
-        with conn.cursor() as cursor:
-            cursor.execute(f"PREPARE {name} AS {_NAMED.sub(position, sql)}")
-        known[sql] = (name, names)
-    return known[sql]
 
 
 def _fetch(cursor, fetch: str | None):

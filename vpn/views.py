@@ -4,6 +4,7 @@ import json
 import logging
 import time
 
+from django.db import IntegrityError
 from django.http import JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods
@@ -60,17 +61,25 @@ def _endpoint(handler):
     @csrf_exempt
     def view(request):
         sql.without_health_check()  # a dropped connection fails this request closed (API-07)
+        integration = ip = None
         try:
-            with sql.request_transaction():
-                signed = _signed_request(request)
-                ip = client_ip(request)
-                try:
-                    integration = services.authenticate(
-                        signed, authorization=request.headers.get("Authorization", ""), client_ip=ip
-                    )
-                    return _ok(handler(integration, _params(signed), ip))
-                except services.ApiError as error:
-                    return _error(error)
+            try:
+                with sql.request_transaction():
+                    signed = _signed_request(request)
+                    ip = client_ip(request)
+                    try:
+                        integration = services.authenticate(
+                            signed, authorization=request.headers.get("Authorization", ""), client_ip=ip
+                        )
+                        return _ok(handler(integration, _params(signed), ip))
+                    except services.ApiError as error:
+                        return _error(error)
+            except IntegrityError as error:
+                # The remembered signature goes out with the request's commit: a replay fails it, keeping nothing.
+                refusal = services.replay_refusal(error, integration=integration, client_ip=ip)
+                if refusal is None:
+                    raise
+                return _error(refusal)
         except Exception:
             log.exception("Auth API request failed; answered with an error, never allow")
             return JsonResponse({"stat": "FAIL", "code": 50000, "message": "Internal error"}, status=500)

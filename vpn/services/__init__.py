@@ -28,6 +28,7 @@ from .auth_api import (
     authenticate,
     preauth,
     record_async,
+    replay_refusal,
 )
 from .integrations import (
     address_allowed,
@@ -91,6 +92,7 @@ __all__ = [
     "radius_client_for",
     "radius_secret",
     "record_async",
+    "replay_refusal",
     "rotate_integration_secret",
     "rotate_radius_secret",
     "update_integration",

@@ -13,6 +13,7 @@ from email.utils import parsedate_to_datetime
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.db import IntegrityError
 from django.urls import reverse
 from django.utils import timezone
 
@@ -65,27 +66,47 @@ def _refuse(kind, *, integration_key: str | None, client_ip: str | None, reason:
 
 
 def _remember_signature(integration: Integration, signature: str, now: datetime) -> bool:
-    """Store the signature's digest; False when it was stored before (a replay). One statement.
+    """Store the signature's digest; False when it was stored before (a replay).
 
-    Only the insert: :func:`forget_spent_state` deletes the digests whose dates can no longer pass, out of the hot
-    path (every check deleting the oldest rows made concurrent checks wait for each other's deletes).
+    In an Auth API request's transaction the insert waits for the request's last statement and goes out with it
+    (:func:`identity.sql.at_commit`, one round trip less): a replay then fails the commit on the unique
+    constraint, so nothing the request did is kept, and :func:`replay_refusal` answers it. Elsewhere the insert runs
+    now and says whether it was new. :func:`forget_spent_state` deletes the digests whose dates can no longer pass.
     """
     digest = hashlib.sha256(signature.encode()).hexdigest()
     params = {"integration": integration.pk, "digest": digest, "now": now}
+    if sql.at_commit(_REMEMBER_OR_FAIL, params):
+        return True
     return sql.execute(_REMEMBER, params, fetch="one") is not None
 
 
-_REMEMBER = (
-    f"INSERT INTO {SeenSignature._meta.db_table} (integration_id, digest, seen_at) "  # noqa: S608 (our table)
-    "VALUES (%(integration)s, %(digest)s, %(now)s) ON CONFLICT (integration_id, digest) DO NOTHING RETURNING id"
+_SEEN = SeenSignature._meta.db_table
+_REMEMBER_OR_FAIL = (
+    f"INSERT INTO {_SEEN} (integration_id, digest, seen_at) "  # noqa: S608 (our table)
+    "VALUES (%(integration)s, %(digest)s, %(now)s)"
 )
+_REMEMBER = f"{_REMEMBER_OR_FAIL} ON CONFLICT (integration_id, digest) DO NOTHING RETURNING id"
+_ONCE = "vpn_signature_once"  # SeenSignature's unique constraint
+
+
+def replay_refusal(error: IntegrityError, *, integration: Integration | None, client_ip: str | None):
+    """The ``ApiError`` for a request whose remembered signature failed its commit (a replay), audited; else None.
+
+    Call it after the request's transaction has rolled back: the refusal's audit event is a transaction of its own.
+    """
+    cause = error.__cause__
+    if integration is None or getattr(getattr(cause, "diag", None), "constraint_name", None) != _ONCE:
+        return None
+    key = integration.integration_key
+    return _refuse(REPLAYED, integration_key=key, client_ip=client_ip, reason="replayed signature")
 
 
 def authenticate(request: signing.SignedRequest, *, authorization: str, client_ip: str | None) -> Integration:
     """The integration that signed ``request``, or ``ApiError`` in Duo's shape; every refusal is audited.
 
     Checks, in order: credentials present, integration known, signature (v5 or v2, constant time), enabled,
-    date within ``VPN_SIGNATURE_MAX_SKEW_SECONDS``, client network, and that the signature was never seen before.
+    date within ``VPN_SIGNATURE_MAX_SKEW_SECONDS``, client network, and that the signature was never seen before
+    (inside the Auth API's request transaction that last check is made by the commit: see ``_remember_signature``).
     """
     credentials = signing.parse_basic(authorization)
     if credentials is None:

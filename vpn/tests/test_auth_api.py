@@ -191,6 +191,44 @@ def test_api02_a_replayed_signature_is_refused(duo, vpn_person, monkeypatch):
     assert AuditEvent.objects.filter(action="vpn.api_refused", details__reason="replayed signature").exists()
 
 
+def _sent_twice(monkeypatch) -> list:
+    """Make duo_client send each request twice, byte for byte; collect the second answers (replays)."""
+    replies = []
+    original = duo_client.client.Client._make_request
+
+    def replaying(self, method, uri, body, headers):
+        first = original(self, method, uri, body, headers)
+        replies.append(original(self, method, uri, body, headers))
+        return first
+
+    monkeypatch.setattr(duo_client.client.Client, "_make_request", replaying)
+    return replies
+
+
+def test_api02_a_replayed_wrong_code_is_refused_and_keeps_nothing(duo, vpn_person, monkeypatch):
+    """The replay's check runs, then its commit fails on the remembered signature: no second failure is counted."""
+    replies = _sent_twice(monkeypatch)
+    before = AuditEvent.objects.count()
+    answer = duo().auth(factor="passcode", username="vpnuser", passcode=wrong_code(app_device(vpn_person)))
+    assert answer["result"] == "deny"
+    response, data = replies[-1]
+    assert response.status == 401 and json.loads(data)["code"] == 40103
+    vpn_person.refresh_from_db()
+    assert vpn_person.second_factor_failures == 1
+    assert app_device(vpn_person).throttling_failure_count == 1
+    actions = list(AuditEvent.objects.filter(sequence__gt=before).order_by("sequence").values_list("action", flat=True))
+    assert actions == ["signin.second_factor_failed", "vpn.api_refused"]
+    assert audit.verify_chain() is None
+
+
+def test_api02_a_replayed_request_without_a_last_statement_is_refused_as_it_ends(duo, monkeypatch):
+    replies = _sent_twice(monkeypatch)
+    duo().check()
+    response, data = replies[-1]
+    assert response.status == 401 and json.loads(data)["code"] == 40103
+    assert AuditEvent.objects.filter(action="vpn.api_refused", details__reason="replayed signature").count() == 1
+
+
 def test_api03_a_disabled_integration_is_refused(duo, integration):
     services.update_integration(integration, name=integration.name, allowed_networks="", enabled=False, actor=None)
     error = fails(lambda: duo().check())
