@@ -6,6 +6,7 @@ cursor on Django's connection with ``prepare=True``: parsed and planned once per
 the embedded default) Django's cursor runs it. Parameters are named (``%(name)s``) in both.
 """
 
+import select
 import time
 from contextlib import contextmanager
 
@@ -127,8 +128,23 @@ def _fetch(cursor, fetch: str | None):
 def without_health_check() -> None:
     """Skip Django's ``SELECT 1`` before this request's first query (``CONN_HEALTH_CHECKS``), for the hot paths.
 
-    A connection the server dropped (a restart, an idle timeout) then fails the request's first statement instead:
-    the caller answers with an error, never a success, and Django closes the broken connection as the request
-    ends, so the next request gets a new one. One round trip less for every VPN check.
+    In its place, one poll of the idle connection's socket, no round trip: a server that ended the connection (a
+    restart, ``pg_terminate_backend``, an idle timeout) says goodbye and closes its end, so the socket reads ready
+    although nothing was asked; the connection is then closed here and the request opens a new one. A connection
+    lost without a word (a network cut) still fails the request's first statement: the caller answers with an
+    error, never a success, and Django closes the broken connection as the request ends.
     """
-    connections[DEFAULT_DB_ALIAS].health_check_done = True
+    db = connections[DEFAULT_DB_ALIAS]
+    if db.connection is not None and not db.in_atomic_block and _ended_by_server(db.connection):
+        db.close()
+    db.health_check_done = True
+
+
+def _ended_by_server(conn: psycopg.Connection) -> bool:
+    """Whether the idle connection's socket has something to read: the server's goodbye, or its end closed."""
+    try:
+        poller = select.poll()
+        poller.register(conn.fileno(), select.POLLIN)
+        return bool(poller.poll(0))
+    except (OSError, ValueError, psycopg.Error):  # no socket any more
+        return True

@@ -336,9 +336,9 @@ def test_api07_connections_dropped_while_requests_are_in_flight_reject_and_reque
     assert ended and failed, (ended, Counter(a[3] for a in answers), "".join(server_log)[-3000:])
     assert audit.verify_chain() is None
 
-    # The killing has stopped: a good code is accepted again within a bounded number of requests. Each thread of the
-    # server's pool may still hold a connection ended while it was idle, which fails that thread's next request (a
-    # reject) before it reconnects: at most one failure per thread.
+    # The killing has stopped: a good code is accepted again within a bounded number of requests. A connection ended
+    # while idle is noticed before the next request (identity.sql.without_health_check) and replaced; one whose end
+    # had not reached the socket yet fails that thread's next request (a reject): at most one failure per thread.
     mark, later = len(server_log), busy_people.later
     outcomes = []
     for _ in range(RADIUS_WORKERS + 1):
