@@ -1,9 +1,14 @@
-"""Statements the hot paths send many times a second, prepared once per connection on PostgreSQL.
+"""Statements the hot paths send many times a second, prepared once per connection on PostgreSQL, and the
+request transaction whose last message carries its COMMIT.
 
 Django's own cursors bind parameters on the client and never prepare, so PostgreSQL parses and plans every query
 again. A statement sent for every VPN check or every audit event is instead sent through a server-binding psycopg
 cursor on Django's connection with ``prepare=True``: parsed and planned once per connection. Elsewhere (SQLite,
 the embedded default) Django's cursor runs it. Parameters are named (``%(name)s``) in both.
+
+A VPN check's last statement goes out with the statements queued for its commit and the COMMIT itself, in one
+message (:func:`request_transaction`, :func:`at_commit`, :func:`execute_and_commit`), so the locks it holds are
+released without waiting for the process that answers.
 """
 
 import select
