@@ -79,9 +79,7 @@ def _new_row(action: str, *, actor, subject, ip, details) -> SimpleNamespace:
     )
 
 
-def append_params(action: str, *, actor=None, subject=None, ip: str | None = None, details=None) -> dict:
-    """The parameters of :data:`APPEND_SQL` for one event, checked as :func:`record` checks them (PostgreSQL)."""
-    row = _new_row(action, actor=actor, subject=subject, ip=ip, details=details)
+def _append_params(row) -> dict:
     head, tail = _canonical_parts(row)
     return {
         "audit_created_at": row.created_at,
@@ -95,6 +93,11 @@ def append_params(action: str, *, actor=None, subject=None, ip: str | None = Non
     }
 
 
+def append_params(action: str, *, actor=None, subject=None, ip: str | None = None, details=None) -> dict:
+    """The parameters of :data:`APPEND_SQL` for one event, checked as :func:`record` checks them (PostgreSQL)."""
+    return _append_params(_new_row(action, actor=actor, subject=subject, ip=ip, details=details))
+
+
 def record(action: str, *, actor=None, subject=None, ip: str | None = None, details: dict | None = None) -> AuditEvent:
     """Append one event to the audit log and return it.
 
@@ -105,32 +108,18 @@ def record(action: str, *, actor=None, subject=None, ip: str | None = None, deta
     raise ``ValueError``. The chain's lock is held from here to the commit.
     """
     db = connections[DEFAULT_DB_ALIAS]
-    if db.vendor == "postgresql":
-        params = append_params(action, actor=actor, subject=subject, ip=ip, details=details)
-        # One statement: in the caller's transaction, or a transaction of its own.
-        pk, sequence, prev_hash, hash_ = sql.execute(APPEND_SQL, params, fetch="one")
-        values = {
-            "id": pk,
-            "sequence": sequence,
-            "created_at": params["audit_created_at"],
-            "actor_id": params["audit_actor_id"],
-            "subject_id": params["audit_subject_id"],
-            "action": action,
-            "details": params["audit_details"].obj,
-            "ip": params["audit_ip"],
-            "prev_hash": prev_hash,
-            "hash": hash_,
-        }
-        return AuditEvent.from_db(db.alias, _FIELDS, [values[name] for name in _FIELDS])
     row = _new_row(action, actor=actor, subject=subject, ip=ip, details=details)
-    # Elsewhere (SQLite, one writer at a time) the last row is read, hashed here and inserted, in one transaction.
-    with transaction.atomic(savepoint=False):
-        last = sql.execute(_LAST_SQL, {}, fetch="one")
-        row.sequence = last[0] + 1 if last else 1
-        row.prev_hash = last[1] if last else GENESIS_HASH
-        row.hash = compute_hash(row.prev_hash, row)
-        (pk,) = sql.execute(_INSERT_SQL, _insert_params(row, db), fetch="one")
-    row.id = pk
+    if db.vendor == "postgresql":
+        # One statement: in the caller's transaction, or a transaction of its own.
+        row.id, row.sequence, row.prev_hash, row.hash = sql.execute(APPEND_SQL, _append_params(row), fetch="one")
+    else:
+        # Elsewhere (SQLite, one writer at a time) the last row is read, hashed here and inserted, in one transaction.
+        with transaction.atomic(savepoint=False):
+            last = sql.execute(_LAST_SQL, {}, fetch="one")
+            row.sequence = last[0] + 1 if last else 1
+            row.prev_hash = last[1] if last else GENESIS_HASH
+            row.hash = compute_hash(row.prev_hash, row)
+            (row.id,) = sql.execute(_INSERT_SQL, _insert_params(row, db), fetch="one")
     return AuditEvent.from_db(db.alias, _FIELDS, [getattr(row, name) for name in _FIELDS])
 
 

@@ -4,7 +4,6 @@ import json
 import logging
 import time
 
-from django.db import IntegrityError
 from django.http import JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods
@@ -52,34 +51,26 @@ def _params(signed: signing.SignedRequest) -> dict[str, str]:
 
 
 def _endpoint(handler):
-    """Authenticate the request, run ``handler(integration, params, ip)``; any unexpected error denies (API-07).
+    """Answer with ``handler(integration, params, ip)`` for a request :func:`services.answer_signed` accepts.
 
-    The whole request is one transaction, so it commits once (the remembered signature, the verification and its
-    audit event together); a refusal in Duo's shape commits its audit event, anything unexpected rolls back.
+    The whole request is one transaction (the remembered signature, the verification and its audit event); a
+    refusal in Duo's shape commits its audit event; anything unexpected answers with an error, never allow (API-07).
     """
 
     @csrf_exempt
     def view(request):
-        sql.without_health_check()  # a dropped connection fails this request closed (API-07)
-        integration = ip = None
+        sql.without_health_check()  # a connection the server ended is replaced; one lost silently fails closed
         try:
-            try:
-                with sql.request_transaction():
-                    signed = _signed_request(request)
-                    ip = client_ip(request)
-                    try:
-                        integration = services.authenticate(
-                            signed, authorization=request.headers.get("Authorization", ""), client_ip=ip
-                        )
-                        return _ok(handler(integration, _params(signed), ip))
-                    except services.ApiError as error:
-                        return _error(error)
-            except IntegrityError as error:
-                # The remembered signature goes out with the request's commit: a replay fails it, keeping nothing.
-                refusal = services.replay_refusal(error, integration=integration, client_ip=ip)
-                if refusal is None:
-                    raise
-                return _error(refusal)
+            signed, ip = _signed_request(request), client_ip(request)
+            answer = services.answer_signed(
+                signed,
+                authorization=request.headers.get("Authorization", ""),
+                client_ip=ip,
+                handle=lambda integration: handler(integration, _params(signed), ip),
+            )
+            return _ok(answer)
+        except services.ApiError as error:
+            return _error(error)
         except Exception:
             log.exception("Auth API request failed; answered with an error, never allow")
             return JsonResponse({"stat": "FAIL", "code": 50000, "message": "Internal error"}, status=500)

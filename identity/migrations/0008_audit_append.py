@@ -5,7 +5,8 @@ meanwhile. Reading the head in one round trip and inserting in another kept the 
 client's hashing; here PostgreSQL computes the same SHA-256 over the same text (``identity.audit`` sends the canonical
 form around the sequence number, which only the function knows), so the lock is held for one statement and the commit.
 As in 0007, a VOLATILE function gives each statement a fresh snapshot: the read after the lock sees the row the
-previous holder committed. 0007's head-only function goes. The hash is what ``identity.audit.compute_hash`` computes, and ``verify_chain`` checks it.
+previous holder committed. 0007's head-only function goes. The hash is what ``identity.audit.compute_hash``
+computes, and ``verify_chain`` checks it.
 """
 
 from importlib import import_module

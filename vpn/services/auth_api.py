@@ -70,7 +70,7 @@ def _remember_signature(integration: Integration, signature: str, now: datetime)
 
     In an Auth API request's transaction the insert waits for the request's last statement and goes out with it
     (:func:`identity.sql.at_commit`, one round trip less): a replay then fails the commit on the unique
-    constraint, so nothing the request did is kept, and :func:`replay_refusal` answers it. Elsewhere the insert runs
+    constraint, so nothing the request did is kept, and :func:`answer_signed` refuses it as a replay. Elsewhere the insert runs
     now and says whether it was new. :func:`forget_spent_state` deletes the digests whose dates can no longer pass.
     """
     digest = hashlib.sha256(signature.encode()).hexdigest()
@@ -89,16 +89,38 @@ _REMEMBER = f"{_REMEMBER_OR_FAIL} ON CONFLICT (integration_id, digest) DO NOTHIN
 _ONCE = "vpn_signature_once"  # SeenSignature's unique constraint
 
 
-def replay_refusal(error: IntegrityError, *, integration: Integration | None, client_ip: str | None):
+def _replay_refusal(error: IntegrityError, *, integration: Integration | None, client_ip: str | None):
     """The ``ApiError`` for a request whose remembered signature failed its commit (a replay), audited; else None.
 
-    Call it after the request's transaction has rolled back: the refusal's audit event is a transaction of its own.
+    Called after the request's transaction has rolled back: the refusal's audit event is a transaction of its own.
     """
     cause = error.__cause__
     if integration is None or getattr(getattr(cause, "diag", None), "constraint_name", None) != _ONCE:
         return None
     key = integration.integration_key
     return _refuse(REPLAYED, integration_key=key, client_ip=client_ip, reason="replayed signature")
+
+
+def answer_signed(request: signing.SignedRequest, *, authorization: str, client_ip: str | None, handle):
+    """Authenticate ``request`` and return ``handle(integration)``, all in the request's one transaction.
+
+    Raises ``ApiError`` in Duo's shape for a refusal, its audit event committed (so is a refusal ``handle`` raises);
+    a replay found by the commit (:func:`_remember_signature`) keeps nothing and is refused as one. Anything else
+    propagates: the caller answers it with an error, never ``allow`` (API-07).
+    """
+    integration = None
+    try:
+        with sql.request_transaction():
+            try:
+                integration = authenticate(request, authorization=authorization, client_ip=client_ip)
+                return handle(integration)
+            except ApiError as error:
+                refusal = error
+    except IntegrityError as error:
+        refusal = _replay_refusal(error, integration=integration, client_ip=client_ip)
+        if refusal is None:
+            raise
+    raise refusal
 
 
 def authenticate(request: signing.SignedRequest, *, authorization: str, client_ip: str | None) -> Integration:

@@ -99,8 +99,10 @@ def _statement(name: str) -> str:
     # Built on first use, once the app registry is ready; the same text every time, so it stays prepared.
     if name not in _STATEMENTS:
         tables = {"user": User._meta.db_table, "app": AuthenticatorAppDevice._meta.db_table}
-        outcome = _OUTCOMES.get(name, "").format(**tables) + audit.APPEND_SQL + _UPDATES_FIRST
-        _STATEMENTS[name] = _lock_sql() if name == "lock" else outcome
+        if name == "lock":
+            _STATEMENTS[name] = _lock_sql()
+        else:
+            _STATEMENTS[name] = _OUTCOMES[name].format(**tables) + audit.APPEND_SQL + _UPDATES_FIRST
     return _STATEMENTS[name]
 
 
@@ -109,11 +111,12 @@ def check(username: str, code: str, *, ip: str | None, entry_point: str, context
 
     Runs inside the caller's transaction, which must commit or roll back the whole request (the locks are held
     until then). A decided outcome commits that transaction with its last statement when the caller's block is the
-    outermost (:func:`identity.sql.execute_and_commit`): the audit chain's lock is released at once, and what the
-    caller does after that (building the answer) cannot undo the outcome; an error there answers with a refusal. Decided outcomes are written and audited here, as ``verify_typed_code`` writes them: a good
-    app code consumes its step, resets that app's back-off and the person's failure count
-    (``signin.second_factor_ok``); a wrong one, for a person whose only typed codes are apps, counts one
-    back-off failure on each app that was allowed to try and one failure toward the lockout
+    outermost :func:`identity.sql.request_transaction` (:func:`identity.sql.execute_and_commit`): the audit
+    chain's lock is released at once, and what the caller does after that (building the answer) cannot undo the
+    outcome; an error there answers with a refusal. Decided outcomes are written and audited here, as
+    ``verify_typed_code`` writes them: a good app code consumes its step, resets that app's back-off and the
+    person's failure count (``signin.second_factor_ok``); a wrong one, for a person whose only typed codes are
+    apps, counts one back-off failure on each app that was allowed to try and one failure toward the lockout
     (``signin.second_factor_failed``). A person who may not use the VPN (unknown, not approved, locked) or has
     no device gets ``Verdict(None, ...)`` and nothing is written; the caller audits the refusal.
     """
@@ -149,7 +152,7 @@ def _record_success(person_id: int, app, *, ip, entry_point: str, context: dict)
     params = {"step": app.last_t, "now": timezone.now(), "device": app.pk, "person": person_id}
     details = {**context, "factor": app.factor_name, "entry_point": entry_point}
     sql.execute_and_commit(
-        _statement("success"), params | _audit("signin.second_factor_ok", person_id, ip, details), fetch="one"
+        _statement("success"), params | _audit_params("signin.second_factor_ok", person_id, ip, details), fetch="one"
     )
     return Verdict(SecondFactorOutcome.OK, person_id)
 
@@ -161,11 +164,13 @@ def _record_failure(person_id, failures, apps, allowed, *, ip, entry_point: str,
     factor = apps[0].factor_name if len(apps) == 1 else "passcode"
     details = {**context, "factor": factor, "entry_point": entry_point, "consecutive_failures": failures + 1}
     sql.execute_and_commit(
-        _statement("failure"), params | _audit("signin.second_factor_failed", person_id, ip, details), fetch="one"
+        _statement("failure"),
+        params | _audit_params("signin.second_factor_failed", person_id, ip, details),
+        fetch="one",
     )
     return Verdict(SecondFactorOutcome.WRONG if allowed else SecondFactorOutcome.THROTTLED, person_id)
 
 
-def _audit(action: str, person_id: int, ip, details: dict) -> dict:
+def _audit_params(action: str, person_id: int, ip, details: dict) -> dict:
     person = SimpleNamespace(pk=person_id)  # all the audit log reads of a person; no User row to build
     return audit.append_params(action, actor=person, subject=person, ip=ip, details=details)

@@ -229,6 +229,43 @@ def test_api02_a_replayed_request_without_a_last_statement_is_refused_as_it_ends
     assert AuditEvent.objects.filter(action="vpn.api_refused", details__reason="replayed signature").count() == 1
 
 
+def test_api02_one_signed_request_sent_at_once_from_four_connections_is_answered_once(duo, vpn_person, monkeypatch):
+    """Copies of one signed request race: the replay check is made by each commit, so one copy is answered and the
+    other three are refused as replays, keeping nothing (no failure counted for the code they found used)."""
+    signed = []
+    original = duo_client.client.Client._make_request
+
+    def keep(self, method, uri, body, headers):
+        signed.append((method, uri, body, headers))
+        raise RuntimeError("kept, not sent")
+
+    monkeypatch.setattr(duo_client.client.Client, "_make_request", keep)
+    with pytest.raises(RuntimeError):
+        duo().auth(factor="passcode", username="vpnuser", passcode=fresh_code(app_device(vpn_person)))
+    start, replies = threading.Barrier(4), []
+
+    def send():
+        start.wait()
+        response, data = original(duo(), *signed[0])
+        replies.append((response.status, json.loads(data).get("code"), json.loads(data).get("response")))
+
+    threads = [threading.Thread(target=send) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert sorted(replies, key=str) == sorted(
+        [(200, None, {"result": "allow", "status": "allow", "status_msg": "Success. Logging you in..."})]
+        + [(401, 40103, None)] * 3,
+        key=str,
+    )
+    vpn_person.refresh_from_db()
+    assert vpn_person.second_factor_failures == 0
+    assert AuditEvent.objects.filter(action="signin.second_factor_ok", subject=vpn_person).count() == 1
+    assert not AuditEvent.objects.filter(action="signin.second_factor_failed").exists()
+    assert AuditEvent.objects.filter(action="vpn.api_refused", details__reason="replayed signature").count() == 3
+
+
 def test_api03_a_disabled_integration_is_refused(duo, integration):
     services.update_integration(integration, name=integration.name, allowed_networks="", enabled=False, actor=None)
     error = fails(lambda: duo().check())
