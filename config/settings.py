@@ -42,6 +42,7 @@ INSTALLED_APPS = [
     "django_otp",
     "phonenumber_field",
     "identity",
+    "identity.directory",
     "devices",
     "helpdesk",
     "vpn",

@@ -29,9 +29,36 @@ class User(AbstractUser):
     # unlock lifts it. A device bound meanwhile (in the session that reported the loss) makes it moot.
     lost_last_factor_at = models.DateTimeField(null=True, blank=True)
 
+    class Source(models.TextChoices):
+        LOCAL = "local", "Local account"
+        LDAP = "ldap", "Directory (LDAP / Active Directory)"
+        SCIM = "scim", "Directory (SCIM)"
+
+    # Where the person comes from (identity/directory/). A directory person has no usable local password and is
+    # checked only against the directory (DIR-01); the directory owns their names, email and department.
+    source = models.CharField(max_length=8, choices=Source.choices, default=Source.LOCAL)
+    # The directory's stable identifier (Active Directory objectGUID, OpenLDAP entryUUID, a SCIM client's id or
+    # externalId): a renamed DN or a changed institution ID is still the same person.
+    directory_id = models.CharField(max_length=255, blank=True)
+    directory_dn = models.CharField("directory DN", max_length=1024, blank=True)
+    # Set while a directory leaver is deactivated (DIR-02); is_active is False meanwhile. Devices are kept until
+    # DIRECTORY_RETAIN_DAYS after it, so a person re-enabled after a leave gets them back.
+    deactivated_at = models.DateTimeField(null=True, blank=True)
+
     class Meta:
         verbose_name = "person"
         verbose_name_plural = "people"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["source", "directory_id"],
+                condition=~models.Q(directory_id=""),
+                name="identity_user_one_account_per_directory_id",
+            )
+        ]
+
+    @property
+    def from_directory(self) -> bool:
+        return self.source != self.Source.LOCAL
 
     @property
     def institution_id(self) -> str:

@@ -1,0 +1,8 @@
+from django.apps import AppConfig
+
+
+class DirectoryConfig(AppConfig):
+    name = "identity.directory"
+    label = "directory"
+    verbose_name = "Directory"
+    default_auto_field = "django.db.models.BigAutoField"

@@ -1,0 +1,1 @@
+"""The directory's own records (sync runs, SCIM clients)."""
