@@ -3,6 +3,10 @@ import pytest
 from identity.directory.records import DirectoryRecord
 from identity.models import User
 
+# The VPN's doors, as the VPN's own tests drive them: the Auth API through duo_client, RADIUS through radclient.
+from vpn.tests.conftest import duo, integration  # noqa: F401
+from vpn.tests.test_radius import radius_client, radius_log, radius_server  # noqa: F401
+
 
 @pytest.fixture
 def record():

@@ -179,14 +179,79 @@ def test_every_registered_hook_is_one_devices_provides():
         hooks.register("no_such_event", print)
 
 
-def test_roles_are_kept_only_within_the_allow_list(record):
-    people.apply_record(record(roles=frozenset({"Auditor"})), origin=SYNC)
+def test_dir_04_directory_roles_are_allow_listed_never_superuser_and_every_change_audited(record, settings):
+    asked = frozenset({"Help desk", "Auditor", "superuser", "Domain Admins"})
+    people.apply_record(record(roles=asked), origin=SYNC)
     person = User.objects.get(username="asmith")
-    assert set(person.groups.values_list("name", flat=True)) == {"Auditor"}
+    assert set(person.groups.values_list("name", flat=True)) == {"Help desk", "Auditor"}
     assert person.is_staff and not person.is_superuser
+    assert sorted(e.details["role"] for e in events(person, "directory.role_granted")) == ["Auditor", "Help desk"]
+    (refused,) = events(person, "directory.role_refused")
+    assert refused.details == {"sync_run": 7, "roles": ["Domain Admins", "superuser"]}
+
+    assert people.apply_record(record(roles=frozenset({"Auditor"})), origin={"scim_client": 2}) == "updated"
+    (removed,) = events(person, "directory.role_removed")
+    assert removed.details == {"scim_client": 2, "role": "Help desk"}
+    # None: the directory does not manage roles, and what the person has stays.
+    assert people.apply_record(record(roles=None), origin=SYNC) == "unchanged"
+    assert set(person.groups.values_list("name", flat=True)) == {"Auditor"}
+
+    # A group the directory does not manage is left alone; losing the last staff role closes the admin's door.
     Group.objects.get_or_create(name="Other")
     person.groups.add(Group.objects.get(name="Other"))
     people.apply_record(record(roles=frozenset()), origin=SYNC)
     person.refresh_from_db()
-    assert set(person.groups.values_list("name", flat=True)) == {"Other"}  # what the directory does not manage stays
-    assert not person.is_staff
+    assert set(person.groups.values_list("name", flat=True)) == {"Other"} and not person.is_staff
+
+    # The allow-list setting can only narrow the staff roles, never widen them.
+    settings.DIRECTORY_ROLES = ["Auditor", "superuser", "Other"]
+    people.apply_record(record(roles=frozenset({"Help desk", "superuser"})), origin=SYNC)
+    person.refresh_from_db()
+    assert set(person.groups.values_list("name", flat=True)) == {"Other"}
+    assert not person.is_staff and not person.is_superuser
+
+
+def test_dir_06_an_email_change_tells_both_addresses_and_voids_links_sent_to_the_old_one(record, enroll, make_user):
+    from django.utils import timezone
+
+    from devices import services as device_services
+    from devices.models import ActivationLink
+
+    people.apply_record(record(), origin=SYNC)
+    person = User.objects.get(username="asmith")
+    enroll(person)
+    desk = make_user("desk1", is_staff=True)
+    device_services.send_recovery_link(person, actor=desk)
+    tablet = device_services.start_enrollment(person, kind="tablet", verified_at=timezone.now())
+    tablet = device_services.set_platform(tablet, platform="android", actor=person)
+    tablet = device_services.issue_app_secret(tablet, actor=person, verified_at=timezone.now())
+    device_services.send_activation_link(tablet, actor=person)
+    assert ActivationLink.objects.filter(user=person, revoked_at=None).count() == 2
+
+    assert people.apply_record(record(email="alice.smith@example.edu"), origin=SYNC) == "updated"
+    person.refresh_from_db()
+    assert person.email == "alice.smith@example.edu"
+    assert not ActivationLink.objects.filter(user=person, revoked_at=None, consumed_at=None).exists()
+    told = OutboundMessage.objects.filter(user=person, template="notice:person.email_changed")
+    assert sorted(told.values_list("recipient", flat=True)) == ["alice.smith@example.edu", "asmith@example.edu"]
+    (changed,) = events(person, "person.email_changed")
+    assert changed.details == {
+        "sync_run": 7,
+        "from": "asmith@example.edu",
+        "to": "alice.smith@example.edu",
+        "links_revoked": 2,
+    }
+    (updated,) = events(person, "directory.person_updated")
+    assert updated.details["changes"] == {"email": {"from": "asmith@example.edu", "to": "alice.smith@example.edu"}}
+
+
+def test_a_deactivated_local_account_hears_it_only_after_its_right_password(make_user, client, password, settings):
+    from identity import errors
+
+    local = make_user("breakglass")
+    assert people.deactivate_person(local, reason="left", origin={"by_command": True})
+    response = client.post("/account/sign-in/", {"username": "breakglass", "password": "not it at all"})
+    assert errors.SIGN_IN_FAILED in response.content.decode()
+    response = client.post("/account/sign-in/", {"username": "breakglass", "password": password})
+    inactive = errors.ACCOUNT_INACTIVE.format(help_desk=settings.HELP_DESK_CONTACT)
+    assert inactive in response.content.decode() and "_auth_user_id" not in client.session
