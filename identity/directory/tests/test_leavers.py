@@ -37,6 +37,7 @@ def leaver(record, enroll, make_user):
 
 def test_dir_02_a_leaver_is_refused_everywhere_at_once_and_nothing_is_deleted(
     leaver,
+    record,
     client,
     sign_in,
     duo,
@@ -55,7 +56,7 @@ def test_dir_02_a_leaver_is_refused_everywhere_at_once_and_nothing_is_deleted(
         radius, radius_client.secret, {"User-Name": "asmith", "User-Password": good_code(app)}
     )
 
-    assert people.apply_record(leaver_record(leaver), origin=SYNC) == "deactivated"
+    assert people.apply_record(record(active=False), origin=SYNC) == "deactivated"
 
     # The open session ends: its next request is sent to sign in.
     response = client.get("/devices/")
@@ -89,19 +90,3 @@ def good_code(app) -> str:
     """The app's current code, made unused again: a refusal below is the leaver's, never a replayed step's."""
     AuthenticatorAppDevice.objects.filter(pk=app.pk).update(last_t=-1)
     return totp_for(app).now()
-
-
-def leaver_record(person):
-    from identity.directory.records import DirectoryRecord
-
-    return DirectoryRecord(
-        source=person.source,
-        directory_id=person.directory_id,
-        institution_id=person.username,
-        dn=person.directory_dn,
-        first_name=person.first_name,
-        last_name=person.last_name,
-        email=person.email,
-        department=person.department,
-        active=False,
-    )
