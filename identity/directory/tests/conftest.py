@@ -1,9 +1,10 @@
 import pytest
 
+# Fixtures of the desk's and the VPN's own tests: the desk's agent, the Auth API through duo_client, RADIUS through
+# radclient.
+from helpdesk.tests.conftest import check_for, desk_client, staff_member  # noqa: F401
 from identity.directory.records import DirectoryRecord
 from identity.models import User
-
-# The VPN's doors, as the VPN's own tests drive them: the Auth API through duo_client, RADIUS through radclient.
 from vpn.tests.conftest import duo, integration  # noqa: F401
 from vpn.tests.test_radius import radius_client, radius_log, radius_server  # noqa: F401
 
