@@ -125,14 +125,13 @@ def _apply_changes(person: User, record: DirectoryRecord, *, origin: dict, actor
     """The mover's part: owned fields, institution ID, DN, roles and VPN access. Returns whether anything changed."""
     wanted = {name: getattr(record, name) for name in OWNED_FIELDS}
     wanted["username"] = record.institution_id
+    if record.dn:
+        wanted["directory_dn"] = record.dn
     changes = {name: (getattr(person, name), new) for name, new in wanted.items() if getattr(person, name) != new}
-    dn_moved = record.dn and record.dn != person.directory_dn
-    if changes or dn_moved:
+    if changes:
         for name, (_, new) in changes.items():
             setattr(person, name, new)
-        person.directory_dn = record.dn or person.directory_dn
-        person.save(update_fields=[*changes, "directory_dn"])
-    if changes:
+        person.save(update_fields=list(changes))
         audit.record(
             "directory.person_updated",
             actor=actor,
@@ -155,7 +154,7 @@ def _apply_changes(person: User, record: DirectoryRecord, *, origin: dict, actor
     # A leaver's access is revoked by the deactivation; approving it first would only say so twice.
     vpn_access = record.vpn_access if record.active else None
     vpn = _apply_vpn_access(person, vpn_access, origin=origin, actor=actor, ip=ip)
-    return bool(changes or dn_moved or roles or vpn)
+    return bool(changes or roles or vpn)
 
 
 def directory_roles() -> frozenset[str]:

@@ -69,6 +69,10 @@ def test_a_mover_gets_the_new_values_audited_with_the_old(record):
         "changes": {
             "last_name": {"from": "Smith", "to": "Jones"},
             "department": {"from": "Radiology", "to": "Cardiology"},
+            "directory_dn": {
+                "from": "uid=asmith,ou=people,dc=example,dc=edu",
+                "to": "uid=asmith,ou=staff,dc=example,dc=edu",
+            },
         },
     }
 
