@@ -22,7 +22,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from .. import audit, open_sessions
@@ -82,8 +82,23 @@ def apply_record(record: DirectoryRecord, *, origin: dict, actor: User | None = 
         if person is None:
             if not record.active:
                 return UNCHANGED
-            _create(record, origin=origin, actor=actor, ip=ip)
-            return CREATED
+            try:
+                with transaction.atomic():
+                    _create(record, origin=origin, actor=actor, ip=ip)
+                return CREATED
+            except IntegrityError:
+                # Created meanwhile by a concurrent call (a SCIM client's retry): the unique indexes made this one
+                # wait for it, and the row it committed is visible now. Read again, once.
+                person = (
+                    User.objects.select_for_update()
+                    .filter(source=record.source, directory_id=record.directory_id)
+                    .first()
+                )
+                holder = User.objects.filter(username=record.institution_id).first()
+                if holder is not None and holder != person:
+                    raise DirectoryConflict(record.institution_id, holder) from None
+                if person is None:
+                    raise
         changed = _apply_changes(person, record, origin=origin, actor=actor, ip=ip)
         if not record.active:
             if deactivate_person(person, reason="disabled in the directory", origin=origin, actor=actor, ip=ip):

@@ -90,3 +90,37 @@ def good_code(app) -> str:
     """The app's current code, made unused again: a refusal below is the leaver's, never a replayed step's."""
     AuthenticatorAppDevice.objects.filter(pk=app.pk).update(last_t=-1)
     return totp_for(app).now()
+
+
+def test_two_calls_creating_the_same_person_at_once_create_one(record):
+    """A SCIM client's retry racing its first try: the second waits on the unique index, then finds the person."""
+    import threading
+    import time
+
+    from django.db import connection, transaction
+
+    created, results = threading.Event(), {}
+
+    def first():
+        try:
+            with transaction.atomic():
+                results["first"] = people.apply_record(record(), origin=SYNC)
+                created.set()
+                time.sleep(0.5)  # the second call is waiting on the index by now
+        finally:
+            connection.close()
+
+    def second():
+        created.wait(10)
+        try:
+            results["second"] = people.apply_record(record(), origin={"scim_client": 1})
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(20)
+    assert results == {"first": "created", "second": "unchanged"}
+    assert User.objects.filter(username="asmith").count() == 1
