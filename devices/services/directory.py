@@ -1,10 +1,12 @@
 """What a person from the directory gains or loses here: the hooks of :mod:`identity.directory.hooks`.
 
 Registered from ``DevicesConfig.ready()`` (:func:`register_hooks`), so that ``identity`` never imports this app.
-Each runs inside the people service's transaction, and returns counts for its audit event.
+Each runs inside the people service's transaction (the retirement of leavers' devices takes one per person), and
+returns counts for its audit event.
 """
 
 from django.conf import settings
+from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
 
@@ -54,8 +56,16 @@ def count_devices_back(user) -> dict:
     return {"devices_in_use": Registration.objects.filter(user=user, status__in=Registration.IN_USE).count()}
 
 
-def retire_leaver_devices(user, *, reason: str) -> dict:
-    return {"devices_retired": len(retire_all_devices(user, reason=reason))}
+def retire_leaver_devices(leavers, *, reason: str) -> dict:
+    """Retire the devices of the people in ``leavers`` (a queryset whose filter is identity's retention rule)."""
+    retired = 0
+    candidates = Registration.objects.filter(user__in=leavers).exclude(status=Registration.Status.RETIRED)
+    for user_id in candidates.values_list("user_id", flat=True).distinct().order_by("user_id"):
+        with transaction.atomic():
+            person = leavers.select_for_update().filter(pk=user_id).first()
+            if person is not None:  # else reactivated meanwhile
+                retired += len(retire_all_devices(person, reason=reason))
+    return {"devices_retired": retired}
 
 
 def register_hooks() -> None:

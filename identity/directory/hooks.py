@@ -6,7 +6,7 @@ bypass codes, after a while the devices themselves), and a joiner or a new email
 ``AppConfig.ready()``; :mod:`identity.directory.people` runs them inside its own transaction, so the hooks' rows
 commit or roll back with the change to the person.
 
-The events, each called as ``hook(user, **keywords)``; a hook returns a dict of counts (or None) that joins the
+The events, each called as ``hook(user, **keywords)`` (one exception below); a hook returns a dict of counts (or None) that joins the
 service's audit event:
 
 - ``person_joined(user)``: a directory joiner was created (only when DIRECTORY_WELCOME_EMAIL is on): the welcome
@@ -14,8 +14,9 @@ service's audit event:
 - ``email_changed(user, old, new)``: tell both addresses, void the links sent to the old one (DIR-06).
 - ``person_deactivated(user)``: void pending links and bypass codes (DIR-02). Devices stay.
 - ``person_reactivated(user)``: nothing needs undoing today; counts what the person has back.
-- ``retire_devices(user, reason)``: retire every device of a leaver kept longer than DIRECTORY_RETAIN_DAYS,
-  each retirement audited; returns ``{"devices_retired": n}``.
+- ``retire_devices(leavers, reason)``: ``leavers`` is a queryset of people (not one person): retire every device
+  of theirs, each person locked and read through that queryset again in a transaction of their own (one reactivated
+  meanwhile is no longer in it), each retirement audited; returns ``{"devices_retired": n}``.
 
 Registering twice is harmless; an event nobody registered for does nothing (the ``devices`` app is always installed
 here, and a test holds that it registered every event).
@@ -39,9 +40,9 @@ def registered(event: str) -> list[Callable]:
     return list(_registry[event])
 
 
-def run(event: str, user, **keywords) -> dict:
+def run(event: str, subject, **keywords) -> dict:
     """Call every hook of ``event`` in registration order; return their counts merged (for the audit event)."""
     counts: dict = {}
     for hook in _registry[event]:
-        counts.update(hook(user, **keywords) or {})
+        counts.update(hook(subject, **keywords) or {})
     return counts

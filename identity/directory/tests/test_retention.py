@@ -35,12 +35,15 @@ def test_devices_are_kept_for_the_retention_days_and_come_back_with_the_person(l
     assert registration.status == Registration.Status.ACTIVE and registration.app_device.confirmed
 
 
-def test_devices_of_a_leaver_gone_longer_are_retired_audited_once(leaver, record, make_user, enroll):
+def test_devices_of_a_leaver_gone_longer_are_retired_audited_once(
+    leaver, record, make_user, enroll, django_assert_num_queries
+):
     stayer = make_user("stayer")
     enroll(stayer)
     later = timezone.now() + timedelta(days=settings.DIRECTORY_RETAIN_DAYS, minutes=1)
     assert people.retire_devices_of_leavers(now=later) == 1
-    assert people.retire_devices_of_leavers(now=later) == 0
+    with django_assert_num_queries(1):
+        assert people.retire_devices_of_leavers(now=later) == 0
     registration = Registration.objects.get(user=leaver)
     assert registration.status == Registration.Status.RETIRED and not registration.app_device.confirmed
     (event,) = AuditEvent.objects.filter(subject=leaver, action="device.retired")
