@@ -259,3 +259,18 @@ def test_a_deactivated_local_account_hears_it_only_after_its_right_password(make
     response = client.post("/account/sign-in/", {"username": "breakglass", "password": password})
     inactive = errors.ACCOUNT_INACTIVE.format(help_desk=settings.HELP_DESK_CONTACT)
     assert inactive in response.content.decode() and "_auth_user_id" not in client.session
+
+
+def test_no_recovery_link_goes_to_a_leaver(record, enroll, make_user):
+    from devices import errors as device_errors
+    from devices import services as device_services
+
+    people.apply_record(record(), origin=SYNC)
+    person = User.objects.get(username="asmith")
+    enroll(person)
+    people.apply_record(record(active=False), origin=SYNC)
+    person.refresh_from_db()
+    with pytest.raises(ValidationError, match="not active") as refused:
+        device_services.send_recovery_link(person, actor=make_user("desk1", is_staff=True))
+    assert refused.value.messages == [device_errors.ACCOUNT_INACTIVE_FOR_RECOVERY]
+    assert not OutboundMessage.objects.filter(user=person, template="recovery_link").exists()
