@@ -3,8 +3,9 @@
 ``identity`` imports no other app of ours, yet a leaver also loses things that live in ``devices`` (open links,
 bypass codes, after a while the devices themselves), and a joiner or a new email address is told by email through
 ``devices``' outbox. So the app that owns those rows registers a function here for each event, from its
-``AppConfig.ready()``; :mod:`identity.directory.people` runs them inside its own transaction (but ``retire_devices``, which
-takes one per person), so the hooks' rows commit or roll back with the change to the person.
+``AppConfig.ready()``; :mod:`identity.directory.people` runs them inside its own transaction (but
+``retire_devices``, which takes one per person), so the hooks' rows commit or roll back with the change to the
+person.
 
 The events, each called as ``hook(user, **keywords)`` (but ``retire_devices``); a hook returns a dict of counts (or
 None) that joins the service's audit event:
