@@ -46,8 +46,21 @@ def vpn_factors(user: User) -> Factors:
     return Factors(typed=typed, phones=phones)
 
 
+# Backup and bypass codes in Duo's listing: a passcode box appears wherever one can work. Duo lists a hardware
+# token as type "token"; some VPNs draw the box only for a device that can give a passcode ("mobile_otp"), so a
+# person whose only way in is the help desk's bypass code would otherwise get "auth" and nowhere to type it.
+_CODE_LIST_ENTRY = {
+    "type": "token",
+    "name": "Codes",
+    "display_name": "A code from the help desk or your backup codes",
+    "capabilities": ["mobile_otp"],
+}
+
+
 def devices_listing(factors: Factors) -> list[dict]:
-    listing = []
+    """Duo's ``devices`` for preauth: each app (``mobile_otp``), each phone (``sms``, ``phone``), and one entry for
+    the person's backup and bypass codes, if any; every listed id is taken by ``auth``."""
+    listing, code_sets = [], []
     for device in factors.typed:
         kind = getattr(device, "factor_name", "")
         if kind == "authenticator_app":
@@ -62,8 +75,11 @@ def devices_listing(factors: Factors) -> list[dict]:
                 "display_name": f"{device.name} ({device.masked_number})",
             }
         else:
+            code_sets.append(device)
             continue
         listing.append({"device": device_id(device), "capabilities": capabilities, **entry})
+    if code_sets:
+        listing.append({"device": device_id(code_sets[0]), **_CODE_LIST_ENTRY})
     return listing
 
 
