@@ -1,7 +1,9 @@
 """What a VPN admin and a Duo client meet: the hostname to enter, a call answered as Duo answers one, and a passcode
 box offered wherever a passcode can work. All through the unmodified ``duo_client`` against the live server."""
 
+import contextlib
 import re
+import time
 from io import StringIO
 
 import duo_client
@@ -70,3 +72,111 @@ def test_an_app_and_backup_codes_are_listed_once_each(duo, vpn_person):
     device_services.generate_backup_codes(vpn_person, actor=vpn_person, verified_at=timezone.now())
     devices = duo().preauth(username="vpnuser")["devices"]
     assert [(d["type"], d["capabilities"]) for d in devices] == [("phone", ["mobile_otp"]), ("token", ["mobile_otp"])]
+
+
+# --- The Auth API's certificate (docs/vpn.md) ----------------------------------------------------------------------
+
+
+def _private_ca(tmp_path):
+    """A private root and a certificate for ``localhost`` it signed, as PEM files: (root, chain, key)."""
+    from datetime import UTC, datetime, timedelta
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    now = datetime.now(UTC)
+
+    def build(subject, issuer, public_key, signing_key, *, ca: bool):
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
+            .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, issuer)]))
+            .public_key(public_key)
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - timedelta(minutes=5))
+            .not_valid_after(now + timedelta(days=1))
+            .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+        )
+        if not ca:
+            builder = builder.add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
+        return builder.sign(signing_key, hashes.SHA256())
+
+    root_key, leaf_key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    root = build(
+        "Example Medical School Root CA", "Example Medical School Root CA", root_key.public_key(), root_key, ca=True
+    )
+    leaf = build("localhost", "Example Medical School Root CA", leaf_key.public_key(), root_key, ca=False)
+    paths = tmp_path / "root.pem", tmp_path / "chain.pem", tmp_path / "key.pem"
+    paths[0].write_bytes(root.public_bytes(serialization.Encoding.PEM))
+    paths[1].write_bytes(leaf.public_bytes(serialization.Encoding.PEM) + paths[0].read_bytes())
+    paths[2].write_bytes(
+        leaf_key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    return paths
+
+
+@pytest.fixture
+def https_front(live_server, tmp_path):
+    """HTTPS in front of the live server, with a certificate from a private CA (as a TLS proxy would terminate it);
+    yields (port, the root's PEM file)."""
+    import socket
+    import ssl
+    import threading
+
+    root, chain, key = _private_ca(tmp_path)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(chain, key)
+    backend = int(live_server.url.rsplit(":", 1)[1])
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def pump(source, target):
+        with contextlib.suppress(OSError):
+            while data := source.recv(65536):
+                target.sendall(data)
+        with contextlib.suppress(OSError):
+            target.shutdown(socket.SHUT_WR)
+
+    def serve():
+        while True:
+            try:
+                plain, _ = listener.accept()
+            except OSError:
+                return  # closed: the test is over
+            try:
+                client = context.wrap_socket(plain, server_side=True)
+            except (ssl.SSLError, OSError):
+                plain.close()  # the client refused our certificate
+                continue
+            upstream = socket.create_connection(("127.0.0.1", backend))
+            threading.Thread(target=pump, args=(client, upstream), daemon=True).start()
+            threading.Thread(target=pump, args=(upstream, client), daemon=True).start()
+
+    threading.Thread(target=serve, daemon=True).start()
+    yield listener.getsockname()[1], root
+    listener.close()
+
+
+def test_duo_client_trusts_only_its_bundled_roots_unless_pointed_at_another_ca(https_front, integration, monkeypatch):
+    import ssl
+
+    port, root = https_front
+
+    def client(**kwargs):
+        return duo_client.Auth(
+            ikey=integration.integration_key, skey=integration.secret, host="localhost", port=port, **kwargs
+        )
+
+    # Out of the box duo_client pins its own bundle (no Let's Encrypt, no private CA): the certificate is refused.
+    with pytest.raises(ssl.SSLCertVerificationError):
+        client().check()
+    # Pointed at the CA that issued ours, it connects and verifies the certificate and the host name.
+    assert client(ca_certs=str(root)).check()["time"]
+    # Or told to use the system's trust store, here made to hold that root (a second later: the same check within
+    # the second would be a replay, API-02).
+    time.sleep(1.1)
+    monkeypatch.setenv("SSL_CERT_FILE", str(root))
+    assert client(disable_ca_pinning=True).check()["time"]
