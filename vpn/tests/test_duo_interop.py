@@ -47,6 +47,9 @@ def test_the_phone_factor_is_answered_as_duo_answers_a_call(duo, vpn_person, set
     txid = duo().auth(factor="phone", username="vpnuser", device="auto", async_txn=True)["txid"]
     status = duo().auth_status(txid)
     assert (status["success"], status["waiting"], status["status"]) == (False, False, "deny")
+    # auto without a passcode calls too (Duo's auto picks a call when there is no push), answered the same.
+    assert duo().auth(factor="auto", username="vpnuser") == answer
+    assert OutboundMessage.objects.filter(channel="voice", recipient=number).count() == 3
     text = duo().auth(factor="sms", username="vpnuser", device="auto")
     assert (text["result"], text["status"]) == ("deny", "sms_sent")
 
