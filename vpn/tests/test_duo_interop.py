@@ -64,9 +64,25 @@ def test_a_person_whose_only_way_in_is_a_bypass_code_is_offered_a_passcode(duo, 
     assert answer["result"] == "auth"
     [entry] = answer["devices"]
     assert entry["type"] == "token" and entry["capabilities"] == ["mobile_otp"]
-    assert entry["device"].startswith("DP") and entry["display_name"]
+    assert entry["device"].startswith("DP")
+    assert entry["display_name"] == "A code from the help desk or your backup codes"
     allowed = duo().auth(factor="passcode", username="visitor", passcode=code, device=entry["device"])
     assert allowed["result"] == "allow"
+
+
+def test_a_person_with_only_a_landline_is_offered_a_passcode_for_the_code_the_call_reads(duo, make_user, approve):
+    person = make_user("landline")
+    approve(person)
+    PhoneDevice.objects.create(user=person, name="Desk", number="+16175550199", can_text=False, confirmed=True)
+    devices = duo().preauth(username="landline")["devices"]
+    assert [(d["type"], d["capabilities"]) for d in devices] == [("phone", ["phone"]), ("token", ["mobile_otp"])]
+    assert devices[0]["device"] != devices[1]["device"]
+    assert devices[1]["display_name"] == "A code texted or read to you"
+    # The passcode entry's id comes back with the code the call read; a wrong one is a wrong code for the person.
+    answer = duo().auth(factor="passcode", username="landline", passcode="123456", device=devices[1]["device"])
+    assert answer == {"result": "deny", "status": "deny", "status_msg": services.DENIED}
+    person.refresh_from_db()
+    assert person.second_factor_failures == 1
 
 
 def test_an_app_and_backup_codes_are_listed_once_each(duo, vpn_person):
