@@ -87,6 +87,10 @@ def test_api_10_a_body_that_is_not_utf8_is_refused_400(production, errors):
         secure=True,
     )
     assert status == 400 and duo_shaped(content)["code"] == 40003
+    # More query parameters than Django parses (DATA_UPLOAD_MAX_NUMBER_FIELDS) is the same.
+    query = "&".join(f"p{n}=1" for n in range(1001))
+    status, _, content = call(production, "GET", f"/auth/v2/check?{query}", secure=True)
+    assert status == 400 and duo_shaped(content)["message"] == "Bad request: too many parameters"
     assert errors() == []
 
 
