@@ -33,7 +33,8 @@ def refuse_malformed(request) -> JsonResponse | None:
 
     A Host outside ``ALLOWED_HOSTS``, a ``Content-Length`` that is not a number or is over ``MAX_BODY_BYTES`` (the
     body is not read), more query parameters than Django parses, a form body that is not UTF-8. Left to Django or to
-    the view, each would be an error logged with its traceback; they are a stranger's junk, answered 400 or 413.
+    the view, a wrong Host or a body past Django's limit was a 500 and an error logged with its traceback; these are
+    a stranger's junk, answered 400 or 413.
     """
     try:
         request.get_host()
@@ -86,7 +87,7 @@ def _params(signed: signing.SignedRequest) -> dict[str, str]:
         if not isinstance(data, dict):
             raise services.api_error(services.INVALID_PARAMS, "body is not an object")
         if any(isinstance(v, bool) or not isinstance(v, str | int | float | None) for v in data.values()):
-            raise services.api_error(services.INVALID_PARAMS, "values must be strings")
+            raise services.api_error(services.INVALID_PARAMS, "values must be strings or numbers")
         params = {k: str(v) for k, v in data.items() if v is not None}
     else:
         params = {k: v[-1] for k, v in signing.form_params(signed).items()}
