@@ -313,8 +313,11 @@ CELERY_BEAT_SCHEDULE["vpn-forget-spent-state"] = {
 
 # --- Auditors' reports and the audit log's checkpoints (AC-11) ------------------------------
 # Signs the checkpoints of the audit chain that leave the database (a log line daily, the weekly auditor email).
-# Keep it out of the database's reach; without it, SECRET_KEY signs them.
-AUDIT_CHECKPOINT_KEY = env("AUDIT_CHECKPOINT_KEY", default=SECRET_KEY)
+# A secret of its own, never derived from SECRET_KEY or any other setting: whoever holds the app's other secrets
+# must still not be able to sign a checkpoint for a rewritten log. Development signs with a fixed key; the deploy
+# check identity.E107 requires a real one (AC-11).
+DEV_AUDIT_CHECKPOINT_KEY = "dev-only-audit-checkpoint-key-never-use-in-production"
+AUDIT_CHECKPOINT_KEY = env("AUDIT_CHECKPOINT_KEY", default=DEV_AUDIT_CHECKPOINT_KEY)
 # The database role the app serves as (AC-10). Set it for `migrate`, run as the owner role: after migrating, the owner
 # grants this role read and write on the tables but only read and append on the audit log (identity/db_roles.py).
 DATABASE_APP_ROLE = env("DATABASE_APP_ROLE", default="")
