@@ -5,7 +5,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.template.response import TemplateResponse
 
-from helpdesk.admin.site import site
+from identity.admin_site import site
 from identity.web import client_ip
 
 from . import services

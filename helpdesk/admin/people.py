@@ -24,12 +24,12 @@ from devices.webauthn import SessionChallenge
 from helpdesk import selectors, services
 from helpdesk.actions import ACTIONS, actions_for
 from helpdesk.forms import CaseForm, IdentityCheckForm, case_field
+from identity.admin_site import site
 from identity.models import User
 from identity.web import client_ip
 
 from . import filters
 from .desk import DeskAdmin
-from .site import site
 
 KEY_CHALLENGE = "desk_security_key_challenge"
 
