@@ -1,6 +1,6 @@
 """The people list (find the caller) and the person page with the desk's actions.
 
-Nothing of a person is edited here: every change is a desk action through ``helpdesk.services`` (AC-04).
+Nothing of a person is edited here: every change is a desk action through ``helpdesk.runner`` (AC-04).
 """
 
 from django.conf import settings
@@ -21,7 +21,7 @@ from devices.forms import SecurityKeyLabelForm
 from devices.models import Registration
 from devices.services import security_keys
 from devices.webauthn import SessionChallenge
-from helpdesk import selectors, services
+from helpdesk import runner, selectors, services
 from helpdesk.actions import ACTIONS, actions_for
 from helpdesk.forms import CaseForm, IdentityCheckForm, case_field
 from identity.admin_site import site
@@ -246,7 +246,7 @@ class PersonAdmin(DeskAdmin):
                     request.session.pop(KEY_CHALLENGE, None), request.session.session_key
                 )
             try:
-                outcome = services.perform(
+                outcome = runner.perform(
                     action,
                     person,
                     actor=request.user,
