@@ -1,4 +1,8 @@
-"""The reports' state changes: exports are audited (AC-06); big ones are written in the background."""
+"""The reports' state changes: exports are audited (AC-06); big ones are written in the background.
+
+A background export is queued by :mod:`reports.background`, which dispatches :mod:`reports.tasks`, whose tasks call
+the services here: this module imports neither.
+"""
 
 import json
 import tempfile
@@ -34,25 +38,6 @@ def record_export(
     if job is not None:
         details["job"] = str(job.pk)
     return audit.record(EXPORTED, actor=actor, ip=ip, details=details)
-
-
-def start_background_export(
-    actor, *, report: str, file_format: str, form_data: dict, filters: dict, rows: int, ip: str | None = None
-) -> ExportJob:
-    """Queue an export to be written by a worker; audit it as exported (AC-06) and dispatch the task on commit.
-
-    The caller must have checked that ``actor`` may read reports and that ``form_data`` is valid for ``report``.
-    With Celery's embedded default (no Redis) the task runs in-process when the transaction commits.
-    """
-    from .tasks import write_export_file
-
-    with transaction.atomic():
-        job = ExportJob.objects.create(
-            requested_by=actor, report=report, file_format=file_format, form_data=form_data, rows_expected=rows
-        )
-        record_export(actor, report=report, file_format=file_format, filters=filters, rows=rows, ip=ip, job=job)
-        transaction.on_commit(lambda: write_export_file.delay(str(job.pk)))
-    return job
 
 
 def _counted(rows, job_id):
