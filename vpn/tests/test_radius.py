@@ -23,7 +23,7 @@ from identity.models import AuditEvent, User
 from testsupport import PASSWORD, SECOND_FACTOR, SIGN_IN, fresh_code, owner_cursor, wait_for, wrong_code
 from vpn import services
 from vpn.models import RadiusChallenge
-from vpn.radius.server import PER_NAME, WorkQueue
+from vpn.radius.server import PER_NAME, RadiusProtocol, WorkQueue
 from vpn.tests.faults import assert_failed_closed, checks_under_fault
 
 pytestmark = [
@@ -387,6 +387,14 @@ def test_api_09_the_work_queue_is_bounded_and_takes_names_in_turn():
     assert not queue.put(b"flood", 8)  # both of its requests are still being answered
     queue.done(b"flood")
     assert queue.put(b"flood", 9)
+
+
+def test_api_09_a_request_that_finds_no_room_is_dropped_at_once_and_counted():
+    server = RadiusProtocol(workers=0, queue=1)  # no worker takes anything: the queue stays full
+    server.datagram_received(b"\x01\x01\x00\x1a" + bytes(16) + b"\x01\x06anne", ("10.0.0.5", 1645))
+    server.datagram_received(b"\x01\x02\x00\x1a" + bytes(16) + b"\x01\x06bert", ("10.0.0.5", 1645))
+    assert server.counts == Counter({"overloaded: no room in the queue": 1})
+    assert server.queue.take()[0] == b"anne"
 
 
 @pytest.mark.parametrize(
