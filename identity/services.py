@@ -30,23 +30,30 @@ def _attempt_tag(username: str) -> str:
     return hmac.new(key, username.strip().casefold().encode(), hashlib.sha256).hexdigest()[:32]
 
 
-def record_password_failure(username: str, *, username_known_user: User | None, ip: str | None) -> None:
+def record_password_failure(
+    username: str, *, username_known_user: User | None, ip: str | None, entry_point: str = "web"
+) -> None:
     """Audit a wrong ID/password. The typed ID is kept only as a keyed hash (people type passwords into it)."""
-    audit.record(
-        "signin.password_failed", subject=username_known_user, ip=ip, details={"attempt": _attempt_tag(username)}
-    )
+    details = {"attempt": _attempt_tag(username)}
+    if entry_point != "web":
+        details["entry_point"] = entry_point
+    audit.record("signin.password_failed", subject=username_known_user, ip=ip, details=details)
 
 
-def password_sign_in_throttled(username: str, *, ip: str | None) -> bool:
-    """Too many wrong passwords lately for this ID (known or not, so it tells nothing) or from this address.
+def password_sign_in_throttled(username: str, *, ip: str | None, by_address: bool = True) -> bool:
+    """Too many wrong passwords lately for this ID (known or not, so it tells nothing) or, ``by_address``, from
+    this address.
 
-    Counts ``signin.password_failed`` events in the database (REL-07). A refusal is audited.
+    Counts ``signin.password_failed`` events in the database (REL-07). A refusal is audited. Failures at another
+    door than the web (RADIUS) come from a VPN concentrator's address, which everyone behind it shares: they count
+    toward their ID only, never toward an address (API-09).
     """
     since = timezone.now() - timedelta(minutes=settings.PASSWORD_THROTTLE_MINUTES)
     failures = AuditEvent.objects.filter(action="signin.password_failed", created_at__gte=since)
     throttled = failures.filter(details__attempt=_attempt_tag(username)).count() >= settings.PASSWORD_FAILURES_PER_ID
-    if not throttled and ip:
-        throttled = failures.filter(ip=ip).count() >= settings.PASSWORD_FAILURES_PER_ADDRESS
+    if not throttled and ip and by_address:
+        from_here = failures.filter(ip=ip).exclude(details__has_key="entry_point")
+        throttled = from_here.count() >= settings.PASSWORD_FAILURES_PER_ADDRESS
     if throttled:
         audit.record("signin.password_throttled", ip=ip, details={"attempt": _attempt_tag(username)})
     return throttled
