@@ -1,8 +1,10 @@
 """The health probes, through the test client and through the production WSGI application, on real PostgreSQL."""
 
+import http.client
 import json
 import logging
 import os
+import socket
 import subprocess
 import sys
 from datetime import timedelta
@@ -16,7 +18,7 @@ from freezegun import freeze_time
 from config import health
 from devices.models import OutboundMessage
 from devices.services import notify_person
-from testsupport import OWNER_DATABASE_URL
+from testsupport import OWNER_DATABASE_URL, wait_for
 from vpn.tests.test_wsgi import call
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db]
@@ -194,3 +196,82 @@ def test_a_migration_rolled_back_makes_readyz_unavailable_until_it_is_applied_ag
     assert health.unapplied_migrations(connection) == []
     assert client.get("/readyz").status_code == 200
     assert health._Migrations.complete
+
+
+def test_a_detail_network_that_is_no_network_stops_the_start():
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check"],
+        cwd=settings.BASE_DIR,
+        env={**os.environ, "HEALTH_DETAIL_NETWORKS": "127.0.0.0/8,10.0.0.300/24"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode != 0 and "10.0.0.300/24" in result.stderr, result.stdout + result.stderr
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _listening(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+    except OSError:
+        return False
+    return True
+
+
+@pytest.fixture
+def node_without_database():
+    """The site under gunicorn with production's HTTPS settings, its PostgreSQL at an address where none listens."""
+    port, dead = _free_port(), _free_port()
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "DATABASE_URL": f"postgres://enrollment@127.0.0.1:{dead}/enrollment",
+        "SITE_URL": "https://mfa.example.edu",
+        "ALLOWED_HOSTS": "mfa.example.edu",
+        "BEHIND_TLS_PROXY": "true",
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "config.wsgi", f"--bind=127.0.0.1:{port}", "--workers=1"],
+        cwd=settings.BASE_DIR,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for(lambda: process.poll() is not None or _listening(port), timeout=30)
+        assert process.poll() is None, "gunicorn did not start"
+        yield port
+    finally:
+        process.terminate()
+        process.wait(timeout=15)
+
+
+def get(port: int, path: str) -> tuple[int, dict, bytes]:
+    """Over plain HTTP, by address, as a load balancer probes a node."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        conn.request("GET", path, headers={"Host": f"127.0.0.1:{port}"})
+        response = conn.getresponse()
+        return response.status, dict(response.getheaders()), response.read()
+    finally:
+        conn.close()
+
+
+def test_a_node_that_cannot_reach_its_database_is_alive_but_not_ready(node_without_database):
+    status, headers, content = get(node_without_database, "/healthz")
+    assert status == 200 and json.loads(content) == {"status": "ok"}
+    assert_never_cached(headers)
+    status, headers, content = get(node_without_database, "/readyz")
+    assert status == 503
+    assert_never_cached(headers)
+    checks = json.loads(content)["checks"]
+    assert checks["database"]["ok"] is False and checks["database"]["error"].startswith("OperationalError"), checks
+    assert checks["outbox"] == {"ok": False, "error": "not checked: the database failed"}
+    # Only the probes skip the Host check: the site itself refuses a Host it does not serve.
+    status, _, _ = get(node_without_database, "/account/sign-in/")
+    assert status == 400
