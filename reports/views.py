@@ -14,9 +14,9 @@ from identity.web import client_ip
 
 from . import dashboard, services
 from .access import auditor_required
-from .exports import csv_chunks, write_xlsx
+from .exports import write_xlsx
 from .models import ExportJob
-from .registry import EXPORT_FORMATS, REPORTS, Report
+from .registry import EXPORT_FORMATS, REPORTS, Report, csv_file
 
 PAGE_SIZE = 100
 REGISTRATION_KINDS = dict(Registration.Kind.choices)
@@ -128,14 +128,13 @@ def report_export(request, site, report: Report, file_format: str):
         rows=count,
         ip=client_ip(request),
     )
-    rows = report.rows(filters)
     if file_format == "csv":
-        response = StreamingHttpResponse(csv_chunks(report.columns, rows), content_type="text/csv; charset=utf-8")
+        response = StreamingHttpResponse(csv_file(report, filters), content_type="text/csv; charset=utf-8")
         response["Content-Disposition"] = f'attachment; filename="{_filename(report, "csv")}"'
         return response
     # XlsxWriter needs a seekable file to zip; constant_memory keeps only one row in memory meanwhile.
     spool = tempfile.TemporaryFile()  # noqa: SIM115 (FileResponse closes it once sent)
-    write_xlsx(spool, report.columns, rows, sheet_name=report.title)
+    write_xlsx(spool, report.columns, report.rows(filters), sheet_name=report.title)
     spool.seek(0)
     return FileResponse(spool, as_attachment=True, filename=_filename(report, "xlsx"), content_type=XLSX)
 
