@@ -42,11 +42,20 @@ def dashboard_page(request, site):
         **summary,
         "title": "Enrollment dashboard",
         "weeks": weeks,
-        "weeks_chart": dashboard.bars([(week, cumulative) for week, _, cumulative in weeks]),
+        "weeks_chart": dashboard.chart(
+            [(week, cumulative) for week, _, cumulative in weeks], axis="People enrolled so far"
+        ),
         "departments": departments,
-        "departments_chart": dashboard.bars([(name, percent) for name, _, _, percent in departments]),
-        "kinds_chart": dashboard.bars([(REGISTRATION_KINDS[kind], count) for kind, count in totals.devices.items()]),
-        "desk_chart": dashboard.bars(desk_weeks),
+        "departments_chart": dashboard.chart(
+            [(name, percent) for name, _, _, percent in departments],
+            axis="Percent of the department enrolled",
+            percent=True,
+        ),
+        "kinds": [(REGISTRATION_KINDS[kind], count) for kind, count in totals.devices.items()],
+        "kinds_chart": dashboard.chart(
+            [(REGISTRATION_KINDS[kind], count) for kind, count in totals.devices.items()], axis="Devices in use"
+        ),
+        "desk_chart": dashboard.chart(desk_weeks, axis="Help-desk actions"),
         "desk_weeks": desk_weeks,
     }
     return render(request, "reports/dashboard.html", context)
