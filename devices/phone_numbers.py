@@ -80,6 +80,21 @@ def mask_phone_numbers(text: str) -> str:
     return "".join(masked) + text[end:] if masked else text
 
 
+def mask_phone_numbers_in(value):
+    """``value`` (an event's details: JSON's dicts, lists, texts and numbers) with every text's phone numbers masked.
+
+    Mask before writing JSON, not the JSON: its escapes ("\\n" before a number typed on a line of its own) would hide
+    a number from the matcher.
+    """
+    if isinstance(value, str):
+        return mask_phone_numbers(value)
+    if isinstance(value, dict):
+        return {key: mask_phone_numbers_in(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [mask_phone_numbers_in(item) for item in value]
+    return value
+
+
 # PostgreSQL's side of the first step above, for a database to tell which texts need not go to Python at all: a text
 # outside ASCII (Python's \d and \W know every script; this cheap test knows ASCII only), or MIN_DIGITS ASCII digits
 # with at most four other characters between each two. True of every text mask_phone_numbers changes, and of more.
