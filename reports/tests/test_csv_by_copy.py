@@ -28,6 +28,10 @@ AWKWARD = [
     ("Marks \x1e\x1f here", "A\x1eB", "C\x1fD"),
     ("Room 12, building 3", "Rows 1234567", "INC0012345"),
     ("   ", " -lead", "trail- "),
+    ("\t=cmd", "\r+1", "a,\t-b"),
+    (",=x;@y", "-", "="),
+    ("'=already", "\u00a0=nbsp", "x,\u00a0=nbsp"),
+    ("Ω; +Ω", "Łódź", "李 ,-3"),
 ]
 
 
