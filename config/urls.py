@@ -1,6 +1,6 @@
 from django.urls import include, path
 
-from helpdesk.admin import site as staff_admin_site
+from identity.admin_site import site as staff_admin_site
 from identity.views import home
 from reports.urls import urls_for as report_urls
 

@@ -1,4 +1,4 @@
-"""Four-eyes requests (BND-08): a second agent approves or declines what :func:`helpdesk.services.perform` filed.
+"""Four-eyes requests (BND-08): a second agent approves or declines what :func:`helpdesk.runner.perform` filed.
 
 When an approved action runs, and on which identity check (BND-07):
 
@@ -22,7 +22,7 @@ from django.utils import timezone
 from identity import audit
 from identity.models import User
 
-from . import errors, services
+from . import errors, runner, services
 from .actions import ACTIONS
 from .models import ApprovalRequest, IdentityCheck
 
@@ -48,11 +48,11 @@ def _run(request: ApprovalRequest, *, actor: User, check: IdentityCheck, ip: str
     """Run the request's action in a savepoint; the request ends ``APPROVED`` or, if the action refuses, ``FAILED``.
 
     Returns the outcome and the refusal (or None), for the caller to raise once its transaction has kept the failed
-    request and the audit events before it. ``run`` goes to :func:`helpdesk.services.run_action`.
+    request and the audit events before it. ``run`` goes to :func:`helpdesk.runner.run_action`.
     """
     try:
         with transaction.atomic():
-            outcome = services.run_action(
+            outcome = runner.run_action(
                 request.action,
                 request.person,
                 actor=actor,

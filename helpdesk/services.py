@@ -1,11 +1,8 @@
-"""State changes of the help desk: identity checks, desk actions, four-eyes requests, cases.
+"""State changes of the help desk: identity checks, who needs a second approver, the services only the desk has,
+cases.
 
-Every desk action goes through :func:`perform`: it refuses the agent's own account, needs a current identity
-check of the person by the same agent (BND-07), turns an action on a staff account (or a recovery link to a
-freshly changed email) into a request a second agent approves (BND-08, decided in :mod:`helpdesk.approvals`),
-and otherwise runs the action's service with ``actor`` and writes one ``helpdesk.action`` audit event naming the
-check and case it relied on (AC-06), in the action's transaction. Refusals raise ``ValidationError`` with a text
-from :mod:`helpdesk.errors`.
+A desk action runs through :mod:`helpdesk.runner`, which sits above the table of actions (:mod:`helpdesk.actions`)
+that calls the services here. Refusals raise ``ValidationError`` with a text from :mod:`helpdesk.errors`.
 """
 
 from dataclasses import dataclass, field
@@ -22,6 +19,7 @@ from devices.models import ActivationLink, Registration
 from devices.services import notify_person, security_keys
 from devices.webauthn import SessionChallenge
 from identity import audit, open_sessions
+from identity.directory import people as directory_people
 from identity.models import User
 from identity.selectors import email_changed_recently, is_staff_account
 
@@ -104,89 +102,6 @@ def require_current_check(person: User, *, actor: User, identity_check: Identity
     return identity_check
 
 
-def perform(
-    action: str,
-    person: User,
-    *,
-    actor: User,
-    identity_check: IdentityCheck | None,
-    params: dict,
-    case: Case | None = None,
-    ip: str | None = None,
-) -> Outcome:
-    """Run desk ``action`` on ``person``, or file it for a second approver; see the module docstring.
-
-    The caller must have checked that ``actor`` holds the action's permission and that the action applies to
-    ``person`` now; ``params`` are the action form's cleaned, JSON-safe values. A filed request is decided in
-    :mod:`helpdesk.approvals`.
-    """
-
-    if actor.pk == person.pk:
-        raise ValidationError(errors.OWN_ACCOUNT, code="own_account")
-    identity_check = require_current_check(person, actor=actor, identity_check=identity_check)
-    if case is not None and case.person_id != person.pk:
-        raise ValidationError(errors.CASE_NOT_THEIRS, code="case")
-    why = why_second_approver(person, action=action)
-    if why:
-        with transaction.atomic():
-            request = ApprovalRequest.objects.create(
-                action=action,
-                person=person,
-                requested_by=actor,
-                identity_check=identity_check,
-                case=case,
-                params=params,
-                why_approval=why,
-                expires_at=timezone.now() + timedelta(hours=settings.APPROVAL_REQUEST_TTL_HOURS),
-            )
-            audit.record(
-                "helpdesk.approval_requested",
-                actor=actor,
-                subject=person,
-                ip=ip,
-                details={"request": request.pk, "action": action, "why": why, "check": identity_check.pk},
-            )
-        return Outcome(message=f"This needs a second agent's approval ({why}): request #{request.pk}.", request=request)
-    return run_action(action, person, actor=actor, identity_check=identity_check, case=case, params=params, ip=ip)
-
-
-def run_action(
-    action: str,
-    person: User,
-    *,
-    actor: User,
-    identity_check: IdentityCheck,
-    case: Case | None,
-    params: dict,
-    ip: str | None,
-    requested_by: User | None = None,
-    details: dict | None = None,
-) -> Outcome:
-    """Run desk ``action``'s service and write its ``helpdesk.action`` event (with ``details`` added), atomically.
-
-    An action read out to the caller (``DeskAction.needs_caller``: bypass codes) refuses a check that is no
-    longer current (``CALLER_CHECK_STALE``): whoever was checked may have hung up since. ``requested_by`` is
-    the requester when a second agent's approval runs it. The caller applied every other rule (:func:`perform`,
-    :mod:`helpdesk.approvals`).
-    """
-    from .actions import ACTIONS
-
-    desk_action = ACTIONS[action]
-    if desk_action.needs_caller and not identity_check.is_current:
-        minutes = settings.IDENTITY_CHECK_VALID_MINUTES
-        raise ValidationError(errors.CALLER_CHECK_STALE.format(minutes=minutes), code="check_stale")
-    with transaction.atomic():
-        outcome = desk_action.run(
-            person, actor=actor, identity_check=identity_check, ip=ip, requested_by=requested_by, **params
-        )
-        event = {"action": action, "check": identity_check.pk, "method": identity_check.method}
-        event["reference"] = identity_check.reference
-        if case is not None:
-            event["case"] = case.pk
-        audit.record("helpdesk.action", actor=actor, subject=person, ip=ip, details={**event, **(details or {})})
-    return outcome
-
-
 # --- Services only the desk has --------------------------------------------------------------------------
 
 
@@ -259,6 +174,7 @@ PERSON_FIELDS = ("email", "first_name", "last_name", "department")
 
 def change_person_details(person: User, *, actor: User, reason: str, ip: str | None = None, **values) -> User:
     """Change a person's email, names or department (AC-04); only the fields given and different are written.
+    Refused for a person from the directory, which owns these fields (``identity.directory.people``).
 
     Audits ``person.details_changed`` with the old and new values and, for a new email, ``person.email_changed``
     (recovery links to it then need a second agent for a day). Emails the person; a changed email is told at
@@ -271,6 +187,8 @@ def change_person_details(person: User, *, actor: User, reason: str, ip: str | N
     if actor.pk == person.pk:
         raise ValidationError(errors.OWN_ACCOUNT, code="own_account")
     values = {name: value.strip() for name, value in values.items() if name in PERSON_FIELDS and value is not None}
+    if person.from_directory and set(values) & set(directory_people.OWNED_FIELDS):
+        raise ValidationError(errors.DETAILS_FROM_DIRECTORY, code="from_directory")
     if values.get("email"):
         try:
             validate_email(values["email"])

@@ -1,4 +1,8 @@
-"""The reports' state changes: exports are audited (AC-06); big ones are written in the background."""
+"""The reports' state changes: exports are audited (AC-06); big ones are written in the background.
+
+A background export is queued by :mod:`reports.background`, which dispatches :mod:`reports.tasks`, whose tasks call
+the services here: this module imports neither.
+"""
 
 import json
 import tempfile
@@ -16,6 +20,7 @@ from identity import audit
 
 from .exports import counted, write_xlsx
 from .models import ExportJob
+from .registry import REPORTS, csv_file
 
 EXPORTED = "report.exported"
 DOWNLOADED = "report.export_downloaded"
@@ -35,33 +40,12 @@ def record_export(
     return audit.record(EXPORTED, actor=actor, ip=ip, details=details)
 
 
-def start_background_export(
-    actor, *, report: str, file_format: str, form_data: dict, filters: dict, rows: int, ip: str | None = None
-) -> ExportJob:
-    """Queue an export to be written by a worker; audit it as exported (AC-06) and dispatch the task on commit.
-
-    The caller must have checked that ``actor`` may read reports and that ``form_data`` is valid for ``report``.
-    With Celery's embedded default (no Redis) the task runs in-process when the transaction commits.
-    """
-    from .tasks import write_export_file
-
-    with transaction.atomic():
-        job = ExportJob.objects.create(
-            requested_by=actor, report=report, file_format=file_format, form_data=form_data, rows_expected=rows
-        )
-        record_export(actor, report=report, file_format=file_format, filters=filters, rows=rows, ip=ip, job=job)
-        transaction.on_commit(lambda: write_export_file.delay(str(job.pk)))
-    return job
-
-
 def write_export(job_id) -> ExportJob | None:
     """Write a queued export's file to the default storage, updating its progress; idempotent.
 
     Returns None when the job is gone or was taken already. Marks it ``failed`` when its filters no longer validate.
     Audits nothing: the request was audited, and the download is.
     """
-    from .registry import REPORTS, csv_file
-
     if not ExportJob.objects.filter(pk=job_id, status=ExportJob.Status.QUEUED).update(status=ExportJob.Status.RUNNING):
         return None
     job = ExportJob.objects.get(pk=job_id)

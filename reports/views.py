@@ -12,7 +12,7 @@ from django.utils import timezone
 from devices.models import Registration
 from identity.web import client_ip
 
-from . import dashboard, services
+from . import background, dashboard, services
 from .access import auditor_required
 from .exports import write_xlsx
 from .models import ExportJob
@@ -119,7 +119,7 @@ def report_export(request, site, report: Report, file_format: str):
     filters = form.filters()
     count = report.count(filters)
     if count > settings.REPORTS_BACKGROUND_EXPORT_ROWS:
-        job = services.start_background_export(
+        job = background.start_background_export(
             request.user,
             report=report.slug,
             file_format=file_format,

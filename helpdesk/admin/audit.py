@@ -1,8 +1,7 @@
 from django.contrib import admin
 
+from identity.admin_site import site
 from identity.models import AuditEvent
-
-from .site import site
 
 
 @admin.register(AuditEvent, site=site)

@@ -13,11 +13,11 @@ from helpdesk import approvals, services
 from helpdesk.actions import ACTIONS
 from helpdesk.forms import CaseNoteForm
 from helpdesk.models import ApprovalRequest, Case, IdentityCheck
+from identity.admin_site import site
 from identity.models import AuditEvent
 from identity.web import client_ip
 
 from .registrations import ReadOnlyAdmin
-from .site import site
 
 
 class DeskAdmin(ReadOnlyAdmin):

@@ -1,6 +1,6 @@
 """The people list (find the caller) and the person page with the desk's actions.
 
-Nothing of a person is edited here: every change is a desk action through ``helpdesk.services`` (AC-04).
+Nothing of a person is edited here: every change is a desk action through ``helpdesk.runner`` (AC-04).
 """
 
 from django.conf import settings
@@ -21,15 +21,15 @@ from devices.forms import SecurityKeyLabelForm
 from devices.models import Registration
 from devices.services import security_keys
 from devices.webauthn import SessionChallenge
-from helpdesk import selectors, services
+from helpdesk import runner, selectors, services
 from helpdesk.actions import ACTIONS, actions_for
 from helpdesk.forms import CaseForm, IdentityCheckForm, case_field
+from identity.admin_site import site
 from identity.models import User
 from identity.web import client_ip
 
 from . import filters
 from .desk import DeskAdmin
-from .site import site
 
 KEY_CHALLENGE = "desk_security_key_challenge"
 
@@ -81,6 +81,8 @@ class PersonAdmin(DeskAdmin):
     change_form_template = "helpdesk/person.html"
     fields = (
         "username",
+        "source",  # a local account, or one from the directory (which owns the names, email and department)
+        "deactivated_at",
         "first_name",
         "last_name",
         "email",
@@ -244,7 +246,7 @@ class PersonAdmin(DeskAdmin):
                     request.session.pop(KEY_CHALLENGE, None), request.session.session_key
                 )
             try:
-                outcome = services.perform(
+                outcome = runner.perform(
                     action,
                     person,
                     actor=request.user,
