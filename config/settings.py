@@ -349,6 +349,18 @@ CELERY_BEAT_SCHEDULE["erase-expired-exports"] = {
     "schedule": timedelta(hours=1),
 }
 
+# --- People from the directory (identity/directory/, docs/directory.md) ---------------------------------------
+# A joiner gets an email with the enrollment address (through the outbox).
+DIRECTORY_WELCOME_EMAIL = env.bool("DIRECTORY_WELCOME_EMAIL", default=False)
+# A deactivated person's devices are kept this long (re-enabled within it, they get them back), then retired.
+DIRECTORY_RETAIN_DAYS = env.int("DIRECTORY_RETAIN_DAYS", default=30)
+# The roles a directory may grant or remove (DIR-04); only ever a subset of the staff roles "Help desk" and "Auditor".
+DIRECTORY_ROLES = env.list("DIRECTORY_ROLES", default=["Help desk", "Auditor"])
+CELERY_BEAT_SCHEDULE["retire-devices-of-leavers"] = {
+    "task": "identity.directory.tasks.retire_devices_of_leavers",
+    "schedule": timedelta(days=1),
+}
+
 # --- Where sign-in hands over to the devices app (identity names no devices page or template) -------------------
 # A person with no device yet is signed in only to set one up, here.
 FIRST_FACTOR_SETUP_URL = "devices:start"

@@ -50,7 +50,14 @@ def sign_in(request):
         user = auth.authenticate(
             request, username=form.cleaned_data["username"], password=form.cleaned_data["password"]
         )
-        if user is None:
+        if services.refuse_inactive_account(
+            form.cleaned_data["username"],
+            password=form.cleaned_data["password"],
+            authenticated=user,
+            ip=client_ip(request),
+        ):
+            form.add_error(None, errors.ACCOUNT_INACTIVE.format(help_desk=settings.HELP_DESK_CONTACT))
+        elif user is None:
             known = User.objects.filter(username=form.cleaned_data["username"]).first()
             services.record_password_failure(
                 form.cleaned_data["username"], username_known_user=known, ip=client_ip(request)
