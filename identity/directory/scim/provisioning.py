@@ -121,6 +121,14 @@ def set_group_members(group: ScimGroup, member_ids: set[str], *, client: ScimCli
             people.apply_record(record, origin=_origin(client), ip=ip)
 
 
+def member_ids(body: dict) -> set[str]:
+    """The member ids a POSTed or PUT Group names."""
+    members = body.get("members") or []
+    if not isinstance(members, list) or not all(isinstance(member, dict) for member in members):
+        raise InvalidValueException(detail="members is a list of {\"value\": id}.")
+    return {str(member.get("value")) for member in members if member.get("value")}
+
+
 def _entra_member_removals(body: dict) -> dict:
     """Entra ID removes members as ``{"op": "Remove", "path": "members", "value": [{"value": id}]}``, which RFC
     7644 writes ``members[value eq "id"]``; rewritten so, else it would read as "remove every member"."""

@@ -227,8 +227,7 @@ GROUPS = (
 )
 
 
-def group_by_id(group_id: str) -> ScimGroup | None:
-    return next((group for group in GROUPS if group.id == group_id), None)
+GROUPS_BY_ID = {group.id: group for group in GROUPS}
 
 
 def group_by_name(display_name: str) -> ScimGroup | None:
@@ -296,7 +295,7 @@ def schemas():
     return found
 
 
-def list_response(resources, *, total: int, start_index: int) -> dict:
+def list_response(resources, *, total: int, start_index: int, parameters=None) -> dict:
     return ListResponse[type(resources[0]) if resources else UserResource](
         total_results=total, start_index=start_index, items_per_page=len(resources), resources=resources or None
-    ).model_dump(scim_ctx=Context.SEARCH_RESPONSE)
+    ).model_dump(scim_ctx=Context.SEARCH_RESPONSE, response_parameters=parameters)
