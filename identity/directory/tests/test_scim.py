@@ -3,10 +3,12 @@ roles and VPN access set through groups, every change through the people service
 
 import hashlib
 import json
+import re
 
 import pytest
 from django.db import connection
 
+from helpdesk.tests.conftest import staff_member, superuser  # noqa: F401 (fixtures)
 from identity.directory import scim_clients
 from identity.directory.models import ScimClient
 from identity.models import AuditEvent, User
@@ -320,3 +322,47 @@ def test_dir_05_every_change_a_client_makes_is_attributed_to_it(scim, scim_clien
     }
     assert all(event.details.get("scim_client") == scim_client.pk for event in events)
     assert all(event.ip == "127.0.0.1" and event.actor is None for event in events)
+
+
+@pytest.fixture
+def admin_client(client, superuser, sign_in):  # noqa: F811
+    sign_in(client, superuser)
+    return client
+
+
+def test_dir_05_superusers_create_rotate_and_disable_clients_in_the_admin_the_token_shown_once(admin_client):
+    from django.urls import reverse
+
+    response = admin_client.post(reverse("admin:directory_scimclient_add"), {"name": "Entra ID", "allowed_networks": ""})
+    page = response.content.decode()
+    token = re.search(r"<code>(scim_[A-Za-z0-9_-]{43})</code>", page).group(1)
+    assert "no-store" in response["Cache-Control"] and "/scim/v2</code>" in page  # the tenant URL to paste
+    row = ScimClient.objects.get(name="Entra ID")
+    assert row.token_hash == hashlib.sha256(token.encode()).hexdigest()
+    assert token not in admin_client.get(reverse("admin:directory_scimclient_change", args=[row.pk])).content.decode()
+    assert token not in admin_client.get(reverse("admin:directory_scimclient_changelist")).content.decode()
+
+    response = admin_client.post(
+        reverse("admin:directory_scimclient_changelist"), {"action": "rotate_token", "_selected_action": [row.pk]}
+    )
+    rotated = re.search(r"<code>(scim_[A-Za-z0-9_-]{43})</code>", response.content.decode()).group(1)
+    row.refresh_from_db()
+    assert rotated != token and row.token_hash == hashlib.sha256(rotated.encode()).hexdigest()
+
+    admin_client.post(
+        reverse("admin:directory_scimclient_changelist"), {"action": "disable", "_selected_action": [row.pk]}
+    )
+    row.refresh_from_db()
+    assert not row.enabled
+    events = AuditEvent.objects.filter(details__scim_client=row.pk)
+    assert {event.action for event in events} == {
+        "directory.scim_client_created", "directory.scim_token_rotated", "directory.scim_client_disabled",
+    }
+    assert all(event.actor.is_superuser for event in events)
+
+
+def test_dir_05_help_desk_staff_cannot_see_scim_clients(client, staff_member, sign_in):  # noqa: F811
+    from django.urls import reverse
+
+    sign_in(client, staff_member)
+    assert client.get(reverse("admin:directory_scimclient_changelist")).status_code == 403
