@@ -13,6 +13,7 @@ from django.views.decorators.csrf import csrf_exempt
 from scim2_models import (
     Context,
     Error,
+    InvalidSyntaxException,
     InvalidValueException,
     NotFoundException,
     PayloadTooLargeException,
@@ -68,9 +69,9 @@ def scim_endpoint(view):
                 try:
                     body = json.loads(request.body or b"null")
                 except (ValueError, UnicodeDecodeError) as error:
-                    raise InvalidValueException(detail="The body is not JSON.") from error
+                    raise InvalidSyntaxException(detail="The body is not JSON.") from error
                 if not isinstance(body, dict):
-                    raise InvalidValueException(detail="The body is not a JSON object.")
+                    raise InvalidSyntaxException(detail="The body is not a JSON object.")
             return view(request, *args, client=client, ip=ip, body=body, **kwargs)
         except SCIMException as error:
             found = error.to_error()

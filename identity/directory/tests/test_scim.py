@@ -225,8 +225,8 @@ def test_bad_input_answers_in_scims_shape_and_changes_nothing(scim, settings):
     cases = [
         (("GET", '/Users?filter=userName eq'), 400, "invalidFilter"),
         (("GET", '/Users?filter=title eq "x"'), 400, "invalidFilter"),
-        (("POST", "/Users", "{not json"), 400, "invalidValue"),
-        (("POST", "/Users", "[]"), 400, "invalidValue"),
+        (("POST", "/Users", "{not json"), 400, "invalidSyntax"),
+        (("POST", "/Users", "[]"), 400, "invalidSyntax"),
         (("POST", "/Users", {"schemas": [USER_SCHEMA], "name": {"givenName": "x"}}), 400, None),
         (("PATCH", f"/Users/{scim_id}", patch({"op": "bogus", "path": "active", "value": False})), 400, None),
         (("PATCH", f"/Users/{scim_id}", {"Operations": "x"}), 400, None),
