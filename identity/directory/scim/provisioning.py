@@ -4,6 +4,7 @@ sync goes through too: the same joiner, mover and leaver rules, the same audit, 
 
 import uuid
 
+from django.contrib.auth import get_user_model
 from django.db import transaction
 from scim2_models import (
     Context,
@@ -50,7 +51,7 @@ def _apply(record, *, client: ScimClient, ip: str | None):
 def create_user(resource: UserResource, *, client: ScimClient, ip: str | None):
     """A joiner. Answers 409 (uniqueness) when the userName is taken, here or by a local or LDAP account."""
     user_name = (resource.user_name or "").strip()
-    if user_name and resources.scim_people().model.objects.filter(username__iexact=user_name).exists():
+    if user_name and get_user_model().objects.filter(username__iexact=user_name).exists():
         raise UniquenessException(detail=f"userName {user_name} exists.")
     record = resources.record_from_resource(resource, directory_id=str(uuid.uuid4()))
     return _apply(record, client=client, ip=ip)

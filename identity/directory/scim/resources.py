@@ -262,7 +262,6 @@ def groups_matching(text: str | None) -> list[Group]:
 
 def service_provider_config() -> ServiceProviderConfig:
     return ServiceProviderConfig(
-        documentation_uri=None,
         patch=Patch(supported=True),
         bulk=Bulk(supported=False, max_operations=0, max_payload_size=0),
         filter=Filter(supported=True, max_results=MAX_RESULTS),

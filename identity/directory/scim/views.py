@@ -53,18 +53,22 @@ def scim_endpoint(view):
     @csrf_exempt
     @functools.wraps(view)
     def wrapped(request, *args, **kwargs):
-        scheme, _, token = request.META.get("HTTP_AUTHORIZATION", "").partition(" ")
-        ip = client_ip(request)
-        client = client_for_token(token.strip() if scheme.lower() == "bearer" else "", ip=ip)
-        if isinstance(client, Refusal):
-            response = _error(client.status, client.detail)
-            if client.status == 401:
-                response["WWW-Authenticate"] = 'Bearer realm="SCIM"'
-            return response
         try:
+            scheme, _, token = request.META.get("HTTP_AUTHORIZATION", "").partition(" ")
+            ip = client_ip(request)
+            client = client_for_token(token.strip() if scheme.lower() == "bearer" else "", ip=ip)
+            if isinstance(client, Refusal):
+                response = _error(client.status, client.detail)
+                if client.status == 401:
+                    response["WWW-Authenticate"] = 'Bearer realm="SCIM"'
+                return response
             body = None
             if request.method in ("POST", "PUT", "PATCH"):
-                if int(request.META.get("CONTENT_LENGTH") or 0) > settings.SCIM_MAX_BODY_BYTES:
+                try:
+                    length = int(request.META.get("CONTENT_LENGTH") or 0)
+                except ValueError as error:
+                    raise InvalidSyntaxException(detail="Content-Length is not a number.") from error
+                if length > settings.SCIM_MAX_BODY_BYTES:
                     raise PayloadTooLargeException(detail=f"Bodies are limited to {settings.SCIM_MAX_BODY_BYTES} bytes.")
                 try:
                     body = json.loads(request.body or b"null")

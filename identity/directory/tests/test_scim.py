@@ -129,6 +129,9 @@ def test_create_find_page_read_and_replace_a_person(scim, scim_client):
     User.objects.create_user("local1", password="x")  # noqa: S106
     status, error = scim("POST", "/Users", entra_user("local1"))
     assert status == 409 and User.objects.get(username="local1").source == User.Source.LOCAL
+    # Local (and LDAP) accounts are neither listed nor reachable over SCIM.
+    assert scim("GET", '/Users?filter=userName eq "local1"')[1]["totalResults"] == 0
+    assert scim("GET", "/Users")[1]["totalResults"] == 3
 
 
 def test_entra_id_patches_with_its_quirks(scim, scim_client):
@@ -277,6 +280,10 @@ def test_dir_05_tokens_are_random_hashed_at_rest_rotatable_and_disabled(scim, sc
 
     status, error = scim("GET", "/Users", token="scim_wrong")
     assert status == 401 and error["status"] == "401"
+    from django.test import Client
+
+    anonymous = Client().get("/scim/v2/Users")
+    assert anonymous.status_code == 401 and anonymous["WWW-Authenticate"].startswith("Bearer")
     status, _ = scim("GET", "/Users", token=" ")
     assert status == 401
 
