@@ -47,9 +47,13 @@ def _from_validation(error: pydantic.ValidationError) -> HttpResponse:
     return _error(found.status or 400, found.detail or "Invalid request.", found.scim_type)
 
 
-def scim_endpoint(view):
-    """Bearer token (DIR-05), body size, JSON body, and every failure answered in SCIM's shape."""
+def scim_endpoint(*methods: str):
+    """Bearer token (DIR-05), the allowed methods (405 otherwise), body size, JSON body, and every failure answered
+    in SCIM's shape."""
+    return functools.partial(_scim_endpoint, methods=frozenset(methods))
 
+
+def _scim_endpoint(view, *, methods: frozenset[str]):
     @csrf_exempt
     @functools.wraps(view)
     def wrapped(request, *args, **kwargs):
@@ -62,6 +66,8 @@ def scim_endpoint(view):
                 if client.status == 401:
                     response["WWW-Authenticate"] = 'Bearer realm="SCIM"'
                 return response
+            if request.method not in methods:
+                return _error(405, f"{request.method} is not supported here.")
             body = None
             if request.method in ("POST", "PUT", "PATCH"):
                 try:
@@ -91,10 +97,6 @@ def scim_endpoint(view):
     return wrapped
 
 
-def _not_allowed(request) -> HttpResponse:
-    return _error(405, f"{request.method} is not supported here.")
-
-
 def _page(request) -> tuple[int, int]:
     try:
         start = max(1, int(request.GET.get("startIndex") or 1))
@@ -114,7 +116,7 @@ def _dump(resource, request, context=Context.RESOURCE_QUERY_RESPONSE) -> dict:
     return resource.model_dump(scim_ctx=context, response_parameters=_parameters(request))
 
 
-@scim_endpoint
+@scim_endpoint("GET", "POST")
 def users(request, *, client, ip, body):
     if request.method == "GET":
         start, count = _page(request)
@@ -122,16 +124,14 @@ def users(request, *, client, ip, body):
         page = [resources.user_resource(user) for user in found[start - 1 : start - 1 + count]]
         listed = resources.list_response(page, total=found.count(), start_index=start, parameters=_parameters(request))
         return _answer(listed)
-    if request.method == "POST":
-        resource = UserResource.model_validate(body, scim_ctx=Context.RESOURCE_CREATION_REQUEST)
-        user = provisioning.create_user(resource, client=client, ip=ip)
-        response = _answer(_dump(resources.user_resource(user), request, Context.RESOURCE_CREATION_RESPONSE), 201)
-        response["Location"] = f"{resources.base_url()}/Users/{user.directory_id}"
-        return response
-    return _not_allowed(request)
+    resource = UserResource.model_validate(body, scim_ctx=Context.RESOURCE_CREATION_REQUEST)
+    user = provisioning.create_user(resource, client=client, ip=ip)
+    response = _answer(_dump(resources.user_resource(user), request, Context.RESOURCE_CREATION_RESPONSE), 201)
+    response["Location"] = f"{resources.base_url()}/Users/{user.directory_id}"
+    return response
 
 
-@scim_endpoint
+@scim_endpoint("GET", "PUT", "PATCH", "DELETE")
 def user(request, scim_id: str, *, client, ip, body):
     person = provisioning.person(scim_id)
     if request.method == "GET":
@@ -144,12 +144,10 @@ def user(request, scim_id: str, *, client, ip, body):
     elif request.method == "DELETE":
         provisioning.deactivate_user(person, client=client, ip=ip)
         return _answer(None, 204)
-    else:
-        return _not_allowed(request)
     return _answer(_dump(resources.user_resource(person), request, Context.RESOURCE_REPLACEMENT_RESPONSE))
 
 
-@scim_endpoint
+@scim_endpoint("GET", "POST")
 def groups(request, *, client, ip, body):
     if request.method == "GET":
         start, count = _page(request)
@@ -157,18 +155,16 @@ def groups(request, *, client, ip, body):
         wanted = [resources.GROUPS_BY_ID[group.id] for group in found[start - 1 : start - 1 + count]]
         page = [resources.group_resource(group) for group in wanted]
         return _answer(resources.list_response(page, total=len(found), start_index=start, parameters=_parameters(request)))
-    if request.method == "POST":
-        # The groups exist here already: a directory pushing one of them is matched by its name.
-        group = resources.group_by_name(str(body.get("displayName") or ""))
-        if group is None:
-            names = ", ".join(f'"{group.display_name}"' for group in resources.GROUPS)
-            raise InvalidValueException(detail=f"Only these groups exist here: {names}.")
-        provisioning.set_group_members(group, provisioning.member_ids(body), client=client, ip=ip)
-        return _answer(_dump(resources.group_resource(group), request, Context.RESOURCE_CREATION_RESPONSE), 201)
-    return _not_allowed(request)
+    # The groups exist here already: a directory pushing one of them is matched by its name.
+    group = resources.group_by_name(str(body.get("displayName") or ""))
+    if group is None:
+        names = ", ".join(f'"{group.display_name}"' for group in resources.GROUPS)
+        raise InvalidValueException(detail=f"Only these groups exist here: {names}.")
+    provisioning.set_group_members(group, provisioning.member_ids(body), client=client, ip=ip)
+    return _answer(_dump(resources.group_resource(group), request, Context.RESOURCE_CREATION_RESPONSE), 201)
 
 
-@scim_endpoint
+@scim_endpoint("GET", "PUT", "PATCH", "DELETE")
 def group(request, group_id: str, *, client, ip, body):
     found = resources.GROUPS_BY_ID.get(group_id)
     if found is None:
@@ -180,12 +176,10 @@ def group(request, group_id: str, *, client, ip, body):
         provisioning.set_group_members(found, provisioning.member_ids(body), client=client, ip=ip)
     elif request.method == "DELETE":
         raise InvalidValueException(detail="The groups here cannot be deleted; remove their members instead.")
-    elif request.method != "GET":
-        return _not_allowed(request)
     return _answer(_dump(resources.group_resource(found), request))
 
 
-@scim_endpoint
+@scim_endpoint("GET")
 def service_provider_config(request, **kwargs):
     return _answer(resources.service_provider_config().model_dump(scim_ctx=Context.RESOURCE_QUERY_RESPONSE))
 
@@ -199,12 +193,12 @@ def _discovery(items, request, name: str | None, what: str) -> HttpResponse:
     return _answer(found.model_dump(scim_ctx=Context.RESOURCE_QUERY_RESPONSE))
 
 
-@scim_endpoint
+@scim_endpoint("GET")
 def resource_types(request, name: str | None = None, **kwargs):
     return _discovery(resources.resource_types(), request, name, "resource type")
 
 
-@scim_endpoint
+@scim_endpoint("GET")
 def schemas(request, name: str | None = None, **kwargs):
     return _discovery(resources.schemas(), request, name, "schema")
 

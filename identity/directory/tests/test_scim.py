@@ -237,6 +237,9 @@ def test_bad_input_answers_in_scims_shape_and_changes_nothing(scim, settings):
         (("GET", "/Users/no-such-id"), 404, None),
         (("GET", "/Groups/no-such-group"), 404, None),
         (("GET", "/Nope"), 404, None),
+        (("POST", "/ServiceProviderConfig", {}), 405, None),
+        (("DELETE", "/Schemas"), 405, None),
+        (("DELETE", "/Users"), 405, None),
     ]
     for request, status, scim_type in cases:
         answered, error = scim(*request)
