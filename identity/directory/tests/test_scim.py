@@ -8,7 +8,7 @@ import re
 import pytest
 from django.db import connection
 
-from helpdesk.tests.conftest import staff_member, superuser  # noqa: F401 (fixtures)
+from helpdesk.tests.conftest import auditor, staff_member, superuser  # noqa: F401 (fixtures)
 from identity.directory import scim_clients
 from identity.directory.models import ScimClient
 from identity.models import AuditEvent, User
@@ -371,8 +371,12 @@ def test_dir_05_superusers_create_rotate_and_disable_clients_in_the_admin_the_to
     assert all(event.actor.is_superuser for event in events)
 
 
-def test_dir_05_help_desk_staff_cannot_see_scim_clients(client, staff_member, sign_in):  # noqa: F811
+def test_dir_05_help_desk_and_auditors_cannot_see_scim_clients(staff_member, auditor, sign_in):  # noqa: F811
+    from django.test import Client
     from django.urls import reverse
 
-    sign_in(client, staff_member)
-    assert client.get(reverse("admin:directory_scimclient_changelist")).status_code == 403
+    for person in (staff_member, auditor):
+        browser = Client()
+        sign_in(browser, person)
+        assert browser.get(reverse("admin:directory_scimclient_changelist")).status_code == 403
+        assert browser.get(reverse("admin:directory_scimclient_add")).status_code == 403
