@@ -49,11 +49,15 @@ def _apply(record, *, client: ScimClient, ip: str | None):
 
 
 def create_user(resource: UserResource, *, client: ScimClient, ip: str | None):
-    """A joiner. Answers 409 (uniqueness) when the userName is taken, here or by a local or LDAP account."""
+    """A joiner. Answers 409 (uniqueness) when the userName is taken, here or by a local or LDAP account, and 400
+    for a disabled one."""
     user_name = (resource.user_name or "").strip()
     if user_name and get_user_model().objects.filter(username__iexact=user_name).exists():
         raise UniquenessException(detail=f"userName {user_name} exists.")
     record = resources.record_from_resource(resource, directory_id=str(uuid.uuid4()))
+    if not record.active:
+        # The people service brings in no one the directory has disabled (there would be nothing to answer with).
+        raise InvalidValueException(detail="A person is created active; send active: false once they leave.")
     return _apply(record, client=client, ip=ip)
 
 

@@ -287,10 +287,26 @@ def resource_types() -> list[ResourceType]:
     return types
 
 
+# What we keep of each schema (RFC 7643 §7: a service publishes the attributes it supports). The rest of a resource
+# a client sends is accepted and not kept.
+_KEPT_ATTRIBUTES = {
+    User: {"userName", "name", "displayName", "active", "emails", "phoneNumbers"},
+    EnterpriseUser: {"department"},
+    Group: {"displayName", "members"},
+}
+_KEPT_NAME_PARTS = {"givenName", "familyName"}
+
+
 def schemas():
-    found = [User.to_schema(), EnterpriseUser.to_schema(), Group.to_schema()]
-    for schema in found:
+    found = []
+    for model, kept in _KEPT_ATTRIBUTES.items():
+        schema = model.to_schema()
+        schema.attributes = [attribute for attribute in schema.attributes if attribute.name in kept]
+        for attribute in schema.attributes:
+            if attribute.name == "name":
+                attribute.sub_attributes = [part for part in attribute.sub_attributes if part.name in _KEPT_NAME_PARTS]
         schema.meta = Meta(resource_type="Schema", location=f"{base_url()}/Schemas/{schema.id}")
+        found.append(schema)
     return found
 
 

@@ -231,6 +231,7 @@ def test_bad_input_answers_in_scims_shape_and_changes_nothing(scim, settings):
         (("POST", "/Users", "{not json"), 400, "invalidSyntax"),
         (("POST", "/Users", "[]"), 400, "invalidSyntax"),
         (("POST", "/Users", {"schemas": [USER_SCHEMA], "name": {"givenName": "x"}}), 400, None),
+        (("POST", "/Users", entra_user("gone", active=False)), 400, "invalidValue"),
         (("PATCH", f"/Users/{scim_id}", patch({"op": "bogus", "path": "active", "value": False})), 400, None),
         (("PATCH", f"/Users/{scim_id}", {"Operations": "x"}), 400, None),
         (("GET", "/Users?count=many"), 400, "invalidValue"),
