@@ -113,12 +113,13 @@ def set_group_members(group: ScimGroup, member_ids: set[str], *, client: ScimCli
     loses it, through the people service. All or nothing: an unknown member changes nobody."""
     wanted = _members_named(member_ids)
     with transaction.atomic():
-        current = {user.directory_id: user for user in group.members().select_for_update()}
+        # Two directories (or two retries) changing one group wait for each other; only the people rows are locked.
+        current = {user.directory_id: user for user in group.members().select_for_update(of=("self",))}
         changes = [(user, True) for scim_id, user in wanted.items() if scim_id not in current]
         changes += [(user, False) for scim_id, user in current.items() if scim_id not in wanted]
         for user, joined in changes:
             if group.role:
-                roles = set(user.groups.filter(name__in=[g.role for g in resources.GROUPS if g.role]).values_list("name", flat=True))
+                roles = set(user.groups.filter(name__in=resources.ROLE_NAMES).values_list("name", flat=True))
                 (roles.add if joined else roles.discard)(group.role)
                 record = resources.record_from_user(user, roles=frozenset(roles))
             else:

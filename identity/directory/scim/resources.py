@@ -228,6 +228,7 @@ GROUPS = (
 
 
 GROUPS_BY_ID = {group.id: group for group in GROUPS}
+ROLE_NAMES = frozenset(group.role for group in GROUPS if group.role)
 
 
 def group_by_name(display_name: str) -> ScimGroup | None:
