@@ -82,6 +82,11 @@ def _scim_endpoint(view, *, methods: frozenset[str]):
                     raise InvalidSyntaxException(detail="The body is not JSON.") from error
                 if not isinstance(body, dict):
                     raise InvalidSyntaxException(detail="The body is not a JSON object.")
+            # PostgreSQL stores no NUL character; refused here rather than failing the query.
+            if "\x00" in request.path or any("\x00" in value for value in request.GET.values()):
+                raise InvalidValueException(detail="The request holds a NUL character.")
+            if body is not None and "\\u0000" in json.dumps(body):
+                raise InvalidValueException(detail="The body holds a NUL character.")
             return view(request, *args, client=client, ip=ip, body=body, **kwargs)
         except SCIMException as error:
             found = error.to_error()
