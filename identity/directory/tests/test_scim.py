@@ -384,3 +384,15 @@ def test_dir_05_help_desk_and_auditors_cannot_see_scim_clients(staff_member, aud
         sign_in(browser, person)
         assert browser.get(reverse("admin:directory_scimclient_changelist")).status_code == 403
         assert browser.get(reverse("admin:directory_scimclient_add")).status_code == 403
+
+
+def test_anything_unexpected_is_a_500_in_scims_shape_with_no_traceback(scim, monkeypatch):
+    from identity.directory.scim import provisioning
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("secret internals")
+
+    monkeypatch.setattr(provisioning, "create_user", broken)
+    status, error = scim("POST", "/Users", entra_user())
+    assert status == 500 and error["status"] == "500" and error["schemas"] == [ERROR_SCHEMA]
+    assert "secret internals" not in json.dumps(error) and "Traceback" not in json.dumps(error)
