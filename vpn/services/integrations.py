@@ -1,6 +1,7 @@
 """Integrations and RADIUS clients (API-03): who may ask the VPN gate, created, changed and rotated by superusers,
 every change audited; and the integration a signed request names, read through a short per-process cache."""
 
+import ipaddress
 import secrets
 import string
 import time
