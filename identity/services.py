@@ -12,6 +12,7 @@ from django.utils.module_loading import import_string
 
 from . import audit
 from .models import AuditEvent, User
+from .selectors import same_person
 
 
 def _notify(user: User, event: str) -> None:
@@ -214,14 +215,14 @@ def request_vpn_access(user: User, *, reason: str, ip: str | None = None) -> Use
 
 def approve_vpn_access(user: User, *, actor: User, reason: str, ip: str | None = None) -> User:
     """Give the person VPN access. The caller must have checked the actor may (help desk) and who is asking."""
-    if actor.pk == user.pk:
+    if same_person(actor, user):
         raise ValidationError("Nobody changes their own VPN access.")
     return _set_vpn_access(user, status=User.VpnAccess.APPROVED, actor=actor, reason=reason, ip=ip)
 
 
 def revoke_vpn_access(user: User, *, actor: User, reason: str, ip: str | None = None) -> User:
     """End the person's VPN access (or refuse a request). The caller must have checked the actor may."""
-    if actor.pk == user.pk:
+    if same_person(actor, user):
         raise ValidationError("Nobody changes their own VPN access.")
     return _set_vpn_access(user, status=User.VpnAccess.REVOKED, actor=actor, reason=reason, ip=ip)
 
