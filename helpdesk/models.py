@@ -159,6 +159,11 @@ class ApprovalRequest(models.Model):
         return [line for line in self.why_approval.splitlines() if line.strip()]
 
     @property
+    def reasons_in_short(self) -> list[str]:
+        """Each reason's first sentence: what makes a second agent needed, for a list."""
+        return [reason.split(". ", 1)[0].rstrip(".") + "." for reason in self.reasons]
+
+    @property
     def is_open(self) -> bool:
         return self.status == self.Status.WAITING and timezone.now() < self.expires_at
 

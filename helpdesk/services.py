@@ -78,8 +78,12 @@ def moment_words(moment) -> str:
     return formats.date_format(timezone.localtime(moment), "H:i \\o\\n j M Y")
 
 
+STAFF_ACCOUNT_REASON = "This is a staff account. Actions on staff accounts need a second agent."
+
+
 def second_approval_reasons(person: User, *, action: str) -> list[str]:
-    """Every reason ``action`` on ``person`` needs a second agent, each a plain sentence; empty when none does.
+    """Every reason ``action`` on ``person`` needs a second agent, each in plain words, the first sentence saying
+    what and the rest why; empty when none does.
 
     A staff account, or any account of the same person (AC-12) that is one (BND-08); for a recovery link, an
     email address changed in the last RECENT_EMAIL_CHANGE_HOURS, with when and from what (AC-04).
@@ -87,11 +91,11 @@ def second_approval_reasons(person: User, *, action: str) -> list[str]:
     reasons = []
     staff = staff_accounts_of(person)
     if staff and staff[0].pk == person.pk:
-        reasons.append("This is a staff account: actions on staff accounts need a second agent.")
+        reasons.append(STAFF_ACCOUNT_REASON)
     elif staff:
         reasons.append(
             f"This person also has a staff account ({staff[0].username}, same email address or directory "
-            "identity): actions on staff need a second agent."
+            "identity). Actions on staff need a second agent."
         )
     change = recent_email_change(person) if action == "send_recovery_link" else None
     if change is not None:
@@ -99,7 +103,7 @@ def second_approval_reasons(person: User, *, action: str) -> list[str]:
         old, new = change.details.get("from") or "no address", change.details.get("to") or "no address"
         reasons.append(
             f"The email address was changed {ago} before this was asked (at {moment_words(change.created_at)}), from "
-            f"{old} to {new}, and the link goes to the new address: a changed address could be an attacker's."
+            f"{old} to {new}. The link goes to the new address, which could be an attacker's."
         )
     return reasons
 

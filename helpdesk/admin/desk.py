@@ -148,6 +148,9 @@ class ApprovalRequestAdmin(DeskAdmin):
     change_form_template = "helpdesk/approval_request.html"
     show_full_result_count = False
 
+    def changelist_view(self, request, extra_context=None):
+        return super().changelist_view(request, {"title": "Approval requests", **(extra_context or {})})
+
     @admin.display(description="Who asks what, for whom")
     def asked_for(self, obj):
         return request_words(obj)
@@ -158,7 +161,7 @@ class ApprovalRequestAdmin(DeskAdmin):
 
     @admin.display(description="Why a second agent")
     def why(self, obj):
-        return format_html_join(mark_safe("<br>"), "{}", ((reason,) for reason in obj.reasons))
+        return format_html_join(mark_safe("<br>"), "{}", ((reason,) for reason in obj.reasons_in_short))
 
     @admin.display(description="Asked", ordering="created_at")
     def since(self, obj):

@@ -42,7 +42,7 @@ def test_bnd08_bnd07_bnd10_approved_bypass_codes_are_finished_by_the_requester_a
         a.get_by_label("How many codes").select_option("2")
         a.get_by_label("15 minutes").check()
         expect(a.get_by_text("A second agent must approve this.")).to_be_visible()
-        expect(a.get_by_text("This is a staff account: actions on staff accounts need a second agent.")).to_be_visible()
+        expect(a.get_by_text("This is a staff account. Actions on staff accounts need a second agent.")).to_be_visible()
         a.get_by_role("button", name="Ask for approval").click()
         [request] = ApprovalRequest.objects.all()
         # A is told why, where the second agent finds it, and what happens after.
@@ -80,7 +80,7 @@ def test_bnd08_bnd07_bnd10_approved_bypass_codes_are_finished_by_the_requester_a
         queue = b_desk.locator("#result_list")
         expect(queue).to_contain_text(asks)
         expect(queue).to_contain_text("2 bypass codes, valid for 15 minutes")
-        expect(queue).to_contain_text("This is a staff account: actions on staff accounts need a second agent.")
+        expect(queue).to_contain_text("This is a staff account.")
         expect(queue).not_to_contain_text("issue_bypass_codes")
         expect(queue).not_to_contain_text("valid_minutes")
         axe.check(b_desk, "approval queue")
@@ -92,7 +92,7 @@ def test_bnd08_bnd07_bnd10_approved_bypass_codes_are_finished_by_the_requester_a
         expect(summary.get_by_role("heading", level=2)).to_have_text(asks)
         said = dict(zip(summary.locator("dt").all_inner_texts(), summary.locator("dd").all_inner_texts(), strict=True))
         assert said["With"] == "2 bypass codes, valid for 15 minutes"
-        assert said["Why a second agent"] == "This is a staff account: actions on staff accounts need a second agent."
+        assert said["Why a second agent"] == "This is a staff account. Actions on staff accounts need a second agent."
         assert said["Asked"].endswith("(2\xa0hours ago)") or said["Asked"].endswith("(2 hours ago)")
         assert said["Identity check"].startswith("Photo ID checked on a video call (INC-7001), by staff1 at ")
         expect(summary.locator("details")).not_to_have_attribute("open", "")

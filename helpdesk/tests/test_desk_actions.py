@@ -344,7 +344,7 @@ def test_bnd08_every_action_on_a_staff_account_waits_and_changes_nothing(action,
     )
 
     assert outcome.request is not None
-    assert outcome.request.reasons == ["This is a staff account: actions on staff accounts need a second agent."]
+    assert outcome.request.reasons == [services.STAFF_ACCOUNT_REASON]
     assert second_agent.__class__.objects.values().get(pk=second_agent.pk) == before
     assert not events("helpdesk.action")
     assert OutboundMessage.objects.filter(user=second_agent).count() == messages_before

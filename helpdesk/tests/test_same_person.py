@@ -109,7 +109,7 @@ def test_ac_12_bnd08_a_staff_persons_everyday_account_needs_a_second_agent(
     assert outcome.request is not None and not outcome.codes
     assert outcome.request.reasons == [
         f"This person also has a staff account ({staff_member.username}, same email address or directory "
-        "identity): actions on staff need a second agent."
+        "identity). Actions on staff need a second agent."
     ]
 
 
