@@ -119,6 +119,12 @@ def _value(key: str, value) -> str:
     return words.get(value, str(value)) if isinstance(value, str) else str(value)
 
 
+def title(action: str) -> str:
+    """The action's sentence without its details ("Signed in", "Help desk: …"), to choose it from a list."""
+    template = _OPTIONAL.sub("", EVENTS.get(action, action))
+    return template.format(**{name: "…" for name in _fields(template)})
+
+
 def describe(action: str, details: dict | None) -> str:
     """The event as a sentence: ``action``'s words filled from ``details`` (missing details leave their part out).
 

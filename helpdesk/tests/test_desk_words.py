@@ -142,6 +142,10 @@ def test_events_read_as_sentences_on_the_person_page_and_in_the_audit_log(desk_c
     assert "Help desk: approve VPN access (identity check: Photo ID checked in person, reference INC-77)" in content
     # The raw record, for auditors, one click away.
     assert re.search(r"<details class=\"desk-raw\"><summary>As recorded</summary><code>helpdesk.action</code>", content)
+    # Chosen by its words: only that action's events.
+    chosen = desk_client.get(reverse("admin:identity_auditevent_changelist"), {"action": "helpdesk.action"})
+    assert "Help desk: … (helpdesk.action)" in chosen.content.decode()
+    assert [e.action for e in chosen.context["cl"].result_list] == ["helpdesk.action"]
     event = AuditEvent.objects.get(action="helpdesk.action")
     detail = text(desk_client.get(reverse("admin:identity_auditevent_change", args=[event.pk])))
     assert "What happened: Help desk: approve VPN access" in detail or "What happened Help desk" in detail
