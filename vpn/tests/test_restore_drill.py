@@ -113,42 +113,51 @@ class Site:
                 "--workers",
                 "1",
                 "--timeout",
-                "30",
+                "60",
             ],
             cwd=ROOT,
             env=env,
-            stdout=log.open("w"),
+            stdout=(output := log.open("w")),
             stderr=subprocess.STDOUT,
         )
-        deadline = time.monotonic() + 60
+        self.output = output
+        try:
+            self._wait_until_it_answers()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _wait_until_it_answers(self):
+        deadline = time.monotonic() + 90
         while time.monotonic() < deadline:
-            assert self.process.poll() is None, log.read_text()
+            assert self.process.poll() is None, self.log.read_text()
             try:
-                if requests.get(f"{self.url}/account/sign-in/", timeout=5).status_code == 200:
+                if requests.get(f"{self.url}/account/sign-in/", timeout=30).status_code == 200:
                     return
-            except requests.ConnectionError:
+            except requests.RequestException:  # not listening yet, or slow on a busy machine
                 time.sleep(0.2)
-        raise AssertionError(f"gunicorn did not answer: {log.read_text()}")
+        raise AssertionError(f"gunicorn did not answer: {self.log.read_text()}")
 
     def stop(self):
         self.process.terminate()
-        self.process.wait(timeout=20)
+        self.process.wait(timeout=30)
+        self.output.close()
 
 
 def _sign_in_on_the_web(site: Site, person, device) -> requests.Response:
     session = requests.Session()
-    page = session.get(f"{site.url}/account/sign-in/", timeout=10)
+    page = session.get(f"{site.url}/account/sign-in/", timeout=30)
     token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text).group(1)
     answer = session.post(
         f"{site.url}/account/sign-in/",
         data={"csrfmiddlewaretoken": token, "username": person.username, "password": PASSWORD},
-        timeout=10,
+        timeout=30,
     )
     token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', answer.text).group(1)
     return session.post(
         f"{site.url}/account/sign-in/second-factor/",
         data={"csrfmiddlewaretoken": token, "device": device.persistent_id, "code": fresh_code(device)},
-        timeout=10,
+        timeout=30,
         allow_redirects=False,
     )
 
