@@ -73,6 +73,8 @@ EVENTS: dict[str, str] = {
     "directory.scim_client_disabled": "SCIM client disabled",
     "directory.scim_token_rotated": "SCIM client's token replaced",
     "directory.scim_refused": "A SCIM request was refused[: {reason}]",
+    # Operations
+    "encryption.keys_rotated": "Factor secrets re-encrypted under the newest key[: {rotated} rows][, {unreadable} unreadable]",
     # The help desk
     "helpdesk.identity_checked": "Identity checked[: {method}][ (reference {reference})]",
     "helpdesk.action": "Help desk: {action}[ (identity check: {method}, reference {reference})]",
