@@ -13,6 +13,7 @@ urlpatterns = [
     path("readyz", health.readyz, name="readyz"),
     path("", home, name="home"),
     path("account/", include("identity.urls")),
+    path("scim/v2/", include("identity.directory.scim.urls")),
     path("", include("devices.urls")),
     path("admin/reports/", include(report_urls(staff_admin_site))),
     path("admin/", staff_admin_site.urls),
