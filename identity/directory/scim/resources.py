@@ -60,6 +60,9 @@ def user_resource(user) -> UserResource:
         name=Name(given_name=user.first_name or None, family_name=user.last_name or None),
         display_name=user.get_full_name() or None,
         emails=[Email(value=user.email, type=Email.Type.work, primary=True)] if user.email else None,
+        phone_numbers=(
+            [PhoneNumber(value=user.directory_mobile, type=PhoneNumber.Type.mobile)] if user.directory_mobile else None
+        ),
         active=user.is_active,
         meta=Meta(
             resource_type="User",
@@ -115,6 +118,7 @@ def record_from_user(user, *, roles: frozenset[str] | None = None, vpn_access: b
         last_name=user.last_name,
         email=user.email,
         department=user.department,
+        mobile=user.directory_mobile,
         active=user.is_active,
         roles=roles,
         vpn_access=vpn_access,
