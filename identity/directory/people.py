@@ -39,6 +39,7 @@ OWNED_FIELDS = ("first_name", "last_name", "email", "department")
 # The directory's mobile number: owned by the directory too, but kept apart from the fields above because it is
 # stored in E.164 and audited masked (AC-05).
 MOBILE_FIELD = "directory_mobile"
+EXTERNAL_ID_FIELD = "directory_external_id"
 _SOURCES = (User.Source.LDAP, User.Source.SCIM)
 
 
@@ -133,6 +134,7 @@ def _create(record: DirectoryRecord, *, origin: dict, actor: User | None, ip: st
         directory_id=record.directory_id,
         directory_dn=record.dn,
         directory_mobile=mobile_of(record),
+        directory_external_id=record.external_id,
     )
     # The directory checks their password (DIR-01); nothing here ever will.
     person.set_unusable_password()
@@ -144,7 +146,10 @@ def _create(record: DirectoryRecord, *, origin: dict, actor: User | None, ip: st
         ip=ip,
         details={
             **origin,
-            "values": {name: _audited(name, getattr(person, name)) for name in (*OWNED_FIELDS, MOBILE_FIELD)},
+            "values": {
+                **{name: _audited(name, getattr(person, name)) for name in (*OWNED_FIELDS, MOBILE_FIELD)},
+                **({EXTERNAL_ID_FIELD: record.external_id} if record.external_id else {}),
+            },
         },
     )
     _apply_roles(person, record.roles, origin=origin, actor=actor, ip=ip)
@@ -155,10 +160,11 @@ def _create(record: DirectoryRecord, *, origin: dict, actor: User | None, ip: st
 
 
 def _apply_changes(person: User, record: DirectoryRecord, *, origin: dict, actor, ip) -> bool:
-    """The mover's part: owned fields, mobile number, institution ID, DN, roles and VPN access. Returns whether
-    anything changed."""
+    """The mover's part: owned fields, mobile number, external ID, institution ID, DN, roles and VPN access.
+    Returns whether anything changed."""
     wanted = {name: getattr(record, name) for name in OWNED_FIELDS}
     wanted[MOBILE_FIELD] = mobile_of(record)
+    wanted[EXTERNAL_ID_FIELD] = record.external_id
     wanted["username"] = record.institution_id
     if record.dn:
         wanted["directory_dn"] = record.dn

@@ -59,11 +59,16 @@ def _apply(record, *, client: ScimClient, ip: str | None):
 
 def create_user(resource: UserResource, *, client: ScimClient, ip: str | None):
     """A joiner. Answers 409 (uniqueness) when the userName is taken, here or by a local or LDAP account, and 400
-    for a disabled one."""
+    for a disabled one. A person a client deleted is no conflict (RFC 7644 §3.6): they come back, with their row,
+    devices still kept and audit trail, under their old id."""
     user_name = (resource.user_name or "").strip()
-    if user_name and get_user_model().objects.filter(username__iexact=user_name).exists():
-        raise UniquenessException(detail=f"userName {user_name} exists.")
-    record = resources.record_from_resource(resource, directory_id=str(uuid.uuid4()))
+    holder = get_user_model().objects.filter(username__iexact=user_name).first() if user_name else None
+    directory_id = str(uuid.uuid4())
+    if holder is not None:
+        if not resources.deleted_by_a_client(holder):
+            raise UniquenessException(detail=f"userName {user_name} exists.")
+        directory_id = holder.directory_id
+    record = resources.record_from_resource(resource, directory_id=directory_id)
     if not record.active:
         # The people service brings in no one the directory has disabled (there would be nothing to answer with).
         raise InvalidValueException(detail="A person is created active; send active: false once they leave.")
@@ -102,8 +107,11 @@ def patch_user(user, body: dict, *, client: ScimClient, ip: str | None):
 
 
 def deactivate_user(user, *, client: ScimClient, ip: str | None) -> None:
-    """DELETE: the person is deactivated (DIR-02), never deleted: the audit log keeps pointing at them."""
-    people.deactivate_person(user, reason="scim_delete", origin=_origin(client), ip=ip)
+    """DELETE: the person is deactivated (DIR-02), never deleted: the audit log keeps pointing at them. For SCIM
+    clients they are gone (404 from then on, RFC 7644 §3.6), even one deactivated before by ``active: false``."""
+    with transaction.atomic():
+        people.deactivate_person(user, reason=resources.DELETED, origin=_origin(client), ip=ip)
+        audit.record(resources.DELETED_EVENT, subject=user, ip=ip, details=_origin(client))
 
 
 # --- Groups -------------------------------------------------------------------------------------------------------
