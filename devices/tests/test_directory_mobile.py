@@ -121,3 +121,18 @@ def test_a_landline_from_the_directory_is_proven_by_a_call_code_as_a_typed_one(
     assert response["Location"] == f"/enroll/{registration.pk}/done/"
     registration.refresh_from_db()
     assert registration.status == Registration.Status.ACTIVE and registration.phone_device.confirmed
+
+
+def test_coming_back_after_taking_the_offer_still_shows_the_number_masked(wizard, person):
+    with_directory_mobile(person)
+    registration = start(wizard)
+    wizard.post(phone_url(registration), {"use_directory_mobile": "1", "number_is_correct": "on"})
+    page = text(wizard.get(phone_url(registration)))
+    assert MASKED in page and NUMBER not in page and 'name="use_directory_mobile"' in page
+    # "Enter a different number" gives the empty field, never the directory's number in it.
+    page = text(wizard.get(phone_url(registration) + "?use=typed"))
+    assert 'name="phone_number"' in page and NUMBER not in page and "use_directory_mobile" not in page
+    response = wizard.post(phone_url(registration), {"phone_number": "+44 20 7946 0958", "number_is_correct": "on"})
+    assert response.status_code == 302
+    registration.refresh_from_db()
+    assert str(registration.phone_number) == "+442079460958"

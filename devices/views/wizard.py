@@ -137,12 +137,17 @@ def phone(request, pk):
     registration = wizard_registration(request, pk, kinds.PHONE)
     if response := finished_or_expired(request, registration):
         return response
-    initial = {"phone_number": registration.phone_number} if registration.phone_number else None
     offer = selectors.directory_mobile_offer(request.user)
     # "Use this number" fills in the directory's number on our side: the page shows it masked only, so a password
-    # alone never reveals it. The person still ticks that it is correct, and proves it as a typed number.
-    chosen = request.POST.get("use_directory_mobile") if request.method == "POST" else request.GET.get("use")
-    using_offer = bool(offer) and chosen in ("1", "directory")
+    # alone never reveals it (nor does coming back to this step after taking it). The person still ticks that it is
+    # correct, and proves it as a typed number.
+    taken = bool(offer) and str(registration.phone_number or "") == offer
+    initial = {"phone_number": registration.phone_number} if registration.phone_number and not taken else None
+    if request.method == "POST":
+        using_offer = bool(offer) and request.POST.get("use_directory_mobile") == "1"
+    else:
+        chosen = request.GET.get("use")
+        using_offer = bool(offer) and (chosen == "directory" or (taken and chosen != "typed"))
     data = None
     if request.method == "POST":
         data = request.POST.copy()
