@@ -386,3 +386,7 @@ SIGN_IN_KEY_TEMPLATE = "devices/keys/use_key.html"
 # The largest SCIM request body we read; a larger one is answered 413 before it is read (Entra ID sends group
 # memberships in batches well under this).
 SCIM_MAX_BODY_BYTES = env.int("SCIM_MAX_BODY_BYTES", default=1024 * 1024)
+# A SCIM Group change (PUT, PATCH or POST) that would take more than this many people out of a group at once (their
+# role or VPN access) is refused with 409 and audited, not applied (DIR-03): a cloud directory's mistake must not
+# revoke a whole group. Entra ID and Okta remove members a few at a time; a deliberate mass removal goes in batches.
+SCIM_MAX_GROUP_REMOVALS = env.int("SCIM_MAX_GROUP_REMOVALS", default=100)

@@ -11,7 +11,7 @@ from django.utils import timezone
 from two_factor.utils import get_otpauth_url
 
 from .kinds import KINDS, kind_of
-from .models import BackupCodeDevice, OutboundMessage, PhoneVerification, Registration
+from .models import BackupCodeDevice, OutboundMessage, PhoneDevice, PhoneVerification, Registration
 
 
 def registrations_for_user(user) -> QuerySet[Registration]:
@@ -55,6 +55,19 @@ def offers_phone_codes(registration: Registration) -> bool:
         and bool(kind_of(registration).phone_channels)
         and not registration.phone_verified_at
     )
+
+
+def directory_mobile_offer(user) -> str:
+    """The directory's mobile number (E.164) the phone step offers ("Is this your number?"), or "" when the
+    directory has none or it is already one of the person's devices or factors. Offering it proves nothing: it is
+    entered, confirmed and proven as a typed number is."""
+    number = user.directory_mobile
+    if not number:
+        return ""
+    in_use = Registration.objects.filter(user=user, status__in=Registration.IN_USE, phone_number=number).exists()
+    if in_use or PhoneDevice.objects.filter(user=user, confirmed=True, number=number).exists():
+        return ""
+    return number
 
 
 def latest_pending_registration(user) -> Registration | None:

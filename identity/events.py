@@ -72,6 +72,8 @@ EVENTS: dict[str, str] = {
     "directory.scim_client_changed": "SCIM client changed",
     "directory.scim_client_disabled": "SCIM client disabled",
     "directory.scim_token_rotated": "SCIM client's token replaced",
+    "directory.scim_person_deleted": "Deleted by a SCIM client: deactivated, the record kept",
+    "directory.scim_group_change_refused": "A SCIM group change was refused: it would take {would_remove} people out of {group} at once",
     "directory.scim_refused": "A SCIM request was refused[: {reason}]",
     # Operations
     "encryption.keys_rotated": "Factor secrets re-encrypted under the newest key[: {rotated} rows][, {unreadable} unreadable]",

@@ -26,6 +26,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from .. import audit, open_sessions
+from .. import phone_numbers as numbers
 from .. import services as identity_services
 from ..models import User
 from ..selectors import STAFF_GROUPS
@@ -35,6 +36,10 @@ from .records import DirectoryRecord
 CREATED, UPDATED, DEACTIVATED, REACTIVATED, UNCHANGED = "created", "updated", "deactivated", "reactivated", "unchanged"
 # What the directory owns of a person: read-only everywhere else (the admin, the desk's "change details").
 OWNED_FIELDS = ("first_name", "last_name", "email", "department")
+# The directory's mobile number: owned by the directory too, but kept apart from the fields above because it is
+# stored in E.164 and audited masked (AC-05).
+MOBILE_FIELD = "directory_mobile"
+EXTERNAL_ID_FIELD = "directory_external_id"
 _SOURCES = (User.Source.LDAP, User.Source.SCIM)
 
 
@@ -58,6 +63,16 @@ def _check_record(record: DirectoryRecord) -> None:
         raise ValidationError(f"A directory record's source is one of {', '.join(_SOURCES)}, not {record.source!r}.")
     if not record.directory_id.strip() or not record.institution_id.strip():
         raise ValidationError("A directory record needs its stable directory ID and the institution ID.")
+
+
+def mobile_of(record: DirectoryRecord) -> str:
+    """The mobile number ``record`` gives, as the person's ``directory_mobile`` keeps it: E.164, or "" when the
+    directory has none or holds something that is not a valid number (never offered to the person then)."""
+    return numbers.to_e164(record.mobile)
+
+
+def _audited(name: str, value):
+    return numbers.mask_phone_number(value) if name == MOBILE_FIELD and value else value
 
 
 def _lock(user: User) -> User:
@@ -118,6 +133,8 @@ def _create(record: DirectoryRecord, *, origin: dict, actor: User | None, ip: st
         source=record.source,
         directory_id=record.directory_id,
         directory_dn=record.dn,
+        directory_mobile=mobile_of(record),
+        directory_external_id=record.external_id,
     )
     # The directory checks their password (DIR-01); nothing here ever will.
     person.set_unusable_password()
@@ -127,7 +144,13 @@ def _create(record: DirectoryRecord, *, origin: dict, actor: User | None, ip: st
         actor=actor,
         subject=person,
         ip=ip,
-        details={**origin, "values": {name: getattr(person, name) for name in OWNED_FIELDS}},
+        details={
+            **origin,
+            "values": {
+                **{name: _audited(name, getattr(person, name)) for name in (*OWNED_FIELDS, MOBILE_FIELD)},
+                **({EXTERNAL_ID_FIELD: record.external_id} if record.external_id else {}),
+            },
+        },
     )
     _apply_roles(person, record.roles, origin=origin, actor=actor, ip=ip)
     _apply_vpn_access(person, record.vpn_access, origin=origin, actor=actor, ip=ip)
@@ -137,8 +160,11 @@ def _create(record: DirectoryRecord, *, origin: dict, actor: User | None, ip: st
 
 
 def _apply_changes(person: User, record: DirectoryRecord, *, origin: dict, actor, ip) -> bool:
-    """The mover's part: owned fields, institution ID, DN, roles and VPN access. Returns whether anything changed."""
+    """The mover's part: owned fields, mobile number, external ID, institution ID, DN, roles and VPN access.
+    Returns whether anything changed."""
     wanted = {name: getattr(record, name) for name in OWNED_FIELDS}
+    wanted[MOBILE_FIELD] = mobile_of(record)
+    wanted[EXTERNAL_ID_FIELD] = record.external_id
     wanted["username"] = record.institution_id
     if record.dn:
         wanted["directory_dn"] = record.dn
@@ -152,7 +178,12 @@ def _apply_changes(person: User, record: DirectoryRecord, *, origin: dict, actor
             actor=actor,
             subject=person,
             ip=ip,
-            details={**origin, "changes": {name: {"from": old, "to": new} for name, (old, new) in changes.items()}},
+            details={
+                **origin,
+                "changes": {
+                    name: {"from": _audited(name, old), "to": _audited(name, new)} for name, (old, new) in changes.items()
+                },
+            },
         )
     if "email" in changes:
         old, new = changes["email"]

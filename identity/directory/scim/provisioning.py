@@ -4,9 +4,11 @@ sync goes through too: the same joiner, mover and leaver rules, the same audit, 
 
 import uuid
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import transaction
 from scim2_models import (
+    ConflictException,
     Context,
     Email,
     InvalidValueException,
@@ -17,6 +19,7 @@ from scim2_models import (
     UniquenessException,
 )
 
+from ... import audit
 from .. import people
 from ..models import ScimClient
 from . import resources
@@ -41,6 +44,12 @@ def person(scim_id: str):
 def _apply(record, *, client: ScimClient, ip: str | None):
     if not record.institution_id:
         raise InvalidValueException(detail="userName (the institution ID) is required.")
+    if record.mobile and not people.mobile_of(record):
+        # The LDAP sync can only drop such a number; a SCIM client is told, and nothing changes.
+        raise InvalidValueException(
+            detail='phoneNumbers[type eq "mobile"] is not a valid phone number: give it with its country code, '
+            "e.g. +44 20 7946 0958."
+        )
     try:
         people.apply_record(record, origin=_origin(client), ip=ip)
     except people.DirectoryConflict as error:
@@ -50,11 +59,16 @@ def _apply(record, *, client: ScimClient, ip: str | None):
 
 def create_user(resource: UserResource, *, client: ScimClient, ip: str | None):
     """A joiner. Answers 409 (uniqueness) when the userName is taken, here or by a local or LDAP account, and 400
-    for a disabled one."""
+    for a disabled one. A person a client deleted is no conflict (RFC 7644 §3.6): they come back, with their row,
+    devices still kept and audit trail, under their old id."""
     user_name = (resource.user_name or "").strip()
-    if user_name and get_user_model().objects.filter(username__iexact=user_name).exists():
-        raise UniquenessException(detail=f"userName {user_name} exists.")
-    record = resources.record_from_resource(resource, directory_id=str(uuid.uuid4()))
+    holder = get_user_model().objects.filter(username__iexact=user_name).first() if user_name else None
+    directory_id = str(uuid.uuid4())
+    if holder is not None:
+        if not resources.deleted_by_a_client(holder):
+            raise UniquenessException(detail=f"userName {user_name} exists.")
+        directory_id = holder.directory_id
+    record = resources.record_from_resource(resource, directory_id=directory_id)
     if not record.active:
         # The people service brings in no one the directory has disabled (there would be nothing to answer with).
         raise InvalidValueException(detail="A person is created active; send active: false once they leave.")
@@ -93,8 +107,11 @@ def patch_user(user, body: dict, *, client: ScimClient, ip: str | None):
 
 
 def deactivate_user(user, *, client: ScimClient, ip: str | None) -> None:
-    """DELETE: the person is deactivated (DIR-02), never deleted: the audit log keeps pointing at them."""
-    people.deactivate_person(user, reason="scim_delete", origin=_origin(client), ip=ip)
+    """DELETE: the person is deactivated (DIR-02), never deleted: the audit log keeps pointing at them. For SCIM
+    clients they are gone (404 from then on, RFC 7644 §3.6), even one deactivated before by ``active: false``."""
+    with transaction.atomic():
+        people.deactivate_person(user, reason=resources.DELETED, origin=_origin(client), ip=ip)
+        audit.record(resources.DELETED_EVENT, subject=user, ip=ip, details=_origin(client))
 
 
 # --- Groups -------------------------------------------------------------------------------------------------------
@@ -108,15 +125,59 @@ def _members_named(ids: set[str]) -> dict:
     return found
 
 
-def set_group_members(group: ScimGroup, member_ids: set[str], *, client: ScimClient, ip: str | None) -> None:
+def _mass_removal(group: ScimGroup, current: dict, leaving: list, *, emptying: bool) -> str:
+    """Why taking ``leaving`` out of ``group`` at once is refused (DIR-03's guard, as it applies to SCIM), or ""."""
+    limit = settings.SCIM_MAX_GROUP_REMOVALS
+    if len(leaving) > limit:
+        return (
+            f"This change would take {len(leaving)} people out of {group.display_name} at once; more than "
+            f"{limit} (SCIM_MAX_GROUP_REMOVALS) is refused so that a directory's mistake cannot revoke a whole "
+            "group. Nothing was changed: remove members in smaller batches."
+        )
+    if emptying and len(current) > 1:
+        # As the LDAP sync never deactivates anyone on an empty result: an empty list is more often a fault.
+        return (
+            f"An empty member list does not empty {group.display_name} ({len(current)} members) here. Nothing was "
+            'changed: remove the members by name (PATCH remove members[value eq "..."]).'
+        )
+    return ""
+
+
+def set_group_members(
+    group: ScimGroup, member_ids: set[str], *, client: ScimClient, ip: str | None, wholesale: bool = True
+) -> None:
     """Make ``member_ids`` the group's members: each person who joins or leaves gets the role or VPN access, or
-    loses it, through the people service. All or nothing: an unknown member changes nobody."""
+    loses it, through the people service. All or nothing: an unknown member changes nobody.
+
+    ``wholesale``: the client sent the whole membership (PUT, POST, a PATCH replacing or removing "members" as a
+    whole) rather than naming whom to remove. A change removing more than SCIM_MAX_GROUP_REMOVALS people, or a
+    wholesale empty list for a group of several, is refused (409, audited ``directory.scim_group_change_refused``)
+    and changes nobody.
+    """
     wanted = _members_named(member_ids)
+    refusal = ""
     with transaction.atomic():
         # Two directories (or two retries) changing one group wait for each other; only the people rows are locked.
         current = {user.directory_id: user for user in group.members().select_for_update(of=("self",))}
         changes = [(user, True) for scim_id, user in wanted.items() if scim_id not in current]
-        changes += [(user, False) for scim_id, user in current.items() if scim_id not in wanted]
+        leaving = [user for scim_id, user in current.items() if scim_id not in wanted]
+        refusal = _mass_removal(group, current, leaving, emptying=wholesale and not wanted)
+        if refusal:
+            audit.record(
+                "directory.scim_group_change_refused",
+                subject=None,
+                ip=ip,
+                details={
+                    **_origin(client),
+                    "group": group.display_name,
+                    "would_remove": len(leaving),
+                    "members": len(current),
+                    "limit": settings.SCIM_MAX_GROUP_REMOVALS,
+                },
+            )
+            changes = []
+        else:
+            changes += [(user, False) for user in leaving]
         for user, joined in changes:
             if group.role:
                 roles = set(user.groups.filter(name__in=resources.ROLE_NAMES).values_list("name", flat=True))
@@ -125,6 +186,8 @@ def set_group_members(group: ScimGroup, member_ids: set[str], *, client: ScimCli
             else:
                 record = resources.record_from_user(user, vpn_access=joined)
             people.apply_record(record, origin=_origin(client), ip=ip)
+    if refusal:
+        raise ConflictException(detail=refusal)
 
 
 def member_ids(body: dict) -> set[str]:
@@ -156,11 +219,25 @@ def _entra_member_removals(body: dict) -> dict:
     return {**body, "Operations": operations}
 
 
+def _wholesale(body: dict) -> bool:
+    """Whether a PATCH (after Entra's removals are rewritten) replaces or removes "members" as a whole."""
+    for operation in body.get("Operations") or []:
+        if not isinstance(operation, dict):
+            continue
+        op, path = str(operation.get("op", "")).lower(), str(operation.get("path") or "").lower()
+        value = operation.get("value")
+        if op in ("remove", "replace") and path == "members":
+            return True
+        if op == "replace" and not path and isinstance(value, dict) and "members" in {k.lower() for k in value}:
+            return True
+    return False
+
+
 def patch_group(group: ScimGroup, body: dict, *, client: ScimClient, ip: str | None) -> None:
     current = resources.group_resource(group)
-    PatchOp[type(current)].model_validate(_entra_member_removals(body), scim_ctx=Context.RESOURCE_PATCH_REQUEST).patch(
-        current
-    )
+    body = _entra_member_removals(body)
+    PatchOp[type(current)].model_validate(body, scim_ctx=Context.RESOURCE_PATCH_REQUEST).patch(current)
     if current.display_name != group.display_name:
         raise MutabilityException(detail="The groups here keep their names.")
-    set_group_members(group, {str(member.value) for member in current.members or []}, client=client, ip=ip)
+    members = {str(member.value) for member in current.members or []}
+    set_group_members(group, members, client=client, ip=ip, wholesale=_wholesale(body))

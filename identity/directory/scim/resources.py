@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db.models import Q
+from django.db.models import Exists, OuterRef, Q
 from scim2_models import (
     AuthenticationScheme,
     Bulk,
@@ -35,6 +35,7 @@ from scim2_models import (
 )
 from scim2_models.path import CompareOperator, Comparison, FilterVisitor, LogicalExpr, LogicalOperator, Not, Present
 
+from identity.models import AuditEvent
 from identity.selectors import STAFF_GROUPS
 
 from ..records import DirectoryRecord
@@ -56,10 +57,14 @@ def base_url() -> str:
 def user_resource(user) -> UserResource:
     resource = UserResource(
         id=user.directory_id,
+        external_id=user.directory_external_id or None,
         user_name=user.username,
         name=Name(given_name=user.first_name or None, family_name=user.last_name or None),
         display_name=user.get_full_name() or None,
         emails=[Email(value=user.email, type=Email.Type.work, primary=True)] if user.email else None,
+        phone_numbers=(
+            [PhoneNumber(value=user.directory_mobile, type=PhoneNumber.Type.mobile)] if user.directory_mobile else None
+        ),
         active=user.is_active,
         meta=Meta(
             resource_type="User",
@@ -96,6 +101,7 @@ def record_from_resource(resource: UserResource, *, directory_id: str) -> Direct
         source=get_user_model().Source.SCIM,
         directory_id=directory_id,
         institution_id=(resource.user_name or "").strip(),
+        external_id=(resource.external_id or "").strip(),
         first_name=(name.given_name or "").strip(),
         last_name=(name.family_name or "").strip(),
         email=_primary_email(resource).strip(),
@@ -115,21 +121,49 @@ def record_from_user(user, *, roles: frozenset[str] | None = None, vpn_access: b
         last_name=user.last_name,
         email=user.email,
         department=user.department,
+        mobile=user.directory_mobile,
+        external_id=user.directory_external_id,
         active=user.is_active,
         roles=roles,
         vpn_access=vpn_access,
     )
 
 
+# A DELETE /Users/{id}: the deactivation's reason, and the event that says the client deleted the person.
+DELETED = "scim_delete"
+DELETED_EVENT = "directory.scim_person_deleted"
+
+
+def _deleted_by_a_client():
+    """Whether a client deleted the person since their current deactivation began. Told by the audit event the
+    DELETE wrote, so the audit log is the one record of it."""
+    return Exists(
+        AuditEvent.objects.filter(subject=OuterRef("pk"), action=DELETED_EVENT, created_at__gte=OuterRef("deactivated_at"))
+    )
+
+
+def deleted_by_a_client(user) -> bool:
+    return (
+        user.source == get_user_model().Source.SCIM
+        and not user.is_active
+        and get_user_model().objects.filter(pk=user.pk).filter(_deleted_by_a_client()).exists()
+    )
+
+
 def scim_people():
-    """The people SCIM clients see and change: those that came from SCIM (never a local or LDAP account)."""
-    return get_user_model().objects.filter(source=get_user_model().Source.SCIM).order_by("pk")
+    """The people SCIM clients see and change: those that came from SCIM (never a local or LDAP account), but for
+    those a client deleted: gone for every client from then on (RFC 7644 §3.6: 404), while their row and their
+    audit trail stay here (DIR-02). Reactivated some other way, they are back."""
+    people = get_user_model().objects.filter(source=get_user_model().Source.SCIM)
+    return people.filter(Q(is_active=True) | ~_deleted_by_a_client()).order_by("pk")
 
 
-# What a filter may name, lower-cased, and the column it reads. The strings are caseExact=false (RFC 7643 §4.1.1).
+# What a filter may name, lower-cased, and the column it reads. The strings are caseExact=false (RFC 7643 §4.1.1)
+# but for the two identifiers, id and externalId, which are caseExact.
 _COLUMNS = {
     "username": "username",
     "id": "directory_id",
+    "externalid": "directory_external_id",
     "name.givenname": "first_name",
     "name.familyname": "last_name",
     "emails": "email",
@@ -137,6 +171,7 @@ _COLUMNS = {
     "active": "is_active",
     f"{EnterpriseUser.__schema__}:department".lower(): "department",
 }
+_CASE_EXACT = {"directory_id", "directory_external_id"}
 _LOOKUPS = {
     CompareOperator.eq: "iexact",
     CompareOperator.co: "icontains",
@@ -170,10 +205,12 @@ class _PeopleQuery(FilterVisitor[Q]):
             return Q(is_active=node.value) if node.op == CompareOperator.eq else ~Q(is_active=node.value)
         if node.value is None or isinstance(node.value, bool):
             raise InvalidFilterException(detail=f"{node.attr_path.attr} compares with a string.")
-        if node.op == CompareOperator.ne:
-            return ~Q(**{f"{column}__iexact": node.value})
-        lookup = "exact" if column == "directory_id" and node.op == CompareOperator.eq else _LOOKUPS[node.op]
-        return Q(**{f"{column}__{lookup}": node.value})
+        negated = node.op == CompareOperator.ne
+        lookup = _LOOKUPS[CompareOperator.eq if negated else node.op]
+        if column in _CASE_EXACT and lookup.startswith("i"):
+            lookup = lookup[1:]
+        query = Q(**{f"{column}__{lookup}": node.value})
+        return ~query if negated else query
 
     def visit_present(self, node: Present) -> Q:
         column = self._column(node.attr_path)

@@ -5,6 +5,7 @@ from . import views
 app_name = "scim"
 urlpatterns = [
     path("Users", views.users, name="users"),
+    path("Users/.search", views.users_search, name="users_search"),
     path("Users/<str:scim_id>", views.user, name="user"),
     path("Groups", views.groups, name="groups"),
     path("Groups/<str:group_id>", views.group, name="group"),

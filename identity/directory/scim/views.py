@@ -19,6 +19,7 @@ from scim2_models import (
     PayloadTooLargeException,
     ResponseParameters,
     SCIMException,
+    SearchRequest,
 )
 
 from identity.web import client_ip
@@ -121,19 +122,34 @@ def _dump(resource, request, context=Context.RESOURCE_QUERY_RESPONSE) -> dict:
     return resource.model_dump(scim_ctx=context, response_parameters=_parameters(request))
 
 
+def _people_page(text: str | None, start: int, count: int, parameters: ResponseParameters) -> HttpResponse:
+    found = resources.people_matching(text)
+    page = [resources.user_resource(user) for user in found[start - 1 : start - 1 + count]]
+    return _answer(resources.list_response(page, total=found.count(), start_index=start, parameters=parameters))
+
+
 @scim_endpoint("GET", "POST")
 def users(request, *, client, ip, body):
     if request.method == "GET":
         start, count = _page(request)
-        found = resources.people_matching(request.GET.get("filter"))
-        page = [resources.user_resource(user) for user in found[start - 1 : start - 1 + count]]
-        listed = resources.list_response(page, total=found.count(), start_index=start, parameters=_parameters(request))
-        return _answer(listed)
+        return _people_page(request.GET.get("filter"), start, count, _parameters(request))
     resource = UserResource.model_validate(body, scim_ctx=Context.RESOURCE_CREATION_REQUEST)
     user = provisioning.create_user(resource, client=client, ip=ip)
     response = _answer(_dump(resources.user_resource(user), request, Context.RESOURCE_CREATION_RESPONSE), 201)
     response["Location"] = f"{resources.base_url()}/Users/{user.directory_id}"
     return response
+
+
+@scim_endpoint("POST")
+def users_search(request, *, client, ip, body):
+    """POST /Users/.search (RFC 7644 §3.4.3): the query of a GET, in a body (a filter too long for a URL)."""
+    search = SearchRequest.model_validate(body, scim_ctx=Context.SEARCH_REQUEST)
+    start = max(1, search.start_index or 1)
+    count = min(resources.MAX_RESULTS, max(0, resources.MAX_RESULTS if search.count is None else search.count))
+    parameters = ResponseParameters.model_validate(
+        {key: body[key] for key in ("attributes", "excludedAttributes") if key in body}
+    )
+    return _people_page(str(search.filter) if search.filter else None, start, count, parameters)
 
 
 @scim_endpoint("GET", "PUT", "PATCH", "DELETE")

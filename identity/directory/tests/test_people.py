@@ -274,3 +274,32 @@ def test_no_recovery_link_goes_to_a_leaver(record, enroll, make_user):
         device_services.send_recovery_link(person, actor=make_user("desk1", is_staff=True))
     assert refused.value.messages == [device_errors.ACCOUNT_INACTIVE_FOR_RECOVERY]
     assert not OutboundMessage.objects.filter(user=person, template="recovery_link").exists()
+
+
+def test_the_directory_mobile_is_kept_in_e164_and_audited_masked(record):
+    people.apply_record(record(mobile="(617) 555-0142"), origin=SYNC)
+    person = User.objects.get(username="asmith")
+    assert person.directory_mobile == "+16175550142"
+    (created,) = events(person, "directory.person_created")
+    assert created.details["values"]["directory_mobile"] == "+1********42"
+
+    assert people.apply_record(record(mobile="+44 20 7946 0958"), origin=SYNC) == "updated"
+    person.refresh_from_db()
+    assert person.directory_mobile == "+442079460958"
+    (updated,) = events(person, "directory.person_updated")
+    assert updated.details["changes"] == {"directory_mobile": {"from": "+1********42", "to": "+4*********58"}}
+    # No digit of either number but the last two reaches the audit log.
+    assert "555" not in str(updated.details) and "7946" not in str(updated.details)
+
+    # The same number written another way is no change.
+    assert people.apply_record(record(mobile="+44 (0)20 7946 0958"), origin=SYNC) == "unchanged"
+    # Gone from the directory: gone here.
+    assert people.apply_record(record(), origin=SYNC) == "updated"
+    person.refresh_from_db()
+    assert person.directory_mobile == ""
+
+
+def test_a_directory_mobile_that_is_no_number_is_not_kept(record):
+    people.apply_record(record(mobile="call the front desk"), origin=SYNC)
+    assert User.objects.get(username="asmith").directory_mobile == ""
+    assert people.mobile_of(record(mobile="+1 617 555 0142")) == "+16175550142"

@@ -21,34 +21,6 @@ PATCH_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
 ERROR_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:Error"
 
 
-@pytest.fixture
-def scim_client():
-    client, token = scim_clients.create_scim_client(name="Entra ID", actor=None)
-    client.token = token
-    return client
-
-
-@pytest.fixture
-def scim(client, scim_client):
-    """Calls the SCIM API as the client with its token: ``scim("POST", "/Users", body)`` -> (status, JSON or None)."""
-
-    def call(method, path, body=None, *, token=None, **extra):
-        response = client.generic(
-            method,
-            "/scim/v2" + path,
-            data=json.dumps(body) if body is not None and not isinstance(body, (str, bytes)) else (body or ""),
-            content_type="application/scim+json",
-            HTTP_AUTHORIZATION=f"Bearer {token or scim_client.token}",
-            **extra,
-        )
-        if response.content:
-            assert response["Content-Type"] == "application/scim+json"
-            return response.status_code, json.loads(response.content)
-        return response.status_code, None
-
-    return call
-
-
 def entra_user(user_name="asmith", **changes):
     """A POST /Users as Entra ID's default attribute mapping sends it."""
     return {

@@ -5,7 +5,7 @@ refused at sign-in."""
 import httpx2
 import pytest
 from scim2_client.engines.httpx2 import SyncSCIMClient
-from scim2_models import PatchOp, PatchOperation, SearchRequest
+from scim2_models import NotFoundException, PatchOp, PatchOperation, SearchRequest
 
 from identity import errors
 from identity.directory import scim_clients
@@ -59,3 +59,26 @@ def test_an_unmodified_scim_client_creates_finds_and_deactivates_a_person(client
     # Refused at sign-in with the words every deactivated person gets (no password could let them in).
     response = client.post("/account/sign-in/", {"username": "dlee", "password": "anything"})
     assert errors.ACCOUNT_INACTIVE.format(help_desk=settings.HELP_DESK_CONTACT) in response.content.decode()
+
+
+def test_an_unmodified_scim_client_matches_by_external_id_searches_and_deletes(client_for):
+    scim = client_for
+    UserResource = scim.get_resource_model("User")
+    made = scim.create(UserResource.model_validate({
+        "userName": "ekim", "externalId": "ekim-0001", "active": True,
+        "name": {"givenName": "Eun", "familyName": "Kim"},
+        "phoneNumbers": [{"type": "mobile", "value": "+1 617 555 0142"}],
+    }))
+    assert made.external_id == "ekim-0001" and made.phone_numbers[0].value == "+16175550142"
+    # Entra ID's question: is this externalId here?
+    found = scim.query(UserResource, query_parameters=SearchRequest(filter='externalId eq "ekim-0001"'))
+    assert found.total_results == 1 and found.resources[0].id == made.id
+    # The same through POST /Users/.search.
+    found = scim.search(UserResource, SearchRequest(filter='userName eq "ekim"'))
+    assert found.total_results == 1 and found.resources[0].external_id == "ekim-0001"
+
+    scim.delete(UserResource, made.id)
+    with pytest.raises(NotFoundException):
+        scim.query(UserResource, made.id)
+    assert scim.query(UserResource, query_parameters=SearchRequest(filter='userName eq "ekim"')).total_results == 0
+    assert not Person.objects.get(directory_id=made.id).is_active  # the row stays (DIR-02)
