@@ -181,6 +181,10 @@ OUTBOX_SWEEP_EVERY_SECONDS = env.int("OUTBOX_SWEEP_EVERY_SECONDS", default=30)
 # exits). A task running when the connection drops finishes; its row, not the broker, says whether it was sent.
 CELERY_BROKER_CONNECTION_MAX_RETRIES = None
 CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = False
+# kombu's Redis transport with a closed connection raising a connection error, not an AttributeError that ended the
+# worker when Redis dropped while it was busy (config/broker.py).
+if CELERY_BROKER_URL.partition("://")[0] in ("redis", "rediss"):
+    CELERY_BROKER_TRANSPORT = "config.broker:Transport"
 # A queue per channel, so a stalled mail server never holds up texts or calls, and one for the sweep, so it runs
 # whatever the senders are doing. "celery" takes the rest (reactivation expiry, the daily purge). A worker started
 # without -Q consumes all of them; in production each gets its own (deploy/, README "Operations").
