@@ -200,10 +200,15 @@ CELERY_TASK_ROUTES = {"devices.tasks.sweep_outbox": {"queue": "sweep"}}
 OUTBOX_SEND_TIME_LIMIT_SECONDS = env.int("OUTBOX_SEND_TIME_LIMIT_SECONDS", default=60)
 CELERY_TASK_SOFT_TIME_LIMIT = OUTBOX_SEND_TIME_LIMIT_SECONDS
 CELERY_TASK_TIME_LIMIT = OUTBOX_SEND_TIME_LIMIT_SECONDS + 5
-# The sweep's wait before dispatching a row again doubles each time, up to this.
+# The sweep's wait before dispatching a row again doubles each time, up to this (behind devices/outbox/waiting.py).
 OUTBOX_SWEEP_MAX_BACKOFF_SECONDS = env.int("OUTBOX_SWEEP_MAX_BACKOFF_SECONDS", default=960)
 CELERY_BEAT_SCHEDULE = {
-    "sweep-outbox": {"task": "devices.tasks.sweep_outbox", "schedule": timedelta(seconds=OUTBOX_SWEEP_EVERY_SECONDS)},
+    # A sweep not taken by the time the next is due is dropped, not run late: sweeps never pile up.
+    "sweep-outbox": {
+        "task": "devices.tasks.sweep_outbox",
+        "schedule": timedelta(seconds=OUTBOX_SWEEP_EVERY_SECONDS),
+        "options": {"expires": OUTBOX_SWEEP_EVERY_SECONDS},
+    },
     "expire-reactivations": {"task": "devices.tasks.expire_reactivations", "schedule": timedelta(minutes=10)},
     "purge-expired-records": {"task": "devices.tasks.purge_expired_records", "schedule": timedelta(days=1)},
 }

@@ -4,17 +4,22 @@ The broker is a redis-server of the test's own, stopped while the worker is busy
 that accepts and never answers; the provider is the Twilio stand-in, made slow to answer.
 """
 
+import os
 import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 from datetime import timedelta
 
 import pytest
+import redis
 from django.utils import timezone
 
 from devices import outbox, tasks
 from devices.models import OutboundMessage
+from devices.outbox import waiting
 from devices.tests import test_phone_worker
 from testsupport import wait_for
 
@@ -140,9 +145,11 @@ def test_rel03_the_queue_stays_bounded_while_no_worker_consumes(
         tasks.sweep_outbox()
         time.sleep(0.5)
 
-    # 24 sweeps: each row was dispatched again after 1, 3 and 7 s (the wait doubles), not at every sweep (480).
-    assert private_redis.queue_length("sms") == 20 * 4
-    # The worker comes (the fixture empties the queue first: from then on the sweep alone brings the texts back).
+    # 24 sweeps, and none dispatched a row again: each row's task is still waiting in the broker (before the marks
+    # of devices/outbox/waiting.py, each was dispatched again after 1, 3 and 7 s: 80 tasks).
+    assert private_redis.queue_length("sms") == 20
+    # The worker comes (the fixture empties the queue first: from then on the sweep alone brings the texts back;
+    # an empty queue holds no task, whatever the marks say).
     start_worker(*worker_options("sms"), **fault_env)
 
     def swept_and_sent():
@@ -310,3 +317,64 @@ def test_rel06_the_worker_outlives_redis_dropping_while_it_is_busy_ten_times_in_
         assert set(deliveries(stub, texts).values()) == {1}
     assert worker.process.poll() is None
     assert "Unrecoverable error" not in worker.log.read_text()
+
+
+def test_rel03_with_the_texts_worker_away_beat_and_the_sweep_queue_one_task_per_row(
+    private_redis, start_worker, fault_env, stub, make_user, tmp_path, settings
+):
+    # Beat sends a sweep every second to a worker of its own; the grace is 1 s and the doubling wait stops at 2 s,
+    # so only the marks stop the sweep from dispatching the rows again while nothing takes the texts.
+    env = {
+        **fault_env,
+        "OUTBOX_SWEEP_EVERY_SECONDS": "1",
+        "OUTBOX_SWEEP_GRACE_SECONDS": "1",
+        "OUTBOX_SWEEP_MAX_BACKOFF_SECONDS": "2",
+    }
+    start_worker(*worker_options("sweep"), **env)
+    beat_log = tmp_path / "beat.log"
+    with beat_log.open("ab") as output:
+        beat = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "config", "beat", "--loglevel=INFO"]
+            + [f"--schedule={tmp_path / 'beat-schedule'}"],
+            cwd=settings.BASE_DIR,
+            env={**os.environ, "CELERY_BROKER_URL": private_redis.url, "CELERY_TASK_ALWAYS_EAGER": "false", **env},
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        texts = queue_texts(make_user(), 50, first=7000)
+        # Ten of the tasks are lost from the broker (the newest: the worker takes from the other end).
+        with redis.Redis.from_url(private_redis.url) as broker:
+            assert len(broker.lpop("sms", 10)) == 10
+        time.sleep(20)
+        sweeps = beat_log.read_text().count("Sending due task sweep-outbox")
+        assert sweeps >= 15
+        assert private_redis.queue_length("sms") == 40  # 50 tasks for 50 rows over 20 sweeps
+        assert private_redis.queue_length("sweep") == 0
+        assert not OutboundMessage.objects.filter(pk__in=[t.pk for t in texts], sweep_dispatches__gt=0).exists()
+
+        # The texts' worker comes back: it empties the queue, and then the sweep sends the ten lost ones again.
+        start_worker(*worker_options("sms"), **env)
+        wait_for(lambda: all_sent(texts), timeout=60, interval=0.5)
+        assert set(deliveries(stub, texts).values()) == {1}
+        # The ten, and at most the two the worker had taken but not started when a sweep found the queue empty.
+        redispatched = OutboundMessage.objects.filter(pk__in=[t.pk for t in texts], sweep_dispatches__gt=0)
+        assert 10 <= redispatched.count() <= 12
+        assert not redispatched.filter(sweep_dispatches__gt=1).exists()
+    finally:
+        beat.terminate()
+        beat.wait(timeout=15)
+
+
+def test_rel03_one_sweep_at_a_time(private_redis, start_worker, fault_env, make_user, settings):
+    from config.celery import app
+
+    app.conf.task_always_eager = False  # the broker is the private Redis; start_worker sets it back
+    settings.OUTBOX_SWEEP_GRACE_SECONDS = 0
+    (text,) = queue_texts(make_user(), 1, first=7500)
+    with redis.Redis.from_url(private_redis.url) as broker:
+        broker.delete("sms")  # its task is lost
+    with waiting.one_sweep() as first:
+        assert first
+        assert tasks.sweep_outbox() is None and outbox.redispatch_stale() == 0  # a second sweep does nothing
+    assert outbox.redispatch_stale() == 1
