@@ -45,8 +45,9 @@ def pile_up(broker, rows: int, hours: float, marks: bool) -> float:
     broker.flushdb()
     ids = write_outbox_rows(rows)
     start = timezone.now()
-    OutboundMessage.objects.filter(pk__in=ids).update(last_dispatched_at=start)
-    outbox.dispatch_batch([(pk, "sms") for pk in ids])  # what the commits did
+    # No expiry (emails wait as long as it takes): an expired row is no longer dispatched, which would hide a pile-up.
+    OutboundMessage.objects.filter(pk__in=ids).update(last_dispatched_at=start, expires_at=None)
+    outbox.dispatch_batch([(pk, "sms", 0) for pk in ids])  # what the commits did
     unmarked = mock.patch.object(waiting, "still_waiting", lambda rows: set())
     with contextlib.nullcontext() if marks else unmarked:
         for sweep in range(1, int(hours * 3600 / 30) + 1):

@@ -14,7 +14,6 @@ from . import outbox, retention, services
 # writes them into each task when it is dispatched: every process (web, beat, workers) must read the same settings.
 @shared_task(bind=True, acks_late=True, ignore_result=True, max_retries=None)
 def send_outbound_message(self, message_id: int) -> None:
-    outbox.waiting.unmark([message_id])  # no longer waiting in the broker: the row says what becomes of it
     delivery = outbox.deliver_message(message_id)
     if delivery.retry_in is not None:
         # The row says how often it was tried; the outbox decides when to give up. The retry goes to the queue

@@ -29,7 +29,6 @@ This module queues, dispatches and sweeps; :mod:`.delivery` sends one claimed me
 :mod:`.statements` holds the claim and outcome statements both use.
 """
 
-import contextlib
 import logging
 from datetime import timedelta
 
@@ -63,13 +62,13 @@ Status = OutboundMessage.Status
 send_task = None
 
 
-def dispatch(message_id: int, channel: str) -> bool:
+def dispatch(message_id: int, channel: str, attempts: int = 0) -> bool:
     """Hand the message to its channel's queue. False (and the row marked) when the broker is unreachable."""
-    return dispatch_batch([(message_id, channel)]) == 1
+    return dispatch_batch([(message_id, channel, attempts)]) == 1
 
 
-def dispatch_batch(rows: list[tuple[int, str]]) -> int:
-    """Publish a send task for each ``(id, channel)`` over one broker connection; return how many went out.
+def dispatch_batch(rows: list[tuple[int, str, int]]) -> int:
+    """Publish a send task for each ``(id, channel, attempts)`` over one connection; return how many went out.
 
     The rows are marked as waiting in the broker first (:mod:`.waiting`). More than one go in kombu's publish batch:
     one round trip to Redis for the lot instead of one per message. Those the broker refuses (for a batch, all of
@@ -78,19 +77,21 @@ def dispatch_batch(rows: list[tuple[int, str]]) -> int:
     """
     if not rows:
         return 0
-    waiting.mark([pk for pk, _channel in rows])
+    waiting.mark({pk: attempts for pk, _channel, attempts in rows})
     published = 0
     app = send_task.app
-    batched = len(rows) > 1 and not app.conf.task_always_eager  # eager: runs in-process, no broker to talk to
     try:
-        with app.producer_or_acquire() if batched else contextlib.nullcontext() as producer:
-            with producer.batch() if batched else contextlib.nullcontext():
-                for pk, channel in rows:
+        if len(rows) > 1 and not app.conf.task_always_eager:  # eager: each runs in-process, no broker to talk to
+            with app.producer_or_acquire() as producer, producer.batch():
+                for pk, channel, _attempts in rows:
                     send_task.apply_async((pk,), queue=settings.OUTBOX_QUEUES[channel], producer=producer)
-                    published += not batched
             published = len(rows)
+        else:
+            for pk, channel, _attempts in rows:
+                send_task.apply_async((pk,), queue=settings.OUTBOX_QUEUES[channel])
+                published += 1
     except Exception as exc:  # any broker failure: the sweep sends them later
-        refused = [pk for pk, _channel in rows[published:]]
+        refused = [pk for pk, _channel, _attempts in rows[published:]]
         logger.warning("could not dispatch %s outbound message(s) (%s); left queued", len(refused), type(exc).__name__)
         waiting.unmark(refused)
         OutboundMessage.objects.filter(pk__in=refused, status=Status.QUEUED).update(dispatch_failed_at=timezone.now())
@@ -135,7 +136,7 @@ def queue_phone_message(*, user, channel: str, number: str, body: str, template:
     )
 
 
-def _due_for_dispatch(now) -> list[tuple[int, str]]:
+def _due_for_dispatch(now) -> list[tuple[int, str, int]]:
     """Claimable rows the sweep should dispatch again: waited past their grace, and no task of theirs in the broker."""
     grace = timedelta(seconds=settings.OUTBOX_SWEEP_GRACE_SECONDS)
     candidates = (
@@ -145,21 +146,20 @@ def _due_for_dispatch(now) -> list[tuple[int, str]]:
             | Q(last_dispatched_at__isnull=True, created_at__lte=now - grace)
             | Q(last_dispatched_at__lte=now - grace)
         )
-        .values_list("pk", "channel", "dispatch_failed_at", "last_dispatched_at", "sweep_dispatches")
+        .values_list("pk", "channel", "attempts", "dispatch_failed_at", "last_dispatched_at", "sweep_dispatches")
     )
     due = []
-    for pk, channel, failed_at, dispatched_at, redispatches in candidates:
+    for pk, channel, attempts, failed_at, dispatched_at, redispatches in candidates:
         # A second guard behind the marks of .waiting (which may be lost with Redis or unreadable): each re-dispatch
         # waits twice as long as the one before (up to OUTBOX_SWEEP_MAX_BACKOFF_SECONDS).
         wait = min(grace * 2**redispatches, timedelta(seconds=settings.OUTBOX_SWEEP_MAX_BACKOFF_SECONDS))
         if failed_at is not None or dispatched_at is None or dispatched_at <= now - wait:
-            due.append((pk, channel))
+            due.append((pk, channel, attempts))
     in_broker = waiting.still_waiting(due)
-    return [(pk, channel) for pk, channel in due if pk not in in_broker]
+    return [row for row in due if row[0] not in in_broker]
 
 
 def _expire_overdue(now) -> None:
-    expired = []
     with transaction.atomic():
         for message in OutboundMessage.objects.select_for_update(skip_locked=True).filter(
             status__in=[Status.QUEUED, Status.SENDING], expires_at__lte=now
@@ -168,15 +168,13 @@ def _expire_overdue(now) -> None:
                 seconds=settings.OUTBOX_SENDING_LEASE_SECONDS
             ):
                 finish_message(message, Status.EXPIRED)
-                expired.append(message.pk)
-    waiting.unmark(expired)
 
 
 def sweep() -> list[int]:
     """Expire what is too old to send; return ids of messages due to be dispatched again (REL-03). Dispatches nothing."""
     now = timezone.now()
     _expire_overdue(now)
-    return [pk for pk, _channel in _due_for_dispatch(now)]
+    return [pk for pk, _channel, _attempts in _due_for_dispatch(now)]
 
 
 def redispatch_stale() -> int:
@@ -192,7 +190,7 @@ def redispatch_stale() -> int:
         now = timezone.now()
         _expire_overdue(now)
         due = _due_for_dispatch(now)
-        OutboundMessage.objects.filter(pk__in=[pk for pk, _channel in due]).update(
+        OutboundMessage.objects.filter(pk__in=[pk for pk, _channel, _attempts in due]).update(
             last_dispatched_at=now, sweep_dispatches=F("sweep_dispatches") + 1, dispatch_failed_at=None
         )
         return dispatch_batch(due)
