@@ -182,6 +182,10 @@ OUTBOX_SWEEP_EVERY_SECONDS = env.int("OUTBOX_SWEEP_EVERY_SECONDS", default=30)
 # exits). A task running when the connection drops finishes; its row, not the broker, says whether it was sent.
 CELERY_BROKER_CONNECTION_MAX_RETRIES = None
 CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = False
+# kombu's Redis transport with a closed connection raising a connection error, not an AttributeError that ended the
+# worker when Redis dropped while it was busy (config/broker.py).
+if CELERY_BROKER_URL.partition("://")[0] in ("redis", "rediss"):
+    CELERY_BROKER_TRANSPORT = "config.broker:Transport"
 # A queue per channel, so a stalled mail server never holds up texts or calls, and one for the sweep, so it runs
 # whatever the senders are doing. "celery" takes the rest (reactivation expiry, the daily purge). A worker started
 # without -Q consumes all of them; in production each gets its own (deploy/, README "Operations").
@@ -197,10 +201,15 @@ CELERY_TASK_ROUTES = {"devices.tasks.sweep_outbox": {"queue": "sweep"}}
 OUTBOX_SEND_TIME_LIMIT_SECONDS = env.int("OUTBOX_SEND_TIME_LIMIT_SECONDS", default=60)
 CELERY_TASK_SOFT_TIME_LIMIT = OUTBOX_SEND_TIME_LIMIT_SECONDS
 CELERY_TASK_TIME_LIMIT = OUTBOX_SEND_TIME_LIMIT_SECONDS + 5
-# The sweep's wait before dispatching a row again doubles each time, up to this.
+# The sweep's wait before dispatching a row again doubles each time, up to this (behind devices/outbox/waiting.py).
 OUTBOX_SWEEP_MAX_BACKOFF_SECONDS = env.int("OUTBOX_SWEEP_MAX_BACKOFF_SECONDS", default=960)
 CELERY_BEAT_SCHEDULE = {
-    "sweep-outbox": {"task": "devices.tasks.sweep_outbox", "schedule": timedelta(seconds=OUTBOX_SWEEP_EVERY_SECONDS)},
+    # A sweep not taken by the time the next is due is dropped, not run late: sweeps never pile up.
+    "sweep-outbox": {
+        "task": "devices.tasks.sweep_outbox",
+        "schedule": timedelta(seconds=OUTBOX_SWEEP_EVERY_SECONDS),
+        "options": {"expires": OUTBOX_SWEEP_EVERY_SECONDS},
+    },
     "expire-reactivations": {"task": "devices.tasks.expire_reactivations", "schedule": timedelta(minutes=10)},
     "purge-expired-records": {"task": "devices.tasks.purge_expired_records", "schedule": timedelta(days=1)},
 }
