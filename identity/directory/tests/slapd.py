@@ -318,6 +318,7 @@ class Slapd:
             "LDAP_USER_SEARCH_BASE": PEOPLE,
             "LDAP_CA_CERT_FILE": str(self.ca_file),
             "LDAP_START_TLS": False,
+            "LDAP_PAGE_SIZE": SIZE_LIMIT,  # the most slapd sends per page here; a larger page is refused
             **overrides,
         }
 
