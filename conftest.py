@@ -313,4 +313,4 @@ def chromium_path() -> str:
 
 
 # A private slapd for the directory tests (identity/directory/tests/slapd.py).
-from identity.directory.tests.fixtures import ldap_directory, slapd  # noqa: E402, F401
+from identity.directory.tests.fixtures import directory_person, ldap_directory, slapd  # noqa: E402, F401

@@ -108,7 +108,7 @@ LOGIN_REDIRECT_URL = "devices:my_devices"
 # --- The directory: LDAP / Active Directory passwords and the sync's reader (docs/directory.md) -----------------
 # One backend checks every password (web sign-in, the emailed-link and recovery-link gates, RADIUS, the admin): a
 # local account against its hash here, a person from the directory only by a bind to the directory (DIR-01).
-AUTHENTICATION_BACKENDS = ["django.contrib.auth.backends.ModelBackend"]
+AUTHENTICATION_BACKENDS = ["identity.directory.backends.PasswordBackend"]
 # Servers, tried in turn (libldap moves to the next one it cannot reach). Empty: no directory, every password local.
 LDAP_SERVER_URIS = env.list("LDAP_SERVER_URIS", default=[])
 LDAP_BIND_DN = env("LDAP_BIND_DN", default="")  # the read-only account that searches
@@ -117,7 +117,7 @@ LDAP_USER_SEARCH_BASE = env("LDAP_USER_SEARCH_BASE", default="")
 # %(user)s is the institution ID typed at sign-in (escaped). Active Directory: (sAMAccountName=%(user)s).
 LDAP_USER_FILTER = env("LDAP_USER_FILTER", default="(uid=%(user)s)")
 # ldaps:// URIs, or ldap:// with StartTLS; the server's certificate is always verified, against this CA file when
-# set, else the system's trust store. Plain LDAP is refused by a deploy check (identity.E120) unless LDAP_ALLOW_PLAIN
+# set, else the system's trust store. Plain LDAP is refused by a deploy check (directory.E101) unless LDAP_ALLOW_PLAIN
 # says this is a lab, where passwords may cross the network in clear.
 LDAP_START_TLS = env.bool("LDAP_START_TLS", default=False)
 LDAP_CA_CERT_FILE = env("LDAP_CA_CERT_FILE", default="")
@@ -125,6 +125,8 @@ LDAP_ALLOW_PLAIN = env.bool("LDAP_ALLOW_PLAIN", default=False)
 # Connecting to one server, and any one operation, gives up after this long (then the next server, or "We cannot
 # check passwords right now").
 LDAP_TIMEOUT_SECONDS = env.float("LDAP_TIMEOUT_SECONDS", default=5.0)
+# Where people change or reset their directory password (named in the expired / must-change messages).
+LDAP_PASSWORD_CHANGE_AT = env("LDAP_PASSWORD_CHANGE_AT", default="the institution's password page")
 # Our field -> the directory's attribute. The defaults suit OpenLDAP's inetOrgPerson; Active Directory:
 # LDAP_ATTRIBUTES=institution_id=sAMAccountName,department=department,directory_id=objectGUID
 LDAP_ATTRIBUTES = {

@@ -5,6 +5,8 @@
 - ``ldap_directory``: the same server, running (a test may have stopped it), with the site's LDAP settings pointing
   at it (LDAPS, certificate verified); the people a test adds with ``add_person`` are removed after it. Tests change
   only the people they added, so the named people and the bulk keep their state for the others.
+- ``directory_person("alice")``: the person of that directory entry in our database, as the sync makes them (source
+  ldap, the entry's stable id and DN, no usable local password).
 """
 
 import pytest
@@ -37,3 +39,27 @@ def ldap_directory(slapd, settings):
         slapd.start()
     for person in [p for p in slapd.people if p.dn not in known]:
         slapd.remove(person.dn)
+
+
+@pytest.fixture
+def directory_person(ldap_directory, db):
+    from identity.directory.ldap_source import LDAPReader
+    from identity.models import User
+
+    def make(uid: str, **extra) -> User:
+        record = LDAPReader().record_for(uid)
+        person = User(
+            username=uid,
+            email=record.email,
+            first_name=record.first_name,
+            last_name=record.last_name,
+            source=User.Source.LDAP,
+            directory_id=record.directory_id,
+            directory_dn=record.dn,
+            **extra,
+        )
+        person.set_unusable_password()
+        person.save()
+        return person
+
+    return make
