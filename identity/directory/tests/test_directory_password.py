@@ -178,3 +178,10 @@ def test_roles_from_the_directory_are_allow_listed(settings):
     settings.LDAP_ROLE_GROUPS = {tree.HELPDESK_GROUP: "superuser"}
     with pytest.raises(SystemCheckError, match="directory.E003"):
         call_command("check")
+
+
+def test_a_refused_bind_account_is_an_unreachable_directory(directory_person, settings):
+    alice = directory_person("alice")
+    settings.LDAP_BIND_PASSWORD = "not the reader's"
+    assert check_password("alice", tree.PASSWORD).answer == Answer.UNREACHABLE
+    assert AuditEvent.objects.filter(action="signin.directory_unreachable", subject=alice).exists()
