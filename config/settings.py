@@ -365,8 +365,11 @@ CELERY_BEAT_SCHEDULE["vpn-forget-spent-state"] = {
 
 # --- Auditors' reports and the audit log's checkpoints (AC-11) ------------------------------
 # Signs the checkpoints of the audit chain that leave the database (a log line daily, the weekly auditor email).
-# Keep it out of the database's reach; without it, SECRET_KEY signs them.
-AUDIT_CHECKPOINT_KEY = env("AUDIT_CHECKPOINT_KEY", default=SECRET_KEY)
+# A secret of its own, never derived from SECRET_KEY or any other setting: whoever holds the app's other secrets
+# must still not be able to sign a checkpoint for a rewritten log. Development signs with a fixed key; the deploy
+# check identity.E107 requires a real one (AC-11).
+DEV_AUDIT_CHECKPOINT_KEY = "dev-only-audit-checkpoint-key-never-use-in-production"
+AUDIT_CHECKPOINT_KEY = env("AUDIT_CHECKPOINT_KEY", default=DEV_AUDIT_CHECKPOINT_KEY)
 # The database role the app serves as (AC-10). Set it for `migrate`, run as the owner role: after migrating, the owner
 # grants this role read and write on the tables but only read and append on the audit log (identity/db_roles.py).
 DATABASE_APP_ROLE = env("DATABASE_APP_ROLE", default="")
@@ -399,6 +402,18 @@ CELERY_BEAT_SCHEDULE["weekly-auditor-summary"] = {
 CELERY_BEAT_SCHEDULE["erase-expired-exports"] = {
     "task": "reports.tasks.erase_expired_exports",
     "schedule": timedelta(hours=1),
+}
+
+# --- People from the directory (identity/directory/, docs/directory.md) ---------------------------------------
+# A joiner gets an email with the enrollment address (through the outbox).
+DIRECTORY_WELCOME_EMAIL = env.bool("DIRECTORY_WELCOME_EMAIL", default=False)
+# A deactivated person's devices are kept this long (re-enabled within it, they get them back), then retired.
+DIRECTORY_RETAIN_DAYS = env.int("DIRECTORY_RETAIN_DAYS", default=30)
+# The roles a directory may grant or remove (DIR-04); only ever a subset of the staff roles "Help desk" and "Auditor".
+DIRECTORY_ROLES = env.list("DIRECTORY_ROLES", default=["Help desk", "Auditor"])
+CELERY_BEAT_SCHEDULE["retire-devices-of-leavers"] = {
+    "task": "identity.directory.tasks.retire_devices_of_leavers",
+    "schedule": timedelta(days=1),
 }
 
 # --- Where sign-in hands over to the devices app (identity names no devices page or template) -------------------

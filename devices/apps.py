@@ -13,8 +13,11 @@ class DevicesConfig(AppConfig):
         )
         from .models import PhoneDevice
         from .services import send_signin_code
+        from .services.directory import register_hooks
 
         # The lower modules call up only through these, wired here so that none of them imports a higher one:
         # the outbox dispatches the send task, and the phone model's django-otp challenge hook is a service.
         outbox.send_task = tasks.send_outbound_message
         PhoneDevice.send_challenge = staticmethod(send_signin_code)
+        # What a directory leaver, joiner or mover loses or is told here (identity.directory.hooks).
+        register_hooks()

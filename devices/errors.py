@@ -53,6 +53,9 @@ NOT_ON_OWN_ACCOUNT = "Help-desk actions cannot be taken on your own account. Ask
 ACCOUNT_LOCKED_FOR_RECOVERY = (
     "This account is locked after too many wrong codes. Unlock it first (an audited step), then send the link."
 )
+ACCOUNT_INACTIVE_FOR_RECOVERY = (
+    "This account is not active (the person left, or the directory disabled them): a link could never be used."
+)
 ALREADY_BOUND = "This device was just set up by another request. Nothing more to do here."
 NO_EMAIL_FOR_RECOVERY = "This person has no email address on record, so no link can be sent. Add one first."
 NO_APP_TO_RECOVER = "This person has no phone or tablet with an authenticator app to set up again."

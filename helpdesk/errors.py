@@ -9,6 +9,10 @@ REQUEST_CLOSED = "This request was already decided or has expired."
 REASON_REQUIRED = "Say why, in a few words."
 NOT_THEIR_DEVICE = "Choose one of this person's devices."
 EMAIL_INVALID = "Enter a valid email address."
+DETAILS_FROM_DIRECTORY = (
+    "This person's names, email and department come from the institution's directory: change them there, and the "
+    "next sync brings them here."
+)
 NOTHING_CHANGED = "Nothing was changed: the new values are the same as the old ones."
 CASE_NOT_THEIRS = "That case belongs to another person."
 NOTE_EMPTY = "Write the note first."

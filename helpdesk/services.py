@@ -22,6 +22,7 @@ from devices.models import ActivationLink, Registration
 from devices.services import notify_person, security_keys
 from devices.webauthn import SessionChallenge
 from identity import audit, open_sessions
+from identity.directory import people as directory_people
 from identity.models import User
 from identity.selectors import email_changed_recently, is_staff_account
 
@@ -259,6 +260,7 @@ PERSON_FIELDS = ("email", "first_name", "last_name", "department")
 
 def change_person_details(person: User, *, actor: User, reason: str, ip: str | None = None, **values) -> User:
     """Change a person's email, names or department (AC-04); only the fields given and different are written.
+    Refused for a person from the directory, which owns these fields (``identity.directory.people``).
 
     Audits ``person.details_changed`` with the old and new values and, for a new email, ``person.email_changed``
     (recovery links to it then need a second agent for a day). Emails the person; a changed email is told at
@@ -271,6 +273,8 @@ def change_person_details(person: User, *, actor: User, reason: str, ip: str | N
     if actor.pk == person.pk:
         raise ValidationError(errors.OWN_ACCOUNT, code="own_account")
     values = {name: value.strip() for name, value in values.items() if name in PERSON_FIELDS and value is not None}
+    if person.from_directory and set(values) & set(directory_people.OWNED_FIELDS):
+        raise ValidationError(errors.DETAILS_FROM_DIRECTORY, code="from_directory")
     if values.get("email"):
         try:
             validate_email(values["email"])

@@ -1,7 +1,7 @@
 """System checks: misconfiguration fails ``manage.py check`` instead of weakening sign-in."""
 
 from django.conf import settings
-from django.core.checks import Error, Tags, Warning, register
+from django.core.checks import Error, Info, Tags, Warning, register
 
 
 @register(Tags.security)
@@ -73,6 +73,7 @@ def _looks_hand_made(fernet_key: str) -> bool:
 def check_no_placeholders(app_configs, **kwargs):
     secrets = {
         "SECRET_KEY": settings.SECRET_KEY,
+        "AUDIT_CHECKPOINT_KEY": settings.AUDIT_CHECKPOINT_KEY,
         "the DATABASE_URL password": settings.DATABASES["default"].get("PASSWORD") or "",
         "the EMAIL_URL password": getattr(settings, "EMAIL_HOST_PASSWORD", "") or "",
         "TWILIO_ACCOUNT_SID": getattr(settings, "TWILIO_ACCOUNT_SID", ""),
@@ -94,3 +95,65 @@ def check_no_placeholders(app_configs, **kwargs):
                 )
             )
     return problems
+
+
+@register(Tags.security, Tags.database, deploy=True)
+def check_database_role(app_configs, **kwargs):
+    """AC-10: the site must not serve as a role that could rewrite the audit log. Connects to the database: a
+    PostgreSQL database that cannot be reached fails the check; only a database that is not PostgreSQL skips it."""
+    from django.db import DatabaseError, connections
+
+    from .db_roles import role_problems
+
+    connection = connections["default"]
+    if connection.vendor != "postgresql":
+        return [
+            Info(
+                f"The database role was not checked: DATABASE_URL is not PostgreSQL ({connection.vendor}), which "
+                "has no roles. Production runs on PostgreSQL, as an app role that owns nothing (AC-10).",
+                hint="Run manage.py check --deploy with the site's own DATABASE_URL where the database is reachable.",
+                id="identity.I106",
+            )
+        ]
+    hint = (
+        'Serve as the app role and migrate as the owner role: README, "Database roles", and '
+        "config/production.env.example."
+    )
+    try:
+        problems = role_problems(connection)
+    except DatabaseError as error:
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        problems = [f"Could not check the role the site connects as (AC-10): {reason}"]
+        hint = "Run manage.py check --deploy where the database is reachable, with the site's own DATABASE_URL."
+    return [Error(problem, hint=hint, id="identity.E106") for problem in problems]
+
+
+# Shorter than a generated key (secrets.token_urlsafe(32) gives 43 characters) is typed, not generated.
+CHECKPOINT_KEY_MIN_LENGTH = 32
+
+
+@register(Tags.security, deploy=True)
+def check_audit_checkpoint_key(app_configs, **kwargs):
+    """AC-11: the key that signs the audit chain's checkpoints is set, long, and a secret of its own."""
+    key = settings.AUDIT_CHECKPOINT_KEY
+    others = {
+        "SECRET_KEY": [settings.SECRET_KEY],
+        "FACTOR_ENCRYPTION_KEYS": list(getattr(settings, "FACTOR_ENCRYPTION_KEYS", [])),
+        "the DATABASE_URL password": [settings.DATABASES["default"].get("PASSWORD") or ""],
+    }
+    if key == settings.DEV_AUDIT_CHECKPOINT_KEY:
+        problem = "AUDIT_CHECKPOINT_KEY is not set: the audit checkpoints would be signed with the development key."
+    elif len(key) < CHECKPOINT_KEY_MIN_LENGTH:
+        problem = f"AUDIT_CHECKPOINT_KEY is shorter than {CHECKPOINT_KEY_MIN_LENGTH} characters."
+    else:
+        shared = [name for name, values in others.items() if key in values]
+        if not shared:
+            return []
+        problem = f"AUDIT_CHECKPOINT_KEY is the same as {' and '.join(shared)}: it must be a secret of its own."
+    return [
+        Error(
+            problem + " It signs the audit log's checkpoints kept outside the database (AC-11).",
+            hint="Generate one: python -c 'import secrets; print(secrets.token_urlsafe(50))'",
+            id="identity.E107",
+        )
+    ]

@@ -39,3 +39,45 @@ def grant_after_migrate(sender, using="default", **kwargs) -> None:
     connection = connections[using]
     if settings.DATABASE_APP_ROLE and connection.vendor == "postgresql":
         grant_app_role(connection, settings.DATABASE_APP_ROLE)
+
+
+# What the role this connection serves as could do to the audit log beyond reading and appending (AC-10): as a
+# superuser, as (or able to become) the owner of any table, or by a privilege on the audit table itself.
+_ROLE_REPORT = """
+SELECT current_user,
+       (SELECT rolsuper FROM pg_roles WHERE rolname = current_user),
+       ARRAY(SELECT format('%%I.%%I', n.nspname, c.relname)
+             FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+             WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f')
+               AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%%'
+               AND pg_has_role(current_user, c.relowner, 'MEMBER')
+             ORDER BY 1),
+       to_regclass(%(audit)s) IS NOT NULL,
+       ARRAY(SELECT privilege FROM unnest(ARRAY['UPDATE', 'DELETE', 'TRUNCATE']) AS privilege
+             WHERE to_regclass(%(audit)s) IS NOT NULL AND has_table_privilege(current_user, %(audit)s, privilege)),
+       has_schema_privilege(current_user, 'public', 'CREATE')
+"""
+
+
+def role_problems(connection) -> list[str]:
+    """What is wrong with serving as the role ``connection`` (a Django PostgreSQL connection) logs in as (AC-10);
+    empty when it owns nothing, cannot create in the schema and may only read and append audit rows. Reads only."""
+    with connection.cursor() as cursor:
+        cursor.execute(_ROLE_REPORT, {"audit": AUDIT_TABLE})
+        role, superuser, owned, audit_exists, privileges, may_create = cursor.fetchone()
+    problems = []
+    if superuser:
+        problems.append(f"The site connects as {role}, a superuser: it can turn off the audit log's triggers.")
+    elif owned:
+        shown = ", ".join(owned[:3]) + (f" and {len(owned) - 3} more" if len(owned) > 3 else "")
+        problems.append(
+            f"The site connects as {role}, which owns {len(owned)} tables, sequences or views ({shown}): an owner "
+            "can change the schema and disable the audit log's triggers."
+        )
+    if not audit_exists:
+        problems.append(f"There is no audit table {AUDIT_TABLE} to check: migrate first, as the owner role.")
+    elif privileges:
+        problems.append(f"The site's role {role} has {', '.join(privileges)} on the audit table {AUDIT_TABLE}.")
+    if may_create and not superuser:
+        problems.append(f"The site's role {role} may create objects in the public schema (a table, a trigger).")
+    return problems

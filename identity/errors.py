@@ -10,6 +10,8 @@ LAST_FACTOR_LOST = (
     "Your last sign-in device was reported lost, so a password alone cannot set up a new one. "
     "Contact {help_desk}: after checking who you are they will reopen the setup for you."
 )
+# A deactivated account (a leaver from the directory, DIR-02).
+ACCOUNT_INACTIVE = "Your account is not active. Contact {help_desk}."
 ACCOUNT_LOCKED = "This account is locked after too many wrong codes. Contact {help_desk} to unlock it."
 WRONG_CODE = (
     "That code is not right, or it was already used. Check it and try again: an app shows a new code every "

@@ -30,26 +30,51 @@ def _attempt_tag(username: str) -> str:
     return hmac.new(key, username.strip().casefold().encode(), hashlib.sha256).hexdigest()[:32]
 
 
-def record_password_failure(username: str, *, username_known_user: User | None, ip: str | None) -> None:
+def record_password_failure(
+    username: str, *, username_known_user: User | None, ip: str | None, entry_point: str = "web"
+) -> None:
     """Audit a wrong ID/password. The typed ID is kept only as a keyed hash (people type passwords into it)."""
-    audit.record(
-        "signin.password_failed", subject=username_known_user, ip=ip, details={"attempt": _attempt_tag(username)}
-    )
+    details = {"attempt": _attempt_tag(username)}
+    if entry_point != "web":
+        details["entry_point"] = entry_point
+    audit.record("signin.password_failed", subject=username_known_user, ip=ip, details=details)
 
 
-def password_sign_in_throttled(username: str, *, ip: str | None) -> bool:
-    """Too many wrong passwords lately for this ID (known or not, so it tells nothing) or from this address.
+def password_sign_in_throttled(username: str, *, ip: str | None, by_address: bool = True) -> bool:
+    """Too many wrong passwords lately for this ID (known or not, so it tells nothing) or, ``by_address``, from
+    this address.
 
-    Counts ``signin.password_failed`` events in the database (REL-07). A refusal is audited.
+    Counts ``signin.password_failed`` events in the database (REL-07). A refusal is audited. Failures at another
+    door than the web (RADIUS) come from a VPN concentrator's address, which everyone behind it shares: they count
+    toward their ID only, never toward an address (API-09).
     """
     since = timezone.now() - timedelta(minutes=settings.PASSWORD_THROTTLE_MINUTES)
     failures = AuditEvent.objects.filter(action="signin.password_failed", created_at__gte=since)
     throttled = failures.filter(details__attempt=_attempt_tag(username)).count() >= settings.PASSWORD_FAILURES_PER_ID
-    if not throttled and ip:
-        throttled = failures.filter(ip=ip).count() >= settings.PASSWORD_FAILURES_PER_ADDRESS
+    if not throttled and ip and by_address:
+        from_here = failures.filter(ip=ip).exclude(details__has_key="entry_point")
+        throttled = from_here.count() >= settings.PASSWORD_FAILURES_PER_ADDRESS
     if throttled:
         audit.record("signin.password_throttled", ip=ip, details={"attempt": _attempt_tag(username)})
     return throttled
+
+
+def refuse_inactive_account(username: str, *, password: str, authenticated: User | None, ip: str | None) -> bool:
+    """Whether sign-in must answer "your account is not active" (DIR-02), and then audit ``signin.refused_inactive``.
+
+    ``authenticated`` is what the password backends returned (Django's refuse inactive people, so usually None).
+    A deactivated local account must have been given its right password first, so a guess learns nothing; a
+    directory person's password cannot be checked here, and their leaving is the directory's fact, not a secret.
+    """
+    person = authenticated or User.objects.filter(username=username).first()
+    if person is None or person.is_active:
+        return False
+    # A directory person's local hash is never read (DIR-01).
+    local = not person.from_directory and person.has_usable_password()
+    if authenticated is None and local and not person.check_password(password):
+        return False
+    audit.record("signin.refused_inactive", subject=person, ip=ip)
+    return True
 
 
 def record_password_success(user: User, *, ip: str | None) -> None:
@@ -182,8 +207,11 @@ def setup_held(user: User, *, ip: str | None) -> bool:
     return True
 
 
-def _set_vpn_access(user: User, *, status: str, actor: User, reason: str, ip: str | None) -> User:
-    """Move ``vpn_access`` to ``status`` with who and when; audits ``vpn_access.<status>`` and notifies."""
+def _set_vpn_access(
+    user: User, *, status: str, actor: User | None, reason: str, ip: str | None, details: dict | None = None
+) -> User:
+    """Move ``vpn_access`` to ``status`` with who and when; audits ``vpn_access.<status>`` (``details`` joining
+    the event's) and notifies."""
     reason = reason.strip()
     if not reason:
         raise ValidationError("Say why, in a few words.")
@@ -199,7 +227,7 @@ def _set_vpn_access(user: User, *, status: str, actor: User, reason: str, ip: st
             actor=actor,
             subject=user,
             ip=ip,
-            details={"reason": reason, "previous": previous},
+            details={**(details or {}), "reason": reason, "previous": previous},
         )
         _notify(user, f"vpn_access.{status}")
     return user
@@ -212,18 +240,26 @@ def request_vpn_access(user: User, *, reason: str, ip: str | None = None) -> Use
     return _set_vpn_access(user, status=User.VpnAccess.REQUESTED, actor=user, reason=reason, ip=ip)
 
 
-def approve_vpn_access(user: User, *, actor: User, reason: str, ip: str | None = None) -> User:
-    """Give the person VPN access. The caller must have checked the actor may (help desk) and who is asking."""
-    if actor.pk == user.pk:
+def approve_vpn_access(
+    user: User, *, actor: User | None, reason: str, ip: str | None = None, details: dict | None = None
+) -> User:
+    """Give the person VPN access. The caller must have checked the actor may (help desk) and who is asking.
+
+    ``actor`` None: the directory decided it (``details`` names the sync run or SCIM client)."""
+    if actor is not None and actor.pk == user.pk:
         raise ValidationError("Nobody changes their own VPN access.")
-    return _set_vpn_access(user, status=User.VpnAccess.APPROVED, actor=actor, reason=reason, ip=ip)
+    return _set_vpn_access(user, status=User.VpnAccess.APPROVED, actor=actor, reason=reason, ip=ip, details=details)
 
 
-def revoke_vpn_access(user: User, *, actor: User, reason: str, ip: str | None = None) -> User:
-    """End the person's VPN access (or refuse a request). The caller must have checked the actor may."""
-    if actor.pk == user.pk:
+def revoke_vpn_access(
+    user: User, *, actor: User | None, reason: str, ip: str | None = None, details: dict | None = None
+) -> User:
+    """End the person's VPN access (or refuse a request). The caller must have checked the actor may.
+
+    ``actor`` None: the directory decided it (``details`` names the sync run or SCIM client)."""
+    if actor is not None and actor.pk == user.pk:
         raise ValidationError("Nobody changes their own VPN access.")
-    return _set_vpn_access(user, status=User.VpnAccess.REVOKED, actor=actor, reason=reason, ip=ip)
+    return _set_vpn_access(user, status=User.VpnAccess.REVOKED, actor=actor, reason=reason, ip=ip, details=details)
 
 
 def record_sign_out(user: User, *, ip: str | None) -> None:

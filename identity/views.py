@@ -50,7 +50,14 @@ def sign_in(request):
     elif request.method == "POST" and form.is_valid():
         checked = check_password(form.cleaned_data["username"], form.cleaned_data["password"], request=request)
         user = checked.user
-        if user is None:
+        if services.refuse_inactive_account(
+            form.cleaned_data["username"],
+            password=form.cleaned_data["password"],
+            authenticated=user,
+            ip=client_ip(request),
+        ):
+            form.add_error(None, errors.ACCOUNT_INACTIVE.format(help_desk=settings.HELP_DESK_CONTACT))
+        elif user is None:
             if checked.counts_as_failure:
                 known = User.objects.filter(username=form.cleaned_data["username"]).first()
                 services.record_password_failure(

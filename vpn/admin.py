@@ -3,6 +3,7 @@ that answers its creation or rotation, and never again (API-03). Every change go
 
 from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
 from django.template.response import TemplateResponse
 
 from helpdesk.admin.site import site
@@ -93,30 +94,79 @@ class IntegrationAdmin(SuperuserOnly, admin.ModelAdmin):
         return _shown_once(request, obj, what="secret key", secret=request.vpn_secret, key=obj.integration_key)
 
 
+WEAKENED = (
+    "This client may send requests without a Message-Authenticator: such a request is accepted only when it "
+    "carries no Proxy-State (FreeRADIUS's limit_proxy_state), which weakens the Blast-RADIUS defence. Require it "
+    "once the VPN can send one."
+)
+
+
 class RadiusClientForm(forms.ModelForm):
     class Meta:
         model = RadiusClient
-        fields = ("name", "network", "enabled")
+        fields = ("name", "network", "message_authenticator", "enabled")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["message_authenticator"].required = False  # left out: required, the safe default
+
+    def clean_message_authenticator(self):
+        return self.cleaned_data.get("message_authenticator") or RadiusClient.MessageAuthenticator.REQUIRE
+
+    def clean(self):
+        cleaned = super().clean()
+        if "network" in cleaned:
+            enabled = cleaned.get("enabled", True) if self.instance.pk else True
+            try:
+                services.check_radius_network(cleaned["network"], enabled=enabled, client_id=self.instance.pk)
+            except ValidationError as error:
+                self.add_error("network", error)
+        return cleaned
 
 
 @admin.register(RadiusClient, site=site)
 class RadiusClientAdmin(SuperuserOnly, admin.ModelAdmin):
     form = RadiusClientForm
-    list_display = ("name", "network", "enabled", "created_at", "secret_rotated_at")
+    list_display = ("name", "network", "enabled", "message_authenticator_shown", "created_at", "secret_rotated_at")
     readonly_fields = ("created_by", "created_at", "secret_rotated_at")
     rotate = staticmethod(services.rotate_radius_secret)
     secret_name = "shared secret"
 
+    @admin.display(description="Message-Authenticator")
+    def message_authenticator_shown(self, obj):
+        return "required" if obj.message_authenticator_required else "WARNING: not required (limit_proxy_state)"
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        obj = self.get_object(request, object_id)
+        if request.method == "GET" and obj is not None and not obj.message_authenticator_required:
+            self.message_user(request, WEAKENED, messages.WARNING)
+        return super().change_view(request, object_id, form_url, extra_context)
+
     def save_model(self, request, obj, form, change):
         if change:
-            services.update_radius_client(
-                obj, name=obj.name, network=obj.network, enabled=obj.enabled, actor=request.user, ip=client_ip(request)
+            obj = services.update_radius_client(
+                obj,
+                name=obj.name,
+                network=obj.network,
+                enabled=obj.enabled,
+                message_authenticator=obj.message_authenticator,
+                actor=request.user,
+                ip=client_ip(request),
             )
         else:
             created, request.vpn_secret = services.create_radius_client(
-                name=obj.name, network=obj.network, actor=request.user, ip=client_ip(request)
+                name=obj.name,
+                network=obj.network,
+                message_authenticator=obj.message_authenticator,
+                actor=request.user,
+                ip=client_ip(request),
             )
             obj.pk = created.pk
+            obj = created
+        for sentence in services.radius_overlaps(obj) if obj.enabled else []:
+            self.message_user(request, sentence, messages.INFO)
+        if not obj.message_authenticator_required:
+            self.message_user(request, WEAKENED, messages.WARNING)
 
     def response_add(self, request, obj, post_url_continue=None):
         return _shown_once(request, obj, what="shared secret", secret=request.vpn_secret)

@@ -47,12 +47,34 @@ class Integration(models.Model):
 
 
 class RadiusClient(models.Model):
-    """A RADIUS client (a VPN concentrator) by network, with its shared secret encrypted at rest (API-03)."""
+    """A RADIUS client (a VPN concentrator) by network, with its shared secret encrypted at rest (API-03).
+
+    A request is answered by the enabled client with the most specific network holding its source address; two
+    enabled clients may not have the same network (which one answered would be chance).
+    """
+
+    class MessageAuthenticator(models.TextChoices):
+        # FreeRADIUS 3.2.5's choices after Blast-RADIUS (API-08).
+        REQUIRE = "require", "Required on every request (recommended)"
+        LIMIT_PROXY_STATE = "limit_proxy_state", "Accepted without it only when the request carries no Proxy-State"
 
     name = models.CharField(max_length=100, unique=True)
-    network = models.CharField(max_length=64, validators=[validate_networks], help_text="e.g. 10.0.0.5/32")
+    network = models.CharField(
+        max_length=64,
+        validators=[validate_networks],
+        help_text="e.g. 10.0.0.5/32. A request is answered by the client with the most specific network holding its "
+        "address; two enabled clients may not have the same network.",
+    )
     encrypted_secret = models.TextField(editable=False)
     enabled = models.BooleanField(default=True)
+    message_authenticator = models.CharField(
+        max_length=20,
+        choices=MessageAuthenticator.choices,
+        default=MessageAuthenticator.REQUIRE,
+        help_text="Keep it required unless the VPN cannot send one (OpenVPN's radiusplugin cannot): without it, a "
+        "request is accepted only when it carries no Proxy-State, which weakens the Blast-RADIUS defence. Every "
+        "reply carries a Message-Authenticator either way.",
+    )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", editable=False
     )
@@ -64,6 +86,10 @@ class RadiusClient(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.network})"
+
+    @property
+    def message_authenticator_required(self) -> bool:
+        return self.message_authenticator == self.MessageAuthenticator.REQUIRE
 
 
 class SeenSignature(models.Model):

@@ -4,6 +4,7 @@ import json
 import logging
 import time
 
+from django.core.exceptions import DisallowedHost, TooManyFieldsSent
 from django.http import JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods
@@ -15,6 +16,9 @@ from . import services, signing
 
 log = logging.getLogger(__name__)
 
+# An Auth API request carries a few hundred bytes; a body past this is not a VPN asking, and is refused unread.
+MAX_BODY_BYTES = 64 * 1024
+
 
 def _ok(response) -> JsonResponse:
     return JsonResponse({"stat": "OK", "response": response})
@@ -22,6 +26,37 @@ def _ok(response) -> JsonResponse:
 
 def _error(error: services.ApiError) -> JsonResponse:
     return JsonResponse({"stat": "FAIL", "code": error.code, "message": error.message}, status=error.http_status)
+
+
+def refuse_malformed(request) -> JsonResponse | None:
+    """Duo's error answer for a request no VPN sends, judged before any statement or audit event (API-10); else None.
+
+    A Host outside ``ALLOWED_HOSTS``, a ``Content-Length`` that is not a number or is over ``MAX_BODY_BYTES`` (the
+    body is not read), more query parameters than Django parses, a form body that is not UTF-8. Left to Django or to
+    the view, a wrong Host or a body past Django's limit was a 500 and an error logged with its traceback; these are
+    a stranger's junk, answered 400 or 413.
+    """
+    try:
+        request.get_host()
+    except DisallowedHost:
+        return _error(services.api_error(services.BAD_REQUEST, "this server does not answer for that Host"))
+    try:
+        length = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        length = -1
+    if length < 0:
+        return _error(services.api_error(services.BAD_REQUEST, "Content-Length is not a number of bytes"))
+    if length > MAX_BODY_BYTES:
+        return _error(services.api_error(services.TOO_LARGE, f"at most {MAX_BODY_BYTES} bytes"))
+    try:
+        request.GET  # noqa: B018 (parsed here, where too many fields is refused, and kept for the view)
+        if request.content_type == "application/x-www-form-urlencoded":
+            request.body.decode("utf-8")
+    except TooManyFieldsSent:
+        return _error(services.api_error(services.BAD_REQUEST, "too many parameters"))
+    except UnicodeDecodeError:
+        return _error(services.api_error(services.BAD_REQUEST, "the body is not UTF-8"))
+    return None
 
 
 def _signed_request(request) -> signing.SignedRequest:
@@ -38,7 +73,12 @@ def _signed_request(request) -> signing.SignedRequest:
 
 
 def _params(signed: signing.SignedRequest) -> dict[str, str]:
-    """Parameters as one value each: JSON body (signature v5) or query string and form body (v2)."""
+    """Parameters as one value each: JSON body (signature v5) or query string and form body (v2).
+
+    A JSON ``null`` is a parameter not given. A value that is not a string or a number, or holds what PostgreSQL
+    cannot store (a NUL character, half a surrogate pair), is refused as invalid before it reaches a query or an
+    audit event (API-10).
+    """
     if signed.content_type == "application/json":
         try:
             data = json.loads(signed.body or b"{}")
@@ -46,8 +86,24 @@ def _params(signed: signing.SignedRequest) -> dict[str, str]:
             raise services.api_error(services.INVALID_PARAMS, "body is not JSON") from error
         if not isinstance(data, dict):
             raise services.api_error(services.INVALID_PARAMS, "body is not an object")
-        return {str(k): str(v) for k, v in data.items()}
-    return {k: v[-1] for k, v in signing.form_params(signed).items()}
+        if any(isinstance(v, bool) or not isinstance(v, str | int | float | None) for v in data.values()):
+            raise services.api_error(services.INVALID_PARAMS, "values must be strings or numbers")
+        params = {k: str(v) for k, v in data.items() if v is not None}
+    else:
+        params = {k: v[-1] for k, v in signing.form_params(signed).items()}
+    if not all(_storable(text) for pair in params.items() for text in pair):
+        raise services.api_error(services.INVALID_PARAMS, "a NUL character or invalid Unicode")
+    return params
+
+
+def _storable(text: str) -> bool:
+    if "\x00" in text:
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _endpoint(handler):
@@ -59,6 +115,9 @@ def _endpoint(handler):
 
     @csrf_exempt
     def view(request):
+        refusal = refuse_malformed(request)
+        if refusal is not None:
+            return refusal
         sql.without_health_check()  # a connection the server ended is replaced; one lost silently fails closed
         try:
             signed, ip = _signed_request(request), client_ip(request)

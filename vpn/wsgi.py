@@ -3,24 +3,36 @@
 Sessions, CSRF, the signed-in person, django-otp's verified device, messages, the content security policy and the
 static files all serve people with browsers; on the Auth API they cost a third of a millisecond of CPU per request
 and do nothing (its requests are signed, not cookied). Only Django's ``SecurityMiddleware`` stays, for the HTTPS
-redirect. ``config.wsgi`` sends ``/auth/v2/`` here and everything else through the site's full stack.
+redirect, behind a gate that answers a request no VPN sends (a wrong Host, an oversized body) in Duo's error shape
+before anything else reads it (API-10): the redirect would otherwise read the Host and log its refusal as an error.
+``config.wsgi`` sends ``/auth/v2/`` here and everything else through the site's full stack.
 """
 
 from django.core.handlers.exception import convert_exception_to_response
 from django.core.handlers.wsgi import WSGIHandler
 from django.middleware.security import SecurityMiddleware
 
+from .views import refuse_malformed
+
 API_PREFIX = "/auth/v2/"
+
+
+def _gate(get_response):
+    def gate(request):
+        return refuse_malformed(request) or get_response(request)
+
+    return gate
 
 
 class ApiHandler(WSGIHandler):
     def load_middleware(self, is_async=False):
-        # What BaseHandler.load_middleware builds from a MIDDLEWARE list holding SecurityMiddleware alone.
+        # What BaseHandler.load_middleware builds from a MIDDLEWARE list holding the gate and SecurityMiddleware.
         self._view_middleware = []
         self._template_response_middleware = []
         self._exception_middleware = []
         handler = convert_exception_to_response(self._get_response)
-        self._middleware_chain = convert_exception_to_response(SecurityMiddleware(handler))
+        handler = convert_exception_to_response(SecurityMiddleware(handler))
+        self._middleware_chain = convert_exception_to_response(_gate(handler))
 
 
 def dispatch(site, api):

@@ -8,6 +8,7 @@
 - :mod:`.reactivation`: a new phone for an app, or the old one lost.
 - :mod:`.security_keys`: binding a security key and signing in with one.
 - :mod:`.notices`: emails to the person about changes to their factors.
+- :mod:`.directory`: what a directory joiner, mover or leaver gains or loses here (``identity.directory.hooks``).
 
 The public names are re-exported here, so callers write ``from devices import services`` and
 ``services.start_enrollment(...)`` without knowing the module.
@@ -28,7 +29,13 @@ from .common import (
     security_key_device_name,
 )
 from .enrollment import confirm_activation, issue_app_secret, set_phone_number, set_platform, start_enrollment
-from .lifecycle import generate_backup_codes, rename_registration, report_lost, retire_registration
+from .lifecycle import (
+    generate_backup_codes,
+    rename_registration,
+    report_lost,
+    retire_all_devices,
+    retire_registration,
+)
 from .links import find_activation_link, open_activation_link, send_activation_link, send_recovery_link
 from .notices import NOTICES, notify_person
 from .phones import confirm_phone_code, send_phone_code, send_signin_code
@@ -58,6 +65,7 @@ __all__ = [
     "require_pending",
     "require_recent_verification",
     "require_setup_open",
+    "retire_all_devices",
     "retire_registration",
     "revoke_open_links",
     "security_key_device_name",

@@ -137,6 +137,27 @@ def retire_registration(
     return registration
 
 
+def retire_all_devices(user, *, reason: str, actor: User | None = None, ip: str | None = None) -> list[Registration]:
+    """Retire every device of the person, pending ones too, keeping their history (BND-04); return them.
+
+    For an account that no longer signs in (a directory leaver past DIRECTORY_RETAIN_DAYS): no step-up, no
+    last-device rule and no notice. Each retirement is audited ``device.retired`` with ``reason``.
+    """
+    retired = []
+    with transaction.atomic():
+        for registration in Registration.objects.filter(user=user).exclude(status=Registration.Status.RETIRED):
+            registration = lock_registration(registration)
+            if registration.status == Registration.Status.RETIRED:
+                continue
+            ended = end_sessions(user, verified_with=_take_out_of_use(registration, actor=actor))
+            details = {"registration": registration.pk, "kind": registration.kind, "reason": reason}
+            audit.record(
+                "device.retired", actor=actor, subject=user, ip=ip, details=details | {"sessions_ended": ended}
+            )
+            retired.append(registration)
+    return retired
+
+
 def report_lost(
     registration: Registration,
     *,

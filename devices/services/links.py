@@ -222,9 +222,11 @@ def send_recovery_link(
     ``actor`` may send it (the help desk's identity check and second approver, BND-07, BND-08); ``details`` says
     how, for the audit event (never a secret). The link asks for the password, then starts a reactivation of
     ``registration`` (default: the person's newest active app device). Audits ``recovery.link_sent`` and emails
-    the link through the outbox. Raises ``ValidationError`` for a locked account, a person without an email
+    the link through the outbox. Raises ``ValidationError`` for an inactive or locked account, a person without an email
     address, and a registration that is not the person's phone or tablet with an app, in use.
     """
+    if not user.is_active:
+        raise ValidationError(errors.ACCOUNT_INACTIVE_FOR_RECOVERY, code="inactive")
     if user.is_locked:
         # The link ends in a verified session: only the audited unlock (or its timer) reopens the account (OTP-01).
         raise ValidationError(errors.ACCOUNT_LOCKED_FOR_RECOVERY, code="locked")

@@ -36,23 +36,44 @@ def notify_person(user, *, event: str, device_name: str = "", to: str = "") -> N
     to = to or user.email
     if not to:
         return
+    context = {"what": NOTICES[event], "device_name": device_name, "when": timezone.now()}
+    email_person(
+        user,
+        to=to,
+        template="security_notice",
+        label=f"notice:{event}",
+        subject=NOTICES[event].lower(),
+        context=context,
+    )
+
+
+def email_person(
+    user,
+    *,
+    template: str,
+    subject: str,
+    context: dict,
+    label: str = "",
+    to: str = "",
+) -> None:
+    """Queue ``emails/<template>.txt``, which holds no secret, to the person (or ``to``) through the outbox, inside
+    the caller's transaction, recorded as ``label`` (default: the template's name). The template also gets ``user``,
+    ``institution``, ``help_desk`` and ``site_url``; the subject starts with the institution's name."""
     body = render_to_string(
-        "emails/security_notice.txt",
+        f"emails/{template}.txt",
         {
             "user": user,
-            "what": NOTICES[event],
-            "device_name": device_name,
-            "when": timezone.now(),
             "institution": settings.INSTITUTION_NAME,
             "help_desk": settings.HELP_DESK_CONTACT,
             "site_url": settings.SITE_URL,
+            **context,
         },
     )
     outbox.queue_email(
         user=user,
-        to=to,
-        subject=f"{settings.INSTITUTION_NAME}: {NOTICES[event].lower()}",
+        to=to or user.email,
+        subject=f"{settings.INSTITUTION_NAME}: {subject}",
         body=body,
-        template=f"notice:{event}",
+        template=label or template,
         holds_secret=False,
     )

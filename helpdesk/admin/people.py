@@ -81,6 +81,8 @@ class PersonAdmin(DeskAdmin):
     change_form_template = "helpdesk/person.html"
     fields = (
         "username",
+        "source",  # a local account, or one from the directory (which owns the names, email and department)
+        "deactivated_at",
         "first_name",
         "last_name",
         "email",

@@ -12,4 +12,321 @@ event's details, e.g. ``{"sync_run": 12}`` or ``{"scim_client": 3}``):
 - ``reactivate_person(user, *, origin, actor=None, ip=None) -> bool``.
 - ``retire_devices_of_leavers(*, now=None) -> int``: devices of people deactivated longer than DIRECTORY_RETAIN_DAYS.
 - ``link_local_account(user, record, *, actor) -> User``: a superuser's explicit link of an existing local account.
+
+What a person loses or is told through ``devices`` (links, bypass codes, devices, emails) goes through the hooks
+of :mod:`identity.directory.hooks`, in the same transaction.
 """
+
+from datetime import timedelta
+
+from django.conf import settings
+from django.contrib.auth.models import Group
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from .. import audit, open_sessions
+from .. import services as identity_services
+from ..models import User
+from ..selectors import STAFF_GROUPS
+from . import hooks
+from .records import DirectoryRecord
+
+CREATED, UPDATED, DEACTIVATED, REACTIVATED, UNCHANGED = "created", "updated", "deactivated", "reactivated", "unchanged"
+# What the directory owns of a person: read-only everywhere else (the admin, the desk's "change details").
+OWNED_FIELDS = ("first_name", "last_name", "email", "department")
+_SOURCES = (User.Source.LDAP, User.Source.SCIM)
+
+
+class DirectoryConflict(Exception):
+    """The directory names an institution ID that belongs to another account here (a local one, or a person from
+    another directory entry). Nothing was changed; a superuser links a local account with ``link_directory_account``.
+    """
+
+    def __init__(self, institution_id: str, existing: User):
+        self.institution_id = institution_id
+        self.existing = existing
+        kind = "a local account" if not existing.from_directory else "another directory entry's person"
+        super().__init__(
+            f"The institution ID {institution_id!r} already belongs to {kind} here: it is not taken over. "
+            "A superuser can link a local account to its directory entry (manage.py link_directory_account)."
+        )
+
+
+def _check_record(record: DirectoryRecord) -> None:
+    if record.source not in _SOURCES:
+        raise ValidationError(f"A directory record's source is one of {', '.join(_SOURCES)}, not {record.source!r}.")
+    if not record.directory_id.strip() or not record.institution_id.strip():
+        raise ValidationError("A directory record needs its stable directory ID and the institution ID.")
+
+
+def _lock(user: User) -> User:
+    return User.objects.select_for_update().get(pk=user.pk)
+
+
+def apply_record(record: DirectoryRecord, *, origin: dict, actor: User | None = None, ip: str | None = None) -> str:
+    """Bring the person ``record`` names (by source and stable directory ID) in line with it; see the module doc.
+
+    A record with ``active`` False for someone not here yet creates nobody (``"unchanged"``). The returned word is
+    the biggest thing that happened: a leaver whose name also changed is ``"deactivated"``. Raises
+    ``ValidationError`` for a record without its IDs, and ``DirectoryConflict`` (nothing changed) when the
+    institution ID belongs to another account. The caller (the sync, SCIM) decided the record is to be applied:
+    the guards against mass deactivation (DIR-03) are theirs.
+    """
+    _check_record(record)
+    with transaction.atomic():
+        person = User.objects.select_for_update().filter(source=record.source, directory_id=record.directory_id).first()
+        holder = User.objects.select_for_update().filter(username=record.institution_id).first()
+        if holder is not None and holder != person:
+            raise DirectoryConflict(record.institution_id, holder)
+        if person is None:
+            if not record.active:
+                return UNCHANGED
+            try:
+                with transaction.atomic():
+                    _create(record, origin=origin, actor=actor, ip=ip)
+                return CREATED
+            except IntegrityError:
+                # Created meanwhile by a concurrent call (a SCIM client's retry): the unique indexes made this one
+                # wait for it, and the row it committed is visible now. Read again, once.
+                person = (
+                    User.objects.select_for_update()
+                    .filter(source=record.source, directory_id=record.directory_id)
+                    .first()
+                )
+                holder = User.objects.filter(username=record.institution_id).first()
+                if holder is not None and holder != person:
+                    raise DirectoryConflict(record.institution_id, holder) from None
+                if person is None:
+                    raise
+        changed = _apply_changes(person, record, origin=origin, actor=actor, ip=ip)
+        if not record.active:
+            if deactivate_person(person, reason="disabled in the directory", origin=origin, actor=actor, ip=ip):
+                return DEACTIVATED
+        elif reactivate_person(person, origin=origin, actor=actor, ip=ip):
+            return REACTIVATED
+        return UPDATED if changed else UNCHANGED
+
+
+def _create(record: DirectoryRecord, *, origin: dict, actor: User | None, ip: str | None) -> User:
+    person = User(
+        username=record.institution_id,
+        first_name=record.first_name,
+        last_name=record.last_name,
+        email=record.email,
+        department=record.department,
+        source=record.source,
+        directory_id=record.directory_id,
+        directory_dn=record.dn,
+    )
+    # The directory checks their password (DIR-01); nothing here ever will.
+    person.set_unusable_password()
+    person.save()
+    audit.record(
+        "directory.person_created",
+        actor=actor,
+        subject=person,
+        ip=ip,
+        details={**origin, "values": {name: getattr(person, name) for name in OWNED_FIELDS}},
+    )
+    _apply_roles(person, record.roles, origin=origin, actor=actor, ip=ip)
+    _apply_vpn_access(person, record.vpn_access, origin=origin, actor=actor, ip=ip)
+    if settings.DIRECTORY_WELCOME_EMAIL:
+        hooks.run("person_joined", person)
+    return person
+
+
+def _apply_changes(person: User, record: DirectoryRecord, *, origin: dict, actor, ip) -> bool:
+    """The mover's part: owned fields, institution ID, DN, roles and VPN access. Returns whether anything changed."""
+    wanted = {name: getattr(record, name) for name in OWNED_FIELDS}
+    wanted["username"] = record.institution_id
+    if record.dn:
+        wanted["directory_dn"] = record.dn
+    changes = {name: (getattr(person, name), new) for name, new in wanted.items() if getattr(person, name) != new}
+    if changes:
+        for name, (_, new) in changes.items():
+            setattr(person, name, new)
+        person.save(update_fields=list(changes))
+        audit.record(
+            "directory.person_updated",
+            actor=actor,
+            subject=person,
+            ip=ip,
+            details={**origin, "changes": {name: {"from": old, "to": new} for name, (old, new) in changes.items()}},
+        )
+    if "email" in changes:
+        old, new = changes["email"]
+        told = hooks.run("email_changed", person, old=old, new=new)
+        # Named as the desk's change names it: a recovery link to a new address then needs a second agent (AC-04).
+        audit.record(
+            "person.email_changed",
+            actor=actor,
+            subject=person,
+            ip=ip,
+            details={**origin, "from": old, "to": new, **told},
+        )
+    roles = _apply_roles(person, record.roles, origin=origin, actor=actor, ip=ip)
+    # A leaver's access is revoked by the deactivation; approving it first would only say so twice.
+    vpn_access = record.vpn_access if record.active else None
+    vpn = _apply_vpn_access(person, vpn_access, origin=origin, actor=actor, ip=ip)
+    return bool(changes or roles or vpn)
+
+
+def directory_roles() -> frozenset[str]:
+    """The roles a directory may grant: DIRECTORY_ROLES, and never anything but the staff roles (DIR-04)."""
+    return frozenset(settings.DIRECTORY_ROLES) & frozenset(STAFF_GROUPS)
+
+
+def _apply_roles(person: User, roles: frozenset[str] | None, *, origin: dict, actor, ip) -> bool:
+    """Grant and remove the allow-listed roles so the person has exactly those of ``roles`` (None: not managed).
+
+    Each grant and removal is audited (DIR-04). A role outside the allow-list is never granted, and a group the
+    directory does not manage is left alone. ``is_staff`` (the admin's door, which these roles need) follows:
+    set with a role, cleared when the last staff role goes, unless the account is a superuser's.
+    """
+    if roles is None:
+        return False
+    allowed = directory_roles()
+    held = set(person.groups.filter(name__in=allowed).values_list("name", flat=True))
+    grant, remove = (set(roles) & allowed) - held, held - set(roles)
+    refused = sorted(set(roles) - allowed)
+    for name in sorted(grant):
+        person.groups.add(Group.objects.get(name=name))
+        audit.record("directory.role_granted", actor=actor, subject=person, ip=ip, details={**origin, "role": name})
+    for name in sorted(remove):
+        person.groups.remove(Group.objects.get(name=name))
+        audit.record("directory.role_removed", actor=actor, subject=person, ip=ip, details={**origin, "role": name})
+    if refused:
+        audit.record("directory.role_refused", actor=actor, subject=person, ip=ip, details={**origin, "roles": refused})
+    staff = person.is_superuser or person.groups.filter(name__in=STAFF_GROUPS).exists()
+    if staff != person.is_staff:
+        person.is_staff = staff
+        person.save(update_fields=["is_staff"])
+    return bool(grant or remove)
+
+
+def _apply_vpn_access(person: User, vpn_access: bool | None, *, origin: dict, actor, ip) -> bool:
+    """Approve (True) or revoke (False) VPN access through the audited VPN services; None: not managed."""
+    details = {**origin, **({"by": actor.pk} if actor is not None else {})}
+    current = User.objects.values_list("vpn_access", flat=True).get(pk=person.pk)
+    if vpn_access and current != User.VpnAccess.APPROVED:
+        identity_services.approve_vpn_access(
+            person, actor=None, reason="member of the directory's VPN group", ip=ip, details=details
+        )
+        return True
+    if vpn_access is False and current == User.VpnAccess.APPROVED:
+        identity_services.revoke_vpn_access(
+            person, actor=None, reason="not in the directory's VPN group", ip=ip, details=details
+        )
+        return True
+    return False
+
+
+def deactivate_person(
+    user: User, *, reason: str, origin: dict, actor: User | None = None, ip: str | None = None
+) -> bool:
+    """The one leaver service (DIR-02): the account stops working everywhere at once; nothing is deleted.
+
+    ``is_active`` False and ``deactivated_at`` set (web sign-in, the Auth API and RADIUS all refuse an inactive
+    person), every session ended in the session store, pending links and bypass codes voided (the
+    ``person_deactivated`` hook), VPN access revoked; devices stay for DIRECTORY_RETAIN_DAYS. Audits
+    ``directory.person_deactivated`` with ``reason``, ``origin`` and what was ended. Returns False (and changes
+    nothing) for someone already deactivated.
+    """
+    with transaction.atomic():
+        user = _lock(user)
+        if not user.is_active and user.deactivated_at is not None:
+            return False
+        user.is_active = False
+        user.deactivated_at = timezone.now()
+        user.save(update_fields=["is_active", "deactivated_at"])
+        ended = {"sessions_ended": open_sessions.end_sessions(user)}
+        ended.update(hooks.run("person_deactivated", user))
+        if user.vpn_access in (User.VpnAccess.APPROVED, User.VpnAccess.REQUESTED):
+            ended["vpn_access_was"] = user.vpn_access
+            identity_services.revoke_vpn_access(
+                user, actor=None, reason=f"deactivated: {reason}", ip=ip, details=origin
+            )
+        audit.record(
+            "directory.person_deactivated",
+            actor=actor,
+            subject=user,
+            ip=ip,
+            details={**origin, "reason": reason, **ended},
+        )
+    return True
+
+
+def reactivate_person(user: User, *, origin: dict, actor: User | None = None, ip: str | None = None) -> bool:
+    """Undo a deactivation as far as it can be undone: the account works again, with the devices still kept.
+
+    Sessions, voided links and bypass codes stay ended; VPN access comes back only when the directory says so
+    (``vpn_access`` True in the record :func:`apply_record` applies). Audits ``directory.person_reactivated``.
+    Returns False (and changes nothing) for someone active.
+    """
+    with transaction.atomic():
+        user = _lock(user)
+        if user.is_active:
+            return False
+        deactivated_at, user.is_active, user.deactivated_at = user.deactivated_at, True, None
+        user.save(update_fields=["is_active", "deactivated_at"])
+        back = hooks.run("person_reactivated", user)
+        audit.record(
+            "directory.person_reactivated",
+            actor=actor,
+            subject=user,
+            ip=ip,
+            details={**origin, "deactivated_at": deactivated_at and deactivated_at.isoformat(), **back},
+        )
+    return True
+
+
+def retire_devices_of_leavers(*, now=None) -> int:
+    """Retire the devices of people deactivated more than DIRECTORY_RETAIN_DAYS ago; return how many.
+
+    ``devices`` does it (the ``retire_devices`` hook), each person in a transaction of their own that locks them
+    and reads them through this rule again, so a person reactivated meanwhile keeps their devices; each retirement
+    is audited. Safe to run again: retired devices are not retired twice, and a day with nothing to retire costs
+    one query however many people have left over the years.
+    """
+    cutoff = (now or timezone.now()) - timedelta(days=settings.DIRECTORY_RETAIN_DAYS)
+    leavers = User.objects.filter(is_active=False, deactivated_at__lte=cutoff)
+    return hooks.run("retire_devices", leavers, reason="directory_retention").get("devices_retired", 0)
+
+
+def link_local_account(user: User, record: DirectoryRecord, *, actor: User) -> User:
+    """Make the local account ``user`` the person of the directory entry ``record`` (same institution ID).
+
+    Only a superuser's explicit decision, never a sync's (those raise :class:`DirectoryConflict`). From then on the
+    directory owns the person's details and checks their password: the local one stops working (DIR-01). A
+    superuser's own break-glass account stays local. Audits ``directory.account_linked``, then applies ``record``.
+    Raises ``ValidationError`` for anything else.
+    """
+    _check_record(record)
+    if actor is None or not actor.is_superuser:
+        raise ValidationError("Only a superuser links a local account to the directory.")
+    with transaction.atomic():
+        user = _lock(user)
+        if user.from_directory:
+            raise ValidationError(f"{user.username} already comes from the directory.")
+        if user.is_superuser:
+            raise ValidationError("A superuser account stays a local (break-glass) account; it is not linked.")
+        if user.username != record.institution_id:
+            raise ValidationError(
+                f"The directory entry's institution ID is {record.institution_id!r}, not {user.username!r}."
+            )
+        taken = User.objects.filter(source=record.source, directory_id=record.directory_id).first()
+        if taken is not None:
+            raise ValidationError(f"That directory entry is already linked to {taken.username}.")
+        user.source, user.directory_id, user.directory_dn = record.source, record.directory_id, record.dn
+        user.set_unusable_password()
+        user.save(update_fields=["source", "directory_id", "directory_dn", "password"])
+        audit.record(
+            "directory.account_linked",
+            actor=actor,
+            subject=user,
+            details={"source": record.source, "directory_id": record.directory_id, "dn": record.dn},
+        )
+        apply_record(record, origin={"linked_by": actor.pk}, actor=actor)
+    user.refresh_from_db()
+    return user

@@ -20,6 +20,8 @@ class DirectoryRecord:
     email: str = ""
     department: str = ""
     mobile: str = ""  # offered in the wizard as "Is this your number?"; never a factor until proven with a code
-    active: bool = True  # False: disabled in the directory (AD's ACCOUNTDISABLE bit, a configured attribute, SCIM active)
+    active: bool = (
+        True  # False: disabled in the directory (AD's ACCOUNTDISABLE bit, a configured attribute, SCIM active)
+    )
     roles: frozenset[str] | None = None  # allow-listed role (group) names: "Help desk", "Auditor" (DIR-04)
     vpn_access: bool | None = None  # member of the VPN group

@@ -1,5 +1,7 @@
 """The audit log holds against the database's own users: no session setting lets TRUNCATE through (AC-08)."""
 
+from urllib.parse import quote
+
 import psycopg
 import pytest
 from django.db import DatabaseError, connection, transaction
@@ -8,6 +10,8 @@ from identity import audit
 from identity.db_roles import grant_app_role
 from identity.models import AuditEvent
 from testsupport import AUDIT_REFUSAL, OWNER_DATABASE_URL, owner_cursor
+
+from .test_http_security import check_deploy
 
 pytestmark = [pytest.mark.django_db, pytest.mark.postgres]
 
@@ -112,3 +116,34 @@ def test_ac10_app_role_reads_and_appends_audit_rows_and_nothing_more(app_role, u
         assert "permission denied" in refusal or "must be owner" in refusal, (statement, refusal)
     assert AuditEvent.objects.count() == 1
     assert audit.verify_chain() is None
+
+
+def _url(user: str, password: str | None = None) -> str:
+    db = connection.settings_dict
+    credentials = quote(user, safe="") + (f":{quote(password, safe='')}" if password else "")
+    return f"postgres://{credentials}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+def test_ac_10_the_deploy_check_refuses_to_serve_as_the_owner_and_passes_the_app_role(app_role):
+    db = connection.settings_dict
+    owner_url = OWNER_DATABASE_URL or _url(db["USER"], db["PASSWORD"])
+    app_url = _url(app_role.info.user, db["PASSWORD"] if OWNER_DATABASE_URL else None)
+
+    as_owner = check_deploy(DATABASE_URL=owner_url)
+    assert as_owner.returncode != 0
+    refusals = [line for line in as_owner.stderr.splitlines() if "(identity.E106)" in line]
+    assert refusals, as_owner.stdout + as_owner.stderr
+    said = " ".join(refusals)
+    assert "superuser" in said or ("owns" in said and "UPDATE, DELETE, TRUNCATE on the audit table" in said), said
+
+    as_app = check_deploy(DATABASE_URL=app_url)
+    assert as_app.returncode == 0, as_app.stdout + as_app.stderr
+    assert "identity.E106" not in as_app.stdout + as_app.stderr
+    assert "System check identified no issues" in as_app.stdout
+
+
+@pytest.mark.django_db(transaction=True)
+def test_ac_10_a_postgresql_database_out_of_reach_fails_the_check_instead_of_skipping_it():
+    result = check_deploy(DATABASE_URL="postgres://nobody@127.0.0.1:1/enrollment")
+    assert result.returncode != 0
+    assert "(identity.E106) Could not check the role the site connects as" in result.stderr, result.stderr

@@ -34,6 +34,7 @@ def test_the_example_files_placeholders_fail_the_deploy_check():
     refused = [line for line in result.stderr.splitlines() if "identity.E105" in line]
     for name in (
         "SECRET_KEY",
+        "AUDIT_CHECKPOINT_KEY",
         "FACTOR_ENCRYPTION_KEYS[0]",
         "the DATABASE_URL password",
         "the EMAIL_URL password",
@@ -47,9 +48,12 @@ def test_the_example_files_placeholders_fail_the_deploy_check():
 def test_generated_values_pass_like_make_check_deploy_substitutes_them():
     env = {name: value.replace("replace-me", "9f3c2a71d0e84b6c") for name, value in example_values().items()}
     env["SECRET_KEY"] = "Vb2-" + os.urandom(32).hex()
+    env["AUDIT_CHECKPOINT_KEY"] = "Ck7-" + os.urandom(32).hex()
     env["FACTOR_ENCRYPTION_KEYS"] = Fernet.generate_key().decode()
+    del env["DATABASE_URL"]  # no database here, as in make check-deploy: the role check says it was skipped
     result = deploy_check(env)
     assert result.returncode == 0, result.stderr
+    assert "identity.I106" in result.stderr
 
 
 def test_a_typed_fernet_key_is_told_from_a_generated_one():

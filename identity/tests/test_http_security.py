@@ -23,6 +23,7 @@ def production_env() -> dict[str, str]:
     placeholder secrets replaced by generated ones as ``make check-deploy`` does (identity.E105 refuses them)."""
     values = {key: value.replace("replace-me", secrets.token_hex(16)) for key, value in example_values().items()}
     values["SECRET_KEY"] = secrets.token_urlsafe(50)
+    values["AUDIT_CHECKPOINT_KEY"] = secrets.token_urlsafe(50)
     values["FACTOR_ENCRYPTION_KEYS"] = Fernet.generate_key().decode()
     return {**os.environ, **values}
 
@@ -54,24 +55,32 @@ def _run_in_production_mode(*args: str) -> subprocess.CompletedProcess:
     )
 
 
-def test_ses05_check_deploy_clean_with_production_example():
-    result = _run_in_production_mode("manage.py", "check", "--deploy", "--fail-level", "WARNING")
-
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "no issues" in result.stdout
-
-
-def test_ses05_check_deploy_fails_with_development_defaults():
-    """The deploy checks have teeth: the same command with an http SITE_URL and DEBUG on fails."""
-    env = {**production_env(), "SITE_URL": "http://mfa.example.edu", "DEBUG": "true"}
-    result = subprocess.run(
+def check_deploy(**overrides: str | None) -> subprocess.CompletedProcess:
+    """``manage.py check --deploy --fail-level WARNING`` with the production example's settings (``production_env``)
+    and ``overrides``; ``None`` removes a variable (``DATABASE_URL=None``: no database, as in ``make check-deploy``)."""
+    env = {**production_env(), **overrides}
+    return subprocess.run(
         [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
         cwd=settings.BASE_DIR,
-        env=env,
+        env={name: value for name, value in env.items() if value is not None},
         capture_output=True,
         text=True,
         timeout=120,
     )
+
+
+def test_ses05_check_deploy_clean_with_production_example():
+    """As ``make check-deploy`` runs it: no database here, so the role check (AC-10) says it was skipped, and why."""
+    result = check_deploy(DATABASE_URL=None)
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "System check identified 1 issue (0 silenced)." in result.stderr, result.stdout + result.stderr
+    assert "(identity.I106) The database role was not checked: DATABASE_URL is not PostgreSQL" in result.stderr
+
+
+def test_ses05_check_deploy_fails_with_development_defaults():
+    """The deploy checks have teeth: the same command with an http SITE_URL and DEBUG on fails."""
+    result = check_deploy(SITE_URL="http://mfa.example.edu", DEBUG="true", DATABASE_URL=None)
     assert result.returncode != 0
     assert "identity.E101" in result.stderr + result.stdout
 

@@ -1,20 +1,25 @@
 """The RADIUS front-end: pyrad decodes and signs packets; the answers come from :mod:`vpn.services`.
 
-Each Access-Request is checked here (known client by network, Message-Authenticator present and right, API-08)
-and then answered on a thread pool, so a burst of requests is verified concurrently; the event loop only moves
-packets. Anything unexpected while answering (the database gone, a bug) sends an Access-Reject (API-07).
+Each Access-Request is checked here (known client by network, Message-Authenticator as that client's setting asks,
+API-08) and answered on a worker thread, so a burst of requests is verified concurrently; the event loop only moves
+packets. The requests wait for a worker in a bounded queue taken in turn by user name (API-09): a flood under one
+name or many (a password check costs a second of CPU) cannot hold another person's request past the VPN's timeout.
+A request that finds the queue full, or waited longer than ``max_wait``, gets no reply: the VPN retransmits it or asks
+its second server, where an Access-Reject would end the person's attempt with "denied". Anything unexpected while
+answering (the database gone, a bug) gets no reply either, for the same reason, and never an accept (API-07); it is
+counted and logged.
 
 A VPN retransmits a request it had no answer to in time. A copy (same source, ID and Request Authenticator) is never
 answered twice (RFC 5080 section 2.2.2): while the first is being answered the copy is dropped, afterwards it gets
 the first reply again. Checked twice, an accepted code would be refused as used and counted as a failure (OTP-01).
+A request that failed is forgotten, so its retransmission is answered afresh.
 """
 
 import asyncio
 import logging
 import threading
 import time
-from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
+from collections import Counter, OrderedDict
 from pathlib import Path
 
 from django.db import close_old_connections
@@ -24,18 +29,84 @@ from pyrad.server import CheckMessageAuthenticator, ServerPacketError
 
 from identity import sql
 from vpn import services
+from vpn.models import RadiusClient
 
 log = logging.getLogger(__name__)
 DICTIONARY = Dictionary(str(Path(__file__).with_name("dictionary")))
 CLIENTS_REFRESH_SECONDS = 30
 # How long a reply is kept for a retransmitted copy of its request (RFC 5080 suggests the client's retry span).
 DUPLICATE_SECONDS = 30
+# Requests of one user name waiting or being answered at once: a sign-in is one request at a time, and its copies.
+PER_NAME = 2
+# A drop reason is logged at most this often (with its count so far): a flood must not flood the log too.
+DROP_LOG_SECONDS = 10
+USER_NAME = 1  # the attribute's type (RFC 2865)
+
+
+def user_name_of(data: bytes) -> bytes:
+    """The raw User-Name of a packet, or b"": read before any check, only to take requests in turn."""
+    at = 20
+    while at + 2 <= len(data):
+        kind, length = data[at], data[at + 1]
+        if length < 2:
+            break
+        if kind == USER_NAME:
+            return data[at + 2 : at + length].lower()
+        at += length
+    return b""
+
+
+class WorkQueue:
+    """Requests waiting for a worker, at most ``limit``, handed out in turn by user name (API-09).
+
+    Each name with requests waiting takes one turn in a round: a flood under one name waits behind everyone else's
+    next request, and holds at most ``PER_NAME`` places (waiting or being answered). ``put`` says at once whether
+    there was room.
+    """
+
+    def __init__(self, limit: int):
+        self.limit = limit
+        self._ready = threading.Condition()
+        self._waiting: OrderedDict[bytes, list] = OrderedDict()  # name -> [(queued at, item)], names in turn order
+        self._held: Counter[bytes] = Counter()  # name -> waiting or being answered
+        self._size = 0
+
+    def put(self, name: bytes, item) -> bool:
+        with self._ready:
+            if self._size >= self.limit or self._held[name] >= PER_NAME:
+                return False
+            self._waiting.setdefault(name, []).append((time.monotonic(), item))
+            self._held[name] += 1
+            self._size += 1
+            self._ready.notify()
+            return True
+
+    def take(self) -> tuple[bytes, float, object]:
+        with self._ready:
+            while not self._waiting:
+                self._ready.wait()
+            name, items = next(iter(self._waiting.items()))
+            queued_at, item = items.pop(0)
+            if items:
+                self._waiting.move_to_end(name)  # its next request waits for the other names' turns
+            else:
+                del self._waiting[name]
+            self._size -= 1
+            return name, queued_at, item
+
+    def done(self, name: bytes) -> None:
+        with self._ready:
+            self._held[name] -= 1
+            if not self._held[name]:
+                del self._held[name]
 
 
 class RadiusProtocol(asyncio.DatagramProtocol):
-    def __init__(self, *, workers: int):
-        self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="radius")
+    def __init__(self, *, workers: int, queue: int | None = None, max_wait: float = 5.0):
+        self.queue = WorkQueue(queue or 4 * workers)
+        self.max_wait = max_wait
         self.counts: Counter[str] = Counter()
+        self._logged_at: dict[str, float] = {}
         self._clients: dict[str, tuple[float, object]] = {}
         # (address, port, id, authenticator) -> (when, reply bytes, or None while it is being answered)
         self._replies: dict[tuple, tuple[float, bytes | None]] = {}
@@ -43,6 +114,8 @@ class RadiusProtocol(asyncio.DatagramProtocol):
         self._purged_at = 0.0
         self.transport = None
         self.loop = None
+        for n in range(workers):
+            threading.Thread(target=self._work, name=f"radius-{n}", daemon=True).start()
 
     def connection_made(self, transport):
         self.transport = transport
@@ -60,11 +133,28 @@ class RadiusProtocol(asyncio.DatagramProtocol):
         return self._clients[address][1]
 
     def datagram_received(self, data, addr):
-        self.loop.run_in_executor(self.pool, self._handle, data, addr)
+        if not self.queue.put(user_name_of(data), (data, addr)):
+            self._drop("overloaded: no room in the queue", addr)
+
+    def _work(self) -> None:
+        while True:
+            name, queued_at, (data, addr) = self.queue.take()
+            try:
+                if time.monotonic() - queued_at > self.max_wait:
+                    self._drop("overloaded: waited too long for a worker", addr)
+                else:
+                    self._handle(data, addr)
+            except Exception:  # a worker must outlive any one request
+                log.exception("RADIUS worker error; request dropped")
+            finally:
+                self.queue.done(name)
 
     def _drop(self, reason: str, addr) -> None:
         self.counts[reason] += 1
-        log.warning("RADIUS request from %s dropped: %s (%d so far)", addr[0], reason, self.counts[reason])
+        now = time.monotonic()
+        if now - self._logged_at.get(reason, -DROP_LOG_SECONDS) >= DROP_LOG_SECONDS:
+            self._logged_at[reason] = now
+            log.warning("RADIUS request from %s dropped: %s (%d so far)", addr[0], reason, self.counts[reason])
 
     def _first_copy(self, key: tuple, addr) -> bool:
         """Whether this request is new; a copy is dropped, or answered with the reply already sent."""
@@ -84,7 +174,27 @@ class RadiusProtocol(asyncio.DatagramProtocol):
             self.loop.call_soon_threadsafe(self.transport.sendto, seen[1], addr)
         return False
 
+    def _decode(self, data: bytes, addr, client: RadiusClient, secret: bytes):
+        """The Access-Request, if its Message-Authenticator is as the client's setting asks (API-08); else None."""
+        try:
+            request = packet.AuthPacket(secret=secret, dict=DICTIONARY, packet=data)
+            if request.code != packet.AccessRequest:
+                return self._drop("not an Access-Request", addr)
+            # A wrong one is always refused; a missing one unless the client's setting allows it.
+            CheckMessageAuthenticator(request, enforce_ma=client.message_authenticator_required)
+        except ServerPacketError as error:
+            return self._drop(
+                "missing or wrong Message-Authenticator" if "Message-Authenticator" in str(error) else str(error), addr
+            )
+        except Exception:
+            return self._drop("undecodable packet", addr)
+        if not request.message_authenticator and "Proxy-State" in request:
+            # FreeRADIUS's limit_proxy_state: Blast-RADIUS forges a reply through an attacker's Proxy-State.
+            return self._drop("Proxy-State without Message-Authenticator", addr)
+        return request
+
     def _handle(self, data: bytes, addr) -> None:
+        began = time.monotonic()
         try:
             known = self._client(addr[0])
         except Exception:
@@ -93,24 +203,15 @@ class RadiusProtocol(asyncio.DatagramProtocol):
         if known is None:
             return self._drop("unknown client", addr)
         client, secret = known
-        try:
-            request = packet.AuthPacket(secret=secret, dict=DICTIONARY, packet=data)
-            if request.code != packet.AccessRequest:
-                return self._drop("not an Access-Request", addr)
-            CheckMessageAuthenticator(request, enforce_ma=True)
-        except ServerPacketError as error:
-            return self._drop(
-                "missing or wrong Message-Authenticator" if "Message-Authenticator" in str(error) else str(error), addr
-            )
-        except Exception:
-            return self._drop("undecodable packet", addr)
+        request = self._decode(data, addr, client, secret)
+        if request is None:
+            return None
         key = (addr[0], addr[1], request.id, request.authenticator)
         if not self._first_copy(key, addr):
             return None
-        reply = request.CreateReply()
         try:
             close_old_connections()
-            sql.without_health_check()  # a dropped connection fails this request: a reject (API-07)
+            sql.without_health_check()  # a dropped connection fails this request: no reply (API-07)
             username = (request.get("User-Name") or [""])[0]
             password = request.PwDecrypt(request["User-Password"][0]) if "User-Password" in request else ""
             state = (request.get("State") or [None])[0]
@@ -119,8 +220,14 @@ class RadiusProtocol(asyncio.DatagramProtocol):
                     client, username=username, password=password, state=state, ip=addr[0]
                 )
         except Exception:
-            log.exception("RADIUS request failed; answered with a reject, never an accept")
-            answer = services.RadiusAnswer("reject", services.RADIUS_DENIED)
+            self.counts["internal error"] += 1
+            log.exception(
+                "RADIUS request failed; no reply sent, never an accept (%d so far)", self.counts["internal error"]
+            )
+            with self._replies_lock:
+                self._replies.pop(key, None)  # its retransmission is answered afresh
+            return None
+        reply = request.CreateReply()  # signed with a Message-Authenticator, first, whatever the request had
         reply.code = {
             "accept": packet.AccessAccept,
             "challenge": packet.AccessChallenge,
@@ -131,17 +238,30 @@ class RadiusProtocol(asyncio.DatagramProtocol):
         raw = reply.ReplyPacket()
         with self._replies_lock:
             self._replies[key] = (time.monotonic(), raw)
-        # asyncio transports are not thread-safe: the loop sends it.
-        self.loop.call_soon_threadsafe(self.transport.sendto, raw, addr)
+        # asyncio transports are not thread-safe: the loop sends it, after the answer's pace if it has one.
+        wait = began + answer.not_before - time.monotonic()
+        if wait > 0:
+            self.loop.call_soon_threadsafe(self.loop.call_later, wait, self.transport.sendto, raw, addr)
+        else:
+            self.loop.call_soon_threadsafe(self.transport.sendto, raw, addr)
         return None
 
 
-async def serve(host: str, port: int, *, workers: int, ready=None) -> None:
+async def serve(host: str, port: int, *, workers: int, queue: int | None = None, max_wait: float = 5.0, ready=None):
     loop = asyncio.get_running_loop()
+    # What a password check costs on this machine, before the first request needs it (API-04).
+    await loop.run_in_executor(None, services.radius_password_cost)
     transport, protocol = await loop.create_datagram_endpoint(
-        lambda: RadiusProtocol(workers=workers), local_addr=(host, port)
+        lambda: RadiusProtocol(workers=workers, queue=queue, max_wait=max_wait), local_addr=(host, port)
     )
-    log.info("RADIUS listening on %s:%d with %d workers", host, port, workers)
+    log.info(
+        "RADIUS listening on %s:%d with %d workers, %d requests queued at most, for %.1f s at most",
+        host,
+        port,
+        workers,
+        protocol.queue.limit,
+        max_wait,
+    )
     if ready:
         ready()
     try:

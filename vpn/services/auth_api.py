@@ -30,6 +30,7 @@ from .people import Factors, device_id, devices_listing, may_use_vpn, vpn_factor
 
 DENIED = "Login request denied."
 CODES_SENT = "If you have a phone with us, a new code is on its way."
+CALLING = "If you have a phone with us, we are calling it to read you a code: sign in again with it as your passcode."
 NOT_ALLOWED_MSG = "You cannot use the VPN yet. Ask the help desk for VPN access."
 
 
@@ -50,6 +51,9 @@ DISABLED = (403, 40301, "Access forbidden: this integration is disabled")
 NETWORK = (403, 40301, "Access forbidden: the client address is outside this integration's networks")
 MISSING_PARAMS = (400, 40001, "Missing required request parameters")
 INVALID_PARAMS = (400, 40002, "Invalid request parameters")
+# API-10: requests no VPN sends, refused from their headers before any work (no statement, no audit event).
+BAD_REQUEST = (400, 40003, "Bad request")
+TOO_LARGE = (413, 41301, "Request body too large")
 
 
 def api_error(kind: tuple[int, int, str], detail: str = "") -> ApiError:
@@ -208,7 +212,12 @@ def _pick_phone(factors: Factors, wanted: str | None):
 
 
 def _send_code(user: User | None, factors: Factors | None, *, factor: str, wanted, client_ip, context) -> dict:
-    """Text (``sms``) or call (``phone``, a spoken code) a sign-in code; the same answer whether sent or not."""
+    """Text (``sms``) or call (``phone``, a spoken code) a sign-in code; the same answer whether sent or not.
+
+    Duo answers ``sms`` with ``deny``/``sms_sent`` ("sign in again with a new code"), and ``phone`` with the call's
+    outcome, ``allow`` or ``deny``, once it is over. Our call reads a code and cannot confirm anyone, so its outcome
+    is Duo's ``deny``/``deny``, with words that say to sign in again with the code read out.
+    """
     device = _pick_phone(factors, wanted) if factors else None
     sent = False
     if device is not None:
@@ -222,7 +231,9 @@ def _send_code(user: User | None, factors: Factors | None, *, factor: str, wante
             except ValidationError:
                 sent = False  # send limits: audited by the send path's refusal, answered like any other
     audit.record("vpn.code_requested", subject=user, ip=client_ip, details={**context, "factor": factor, "sent": sent})
-    return _deny(CODES_SENT, status="sms_sent")
+    if factor == "sms":
+        return _deny(CODES_SENT, status="sms_sent")
+    return _deny(CALLING)
 
 
 def auth(integration: Integration, params: dict, *, client_ip: str | None) -> dict:
@@ -230,7 +241,7 @@ def auth(integration: Integration, params: dict, *, client_ip: str | None) -> di
 
     ``factor=passcode`` (or ``auto`` with a passcode) goes through :func:`identity.services.verify_typed_code` with
     ``entry_point="vpn"``: the lockout and the used codes are shared with the web (OTP-01, OTP-04). ``sms`` and
-    ``phone`` queue a code through the outbox and answer ``deny`` with ``sms_sent``, as Duo does for ``sms``.
+    ``phone`` queue a code through the outbox and answer ``deny``, as Duo does (``sms_sent`` for a text).
     Anyone who may not use the VPN gets the answer a wrong code gets (API-04). Raises ``ApiError`` for bad
     parameters. Every outcome is audited.
     """

@@ -116,39 +116,99 @@ def rotate_integration_secret(integration: Integration, *, actor, ip: str | None
     return _rotate(integration, actor=actor, ip=ip)
 
 
-def create_radius_client(*, name: str, network: str, actor, ip: str | None = None):
+def _one_network(network: str) -> str:
+    networks = parse_networks(network)
+    if len(networks) != 1:
+        raise ValidationError("Give exactly one network, like 10.0.0.5/32.")
+    return str(networks[0])
+
+
+def _message_authenticator(choice: str) -> str:
+    if choice not in RadiusClient.MessageAuthenticator.values:
+        raise ValidationError(f"Message-Authenticator is {' or '.join(RadiusClient.MessageAuthenticator.values)}.")
+    return choice
+
+
+def check_radius_network(network: str, *, enabled: bool = True, client_id: int | None = None) -> str:
+    """The network in its stored form, if an enabled client may have it; else ``ValidationError`` saying why.
+
+    The most specific network holding a request's address answers it, so overlapping networks are fine (a /32
+    inside a /24 takes its own address); the same network twice is refused: which secret would be tried is chance.
+    """
+    network = _one_network(network)
+    same = RadiusClient.objects.filter(enabled=True, network=network).exclude(pk=client_id).first()
+    if enabled and same is not None:
+        raise ValidationError(
+            f"The RADIUS client {same.name!r} already has the network {network}: requests from there can be checked "
+            f"with one shared secret only. Disable {same.name!r} first, or give a narrower network (the most "
+            "specific network holding a request's address answers it)."
+        )
+    return network
+
+
+def radius_overlaps(client: RadiusClient) -> list[str]:
+    """Sentences naming the other enabled clients whose networks overlap this one's, and which answers where."""
+    mine = ipaddress.ip_network(client.network)
+    sentences = []
+    for other in RadiusClient.objects.filter(enabled=True).exclude(pk=client.pk).order_by("name"):
+        theirs = ipaddress.ip_network(other.network)
+        if mine.version != theirs.version or not mine.overlaps(theirs):
+            continue
+        narrow, wide = (client, other) if mine.prefixlen > theirs.prefixlen else (other, client)
+        sentences.append(
+            f"{other.name} ({other.network}) overlaps it: requests from {narrow.network} are checked with "
+            f"{narrow.name}'s secret, the rest of {wide.network} with {wide.name}'s."
+        )
+    return sentences
+
+
+def create_radius_client(
+    *, name: str, network: str, message_authenticator: str = "require", actor, ip: str | None = None
+):
     """Create a RADIUS client for ``network``; return ``(client, shared_secret)``, the secret shown once.
 
-    Audits ``vpn.radius_client_created``. Raises ``ValidationError`` for an empty name or a bad network.
+    Audits ``vpn.radius_client_created``. Raises ``ValidationError`` for an empty name, a bad network, a network
+    another enabled client has (:func:`check_radius_network`) or an unknown Message-Authenticator choice.
     """
     name = name.strip()
     if not name:
         raise ValidationError("Give the RADIUS client a name.")
-    networks = parse_networks(network)
-    if len(networks) != 1:
-        raise ValidationError("Give exactly one network, like 10.0.0.5/32.")
+    message_authenticator = _message_authenticator(message_authenticator)
     secret = new_secret()
     with transaction.atomic():
+        network = check_radius_network(network)
         client = RadiusClient.objects.create(
             name=name,
-            network=str(networks[0]),
+            network=network,
+            message_authenticator=message_authenticator,
             encrypted_secret=crypto.encrypt(secret.encode()),
             created_by=actor if getattr(actor, "pk", None) else None,
         )
-        audit.record(
-            "vpn.radius_client_created", actor=actor, ip=ip, details={"radius_client": name, "network": client.network}
-        )
+        details = {"radius_client": name, "network": client.network, "message_authenticator": message_authenticator}
+        audit.record("vpn.radius_client_created", actor=actor, ip=ip, details=details)
     return client, secret
 
 
-def update_radius_client(client: RadiusClient, *, name: str, network: str, enabled: bool, actor, ip=None):
-    """Change a RADIUS client's name, network or enabled flag; audits ``vpn.radius_client_changed``."""
-    networks = parse_networks(network)
-    if len(networks) != 1:
-        raise ValidationError("Give exactly one network, like 10.0.0.5/32.")
+def update_radius_client(
+    client: RadiusClient,
+    *,
+    name: str,
+    network: str,
+    enabled: bool,
+    message_authenticator: str | None = None,
+    actor,
+    ip=None,
+):
+    """Change a RADIUS client's name, network, enabled flag or Message-Authenticator choice (unchanged when None);
+    audits ``vpn.radius_client_changed``. Raises ``ValidationError`` as :func:`create_radius_client` does."""
     with transaction.atomic():
         row = RadiusClient.objects.select_for_update().get(pk=client.pk)
-        new = {"name": name.strip(), "network": str(networks[0]), "enabled": enabled}
+        new = {
+            "name": name.strip(),
+            "network": check_radius_network(network, enabled=enabled, client_id=row.pk),
+            "enabled": enabled,
+            "message_authenticator": _message_authenticator(message_authenticator or row.message_authenticator),
+        }
         changed = {field: value for field, value in new.items() if getattr(row, field) != value}
         if not changed:
             return row

@@ -4,6 +4,7 @@ import hashlib
 import hmac
 import string
 from dataclasses import dataclass
+from types import SimpleNamespace
 
 from django.conf import settings
 from django_otp import device_classes
@@ -46,14 +47,25 @@ def vpn_factors(user: User) -> Factors:
     return Factors(typed=typed, phones=phones)
 
 
+# Duo lists a hardware token as type "token"; some VPNs draw the passcode box only for a device that can give a
+# passcode ("mobile_otp"). Our phones give passcodes too (texted or read out by a call), and so do backup and
+# bypass codes, none of which Duo lists that way: without this entry a person whose only way in is the help desk's
+# bypass code got "auth" with nothing to type it into, and one with only a landline a call and no box.
+_PASSCODE_ENTRY = {"type": "token", "name": "Passcode", "capabilities": ["mobile_otp"]}
+
+
 def devices_listing(factors: Factors) -> list[dict]:
-    listing = []
+    """Duo's ``devices`` for preauth: each app (``mobile_otp``), each phone (``sms``, ``phone``), and one passcode
+    entry (``mobile_otp``) when the person has backup or bypass codes or no app. Every listed id is taken by
+    ``auth``; a passcode is checked against all of the person's devices that take one, whichever id comes with it."""
+    listing, code_sets, phones = [], [], []
     for device in factors.typed:
         kind = getattr(device, "factor_name", "")
         if kind == "authenticator_app":
             capabilities = ["mobile_otp"]
             entry = {"type": "phone", "name": device.name, "display_name": f"{device.name} (app codes)"}
         elif kind == "phone":
+            phones.append(device)
             capabilities = ["sms", "phone"] if device.can_text else ["phone"]
             entry = {
                 "type": "phone",
@@ -62,8 +74,18 @@ def devices_listing(factors: Factors) -> list[dict]:
                 "display_name": f"{device.name} ({device.masked_number})",
             }
         else:
+            code_sets.append(device)
             continue
         listing.append({"device": device_id(device), "capabilities": capabilities, **entry})
+    has_app = len(listing) > len(phones)
+    if code_sets or not has_app:
+        sources = (["texted or read to you"] if phones and not has_app else []) + (
+            ["from the help desk or your backup codes"] if code_sets else []
+        )
+        # The id of a code set, or else one of its own beside the phone's: no two entries share an id.
+        anchor = code_sets[0] if code_sets else SimpleNamespace(persistent_id=f"{phones[0].persistent_id}/passcode")
+        entry = {**_PASSCODE_ENTRY, "display_name": f"A code {' or '.join(sources)}"}
+        listing.append({"device": device_id(anchor), **entry})
     return listing
 
 

@@ -4,18 +4,27 @@ import hashlib
 import hmac
 import ipaddress
 import secrets
+import threading
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.contrib.auth.hashers import make_password
 from django.db import transaction
 from django.utils import timezone
 
-from devices import crypto
+from devices import backup_codes, crypto, phone_codes, totp
 from identity import audit
-from identity.directory.backends import Answer, PasswordCheck, check_password
+from identity.directory.backends import Answer, check_password
 from identity.models import User
-from identity.services import SecondFactorOutcome, verify_typed_code
+from identity.services import (
+    SecondFactorOutcome,
+    password_sign_in_throttled,
+    record_password_failure,
+    record_password_success,
+    verify_typed_code,
+)
 
 from ..models import AuthTransaction, RadiusChallenge, RadiusClient, SeenSignature
 from . import passcode as passcode_lane
@@ -30,6 +39,9 @@ class RadiusAnswer:
     outcome: str
     message: str
     state: bytes | None = None
+    # Seconds after the check began before the reply may leave: a refusal that hashed no password waits as long as
+    # the password checks it skipped would have taken, so the reply's timing tells no one who exists (API-04).
+    not_before: float = 0.0
 
 
 RADIUS_DENIED = "Access denied."
@@ -56,22 +68,83 @@ def _state_hash(state: bytes) -> str:
     return hashlib.sha256(state).hexdigest()
 
 
-def _check_password(username: str, password: str, *, ip: str | None) -> PasswordCheck | None:
-    """Whose password this is, through the site's one password check (a directory person's by the directory only,
-    DIR-01; unknown IDs cost a hash too), with the password throttle and failure audit of the web sign-in. None
-    when throttled."""
-    from identity.services import password_sign_in_throttled, record_password_failure, record_password_success
+_cost_lock = threading.Lock()
+_cost: dict[str, float] = {}
+# A backup or help-desk bypass code: base32 characters, in groups or not.
+_BACKUP_CODE_CHARS = backup_codes.CODE_BYTES * 8 // 5
 
+
+def radius_password_cost() -> float:
+    """The seconds one password check takes here lately: measured once by hashing (the server calls this as it
+    starts), then a moving average of the real checks."""
+    if "seconds" not in _cost:
+        began = time.monotonic()
+        make_password(secrets.token_urlsafe(12))
+        _measured(time.monotonic() - began)
+    return _cost["seconds"]
+
+
+def _measured(seconds: float) -> None:
+    with _cost_lock:
+        _cost["seconds"] = 0.8 * _cost.get("seconds", seconds) + 0.2 * seconds
+
+
+def _looks_like_code(text: str) -> bool:
+    """Whether ``text`` has the shape of a code a person can type: an app's or a text's digits, or a backup code."""
+    text = text.strip()
+    if totp.normalize(text) or (text.isascii() and text.isdigit() and len(text) == phone_codes.CODE_DIGITS):
+        return True
+    plain = backup_codes.normalize(text)
+    return len(plain) == _BACKUP_CODE_CHARS and all(ch.isalnum() or ch in "- " for ch in text) and text.isascii()
+
+
+def password_candidates(typed: str) -> list[tuple[str, str]]:
+    """The ``(password, code)`` readings of what was typed in the password field, in the order they are tried.
+
+    ``password,code`` is split at the last comma only when what follows it looks like a code; the whole field is
+    then tried as the password too, so a password with a comma works alone (and the code comes by challenge), even
+    one that ends in something code-like.
+    """
+    password, comma, code = typed.rpartition(",")
+    if comma and _looks_like_code(code):
+        return [(password, code), (typed, "")]
+    return [(typed, "")]
+
+
+def _check_password(username: str, typed: str, *, ip: str | None) -> tuple[User | None, str, float, str]:
+    """The person whose password this is and the code typed with it, with the failure audit of the web sign-in;
+    or None, with how long the refusal's reply should wait and what to tell the person when the directory answered
+    something of its own (locked, expired, unreachable...; "" for a wrong password, which says nothing).
+
+    Every reading goes through the site's one password check: a directory person's only by the directory (DIR-01).
+    An unreachable directory is nobody's wrong password: it counts toward nothing, and no other reading is tried.
+
+    The throttle counts failures per typed ID only (API-09): ``ip`` is the VPN concentrator's, shared by everyone
+    behind it, so it is audited but counts toward nothing. However many readings are tried, a failure counts once.
+    An unknown ID costs no hash (Django's backend would hash against nothing to take as long): its reply waits as
+    long instead, and the CPU stays with the people who exist.
+    """
+    candidates = password_candidates(typed)
+    pace = radius_password_cost() * len(candidates)
     if password_sign_in_throttled(username, ip=ip):
-        return None
-    checked = check_password(username, password)
-    if checked.user is None:
-        if checked.counts_as_failure:
-            known = User.objects.filter(username=username).first()
-            record_password_failure(username, username_known_user=known, ip=ip)
-        return checked
-    record_password_success(checked.user, ip=ip)
-    return checked
+        return None, "", pace, ""
+    known = User.objects.filter(username=username).first()
+    told = ""
+    if known is not None:
+        for password, code in candidates:
+            began = time.monotonic()
+            checked = check_password(username, password)
+            _measured(time.monotonic() - began)
+            if checked.user is not None:
+                record_password_success(checked.user, ip=ip)
+                return checked.user, code, 0.0, ""
+            if checked.answer != Answer.WRONG_PASSWORD:
+                told = checked.message
+            if not checked.counts_as_failure:
+                return None, "", 0.0, told
+        pace = 0.0
+    record_password_failure(username, username_known_user=known, ip=ip, entry_point="radius")
+    return None, "", pace, told
 
 
 def _radius_code(username: str, code: str, *, client: RadiusClient, ip: str | None) -> RadiusAnswer:
@@ -127,7 +200,8 @@ def radius_authenticate(
 ) -> RadiusAnswer:
     """Answer one Access-Request whose Message-Authenticator the server has checked (API-08).
 
-    With ``RADIUS_PASSWORD_MODE = "password"``: ``password,code`` checks both at once; the password alone,
+    With ``RADIUS_PASSWORD_MODE = "password"``: ``password,code`` checks both at once (:func:`password_candidates`
+    says how a comma is read); the password alone,
     when right, answers a challenge whose State (random, single-use, bound to person and client, expiring after
     ``RADIUS_CHALLENGE_TTL_SECONDS``, API-05) comes back with the code. With ``"code_only"`` the VPN has checked
     the password itself and the field holds the code. VPN approval and a second factor are always required,
@@ -136,17 +210,16 @@ def radius_authenticate(
     """
     if state:
         return _answer_challenge(state, password, username=username, client=client, ip=ip)
+    if not password:
+        # No User-Password: an EAP conversation (strongSwan's IKEv2), which this server does not speak. Counted
+        # toward no one: a misconfigured VPN must not throttle the people behind it.
+        audit.record("vpn.radius_rejected", ip=ip, details={"radius_client": client.name, "reason": "no password"})
+        return RadiusAnswer("reject", RADIUS_DENIED)
     if settings.RADIUS_PASSWORD_MODE == "code_only":
         return _radius_code(username, password, client=client, ip=ip)
-    secret_part, comma, code = password.rpartition(",")
-    if not comma:
-        secret_part, code = password, ""
-    checked = _check_password(username, secret_part, ip=ip)
-    if checked is None or checked.user is None:
-        # The directory's own answers (locked, expired, unreachable...) say where to go; a wrong password says nothing.
-        told = checked is not None and checked.answer != Answer.WRONG_PASSWORD
-        return RadiusAnswer("reject", checked.message if told else RADIUS_DENIED)
-    user = checked.user
+    user, code, pace, told = _check_password(username, password, ip=ip)
+    if user is None:
+        return RadiusAnswer("reject", told or RADIUS_DENIED, not_before=pace)
     if code:
         return _radius_code(user.username, code, client=client, ip=ip)
     state = secrets.token_bytes(32)

@@ -1,4 +1,5 @@
-"""The RADIUS command started as a process, asked by Debian's ``radclient`` (API-05, API-08, OTP-01, API-04)."""
+"""The RADIUS command started as a process, asked by Debian's ``radclient`` (API-05, API-08, API-09, OTP-01,
+API-04, API-07)."""
 
 import os
 import re
@@ -7,6 +8,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -16,10 +18,12 @@ from django.db import connection
 from django.utils import timezone
 
 from identity import audit
+from identity import services as identity_services
 from identity.models import AuditEvent, User
-from testsupport import PASSWORD, SECOND_FACTOR, SIGN_IN, fresh_code, owner_cursor, wrong_code
+from testsupport import PASSWORD, SECOND_FACTOR, SIGN_IN, fresh_code, owner_cursor, wait_for, wrong_code
 from vpn import services
 from vpn.models import RadiusChallenge
+from vpn.radius.server import PER_NAME, RadiusProtocol, WorkQueue
 from vpn.tests.faults import assert_failed_closed, checks_under_fault
 
 pytestmark = [
@@ -63,6 +67,8 @@ def radius_server(radius_client, settings, radius_log):
         "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
         "RADIUS_PASSWORD_MODE": settings.RADIUS_PASSWORD_MODE,
         "LOCKOUT_THRESHOLD": str(settings.LOCKOUT_THRESHOLD),
+        "PASSWORD_FAILURES_PER_ID": str(settings.PASSWORD_FAILURES_PER_ID),
+        "PASSWORD_FAILURES_PER_ADDRESS": str(settings.PASSWORD_FAILURES_PER_ADDRESS),
     }
     process = subprocess.Popen(
         [sys.executable, "manage.py", "run_radius_server", "--host", "127.0.0.1", "--port", str(port)]
@@ -85,9 +91,9 @@ def radius_server(radius_client, settings, radius_log):
     process.wait(10)
 
 
-def pbkdf2_password(person):
+def pbkdf2_password(person, password=PASSWORD):
     """The server process uses the production hasher, not the tests' fast one."""
-    User.objects.filter(pk=person.pk).update(password=PBKDF2PasswordHasher().encode(PASSWORD, "radiustestsalt"))
+    User.objects.filter(pk=person.pk).update(password=PBKDF2PasswordHasher().encode(password, "radiustestsalt"))
 
 
 @pytest.fixture
@@ -117,13 +123,18 @@ def app_device(person):
     return person.registrations.get().app_device
 
 
+def assert_signed_first(out: str) -> None:
+    """The reply radclient received carries a Message-Authenticator as its first attribute (API-08)."""
+    assert re.search(r"Received Access-\w+ [^\n]*\n\s*Message-Authenticator = 0x", out), out
+
+
 def test_api08_pap_with_password_and_code_is_accepted_and_signed(radius_server, radius_client, radius_person):
     code = fresh_code(app_device(radius_person))
     out = radclient(
         radius_server, radius_client.secret, {"User-Name": "vpnuser", "User-Password": f"{PASSWORD},{code}"}
     )
     assert "Received Access-Accept" in out
-    assert "Message-Authenticator" in out.split("Received Access-Accept")[1]
+    assert_signed_first(out)
     event = AuditEvent.objects.get(action="signin.second_factor_ok", subject=radius_person)
     assert event.details == {"radius_client": "ASA", "factor": "authenticator_app", "entry_point": "radius"}
     # OTP-04: the same code again is refused.
@@ -252,8 +263,9 @@ def test_code_only_mode_takes_the_code_alone(radius_client, radius_person, setti
     )
 
 
-def test_api07_the_database_going_away_rejects(radius_server, radius_client, radius_person):
-    """Every connection of the server is ended while it runs; the next requests are rejected, never accepted."""
+def test_api07_the_database_going_away_gets_no_reply(radius_server, radius_client, radius_person, radius_log):
+    """Every connection of the server is ended while it runs; the next request gets no reply (the VPN retransmits
+    or asks its other server; a reject would end the person's attempt), never an accept, and is counted."""
     code = fresh_code(app_device(radius_person))
     with connection.cursor() as cursor:
         cursor.execute(
@@ -265,12 +277,22 @@ def test_api07_the_database_going_away_rejects(radius_server, radius_client, rad
         cursor.execute("ALTER TABLE identity_user RENAME TO identity_user_away")
     try:
         out = radclient(
-            radius_server, radius_client.secret, {"User-Name": "vpnuser", "User-Password": f"{PASSWORD},{code}"}
+            radius_server,
+            radius_client.secret,
+            {"User-Name": "vpnuser", "User-Password": f"{PASSWORD},{code}"},
+            timeout=2,
+            tries=2,
         )
     finally:
         with owner_cursor() as cursor:
             cursor.execute("ALTER TABLE identity_user_away RENAME TO identity_user")
-    assert "Received Access-Reject" in out
+    assert "Received" not in out and "No reply" in out
+    wait_for(lambda: "no reply sent, never an accept (2 so far)" in "".join(radius_log), timeout=5)
+    # The database back, the VPN's next try is answered.
+    out = radclient(
+        radius_server, radius_client.secret, {"User-Name": "vpnuser", "User-Password": f"{PASSWORD},{code}"}
+    )
+    assert "Received Access-Accept" in out
 
 
 def test_a_burst_of_requests_is_answered_concurrently(radius_server, radius_client, make_user, enroll, approve):
@@ -309,12 +331,13 @@ def test_api03_a_disabled_radius_client_gets_no_answer(radius_server, radius_cli
     assert AuditEvent.objects.filter(action="vpn.radius_client_changed", details__enabled=False).exists()
 
 
-def test_api07_connections_dropped_while_requests_are_in_flight_reject_and_requests_resume(
+def test_api07_connections_dropped_while_requests_are_in_flight_get_no_reply_and_requests_resume(
     radius_client, busy_people, settings, monkeypatch, request
 ):
     """Six threads send codes through radclient without pause while another keeps ending the server's database
-    connections, idle ones in its pool and ones mid-request (``vpn.tests.faults``). Every request is answered, with a
-    reject unless the code is good and unused; once the killing stops, a good code is accepted again."""
+    connections, idle ones in its pool and ones mid-request (``vpn.tests.faults``). Every request is answered (with a
+    reject unless the code is good and unused) or, when every try failed inside, gets no reply; never a wrong accept.
+    Once the killing stops, a good code is accepted again."""
     # The VPN has checked the password: no password hashing, so the server is busy with the codes themselves.
     settings.RADIUS_PASSWORD_MODE = "code_only"
     # Without back-off every wrong code is compared and counted. The lockout stays (the server's checks hold it at
@@ -327,18 +350,20 @@ def test_api07_connections_dropped_while_requests_are_in_flight_reject_and_reque
         # Retried as a VPN retries: a request dropped before it could be signed (its client's row unread) is sent again.
         out = radclient(port, radius_client.secret, {"User-Name": username, "User-Password": code}, tries=3)
         answers = re.findall(r"Received (Access-\w+)", out)
+        if not answers and "No reply" in out:
+            return "error"  # every try failed inside: no reply, as a VPN would fail over (API-07)
         return {("Access-Accept",): "allow", ("Access-Reject",): "deny"}.get(tuple(answers), f"no answer: {out[-500:]}")
 
     answers, ended = checks_under_fault(send, busy_people)
     assert_failed_closed(answers, busy_people)
-    # The fault hit the busy server: connections were ended and requests failed with them, answered with a reject.
-    failed = sum("RADIUS request failed; answered with a reject" in line for line in server_log)
+    # The fault hit the busy server: connections were ended and requests failed with them, with no reply.
+    failed = sum("RADIUS request failed; no reply sent" in line for line in server_log)
     assert ended and failed, (ended, Counter(a[3] for a in answers), "".join(server_log)[-3000:])
     assert audit.verify_chain() is None
 
     # The killing has stopped: a good code is accepted again within a bounded number of requests. A connection ended
     # while idle is noticed before the next request (identity.sql.without_health_check) and replaced; one whose end
-    # had not reached the socket yet fails that thread's next request (a reject): at most one failure per thread.
+    # had not reached the socket yet fails that thread's next request (no reply): at most one failure per thread.
     mark, later = len(server_log), busy_people.later
     outcomes = []
     for _ in range(RADIUS_WORKERS + 1):
@@ -348,3 +373,172 @@ def test_api07_connections_dropped_while_requests_are_in_flight_reject_and_reque
         if outcomes[-1] == ["Access-Accept"]:
             break
     assert outcomes[-1] == ["Access-Accept"], (outcomes, "".join(server_log[mark:]))
+
+
+def test_api_09_the_work_queue_is_bounded_and_takes_names_in_turn():
+    """Room for ``limit`` requests, ``PER_NAME`` of one name (waiting or being answered); names take turns."""
+    queue = WorkQueue(limit=5)
+    assert queue.put(b"flood", 1) and queue.put(b"flood", 2)
+    assert PER_NAME == 2 and not queue.put(b"flood", 3)
+    assert queue.put(b"alice", 4) and queue.put(b"bob", 5) and queue.put(b"carol", 6)
+    assert not queue.put(b"dave", 7)  # full: refused at once, never queued past the VPN's timeout
+    taken = [queue.take() for _ in range(5)]
+    assert [item for _, _, item in taken] == [1, 4, 5, 6, 2]
+    assert not queue.put(b"flood", 8)  # both of its requests are still being answered
+    queue.done(b"flood")
+    assert queue.put(b"flood", 9)
+
+
+def test_api_09_a_request_that_finds_no_room_is_dropped_at_once_and_counted():
+    server = RadiusProtocol(workers=0, queue=1)  # no worker takes anything: the queue stays full
+    server.datagram_received(b"\x01\x01\x00\x1a" + bytes(16) + b"\x01\x06anne", ("10.0.0.5", 1645))
+    server.datagram_received(b"\x01\x02\x00\x1a" + bytes(16) + b"\x01\x06bert", ("10.0.0.5", 1645))
+    assert server.counts == Counter({"overloaded: no room in the queue": 1})
+    assert server.queue.take()[0] == b"anne"
+
+
+@pytest.mark.parametrize(
+    ("typed", "readings"),
+    [
+        ("secret", [("secret", "")]),
+        ("secret,123456", [("secret", "123456"), ("secret,123456", "")]),
+        ("pa,ss word", [("pa,ss word", "")]),
+        ("pa,ss,123 456", [("pa,ss", "123 456"), ("pa,ss,123 456", "")]),
+        ("pw,abcd-efgh-ijkl-mnop", [("pw", "abcd-efgh-ijkl-mnop"), ("pw,abcd-efgh-ijkl-mnop", "")]),
+        ("pw,1234", [("pw,1234", "")]),
+        ("pw,", [("pw,", "")]),
+    ],
+)
+def test_a_comma_splits_off_a_code_only_when_a_code_follows_it(typed, readings):
+    assert services.password_candidates(typed) == readings
+
+
+def test_a_password_with_a_comma_connects_without_a_trick(radius_client, radius_person, settings, request):
+    """The password alone (challenge, then the code), or followed by ``,code``; one ending in something code-like
+    too. A wrong one counts once toward the person's throttle, however many readings were tried."""
+    port = request.getfixturevalue("radius_server")
+    secret = radius_client.secret
+    pbkdf2_password(radius_person, "correct,horse battery")
+    out = radclient(port, secret, {"User-Name": "vpnuser", "User-Password": "correct,horse battery"})
+    assert "Received Access-Challenge" in out
+    state = re.search(r"State = (0x[0-9a-f]+)", out).group(1)
+    code = fresh_code(app_device(radius_person))
+    out = radclient(port, secret, {"User-Name": "vpnuser", "User-Password": code, "State": state})
+    assert "Received Access-Accept" in out
+    # Both codes within tolerance are spent: a wrong one shows the password was read and the code checked.
+    code = wrong_code(app_device(radius_person))
+    out = radclient(port, secret, {"User-Name": "vpnuser", "User-Password": f"correct,horse battery,{code}"})
+    assert "Received Access-Reject" in out
+    assert AuditEvent.objects.filter(action="signin.password_ok", subject=radius_person).count() == 2
+    assert AuditEvent.objects.filter(action="signin.second_factor_failed", subject=radius_person).exists()
+
+    pbkdf2_password(radius_person, "pin,123456")
+    out = radclient(port, secret, {"User-Name": "vpnuser", "User-Password": "pin,123456"}, timeout=6)
+    assert "Received Access-Challenge" in out
+    failed = AuditEvent.objects.filter(action="signin.password_failed", subject=radius_person)
+    assert not failed.exists()
+    out = radclient(port, secret, {"User-Name": "vpnuser", "User-Password": "pin,654321"}, timeout=6)
+    assert "Received Access-Reject" in out
+    assert failed.count() == 1 and failed.get().details["entry_point"] == "radius"
+
+
+@pytest.fixture
+def limit_proxy_state(radius_client):
+    services.update_radius_client(
+        radius_client,
+        name="ASA",
+        network="127.0.0.1/32",
+        enabled=True,
+        message_authenticator="limit_proxy_state",
+        actor=None,
+    )
+
+
+def test_api_08_limit_proxy_state_takes_no_message_authenticator_only_without_proxy_state(
+    limit_proxy_state, radius_client, radius_person, request
+):
+    """As OpenVPN's radiusplugin sends them: no Message-Authenticator, no Proxy-State; accepted, and the reply is
+    still signed first. The same with a Proxy-State (what Blast-RADIUS needs) gets no reply."""
+    port = request.getfixturevalue("radius_server")
+    code = fresh_code(app_device(radius_person))
+    password = {"User-Name": "vpnuser", "User-Password": f"{PASSWORD},{code}"}
+    out = radclient(port, radius_client.secret, password, message_authenticator=False)
+    assert "Received Access-Accept" in out
+    assert_signed_first(out)
+    alone = {"User-Name": "vpnuser", "User-Password": PASSWORD}
+    out = radclient(
+        port, radius_client.secret, {**alone, "Proxy-State": "0x01"}, message_authenticator=False, timeout=1
+    )
+    assert "Received" not in out and "No reply" in out
+    out = radclient(port, radius_client.secret, {**alone, "Proxy-State": "0x01"})
+    assert "Received Access-Challenge" in out
+    assert_signed_first(out)
+
+
+def test_api_09_a_flood_of_wrong_passwords_from_one_vpn_keeps_no_one_else_out(
+    radius_client, radius_person, make_user, settings, request
+):
+    """Three threads send wrong passwords through the VPN everyone shares (radclient, real UDP): for two people whose
+    names are known and for names nobody has, some with ``,code``. Past the web's per-address limit, while the flood
+    runs, another person signs in through the same VPN and is accepted within a VPN's timeout."""
+    settings.PASSWORD_FAILURES_PER_ADDRESS = 20  # the web's own throttle, which RADIUS used to count toward
+    known = []
+    for n in range(2):
+        person = make_user(f"known{n}")
+        pbkdf2_password(person)
+        known.append(person.username)
+    port = request.getfixturevalue("radius_server")
+    secret = radius_client.secret
+    stop = threading.Event()
+
+    def flood(n_thread):
+        n = 0
+        while not stop.is_set():
+            packets = []
+            for _ in range(20):
+                n += 1
+                name = known[n % 2] if n % 4 == 0 else f"nobody{n_thread}x{n}"
+                password = f"wrong{n}" if n % 3 else f"wrong{n},123456"
+                packets.append(f'User-Name = "{name}"\nUser-Password = "{password}"\nMessage-Authenticator = 0x00\n')
+            subprocess.run(
+                ["radclient", "-q", "-p", "20", "-t", "2", "-r", "1", f"127.0.0.1:{port}", "auth", secret],
+                input="\n".join(packets),
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+
+    floods = [threading.Thread(target=flood, args=(n,), daemon=True) for n in range(3)]
+    for each in floods:
+        each.start()
+    try:
+        failures = AuditEvent.objects.filter(action="signin.password_failed", ip="127.0.0.1")
+        wait_for(lambda: failures.count() > settings.PASSWORD_FAILURES_PER_ADDRESS, timeout=60)
+        code = fresh_code(app_device(radius_person))
+        before, began = failures.count(), time.monotonic()
+        # Retransmitted as a VPN does: 5 s apart, three tries, 15 s in all.
+        out = radclient(
+            port, secret, {"User-Name": "vpnuser", "User-Password": f"{PASSWORD},{code}"}, timeout=5, tries=3
+        )
+        took = time.monotonic() - began
+        during = failures.count()
+        assert all(each.is_alive() for each in floods)
+    finally:
+        stop.set()
+        for each in floods:
+            each.join(60)
+    assert "Received Access-Accept" in out and took < 15, (took, out)
+    assert during > before > settings.PASSWORD_FAILURES_PER_ADDRESS, (before, during, took)
+    # Counted per typed ID: the VPN's address is throttled neither here nor at the web's sign-in.
+    assert set(failures.values_list("details__entry_point", flat=True)) == {"radius"}
+    assert not identity_services.password_sign_in_throttled("someone", ip="127.0.0.1")
+    assert not AuditEvent.objects.filter(action="signin.password_throttled", subject=radius_person).exists()
+
+
+def test_a_request_without_a_password_is_rejected_and_counts_toward_no_one(radius_server, radius_client, radius_person):
+    """As strongSwan's IKEv2 sends them (EAP, which we do not speak): no User-Password. Rejected, and the person's
+    password throttle is untouched."""
+    out = radclient(radius_server, radius_client.secret, {"User-Name": "vpnuser", "EAP-Message": "0x0201000a01"})
+    assert "Received Access-Reject" in out
+    assert not AuditEvent.objects.filter(action="signin.password_failed").exists()
+    assert AuditEvent.objects.get(action="vpn.radius_rejected").details["reason"] == "no password"

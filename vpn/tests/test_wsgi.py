@@ -17,9 +17,11 @@ pytestmark = [pytest.mark.postgres, pytest.mark.django_db]
 
 
 def call(app, method, path, *, body=b"", headers=None, secure=False):
+    path, _, query = path.partition("?")
     environ = {
         "REQUEST_METHOD": method,
         "PATH_INFO": path,
+        "QUERY_STRING": query,
         "SERVER_NAME": "testserver",
         "SERVER_PORT": "443" if secure else "80",
         "HTTP_HOST": "testserver",

@@ -12,9 +12,19 @@ class Command(BaseCommand):
         parser.add_argument("--host", default="0.0.0.0", help="Address to listen on (default all).")  # noqa: S104
         parser.add_argument("--port", type=int, default=1812)
         parser.add_argument("--workers", type=int, default=16, help="Requests verified at once (threads).")
+        parser.add_argument(
+            "--queue", type=int, default=None, help="Requests waiting for a worker at most (default 4 per worker)."
+        )
+        parser.add_argument(
+            "--max-wait",
+            type=float,
+            default=5.0,
+            help="Seconds a request may wait for a worker (default 5); one that finds no room, or waits longer, gets "
+            "no reply, so the VPN retransmits it or asks its other server.",
+        )
 
-    def handle(self, *args, host, port, workers, **options):
-        asyncio.run(serve(host, port, workers=workers, ready=self._ready))
+    def handle(self, *args, host, port, workers, queue, max_wait, **options):
+        asyncio.run(serve(host, port, workers=workers, queue=queue, max_wait=max_wait, ready=self._ready))
 
     def _ready(self):
         self.stdout.write("ready")

@@ -1,0 +1,276 @@
+"""The people service with DirectoryRecord values: joiners, movers, leavers, reactivation, links (no LDAP needed)."""
+
+import pytest
+from django.contrib.auth.models import Group
+from django.core.exceptions import ValidationError
+
+from devices.models import OutboundMessage
+from identity.directory import hooks, people
+from identity.models import AuditEvent, User
+
+from .conftest import SYNC
+
+pytestmark = pytest.mark.django_db
+
+
+def events(person, action):
+    return list(AuditEvent.objects.filter(subject=person, action=action).order_by("sequence"))
+
+
+def test_a_joiner_has_no_usable_password_and_no_device(record):
+    assert people.apply_record(record(), origin=SYNC) == "created"
+    person = User.objects.get(username="asmith")
+    assert (person.source, person.directory_id, person.directory_dn) == (
+        "ldap",
+        "guid-asmith",
+        "uid=asmith,ou=people,dc=example,dc=edu",
+    )
+    assert (person.first_name, person.last_name, person.email, person.department) == (
+        "Alice",
+        "Smith",
+        "asmith@example.edu",
+        "Radiology",
+    )
+    assert not person.has_usable_password()
+    assert person.is_active and person.from_directory and not person.is_staff and not person.is_superuser
+    assert not person.registrations.exists()
+    (created,) = events(person, "directory.person_created")
+    assert created.details["sync_run"] == 7 and created.details["values"]["email"] == "asmith@example.edu"
+    # Welcome emails are off by default.
+    assert not OutboundMessage.objects.filter(user=person).exists()
+    # The same record again changes nothing and writes nothing.
+    count = AuditEvent.objects.count()
+    assert people.apply_record(record(), origin=SYNC) == "unchanged"
+    assert AuditEvent.objects.count() == count
+
+
+def test_a_joiner_is_welcomed_with_the_enrollment_address_when_the_setting_says_so(record, settings):
+    settings.DIRECTORY_WELCOME_EMAIL = True
+    people.apply_record(record(), origin=SYNC)
+    (message,) = OutboundMessage.objects.filter(user__username="asmith")
+    assert message.recipient == "asmith@example.edu" and message.template == "directory_welcome"
+
+
+def test_a_disabled_entry_never_seen_creates_nobody(record):
+    assert people.apply_record(record(active=False), origin=SYNC) == "unchanged"
+    assert not User.objects.filter(username="asmith").exists()
+
+
+def test_a_mover_gets_the_new_values_audited_with_the_old(record):
+    people.apply_record(record(), origin=SYNC)
+    moved = record(last_name="Jones", department="Cardiology", dn="uid=asmith,ou=staff,dc=example,dc=edu")
+    assert people.apply_record(moved, origin={"scim_client": 3}) == "updated"
+    person = User.objects.get(username="asmith")
+    assert (person.last_name, person.department) == ("Jones", "Cardiology")
+    assert person.directory_dn == "uid=asmith,ou=staff,dc=example,dc=edu"
+    (updated,) = events(person, "directory.person_updated")
+    assert updated.details == {
+        "scim_client": 3,
+        "changes": {
+            "last_name": {"from": "Smith", "to": "Jones"},
+            "department": {"from": "Radiology", "to": "Cardiology"},
+            "directory_dn": {
+                "from": "uid=asmith,ou=people,dc=example,dc=edu",
+                "to": "uid=asmith,ou=staff,dc=example,dc=edu",
+            },
+        },
+    }
+
+
+def test_a_changed_institution_id_is_the_same_person(record):
+    people.apply_record(record(), origin=SYNC)
+    person = User.objects.get(username="asmith")
+    assert people.apply_record(record(institution_id="asmith2"), origin=SYNC) == "updated"
+    person.refresh_from_db()
+    assert person.username == "asmith2"
+
+
+def test_a_local_account_with_the_id_is_never_taken_over(record, make_user, password):
+    local = make_user("asmith", first_name="Local")
+    with pytest.raises(people.DirectoryConflict, match="local account"):
+        people.apply_record(record(), origin=SYNC)
+    local.refresh_from_db()
+    assert local.source == "local" and local.first_name == "Local" and local.check_password(password)
+    assert User.objects.filter(username="asmith").count() == 1
+
+
+def test_a_record_without_its_ids_is_refused(record):
+    with pytest.raises(ValidationError):
+        people.apply_record(record(directory_id=" "), origin=SYNC)
+    with pytest.raises(ValidationError):
+        people.apply_record(record(source="local"), origin=SYNC)
+    assert not User.objects.filter(username="asmith").exists()
+
+
+def test_a_superuser_links_a_local_account_explicitly(record, make_user, password):
+    local = make_user("asmith", first_name="Al")
+    root = make_user("root", is_staff=True, is_superuser=True)
+    with pytest.raises(ValidationError):
+        people.link_local_account(local, record(), actor=make_user("agent", is_staff=True))
+    with pytest.raises(ValidationError):
+        people.link_local_account(root, record(institution_id="root"), actor=root)
+    linked = people.link_local_account(local, record(), actor=root)
+    assert linked.pk == local.pk and linked.source == "ldap" and linked.directory_id == "guid-asmith"
+    assert linked.first_name == "Alice"  # the directory's values from now on
+    assert not linked.has_usable_password() and not linked.check_password(password)
+    (event,) = events(linked, "directory.account_linked")
+    assert event.actor_id == root.pk
+    # From now on the sync finds the person by the directory ID.
+    assert people.apply_record(record(), origin=SYNC) == "unchanged"
+
+
+def test_the_link_command_links_for_a_superuser(make_user):
+    from django.core.management import CommandError, call_command
+
+    local = make_user("asmith")
+    make_user("root", is_staff=True, is_superuser=True)
+    with pytest.raises(CommandError):
+        call_command("link_directory_account", "asmith", "--directory-id", "guid-1", "--by", "nobody")
+    call_command("link_directory_account", "asmith", "--directory-id", "guid-1", "--by", "root")
+    local.refresh_from_db()
+    assert (local.source, local.directory_id) == ("ldap", "guid-1")
+
+
+def test_deactivation_and_reactivation_keep_the_devices(record, enroll, make_user):
+    people.apply_record(record(), origin=SYNC)
+    person = User.objects.get(username="asmith")
+    registration = enroll(person)
+    assert people.apply_record(record(active=False), origin=SYNC) == "deactivated"
+    person.refresh_from_db()
+    assert not person.is_active and person.deactivated_at is not None
+    assert people.apply_record(record(active=False), origin=SYNC) == "unchanged"
+    assert people.deactivate_person(person, reason="again", origin=SYNC) is False
+    registration.refresh_from_db()
+    assert registration.status == "active"
+    assert people.apply_record(record(), origin={"sync_run": 8}) == "reactivated"
+    person.refresh_from_db()
+    assert person.is_active and person.deactivated_at is None
+    (event,) = events(person, "directory.person_reactivated")
+    assert event.details["sync_run"] == 8 and event.details["devices_in_use"] == 1
+    assert people.reactivate_person(person, origin=SYNC) is False
+
+
+def test_reactivation_does_not_give_back_vpn_access_unless_the_directory_says_so(record):
+    people.apply_record(record(vpn_access=True), origin=SYNC)
+    person = User.objects.get(username="asmith")
+    assert person.vpn_access == "approved"
+    people.apply_record(record(active=False, vpn_access=True), origin=SYNC)
+    person.refresh_from_db()
+    assert person.vpn_access == "revoked"
+    people.reactivate_person(person, origin=SYNC)
+    person.refresh_from_db()
+    assert person.is_active and person.vpn_access == "revoked"
+    people.apply_record(record(vpn_access=True), origin=SYNC)
+    person.refresh_from_db()
+    assert person.vpn_access == "approved"
+
+
+def test_vpn_group_membership_approves_and_leaving_it_revokes(record):
+    people.apply_record(record(vpn_access=True), origin=SYNC)
+    person = User.objects.get(username="asmith")
+    (approved,) = events(person, "vpn_access.approved")
+    assert approved.details["sync_run"] == 7 and approved.actor_id is None
+    assert people.apply_record(record(vpn_access=None), origin=SYNC) == "unchanged"
+    assert people.apply_record(record(vpn_access=False), origin=SYNC) == "updated"
+    person.refresh_from_db()
+    assert person.vpn_access == "revoked" and len(events(person, "vpn_access.revoked")) == 1
+
+
+def test_every_registered_hook_is_one_devices_provides():
+    for event in hooks.EVENTS:
+        assert any(hook.__module__ == "devices.services.directory" for hook in hooks.registered(event)), event
+    with pytest.raises(ValueError):
+        hooks.register("no_such_event", print)
+
+
+def test_dir_04_directory_roles_are_allow_listed_never_superuser_and_every_change_audited(record, settings):
+    asked = frozenset({"Help desk", "Auditor", "superuser", "Domain Admins"})
+    people.apply_record(record(roles=asked), origin=SYNC)
+    person = User.objects.get(username="asmith")
+    assert set(person.groups.values_list("name", flat=True)) == {"Help desk", "Auditor"}
+    assert person.is_staff and not person.is_superuser
+    assert sorted(e.details["role"] for e in events(person, "directory.role_granted")) == ["Auditor", "Help desk"]
+    (refused,) = events(person, "directory.role_refused")
+    assert refused.details == {"sync_run": 7, "roles": ["Domain Admins", "superuser"]}
+
+    assert people.apply_record(record(roles=frozenset({"Auditor"})), origin={"scim_client": 2}) == "updated"
+    (removed,) = events(person, "directory.role_removed")
+    assert removed.details == {"scim_client": 2, "role": "Help desk"}
+    # None: the directory does not manage roles, and what the person has stays.
+    assert people.apply_record(record(roles=None), origin=SYNC) == "unchanged"
+    assert set(person.groups.values_list("name", flat=True)) == {"Auditor"}
+
+    # A group the directory does not manage is left alone; losing the last staff role closes the admin's door.
+    Group.objects.get_or_create(name="Other")
+    person.groups.add(Group.objects.get(name="Other"))
+    people.apply_record(record(roles=frozenset()), origin=SYNC)
+    person.refresh_from_db()
+    assert set(person.groups.values_list("name", flat=True)) == {"Other"} and not person.is_staff
+
+    # The allow-list setting can only narrow the staff roles, never widen them.
+    settings.DIRECTORY_ROLES = ["Auditor", "superuser", "Other"]
+    people.apply_record(record(roles=frozenset({"Help desk", "superuser"})), origin=SYNC)
+    person.refresh_from_db()
+    assert set(person.groups.values_list("name", flat=True)) == {"Other"}
+    assert not person.is_staff and not person.is_superuser
+
+
+def test_dir_06_an_email_change_tells_both_addresses_and_voids_links_sent_to_the_old_one(record, enroll, make_user):
+    from django.utils import timezone
+
+    from devices import services as device_services
+    from devices.models import ActivationLink
+
+    people.apply_record(record(), origin=SYNC)
+    person = User.objects.get(username="asmith")
+    enroll(person)
+    desk = make_user("desk1", is_staff=True)
+    device_services.send_recovery_link(person, actor=desk)
+    tablet = device_services.start_enrollment(person, kind="tablet", verified_at=timezone.now())
+    tablet = device_services.set_platform(tablet, platform="android", actor=person)
+    tablet = device_services.issue_app_secret(tablet, actor=person, verified_at=timezone.now())
+    device_services.send_activation_link(tablet, actor=person)
+    assert ActivationLink.objects.filter(user=person, revoked_at=None).count() == 2
+
+    assert people.apply_record(record(email="alice.smith@example.edu"), origin=SYNC) == "updated"
+    person.refresh_from_db()
+    assert person.email == "alice.smith@example.edu"
+    assert not ActivationLink.objects.filter(user=person, revoked_at=None, consumed_at=None).exists()
+    told = OutboundMessage.objects.filter(user=person, template="notice:person.email_changed")
+    assert sorted(told.values_list("recipient", flat=True)) == ["alice.smith@example.edu", "asmith@example.edu"]
+    (changed,) = events(person, "person.email_changed")
+    assert changed.details == {
+        "sync_run": 7,
+        "from": "asmith@example.edu",
+        "to": "alice.smith@example.edu",
+        "links_revoked": 2,
+    }
+    (updated,) = events(person, "directory.person_updated")
+    assert updated.details["changes"] == {"email": {"from": "asmith@example.edu", "to": "alice.smith@example.edu"}}
+
+
+def test_a_deactivated_local_account_hears_it_only_after_its_right_password(make_user, client, password, settings):
+    from identity import errors
+
+    local = make_user("breakglass")
+    assert people.deactivate_person(local, reason="left", origin={"by_command": True})
+    response = client.post("/account/sign-in/", {"username": "breakglass", "password": "not it at all"})
+    assert errors.SIGN_IN_FAILED in response.content.decode()
+    response = client.post("/account/sign-in/", {"username": "breakglass", "password": password})
+    inactive = errors.ACCOUNT_INACTIVE.format(help_desk=settings.HELP_DESK_CONTACT)
+    assert inactive in response.content.decode() and "_auth_user_id" not in client.session
+
+
+def test_no_recovery_link_goes_to_a_leaver(record, enroll, make_user):
+    from devices import errors as device_errors
+    from devices import services as device_services
+
+    people.apply_record(record(), origin=SYNC)
+    person = User.objects.get(username="asmith")
+    enroll(person)
+    people.apply_record(record(active=False), origin=SYNC)
+    person.refresh_from_db()
+    with pytest.raises(ValidationError, match="not active") as refused:
+        device_services.send_recovery_link(person, actor=make_user("desk1", is_staff=True))
+    assert refused.value.messages == [device_errors.ACCOUNT_INACTIVE_FOR_RECOVERY]
+    assert not OutboundMessage.objects.filter(user=person, template="recovery_link").exists()
