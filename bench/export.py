@@ -6,8 +6,10 @@ departments, VPN statuses, a tenth locked, activation and last-use times spread 
 Each round runs, each in a fresh child process so that its peak RSS is its own:
 
 - ``copy``: ``COPY (<the report's SELECT>) TO STDOUT WITH CSV`` through psycopg, every byte read and dropped;
-- ``csv``: the app's export, ``reports.selectors.enrollment_rows`` (one query, server-side cursor) through
-  ``reports.exports.csv_chunks``, every chunk dropped;
+- ``csv``: the app's export, ``reports.registry.csv_file`` (PostgreSQL formats the cells and streams them with
+  ``COPY``, the rare cell that may hold a phone number masked in Python), every chunk dropped;
+- ``python``: the export cell by cell in Python (what SQLite gets, and the audit and help-desk reports):
+  ``reports.selectors.enrollment_rows`` (one query, server-side cursor) through ``reports.exports.csv_chunks``;
 - ``xlsx``: the same rows through ``reports.exports.write_xlsx`` (XlsxWriter, constant_memory) into a temporary file.
 
 It prints one line per child (seconds, peak RSS in MB, rows) and, per size, the median and range of the CSV/COPY
@@ -41,17 +43,19 @@ from django.db import connection  # noqa: E402
 
 from reports import selectors  # noqa: E402
 from reports.exports import csv_chunks, write_xlsx  # noqa: E402
+from reports.registry import ENROLLMENT, csv_file  # noqa: E402
 
 SEED = """
 DELETE FROM devices_registration WHERE user_id IN (SELECT id FROM identity_user WHERE username LIKE 'bench%%');
 DELETE FROM devices_authenticatorappdevice WHERE user_id IN (SELECT id FROM identity_user WHERE username LIKE 'bench%%');
 DELETE FROM identity_user WHERE username LIKE 'bench%%';
 INSERT INTO identity_user (password, is_superuser, username, first_name, last_name, email, is_staff, is_active,
-    date_joined, department, vpn_access, second_factor_failures, locked_at, locked_until)
+    date_joined, department, vpn_access, second_factor_failures, locked_at, locked_until, source, directory_id,
+    directory_dn)
 SELECT '!', false, 'bench' || lpad(n::text, 8, '0'), 'First' || n, 'Last' || n, 'bench' || n || '@example.edu',
     false, true, now() - interval '3 years', 'Department ' || (n %% 40),
     (ARRAY['none', 'requested', 'approved', 'approved', 'revoked'])[1 + n %% 5], 0,
-    CASE WHEN n %% 10 = 0 THEN now() - interval '1 hour' END, NULL
+    CASE WHEN n %% 10 = 0 THEN now() - interval '1 hour' END, NULL, 'local', '', ''
 FROM generate_series(1, %(people)s) AS n;
 CREATE TEMP TABLE bench_people AS SELECT id, row_number() OVER (ORDER BY id) AS n FROM identity_user
     WHERE username LIKE 'bench%%';
@@ -104,6 +108,10 @@ def child(kind: str) -> dict:
                     rows += bytes(data).count(b"\n")
         rows -= 1
     elif kind == "csv":
+        for chunk in csv_file(ENROLLMENT, filters):
+            rows += chunk.count(b"\n")
+        rows -= 1
+    elif kind == "python":
         for chunk in csv_chunks(selectors.ENROLLMENT_COLUMNS, selectors.enrollment_rows(filters)):
             rows += chunk.count(b"\n")
         rows -= 1
@@ -124,7 +132,9 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--kinds", nargs="+", default=["copy", "csv", "xlsx"], choices=["copy", "csv", "xlsx"])
+    parser.add_argument(
+        "--kinds", nargs="+", default=["copy", "csv", "xlsx"], choices=["copy", "csv", "python", "xlsx"]
+    )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -134,26 +144,29 @@ def main():
         sys.exit("set DATABASE_URL=postgres://... (a database of the benchmark's own)")
     for people in args.sizes:
         print(f"# {people} people: seeding took {seed(people):.1f} s", flush=True)
-        ratios = []
+        ratios: dict[str, list[float]] = {"csv": [], "python": []}
         for round_number in range(1, args.rounds + 1):
             # Alternate which of COPY and the app's CSV goes first, so a drift in the machine's load hits both.
             kinds = args.kinds if round_number % 2 else list(reversed(args.kinds))
             results = {kind: run_child(kind) for kind in kinds}
             for kind in args.kinds:
                 r = results[kind]
+                ratio = f"\t{r['seconds'] / results['copy']['seconds']:.2f}x COPY" if "copy" in results else ""
                 print(
                     f"{people}\tround {round_number}\t{kind}\t{r['seconds']:.2f} s\t"
-                    f"{r['peak_rss_mb']:.0f} MB\t{r['rows']} rows",
+                    f"{r['peak_rss_mb']:.0f} MB\t{r['rows']} rows{ratio}",
                     flush=True,
                 )
-            if "copy" in results and "csv" in results:
-                ratios.append(results["csv"]["seconds"] / results["copy"]["seconds"])
-        if ratios:
-            print(
-                f"# {people} people: CSV / COPY median {statistics.median(ratios):.2f}, "
-                f"range {min(ratios):.2f} to {max(ratios):.2f} over {len(ratios)} rounds",
-                flush=True,
-            )
+            for kind, found in ratios.items():
+                if "copy" in results and kind in results:
+                    found.append(results[kind]["seconds"] / results["copy"]["seconds"])
+        for kind, found in ratios.items():
+            if found:
+                print(
+                    f"# {people} people: {kind} / COPY median {statistics.median(found):.2f}, "
+                    f"range {min(found):.2f} to {max(found):.2f} over {len(found)} rounds",
+                    flush=True,
+                )
 
 
 if __name__ == "__main__":

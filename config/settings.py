@@ -421,3 +421,8 @@ CELERY_BEAT_SCHEDULE["retire-devices-of-leavers"] = {
 FIRST_FACTOR_SETUP_URL = "devices:start"
 # The "use your security key" part of the second-factor page.
 SIGN_IN_KEY_TEMPLATE = "devices/keys/use_key.html"
+
+# --- SCIM provisioning (identity/directory/scim/) ----------------------------------------------
+# The largest SCIM request body we read; a larger one is answered 413 before it is read (Entra ID sends group
+# memberships in batches well under this).
+SCIM_MAX_BODY_BYTES = env.int("SCIM_MAX_BODY_BYTES", default=1024 * 1024)

@@ -1,6 +1,6 @@
 from django.urls import include, path
 
-from helpdesk.admin import site as staff_admin_site
+from identity.admin_site import site as staff_admin_site
 from identity.views import home
 from reports.urls import urls_for as report_urls
 
@@ -9,6 +9,7 @@ urlpatterns = [
     path("", include("vpn.urls")),
     path("", home, name="home"),
     path("account/", include("identity.urls")),
+    path("scim/v2/", include("identity.directory.scim.urls")),
     path("", include("devices.urls")),
     path("admin/reports/", include(report_urls(staff_admin_site))),
     path("admin/", staff_admin_site.urls),

@@ -11,7 +11,8 @@ class DevicesConfig(AppConfig):
             outbox,
             tasks,
         )
-        from .models import PhoneDevice
+        from .crypto import register_encrypted_field
+        from .models import AuthenticatorAppDevice, OutboundMessage, PhoneDevice
         from .services import send_signin_code
         from .services.directory import register_hooks
 
@@ -21,3 +22,6 @@ class DevicesConfig(AppConfig):
         PhoneDevice.send_challenge = staticmethod(send_signin_code)
         # What a directory leaver, joiner or mover loses or is told here (identity.directory.hooks).
         register_hooks()
+        # What a key rotation re-encrypts (devices.services.keys).
+        register_encrypted_field(AuthenticatorAppDevice, "encrypted_secret")
+        register_encrypted_field(OutboundMessage, "encrypted_body")

@@ -1,4 +1,4 @@
-"""Four-eyes requests (BND-08): a second agent approves or declines what :func:`helpdesk.services.perform` filed.
+"""Four-eyes requests (BND-08): a second agent approves or declines what :func:`helpdesk.runner.perform` filed.
 
 When an approved action runs, and on which identity check (BND-07):
 
@@ -21,8 +21,9 @@ from django.utils import timezone
 
 from identity import audit
 from identity.models import User
+from identity.selectors import same_person
 
-from . import errors, services
+from . import errors, runner, services
 from .actions import ACTIONS
 from .models import ApprovalRequest, IdentityCheck
 
@@ -32,7 +33,8 @@ Outcome = services.Outcome
 def _check_decider(request: ApprovalRequest, approver: User) -> None:
     if not request.is_open:
         raise ValidationError(errors.REQUEST_CLOSED, code="closed")
-    if approver.pk in (request.requested_by_id, request.person_id):
+    # The person, not the account (AC-12): neither the requester nor the person it is for, under any account.
+    if same_person(approver, request.requested_by) or same_person(approver, request.person):
         raise ValidationError(errors.APPROVER_IS_PARTY, code="party")
 
 
@@ -48,11 +50,11 @@ def _run(request: ApprovalRequest, *, actor: User, check: IdentityCheck, ip: str
     """Run the request's action in a savepoint; the request ends ``APPROVED`` or, if the action refuses, ``FAILED``.
 
     Returns the outcome and the refusal (or None), for the caller to raise once its transaction has kept the failed
-    request and the audit events before it. ``run`` goes to :func:`helpdesk.services.run_action`.
+    request and the audit events before it. ``run`` goes to :func:`helpdesk.runner.run_action`.
     """
     try:
         with transaction.atomic():
-            outcome = services.run_action(
+            outcome = runner.run_action(
                 request.action,
                 request.person,
                 actor=actor,

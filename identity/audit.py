@@ -11,6 +11,7 @@ from django.utils import timezone
 from psycopg.types.json import Jsonb
 
 from . import sql
+from .events import EVENTS
 from .models import AuditEvent
 
 GENESIS_HASH = "0" * 64
@@ -67,6 +68,8 @@ APPEND_SQL = (
 
 
 def _new_row(action: str, *, actor, subject, ip, details) -> SimpleNamespace:
+    if action not in EVENTS:
+        raise ValueError(f"audit action {action!r} has no words: add its sentence to identity.events.EVENTS")
     details = dict(details or {})
     _check_details(details)
     return SimpleNamespace(

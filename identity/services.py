@@ -12,6 +12,7 @@ from django.utils.module_loading import import_string
 
 from . import audit
 from .models import AuditEvent, User
+from .selectors import same_person
 
 
 def _notify(user: User, event: str) -> None:
@@ -246,7 +247,7 @@ def approve_vpn_access(
     """Give the person VPN access. The caller must have checked the actor may (help desk) and who is asking.
 
     ``actor`` None: the directory decided it (``details`` names the sync run or SCIM client)."""
-    if actor is not None and actor.pk == user.pk:
+    if actor is not None and same_person(actor, user):
         raise ValidationError("Nobody changes their own VPN access.")
     return _set_vpn_access(user, status=User.VpnAccess.APPROVED, actor=actor, reason=reason, ip=ip, details=details)
 
@@ -257,7 +258,7 @@ def revoke_vpn_access(
     """End the person's VPN access (or refuse a request). The caller must have checked the actor may.
 
     ``actor`` None: the directory decided it (``details`` names the sync run or SCIM client)."""
-    if actor is not None and actor.pk == user.pk:
+    if actor is not None and same_person(actor, user):
         raise ValidationError("Nobody changes their own VPN access.")
     return _set_vpn_access(user, status=User.VpnAccess.REVOKED, actor=actor, reason=reason, ip=ip, details=details)
 

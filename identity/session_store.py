@@ -13,14 +13,14 @@ from django.db import connections, router
 from django.utils.crypto import get_random_string
 from django_otp import DEVICE_ID_SESSION_KEY
 
+from .models import PersonSession
+
 _COLUMNS = ("session_key", "session_data", "expire_date", "user_id", "otp_device_id")
 
 
 class SessionStore(DatabaseSessionStore):
     @classmethod
     def get_model_class(cls):
-        from .models import PersonSession
-
         return PersonSession
 
     def create_model_instance(self, data):

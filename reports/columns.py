@@ -22,6 +22,9 @@ class Column:
     header: str
     type: str
     help: str
+    # Phone numbers in a text column are masked in the files (AC-05), unless the column holds an identifier (an
+    # institution ID, an address) or one of our own names, which must reach the auditor as they are.
+    masked: bool = True
 
     def convert(self, value):
         """The database's value as the Python value the column promises (SQLite returns text and 0/1)."""

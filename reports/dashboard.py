@@ -1,5 +1,6 @@
 """Read-only numbers for the auditors' dashboard and the weekly summary: a few grouped queries, none per person."""
 
+import math
 from dataclasses import dataclass
 
 from django.db import connection
@@ -24,21 +25,98 @@ BY_DEPARTMENT = (
 )
 
 
+# A chart's drawing, in the SVG's own units: it scales to the width it is given, text with it.
+CHART_WIDTH = 440
+ROW_HEIGHT = 24
+BAR_HEIGHT = 16
+AXIS_HEIGHT = 40
+CHAR_WIDTH = 6.6  # of the 12-unit font, on average, to size the labels' column
+LABEL_CHARS = 22  # a longer label is cut short ("…"); the table beside the chart has it whole
+VALUE_WIDTH = 52
+
+
+def _units(number: float) -> str:
+    # Coordinates as plain text: a template would write a float in the locale's format ("12,5").
+    return f"{number:.1f}"
+
+
+def _nice_step(largest: float, *, ticks: int = 4) -> float:
+    """A round step (1, 2 or 5 times a power of ten) that reaches ``largest`` in at most ``ticks`` steps."""
+    rough = max(largest / ticks, 1)
+    power = 10 ** math.floor(math.log10(rough))
+    return next(m * power for m in (1, 2, 5, 10) if m * power >= rough)
+
+
 @dataclass(frozen=True)
 class Bar:
-    label: str
+    label: str  # as it shows on the chart (cut short if long)
     value: int
-    # Share of the chart's largest value, 0-100, for the bar's length.
-    length: float
-    note: str = ""
+    text: str  # the value as the chart writes it beside the bar
+    y: str
+    text_y: str
+    width: str
+    value_x: str
 
 
-def bars(pairs: list[tuple[str, int]], notes: list[str] | None = None) -> list[Bar]:
-    top = max((value for _, value in pairs), default=0) or 1
-    notes = notes or [""] * len(pairs)
-    return [
-        Bar(label, value, round(100 * value / top, 1), note) for (label, value), note in zip(pairs, notes, strict=True)
+@dataclass(frozen=True)
+class Chart:
+    """A horizontal bar chart that reads on its own: a label and a value on every bar, and a scale under them."""
+
+    bars: list[Bar]
+    ticks: list[tuple[str, str]]  # (x, the value written under it)
+    axis: str  # what the scale counts
+    width: int
+    height: int
+    plot_x: str
+    plot_bottom: str
+    tick_y: str
+    axis_x: str
+    axis_y: str
+
+    def __bool__(self) -> bool:
+        return bool(self.bars)
+
+
+def chart(pairs: list[tuple[str, int]], *, axis: str, percent: bool = False) -> Chart:
+    """Lay out ``pairs`` (label, value) as bars on a scale from 0 (to 100 for ``percent``)."""
+    suffix = "%" if percent else ""
+    labels = [label if len(label) <= LABEL_CHARS else label[: LABEL_CHARS - 1] + "…" for label, _ in pairs]
+    plot_x = 8 + CHAR_WIDTH * max((len(label) for label in labels), default=0) + 8
+    plot_width = CHART_WIDTH - plot_x - VALUE_WIDTH
+    largest = max((value for _, value in pairs), default=0)
+    step = 25 if percent else _nice_step(largest)
+    top = 100 if percent else step * max(1, math.ceil(largest / step))
+    plot_bottom = len(pairs) * ROW_HEIGHT
+    bars = []
+    for row, ((_, value), label) in enumerate(zip(pairs, labels, strict=True)):
+        length = plot_width * value / top
+        y = row * ROW_HEIGHT + (ROW_HEIGHT - BAR_HEIGHT) / 2
+        bars.append(
+            Bar(
+                label=label,
+                value=value,
+                text=f"{value:,}{suffix}",
+                y=_units(y),
+                text_y=_units(y + BAR_HEIGHT - 4),
+                width=_units(length),
+                value_x=_units(plot_x + length + 6),
+            )
+        )
+    ticks = [
+        (_units(plot_x + plot_width * value / top), f"{value:,}{suffix}") for value in range(0, int(top) + 1, int(step))
     ]
+    return Chart(
+        bars=bars,
+        ticks=ticks,
+        axis=axis,
+        width=CHART_WIDTH,
+        height=plot_bottom + AXIS_HEIGHT,
+        plot_x=_units(plot_x),
+        plot_bottom=_units(plot_bottom),
+        tick_y=_units(plot_bottom + 16),
+        axis_x=_units(plot_x + plot_width / 2),
+        axis_y=_units(plot_bottom + 34),
+    )
 
 
 def enrolled_per_week() -> list[tuple[str, int, int]]:

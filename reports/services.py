@@ -1,4 +1,8 @@
-"""The reports' state changes: exports are audited (AC-06); big ones are written in the background."""
+"""The reports' state changes: exports are audited (AC-06); big ones are written in the background.
+
+A background export is queued by :mod:`reports.background`, which dispatches :mod:`reports.tasks`, whose tasks call
+the services here: this module imports neither.
+"""
 
 import json
 import tempfile
@@ -14,12 +18,12 @@ from django.utils import timezone
 
 from identity import audit
 
-from .exports import csv_chunks, write_xlsx
+from .exports import counted, write_xlsx
 from .models import ExportJob
+from .registry import REPORTS, csv_file
 
 EXPORTED = "report.exported"
 DOWNLOADED = "report.export_downloaded"
-PROGRESS_EVERY = 1000
 
 
 def record_export(
@@ -36,42 +40,12 @@ def record_export(
     return audit.record(EXPORTED, actor=actor, ip=ip, details=details)
 
 
-def start_background_export(
-    actor, *, report: str, file_format: str, form_data: dict, filters: dict, rows: int, ip: str | None = None
-) -> ExportJob:
-    """Queue an export to be written by a worker; audit it as exported (AC-06) and dispatch the task on commit.
-
-    The caller must have checked that ``actor`` may read reports and that ``form_data`` is valid for ``report``.
-    With Celery's embedded default (no Redis) the task runs in-process when the transaction commits.
-    """
-    from .tasks import write_export_file
-
-    with transaction.atomic():
-        job = ExportJob.objects.create(
-            requested_by=actor, report=report, file_format=file_format, form_data=form_data, rows_expected=rows
-        )
-        record_export(actor, report=report, file_format=file_format, filters=filters, rows=rows, ip=ip, job=job)
-        transaction.on_commit(lambda: write_export_file.delay(str(job.pk)))
-    return job
-
-
-def _counted(rows, job_id):
-    written = 0
-    for written, row in enumerate(rows, start=1):
-        if written % PROGRESS_EVERY == 0:
-            ExportJob.objects.filter(pk=job_id).update(rows_written=written)
-        yield row
-    ExportJob.objects.filter(pk=job_id).update(rows_written=written)
-
-
 def write_export(job_id) -> ExportJob | None:
     """Write a queued export's file to the default storage, updating its progress; idempotent.
 
     Returns None when the job is gone or was taken already. Marks it ``failed`` when its filters no longer validate.
     Audits nothing: the request was audited, and the download is.
     """
-    from .registry import REPORTS
-
     if not ExportJob.objects.filter(pk=job_id, status=ExportJob.Status.QUEUED).update(status=ExportJob.Status.RUNNING):
         return None
     job = ExportJob.objects.get(pk=job_id)
@@ -80,12 +54,16 @@ def write_export(job_id) -> ExportJob | None:
     if not form.is_valid():
         ExportJob.objects.filter(pk=job.pk).update(status=ExportJob.Status.FAILED, finished_at=timezone.now())
         return job
-    rows = _counted(report.rows(form.filters()), job.pk)
+
+    def progress(written: int) -> None:
+        ExportJob.objects.filter(pk=job.pk).update(rows_written=written)
+
     with tempfile.TemporaryFile() as spool:
         if job.file_format == "csv":
-            for chunk in csv_chunks(report.columns, rows):
+            for chunk in csv_file(report, form.filters(), progress=progress):
                 spool.write(chunk)
         else:
+            rows = counted(report.rows(form.filters()), progress)
             write_xlsx(spool, report.columns, rows, sheet_name=report.title)
         spool.seek(0)
         name = default_storage.save(f"exports/{job.pk}.{job.file_format}", File(spool))

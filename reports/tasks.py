@@ -7,6 +7,8 @@ from celery import shared_task
 
 from identity.audit import make_checkpoint
 
+from . import services
+
 logger = logging.getLogger("reports.audit_checkpoint")
 
 
@@ -27,22 +29,16 @@ def export_audit_checkpoint() -> dict | None:
 @shared_task(acks_late=True, ignore_result=True)
 def write_export_file(job_id: str) -> None:
     """Write one background export (by id); the service skips a job that is gone or taken."""
-    from .services import write_export
-
-    write_export(job_id)
+    services.write_export(job_id)
 
 
 @shared_task(ignore_result=True)
 def send_weekly_summary() -> None:
     """Beat, weekly: the auditors' summary email, through the outbox."""
-    from .services import queue_weekly_summary
-
-    queue_weekly_summary()
+    services.queue_weekly_summary()
 
 
 @shared_task(ignore_result=True)
 def erase_expired_exports() -> None:
     """Beat, hourly: erase the files of background exports whose link expired unused (AC-05)."""
-    from .services import erase_expired_exports as erase
-
-    erase()
+    services.erase_expired_exports()

@@ -12,11 +12,11 @@ from django.utils import timezone
 from devices.models import Registration
 from identity.web import client_ip
 
-from . import dashboard, services
+from . import background, dashboard, services
 from .access import auditor_required
-from .exports import csv_chunks, write_xlsx
+from .exports import write_xlsx
 from .models import ExportJob
-from .registry import EXPORT_FORMATS, REPORTS, Report
+from .registry import EXPORT_FORMATS, REPORTS, Report, csv_file
 
 PAGE_SIZE = 100
 REGISTRATION_KINDS = dict(Registration.Kind.choices)
@@ -42,11 +42,20 @@ def dashboard_page(request, site):
         **summary,
         "title": "Enrollment dashboard",
         "weeks": weeks,
-        "weeks_chart": dashboard.bars([(week, cumulative) for week, _, cumulative in weeks]),
+        "weeks_chart": dashboard.chart(
+            [(week, cumulative) for week, _, cumulative in weeks], axis="People enrolled so far"
+        ),
         "departments": departments,
-        "departments_chart": dashboard.bars([(name, percent) for name, _, _, percent in departments]),
-        "kinds_chart": dashboard.bars([(REGISTRATION_KINDS[kind], count) for kind, count in totals.devices.items()]),
-        "desk_chart": dashboard.bars(desk_weeks),
+        "departments_chart": dashboard.chart(
+            [(name, percent) for name, _, _, percent in departments],
+            axis="Percent of the department enrolled",
+            percent=True,
+        ),
+        "kinds": [(REGISTRATION_KINDS[kind], count) for kind, count in totals.devices.items()],
+        "kinds_chart": dashboard.chart(
+            [(REGISTRATION_KINDS[kind], count) for kind, count in totals.devices.items()], axis="Devices in use"
+        ),
+        "desk_chart": dashboard.chart(desk_weeks, axis="Help-desk actions"),
         "desk_weeks": desk_weeks,
     }
     return render(request, "reports/dashboard.html", context)
@@ -110,7 +119,7 @@ def report_export(request, site, report: Report, file_format: str):
     filters = form.filters()
     count = report.count(filters)
     if count > settings.REPORTS_BACKGROUND_EXPORT_ROWS:
-        job = services.start_background_export(
+        job = background.start_background_export(
             request.user,
             report=report.slug,
             file_format=file_format,
@@ -128,14 +137,13 @@ def report_export(request, site, report: Report, file_format: str):
         rows=count,
         ip=client_ip(request),
     )
-    rows = report.rows(filters)
     if file_format == "csv":
-        response = StreamingHttpResponse(csv_chunks(report.columns, rows), content_type="text/csv; charset=utf-8")
+        response = StreamingHttpResponse(csv_file(report, filters), content_type="text/csv; charset=utf-8")
         response["Content-Disposition"] = f'attachment; filename="{_filename(report, "csv")}"'
         return response
     # XlsxWriter needs a seekable file to zip; constant_memory keeps only one row in memory meanwhile.
     spool = tempfile.TemporaryFile()  # noqa: SIM115 (FileResponse closes it once sent)
-    write_xlsx(spool, report.columns, rows, sheet_name=report.title)
+    write_xlsx(spool, report.columns, report.rows(filters), sheet_name=report.title)
     spool.seek(0)
     return FileResponse(spool, as_attachment=True, filename=_filename(report, "xlsx"), content_type=XLSX)
 

@@ -6,7 +6,7 @@ from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.template.response import TemplateResponse
 
-from helpdesk.admin.site import site
+from identity.admin_site import site
 from identity.web import client_ip
 
 from . import services

@@ -45,9 +45,14 @@ class AuthenticatorAppDevice(ThrottlingMixin, TimestampMixin, Device):
 
     @property
     def signin_label(self) -> str:
-        """How the sign-in page names it: as the person named the device."""
+        """How the sign-in page names it: as the person named the device, and which of its factors this is when
+        the device has codes by text or call too (listed beside it as "iPhone: texts or calls to ...")."""
         registration = _registration_of(self)
-        return registration.display_name if registration else self.name
+        if registration is None:
+            return self.name
+        if registration.phone_device_id:
+            return f"{registration.display_name}: authenticator app"
+        return registration.display_name
 
     @property
     def replaced_note(self) -> str:

@@ -74,6 +74,9 @@ class Registration(models.Model):
     )
 
     class Meta:
+        # What people and agents call it; "registration" is the table's word, not theirs.
+        verbose_name = "device"
+        verbose_name_plural = "devices"
         ordering = ["created_at"]
         indexes = [models.Index(fields=["user", "status"])]
 

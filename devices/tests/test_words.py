@@ -214,8 +214,9 @@ def test_sign_in_names_texts_and_backup_codes_when_the_person_has_them(
     services.generate_backup_codes(person, actor=person, verified_at=timezone.now())
     post_password(client, person, password)
     page = text(client.get("/account/sign-in/second-factor/"))
+    # The phone's two factors are named both: which is the app, which the texts.
     assert re.findall(r'<label for="id_device_\d">(.*?)</label>', page) == [
-        "Work phone",
+        "Work phone: authenticator app",
         f"Work phone: texts or calls to {phone.masked_phone_number}",
         "Backup codes",
     ]
@@ -254,7 +255,10 @@ def test_page_after_it_is_lost_warns_and_offers_the_new_setup(person, client, si
     page = text(client.get(response["Location"]))
     assert "Set up your new device now" in page
     assert "a password alone will not open the setup again" in page
-    assert 'href="/enroll/device-type/"' in page
+    # One button starts the setup: no "Start setup" beside "Set up my new device now" doing the same.
+    assert re.findall(r'<a class="button[^"]*" href="([^"]+)">([^<]+)</a>', page) == [
+        ("/enroll/device-type/", "Set up my new device now")
+    ]
 
 
 def test_report_lost_page_points_to_the_new_phone_choice(person, client, sign_in):

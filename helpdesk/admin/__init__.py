@@ -1,9 +1,6 @@
-"""The staff admin: one OTP-required admin site for help desk and auditors (SES-09).
+"""The help desk's model admins, on the staff admin site (``identity.admin_site``, SES-09).
 
-Every ModelAdmin for staff lives in this package and registers on ``site``.
+Every ModelAdmin for the desk and the auditors lives in this package; Django's admin autodiscovery imports it.
 """
 
-from . import audit, desk, people, registrations  # noqa: E402,F401  (register the model admins)
-from .site import site
-
-__all__ = ["site"]
+from . import audit, desk, directory, people, registrations  # noqa: F401  (register the model admins)

@@ -1,8 +1,9 @@
 """The people list (find the caller) and the person page with the desk's actions.
 
-Nothing of a person is edited here: every change is a desk action through ``helpdesk.services`` (AC-04).
+Nothing of a person is edited here: every change is a desk action through ``helpdesk.runner`` (AC-04).
 """
 
+from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -21,15 +22,16 @@ from devices.forms import SecurityKeyLabelForm
 from devices.models import Registration
 from devices.services import security_keys
 from devices.webauthn import SessionChallenge
-from helpdesk import selectors, services
-from helpdesk.actions import ACTIONS, actions_for
+from helpdesk import runner, selectors, services
+from helpdesk.actions import ACTIONS, actions_for, filed_words, person_words
 from helpdesk.forms import CaseForm, IdentityCheckForm, case_field
+from identity.admin_site import site
 from identity.models import User
+from identity.selectors import same_person
 from identity.web import client_ip
 
 from . import filters
 from .desk import DeskAdmin
-from .site import site
 
 KEY_CHALLENGE = "desk_security_key_challenge"
 
@@ -51,8 +53,19 @@ def _in_use(**extra):
     return Registration.objects.filter(user=OuterRef("pk"), status__in=Registration.IN_USE, **extra)
 
 
+class PersonPageForm(forms.ModelForm):
+    """Only the read-only fields' words: nothing of a person is edited on this page."""
+
+    class Meta:
+        model = User
+        fields = ()
+        labels = {"username": "Institution ID", "vpn_access": "VPN access", "vpn_access_changed_at": "VPN access since"}
+        help_texts = {"username": ""}  # not "Required. 150 characters or fewer...": nobody types it here
+
+
 @admin.register(User, site=site)
 class PersonAdmin(DeskAdmin):
+    form = PersonPageForm
     list_display = (
         "username",
         "first_name",
@@ -143,16 +156,19 @@ class PersonAdmin(DeskAdmin):
         person = self.get_object(request, object_id)
         extra = dict(extra_context or {})
         if person is not None and self.has_view_permission(request, person):
+            own = same_person(person, request.user)
             extra.update(selectors.person_overview(person))
             extra.update(
                 person=person,
+                title=person_words(person),
+                subtitle=None,
                 desk_actions=actions_for(person, request.user),
-                own_account=person.pk == request.user.pk,
+                own_account=own,
                 bypass_set=current_bypass_codes(person),
                 identity_check=services.current_identity_check(person, agent=request.user),
-                can_work_cases=request.user.has_perm("helpdesk.work_cases") and person.pk != request.user.pk,
-                can_check=request.user.has_perm("helpdesk.record_identity_check") and person.pk != request.user.pk,
-                needs_approval=services.why_second_approver(person, action=""),
+                can_work_cases=request.user.has_perm("helpdesk.work_cases") and not own,
+                can_check=request.user.has_perm("helpdesk.record_identity_check") and not own,
+                needs_approval=services.second_approval_reasons(person, action=""),
                 from_case=selectors.open_case_of(person, request.GET.get("case", "")),
             )
         return super().change_view(request, object_id, form_url, extra)
@@ -221,7 +237,7 @@ class PersonAdmin(DeskAdmin):
         if desk_action is None:
             raise Http404
         person = self._person(request, object_id, desk_action.permission)
-        if person.pk == request.user.pk:
+        if same_person(person, request.user):
             self.message_user(request, services.errors.OWN_ACCOUNT, messages.ERROR)
             return self._person_page(person)
         if not desk_action.applies(person):
@@ -246,7 +262,7 @@ class PersonAdmin(DeskAdmin):
                     request.session.pop(KEY_CHALLENGE, None), request.session.session_key
                 )
             try:
-                outcome = services.perform(
+                outcome = runner.perform(
                     action,
                     person,
                     actor=request.user,
@@ -267,7 +283,10 @@ class PersonAdmin(DeskAdmin):
                         outcome=outcome,
                         title="Bypass codes",
                     )
-                self.message_user(request, outcome.message, messages.WARNING if outcome.request else messages.SUCCESS)
+                if outcome.request:
+                    self.message_user(request, filed_words(outcome.request), messages.WARNING)
+                else:
+                    self.message_user(request, outcome.message, messages.SUCCESS)
                 return self._person_page(person)
         return self._render(
             request,
@@ -277,14 +296,14 @@ class PersonAdmin(DeskAdmin):
             action=desk_action,
             check=check,
             title=f"{desk_action.title}: {person.get_full_name() or person.username}",
-            needs_approval=services.why_second_approver(person, action=action),
+            needs_approval=services.second_approval_reasons(person, action=action),
         )
 
     def security_key_options_view(self, request, object_id):
         """Options for ``navigator.credentials.create()`` in the agent's browser, for the person at the desk."""
         person = self._person(request, object_id, "register_security_key")
         action = ACTIONS["register_security_key"]
-        if person.pk == request.user.pk or not action.applies(person):
+        if same_person(person, request.user) or not action.applies(person):
             return JsonResponse({"error": services.errors.ACTION_DOES_NOT_APPLY}, status=403)
         if services.current_identity_check(person, agent=request.user) is None:
             message = services.errors.NO_CURRENT_CHECK.format(minutes=settings.IDENTITY_CHECK_VALID_MINUTES)

@@ -1,8 +1,7 @@
 from django.contrib import admin
 
 from devices.models import OutboundMessage, Registration
-
-from .site import site
+from identity.admin_site import site
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):

@@ -5,8 +5,8 @@ from django.contrib.auth.models import Group, Permission
 from django.urls import reverse
 
 from devices.models import AuthenticatorAppDevice
-from helpdesk.admin import site
 from identity import audit
+from identity.admin_site import site
 from identity.models import AuditEvent
 from testsupport import PASSWORD
 

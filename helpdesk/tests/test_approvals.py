@@ -13,7 +13,7 @@ from freezegun import freeze_time
 
 from devices.bypass_codes import current_bypass_codes
 from devices.models import BypassCode, OutboundMessage
-from helpdesk import approvals, errors, services
+from helpdesk import approvals, errors, runner
 from helpdesk.models import ApprovalRequest
 from identity.models import AuditEvent
 from identity.services import SecondFactorOutcome, verify_second_factor
@@ -32,7 +32,7 @@ def request_url(request):
 
 
 def file_request(action, person, agent, check, params):
-    outcome = services.perform(action, person, actor=agent, identity_check=check, params=params)
+    outcome = runner.perform(action, person, actor=agent, identity_check=check, params=params)
     assert outcome.request is not None
     return outcome.request
 
@@ -122,7 +122,7 @@ def test_bnd07_bypass_codes_never_run_on_a_stale_check(staff_member, second_agen
             approvals.finish_request(request, actor=staff_member, identity_check=filing_check)
         assert refused.value.code == "no_check"
         with pytest.raises(ValidationError) as refused:  # nor straight at the runner
-            services.run_action(
+            runner.run_action(
                 "issue_bypass_codes",
                 superuser,
                 actor=staff_member,

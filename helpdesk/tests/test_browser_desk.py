@@ -141,13 +141,13 @@ def test_bnd07_desk_registers_a_security_key_in_chromium_and_the_person_signs_in
 
 def test_desk_queues_and_case_pages_pass_axe(live_server, staff_member, second_agent, superuser, caller, password):
     """The case queue, a case, the four-eyes queue and a request, as a second agent sees them, with axe-core."""
-    from helpdesk import services
+    from helpdesk import runner, services
 
     case = services.open_case(caller, actor=staff_member, category="lockout", note="Called from the lab")
     check = services.record_identity_check(
         superuser, actor=staff_member, method="manager_confirmation", reference="I-9"
     )
-    request = services.perform(
+    request = runner.perform(
         "sign_out_everywhere", superuser, actor=staff_member, identity_check=check, params={"reason": "laptop stolen"}
     ).request
     axe = Accessibility()
@@ -166,4 +166,38 @@ def test_desk_queues_and_case_pages_pass_axe(live_server, staff_member, second_a
         expect(page.get_by_text("Signed out everywhere")).to_be_visible()
     request.refresh_from_db()
     assert request.status == "approved" and request.decided_by == second_agent
+    axe.assert_clean()
+
+
+def test_every_admin_list_the_home_page_and_the_audit_log_pass_axe(live_server, superuser, caller, password):
+    """axe-core on the admin home page (with the auditors' reports link), every list of the staff admin (each with
+    its breadcrumbs), the audit log in sentences with the record one click away, and an event's page."""
+    from django.urls import reverse
+
+    from helpdesk.admin import site
+
+    axe = Accessibility()
+    lists = sorted(
+        reverse(f"admin:{model._meta.app_label}_{model._meta.model_name}_changelist") for model in site._registry
+    )
+    with chromium() as browser:
+        page = _agent_in_admin(browser, live_server.url, superuser, password)
+        expect(page.get_by_role("link", name="Reports for auditors")).to_be_visible()
+        axe.check(page, "admin home page")
+        for url in lists:
+            page.goto(url)
+            expect(page.locator(".breadcrumbs").get_by_role("link", name="Home")).to_be_visible()
+            axe.check(page, f"list {url}")
+        page.goto("/admin/identity/auditevent/")
+        signed_in = page.locator("#result_list tbody tr").filter(has_text="Signed in with the authenticator app")
+        expect(signed_in.first).to_be_visible()
+        expect(signed_in.first.locator("details code")).not_to_be_visible()
+        signed_in.first.get_by_text("As recorded").click()
+        expect(signed_in.first.locator("details code")).to_have_text("signin.second_factor_ok")
+        axe.check(page, "audit log, a record opened")
+        page.goto(f"/admin/identity/user/{caller.pk}/change/")
+        expect(page.get_by_role("heading", level=1)).to_have_text("Cal Ler (ID caller1)")
+        expect(page.locator("#nav-sidebar a[href$='/devices/registration/']")).to_have_text("Devices")
+        axe.check(page, "person page")
+    assert len(axe.checked) >= 10
     axe.assert_clean()

@@ -9,7 +9,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from devices.models import WebAuthnChallenge
-from helpdesk import services
+from helpdesk import runner, services
 from helpdesk.actions import ACTIONS
 from identity.models import User
 from identity.services import request_vpn_access
@@ -32,7 +32,7 @@ def world(make_user, enroll, staff_member, auditor, superuser, caller, sign_in):
     check = services.record_identity_check(caller, actor=staff_member, method="photo_id_in_person", reference="I-1")
     services.record_identity_check(caller, actor=superuser, method="photo_id_in_person", reference="I-2")
     other_agent = make_user("staff3", is_staff=True)
-    request = services.perform(
+    request = runner.perform(
         "sign_out_everywhere",
         other_agent,
         actor=staff_member,

@@ -11,7 +11,7 @@ from freezegun import freeze_time
 from devices.models import Registration
 from identity import errors
 from identity import session as signin_session
-from identity.models import AuditEvent
+from identity.models import AuditEvent, PersonSession
 from testsupport import PASSWORD, SECOND_FACTOR, SIGN_IN, fresh_code, post_code, post_password, signed_in_user_id
 
 pytestmark = pytest.mark.django_db
@@ -190,3 +190,14 @@ def test_ses06_wizard_post_without_csrf_token_refused(user):
     accepted = client.post("/enroll/device-type/", {"kind": "mobile", "csrfmiddlewaretoken": _token(client)})
     assert accepted.status_code == 302
     assert Registration.objects.filter(user=user).count() == 1
+
+
+def test_a_session_row_decodes_to_what_the_session_engine_stored(enrolled_user):
+    # The row model names Django's own database store for decoding (not identity.session_store, which imports it).
+    store = _session_store(None)
+    store.update({"_auth_user_id": str(enrolled_user.pk), "step": "second factor"})
+    store.save()
+    row = PersonSession.objects.get(session_key=store.session_key)
+    assert row.user_id == enrolled_user.pk
+    assert row.get_decoded() == {"_auth_user_id": str(enrolled_user.pk), "step": "second factor"}
+    assert PersonSession.get_session_store_class()().decode(row.session_data) == store.load()

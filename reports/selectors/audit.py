@@ -7,11 +7,11 @@ from datetime import date, timedelta
 
 from django.db.models import Max, Min, Q
 
+from devices.phone_numbers import mask_phone_numbers_in
 from identity.audit import ChainProblem, verify_chain
 from identity.models import AuditEvent
 
 from ..columns import DATETIME, INTEGER, TEXT, Column
-from ..exports import mask_phone_numbers
 from .common import FETCH_SIZE, Filters, start_of
 
 # Actions by the group an auditor asks about, by prefix. "helpdesk." is what the help desk's actions are named.
@@ -37,11 +37,19 @@ ACTION_GROUP_LABELS = {
 AUDIT_COLUMNS: tuple[Column, ...] = (
     Column("sequence", "Sequence", INTEGER, "The event's number in the hash chain; gap-free."),
     Column("created_at", "Time", DATETIME, "When it happened."),
-    Column("group", "Group", TEXT, "The action's group: sign-in, enrollment, recovery, help desk, lockout, ..."),
-    Column("action", "Action", TEXT, "What happened, e.g. signin.second_factor_ok."),
-    Column("actor", "Actor", TEXT, "Institution ID of who did it; empty for the system or an unknown person."),
-    Column("subject", "Subject", TEXT, "Institution ID of whom it was about."),
-    Column("ip", "IP address", TEXT, "The client's address, when there was one."),
+    Column(
+        "group",
+        "Group",
+        TEXT,
+        "The action's group: sign-in, enrollment, recovery, help desk, lockout, ...",
+        masked=False,
+    ),
+    Column("action", "Action", TEXT, "What happened, e.g. signin.second_factor_ok.", masked=False),
+    Column(
+        "actor", "Actor", TEXT, "Institution ID of who did it; empty for the system or an unknown person.", masked=False
+    ),
+    Column("subject", "Subject", TEXT, "Institution ID of whom it was about.", masked=False),
+    Column("ip", "IP address", TEXT, "The client's address, when there was one.", masked=False),
     Column("details", "Details", TEXT, "What the event recorded, as JSON; never a secret; phone numbers masked."),
 )
 
@@ -107,7 +115,7 @@ def audit_rows(filters: AuditFilters, *, limit: int | None = None, offset: int =
             actor or "",
             subject or "",
             ip or "",
-            mask_phone_numbers(json.dumps(details, sort_keys=True, default=str)),
+            json.dumps(mask_phone_numbers_in(details), sort_keys=True, default=str),
         )
 
 

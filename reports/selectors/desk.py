@@ -18,10 +18,16 @@ DESK_ACTION_PREFIX = "helpdesk."
 EARLIER_DESK_ACTIONS = ("recovery.link_sent", "account.unlocked")
 
 DESK_COLUMNS: tuple[Column, ...] = (
-    Column("agent", "Agent", TEXT, "Institution ID of the help-desk member who acted."),
-    Column("action", "Action", TEXT, "What they did (helpdesk.*, recovery.link_sent, account.unlocked)."),
+    Column("agent", "Agent", TEXT, "Institution ID of the help-desk member who acted.", masked=False),
+    Column("action", "Action", TEXT, "What they did (helpdesk.*, recovery.link_sent, account.unlocked).", masked=False),
     Column("events", "Times", INTEGER, "How many times, in the time range."),
-    Column("methods", "Identity checks", TEXT, "The identity-check methods recorded, with how often each was used."),
+    Column(
+        "methods",
+        "Identity checks",
+        TEXT,
+        "The identity-check methods recorded, with how often each was used.",
+        masked=False,
+    ),
     Column("first_at", "First", DATETIME, "The first time in the range."),
     Column("last_at", "Last", DATETIME, "The last time in the range."),
 )

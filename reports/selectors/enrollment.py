@@ -30,10 +30,10 @@ KIND_COLUMNS = {
 }
 
 ENROLLMENT_COLUMNS: tuple[Column, ...] = (
-    Column("institution_id", "Institution ID", TEXT, "The person's institution ID (their sign-in name)."),
+    Column("institution_id", "Institution ID", TEXT, "The person's institution ID (their sign-in name).", masked=False),
     Column("name", "Name", TEXT, "First and last name."),
     Column("department", "Department", TEXT, "Department from the person's record."),
-    Column("vpn_access", "VPN access", TEXT, "none, requested, approved or revoked."),
+    Column("vpn_access", "VPN access", TEXT, "none, requested, approved or revoked.", masked=False),
     Column("enrolled", "Enrolled", BOOLEAN, "Has at least one device in use whose second factor works now."),
     Column("mobile_devices", "Mobile phones", INTEGER, "Mobile phones in use with a working factor."),
     Column("tablet_devices", "Tablets", INTEGER, "Tablets in use with a working factor."),
@@ -45,6 +45,7 @@ ENROLLMENT_COLUMNS: tuple[Column, ...] = (
         "Strongest factor",
         TEXT,
         "security_key, above authenticator_app, above phone (text or voice call); none when not enrolled.",
+        masked=False,
     ),
     Column("first_enrolled_at", "First enrolled", DATETIME, "When the person's first device was activated."),
     Column("last_used_at", "Last second-factor use", DATETIME, "The latest successful use of any of their factors."),

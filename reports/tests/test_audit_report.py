@@ -181,3 +181,56 @@ def test_the_audit_rows_are_one_query_whatever_their_number(history, django_asse
     with django_assert_max_num_queries(1):
         many = list(selectors.audit_rows(AuditFilters(group="signin")))
     assert len(many) == len(few) + 50
+
+
+# --- AC-05: phone numbers typed in any common format --------------------------------------------------------------
+
+TYPED_NUMBERS = {"(617) 555-0142": "+1********42", "617.555.0143": "+1********43", "+1 617 555 0144": "+1********44"}
+
+
+@pytest.fixture
+def typed_references(make_user):
+    """Identity checks whose references an agent typed with a phone number in them, as people write numbers."""
+    from helpdesk.services import record_identity_check
+
+    agent, person = make_user("agent8", is_staff=True), make_user("pat")
+    for typed in TYPED_NUMBERS:
+        record_identity_check(person, actor=agent, method="callback_to_number_on_file", reference=f"called {typed}")
+    return typed
+
+
+def _in_clear(text: str) -> list[str]:
+    digits = [typed for typed in TYPED_NUMBERS if typed in text]
+    return digits + [n for n in ("6175550142", "6175550143", "6175550144") if n in text]
+
+
+def test_ac_05_numbers_typed_in_a_reference_are_masked_on_the_audit_report_page(auditor_client, typed_references):
+    page = auditor_client.get(PAGE, {"subject": "pat"}).content.decode()
+
+    assert page.count("helpdesk.identity_checked") == 3
+    assert _in_clear(page) == []
+    for masked in TYPED_NUMBERS.values():
+        assert f"called {masked}" in page
+
+
+def test_ac_05_numbers_typed_in_a_reference_are_masked_in_the_csv_and_xlsx(auditor_client, typed_references):
+    import openpyxl
+
+    body = b"".join(auditor_client.post(f"{PAGE}export.csv", {"subject": "pat"}).streaming_content).decode("utf-8-sig")
+    _, *rows = list(csv.reader(io.StringIO(body)))
+    assert len(rows) == 3 and _in_clear(body) == []
+    details = [json.loads(row[-1])["reference"] for row in rows]
+    assert details == [f"called {masked}" for masked in TYPED_NUMBERS.values()]
+
+    response = auditor_client.post(f"{PAGE}export.xlsx", {"subject": "pat"})
+    sheet = openpyxl.load_workbook(io.BytesIO(b"".join(response.streaming_content))).active
+    cells = [str(cell.value) for row in sheet.iter_rows() for cell in row if cell.value is not None]
+    assert _in_clear(" ".join(cells)) == []
+    assert [json.loads(row[-1].value)["reference"] for row in sheet.iter_rows(min_row=2)] == details
+
+
+def test_ac_05_a_number_on_a_line_of_its_own_is_masked_too(make_user):
+    # JSON writes the line break as "\n": the number is found in the text before it becomes JSON.
+    audit.record("helpdesk.identity_checked", subject=make_user("lin"), details={"reference": "Call back:\n6175550142"})
+    (row,) = selectors.audit_rows(AuditFilters(subject="lin"))
+    assert json.loads(row[-1])["reference"] == "Call back:\n+1********42"

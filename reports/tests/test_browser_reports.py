@@ -54,6 +54,13 @@ def test_ac05_auditor_in_chromium_dashboard_filter_and_downloads(
     expect(page.locator("#dash-people")).to_have_text(str(totals.people))
     expect(page.get_by_role("table", name="Percent enrolled, by department")).to_be_visible()
     expect(page.get_by_role("img", name="Percent enrolled, by department: chart")).to_be_visible()
+    # The chart reads without its table: each bar's department and value, and a scale.
+    chart = page.locator("figure", has=page.get_by_role("img", name="Percent enrolled, by department: chart"))
+    expect(chart.locator("text.label")).to_have_text(["(none)", "Cardiology", "Radiology"])
+    expect(chart.locator("text.value")).to_have_text(["100%", "67%", "100%"])  # the auditor has no department
+    expect(chart.locator("text.tick")).to_have_text(["0%", "25%", "50%", "75%", "100%"])
+    expect(chart.locator("text.axis-title")).to_have_text("Percent of the department enrolled")
+    page.locator("#content-main").screenshot(path=tmp_path / "dashboard.png")
     axe.check(page, "dashboard")
 
     page.get_by_role("link", name="Enrollment report, with filters and exports").click()
@@ -89,6 +96,7 @@ def test_ac05_auditor_in_chromium_dashboard_filter_and_downloads(
     phone = browser.new_context(base_url=live_server.url, storage_state=context.storage_state(), **PHONE).new_page()
     phone.goto("/admin/reports/dashboard/")
     expect(phone.get_by_role("heading", name="Enrollment dashboard")).to_be_visible()
+    phone.locator("#content-main").screenshot(path=tmp_path / "dashboard-phone.png")
     axe.check(phone, "dashboard on a phone")
     assert horizontal_overflow(phone) == 0
     axe.assert_clean()

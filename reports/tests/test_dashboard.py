@@ -1,5 +1,6 @@
 """The dashboard (same numbers in a table beside every chart) and the weekly summary to the auditors."""
 
+import html
 import re
 
 import pytest
@@ -39,6 +40,46 @@ def test_dashboard_numbers_match_the_report_and_the_tables(auditor_client, popul
     assert weeks[-1][2] == User.objects.filter(registrations__activated_at__isnull=False).distinct().count()
     cardiology = next(row for row in dashboard.enrolled_by_department() if row[0] == "Cardiology")
     assert cardiology == ("Cardiology", 3, 3, 100)
+
+
+def _chart(page: str, chart_id: str) -> str:
+    return re.search(rf'<svg[^>]*aria-labelledby="{chart_id}-title".*?</svg>', page, re.S).group(0)
+
+
+def _texts(svg: str, css_class: str) -> list[str]:
+    return [html.unescape(text) for text in re.findall(rf'<text class="{css_class}"[^>]*>([^<]*)</text>', svg)]
+
+
+def test_each_chart_reads_on_its_own_with_labels_values_and_a_scale(auditor_client, population):
+    page = auditor_client.get(PAGE).content.decode()
+
+    departments = _chart(page, "chart-departments")
+    by_department = dashboard.enrolled_by_department()
+    cut = dashboard.LABEL_CHARS - 1
+    assert _texts(departments, "label") == [
+        name if len(name) <= cut + 1 else name[:cut] + "…" for name, *_ in by_department
+    ]
+    assert _texts(departments, "value") == [f"{percent}%" for *_, percent in by_department]
+    assert _texts(departments, "tick") == ["0%", "25%", "50%", "75%", "100%"]
+    assert _texts(departments, "axis-title") == ["Percent of the department enrolled"]
+
+    kinds = _chart(page, "chart-kinds")
+    totals = selectors.enrollment_totals(EnrollmentFilters())
+    assert _texts(kinds, "value") == [str(count) for count in totals.devices.values()]
+    assert "Mobile phone" in _texts(kinds, "label")
+    assert _texts(kinds, "tick")[0] == "0" and int(_texts(kinds, "tick")[-1]) >= max(totals.devices.values())
+
+
+def test_a_chart_scales_to_round_steps_and_cuts_long_labels_short():
+    chart = dashboard.chart([("Short", 3), ("A department with a very long name indeed", 10)], axis="People")
+
+    assert [text for _, text in chart.ticks] == ["0", "5", "10"]
+    short, long = chart.bars
+    assert long.label == "A department with a very long name indeed"[: dashboard.LABEL_CHARS - 1] + "…"
+    assert float(short.width) == pytest.approx(0.3 * float(long.width), abs=0.1)
+    assert [bar.text for bar in chart.bars] == ["3", "10"]
+    assert [text for _, text in dashboard.chart([("x", 1234)], axis="n").ticks] == ["0", "500", "1,000", "1,500"]
+    assert not dashboard.chart([], axis="n")
 
 
 def test_help_desk_actions_per_week(population, staff_member):

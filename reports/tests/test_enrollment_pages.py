@@ -11,9 +11,10 @@ import pytest
 from django.contrib.auth.models import Group
 
 from devices.models import AuthenticatorAppDevice, BackupCode, PhoneVerification
+from devices.phone_numbers import mask_phone_numbers
 from identity.models import AuditEvent
 from reports import selectors
-from reports.exports import mask_phone_numbers, neutralize, neutralize_for_csv
+from reports.exports import neutralize, neutralize_for_csv
 from reports.selectors import EnrollmentFilters
 
 from .conftest import FORMULA_DEPARTMENT

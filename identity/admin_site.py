@@ -1,3 +1,11 @@
+"""The staff admin site: one OTP-required Django admin (SES-09) for the help desk, the VPN's integrations and the
+auditors' reports.
+
+It lives in the lowest app so that every app can register its model admins on it (``helpdesk/admin/``,
+``vpn/admin.py``) and ``config/urls.py`` can mount the reports in it, while the arrows between apps stay one way: an
+app that needs the site imports ``identity``, never a sibling.
+"""
+
 from django.contrib.admin import AdminSite
 from django.core.exceptions import PermissionDenied
 from two_factor.admin import AdminSiteOTPRequiredMixin

@@ -1,0 +1,166 @@
+"""What a SCIM client asks for, handed to the people service (``identity.directory.people``), the one door the LDAP
+sync goes through too: the same joiner, mover and leaver rules, the same audit, attributed to the client with
+``origin={"scim_client": id}``. Nothing here writes a person itself."""
+
+import uuid
+
+from django.contrib.auth import get_user_model
+from django.db import transaction
+from scim2_models import (
+    Context,
+    Email,
+    InvalidValueException,
+    MutabilityException,
+    NotFoundException,
+    PatchOp,
+    PhoneNumber,
+    UniquenessException,
+)
+
+from .. import people
+from ..models import ScimClient
+from . import resources
+from .resources import ScimGroup, UserResource
+
+# Entra ID sets a typed value that the person may not have yet (``emails[type eq "work"].value``), which RFC 7644
+# answers with noTarget; like every provider Entra talks to, we add the typed entry first.
+_TYPED_VALUE_ATTRIBUTES = {"emails": ("emails", Email), "phonenumbers": ("phone_numbers", PhoneNumber)}
+
+
+def _origin(client: ScimClient) -> dict:
+    return {"scim_client": client.pk}
+
+
+def person(scim_id: str):
+    found = resources.scim_people().filter(directory_id=scim_id).first()
+    if found is None:
+        raise NotFoundException(detail=f"No user {scim_id}.")
+    return found
+
+
+def _apply(record, *, client: ScimClient, ip: str | None):
+    if not record.institution_id:
+        raise InvalidValueException(detail="userName (the institution ID) is required.")
+    try:
+        people.apply_record(record, origin=_origin(client), ip=ip)
+    except people.DirectoryConflict as error:
+        raise UniquenessException(detail=str(error) or "This institution ID belongs to an account here.") from error
+    return person(record.directory_id)
+
+
+def create_user(resource: UserResource, *, client: ScimClient, ip: str | None):
+    """A joiner. Answers 409 (uniqueness) when the userName is taken, here or by a local or LDAP account, and 400
+    for a disabled one."""
+    user_name = (resource.user_name or "").strip()
+    if user_name and get_user_model().objects.filter(username__iexact=user_name).exists():
+        raise UniquenessException(detail=f"userName {user_name} exists.")
+    record = resources.record_from_resource(resource, directory_id=str(uuid.uuid4()))
+    if not record.active:
+        # The people service brings in no one the directory has disabled (there would be nothing to answer with).
+        raise InvalidValueException(detail="A person is created active; send active: false once they leave.")
+    return _apply(record, client=client, ip=ip)
+
+
+def replace_user(user, resource: UserResource, *, client: ScimClient, ip: str | None):
+    """PUT: the person becomes what ``resource`` says (a mover, a leaver when ``active`` is false)."""
+    return _apply(resources.record_from_resource(resource, directory_id=user.directory_id), client=client, ip=ip)
+
+
+def _add_missing_typed_entries(current: UserResource, body: dict) -> None:
+    for operation in body.get("Operations") or []:
+        if not isinstance(operation, dict) or str(operation.get("op", "")).lower() not in ("add", "replace"):
+            continue
+        path = str(operation.get("path") or "")
+        attribute, _, rest = path.partition("[")
+        field, model = _TYPED_VALUE_ATTRIBUTES.get(attribute.lower(), (None, None))
+        if not field or not rest.lower().startswith("type eq "):
+            continue
+        wanted = rest[len("type eq ") :].split("]")[0].strip().strip('"').lower()
+        entries = list(getattr(current, field) or [])
+        if not any(str(getattr(entry.type, "value", entry.type)).lower() == wanted for entry in entries):
+            entries.append(model.model_validate({"type": wanted}))
+            setattr(current, field, entries)
+
+
+def patch_user(user, body: dict, *, client: ScimClient, ip: str | None):
+    """PATCH as Entra ID and Okta send it (RFC 7644 §3.5.2, with Entra's capitalised ops, path-less value objects
+    and "False" as a string, which scim2-models reads): applied to the person as SCIM sees them, then handed on."""
+    current = resources.user_resource(user)
+    _add_missing_typed_entries(current, body)
+    PatchOp[UserResource].model_validate(body, scim_ctx=Context.RESOURCE_PATCH_REQUEST).patch(current)
+    current.id = user.directory_id
+    return _apply(resources.record_from_resource(current, directory_id=user.directory_id), client=client, ip=ip)
+
+
+def deactivate_user(user, *, client: ScimClient, ip: str | None) -> None:
+    """DELETE: the person is deactivated (DIR-02), never deleted: the audit log keeps pointing at them."""
+    people.deactivate_person(user, reason="scim_delete", origin=_origin(client), ip=ip)
+
+
+# --- Groups -------------------------------------------------------------------------------------------------------
+
+
+def _members_named(ids: set[str]) -> dict:
+    found = {user.directory_id: user for user in resources.scim_people().filter(directory_id__in=ids)}
+    missing = sorted(ids - set(found))
+    if missing:
+        raise InvalidValueException(detail=f"No user {', '.join(missing)}: provision people before their groups.")
+    return found
+
+
+def set_group_members(group: ScimGroup, member_ids: set[str], *, client: ScimClient, ip: str | None) -> None:
+    """Make ``member_ids`` the group's members: each person who joins or leaves gets the role or VPN access, or
+    loses it, through the people service. All or nothing: an unknown member changes nobody."""
+    wanted = _members_named(member_ids)
+    with transaction.atomic():
+        # Two directories (or two retries) changing one group wait for each other; only the people rows are locked.
+        current = {user.directory_id: user for user in group.members().select_for_update(of=("self",))}
+        changes = [(user, True) for scim_id, user in wanted.items() if scim_id not in current]
+        changes += [(user, False) for scim_id, user in current.items() if scim_id not in wanted]
+        for user, joined in changes:
+            if group.role:
+                roles = set(user.groups.filter(name__in=resources.ROLE_NAMES).values_list("name", flat=True))
+                (roles.add if joined else roles.discard)(group.role)
+                record = resources.record_from_user(user, roles=frozenset(roles))
+            else:
+                record = resources.record_from_user(user, vpn_access=joined)
+            people.apply_record(record, origin=_origin(client), ip=ip)
+
+
+def member_ids(body: dict) -> set[str]:
+    """The member ids a POSTed or PUT Group names."""
+    members = body.get("members") or []
+    if not isinstance(members, list) or not all(isinstance(member, dict) for member in members):
+        raise InvalidValueException(detail="members is a list of {\"value\": id}.")
+    return {str(member.get("value")) for member in members if member.get("value")}
+
+
+def _entra_member_removals(body: dict) -> dict:
+    """Entra ID removes members as ``{"op": "Remove", "path": "members", "value": [{"value": id}]}``, which RFC
+    7644 writes ``members[value eq "id"]``; rewritten so, else it would read as "remove every member"."""
+    operations = []
+    for operation in body.get("Operations") or []:
+        if (
+            isinstance(operation, dict)
+            and str(operation.get("op", "")).lower() == "remove"
+            and str(operation.get("path", "")).lower() == "members"
+            and isinstance(operation.get("value"), list)
+        ):
+            operations += [
+                {"op": "remove", "path": f'members[value eq "{member.get("value")}"]'}
+                for member in operation["value"]
+                if isinstance(member, dict)
+            ]
+        else:
+            operations.append(operation)
+    return {**body, "Operations": operations}
+
+
+def patch_group(group: ScimGroup, body: dict, *, client: ScimClient, ip: str | None) -> None:
+    current = resources.group_resource(group)
+    PatchOp[type(current)].model_validate(_entra_member_removals(body), scim_ctx=Context.RESOURCE_PATCH_REQUEST).patch(
+        current
+    )
+    if current.display_name != group.display_name:
+        raise MutabilityException(detail="The groups here keep their names.")
+    set_group_members(group, {str(member.value) for member in current.members or []}, client=client, ip=ip)

@@ -1,0 +1,28 @@
+"""Big exports, written in the background: queued here, written by a worker.
+
+This sits above :mod:`reports.tasks` (it dispatches ``write_export_file``), which sits above :mod:`reports.services`
+(the task calls ``write_export``), so that no two of them import each other.
+"""
+
+from django.db import transaction
+
+from .models import ExportJob
+from .services import record_export
+from .tasks import write_export_file
+
+
+def start_background_export(
+    actor, *, report: str, file_format: str, form_data: dict, filters: dict, rows: int, ip: str | None = None
+) -> ExportJob:
+    """Queue an export to be written by a worker; audit it as exported (AC-06) and dispatch the task on commit.
+
+    The caller must have checked that ``actor`` may read reports and that ``form_data`` is valid for ``report``.
+    With Celery's embedded default (no Redis) the task runs in-process when the transaction commits.
+    """
+    with transaction.atomic():
+        job = ExportJob.objects.create(
+            requested_by=actor, report=report, file_format=file_format, form_data=form_data, rows_expected=rows
+        )
+        record_export(actor, report=report, file_format=file_format, filters=filters, rows=rows, ip=ip, job=job)
+        transaction.on_commit(lambda: write_export_file.delay(str(job.pk)))
+    return job
