@@ -6,6 +6,7 @@ project runs on SQLite, runs Celery tasks in-process and prints emails to the
 console, so a newcomer needs nothing but Python.
 """
 
+import ipaddress
 from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -341,6 +342,17 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
 }
+
+# --- Health probes (config/health.py, docs/operations.md) ------------------------------------------------
+# /readyz answers 503 once the oldest email, text or call still queued has waited longer than this.
+READY_OUTBOX_MAX_AGE_SECONDS = env.int("READY_OUTBOX_MAX_AGE_SECONDS", default=600)
+# Clients (by identity.web.client_ip) told which readiness check failed and why; everyone else gets one word.
+HEALTH_DETAIL_NETWORKS = env.list("HEALTH_DETAIL_NETWORKS", default=["127.0.0.0/8", "::1/128"])
+for _network in HEALTH_DETAIL_NETWORKS:
+    ipaddress.ip_network(_network)  # a typo stops the start, rather than hiding the details at the first probe
+# django.request logs every 5xx answer as an error: a 503 is /readyz's answer, asked every few seconds, not an error.
+LOGGING.setdefault("filters", {})["quiet_probes"] = {"()": "config.log_filters.QuietProbes"}
+LOGGING.setdefault("loggers", {}).setdefault("django.request", {}).setdefault("filters", []).append("quiet_probes")
 
 # --- Error pages -----------------------------------------------------------------------------
 # A refused form (CSRF) gets the site's own page with a way back, not Django's bare one (config/error_pages.py).

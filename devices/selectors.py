@@ -6,7 +6,7 @@ import io
 import qrcode
 import qrcode.image.svg
 from django.conf import settings
-from django.db.models import QuerySet
+from django.db.models import Min, QuerySet
 from django.utils import timezone
 from two_factor.utils import get_otpauth_url
 
@@ -115,3 +115,13 @@ def backup_code_status(user) -> dict:
     if device is None:
         return {"has_codes": False, "unused": 0, "created_at": None}
     return {"has_codes": True, "unused": device.unused_count, "created_at": device.created_at}
+
+
+def oldest_queued_message_at():
+    """When the longest-waiting message still queued (never sent, perhaps retrying) was written, or None.
+
+    One query on the status index: only the queued rows are read, however long the sent history.
+    """
+    return OutboundMessage.objects.filter(status=OutboundMessage.Status.QUEUED).aggregate(oldest=Min("created_at"))[
+        "oldest"
+    ]

@@ -102,7 +102,7 @@ def radius_person(vpn_person):
     return vpn_person
 
 
-def radclient(port, secret, attributes: dict, *, message_authenticator=True, timeout=3, tries=1) -> str:
+def radclient(port, secret, attributes: dict, *, message_authenticator=True, timeout=3, tries=1, command="auth") -> str:
     lines = [
         f'{name} = "{value}"' if not str(value).startswith("0x") else f"{name} = {value}"
         for name, value in attributes.items()
@@ -110,7 +110,7 @@ def radclient(port, secret, attributes: dict, *, message_authenticator=True, tim
     if message_authenticator:
         lines.append("Message-Authenticator = 0x00")
     result = subprocess.run(
-        ["radclient", "-x", "-r", str(tries), "-t", str(timeout), f"127.0.0.1:{port}", "auth", secret],
+        ["radclient", "-x", "-r", str(tries), "-t", str(timeout), f"127.0.0.1:{port}", command, secret],
         input="\n".join(lines) + "\n",
         capture_output=True,
         text=True,
