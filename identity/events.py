@@ -60,6 +60,8 @@ EVENTS: dict[str, str] = {
     "vpn_access.revoked": "VPN access ended[: “{reason}”]",
     # The institution's directory (identity/directory/)
     "signin.refused_inactive": "Sign-in refused: the account is not active",
+    "signin.directory_refused": "Password refused by the directory[: {answer}]",
+    "signin.directory_unreachable": "Password not checked: the directory could not be reached[ ({error})]",
     "directory.person_created": "Came from the directory (a new person)[: sync run {sync_run}][: SCIM client {scim_client}]",
     "directory.person_updated": "Details changed in the directory[: sync run {sync_run}][: SCIM client {scim_client}]",
     "directory.role_granted": "Role granted by the directory: {role}",
@@ -119,6 +121,13 @@ VALUE_WORDS: dict[str, dict[str, str]] = {
     "entry_point": {"web": "web sign-in", "vpn": "VPN", "radius": "VPN over RADIUS"},
     "channel": {"sms": "text message", "voice": "voice call"},
     "kind": {"mobile": "mobile phone", "tablet": "tablet", "landline": "landline", "security_key": "security key"},
+    "answer": {  # identity.directory.ldap_password.Answer
+        "disabled": "the account is disabled",
+        "locked": "the account is locked",
+        "expired": "the password has expired",
+        "must_change": "the password must be changed",
+        "wrong_password": "wrong password",
+    },
 }
 
 _OPTIONAL = re.compile(r"\[([^\[\]]*)\]")

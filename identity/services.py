@@ -70,7 +70,9 @@ def refuse_inactive_account(username: str, *, password: str, authenticated: User
     person = authenticated or User.objects.filter(username=username).first()
     if person is None or person.is_active:
         return False
-    if authenticated is None and person.has_usable_password() and not person.check_password(password):
+    # A directory person's local hash is never read (DIR-01).
+    local = not person.from_directory and person.has_usable_password()
+    if authenticated is None and local and not person.check_password(password):
         return False
     audit.record("signin.refused_inactive", subject=person, ip=ip)
     return True
