@@ -61,8 +61,18 @@ def check_outbox() -> dict:
     return {"ok": age <= limit, "oldest_queued_seconds": age, "limit_seconds": limit}
 
 
+def check_directory() -> dict:
+    """The directory answers the bind account, when one is configured (every directory person's password needs it)."""
+    if not settings.LDAP_SERVER_URIS:
+        return {"ok": True, "configured": False}
+    from identity.directory import ldap_connection  # python-ldap is an optional extra: only a configured site has it
+
+    ldap_connection.connect().unbind_s()
+    return {"ok": True, "configured": True}
+
+
 # In order: a check after "database" is not run when the database failed (it would only wait for it again).
-READY_CHECKS = {"database": check_database, "outbox": check_outbox}
+READY_CHECKS = {"database": check_database, "outbox": check_outbox, "directory": check_directory}
 
 
 def _describe(error: Exception) -> str:

@@ -275,3 +275,22 @@ def test_a_node_that_cannot_reach_its_database_is_alive_but_not_ready(node_witho
     # Only the probes skip the Host check: the site itself refuses a Host it does not serve.
     status, _, _ = get(node_without_database, "/account/sign-in/")
     assert status == 400
+
+
+def test_readyz_asks_the_directory_when_one_is_configured(client, ldap_directory):
+    response = client.get("/readyz")
+    assert response.status_code == 200
+    assert response.json()["checks"]["directory"]["configured"] is True
+    ldap_directory.stop()
+    response = client.get("/readyz")
+    assert response.status_code == 503
+    directory = response.json()["checks"]["directory"]
+    assert directory["ok"] is False and directory["error"]
+    # A load balancer leaves it to the monitoring: a directory down takes no node out.
+    assert client.get("/readyz?exclude=outbox&exclude=directory").status_code == 200
+
+
+def test_readyz_without_a_directory_says_so(client, settings):
+    settings.LDAP_SERVER_URIS = []
+    directory = client.get("/readyz").json()["checks"]["directory"]
+    assert (directory["ok"], directory["configured"]) == (True, False)
