@@ -310,3 +310,7 @@ def chromium_path() -> str:
     if not shutil.which(CHROMIUM):
         pytest.skip("needs Debian's chromium")
     return CHROMIUM
+
+
+# A private slapd for the directory tests (identity/directory/tests/slapd.py).
+from identity.directory.tests.fixtures import directory_person, ldap_directory, slapd  # noqa: E402, F401

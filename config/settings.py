@@ -105,6 +105,58 @@ AUTH_PASSWORD_VALIDATORS = [
 LOGIN_URL = "identity:sign_in"
 LOGIN_REDIRECT_URL = "devices:my_devices"
 
+# --- The directory: LDAP / Active Directory passwords and the sync's reader (docs/directory.md) -----------------
+# One backend checks every password (web sign-in, the emailed-link and recovery-link gates, RADIUS, the admin): a
+# local account against its hash here, a person from the directory only by a bind to the directory (DIR-01).
+AUTHENTICATION_BACKENDS = ["identity.directory.backends.PasswordBackend"]
+# Servers, tried in turn (libldap moves to the next one it cannot reach). Empty: no directory, every password local.
+LDAP_SERVER_URIS = env.list("LDAP_SERVER_URIS", default=[])
+LDAP_BIND_DN = env("LDAP_BIND_DN", default="")  # the read-only account that searches
+LDAP_BIND_PASSWORD = env("LDAP_BIND_PASSWORD", default="")
+LDAP_USER_SEARCH_BASE = env("LDAP_USER_SEARCH_BASE", default="")
+# %(user)s is the institution ID typed at sign-in (escaped). Active Directory: (sAMAccountName=%(user)s).
+LDAP_USER_FILTER = env("LDAP_USER_FILTER", default="(uid=%(user)s)")
+# ldaps:// URIs, or ldap:// with StartTLS; the server's certificate is always verified, against this CA file when
+# set, else the system's trust store. Plain LDAP is refused by a deploy check (directory.E101) unless LDAP_ALLOW_PLAIN
+# says this is a lab, where passwords may cross the network in clear.
+LDAP_START_TLS = env.bool("LDAP_START_TLS", default=False)
+LDAP_CA_CERT_FILE = env("LDAP_CA_CERT_FILE", default="")
+LDAP_ALLOW_PLAIN = env.bool("LDAP_ALLOW_PLAIN", default=False)
+# Connecting to one server, and any one operation, gives up after this long (then the next server, or "We cannot
+# check passwords right now").
+LDAP_TIMEOUT_SECONDS = env.float("LDAP_TIMEOUT_SECONDS", default=5.0)
+# Where people change or reset their directory password (named in the expired / must-change messages).
+LDAP_PASSWORD_CHANGE_AT = env("LDAP_PASSWORD_CHANGE_AT", default="the institution's password page")
+# Our field -> the directory's attribute. The defaults suit OpenLDAP's inetOrgPerson; Active Directory:
+# LDAP_ATTRIBUTES=institution_id=sAMAccountName,department=department,directory_id=objectGUID
+LDAP_ATTRIBUTES = {
+    "institution_id": "uid",
+    "first_name": "givenName",
+    "last_name": "sn",
+    "email": "mail",
+    "department": "departmentNumber",
+    "mobile": "mobile",
+    "directory_id": "entryUUID",
+    **env.dict("LDAP_ATTRIBUTES", default={}),
+}
+# Disabled in the directory: Active Directory's userAccountControl with its ACCOUNTDISABLE bit (0x2); or another
+# attribute, disabled when it holds one of LDAP_DISABLED_VALUES (or, with none listed, whenever it is present).
+LDAP_DISABLED_ATTRIBUTE = env("LDAP_DISABLED_ATTRIBUTE", default="userAccountControl")
+LDAP_DISABLED_VALUES = env.list("LDAP_DISABLED_VALUES", default=[])
+# The sync's reader: the bases to read people under (";"-separated DNs; default the search base), which entries are
+# people, and optionally only members of these groups (";"-separated DNs) are people here.
+LDAP_SYNC_BASES = [dn.strip() for dn in env("LDAP_SYNC_BASES", default="").split(";") if dn.strip()]
+LDAP_SYNC_FILTER = env("LDAP_SYNC_FILTER", default="(objectClass=person)")
+LDAP_SYNC_GROUPS = [dn.strip() for dn in env("LDAP_SYNC_GROUPS", default="").split(";") if dn.strip()]
+# Group DN -> one of our roles ("Help desk", "Auditor"; never superuser, DIR-04), as JSON. Empty: roles are not the
+# directory's. Members of LDAP_VPN_GROUP have VPN access approved; empty: VPN access is not the directory's.
+LDAP_ROLE_GROUPS = env.json("LDAP_ROLE_GROUPS", default={})
+LDAP_VPN_GROUP = env("LDAP_VPN_GROUP", default="")
+# The attribute that lists a person's groups (Active Directory's own; OpenLDAP's memberof overlay).
+LDAP_MEMBER_OF_ATTRIBUTE = env("LDAP_MEMBER_OF_ATTRIBUTE", default="memberOf")
+# Entries per page of the sync's paged search (RFC 2696; Active Directory's MaxPageSize is 1,000).
+LDAP_PAGE_SIZE = env.int("LDAP_PAGE_SIZE", default=500)
+
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = env("TIME_ZONE", default="UTC")
 USE_I18N = True

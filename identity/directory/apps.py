@@ -6,3 +6,6 @@ class DirectoryConfig(AppConfig):
     label = "directory"
     verbose_name = "Directory"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self):
+        from . import ldap_checks  # noqa: F401  (registers the directory's system checks)

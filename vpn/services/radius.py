@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from devices import crypto
 from identity import audit
+from identity.directory.backends import Answer, PasswordCheck, check_password
 from identity.models import User
 from identity.services import SecondFactorOutcome, verify_typed_code
 
@@ -55,22 +56,22 @@ def _state_hash(state: bytes) -> str:
     return hashlib.sha256(state).hexdigest()
 
 
-def _check_password(username: str, password: str, *, ip: str | None) -> User | None:
-    """The person whose password this is, through Django's backends (unknown IDs cost a hash too), with the
-    password throttle and failure audit of the web sign-in."""
-    from django.contrib.auth import authenticate as django_authenticate
-
+def _check_password(username: str, password: str, *, ip: str | None) -> PasswordCheck | None:
+    """Whose password this is, through the site's one password check (a directory person's by the directory only,
+    DIR-01; unknown IDs cost a hash too), with the password throttle and failure audit of the web sign-in. None
+    when throttled."""
     from identity.services import password_sign_in_throttled, record_password_failure, record_password_success
 
     if password_sign_in_throttled(username, ip=ip):
         return None
-    user = django_authenticate(username=username, password=password)
-    if user is None:
-        known = User.objects.filter(username=username).first()
-        record_password_failure(username, username_known_user=known, ip=ip)
-        return None
-    record_password_success(user, ip=ip)
-    return user
+    checked = check_password(username, password)
+    if checked.user is None:
+        if checked.counts_as_failure:
+            known = User.objects.filter(username=username).first()
+            record_password_failure(username, username_known_user=known, ip=ip)
+        return checked
+    record_password_success(checked.user, ip=ip)
+    return checked
 
 
 def _radius_code(username: str, code: str, *, client: RadiusClient, ip: str | None) -> RadiusAnswer:
@@ -140,9 +141,12 @@ def radius_authenticate(
     secret_part, comma, code = password.rpartition(",")
     if not comma:
         secret_part, code = password, ""
-    user = _check_password(username, secret_part, ip=ip)
-    if user is None:
-        return RadiusAnswer("reject", RADIUS_DENIED)
+    checked = _check_password(username, secret_part, ip=ip)
+    if checked is None or checked.user is None:
+        # The directory's own answers (locked, expired, unreachable...) say where to go; a wrong password says nothing.
+        told = checked is not None and checked.answer != Answer.WRONG_PASSWORD
+        return RadiusAnswer("reject", checked.message if told else RADIUS_DENIED)
+    user = checked.user
     if code:
         return _radius_code(user.username, code, client=client, ip=ip)
     state = secrets.token_bytes(32)
