@@ -49,6 +49,8 @@ class DirectorySyncRun(models.Model):
     class Meta:
         verbose_name = "directory sync run"
         ordering = ["-started_at", "-pk"]
+        # The help desk's "Sync from the directory" on a person's page (one person, never a full run).
+        permissions = [("sync_person", "Can sync one person from the directory")]
 
     def __str__(self) -> str:
         what = f"for {self.only_person}" if self.only_person else "of everyone"

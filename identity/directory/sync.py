@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import DEFAULT_DB_ALIAS, connections
+from django.db import DEFAULT_DB_ALIAS, connections, transaction
 from django.utils import timezone
 
 from .. import audit
@@ -100,13 +100,40 @@ def sync_directory(
     Raises :class:`SyncInProgress` when another run holds the lock (no run is recorded then).
     """
     trigger = trigger or (DirectorySyncRun.Trigger.USER if actor is not None else DirectorySyncRun.Trigger.COMMAND)
+    if actor is not None:
+        _check_requester(actor, person)
     with sync_lock():
         run = DirectorySyncRun.objects.create(
             trigger=trigger, triggered_by=actor, dry_run=dry_run, only_person=person or ""
         )
+        if actor is not None:
+            audit.record(
+                "directory.sync_requested",
+                actor=actor,
+                subject=User.objects.filter(username=person).first() if person else None,
+                details={"sync_run": run.pk, **({"person": person} if person else {})},
+            )
         if person:
             return _sync_one(run, person)
         return _sync_all(run)
+
+
+def request_sync(*, actor: User) -> None:
+    """A superuser's "Sync now": a full run by the worker, after this transaction commits (the run is audited
+    ``directory.sync_requested`` when it starts). Raises :class:`SyncNotAllowed` for anyone else."""
+    from . import tasks
+
+    _check_requester(actor, None)
+    transaction.on_commit(lambda: tasks.sync_directory.delay(actor_id=actor.pk))
+
+
+def _check_requester(actor: User, person: str | None) -> None:
+    if actor.is_superuser:
+        return
+    if person is None:
+        raise SyncNotAllowed("Only a superuser starts a sync of everyone.")
+    if not actor.has_perm("directory.sync_person"):
+        raise SyncNotAllowed("You may not sync people from the directory.")
 
 
 def apply_held_run(run: DirectorySyncRun, *, actor: User) -> DirectorySyncRun:
