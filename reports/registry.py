@@ -4,7 +4,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import selectors
-from .forms import AuditFilterForm, DeskFilterForm, EnrollmentFilterForm
+from .forms import AuditFilterForm, DeskFilterForm, EnrollmentFilterForm, SyncFilterForm
 
 EXPORT_FORMATS = [("csv", "CSV"), ("xlsx", "Excel (XLSX)")]
 
@@ -64,4 +64,14 @@ HELP_DESK = Report(
     count=lambda filters: len(selectors.desk_activity(filters)),
     summary=lambda filters: _desk_summary(selectors.desk_summary(filters)),
 )
-REPORTS = {report.slug: report for report in (ENROLLMENT, AUDIT_LOG, HELP_DESK)}
+DIRECTORY_SYNC = Report(
+    slug="directory-sync",
+    title="Directory sync runs",
+    template="reports/directory_sync.html",
+    form=SyncFilterForm,
+    columns=selectors.SYNC_COLUMNS,
+    rows=selectors.sync_rows,
+    count=selectors.sync_count,
+    summary=selectors.sync_summary,
+)
+REPORTS = {report.slug: report for report in (ENROLLMENT, AUDIT_LOG, HELP_DESK, DIRECTORY_SYNC)}
