@@ -2,14 +2,14 @@
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date
 
 from django.db.models import Count, F
 
 from identity.directory.models import COUNTS, DirectorySyncRun
 
 from ..columns import BOOLEAN, DATETIME, INTEGER, TEXT, Column
-from .common import Filters, start_of
+from .common import Filters, within_days
 
 SYNC_COLUMNS: tuple[Column, ...] = (
     Column("started_at", "Started", DATETIME, "When the run started."),
@@ -35,11 +35,7 @@ class SyncFilters(Filters):
 
 
 def _runs(filters: SyncFilters):
-    runs = DirectorySyncRun.objects.all()
-    if filters.start:
-        runs = runs.filter(started_at__gte=start_of(filters.start))
-    if filters.end:
-        runs = runs.filter(started_at__lt=start_of(filters.end + timedelta(days=1)))
+    runs = within_days(DirectorySyncRun.objects.all(), "started_at", filters.start, filters.end)
     if filters.status:
         runs = runs.filter(status=filters.status)
     return runs
