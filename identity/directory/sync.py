@@ -350,17 +350,33 @@ def _spooled(spool, count: int) -> Iterator[DirectoryRecord]:
 
 
 def _apply(run: DirectorySyncRun, records: Iterable[DirectoryRecord], origin: dict) -> list[str]:
-    """Apply each record through the people service; count the outcomes on ``run``; return the errors' texts."""
+    """Apply the records through the people service (joiners in bulk, the rest one by one); count the outcomes on
+    ``run``; return the errors' texts."""
     errors = []
+    for batch in _batches(records, BATCH):
+        try:
+            outcomes = people.create_people(batch, origin=origin)
+        except ValidationError:
+            outcomes = _one_by_one(batch, origin)
+        for record, error in outcomes.pop("conflicts"):
+            run.errors += 1
+            errors.append(f"{record.institution_id} ({record.dn}): {_text(error)}")
+        for outcome, count in outcomes.items():
+            setattr(run, outcome, getattr(run, outcome) + count)
+    return errors
+
+
+def _one_by_one(records: list[DirectoryRecord], origin: dict) -> dict:
+    """Each record through ``apply_record``: a batch ``create_people`` refused holds a record it cannot take."""
+    outcomes: dict = {"conflicts": []}
     for record in records:
         try:
             outcome = people.apply_record(record, origin=origin)
         except (people.DirectoryConflict, ValidationError) as error:
-            run.errors += 1
-            errors.append(f"{record.institution_id} ({record.dn}): {_text(error)}")
+            outcomes["conflicts"].append((record, error))
             continue
-        setattr(run, outcome, getattr(run, outcome) + 1)
-    return errors
+        outcomes[outcome] = outcomes.get(outcome, 0) + 1
+    return outcomes
 
 
 def _text(error: Exception) -> str:
