@@ -13,7 +13,7 @@ process so that its peak RSS is its own, on a fresh copy of the benchmark's data
 It prints one line per child (seconds, peak RSS in MB, counts) and per size the median and range of each run's
 ratio to ldapsearch over the rounds.
 
-    DATABASE_URL=postgres://postgres@127.0.0.1:5432/enrollment_bench python bench/directory.py \\
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/enrollment_bench python bench/directory_sync.py \\
         [--sizes 50000 100000] [--rounds 3]
 
 DATABASE_URL names a migrated database the benchmark copies for each round (its role must be allowed to create
