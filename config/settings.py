@@ -436,6 +436,17 @@ CELERY_BEAT_SCHEDULE["retire-devices-of-leavers"] = {
     "task": "identity.directory.tasks.retire_devices_of_leavers",
     "schedule": timedelta(days=1),
 }
+# The LDAP sync (docs/directory.md): every DIRECTORY_SYNC_MINUTES when a directory is configured. A run that would
+# deactivate more than DIRECTORY_MAX_DEACTIVATIONS people, or more than DIRECTORY_MAX_DEACTIVATION_PERCENT of the
+# directory's people here, is held until a superuser applies or discards it (DIR-03).
+DIRECTORY_SYNC_MINUTES = env.int("DIRECTORY_SYNC_MINUTES", default=30)
+DIRECTORY_MAX_DEACTIVATIONS = env.int("DIRECTORY_MAX_DEACTIVATIONS", default=500)
+DIRECTORY_MAX_DEACTIVATION_PERCENT = env.float("DIRECTORY_MAX_DEACTIVATION_PERCENT", default=10.0)
+if LDAP_SERVER_URIS:
+    CELERY_BEAT_SCHEDULE["sync-directory"] = {
+        "task": "identity.directory.tasks.sync_directory",
+        "schedule": timedelta(minutes=DIRECTORY_SYNC_MINUTES),
+    }
 
 # --- Where sign-in hands over to the devices app (identity names no devices page or template) -------------------
 # A person with no device yet is signed in only to set one up, here.

@@ -26,6 +26,8 @@ from helpdesk import runner, selectors, services
 from helpdesk.actions import ACTIONS, actions_for, filed_words, person_words
 from helpdesk.forms import CaseForm, IdentityCheckForm, case_field
 from identity.admin_site import site
+from identity.directory import sync
+from identity.directory.models import COUNTS
 from identity.models import User
 from identity.selectors import same_person
 from identity.web import client_ip
@@ -170,6 +172,9 @@ class PersonAdmin(DeskAdmin):
                 can_check=request.user.has_perm("helpdesk.record_identity_check") and not own,
                 needs_approval=services.second_approval_reasons(person, action=""),
                 from_case=selectors.open_case_of(person, request.GET.get("case", "")),
+                can_sync_directory=person.source == User.Source.LDAP
+                and bool(settings.LDAP_SERVER_URIS)
+                and request.user.has_perm("directory.sync_person"),
             )
         return super().change_view(request, object_id, form_url, extra)
 
@@ -183,6 +188,11 @@ class PersonAdmin(DeskAdmin):
                 view(require_POST(self.security_key_options_view)),
                 name="helpdesk_security_key_options",
             ),
+            path(
+                "<path:object_id>/directory-sync/",
+                view(require_POST(self.directory_sync_view)),
+                name="helpdesk_directory_sync",
+            ),
             path("<path:object_id>/desk/<str:action>/", view(self.action_view), name="helpdesk_action"),
         ] + super().get_urls()
 
@@ -193,6 +203,21 @@ class PersonAdmin(DeskAdmin):
 
     def _person_page(self, person):
         return redirect(reverse("admin:identity_user_change", args=[person.pk]))
+
+    def directory_sync_view(self, request, object_id):
+        """"Sync from the directory": this one person now, as the next full run would (audited)."""
+        person = get_object_or_404(User, pk=object_id, source=User.Source.LDAP)
+        try:
+            run = sync.sync_directory(person=person.username, actor=request.user)
+        except ValidationError as error:
+            raise PermissionDenied from error
+        except sync.SyncInProgress as error:
+            self.message_user(request, str(error), messages.WARNING)
+            return self._person_page(person)
+        done = [f"{getattr(run, name)} {name}" for name in COUNTS if getattr(run, name)]
+        level = messages.ERROR if run.status == run.Status.FAILED or run.errors else messages.SUCCESS
+        self.message_user(request, " ".join([f"{run}:", ", ".join(done) or "nothing to do.", run.error_text]), level)
+        return self._person_page(person)
 
     def identity_check_view(self, request, object_id):
         person = self._person(request, object_id, "record_identity_check")

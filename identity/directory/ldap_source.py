@@ -122,7 +122,10 @@ class LDAPReader:
             if not mapped.get(needed):
                 self.skipped.append((dn, f"no {settings.LDAP_ATTRIBUTES.get(needed) or needed}"))
                 return None
-        groups = {normal_dn(v.decode("utf-8", "replace")) for v in values(attributes, settings.LDAP_MEMBER_OF_ATTRIBUTE)}
+        groups = set()
+        if self._roles or self._vpn_group:  # group DNs matter only when groups are mapped
+            groups = {normal_dn(v.decode("utf-8", "replace"))
+                      for v in values(attributes, settings.LDAP_MEMBER_OF_ATTRIBUTE)}
         return DirectoryRecord(
             source=User.Source.LDAP,
             dn=dn,

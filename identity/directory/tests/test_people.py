@@ -51,6 +51,33 @@ def test_a_joiner_is_welcomed_with_the_enrollment_address_when_the_setting_says_
     assert message.recipient == "asmith@example.edu" and message.template == "directory_welcome"
 
 
+def test_joiners_in_bulk_as_one_by_one(record, make_user, settings):
+    settings.DIRECTORY_WELCOME_EMAIL = True
+    people.apply_record(record(), origin=SYNC)
+    make_user("local1")
+    records = [
+        record(directory_id="guid-b1", institution_id="b1", email="b1@example.edu", roles=frozenset({"Auditor"})),
+        record(directory_id="guid-b2", institution_id="b2", email="b2@example.edu", vpn_access=True),
+        record(department="Oncology"),  # asmith, a mover
+        record(directory_id="guid-l1", institution_id="local1"),  # a local account: refused
+        record(directory_id="guid-off", institution_id="off", active=False),  # disabled, never seen
+    ]
+    outcomes = people.create_people(records, origin=SYNC)
+    assert [(r.institution_id, type(e)) for r, e in outcomes.pop("conflicts")] == [
+        ("local1", people.DirectoryConflict)
+    ]
+    assert outcomes == {"created": 2, "updated": 1, "unchanged": 1}
+    b1, b2 = User.objects.get(username="b1"), User.objects.get(username="b2")
+    assert not b1.has_usable_password() and b1.source == "ldap" and b1.is_staff
+    assert list(b1.groups.values_list("name", flat=True)) == ["Auditor"]
+    assert b2.vpn_access == User.VpnAccess.APPROVED
+    created = AuditEvent.objects.get(action="directory.person_created", subject=b1)
+    assert created.details == {**SYNC, "values": {"first_name": "Alice", "last_name": "Smith",
+                                                  "email": "b1@example.edu", "department": "Radiology"}}
+    assert OutboundMessage.objects.filter(recipient="b2@example.edu").exists()  # welcomed
+    assert User.objects.get(username="asmith").department == "Oncology"
+
+
 def test_a_disabled_entry_never_seen_creates_nobody(record):
     assert people.apply_record(record(active=False), origin=SYNC) == "unchanged"
     assert not User.objects.filter(username="asmith").exists()
