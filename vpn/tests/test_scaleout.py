@@ -180,8 +180,8 @@ class SignIn:
     cannot take (connection refused or reset) is sent again to the other node, as a retrying client or a load
     balancer's redispatch does. A retried code step takes a code the device has not spent."""
 
-    def __init__(self, person, nodes, first: int, refused: list):
-        self.person, self.nodes, self.turn, self.refused = person, nodes, first, refused
+    def __init__(self, person, nodes, first: int, refused: list, on_send=None):
+        self.person, self.nodes, self.turn, self.refused, self.on_send = person, nodes, first, refused, on_send
         self.device = person.registrations.get().app_device
         self.browser = requests.Session()
 
@@ -189,13 +189,16 @@ class SignIn:
         for _ in range(len(self.nodes)):
             node = self.nodes[self.turn % len(self.nodes)]
             self.turn += 1
+            started = time.monotonic()
             try:
                 data = make_data() if make_data else None
+                if self.on_send:
+                    self.on_send(node, method, path)
                 return node, self.browser.request(
                     method, f"{node.url}{path}", data=data, timeout=60, allow_redirects=False
                 )
             except requests.ConnectionError:
-                self.refused.append((node, self.person.username, path, time.monotonic()))
+                self.refused.append((node, self.person.username, path, started, time.monotonic()))
         raise AssertionError(f"no node took {path} for {self.person.username}")
 
     def run(self) -> str:
@@ -234,26 +237,42 @@ def test_a_web_node_killed_while_people_sign_in_leaves_every_sign_in_whole(two_w
     first, second = two_web_nodes
     people = web_people(12)
     refused: list = []
-    sign_ins = [SignIn(person, two_web_nodes, n, refused) for n, person in enumerate(people)]
-    done = []
+    armed, killed = threading.Event(), threading.Event()
+    killed_at = []
+
+    def kill_once_a_password_is_in_flight(node, method, path):
+        """Armed midway: the second node dies 0.1 s after a password is sent to it, while it hashes the password
+        (PBKDF2, a few tenths of a second): a request in flight, as well as those the round robin sends it after."""
+        if node is second and method == "POST" and path == SIGN_IN and armed.is_set():
+            armed.clear()
+
+            def kill():
+                killed_at.append(time.monotonic())
+                second.kill()
+                killed.set()
+
+            threading.Timer(0.1, kill).start()
+
+    sign_ins = [
+        SignIn(person, two_web_nodes, n, refused, kill_once_a_password_is_in_flight) for n, person in enumerate(people)
+    ]
     with ThreadPoolExecutor(4) as pool:
         running = [pool.submit(sign_in.run) for sign_in in sign_ins]
-        # Midway, the second node dies with requests in flight; the round robin still sends it its share.
         while sum(future.done() for future in running) < len(running) // 3:
             time.sleep(0.05)
-        killed_at = time.monotonic()
-        second.kill()
+        armed.set()
+        assert killed.wait(120), "no password went to the second node after the first third"
         done = [future.result() for future in running]  # each sign-in completed, or this raises
 
-    assert refused, "no request met the dead node"
-    # Only the dead node refused, and only once it was dead (a request it held when killed fails then).
+    # Only the dead node refused, and only once it was dead: the request it held when killed, and those after.
     assert {node for node, *_ in refused} == {second}, refused
-    assert all(at >= killed_at for *_, at in refused), refused
+    assert all(ended >= killed_at[0] for *_, ended in refused), refused
+    assert any(path == SIGN_IN and started < killed_at[0] for _, _, path, started, _ in refused), refused
     # Nothing half-done, nothing twice: one password and one second factor each (or, where the dying node took a
     # step and died before answering, that step counted once there and once on the node that took it again).
     for person in people:
         events = AuditEvent.objects.filter(subject=person)
-        retried = {path for _, username, path, _ in refused if username == person.username}
+        retried = {path for _, username, path, *_ in refused if username == person.username}
         for action, path in (("signin.password_ok", SIGN_IN), ("signin.second_factor_ok", SECOND_FACTOR)):
             count = events.filter(action=action).count()
             assert count == 1 or (path in retried and count == 2), (person.username, action, count)
