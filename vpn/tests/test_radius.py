@@ -10,6 +10,7 @@ import sys
 import threading
 import time
 from collections import Counter
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -57,9 +58,10 @@ def radius_log() -> list[str]:
     return []
 
 
-@pytest.fixture
-def radius_server(radius_client, settings, radius_log):
-    """``manage.py run_radius_server`` in its own process, on the test database."""
+@contextmanager
+def radius_server_process(settings, log: list[str]):
+    """``manage.py run_radius_server`` in its own process, on the test database; yields its port, appending the
+    lines it logs (its error stream) to ``log`` as they come so its pipe never fills."""
     db = connection.settings_dict
     port = free_udp_port()
     env = {
@@ -79,16 +81,24 @@ def radius_server(radius_client, settings, radius_log):
         stderr=subprocess.PIPE,
         text=True,
     )
-    assert process.stdout.readline().strip() == "ready", process.stderr.read()
+    try:
+        assert process.stdout.readline().strip() == "ready", process.stderr.read()
 
-    def drain():
-        for line in process.stderr:
-            radius_log.append(line)
+        def drain():
+            for line in process.stderr:
+                log.append(line)
 
-    threading.Thread(target=drain, daemon=True).start()
-    yield port
-    process.terminate()
-    process.wait(10)
+        threading.Thread(target=drain, daemon=True).start()
+        yield port
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+@pytest.fixture
+def radius_server(radius_client, settings, radius_log):
+    with radius_server_process(settings, radius_log) as port:
+        yield port
 
 
 def pbkdf2_password(person, password=PASSWORD):

@@ -7,6 +7,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -119,6 +120,7 @@ class Site:
             env=env,
             stdout=(output := log.open("w")),
             stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group: kill() takes the workers with it
         )
         self.output = output
         try:
@@ -140,6 +142,12 @@ class Site:
 
     def stop(self):
         self.process.terminate()
+        self.process.wait(timeout=30)
+        self.output.close()
+
+    def kill(self):
+        """The node dies at once (SIGKILL to gunicorn and its workers): requests in flight get no answer."""
+        os.killpg(self.process.pid, signal.SIGKILL)
         self.process.wait(timeout=30)
         self.output.close()
 
