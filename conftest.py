@@ -105,6 +105,7 @@ def _test_audit_actions():
 
     made_up = ["test.event", "test.event1", "test.event2", "test.event3", "test.concurrent", "test.unicode"]
     made_up += ["test.nobody", "test.canonical", "test.plan"]
+    made_up += ["bulk.before", "bulk.one", "bulk.two", "bulk.after", "bulk.bad"]
     made_up += ["helpdesk.device_reset", "helpdesk.bypass_code_issued", "helpdesk.unlock"]
     added = {action: f"Test event {action}" for action in made_up if action not in EVENTS}
     EVENTS.update(added)

@@ -158,6 +158,7 @@ def test_ac09_events_appended_in_bulk_chain_as_one_by_one(user, make_user):
         audit.record_many([("bulk.bad", {"details": {"password": "x"}})])
 
 
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)  # the owner edits committed rows
 def test_ac09_edited_details_named(three_events):
     _tamper("UPDATE identity_auditevent SET details = %s WHERE sequence = 2", ['{"n": 99}'])
 
