@@ -120,7 +120,7 @@ def test_the_outbox_threshold_is_a_setting(client, stale_message, settings):
 
 def test_a_check_left_out_is_not_run_and_an_unknown_one_is_refused(client, stale_message):
     response = client.get("/readyz?exclude=outbox")
-    assert response.status_code == 200 and set(response.json()["checks"]) == {"database"}
+    assert response.status_code == 200 and set(response.json()["checks"]) == {"database", "directory"}
     response = client.get("/readyz?exclude=outbx")
     assert response.status_code == 400 and response.json()["unknown_checks"] == ["outbx"]
 

@@ -8,7 +8,7 @@ from django.urls import path, reverse
 from django.views.decorators.http import require_POST
 
 from identity.admin_site import site
-from identity.directory import sync
+from identity.directory import background, sync
 from identity.directory.models import DirectorySyncRun
 
 from .registrations import ReadOnlyAdmin
@@ -53,7 +53,7 @@ class DirectorySyncRunAdmin(ReadOnlyAdmin):
 
     def sync_now_view(self, request):
         try:
-            sync.request_sync(actor=request.user)
+            background.request_sync(actor=request.user)
         except ValidationError as error:
             raise PermissionDenied from error
         self.message_user(request, "A sync of everyone has started; its run appears in this list.", messages.SUCCESS)

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import DEFAULT_DB_ALIAS, connections, transaction
+from django.db import DEFAULT_DB_ALIAS, connections
 from django.utils import timezone
 
 from .. import audit
@@ -101,7 +101,7 @@ def sync_directory(
     """
     trigger = trigger or (DirectorySyncRun.Trigger.USER if actor is not None else DirectorySyncRun.Trigger.COMMAND)
     if actor is not None:
-        _check_requester(actor, person)
+        check_requester(actor, person)
     with sync_lock():
         run = DirectorySyncRun.objects.create(
             trigger=trigger, triggered_by=actor, dry_run=dry_run, only_person=person or ""
@@ -118,16 +118,7 @@ def sync_directory(
         return _sync_all(run)
 
 
-def request_sync(*, actor: User) -> None:
-    """A superuser's "Sync now": a full run by the worker, after this transaction commits (the run is audited
-    ``directory.sync_requested`` when it starts). Raises :class:`SyncNotAllowed` for anyone else."""
-    from . import tasks
-
-    _check_requester(actor, None)
-    transaction.on_commit(lambda: tasks.sync_directory.delay(actor_id=actor.pk))
-
-
-def _check_requester(actor: User, person: str | None) -> None:
+def check_requester(actor: User, person: str | None) -> None:
     if actor.is_superuser:
         return
     if person is None:
