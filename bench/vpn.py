@@ -221,9 +221,20 @@ def wait_for_http(url: str, seconds: float = 60) -> None:
     raise SystemExit(f"{url} did not answer")
 
 
-def run_ours(args, codes: Codes, ikey: str, skey: str) -> list[dict]:
+def run_ours(
+    args,
+    codes: Codes,
+    ikey: str,
+    skey: str,
+    *,
+    label: str = "ours",
+    env: dict | None = None,
+    rounds: int | None = None,
+    modes=("correct", "wrong", "unknown"),
+) -> list[dict]:
     base = f"http://127.0.0.1:{args.port}"
-    env = {**os.environ, "DEBUG": "false", "ALLOWED_HOSTS": "127.0.0.1", "DB_CONN_MAX_AGE": "600"}
+    env = {**os.environ, "DEBUG": "false", "ALLOWED_HOSTS": "127.0.0.1", "DB_CONN_MAX_AGE": "600", **(env or {})}
+    env = {name: value for name, value in env.items() if value is not None}  # None: not in the server's environment
     server = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "-w", str(args.workers), "-k", "gthread", "--threads", str(args.threads)]
         + ["-b", f"127.0.0.1:{args.port}", "--log-level", "warning", "config.wsgi:application"],
@@ -234,8 +245,8 @@ def run_ours(args, codes: Codes, ikey: str, skey: str) -> list[dict]:
         wait_for_http(base + "/auth/v2/ping")
         asyncio.run(load(base, codes, mode="wrong", duration=3, concurrency=args.concurrency, ikey=ikey, skey=skey))
         rows = []
-        for _ in range(args.rounds):
-            for mode in ("correct", "wrong", "unknown"):
+        for _ in range(rounds or args.rounds):
+            for mode in modes:
                 reset_counters()
                 row = asyncio.run(
                     load(
@@ -248,12 +259,43 @@ def run_ours(args, codes: Codes, ikey: str, skey: str) -> list[dict]:
                         skey=skey,
                     )
                 )
+                row["label"] = label
                 print(json.dumps(row), flush=True)
                 rows.append(row)
         return rows
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(30)
+
+
+def compare_metrics(args, codes: Codes, ikey: str, skey: str) -> None:
+    """The Auth API with metrics counted (as in production: gunicorn's workers writing to a multiprocess directory)
+    and with ``METRICS_ENABLED=false``, in turns within each round (which goes first alternates), one server each."""
+    rows = []
+    for n in range(args.rounds):
+        with tempfile.TemporaryDirectory() as directory:
+            sides = {
+                "metrics on": {"METRICS_ENABLED": "true", "PROMETHEUS_MULTIPROC_DIR": directory},
+                # prometheus_client takes the variable's presence, even empty, for multiprocess mode
+                "metrics off": {"METRICS_ENABLED": "false", "PROMETHEUS_MULTIPROC_DIR": None},
+            }
+            for label in sorted(sides, reverse=n % 2 == 1):
+                rows += run_ours(args, codes, ikey, skey, label=label, env=sides[label], rounds=1, modes=("correct",))
+    print("\n| round | on req/s | off req/s | on / off | on p50 ms | off p50 ms | on p99 ms | off p99 ms |")
+    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    on = [r for r in rows if r["label"] == "metrics on"]
+    off = [r for r in rows if r["label"] == "metrics off"]
+    ratios = []
+    for n, (a, b) in enumerate(zip(on, off, strict=True), start=1):
+        ratios.append(a["rps"] / b["rps"])
+        print(
+            f"| {n} | {a['rps']:.1f} | {b['rps']:.1f} | {ratios[-1]:.3f} | {a['p50_ms']:.2f} | {b['p50_ms']:.2f} "
+            f"| {a['p99_ms']:.2f} | {b['p99_ms']:.2f} |"
+        )
+    print(
+        f"throughput with metrics / without: median {statistics.median(ratios):.3f}, range {min(ratios):.3f} to "
+        f"{max(ratios):.3f} over {len(ratios)} rounds"
+    )
 
 
 def anchor_database(label: str) -> str:
@@ -366,6 +408,11 @@ def main() -> None:
     parser.add_argument("--anchors", type=Path, help="the bench anchors' folder (set up as its README says)")
     parser.add_argument("--radius-requests", type=int, default=2000)
     parser.add_argument("--radius-password-requests", type=int, default=40)
+    parser.add_argument(
+        "--compare-metrics",
+        action="store_true",
+        help="only the Auth API's correct codes, with metrics and without (METRICS_ENABLED=false), in turns",
+    )
     args = parser.parse_args()
 
     if connection.vendor != "postgresql":
@@ -374,6 +421,9 @@ def main() -> None:
     codes = Codes(seed(args.people))
     ikey, skey = integration_and_secret()
     radius_secret = radius_client_secret()
+    if args.compare_metrics:
+        compare_metrics(args, codes, ikey, skey)
+        return
 
     rows = []
     if args.anchors:

@@ -1,6 +1,7 @@
 from django.urls import include, path
 
 from identity.admin_site import site as staff_admin_site
+from identity.scrape import metrics_view
 from identity.views import home
 from reports.urls import urls_for as report_urls
 
@@ -8,6 +9,7 @@ urlpatterns = [
     # First: the VPN's Auth API is the hot path, and Django tries the patterns in order.
     path("", include("vpn.urls")),
     path("", home, name="home"),
+    path("metrics", metrics_view, name="metrics"),
     path("account/", include("identity.urls")),
     path("", include("devices.urls")),
     path("admin/reports/", include(report_urls(staff_admin_site))),

@@ -6,11 +6,14 @@ class DevicesConfig(AppConfig):
     verbose_name = "Devices"
 
     def ready(self):
+        from identity import metrics
+
         from . import (
             checks,  # noqa: F401  (registers the system checks)
             outbox,
             tasks,
         )
+        from .metrics import OutboxCollector
         from .models import PhoneDevice
         from .services import send_signin_code
         from .services.directory import register_hooks
@@ -21,3 +24,5 @@ class DevicesConfig(AppConfig):
         PhoneDevice.send_challenge = staticmethod(send_signin_code)
         # What a directory leaver, joiner or mover loses or is told here (identity.directory.hooks).
         register_hooks()
+        # Read at each scrape of the web site's /metrics (identity.metrics).
+        metrics.add_scrape_collector(OutboxCollector())

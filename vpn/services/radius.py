@@ -131,7 +131,7 @@ def _check_password(username: str, typed: str, *, ip: str | None) -> tuple[User 
             user = django_authenticate(username=username, password=password)
             _measured(time.monotonic() - began)
             if user is not None:
-                record_password_success(user, ip=ip)
+                record_password_success(user, ip=ip, entry_point="radius")
                 return user, code, 0.0
         pace = 0.0
     record_password_failure(username, username_known_user=known, ip=ip, entry_point="radius")

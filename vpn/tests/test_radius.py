@@ -58,7 +58,13 @@ def radius_log() -> list[str]:
 
 
 @pytest.fixture
-def radius_server(radius_client, settings, radius_log):
+def radius_env() -> dict[str, str]:
+    """More environment for the RADIUS server process (a test module overrides it)."""
+    return {}
+
+
+@pytest.fixture
+def radius_server(radius_client, settings, radius_log, radius_env):
     """``manage.py run_radius_server`` in its own process, on the test database."""
     db = connection.settings_dict
     port = free_udp_port()
@@ -69,6 +75,7 @@ def radius_server(radius_client, settings, radius_log):
         "LOCKOUT_THRESHOLD": str(settings.LOCKOUT_THRESHOLD),
         "PASSWORD_FAILURES_PER_ID": str(settings.PASSWORD_FAILURES_PER_ID),
         "PASSWORD_FAILURES_PER_ADDRESS": str(settings.PASSWORD_FAILURES_PER_ADDRESS),
+        **radius_env,
     }
     process = subprocess.Popen(
         [sys.executable, "manage.py", "run_radius_server", "--host", "127.0.0.1", "--port", str(port)]
