@@ -56,6 +56,7 @@ from django.db import connection  # noqa: E402
 from duo_client.client import Client as DuoClient  # noqa: E402
 from duo_client.client import sign  # noqa: E402
 
+from bench.outbox import worker_cpu  # noqa: E402
 from devices import crypto  # noqa: E402
 from devices.models import AuthenticatorAppDevice  # noqa: E402
 from identity.models import User  # noqa: E402
@@ -248,6 +249,7 @@ def run_ours(
         for _ in range(rounds or args.rounds):
             for mode in modes:
                 reset_counters()
+                cpu_before = worker_cpu(server.pid)
                 row = asyncio.run(
                     load(
                         base,
@@ -260,6 +262,8 @@ def run_ours(
                     )
                 )
                 row["label"] = label
+                # CPU of gunicorn's processes per answered request: steadier than time on a shared machine
+                row["cpu_ms"] = round((worker_cpu(server.pid) - cpu_before) * 1000 / max(1, row["requests"]), 3)
                 print(json.dumps(row), flush=True)
                 rows.append(row)
         return rows
@@ -281,21 +285,39 @@ def compare_metrics(args, codes: Codes, ikey: str, skey: str) -> None:
             }
             for label in sorted(sides, reverse=n % 2 == 1):
                 rows += run_ours(args, codes, ikey, skey, label=label, env=sides[label], rounds=1, modes=("correct",))
-    print("\n| round | on req/s | off req/s | on / off | on p50 ms | off p50 ms | on p99 ms | off p99 ms |")
-    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    print(
+        "\n| round | on req/s | off req/s | on / off | on CPU ms/req | off CPU ms/req | on / off | on p50 | off p50 |"
+    )
+    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     on = [r for r in rows if r["label"] == "metrics on"]
     off = [r for r in rows if r["label"] == "metrics off"]
-    ratios = []
+    rates, cpus = [], []
     for n, (a, b) in enumerate(zip(on, off, strict=True), start=1):
-        ratios.append(a["rps"] / b["rps"])
+        rates.append(a["rps"] / b["rps"])
+        cpus.append(a["cpu_ms"] / b["cpu_ms"])
         print(
-            f"| {n} | {a['rps']:.1f} | {b['rps']:.1f} | {ratios[-1]:.3f} | {a['p50_ms']:.2f} | {b['p50_ms']:.2f} "
-            f"| {a['p99_ms']:.2f} | {b['p99_ms']:.2f} |"
+            f"| {n} | {a['rps']:.1f} | {b['rps']:.1f} | {rates[-1]:.3f} | {a['cpu_ms']:.3f} | {b['cpu_ms']:.3f} "
+            f"| {cpus[-1]:.3f} | {a['p50_ms']:.1f} | {b['p50_ms']:.1f} |"
         )
-    print(
-        f"throughput with metrics / without: median {statistics.median(ratios):.3f}, range {min(ratios):.3f} to "
-        f"{max(ratios):.3f} over {len(ratios)} rounds"
+    for name, ratios in (("throughput", rates), ("CPU per request", cpus)):
+        print(
+            f"{name}, with metrics / without: median {statistics.median(ratios):.3f}, "
+            f"range {min(ratios):.3f} to {max(ratios):.3f} over {len(ratios)} rounds"
+        )
+    print(f"one check's counting (a counter and a histogram, multiprocess mode): {counting_cost():.2f} µs")
+
+
+def counting_cost(calls: int = 200_000) -> float:
+    """Microseconds per ``metrics.vpn_check`` in a process of its own, in multiprocess mode as under gunicorn."""
+    snippet = (
+        "import time, timeit, django; django.setup(); from identity import metrics; "
+        f"print(min(timeit.repeat(lambda: metrics.vpn_check('auth_api', 'allow', time.perf_counter()), "
+        f"number={calls}, repeat=5)) / {calls} * 1e6)"
     )
+    with tempfile.TemporaryDirectory() as directory:
+        env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": directory, "METRICS_ENABLED": "true"}
+        out = subprocess.run([sys.executable, "-c", snippet], cwd=BASE_DIR, env=env, capture_output=True, text=True)
+    return float(out.stdout.strip().splitlines()[-1])
 
 
 def anchor_database(label: str) -> str:

@@ -83,12 +83,15 @@ EXPORT_JOBS = Counter(
 
 
 VPN_DOORS, VPN_RESULTS = ("auth_api", "radius"), ("allow", "deny", "challenge", "refused", "error")
-# Every door and result from the start, at 0: a rate() or an alert needs the series before the first error.
-for _door in VPN_DOORS:
-    VPN_CHECK_SECONDS.labels(_door)
-    for _result in VPN_RESULTS:
-        if (_door, _result) != ("auth_api", "challenge"):
-            VPN_CHECKS.labels(_door, _result)
+# Every door and result from the start, at 0 (a rate() or an alert needs the series before the first error), and
+# kept: the hot path skips labels()' lookup under its lock.
+_VPN_CHECKS = {
+    (door, result): VPN_CHECKS.labels(door, result)
+    for door in VPN_DOORS
+    for result in VPN_RESULTS
+    if (door, result) != ("auth_api", "challenge")
+}
+_VPN_CHECK_SECONDS = {door: VPN_CHECK_SECONDS.labels(door) for door in VPN_DOORS}
 
 
 def count(counter: Counter, *labels: str) -> None:
@@ -108,8 +111,8 @@ def count_on_commit(counter: Counter, *labels: str) -> None:
 def vpn_check(door: str, result: str, started: float) -> None:
     """One VPN check answered with ``result``, begun at ``time.perf_counter()`` value ``started``."""
     if ENABLED:
-        VPN_CHECKS.labels(door, result).inc()
-        VPN_CHECK_SECONDS.labels(door).observe(time.perf_counter() - started)
+        _VPN_CHECKS[door, result].inc()
+        _VPN_CHECK_SECONDS[door].observe(time.perf_counter() - started)
 
 
 # --- Scraping --------------------------------------------------------------------------------------------

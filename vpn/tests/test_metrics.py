@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import duo_client
@@ -16,9 +17,11 @@ import httpx
 import pytest
 from django.db import connection
 from django.test import Client
+from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
-from devices.models import Registration
+from devices.models import OutboundMessage, Registration
+from devices.outbox import queue_email
 from identity.models import User
 from testsupport import PASSWORD, REQUIRE_SERVICES, fresh_code, wait_for, wrong_code
 from vpn.tests.test_radius import (  # noqa: F401 (fixtures)
@@ -302,3 +305,46 @@ def test_under_gunicorns_workers_a_scrape_counts_the_checks_of_every_process(two
     assert value(text, "enrollment_vpn_checks_total", door="auth_api", result="deny") == 12
     assert value(text, "enrollment_vpn_check_seconds_count", door="auth_api") == 12
     assert len({path.name.rsplit("_", 1)[-1] for path in directory.glob("counter_*.db")}) >= 2  # one per worker
+
+
+def test_a_bad_metrics_network_or_a_short_token_fails_the_checks(settings):
+    from identity.checks import check_metrics_settings
+
+    assert check_metrics_settings(None) == []
+    settings.METRICS_NETWORKS = ["10.0.0.0/8", "not-a-network"]
+    settings.METRICS_TOKEN = "short"
+    assert [error.id for error in check_metrics_settings(None)] == ["identity.E011", "identity.E012"]
+
+
+# --- The outbox: read at scrape time, counted by a real worker on its own port ------------------------------
+
+
+def test_the_outbox_age_is_read_from_the_database_at_each_scrape():
+    message = OutboundMessage.objects.create(channel="sms", recipient="+16175550123", template="t", holds_secret=True)
+    OutboundMessage.objects.filter(pk=message.pk).update(created_at=timezone.now() - timedelta(minutes=7))
+    text = scrape()
+    assert value(text, "enrollment_outbox_messages", channel="sms", status="queued") == 1
+    assert 7 * 60 <= value(text, "enrollment_outbox_oldest_queued_age_seconds", channel="sms") < 8 * 60
+    assert value(text, "enrollment_outbox_oldest_queued_age_seconds", channel="email") == 0
+    assert value(text, "enrollment_outbox_readable") == 1
+    assert "+16175550123" not in text and "16175550123" not in text
+
+
+def test_a_prefork_worker_serves_the_counts_of_its_pool_on_its_port(start_worker, tmp_path):
+    port = free_tcp_port()
+    (tmp_path / "worker-metrics").mkdir()
+    start_worker(
+        "--pool=prefork",
+        "--concurrency=2",
+        "--without-gossip",
+        "--without-mingle",
+        "--without-heartbeat",
+        METRICS_PORT=str(port),
+        PROMETHEUS_MULTIPROC_DIR=str(tmp_path / "worker-metrics"),
+    )
+    for n in range(4):
+        queue_email(user=None, to=f"p{n}@example.edu", subject="s", body="b", template="t", holds_secret=False)
+    wait_for(lambda: OutboundMessage.objects.filter(status="sent").count() == 4, timeout=60)
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics").text
+    assert value(text, "enrollment_outbox_deliveries_total", channel="email", outcome="sent") == 4
+    assert "enrollment_outbox_messages" not in text  # the web site's scrape reads the database
