@@ -5,7 +5,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: install run test lint worker beat check-deploy
+.PHONY: install install-ldap run test lint worker beat check-deploy
 
 $(BIN)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -14,6 +14,14 @@ $(BIN)/.installed: requirements.txt
 	touch $@
 
 install: $(BIN)/.installed
+
+# The optional directory extra (LDAP / Active Directory passwords and sync): python-ldap builds against libldap2-dev
+# and libsasl2-dev, so it is not part of a plain install. .ci/run installs the headers and calls this.
+$(BIN)/.installed-ldap: requirements-ldap.txt $(BIN)/.installed
+	$(BIN)/python -m pip install --quiet -r requirements-ldap.txt
+	touch $@
+
+install-ldap: $(BIN)/.installed-ldap
 
 # make run serves on http://localhost:8000/; PORT=8001 make run (or HOST=...) picks another address. Texts and calls
 # are printed in this terminal (the development console gateway) unless PHONE_GATEWAY says otherwise.

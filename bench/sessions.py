@@ -46,7 +46,7 @@ def session_data(user_id: int) -> str:
     return SessionStore().encode(
         {
             "_auth_user_id": str(user_id),
-            "_auth_user_backend": "django.contrib.auth.backends.ModelBackend",
+            "_auth_user_backend": "identity.directory.backends.PasswordBackend",
             "_auth_user_hash": "f" * 64,
             "otp_device_id": f"devices.authenticatorappdevice/{user_id}",
             "second_factor_verified_at": time.time(),

@@ -6,6 +6,7 @@ project runs on SQLite, runs Celery tasks in-process and prints emails to the
 console, so a newcomer needs nothing but Python.
 """
 
+import ipaddress
 from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -105,6 +106,58 @@ AUTH_PASSWORD_VALIDATORS = [
 LOGIN_URL = "identity:sign_in"
 LOGIN_REDIRECT_URL = "devices:my_devices"
 
+# --- The directory: LDAP / Active Directory passwords and the sync's reader (docs/directory.md) -----------------
+# One backend checks every password (web sign-in, the emailed-link and recovery-link gates, RADIUS, the admin): a
+# local account against its hash here, a person from the directory only by a bind to the directory (DIR-01).
+AUTHENTICATION_BACKENDS = ["identity.directory.backends.PasswordBackend"]
+# Servers, tried in turn (libldap moves to the next one it cannot reach). Empty: no directory, every password local.
+LDAP_SERVER_URIS = env.list("LDAP_SERVER_URIS", default=[])
+LDAP_BIND_DN = env("LDAP_BIND_DN", default="")  # the read-only account that searches
+LDAP_BIND_PASSWORD = env("LDAP_BIND_PASSWORD", default="")
+LDAP_USER_SEARCH_BASE = env("LDAP_USER_SEARCH_BASE", default="")
+# %(user)s is the institution ID typed at sign-in (escaped). Active Directory: (sAMAccountName=%(user)s).
+LDAP_USER_FILTER = env("LDAP_USER_FILTER", default="(uid=%(user)s)")
+# ldaps:// URIs, or ldap:// with StartTLS; the server's certificate is always verified, against this CA file when
+# set, else the system's trust store. Plain LDAP is refused by a deploy check (directory.E101) unless LDAP_ALLOW_PLAIN
+# says this is a lab, where passwords may cross the network in clear.
+LDAP_START_TLS = env.bool("LDAP_START_TLS", default=False)
+LDAP_CA_CERT_FILE = env("LDAP_CA_CERT_FILE", default="")
+LDAP_ALLOW_PLAIN = env.bool("LDAP_ALLOW_PLAIN", default=False)
+# Connecting to one server, and any one operation, gives up after this long (then the next server, or "We cannot
+# check passwords right now").
+LDAP_TIMEOUT_SECONDS = env.float("LDAP_TIMEOUT_SECONDS", default=5.0)
+# Where people change or reset their directory password (named in the expired / must-change messages).
+LDAP_PASSWORD_CHANGE_AT = env("LDAP_PASSWORD_CHANGE_AT", default="the institution's password page")
+# Our field -> the directory's attribute. The defaults suit OpenLDAP's inetOrgPerson; Active Directory:
+# LDAP_ATTRIBUTES=institution_id=sAMAccountName,department=department,directory_id=objectGUID
+LDAP_ATTRIBUTES = {
+    "institution_id": "uid",
+    "first_name": "givenName",
+    "last_name": "sn",
+    "email": "mail",
+    "department": "departmentNumber",
+    "mobile": "mobile",
+    "directory_id": "entryUUID",
+    **env.dict("LDAP_ATTRIBUTES", default={}),
+}
+# Disabled in the directory: Active Directory's userAccountControl with its ACCOUNTDISABLE bit (0x2); or another
+# attribute, disabled when it holds one of LDAP_DISABLED_VALUES (or, with none listed, whenever it is present).
+LDAP_DISABLED_ATTRIBUTE = env("LDAP_DISABLED_ATTRIBUTE", default="userAccountControl")
+LDAP_DISABLED_VALUES = env.list("LDAP_DISABLED_VALUES", default=[])
+# The sync's reader: the bases to read people under (";"-separated DNs; default the search base), which entries are
+# people, and optionally only members of these groups (";"-separated DNs) are people here.
+LDAP_SYNC_BASES = [dn.strip() for dn in env("LDAP_SYNC_BASES", default="").split(";") if dn.strip()]
+LDAP_SYNC_FILTER = env("LDAP_SYNC_FILTER", default="(objectClass=person)")
+LDAP_SYNC_GROUPS = [dn.strip() for dn in env("LDAP_SYNC_GROUPS", default="").split(";") if dn.strip()]
+# Group DN -> one of our roles ("Help desk", "Auditor"; never superuser, DIR-04), as JSON. Empty: roles are not the
+# directory's. Members of LDAP_VPN_GROUP have VPN access approved; empty: VPN access is not the directory's.
+LDAP_ROLE_GROUPS = env.json("LDAP_ROLE_GROUPS", default={})
+LDAP_VPN_GROUP = env("LDAP_VPN_GROUP", default="")
+# The attribute that lists a person's groups (Active Directory's own; OpenLDAP's memberof overlay).
+LDAP_MEMBER_OF_ATTRIBUTE = env("LDAP_MEMBER_OF_ATTRIBUTE", default="memberOf")
+# Entries per page of the sync's paged search (RFC 2696; Active Directory's MaxPageSize is 1,000).
+LDAP_PAGE_SIZE = env.int("LDAP_PAGE_SIZE", default=500)
+
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = env("TIME_ZONE", default="UTC")
 USE_I18N = True
@@ -181,6 +234,10 @@ OUTBOX_SWEEP_EVERY_SECONDS = env.int("OUTBOX_SWEEP_EVERY_SECONDS", default=30)
 # exits). A task running when the connection drops finishes; its row, not the broker, says whether it was sent.
 CELERY_BROKER_CONNECTION_MAX_RETRIES = None
 CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = False
+# kombu's Redis transport with a closed connection raising a connection error, not an AttributeError that ended the
+# worker when Redis dropped while it was busy (config/broker.py).
+if CELERY_BROKER_URL.partition("://")[0] in ("redis", "rediss"):
+    CELERY_BROKER_TRANSPORT = "config.broker:Transport"
 # A queue per channel, so a stalled mail server never holds up texts or calls, and one for the sweep, so it runs
 # whatever the senders are doing. "celery" takes the rest (reactivation expiry, the daily purge). A worker started
 # without -Q consumes all of them; in production each gets its own (deploy/, README "Operations").
@@ -196,10 +253,15 @@ CELERY_TASK_ROUTES = {"devices.tasks.sweep_outbox": {"queue": "sweep"}}
 OUTBOX_SEND_TIME_LIMIT_SECONDS = env.int("OUTBOX_SEND_TIME_LIMIT_SECONDS", default=60)
 CELERY_TASK_SOFT_TIME_LIMIT = OUTBOX_SEND_TIME_LIMIT_SECONDS
 CELERY_TASK_TIME_LIMIT = OUTBOX_SEND_TIME_LIMIT_SECONDS + 5
-# The sweep's wait before dispatching a row again doubles each time, up to this.
+# The sweep's wait before dispatching a row again doubles each time, up to this (behind devices/outbox/waiting.py).
 OUTBOX_SWEEP_MAX_BACKOFF_SECONDS = env.int("OUTBOX_SWEEP_MAX_BACKOFF_SECONDS", default=960)
 CELERY_BEAT_SCHEDULE = {
-    "sweep-outbox": {"task": "devices.tasks.sweep_outbox", "schedule": timedelta(seconds=OUTBOX_SWEEP_EVERY_SECONDS)},
+    # A sweep not taken by the time the next is due is dropped, not run late: sweeps never pile up.
+    "sweep-outbox": {
+        "task": "devices.tasks.sweep_outbox",
+        "schedule": timedelta(seconds=OUTBOX_SWEEP_EVERY_SECONDS),
+        "options": {"expires": OUTBOX_SWEEP_EVERY_SECONDS},
+    },
     "expire-reactivations": {"task": "devices.tasks.expire_reactivations", "schedule": timedelta(minutes=10)},
     "purge-expired-records": {"task": "devices.tasks.purge_expired_records", "schedule": timedelta(days=1)},
 }
@@ -290,6 +352,17 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
 }
 
+# --- Health probes (config/health.py, docs/operations.md) ------------------------------------------------
+# /readyz answers 503 once the oldest email, text or call still queued has waited longer than this.
+READY_OUTBOX_MAX_AGE_SECONDS = env.int("READY_OUTBOX_MAX_AGE_SECONDS", default=600)
+# Clients (by identity.web.client_ip) told which readiness check failed and why; everyone else gets one word.
+HEALTH_DETAIL_NETWORKS = env.list("HEALTH_DETAIL_NETWORKS", default=["127.0.0.0/8", "::1/128"])
+for _network in HEALTH_DETAIL_NETWORKS:
+    ipaddress.ip_network(_network)  # a typo stops the start, rather than hiding the details at the first probe
+# django.request logs every 5xx answer as an error: a 503 is /readyz's answer, asked every few seconds, not an error.
+LOGGING.setdefault("filters", {})["quiet_probes"] = {"()": "config.log_filters.QuietProbes"}
+LOGGING.setdefault("loggers", {}).setdefault("django.request", {}).setdefault("filters", []).append("quiet_probes")
+
 # --- Metrics (identity/metrics.py; docs/operations.md, "Metrics") ------------------------------------------
 # Who may read /metrics (and the RADIUS server's or a Celery worker's metrics port): an address in these networks
 # (the client's address by TRUSTED_PROXY_COUNT's rule), or a request with "Authorization: Bearer METRICS_TOKEN".
@@ -375,9 +448,29 @@ CELERY_BEAT_SCHEDULE["retire-devices-of-leavers"] = {
     "task": "identity.directory.tasks.retire_devices_of_leavers",
     "schedule": timedelta(days=1),
 }
+# The LDAP sync (docs/directory.md): every DIRECTORY_SYNC_MINUTES when a directory is configured. A run that would
+# deactivate more than DIRECTORY_MAX_DEACTIVATIONS people, or more than DIRECTORY_MAX_DEACTIVATION_PERCENT of the
+# directory's people here, is held until a superuser applies or discards it (DIR-03).
+DIRECTORY_SYNC_MINUTES = env.int("DIRECTORY_SYNC_MINUTES", default=30)
+DIRECTORY_MAX_DEACTIVATIONS = env.int("DIRECTORY_MAX_DEACTIVATIONS", default=500)
+DIRECTORY_MAX_DEACTIVATION_PERCENT = env.float("DIRECTORY_MAX_DEACTIVATION_PERCENT", default=10.0)
+if LDAP_SERVER_URIS:
+    CELERY_BEAT_SCHEDULE["sync-directory"] = {
+        "task": "identity.directory.tasks.sync_directory",
+        "schedule": timedelta(minutes=DIRECTORY_SYNC_MINUTES),
+    }
 
 # --- Where sign-in hands over to the devices app (identity names no devices page or template) -------------------
 # A person with no device yet is signed in only to set one up, here.
 FIRST_FACTOR_SETUP_URL = "devices:start"
 # The "use your security key" part of the second-factor page.
 SIGN_IN_KEY_TEMPLATE = "devices/keys/use_key.html"
+
+# --- SCIM provisioning (identity/directory/scim/) ----------------------------------------------
+# The largest SCIM request body we read; a larger one is answered 413 before it is read (Entra ID sends group
+# memberships in batches well under this).
+SCIM_MAX_BODY_BYTES = env.int("SCIM_MAX_BODY_BYTES", default=1024 * 1024)
+# A SCIM Group change (PUT, PATCH or POST) that would take more than this many people out of a group at once (their
+# role or VPN access) is refused with 409 and audited, not applied (DIR-03): a cloud directory's mistake must not
+# revoke a whole group. Entra ID and Okta remove members a few at a time; a deliberate mass removal goes in batches.
+SCIM_MAX_GROUP_REMOVALS = env.int("SCIM_MAX_GROUP_REMOVALS", default=100)

@@ -1,5 +1,6 @@
 from django.urls import include, path
 
+from config import health
 from identity.admin_site import site as staff_admin_site
 from identity.scrape import metrics_view
 from identity.views import home
@@ -8,9 +9,13 @@ from reports.urls import urls_for as report_urls
 urlpatterns = [
     # First: the VPN's Auth API is the hot path, and Django tries the patterns in order.
     path("", include("vpn.urls")),
+    # config.wsgi answers these without the site's middleware; listed here for the test client and any other server.
+    path("healthz", health.healthz, name="healthz"),
+    path("readyz", health.readyz, name="readyz"),
     path("", home, name="home"),
     path("metrics", metrics_view, name="metrics"),
     path("account/", include("identity.urls")),
+    path("scim/v2/", include("identity.directory.scim.urls")),
     path("", include("devices.urls")),
     path("admin/reports/", include(report_urls(staff_admin_site))),
     path("admin/", staff_admin_site.urls),

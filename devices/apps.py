@@ -13,8 +13,9 @@ class DevicesConfig(AppConfig):
             outbox,
             tasks,
         )
+        from .crypto import register_encrypted_field
         from .metrics import OutboxCollector
-        from .models import PhoneDevice
+        from .models import AuthenticatorAppDevice, OutboundMessage, PhoneDevice
         from .services import send_signin_code
         from .services.directory import register_hooks
 
@@ -24,5 +25,8 @@ class DevicesConfig(AppConfig):
         PhoneDevice.send_challenge = staticmethod(send_signin_code)
         # What a directory leaver, joiner or mover loses or is told here (identity.directory.hooks).
         register_hooks()
+        # What a key rotation re-encrypts (devices.services.keys).
+        register_encrypted_field(AuthenticatorAppDevice, "encrypted_secret")
+        register_encrypted_field(OutboundMessage, "encrypted_body")
         # Read at each scrape of the web site's /metrics (identity.metrics).
         metrics.add_scrape_collector(OutboxCollector())

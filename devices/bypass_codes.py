@@ -8,6 +8,7 @@ from django.utils import timezone
 
 from identity import audit
 from identity.models import User
+from identity.selectors import same_person
 
 from . import backup_codes, errors
 from .models import BypassCodeDevice
@@ -34,7 +35,7 @@ def issue_bypass_codes(user, *, actor: User, count: int, valid_minutes: int, ip:
         raise ValidationError(errors.BYPASS_COUNT, code="count")
     if valid_minutes not in VALID_MINUTES:
         raise ValidationError(errors.BYPASS_LIFETIME, code="lifetime")
-    if getattr(actor, "pk", None) == user.pk:
+    if same_person(actor, user):
         raise ValidationError(errors.NOT_ON_OWN_ACCOUNT, code="own_account")
     with transaction.atomic():
         User.objects.select_for_update().get(pk=user.pk)

@@ -6,12 +6,12 @@ import io
 import qrcode
 import qrcode.image.svg
 from django.conf import settings
-from django.db.models import QuerySet
+from django.db.models import Min, QuerySet
 from django.utils import timezone
 from two_factor.utils import get_otpauth_url
 
 from .kinds import KINDS, kind_of
-from .models import BackupCodeDevice, OutboundMessage, PhoneVerification, Registration
+from .models import BackupCodeDevice, OutboundMessage, PhoneDevice, PhoneVerification, Registration
 
 
 def registrations_for_user(user) -> QuerySet[Registration]:
@@ -55,6 +55,19 @@ def offers_phone_codes(registration: Registration) -> bool:
         and bool(kind_of(registration).phone_channels)
         and not registration.phone_verified_at
     )
+
+
+def directory_mobile_offer(user) -> str:
+    """The directory's mobile number (E.164) the phone step offers ("Is this your number?"), or "" when the
+    directory has none or it is already one of the person's devices or factors. Offering it proves nothing: it is
+    entered, confirmed and proven as a typed number is."""
+    number = user.directory_mobile
+    if not number:
+        return ""
+    in_use = Registration.objects.filter(user=user, status__in=Registration.IN_USE, phone_number=number).exists()
+    if in_use or PhoneDevice.objects.filter(user=user, confirmed=True, number=number).exists():
+        return ""
+    return number
 
 
 def latest_pending_registration(user) -> Registration | None:
@@ -115,3 +128,13 @@ def backup_code_status(user) -> dict:
     if device is None:
         return {"has_codes": False, "unused": 0, "created_at": None}
     return {"has_codes": True, "unused": device.unused_count, "created_at": device.created_at}
+
+
+def oldest_queued_message_at():
+    """When the longest-waiting message still queued (never sent, perhaps retrying) was written, or None.
+
+    One query on the status index: only the queued rows are read, however long the sent history.
+    """
+    return OutboundMessage.objects.filter(status=OutboundMessage.Status.QUEUED).aggregate(oldest=Min("created_at"))[
+        "oldest"
+    ]

@@ -16,11 +16,17 @@ from devices.forms import SecurityKeyRegistrationForm
 from devices.models import Registration
 from identity import services as identity_services
 from identity.models import User
-from identity.selectors import is_staff_account
+from identity.selectors import is_staff_account, same_person
 
 from . import errors, services
 
 Outcome = services.Outcome
+
+
+def device_words(registration: Registration) -> str:
+    """A device as agents know it: "Work phone (Mobile phone, ***0142)"."""
+    number = f", {registration.masked_phone_number}" if registration.phone_number else ""
+    return f"{registration.display_name} ({registration.get_kind_display()}{number})"
 
 
 def _reason_field(help_text: str = "A few words for the audit log, e.g. the ticket and what the person said."):
@@ -38,10 +44,7 @@ class DeviceForm(forms.Form):
     def __init__(self, *args, person: User, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["registration"].choices = [
-            (
-                str(r.pk),
-                f"{r.display_name} ({r.get_kind_display()}{', ' + r.masked_phone_number if r.phone_number else ''})",
-            )
+            (str(r.pk), device_words(r))
             for r in Registration.objects.filter(user=person, status__in=Registration.IN_USE).order_by("created_at")
         ]
 
@@ -156,6 +159,7 @@ def _can_recover(person: User) -> bool:
 class DeskAction:
     key: str
     title: str
+    phrase: str  # what it does, to follow "asks to" or "Yes,": "approve VPN access"
     permission: str  # codename in the helpdesk app
     explanation: str  # what will happen, in plain words, on the action's page
     form: type[forms.Form]
@@ -177,6 +181,7 @@ ACTIONS = {
         DeskAction(
             "unlock",
             "Unlock / lift setup hold",
+            "unlock the account and lift any setup hold",
             "unlock_account",
             "Ends the lockout after too many wrong codes and lifts the hold on setting up a new device after the "
             "last one was reported lost. The person can then sign in (or set up a device) again.",
@@ -187,6 +192,7 @@ ACTIONS = {
         DeskAction(
             "issue_bypass_codes",
             "Issue bypass codes",
+            "issue bypass codes",
             "issue_bypass_codes",
             "Makes one-time codes the person can type instead of a code from a device, after their password. "
             "They work once each and stop at the time you choose; any earlier set stops now. You read them out "
@@ -199,6 +205,7 @@ ACTIONS = {
         DeskAction(
             "send_recovery_link",
             "Send a reactivation link",
+            "send a reactivation link",
             "send_recovery_link",
             "Emails the person a single-use link that, after their password, lets them set up their authenticator "
             "app on a new phone.",
@@ -209,6 +216,7 @@ ACTIONS = {
         DeskAction(
             "retire_device",
             "Remove a device",
+            "remove a device",
             "retire_device",
             "Removes a device the person no longer uses. It stops working at once; its history stays. The "
             "person's only working device cannot be removed this way (report it lost instead).",
@@ -220,6 +228,7 @@ ACTIONS = {
         DeskAction(
             "report_lost",
             "Report a device lost",
+            "report a device lost",
             "retire_device",
             "Stops a lost or stolen device at once, even the person's last one. Without another device they will "
             "need bypass codes or a recovery link to get back in.",
@@ -231,6 +240,7 @@ ACTIONS = {
         DeskAction(
             "sign_out_everywhere",
             "Sign out everywhere",
+            "sign them out everywhere",
             "sign_out_everywhere",
             "Ends every web session of the person; they sign in again with password and second factor.",
             ReasonForm,
@@ -240,6 +250,7 @@ ACTIONS = {
         DeskAction(
             "approve_vpn",
             "Approve VPN access",
+            "approve VPN access",
             "set_vpn_access",
             "Lets the person connect to the VPN with their second factor.",
             ReasonForm,
@@ -249,6 +260,7 @@ ACTIONS = {
         DeskAction(
             "revoke_vpn",
             "Revoke VPN access",
+            "revoke VPN access",
             "set_vpn_access",
             "Ends the person's VPN access (or turns down their request).",
             ReasonForm,
@@ -258,6 +270,7 @@ ACTIONS = {
         DeskAction(
             "register_security_key",
             "Register a security key",
+            "register a security key",
             "register_security_key",
             "Registers the security key the person has brought, bound to them, with you recorded as who "
             "registered it. Insert the key into this computer, name it, press the button, and have the person "
@@ -270,6 +283,7 @@ ACTIONS = {
         DeskAction(
             "change_details",
             "Change email, names or department",
+            "change their email, names or department",
             "edit_person_details",
             "Changes the person's details. A new email address is told at the old one too, and for a day a "
             "recovery link to it needs a second agent's approval. A person from the directory gets them from there: "
@@ -285,6 +299,79 @@ ACTIONS = {
 
 def actions_for(person: User, agent: User) -> list[DeskAction]:
     """The actions that apply to ``person`` now and that ``agent`` may take (never on their own account)."""
-    if agent.pk == person.pk:
+    if same_person(agent, person):
         return []
     return [a for a in ACTIONS.values() if agent.has_perm(f"helpdesk.{a.permission}") and a.applies(person)]
+
+
+def person_words(person: User) -> str:
+    """A person as the desk names them: their name and institution ID ("Nia Ward (ID nurse7)")."""
+    name = person.get_full_name()
+    return f"{name} (ID {person.username})" if name else person.username
+
+
+def settings_words(action: str, params: dict, person: User) -> str:
+    """What a filed ``action`` will do with its ``params``, in plain words, for the second agent: "1 bypass code,
+    valid for 15 minutes", the device by its name, the new values of changed details, the reason given."""
+    parts = []
+    if "count" in params:
+        count = params["count"]
+        parts.append(f"{count} bypass code{'s' if count != 1 else ''}, valid for {params.get('valid_minutes')} minutes")
+    if "registration" in params:
+        registration = Registration.objects.filter(user=person, pk=params["registration"]).first()
+        parts.append(f"the device {device_words(registration)}" if registration else "a device no longer on record")
+    if action == "send_recovery_link":
+        parts.append(f"emailed to {person.email or 'no address'}")
+    changes = [
+        f"{DetailsForm.base_fields[name].label.lower()} to “{params[name]}”"
+        for name in services.PERSON_FIELDS
+        if params.get(name) is not None and params[name] != getattr(person, name)
+    ]
+    if changes:
+        parts.append("change " + ", ".join(changes))
+    if params.get("label"):
+        parts.append(f"named “{params['label']}”")
+    if params.get("reason"):
+        parts.append(f"reason given: “{params['reason']}”")
+    text = "; ".join(parts)
+    return text[:1].upper() + text[1:] if text else "Nothing to choose for this action."
+
+
+def request_words(request) -> str:
+    """Who asks what for whom, as one sentence: "Sam Lee (ID staff1) asks to issue bypass codes for Nia Ward (ID
+    nurse7)."""
+    action = ACTIONS.get(request.action)
+    what = action.phrase if action else f"run “{request.action}”"
+    return f"{person_words(request.requested_by)} asks to {what} for {person_words(request.person)}."
+
+
+def after_approval_words(request) -> str:
+    """What happens once a second agent approves ``request``."""
+    action = ACTIONS.get(request.action)
+    if action is not None and action.needs_caller:
+        return (
+            "Approving does not run this now: it is read out to the caller, so "
+            f"{person_words(request.requested_by)}, who asked, finishes it with the caller on the line and a current "
+            "identity check, and only they see the result."
+        )
+    return (
+        f"Approving runs it now, in the approver's name, with {person_words(request.requested_by)}'s identity check; "
+        "the person is told by email."
+    )
+
+
+def filed_words(request) -> str:
+    """What the requester is told once their action is filed: why, who decides where, and what happens next."""
+    action = ACTIONS.get(request.action)
+    if action is not None and action.needs_caller:
+        then = (
+            "Once it is approved, you finish it from the request (it is listed on the admin home page for you), with "
+            "the caller on the line; only you see the result."
+        )
+    else:
+        then = "Once it is approved it runs at once, and the person is told by email."
+    expires = services.moment_words(request.expires_at)
+    return (
+        f"Asked a second agent to approve this ({request}). Why: {' '.join(request.reasons)} It waits for another "
+        f"help-desk agent, who sees it on the admin home page and under Approval requests, until {expires}. {then}"
+    )

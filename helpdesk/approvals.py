@@ -21,6 +21,7 @@ from django.utils import timezone
 
 from identity import audit
 from identity.models import User
+from identity.selectors import same_person
 
 from . import errors, runner, services
 from .actions import ACTIONS
@@ -32,7 +33,8 @@ Outcome = services.Outcome
 def _check_decider(request: ApprovalRequest, approver: User) -> None:
     if not request.is_open:
         raise ValidationError(errors.REQUEST_CLOSED, code="closed")
-    if approver.pk in (request.requested_by_id, request.person_id):
+    # The person, not the account (AC-12): neither the requester nor the person it is for, under any account.
+    if same_person(approver, request.requested_by) or same_person(approver, request.person):
         raise ValidationError(errors.APPROVER_IS_PARTY, code="party")
 
 

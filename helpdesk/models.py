@@ -135,7 +135,8 @@ class ApprovalRequest(models.Model):
     identity_check = models.ForeignKey(IdentityCheck, on_delete=models.PROTECT, related_name="+")
     case = models.ForeignKey(Case, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     params = models.JSONField(default=dict, blank=True)
-    why_approval = models.CharField(max_length=200)
+    # Every reason a second agent is needed, a sentence a line, as they stood when it was asked (AC-04, BND-08).
+    why_approval = models.TextField()
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.WAITING)
     created_at = models.DateTimeField(default=timezone.now)
     expires_at = models.DateTimeField()
@@ -151,7 +152,16 @@ class ApprovalRequest(models.Model):
         indexes = [models.Index(fields=["status", "expires_at"])]
 
     def __str__(self) -> str:
-        return f"request #{self.pk}: {self.action} for {self.person}"
+        return f"Approval request {self.pk}"
+
+    @property
+    def reasons(self) -> list[str]:
+        return [line for line in self.why_approval.splitlines() if line.strip()]
+
+    @property
+    def reasons_in_short(self) -> list[str]:
+        """Each reason's first sentence: what makes a second agent needed, for a list."""
+        return [reason.split(". ", 1)[0].rstrip(".") + "." for reason in self.reasons]
 
     @property
     def is_open(self) -> bool:

@@ -20,11 +20,12 @@ from django.utils import timezone
 
 from identity import audit, metrics
 from identity.models import User
+from identity.selectors import same_person
 
 from . import errors
 from .actions import ACTIONS
 from .models import ApprovalRequest, Case, IdentityCheck
-from .services import Outcome, require_current_check, why_second_approver
+from .services import Outcome, require_current_check, second_approval_reasons
 
 
 def perform(
@@ -44,13 +45,14 @@ def perform(
     :mod:`helpdesk.approvals`.
     """
 
-    if actor.pk == person.pk:
+    if same_person(actor, person):
         raise ValidationError(errors.OWN_ACCOUNT, code="own_account")
     identity_check = require_current_check(person, actor=actor, identity_check=identity_check)
     if case is not None and case.person_id != person.pk:
         raise ValidationError(errors.CASE_NOT_THEIRS, code="case")
-    why = why_second_approver(person, action=action)
-    if why:
+    reasons = second_approval_reasons(person, action=action)
+    if reasons:
+        why = "\n".join(reasons)
         with transaction.atomic():
             request = ApprovalRequest.objects.create(
                 action=action,
@@ -70,7 +72,7 @@ def perform(
                 details={"request": request.pk, "action": action, "why": why, "check": identity_check.pk},
             )
         metrics.count(metrics.HELPDESK_ACTIONS, action, "approval_requested")
-        return Outcome(message=f"This needs a second agent's approval ({why}): request #{request.pk}.", request=request)
+        return Outcome(message=f"Filed for a second agent's approval: {' '.join(reasons)}", request=request)
     return run_action(action, person, actor=actor, identity_check=identity_check, case=case, params=params, ip=ip)
 
 

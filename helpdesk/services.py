@@ -12,7 +12,8 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import transaction
-from django.utils import timezone
+from django.utils import formats, timezone
+from django.utils.timesince import timesince
 
 from devices import services as device_services
 from devices.models import ActivationLink, Registration
@@ -21,7 +22,7 @@ from devices.webauthn import SessionChallenge
 from identity import audit, open_sessions
 from identity.directory import people as directory_people
 from identity.models import User
-from identity.selectors import email_changed_recently, is_staff_account
+from identity.selectors import recent_email_change, same_person, staff_accounts_of
 
 from . import errors
 from .models import ApprovalRequest, Case, CaseNote, IdentityCheck
@@ -40,7 +41,7 @@ def record_identity_check(
     reference = reference.strip()
     check = IdentityCheck(person=person, agent=actor, method=method, reference=reference, case=case)
     check.clean()
-    if actor.pk == person.pk:
+    if same_person(actor, person):
         raise ValidationError(errors.OWN_ACCOUNT, code="own_account")
     if case is not None and case.person_id != person.pk:
         raise ValidationError(errors.CASE_NOT_THEIRS, code="case")
@@ -70,13 +71,44 @@ def current_identity_check(person: User, *, agent: User) -> IdentityCheck | None
 # --- Who needs a second approver (BND-08, AC-04) --------------------------------------------------------
 
 
+def moment_words(moment) -> str:
+    """A time as the desk reads it: "08:10 on 7 Dec 2026", in the server's time zone."""
+    return formats.date_format(timezone.localtime(moment), "H:i \\o\\n j M Y")
+
+
+STAFF_ACCOUNT_REASON = "This is a staff account. Actions on staff accounts need a second agent."
+
+
+def second_approval_reasons(person: User, *, action: str) -> list[str]:
+    """Every reason ``action`` on ``person`` needs a second agent, each in plain words, the first sentence saying
+    what and the rest why; empty when none does.
+
+    A staff account, or any account of the same person (AC-12) that is one (BND-08); for a recovery link, an
+    email address changed in the last RECENT_EMAIL_CHANGE_HOURS, with when and from what (AC-04).
+    """
+    reasons = []
+    staff = staff_accounts_of(person)
+    if staff and staff[0].pk == person.pk:
+        reasons.append(STAFF_ACCOUNT_REASON)
+    elif staff:
+        reasons.append(
+            f"This person also has a staff account ({staff[0].username}, same email address or directory "
+            "identity). Actions on staff need a second agent."
+        )
+    change = recent_email_change(person) if action == "send_recovery_link" else None
+    if change is not None:
+        ago = timesince(change.created_at)
+        old, new = change.details.get("from") or "no address", change.details.get("to") or "no address"
+        reasons.append(
+            f"The email address was changed {ago} before this was asked (at {moment_words(change.created_at)}), from "
+            f"{old} to {new}. The link goes to the new address, which could be an attacker's."
+        )
+    return reasons
+
+
 def why_second_approver(person: User, *, action: str) -> str:
-    """Why ``action`` on ``person`` needs a second agent, in plain words; empty when it does not."""
-    if is_staff_account(person):
-        return "staff account"
-    if action == "send_recovery_link" and email_changed_recently(person):
-        return f"email changed in the last {settings.RECENT_EMAIL_CHANGE_HOURS} hours"
-    return ""
+    """:func:`second_approval_reasons` as one text, a line each; empty when the action needs no second agent."""
+    return "\n".join(second_approval_reasons(person, action=action))
 
 
 # --- Running a desk action -------------------------------------------------------------------------------
@@ -125,10 +157,14 @@ def send_reactivation_link(
     identity_check.clean()
     if actor is None or not actor.is_staff:
         raise ValidationError(errors.STAFF_ONLY_LINK, code="staff_only")
-    if actor.pk == person.pk:
+    if same_person(actor, person):
         raise ValidationError(errors.OWN_ACCOUNT, code="own_account")
     details = {"identity_check": identity_check.method, "reference": identity_check.reference}
-    if approved_by is not None and approved_by.is_staff and approved_by.pk not in (actor.pk, person.pk):
+    if (
+        approved_by is not None
+        and approved_by.is_staff
+        and not (same_person(approved_by, actor) or same_person(approved_by, person))
+    ):
         details["approved_by"] = approved_by.pk
     elif why_second_approver(person, action="send_recovery_link"):
         raise ValidationError(errors.RECOVERY_NEEDS_APPROVER, code="needs_approver")
@@ -146,7 +182,7 @@ def register_security_key_at_desk(
     """
     if not getattr(actor, "is_staff", False):
         raise ValidationError(errors.STAFF_ONLY_KEY, code="not_staff")
-    if actor.pk == person.pk:
+    if same_person(actor, person):
         raise ValidationError(errors.OWN_ACCOUNT, code="own_account")
     return security_keys.register_security_key(
         person, response_json=response_json, challenge=challenge, label=label, actor=actor, ip=ip
@@ -184,7 +220,7 @@ def change_person_details(person: User, *, actor: User, reason: str, ip: str | N
     reason = reason.strip()
     if not reason:
         raise ValidationError(errors.REASON_REQUIRED, code="reason")
-    if actor.pk == person.pk:
+    if same_person(actor, person):
         raise ValidationError(errors.OWN_ACCOUNT, code="own_account")
     values = {name: value.strip() for name, value in values.items() if name in PERSON_FIELDS and value is not None}
     if person.from_directory and set(values) & set(directory_people.OWNED_FIELDS):

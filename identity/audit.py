@@ -3,14 +3,17 @@
 import hashlib
 import hmac
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from types import SimpleNamespace
 
+import psycopg
 from django.db import DEFAULT_DB_ALIAS, connections, transaction
 from django.utils import timezone
 from psycopg.types.json import Jsonb
 
 from . import sql
+from .events import EVENTS
 from .models import AuditEvent
 
 GENESIS_HASH = "0" * 64
@@ -67,6 +70,8 @@ APPEND_SQL = (
 
 
 def _new_row(action: str, *, actor, subject, ip, details) -> SimpleNamespace:
+    if action not in EVENTS:
+        raise ValueError(f"audit action {action!r} has no words: add its sentence to identity.events.EVENTS")
     details = dict(details or {})
     _check_details(details)
     return SimpleNamespace(
@@ -121,6 +126,28 @@ def record(action: str, *, actor=None, subject=None, ip: str | None = None, deta
             row.hash = compute_hash(row.prev_hash, row)
             (row.id,) = sql.execute(_INSERT_SQL, _insert_params(row, db), fetch="one")
     return AuditEvent.from_db(db.alias, _FIELDS, [getattr(row, name) for name in _FIELDS])
+
+
+def record_many(events: Iterable[tuple[str, dict]]) -> int:
+    """Append several events, in order, as :func:`record` appends each (the same rows, checks and chain); return
+    how many. For a bulk change (the directory sync's joiners), in the caller's transaction.
+
+    On PostgreSQL the appends go out through psycopg's ``executemany``, which pipelines them: one round trip for
+    the batch instead of one per event (about 0.4 ms each when measured for 5,000 joiners, bench/README.md).
+    """
+    db = connections[DEFAULT_DB_ALIAS]
+    events = list(events)
+    if db.vendor != "postgresql":
+        for action, event in events:
+            record(action, **event)
+        return len(events)
+    rows = [_new_row(action, **{"actor": None, "subject": None, "ip": None, "details": None, **e}) for action, e in events]
+    with transaction.atomic(savepoint=False):
+        db.validate_no_broken_transaction()
+        db.ensure_connection()
+        with db.wrap_database_errors, psycopg.Cursor(db.connection) as cursor:
+            cursor.executemany(APPEND_SQL, [_append_params(row) for row in rows])
+    return len(rows)
 
 
 _TABLE = AuditEvent._meta.db_table

@@ -21,6 +21,22 @@ WRONG_CODE = (
 CODE_THROTTLED = "Please wait {wait}, then try again. After each wrong try we wait a little longer."
 NO_SUCH_DEVICE = "Choose one of your devices."
 SIGN_IN_THROTTLED = "Too many sign-in attempts. Wait {wait}, then try again, or contact the help desk."
+# The directory's answers (identity/directory/backends.py): {help_desk}, {change_at} (LDAP_PASSWORD_CHANGE_AT).
+DIRECTORY_DISABLED = "Your institution account is disabled in the directory, so it cannot sign in. Contact {help_desk}."
+DIRECTORY_LOCKED = (
+    "The directory has locked your institution account after too many wrong passwords. Wait a while and try again, "
+    "or contact {help_desk} to unlock it."
+)
+DIRECTORY_PASSWORD_EXPIRED = (
+    "Your institution password has expired. Change it at {change_at}, then sign in here with the new one."
+)
+DIRECTORY_MUST_CHANGE = (
+    "Your institution password must be changed before you can use it. Change it at {change_at}, then sign in here "
+    "with the new one."
+)
+DIRECTORY_UNREACHABLE = (
+    "We cannot check passwords right now. Please try again in a few minutes; if it goes on, contact {help_desk}."
+)
 
 
 def code_throttled(device) -> str:

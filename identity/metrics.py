@@ -75,6 +75,14 @@ OUTBOX_PROVIDER_ERRORS = Counter(
     ["channel", "kind"],
 )
 
+# --- The directory (identity/directory/sync.py) -----------------------------------------------------------
+# status: applied | held (waiting for a superuser: too many leavers) | failed (nobody changed). Dry runs are not
+# counted. change: created | updated | deactivated | reactivated | errors, by applied runs.
+DIRECTORY_SYNCS = Counter("enrollment_directory_syncs", "Directory sync runs finished, by status.", ["status"])
+DIRECTORY_SYNC_PEOPLE = Counter(
+    "enrollment_directory_sync_people", "People changed by applied directory syncs, by change.", ["change"]
+)
+
 # --- Reports --------------------------------------------------------------------------------------------
 # outcome: queued | done | failed (the filters no longer validate) | error (the worker raised).
 EXPORT_JOBS = Counter(
@@ -98,6 +106,12 @@ def count(counter: Counter, *labels: str) -> None:
     """Add one to ``counter`` with these label values (nothing when metrics are off)."""
     if ENABLED:
         counter.labels(*labels).inc()
+
+
+def add(counter: Counter, amount: float, *labels: str) -> None:
+    """Add ``amount`` to ``counter`` with these label values (nothing when metrics are off or it is 0)."""
+    if ENABLED and amount:
+        counter.labels(*labels).inc(amount)
 
 
 def count_on_commit(counter: Counter, *labels: str) -> None:

@@ -42,6 +42,11 @@ class User(AbstractUser):
     # externalId): a renamed DN or a changed institution ID is still the same person.
     directory_id = models.CharField(max_length=255, blank=True)
     directory_dn = models.CharField("directory DN", max_length=1024, blank=True)
+    # The mobile number the directory holds for the person, in E.164. Only offered in the enrollment wizard ("Is
+    # this your number?"): it is never a factor until the person proves it with a code, as a typed number is.
+    directory_mobile = models.CharField(max_length=16, blank=True)
+    # A SCIM client's own identifier for the person (externalId: Entra ID matches people by it), kept as given.
+    directory_external_id = models.CharField(max_length=255, blank=True)
     # Set while a directory leaver is deactivated (DIR-02); is_active is False meanwhile. Devices are kept until
     # DIRECTORY_RETAIN_DAYS after it, so a person re-enabled after a leave gets them back.
     deactivated_at = models.DateTimeField(null=True, blank=True)

@@ -4,6 +4,7 @@ from datetime import timedelta
 
 from django.apps import apps
 from django.conf import settings
+from django.db.models import Q
 from django.utils import timezone
 from django_otp.models import Device
 
@@ -17,10 +18,52 @@ def is_staff_account(person: User) -> bool:
     return person.is_staff or person.is_superuser or person.groups.filter(name__in=STAFF_GROUPS).exists()
 
 
+def _email_key(account) -> str:
+    return (getattr(account, "email", "") or "").strip().casefold()
+
+
+def same_person(a, b) -> bool:
+    """Whether two accounts belong to one person (AC-12): the same row, the same email address (whatever its
+    case), or the same directory identity (``directory_id`` from the same ``source``). The own-account and
+    four-eyes rules compare people with this, never account rows alone: an agent's second account is still theirs.
+    """
+    if a is None or b is None:
+        return False
+    if a.pk is not None and a.pk == b.pk:
+        return True
+    if _email_key(a) and _email_key(a) == _email_key(b):
+        return True
+    directory_id = getattr(a, "directory_id", "")
+    return bool(directory_id) and (a.source, directory_id) == (getattr(b, "source", None), b.directory_id)
+
+
+def other_accounts(person: User):
+    """The person's other accounts (AC-12): same email address (case-insensitive) or same directory identity."""
+    condition = Q(pk__in=[])
+    if _email_key(person):
+        condition |= Q(email__iexact=person.email.strip())
+    if person.directory_id:
+        condition |= Q(source=person.source, directory_id=person.directory_id)
+    return User.objects.filter(condition).exclude(pk=person.pk)
+
+
+def staff_accounts_of(person: User) -> list[User]:
+    """The person's staff accounts, this one first if it is one: any of them makes them staff (BND-08, AC-12)."""
+    mine = [person] if is_staff_account(person) else []
+    staff = Q(is_staff=True) | Q(is_superuser=True) | Q(groups__name__in=STAFF_GROUPS)
+    return mine + list(other_accounts(person).filter(staff).distinct().order_by("pk"))
+
+
+def recent_email_change(person: User) -> AuditEvent | None:
+    """The newest ``person.email_changed`` event within RECENT_EMAIL_CHANGE_HOURS, or None."""
+    since = timezone.now() - timedelta(hours=settings.RECENT_EMAIL_CHANGE_HOURS)
+    changes = AuditEvent.objects.filter(subject=person, action="person.email_changed", created_at__gte=since)
+    return changes.order_by("-sequence").first()
+
+
 def email_changed_recently(person: User) -> bool:
     """Whether the email changed within RECENT_EMAIL_CHANGE_HOURS: a recovery link to it needs a second agent."""
-    since = timezone.now() - timedelta(hours=settings.RECENT_EMAIL_CHANGE_HOURS)
-    return AuditEvent.objects.filter(subject=person, action="person.email_changed", created_at__gte=since).exists()
+    return recent_email_change(person) is not None
 
 
 def confirmed_device(user: User, persistent_id: str | None):

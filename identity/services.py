@@ -12,6 +12,7 @@ from django.utils.module_loading import import_string
 
 from . import audit, metrics
 from .models import AuditEvent, User
+from .selectors import same_person
 
 
 def _notify(user: User, event: str) -> None:
@@ -71,7 +72,9 @@ def refuse_inactive_account(username: str, *, password: str, authenticated: User
     person = authenticated or User.objects.filter(username=username).first()
     if person is None or person.is_active:
         return False
-    if authenticated is None and person.has_usable_password() and not person.check_password(password):
+    # A directory person's local hash is never read (DIR-01).
+    local = not person.from_directory and person.has_usable_password()
+    if authenticated is None and local and not person.check_password(password):
         return False
     audit.record("signin.refused_inactive", subject=person, ip=ip)
     return True
@@ -249,7 +252,7 @@ def approve_vpn_access(
     """Give the person VPN access. The caller must have checked the actor may (help desk) and who is asking.
 
     ``actor`` None: the directory decided it (``details`` names the sync run or SCIM client)."""
-    if actor is not None and actor.pk == user.pk:
+    if actor is not None and same_person(actor, user):
         raise ValidationError("Nobody changes their own VPN access.")
     return _set_vpn_access(user, status=User.VpnAccess.APPROVED, actor=actor, reason=reason, ip=ip, details=details)
 
@@ -260,7 +263,7 @@ def revoke_vpn_access(
     """End the person's VPN access (or refuse a request). The caller must have checked the actor may.
 
     ``actor`` None: the directory decided it (``details`` names the sync run or SCIM client)."""
-    if actor is not None and actor.pk == user.pk:
+    if actor is not None and same_person(actor, user):
         raise ValidationError("Nobody changes their own VPN access.")
     return _set_vpn_access(user, status=User.VpnAccess.REVOKED, actor=actor, reason=reason, ip=ip, details=details)
 

@@ -20,6 +20,7 @@ from django_otp import devices_for_user, user_has_device
 
 from . import errors, lifetimes, selectors, services
 from . import session as signin_session
+from .directory.backends import check_password
 from .forms import SecondFactorForm, SignInForm
 from .models import User
 from .web import client_ip, finish_sign_in, finish_step_up, safe_next
@@ -47,9 +48,8 @@ def sign_in(request):
         wait = lifetimes.in_words(timedelta(minutes=settings.PASSWORD_THROTTLE_MINUTES))
         form.add_error(None, errors.SIGN_IN_THROTTLED.format(wait=wait))
     elif request.method == "POST" and form.is_valid():
-        user = auth.authenticate(
-            request, username=form.cleaned_data["username"], password=form.cleaned_data["password"]
-        )
+        checked = check_password(form.cleaned_data["username"], form.cleaned_data["password"], request=request)
+        user = checked.user
         if services.refuse_inactive_account(
             form.cleaned_data["username"],
             password=form.cleaned_data["password"],
@@ -58,11 +58,12 @@ def sign_in(request):
         ):
             form.add_error(None, errors.ACCOUNT_INACTIVE.format(help_desk=settings.HELP_DESK_CONTACT))
         elif user is None:
-            known = User.objects.filter(username=form.cleaned_data["username"]).first()
-            services.record_password_failure(
-                form.cleaned_data["username"], username_known_user=known, ip=client_ip(request)
-            )
-            form.add_error(None, errors.SIGN_IN_FAILED)
+            if checked.counts_as_failure:
+                known = User.objects.filter(username=form.cleaned_data["username"]).first()
+                services.record_password_failure(
+                    form.cleaned_data["username"], username_known_user=known, ip=client_ip(request)
+                )
+            form.add_error(None, checked.message)
         else:
             services.record_password_success(user, ip=client_ip(request))
             if request.user.is_authenticated:

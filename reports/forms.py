@@ -3,6 +3,7 @@
 from django import forms
 
 from devices.models import Registration
+from identity.directory.models import DirectorySyncRun
 from identity.models import User
 
 from .selectors import (
@@ -11,6 +12,7 @@ from .selectors import (
     AuditFilters,
     DeskFilters,
     EnrollmentFilters,
+    SyncFilters,
     departments,
 )
 
@@ -96,3 +98,13 @@ class DeskFilterForm(DateRangeForm):
     def filters(self) -> DeskFilters:
         data = self.cleaned_data
         return DeskFilters(start=data["start"], end=data["end"], agent=data["agent"].strip())
+
+
+class SyncFilterForm(DateRangeForm):
+    status = forms.ChoiceField(
+        label="Status", required=False, choices=_ANY + list(DirectorySyncRun.Status.choices)
+    )
+
+    def filters(self) -> SyncFilters:
+        data = self.cleaned_data
+        return SyncFilters(start=data["start"], end=data["end"], status=data["status"])

@@ -8,7 +8,7 @@ from django.db import connection
 
 from . import selectors
 from .exports import copy_csv_chunks, counted, csv_chunks
-from .forms import AuditFilterForm, DeskFilterForm, EnrollmentFilterForm
+from .forms import AuditFilterForm, DeskFilterForm, EnrollmentFilterForm, SyncFilterForm
 
 EXPORT_FORMATS = [("csv", "CSV"), ("xlsx", "Excel (XLSX)")]
 
@@ -71,7 +71,17 @@ HELP_DESK = Report(
     count=lambda filters: len(selectors.desk_activity(filters)),
     summary=lambda filters: _desk_summary(selectors.desk_summary(filters)),
 )
-REPORTS = {report.slug: report for report in (ENROLLMENT, AUDIT_LOG, HELP_DESK)}
+DIRECTORY_SYNC = Report(
+    slug="directory-sync",
+    title="Directory sync runs",
+    template="reports/directory_sync.html",
+    form=SyncFilterForm,
+    columns=selectors.SYNC_COLUMNS,
+    rows=selectors.sync_rows,
+    count=selectors.sync_count,
+    summary=selectors.sync_summary,
+)
+REPORTS = {report.slug: report for report in (ENROLLMENT, AUDIT_LOG, HELP_DESK, DIRECTORY_SYNC)}
 
 
 def csv_file(report: Report, filters, *, progress: Callable[[int], None] | None = None) -> Iterator[bytes]:

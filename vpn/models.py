@@ -1,25 +1,9 @@
 """Who may ask us about a person (integrations, RADIUS clients) and the short-lived state of those questions."""
 
-import ipaddress
-
 from django.conf import settings
-from django.core.exceptions import ValidationError
 from django.db import models
 
-
-def parse_networks(text: str) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
-    """CIDRs separated by commas, spaces or lines; a bad one raises ``ValidationError`` naming it."""
-    networks = []
-    for part in text.replace(",", " ").split():
-        try:
-            networks.append(ipaddress.ip_network(part, strict=False))
-        except ValueError as error:
-            raise ValidationError(f"{part!r} is not a network (write it like 10.8.0.0/16).") from error
-    return networks
-
-
-def validate_networks(text: str) -> None:
-    parse_networks(text)
+from identity.networks import parse_networks, validate_networks  # noqa: F401 (migrations name vpn.models.validate_networks)
 
 
 class Integration(models.Model):

@@ -24,15 +24,25 @@ def _gate(get_response):
     return gate
 
 
-class ApiHandler(WSGIHandler):
+class LeanHandler(WSGIHandler):
+    """A handler whose middleware is its own ``middleware`` (factories ``get_response -> handler``, outermost
+    first, as a MIDDLEWARE list orders them) instead of the site's; none by default."""
+
+    middleware: tuple = ()
+
     def load_middleware(self, is_async=False):
-        # What BaseHandler.load_middleware builds from a MIDDLEWARE list holding the gate and SecurityMiddleware.
+        # What BaseHandler.load_middleware builds from a MIDDLEWARE list holding these, and nothing else.
         self._view_middleware = []
         self._template_response_middleware = []
         self._exception_middleware = []
         handler = convert_exception_to_response(self._get_response)
-        handler = convert_exception_to_response(SecurityMiddleware(handler))
-        self._middleware_chain = convert_exception_to_response(_gate(handler))
+        for factory in reversed(self.middleware):
+            handler = convert_exception_to_response(factory(handler))
+        self._middleware_chain = handler
+
+
+class ApiHandler(LeanHandler):
+    middleware = (_gate, SecurityMiddleware)
 
 
 def dispatch(site, api):

@@ -5,14 +5,9 @@ from django.db import models
 from django.utils import timezone
 from phonenumber_field.modelfields import PhoneNumberField
 
+from identity.phone_numbers import mask_phone_number
+
 from .. import kinds
-
-
-def mask_phone_number(e164: str) -> str:
-    """Show only the last two digits: +1 *** *** **67."""
-    if len(e164) <= 4:
-        return "*" * len(e164)
-    return e164[:2] + "*" * (len(e164) - 4) + e164[-2:]
 
 
 class Registration(models.Model):
@@ -74,6 +69,9 @@ class Registration(models.Model):
     )
 
     class Meta:
+        # What people and agents call it; "registration" is the table's word, not theirs.
+        verbose_name = "device"
+        verbose_name_plural = "devices"
         ordering = ["created_at"]
         indexes = [models.Index(fields=["user", "status"])]
 

@@ -18,8 +18,9 @@ A request that went out and got no answer (a read timeout) is an unknown outcome
 remembers it, and the next attempt first asks the provider whether the message went out, and sends only if it
 did not. An email holding a link is not sent again after such a loss (SMTP cannot be asked). Each channel has a
 queue of its own (``OUTBOX_QUEUES``), so a stalled mail server never holds up texts or calls, and the sweep has
-its own too. The sweep dispatches a row again only when its last dispatch is older than the grace period, which
-doubles with every re-dispatch, so a backlog waiting for a worker that is down is not queued again and again.
+its own too. The sweep dispatches a row again only when its last dispatch is older than the grace period and no
+task of its is waiting in the broker (:mod:`.waiting`), so a backlog waiting for a worker that is down is not
+queued again and again; one sweep runs at a time, and it publishes a batch over one connection.
 
 At least once, not exactly once: a worker killed after the provider accepted a message and before the row says
 so sends it again after the lease (``OUTBOX_SENDING_LEASE_SECONDS``).
@@ -38,6 +39,7 @@ from django.utils import timezone
 
 from .. import crypto
 from ..models import OutboundMessage
+from . import waiting
 from .delivery import Delivery, backoff_seconds, deliver_message
 from .statements import claimable, finish_message
 
@@ -46,6 +48,7 @@ __all__ = [
     "backoff_seconds",
     "deliver_message",
     "dispatch",
+    "dispatch_batch",
     "queue_email",
     "queue_phone_message",
     "redispatch_stale",
@@ -59,15 +62,40 @@ Status = OutboundMessage.Status
 send_task = None
 
 
-def dispatch(message_id: int, channel: str) -> bool:
+def dispatch(message_id: int, channel: str, attempts: int = 0) -> bool:
     """Hand the message to its channel's queue. False (and the row marked) when the broker is unreachable."""
+    return dispatch_batch([(message_id, channel, attempts)]) == 1
+
+
+def dispatch_batch(rows: list[tuple[int, str, int]]) -> int:
+    """Publish a send task for each ``(id, channel, attempts)`` over one connection; return how many went out.
+
+    The rows are marked as waiting in the broker first (:mod:`.waiting`). More than one go in kombu's publish batch:
+    one round trip to Redis for the lot instead of one per message. Those the broker refuses (for a batch, all of
+    it: which of its messages were written is unknown, and one written twice is sent once) are marked as refused
+    (``dispatch_failed_at``) in one statement, and the sweep sends them later.
+    """
+    if not rows:
+        return 0
+    waiting.mark({pk: attempts for pk, _channel, attempts in rows})
+    published = 0
+    app = send_task.app
     try:
-        send_task.apply_async((message_id,), queue=settings.OUTBOX_QUEUES[channel])
-    except Exception as exc:  # any broker failure: the sweep sends it later
-        logger.warning("could not dispatch outbound message %s (%s); left queued", message_id, type(exc).__name__)
-        OutboundMessage.objects.filter(pk=message_id, status=Status.QUEUED).update(dispatch_failed_at=timezone.now())
-        return False
-    return True
+        if len(rows) > 1 and not app.conf.task_always_eager:  # eager: each runs in-process, no broker to talk to
+            with app.producer_or_acquire() as producer, producer.batch():
+                for pk, channel, _attempts in rows:
+                    send_task.apply_async((pk,), queue=settings.OUTBOX_QUEUES[channel], producer=producer)
+            published = len(rows)
+        else:
+            for pk, channel, _attempts in rows:
+                send_task.apply_async((pk,), queue=settings.OUTBOX_QUEUES[channel])
+                published += 1
+    except Exception as exc:  # any broker failure: the sweep sends them later
+        refused = [pk for pk, _channel, _attempts in rows[published:]]
+        logger.warning("could not dispatch %s outbound message(s) (%s); left queued", len(refused), type(exc).__name__)
+        waiting.unmark(refused)
+        OutboundMessage.objects.filter(pk__in=refused, status=Status.QUEUED).update(dispatch_failed_at=timezone.now())
+    return published
 
 
 def _queue(**fields) -> OutboundMessage:
@@ -108,8 +136,8 @@ def queue_phone_message(*, user, channel: str, number: str, body: str, template:
     )
 
 
-def _due_for_dispatch(now):
-    """Claimable rows the sweep should dispatch again, with how often it already has."""
+def _due_for_dispatch(now) -> list[tuple[int, str, int]]:
+    """Claimable rows the sweep should dispatch again: waited past their grace, and no task of theirs in the broker."""
     grace = timedelta(seconds=settings.OUTBOX_SWEEP_GRACE_SECONDS)
     candidates = (
         OutboundMessage.objects.filter(claimable(now))
@@ -118,16 +146,17 @@ def _due_for_dispatch(now):
             | Q(last_dispatched_at__isnull=True, created_at__lte=now - grace)
             | Q(last_dispatched_at__lte=now - grace)
         )
-        .values_list("pk", "channel", "dispatch_failed_at", "last_dispatched_at", "sweep_dispatches")
+        .values_list("pk", "channel", "attempts", "dispatch_failed_at", "last_dispatched_at", "sweep_dispatches")
     )
     due = []
-    for pk, channel, failed_at, dispatched_at, redispatches in candidates:
-        # Its task may still be waiting in the broker for a worker: each re-dispatch waits twice as long as the one
-        # before (up to OUTBOX_SWEEP_MAX_BACKOFF_SECONDS), so an outage does not fill the queue with copies.
+    for pk, channel, attempts, failed_at, dispatched_at, redispatches in candidates:
+        # A second guard behind the marks of .waiting (which may be lost with Redis or unreadable): each re-dispatch
+        # waits twice as long as the one before (up to OUTBOX_SWEEP_MAX_BACKOFF_SECONDS).
         wait = min(grace * 2**redispatches, timedelta(seconds=settings.OUTBOX_SWEEP_MAX_BACKOFF_SECONDS))
         if failed_at is not None or dispatched_at is None or dispatched_at <= now - wait:
-            due.append((pk, channel))
-    return due
+            due.append((pk, channel, attempts))
+    in_broker = waiting.still_waiting(due)
+    return [row for row in due if row[0] not in in_broker]
 
 
 def _expire_overdue(now) -> None:
@@ -145,21 +174,23 @@ def sweep() -> list[int]:
     """Expire what is too old to send; return ids of messages due to be dispatched again (REL-03). Dispatches nothing."""
     now = timezone.now()
     _expire_overdue(now)
-    return [pk for pk, _channel in _due_for_dispatch(now)]
+    return [pk for pk, _channel, _attempts in _due_for_dispatch(now)]
 
 
 def redispatch_stale() -> int:
     """The periodic sweep: expire what is too old, dispatch again what waited too long (REL-03). Returns how many.
 
-    Each row dispatched is marked (when, how often) before its task is published; one the broker refuses is
-    marked as such by :func:`dispatch` and tried again at the next sweep.
+    One sweep at a time: one that finds another running does nothing. The rows are marked (when, how often) in one
+    statement before their tasks are published over one connection; those the broker refuses are marked as such by
+    :func:`dispatch_batch` and tried again at the next sweep.
     """
-    now = timezone.now()
-    _expire_overdue(now)
-    count = 0
-    for pk, channel in _due_for_dispatch(now):
-        OutboundMessage.objects.filter(pk=pk).update(
+    with waiting.one_sweep() as alone:
+        if not alone:
+            return 0
+        now = timezone.now()
+        _expire_overdue(now)
+        due = _due_for_dispatch(now)
+        OutboundMessage.objects.filter(pk__in=[pk for pk, _channel, _attempts in due]).update(
             last_dispatched_at=now, sweep_dispatches=F("sweep_dispatches") + 1, dispatch_failed_at=None
         )
-        count += dispatch(pk, channel)
-    return count
+        return dispatch_batch(due)

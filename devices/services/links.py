@@ -18,6 +18,7 @@ from django.utils import timezone
 
 from identity import audit
 from identity import errors as identity_errors
+from identity.directory.backends import Answer, check_person_password
 from identity.models import User
 
 from .. import errors, outbox
@@ -154,7 +155,12 @@ def open_activation_link(link: ActivationLink, *, password: str, ip: str | None 
             raise ValidationError(
                 identity_errors.ACCOUNT_LOCKED.format(help_desk=settings.HELP_DESK_CONTACT), code="locked"
             )
-        if not link.user.check_password(password or ""):
+        # The one password check of the site: a directory person's only by the directory (DIR-01).
+        checked = check_person_password(link.user, password or "")
+        if checked.user is None and not checked.counts_as_failure:
+            # The directory is out of reach: nobody's wrong password, so nothing is counted or revoked.
+            failure = ValidationError(checked.message, code="unreachable")
+        elif checked.user is None:
             link.password_failures += 1
             revoke = link.password_failures >= settings.ACTIVATION_LINK_MAX_PASSWORD_ATTEMPTS
             if revoke:
@@ -164,11 +170,13 @@ def open_activation_link(link: ActivationLink, *, password: str, ip: str | None 
                 "activation_link.password_failed",
                 subject=link.user,
                 ip=ip,
-                details={"link": link.pk, "failures": link.password_failures, "revoked": revoke},
+                details={"link": link.pk, "failures": link.password_failures, "revoked": revoke}
+                | ({} if checked.answer == Answer.WRONG_PASSWORD else {"answer": str(checked.answer)}),
             )
             # Committed on purpose: the failure must count even though we refuse.
+            wrong = errors.LINK_WRONG_PASSWORD if checked.answer == Answer.WRONG_PASSWORD else checked.message
             failure = ValidationError(
-                errors.LINK_TOO_MANY_PASSWORDS if revoke else errors.LINK_WRONG_PASSWORD,
+                errors.LINK_TOO_MANY_PASSWORDS if revoke else wrong,
                 code=errors.CODE_LINK_REVOKED if revoke else "password",
             )
         else:

@@ -241,3 +241,49 @@ def test_mobile_turns_on_codes_by_text_right_after_setup_on_a_phone_screen(
         "my-devices-after",
     ]
     axe.assert_clean()
+
+
+def test_the_directory_mobile_is_offered_masked_then_proven_by_a_code_like_a_typed_one(
+    browser, live_server, make_user, password, gateway, tmp_path
+):
+    person = make_user("kl1234", first_name="Kim", last_name="Lo", directory_mobile=LANDLINE)
+    page = _page(browser, live_server, DESKTOP)
+    axe = Accessibility()
+
+    def visit(name):
+        axe.check(page, name)
+        _shot(page, tmp_path, f"directory-{name}")
+
+    page.goto("/")
+    _sign_in_with_password(page, person, password)
+    page.get_by_role("link", name="Start setup").click()
+    page.get_by_label("Landline").check()
+    page.get_by_role("button", name="Continue").click()
+
+    _heading(page, "Enter the phone number")
+    expect(page.get_by_text(f"Is this your number? {LANDLINE_MASKED}")).to_be_visible()
+    expect(page.locator("body")).not_to_contain_text("555")
+    visit("phone-offer")
+    page.get_by_role("button", name="Use this number").click()
+
+    _heading(page, "Enter the phone number")
+    expect(page.get_by_label("Phone number")).to_have_count(0)
+    expect(page.get_by_text(f"Phone number: {LANDLINE_MASKED}")).to_be_visible()
+    visit("phone-offer-taken")
+    page.get_by_label("This number is correct").check()
+    page.get_by_role("button", name="Continue").click()
+
+    _heading(page, "Prove this number is yours")
+    assert not _sent_to(LANDLINE)
+    page.get_by_role("button", name="Call me with a code").click()
+    expect(page.get_by_text(f"We are calling {LANDLINE_MASKED} with a 6-digit code.")).to_be_visible()
+    (call,) = _sent_to(LANDLINE)
+    page.get_by_label("6-digit code from the text or call").fill(call.code)
+    page.get_by_role("button", name="Verify").click()
+    _heading(page, "Success: your landline is set up")
+
+    registration = Registration.objects.get(user=person)
+    assert registration.status == Registration.Status.ACTIVE and str(registration.phone_number) == LANDLINE
+    assert registration.phone_device.confirmed
+    assert axe.checked == ["phone-offer", "phone-offer-taken"]
+    axe.assert_clean()

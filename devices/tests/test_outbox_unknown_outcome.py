@@ -51,9 +51,7 @@ def gateway(recording_gateway, settings):
 @pytest.fixture
 def undispatched(monkeypatch):
     dispatched = []
-    monkeypatch.setattr(
-        outbox, "dispatch", lambda message_id, channel: dispatched.append((message_id, channel)) or True
-    )
+    monkeypatch.setattr(outbox, "dispatch_batch", lambda rows: dispatched.extend(row[:2] for row in rows) or len(rows))
     return dispatched
 
 

@@ -10,6 +10,7 @@ import logging
 import threading
 
 import pytest
+from cryptography.fernet import Fernet
 from django.apps import apps
 from django.core.exceptions import ValidationError
 from django.db import connection
@@ -334,6 +335,23 @@ def test_sms02_hash_is_keyed_by_a_secret_outside_the_database(person, settings, 
     # With a database dump but not the key, the stored hash matches no code.
     settings.FACTOR_ENCRYPTION_KEYS = ["a-key-that-is-not-the-deployment-key"]
     settings.SECRET_KEY = "not-the-deployment-secret-key-either-" + "x" * 20
+    assert not phone_codes.code_matches(verification, code)
+
+
+def test_sms02_a_code_sent_before_a_key_rotation_still_matches(person, settings, recording_gateway, sending):
+    """The first of FACTOR_ENCRYPTION_KEYS keys the hash and every one of them still matches, as for encryption: a
+    code texted just before the new key came first works until the old key is removed (docs/operations.md)."""
+    old, new = (Fernet.generate_key().decode() for _ in range(2))
+    settings.FACTOR_ENCRYPTION_KEYS = [old]
+    registration = pending_landline(person)
+    with sending():
+        verification = services.send_phone_code(registration, channel="voice", actor=person)
+    code = recording_gateway.last_to(NUMBER).code
+
+    settings.FACTOR_ENCRYPTION_KEYS = [new, old]
+    assert phone_codes.code_matches(verification, code)
+    assert not phone_codes.code_matches(verification, f"{(int(code) + 1) % 10**6:06d}")
+    settings.FACTOR_ENCRYPTION_KEYS = [new]
     assert not phone_codes.code_matches(verification, code)
 
 

@@ -1,5 +1,6 @@
 """Opening an emailed activation or recovery link (ACT-01, ACT-02, OTP-09)."""
 
+from django.conf import settings
 from django.contrib import auth
 from django.core.exceptions import ValidationError
 from django.shortcuts import redirect, render
@@ -68,7 +69,7 @@ def activation_landing(request):
             if link.purpose == link.Purpose.RECOVERY:
                 # The help desk's identity check, the link and the password stand in for the lost factor,
                 # for this one purpose: putting a new phone in place of the old one.
-                auth.login(request, link.user, backend="django.contrib.auth.backends.ModelBackend")
+                auth.login(request, link.user, backend=settings.AUTHENTICATION_BACKENDS[0])
                 request.session[RECOVERY_SESSION_KEY] = registration.pk
                 return redirect("devices:reactivate", pk=registration.pk)
             context = {

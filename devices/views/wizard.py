@@ -11,6 +11,7 @@ from django_otp import login as otp_login
 
 from identity import lifetimes
 from identity import session as signin_session
+from identity.phone_numbers import mask_phone_number
 from identity.web import client_ip
 
 from .. import errors, kinds, selectors, services
@@ -136,8 +137,23 @@ def phone(request, pk):
     registration = wizard_registration(request, pk, kinds.PHONE)
     if response := finished_or_expired(request, registration):
         return response
-    initial = {"phone_number": registration.phone_number} if registration.phone_number else None
-    form = PhoneNumberForm(request.POST if request.method == "POST" else None, initial=initial)
+    offer = selectors.directory_mobile_offer(request.user)
+    # "Use this number" fills in the directory's number on our side: the page shows it masked only, so a password
+    # alone never reveals it (nor does coming back to this step after taking it). The person still ticks that it is
+    # correct, and proves it as a typed number.
+    taken = bool(offer) and str(registration.phone_number or "") == offer
+    initial = {"phone_number": registration.phone_number} if registration.phone_number and not taken else None
+    if request.method == "POST":
+        using_offer = bool(offer) and request.POST.get("use_directory_mobile") == "1"
+    else:
+        chosen = request.GET.get("use")
+        using_offer = bool(offer) and (chosen == "directory" or (taken and chosen != "typed"))
+    data = None
+    if request.method == "POST":
+        data = request.POST.copy()
+        if using_offer:
+            data["phone_number"] = offer
+    form = PhoneNumberForm(data, initial=initial)
     if request.method == "POST" and form.is_valid():
         try:
             registration = services.set_phone_number(
@@ -151,7 +167,14 @@ def phone(request, pk):
             form.add_error(None, error)
         else:
             return next_step_redirect(registration)
-    return render(request, "devices/wizard/phone.html", wizard_context(registration, kinds.PHONE, form=form))
+    context = wizard_context(
+        registration,
+        kinds.PHONE,
+        form=form,
+        offered_number=mask_phone_number(offer) if offer else "",
+        using_offer=using_offer,
+    )
+    return render(request, "devices/wizard/phone.html", context)
 
 
 def phone_code_page(request, registration: Registration, *, template: str, context: dict):

@@ -3,4 +3,4 @@
 Every ModelAdmin for the desk and the auditors lives in this package; Django's admin autodiscovery imports it.
 """
 
-from . import audit, desk, people, registrations  # noqa: F401  (register the model admins)
+from . import audit, desk, directory, directory_sync, people, registrations  # noqa: F401  (register the model admins)

@@ -7,14 +7,18 @@ from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
+from django.utils.html import format_html_join
+from django.utils.safestring import mark_safe
+from django.utils.timesince import timesince
 from django.views.decorators.http import require_POST
 
 from helpdesk import approvals, services
-from helpdesk.actions import ACTIONS
+from helpdesk.actions import ACTIONS, after_approval_words, request_words, settings_words
 from helpdesk.forms import CaseNoteForm
 from helpdesk.models import ApprovalRequest, Case, IdentityCheck
 from identity.admin_site import site
 from identity.models import AuditEvent
+from identity.selectors import same_person
 from identity.web import client_ip
 
 from .registrations import ReadOnlyAdmin
@@ -135,27 +139,33 @@ class WaitingFilter(admin.SimpleListFilter):
 class ApprovalRequestAdmin(DeskAdmin):
     """The four-eyes queue (BND-08): a second agent approves or declines each request."""
 
-    list_display = ("__str__", "action", "person", "requested_by", "why_approval", "created_at", "expires_at", "status")
+    list_display = ("asked_for", "with_settings", "why", "since", "status")
+    list_display_links = ("asked_for",)
     list_filter = (WaitingFilter,)
     list_select_related = ("person", "requested_by")
-    fields = (
-        "action",
-        "person",
-        "requested_by",
-        "identity_check",
-        "case",
-        "params",
-        "why_approval",
-        "status",
-        "created_at",
-        "expires_at",
-        "decided_by",
-        "decided_at",
-        "outcome",
-    )
-    readonly_fields = fields
+    # The page shows the request in sentences (helpdesk/approval_request.html), the recorded values one click away.
+    fields = ()
     change_form_template = "helpdesk/approval_request.html"
     show_full_result_count = False
+
+    def changelist_view(self, request, extra_context=None):
+        return super().changelist_view(request, {"title": "Approval requests", **(extra_context or {})})
+
+    @admin.display(description="Who asks what, for whom")
+    def asked_for(self, obj):
+        return request_words(obj)
+
+    @admin.display(description="With")
+    def with_settings(self, obj):
+        return settings_words(obj.action, obj.params, obj.person)
+
+    @admin.display(description="Why a second agent")
+    def why(self, obj):
+        return format_html_join(mark_safe("<br>"), "{}", ((reason,) for reason in obj.reasons_in_short))
+
+    @admin.display(description="Asked", ordering="created_at")
+    def since(self, obj):
+        return f"{services.moment_words(obj.created_at)} ({timesince(obj.created_at)} ago)"
 
     def _may_decide(self, request, obj) -> bool:
         action = ACTIONS.get(obj.action)
@@ -164,7 +174,8 @@ class ApprovalRequestAdmin(DeskAdmin):
             and action is not None
             and request.user.has_perm("helpdesk.approve_request")
             and request.user.has_perm(f"helpdesk.{action.permission}")
-            and request.user.pk not in (obj.requested_by_id, obj.person_id)
+            and not same_person(request.user, obj.requested_by)
+            and not same_person(request.user, obj.person)
         )
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
@@ -174,6 +185,12 @@ class ApprovalRequestAdmin(DeskAdmin):
             may_finish = approvals.may_finish(obj, request.user)
             extra.update(
                 request_row=obj,
+                title=str(obj),
+                subtitle=None,
+                request_words=request_words(obj),
+                settings_words=settings_words(obj.action, obj.params, obj.person),
+                after_approval_words=after_approval_words(obj),
+                asked=f"{services.moment_words(obj.created_at)} ({timesince(obj.created_at)} ago)",
                 desk_action=ACTIONS.get(obj.action),
                 may_decide=self._may_decide(request, obj),
                 may_finish=may_finish,

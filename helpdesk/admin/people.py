@@ -3,6 +3,7 @@
 Nothing of a person is edited here: every change is a desk action through ``helpdesk.runner`` (AC-04).
 """
 
+from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -22,10 +23,13 @@ from devices.models import Registration
 from devices.services import security_keys
 from devices.webauthn import SessionChallenge
 from helpdesk import runner, selectors, services
-from helpdesk.actions import ACTIONS, actions_for
+from helpdesk.actions import ACTIONS, actions_for, filed_words, person_words
 from helpdesk.forms import CaseForm, IdentityCheckForm, case_field
 from identity.admin_site import site
+from identity.directory import sync
+from identity.directory.models import COUNTS
 from identity.models import User
+from identity.selectors import same_person
 from identity.web import client_ip
 
 from . import filters
@@ -51,8 +55,19 @@ def _in_use(**extra):
     return Registration.objects.filter(user=OuterRef("pk"), status__in=Registration.IN_USE, **extra)
 
 
+class PersonPageForm(forms.ModelForm):
+    """Only the read-only fields' words: nothing of a person is edited on this page."""
+
+    class Meta:
+        model = User
+        fields = ()
+        labels = {"username": "Institution ID", "vpn_access": "VPN access", "vpn_access_changed_at": "VPN access since"}
+        help_texts = {"username": ""}  # not "Required. 150 characters or fewer...": nobody types it here
+
+
 @admin.register(User, site=site)
 class PersonAdmin(DeskAdmin):
+    form = PersonPageForm
     list_display = (
         "username",
         "first_name",
@@ -143,17 +158,23 @@ class PersonAdmin(DeskAdmin):
         person = self.get_object(request, object_id)
         extra = dict(extra_context or {})
         if person is not None and self.has_view_permission(request, person):
+            own = same_person(person, request.user)
             extra.update(selectors.person_overview(person))
             extra.update(
                 person=person,
+                title=person_words(person),
+                subtitle=None,
                 desk_actions=actions_for(person, request.user),
-                own_account=person.pk == request.user.pk,
+                own_account=own,
                 bypass_set=current_bypass_codes(person),
                 identity_check=services.current_identity_check(person, agent=request.user),
-                can_work_cases=request.user.has_perm("helpdesk.work_cases") and person.pk != request.user.pk,
-                can_check=request.user.has_perm("helpdesk.record_identity_check") and person.pk != request.user.pk,
-                needs_approval=services.why_second_approver(person, action=""),
+                can_work_cases=request.user.has_perm("helpdesk.work_cases") and not own,
+                can_check=request.user.has_perm("helpdesk.record_identity_check") and not own,
+                needs_approval=services.second_approval_reasons(person, action=""),
                 from_case=selectors.open_case_of(person, request.GET.get("case", "")),
+                can_sync_directory=person.source == User.Source.LDAP
+                and bool(settings.LDAP_SERVER_URIS)
+                and request.user.has_perm("directory.sync_person"),
             )
         return super().change_view(request, object_id, form_url, extra)
 
@@ -167,6 +188,11 @@ class PersonAdmin(DeskAdmin):
                 view(require_POST(self.security_key_options_view)),
                 name="helpdesk_security_key_options",
             ),
+            path(
+                "<path:object_id>/directory-sync/",
+                view(require_POST(self.directory_sync_view)),
+                name="helpdesk_directory_sync",
+            ),
             path("<path:object_id>/desk/<str:action>/", view(self.action_view), name="helpdesk_action"),
         ] + super().get_urls()
 
@@ -177,6 +203,21 @@ class PersonAdmin(DeskAdmin):
 
     def _person_page(self, person):
         return redirect(reverse("admin:identity_user_change", args=[person.pk]))
+
+    def directory_sync_view(self, request, object_id):
+        """"Sync from the directory": this one person now, as the next full run would (audited)."""
+        person = get_object_or_404(User, pk=object_id, source=User.Source.LDAP)
+        try:
+            run = sync.sync_directory(person=person.username, actor=request.user)
+        except ValidationError as error:
+            raise PermissionDenied from error
+        except sync.SyncInProgress as error:
+            self.message_user(request, str(error), messages.WARNING)
+            return self._person_page(person)
+        done = [f"{getattr(run, name)} {name}" for name in COUNTS if getattr(run, name)]
+        level = messages.ERROR if run.status == run.Status.FAILED or run.errors else messages.SUCCESS
+        self.message_user(request, " ".join([f"{run}:", ", ".join(done) or "nothing to do.", run.error_text]), level)
+        return self._person_page(person)
 
     def identity_check_view(self, request, object_id):
         person = self._person(request, object_id, "record_identity_check")
@@ -221,7 +262,7 @@ class PersonAdmin(DeskAdmin):
         if desk_action is None:
             raise Http404
         person = self._person(request, object_id, desk_action.permission)
-        if person.pk == request.user.pk:
+        if same_person(person, request.user):
             self.message_user(request, services.errors.OWN_ACCOUNT, messages.ERROR)
             return self._person_page(person)
         if not desk_action.applies(person):
@@ -267,7 +308,10 @@ class PersonAdmin(DeskAdmin):
                         outcome=outcome,
                         title="Bypass codes",
                     )
-                self.message_user(request, outcome.message, messages.WARNING if outcome.request else messages.SUCCESS)
+                if outcome.request:
+                    self.message_user(request, filed_words(outcome.request), messages.WARNING)
+                else:
+                    self.message_user(request, outcome.message, messages.SUCCESS)
                 return self._person_page(person)
         return self._render(
             request,
@@ -277,14 +321,14 @@ class PersonAdmin(DeskAdmin):
             action=desk_action,
             check=check,
             title=f"{desk_action.title}: {person.get_full_name() or person.username}",
-            needs_approval=services.why_second_approver(person, action=action),
+            needs_approval=services.second_approval_reasons(person, action=action),
         )
 
     def security_key_options_view(self, request, object_id):
         """Options for ``navigator.credentials.create()`` in the agent's browser, for the person at the desk."""
         person = self._person(request, object_id, "register_security_key")
         action = ACTIONS["register_security_key"]
-        if person.pk == request.user.pk or not action.applies(person):
+        if same_person(person, request.user) or not action.applies(person):
             return JsonResponse({"error": services.errors.ACTION_DOES_NOT_APPLY}, status=403)
         if services.current_identity_check(person, agent=request.user) is None:
             message = services.errors.NO_CURRENT_CHECK.format(minutes=settings.IDENTITY_CHECK_VALID_MINUTES)

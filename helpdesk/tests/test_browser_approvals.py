@@ -1,7 +1,8 @@
 """Four-eyes in real Chromium, two agents in two browser contexts (BND-08, BND-07, BND-10): agent A asks for bypass
-codes for a staff account; agent B approves on their phone; the caller rings back later, A checks them again,
-finishes the request and reads the codes out. The codes are shown once, to A only: not after going back or
-forward, not to a second finish, never to B. axe-core checks the pages on the way."""
+codes for a staff account and is told what happens next; agent B finds the request on the admin home page, reads
+it in sentences (who asks what for whom, with what, why, since when) and approves on their phone; the caller rings
+back later, A checks them again, finishes the request and reads the codes out. The codes are shown once, to A only:
+not after going back or forward, not to a second finish, never to B. axe-core checks the pages on the way."""
 
 from datetime import timedelta
 
@@ -25,6 +26,8 @@ def test_bnd08_bnd07_bnd10_approved_bypass_codes_are_finished_by_the_requester_a
     live_server, staff_member, second_agent, make_user, enroll, password
 ):
     person = make_user("nurse7", first_name="Nia", last_name="Ward", is_staff=True)  # a staff account: four eyes
+    staff_member.first_name, staff_member.last_name = "Sam", "Lee"
+    staff_member.save()
     enroll(person)
     before = AuditEvent.objects.order_by("sequence").last().sequence
     axe = Accessibility()
@@ -38,11 +41,21 @@ def test_bnd08_bnd07_bnd10_approved_bypass_codes_are_finished_by_the_requester_a
         a.get_by_role("button", name="Record the check").click()
         a.get_by_label("How many codes").select_option("2")
         a.get_by_label("15 minutes").check()
-        expect(a.get_by_text("A second agent must approve this")).to_be_visible()
+        expect(a.get_by_text("A second agent must approve this.")).to_be_visible()
+        expect(a.get_by_text("This is a staff account. Actions on staff accounts need a second agent.")).to_be_visible()
         a.get_by_role("button", name="Ask for approval").click()
-        expect(a.get_by_text("This needs a second agent's approval (staff account)")).to_be_visible()
-        assert not a.locator(".bypass-codes").count()
         [request] = ApprovalRequest.objects.all()
+        # A is told why, where the second agent finds it, and what happens after.
+        told = a.locator(".messagelist")
+        expect(told).to_contain_text(f"Asked a second agent to approve this ({request}). Why: This is a staff account")
+        expect(told).to_contain_text("who sees it on the admin home page and under Approval requests")
+        expect(told).to_contain_text("Once it is approved, you finish it from the request")
+        assert not a.locator(".bypass-codes").count()
+        expect(a.get_by_role("heading", level=1)).to_have_text("Nia Ward (ID nurse7)")
+        expect(a.locator("#req-h + ul")).to_contain_text(
+            "Sam Lee (ID staff1) asks to issue bypass codes for Nia Ward (ID nurse7). Waiting for a second agent since"
+        )
+        axe.check(a, "person page with a waiting request")
         request_url = f"/admin/helpdesk/approvalrequest/{request.pk}/change/"
         a.goto(request_url)
         expect(a.get_by_text("Another agent (not the one who asked")).to_be_visible()
@@ -58,10 +71,33 @@ def test_bnd08_bnd07_bnd10_approved_bypass_codes_are_finished_by_the_requester_a
         b = browser.new_context(base_url=live_server.url, storage_state=b_desk.context.storage_state(), **PHONE)
         b = b.new_page()
         b.set_default_timeout(15_000)
+        asks = "Sam Lee (ID staff1) asks to issue bypass codes for Nia Ward (ID nurse7)."
+        b_desk.goto("/admin/")
+        expect(b_desk.get_by_role("heading", name="Waiting for a second agent: 1")).to_be_visible()
+        expect(b_desk.locator("#approvals-module")).to_contain_text(f"{request}: {asks} Asked 2\xa0hours ago.")
+        axe.check(b_desk, "admin home page with a waiting request")
+        b_desk.get_by_role("link", name="All waiting requests").click()
+        queue = b_desk.locator("#result_list")
+        expect(queue).to_contain_text(asks)
+        expect(queue).to_contain_text("2 bypass codes, valid for 15 minutes")
+        expect(queue).to_contain_text("This is a staff account.")
+        expect(queue).not_to_contain_text("issue_bypass_codes")
+        expect(queue).not_to_contain_text("valid_minutes")
+        axe.check(b_desk, "approval queue")
         b.goto("/admin/helpdesk/approvalrequest/")
         seen_by_b.append(b.content())
-        b.get_by_role("link", name=str(request)).click()
+        b.get_by_role("link", name=asks).click()
+        # What B decides on, in sentences: who asks what for whom, with what, why a second agent, since when.
+        summary = b.locator(".desk-summary")
+        expect(summary.get_by_role("heading", level=2)).to_have_text(asks)
+        said = dict(zip(summary.locator("dt").all_inner_texts(), summary.locator("dd").all_inner_texts(), strict=True))
+        assert said["With"] == "2 bypass codes, valid for 15 minutes"
+        assert said["Why a second agent"] == "This is a staff account. Actions on staff accounts need a second agent."
+        assert said["Asked"].endswith("(2\xa0hours ago)") or said["Asked"].endswith("(2 hours ago)")
+        assert said["Identity check"].startswith("Photo ID checked on a video call (INC-7001), by staff1 at ")
+        expect(summary.locator("details")).not_to_have_attribute("open", "")
         expect(b.get_by_text("Approving does not run this now")).to_be_visible()
+        expect(b.get_by_role("heading", name="Your decision")).to_be_visible()
         axe.check(b, "approve a request, on a phone")
         assert horizontal_overflow(b) == 0
         b.get_by_role("button", name="Approve", exact=True).click()
@@ -75,7 +111,7 @@ def test_bnd08_bnd07_bnd10_approved_bypass_codes_are_finished_by_the_requester_a
         # The caller rings back: A's check from two hours ago no longer counts, so A checks again, then finishes.
         a.goto(f"/admin/identity/user/{person.pk}/change/")
         expect(a.get_by_text("for you to finish with the caller")).to_be_visible()
-        a.get_by_role("link", name=f"#{request.pk} issue_bypass_codes").click()
+        a.get_by_role("link", name=str(request)).click()
         expect(a.get_by_text("First check again who is calling")).to_be_visible()
         expect(a.locator("form[action$='/finish/']")).to_have_count(0)
         axe.check(a, "approved request, check again first")

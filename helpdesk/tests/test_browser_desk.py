@@ -167,3 +167,37 @@ def test_desk_queues_and_case_pages_pass_axe(live_server, staff_member, second_a
     request.refresh_from_db()
     assert request.status == "approved" and request.decided_by == second_agent
     axe.assert_clean()
+
+
+def test_every_admin_list_the_home_page_and_the_audit_log_pass_axe(live_server, superuser, caller, password):
+    """axe-core on the admin home page (with the auditors' reports link), every list of the staff admin (each with
+    its breadcrumbs), the audit log in sentences with the record one click away, and an event's page."""
+    from django.urls import reverse
+
+    from helpdesk.admin import site
+
+    axe = Accessibility()
+    lists = sorted(
+        reverse(f"admin:{model._meta.app_label}_{model._meta.model_name}_changelist") for model in site._registry
+    )
+    with chromium() as browser:
+        page = _agent_in_admin(browser, live_server.url, superuser, password)
+        expect(page.get_by_role("link", name="Reports for auditors")).to_be_visible()
+        axe.check(page, "admin home page")
+        for url in lists:
+            page.goto(url)
+            expect(page.locator(".breadcrumbs").get_by_role("link", name="Home")).to_be_visible()
+            axe.check(page, f"list {url}")
+        page.goto("/admin/identity/auditevent/")
+        signed_in = page.locator("#result_list tbody tr").filter(has_text="Signed in with the authenticator app")
+        expect(signed_in.first).to_be_visible()
+        expect(signed_in.first.locator("details code")).not_to_be_visible()
+        signed_in.first.get_by_text("As recorded").click()
+        expect(signed_in.first.locator("details code")).to_have_text("signin.second_factor_ok")
+        axe.check(page, "audit log, a record opened")
+        page.goto(f"/admin/identity/user/{caller.pk}/change/")
+        expect(page.get_by_role("heading", level=1)).to_have_text("Cal Ler (ID caller1)")
+        expect(page.locator("#nav-sidebar a[href$='/devices/registration/']")).to_have_text("Devices")
+        axe.check(page, "person page")
+    assert len(axe.checked) >= 10
+    axe.assert_clean()

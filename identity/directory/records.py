@@ -19,6 +19,7 @@ class DirectoryRecord:
     last_name: str = ""
     email: str = ""
     department: str = ""
+    external_id: str = ""  # a SCIM client's externalId, kept and answered back as given
     mobile: str = ""  # offered in the wizard as "Is this your number?"; never a factor until proven with a code
     active: bool = (
         True  # False: disabled in the directory (AD's ACCOUNTDISABLE bit, a configured attribute, SCIM active)

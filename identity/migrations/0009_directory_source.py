@@ -4,35 +4,46 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('auth', '0012_alter_user_first_name_max_length'),
-        ('identity', '0008_audit_append'),
+        ("auth", "0012_alter_user_first_name_max_length"),
+        ("identity", "0008_audit_append"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='user',
-            name='deactivated_at',
+            model_name="user",
+            name="deactivated_at",
             field=models.DateTimeField(blank=True, null=True),
         ),
         migrations.AddField(
-            model_name='user',
-            name='directory_dn',
-            field=models.CharField(blank=True, max_length=1024, verbose_name='directory DN'),
+            model_name="user",
+            name="directory_dn",
+            field=models.CharField(blank=True, max_length=1024, verbose_name="directory DN"),
         ),
         migrations.AddField(
-            model_name='user',
-            name='directory_id',
+            model_name="user",
+            name="directory_id",
             field=models.CharField(blank=True, max_length=255),
         ),
         migrations.AddField(
-            model_name='user',
-            name='source',
-            field=models.CharField(choices=[('local', 'Local account'), ('ldap', 'Directory (LDAP / Active Directory)'), ('scim', 'Directory (SCIM)')], default='local', max_length=8),
+            model_name="user",
+            name="source",
+            field=models.CharField(
+                choices=[
+                    ("local", "Local account"),
+                    ("ldap", "Directory (LDAP / Active Directory)"),
+                    ("scim", "Directory (SCIM)"),
+                ],
+                default="local",
+                max_length=8,
+            ),
         ),
         migrations.AddConstraint(
-            model_name='user',
-            constraint=models.UniqueConstraint(condition=models.Q(('directory_id', ''), _negated=True), fields=('source', 'directory_id'), name='identity_user_one_account_per_directory_id'),
+            model_name="user",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("directory_id", ""), _negated=True),
+                fields=("source", "directory_id"),
+                name="identity_user_one_account_per_directory_id",
+            ),
         ),
     ]

@@ -142,6 +142,22 @@ def test_ac09_intact_chain_verifies(three_events):
 
 
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)  # the owner edits committed rows
+def test_ac09_events_appended_in_bulk_chain_as_one_by_one(user, make_user):
+    other = make_user("other")
+    audit.record("bulk.before", subject=user)
+    count = audit.record_many(
+        [("bulk.one", {"subject": user, "details": {"n": 1}}), ("bulk.two", {"actor": other, "ip": "192.0.2.7"})]
+    )
+    audit.record("bulk.after", subject=user)
+    assert count == 2
+    one, two = AuditEvent.objects.filter(action__startswith="bulk.").order_by("sequence")[1:3]
+    assert (one.action, one.subject, one.details) == ("bulk.one", user, {"n": 1})
+    assert (two.actor, two.ip, two.sequence) == (other, "192.0.2.7", one.sequence + 1)
+    assert audit.verify_chain() is None
+    with pytest.raises(ValueError):
+        audit.record_many([("bulk.bad", {"details": {"password": "x"}})])
+
+
 def test_ac09_edited_details_named(three_events):
     _tamper("UPDATE identity_auditevent SET details = %s WHERE sequence = 2", ['{"n": 99}'])
 

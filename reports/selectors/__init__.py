@@ -4,7 +4,7 @@ Each report is one SQL statement with its aggregates done by the database, so
 the number of queries does not grow with the number of people, and its rows are
 streamed through a server-side cursor on PostgreSQL, so memory does not either.
 
-One module per report (:mod:`.enrollment`, :mod:`.audit`, :mod:`.desk`) and what they share (:mod:`.common`);
+One module per report (:mod:`.enrollment`, :mod:`.audit`, :mod:`.desk`, :mod:`.directory`) and what they share (:mod:`.common`);
 every name is importable from ``reports.selectors`` as before.
 """
 
@@ -35,6 +35,7 @@ from .desk import (
     desk_rows,
     desk_summary,
 )
+from .directory import SYNC_COLUMNS, SyncFilters, sync_count, sync_rows, sync_summary
 from .enrollment import (
     ENROLLMENT_COLUMNS,
     FACTOR_LABELS,
@@ -67,6 +68,8 @@ __all__ = [
     "FETCH_SIZE",
     "Filters",
     "KIND_COLUMNS",
+    "SYNC_COLUMNS",
+    "SyncFilters",
     "action_group",
     "audit_chain_status",
     "audit_count",
@@ -82,4 +85,7 @@ __all__ = [
     "events_in_time_range",
     "start_of",
     "stream",
+    "sync_count",
+    "sync_rows",
+    "sync_summary",
 ]

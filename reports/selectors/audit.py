@@ -3,7 +3,7 @@
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date
 
 from django.db.models import Max, Min, Q
 
@@ -12,7 +12,7 @@ from identity.audit import ChainProblem, verify_chain
 from identity.models import AuditEvent
 
 from ..columns import DATETIME, INTEGER, TEXT, Column
-from .common import FETCH_SIZE, Filters, start_of
+from .common import FETCH_SIZE, Filters, within_days
 
 # Actions by the group an auditor asks about, by prefix. "helpdesk." is what the help desk's actions are named.
 ACTION_GROUPS: dict[str, tuple[str, ...]] = {
@@ -71,12 +71,7 @@ class AuditFilters(Filters):
 
 
 def events_in_time_range(filters: AuditFilters):
-    events = AuditEvent.objects.all()
-    if filters.start:
-        events = events.filter(created_at__gte=start_of(filters.start))
-    if filters.end:
-        events = events.filter(created_at__lt=start_of(filters.end + timedelta(days=1)))
-    return events
+    return within_days(AuditEvent.objects.all(), "created_at", filters.start, filters.end)
 
 
 def _audit_events(filters: AuditFilters):

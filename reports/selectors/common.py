@@ -2,7 +2,7 @@
 
 from collections.abc import Iterator
 from dataclasses import asdict
-from datetime import date, datetime, time
+from datetime import date, datetime, time, timedelta
 
 from django.db import connection
 from django.utils import timezone
@@ -26,6 +26,15 @@ class Filters:
 
 def start_of(day: date) -> datetime:
     return timezone.make_aware(datetime.combine(day, time.min))
+
+
+def within_days(queryset, field: str, start: date | None, end: date | None):
+    """``queryset`` narrowed to rows whose ``field`` falls on the days from ``start`` to ``end`` (each optional)."""
+    if start:
+        queryset = queryset.filter(**{f"{field}__gte": start_of(start)})
+    if end:
+        queryset = queryset.filter(**{f"{field}__lt": start_of(end + timedelta(days=1))})
+    return queryset
 
 
 def stream(sql: str, params: list, columns: tuple[Column, ...]) -> Iterator[tuple]:

@@ -13,6 +13,11 @@ A VPN retransmits a request it had no answer to in time. A copy (same source, ID
 answered twice (RFC 5080 section 2.2.2): while the first is being answered the copy is dropped, afterwards it gets
 the first reply again. Checked twice, an accepted code would be refused as used and counted as a failure (OTP-01).
 A request that failed is forgotten, so its retransmission is answered afresh.
+
+Status-Server (RFC 5997) is answered too, so a VPN or a load balancer can probe this server as it probes FreeRADIUS:
+from a known client, with a valid Message-Authenticator whatever the client's setting (the RFC requires one), an
+Access-Accept signed with one. It waits for a worker like any request, so a server too busy to answer requests does
+not claim to be up, but reads no person and writes no audit event.
 """
 
 import asyncio
@@ -191,13 +196,17 @@ class RadiusProtocol(asyncio.DatagramProtocol):
         return False
 
     def _decode(self, data: bytes, addr, client: RadiusClient, secret: bytes):
-        """The Access-Request, if its Message-Authenticator is as the client's setting asks (API-08); else None."""
+        """The Access-Request or Status-Server, if its Message-Authenticator is as the client's setting asks (API-08)
+        and always for a Status-Server (RFC 5997 section 3); else None."""
         try:
             request = packet.AuthPacket(secret=secret, dict=DICTIONARY, packet=data)
-            if request.code != packet.AccessRequest:
-                return self._drop("not an Access-Request", addr)
+            if request.code not in (packet.AccessRequest, packet.StatusServer):
+                return self._drop("not an Access-Request or Status-Server", addr)
             # A wrong one is always refused; a missing one unless the client's setting allows it.
-            CheckMessageAuthenticator(request, enforce_ma=client.message_authenticator_required)
+            CheckMessageAuthenticator(
+                request,
+                enforce_ma=client.message_authenticator_required or request.code == packet.StatusServer,
+            )
         except ServerPacketError as error:
             return self._drop(
                 "missing or wrong Message-Authenticator" if "Message-Authenticator" in str(error) else str(error), addr
@@ -222,6 +231,8 @@ class RadiusProtocol(asyncio.DatagramProtocol):
         request = self._decode(data, addr, client, secret)
         if request is None:
             return None
+        if request.code == packet.StatusServer:
+            return self._answer_status(request, addr)
         key = (addr[0], addr[1], request.id, request.authenticator)
         if not self._first_copy(key, addr):
             return None
@@ -263,6 +274,15 @@ class RadiusProtocol(asyncio.DatagramProtocol):
         else:
             self.loop.call_soon_threadsafe(self.transport.sendto, raw, addr)
         return None
+
+    def _answer_status(self, request, addr) -> None:
+        """Status-Server (RFC 5997): an Access-Accept signed with a Message-Authenticator, as FreeRADIUS answers it,
+        so VPNs and load balancers can tell this server is up. It reads no person and writes no audit event. Its
+        copies are answered afresh (nothing to do twice), so it stays out of the duplicate cache."""
+        reply = request.CreateReply()  # signed with a Message-Authenticator, first
+        reply.code = packet.AccessAccept
+        raw = reply.ReplyPacket()
+        self.loop.call_soon_threadsafe(self.transport.sendto, raw, addr)
 
 
 async def serve(host: str, port: int, *, workers: int, queue: int | None = None, max_wait: float = 5.0, ready=None):

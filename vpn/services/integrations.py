@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from devices import crypto
 from identity import audit
+from identity.networks import address_allowed, clean_networks  # noqa: F401 (address_allowed: vpn.services exports it)
 
 from ..models import Integration, RadiusClient, parse_networks
 
@@ -29,10 +30,6 @@ def new_secret() -> str:
     return "".join(secrets.choice(_SECRET_ALPHABET) for _ in range(40))
 
 
-def _clean_networks(text: str) -> str:
-    return "\n".join(str(network) for network in parse_networks(text))
-
-
 def create_integration(*, name: str, allowed_networks: str = "", actor, ip: str | None = None):
     """Create an enabled integration; return ``(integration, secret)``. The secret is never readable again.
 
@@ -42,7 +39,7 @@ def create_integration(*, name: str, allowed_networks: str = "", actor, ip: str 
     name = name.strip()
     if not name:
         raise ValidationError("Give the integration a name.")
-    networks = _clean_networks(allowed_networks)
+    networks = clean_networks(allowed_networks)
     secret = new_secret()
     with transaction.atomic():
         integration = Integration.objects.create(
@@ -66,7 +63,7 @@ def update_integration(integration: Integration, *, name: str, allowed_networks:
 
     Raises ``ValidationError`` for a bad network. The caller must have checked that ``actor`` may.
     """
-    networks = _clean_networks(allowed_networks)
+    networks = clean_networks(allowed_networks)
     with transaction.atomic():
         row = Integration.objects.select_for_update().get(pk=integration.pk)
         changed = {
@@ -222,16 +219,6 @@ def update_radius_client(
 def rotate_radius_secret(client: RadiusClient, *, actor, ip: str | None = None) -> str:
     """A new shared secret for the client, returned to be shown once; audits ``vpn.radius_client_rotated``."""
     return _rotate(client, actor=actor, ip=ip)
-
-
-def address_allowed(networks_text: str, address: str | None) -> bool:
-    if not networks_text.strip():
-        return True
-    try:
-        ip = ipaddress.ip_address(address or "")
-    except ValueError:
-        return False
-    return any(ip in network for network in parse_networks(networks_text))
 
 
 # --- The integration a signed request names ------------------------------------------------------------------

@@ -10,13 +10,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.contrib.auth import authenticate as django_authenticate
 from django.contrib.auth.hashers import make_password
 from django.db import transaction
 from django.utils import timezone
 
 from devices import backup_codes, crypto, phone_codes, totp
 from identity import audit
+from identity.directory.backends import Answer, check_password
 from identity.models import User
 from identity.services import (
     SecondFactorOutcome,
@@ -111,9 +111,13 @@ def password_candidates(typed: str) -> list[tuple[str, str]]:
     return [(typed, "")]
 
 
-def _check_password(username: str, typed: str, *, ip: str | None) -> tuple[User | None, str, float]:
+def _check_password(username: str, typed: str, *, ip: str | None) -> tuple[User | None, str, float, str]:
     """The person whose password this is and the code typed with it, with the failure audit of the web sign-in;
-    or None, with how long the refusal's reply should wait.
+    or None, with how long the refusal's reply should wait and what to tell the person when the directory answered
+    something of its own (locked, expired, unreachable...; "" for a wrong password, which says nothing).
+
+    Every reading goes through the site's one password check: a directory person's only by the directory (DIR-01).
+    An unreachable directory is nobody's wrong password: it counts toward nothing, and no other reading is tried.
 
     The throttle counts failures per typed ID only (API-09): ``ip`` is the VPN concentrator's, shared by everyone
     behind it, so it is audited but counts toward nothing. However many readings are tried, a failure counts once.
@@ -123,19 +127,24 @@ def _check_password(username: str, typed: str, *, ip: str | None) -> tuple[User 
     candidates = password_candidates(typed)
     pace = radius_password_cost() * len(candidates)
     if password_sign_in_throttled(username, ip=ip):
-        return None, "", pace
+        return None, "", pace, ""
     known = User.objects.filter(username=username).first()
+    told = ""
     if known is not None:
         for password, code in candidates:
             began = time.monotonic()
-            user = django_authenticate(username=username, password=password)
+            checked = check_password(username, password)
             _measured(time.monotonic() - began)
-            if user is not None:
-                record_password_success(user, ip=ip, entry_point="radius")
-                return user, code, 0.0
+            if checked.user is not None:
+                record_password_success(checked.user, ip=ip, entry_point="radius")
+                return checked.user, code, 0.0, ""
+            if checked.answer != Answer.WRONG_PASSWORD:
+                told = checked.message
+            if not checked.counts_as_failure:
+                return None, "", 0.0, told
         pace = 0.0
     record_password_failure(username, username_known_user=known, ip=ip, entry_point="radius")
-    return None, "", pace
+    return None, "", pace, told
 
 
 def _radius_code(username: str, code: str, *, client: RadiusClient, ip: str | None) -> RadiusAnswer:
@@ -208,9 +217,9 @@ def radius_authenticate(
         return RadiusAnswer("reject", RADIUS_DENIED)
     if settings.RADIUS_PASSWORD_MODE == "code_only":
         return _radius_code(username, password, client=client, ip=ip)
-    user, code, pace = _check_password(username, password, ip=ip)
+    user, code, pace, told = _check_password(username, password, ip=ip)
     if user is None:
-        return RadiusAnswer("reject", RADIUS_DENIED, not_before=pace)
+        return RadiusAnswer("reject", told or RADIUS_DENIED, not_before=pace)
     if code:
         return _radius_code(user.username, code, client=client, ip=ip)
     state = secrets.token_bytes(32)

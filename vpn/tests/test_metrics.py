@@ -22,6 +22,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from devices.models import OutboundMessage, Registration
 from devices.outbox import queue_email
+from identity.directory.models import DirectorySyncRun
 from identity.models import User
 from testsupport import PASSWORD, REQUIRE_SERVICES, fresh_code, wait_for, wrong_code
 from vpn.tests.test_radius import (  # noqa: F401 (fixtures)
@@ -232,22 +233,28 @@ def queried_names(text: str) -> set[str]:
     return set(re.findall(r"\benrollment_[a-z_]+", text))
 
 
-def test_the_dashboard_queries_only_metrics_that_exist():
+@pytest.fixture
+def applied_sync(db):
+    """An applied directory sync, so the scrape carries the series only such a run gives."""
+    return DirectorySyncRun.objects.create(status="applied", trigger="command", finished_at=timezone.now())
+
+
+def test_the_dashboard_queries_only_metrics_that_exist(applied_sync):
     dashboard = json.loads((DEPLOY / "grafana-dashboard.json").read_text())
     exprs = [target["expr"] for panel in dashboard["panels"] for target in panel.get("targets", [])]
     assert exprs
     names = set().union(*(queried_names(expr) for expr in exprs))
     assert names and names <= known_names(scrape()), names - known_names(scrape())
     titles = " ".join(panel["title"] for panel in dashboard["panels"]).lower()
-    for subject in ("vpn checks", "latency", "outbox", "sign-in"):
+    for subject in ("vpn checks", "latency", "outbox", "sign-in", "directory sync"):
         assert subject in titles
 
 
-def test_the_alert_rules_are_valid_and_query_only_metrics_that_exist(tmp_path):
+def test_the_alert_rules_are_valid_and_query_only_metrics_that_exist(applied_sync):
     rules = DEPLOY / "prometheus-alerts.yml"
     names = queried_names(rules.read_text())
     assert names and names <= known_names(scrape()), names - known_names(scrape())
-    for alert in ("VpnCheckErrors", "VpnCheckLatencyP99", "OutboxStuck"):
+    for alert in ("VpnCheckErrors", "VpnCheckLatencyP99", "OutboxStuck", "DirectorySyncFailed"):
         assert f"alert: {alert}" in rules.read_text()
     if not shutil.which("promtool"):
         if REQUIRE_SERVICES:

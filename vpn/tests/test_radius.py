@@ -109,7 +109,7 @@ def radius_person(vpn_person):
     return vpn_person
 
 
-def radclient(port, secret, attributes: dict, *, message_authenticator=True, timeout=3, tries=1) -> str:
+def radclient(port, secret, attributes: dict, *, message_authenticator=True, timeout=3, tries=1, command="auth") -> str:
     lines = [
         f'{name} = "{value}"' if not str(value).startswith("0x") else f"{name} = {value}"
         for name, value in attributes.items()
@@ -117,7 +117,7 @@ def radclient(port, secret, attributes: dict, *, message_authenticator=True, tim
     if message_authenticator:
         lines.append("Message-Authenticator = 0x00")
     result = subprocess.run(
-        ["radclient", "-x", "-r", str(tries), "-t", str(timeout), f"127.0.0.1:{port}", "auth", secret],
+        ["radclient", "-x", "-r", str(tries), "-t", str(timeout), f"127.0.0.1:{port}", command, secret],
         input="\n".join(lines) + "\n",
         capture_output=True,
         text=True,
@@ -426,7 +426,7 @@ def test_a_password_with_a_comma_connects_without_a_trick(radius_client, radius_
     port = request.getfixturevalue("radius_server")
     secret = radius_client.secret
     pbkdf2_password(radius_person, "correct,horse battery")
-    out = radclient(port, secret, {"User-Name": "vpnuser", "User-Password": "correct,horse battery"})
+    out = radclient(port, secret, {"User-Name": "vpnuser", "User-Password": "correct,horse battery"}, timeout=6)
     assert "Received Access-Challenge" in out
     state = re.search(r"State = (0x[0-9a-f]+)", out).group(1)
     code = fresh_code(app_device(radius_person))
@@ -434,7 +434,7 @@ def test_a_password_with_a_comma_connects_without_a_trick(radius_client, radius_
     assert "Received Access-Accept" in out
     # Both codes within tolerance are spent: a wrong one shows the password was read and the code checked.
     code = wrong_code(app_device(radius_person))
-    out = radclient(port, secret, {"User-Name": "vpnuser", "User-Password": f"correct,horse battery,{code}"})
+    out = radclient(port, secret, {"User-Name": "vpnuser", "User-Password": f"correct,horse battery,{code}"}, timeout=6)
     assert "Received Access-Reject" in out
     assert AuditEvent.objects.filter(action="signin.password_ok", subject=radius_person).count() == 2
     assert AuditEvent.objects.filter(action="signin.second_factor_failed", subject=radius_person).exists()

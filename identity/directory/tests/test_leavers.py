@@ -13,21 +13,24 @@ from identity.models import AuditEvent, User
 from testsupport import PASSWORD, totp_for
 from vpn.tests.test_radius import radclient
 
+from . import slapd
 from .conftest import SYNC
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
 
 @pytest.fixture
-def leaver(record, enroll, make_user):
+def leaver(record, enroll, make_user, ldap_directory, settings):
     """A directory person with an app, VPN access from the directory's group, a pending recovery link and bypass
     codes from the desk."""
     people.apply_record(record(vpn_access=True), origin=SYNC)
     person = User.objects.get(username="asmith")
-    # Stands in for the directory's password check (DIR-01, tested with slapd): only to open a session before the
-    # person leaves. The person is refused after it without any password being asked.
-    person.set_password(PASSWORD)
-    person.save(update_fields=["password"])
+    # The directory checks the password (DIR-01): asmith in the test's slapd, the same person by the stable id the
+    # record carries (kept in employeeNumber here), so a session opens before the person leaves.
+    settings.LDAP_ATTRIBUTES = {**settings.LDAP_ATTRIBUTES, "directory_id": "employeeNumber"}
+    ldap_directory.add_person(
+        slapd.Person("asmith", "Alice", "Smith", password=PASSWORD, extra={"employeeNumber": [person.directory_id]})
+    )
     enroll(person)
     desk = make_user("desk1", is_staff=True)
     device_services.send_recovery_link(person, actor=desk)

@@ -51,6 +51,33 @@ def test_a_joiner_is_welcomed_with_the_enrollment_address_when_the_setting_says_
     assert message.recipient == "asmith@example.edu" and message.template == "directory_welcome"
 
 
+def test_joiners_in_bulk_as_one_by_one(record, make_user, settings):
+    settings.DIRECTORY_WELCOME_EMAIL = True
+    people.apply_record(record(), origin=SYNC)
+    make_user("local1")
+    records = [
+        record(directory_id="guid-b1", institution_id="b1", email="b1@example.edu", roles=frozenset({"Auditor"})),
+        record(directory_id="guid-b2", institution_id="b2", email="b2@example.edu", vpn_access=True),
+        record(department="Oncology"),  # asmith, a mover
+        record(directory_id="guid-l1", institution_id="local1"),  # a local account: refused
+        record(directory_id="guid-off", institution_id="off", active=False),  # disabled, never seen
+    ]
+    outcomes = people.create_people(records, origin=SYNC)
+    assert [(r.institution_id, type(e)) for r, e in outcomes.pop("conflicts")] == [
+        ("local1", people.DirectoryConflict)
+    ]
+    assert outcomes == {"created": 2, "updated": 1, "unchanged": 1}
+    b1, b2 = User.objects.get(username="b1"), User.objects.get(username="b2")
+    assert not b1.has_usable_password() and b1.source == "ldap" and b1.is_staff
+    assert list(b1.groups.values_list("name", flat=True)) == ["Auditor"]
+    assert b2.vpn_access == User.VpnAccess.APPROVED
+    created = AuditEvent.objects.get(action="directory.person_created", subject=b1)
+    assert created.details == {**SYNC, "values": {"first_name": "Alice", "last_name": "Smith",
+                                                  "email": "b1@example.edu", "department": "Radiology"}}
+    assert OutboundMessage.objects.filter(recipient="b2@example.edu").exists()  # welcomed
+    assert User.objects.get(username="asmith").department == "Oncology"
+
+
 def test_a_disabled_entry_never_seen_creates_nobody(record):
     assert people.apply_record(record(active=False), origin=SYNC) == "unchanged"
     assert not User.objects.filter(username="asmith").exists()
@@ -274,3 +301,32 @@ def test_no_recovery_link_goes_to_a_leaver(record, enroll, make_user):
         device_services.send_recovery_link(person, actor=make_user("desk1", is_staff=True))
     assert refused.value.messages == [device_errors.ACCOUNT_INACTIVE_FOR_RECOVERY]
     assert not OutboundMessage.objects.filter(user=person, template="recovery_link").exists()
+
+
+def test_the_directory_mobile_is_kept_in_e164_and_audited_masked(record):
+    people.apply_record(record(mobile="(617) 555-0142"), origin=SYNC)
+    person = User.objects.get(username="asmith")
+    assert person.directory_mobile == "+16175550142"
+    (created,) = events(person, "directory.person_created")
+    assert created.details["values"]["directory_mobile"] == "+1********42"
+
+    assert people.apply_record(record(mobile="+44 20 7946 0958"), origin=SYNC) == "updated"
+    person.refresh_from_db()
+    assert person.directory_mobile == "+442079460958"
+    (updated,) = events(person, "directory.person_updated")
+    assert updated.details["changes"] == {"directory_mobile": {"from": "+1********42", "to": "+4*********58"}}
+    # No digit of either number but the last two reaches the audit log.
+    assert "555" not in str(updated.details) and "7946" not in str(updated.details)
+
+    # The same number written another way is no change.
+    assert people.apply_record(record(mobile="+44 (0)20 7946 0958"), origin=SYNC) == "unchanged"
+    # Gone from the directory: gone here.
+    assert people.apply_record(record(), origin=SYNC) == "updated"
+    person.refresh_from_db()
+    assert person.directory_mobile == ""
+
+
+def test_a_directory_mobile_that_is_no_number_is_not_kept(record):
+    people.apply_record(record(mobile="call the front desk"), origin=SYNC)
+    assert User.objects.get(username="asmith").directory_mobile == ""
+    assert people.mobile_of(record(mobile="+1 617 555 0142")) == "+16175550142"

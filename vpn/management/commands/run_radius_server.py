@@ -8,7 +8,10 @@ from vpn.radius.server import serve
 
 
 class Command(BaseCommand):
-    help = "Run the RADIUS server (Access-Request with PAP, and Access-Challenge) for the configured RADIUS clients."
+    help = (
+        "Run the RADIUS server (Access-Request with PAP, Access-Challenge, and Status-Server for probes) for the "
+        "configured RADIUS clients."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("--host", default="0.0.0.0", help="Address to listen on (default all).")  # noqa: S104

@@ -1,0 +1,187 @@
+"""The LDAP sync at the size of an institution, against ``ldapsearch`` dumping the same entries (the floor).
+
+For each size a private slapd (the tests' own, ``identity/directory/tests/slapd.py``: LDAPS with a verified
+certificate, 100 entries per page) is loaded with that many people, then each round runs, each in a fresh child
+process so that its peak RSS is its own, on a fresh copy of the benchmark's database (``CREATE DATABASE ... TEMPLATE``):
+
+- ``ldapsearch``: OpenLDAP's client dumping every person under the base with the same filter, attributes and paged
+  results (``-E pr=100/noprompt``), its LDIF read and dropped: the floor for reading the entries;
+- ``first``: the first full sync (everyone a joiner);
+- ``second``: a second full sync with nothing changed (writes no row but its run's);
+- ``changed``: after 1% of the entries got a new email and department in slapd, a full sync (those are movers).
+
+It prints one line per child (seconds, peak RSS in MB, counts) and per size the median and range of each run's
+ratio to ldapsearch over the rounds.
+
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/enrollment_bench python bench/directory_sync.py \\
+        [--sizes 50000 100000] [--rounds 3]
+
+DATABASE_URL names a migrated database the benchmark copies for each round (its role must be allowed to create
+databases); the copies are dropped after.
+"""
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(BASE_DIR))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+
+import django  # noqa: E402
+
+django.setup()
+
+from django.conf import settings  # noqa: E402
+from django.db import connection  # noqa: E402
+
+from identity.directory.tests import slapd as tree  # noqa: E402
+
+RUNS = ("first", "second", "changed")
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def child(kind: str) -> dict:
+    from identity.directory import sync
+
+    start = time.perf_counter()
+    run = sync.sync_directory()
+    seconds = time.perf_counter() - start
+    return {"kind": kind, "seconds": seconds, "peak_rss_mb": peak_rss_mb(), "status": run.status,
+            "read": run.read, **run.counts}
+
+
+def ldap_env(server: tree.Slapd) -> dict:
+    values = server.settings()
+    return {
+        "LDAP_SERVER_URIS": ",".join(values["LDAP_SERVER_URIS"]),
+        "LDAP_BIND_DN": values["LDAP_BIND_DN"],
+        "LDAP_BIND_PASSWORD": values["LDAP_BIND_PASSWORD"],
+        "LDAP_USER_SEARCH_BASE": values["LDAP_USER_SEARCH_BASE"],
+        "LDAP_CA_CERT_FILE": values["LDAP_CA_CERT_FILE"],
+        "LDAP_PAGE_SIZE": str(values["LDAP_PAGE_SIZE"]),
+    }
+
+
+def ldapsearch(server: tree.Slapd) -> dict:
+    from identity.directory.ldap_source import LDAPReader
+
+    env = ldap_env(server)
+    reader = LDAPReader(page_size=tree.SIZE_LIMIT, bases=[tree.PEOPLE])
+    command = [
+        "ldapsearch", "-LLL", "-x", "-H", server.ldaps_uri, "-D", env["LDAP_BIND_DN"], "-w", env["LDAP_BIND_PASSWORD"],
+        "-b", tree.PEOPLE, "-E", f"pr={tree.SIZE_LIMIT}/noprompt", settings.LDAP_SYNC_FILTER, *reader._attributes(),
+    ]
+    start = time.perf_counter()
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, env={**os.environ, "LDAPTLS_CACERT": str(server.ca_file)})
+    entries = 0
+    for line in process.stdout:
+        entries += line.startswith(b"dn: ")
+    if process.wait():
+        raise RuntimeError("ldapsearch failed")
+    return {"kind": "ldapsearch", "seconds": time.perf_counter() - start, "read": entries}
+
+
+def run_child(kind: str, env: dict) -> dict:
+    output = subprocess.run(
+        [sys.executable, __file__, "--child", kind], check=True, capture_output=True, text=True,
+        env={**os.environ, **env},
+    ).stdout
+    return json.loads(output.strip().splitlines()[-1])
+
+
+def copy_database(template: str, name: str) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        cursor.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+
+
+def drop_database(name: str) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def change_one_percent(server: tree.Slapd, size: int, round_number: int) -> int:
+    conn = server.connection()
+    import ldap
+
+    try:
+        changed = 0
+        for n in range(1, size + 1, 100):
+            dn = f"uid=person{n:05d},{tree.PEOPLE}"
+            conn.modify_s(dn, [
+                (ldap.MOD_REPLACE, "mail", [f"moved{round_number}.{n}@example.edu".encode()]),
+                (ldap.MOD_REPLACE, "departmentNumber", [f"Moved {round_number}".encode()]),
+            ])
+            changed += 1
+    finally:
+        conn.unbind_s()
+    return changed
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[50_000, 100_000])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--child", choices=RUNS, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if reason := tree.missing():
+        sys.exit(f"the benchmark {reason}")
+    if connection.vendor != "postgresql":
+        sys.exit("set DATABASE_URL=postgres://... (a migrated database of the benchmark's own)")
+    if args.child:
+        print(json.dumps(child(args.child)))
+        return
+    database = settings.DATABASES["default"]
+    template, copy = database["NAME"], f"{database['NAME']}_round"
+    base_url = os.environ["DATABASE_URL"].rsplit("/", 1)[0]
+    # From here on this process works from the server's maintenance database: a template must have no session.
+    connection.close()
+    settings.DATABASES["default"]["NAME"] = "postgres"
+    for size in args.sizes:
+        start = time.perf_counter()
+        server = tree.Slapd(bulk=size, people=[]).start()
+        print(f"# {size} entries: slapd loaded and started in {time.perf_counter() - start:.1f} s", flush=True)
+        env = {**ldap_env(server), "DATABASE_URL": f"{base_url}/{copy}", "LDAP_SYNC_BASES": tree.PEOPLE}
+        ratios: dict[str, list[float]] = {kind: [] for kind in RUNS}
+        rss: list[float] = []
+        try:
+            for round_number in range(1, args.rounds + 1):
+                copy_database(template, copy)
+                connection.close()
+                floor = ldapsearch(server)
+                results = {"ldapsearch": floor}
+                for kind in RUNS:
+                    if kind == "changed":
+                        change_one_percent(server, size, round_number)
+                    results[kind] = run_child(kind, env)
+                for kind, r in results.items():
+                    counts = " ".join(f"{name} {r[name]}" for name in ("read", "created", "updated", "unchanged")
+                                      if name in r)
+                    memory = f"\t{r['peak_rss_mb']:.0f} MB" if "peak_rss_mb" in r else ""
+                    print(f"{size}\tround {round_number}\t{kind}\t{r['seconds']:.2f} s{memory}\t{counts}", flush=True)
+                for kind in RUNS:
+                    ratios[kind].append(results[kind]["seconds"] / floor["seconds"])
+                    rss.append(results[kind]["peak_rss_mb"])
+                drop_database(copy)
+        finally:
+            server.close()
+            drop_database(copy)
+        for kind in RUNS:
+            values = ratios[kind]
+            print(f"# {size} entries: {kind} / ldapsearch median {statistics.median(values):.2f}, "
+                  f"range {min(values):.2f} to {max(values):.2f} over {len(values)} rounds", flush=True)
+        print(f"# {size} entries: peak RSS {max(rss):.0f} MB", flush=True)
+
+
+if __name__ == "__main__":
+    main()

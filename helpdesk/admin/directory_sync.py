@@ -1,0 +1,72 @@
+"""The directory's sync runs (read-only), "Sync now" for superusers, and a held run's Apply / Discard (DIR-03)."""
+
+from django.conf import settings
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.shortcuts import get_object_or_404, redirect
+from django.urls import path, reverse
+from django.views.decorators.http import require_POST
+
+from identity.admin_site import site
+from identity.directory import sync
+from identity.directory.models import DirectorySyncRun
+
+from .registrations import ReadOnlyAdmin
+
+
+@admin.register(DirectorySyncRun, site=site)
+class DirectorySyncRunAdmin(ReadOnlyAdmin):
+    list_display = (
+        "started_at", "status", "dry_run", "only_person", "trigger", "triggered_by", "read",
+        "created", "updated", "deactivated", "reactivated", "unchanged", "errors",
+    )
+    list_filter = ("status", "trigger", "dry_run")
+    list_select_related = ("triggered_by",)
+    date_hierarchy = "started_at"
+    fields = (
+        ("started_at", "finished_at"), ("status", "dry_run", "only_person"), ("trigger", "triggered_by"),
+        ("read", "created", "updated", "deactivated", "reactivated", "unchanged", "errors"), "error_text",
+        ("decided_by", "decided_at"),
+    )
+    readonly_fields = [name for row in fields for name in (row if isinstance(row, tuple) else (row,))]
+    change_list_template = "helpdesk/sync_runs.html"
+    change_form_template = "helpdesk/sync_run.html"
+
+    def changelist_view(self, request, extra_context=None):
+        can_sync = request.user.is_superuser and bool(settings.LDAP_SERVER_URIS)
+        return super().changelist_view(request, {**(extra_context or {}), "can_sync": can_sync})
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        run = self.get_object(request, object_id)
+        decide = (
+            run is not None and request.user.is_superuser and run.status == run.Status.HELD and not run.dry_run
+        )
+        extra = {"run": run, "can_decide": decide}
+        return super().change_view(request, object_id, form_url, {**(extra_context or {}), **extra})
+
+    def get_urls(self):
+        view = self.admin_site.admin_view
+        return [
+            path("sync-now/", view(require_POST(self.sync_now_view)), name="directory_sync_now"),
+            path("<int:run_id>/decide/", view(require_POST(self.decide_view)), name="directory_sync_decide"),
+        ] + super().get_urls()
+
+    def sync_now_view(self, request):
+        try:
+            sync.request_sync(actor=request.user)
+        except ValidationError as error:
+            raise PermissionDenied from error
+        self.message_user(request, "A sync of everyone has started; its run appears in this list.", messages.SUCCESS)
+        return redirect(reverse("admin:directory_directorysyncrun_changelist"))
+
+    def decide_view(self, request, run_id):
+        run = get_object_or_404(DirectorySyncRun, pk=run_id)
+        decision = sync.apply_held_run if request.POST.get("decision") == "apply" else sync.discard_held_run
+        try:
+            run = decision(run, actor=request.user)
+        except (ValidationError, sync.SyncInProgress) as error:
+            text = "; ".join(error.messages) if isinstance(error, ValidationError) else str(error)
+            self.message_user(request, text, messages.ERROR)
+        else:
+            self.message_user(request, f"{run}.", messages.SUCCESS)
+        return redirect(reverse("admin:directory_directorysyncrun_change", args=[run.pk]))

@@ -1,0 +1,110 @@
+"""Every password the site checks goes through here: Django's one authentication backend, and the calls the doors use.
+
+- A local account (a break-glass superuser, the demo account, any account not from a directory) is checked against
+  its hash here, as Django's ModelBackend does (an unknown ID costs a hash too).
+- A person from the directory is checked only by binding to the directory as them (``ldap_password``): their local
+  hash is never read, and an unreachable directory never falls back to it (DIR-01).
+
+The doors (web sign-in, the emailed-link and recovery-link password gates, RADIUS password mode, the admin's sign-in
+through Django's ``authenticate``) call :func:`check_password` or :func:`check_person_password`: they get the person
+and the directory's answer, with its plain message (identity.errors). Every answer other than a wrong password is
+audited here (``signin.directory_refused`` / ``signin.directory_unreachable``); the doors audit wrong passwords as
+they always have.
+"""
+
+from __future__ import annotations
+
+import contextvars
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.contrib import auth
+from django.contrib.auth.backends import ModelBackend
+
+from identity import audit, errors
+
+from .ldap_password import Answer, check
+
+_last: contextvars.ContextVar[tuple[Answer, str] | None] = contextvars.ContextVar("password_answer", default=None)
+
+MESSAGES = {
+    Answer.WRONG_PASSWORD: errors.SIGN_IN_FAILED,
+    Answer.DISABLED: errors.DIRECTORY_DISABLED,
+    Answer.LOCKED: errors.DIRECTORY_LOCKED,
+    Answer.EXPIRED: errors.DIRECTORY_PASSWORD_EXPIRED,
+    Answer.MUST_CHANGE: errors.DIRECTORY_MUST_CHANGE,
+    Answer.UNREACHABLE: errors.DIRECTORY_UNREACHABLE,
+}
+
+
+@dataclass(frozen=True)
+class PasswordCheck:
+    user: object | None  # the person, when the password is theirs and they may sign in
+    answer: Answer
+
+    @property
+    def message(self) -> str:
+        """What to tell the person when refused (a wrong password gets the door's usual text)."""
+        return MESSAGES.get(self.answer, errors.SIGN_IN_FAILED).format(
+            help_desk=settings.HELP_DESK_CONTACT, change_at=settings.LDAP_PASSWORD_CHANGE_AT
+        )
+
+    @property
+    def counts_as_failure(self) -> bool:
+        """An outage is nobody's wrong password: it must not throttle or revoke anything."""
+        return self.user is None and self.answer != Answer.UNREACHABLE
+
+
+def check_password(username: str, password: str, *, request=None) -> PasswordCheck:
+    """Whose password this is, through Django's backends, with the directory's answer when it gave one."""
+    token = _last.set(None)
+    try:
+        user = auth.authenticate(request, username=username, password=password)
+        answer = (_last.get() or (None, ""))[0]
+    finally:
+        _last.reset(token)
+    return PasswordCheck(user, Answer.OK if user is not None else answer or Answer.WRONG_PASSWORD)
+
+
+def check_person_password(person, password: str, *, request=None) -> PasswordCheck:
+    """Is this ``person``'s password (the link gates: the person is known, the password is asked again)."""
+    result = check_password(person.username, password, request=request)
+    if result.user is not None and result.user.pk != person.pk:
+        return PasswordCheck(None, Answer.WRONG_PASSWORD)
+    return result
+
+
+class PasswordBackend(ModelBackend):
+    """Django's authentication backend: local accounts by their hash, directory people by the directory only."""
+
+    def authenticate(self, request, username=None, password=None, **kwargs):
+        from identity.models import User
+
+        username = kwargs.get(User.USERNAME_FIELD, username)
+        if username is None or password is None:
+            return None
+        try:
+            person = User._default_manager.get_by_natural_key(username)
+        except User.DoesNotExist:
+            User().set_password(password)  # as ModelBackend: an unknown ID costs a hash too
+            return None
+        if not person.from_directory:
+            # ModelBackend's check, on the row already read (one query per sign-in, as before).
+            if person.check_password(password) and self.user_can_authenticate(person):
+                return person
+            return None
+        answer, diagnostic = check(person, password, request=request)
+        _last.set((answer, diagnostic))
+        if answer not in (Answer.OK, Answer.WRONG_PASSWORD):
+            _audit(person, answer, diagnostic, request)
+        return person if answer == Answer.OK and self.user_can_authenticate(person) else None
+
+
+def _audit(person, answer: Answer, diagnostic: str, request) -> None:
+    from identity.web import client_ip
+
+    ip = client_ip(request) if request is not None else None
+    if answer == Answer.UNREACHABLE:
+        audit.record("signin.directory_unreachable", subject=person, ip=ip, details={"error": diagnostic})
+    else:
+        audit.record("signin.directory_refused", subject=person, ip=ip, details={"answer": str(answer)})

@@ -1,0 +1,333 @@
+"""The LDAP sync against the real slapd: joiners, movers, leavers and returns, DIR-03's guards, one person, dry runs,
+the command and the schedule."""
+
+import subprocess
+import sys
+import threading
+
+import pytest
+from django.core.management import CommandError, call_command
+from django.db import connection
+
+from identity.directory import sync, tasks
+from identity.directory.models import DirectorySyncRun
+from identity.directory.tests import slapd as tree
+from identity.models import AuditEvent, User
+
+pytestmark = pytest.mark.django_db
+
+Status = DirectorySyncRun.Status
+
+
+def person(uid: str, **extra) -> tree.Person:
+    return tree.Person(uid, uid.capitalize(), "Tester", f"{uid}@example.edu", "Medicine", **extra)
+
+
+def enabled_in(directory) -> int:
+    return sum(1 for p in directory.people if p.uac == tree.ENABLED)
+
+
+def test_first_run_creates_everyone_enabled(ldap_directory):
+    run = sync.sync_directory()
+    assert run.status == Status.APPLIED and run.error_text == ""
+    assert run.read == len(ldap_directory.people)
+    assert run.created == enabled_in(ldap_directory)
+    assert run.unchanged == 1  # dave: disabled, never seen before, creates nobody
+    assert not User.objects.filter(username="dave").exists()
+    alice = User.objects.get(username="alice")
+    assert (alice.source, alice.email, alice.department) == ("ldap", "alice@example.edu", "Cardiology")
+    assert not alice.has_usable_password()
+    created = AuditEvent.objects.filter(action="directory.person_created", subject=alice).get()
+    assert created.details["sync_run"] == run.pk
+
+
+def test_joiner_mover_leaver_and_return(ldap_directory):
+    sync.sync_directory()
+    yann = ldap_directory.add_person(person("yann"))
+    run = sync.sync_directory()
+    assert (run.created, run.updated, run.deactivated) == (1, 0, 0)
+    assert run.unchanged == len(ldap_directory.people) - 1
+
+    ldap_directory.modify(yann.dn, mail="y.tester@example.edu", departmentNumber="Oncology")
+    run = sync.sync_directory()
+    assert (run.created, run.updated, run.deactivated) == (0, 1, 0)
+    moved = User.objects.get(username="yann")
+    assert (moved.email, moved.department) == ("y.tester@example.edu", "Oncology")
+    change = AuditEvent.objects.filter(action="directory.person_updated", subject=moved).get()
+    assert change.details["changes"]["email"] == {"from": "yann@example.edu", "to": "y.tester@example.edu"}
+
+    ldap_directory.disable(yann.dn)
+    run = sync.sync_directory()
+    assert run.deactivated == 1 and not User.objects.get(username="yann").is_active
+    ldap_directory.enable(yann.dn)
+    run = sync.sync_directory()
+    assert run.reactivated == 1 and User.objects.get(username="yann").is_active
+
+    ldap_directory.remove(yann.dn)
+    run = sync.sync_directory()
+    assert run.deactivated == 1
+    left = AuditEvent.objects.filter(action="directory.person_deactivated", subject=moved).latest("sequence")
+    assert left.details == left.details | {"sync_run": run.pk, "reason": sync.LEFT}
+    assert User.objects.filter(username="yann").exists()  # nothing deleted
+
+
+def test_leaving_and_rejoining_the_synced_groups(ldap_directory, settings):
+    settings.LDAP_SYNC_GROUPS = [tree.STAFF_GROUP]
+    zoe = ldap_directory.add_person(person("zoe"))
+    sync.sync_directory()
+    ldap_directory.remove_from_group(zoe.dn, tree.STAFF_GROUP)
+    assert sync.sync_directory().deactivated == 1
+    assert not User.objects.get(username="zoe").is_active
+    ldap_directory.add_to_group(zoe.dn, tree.STAFF_GROUP)
+    assert sync.sync_directory().reactivated == 1
+    assert User.objects.get(username="zoe").is_active
+
+
+def test_a_second_run_with_nothing_changed_writes_nothing(ldap_directory, django_assert_max_num_queries):
+    sync.sync_directory()
+    events = AuditEvent.objects.count()
+    with django_assert_max_num_queries(12):  # a few per page of entries, none per person
+        run = sync.sync_directory()
+    assert run.unchanged == run.read and run.created == run.updated == run.deactivated == 0
+    assert AuditEvent.objects.count() == events
+
+
+def test_a_local_account_is_never_taken_over(ldap_directory, make_user):
+    carol = make_user("carol", email="carol.local@example.edu")
+    run = sync.sync_directory()
+    assert run.status == Status.APPLIED and run.errors == 1
+    assert "carol" in run.error_text and "link_directory_account" in run.error_text
+    carol.refresh_from_db()
+    assert (carol.source, carol.email) == ("local", "carol.local@example.edu")
+    assert carol.has_usable_password()
+
+
+def test_one_person_syncs_only_them(ldap_directory):
+    sync.sync_directory()
+    yann, zoe = ldap_directory.add_person(person("yann")), ldap_directory.add_person(person("zoe"))
+    run = sync.sync_directory(person="yann")
+    assert (run.read, run.created, run.deactivated) == (1, 1, 0)
+    assert run.only_person == "yann"
+    assert not User.objects.filter(username="zoe").exists()
+    ldap_directory.remove(zoe.dn)
+    ldap_directory.modify(yann.dn, departmentNumber="Oncology")
+    run = sync.sync_directory(person="yann")
+    assert run.updated == 1 and run.deactivated == 0
+    run = sync.sync_directory(person="zoe")  # not found: the full run decides
+    assert run.read == 0 and "not found" in run.error_text
+
+
+def test_a_person_removed_is_not_deactivated_by_a_one_person_run(ldap_directory):
+    yann = ldap_directory.add_person(person("yann"))
+    sync.sync_directory()
+    ldap_directory.remove(yann.dn)
+    run = sync.sync_directory(person="yann")
+    assert run.deactivated == 0 and User.objects.get(username="yann").is_active
+
+
+def test_dry_run_counts_and_changes_nothing(ldap_directory):
+    sync.sync_directory()
+    yann = ldap_directory.add_person(person("yann"))
+    zoe = ldap_directory.add_person(person("zoe"))
+    sync.sync_directory()
+    ldap_directory.add_person(person("xena"))
+    ldap_directory.modify(yann.dn, mail="y2@example.edu")
+    ldap_directory.remove(zoe.dn)
+    events = AuditEvent.objects.count()
+    run = sync.sync_directory(dry_run=True)
+    assert run.dry_run and run.status == Status.APPLIED
+    assert (run.created, run.updated, run.deactivated) == (1, 1, 1)
+    assert AuditEvent.objects.count() == events
+    assert not User.objects.filter(username="xena").exists()
+    assert User.objects.get(username="zoe").is_active
+    assert User.objects.get(username="yann").email == "yann@example.edu"
+
+
+def test_dir_03_a_run_failing_partway_changes_nobody(ldap_directory, monkeypatch):
+    yann, zoe = ldap_directory.add_person(person("yann")), ldap_directory.add_person(person("zoe"))
+    sync.sync_directory()
+    ldap_directory.modify(yann.dn, mail="y2@example.edu")
+    ldap_directory.remove(zoe.dn)
+    ldap_directory.add_person(person("xena"))
+    events = AuditEvent.objects.count()
+    # slapd stops after the first page was read and compared: the next page cannot come.
+    monkeypatch.setattr(sync, "BATCH", tree.SIZE_LIMIT)
+    compare = sync._compare
+
+    def compare_then_stop(*args):
+        compare(*args)
+        ldap_directory.stop()
+
+    monkeypatch.setattr(sync, "_compare", compare_then_stop)
+    run = sync.sync_directory()
+    assert run.status == Status.FAILED and "Reading the directory failed" in run.error_text
+    assert 0 < run.read < len(ldap_directory.people)
+    assert run.created == run.updated == run.deactivated == 0
+    assert AuditEvent.objects.count() == events
+    assert User.objects.get(username="zoe").is_active
+    assert User.objects.get(username="yann").email == "yann@example.edu"
+    assert not User.objects.filter(username="xena").exists()
+
+
+def test_dir_03_directory_down_or_a_page_refused_changes_nobody(ldap_directory, settings):
+    zoe = ldap_directory.add_person(person("zoe"))
+    sync.sync_directory()
+    ldap_directory.remove(zoe.dn)
+    settings.LDAP_PAGE_SIZE = tree.SIZE_LIMIT + 50  # slapd refuses a page larger than its limit
+    assert sync.sync_directory().status == Status.FAILED
+    settings.LDAP_PAGE_SIZE = tree.SIZE_LIMIT
+    ldap_directory.stop()
+    with pytest.raises(CommandError, match="nobody was changed"):
+        call_command("sync_directory")
+    assert User.objects.get(username="zoe").is_active
+
+
+def test_dir_03_an_empty_result_deactivates_nobody(ldap_directory, settings):
+    sync.sync_directory()
+    settings.LDAP_SYNC_FILTER = "(uid=nobody-at-all)"
+    run = sync.sync_directory()
+    assert run.status == Status.FAILED and run.read == 0 and run.deactivated == 0
+    assert "returned nobody" in run.error_text
+    assert not User.objects.filter(source="ldap", is_active=False).exists()
+
+
+def in_thread(work) -> threading.Thread:
+    """Start ``work`` in a thread of its own (its own database connection, closed after)."""
+
+    def run():
+        try:
+            work()
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread
+
+
+@pytest.fixture
+def four_leave(ldap_directory):
+    """Four people synced, then two removed and two disabled in the directory."""
+    added = [ldap_directory.add_person(person(uid)) for uid in ("wim", "xena", "yann", "zoe")]
+    sync.sync_directory()
+    ldap_directory.remove(added[0].dn)
+    ldap_directory.remove(added[1].dn)
+    ldap_directory.disable(added[2].dn)
+    ldap_directory.disable(added[3].dn)
+    return ["wim", "xena", "yann", "zoe"]
+
+
+def test_dir_03_a_mass_deactivation_is_held_until_a_superuser_applies_it(four_leave, settings, make_user):
+    settings.DIRECTORY_MAX_DEACTIVATIONS = 3
+    run = sync.sync_directory()
+    assert run.status == Status.HELD and "DIRECTORY_MAX_DEACTIVATIONS" in run.error_text
+    assert sorted(p["username"] for p in run.would_deactivate) == four_leave
+    assert run.deactivated == 4
+    assert User.objects.filter(username__in=four_leave, is_active=True).count() == 4
+
+    agent = make_user("agent", is_staff=True)
+    with pytest.raises(sync.SyncNotAllowed):
+        sync.apply_held_run(run, actor=agent)
+    root = make_user("root", is_superuser=True, is_staff=True)
+    applied = sync.apply_held_run(run, actor=root)
+    assert applied.pk == run.pk and applied.status == Status.APPLIED
+    assert (applied.decided_by, applied.deactivated) == (root, 4)
+    assert not User.objects.filter(username__in=four_leave, is_active=True).exists()
+    event = AuditEvent.objects.get(action="directory.sync_run_applied")
+    assert (event.actor, event.details["sync_run"]) == (root, run.pk)
+    with pytest.raises(sync.SyncNotAllowed):
+        sync.apply_held_run(applied, actor=root)
+
+
+def test_dir_03_a_held_run_discarded_changes_nobody(four_leave, settings, make_user):
+    settings.DIRECTORY_MAX_DEACTIVATION_PERCENT = 1  # 4 of some 260 people
+    run = sync.sync_directory()
+    assert run.status == Status.HELD and "DIRECTORY_MAX_DEACTIVATION_PERCENT" in run.error_text
+    root = make_user("root", is_superuser=True, is_staff=True)
+    run = sync.discard_held_run(run, actor=root)
+    assert run.status == Status.DISCARDED and run.decided_by == root
+    assert AuditEvent.objects.filter(action="directory.sync_run_discarded", actor=root).exists()
+    assert User.objects.filter(username__in=four_leave, is_active=True).count() == 4
+
+
+def test_dir_03_two_runs_never_interleave(ldap_directory):
+    held, release = threading.Event(), threading.Event()
+
+    def other_run():
+        with sync.sync_lock():
+            held.set()
+            release.wait(10)
+
+    thread = in_thread(other_run)
+    assert held.wait(10)
+    try:
+        with pytest.raises(sync.SyncInProgress):
+            sync.sync_directory()
+        with pytest.raises(sync.SyncInProgress):
+            sync.sync_directory(person="alice")
+        with pytest.raises(CommandError, match="already running"):
+            call_command("sync_directory")
+        assert tasks.sync_directory() is None  # the schedule's run leaves it alone
+        assert not DirectorySyncRun.objects.exists()
+    finally:
+        release.set()
+        thread.join()
+    assert sync.sync_directory().status == Status.APPLIED
+
+
+@pytest.mark.django_db(transaction=True)
+def test_dir_03_a_run_in_progress_refuses_a_second(ldap_directory, monkeypatch):
+    comparing, finish = threading.Event(), threading.Event()
+    compare = sync._compare
+
+    def slow_compare(*args):
+        comparing.set()
+        finish.wait(10)
+        compare(*args)
+
+    monkeypatch.setattr(sync, "_compare", slow_compare)
+    runs = []
+    thread = in_thread(lambda: runs.append(sync.sync_directory()))
+    assert comparing.wait(20)
+    try:
+        with pytest.raises(sync.SyncInProgress):
+            sync.sync_directory()
+    finally:
+        finish.set()
+        thread.join()
+    assert runs[0].status == Status.APPLIED and runs[0].created == enabled_in(ldap_directory)
+    assert DirectorySyncRun.objects.count() == 1
+
+
+def test_command(ldap_directory):
+    from io import StringIO
+
+    out = StringIO()
+    call_command("sync_directory", "--dry-run", stdout=out)
+    assert "created" in out.getvalue() and "dry run" in out.getvalue()
+    assert not User.objects.filter(source="ldap").exists()
+    call_command("sync_directory", "--person", "alice", stdout=out)
+    assert User.objects.filter(username="alice", source="ldap").exists()
+    run = DirectorySyncRun.objects.first()
+    assert run.trigger == DirectorySyncRun.Trigger.COMMAND and run.only_person == "alice"
+
+
+def test_the_task_runs_a_full_sync(ldap_directory):
+    run = DirectorySyncRun.objects.get(pk=tasks.sync_directory())
+    assert run.trigger == DirectorySyncRun.Trigger.BEAT and run.created == enabled_in(ldap_directory)
+
+
+def test_scheduled_only_when_a_directory_is_configured():
+    code = "from django.conf import settings; print(settings.CELERY_BEAT_SCHEDULE.get('sync-directory'))"
+
+    def schedule(**env):
+        import os
+
+        result = subprocess.run(
+            [sys.executable, "manage.py", "shell", "-c", code], env={**os.environ, **env},
+            capture_output=True, text=True, check=True,
+        )
+        return result.stdout.strip().splitlines()[-1]
+
+    assert schedule(LDAP_SERVER_URIS="") == "None"
+    assert "seconds=2700" in schedule(LDAP_SERVER_URIS="ldaps://ldap.example.edu", DIRECTORY_SYNC_MINUTES="45")

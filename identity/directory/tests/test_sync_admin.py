@@ -1,0 +1,86 @@
+"""The sync in the admin: the runs (read-only), "Sync now" for superusers, a held run's Apply / Discard, and the
+desk's "Sync from the directory" on a person's page; each audited."""
+
+import pytest
+from django.urls import reverse
+
+from helpdesk.tests.conftest import superuser  # noqa: F401
+from identity.directory import sync
+from identity.directory.models import DirectorySyncRun
+from identity.models import AuditEvent, User
+
+from .test_sync import four_leave  # noqa: F401
+
+pytestmark = pytest.mark.django_db
+
+RUNS = reverse("admin:directory_directorysyncrun_changelist")
+
+
+@pytest.fixture
+def root_client(client, superuser, sign_in):  # noqa: F811
+    sign_in(client, superuser)
+    return client
+
+
+def test_sync_now_for_superusers(root_client, superuser, ldap_directory, django_capture_on_commit_callbacks):  # noqa: F811
+    page = root_client.get(RUNS).content.decode()
+    assert "Sync now" in page
+    with django_capture_on_commit_callbacks(execute=True):
+        response = root_client.post(reverse("admin:directory_sync_now"))
+    assert response.status_code == 302
+    run = DirectorySyncRun.objects.get()
+    assert (run.trigger, run.triggered_by, run.status) == ("user", superuser, "applied")
+    assert run.created > 0
+    assert AuditEvent.objects.filter(action="directory.sync_requested", actor=superuser).exists()
+    assert "applied" in root_client.get(RUNS).content.decode().lower()
+
+
+def test_the_desk_sees_runs_but_cannot_start_or_decide(desk_client, four_leave, settings):  # noqa: F811
+    settings.DIRECTORY_MAX_DEACTIVATIONS = 3
+    held = sync.sync_directory()
+    page = desk_client.get(RUNS).content.decode()
+    assert "Sync now" not in page
+    assert desk_client.post(reverse("admin:directory_sync_now")).status_code == 403
+    page = desk_client.get(reverse("admin:directory_directorysyncrun_change", args=[held.pk])).content.decode()
+    assert "wim" in page and 'value="apply"' not in page
+    desk_client.post(reverse("admin:directory_sync_decide", args=[held.pk]), {"decision": "apply"})
+    held.refresh_from_db()
+    assert held.status == "held"
+    assert User.objects.filter(username__in=four_leave, is_active=True).count() == 4
+
+
+def test_a_superuser_applies_a_held_run_from_its_page(root_client, superuser, four_leave, settings):  # noqa: F811
+    settings.DIRECTORY_MAX_DEACTIVATIONS = 3
+    held = sync.sync_directory()
+    url = reverse("admin:directory_directorysyncrun_change", args=[held.pk])
+    page = root_client.get(url).content.decode()
+    assert all(name in page for name in four_leave) and 'value="apply"' in page and 'value="discard"' in page
+    response = root_client.post(reverse("admin:directory_sync_decide", args=[held.pk]), {"decision": "apply"})
+    assert response.status_code == 302
+    held.refresh_from_db()
+    assert (held.status, held.decided_by, held.deactivated) == ("applied", superuser, 4)
+    assert not User.objects.filter(username__in=four_leave, is_active=True).exists()
+
+
+def test_a_superuser_discards_a_held_run(root_client, superuser, four_leave, settings):  # noqa: F811
+    settings.DIRECTORY_MAX_DEACTIVATIONS = 3
+    held = sync.sync_directory()
+    root_client.post(reverse("admin:directory_sync_decide", args=[held.pk]), {"decision": "discard"})
+    held.refresh_from_db()
+    assert (held.status, held.decided_by) == ("discarded", superuser)
+    assert User.objects.filter(username__in=four_leave, is_active=True).count() == 4
+
+
+def test_the_desk_syncs_a_person_from_their_page(desk_client, staff_member, ldap_directory):
+    sync.sync_directory(person="carol")
+    carol = User.objects.get(username="carol")
+    ldap_directory.modify(carol.directory_dn, departmentNumber="Oncology")
+    page = desk_client.get(reverse("admin:identity_user_change", args=[carol.pk])).content.decode()
+    assert "Sync from the directory" in page
+    response = desk_client.post(reverse("admin:helpdesk_directory_sync", args=[carol.pk]), follow=True)
+    assert "1 updated" in response.content.decode()
+    carol.refresh_from_db()
+    assert carol.department == "Oncology"
+    event = AuditEvent.objects.get(action="directory.sync_requested")
+    assert (event.actor, event.subject, event.details["person"]) == (staff_member, carol, "carol")
+    ldap_directory.modify(carol.directory_dn, departmentNumber="Radiology")  # the named people keep their state

@@ -1,0 +1,174 @@
+"""Every action the audit log may hold, each with the sentence people read for it (the person page, the audit log).
+
+:func:`identity.audit.record` refuses an action that is not here, so a new action cannot be written without its
+words. A sentence is a template over the event's details: ``{key}`` is a detail, and a part in square brackets is
+shown only when every detail it names is there (``[ with {factor}]``). Detail values that are code words (a
+factor, an entry point) read as words through ``VALUE_WORDS``; other apps add theirs with :func:`name_values` (the
+help desk names its actions and identity-check methods, so ``identity`` imports nothing of theirs).
+"""
+
+import re
+import string
+
+EVENTS: dict[str, str] = {
+    # Sign-in and lockout
+    "signin.password_ok": "Password accepted at sign-in",
+    "signin.password_failed": "Wrong password at sign-in",
+    "signin.password_throttled": "Sign-in refused: too many wrong passwords from this address",
+    "signin.second_factor_ok": "Signed in[ with {factor}][ ({entry_point})]",
+    "signin.second_factor_failed": "Wrong second-factor code[ ({factor})][ at {entry_point}][: {consecutive_failures} in a row]",
+    "signin.refused_locked": "Sign-in refused: the account is locked[ ({entry_point})]",
+    "signin.setup_held": "Sign-in stopped: setting up a new device is on hold after the last one was reported lost",
+    "signin.signed_out": "Signed out",
+    "signin.code_sent": "A sign-in code was sent[ by {channel}][ to {phone}]",
+    "account.locked": "Account locked after[ {consecutive_failures}] wrong codes",
+    "account.unlocked": "Account unlocked[: “{reason}”]",
+    "account.auto_unlocked": "Account unlocked automatically when the lockout ended",
+    "sessions.ended": "Signed out everywhere[ ({count} sessions ended)][: “{reason}”]",
+    # Devices and enrollment
+    "enrollment.started": "Started setting up a device[ ({kind})]",
+    "enrollment.phone_entered": "Entered a phone number[ ({phone})]",
+    "enrollment.secret_issued": "A new authenticator app key was issued for setup",
+    "enrollment.code_rejected": "Wrong code while setting up a device",
+    "enrollment.security_key_rejected": "A security key was refused while setting it up",
+    "phone.code_sent": "A code to check the phone number was sent[ by {channel}]",
+    "phone.code_rejected": "Wrong code for the phone number check[ (attempt {attempts})]",
+    "phone.verified": "Phone number checked[ by {channel}]",
+    "device.bound": "Device set up and working[ ({kind}, {factor})]",
+    "device.renamed": "Device renamed[ from “{from}”][ to “{to}”]",
+    "device.retired": "Device removed[: “{reason}”]",
+    "device.reported_lost": "Device reported lost: it no longer works",
+    "device.reactivation_started": "Started moving the authenticator app to a new phone",
+    "device.reactivation_code_rejected": "Wrong code while moving the authenticator app to a new phone",
+    "device.reactivated": "Authenticator app moved to a new phone; the old one stopped working",
+    "device.reactivation_ended": "Moving the authenticator app to a new phone was ended",
+    "backup_codes.generated": "New backup codes made[ ({count} codes)]; any earlier ones stopped working",
+    "bypass_codes.issued": "Bypass codes issued[: {count}][, valid for {valid_minutes} minutes]",
+    "security_key.credential_refused": "A security key was refused at sign-in",
+    "security_key.counter_regressed": "A security key's counter went backwards: it may have been copied",
+    # Links and recovery
+    "activation_link.sent": "An activation link was emailed",
+    "activation_link.password_failed": "Wrong password on an activation link[ ({failures} so far)]",
+    "activation_link.used": "An activation link was used",
+    "recovery.link_sent": "A recovery link was emailed[ (identity checked by {identity_check})]",
+    "recovery.started": "Recovery started from an emailed link",
+    # The person's record and VPN access
+    "person.details_changed": "Details changed[: “{reason}”]",
+    "person.email_changed": "Email address changed[ from {from}][ to {to}]",
+    "vpn_access.requested": "Asked for VPN access[: “{reason}”]",
+    "vpn_access.approved": "VPN access approved[: “{reason}”]",
+    "vpn_access.revoked": "VPN access ended[: “{reason}”]",
+    # The institution's directory (identity/directory/)
+    "signin.refused_inactive": "Sign-in refused: the account is not active",
+    "signin.directory_refused": "Password refused by the directory[: {answer}]",
+    "signin.directory_unreachable": "Password not checked: the directory could not be reached[ ({error})]",
+    "directory.person_created": "Came from the directory (a new person)[: sync run {sync_run}][: SCIM client {scim_client}]",
+    "directory.person_updated": "Details changed in the directory[: sync run {sync_run}][: SCIM client {scim_client}]",
+    "directory.role_granted": "Role granted by the directory: {role}",
+    "directory.role_removed": "Role removed by the directory: {role}",
+    "directory.role_refused": "The directory asked for roles that are not allowed; none given",
+    "directory.person_deactivated": "Deactivated: left the directory or disabled there[: {reason}]",
+    "directory.person_reactivated": "Active again: enabled in the directory",
+    "directory.account_linked": "Local account linked to the directory",
+    "directory.sync_requested": "Asked for a sync from the directory[ of {person}] (sync run {sync_run})",
+    "directory.sync_run_applied": "A held directory sync was applied: {would_deactivate} people deactivated (sync run {sync_run})",
+    "directory.sync_run_discarded": "A held directory sync was discarded: nobody deactivated (sync run {sync_run})",
+    "directory.scim_client_created": "SCIM client added[: {name}]",
+    "directory.scim_client_changed": "SCIM client changed",
+    "directory.scim_client_disabled": "SCIM client disabled",
+    "directory.scim_token_rotated": "SCIM client's token replaced",
+    "directory.scim_person_deleted": "Deleted by a SCIM client: deactivated, the record kept",
+    "directory.scim_group_change_refused": "A SCIM group change was refused: it would take {would_remove} people out of {group} at once",
+    "directory.scim_refused": "A SCIM request was refused[: {reason}]",
+    # Operations
+    "encryption.keys_rotated": "Factor secrets re-encrypted under the newest key[: {rotated} rows][, {unreadable} unreadable]",
+    # The help desk
+    "helpdesk.identity_checked": "Identity checked[: {method}][ (reference {reference})]",
+    "helpdesk.action": "Help desk: {action}[ (identity check: {method}, reference {reference})]",
+    "helpdesk.approval_requested": "Asked a second agent to approve: {action}[ (why: {why})]",
+    "helpdesk.request_approved": "A second agent approved: {action}",
+    "helpdesk.request_declined": "A second agent declined: {action}",
+    "helpdesk.case_opened": "Support case[ {case}] opened",
+    "helpdesk.case_noted": "Note added to support case[ {case}]",
+    # The VPN
+    "vpn.preauth": "VPN asked whether the person may connect[: {result}]",
+    "vpn.code_requested": "VPN asked for a code to be sent[ by {factor}]",
+    "vpn.auth_denied": "VPN sign-in refused[: {reason}]",
+    "vpn.api_refused": "A VPN request was refused[: {reason}]",
+    "vpn.radius_challenged": "VPN (RADIUS) asked for a code",
+    "vpn.radius_rejected": "VPN (RADIUS) sign-in refused[: {reason}]",
+    "vpn.integration_created": "VPN integration created[: {name}]",
+    "vpn.integration_changed": "VPN integration changed",
+    "vpn.integration_rotated": "VPN integration's secret key replaced",
+    "vpn.radius_client_created": "RADIUS client added[: {radius_client}]",
+    "vpn.radius_client_changed": "RADIUS client changed[: {radius_client}]",
+    "vpn.radius_client_rotated": "RADIUS client's shared secret replaced[: {radius_client}]",
+    # Reports and housekeeping
+    "report.exported": "Report exported[: {report}][ as {format}]",
+    "report.export_downloaded": "Exported report downloaded[: {report}]",
+    "report.weekly_summary_sent": "Weekly summary sent",
+    "retention.purged": "Old records removed by the retention rules",
+}
+
+# Code words that detail values hold, as words, per detail key.
+VALUE_WORDS: dict[str, dict[str, str]] = {
+    "factor": {
+        "authenticator_app": "the authenticator app",
+        "totp": "the authenticator app",
+        "phone": "a code by text or call",
+        "security_key": "a security key",
+        "backup_code": "a backup code",
+        "bypass_code": "a bypass code from the help desk",
+        "passcode": "a passcode",
+    },
+    "entry_point": {"web": "web sign-in", "vpn": "VPN", "radius": "VPN over RADIUS"},
+    "channel": {"sms": "text message", "voice": "voice call"},
+    "kind": {"mobile": "mobile phone", "tablet": "tablet", "landline": "landline", "security_key": "security key"},
+    "answer": {  # identity.directory.ldap_password.Answer
+        "disabled": "the account is disabled",
+        "locked": "the account is locked",
+        "expired": "the password has expired",
+        "must_change": "the password must be changed",
+        "wrong_password": "wrong password",
+    },
+}
+
+_OPTIONAL = re.compile(r"\[([^\[\]]*)\]")
+
+
+def name_values(key: str, words: dict[str, str]) -> None:
+    """Read the detail ``key``'s code words as ``words`` from now on (another app's actions, methods)."""
+    VALUE_WORDS.setdefault(key, {}).update(words)
+
+
+def _fields(template: str) -> set[str]:
+    return {name for _, name, _, _ in string.Formatter().parse(template) if name}
+
+
+def _value(key: str, value) -> str:
+    words = VALUE_WORDS.get(key, {})
+    return words.get(value, str(value)) if isinstance(value, str) else str(value)
+
+
+def title(action: str) -> str:
+    """The action's sentence without its details ("Signed in", "Help desk: …"), to choose it from a list."""
+    template = _OPTIONAL.sub("", EVENTS.get(action, action))
+    return template.format(**{name: "…" for name in _fields(template)})
+
+
+def describe(action: str, details: dict | None) -> str:
+    """The event as a sentence: ``action``'s words filled from ``details`` (missing details leave their part out).
+
+    An action without words (only an old row could be one) reads as its name.
+    """
+    template = EVENTS.get(action)
+    if template is None:
+        return action
+    details = {key: value for key, value in (details or {}).items() if value not in (None, "")}
+
+    def keep(part: re.Match) -> str:
+        return part.group(1) if _fields(part.group(1)) <= details.keys() else ""
+
+    template = _OPTIONAL.sub(keep, template)
+    values = {name: _value(name, details[name]) if name in details else "?" for name in _fields(template)}
+    return template.format(**values)

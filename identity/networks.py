@@ -1,0 +1,37 @@
+"""Client networks a credential may be used from (VPN integrations, SCIM clients): one parser, one check."""
+
+import ipaddress
+
+from django.core.exceptions import ValidationError
+
+
+def parse_networks(text: str) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    """CIDRs separated by commas, spaces or lines; a bad one raises ``ValidationError`` naming it."""
+    networks = []
+    for part in text.replace(",", " ").split():
+        try:
+            networks.append(ipaddress.ip_network(part, strict=False))
+        except ValueError as error:
+            raise ValidationError(f"{part!r} is not a network (write it like 10.8.0.0/16).") from error
+    return networks
+
+
+def validate_networks(text: str) -> None:
+    parse_networks(text)
+
+
+def clean_networks(text: str) -> str:
+    """The networks one per line, as stored."""
+    return "\n".join(str(network) for network in parse_networks(text))
+
+
+def address_allowed(networks_text: str, address: str | None) -> bool:
+    """Empty ``networks_text`` allows any address; otherwise ``address`` (from ``identity.web.client_ip``) must be
+    in one of them, and no address at all is refused."""
+    if not networks_text.strip():
+        return True
+    try:
+        ip = ipaddress.ip_address(address or "")
+    except ValueError:
+        return False
+    return any(ip in network for network in parse_networks(networks_text))
