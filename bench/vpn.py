@@ -56,6 +56,7 @@ from django.db import connection  # noqa: E402
 from duo_client.client import Client as DuoClient  # noqa: E402
 from duo_client.client import sign  # noqa: E402
 
+from bench.outbox import worker_cpu  # noqa: E402
 from devices import crypto  # noqa: E402
 from devices.models import AuthenticatorAppDevice  # noqa: E402
 from identity.models import User  # noqa: E402
@@ -221,9 +222,20 @@ def wait_for_http(url: str, seconds: float = 60) -> None:
     raise SystemExit(f"{url} did not answer")
 
 
-def run_ours(args, codes: Codes, ikey: str, skey: str) -> list[dict]:
+def run_ours(
+    args,
+    codes: Codes,
+    ikey: str,
+    skey: str,
+    *,
+    label: str = "ours",
+    env: dict | None = None,
+    rounds: int | None = None,
+    modes=("correct", "wrong", "unknown"),
+) -> list[dict]:
     base = f"http://127.0.0.1:{args.port}"
-    env = {**os.environ, "DEBUG": "false", "ALLOWED_HOSTS": "127.0.0.1", "DB_CONN_MAX_AGE": "600"}
+    env = {**os.environ, "DEBUG": "false", "ALLOWED_HOSTS": "127.0.0.1", "DB_CONN_MAX_AGE": "600", **(env or {})}
+    env = {name: value for name, value in env.items() if value is not None}  # None: not in the server's environment
     server = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "-w", str(args.workers), "-k", "gthread", "--threads", str(args.threads)]
         + ["-b", f"127.0.0.1:{args.port}", "--log-level", "warning", "config.wsgi:application"],
@@ -234,9 +246,10 @@ def run_ours(args, codes: Codes, ikey: str, skey: str) -> list[dict]:
         wait_for_http(base + "/auth/v2/ping")
         asyncio.run(load(base, codes, mode="wrong", duration=3, concurrency=args.concurrency, ikey=ikey, skey=skey))
         rows = []
-        for _ in range(args.rounds):
-            for mode in ("correct", "wrong", "unknown"):
+        for _ in range(rounds or args.rounds):
+            for mode in modes:
                 reset_counters()
+                cpu_before = worker_cpu(server.pid)
                 row = asyncio.run(
                     load(
                         base,
@@ -248,12 +261,63 @@ def run_ours(args, codes: Codes, ikey: str, skey: str) -> list[dict]:
                         skey=skey,
                     )
                 )
+                row["label"] = label
+                # CPU of gunicorn's processes per answered request: steadier than time on a shared machine
+                row["cpu_ms"] = round((worker_cpu(server.pid) - cpu_before) * 1000 / max(1, row["requests"]), 3)
                 print(json.dumps(row), flush=True)
                 rows.append(row)
         return rows
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(30)
+
+
+def compare_metrics(args, codes: Codes, ikey: str, skey: str) -> None:
+    """The Auth API with metrics counted (as in production: gunicorn's workers writing to a multiprocess directory)
+    and with ``METRICS_ENABLED=false``, in turns within each round (which goes first alternates), one server each."""
+    rows = []
+    for n in range(args.rounds):
+        with tempfile.TemporaryDirectory() as directory:
+            sides = {
+                "metrics on": {"METRICS_ENABLED": "true", "PROMETHEUS_MULTIPROC_DIR": directory},
+                # prometheus_client takes the variable's presence, even empty, for multiprocess mode
+                "metrics off": {"METRICS_ENABLED": "false", "PROMETHEUS_MULTIPROC_DIR": None},
+            }
+            for label in sorted(sides, reverse=n % 2 == 1):
+                rows += run_ours(args, codes, ikey, skey, label=label, env=sides[label], rounds=1, modes=("correct",))
+    print(
+        "\n| round | on req/s | off req/s | on / off | on CPU ms/req | off CPU ms/req | on / off | on p50 | off p50 |"
+    )
+    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    on = [r for r in rows if r["label"] == "metrics on"]
+    off = [r for r in rows if r["label"] == "metrics off"]
+    rates, cpus = [], []
+    for n, (a, b) in enumerate(zip(on, off, strict=True), start=1):
+        rates.append(a["rps"] / b["rps"])
+        cpus.append(a["cpu_ms"] / b["cpu_ms"])
+        print(
+            f"| {n} | {a['rps']:.1f} | {b['rps']:.1f} | {rates[-1]:.3f} | {a['cpu_ms']:.3f} | {b['cpu_ms']:.3f} "
+            f"| {cpus[-1]:.3f} | {a['p50_ms']:.1f} | {b['p50_ms']:.1f} |"
+        )
+    for name, ratios in (("throughput", rates), ("CPU per request", cpus)):
+        print(
+            f"{name}, with metrics / without: median {statistics.median(ratios):.3f}, "
+            f"range {min(ratios):.3f} to {max(ratios):.3f} over {len(ratios)} rounds"
+        )
+    print(f"one check's counting (a counter and a histogram, multiprocess mode): {counting_cost():.2f} µs")
+
+
+def counting_cost(calls: int = 200_000) -> float:
+    """Microseconds per ``metrics.vpn_check`` in a process of its own, in multiprocess mode as under gunicorn."""
+    snippet = (
+        "import time, timeit, django; django.setup(); from identity import metrics; "
+        f"print(min(timeit.repeat(lambda: metrics.vpn_check('auth_api', 'allow', time.perf_counter()), "
+        f"number={calls}, repeat=5)) / {calls} * 1e6)"
+    )
+    with tempfile.TemporaryDirectory() as directory:
+        env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": directory, "METRICS_ENABLED": "true"}
+        out = subprocess.run([sys.executable, "-c", snippet], cwd=BASE_DIR, env=env, capture_output=True, text=True)
+    return float(out.stdout.strip().splitlines()[-1])
 
 
 def anchor_database(label: str) -> str:
@@ -366,6 +430,11 @@ def main() -> None:
     parser.add_argument("--anchors", type=Path, help="the bench anchors' folder (set up as its README says)")
     parser.add_argument("--radius-requests", type=int, default=2000)
     parser.add_argument("--radius-password-requests", type=int, default=40)
+    parser.add_argument(
+        "--compare-metrics",
+        action="store_true",
+        help="only the Auth API's correct codes, with metrics and without (METRICS_ENABLED=false), in turns",
+    )
     args = parser.parse_args()
 
     if connection.vendor != "postgresql":
@@ -374,6 +443,9 @@ def main() -> None:
     codes = Codes(seed(args.people))
     ikey, skey = integration_and_secret()
     radius_secret = radius_client_secret()
+    if args.compare_metrics:
+        compare_metrics(args, codes, ikey, skey)
+        return
 
     rows = []
     if args.anchors:

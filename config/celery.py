@@ -1,7 +1,7 @@
 import os
 
 from celery import Celery
-from celery.signals import task_postrun, task_prerun
+from celery.signals import task_postrun, task_prerun, worker_init
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
@@ -19,3 +19,15 @@ def _close_old_connections(sender=None, **kwargs):
         from django.db import close_old_connections
 
         close_old_connections()
+
+
+@worker_init.connect
+def _serve_metrics(**kwargs):
+    # In the worker's main process, before the pool forks: with PROMETHEUS_MULTIPROC_DIR set, its scrape adds up the
+    # counts of every pool process (docs/operations.md, "Metrics").
+    from django.conf import settings
+
+    if settings.METRICS_PORT:
+        from identity import metrics
+
+        metrics.serve_on_port(settings.METRICS_PORT)

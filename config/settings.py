@@ -363,6 +363,18 @@ for _network in HEALTH_DETAIL_NETWORKS:
 LOGGING.setdefault("filters", {})["quiet_probes"] = {"()": "config.log_filters.QuietProbes"}
 LOGGING.setdefault("loggers", {}).setdefault("django.request", {}).setdefault("filters", []).append("quiet_probes")
 
+# --- Metrics (identity/metrics.py; docs/operations.md, "Metrics") ------------------------------------------
+# Who may read /metrics (and the RADIUS server's or a Celery worker's metrics port): an address in these networks
+# (the client's address by TRUSTED_PROXY_COUNT's rule), or a request with "Authorization: Bearer METRICS_TOKEN".
+METRICS_NETWORKS = env.list("METRICS_NETWORKS", default=["127.0.0.1/32", "::1/128"])
+METRICS_TOKEN = env("METRICS_TOKEN", default="")
+# The RADIUS server and the Celery worker serve no web site: they serve their metrics on a port of their own when
+# this is set (0: off), on METRICS_HOST.
+METRICS_PORT = env.int("METRICS_PORT", default=0)
+METRICS_HOST = env("METRICS_HOST", default="127.0.0.1")
+# Off only to measure what counting costs (bench/vpn.py); production leaves it on.
+METRICS_ENABLED = env.bool("METRICS_ENABLED", default=True)
+
 # --- Error pages -----------------------------------------------------------------------------
 # A refused form (CSRF) gets the site's own page with a way back, not Django's bare one (config/error_pages.py).
 CSRF_FAILURE_VIEW = "config.error_pages.csrf_failure"

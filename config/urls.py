@@ -2,6 +2,7 @@ from django.urls import include, path
 
 from config import health
 from identity.admin_site import site as staff_admin_site
+from identity.scrape import metrics_view
 from identity.views import home
 from reports.urls import urls_for as report_urls
 
@@ -12,6 +13,7 @@ urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
     path("", home, name="home"),
+    path("metrics", metrics_view, name="metrics"),
     path("account/", include("identity.urls")),
     path("scim/v2/", include("identity.directory.scim.urls")),
     path("", include("devices.urls")),

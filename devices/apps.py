@@ -6,12 +6,15 @@ class DevicesConfig(AppConfig):
     verbose_name = "Devices"
 
     def ready(self):
+        from identity import metrics
+
         from . import (
             checks,  # noqa: F401  (registers the system checks)
             outbox,
             tasks,
         )
         from .crypto import register_encrypted_field
+        from .metrics import OutboxCollector
         from .models import AuthenticatorAppDevice, OutboundMessage, PhoneDevice
         from .services import send_signin_code
         from .services.directory import register_hooks
@@ -25,3 +28,5 @@ class DevicesConfig(AppConfig):
         # What a key rotation re-encrypts (devices.services.keys).
         register_encrypted_field(AuthenticatorAppDevice, "encrypted_secret")
         register_encrypted_field(OutboundMessage, "encrypted_body")
+        # Read at each scrape of the web site's /metrics (identity.metrics).
+        metrics.add_scrape_collector(OutboxCollector())

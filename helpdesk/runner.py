@@ -18,7 +18,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from identity import audit
+from identity import audit, metrics
 from identity.models import User
 from identity.selectors import same_person
 
@@ -71,6 +71,7 @@ def perform(
                 ip=ip,
                 details={"request": request.pk, "action": action, "why": why, "check": identity_check.pk},
             )
+        metrics.count(metrics.HELPDESK_ACTIONS, action, "approval_requested")
         return Outcome(message=f"Filed for a second agent's approval: {' '.join(reasons)}", request=request)
     return run_action(action, person, actor=actor, identity_check=identity_check, case=case, params=params, ip=ip)
 
@@ -107,4 +108,5 @@ def run_action(
         if case is not None:
             event["case"] = case.pk
         audit.record("helpdesk.action", actor=actor, subject=person, ip=ip, details={**event, **(details or {})})
+    metrics.count_on_commit(metrics.HELPDESK_ACTIONS, action, "done")
     return outcome

@@ -1,5 +1,7 @@
 """System checks: misconfiguration fails ``manage.py check`` instead of weakening sign-in."""
 
+import ipaddress
+
 from django.conf import settings
 from django.core.checks import Error, Info, Tags, Warning, register
 
@@ -13,6 +15,20 @@ def check_lockout_settings(app_configs, **kwargs):
         problems.append(Error("SIGNIN_PENDING_SECONDS must be between 1 and 600 (SES-02).", id="identity.E002"))
     if settings.LOCKOUT_AUTO_UNLOCK_MINUTES < 0:
         problems.append(Error("LOCKOUT_AUTO_UNLOCK_MINUTES cannot be negative.", id="identity.E003"))
+    return problems
+
+
+@register(Tags.security)
+def check_metrics_settings(app_configs, **kwargs):
+    """/metrics is answered to METRICS_NETWORKS or METRICS_TOKEN (docs/operations.md, "Metrics")."""
+    problems = []
+    for network in settings.METRICS_NETWORKS:
+        try:
+            ipaddress.ip_network(network, strict=False)
+        except ValueError:
+            problems.append(Error(f"METRICS_NETWORKS: {network!r} is not a network.", id="identity.E011"))
+    if settings.METRICS_TOKEN and len(settings.METRICS_TOKEN) < 32:
+        problems.append(Error("METRICS_TOKEN must be at least 32 characters when set.", id="identity.E012"))
     return problems
 
 
@@ -78,6 +94,7 @@ def check_no_placeholders(app_configs, **kwargs):
         "the EMAIL_URL password": getattr(settings, "EMAIL_HOST_PASSWORD", "") or "",
         "TWILIO_ACCOUNT_SID": getattr(settings, "TWILIO_ACCOUNT_SID", ""),
         "TWILIO_AUTH_TOKEN": getattr(settings, "TWILIO_AUTH_TOKEN", ""),
+        "METRICS_TOKEN": settings.METRICS_TOKEN,
     }
     secrets.update(
         {f"FACTOR_ENCRYPTION_KEYS[{i}]": key for i, key in enumerate(getattr(settings, "FACTOR_ENCRYPTION_KEYS", []))}

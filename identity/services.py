@@ -10,7 +10,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
-from . import audit
+from . import audit, metrics
 from .models import AuditEvent, User
 from .selectors import same_person
 
@@ -39,6 +39,8 @@ def record_password_failure(
     if entry_point != "web":
         details["entry_point"] = entry_point
     audit.record("signin.password_failed", subject=username_known_user, ip=ip, details=details)
+    if entry_point == "web":
+        metrics.count(metrics.SIGNINS, "password", "wrong")
 
 
 def password_sign_in_throttled(username: str, *, ip: str | None, by_address: bool = True) -> bool:
@@ -78,8 +80,10 @@ def refuse_inactive_account(username: str, *, password: str, authenticated: User
     return True
 
 
-def record_password_success(user: User, *, ip: str | None) -> None:
+def record_password_success(user: User, *, ip: str | None, entry_point: str = "web") -> None:
     audit.record("signin.password_ok", actor=user, subject=user, ip=ip)
+    if entry_point == "web":
+        metrics.count(metrics.SIGNINS, "password", "ok")
 
 
 def expire_lock_if_due(user: User) -> User:
@@ -141,6 +145,7 @@ def record_second_factor_failure(
                 details={"consecutive_failures": user.second_factor_failures, "auto_unlock_minutes": minutes},
             )
             _notify(user, "account.locked")
+            metrics.count_on_commit(metrics.LOCKOUTS, entry_point)
         user.save(update_fields=fields)
     return user
 
@@ -298,6 +303,17 @@ def _throttle_state(device) -> tuple:
 
 
 def verify_typed_code(
+    user: User, *, devices: list, code: str, ip: str | None, entry_point: str = "web", context: dict | None = None
+) -> str:
+    """:func:`_verify_typed_code`, and a web sign-in's outcome counted by factor (the VPN's doors count their own)."""
+    outcome = _verify_typed_code(user, devices=devices, code=code, ip=ip, entry_point=entry_point, context=context)
+    if entry_point == "web":
+        factor = factor_name(devices[0]) if len(devices) == 1 else "passcode"
+        metrics.count_on_commit(metrics.SIGNINS, factor, outcome)
+    return outcome
+
+
+def _verify_typed_code(
     user: User, *, devices: list, code: str, ip: str | None, entry_point: str = "web", context: dict | None = None
 ) -> str:
     """Check a typed ``code`` against each of ``devices`` in turn, for entry points where nobody chose a device.

@@ -6,6 +6,8 @@ This sits above :mod:`reports.tasks` (it dispatches ``write_export_file``), whic
 
 from django.db import transaction
 
+from identity import metrics
+
 from .models import ExportJob
 from .services import record_export
 from .tasks import write_export_file
@@ -25,4 +27,5 @@ def start_background_export(
         )
         record_export(actor, report=report, file_format=file_format, filters=filters, rows=rows, ip=ip, job=job)
         transaction.on_commit(lambda: write_export_file.delay(str(job.pk)))
+        metrics.count_on_commit(metrics.EXPORT_JOBS, report, file_format, "queued")
     return job

@@ -16,7 +16,7 @@ from django.db import transaction
 from django.template.loader import render_to_string
 from django.utils import timezone
 
-from identity import audit
+from identity import audit, metrics
 
 from .exports import counted, write_xlsx
 from .models import ExportJob
@@ -49,10 +49,21 @@ def write_export(job_id) -> ExportJob | None:
     if not ExportJob.objects.filter(pk=job_id, status=ExportJob.Status.QUEUED).update(status=ExportJob.Status.RUNNING):
         return None
     job = ExportJob.objects.get(pk=job_id)
+    try:
+        job = _write_export(job)
+    except Exception:
+        metrics.count(metrics.EXPORT_JOBS, job.report, job.file_format, "error")
+        raise
+    metrics.count(metrics.EXPORT_JOBS, job.report, job.file_format, job.status)
+    return job
+
+
+def _write_export(job: ExportJob) -> ExportJob:
     report = REPORTS[job.report]
     form = report.form(job.form_data)
     if not form.is_valid():
         ExportJob.objects.filter(pk=job.pk).update(status=ExportJob.Status.FAILED, finished_at=timezone.now())
+        job.status = ExportJob.Status.FAILED
         return job
 
     def progress(written: int) -> None:

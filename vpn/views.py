@@ -9,7 +9,7 @@ from django.http import JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods
 
-from identity import sql
+from identity import metrics, sql
 from identity.web import client_ip
 
 from . import services, signing
@@ -106,20 +106,23 @@ def _storable(text: str) -> bool:
     return True
 
 
-def _endpoint(handler):
+def _endpoint(handler, *, door: str | None = None):
     """Answer with ``handler(integration, params, ip)`` for a request :func:`services.answer_signed` accepts.
 
     The whole request is one transaction (the remembered signature, the verification and its audit event); a
     refusal in Duo's shape commits its audit event; anything unexpected answers with an error, never allow (API-07).
+    With a ``door`` the request is a VPN check: the handler returns (answer, Duo's result) and the check is counted
+    under that door with the result (``refused`` for a refusal in Duo's shape, ``error`` for an internal error).
     """
 
     @csrf_exempt
     def view(request):
-        refusal = refuse_malformed(request)
-        if refusal is not None:
-            return refusal
-        sql.without_health_check()  # a connection the server ended is replaced; one lost silently fails closed
+        started, result = time.perf_counter(), "refused"
         try:
+            refusal = refuse_malformed(request)
+            if refusal is not None:
+                return refusal
+            sql.without_health_check()  # a connection the server ended is replaced; one lost silently fails closed
             signed, ip = _signed_request(request), client_ip(request)
             answer = services.answer_signed(
                 signed,
@@ -127,12 +130,18 @@ def _endpoint(handler):
                 client_ip=ip,
                 handle=lambda integration: handler(integration, _params(signed), ip),
             )
+            if door:
+                answer, result = answer
             return _ok(answer)
         except services.ApiError as error:
             return _error(error)
         except Exception:
+            result = "error"
             log.exception("Auth API request failed; answered with an error, never allow")
             return JsonResponse({"stat": "FAIL", "code": 50000, "message": "Internal error"}, status=500)
+        finally:
+            if door:
+                metrics.vpn_check(door, result, started)
 
     return view
 
@@ -151,11 +160,11 @@ preauth = require_http_methods(["POST"])(
 def _auth(integration, params, ip):
     answer = services.auth(integration, params, client_ip=ip)
     if params.get("async") == "1":
-        return {"txid": services.record_async(integration, answer)}
-    return answer
+        return {"txid": services.record_async(integration, answer)}, answer["result"]
+    return answer, answer["result"]
 
 
-auth = require_http_methods(["POST"])(_endpoint(_auth))
+auth = require_http_methods(["POST"])(_endpoint(_auth, door="auth_api"))
 auth_status = require_GET(_endpoint(lambda integration, params, ip: services.auth_status(integration, params)))
 
 

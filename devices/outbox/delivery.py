@@ -15,6 +15,8 @@ from django.conf import settings
 from django.core.mail import EmailMessage, get_connection
 from django.utils import timezone
 
+from identity import metrics
+
 from .. import crypto
 from ..gateways import PermanentGatewayError, TransientGatewayError, UnknownOutcomeError, get_gateway
 from ..models import OutboundMessage
@@ -87,6 +89,7 @@ def _retry_or_fail(message: OutboundMessage, claim, error: str, **fields) -> Del
     if message.attempts >= settings.OUTBOX_MAX_ATTEMPTS or too_late:
         if finish_message(message, Status.FAILED, claimed_at=claim, last_error=error[:500], **fields):
             logger.warning("outbound message %s failed after %s attempts", message.pk, message.attempts)
+            metrics.count(metrics.OUTBOX_DELIVERIES, message.channel, "failed")
         return Delivery(message)
     # The task retried below is this row's dispatch: the sweep counts its grace from when it is due.
     if not finish_message(
@@ -99,6 +102,7 @@ def _retry_or_fail(message: OutboundMessage, claim, error: str, **fields) -> Del
         **fields,
     ):
         return Delivery(message)  # another worker has it now, and its own retries
+    metrics.count(metrics.OUTBOX_DELIVERIES, message.channel, "retry")
     return Delivery(message, retry_in=delay)
 
 
@@ -130,6 +134,7 @@ def deliver_message(message_id: int) -> Delivery:
         if provider_id is None:
             provider_id = _send(message)
     except (UnknownOutcomeError, SoftTimeLimitExceeded) as exc:
+        metrics.count(metrics.OUTBOX_PROVIDER_ERRORS, message.channel, "unknown_outcome")
         # Stopped by the task's time limit mid-request is the same: the request may have gone out.
         error = (
             f"outcome unknown ({type(exc).__name__}: {exc}); not sent again until the provider says it does not have it"
@@ -139,18 +144,22 @@ def deliver_message(message_id: int) -> Delivery:
             # SMTP cannot be asked what it took: a link is not mailed twice. The person can ask for another.
             if finish_message(message, Status.FAILED, claimed_at=claim, last_error=error[:500], **lost):
                 logger.warning("outbound message %s: no answer from the mail server; not sent again", message.pk)
+                metrics.count(metrics.OUTBOX_DELIVERIES, message.channel, "failed")
             return Delivery(message)
         if message.channel == OutboundMessage.Channel.EMAIL:
             lost = {}  # a notice without a secret may come twice rather than not at all
         return _retry_or_fail(message, claim, error, **lost)
     except TransientGatewayError as exc:
+        metrics.count(metrics.OUTBOX_PROVIDER_ERRORS, message.channel, "transient")
         return _retry_or_fail(message, claim, str(exc))
     except PermanentGatewayError as exc:
+        metrics.count(metrics.OUTBOX_PROVIDER_ERRORS, message.channel, "permanent")
         if finish_message(message, Status.FAILED, claimed_at=claim, last_error=str(exc)[:500]):
             logger.warning("outbound message %s refused by the provider", message.pk)
+            metrics.count(metrics.OUTBOX_DELIVERIES, message.channel, "failed")
         return Delivery(message)
     resolved = {"unknown_outcome_at": None} if unknown_since is not None else {}
-    finish_message(
+    sent = finish_message(
         message,
         Status.SENT,
         claimed_at=claim,
@@ -159,4 +168,6 @@ def deliver_message(message_id: int) -> Delivery:
         last_error="",
         **resolved,
     )
+    if sent:
+        metrics.count(metrics.OUTBOX_DELIVERIES, message.channel, "sent")
     return Delivery(message)

@@ -37,7 +37,7 @@ from django.core.exceptions import ValidationError
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.utils import timezone
 
-from .. import audit
+from .. import audit, metrics
 from ..models import User
 from . import people
 from .ldap_source import DirectoryReadError, LDAPReader
@@ -396,4 +396,9 @@ def _finish(
     run.status = status
     run.finished_at = timezone.now()
     run.save()
+    if not run.dry_run:
+        metrics.count(metrics.DIRECTORY_SYNCS, status)
+        if status == DirectorySyncRun.Status.APPLIED:
+            for change in ("created", "updated", "deactivated", "reactivated", "errors"):
+                metrics.add(metrics.DIRECTORY_SYNC_PEOPLE, getattr(run, change), change)
     return run

@@ -32,7 +32,7 @@ from pyrad import packet
 from pyrad.dictionary import Dictionary
 from pyrad.server import CheckMessageAuthenticator, ServerPacketError
 
-from identity import sql
+from identity import metrics, sql
 from vpn import services
 from vpn.models import RadiusClient
 
@@ -46,6 +46,20 @@ PER_NAME = 2
 # A drop reason is logged at most this often (with its count so far): a flood must not flood the log too.
 DROP_LOG_SECONDS = 10
 USER_NAME = 1  # the attribute's type (RFC 2865)
+# Metrics: a check's result by the answer's outcome (identity.metrics, door "radius"), and the reasons a drop is
+# counted under (any other, e.g. pyrad's words about a malformed packet, is counted as "bad packet").
+RESULTS = {"accept": "allow", "challenge": "challenge", "reject": "deny"}
+DROP_REASONS = {
+    "overloaded: no room in the queue",
+    "overloaded: waited too long for a worker",
+    "retransmission while the first copy is answered",
+    "not an Access-Request",
+    "missing or wrong Message-Authenticator",
+    "undecodable packet",
+    "Proxy-State without Message-Authenticator",
+    "client lookup failed",
+    "unknown client",
+}
 
 
 def user_name_of(data: bytes) -> bytes:
@@ -148,7 +162,8 @@ class RadiusProtocol(asyncio.DatagramProtocol):
                 if time.monotonic() - queued_at > self.max_wait:
                     self._drop("overloaded: waited too long for a worker", addr)
                 else:
-                    self._handle(data, addr)
+                    # Timed from its arrival: the wait for a worker is part of what the VPN waits for.
+                    self._handle(data, addr, started=time.perf_counter() - (time.monotonic() - queued_at))
             except Exception:  # a worker must outlive any one request
                 log.exception("RADIUS worker error; request dropped")
             finally:
@@ -156,6 +171,7 @@ class RadiusProtocol(asyncio.DatagramProtocol):
 
     def _drop(self, reason: str, addr) -> None:
         self.counts[reason] += 1
+        metrics.count(metrics.RADIUS_DROPPED, reason if reason in DROP_REASONS else "bad packet")
         now = time.monotonic()
         if now - self._logged_at.get(reason, -DROP_LOG_SECONDS) >= DROP_LOG_SECONDS:
             self._logged_at[reason] = now
@@ -202,7 +218,7 @@ class RadiusProtocol(asyncio.DatagramProtocol):
             return self._drop("Proxy-State without Message-Authenticator", addr)
         return request
 
-    def _handle(self, data: bytes, addr) -> None:
+    def _handle(self, data: bytes, addr, *, started: float) -> None:
         began = time.monotonic()
         try:
             known = self._client(addr[0])
@@ -232,6 +248,7 @@ class RadiusProtocol(asyncio.DatagramProtocol):
                 )
         except Exception:
             self.counts["internal error"] += 1
+            metrics.vpn_check("radius", "error", started)
             log.exception(
                 "RADIUS request failed; no reply sent, never an accept (%d so far)", self.counts["internal error"]
             )
@@ -247,6 +264,7 @@ class RadiusProtocol(asyncio.DatagramProtocol):
         if answer.state:
             reply.AddAttribute("State", answer.state)
         raw = reply.ReplyPacket()
+        metrics.vpn_check("radius", RESULTS.get(answer.outcome, "deny"), started)
         with self._replies_lock:
             self._replies[key] = (time.monotonic(), raw)
         # asyncio transports are not thread-safe: the loop sends it, after the answer's pace if it has one.

@@ -59,7 +59,7 @@ def radius_log() -> list[str]:
 
 
 @contextmanager
-def radius_server_process(settings, log: list[str]):
+def radius_server_process(settings, log: list[str], extra_env: dict[str, str] | None = None):
     """``manage.py run_radius_server`` in its own process, on the test database; yields its port, appending the
     lines it logs (its error stream) to ``log`` as they come so its pipe never fills."""
     db = connection.settings_dict
@@ -71,6 +71,7 @@ def radius_server_process(settings, log: list[str]):
         "LOCKOUT_THRESHOLD": str(settings.LOCKOUT_THRESHOLD),
         "PASSWORD_FAILURES_PER_ID": str(settings.PASSWORD_FAILURES_PER_ID),
         "PASSWORD_FAILURES_PER_ADDRESS": str(settings.PASSWORD_FAILURES_PER_ADDRESS),
+        **(extra_env or {}),
     }
     process = subprocess.Popen(
         [sys.executable, "manage.py", "run_radius_server", "--host", "127.0.0.1", "--port", str(port)]
@@ -96,8 +97,14 @@ def radius_server_process(settings, log: list[str]):
 
 
 @pytest.fixture
-def radius_server(radius_client, settings, radius_log):
-    with radius_server_process(settings, radius_log) as port:
+def radius_env() -> dict[str, str]:
+    """More environment for the RADIUS server process (a test module overrides it)."""
+    return {}
+
+
+@pytest.fixture
+def radius_server(radius_client, settings, radius_log, radius_env):
+    with radius_server_process(settings, radius_log, radius_env) as port:
         yield port
 
 

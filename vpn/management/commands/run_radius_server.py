@@ -1,7 +1,9 @@
 import asyncio
 
+from django.conf import settings
 from django.core.management.base import BaseCommand
 
+from identity import metrics
 from vpn.radius.server import serve
 
 
@@ -26,7 +28,18 @@ class Command(BaseCommand):
             "no reply, so the VPN retransmits it or asks its other server.",
         )
 
-    def handle(self, *args, host, port, workers, queue, max_wait, **options):
+        parser.add_argument(
+            "--metrics-port",
+            type=int,
+            default=None,
+            help="Serve Prometheus metrics on this TCP port (default METRICS_PORT; 0: off), on METRICS_HOST, to the "
+            "networks and the token the settings allow.",
+        )
+
+    def handle(self, *args, host, port, workers, queue, max_wait, metrics_port, **options):
+        metrics_port = settings.METRICS_PORT if metrics_port is None else metrics_port
+        if metrics_port:
+            metrics.serve_on_port(metrics_port)
         asyncio.run(serve(host, port, workers=workers, queue=queue, max_wait=max_wait, ready=self._ready))
 
     def _ready(self):
