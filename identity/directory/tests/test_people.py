@@ -73,7 +73,8 @@ def test_joiners_in_bulk_as_one_by_one(record, make_user, settings):
     assert b2.vpn_access == User.VpnAccess.APPROVED
     created = AuditEvent.objects.get(action="directory.person_created", subject=b1)
     assert created.details == {**SYNC, "values": {"first_name": "Alice", "last_name": "Smith",
-                                                  "email": "b1@example.edu", "department": "Radiology"}}
+                                                  "email": "b1@example.edu", "department": "Radiology",
+                                                  "directory_mobile": ""}}
     assert OutboundMessage.objects.filter(recipient="b2@example.edu").exists()  # welcomed
     assert User.objects.get(username="asmith").department == "Oncology"
 
