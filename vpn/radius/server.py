@@ -32,7 +32,7 @@ from pyrad import packet
 from pyrad.dictionary import Dictionary
 from pyrad.server import CheckMessageAuthenticator, ServerPacketError
 
-from identity import sql
+from identity import request_id, sql
 from vpn import services
 from vpn.models import RadiusClient
 
@@ -148,7 +148,8 @@ class RadiusProtocol(asyncio.DatagramProtocol):
                 if time.monotonic() - queued_at > self.max_wait:
                     self._drop("overloaded: waited too long for a worker", addr)
                 else:
-                    self._handle(data, addr)
+                    with request_id.bound(request_id.new()):  # its log lines and audit event share it
+                        self._handle(data, addr)
             except Exception:  # a worker must outlive any one request
                 log.exception("RADIUS worker error; request dropped")
             finally:
@@ -247,6 +248,13 @@ class RadiusProtocol(asyncio.DatagramProtocol):
         if answer.state:
             reply.AddAttribute("State", answer.state)
         raw = reply.ReplyPacket()
+        log.info(
+            "RADIUS request from %s: %s in %.1f ms",
+            addr[0],
+            answer.outcome,
+            (time.monotonic() - began) * 1000,
+            extra={"client": client.name, "outcome": answer.outcome},
+        )
         with self._replies_lock:
             self._replies[key] = (time.monotonic(), raw)
         # asyncio transports are not thread-safe: the loop sends it, after the answer's pace if it has one.
