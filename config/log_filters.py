@@ -63,9 +63,7 @@ class RepeatLimit(logging.Filter):
 # A phone number as E.164 or national digits (with or without the usual separators), never an IP address or a time.
 _PHONE = re.compile(r"(?<![\w.:/])(?:\+\d[\d ()-]{6,18}\d|\(?\d{3}\)?[ -]?\d{3}[ -]?\d{4})(?![\w.:])")
 # A status code is no secret.
-_SECRET_NAME = (
-    r"[\w-]*(?:secret|token|(?<!status_)code|password|passwd|otp|seed|authorization|api[_-]?key|signature)[\w-]*"
-)
+_SECRET_NAME = r"[\w-]*(?:secret|token|(?<!status_)code|password|passwd|otp|seed|authorization|api[_-]?key|session[_-]?key|sessionid)[\w-]*"
 # "code=123456", "token: abc", '"password": "x"': the value after a secret's name.
 _SECRET_VALUE = re.compile(rf"(?i)\b({_SECRET_NAME})(['\"]?\s*[=:]\s*)(['\"]?)[^\s,;'\"&)}}]+")
 _SECRET_ATTRIBUTE = re.compile(rf"(?i)^{_SECRET_NAME}$")
@@ -90,6 +88,9 @@ class MaskSecrets(logging.Filter):
     _STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if record.name == "django.db.backends" and isinstance(record.args, tuple) and len(record.args) == 4:
+            # (duration, sql, params, alias) at DEBUG: the parameters bare, with no column name to know them by.
+            record.args, record.params = (*record.args[:2], _MASK, record.args[3]), _MASK
         try:
             message = record.getMessage()
         except Exception:  # a broken format string is logging's to report, not ours to hide
