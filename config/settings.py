@@ -12,7 +12,9 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 from kombu import Exchange, Queue
+from pythonjsonlogger.core import RESERVED_ATTRS
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -51,6 +53,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "identity.request_id.middleware",  # the request's id and its log line (docs/operations.md, "Logs")
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "csp.middleware.CSPMiddleware",
@@ -344,12 +347,44 @@ if OUTBOX_PREPARED_STATEMENTS and DATABASES["default"]["ENGINE"].endswith("postg
 # The sweep leaves freshly queued messages to their own dispatch for this long.
 OUTBOX_SWEEP_GRACE_SECONDS = env.int("OUTBOX_SWEEP_GRACE_SECONDS", default=30)
 
+# Logs (docs/operations.md, "Logs"): plain text, or one JSON object a line (LOG_FORMAT=json). Every record carries
+# its request's id; phone numbers and secret-looking values are masked (OTP-09); a repeated warning is kept to
+# LOG_REPEAT_LIMIT lines per LOG_REPEAT_SECONDS.
+LOG_FORMAT = env("LOG_FORMAT", default="plain")
+if LOG_FORMAT not in ("plain", "json"):
+    raise ImproperlyConfigured("LOG_FORMAT is plain or json")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
+        "json": {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "fmt": "%(asctime)s %(levelname)s %(name)s %(request_id)s %(message)s",
+            "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
+            # django.request's request object would print its path and query string, which may hold a token.
+            "reserved_attrs": [*RESERVED_ATTRS, "request", "server_time"],
+        },
+    },
+    "filters": {
+        "request_id": {"()": "config.log_filters.RequestId"},
+        "repeat_limit": {
+            "()": "config.log_filters.RepeatLimit",
+            "limit": env.int("LOG_REPEAT_LIMIT", default=10),
+            "seconds": env.float("LOG_REPEAT_SECONDS", default=60.0),
+        },
+        "mask_secrets": {"()": "config.log_filters.MaskSecrets"},
+        "route_not_path": {"()": "config.log_filters.RouteNotPath"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": LOG_FORMAT,
+            "filters": ["request_id", "repeat_limit", "mask_secrets"],
+        }
+    },
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
+    "loggers": {"django.request": {"filters": ["route_not_path"]}},
 }
 
 # --- Health probes (config/health.py, docs/operations.md) ------------------------------------------------

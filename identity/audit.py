@@ -12,11 +12,12 @@ from django.db import DEFAULT_DB_ALIAS, connections, transaction
 from django.utils import timezone
 from psycopg.types.json import Jsonb
 
-from . import sql
+from . import request_id, sql
 from .events import EVENTS
 from .models import AuditEvent
 
 GENESIS_HASH = "0" * 64
+REQUEST_ID_KEY = "request_id"
 # Any of these in a details key means someone is about to log a secret (OTP-09).
 _FORBIDDEN_KEY_PARTS = ("secret", "token", "code", "password", "seed", "otp", "key")
 
@@ -74,6 +75,9 @@ def _new_row(action: str, *, actor, subject, ip, details) -> SimpleNamespace:
         raise ValueError(f"audit action {action!r} has no words: add its sentence to identity.events.EVENTS")
     details = dict(details or {})
     _check_details(details)
+    # The request, RADIUS request or task that wrote it, to follow it through the logs; written once, so hashed.
+    if (current := request_id.get()) is not None:
+        details.setdefault(REQUEST_ID_KEY, current)
     return SimpleNamespace(
         created_at=timezone.now(),
         actor_id=getattr(actor, "pk", None),

@@ -2,7 +2,8 @@
 
 Sessions, CSRF, the signed-in person, django-otp's verified device, messages, the content security policy and the
 static files all serve people with browsers; on the Auth API they cost a third of a millisecond of CPU per request
-and do nothing (its requests are signed, not cookied). Only Django's ``SecurityMiddleware`` stays, for the HTTPS
+and do nothing (its requests are signed, not cookied). The request's id and log line come first, as on the site
+(identity.request_id); then only Django's ``SecurityMiddleware`` stays, for the HTTPS
 redirect, behind a gate that answers a request no VPN sends (a wrong Host, an oversized body) in Duo's error shape
 before anything else reads it (API-10): the redirect would otherwise read the Host and log its refusal as an error.
 ``config.wsgi`` sends ``/auth/v2/`` here and everything else through the site's full stack.
@@ -11,6 +12,8 @@ before anything else reads it (API-10): the redirect would otherwise read the Ho
 from django.core.handlers.exception import convert_exception_to_response
 from django.core.handlers.wsgi import WSGIHandler
 from django.middleware.security import SecurityMiddleware
+
+from identity import request_id
 
 from .views import refuse_malformed
 
@@ -42,7 +45,7 @@ class LeanHandler(WSGIHandler):
 
 
 class ApiHandler(LeanHandler):
-    middleware = (_gate, SecurityMiddleware)
+    middleware = (request_id.middleware, _gate, SecurityMiddleware)
 
 
 def dispatch(site, api):

@@ -14,7 +14,7 @@ from django_otp import devices_for_user
 from devices import errors, selectors, services
 from devices.models import ActivationLink, Registration
 from devices.views import LINK_SESSION_KEY
-from testsupport import fresh_code, totp_for
+from testsupport import details_of, fresh_code, totp_for
 
 from .helpers import LINK_RE, email_link, events, pending_app_registration, secret_b32, text, walk_to_activate
 
@@ -157,7 +157,7 @@ def test_act01_five_wrong_passwords_revoke_the_link(
     _, landing = open_link(token)
     assert landing.status_code == 410
     assert events("activation_link.password_failed", subject=person).count() == 5
-    assert events("activation_link.password_failed").order_by("-sequence").first().details == {
+    assert details_of(events("activation_link.password_failed").order_by("-sequence").first()) == {
         "link": link.pk,
         "failures": 5,
         "revoked": True,

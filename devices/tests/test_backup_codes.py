@@ -20,7 +20,7 @@ from devices.models import BackupCode, BackupCodeDevice, OutboundMessage
 from identity import errors as identity_errors
 from identity.models import AuditEvent, User
 from identity.services import SecondFactorOutcome, verify_second_factor
-from testsupport import PASSWORD, fresh_code, locked_message, wrong_code
+from testsupport import PASSWORD, details_of, fresh_code, locked_message, wrong_code
 
 from .helpers import events, text
 
@@ -163,7 +163,7 @@ def test_bnd06_codes_are_shown_once(signed_in, person):
         assert not [code for code in codes if code in text(page) or code.upper() in text(page)]
         assert "<code>" not in text(page)
     assert "10 of 10" in text(signed_in.get(PAGE))
-    assert events("backup_codes.generated").get().details == {
+    assert details_of(events("backup_codes.generated").get()) == {
         "device": backup_device(person).persistent_id,
         "count": 10,
         "replaced_sets": 0,

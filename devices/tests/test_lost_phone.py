@@ -12,7 +12,7 @@ from django.utils import timezone
 from devices import services
 from devices.models import ActivationLink, AuthenticatorAppDevice, OutboundMessage, Registration
 from identity import services as identity_services
-from testsupport import PASSWORD, fresh_code, totp_for
+from testsupport import PASSWORD, details_of, fresh_code, totp_for
 
 from .helpers import add_app_device, events, secret_b32, text
 from .reactivation_support import (  # noqa: F401 (helpers and fixtures)
@@ -152,7 +152,7 @@ def test_bnd05_a_lost_phone_stops_working_at_once(
     assert mobile.display_name in removed
     assert Registration.objects.filter(pk=mobile.pk).exists()
     assert AuthenticatorAppDevice.objects.filter(pk=app.pk).exists()
-    assert events("device.reported_lost").get().details == {
+    assert details_of(events("device.reported_lost").get()) == {
         "registration": mobile.pk,
         "kind": "mobile",
         "last_factor": False,

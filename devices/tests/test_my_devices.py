@@ -12,7 +12,7 @@ from django_otp import devices_for_user
 
 from devices import errors, services
 from devices.models import AuthenticatorAppDevice, Registration
-from testsupport import fresh_code, totp_for
+from testsupport import details_of, fresh_code, totp_for
 
 from .helpers import add_app_device, events, text
 
@@ -59,7 +59,7 @@ def test_rename_changes_label_and_device_name_and_is_audited(client, person, pas
     assert AuthenticatorAppDevice.objects.get(pk=phone.app_device_id).name == "Work phone: app"
     event = events("device.renamed").get()
     assert (event.actor, event.subject) == (person, person)
-    assert event.details == {"registration": phone.pk, "from": old, "to": "Work phone"}
+    assert details_of(event) == {"registration": phone.pk, "from": old, "to": "Work phone"}
     assert "Work phone" in text(client.get("/devices/"))
 
 
@@ -239,7 +239,7 @@ def test_bnd04_removed_device_is_retired_not_deleted(client, person, password, t
 
     event = events("device.retired").get()
     assert (event.actor, event.subject) == (person, person)
-    assert event.details == {"registration": tablet.pk, "kind": "tablet", "reason": "removed", "sessions_ended": 0}
+    assert details_of(event) == {"registration": tablet.pk, "kind": "tablet", "reason": "removed", "sessions_ended": 0}
 
 
 def test_bnd04_retired_device_cannot_be_used_to_sign_in(client, person, password, two_devices, clock):

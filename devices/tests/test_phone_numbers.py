@@ -10,7 +10,7 @@ from django_otp import devices_for_user
 from devices import errors, services
 from devices.models import PhoneVerification, Registration
 from identity.models import AuditEvent
-from testsupport import fresh_code
+from testsupport import details_of, fresh_code
 
 from .helpers import add_app_device, events, text
 from .phone_verification_support import (  # noqa: F401 (helpers and fixtures)
@@ -141,7 +141,7 @@ def test_sms08_turning_on_texts_and_calls_needs_a_recent_second_factor_and_a_cod
     phone = app_phone.phone_device
     assert app_phone.phone_verified_at and phone.confirmed and phone.can_text and str(phone.number) == NUMBER
     bound = events("device.bound", subject=person).order_by("-id").first()
-    assert bound.details == {"registration": app_phone.pk, "kind": "mobile", "factor": "phone"}
+    assert details_of(bound) == {"registration": app_phone.pk, "kind": "mobile", "factor": "phone"}
     page = second_factor_page(person)
     assert f'value="{phone.persistent_id}|sms"' in page and f'value="{phone.persistent_id}|voice"' in page
     # Once on, there is nothing more to turn on.
@@ -259,12 +259,12 @@ def test_ac06_phone_events_are_written_without_codes(wizard, person, other, cloc
     services.confirm_phone_code(landline, code=landline_code, actor=person, verified_at=timezone.now())
 
     sent = events("phone.code_sent", subject=person).order_by("id")
-    assert [e.details for e in sent] == [
+    assert [details_of(e) for e in sent] == [
         {"registration": registration.pk, "channel": "sms", "purpose": "ownership", "phone": MASKED},
         {"registration": landline.pk, "channel": "voice", "purpose": "ownership", "phone": "+1********77"},
     ]
     rejected = events("phone.code_rejected", subject=person).get()
-    assert rejected.details == {"registration": registration.pk, "attempts": 1}
+    assert details_of(rejected) == {"registration": registration.pk, "attempts": 1}
     verified = events("phone.verified", subject=person).order_by("id")
     assert [(e.details["registration"], e.details["channel"]) for e in verified] == [
         (registration.pk, "sms"),

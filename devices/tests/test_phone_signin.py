@@ -17,7 +17,7 @@ from devices.gateways import spoken_twiml
 from devices.models import OutboundMessage, PhoneVerification
 from devices.tests.fakes import RecordingGateway
 from identity import errors as identity_errors
-from testsupport import wrong_code
+from testsupport import details_of, wrong_code
 
 from .helpers import events, text
 
@@ -148,7 +148,7 @@ def test_sign_in_by_text_message(client, person, password, mobile, recording_gat
     assert response.status_code == 302 and response["Location"] == "/devices/"
     assert signed_in_with(client) == phone.persistent_id
     assert client.get("/devices/").status_code == 200
-    assert events("signin.code_sent", subject=person).get().details == {
+    assert details_of(events("signin.code_sent", subject=person).get()) == {
         "device": phone.persistent_id,
         "channel": "sms",
         "phone": MOBILE_MASKED,

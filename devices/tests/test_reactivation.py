@@ -19,7 +19,7 @@ from devices import errors, services, tasks
 from devices.models import ActivationLink, OutboundMessage, Registration
 from devices.services import security_keys
 from devices.webauthn import SessionChallenge
-from testsupport import PASSWORD, fresh_code, totp_for, wrong_code
+from testsupport import PASSWORD, details_of, fresh_code, totp_for, wrong_code
 
 from .authenticator import SoftwareKey
 from .helpers import LINK_RE, add_app_device, events, pending_app_registration, secret_b32, text
@@ -71,7 +71,7 @@ def test_act06_reactivation_issues_a_new_secret_and_shows_only_it(upgrading, per
     assert registration.reactivation_expires_at == timezone.now() + settings.ACTIVATION_LINK_TTL
     # The new secret is never offered at sign-in before its first code (ACT-04).
     assert offered_at_sign_in(person) == {old.persistent_id}
-    assert events("device.reactivation_started").get().details == {
+    assert details_of(events("device.reactivation_started").get()) == {
         "registration": phone.pk,
         "old_phone_lost": False,
     }
@@ -133,7 +133,7 @@ def test_act06_old_phone_keeps_working_until_the_new_one_is_confirmed_and_not_af
     tablet = Client()
     assert sign_in_with(tablet, person, new, new_phone.now()).status_code == 302
     assert signed_in_with(tablet) == new.persistent_id
-    assert events("device.reactivated").get().details == {"registration": phone.pk, "retired_device": old.pk}
+    assert details_of(events("device.reactivated").get()) == {"registration": phone.pk, "retired_device": old.pk}
 
 
 def test_act06_a_code_from_the_old_phone_cannot_confirm_the_new_one(upgrading, person, phone, clock):
@@ -247,7 +247,7 @@ def test_act06_cancel_keeps_the_old_secret(upgrading, person, phone, clock):
     clock.tick(30)
     laptop = Client()
     assert sign_in_with(laptop, person, old, fresh_code(old)).status_code == 302
-    assert events("device.reactivation_ended").get().details == {
+    assert details_of(events("device.reactivation_ended").get()) == {
         "registration": phone.pk,
         "reason": "cancelled",
         "retired": False,

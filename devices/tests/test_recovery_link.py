@@ -17,7 +17,7 @@ from devices import errors, services
 from devices.models import ActivationLink, OutboundMessage, Registration
 from devices.views import RECOVERY_SESSION_KEY
 from identity.models import AuditEvent
-from testsupport import PASSWORD, fresh_code, totp_for
+from testsupport import PASSWORD, details_of, fresh_code, totp_for
 
 from .helpers import LINK_RE, add_app_device, events, secret_b32, text
 from .test_reactivation import page_secret, qr_secret
@@ -207,7 +207,7 @@ def test_bnd07_link_and_password_start_the_reactivation_confined_to_the_new_phon
     assert not events("backup_codes.generated").exists() and not events("device.reported_lost").exists()
     # Another of the person's devices is not open to this session either.
     assert browser.get(new_phone_url(second))["Location"].startswith("/account/sign-in/")
-    assert events("recovery.started").get().details == {"registration": phone.pk, "sent_by": staff.pk}
+    assert details_of(events("recovery.started").get()) == {"registration": phone.pk, "sent_by": staff.pk}
 
 
 def test_bnd07_confirming_the_new_phone_signs_the_person_in_fully(person, phone, send_link, clock, mailoutbox):

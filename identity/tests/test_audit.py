@@ -8,7 +8,7 @@ from django.db import DatabaseError, connection, transaction
 
 from identity import audit, services
 from identity.models import AuditEvent
-from testsupport import AUDIT_REFUSAL, fresh_code, post_code, post_password, tamper_audit_log, wrong_code
+from testsupport import AUDIT_REFUSAL, details_of, fresh_code, post_code, post_password, tamper_audit_log, wrong_code
 
 pytestmark = pytest.mark.django_db
 
@@ -53,7 +53,7 @@ def test_ac06_second_factor_ok_with_factor(client, enrolled_user, password):
     assert _actions_since(start) == ["signin.password_ok", "signin.second_factor_ok"]
     event = AuditEvent.objects.get(action="signin.second_factor_ok")
     assert event.subject == enrolled_user
-    assert event.details == {"factor": "authenticator_app", "entry_point": "web"}
+    assert details_of(event) == {"factor": "authenticator_app", "entry_point": "web"}
 
 
 def test_ac06_second_factor_failed_with_factor(client, enrolled_user, password):
@@ -64,7 +64,7 @@ def test_ac06_second_factor_failed_with_factor(client, enrolled_user, password):
 
     assert _actions_since(start) == ["signin.password_ok", "signin.second_factor_failed"]
     event = AuditEvent.objects.get(action="signin.second_factor_failed")
-    assert event.details == {"factor": "authenticator_app", "entry_point": "web", "consecutive_failures": 1}
+    assert details_of(event) == {"factor": "authenticator_app", "entry_point": "web", "consecutive_failures": 1}
 
 
 def test_ac06_locked_and_unlocked(enrolled_user, settings, make_user):

@@ -16,6 +16,7 @@ from identity.models import AuditEvent
 from reports import selectors
 from reports.exports import neutralize, neutralize_for_csv
 from reports.selectors import EnrollmentFilters
+from testsupport import details_of
 
 from .conftest import FORMULA_DEPARTMENT
 
@@ -236,7 +237,7 @@ def test_ac06_every_export_is_audited_with_who_what_filters_and_rows(
     (event,) = AuditEvent.objects.order_by("sequence")[before:]
     assert event.action == "report.exported"
     assert event.actor == auditor
-    assert event.details == {
+    assert details_of(event) == {
         "report": "enrollment",
         "format": file_format,
         "filters": {"department": "Radiology", "enrolled": True},

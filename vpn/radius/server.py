@@ -32,7 +32,7 @@ from pyrad import packet
 from pyrad.dictionary import Dictionary
 from pyrad.server import CheckMessageAuthenticator, ServerPacketError
 
-from identity import metrics, sql
+from identity import metrics, request_id, sql
 from vpn import services
 from vpn.models import RadiusClient
 
@@ -163,7 +163,8 @@ class RadiusProtocol(asyncio.DatagramProtocol):
                     self._drop("overloaded: waited too long for a worker", addr)
                 else:
                     # Timed from its arrival: the wait for a worker is part of what the VPN waits for.
-                    self._handle(data, addr, started=time.perf_counter() - (time.monotonic() - queued_at))
+                    with request_id.bound(request_id.new()):  # its log lines and audit event share it
+                        self._handle(data, addr, started=time.perf_counter() - (time.monotonic() - queued_at))
             except Exception:  # a worker must outlive any one request
                 log.exception("RADIUS worker error; request dropped")
             finally:
@@ -265,6 +266,13 @@ class RadiusProtocol(asyncio.DatagramProtocol):
             reply.AddAttribute("State", answer.state)
         raw = reply.ReplyPacket()
         metrics.vpn_check("radius", RESULTS.get(answer.outcome, "deny"), started)
+        log.info(
+            "RADIUS request from %s: %s in %.1f ms",
+            addr[0],
+            answer.outcome,
+            (time.monotonic() - began) * 1000,
+            extra={"client": client.name, "outcome": answer.outcome},
+        )
         with self._replies_lock:
             self._replies[key] = (time.monotonic(), raw)
         # asyncio transports are not thread-safe: the loop sends it, after the answer's pace if it has one.

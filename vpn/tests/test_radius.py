@@ -21,7 +21,7 @@ from django.utils import timezone
 from identity import audit
 from identity import services as identity_services
 from identity.models import AuditEvent, User
-from testsupport import PASSWORD, SECOND_FACTOR, SIGN_IN, fresh_code, owner_cursor, wait_for, wrong_code
+from testsupport import PASSWORD, SECOND_FACTOR, SIGN_IN, details_of, fresh_code, owner_cursor, wait_for, wrong_code
 from vpn import services
 from vpn.models import RadiusChallenge
 from vpn.radius.server import PER_NAME, RadiusProtocol, WorkQueue
@@ -153,7 +153,8 @@ def test_api08_pap_with_password_and_code_is_accepted_and_signed(radius_server, 
     assert "Received Access-Accept" in out
     assert_signed_first(out)
     event = AuditEvent.objects.get(action="signin.second_factor_ok", subject=radius_person)
-    assert event.details == {"radius_client": "ASA", "factor": "authenticator_app", "entry_point": "radius"}
+    assert details_of(event) == {"radius_client": "ASA", "factor": "authenticator_app", "entry_point": "radius"}
+    assert re.fullmatch(r"[0-9a-f]{32}", event.details["request_id"])  # each RADIUS request has an id of its own
     # OTP-04: the same code again is refused.
     out = radclient(
         radius_server, radius_client.secret, {"User-Name": "vpnuser", "User-Password": f"{PASSWORD},{code}"}

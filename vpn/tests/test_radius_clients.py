@@ -11,6 +11,7 @@ from django.urls import reverse
 
 from helpdesk.tests.conftest import superuser  # noqa: F401 (fixtures)
 from identity.models import AuditEvent
+from testsupport import details_of
 from vpn import services
 from vpn.models import RadiusClient
 from vpn.tests.test_integrations import admin_client  # noqa: F401 (a signed-in superuser)
@@ -101,6 +102,6 @@ def test_api_08_message_authenticator_is_required_unless_a_client_is_set_otherwi
     openvpn.refresh_from_db()
     assert openvpn.message_authenticator_required
     changed = AuditEvent.objects.get(action="vpn.radius_client_changed")
-    assert changed.details == {"radius_client": "OpenVPN", "message_authenticator": "require"}
+    assert details_of(changed) == {"radius_client": "OpenVPN", "message_authenticator": "require"}
     with pytest.raises(ValidationError):
         services.create_radius_client(name="X", network="10.0.0.7", message_authenticator="never", actor=None)

@@ -12,6 +12,7 @@ from helpdesk.tests.conftest import auditor, staff_member, superuser  # noqa: F4
 from identity.directory import scim_clients
 from identity.directory.models import ScimClient
 from identity.models import AuditEvent, User
+from testsupport import details_of
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db]
 
@@ -163,7 +164,7 @@ def test_groups_give_and_take_roles_and_vpn_access(scim, scim_client):
     person = User.objects.get(directory_id=alice)
     assert person.groups.filter(name="Help desk").exists() and person.is_staff
     granted = AuditEvent.objects.get(action="directory.role_granted", subject=person)
-    assert granted.details == {"scim_client": scim_client.pk, "role": "Help desk"}
+    assert details_of(granted) == {"scim_client": scim_client.pk, "role": "Help desk"}
     status, group = scim("GET", f"/Groups/{desk}")
     assert [member["value"] for member in group["members"]] == [alice]
 
