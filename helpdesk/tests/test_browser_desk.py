@@ -174,7 +174,7 @@ def test_every_admin_list_the_home_page_and_the_audit_log_pass_axe(live_server, 
     its breadcrumbs), the audit log in sentences with the record one click away, and an event's page."""
     from django.urls import reverse
 
-    from helpdesk.admin import site
+    from identity.admin_site import site
 
     axe = Accessibility()
     lists = sorted(
