@@ -97,6 +97,12 @@ def _flush_empties_the_audit_table_as_its_owner():
     DatabaseOperations.execute_sql_flush = original
 
 
+@pytest.fixture
+def radius_env() -> dict[str, str]:
+    """More environment for the RADIUS server process (vpn/tests/test_radius.py); a test module overrides it."""
+    return {}
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _test_audit_actions():
     """Actions only tests write (the audit log's own tests, reports over made-up desk history): the audit writer

@@ -6,7 +6,7 @@ from django.test import Client
 from devices.models import ActivationLink, Registration
 from identity.audit import verify_chain
 from identity.models import AuditEvent
-from testsupport import fresh_code
+from testsupport import details_of, fresh_code
 
 from .helpers import email_link, events, walk_to_activate
 
@@ -63,7 +63,7 @@ def test_ac06_enrollment_events(enrolled_through_the_views, person):
         ("device.bound", person, {"registration": tablet.pk, "kind": "tablet", "factor": "authenticator_app"}),
     ]
     recorded = device_events()
-    assert [(e.action, e.actor, e.details) for e in recorded] == expected
+    assert [(e.action, e.actor, details_of(e)) for e in recorded] == expected
     assert all(e.subject == person for e in recorded)
     assert verify_chain() is None
 
@@ -80,7 +80,7 @@ def test_ac06_rename_and_retire_events(enrolled_through_the_views, person):
     client.post(f"/devices/{tablet.pk}/rename/", {"label": "Kitchen iPad"})
     client.post(f"/devices/{tablet.pk}/remove/")
     recorded = list(AuditEvent.objects.order_by("sequence")[before:])
-    assert [(e.action, e.actor, e.subject, e.details) for e in recorded] == [
+    assert [(e.action, e.actor, e.subject, details_of(e)) for e in recorded] == [
         ("device.renamed", person, person, {"registration": tablet.pk, "from": tablet.label, "to": "Kitchen iPad"}),
         (
             "device.retired",

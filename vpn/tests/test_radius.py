@@ -97,12 +97,6 @@ def radius_server_process(settings, log: list[str], extra_env: dict[str, str] | 
 
 
 @pytest.fixture
-def radius_env() -> dict[str, str]:
-    """More environment for the RADIUS server process (a test module overrides it)."""
-    return {}
-
-
-@pytest.fixture
 def radius_server(radius_client, settings, radius_log, radius_env):
     with radius_server_process(settings, radius_log, radius_env) as port:
         yield port

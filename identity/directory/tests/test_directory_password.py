@@ -12,7 +12,7 @@ from identity.directory.backends import Answer, check_password
 from identity.directory.ldap_password import answer_from_diagnostic
 from identity.directory.tests import slapd as tree
 from identity.models import AuditEvent, User
-from testsupport import PASSWORD
+from testsupport import PASSWORD, details_of
 
 pytestmark = pytest.mark.django_db
 SIGN_IN = "/account/sign-in/"
@@ -111,7 +111,7 @@ def test_the_directory_answers_in_plain_words_and_is_audited(client, directory_p
     if answer in (Answer.EXPIRED, Answer.MUST_CHANGE):
         assert "https://password.example.edu" in page
     refused = AuditEvent.objects.filter(action="signin.directory_refused", subject=person)
-    assert [event.details for event in refused] == [{"answer": str(answer)}] * 2
+    assert [details_of(event) for event in refused] == [{"answer": str(answer)}] * 2
 
 
 @pytest.mark.parametrize(

@@ -4,6 +4,7 @@ is refused and audited, not applied; and the mobile number a SCIM client gives, 
 import pytest
 
 from identity.models import AuditEvent, User
+from testsupport import details_of
 
 from .test_scim import created, entra_user, patch
 
@@ -44,7 +45,7 @@ def test_dir_03_a_scim_group_change_removing_more_than_the_limit_is_refused_and_
     assert User.objects.get(directory_id=newcomer).vpn_access == User.VpnAccess.NONE
     assert AuditEvent.objects.exclude(action="directory.scim_group_change_refused").count() == before
     refused = _refusals().order_by("sequence").first()
-    assert refused.details == {
+    assert details_of(refused) == {
         "scim_client": scim_client.pk, "group": "VPN", "would_remove": 3, "members": 4, "limit": 2,
     }
 

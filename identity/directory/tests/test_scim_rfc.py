@@ -4,6 +4,7 @@ by it), a DELETEd person gone for clients (404) while the row stays (DIR-02), an
 import pytest
 
 from identity.models import AuditEvent, User
+from testsupport import details_of
 
 from .test_scim import created, entra_user, patch
 
@@ -61,7 +62,7 @@ def test_a_deleted_person_is_gone_for_clients_but_stays_here(scim, scim_client):
     person = User.objects.get(directory_id=gone)  # the row and its audit trail stay (DIR-02)
     assert not person.is_active
     deleted = AuditEvent.objects.get(action="directory.scim_person_deleted", subject=person)
-    assert deleted.details == {"scim_client": scim_client.pk}
+    assert details_of(deleted) == {"scim_client": scim_client.pk}
     # The deleted person is no conflict: created again, they come back as the same person (row, devices kept).
     status, back = scim("POST", "/Users", entra_user(name={"givenName": "Alice", "familyName": "Back"}))
     assert status == 201 and back["id"] == gone and back["active"] is True
