@@ -94,8 +94,10 @@ def assert_checks_moved(before: str, after: str, door: str, results: dict[str, i
 
 def test_metrics_are_served_to_loopback_by_default():
     text = scrape()
-    assert value(text, "enrollment_vpn_checks_total", door="auth_api", result="error") == 0
-    assert "enrollment_outbox_oldest_queued_age_seconds" in text
+    # Counters live as long as the process (earlier tests may have moved them, or none yet): the gauges read from the
+    # database at scrape time are what every scrape has.
+    assert "# TYPE enrollment_outbox_oldest_queued_age_seconds gauge" in text
+    assert value(text, "enrollment_outbox_readable") == 1
 
 
 def test_metrics_are_refused_to_another_network_without_the_token(settings):
