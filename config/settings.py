@@ -243,7 +243,7 @@ if CELERY_BROKER_URL.partition("://")[0] in ("redis", "rediss"):
     CELERY_BROKER_TRANSPORT = "config.broker:Transport"
 # A queue per channel, so a stalled mail server never holds up texts or calls, and one for the sweep, so it runs
 # whatever the senders are doing. "celery" takes the rest (reactivation expiry, the daily purge). A worker started
-# without -Q consumes all of them; in production each gets its own (deploy/, README "Operations").
+# without -Q consumes all of them; in production each gets its own (deploy/, docs/operations.md, "Deploying").
 OUTBOX_QUEUES = {"email": "email", "sms": "sms", "voice": "voice"}
 CELERY_TASK_DEFAULT_QUEUE = "celery"
 CELERY_TASK_QUEUES = [
