@@ -145,8 +145,8 @@ def test_rel03_the_queue_stays_bounded_while_no_worker_consumes(
         tasks.sweep_outbox()
         time.sleep(0.5)
 
-    # 24 sweeps, and none dispatched a row again: each row's task is still waiting in the broker (before the marks
-    # of devices/outbox/waiting.py, each was dispatched again after 1, 3 and 7 s: 80 tasks).
+    # 24 sweeps, and none dispatched a row again: each row's task is still waiting in the broker (without the marks
+    # of devices/outbox/waiting.py, the doubling wait alone would dispatch each again after 1, 3 and 7 s: 80 tasks).
     assert private_redis.queue_length("sms") == 20
     # The worker comes (the fixture empties the queue first: from then on the sweep alone brings the texts back;
     # an empty queue holds no task, whatever the marks say).

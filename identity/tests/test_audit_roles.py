@@ -20,7 +20,7 @@ def test_ac08_no_session_setting_turns_the_append_only_rule_off(user):
     audit.record("test.event", subject=user)
 
     with pytest.raises(DatabaseError) as refusal, transaction.atomic(), connection.cursor() as cursor:
-        # The switch the first version of the trigger obeyed; any session can set a custom setting like it.
+        # A custom setting any session can set: the trigger must not obey it (migration identity 0005).
         cursor.execute("SET LOCAL enrollment.allow_audit_truncate = 'on'")
         cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
         cursor.execute("TRUNCATE identity_auditevent")
