@@ -493,7 +493,7 @@ def test_api_09_a_flood_of_wrong_passwords_from_one_vpn_keeps_no_one_else_out(
     """Three threads send wrong passwords through the VPN everyone shares (radclient, real UDP): for two people whose
     names are known and for names nobody has, some with ``,code``. Past the web's per-address limit, while the flood
     runs, another person signs in through the same VPN and is accepted within a VPN's timeout."""
-    settings.PASSWORD_FAILURES_PER_ADDRESS = 20  # the web's own throttle, which RADIUS used to count toward
+    settings.PASSWORD_FAILURES_PER_ADDRESS = 20  # the web's own throttle, which RADIUS must not count toward
     known = []
     for n in range(2):
         person = make_user(f"known{n}")
