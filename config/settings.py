@@ -432,10 +432,10 @@ CELERY_BEAT_SCHEDULE["vpn-forget-spent-state"] = {
 }
 
 # --- Auditors' reports and the audit log's checkpoints (AC-11) ------------------------------
-# Signs the checkpoints of the audit chain that leave the database (a log line daily, the weekly auditor email).
-# A secret of its own, never derived from SECRET_KEY or any other setting: whoever holds the app's other secrets
-# must still not be able to sign a checkpoint for a rewritten log. Development signs with a fixed key; the deploy
-# check identity.E107 requires a real one (AC-11).
+# Signs the checkpoints of the audit chain that leave the database (a log line every six hours, the weekly
+# auditor email). A secret of its own, never derived from SECRET_KEY or any other setting: whoever holds the app's
+# other secrets must still not be able to sign a checkpoint for a rewritten log. Development signs with a fixed
+# key; the deploy check identity.E107 requires a real one (AC-11).
 DEV_AUDIT_CHECKPOINT_KEY = "dev-only-audit-checkpoint-key-never-use-in-production"
 AUDIT_CHECKPOINT_KEY = env("AUDIT_CHECKPOINT_KEY", default=DEV_AUDIT_CHECKPOINT_KEY)
 # The database role the app serves as (AC-10). Set it for `migrate`, run as the owner role: after migrating, the owner
