@@ -113,7 +113,9 @@ def radius_person(vpn_person):
     return vpn_person
 
 
-def radclient(port, secret, attributes: dict, *, message_authenticator=True, timeout=3, tries=1, command="auth") -> str:
+def radclient(port, secret, attributes: dict, *, message_authenticator=True, timeout=3, tries=3, command="auth") -> str:
+    """Sends one request as a VPN does: retransmitted when unanswered (the server answers a copy from its reply cache,
+    so a slow first answer on a busy machine is not mistaken for no answer)."""
     lines = [
         f'{name} = "{value}"' if not str(value).startswith("0x") else f"{name} = {value}"
         for name, value in attributes.items()
