@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 from urllib.parse import urlparse
 
+import freezegun
 import pytest
 from django.conf import settings
 
@@ -29,6 +30,10 @@ from testsupport import (  # noqa: F401 (the fixtures use them; tests import the
     totp_for,
     wait_for,
 )
+
+# A test that freezes the clock must not freeze pytest's own: else --durations reports the frozen date's distance
+# from the real clock (about 1.8e9 s) for every test with a frozen-clock fixture.
+freezegun.configure(extend_ignore_list=["_pytest"])
 
 
 def _redis_reachable() -> bool:
