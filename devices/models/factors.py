@@ -244,6 +244,9 @@ class SecurityKeyDevice(ThrottlingMixin, TimestampMixin, Device):
     class Meta:
         verbose_name = "security key or passkey"
 
+    # The names ``factor_name`` gives, by form: a device's factor is known only per row.
+    factor_names = (kinds.SECURITY_KEY_FACTOR, kinds.PASSKEY_FACTOR)
+
     @property
     def factor_name(self) -> str:
         return kinds.PASSKEY_FACTOR if self.form == self.Form.PASSKEY else kinds.SECURITY_KEY_FACTOR
