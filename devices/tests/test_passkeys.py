@@ -10,6 +10,7 @@ from django.apps import apps as django_apps
 from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
 from django.utils import timezone
+from django_otp import DEVICE_ID_SESSION_KEY
 
 from devices import errors, services
 from devices.models import Registration, SecurityKeyDevice, WebAuthnChallenge, WebAuthnUserHandle
@@ -18,7 +19,7 @@ from devices.webauthn import SessionChallenge, user_handle
 from identity.events import describe
 from identity.models import AuditEvent
 from identity.services import SecondFactorOutcome
-from testsupport import details_of
+from testsupport import details_of, signed_in_user_id
 
 from .helpers import events
 from .security_key_support import (  # noqa: F401 (helpers and fixtures)
@@ -313,3 +314,38 @@ def test_people_with_security_keys_get_a_random_handle_from_the_migration(person
     migration.give_key_holders_random_handles(django_apps, None)  # again: nothing changes
     [row] = WebAuthnUserHandle.objects.all()
     assert row.user == person and len(bytes(row.handle)) == 32
+
+
+# --- Passwordless never touches the password: the directory on or off ------------------------------------
+
+
+def _passwordless_through_the_views(client, key):
+    client.get("/account/sign-in/")
+    options = json.loads(client.post("/passkey/sign-in/options/").content)
+    return client.post("/passkey/sign-in/", {"credential": key.get(options)})
+
+
+def _signed_in_fully_with(client, person, device) -> bool:
+    return signed_in_user_id(client) == person.pk and client.session.get(DEVICE_ID_SESSION_KEY) == (
+        device.persistent_id
+    )
+
+
+def test_passwordless_signs_in_fully_with_local_passwords(client, passkey_holder):
+    person, key = passkey_holder
+    response = _passwordless_through_the_views(client, key)
+    assert response.status_code == 302 and response.url == "/devices/"
+    assert _signed_in_fully_with(client, person, SecurityKeyDevice.objects.get(user=person))
+    assert not events("signin.password_ok").exists() and not events("signin.password_failed").exists()
+
+
+def test_passwordless_signs_a_directory_person_in_with_the_directory_down(client, directory_person, ldap_directory):
+    alice = directory_person("alice")
+    key = new_passkey()
+    register_passkey(alice, key)
+    ldap_directory.stop()  # any password check would now fail: passwordless makes none
+    response = _passwordless_through_the_views(client, key)
+    assert response.status_code == 302 and response.url == "/devices/"
+    assert _signed_in_fully_with(client, alice, SecurityKeyDevice.objects.get(user=alice))
+    assert not AuditEvent.objects.filter(action__startswith="signin.directory").exists()
+    assert not events("signin.password_ok").exists()
