@@ -16,6 +16,7 @@ from devices import errors, services
 from devices.models import Registration, SecurityKeyDevice, WebAuthnChallenge, WebAuthnUserHandle
 from devices.services import security_keys
 from devices.webauthn import SessionChallenge, user_handle
+from identity import session as signin_session
 from identity.events import describe
 from identity.models import AuditEvent
 from identity.services import SecondFactorOutcome
@@ -349,3 +350,19 @@ def test_passwordless_signs_a_directory_person_in_with_the_directory_down(client
     assert _signed_in_fully_with(client, alice, SecurityKeyDevice.objects.get(user=alice))
     assert not AuditEvent.objects.filter(action__startswith="signin.directory").exists()
     assert not events("signin.password_ok").exists()
+
+
+def test_a_passkey_confirms_a_signed_in_person_before_a_device_is_added(client, passkey_holder):
+    person, key = passkey_holder
+    _passwordless_through_the_views(client, key)
+    page = client.get("/account/sign-in/confirm/?next=/enroll/").content.decode()
+    assert "or your passkey" in page and "Use your passkey" in page
+    stamped = client.session[signin_session.VERIFIED_AT]
+    options = json.loads(client.post("/security-key/sign-in/options/", {"purpose": "confirm"}).content)
+    assert [d["id"] for d in options["allowCredentials"]] == [key.id]
+    response = client.post(
+        "/security-key/sign-in/", {"purpose": "confirm", "next": "/enroll/", "credential": key.get(options)}
+    )
+    assert response.status_code == 302 and response.url == "/enroll/"
+    assert client.session[signin_session.VERIFIED_AT] > stamped
+    assert events("signin.second_factor_ok", details__factor="passkey").count() == 2
