@@ -500,6 +500,8 @@ if LDAP_SERVER_URIS:
 FIRST_FACTOR_SETUP_URL = "devices:start"
 # The "use your security key" part of the second-factor page.
 SIGN_IN_KEY_TEMPLATE = "devices/keys/use_key.html"
+# The "sign in with a passkey" part of the sign-in page (no ID, no password).
+SIGN_IN_PASSKEY_TEMPLATE = "devices/keys/passwordless.html"
 
 # --- SCIM provisioning (identity/directory/scim/) ----------------------------------------------
 # The largest SCIM request body we read; a larger one is answered 413 before it is read (Entra ID sends group

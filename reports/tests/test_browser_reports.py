@@ -44,7 +44,7 @@ def test_ac05_auditor_in_chromium_dashboard_filter_and_downloads(
     expect(page.get_by_label("Institution ID")).to_be_visible()
     page.get_by_label("Institution ID").fill(auditor.username)
     page.get_by_label("Password").fill(password)
-    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("button", name="Sign in", exact=True).click()
     page.get_by_label("Code", exact=True).fill(fresh_code(device))
     page.get_by_role("button", name="Verify").click()
 

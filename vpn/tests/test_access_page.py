@@ -53,7 +53,7 @@ def test_vpn_access_page_in_chromium_on_a_phone(live_server, enrolled_user, pass
         page.goto("/account/sign-in/")
         page.get_by_label("Institution ID").fill(enrolled_user.username)
         page.get_by_label("Password").fill(password)
-        page.get_by_role("button", name="Sign in").click()
+        page.get_by_role("button", name="Sign in", exact=True).click()
         page.get_by_label("Code", exact=True).fill(fresh_code(enrolled_user.registrations.get().app_device))
         page.get_by_role("button", name="Verify").click()
         page.wait_for_url("**/devices/")
