@@ -119,6 +119,16 @@ def _flush_empties_the_audit_table_as_its_owner():
 
 
 @pytest.fixture
+def relying_party(settings):
+    """The site as a WebAuthn relying party at the address the tests' software keys answer for."""
+    from devices.tests.helpers import ORIGIN, RP_ID
+
+    settings.WEBAUTHN_RP_ID = RP_ID
+    settings.WEBAUTHN_ORIGINS = [ORIGIN]
+    settings.WEBAUTHN_RP_NAME = "Example Medical School"
+
+
+@pytest.fixture
 def radius_env() -> dict[str, str]:
     """More environment for the RADIUS server process (vpn/tests/test_radius.py); a test module overrides it."""
     return {}

@@ -2,7 +2,7 @@ import pytest
 from freezegun import freeze_time
 
 from .fakes import RecordingGateway
-from .helpers import MOBILE, step_start
+from .helpers import MOBILE, new_key, register, step_start
 
 
 @pytest.fixture
@@ -64,3 +64,11 @@ def upgrading(client, person, phone, sign_in):
     """``person`` signed in with the old phone; returns the client."""
     sign_in(client, person, phone.app_device)
     return client
+
+
+@pytest.fixture
+def key_holder(person):
+    """Ann, with one registered security key (and no other device)."""
+    key = new_key()
+    register(person, key)
+    return person, key

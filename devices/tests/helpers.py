@@ -4,6 +4,7 @@ views."""
 import base64
 import html
 import io
+import json
 import re
 from datetime import UTC, datetime
 
@@ -16,9 +17,12 @@ from PIL import Image, ImageDraw
 
 from devices import services, totp
 from devices.models import OutboundMessage, PhoneVerification, Registration
+from devices.services import security_keys
+from devices.webauthn import SessionChallenge
 from identity.models import AuditEvent
 from testsupport import PASSWORD, fresh_code
 
+from .authenticator import SoftwareKey
 from .browser import decode_qr, parse_otpauth
 
 LINK_RE = re.compile(r"(https?://\S+?/activate/#([A-Za-z0-9_-]+))")
@@ -276,3 +280,65 @@ def started(registration) -> Registration:
     registration.refresh_from_db()
     assert registration.status == Registration.Status.REACTIVATING
     return registration
+
+
+# --- security keys and passkeys -------------------------------------------------------------------------------
+
+RP_ID = "mfa.example.edu"
+
+
+ORIGIN = "https://mfa.example.edu"
+
+
+IP = "192.0.2.10"
+
+
+def new_key(**kwargs) -> SoftwareKey:
+    return SoftwareKey(rp_id=RP_ID, origin=ORIGIN, **kwargs)
+
+
+def pending_key(person) -> Registration:
+    return services.start_enrollment(person, kind=Registration.Kind.SECURITY_KEY, verified_at=timezone.now())
+
+
+def registration_challenge(person, *, session="session-a", registration=None):
+    options, challenge = security_keys.start_security_key_registration(
+        person, session_key=session, registration=registration
+    )
+    return json.loads(options), SessionChallenge(challenge.pk, session)
+
+
+def register(person, key, *, session="session-a", label="Blue key", actor=None, **create_kwargs) -> Registration:
+    """The wizard's step, as the views drive it: a pending registration, options, the key's answer."""
+    registration = pending_key(person)
+    options, claim = registration_challenge(person, session=session, registration=registration)
+    return security_keys.register_security_key(
+        person,
+        registration=registration,
+        response_json=key.create(options, **create_kwargs),
+        challenge=claim,
+        label=label,
+        actor=actor or person,
+        ip=IP,
+        verified_at=timezone.now(),
+    )
+
+
+def sign_in_challenge(person, *, session="session-b"):
+    options, challenge = security_keys.start_security_key_sign_in(person, session_key=session)
+    return json.loads(options), SessionChallenge(challenge.pk, session)
+
+
+def answer(person, response_json: str, claim: SessionChallenge) -> str:
+    outcome, _ = security_keys.verify_security_key(person, response_json=response_json, challenge=claim, ip=IP)
+    return outcome
+
+
+def sign_in(person, key, *, session="session-b", **get_kwargs) -> str:
+    options, claim = sign_in_challenge(person, session=session)
+    return answer(person, key.get(options, **get_kwargs), claim)
+
+
+def failures(person) -> int:
+    person.refresh_from_db()
+    return person.second_factor_failures

@@ -22,16 +22,9 @@ from identity.models import AuditEvent
 from identity.services import SecondFactorOutcome
 from testsupport import details_of, signed_in_user_id
 
-from .helpers import events
-from .security_key_support import (  # noqa: F401 (helpers and fixtures)
-    IP,
-    failures,
-    new_key,
-    register,
-    registration_challenge,
-    relying_party,
-    sign_in,
-)
+from .helpers import IP, events, failures, new_key, register, registration_challenge, sign_in
+
+pytestmark = pytest.mark.usefixtures("relying_party")
 
 PasswordlessOutcome = security_keys.PasswordlessOutcome
 

@@ -6,8 +6,7 @@ from django.urls import reverse
 
 from devices.models import Registration, SecurityKeyDevice
 from devices.tests.authenticator import SoftwareKey
-from devices.tests.helpers import events
-from devices.tests.security_key_support import IP, new_key, registration_challenge, sign_in
+from devices.tests.helpers import IP, events, new_key, registration_challenge, sign_in
 from helpdesk import errors, services
 from identity.models import AuditEvent
 from identity.services import SecondFactorOutcome

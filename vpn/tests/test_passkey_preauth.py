@@ -3,12 +3,12 @@ whose only device is a passkey."""
 
 import pytest
 
-from devices.tests.security_key_support import new_key, register, relying_party  # noqa: F401 (the fixture)
+from devices.tests.helpers import new_key, register
 from devices.tests.test_passkeys import new_passkey, register_passkey
 from identity.models import AuditEvent
 from vpn.services.people import WEB_ONLY_MSG
 
-pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("relying_party")]
 
 PASSKEYS_WEB_ONLY = "Use your authenticator app or a text: passkeys work on the web only."
 
