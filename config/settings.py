@@ -243,7 +243,7 @@ if CELERY_BROKER_URL.partition("://")[0] in ("redis", "rediss"):
     CELERY_BROKER_TRANSPORT = "config.broker:Transport"
 # A queue per channel, so a stalled mail server never holds up texts or calls, and one for the sweep, so it runs
 # whatever the senders are doing. "celery" takes the rest (reactivation expiry, the daily purge). A worker started
-# without -Q consumes all of them; in production each gets its own (deploy/, README "Operations").
+# without -Q consumes all of them; in production each gets its own (deploy/, docs/operations.md, "Deploying").
 OUTBOX_QUEUES = {"email": "email", "sms": "sms", "voice": "voice"}
 CELERY_TASK_DEFAULT_QUEUE = "celery"
 CELERY_TASK_QUEUES = [
@@ -432,10 +432,10 @@ CELERY_BEAT_SCHEDULE["vpn-forget-spent-state"] = {
 }
 
 # --- Auditors' reports and the audit log's checkpoints (AC-11) ------------------------------
-# Signs the checkpoints of the audit chain that leave the database (a log line daily, the weekly auditor email).
-# A secret of its own, never derived from SECRET_KEY or any other setting: whoever holds the app's other secrets
-# must still not be able to sign a checkpoint for a rewritten log. Development signs with a fixed key; the deploy
-# check identity.E107 requires a real one (AC-11).
+# Signs the checkpoints of the audit chain that leave the database (a log line every six hours, the weekly
+# auditor email). A secret of its own, never derived from SECRET_KEY or any other setting: whoever holds the app's
+# other secrets must still not be able to sign a checkpoint for a rewritten log. Development signs with a fixed
+# key; the deploy check identity.E107 requires a real one (AC-11).
 DEV_AUDIT_CHECKPOINT_KEY = "dev-only-audit-checkpoint-key-never-use-in-production"
 AUDIT_CHECKPOINT_KEY = env("AUDIT_CHECKPOINT_KEY", default=DEV_AUDIT_CHECKPOINT_KEY)
 # The database role the app serves as (AC-10). Set it for `migrate`, run as the owner role: after migrating, the owner

@@ -135,7 +135,7 @@ def check_database_role(app_configs, **kwargs):
             )
         ]
     hint = (
-        'Serve as the app role and migrate as the owner role: README, "Database roles", and '
+        'Serve as the app role and migrate as the owner role: docs/operations.md, "Database roles", and '
         "config/production.env.example."
     )
     try:

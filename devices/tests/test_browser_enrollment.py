@@ -17,7 +17,7 @@ from devices.models import Registration
 
 from .browser import DESKTOP, PHONE, Accessibility, chromium, decode_qr, horizontal_overflow, parse_otpauth
 
-pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 PHONE_NUMBER_TYPED = "617 555 0123"
 

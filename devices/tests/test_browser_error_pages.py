@@ -12,7 +12,7 @@ from playwright.sync_api import expect
 
 from .browser import DESKTOP, PHONE, Accessibility, chromium, horizontal_overflow
 
-pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 HELP_DESK = "the IT help desk on 555-0100"
 

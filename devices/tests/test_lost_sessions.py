@@ -38,7 +38,8 @@ def session_exists(browser) -> bool:
 
 
 def test_bnd05_reporting_the_last_device_lost_ends_every_other_session_in_the_store(person, enroll, sign_in, clock):
-    """The account takeover of issue 8: B stays signed in after A reports the only phone lost, then binds a tablet."""
+    """The account takeover this guards against: B stays signed in after A reports the only phone lost, then binds a
+    tablet."""
     phone = enroll(person)
     b = signed_in(sign_in, person, phone.app_device, clock)
     a = signed_in(sign_in, person, phone.app_device, clock)

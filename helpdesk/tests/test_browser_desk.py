@@ -10,7 +10,7 @@ from devices.tests.browser import DESKTOP, Accessibility, chromium
 from identity.models import AuditEvent
 from testsupport import fresh_code
 
-pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
 def _sign_in(page, person, password, code=None, device_label=None):

@@ -42,7 +42,7 @@ def test_my_devices_links_to_vpn_access(client, enrolled_user, sign_in):
 
 
 @pytest.mark.browser
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.django_db(transaction=True)
 def test_vpn_access_page_in_chromium_on_a_phone(live_server, enrolled_user, password):
     from testsupport import fresh_code
 
