@@ -21,7 +21,7 @@ from testsupport import fresh_code
 
 from .test_browser_desk import _agent_in_admin
 
-pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
 def test_bnd08_WA_05_a_key_for_a_staff_colleague_filed_approved_registered_then_used_past_the_date(

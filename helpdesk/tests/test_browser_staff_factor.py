@@ -17,7 +17,7 @@ from devices.tests.test_browser_security_key import _choose_security_key, _page_
 from identity.models import AuditEvent
 from testsupport import fresh_code
 
-pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 ADMIN_HOME = "People, devices and audit"
 REFUSED = "Sign in with a security key or passkey"
