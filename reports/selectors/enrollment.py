@@ -4,6 +4,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
+from django.contrib.auth.models import Group
 from django.db import connection
 from django.utils import timezone
 
@@ -108,7 +109,7 @@ WITH reg AS (
            (u.locked_at IS NOT NULL AND (u.locked_until IS NULL OR u.locked_until > %s)) AS locked,
            (u.lost_last_factor_at IS NOT NULL AND COALESCE(pu.strength, 0) = 0) AS setup_held,
            (u.is_staff OR u.is_superuser OR EXISTS (
-                SELECT 1 FROM {user_groups} ug JOIN auth_group g ON g.id = ug.group_id
+                SELECT 1 FROM {user_groups} ug JOIN {groups} g ON g.id = ug.group_id
                 WHERE ug.user_id = u.id AND g.name IN ({staff_groups})
            )) AS staff
     FROM identity_user u
@@ -135,6 +136,7 @@ def enrollment_cte() -> str:
         + " ELSE 'none'",
         # identity.selectors.is_staff_account, in SQL: the staff flag, superuser, or a staff group.
         user_groups=User.groups.through._meta.db_table,
+        groups=Group._meta.db_table,
         staff_groups=", ".join("'" + name.replace("'", "''") + "'" for name in STAFF_GROUPS),
     )
 
