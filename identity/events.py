@@ -24,6 +24,7 @@ EVENTS: dict[str, str] = {
     "account.locked": "Account locked after[ {consecutive_failures}] wrong codes",
     "account.unlocked": "Account unlocked[: “{reason}”]",
     "account.auto_unlocked": "Account unlocked automatically when the lockout ended",
+    "admin.refused_factor": "Turned away from the admin: signed in with {factor}, which can be phished; a security key or passkey is required[ (asked for {path})]",
     "sessions.ended": "Signed out everywhere[ ({count} sessions ended)][: “{reason}”]",
     # Devices and enrollment
     "enrollment.started": "Started setting up a device[ ({kind})]",

@@ -12,6 +12,7 @@ class CodeSetMixin:
     """What a set of single-use codes (backup codes, bypass codes) shares; its codes are ``self.codes``."""
 
     accepts_typed_code = True
+    phishing_resistant = False  # a typed code works on a look-alike site too
 
     @property
     def unused_count(self) -> int:

@@ -36,6 +36,7 @@ class AuthenticatorAppDevice(ThrottlingMixin, TimestampMixin, Device):
 
     factor_name = kinds.APP_FACTOR
     accepts_typed_code = True
+    phishing_resistant = False  # a typed code works on a look-alike site too
 
     encrypted_secret = models.TextField(blank=True)
     last_t = models.BigIntegerField(default=-1, help_text="Last accepted time step; codes at or before it are refused.")
@@ -90,6 +91,7 @@ class PhoneDevice(ThrottlingMixin, TimestampMixin, Device):
 
     factor_name = kinds.PHONE_FACTOR
     accepts_typed_code = True
+    phishing_resistant = False  # a typed code works on a look-alike site too
 
     number = PhoneNumberField()
     can_text = models.BooleanField(default=True)
@@ -211,6 +213,11 @@ class SecurityKeyDevice(ThrottlingMixin, TimestampMixin, Device):
 
     # The sign-in page offers a "use your security key" button for these, not a code field.
     accepts_typed_code = False
+    # The one place that says which factor resists phishing (NIST SP 800-63B-4): the browser binds every WebAuthn
+    # assertion to our origin, so a look-alike site gets nothing it can replay. Every credential of this model counts,
+    # a roaming security key and a passkey alike; the staff admin (WA-05) and the assurance counts in the reports
+    # read this attribute.
+    phishing_resistant = True
 
     class Form(models.TextChoices):
         # Every form is a WebAuthn credential, phishing-resistant alike; they differ in how the person holds it.
