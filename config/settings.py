@@ -48,6 +48,7 @@ INSTALLED_APPS = [
     "identity.directory",
     "devices",
     "helpdesk",
+    "campaigns",
     "vpn",
     "reports",
 ]
