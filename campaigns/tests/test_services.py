@@ -210,3 +210,13 @@ def test_members_due_a_step_are_those_not_enrolled_who_have_not_had_it(make_user
     gone.save()
     assert set(selectors.members_due(campaign, 2).values_list("person", flat=True)) == {waiting.pk}
     assert set(selectors.members_due(campaign, 3).values_list("person", flat=True)) == {waiting.pk, reminded.pk}
+
+
+def test_beat_refreshes_every_open_campaign_and_leaves_closed_ones(make_user, make_campaign, campaign_staff):
+    from campaigns import tasks
+
+    open_one, closed = make_campaign(), make_campaign()
+    services.close_campaign(closed, actor=campaign_staff)
+    person = make_user()
+    tasks.refresh_open_campaigns()  # its per-campaign tasks run eagerly here
+    assert set(Member.objects.filter(person=person).values_list("campaign", flat=True)) == {open_one.pk}
