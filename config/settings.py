@@ -48,6 +48,7 @@ INSTALLED_APPS = [
     "identity.directory",
     "devices",
     "helpdesk",
+    "campaigns",
     "vpn",
     "reports",
 ]
@@ -80,6 +81,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "identity.context_processors.institution",
+                "campaigns.web.setup_notice",
             ],
         },
     },
@@ -499,6 +501,14 @@ if LDAP_SERVER_URIS:
         "task": "identity.directory.tasks.sync_directory",
         "schedule": timedelta(minutes=DIRECTORY_SYNC_MINUTES),
     }
+
+# --- Enrollment campaigns (campaigns/, docs/campaigns.md) ----------------------------------------------------
+# The cohorts' rows follow the directory (joiners, movers, leavers) this often; the VPN and the web read each
+# campaign's rule when they ask, so nobody waits for it.
+CELERY_BEAT_SCHEDULE["refresh-campaign-members"] = {
+    "task": "campaigns.tasks.refresh_open_campaigns",
+    "schedule": timedelta(hours=1),
+}
 
 # --- Where sign-in hands over to the devices app (identity names no devices page or template) -------------------
 # A person with no device yet is signed in only to set one up, here.
