@@ -159,7 +159,7 @@ def send_reactivation_link(
         raise ValidationError(errors.STAFF_ONLY_LINK, code="staff_only")
     if same_person(actor, person):
         raise ValidationError(errors.OWN_ACCOUNT, code="own_account")
-    details = {"identity_check": identity_check.method, "reference": identity_check.reference}
+    details: dict[str, object] = {"identity_check": identity_check.method, "reference": identity_check.reference}
     if (
         approved_by is not None
         and approved_by.is_staff

@@ -100,6 +100,7 @@ def take_export_download(job_id, *, actor, ip: str | None = None) -> ExportJob:
             raise ValidationError("This export is not ready yet.", code="not_ready")
         if job.downloaded_at is not None:
             raise ValidationError("This export was downloaded already; ask for a new one.", code="used")
+        assert job.expires_at is not None  # set with DONE (run_export)
         if job.expires_at <= timezone.now():
             raise ValidationError("This export's link has expired; ask for a new one.", code="expired")
         job.downloaded_at = timezone.now()

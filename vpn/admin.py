@@ -1,6 +1,8 @@
 """Integrations and RADIUS clients in the staff admin, for superusers only. A secret is shown once, on the page
 that answers its creation or rotation, and never again (API-03). Every change goes through a service (audited)."""
 
+from collections.abc import Callable
+
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
@@ -23,11 +25,12 @@ def _shown_once(request, obj, *, what: str, secret: str, key: str = ""):
     return response
 
 
-class SuperuserOnly:
+class SuperuserOnly(admin.ModelAdmin):
     """Superusers only; the rotate action of both models (one row at a time, the secret shown once)."""
 
     actions = ["rotate_secret"]
     secret_name = "secret"
+    rotate: Callable[..., str]  # the service that rotates the row's secret and returns the new one
 
     def get_exclude(self, request, obj=None):
         # A new row is always created enabled; disabling is a change, audited as one.
@@ -115,6 +118,7 @@ class RadiusClientForm(forms.ModelForm):
 
     def clean(self):
         cleaned = super().clean()
+        assert cleaned is not None  # a ModelForm's clean returns cleaned_data
         if "network" in cleaned:
             enabled = cleaned.get("enabled", True) if self.instance.pk else True
             try:

@@ -137,7 +137,7 @@ def hold_setup_if_no_factor_left(user) -> bool:
 
 def device_ids(registration: Registration) -> set[str]:
     """The persistent ids (django-otp) of every factor the registration holds, as sessions record them."""
-    ids = {
+    ids: set[tuple[type[AuthenticatorAppDevice | PhoneDevice | SecurityKeyDevice], int | None]] = {
         (AuthenticatorAppDevice, registration.app_device_id),
         (AuthenticatorAppDevice, registration.pending_app_device_id),
         (PhoneDevice, registration.phone_device_id),

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from django.db import transaction
+from django.db.models import Model
 
 from identity import audit
 
@@ -16,7 +17,7 @@ from .. import crypto
 DEFAULT_BATCH_SIZE = 200
 
 
-def _label(model, name: str) -> str:
+def _label(model: type[Model], name: str) -> str:
     # The model is enough (one encrypted field each, ``crypto.register_encrypted_field``), and keeps field names that
     # say "secret" out of the audit details.
     return model._meta.label

@@ -68,7 +68,7 @@ def rename_registration(registration: Registration, *, label: str, actor: User, 
     return registration
 
 
-def _take_out_of_use(registration: Registration, *, actor: User) -> set[str]:
+def _take_out_of_use(registration: Registration, *, actor: User | None) -> set[str]:
     """Retire the locked registration and every factor it holds; return their persistent ids.
 
     The caller holds the transaction and the row lock, has checked the status, ends the sessions and audits.

@@ -41,7 +41,7 @@ from .reactivation import begin_reactivation
 
 def _awaiting_device(registration: Registration) -> AuthenticatorAppDevice:
     """The unconfirmed app device a link or QR code may show: the new one of a setup or a reactivation."""
-    device = registration.awaiting_app_device
+    device: AuthenticatorAppDevice | None = registration.awaiting_app_device
     if device is None:
         raise ValidationError(errors.STEP_OUT_OF_ORDER, code="order")
     return device
@@ -118,11 +118,12 @@ def send_activation_link(registration: Registration, *, actor: User, ip: str | N
 
 
 def _link_still_valid(link: ActivationLink) -> bool:
-    wanted = {
+    wanted_by_purpose: dict[str, tuple[str, ...]] = {
         ActivationLink.Purpose.ACTIVATION: (Registration.Status.PENDING,),
         ActivationLink.Purpose.REACTIVATION: (Registration.Status.REACTIVATING,),
         ActivationLink.Purpose.RECOVERY: (Registration.Status.ACTIVE, Registration.Status.REACTIVATING),
-    }[link.purpose]
+    }
+    wanted = wanted_by_purpose[link.purpose]
     return link.is_usable and link.registration.status in wanted
 
 

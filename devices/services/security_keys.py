@@ -128,6 +128,7 @@ def register_security_key(
                     failure = error
     if failure:
         raise failure
+    assert registration is not None  # _bind returned it: nothing failed
     return registration
 
 
@@ -140,7 +141,7 @@ def _audit_rejected(user, *, actor: User, ip, reason: str, registration: Registr
 
 def _bind(user, row: WebAuthnChallenge, *, response_json: str, label: str, actor: User, ip) -> Registration:
     """Verify the response to the claimed ``row`` and write the device and the active registration."""
-    pending = lock_registration(row.registration) if row.registration_id else None
+    pending = lock_registration(row.registration) if row.registration is not None else None
     if pending is not None:
         try:
             require_pending(pending)

@@ -19,6 +19,7 @@ of :mod:`identity.directory.hooks`, in the same transaction.
 
 import secrets
 from datetime import timedelta
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.hashers import UNUSABLE_PASSWORD_PREFIX, UNUSABLE_PASSWORD_SUFFIX_LENGTH
@@ -125,7 +126,7 @@ def apply_record(record: DirectoryRecord, *, origin: dict, actor: User | None = 
         return UPDATED if changed else UNCHANGED
 
 
-def create_people(records: list[DirectoryRecord], *, origin: dict, actor: User | None = None) -> dict[str, int]:
+def create_people(records: list[DirectoryRecord], *, origin: dict, actor: User | None = None) -> dict[str, Any]:
     """Joiners in bulk (the LDAP sync's first run brings in a whole institution): the same rows, audit events, roles,
     VPN access and welcome emails as :func:`apply_record` creating each, in one transaction and one INSERT.
 
@@ -146,7 +147,8 @@ def create_people(records: list[DirectoryRecord], *, origin: dict, actor: User |
         taken_names = set(
             User.objects.filter(username__in=[r.institution_id for r in records]).values_list("username", flat=True)
         )
-        fresh, seen = [], set()
+        fresh: list[DirectoryRecord] = []
+        seen: set[str] = set()
         for record in records:
             plain = (
                 record.active
@@ -333,7 +335,7 @@ def deactivate_person(
         user.is_active = False
         user.deactivated_at = timezone.now()
         user.save(update_fields=["is_active", "deactivated_at"])
-        ended = {"sessions_ended": open_sessions.end_sessions(user)}
+        ended: dict[str, object] = {"sessions_ended": open_sessions.end_sessions(user)}
         ended.update(hooks.run("person_deactivated", user))
         if user.vpn_access in (User.VpnAccess.APPROVED, User.VpnAccess.REQUESTED):
             ended["vpn_access_was"] = user.vpn_access

@@ -22,7 +22,7 @@ FACTOR_LABELS = {
     "phone": "Text or voice call",
     "none": "None",
 }
-KIND_COLUMNS = {
+KIND_COLUMNS: dict[str, str] = {
     Registration.Kind.MOBILE: "mobile_devices",
     Registration.Kind.TABLET: "tablet_devices",
     Registration.Kind.LANDLINE: "landline_devices",

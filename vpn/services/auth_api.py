@@ -169,7 +169,7 @@ def authenticate(request: signing.SignedRequest, *, authorization: str, client_i
 
 def _person_name(params: dict) -> str:
     """The institution ID the VPN names the person by (``username``, or Duo's ``user_id``, which is ours too)."""
-    name = params.get("username") or params.get("user_id")
+    name: str | None = params.get("username") or params.get("user_id")
     if not name:
         raise api_error(MISSING_PARAMS, "username or user_id")
     return name
@@ -184,6 +184,7 @@ def preauth(integration: Integration, params: dict, *, client_ip: str | None) ->
     ``auth`` with the devices and their capabilities. Never ``allow``, never ``push``. Audits ``vpn.preauth``."""
     user = _find_person(params)
     context = {"integration": integration.integration_key, "user_ip": params.get("ipaddr", "")}
+    answer: dict[str, object]
     if not may_use_vpn(user):
         answer = {"result": "deny", "status_msg": NOT_ALLOWED_MSG}
     else:
@@ -221,7 +222,7 @@ def _send_code(user: User | None, factors: Factors | None, *, factor: str, wante
     device = _pick_phone(factors, wanted) if factors else None
     sent = False
     if device is not None:
-        channel = "sms" if factor == "sms" and device.can_text else "voice"
+        channel: str | None = "sms" if factor == "sms" and device.can_text else "voice"
         if factor == "sms" and not device.can_text:
             channel = None
         if channel:
@@ -273,6 +274,7 @@ def auth(integration: Integration, params: dict, *, client_ip: str | None) -> di
         return _passcode_answer(
             passcode_lane.Verdict(None, user.pk if user else None), client_ip=client_ip, context=context
         )
+    assert user is not None  # factors are read only for a person who may use the VPN
     outcome = verify_typed_code(
         user, devices=factors.typed, code=str(passcode), ip=client_ip, entry_point="vpn", context=context
     )

@@ -133,7 +133,8 @@ def check_radius_network(network: str, *, enabled: bool = True, client_id: int |
     inside a /24 takes its own address); the same network twice is refused: which secret would be tried is chance.
     """
     network = _one_network(network)
-    same = RadiusClient.objects.filter(enabled=True, network=network).exclude(pk=client_id).first()
+    # pk=None (a new client) excludes nothing, as meant.
+    same = RadiusClient.objects.filter(enabled=True, network=network).exclude(pk=client_id).first()  # type: ignore[misc]
     if enabled and same is not None:
         raise ValidationError(
             f"The RADIUS client {same.name!r} already has the network {network}: requests from there can be checked "

@@ -5,6 +5,7 @@ import hmac
 import string
 from dataclasses import dataclass
 from types import SimpleNamespace
+from typing import TypeGuard
 
 from django.conf import settings
 from django_otp import device_classes
@@ -89,5 +90,5 @@ def devices_listing(factors: Factors) -> list[dict]:
     return listing
 
 
-def may_use_vpn(user: User | None) -> bool:
+def may_use_vpn(user: User | None) -> TypeGuard[User]:
     return user is not None and user.vpn_access == User.VpnAccess.APPROVED and not user.is_locked
