@@ -7,7 +7,7 @@ pass plain values (``actor``, ``ip``), never a request; refusals raise ``Validat
 
 import secrets
 from collections.abc import Mapping
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -48,7 +48,7 @@ def _awaiting_device(registration: Registration) -> AuthenticatorAppDevice:
 
 
 def _issue_link(
-    registration: Registration, *, purpose: str, actor: User | None = None, expires_at
+    registration: Registration, *, purpose: str, actor: User | None = None, expires_at: datetime
 ) -> tuple[ActivationLink, str]:
     """Revoke the registration's open links and create a new one; return it with its URL (built from SITE_URL)."""
     revoke_open_links(registration)

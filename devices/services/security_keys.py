@@ -8,9 +8,11 @@ from :mod:`devices.errors`. The WebAuthn checks themselves are in
 """
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from identity import audit
@@ -55,12 +57,13 @@ def _clean_label(label: str) -> str:
     return label
 
 
-def keys_in_use(user):
-    return SecurityKeyDevice.objects.filter(user=user, confirmed=True).order_by("pk")
+def keys_in_use(user: User) -> QuerySet[SecurityKeyDevice]:
+    keys: QuerySet[SecurityKeyDevice] = SecurityKeyDevice.objects.filter(user=user, confirmed=True).order_by("pk")
+    return keys
 
 
 def start_security_key_registration(
-    user, *, session_key: str, registration: Registration | None = None
+    user: User, *, session_key: str, registration: Registration | None = None
 ) -> tuple[str, WebAuthnChallenge]:
     """Issue a registration challenge and return the JSON options for ``navigator.credentials.create()``.
 
@@ -83,7 +86,7 @@ def start_security_key_registration(
 
 
 def register_security_key(
-    user,
+    user: User,
     *,
     response_json: str,
     challenge: SessionChallenge,
@@ -91,7 +94,7 @@ def register_security_key(
     actor: User,
     ip: str | None = None,
     registration: Registration | None = None,
-    verified_at=None,
+    verified_at: datetime | None = None,
 ) -> Registration:
     """Bind the key that answered ``challenge`` to ``user`` and return its active registration.
 
@@ -132,14 +135,16 @@ def register_security_key(
     return registration
 
 
-def _audit_rejected(user, *, actor: User, ip, reason: str, registration: Registration | None, detail: str = "") -> None:
+def _audit_rejected(user: User, *, actor: User, ip: str | None, reason: str, registration: Registration | None, detail: str = "") -> None:
     details = {"reason": reason, "registration": registration.pk if registration else None}
     if detail:
         details["detail"] = detail
     audit.record("enrollment.security_key_rejected", actor=actor, subject=user, ip=ip, details=details)
 
 
-def _bind(user, row: WebAuthnChallenge, *, response_json: str, label: str, actor: User, ip) -> Registration:
+def _bind(
+    user: User, row: WebAuthnChallenge, *, response_json: str, label: str, actor: User, ip: str | None
+) -> Registration:
     """Verify the response to the claimed ``row`` and write the device and the active registration."""
     pending = lock_registration(row.registration) if row.registration is not None else None
     if pending is not None:
@@ -190,7 +195,7 @@ def _bind(user, row: WebAuthnChallenge, *, response_json: str, label: str, actor
     return registration
 
 
-def start_security_key_sign_in(user, *, session_key: str) -> tuple[str, WebAuthnChallenge]:
+def start_security_key_sign_in(user: User, *, session_key: str) -> tuple[str, WebAuthnChallenge]:
     """Issue a sign-in challenge and return the JSON options for ``navigator.credentials.get()``.
 
     ``allowCredentials`` lists the person's keys in use. Call only for the
@@ -209,7 +214,7 @@ def start_security_key_sign_in(user, *, session_key: str) -> tuple[str, WebAuthn
 
 
 def verify_security_key(
-    user, *, response_json: str, challenge: SessionChallenge, ip: str | None, entry_point: str = "web"
+    user: User, *, response_json: str, challenge: SessionChallenge, ip: str | None, entry_point: str = "web"
 ) -> tuple[str, SecurityKeyDevice]:
     """Check an assertion through identity's ``verify_second_factor``; return ``(outcome, device)``.
 

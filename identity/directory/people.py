@@ -18,7 +18,7 @@ of :mod:`identity.directory.hooks`, in the same transaction.
 """
 
 import secrets
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -74,7 +74,7 @@ def mobile_of(record: DirectoryRecord) -> str:
     return numbers.to_e164(record.mobile)
 
 
-def _audited(name: str, value):
+def _audited(name: str, value: Any) -> Any:
     return numbers.mask_phone_number(value) if name == MOBILE_FIELD and value else value
 
 
@@ -221,7 +221,9 @@ def _after_create(
     return person
 
 
-def _apply_changes(person: User, record: DirectoryRecord, *, origin: dict, actor, ip) -> bool:
+def _apply_changes(
+    person: User, record: DirectoryRecord, *, origin: dict, actor: User | None, ip: str | None
+) -> bool:
     """The mover's part: owned fields, mobile number, external ID, institution ID, DN, roles and VPN access.
     Returns whether anything changed."""
     wanted = {name: getattr(record, name) for name in OWNED_FIELDS}
@@ -270,7 +272,9 @@ def directory_roles() -> frozenset[str]:
     return frozenset(settings.DIRECTORY_ROLES) & frozenset(STAFF_GROUPS)
 
 
-def _apply_roles(person: User, roles: frozenset[str] | None, *, origin: dict, actor, ip) -> bool:
+def _apply_roles(
+    person: User, roles: frozenset[str] | None, *, origin: dict, actor: User | None, ip: str | None
+) -> bool:
     """Grant and remove the allow-listed roles so the person has exactly those of ``roles`` (None: not managed).
 
     Each grant and removal is audited (DIR-04). A role outside the allow-list is never granted, and a group the
@@ -298,7 +302,9 @@ def _apply_roles(person: User, roles: frozenset[str] | None, *, origin: dict, ac
     return bool(grant or remove)
 
 
-def _apply_vpn_access(person: User, vpn_access: bool | None, *, origin: dict, actor, ip) -> bool:
+def _apply_vpn_access(
+    person: User, vpn_access: bool | None, *, origin: dict, actor: User | None, ip: str | None
+) -> bool:
     """Approve (True) or revoke (False) VPN access through the audited VPN services; None: not managed."""
     if vpn_access is None:
         return False
@@ -376,7 +382,7 @@ def reactivate_person(user: User, *, origin: dict, actor: User | None = None, ip
     return True
 
 
-def retire_devices_of_leavers(*, now=None) -> int:
+def retire_devices_of_leavers(*, now: datetime | None = None) -> int:
     """Retire the devices of people deactivated more than DIRECTORY_RETAIN_DAYS ago; return how many.
 
     ``devices`` does it (the ``retire_devices`` hook), each person in a transaction of their own that locks them
