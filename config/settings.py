@@ -455,6 +455,11 @@ IDENTITY_CHECK_VALID_MINUTES = env.int("IDENTITY_CHECK_VALID_MINUTES", default=3
 APPROVAL_REQUEST_TTL_HOURS = env.int("APPROVAL_REQUEST_TTL_HOURS", default=24)
 RECENT_EMAIL_CHANGE_HOURS = env.int("RECENT_EMAIL_CHANGE_HOURS", default=24)
 
+# Phishing-resistant sign-in for staff (WA-05): from this date (YYYY-MM-DD, the start of the day in TIME_ZONE) the
+# admin lets in help-desk agents, auditors and superusers only when they signed in with a security key or passkey;
+# before it they are reminded in the admin. Empty: not enforced (identity.I108 says so under check --deploy).
+STAFF_PHISHING_RESISTANT_FROM = env("STAFF_PHISHING_RESISTANT_FROM", default="")
+
 # Sessions in the database with their person and device on each row, so a lost device ends every session verified
 # with it (BND-05; check identity.E004).
 SESSION_ENGINE = "identity.session_store"
@@ -501,6 +506,8 @@ if LDAP_SERVER_URIS:
 FIRST_FACTOR_SETUP_URL = "devices:start"
 # The "use your security key" part of the second-factor page.
 SIGN_IN_KEY_TEMPLATE = "devices/keys/use_key.html"
+# The "sign in with a passkey" part of the sign-in page (no ID, no password).
+SIGN_IN_PASSKEY_TEMPLATE = "devices/keys/passwordless.html"
 
 # --- SCIM provisioning (identity/directory/scim/) ----------------------------------------------
 # The largest SCIM request body we read; a larger one is answered 413 before it is read (Entra ID sends group

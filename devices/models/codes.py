@@ -14,6 +14,7 @@ class CodeSetMixin:
     """What a set of single-use codes (backup codes, bypass codes) shares; its codes are ``self.codes``."""
 
     accepts_typed_code = True
+    phishing_resistant = False  # a typed code works on a look-alike site too
     codes: Any  # the related manager of the code model's foreign key, which each device model names "codes"
 
     @property

@@ -17,8 +17,17 @@ from devices.views import LOSS_REPORTED_SESSION_KEY
 from identity.models import PersonSession as Session
 from testsupport import PASSWORD, fresh_code, totp_for
 
-from .helpers import add_app_device, events, pending_app_registration, text
-from .security_key_support import ORIGIN, RP_ID, new_key, pending_key, registration_challenge
+from .helpers import (
+    ORIGIN,
+    RP_ID,
+    add_app_device,
+    events,
+    new_key,
+    pending_app_registration,
+    pending_key,
+    registration_challenge,
+    text,
+)
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db]
 

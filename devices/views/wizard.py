@@ -42,6 +42,7 @@ STEP_URLS = {
     kinds.INSTALL: "devices:install",
     kinds.ACTIVATE: "devices:activate",
     kinds.SECURITY_KEY: "devices:security_key",
+    kinds.PASSKEY: "devices:passkey",
 }
 
 

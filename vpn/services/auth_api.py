@@ -28,7 +28,7 @@ from .. import signing
 from ..models import AuthTransaction, Integration, SeenSignature
 from . import passcode as passcode_lane
 from .integrations import address_allowed, integration_for_key
-from .people import Factors, device_id, devices_listing, may_use_vpn, vpn_factors
+from .people import Factors, device_id, devices_listing, may_use_vpn, vpn_factors, web_only_message
 
 DENIED = "Login request denied."
 CODES_SENT = "If you have a phone with us, a new code is on its way."
@@ -204,9 +204,10 @@ def preauth(integration: Integration, params: dict, *, client_ip: str | None) ->
         factors = vpn_factors(user)
         if not factors.usable:
             portal = settings.SITE_URL + reverse("devices:start")
+            # A passkey cannot answer a passcode: the person hears that, not "set up a device" (they have one).
             answer = {
                 "result": "enroll",
-                "status_msg": "Set up a device for two-factor sign-in first.",
+                "status_msg": web_only_message(user) or "Set up a device for two-factor sign-in first.",
                 "enroll_portal_url": portal,
             }
         else:

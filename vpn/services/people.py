@@ -10,6 +10,7 @@ from typing import Any, TypeGuard
 from django.conf import settings
 from django_otp import device_classes
 
+from devices.models import SecurityKeyDevice
 from identity.models import User
 
 _KEY_ALPHABET = string.ascii_uppercase + string.digits
@@ -88,6 +89,22 @@ def devices_listing(factors: Factors) -> list[dict]:
         entry = {**_PASSCODE_ENTRY, "display_name": f"A code {' or '.join(sources)}"}
         listing.append({"device": device_id(anchor), **entry})
     return listing
+
+
+# Said to a person whose only devices cannot give a passcode (a VPN client has only a passcode box).
+WEB_ONLY_MSG = {
+    SecurityKeyDevice.Form.PASSKEY: "Use your authenticator app or a text: passkeys work on the web only.",
+    SecurityKeyDevice.Form.SECURITY_KEY: "Use your authenticator app or a text: security keys work on the web only.",
+}
+
+
+def web_only_message(user: User) -> str:
+    """For a person with no device that takes a code: why their passkey (or security key) will not do, or ""."""
+    forms = set(SecurityKeyDevice.objects.filter(user=user, confirmed=True).values_list("form", flat=True))
+    for form in (SecurityKeyDevice.Form.PASSKEY, SecurityKeyDevice.Form.SECURITY_KEY):
+        if form in forms:
+            return WEB_ONLY_MSG[form]
+    return ""
 
 
 def may_use_vpn(user: User | None) -> TypeGuard[User]:
