@@ -93,7 +93,7 @@ def shows_details(request) -> bool:
 
 def run_checks(names) -> dict[str, dict]:
     """The named checks' results, each with ``ok`` and how long it took; an error is a failure, described."""
-    results = {}
+    results: dict[str, dict] = {}
     for name, check in READY_CHECKS.items():
         if name not in names:
             continue

@@ -43,7 +43,9 @@ class DeviceForm(forms.Form):
 
     def __init__(self, *args, person: User, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["registration"].choices = [
+        field = self.fields["registration"]
+        assert isinstance(field, forms.ChoiceField)  # declared above
+        field.choices = [
             (str(r.pk), device_words(r))
             for r in Registration.objects.filter(user=person, status__in=Registration.IN_USE).order_by("created_at")
         ]
@@ -331,7 +333,7 @@ def settings_words(action: str, params: dict, person: User) -> str:
     if action == "send_recovery_link":
         parts.append(f"emailed to {person.email or 'no address'}")
     changes = [
-        f"{DetailsForm.base_fields[name].label.lower()} to “{params[name]}”"
+        f"{str(DetailsForm.base_fields[name].label).lower()} to “{params[name]}”"
         for name in services.PERSON_FIELDS
         if params.get(name) is not None and params[name] != getattr(person, name)
     ]

@@ -9,6 +9,7 @@ from types import SimpleNamespace
 
 import psycopg
 from django.db import DEFAULT_DB_ALIAS, connections, transaction
+from django.db.models import Field
 from django.utils import timezone
 from psycopg.types.json import Jsonb
 
@@ -169,6 +170,7 @@ def _insert_params(row, db) -> dict:
     values = {column: getattr(row, column) for column in _COLUMNS}
     for column in _COLUMNS:
         field = AuditEvent._meta.get_field(column.removesuffix("_id"))
+        assert isinstance(field, Field)  # a column's own field, never a reverse relation
         values[column] = field.get_db_prep_save(values[column], db)
     return values
 

@@ -81,7 +81,9 @@ class SecondFactorForm(forms.Form):
         ) or "security key"
         devices = [d for d in devices if getattr(d, "accepts_typed_code", True)]
         self.devices = {device.persistent_id: device for device in devices}
-        self.fields["device"].choices = _device_choices(self.devices)
+        device_field = self.fields["device"]
+        assert isinstance(device_field, forms.ChoiceField)  # declared above
+        device_field.choices = _device_choices(self.devices)
         self.fields["code"].help_text = _code_hint(self.devices.values())
         if len(self.devices) == 1:
             self.fields["device"].initial = next(iter(self.devices))

@@ -4,6 +4,9 @@ Their ``verify_token`` (django-otp's hook) calls down into :func:`devices.verifi
 imports a service.
 """
 
+from collections.abc import Callable
+from typing import ClassVar
+
 from django.conf import settings
 from django.core.exceptions import ObjectDoesNotExist
 from django.db import models
@@ -119,11 +122,13 @@ class PhoneDevice(ThrottlingMixin, TimestampMixin, Device):
 
     # The service that sends a sign-in code (``devices.services.send_signin_code``), set when the app is ready:
     # the models import nothing above them.
-    send_challenge = None
+    send_challenge: ClassVar[Callable[..., object] | None] = None
 
     def generate_challenge(self, channel: str = "sms", ip: str | None = None) -> str:
         """django-otp's challenge hook: queue a fresh code by ``channel``. The work is a service."""
-        type(self).send_challenge(self, channel=channel, ip=ip)
+        send = type(self).send_challenge
+        assert send is not None, "set by DevicesConfig.ready()"
+        send(self, channel=channel, ip=ip)
         return "sent"
 
     def verify_token(self, token) -> bool:

@@ -118,7 +118,7 @@ class Registration(models.Model):
     def credential_storage(self) -> str:
         """For a security key or passkey: synced (backed up) or bound to one device, as reported when it was
         registered (WA-04); "" for other kinds."""
-        return self.security_key_device.storage_words if self.security_key_device_id else ""
+        return self.security_key_device.storage_words if self.security_key_device is not None else ""
 
     @property
     def masked_phone_number(self) -> str:

@@ -14,9 +14,11 @@ from :mod:`devices.errors`. The WebAuthn checks themselves are in
 import contextlib
 import hmac
 from dataclasses import dataclass
+from datetime import datetime
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from identity import audit
@@ -70,13 +72,14 @@ def _clean_label(label: str) -> str:
     return label
 
 
-def keys_in_use(user):
+def keys_in_use(user: User) -> QuerySet[SecurityKeyDevice]:
     """The person's WebAuthn credentials in use, security keys and passkeys alike."""
-    return SecurityKeyDevice.objects.filter(user=user, confirmed=True).order_by("pk")
+    keys: QuerySet[SecurityKeyDevice] = SecurityKeyDevice.objects.filter(user=user, confirmed=True).order_by("pk")
+    return keys
 
 
 def start_security_key_registration(
-    user, *, session_key: str, registration: Registration | None = None, passkey: bool = False
+    user: User, *, session_key: str, registration: Registration | None = None, passkey: bool = False
 ) -> tuple[str, WebAuthnChallenge]:
     """Issue a registration challenge and return the JSON options for ``navigator.credentials.create()``.
 
@@ -101,7 +104,7 @@ def start_security_key_registration(
 
 
 def register_security_key(
-    user,
+    user: User,
     *,
     response_json: str,
     challenge: SessionChallenge,
@@ -109,7 +112,7 @@ def register_security_key(
     actor: User,
     ip: str | None = None,
     registration: Registration | None = None,
-    verified_at=None,
+    verified_at: datetime | None = None,
     passkey: bool = False,
 ) -> Registration:
     """Bind the key (or passkey) that answered ``challenge`` to ``user`` and return its active registration.
@@ -152,10 +155,11 @@ def register_security_key(
                     failure = error
     if failure:
         raise failure
+    assert registration is not None  # _bind returned it: nothing failed
     return registration
 
 
-def _audit_rejected(user, *, actor: User, ip, reason: str, registration: Registration | None, detail: str = "") -> None:
+def _audit_rejected(user: User, *, actor: User, ip: str | None, reason: str, registration: Registration | None, detail: str = "") -> None:
     details = {"reason": reason, "registration": registration.pk if registration else None}
     if detail:
         details["detail"] = detail
@@ -163,10 +167,10 @@ def _audit_rejected(user, *, actor: User, ip, reason: str, registration: Registr
 
 
 def _bind(
-    user, row: WebAuthnChallenge, *, response_json: str, label: str, actor: User, ip, passkey: bool
+    user: User, row: WebAuthnChallenge, *, response_json: str, label: str, actor: User, ip: str | None, passkey: bool
 ) -> Registration:
     """Verify the response to the claimed ``row`` and write the device and the active registration."""
-    pending = lock_registration(row.registration) if row.registration_id else None
+    pending = lock_registration(row.registration) if row.registration is not None else None
     if pending is not None:
         try:
             require_pending(pending)
@@ -232,7 +236,7 @@ def _bind(
     return registration
 
 
-def start_security_key_sign_in(user, *, session_key: str) -> tuple[str, WebAuthnChallenge]:
+def start_security_key_sign_in(user: User, *, session_key: str) -> tuple[str, WebAuthnChallenge]:
     """Issue a sign-in challenge and return the JSON options for ``navigator.credentials.get()``.
 
     ``allowCredentials`` lists the person's keys in use. Call only for the
@@ -251,7 +255,7 @@ def start_security_key_sign_in(user, *, session_key: str) -> tuple[str, WebAuthn
 
 
 def verify_security_key(
-    user, *, response_json: str, challenge: SessionChallenge, ip: str | None, entry_point: str = "web"
+    user: User, *, response_json: str, challenge: SessionChallenge, ip: str | None, entry_point: str = "web"
 ) -> tuple[str, SecurityKeyDevice]:
     """Check an assertion through identity's ``verify_second_factor``; return ``(outcome, device)``.
 
@@ -344,7 +348,7 @@ def _handle_matches(token: "AssertionToken", device: SecurityKeyDevice) -> bool:
     """Whether the assertion names the device owner's user handle (a passkey always carries it)."""
     named = webauthn.user_handle_of(token.response_json)
     stored = WebAuthnUserHandle.objects.filter(user_id=device.user_id).values_list("handle", flat=True).first()
-    return bool(named) and stored is not None and hmac.compare_digest(bytes(named), bytes(stored))
+    return bool(named and stored is not None and hmac.compare_digest(bytes(named), bytes(stored)))
 
 
 def _check_assertion(token: "AssertionToken", device: SecurityKeyDevice) -> bool:

@@ -68,7 +68,7 @@ def _registration_options(request, pk, step: str):
     registration = wizard_registration(request, pk, step)
     form = SecurityKeyLabelForm(request.POST)
     if not form.is_valid():
-        return _refusal(form.errors["label"][0])
+        return _refusal(str(form.errors["label"][0]))
     try:
         options, challenge = security_keys.start_security_key_registration(
             request.user, registration=registration, session_key=_session_key(request)

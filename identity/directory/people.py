@@ -18,7 +18,8 @@ of :mod:`identity.directory.hooks`, in the same transaction.
 """
 
 import secrets
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.hashers import UNUSABLE_PASSWORD_PREFIX, UNUSABLE_PASSWORD_SUFFIX_LENGTH
@@ -73,7 +74,7 @@ def mobile_of(record: DirectoryRecord) -> str:
     return numbers.to_e164(record.mobile)
 
 
-def _audited(name: str, value):
+def _audited(name: str, value: Any) -> Any:
     return numbers.mask_phone_number(value) if name == MOBILE_FIELD and value else value
 
 
@@ -125,7 +126,7 @@ def apply_record(record: DirectoryRecord, *, origin: dict, actor: User | None = 
         return UPDATED if changed else UNCHANGED
 
 
-def create_people(records: list[DirectoryRecord], *, origin: dict, actor: User | None = None) -> dict[str, int]:
+def create_people(records: list[DirectoryRecord], *, origin: dict, actor: User | None = None) -> dict[str, Any]:
     """Joiners in bulk (the LDAP sync's first run brings in a whole institution): the same rows, audit events, roles,
     VPN access and welcome emails as :func:`apply_record` creating each, in one transaction and one INSERT.
 
@@ -146,7 +147,8 @@ def create_people(records: list[DirectoryRecord], *, origin: dict, actor: User |
         taken_names = set(
             User.objects.filter(username__in=[r.institution_id for r in records]).values_list("username", flat=True)
         )
-        fresh, seen = [], set()
+        fresh: list[DirectoryRecord] = []
+        seen: set[str] = set()
         for record in records:
             plain = (
                 record.active
@@ -219,7 +221,9 @@ def _after_create(
     return person
 
 
-def _apply_changes(person: User, record: DirectoryRecord, *, origin: dict, actor, ip) -> bool:
+def _apply_changes(
+    person: User, record: DirectoryRecord, *, origin: dict, actor: User | None, ip: str | None
+) -> bool:
     """The mover's part: owned fields, mobile number, external ID, institution ID, DN, roles and VPN access.
     Returns whether anything changed."""
     wanted = {name: getattr(record, name) for name in OWNED_FIELDS}
@@ -268,7 +272,9 @@ def directory_roles() -> frozenset[str]:
     return frozenset(settings.DIRECTORY_ROLES) & frozenset(STAFF_GROUPS)
 
 
-def _apply_roles(person: User, roles: frozenset[str] | None, *, origin: dict, actor, ip) -> bool:
+def _apply_roles(
+    person: User, roles: frozenset[str] | None, *, origin: dict, actor: User | None, ip: str | None
+) -> bool:
     """Grant and remove the allow-listed roles so the person has exactly those of ``roles`` (None: not managed).
 
     Each grant and removal is audited (DIR-04). A role outside the allow-list is never granted, and a group the
@@ -296,7 +302,9 @@ def _apply_roles(person: User, roles: frozenset[str] | None, *, origin: dict, ac
     return bool(grant or remove)
 
 
-def _apply_vpn_access(person: User, vpn_access: bool | None, *, origin: dict, actor, ip) -> bool:
+def _apply_vpn_access(
+    person: User, vpn_access: bool | None, *, origin: dict, actor: User | None, ip: str | None
+) -> bool:
     """Approve (True) or revoke (False) VPN access through the audited VPN services; None: not managed."""
     if vpn_access is None:
         return False
@@ -333,7 +341,7 @@ def deactivate_person(
         user.is_active = False
         user.deactivated_at = timezone.now()
         user.save(update_fields=["is_active", "deactivated_at"])
-        ended = {"sessions_ended": open_sessions.end_sessions(user)}
+        ended: dict[str, object] = {"sessions_ended": open_sessions.end_sessions(user)}
         ended.update(hooks.run("person_deactivated", user))
         if user.vpn_access in (User.VpnAccess.APPROVED, User.VpnAccess.REQUESTED):
             ended["vpn_access_was"] = user.vpn_access
@@ -374,7 +382,7 @@ def reactivate_person(user: User, *, origin: dict, actor: User | None = None, ip
     return True
 
 
-def retire_devices_of_leavers(*, now=None) -> int:
+def retire_devices_of_leavers(*, now: datetime | None = None) -> int:
     """Retire the devices of people deactivated more than DIRECTORY_RETAIN_DAYS ago; return how many.
 
     ``devices`` does it (the ``retire_devices`` hook), each person in a transaction of their own that locks them

@@ -33,7 +33,7 @@ ASSURANCE_LABELS = {
     "phone": "Text or call only",
     "none": "None",
 }
-KIND_COLUMNS = {
+KIND_COLUMNS: dict[str, str] = {
     Registration.Kind.MOBILE: "mobile_devices",
     Registration.Kind.TABLET: "tablet_devices",
     Registration.Kind.LANDLINE: "landline_devices",

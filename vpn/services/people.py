@@ -5,6 +5,7 @@ import hmac
 import string
 from dataclasses import dataclass
 from types import SimpleNamespace
+from typing import Any, TypeGuard
 
 from django.conf import settings
 from django_otp import device_classes
@@ -15,7 +16,7 @@ from identity.models import User
 _KEY_ALPHABET = string.ascii_uppercase + string.digits
 
 
-def device_id(device) -> str:
+def device_id(device: Any) -> str:
     """An opaque, stable id in Duo's ``DP...`` shape; our database ids stay inside."""
     digest = hmac.new(settings.SECRET_KEY.encode(), device.persistent_id.encode(), hashlib.sha256).digest()
     return "DP" + "".join(_KEY_ALPHABET[b % len(_KEY_ALPHABET)] for b in digest[:18])
@@ -106,5 +107,5 @@ def web_only_message(user: User) -> str:
     return ""
 
 
-def may_use_vpn(user: User | None) -> bool:
+def may_use_vpn(user: User | None) -> TypeGuard[User]:
     return user is not None and user.vpn_access == User.VpnAccess.APPROVED and not user.is_locked

@@ -160,6 +160,7 @@ def _radius_code(username: str, code: str, *, client: RadiusClient, ip: str | No
         if factors is None or not factors.usable:
             verdict = passcode_lane.Verdict(None, user.pk if user else None)
         else:
+            assert user is not None  # factors are read only for a person who may use the VPN
             outcome = verify_typed_code(
                 user, devices=factors.typed, code=code, ip=ip, entry_point="radius", context=context
             )
@@ -175,7 +176,7 @@ def _radius_code(username: str, code: str, *, client: RadiusClient, ip: str | No
     return RadiusAnswer("reject", RADIUS_DENIED)
 
 
-def _answer_challenge(state: bytes, code: str, *, username: str, client: RadiusClient, ip: str | None):
+def _answer_challenge(state: bytes, code: str, *, username: str, client: RadiusClient, ip: str | None) -> RadiusAnswer:
     """Consume the State (once, before it expires, for this client and person) and check the code."""
     now = timezone.now()
     with transaction.atomic():
@@ -193,7 +194,7 @@ def _answer_challenge(state: bytes, code: str, *, username: str, client: RadiusC
         if challenge is not None:
             challenge.consumed_at = now
             challenge.save(update_fields=["consumed_at"])
-    if not fits:
+    if challenge is None or not fits:
         audit.record(
             "vpn.radius_rejected", ip=ip, details={"radius_client": client.name, "reason": "state not valid here"}
         )
