@@ -1,18 +1,20 @@
 """Reads over a campaign's cohort rows, shared by the reminders, the progress page and the exports."""
 
-from django.db.models import Exists, OuterRef, QuerySet
+from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.db.models.expressions import Combinable
 from django_otp import device_classes
 
 from .models import Campaign, Member
 
 
-def enrolled(person_ref: str = "person_id"):
+def enrolled(person_ref: str = "person_id") -> Q | Combinable:
     """A condition: the person named by ``person_ref`` (an outer column) has a confirmed device of any kind, one
     ``EXISTS`` per device model (each indexed by its person), built from django-otp's registry."""
-    condition = None
+    condition: Q | Combinable | None = None
     for model in device_classes():
         found = Exists(model.objects.filter(user=OuterRef(person_ref), confirmed=True))
         condition = found if condition is None else condition | found
+    assert condition is not None, "django-otp registers at least one device model"
     return condition
 
 

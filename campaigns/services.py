@@ -8,6 +8,7 @@ person's check never reaches this module.
 
 import re
 import zoneinfo
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -15,6 +16,7 @@ from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.db.models.expressions import Combinable
 from django.utils import timezone
 
 from identity import audit
@@ -65,7 +67,7 @@ def campaigns_of(person: User, *, now: datetime | None = None) -> QuerySet:
     by rule, not from ``Member``: a person who joined the cohort since the last refresh is in. One query."""
     now = now or timezone.now()
     entries = CohortEntry.objects.filter(campaign=OuterRef("pk"))
-    rule = Q(cohort=Campaign.Cohort.EVERYONE) | (
+    rule: Q | Combinable = Q(cohort=Campaign.Cohort.EVERYONE) | (
         Q(cohort=Campaign.Cohort.LIST) & Exists(entries.filter(value=person.username))
     )
     if person.department:
@@ -185,13 +187,14 @@ def check_campaign(fields: dict, cohort_values: list[str]) -> None:
         problems["cohort"] = "Name who is in the cohort: groups, departments or institution IDs."
     if fields["cohort"] == Campaign.Cohort.EVERYONE and cohort_values:
         problems["cohort"] = "A campaign for everyone names no groups, departments or IDs."
-    if any(len(value) > CohortEntry._meta.get_field("value").max_length for value in cohort_values):
+    limit = CohortEntry._meta.get_field("value").max_length or 0
+    if any(len(value) > limit for value in cohort_values):
         problems["cohort"] = "A group, department or ID is longer than 255 characters."
     if problems:
         raise ValidationError(problems)
 
 
-def _audit_value(value):
+def _audit_value(value: object) -> object:
     if isinstance(value, datetime):
         return value.isoformat()
     if isinstance(value, User):
@@ -204,7 +207,9 @@ def _cohort_change(before: list[str], after: list[str]) -> dict:
     return {"cohort_added": len(added), "cohort_removed": len(removed)} if added or removed else {}
 
 
-def create_campaign(*, actor, ip: str | None = None, cohort_values: list[str] = (), **fields) -> Campaign:
+def create_campaign(
+    *, actor: User, ip: str | None = None, cohort_values: Sequence[str] = (), **fields: object
+) -> Campaign:
     """Create a campaign from ``fields`` (the names in ``EDITABLE``, the model's defaults for the rest) with its
     cohort's values; audits ``campaigns.created`` with the settings (and how many cohort values, not the values).
 
@@ -235,7 +240,14 @@ def create_campaign(*, actor, ip: str | None = None, cohort_values: list[str] = 
 _TEXTS = {"email_subject", "email_text", "sms_text"}
 
 
-def change_campaign(campaign: Campaign, *, actor, ip: str | None = None, cohort_values=None, **fields) -> Campaign:
+def change_campaign(
+    campaign: Campaign,
+    *,
+    actor: User,
+    ip: str | None = None,
+    cohort_values: Sequence[str] | None = None,
+    **fields: object,
+) -> Campaign:
     """Change the named ``fields`` of ``campaign`` (and its cohort's values, when given); audits
     ``campaigns.changed`` naming each changed field with its old and new value (texts: only that they changed) and
     how many cohort values came and went. Nothing changed: nothing written, no event.
@@ -274,7 +286,7 @@ def change_campaign(campaign: Campaign, *, actor, ip: str | None = None, cohort_
     return row
 
 
-def close_campaign(campaign: Campaign, *, actor, ip: str | None = None) -> Campaign:
+def close_campaign(campaign: Campaign, *, actor: User, ip: str | None = None) -> Campaign:
     """Close ``campaign``: from now on it applies to no one (no policy, no reminders); its rows stay for the audit
     and the progress page. Audits ``campaigns.closed``. Closing a closed campaign changes nothing.
 

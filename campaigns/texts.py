@@ -15,6 +15,7 @@ def enrollment_address() -> str:
 
 def deadline_text(policy: PersonPolicy) -> str:
     """The deadline as people read it, in the campaign's time zone: "14 December 2026, 17:00"."""
+    assert policy.deadline is not None, "only a policy with a deadline has a date to say"
     local = policy.deadline.astimezone(zoneinfo.ZoneInfo(policy.time_zone))
     return f"{local.day} {local:%B %Y, %H:%M}"
 
