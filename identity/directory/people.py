@@ -26,6 +26,7 @@ from django.contrib.auth.hashers import UNUSABLE_PASSWORD_PREFIX, UNUSABLE_PASSW
 from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
 from django.db import DEFAULT_DB_ALIAS, IntegrityError, connections, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from .. import audit, open_sessions
@@ -139,14 +140,14 @@ def create_people(records: list[DirectoryRecord], *, origin: dict, actor: User |
         _check_record(record)
     outcomes: dict = {"conflicts": []}
     with transaction.atomic():
-        taken_ids = set(
-            User.objects.filter(
-                source__in=_SOURCES, directory_id__in=[r.directory_id for r in records]
-            ).values_list("source", "directory_id")
-        )
-        taken_names = set(
-            User.objects.filter(username__in=[r.institution_id for r in records]).values_list("username", flat=True)
-        )
+        taken_ids, taken_names = set(), set()
+        # One query for both: the people holding one of the records' directory IDs or institution IDs.
+        for source, directory_id, username in User.objects.filter(
+            Q(source__in=_SOURCES, directory_id__in=[r.directory_id for r in records])
+            | Q(username__in=[r.institution_id for r in records])
+        ).values_list("source", "directory_id", "username"):
+            taken_ids.add((source, directory_id))
+            taken_names.add(username)
         fresh, seen = [], set()
         for record in records:
             plain = (

@@ -8,6 +8,7 @@ import threading
 import pytest
 from django.core.management import CommandError, call_command
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from identity.directory import sync, tasks
 from identity.directory.models import DirectorySyncRun
@@ -90,6 +91,31 @@ def test_a_second_run_with_nothing_changed_writes_nothing(ldap_directory, django
         run = sync.sync_directory()
     assert run.unchanged == run.read and run.created == run.updated == run.deactivated == 0
     assert AuditEvent.objects.count() == events
+
+
+def test_an_unchanged_rerun_costs_queries_per_batch_not_per_person(ldap_directory, settings, monkeypatch):
+    """At two directory sizes: what a rerun with nothing changed asks the database grows with its batches of
+    entries (the people of a batch, their roles when roles are mapped), not with the people in them."""
+    monkeypatch.setattr(sync, "BATCH", 20)
+    batches = lambda read: -(-read // sync.BATCH)  # noqa: E731
+
+    def unchanged_rerun() -> tuple[int, int]:
+        sync.sync_directory()
+        with CaptureQueriesContext(connection) as queries:
+            run = sync.sync_directory()
+        assert run.status == Status.APPLIED
+        assert run.unchanged == run.read and run.created == run.updated == run.deactivated == 0
+        return run.read, len(queries)
+
+    everyone = settings.LDAP_SYNC_FILTER
+    settings.LDAP_SYNC_FILTER = "(&(objectClass=person)(uid=person000*))"  # person00001 to person00099
+    small_read, small = unchanged_rerun()
+    settings.LDAP_SYNC_FILTER = everyone
+    big_read, big = unchanged_rerun()
+
+    assert small_read == 99 and big_read >= 2 * small_read
+    assert big - small <= 2 * (batches(big_read) - batches(small_read)) < big_read - small_read
+    assert big <= 12 + 2 * batches(big_read)
 
 
 def test_a_local_account_is_never_taken_over(ldap_directory, make_user):
