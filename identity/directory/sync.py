@@ -25,7 +25,9 @@ row but its own.
 
 from __future__ import annotations
 
+import contextlib
 import pickle
+import queue
 import tempfile
 import threading
 from collections.abc import Iterable, Iterator
@@ -213,8 +215,9 @@ def _sync_all(run: DirectorySyncRun, *, approved: frozenset[int] | set[int] = fr
         reader = LDAPReader()
         plan = _Plan()
         try:
-            for batch in _batches(reader.records(), BATCH):
-                _compare(batch, plan, spool)
+            with contextlib.closing(_read_ahead(_batches(reader.records(), BATCH))) as batches:
+                for batch in batches:
+                    _compare(batch, plan, spool)
         except DirectoryReadError as error:
             return _finish(run, DirectorySyncRun.Status.FAILED, plan, error=f"Reading the directory failed: {error}")
         plan.skipped = reader.skipped
@@ -300,6 +303,45 @@ _COMPARED = (
     "pk", "directory_id", "username", "directory_dn", "is_active", "deactivated_at", "vpn_access",
     people.MOBILE_FIELD, people.EXTERNAL_ID_FIELD, *people.OWNED_FIELDS,
 )
+
+
+def _read_ahead(batches: Iterator[list[DirectoryRecord]], depth: int = 2) -> Iterator[list[DirectoryRecord]]:
+    """``batches``, read by a thread of their own at most ``depth`` batches ahead: the directory's pages come in
+    while this thread asks the database about the last batch (python-ldap lets go of the interpreter while it waits
+    for the server, and psycopg while it waits for PostgreSQL). Memory stays bounded by ``depth``. An error of the
+    read (``DirectoryReadError``) is raised here, where the batch it cut short would have come."""
+    handoff: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    done = object()
+
+    def offer(item) -> bool:
+        while not stop.is_set():
+            try:
+                handoff.put(item, timeout=0.5)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def read() -> None:
+        try:
+            for batch in batches:
+                if not offer(batch):
+                    return
+            offer(done)
+        except BaseException as error:  # noqa: BLE001 (handed over and raised in the caller's thread)
+            offer(error)
+
+    reader = threading.Thread(target=read, name="directory-read", daemon=True)
+    reader.start()
+    try:
+        while (item := handoff.get()) is not done:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        reader.join()
 
 
 def _compare(batch: list[DirectoryRecord], plan: _Plan, spool) -> None:

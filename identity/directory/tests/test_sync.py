@@ -11,6 +11,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from identity.directory import sync, tasks
+from identity.directory.ldap_source import LDAPReader
 from identity.directory.models import DirectorySyncRun
 from identity.directory.tests import slapd as tree
 from identity.models import AuditEvent, User
@@ -176,15 +177,18 @@ def test_dir_03_a_run_failing_partway_changes_nobody(ldap_directory, monkeypatch
     ldap_directory.remove(zoe.dn)
     ldap_directory.add_person(person("xena"))
     events = AuditEvent.objects.count()
-    # slapd stops after the first page was read and compared: the next page cannot come.
+    # slapd stops as the first page comes in (the reader has asked for the second by then, at most): the third
+    # cannot come, whatever the reading ahead.
+    assert len(ldap_directory.people) > 2 * tree.SIZE_LIMIT
     monkeypatch.setattr(sync, "BATCH", tree.SIZE_LIMIT)
-    compare = sync._compare
+    record = LDAPReader._record
 
-    def compare_then_stop(*args):
-        compare(*args)
-        ldap_directory.stop()
+    def record_then_stop(self, *args):
+        if self.pages == 1 and ldap_directory.process is not None:
+            ldap_directory.stop()
+        return record(self, *args)
 
-    monkeypatch.setattr(sync, "_compare", compare_then_stop)
+    monkeypatch.setattr(LDAPReader, "_record", record_then_stop)
     run = sync.sync_directory()
     assert run.status == Status.FAILED and "Reading the directory failed" in run.error_text
     assert 0 < run.read < len(ldap_directory.people)
