@@ -4,9 +4,10 @@
     run = sync_directory(person="jdoe")           # one person: never deactivates anyone else
     run = sync_directory(dry_run=True)            # counts only: nobody changes
 
-A run **reads everything first** (every page under every synced base) and compares it with the people here in
-bulk: one query per page of entries, none per person. Only what differs is kept, spooled to a temporary file, so
-memory stays flat however large the directory. Only when the whole directory was read does anyone change:
+A run **reads everything first** (every page under every synced base, a thread reading ahead of the comparison) and
+compares it with the people here in bulk: one query per batch of entries, none per person. Only what differs is kept,
+spooled to a temporary file, and the people seen are a bitmap of their keys, so memory stays flat however large the
+directory. Only when the whole directory was read does anyone change:
 
 - a read that fails partway (a server down, a timeout, a size limit, a page refused) marks the run ``failed``
   and changes nobody;
