@@ -224,7 +224,7 @@ def _insert_people(rows: list[dict[str, str]]) -> list[int]:
     defaults = User()
     template = [f.get_db_prep_save(getattr(defaults, f.attname), db) for f in fields]
     own = [(index, f.attname) for index, f in enumerate(fields) if f.attname in rows[0]]
-    table, columns = User._meta.db_table, ", ".join(f.column for f in [User._meta.pk, *fields])
+    table, columns = User._meta.db_table, ", ".join(str(f.column) for f in [User._meta.pk, *fields])
     with db.cursor() as cursor:
         cursor.execute(
             "SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)",
@@ -250,7 +250,7 @@ def _create(record: DirectoryRecord, *, origin: dict, actor: User | None, ip: st
     return _after_create(person, record, origin=origin, actor=actor, ip=ip)
 
 
-def _created_event(subject, fields: dict, *, origin: dict, actor: User | None, ip: str | None) -> tuple[str, dict]:
+def _created_event(subject: "User | _Ref", fields: dict, *, origin: dict, actor: User | None, ip: str | None) -> tuple[str, dict]:
     """The ``directory.person_created`` event of ``subject`` (a person, or a :class:`_Ref`) with these ``fields``."""
     values = {name: _audited(name, fields[name]) for name in (*OWNED_FIELDS, MOBILE_FIELD)}
     if fields[EXTERNAL_ID_FIELD]:

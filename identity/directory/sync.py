@@ -31,9 +31,10 @@ import pickle
 import queue
 import tempfile
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -46,6 +47,8 @@ from . import people
 from .ldap_source import DirectoryReadError, LDAPReader
 from .models import COUNTS, DirectorySyncRun
 from .records import DirectoryRecord
+
+T = TypeVar("T")
 
 # pg_try_advisory_lock's key: the sync's own number, "DIRSYNC" in ASCII.
 LOCK_KEY = 0x44495253594E43
@@ -289,8 +292,8 @@ def _over_limits(leaving: list[dict], active_here: int) -> str:
     return ""
 
 
-def _batches(records: Iterable[DirectoryRecord], size: int) -> Iterator[list[DirectoryRecord]]:
-    batch: list[DirectoryRecord] = []
+def _batches(records: Iterable[T], size: int) -> Iterator[list[T]]:
+    batch: list[T] = []
     for record in records:
         batch.append(record)
         if len(batch) == size:
@@ -306,7 +309,9 @@ _COMPARED = (
 )
 
 
-def _read_ahead(batches: Iterator[list[DirectoryRecord]], depth: int = 2) -> Iterator[list[DirectoryRecord]]:
+def _read_ahead(
+    batches: Iterator[list[DirectoryRecord]], depth: int = 2
+) -> Generator[list[DirectoryRecord], None, None]:
     """``batches``, read by a thread of their own at most ``depth`` batches ahead: the directory's pages come in
     while this thread asks the database about the last batch (python-ldap lets go of the interpreter while it waits
     for the server, and psycopg while it waits for PostgreSQL). Memory stays bounded by ``depth``. An error of the
