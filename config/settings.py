@@ -245,7 +245,9 @@ if CELERY_BROKER_URL.partition("://")[0] in ("redis", "rediss"):
 # A queue per channel, so a stalled mail server never holds up texts or calls, and one for the sweep, so it runs
 # whatever the senders are doing. "celery" takes the rest (reactivation expiry, the daily purge). A worker started
 # without -Q consumes all of them; in production each gets its own (deploy/, README "Operations").
-OUTBOX_QUEUES = {"email": "email", "sms": "sms", "voice": "voice"}
+# Bulk messages (campaign reminders, thousands at a time) have lanes of their own, "bulk-<channel>": a sign-in code
+# or an activation link never waits behind them, whatever worker layout consumes the queues.
+OUTBOX_QUEUES = {"email": "email", "sms": "sms", "voice": "voice", "bulk-email": "bulk-email", "bulk-sms": "bulk-sms"}
 CELERY_TASK_DEFAULT_QUEUE = "celery"
 CELERY_TASK_QUEUES = [
     Queue(name, Exchange(name), routing_key=name) for name in ["celery", *OUTBOX_QUEUES.values(), "sweep"]
