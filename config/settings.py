@@ -512,3 +512,19 @@ SCIM_MAX_BODY_BYTES = env.int("SCIM_MAX_BODY_BYTES", default=1024 * 1024)
 # role or VPN access) is refused with 409 and audited, not applied (DIR-03): a cloud directory's mistake must not
 # revoke a whole group. Entra ID and Okta remove members a few at a time; a deliberate mass removal goes in batches.
 SCIM_MAX_GROUP_REMOVALS = env.int("SCIM_MAX_GROUP_REMOVALS", default=100)
+
+# --- Campaigns: reminders, nudges, the owners' weekly summary ----------------------------------------------------
+# People a batch queues at once, and how many of the campaigns' messages may wait in the outbox's bulk lanes before a
+# batch waits (REMINDER_BACKLOG_WAIT_SECONDS) for them to go: the outbox, its sweep and Redis stay small however
+# large the cohort.
+REMINDER_BATCH_SIZE = env.int("REMINDER_BATCH_SIZE", default=1000)
+REMINDER_BACKLOG = env.int("REMINDER_BACKLOG", default=5000)
+REMINDER_BACKLOG_WAIT_SECONDS = env.int("REMINDER_BACKLOG_WAIT_SECONDS", default=30)
+CELERY_BEAT_SCHEDULE["plan-campaign-reminders"] = {
+    "task": "campaigns.reminder_tasks.plan_reminders",
+    "schedule": timedelta(minutes=env.int("REMINDER_PLAN_EVERY_MINUTES", default=10)),
+}
+CELERY_BEAT_SCHEDULE["campaign-weekly-summaries"] = {
+    "task": "campaigns.reminder_tasks.send_weekly_summaries",
+    "schedule": timedelta(weeks=1),
+}
