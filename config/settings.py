@@ -498,6 +498,14 @@ if LDAP_SERVER_URIS:
         "schedule": timedelta(minutes=DIRECTORY_SYNC_MINUTES),
     }
 
+# --- Enrollment campaigns (campaigns/, docs/campaigns.md) ----------------------------------------------------
+# The cohorts' rows follow the directory (joiners, movers, leavers) this often; the VPN and the web read each
+# campaign's rule when they ask, so nobody waits for it.
+CELERY_BEAT_SCHEDULE["refresh-campaign-members"] = {
+    "task": "campaigns.tasks.refresh_open_campaigns",
+    "schedule": timedelta(hours=1),
+}
+
 # --- Where sign-in hands over to the devices app (identity names no devices page or template) -------------------
 # A person with no device yet is signed in only to set one up, here.
 FIRST_FACTOR_SETUP_URL = "devices:start"

@@ -103,6 +103,11 @@ EVENTS: dict[str, str] = {
     "vpn.radius_client_created": "RADIUS client added[: {radius_client}]",
     "vpn.radius_client_changed": "RADIUS client changed[: {radius_client}]",
     "vpn.radius_client_rotated": "RADIUS client's shared secret replaced[: {radius_client}]",
+    "vpn.password_alone_allowed": "Let onto the VPN with the password alone, no second factor[ ({door})][: campaign “{campaign_name}” allows it][ until {deadline}]",
+    # Enrollment campaigns
+    "campaigns.created": "Enrollment campaign created[: “{name}”]",
+    "campaigns.changed": "Enrollment campaign changed[ (campaign {campaign})]",
+    "campaigns.closed": "Enrollment campaign closed[: “{name}”]",
     # Reports and housekeeping
     "report.exported": "Report exported[: {report}][ as {format}]",
     "report.export_downloaded": "Exported report downloaded[: {report}]",
@@ -124,6 +129,7 @@ VALUE_WORDS: dict[str, dict[str, str]] = {
         "passcode": "a passcode",
     },
     "entry_point": {"web": "web sign-in", "vpn": "VPN", "radius": "VPN over RADIUS"},
+    "door": {"auth_api": "VPN through the Auth API", "radius": "VPN over RADIUS"},
     "channel": {"sms": "text message", "voice": "voice call"},
     "kind": {"mobile": "mobile phone", "tablet": "tablet", "landline": "landline", "security_key": "security key"},
     "answer": {  # identity.directory.ldap_password.Answer
