@@ -5,24 +5,37 @@ A batch task queues its successor after its own transaction has committed, so a 
 by the next beat run from the people still without the step (each person's step is written once, whoever runs).
 """
 
+import logging
+
 from celery import shared_task
 from django.conf import settings
 
 from . import nudges, reminders, summaries
+
+logger = logging.getLogger(__name__)
+
+
+def _dispatch(task, args: tuple, **options) -> None:
+    # A broker that is down stops this chain only: the next beat run starts it again from the people still without
+    # the step, and nothing was lost (the rows say who had what).
+    try:
+        task.apply_async(args, **options)
+    except Exception as exc:  # any broker failure
+        logger.warning("could not dispatch %s%s (%s); beat starts it again", task.name, args, type(exc).__name__)
 
 
 @shared_task(ignore_result=True)
 def plan_reminders() -> None:
     """Beat: start a chain of batches for each campaign with a step due now."""
     for campaign_id, step in reminders.steps_due_now():
-        queue_reminders.delay(campaign_id, step, 0)
+        _dispatch(queue_reminders, (campaign_id, step, 0))
 
 
 def _follow(task, batch, *args) -> None:
     if batch.waiting:
-        task.apply_async((*args, batch.last_person_id), countdown=settings.REMINDER_BACKLOG_WAIT_SECONDS)
+        _dispatch(task, (*args, batch.last_person_id), countdown=settings.REMINDER_BACKLOG_WAIT_SECONDS)
     elif batch.last_person_id is not None:
-        task.delay(*args, batch.last_person_id)
+        _dispatch(task, (*args, batch.last_person_id))
 
 
 @shared_task(acks_late=True, ignore_result=True)

@@ -7,7 +7,7 @@ from django.utils import timezone
 from campaigns.models import Campaign, Member
 
 
-def make_campaign(*, starts_in=timedelta(days=-1), deadline_in=timedelta(days=10), **fields) -> Campaign:
+def running_campaign(*, starts_in=timedelta(days=-1), deadline_in=timedelta(days=10), **fields) -> Campaign:
     """A campaign running now, without quiet hours unless asked (the tests run at any hour)."""
     now = timezone.now()
     defaults = {

@@ -10,7 +10,7 @@ from django.utils import timezone
 from campaigns import reminder_tasks as tasks
 from campaigns import reminders
 from campaigns.models import Member
-from campaigns.tests.support import add_members, make_campaign
+from campaigns.tests.support import add_members, running_campaign
 from devices import outbox
 from devices.models import OutboundMessage, Registration
 
@@ -25,7 +25,7 @@ def campaign_messages(**filters):
 
 def test_steps_fall_on_the_schedule_and_never_in_quiet_hours():
     deadline = datetime(2027, 3, 1, 17, 0, tzinfo=UTC)  # noon in New York
-    campaign = make_campaign(quiet_from=time(20, 0), quiet_until=time(8, 0))
+    campaign = running_campaign(quiet_from=time(20, 0), quiet_until=time(8, 0))
     campaign.starts_at, campaign.deadline = deadline - timedelta(days=30), deadline
     times = reminders.step_times(campaign)
     assert times[0] == campaign.starts_at
@@ -47,7 +47,7 @@ def test_each_person_not_enrolled_gets_the_step_once_however_often_it_runs(
     make_user, enroll, settings, django_capture_on_commit_callbacks
 ):
     settings.REMINDER_BATCH_SIZE = 2
-    campaign = make_campaign()
+    campaign = running_campaign()
     people = [make_user() for _ in range(5)]
     enroll(people[1])
     add_members(campaign, people)
@@ -71,7 +71,7 @@ def test_the_text_says_the_deadline_what_follows_and_where_to_start(
     make_user, settings, django_capture_on_commit_callbacks
 ):
     settings.SITE_URL = "https://mfa.example.edu"
-    campaign = make_campaign(deadline_in=timedelta(days=10), time_zone="Europe/Paris")
+    campaign = running_campaign(deadline_in=timedelta(days=10), time_zone="Europe/Paris")
     add_members(campaign, [make_user(first_name="Ana")])
     with django_capture_on_commit_callbacks(execute=True):
         reminders.queue_reminder_batch(campaign.pk, 1)
@@ -85,7 +85,7 @@ def test_the_text_says_the_deadline_what_follows_and_where_to_start(
 
 
 def test_a_person_who_joins_later_gets_the_welcome_then_only_the_steps_still_to_come(make_user):
-    campaign = make_campaign(starts_in=timedelta(days=-20), deadline_in=timedelta(days=2, hours=12))
+    campaign = running_campaign(starts_in=timedelta(days=-20), deadline_in=timedelta(days=2, hours=12))
     early, late = make_user(), make_user()
     add_members(campaign, [early])
     # The early person had the welcome and the 14- and 7-day reminders; the 3-day one is due now.
@@ -101,7 +101,7 @@ def test_a_person_who_joins_later_gets_the_welcome_then_only_the_steps_still_to_
 
 
 def test_an_enrolled_person_gets_nothing_and_one_who_enrolls_before_the_send_is_skipped(make_user, enroll):
-    campaign = make_campaign()
+    campaign = running_campaign()
     waiting, enrolled = make_user(), make_user()
     enroll(enrolled)
     add_members(campaign, [waiting, enrolled])
@@ -117,7 +117,7 @@ def test_an_enrolled_person_gets_nothing_and_one_who_enrolls_before_the_send_is_
 
 def test_texts_go_only_to_a_proven_number(make_user, settings):
     settings.PHONE_GATEWAY = "devices.tests.fakes.RecordingGateway"
-    campaign = make_campaign(sms_text="IT: two-step sign-in.")
+    campaign = running_campaign(sms_text="IT: two-step sign-in.")
     proven, unproven = make_user(), make_user()
     # Numbers on devices not yet activated: proven by a code for one of them, typed only for the other.
     for person, at in ((proven, timezone.now()), (unproven, None)):
@@ -137,7 +137,7 @@ def test_texts_go_only_to_a_proven_number(make_user, settings):
 
 def test_a_batch_waits_while_the_bulk_lanes_are_full(make_user, settings):
     settings.REMINDER_BACKLOG = 1
-    campaign = make_campaign()
+    campaign = running_campaign()
     add_members(campaign, [make_user()])
     OutboundMessage.objects.create(channel="email", recipient="x@example.edu", template="campaigns:welcome", bulk=True)
     batch = reminders.queue_reminder_batch(campaign.pk, 1, after_person_id=7)
