@@ -103,12 +103,13 @@ def campaign_progress(campaign: Campaign, *, now: datetime | None = None) -> Pro
         .order_by()
     )
     progress.strengths = [(label, strengths.get(value, 0)) for value, label in STRENGTH_LABELS.items()]
-    flags = members.annotate(**at_risk_annotations()).aggregate(
-        text_only=Count("pk", filter=Q(text_only=True)),
-        single_device=Count("pk", filter=Q(is_enrolled=True, devices=1)),
-        no_backup_codes=Count("pk", filter=Q(is_enrolled=True, backup_codes=False)),
-        any=Count("pk", filter=AT_RISK),
+    counts = members.annotate(**at_risk_annotations()).aggregate(
+        n_text_only=Count("pk", filter=Q(text_only=True)),
+        n_single_device=Count("pk", filter=Q(is_enrolled=True, devices=1)),
+        n_no_backup_codes=Count("pk", filter=Q(is_enrolled=True, backup_codes=False)),
+        n_any=Count("pk", filter=AT_RISK),
     )
+    flags = {name.removeprefix("n_"): count for name, count in counts.items()}
     flags["nudged"] = campaign.nudges.count()
     progress.at_risk = flags
     progress.burn_down, progress.pace_per_day = _burn_down(campaign, members, now)

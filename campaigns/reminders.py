@@ -147,7 +147,7 @@ def _messages(campaign: Campaign, step: int, person_id: int, last_step: int, ema
                 "channel": OutboundMessage.Channel.EMAIL,
                 "recipient": email,
                 "template": TEMPLATES[kind],
-                "subject": campaign.email_subject,
+                "subject": fill(campaign.email_subject, context),
                 "body": render_to_string(f"campaigns/emails/{kind}.txt", context),
             }
         )
@@ -173,10 +173,23 @@ AFTER_DEADLINE = {
 }
 
 
+def fill(text: str, context: dict) -> str:
+    """The campaign's own words with its placeholders filled: ``{deadline}``, ``{address}`` (where to start) and
+    ``{name}`` (the person's first name). Plain replacement, never ``str.format``: the text is staff input."""
+    for placeholder, value in (
+        ("{deadline}", context["deadline"]),
+        ("{address}", context["start_url"]),
+        ("{name}", context["first_name"]),
+    ):
+        text = text.replace(placeholder, value)
+    return text
+
+
 def message_context(campaign: Campaign, *, first_name: str = "") -> dict:
-    """What every message of a campaign says: the deadline in its time zone, what happens after it, where to start."""
+    """What every message of a campaign says: the deadline in its time zone, what happens after it, where to start,
+    and the campaign's own words with their placeholders filled (:func:`fill`)."""
     deadline = campaign.deadline.astimezone(_zone(campaign)) if campaign.deadline else None
-    return {
+    context = {
         "campaign": campaign,
         "first_name": first_name,
         "deadline": f"{deadline:%A %-d %B %Y, %H:%M} ({campaign.time_zone})" if deadline else "",
@@ -186,3 +199,6 @@ def message_context(campaign: Campaign, *, first_name: str = "") -> dict:
         "devices_url": f"{settings.SITE_URL}{reverse('devices:my_devices')}",
         "institution": settings.INSTITUTION_NAME,
     }
+    context["email_text"] = fill(campaign.email_text, context)
+    context["sms_text"] = fill(campaign.sms_text, context)
+    return context
