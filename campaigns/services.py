@@ -41,6 +41,8 @@ class PersonPolicy:
     deadline: datetime | None
     password_alone: bool
     now: datetime
+    # The time zone of the campaign whose deadline this is: the date people are told is read there.
+    time_zone: str = "UTC"
 
     @property
     def past_deadline(self) -> bool:
@@ -101,6 +103,7 @@ def effective_policy(person: User, *, now: datetime | None = None) -> PersonPoli
         deadline=found[0].deadline,
         password_alone=not requiring,
         now=now,
+        time_zone=found[0].time_zone,
     )
 
 
@@ -155,8 +158,9 @@ def parse_institution_ids(text: str) -> list[str]:
     return list(dict.fromkeys(value for value in _ID_SEPARATORS.split(text) if value))
 
 
-def _clean(fields: dict, cohort_values: list[str]) -> None:
-    """Check a campaign's fields together; raise ``ValidationError`` (per field) with what to fix."""
+def check_campaign(fields: dict, cohort_values: list[str]) -> None:
+    """Check a campaign's fields (every name in ``EDITABLE``) and cohort values together; raise ``ValidationError``
+    (per field) with what to fix. The create and change services call it; a form may call it first."""
     problems: dict[str, str] = {}
     if not str(fields.get("name") or "").strip():
         problems["name"] = "Give the campaign a name."
@@ -213,7 +217,7 @@ def create_campaign(*, actor, ip: str | None = None, cohort_values: list[str] = 
         raise TypeError(f"not campaign fields: {', '.join(sorted(unknown))}")
     campaign = Campaign(**fields)
     values = list(dict.fromkeys(cohort_values))
-    _clean({name: getattr(campaign, name) for name in EDITABLE}, values)
+    check_campaign({name: getattr(campaign, name) for name in EDITABLE}, values)
     with transaction.atomic():
         campaign.save()
         CohortEntry.objects.bulk_create(CohortEntry(campaign=campaign, value=value) for value in values)
@@ -249,7 +253,7 @@ def change_campaign(campaign: Campaign, *, actor, ip: str | None = None, cohort_
         before_values = list(row.cohort_entries.order_by("pk").values_list("value", flat=True))
         values = before_values if cohort_values is None else list(dict.fromkeys(cohort_values))
         after = {name: fields.get(name, getattr(row, name)) for name in EDITABLE}
-        _clean(after, values)
+        check_campaign(after, values)
         changed = {name: value for name, value in after.items() if value != getattr(row, name)}
         cohort = _cohort_change(before_values, values)
         if not changed and not cohort:

@@ -4,11 +4,13 @@ import pytest
 from django.utils import timezone
 
 from campaigns import services
+from vpn.tests.conftest import approve, duo, integration, staff, vpn_person  # noqa: F401
+from vpn.tests.test_radius import radius_client, radius_log, radius_server  # noqa: F401
 
 
 @pytest.fixture
 def campaign_staff(make_user):
-    return make_user("rollout1", is_staff=True)
+    return make_user("rollout1", is_staff=True, department="IT")
 
 
 @pytest.fixture

@@ -14,9 +14,11 @@ from email.utils import parsedate_to_datetime
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError
-from django.urls import reverse
 from django.utils import timezone
+from django_otp import user_has_device
 
+from campaigns import texts
+from campaigns.services import audit_password_alone, effective_policy
 from devices.services import send_signin_code
 from identity import audit, sql
 from identity.models import User
@@ -181,7 +183,14 @@ def _find_person(params: dict) -> User | None:
 
 def preauth(integration: Integration, params: dict, *, client_ip: str | None) -> dict:
     """Duo's preauth: ``deny`` (unknown, no approved access, locked), ``enroll`` (no device a VPN can use), or
-    ``auth`` with the devices and their capabilities. Never ``allow``, never ``push``. Audits ``vpn.preauth``."""
+    ``auth`` with the devices and their capabilities. Never ``push``.
+
+    ``allow`` only for a person with approved access and no device at all whose campaigns let them in with the
+    password alone now (:func:`campaigns.services.effective_policy`), told by when to enroll and where; audited as
+    ``vpn.password_alone_allowed`` with the campaign. Otherwise audits ``vpn.preauth`` (naming the campaign that
+    requires enrollment, when one does). Campaigns are asked only on the branch without a usable device: an
+    enrolled person's preauth costs what it did.
+    """
     user = _find_person(params)
     context = {"integration": integration.integration_key, "user_ip": params.get("ipaddr", "")}
     if not may_use_vpn(user):
@@ -189,12 +198,18 @@ def preauth(integration: Integration, params: dict, *, client_ip: str | None) ->
     else:
         factors = vpn_factors(user)
         if not factors.usable:
-            portal = settings.SITE_URL + reverse("devices:start")
+            policy = None if user_has_device(user, confirmed=True) else effective_policy(user)
+            if policy is not None and policy.password_alone:
+                # Duo's "allow access without 2FA": the VPN lets the person in without asking auth.
+                audit_password_alone(user, policy, door="auth_api", ip=client_ip, context=context)
+                return {"result": "allow", "status_msg": texts.allowed_for_now(policy)}
             answer = {
                 "result": "enroll",
-                "status_msg": "Set up a device for two-factor sign-in first.",
-                "enroll_portal_url": portal,
+                "status_msg": texts.enroll_first(policy) if policy else "Set up a device for two-factor sign-in first.",
+                "enroll_portal_url": texts.enrollment_address(),
             }
+            if policy is not None:
+                context = {**context, "campaign": policy.campaign_id}
         else:
             answer = {"result": "auth", "status_msg": "Account is active", "devices": devices_listing(factors)}
     audit.record("vpn.preauth", subject=user, ip=client_ip, details={**context, "result": answer["result"]})
