@@ -21,7 +21,7 @@ from identity.models import User
 
 from .models import Campaign, Member, Nudge
 from .people import AT_RISK, at_risk_annotations, enrolled
-from .reminders import TEMPLATE_PREFIX, Batch, is_quiet, message_context
+from .reminders import TEMPLATE_PREFIX, Batch, is_quiet, message_context, personal
 
 NUDGE_TEMPLATE = f"{TEMPLATE_PREFIX}:nudge"
 
@@ -54,6 +54,7 @@ def queue_nudge_batch(campaign_id: int, *, after_person_id: int = 0, size: int |
         if not members:
             return Batch(0, None)
         Nudge.objects.bulk_create([Nudge(campaign=campaign, person_id=row[0]) for row in members])
+        shared = message_context(campaign)
         outbox.queue_bulk(
             [
                 {
@@ -65,7 +66,7 @@ def queue_nudge_batch(campaign_id: int, *, after_person_id: int = 0, size: int |
                     "body": render_to_string(
                         "campaigns/emails/nudge.txt",
                         {
-                            **message_context(campaign, first_name=first_name),
+                            **personal(campaign, shared, first_name),
                             "text_only": text_only,
                             "single_device": devices == 1,
                             "no_backup_codes": not backup_codes,

@@ -131,14 +131,15 @@ def queue_reminder_batch(campaign_id: int, step: int, *, after_person_id: int = 
         if not members:
             return Batch(0, None)
         Member.objects.filter(pk__in=[row[0] for row in members]).update(last_step=step, last_step_at=timezone.now())
-        outbox.queue_bulk([message for row in members for message in _messages(campaign, step, *row[1:])])
+        shared = message_context(campaign)  # once a batch: only the name differs from person to person
+        outbox.queue_bulk([message for row in members for message in _messages(campaign, shared, *row[1:])])
     last = members[-1][1]
     return Batch(len(members), last if len(members) == size else None)
 
 
-def _messages(campaign: Campaign, step: int, person_id: int, last_step: int, email: str, first_name: str, number):
+def _messages(campaign: Campaign, shared: dict, person_id: int, last_step: int, email: str, first_name: str, number):
     kind = "welcome" if last_step == 0 else "reminder"
-    context = message_context(campaign, first_name=first_name)
+    context = personal(campaign, shared, first_name)
     messages = []
     if email:
         messages.append(
@@ -183,6 +184,14 @@ def fill(text: str, context: dict) -> str:
     ):
         text = text.replace(placeholder, value)
     return text
+
+
+def personal(campaign: Campaign, shared: dict, first_name: str) -> dict:
+    """A batch's :func:`message_context` for one person: their name, and the texts' ``{name}`` filled."""
+    context = {**shared, "first_name": first_name}
+    context["email_text"] = fill(campaign.email_text, context)
+    context["sms_text"] = fill(campaign.sms_text, context)
+    return context
 
 
 def message_context(campaign: Campaign, *, first_name: str = "") -> dict:
