@@ -196,3 +196,27 @@ def test_pasted_ids_are_read_in_any_layout():
     text = "a1, a2;a3\n\n a4\ta5\r\na1\n"
     assert services.parse_institution_ids(text) == ["a1", "a2", "a3", "a4", "a5"]
     assert services.parse_cohort_values("Physics\n Chemistry \n\nPhysics") == ["Physics", "Chemistry"]
+
+
+def test_members_due_a_step_are_those_not_enrolled_who_have_not_had_it(make_user, make_campaign, enroll):
+    from campaigns import selectors
+
+    waiting, reminded, enrolled, gone = (make_user(department="Physics") for _ in range(4))
+    enroll(enrolled)
+    campaign = make_campaign(cohort="departments", values=["Physics"])
+    services.refresh_members(campaign)
+    Member.objects.filter(person=reminded).update(last_step=2)
+    gone.is_active = False
+    gone.save()
+    assert set(selectors.members_due(campaign, 2).values_list("person", flat=True)) == {waiting.pk}
+    assert set(selectors.members_due(campaign, 3).values_list("person", flat=True)) == {waiting.pk, reminded.pk}
+
+
+def test_beat_refreshes_every_open_campaign_and_leaves_closed_ones(make_user, make_campaign, campaign_staff):
+    from campaigns import tasks
+
+    open_one, closed = make_campaign(), make_campaign()
+    services.close_campaign(closed, actor=campaign_staff)
+    person = make_user()
+    tasks.refresh_open_campaigns()  # its per-campaign tasks run eagerly here
+    assert set(Member.objects.filter(person=person).values_list("campaign", flat=True)) == {open_one.pk}
