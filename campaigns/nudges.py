@@ -20,8 +20,9 @@ from devices.models import OutboundMessage
 from identity.models import User
 
 from .models import Campaign, Member, Nudge
-from .people import AT_RISK, at_risk_annotations, enrolled
+from .people import AT_RISK, at_risk_annotations
 from .reminders import TEMPLATE_PREFIX, Batch, is_quiet, message_context, personal
+from .selectors import enrolled
 
 NUDGE_TEMPLATE = f"{TEMPLATE_PREFIX}:nudge"
 
@@ -86,7 +87,8 @@ def still_at_risk(person_id: int) -> bool:
 
 def still_wanted(message: OutboundMessage) -> bool:
     """Asked by the outbox when a worker claims one of the campaigns' bulk messages: a welcome or reminder goes only
-    to a person still not enrolled, a nudge only to one still at risk."""
+    to a person still not enrolled (as the doors count it: :mod:`campaigns.selectors`), a nudge only to one still at
+    risk."""
     if message.template == NUDGE_TEMPLATE:
         return still_at_risk(message.user_id)
     return not User.objects.filter(pk=message.user_id).filter(enrolled("pk")).exists()

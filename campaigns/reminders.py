@@ -13,7 +13,7 @@ mid-batch rolls its transaction back, and the next run takes the same people aga
 order of their id, ``REMINDER_BATCH_SIZE`` at a time, by index, so memory does not grow with the cohort. The outbox
 carries the messages in its bulk lanes (sign-in codes never wait behind them), and a batch waits while more than
 ``REMINDER_BACKLOG`` of them are still on their way, so the outbox stays small however large the cohort. A message
-whose person enrolled before its turn came is not sent (:func:`still_wanted`).
+whose person enrolled before its turn came is not sent (:func:`campaigns.nudges.still_wanted`).
 """
 
 from dataclasses import dataclass
@@ -30,7 +30,8 @@ from devices import outbox
 from devices.models import OutboundMessage
 
 from .models import Campaign, Member
-from .people import enrolled, proven_number
+from .people import proven_number
+from .selectors import members_due
 
 WELCOME = 1
 TEMPLATE_PREFIX = "campaigns"
@@ -92,11 +93,6 @@ def steps_due_now(now: datetime | None = None) -> list[tuple[int, int]]:
     return [(campaign.pk, step) for campaign in running if (step := due_step(campaign, now)) is not None]
 
 
-def still_to_step(campaign: Campaign, step: int):
-    """The campaign's members not enrolled who have not had ``step``: the people a batch of that step takes."""
-    return Member.objects.filter(campaign=campaign, last_step__lt=step).exclude(enrolled())
-
-
 @dataclass(frozen=True)
 class Batch:
     queued: int  # people whose step went to the outbox
@@ -121,8 +117,8 @@ def queue_reminder_batch(campaign_id: int, step: int, *, after_person_id: int = 
         return Batch(0, after_person_id, waiting=True)
     with transaction.atomic():
         members = list(
-            still_to_step(campaign, step)
-            .filter(person_id__gt=after_person_id, person__is_active=True)
+            members_due(campaign, step)
+            .filter(person_id__gt=after_person_id)
             .order_by("person_id")
             .select_for_update(skip_locked=True, of=("self",))
             .annotate(number=proven_number())
