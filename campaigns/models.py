@@ -117,3 +117,18 @@ class Member(models.Model):
 
     def __str__(self) -> str:
         return f"{self.person_id} in {self.campaign_id}"
+
+
+class Nudge(models.Model):
+    """A resilience nudge sent to a person of a campaign (:mod:`campaigns.nudges`): at most one per campaign and
+    person, which the unique constraint holds however often the nudges are started."""
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="nudges")
+    person = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="campaign_nudges")
+    sent_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["campaign", "person"], name="campaigns_nudge_once")]
+
+    def __str__(self) -> str:
+        return f"nudge to {self.person_id} in {self.campaign_id}"

@@ -247,7 +247,9 @@ if CELERY_BROKER_URL.partition("://")[0] in ("redis", "rediss"):
 # A queue per channel, so a stalled mail server never holds up texts or calls, and one for the sweep, so it runs
 # whatever the senders are doing. "celery" takes the rest (reactivation expiry, the daily purge). A worker started
 # without -Q consumes all of them; in production each gets its own (deploy/, docs/operations.md, "Deploying").
-OUTBOX_QUEUES = {"email": "email", "sms": "sms", "voice": "voice"}
+# Bulk messages (campaign reminders, thousands at a time) have lanes of their own, "bulk-<channel>": a sign-in code
+# or an activation link never waits behind them, whatever worker layout consumes the queues.
+OUTBOX_QUEUES = {"email": "email", "sms": "sms", "voice": "voice", "bulk-email": "bulk-email", "bulk-sms": "bulk-sms"}
 CELERY_TASK_DEFAULT_QUEUE = "celery"
 CELERY_TASK_QUEUES = [
     Queue(name, Exchange(name), routing_key=name) for name in ["celery", *OUTBOX_QUEUES.values(), "sweep"]
@@ -527,3 +529,19 @@ SCIM_MAX_BODY_BYTES = env.int("SCIM_MAX_BODY_BYTES", default=1024 * 1024)
 # role or VPN access) is refused with 409 and audited, not applied (DIR-03): a cloud directory's mistake must not
 # revoke a whole group. Entra ID and Okta remove members a few at a time; a deliberate mass removal goes in batches.
 SCIM_MAX_GROUP_REMOVALS = env.int("SCIM_MAX_GROUP_REMOVALS", default=100)
+
+# --- Campaigns: reminders, nudges, the owners' weekly summary ----------------------------------------------------
+# People a batch queues at once, and how many of the campaigns' messages may wait in the outbox's bulk lanes before a
+# batch waits (REMINDER_BACKLOG_WAIT_SECONDS) for them to go: the outbox, its sweep and Redis stay small however
+# large the cohort.
+REMINDER_BATCH_SIZE = env.int("REMINDER_BATCH_SIZE", default=1000)
+REMINDER_BACKLOG = env.int("REMINDER_BACKLOG", default=5000)
+REMINDER_BACKLOG_WAIT_SECONDS = env.int("REMINDER_BACKLOG_WAIT_SECONDS", default=30)
+CELERY_BEAT_SCHEDULE["plan-campaign-reminders"] = {
+    "task": "campaigns.reminder_tasks.plan_reminders",
+    "schedule": timedelta(minutes=env.int("REMINDER_PLAN_EVERY_MINUTES", default=10)),
+}
+CELERY_BEAT_SCHEDULE["campaign-weekly-summaries"] = {
+    "task": "campaigns.reminder_tasks.send_weekly_summaries",
+    "schedule": timedelta(weeks=1),
+}

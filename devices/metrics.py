@@ -8,7 +8,7 @@ happens (``enrollment_outbox_deliveries_total``, in :mod:`devices.outbox.deliver
 import logging
 
 from django.db import DatabaseError
-from django.db.models import Count, Min
+from django.db.models import Count, Min, Q
 from django.utils import timezone
 from prometheus_client.core import GaugeMetricFamily
 
@@ -36,9 +36,10 @@ class OutboxCollector:
         )
         try:
             rows = list(
+                # Bulk messages (a campaign's reminders) wait their turn in lanes of their own: counted, never "stuck".
                 OutboundMessage.objects.filter(status__in=WAITING)
                 .values_list("channel", "status")
-                .annotate(count=Count("id"), first=Min("created_at"))
+                .annotate(count=Count("id"), first=Min("created_at", filter=Q(bulk=False)))
                 .order_by()
             )
         except DatabaseError:

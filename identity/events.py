@@ -114,6 +114,8 @@ EVENTS: dict[str, str] = {
     "report.exported": "Report exported[: {report}][ as {format}]",
     "report.export_downloaded": "Exported report downloaded[: {report}]",
     "report.weekly_summary_sent": "Weekly summary sent",
+    "campaign.nudges_started": "Resilience nudges started for a campaign[: {name}]",
+    "campaign.weekly_summary_sent": "Campaign's weekly summary sent to its owner",
     "retention.purged": "Old records removed by the retention rules",
 }
 

@@ -2,6 +2,7 @@
 
 from django import forms
 
+from campaigns.models import Campaign
 from devices.models import Registration
 from identity.directory.models import DirectorySyncRun
 from identity.models import User
@@ -10,6 +11,7 @@ from .selectors import (
     ACTION_GROUP_LABELS,
     FACTOR_LABELS,
     AuditFilters,
+    CampaignPeopleFilters,
     DeskFilters,
     EnrollmentFilters,
     SyncFilters,
@@ -114,3 +116,20 @@ class SyncFilterForm(DateRangeForm):
     def filters(self) -> SyncFilters:
         data = self.cleaned_data
         return SyncFilters(start=data["start"], end=data["end"], status=data["status"])
+
+
+class CampaignPeopleFilterForm(forms.Form):
+    campaign = forms.ModelChoiceField(
+        queryset=Campaign.objects.filter(closed_at__isnull=True).order_by("name"),
+        required=False,
+        empty_label="Every open campaign",
+    )
+    department = forms.ChoiceField(required=False)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["department"].choices = _ANY + [(d, d) for d in departments()]
+
+    def filters(self) -> CampaignPeopleFilters:
+        campaign = self.cleaned_data["campaign"]
+        return CampaignPeopleFilters(campaign=campaign.pk if campaign else None, department=self.cleaned_data["department"])

@@ -8,7 +8,7 @@ from django.db import connection
 
 from . import selectors
 from .exports import copy_csv_chunks, counted, csv_chunks
-from .forms import AuditFilterForm, DeskFilterForm, EnrollmentFilterForm, SyncFilterForm
+from .forms import AuditFilterForm, CampaignPeopleFilterForm, DeskFilterForm, EnrollmentFilterForm, SyncFilterForm
 
 EXPORT_FORMATS = [("csv", "CSV"), ("xlsx", "Excel (XLSX)")]
 
@@ -81,7 +81,20 @@ DIRECTORY_SYNC = Report(
     count=selectors.sync_count,
     summary=selectors.sync_summary,
 )
-REPORTS = {report.slug: report for report in (ENROLLMENT, AUDIT_LOG, HELP_DESK, DIRECTORY_SYNC)}
+CAMPAIGN_PEOPLE = Report(
+    slug="campaign-people",
+    title="People still to enroll, by campaign",
+    template="reports/campaign_people.html",
+    form=CampaignPeopleFilterForm,
+    columns=selectors.CAMPAIGN_PEOPLE_COLUMNS,
+    rows=selectors.campaign_people_rows,
+    count=selectors.campaign_people_count,
+    summary=lambda filters: {"count": selectors.campaign_people_count(filters)},
+    copy_sql=selectors.campaign_people_sql,
+)
+REPORTS = {
+    report.slug: report for report in (ENROLLMENT, AUDIT_LOG, HELP_DESK, DIRECTORY_SYNC, CAMPAIGN_PEOPLE)
+}
 
 
 def csv_file(report: Report, filters, *, progress: Callable[[int], None] | None = None) -> Iterator[bytes]:

@@ -26,6 +26,20 @@ def urls_for(site) -> list:
                     name=f"reports_{report.slug}_{file_format}",
                 )
             )
+    patterns += [
+        path(
+            "campaigns/<int:campaign_id>/",
+            site.admin_view(views.campaign_page),
+            {"site": site},
+            name="campaign_progress",
+        ),
+        path(
+            "campaigns/<int:campaign_id>/nudge",
+            site.admin_view(views.campaign_nudge),
+            {"site": site},
+            name="campaign_nudge",
+        ),
+    ]
     job = {"site": site}
     patterns += [
         path("exports/<uuid:job_id>/", site.admin_view(views.export_job), job, name="reports_export_job"),

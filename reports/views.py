@@ -1,20 +1,25 @@
 """The auditors' pages in the staff admin. Thin: a form, a selector, an export writer, the audit service."""
 
 import tempfile
+from urllib.parse import urlencode
 
 from django.conf import settings
 from django.contrib import messages
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import FileResponse, Http404, HttpResponseNotAllowed, StreamingHttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils import timezone
 
+from campaigns.background import start_nudges
+from campaigns.models import Campaign
+from campaigns.progress import campaign_progress
 from devices.models import Registration
 from identity import staff_factor
 from identity.web import client_ip
 
 from . import background, dashboard, services
-from .access import auditor_required
+from .access import RUN_CAMPAIGNS, auditor_required, campaign_viewer_required, can_read_reports
 from .exports import write_xlsx
 from .models import ExportJob
 from .registry import EXPORT_FORMATS, REPORTS, Report, csv_file
@@ -191,3 +196,49 @@ def export_download(request, site, job_id):
         filename=_filename(report, job.file_format),
         content_type=content_type,
     )
+
+
+def _campaign(campaign_id) -> Campaign:
+    campaign = Campaign.objects.select_related("owner").filter(pk=campaign_id).first()
+    if campaign is None:
+        raise Http404
+    return campaign
+
+
+@campaign_viewer_required
+def campaign_page(request, site, campaign_id):
+    campaign = _campaign(campaign_id)
+    progress = campaign_progress(campaign)
+    export = {"campaign": str(campaign.pk)}
+    context = {
+        **site.each_context(request),
+        "title": f"Campaign: {campaign.name}",
+        "campaign": campaign,
+        "progress": progress,
+        "burn_down_chart": dashboard.chart(progress.burn_down, axis="People still to enroll"),
+        "departments_chart": dashboard.chart(
+            [(name, percent) for name, *_, percent in progress.departments],
+            axis="Percent of the department enrolled",
+            percent=True,
+        ),
+        "strengths_chart": dashboard.chart(progress.strengths, axis="People"),
+        "export_formats": EXPORT_FORMATS,
+        "export_url_prefix": "reports_campaign-people_",
+        "export_fields": list(export.items()),
+        "people_url": f"{reverse('reports_campaign-people')}?{urlencode(export)}",
+        "may_nudge": request.user.has_perm(RUN_CAMPAIGNS) and campaign.closed_at is None,
+        "may_export": can_read_reports(request.user),
+    }
+    return render(request, "reports/campaign.html", context)
+
+
+@campaign_viewer_required
+def campaign_nudge(request, site, campaign_id):
+    if request.method != "POST":
+        return HttpResponseNotAllowed(["POST"])
+    campaign = _campaign(campaign_id)
+    if not request.user.has_perm(RUN_CAMPAIGNS) or campaign.closed_at is not None:
+        raise PermissionDenied
+    start_nudges(campaign, actor=request.user, ip=client_ip(request))
+    messages.success(request, "The people at risk are being nudged; each gets one email, in the coming minutes.")
+    return redirect("campaign_progress", campaign.pk)

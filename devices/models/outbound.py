@@ -57,6 +57,10 @@ class OutboundMessage(models.Model):
     unknown_outcome_at = models.DateTimeField(
         null=True, blank=True, help_text="The provider's answer was lost; the next attempt asks the provider first."
     )
+    bulk = models.BooleanField(
+        default=False,
+        help_text="Sent on queues of its own (campaign reminders): a sign-in code never waits behind thousands.",
+    )
 
     class Meta:
         ordering = ["-created_at"]

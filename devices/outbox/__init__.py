@@ -22,6 +22,11 @@ its own too. The sweep dispatches a row again only when its last dispatch is old
 task of its is waiting in the broker (:mod:`.waiting`), so a backlog waiting for a worker that is down is not
 queued again and again; one sweep runs at a time, and it publishes a batch over one connection.
 
+Bulk messages (campaign reminders, :func:`queue_bulk`) travel in lanes of their own (``bulk-<channel>`` in
+``OUTBOX_QUEUES``), so a sign-in code is never queued behind thousands of them, and are written a batch at a time. An
+app may register a check that a bulk message is still wanted (:data:`still_wanted`, by the template's prefix): one
+that is not (the person enrolled meanwhile) is expired unsent.
+
 At least once, not exactly once: a worker killed after the provider accepted a message and before the row says
 so sends it again after the lease (``OUTBOX_SENDING_LEASE_SECONDS``).
 
@@ -40,7 +45,7 @@ from django.utils import timezone
 
 from .. import crypto
 from ..models import OutboundMessage
-from . import waiting
+from . import delivery, waiting
 from .delivery import Delivery, backoff_seconds, deliver_message
 from .statements import claimable, finish_message
 
@@ -50,8 +55,11 @@ __all__ = [
     "deliver_message",
     "dispatch",
     "dispatch_batch",
+    "lane",
+    "queue_bulk",
     "queue_email",
     "queue_phone_message",
+    "still_wanted",
     "redispatch_stale",
     "sweep",
 ]
@@ -61,15 +69,24 @@ Status = OutboundMessage.Status
 # The Celery task that sends one message (``devices.tasks.send_outbound_message``), set when the app is ready:
 # the task module imports this one, so this one cannot import it.
 send_task: Any = None  # a Celery task (Celery ships no types)
+# "template prefix" (what comes before the ":") -> f(message) -> bool: whether a bulk message is still worth sending,
+# asked when a worker has claimed it. Registered by the app that queues them (campaigns), read by .delivery.
+still_wanted = delivery.still_wanted
+
+
+def lane(channel: str, bulk: bool) -> str:
+    """The key in ``OUTBOX_QUEUES`` of a message's queue: its channel's, or its channel's bulk lane."""
+    return f"bulk-{channel}" if bulk else channel
 
 
 def dispatch(message_id: int, channel: str, attempts: int = 0) -> bool:
-    """Hand the message to its channel's queue. False (and the row marked) when the broker is unreachable."""
+    """Hand the message to its lane's queue (``channel`` is a key of ``OUTBOX_QUEUES``: a channel, or a bulk lane).
+    False (and the row marked) when the broker is unreachable."""
     return dispatch_batch([(message_id, channel, attempts)]) == 1
 
 
 def dispatch_batch(rows: list[tuple[int, str, int]]) -> int:
-    """Publish a send task for each ``(id, channel, attempts)`` over one connection; return how many went out.
+    """Publish a send task for each ``(id, lane, attempts)`` over one connection; return how many went out.
 
     The rows are marked as waiting in the broker first (:mod:`.waiting`). More than one go in kombu's publish batch:
     one round trip to Redis for the lot instead of one per message. Those the broker refuses (for a batch, all of
@@ -104,7 +121,7 @@ def _queue(**fields) -> OutboundMessage:
     message = OutboundMessage.objects.create(
         encrypted_body=crypto.encrypt(body.encode()), last_dispatched_at=timezone.now(), **fields
     )
-    transaction.on_commit(lambda: dispatch(message.pk, message.channel))
+    transaction.on_commit(lambda: dispatch(message.pk, lane(message.channel, message.bulk)))
     return message
 
 
@@ -122,6 +139,37 @@ def queue_email(
         holds_secret=holds_secret,
         expires_at=expires_at,
     )
+
+
+def queue_bulk(messages: list[dict]) -> list[OutboundMessage]:
+    """Write many messages without a secret (each a dict: ``user_id``, ``channel``, ``recipient``, ``template``, ``body``,
+    optional ``subject``) in one INSERT, in their bulk lanes; they are dispatched over one broker connection after the
+    caller's transaction commits. Returns the rows, with their ids."""
+    now = timezone.now()
+    rows = OutboundMessage.objects.bulk_create(
+        [
+            OutboundMessage(
+                user_id=spec["user_id"],
+                channel=spec["channel"],
+                recipient=spec["recipient"],
+                template=spec["template"],
+                subject=spec.get("subject", ""),
+                encrypted_body=crypto.encrypt(spec["body"].encode()),
+                holds_secret=False,
+                bulk=True,
+                last_dispatched_at=now,
+            )
+            for spec in messages
+        ]
+    )
+    due = [(row.pk, lane(row.channel, True), 0) for row in rows]
+    transaction.on_commit(lambda: dispatch_batch(due))
+    return rows
+
+
+def bulk_backlog() -> int:
+    """How many bulk messages are still queued or sending (one count on the status index)."""
+    return OutboundMessage.objects.filter(status__in=[Status.QUEUED, Status.SENDING], bulk=True).count()
 
 
 def queue_phone_message(*, user, channel: str, number: str, body: str, template: str, expires_at) -> OutboundMessage:
@@ -147,15 +195,17 @@ def _due_for_dispatch(now) -> list[tuple[int, str, int]]:
             | Q(last_dispatched_at__isnull=True, created_at__lte=now - grace)
             | Q(last_dispatched_at__lte=now - grace)
         )
-        .values_list("pk", "channel", "attempts", "dispatch_failed_at", "last_dispatched_at", "sweep_dispatches")
+        .values_list(
+            "pk", "channel", "bulk", "attempts", "dispatch_failed_at", "last_dispatched_at", "sweep_dispatches"
+        )
     )
     due = []
-    for pk, channel, attempts, failed_at, dispatched_at, redispatches in candidates:
+    for pk, channel, bulk, attempts, failed_at, dispatched_at, redispatches in candidates:
         # A second guard behind the marks of .waiting (which may be lost with Redis or unreadable): each re-dispatch
         # waits twice as long as the one before (up to OUTBOX_SWEEP_MAX_BACKOFF_SECONDS).
         wait = min(grace * 2**redispatches, timedelta(seconds=settings.OUTBOX_SWEEP_MAX_BACKOFF_SECONDS))
         if failed_at is not None or dispatched_at is None or dispatched_at <= now - wait:
-            due.append((pk, channel, attempts))
+            due.append((pk, lane(channel, bulk), attempts))
     in_broker = waiting.still_waiting(due)
     return [row for row in due if row[0] not in in_broker]
 

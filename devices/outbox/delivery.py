@@ -24,6 +24,9 @@ from .statements import claim_message, finish_message
 
 logger = logging.getLogger(__name__)
 Status = OutboundMessage.Status
+# See devices.outbox.still_wanted (the same dict).
+still_wanted: dict = {}
+NOT_WANTED = "no longer wanted when its turn came; not sent"
 
 
 def backoff_seconds(attempt: int) -> float:
@@ -115,6 +118,11 @@ def _already_sent(message: OutboundMessage) -> str | None:
     return get_gateway().find_sent(message.channel, message.recipient, body, since)
 
 
+def _wanted(message: OutboundMessage) -> bool:
+    check = still_wanted.get(message.template.partition(":")[0])
+    return check is None or check(message)
+
+
 def deliver_message(message_id: int) -> Delivery:
     """Send one message if it can be claimed; say whether and when to try again.
 
@@ -125,6 +133,9 @@ def deliver_message(message_id: int) -> Delivery:
     if message is None:
         return Delivery(None)
     claim = message.claimed_at
+    if message.bulk and not _wanted(message):
+        finish_message(message, Status.EXPIRED, claimed_at=claim, last_error=NOT_WANTED)
+        return Delivery(message)
     unknown_since = message.unknown_outcome_at
     try:
         provider_id = None

@@ -40,7 +40,7 @@ QUICK_COMMIT = "FROM (SELECT set_config('synchronous_commit', 'off', true)) AS q
 # What sending needs from a claimed row; the instance leaves the other columns deferred.
 _SENDING_NEEDS = {
     *("id", "channel", "recipient", "subject", "encrypted_body", "holds_secret", "attempts", "expires_at"),
-    "unknown_outcome_at",
+    *("unknown_outcome_at", "bulk", "template", "user"),
 }
 
 

@@ -69,7 +69,7 @@ def _change_marks(change, count: int) -> None:
 
 
 def still_waiting(rows: list[tuple[int, str, int]]) -> set[int]:
-    """The ids among due ``(id, channel, attempts)`` rows whose task still waits in a queue that holds tasks.
+    """The ids among due ``(id, lane, attempts)`` rows whose task still waits in a queue that holds tasks.
 
     Drops the marks of rows whose task has run or that are finished.
     """

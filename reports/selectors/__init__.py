@@ -4,7 +4,7 @@ Each report is one SQL statement with its aggregates done by the database, so
 the number of queries does not grow with the number of people, and its rows are
 streamed through a server-side cursor on PostgreSQL, so memory does not either.
 
-One module per report (:mod:`.enrollment`, :mod:`.audit`, :mod:`.desk`, :mod:`.directory`) and what they share (:mod:`.common`);
+One module per report (:mod:`.enrollment`, :mod:`.audit`, :mod:`.desk`, :mod:`.directory`, :mod:`.campaigns`) and what they share (:mod:`.common`);
 every name is importable from ``reports.selectors`` as before.
 """
 
@@ -19,6 +19,13 @@ from .audit import (
     audit_count,
     audit_rows,
     events_in_time_range,
+)
+from .campaigns import (
+    CAMPAIGN_PEOPLE_COLUMNS,
+    CampaignPeopleFilters,
+    campaign_people_count,
+    campaign_people_rows,
+    campaign_people_sql,
 )
 from .common import (
     FETCH_SIZE,
@@ -52,6 +59,11 @@ from .enrollment import (
 )
 
 __all__ = [
+    "CAMPAIGN_PEOPLE_COLUMNS",
+    "CampaignPeopleFilters",
+    "campaign_people_count",
+    "campaign_people_rows",
+    "campaign_people_sql",
     "ACTION_GROUPS",
     "ACTION_GROUP_LABELS",
     "AUDIT_COLUMNS",

@@ -1,0 +1,94 @@
+"""Resilience nudges: the people of a campaign who are enrolled but one lost phone away from the help desk.
+
+Three kinds of person end up at the desk: one whose only factor is a code by text or call, one with a single
+device, one with no backup codes. Staff may have a campaign nudge them, once per person and campaign ("add the
+app", "add a second device", "print backup codes", whichever apply); the progress page counts them either way.
+
+Sent as the reminders are (:mod:`campaigns.reminders`): a batch locks its members' rows, writes a ``Nudge`` per person
+(unique per campaign and person) and the emails in one transaction, in the outbox's bulk lanes, never in quiet hours.
+A nudge whose person has fixed all of it before its turn came is not sent.
+"""
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Exists, OuterRef
+from django.template.loader import render_to_string
+from django.utils import timezone
+
+from devices import outbox
+from devices.models import OutboundMessage
+from identity.models import User
+
+from .models import Campaign, Member, Nudge
+from .people import AT_RISK, at_risk_annotations
+from .reminders import TEMPLATE_PREFIX, Batch, is_quiet, message_context, personal
+from .selectors import enrolled
+
+NUDGE_TEMPLATE = f"{TEMPLATE_PREFIX}:nudge"
+
+
+def at_risk_members(campaign: Campaign):
+    """The campaign's members who are enrolled and at risk (text only, a single device, or no backup codes)."""
+    return Member.objects.filter(campaign=campaign).annotate(**at_risk_annotations()).filter(AT_RISK)
+
+
+def queue_nudge_batch(campaign_id: int, *, after_person_id: int = 0, size: int | None = None) -> Batch:
+    """Nudge the next ``size`` members at risk (by person id, after ``after_person_id``) not nudged yet: a ``Nudge``
+    row and an email each, in one transaction. Waits in quiet hours and while the outbox's bulk lanes are full."""
+    size = size or settings.REMINDER_BATCH_SIZE
+    campaign = Campaign.objects.filter(pk=campaign_id, closed_at__isnull=True).first()
+    if campaign is None:
+        return Batch(0, None)
+    if is_quiet(campaign, timezone.now()) or outbox.bulk_backlog() >= settings.REMINDER_BACKLOG:
+        return Batch(0, after_person_id, waiting=True)
+    with transaction.atomic():
+        members = list(
+            at_risk_members(campaign)
+            .filter(person_id__gt=after_person_id, person__is_active=True)
+            .exclude(Exists(Nudge.objects.filter(campaign=campaign, person_id=OuterRef("person_id"))))
+            .order_by("person_id")
+            .select_for_update(skip_locked=True, of=("self",))
+            .values_list("person_id", "person__email", "person__first_name", "text_only", "devices", "backup_codes")[
+                :size
+            ]
+        )
+        if not members:
+            return Batch(0, None)
+        Nudge.objects.bulk_create([Nudge(campaign=campaign, person_id=row[0]) for row in members])
+        shared = message_context(campaign)
+        outbox.queue_bulk(
+            [
+                {
+                    "user_id": person_id,
+                    "channel": OutboundMessage.Channel.EMAIL,
+                    "recipient": email,
+                    "template": NUDGE_TEMPLATE,
+                    "subject": f"{settings.INSTITUTION_NAME}: make sure you can always sign in",
+                    "body": render_to_string(
+                        "campaigns/emails/nudge.txt",
+                        {
+                            **personal(campaign, shared, first_name),
+                            "text_only": text_only,
+                            "single_device": devices == 1,
+                            "no_backup_codes": not backup_codes,
+                        },
+                    ),
+                }
+                for person_id, email, first_name, text_only, devices, backup_codes in members
+                if email
+            ]
+        )
+    return Batch(len(members), members[-1][0] if len(members) == size else None)
+
+
+def still_at_risk(person_id: int) -> bool:
+    return User.objects.filter(pk=person_id).annotate(**at_risk_annotations("pk")).filter(AT_RISK).exists()
+
+
+def still_wanted(message: OutboundMessage) -> bool:
+    """Asked by the outbox when a worker claims one of the campaigns' bulk messages: a welcome or reminder goes only
+    to a person still not enrolled (as the doors count it: :mod:`campaigns.selectors`), a nudge only to one still at
+    risk."""
+    if message.template == NUDGE_TEMPLATE:
+        return still_at_risk(message.user_id)
+    return not User.objects.filter(pk=message.user_id).filter(enrolled("pk")).exists()

@@ -1,0 +1,75 @@
+"""Who a campaign's messages are for, as query expressions over a row holding a person's id: enrolled or not, a
+proven number, and the three ways an enrolled person is one lost phone away from the help desk.
+
+"Enrolled" is what the reports count: a device in use whose factor is confirmed. It is read from ``devices`` each
+time, never stored here.
+"""
+
+from django.db.models import Count, Exists, IntegerField, OuterRef, Q, Subquery, Value
+from django.db.models.functions import Coalesce
+
+from devices.models import BackupCode, Registration
+
+CONFIRMED_FACTOR = (
+    Q(app_device__confirmed=True) | Q(phone_device__confirmed=True) | Q(security_key_device__confirmed=True)
+)
+STRONGER_THAN_TEXT = Q(app_device__confirmed=True) | Q(security_key_device__confirmed=True)
+
+
+def _working_devices(person_field: str):
+    return Registration.objects.filter(user_id=OuterRef(person_field), status__in=Registration.IN_USE).filter(
+        CONFIRMED_FACTOR
+    )
+
+
+def enrolled(person_field: str = "person_id") -> Exists:
+    """Whether the person (``person_field`` of the outer row) has a device in use with a confirmed factor."""
+    return Exists(_working_devices(person_field))
+
+
+def proven_number(person_field: str = "person_id") -> Subquery:
+    """A number of the person's that a code sent to it proved (texts go only there), or NULL."""
+    return Subquery(
+        Registration.objects.filter(
+            user_id=OuterRef(person_field), status__in=Registration.IN_USE, phone_verified_at__isnull=False
+        )
+        .exclude(phone_number="")
+        .order_by("-phone_verified_at")
+        .values("phone_number")[:1]
+    )
+
+
+def text_only(person_field: str = "person_id"):
+    """Enrolled, and every working factor is a code by text or call."""
+    return enrolled(person_field) & ~Exists(_working_devices(person_field).filter(STRONGER_THAN_TEXT))
+
+
+def device_count(person_field: str = "person_id"):
+    """How many devices in use with a working factor the person has."""
+    return Coalesce(
+        Subquery(
+            _working_devices(person_field).order_by().values("user_id").annotate(n=Count("pk")).values("n")[:1],
+            output_field=IntegerField(),
+        ),
+        Value(0),
+    )
+
+
+def has_backup_codes(person_field: str = "person_id") -> Exists:
+    """Whether the person holds an unused code of a confirmed backup-code set."""
+    return Exists(
+        BackupCode.objects.filter(device__user_id=OuterRef(person_field), device__confirmed=True, used_at__isnull=True)
+    )
+
+
+def at_risk_annotations(person_field: str = "person_id") -> dict:
+    """The three flags the nudges and the progress page read, as annotations for ``.annotate(**...)``."""
+    return {
+        "is_enrolled": enrolled(person_field),
+        "text_only": text_only(person_field),
+        "devices": device_count(person_field),
+        "backup_codes": has_backup_codes(person_field),
+    }
+
+
+AT_RISK = Q(is_enrolled=True) & (Q(text_only=True) | Q(devices=1) | Q(backup_codes=False))

@@ -1,0 +1,163 @@
+"""A campaign's progress, read-only: enrolled and not, by department, over time (the burn-down), by factor strength,
+the people at risk, and when the cohort will be done at the current pace.
+
+A handful of grouped queries over the campaign's members, whatever their number: none per person.
+"""
+
+import math
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+
+from django.db.models import Case, Count, Exists, IntegerField, Min, OuterRef, Q, Subquery, Value, When
+from django.db.models.functions import TruncDate
+from django.utils import timezone
+
+from devices.models import Registration
+
+from .models import Campaign, Member
+from .people import AT_RISK, CONFIRMED_FACTOR, at_risk_annotations, enrolled
+
+# Strongest working factor, strongest first (as the reports rank them).
+STRENGTH_LABELS = {3: "Security key", 2: "Authenticator app", 1: "Text or voice call", 0: "None (not enrolled)"}
+PACE_DAYS = 7  # the current pace: people enrolled a day over the last week
+
+
+def _in_use(factor: str):
+    return Exists(
+        Registration.objects.filter(
+            user_id=OuterRef("person_id"), status__in=Registration.IN_USE, **{f"{factor}__confirmed": True}
+        )
+    )
+
+
+def _first_enrolled():
+    return Subquery(
+        Registration.objects.filter(user_id=OuterRef("person_id"), activated_at__isnull=False)
+        .filter(CONFIRMED_FACTOR)
+        .order_by()
+        .values("user_id")
+        .annotate(at=Min("activated_at"))
+        .values("at")[:1]
+    )
+
+
+@dataclass
+class Progress:
+    campaign: Campaign
+    people: int = 0
+    enrolled: int = 0
+    departments: list = field(default_factory=list)  # (department, people, enrolled, not enrolled, percent)
+    strengths: list = field(default_factory=list)  # (label, people)
+    at_risk: dict = field(default_factory=dict)
+    burn_down: list = field(default_factory=list)  # (day, still to enroll that day)
+    pace_per_day: float = 0.0
+    projected_finish: date | None = None
+    reminders_sent: list = field(default_factory=list)  # (step, people who had it)
+
+    @property
+    def not_enrolled(self) -> int:
+        return self.people - self.enrolled
+
+    @property
+    def enrolled_percent(self) -> float:
+        return 100.0 * self.enrolled / self.people if self.people else 0.0
+
+    @property
+    def finishes_in_time(self) -> bool | None:
+        if self.not_enrolled == 0:
+            return True
+        if self.projected_finish is None or self.campaign.deadline is None:
+            return None
+        return self.projected_finish <= timezone.localdate(self.campaign.deadline)
+
+
+def campaign_progress(campaign: Campaign, *, now: datetime | None = None) -> Progress:
+    now = now or timezone.now()
+    members = Member.objects.filter(campaign=campaign, person__is_active=True)
+    progress = Progress(campaign)
+    by_department = (
+        members.annotate(is_enrolled=enrolled())
+        .values("person__department")
+        .annotate(people=Count("pk"), enrolled=Count("pk", filter=Q(is_enrolled=True)))
+        .order_by("person__department")
+    )
+    for row in by_department:
+        people, done = row["people"], row["enrolled"]
+        progress.people += people
+        progress.enrolled += done
+        percent = round(100 * done / people) if people else 0
+        progress.departments.append((row["person__department"] or "(none)", people, done, people - done, percent))
+    strength = Case(
+        When(Q(key=True), then=Value(3)),
+        When(Q(app=True), then=Value(2)),
+        When(Q(phone=True), then=Value(1)),
+        default=Value(0),
+        output_field=IntegerField(),
+    )
+    strengths = dict(
+        members.annotate(key=_in_use("security_key_device"), app=_in_use("app_device"), phone=_in_use("phone_device"))
+        .annotate(strength=strength)
+        .values("strength")
+        .annotate(n=Count("pk"))
+        .values_list("strength", "n")
+        .order_by()
+    )
+    progress.strengths = [(label, strengths.get(value, 0)) for value, label in STRENGTH_LABELS.items()]
+    counts = members.annotate(**at_risk_annotations()).aggregate(
+        n_text_only=Count("pk", filter=Q(text_only=True)),
+        n_single_device=Count("pk", filter=Q(is_enrolled=True, devices=1)),
+        n_no_backup_codes=Count("pk", filter=Q(is_enrolled=True, backup_codes=False)),
+        n_any=Count("pk", filter=AT_RISK),
+    )
+    flags = {name.removeprefix("n_"): count for name, count in counts.items()}
+    flags["nudged"] = campaign.nudges.count()
+    progress.at_risk = flags
+    progress.burn_down, progress.pace_per_day = _burn_down(campaign, members, now)
+    if progress.pace_per_day > 0 and progress.not_enrolled:
+        progress.projected_finish = timezone.localdate(now) + timedelta(
+            days=math.ceil(progress.not_enrolled / progress.pace_per_day)
+        )
+    progress.reminders_sent = list(
+        members.filter(last_step__gt=0)
+        .values("last_step")
+        .annotate(n=Count("pk"))
+        .values_list("last_step", "n")
+        .order_by("last_step")
+    )
+    return progress
+
+
+def _by_day(queryset, moment: str) -> dict:
+    return dict(
+        queryset.annotate(day=TruncDate(moment))
+        .values("day")
+        .annotate(n=Count("pk"))
+        .values_list("day", "n")
+        .order_by()
+    )
+
+
+def _burn_down(campaign: Campaign, members, now: datetime) -> tuple[list[tuple[str, int]], float]:
+    """(day, people still to enroll at its end) from the start to today, a point a week once that is over a month,
+    and the pace (people enrolled a day) over the last week.
+
+    Two grouped queries: members by the day they joined, and by the day they first enrolled.
+    """
+    joined = _by_day(members, "added_at")
+    done = _by_day(members.filter(enrolled()).annotate(first=_first_enrolled()), "first")
+    start = timezone.localdate(campaign.starts_at)
+    today = timezone.localdate(now)
+    # Whatever happened before the start shows on the first day: the people in the cohort then, less those enrolled.
+    remaining = sum(n for day, n in joined.items() if day < start)
+    remaining -= sum(n for day, n in done.items() if day is not None and day < start)
+    every = 7 if (today - start).days > 31 else 1
+    points = []
+    day = start
+    while day <= today:
+        remaining += joined.get(day, 0) - done.get(day, 0)
+        if (day - start).days % every == 0 or day == today:
+            points.append((day.isoformat(), max(remaining, 0)))
+        day += timedelta(days=1)
+    week_ago = today - timedelta(days=PACE_DAYS)
+    recent = sum(n for day, n in done.items() if day is not None and week_ago < day <= today)
+    return points, recent / PACE_DAYS

@@ -1,0 +1,209 @@
+"""A campaign's welcome and reminders: when each step is due, and queuing one step for its people, a batch at a time.
+
+Steps are those of :class:`campaigns.models.Member`: 1 is the welcome (due at the start), 2 and on the reminders of
+the schedule, the largest number of days before the deadline first. Only the latest step due is ever sent: a person
+who joins the cohort later (a new hire from the directory) gets the welcome, which stands for every step already
+past, and then the reminders still to come; a step missed while beat was down is not sent late beside the next one.
+Nothing goes out during the campaign's quiet hours, in its time zone, or after its deadline.
+
+Exactly once per person and step: a batch locks its members' rows (``FOR UPDATE SKIP LOCKED``, the member rows only,
+never the people table), raises their ``last_step`` and writes their messages to the outbox in one transaction. A
+second planner (beat running twice) skips the locked rows and finds the others already at the step; a worker killed
+mid-batch rolls its transaction back, and the next run takes the same people again. The people are read in
+order of their id, ``REMINDER_BATCH_SIZE`` at a time, by index, so memory does not grow with the cohort. The outbox
+carries the messages in its bulk lanes (sign-in codes never wait behind them), and a batch waits while more than
+``REMINDER_BACKLOG`` of them are still on their way, so the outbox stays small however large the cohort. A message
+whose person enrolled before its turn came is not sent (:func:`campaigns.nudges.still_wanted`).
+"""
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from django.conf import settings
+from django.db import transaction
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.utils import timezone
+
+from devices import outbox
+from devices.models import OutboundMessage
+
+from .models import Campaign, Member
+from .people import proven_number
+from .selectors import members_due
+
+WELCOME = 1
+TEMPLATE_PREFIX = "campaigns"
+TEMPLATES = {"welcome": "campaigns:welcome", "reminder": "campaigns:reminder"}
+
+
+def step_times(campaign: Campaign) -> list[datetime]:
+    """When each step is due, step 1 (the welcome) first: the start, then each reminder day before the deadline,
+    moved to the end of the quiet hours when it falls inside them."""
+    times = [_after_quiet(campaign, campaign.starts_at)]
+    if campaign.deadline is not None:
+        for days in sorted({int(d) for d in campaign.reminder_days or []}, reverse=True):
+            times.append(_after_quiet(campaign, campaign.deadline - timedelta(days=days)))
+    return times
+
+
+def _zone(campaign: Campaign) -> ZoneInfo:
+    return ZoneInfo(campaign.time_zone or settings.TIME_ZONE)
+
+
+def is_quiet(campaign: Campaign, moment: datetime) -> bool:
+    """Whether ``moment`` falls in the campaign's quiet hours (a window that may cross midnight), in its time zone."""
+    local = moment.astimezone(_zone(campaign)).time()
+    start, end = campaign.quiet_from, campaign.quiet_until
+    if start == end:
+        return False
+    if start < end:
+        return start <= local < end
+    return local >= start or local < end
+
+
+def _after_quiet(campaign: Campaign, moment: datetime) -> datetime:
+    if not is_quiet(campaign, moment):
+        return moment
+    local = moment.astimezone(_zone(campaign))
+    end = local.replace(hour=campaign.quiet_until.hour, minute=campaign.quiet_until.minute, second=0, microsecond=0)
+    if end <= local:
+        end += timedelta(days=1)
+    return end
+
+
+def due_step(campaign: Campaign, now: datetime | None = None) -> int | None:
+    """The step to send now (the latest whose time has come), or None: not started, closed, past the deadline, or
+    quiet hours. A reminder due before the start is covered by the welcome and never sent."""
+    now = now or timezone.now()
+    if campaign.closed_at is not None or now < campaign.starts_at or is_quiet(campaign, now):
+        return None
+    if campaign.deadline is not None and now >= campaign.deadline:
+        return None
+    times = step_times(campaign)
+    due = [step for step, at in enumerate(times, start=1) if at <= now and (step == WELCOME or at >= times[0])]
+    return max(due) if due else None
+
+
+def steps_due_now(now: datetime | None = None) -> list[tuple[int, int]]:
+    """``(campaign id, step)`` for each open campaign with a step due now (see :func:`due_step`)."""
+    now = now or timezone.now()
+    running = Campaign.objects.filter(closed_at__isnull=True, starts_at__lte=now).exclude(deadline__lte=now)
+    return [(campaign.pk, step) for campaign in running if (step := due_step(campaign, now)) is not None]
+
+
+@dataclass(frozen=True)
+class Batch:
+    queued: int  # people whose step went to the outbox
+    last_person_id: int | None  # where the next batch starts; None when this one was the last
+    waiting: bool = False  # the outbox's bulk lanes are full: try again shortly
+
+
+def queue_reminder_batch(campaign_id: int, step: int, *, after_person_id: int = 0, size: int | None = None) -> Batch:
+    """Queue ``step`` for the next ``size`` people (by id, after ``after_person_id``) of the campaign who are not
+    enrolled and have not had it: an email each, and a text to those with a proven number when the campaign has one.
+
+    Changes ``Member.last_step`` and writes outbox rows in one transaction (exactly once per person and step, see the
+    module). Does nothing when the step is no longer the one due (a later step came, the deadline passed, quiet hours),
+    and waits when the outbox's bulk lanes hold ``REMINDER_BACKLOG`` messages. Audits nothing per person: the outbox
+    rows are the record, and the progress page counts them.
+    """
+    size = size or settings.REMINDER_BATCH_SIZE
+    campaign = Campaign.objects.filter(pk=campaign_id).first()
+    if campaign is None or due_step(campaign) != step:
+        return Batch(0, None)
+    if outbox.bulk_backlog() >= settings.REMINDER_BACKLOG:
+        return Batch(0, after_person_id, waiting=True)
+    with transaction.atomic():
+        members = list(
+            members_due(campaign, step)
+            .filter(person_id__gt=after_person_id)
+            .order_by("person_id")
+            .select_for_update(skip_locked=True, of=("self",))
+            .annotate(number=proven_number())
+            .values_list("pk", "person_id", "last_step", "person__email", "person__first_name", "number")[:size]
+        )
+        if not members:
+            return Batch(0, None)
+        Member.objects.filter(pk__in=[row[0] for row in members]).update(last_step=step, last_step_at=timezone.now())
+        shared = message_context(campaign)  # once a batch: only the name differs from person to person
+        outbox.queue_bulk([message for row in members for message in _messages(campaign, shared, *row[1:])])
+    last = members[-1][1]
+    return Batch(len(members), last if len(members) == size else None)
+
+
+def _messages(campaign: Campaign, shared: dict, person_id: int, last_step: int, email: str, first_name: str, number):
+    kind = "welcome" if last_step == 0 else "reminder"
+    context = personal(campaign, shared, first_name)
+    messages = []
+    if email:
+        messages.append(
+            {
+                "user_id": person_id,
+                "channel": OutboundMessage.Channel.EMAIL,
+                "recipient": email,
+                "template": TEMPLATES[kind],
+                "subject": fill(campaign.email_subject, context),
+                "body": render_to_string(f"campaigns/emails/{kind}.txt", context),
+            }
+        )
+    if number and campaign.sms_text:
+        messages.append(
+            {
+                "user_id": person_id,
+                "channel": OutboundMessage.Channel.SMS,
+                "recipient": str(number),
+                "template": TEMPLATES[kind],
+                "body": render_to_string("campaigns/texts/reminder.txt", context).strip(),
+            }
+        )
+    return messages
+
+
+AFTER_DEADLINE = {
+    Campaign.Policy.REQUIRE_ENROLLMENT: (
+        "After that date you can no longer sign in to the VPN or the web site with your password alone: "
+        "you will be sent to set up two-step sign-in first."
+    ),
+    Campaign.Policy.ALLOW_PASSWORD_ALONE: "After that date your password alone still lets you in, for now.",
+}
+
+
+def fill(text: str, context: dict) -> str:
+    """The campaign's own words with its placeholders filled: ``{deadline}``, ``{address}`` (where to start) and
+    ``{name}`` (the person's first name). Plain replacement, never ``str.format``: the text is staff input."""
+    for placeholder, value in (
+        ("{deadline}", context["deadline"]),
+        ("{address}", context["start_url"]),
+        ("{name}", context["first_name"]),
+    ):
+        text = text.replace(placeholder, value)
+    return text
+
+
+def personal(campaign: Campaign, shared: dict, first_name: str) -> dict:
+    """A batch's :func:`message_context` for one person: their name, and the texts' ``{name}`` filled."""
+    context = {**shared, "first_name": first_name}
+    context["email_text"] = fill(campaign.email_text, context)
+    context["sms_text"] = fill(campaign.sms_text, context)
+    return context
+
+
+def message_context(campaign: Campaign, *, first_name: str = "") -> dict:
+    """What every message of a campaign says: the deadline in its time zone, what happens after it, where to start,
+    and the campaign's own words with their placeholders filled (:func:`fill`)."""
+    deadline = campaign.deadline.astimezone(_zone(campaign)) if campaign.deadline else None
+    context = {
+        "campaign": campaign,
+        "first_name": first_name,
+        "deadline": f"{deadline:%A %-d %B %Y, %H:%M} ({campaign.time_zone})" if deadline else "",
+        "short_deadline": f"{deadline:%-d %b %Y}" if deadline else "",
+        "after_deadline": AFTER_DEADLINE.get(campaign.policy_after_deadline, ""),
+        "start_url": f"{settings.SITE_URL}{reverse('devices:start')}",
+        "devices_url": f"{settings.SITE_URL}{reverse('devices:my_devices')}",
+        "institution": settings.INSTITUTION_NAME,
+    }
+    context["email_text"] = fill(campaign.email_text, context)
+    context["sms_text"] = fill(campaign.sms_text, context)
+    return context

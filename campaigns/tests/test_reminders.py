@@ -1,0 +1,148 @@
+"""Reminders through the outbox: once per person and step, only to people not enrolled, never at night, texts only to
+a proven number, the welcome and the remaining steps for a person who joins later."""
+
+from datetime import UTC, datetime, time, timedelta
+
+import pytest
+from django.core import mail
+from django.utils import timezone
+
+from campaigns import reminder_tasks as tasks
+from campaigns import reminders
+from campaigns.models import Member
+from campaigns.tests.support import add_members, running_campaign
+from devices import outbox
+from devices.models import OutboundMessage, Registration
+
+pytestmark = pytest.mark.django_db
+
+Status = OutboundMessage.Status
+
+
+def campaign_messages(**filters):
+    return OutboundMessage.objects.filter(template__startswith="campaigns:", **filters)
+
+
+def test_steps_fall_on_the_schedule_and_never_in_quiet_hours():
+    deadline = datetime(2027, 3, 1, 17, 0, tzinfo=UTC)  # noon in New York
+    campaign = running_campaign(quiet_from=time(20, 0), quiet_until=time(8, 0))
+    campaign.starts_at, campaign.deadline = deadline - timedelta(days=30), deadline
+    times = reminders.step_times(campaign)
+    assert times[0] == campaign.starts_at
+    assert times[1:] == [deadline - timedelta(days=d) for d in (14, 7, 3, 1)]
+    assert reminders.due_step(campaign, deadline - timedelta(days=20)) == 1
+    assert reminders.due_step(campaign, deadline - timedelta(days=7)) == 3
+    assert reminders.due_step(campaign, deadline - timedelta(hours=1)) == 5
+    assert reminders.due_step(campaign, deadline) is None  # past the deadline: nothing more
+    assert reminders.due_step(campaign, campaign.starts_at - timedelta(seconds=1)) is None
+    # 03:00 in New York is quiet; a step due at night waits for 08:00 there.
+    night = datetime(2027, 2, 22, 8, 0, tzinfo=UTC)
+    assert reminders.is_quiet(campaign, night)
+    assert reminders.due_step(campaign, night) is None
+    campaign.deadline = datetime(2027, 3, 1, 7, 0, tzinfo=UTC)  # 02:00 in New York
+    assert reminders.step_times(campaign)[-1] == datetime(2027, 2, 28, 13, 0, tzinfo=UTC)  # 08:00 there
+
+
+def test_each_person_not_enrolled_gets_the_step_once_however_often_it_runs(
+    make_user, enroll, settings, django_capture_on_commit_callbacks
+):
+    settings.REMINDER_BATCH_SIZE = 2
+    campaign = running_campaign()
+    people = [make_user() for _ in range(5)]
+    enroll(people[1])
+    add_members(campaign, people)
+    assert reminders.due_step(campaign) == 1
+
+    with django_capture_on_commit_callbacks(execute=True):
+        tasks.plan_reminders()  # eager: the chain of batches runs to its end in-process
+        tasks.plan_reminders()  # beat running twice
+        tasks.queue_reminders(campaign.pk, 1, 0)
+
+    expected = {p.email for i, p in enumerate(people) if i != 1}
+    assert sorted(campaign_messages().values_list("recipient", flat=True)) == sorted(expected)
+    assert set(campaign_messages().values_list("status", flat=True)) == {Status.SENT}
+    assert sorted(m.to[0] for m in mail.outbox) == sorted(expected)
+    steps = dict(Member.objects.filter(campaign=campaign).values_list("person_id", "last_step"))
+    assert steps == {p.pk: (0 if i == 1 else 1) for i, p in enumerate(people)}
+    assert set(campaign_messages().values_list("bulk", flat=True)) == {True}
+
+
+def test_the_text_says_the_deadline_what_follows_and_where_to_start(
+    make_user, settings, django_capture_on_commit_callbacks
+):
+    settings.SITE_URL = "https://mfa.example.edu"
+    campaign = running_campaign(
+        deadline_in=timedelta(days=10), time_zone="Europe/Paris", email_text="Hello {name}: by {deadline}, at {address}."
+    )
+    add_members(campaign, [make_user(first_name="Ana")])
+    with django_capture_on_commit_callbacks(execute=True):
+        reminders.queue_reminder_batch(campaign.pk, 1)
+    body = mail.outbox[0].body
+    local = timezone.localtime(campaign.deadline, timezone=__import__("zoneinfo").ZoneInfo("Europe/Paris"))
+    assert f"Set up two-step sign-in by {local:%A %-d %B %Y, %H:%M} (Europe/Paris)." in body
+    assert "you will be sent to set up two-step sign-in first" in body
+    assert "https://mfa.example.edu/enroll/" in body
+    assert "Dear Ana," in body
+    # The campaign's own words, placeholders filled.
+    assert f"Hello Ana: by {local:%A %-d %B %Y, %H:%M} (Europe/Paris), at https://mfa.example.edu/enroll/." in body
+
+
+def test_a_person_who_joins_later_gets_the_welcome_then_only_the_steps_still_to_come(make_user):
+    campaign = running_campaign(starts_in=timedelta(days=-20), deadline_in=timedelta(days=2, hours=12))
+    early, late = make_user(), make_user()
+    add_members(campaign, [early])
+    # The early person had the welcome and the 14- and 7-day reminders; the 3-day one is due now.
+    Member.objects.filter(person=early).update(last_step=3)
+    assert reminders.due_step(campaign) == 4
+    add_members(campaign, [late], added_at=timezone.now())
+    reminders.queue_reminder_batch(campaign.pk, 4)
+    templates = dict(campaign_messages().values_list("recipient", "template"))
+    assert templates == {early.email: "campaigns:reminder", late.email: "campaigns:welcome"}
+    # The next step (1 day before) reaches both, once.
+    later = campaign.deadline - timedelta(hours=23)
+    assert reminders.due_step(campaign, later) == 5
+
+
+def test_an_enrolled_person_gets_nothing_and_one_who_enrolls_before_the_send_is_skipped(make_user, enroll):
+    campaign = running_campaign()
+    waiting, enrolled = make_user(), make_user()
+    enroll(enrolled)
+    add_members(campaign, [waiting, enrolled])
+    reminders.queue_reminder_batch(campaign.pk, 1)  # its dispatch waits for a commit that never comes here
+    queued = campaign_messages().get()
+    assert queued.recipient == waiting.email
+    enroll(waiting)  # before the worker's turn came
+    outbox.deliver_message(queued.pk)
+    queued.refresh_from_db()
+    assert queued.status == Status.EXPIRED
+    assert mail.outbox == []
+
+
+def test_texts_go_only_to_a_proven_number(make_user, settings):
+    settings.PHONE_GATEWAY = "devices.tests.fakes.RecordingGateway"
+    campaign = running_campaign(sms_text="IT: two-step sign-in.")
+    proven, unproven = make_user(), make_user()
+    # Numbers on devices not yet activated: proven by a code for one of them, typed only for the other.
+    for person, at in ((proven, timezone.now()), (unproven, None)):
+        Registration.objects.create(
+            user=person,
+            kind="mobile",
+            status=Registration.Status.ACTIVE,
+            phone_number="+16175550142",
+            phone_verified_at=at,
+        )
+    add_members(campaign, [proven, unproven])
+    reminders.queue_reminder_batch(campaign.pk, 1)
+    texts = campaign_messages(channel=OutboundMessage.Channel.SMS)
+    assert list(texts.values_list("user_id", flat=True)) == [proven.pk]
+    assert campaign_messages(channel=OutboundMessage.Channel.EMAIL).count() == 2
+
+
+def test_a_batch_waits_while_the_bulk_lanes_are_full(make_user, settings):
+    settings.REMINDER_BACKLOG = 1
+    campaign = running_campaign()
+    add_members(campaign, [make_user()])
+    OutboundMessage.objects.create(channel="email", recipient="x@example.edu", template="campaigns:welcome", bulk=True)
+    batch = reminders.queue_reminder_batch(campaign.pk, 1, after_person_id=7)
+    assert batch.waiting and batch.last_person_id == 7
+    assert Member.objects.get(campaign=campaign).last_step == 0
