@@ -89,6 +89,8 @@ def still_wanted(message: OutboundMessage) -> bool:
     """Asked by the outbox when a worker claims one of the campaigns' bulk messages: a welcome or reminder goes only
     to a person still not enrolled (as the doors count it: :mod:`campaigns.selectors`), a nudge only to one still at
     risk."""
+    if message.user_id is None:  # bulk messages always name their person; a row without one is not ours to send
+        return False
     if message.template == NUDGE_TEMPLATE:
         return still_at_risk(message.user_id)
     return not User.objects.filter(pk=message.user_id).filter(enrolled("pk")).exists()

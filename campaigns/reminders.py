@@ -161,7 +161,7 @@ def _messages(campaign: Campaign, shared: dict, person_id: int, last_step: int, 
     return messages
 
 
-AFTER_DEADLINE = {
+AFTER_DEADLINE: dict[str, str] = {
     Campaign.Policy.REQUIRE_ENROLLMENT: (
         "After that date you can no longer sign in to the VPN or the web site with your password alone: "
         "you will be sent to set up two-step sign-in first."

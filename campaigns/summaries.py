@@ -23,6 +23,7 @@ def queue_weekly_summaries() -> int:
     queued = 0
     campaigns = Campaign.objects.filter(closed_at__isnull=True, owner__is_active=True).exclude(owner__email="")
     for campaign in campaigns.select_related("owner"):
+        assert campaign.owner is not None  # the query asked for an active owner
         progress = campaign_progress(campaign)
         body = render_to_string(
             "campaigns/emails/weekly_summary.txt",

@@ -43,7 +43,8 @@ class CampaignPeopleFilters(Filters):
 
 def campaign_people_sql(filters: CampaignPeopleFilters, *, limit: int | None = None, offset: int = 0):
     member, person, campaign = Member._meta.db_table, User._meta.db_table, Campaign._meta.db_table
-    clauses, params = ["NOT report.enrolled", "c.closed_at IS NULL"], []
+    clauses: list[str] = ["NOT report.enrolled", "c.closed_at IS NULL"]
+    params: list[int | str] = []
     if filters.campaign:
         clauses.append("m.campaign_id = %s")
         params.append(filters.campaign)
