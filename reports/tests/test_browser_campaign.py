@@ -50,7 +50,7 @@ def test_campaign_progress_in_chromium_with_axe(browser, live_server, make_user,
     page.goto(f"/admin/reports/campaigns/{campaign.pk}/")
     page.get_by_label("Institution ID").fill(auditor.username)
     page.get_by_label("Password").fill(password)
-    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("button", name="Sign in", exact=True).click()
     page.get_by_label("Code", exact=True).fill(fresh_code(device))
     page.get_by_role("button", name="Verify").click()
 
