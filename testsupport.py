@@ -3,6 +3,7 @@
 
 import base64
 import os
+import socket
 import time
 from contextlib import contextmanager
 
@@ -135,3 +136,10 @@ def locked_message() -> str:
 def details_of(event) -> dict:
     """An audit event's details without the id of the request that wrote it (tested in config/tests/test_logs.py)."""
     return {key: value for key, value in event.details.items() if key != "request_id"}
+
+
+def free_tcp_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now, for a server a test starts."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]

@@ -134,3 +134,18 @@ def readyz(request):
     if shows_details(request):
         body["checks"] = results
     return JsonResponse(body, status=200 if ready else 503)
+
+
+PROBES = {"/healthz": healthz, "/readyz": readyz}
+
+
+def middleware(get_response):
+    """Outermost middleware of the site and of the Auth API: the probes are answered here, before any other
+    middleware, so no Host check, no HTTPS redirect, no session and no log line (a load balancer asks every few
+    seconds, by the node's address, over plain HTTP)."""
+
+    def answer_probes(request):
+        probe = PROBES.get(request.path_info)
+        return probe(request) if probe is not None else get_response(request)
+
+    return answer_probes

@@ -138,12 +138,22 @@ def _endpoint(handler, *, door: str | None = None):
         except Exception:
             result = "error"
             log.exception("Auth API request failed; answered with an error, never allow")
-            return JsonResponse({"stat": "FAIL", "code": 50000, "message": "Internal error"}, status=500)
+            return _error(services.api_error(services.INTERNAL))
         finally:
             if door:
                 metrics.vpn_check(door, result, started)
 
     return view
+
+
+def not_found(request, exception=None):
+    """The Auth API process's answer to a path that is not the Auth API's (config.urls_api)."""
+    return _error(services.api_error(services.NOT_FOUND))
+
+
+def server_error(request):
+    """The Auth API process's answer to an error no view caught (config.urls_api): never allow (API-07)."""
+    return _error(services.api_error(services.INTERNAL))
 
 
 @require_GET
