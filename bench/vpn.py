@@ -211,11 +211,13 @@ async def load(base: str, codes: Codes, *, mode: str, duration: float, concurren
 # --- Running things --------------------------------------------------------------------------------------
 
 
-def wait_for_http(url: str, seconds: float = 60) -> None:
+def wait_for_http(url: str, seconds: float = 180) -> None:
+    # A loaded machine takes a while to boot four workers, and their first answer (imports, a database connection)
+    # may take seconds.
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         try:
-            httpx.get(url, timeout=1)
+            httpx.get(url, timeout=10)
             return
         except httpx.HTTPError:
             time.sleep(0.3)
@@ -385,7 +387,8 @@ def radius_rate(args, codes: Codes, secret: str, *, mode: str, requests: int, sk
     port = args.port + 1
     env = {**os.environ, "RADIUS_PASSWORD_MODE": mode}
     server = subprocess.Popen(
-        [sys.executable, "manage.py", "run_radius_server", "--host", "127.0.0.1", "--port", str(port)],
+        [sys.executable, "manage.py", "run_radius_server", "--settings", "config.settings_api"]
+        + ["--host", "127.0.0.1", "--port", str(port)],
         cwd=BASE_DIR,
         env=env,
         stdout=subprocess.PIPE,

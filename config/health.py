@@ -1,8 +1,9 @@
 """The health probes: ``/healthz`` (this process answers) and ``/readyz`` (it can serve). docs/operations.md says
 what each checks and which one a load balancer should ask.
 
-``config.wsgi`` answers both without the site's middleware: no session, no CSRF, no Host check and no HTTPS redirect,
-because a load balancer probes a node by its address over plain HTTP, and ``/healthz`` must not touch the database.
+:func:`middleware`, first in the site's and the Auth API's MIDDLEWARE, answers both before any other middleware: no
+session, no CSRF, no Host check and no HTTPS redirect, because a load balancer probes a node by its address over
+plain HTTP, and ``/healthz`` must not touch the database.
 Neither is ever cached. Everyone gets a one-word status; which check failed and why only a client in
 ``HEALTH_DETAIL_NETWORKS``, by the site's rule for the client's address (``identity.web.client_ip``: behind
 ``TRUSTED_PROXY_COUNT`` proxies, the address the outermost one saw).
@@ -21,8 +22,6 @@ from django.views.decorators.http import require_safe
 
 from devices.selectors import oldest_queued_message_at
 from identity.web import client_ip
-
-PROBE_PATHS = ("/healthz", "/readyz")
 
 
 class _Migrations:

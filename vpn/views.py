@@ -9,10 +9,10 @@ from django.http import JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods
 
-from identity import metrics, sql
+from identity import metrics
 from identity.web import client_ip
 
-from . import services, signing
+from . import database, services, signing
 
 log = logging.getLogger(__name__)
 
@@ -122,7 +122,7 @@ def _endpoint(handler, *, door: str | None = None):
             refusal = refuse_malformed(request)
             if refusal is not None:
                 return refusal
-            sql.without_health_check()  # a connection the server ended is replaced; one lost silently fails closed
+            database.replace_if_ended_by_server()  # one lost silently fails closed (API-07)
             signed, ip = _signed_request(request), client_ip(request)
             answer = services.answer_signed(
                 signed,

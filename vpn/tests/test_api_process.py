@@ -11,7 +11,6 @@ from pathlib import Path
 import duo_client
 import httpx
 import pytest
-from django.core.handlers.wsgi import WSGIHandler
 from django.db import connection
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -87,20 +86,7 @@ def test_the_api_process_answers_duo_client_and_serves_no_page_of_the_site(tmp_p
         assert allowed == [1.0]
 
 
-# --- The same middleware and URLs in this process: Django's handler built from the API's settings ------------------
-
-
-@pytest.fixture
-def api_application(settings):
-    """Django's WSGI handler with config.settings_api's middleware and URLs, built when called (the middleware reads
-    its settings then); its database settings apply only in a process of its own, above."""
-    from config import settings_api
-
-    settings.MIDDLEWARE = settings_api.MIDDLEWARE
-    settings.ROOT_URLCONF = settings_api.ROOT_URLCONF
-    settings.SECURE_REDIRECT_EXEMPT = settings_api.SECURE_REDIRECT_EXEMPT
-    settings.ALLOWED_HOSTS = ["testserver"]
-    return WSGIHandler
+# --- The same middleware and URLs in this process (the api_application fixture) ------------------------------------
 
 
 def test_the_api_settings_keep_only_the_middleware_the_api_needs():
@@ -115,6 +101,16 @@ def test_the_api_settings_keep_only_the_middleware_the_api_needs():
     assert settings_api.DATABASES["default"]["CONN_HEALTH_CHECKS"] is False
     assert settings.DATABASES["default"]["CONN_HEALTH_CHECKS"] is True  # the site's own are left as they were
     assert settings_api.INSTALLED_APPS == settings.INSTALLED_APPS
+
+
+def test_the_api_settings_pass_the_deploy_checks_with_only_the_sites_middleware_checks_silenced():
+    """As deploy/enrollment-api.service runs them before it serves (ExecStartPre), with the production example."""
+    from identity.tests.test_http_security import check_deploy
+
+    result = check_deploy(DJANGO_SETTINGS_MODULE="config.settings_api", DATABASE_URL=None)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "System check identified 1 issue (5 silenced)." in result.stderr, result.stdout + result.stderr
+    assert "identity.I106" in result.stderr  # the role check, skipped here without a database, still runs
 
 
 @pytest.mark.postgres
