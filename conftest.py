@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 from urllib.parse import urlparse
 
+import freezegun
 import pytest
 from django.conf import settings
 
@@ -23,12 +24,18 @@ from testsupport import (  # noqa: F401 (the fixtures use them; tests import the
     OWNER_DATABASE_URL,
     PASSWORD,
     REQUIRE_SERVICES,
+    flush_statements,
     fresh_code,
     owner_cursor,
     tamper_audit_log,
     totp_for,
     wait_for,
 )
+
+# A test that freezes the clock must not freeze pytest's own timing (only that module: freezegun gives real time to any
+# call with an ignored module in its last frames): else --durations reports the frozen date's distance
+# from the real clock (about 1.8e9 s) for every test with a frozen-clock fixture.
+freezegun.configure(extend_ignore_list=["_pytest.timing"])
 
 
 def _redis_reachable() -> bool:
@@ -52,17 +59,33 @@ def _missing_service(marker: str) -> str | None:
     return None
 
 
-def pytest_collection_modifyitems(items):
-    # A transactional test ends by emptying every table, after which Django re-creates content types and
-    # permissions but not the rows data migrations made (the roles). A later test with serialized_rollback
-    # would then insert those content types twice. So every transactional test restores what migrations made.
-    for item in items:
-        marker = item.get_closest_marker("django_db")
-        transactional = (marker is not None and marker.kwargs.get("transaction")) or bool(
-            {"transactional_db", "live_server"} & set(item.fixturenames)
+@pytest.fixture(scope="session", autouse=True)
+def _roles_come_back_after_a_flush(django_db_setup, django_db_blocker):
+    """A transactional test ends with Django emptying every table; its flush then re-creates content types and
+    permissions (post_migrate) but not the staff role groups the data migrations made. The groups are read once, as
+    the migrations left them, and put back after every flush, once the last app's permissions exist again.
+
+    (Django's serialized_rollback would reload every migrated row before every transactional test instead, and a
+    test flushed without it would leave content types that reload then collides with.)"""
+    from django.apps import apps
+    from django.contrib.auth.models import Group
+    from django.core import serializers
+    from django.db.models.signals import post_migrate
+
+    with django_db_blocker.unblock():
+        roles = serializers.serialize(
+            "json", Group.objects.all(), use_natural_foreign_keys=True, use_natural_primary_keys=True
         )
-        if transactional and not (marker is not None and marker.kwargs.get("serialized_rollback")):
-            item.add_marker(pytest.mark.django_db(transaction=True, serialized_rollback=True), append=False)
+
+    def restore(**kwargs):
+        if not Group.objects.exists():
+            for role in serializers.deserialize("json", roles, handle_forward_references=False):
+                role.save()
+
+    last_app = [config for config in apps.get_app_configs() if config.models_module is not None][-1]
+    post_migrate.connect(restore, sender=last_app, dispatch_uid="tests-restore-roles")
+    yield
+    post_migrate.disconnect(sender=last_app, dispatch_uid="tests-restore-roles")
 
 
 def pytest_runtest_setup(item):
@@ -75,26 +98,34 @@ def pytest_runtest_setup(item):
 
 @pytest.fixture(scope="session", autouse=True)
 def _flush_empties_the_audit_table_as_its_owner():
-    """Between transactional tests Django empties every table with TRUNCATE, which the audit table's trigger refuses
-    to every session (AC-08). The flush disables that trigger in its own transaction, which only the table's owner
-    can do: the test database's owner, never the app's role (AC-10)."""
+    """Between transactional tests Django empties every table, which the audit table's triggers refuse to every
+    session (AC-08). The flush disables them in its own transaction, which only the table's owner can do: the test
+    database's owner, never the app's role (AC-10); and it deletes rows instead of truncating (testsupport)."""
     from django.db.backends.postgresql.operations import DatabaseOperations
 
     original = DatabaseOperations.execute_sql_flush
-    trigger = "ALTER TABLE identity_auditevent {} TRIGGER identity_auditevent_no_truncate"
 
     def execute_sql_flush(self, sql_list):
-        if any("identity_auditevent" in sql for sql in sql_list):
-            sql_list = [trigger.format("DISABLE"), *sql_list, trigger.format("ENABLE")]
+        sql_list = flush_statements(sql_list)
         if not OWNER_DATABASE_URL:
             return original(self, sql_list)
-        with owner_cursor() as cursor:
+        with owner_cursor() as cursor:  # one transaction: the deletes' deferred keys are checked at its commit
             for statement in sql_list:
                 cursor.execute(statement)
 
     DatabaseOperations.execute_sql_flush = execute_sql_flush
     yield
     DatabaseOperations.execute_sql_flush = original
+
+
+@pytest.fixture
+def relying_party(settings):
+    """The site as a WebAuthn relying party at the address the tests' software keys answer for."""
+    from devices.tests.helpers import ORIGIN, RP_ID
+
+    settings.WEBAUTHN_RP_ID = RP_ID
+    settings.WEBAUTHN_ORIGINS = [ORIGIN]
+    settings.WEBAUTHN_RP_NAME = "Example Medical School"
 
 
 @pytest.fixture

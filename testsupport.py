@@ -3,6 +3,7 @@
 
 import base64
 import os
+import re
 import socket
 import time
 from contextlib import contextmanager
@@ -136,6 +137,27 @@ def locked_message() -> str:
 def details_of(event) -> dict:
     """An audit event's details without the id of the request that wrote it (tested in config/tests/test_logs.py)."""
     return {key: value for key, value in event.details.items() if key != "request_id"}
+
+
+def flush_statements(sql_list: list[str]) -> list[str]:
+    """What empties the tables between transactional tests on PostgreSQL, in place of Django's TRUNCATE.
+
+    TRUNCATE gives every table new files, written out at commit: about two seconds for the project's tables on a busy
+    machine, against a tenth of that to DELETE the few rows a test leaves (``bench/test_reset.py``). Django's foreign
+    keys are deferrable, so the deletes need no order within their one transaction. The audit table's own triggers
+    refuse both (AC-08): they are disabled in the same transaction, which only the table's owner may do (AC-10)."""
+    statements = []
+    for statement in sql_list:
+        if statement.startswith("TRUNCATE") and "RESTART IDENTITY" not in statement:
+            statements += ["SET CONSTRAINTS ALL DEFERRED"]
+            tables = re.findall(r'"([^"]+)"', statement)  # as Django quoted them
+            statements += [f'DELETE FROM "{table}"' for table in tables]  # noqa: S608
+        else:
+            statements.append(statement)
+    if any("identity_auditevent" in statement for statement in statements):
+        trigger = "ALTER TABLE identity_auditevent {} TRIGGER USER"
+        statements = [trigger.format("DISABLE"), *statements, trigger.format("ENABLE")]
+    return statements
 
 
 def free_tcp_port() -> int:

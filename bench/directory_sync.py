@@ -47,17 +47,28 @@ RUNS = ("first", "second", "changed")
 
 
 def peak_rss_mb() -> float:
+    """This process's own peak RSS: VmHWM, which a new program starts afresh. Not getrusage's ru_maxrss: Linux carries
+    that across exec from the process that started it, here the parent holding the whole test directory in memory,
+    so it grew with the directory whatever the sync did."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def child(kind: str) -> dict:
     from identity.directory import sync
 
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), cpu_seconds(resource.RUSAGE_SELF)
     run = sync.sync_directory()
     seconds = time.perf_counter() - start
-    return {"kind": kind, "seconds": seconds, "peak_rss_mb": peak_rss_mb(), "status": run.status,
-            "read": run.read, **run.counts}
+    return {"kind": kind, "seconds": seconds, "cpu": cpu_seconds(resource.RUSAGE_SELF) - cpu,
+            "peak_rss_mb": peak_rss_mb(), "status": run.status, "read": run.read, **run.counts}
+
+
+def cpu_seconds(who: int) -> float:
+    usage = resource.getrusage(who)
+    return usage.ru_utime + usage.ru_stime
 
 
 def ldap_env(server: tree.Slapd) -> dict:
@@ -81,14 +92,15 @@ def ldapsearch(server: tree.Slapd) -> dict:
         "ldapsearch", "-LLL", "-x", "-H", server.ldaps_uri, "-D", env["LDAP_BIND_DN"], "-w", env["LDAP_BIND_PASSWORD"],
         "-b", tree.PEOPLE, "-E", f"pr={tree.SIZE_LIMIT}/noprompt", settings.LDAP_SYNC_FILTER, *reader._attributes(),
     ]
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), cpu_seconds(resource.RUSAGE_CHILDREN)
     process = subprocess.Popen(command, stdout=subprocess.PIPE, env={**os.environ, "LDAPTLS_CACERT": str(server.ca_file)})
     entries = 0
     for line in process.stdout:
         entries += line.startswith(b"dn: ")
     if process.wait():
         raise RuntimeError("ldapsearch failed")
-    return {"kind": "ldapsearch", "seconds": time.perf_counter() - start, "read": entries}
+    seconds = time.perf_counter() - start
+    return {"kind": "ldapsearch", "seconds": seconds, "cpu": cpu_seconds(resource.RUSAGE_CHILDREN) - cpu, "read": entries}
 
 
 def run_child(kind: str, env: dict) -> dict:
@@ -132,6 +144,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[50_000, 100_000])
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--runs", nargs="+", choices=RUNS, default=list(RUNS), help="which syncs of each round")
     parser.add_argument("--child", choices=RUNS, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if reason := tree.missing():
@@ -152,7 +165,8 @@ def main():
         server = tree.Slapd(bulk=size, people=[]).start()
         print(f"# {size} entries: slapd loaded and started in {time.perf_counter() - start:.1f} s", flush=True)
         env = {**ldap_env(server), "DATABASE_URL": f"{base_url}/{copy}", "LDAP_SYNC_BASES": tree.PEOPLE}
-        ratios: dict[str, list[float]] = {kind: [] for kind in RUNS}
+        runs = [kind for kind in RUNS if kind in args.runs]
+        ratios: dict[str, list[float]] = {kind: [] for kind in runs}
         rss: list[float] = []
         try:
             for round_number in range(1, args.rounds + 1):
@@ -160,7 +174,7 @@ def main():
                 connection.close()
                 floor = ldapsearch(server)
                 results = {"ldapsearch": floor}
-                for kind in RUNS:
+                for kind in runs:
                     if kind == "changed":
                         change_one_percent(server, size, round_number)
                     results[kind] = run_child(kind, env)
@@ -168,15 +182,16 @@ def main():
                     counts = " ".join(f"{name} {r[name]}" for name in ("read", "created", "updated", "unchanged")
                                       if name in r)
                     memory = f"\t{r['peak_rss_mb']:.0f} MB" if "peak_rss_mb" in r else ""
-                    print(f"{size}\tround {round_number}\t{kind}\t{r['seconds']:.2f} s{memory}\t{counts}", flush=True)
-                for kind in RUNS:
+                    print(f"{size}\tround {round_number}\t{kind}\t{r['seconds']:.2f} s\tCPU {r['cpu']:.2f} s{memory}"
+                          f"\t{counts}", flush=True)
+                for kind in runs:
                     ratios[kind].append(results[kind]["seconds"] / floor["seconds"])
                     rss.append(results[kind]["peak_rss_mb"])
                 drop_database(copy)
         finally:
             server.close()
             drop_database(copy)
-        for kind in RUNS:
+        for kind in runs:
             values = ratios[kind]
             print(f"# {size} entries: {kind} / ldapsearch median {statistics.median(values):.2f}, "
                   f"range {min(values):.2f} to {max(values):.2f} over {len(values)} rounds", flush=True)

@@ -11,11 +11,12 @@ Neither is ever cached. Everyone gets a one-word status; which check failed and 
 
 import ipaddress
 import time
+from collections.abc import Callable
 
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.migrations.executor import MigrationExecutor
-from django.http import JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
@@ -92,7 +93,7 @@ def shows_details(request) -> bool:
 
 def run_checks(names) -> dict[str, dict]:
     """The named checks' results, each with ``ok`` and how long it took; an error is a failure, described."""
-    results = {}
+    results: dict[str, dict] = {}
     for name, check in READY_CHECKS.items():
         if name not in names:
             continue
@@ -138,12 +139,12 @@ def readyz(request):
 PROBES = {"/healthz": healthz, "/readyz": readyz}
 
 
-def middleware(get_response):
+def middleware(get_response: Callable[[HttpRequest], HttpResponse]) -> Callable[[HttpRequest], HttpResponse]:
     """Outermost middleware of the site and of the Auth API: the probes are answered here, before any other
     middleware, so no Host check, no HTTPS redirect, no session and no log line (a load balancer asks every few
     seconds, by the node's address, over plain HTTP)."""
 
-    def answer_probes(request):
+    def answer_probes(request: HttpRequest) -> HttpResponse:
         probe = PROBES.get(request.path_info)
         return probe(request) if probe is not None else get_response(request)
 

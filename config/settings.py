@@ -9,6 +9,7 @@ console, so a newcomer needs nothing but Python.
 import ipaddress
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import environ
@@ -48,6 +49,7 @@ INSTALLED_APPS = [
     "identity.directory",
     "devices",
     "helpdesk",
+    "campaigns",
     "vpn",
     "reports",
 ]
@@ -82,6 +84,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "identity.context_processors.institution",
+                "campaigns.web.setup_notice",
             ],
         },
     },
@@ -245,7 +248,7 @@ if CELERY_BROKER_URL.partition("://")[0] in ("redis", "rediss"):
     CELERY_BROKER_TRANSPORT = "config.broker:Transport"
 # A queue per channel, so a stalled mail server never holds up texts or calls, and one for the sweep, so it runs
 # whatever the senders are doing. "celery" takes the rest (reactivation expiry, the daily purge). A worker started
-# without -Q consumes all of them; in production each gets its own (deploy/, README "Operations").
+# without -Q consumes all of them; in production each gets its own (deploy/, docs/operations.md, "Deploying").
 OUTBOX_QUEUES = {"email": "email", "sms": "sms", "voice": "voice"}
 CELERY_TASK_DEFAULT_QUEUE = "celery"
 CELERY_TASK_QUEUES = [
@@ -355,7 +358,7 @@ OUTBOX_SWEEP_GRACE_SECONDS = env.int("OUTBOX_SWEEP_GRACE_SECONDS", default=30)
 LOG_FORMAT = env("LOG_FORMAT", default="plain")
 if LOG_FORMAT not in ("plain", "json"):
     raise ImproperlyConfigured("LOG_FORMAT is plain or json")
-LOGGING = {
+LOGGING: dict[str, Any] = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {
@@ -434,10 +437,10 @@ CELERY_BEAT_SCHEDULE["vpn-forget-spent-state"] = {
 }
 
 # --- Auditors' reports and the audit log's checkpoints (AC-11) ------------------------------
-# Signs the checkpoints of the audit chain that leave the database (a log line daily, the weekly auditor email).
-# A secret of its own, never derived from SECRET_KEY or any other setting: whoever holds the app's other secrets
-# must still not be able to sign a checkpoint for a rewritten log. Development signs with a fixed key; the deploy
-# check identity.E107 requires a real one (AC-11).
+# Signs the checkpoints of the audit chain that leave the database (a log line every six hours, the weekly
+# auditor email). A secret of its own, never derived from SECRET_KEY or any other setting: whoever holds the app's
+# other secrets must still not be able to sign a checkpoint for a rewritten log. Development signs with a fixed
+# key; the deploy check identity.E107 requires a real one (AC-11).
 DEV_AUDIT_CHECKPOINT_KEY = "dev-only-audit-checkpoint-key-never-use-in-production"
 AUDIT_CHECKPOINT_KEY = env("AUDIT_CHECKPOINT_KEY", default=DEV_AUDIT_CHECKPOINT_KEY)
 # The database role the app serves as (AC-10). Set it for `migrate`, run as the owner role: after migrating, the owner
@@ -455,6 +458,11 @@ IDENTITY_CHECK_VALID_MINUTES = env.int("IDENTITY_CHECK_VALID_MINUTES", default=3
 # recovery link to that address to need one (AC-04).
 APPROVAL_REQUEST_TTL_HOURS = env.int("APPROVAL_REQUEST_TTL_HOURS", default=24)
 RECENT_EMAIL_CHANGE_HOURS = env.int("RECENT_EMAIL_CHANGE_HOURS", default=24)
+
+# Phishing-resistant sign-in for staff (WA-05): from this date (YYYY-MM-DD, the start of the day in TIME_ZONE) the
+# admin lets in help-desk agents, auditors and superusers only when they signed in with a security key or passkey;
+# before it they are reminded in the admin. Empty: not enforced (identity.I108 says so under check --deploy).
+STAFF_PHISHING_RESISTANT_FROM = env("STAFF_PHISHING_RESISTANT_FROM", default="")
 
 # Sessions in the database with their person and device on each row, so a lost device ends every session verified
 # with it (BND-05; check identity.E004).
@@ -497,11 +505,21 @@ if LDAP_SERVER_URIS:
         "schedule": timedelta(minutes=DIRECTORY_SYNC_MINUTES),
     }
 
+# --- Enrollment campaigns (campaigns/, docs/campaigns.md) ----------------------------------------------------
+# The cohorts' rows follow the directory (joiners, movers, leavers) this often; the VPN and the web read each
+# campaign's rule when they ask, so nobody waits for it.
+CELERY_BEAT_SCHEDULE["refresh-campaign-members"] = {
+    "task": "campaigns.tasks.refresh_open_campaigns",
+    "schedule": timedelta(hours=1),
+}
+
 # --- Where sign-in hands over to the devices app (identity names no devices page or template) -------------------
 # A person with no device yet is signed in only to set one up, here.
 FIRST_FACTOR_SETUP_URL = "devices:start"
 # The "use your security key" part of the second-factor page.
 SIGN_IN_KEY_TEMPLATE = "devices/keys/use_key.html"
+# The "sign in with a passkey" part of the sign-in page (no ID, no password).
+SIGN_IN_PASSKEY_TEMPLATE = "devices/keys/passwordless.html"
 
 # --- SCIM provisioning (identity/directory/scim/) ----------------------------------------------
 # The largest SCIM request body we read; a larger one is answered 413 before it is read (Entra ID sends group

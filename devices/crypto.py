@@ -7,13 +7,14 @@ database dump holds no usable seed.
 import base64
 import hashlib
 from functools import lru_cache
+from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from django.conf import settings
 
 # Every (model, field name) holding a token of these keys, registered by its app when it is ready, so that key
 # rotation (``devices.services.keys``) reaches them all without this app importing the apps above it.
-ENCRYPTED_FIELDS: list[tuple[type, str]] = []
+ENCRYPTED_FIELDS: list[tuple[Any, str]] = []  # (model class, field name)
 
 
 def register_encrypted_field(model, field: str) -> None:

@@ -38,6 +38,15 @@ KEY_CHALLENGE_INVALID = "This request to your security key has expired or was al
 KEY_REGISTRATION_FAILED = "We could not register this security key. Please try again, or use another key."
 KEY_ALREADY_REGISTERED = "This security key is already registered. Use another key, or remove the old entry first."
 KEY_NONE = "You have no security key set up. Use another device."
+PASSKEY_REGISTRATION_FAILED = (
+    "We could not register this passkey. It must be unlocked with your face, fingerprint or screen lock (PIN) "
+    "while you register it. Please try again, or choose another kind of device."
+)
+PASSKEY_ALREADY_REGISTERED = "This passkey is already registered. Use it to sign in, or remove the old entry first."
+# The same words for a wrong, unknown or removed passkey and one that did not check who you are (WA-03).
+PASSKEY_NOT_ACCEPTED = (
+    "We could not sign you in with that passkey. Try again, or sign in with your ID and password instead."
+)
 KEY_REFUSED = "That security key was not accepted. Use a key registered to your account, or another device."
 NOT_REACTIVATING = "There is no new phone waiting to be confirmed for this device. Start again from My devices."
 REACTIVATION_WRONG_CODE = (

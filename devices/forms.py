@@ -108,3 +108,12 @@ class SecurityKeyAssertionForm(forms.Form):
 
 class SecurityKeyRegistrationForm(SecurityKeyLabelForm, SecurityKeyAssertionForm):
     pass
+
+
+class PasskeyRegistrationForm(SecurityKeyRegistrationForm):
+    """The same fields, in the words of a passkey on the person's own phone or computer."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["label"].label = "Name this phone or computer"
+        self.fields["label"].help_text = "A name you will recognise, for example “My iPhone” or “Work laptop”."

@@ -16,9 +16,10 @@ from django.db import models
 APP_FACTOR = "authenticator_app"
 PHONE_FACTOR = "phone"  # codes by text or call; which of the two is the kind's ``phone_channels``
 SECURITY_KEY_FACTOR = "security_key"
+PASSKEY_FACTOR = "passkey"  # a WebAuthn credential on the person's own phone or computer
 BACKUP_CODE_FACTOR = "backup_code"
 BYPASS_CODE_FACTOR = "bypass_code"
-FACTORS = (APP_FACTOR, PHONE_FACTOR, SECURITY_KEY_FACTOR, BACKUP_CODE_FACTOR, BYPASS_CODE_FACTOR)
+FACTORS = (APP_FACTOR, PHONE_FACTOR, SECURITY_KEY_FACTOR, PASSKEY_FACTOR, BACKUP_CODE_FACTOR, BYPASS_CODE_FACTOR)
 
 # How a code reaches a phone.
 SMS = "sms"
@@ -30,6 +31,7 @@ class Kind(models.TextChoices):
     TABLET = "tablet", "Tablet"
     LANDLINE = "landline", "Landline"
     SECURITY_KEY = "security_key", "Security key"
+    PASSKEY = "passkey", "This phone or computer (passkey)"
 
 
 class Platform(models.TextChoices):
@@ -44,6 +46,7 @@ PLATFORM = "platform"
 INSTALL = "install"
 ACTIVATE = "activate"
 SECURITY_KEY = "security_key"  # name the key, touch it
+PASSKEY = "passkey"  # name the device, unlock it (face, fingerprint, PIN)
 DEVICE_TYPE = "device_type"  # the first page of every setup: which kind of device
 
 
@@ -70,6 +73,8 @@ class DeviceKind:
     phone_check: str = "never"
     # The platforms offered on the platform page, in this kind's words (an iPad, not an iPhone, for a tablet).
     platforms: tuple[PlatformChoice, ...] = ()
+    # How a sentence names it when the label's last word will not do ("passkey").
+    short_name: str = ""
 
     @property
     def needs_phone_number(self) -> bool:
@@ -82,7 +87,7 @@ class DeviceKind:
     @property
     def noun(self) -> str:
         """How a sentence names this kind: "tablet", "phone"."""
-        return self.label.split()[-1].lower()
+        return self.short_name or self.label.split()[-1].lower()
 
     def platform(self, value: str) -> PlatformChoice | None:
         return next((p for p in self.platforms if p.value == value), None)
@@ -144,6 +149,17 @@ KINDS: dict[str, DeviceKind] = {
         steps=(SECURITY_KEY,),
         factors=(SECURITY_KEY_FACTOR,),
     ),
+    Kind.PASSKEY: DeviceKind(
+        key=Kind.PASSKEY,
+        label="This phone or computer (passkey)",
+        hint=(
+            "Sign in with Face ID or Touch ID, Windows Hello, or your phone's screen lock. "
+            "No code to type, and it also works without your password."
+        ),
+        steps=(PASSKEY,),
+        factors=(PASSKEY_FACTOR,),
+        short_name="passkey",
+    ),
 }
 
 
@@ -180,6 +196,7 @@ def step_done(registration, step: str) -> bool:
         INSTALL: lambda: registration.app_device_id is not None,
         ACTIVATE: lambda: registration.status == registration.Status.ACTIVE,
         SECURITY_KEY: lambda: registration.status == registration.Status.ACTIVE,
+        PASSKEY: lambda: registration.status == registration.Status.ACTIVE,
     }[step]()
 
 

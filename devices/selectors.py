@@ -32,7 +32,7 @@ def distinct_default_name(user, kind: str, platform: str = "", *, exclude: int |
     taken = set(
         Registration.objects.filter(user=user)
         .exclude(status=Registration.Status.RETIRED)
-        .exclude(pk=exclude)
+        .exclude(pk=exclude)  # type: ignore[misc]  # pk=None excludes nothing, as meant
         .values_list("label", flat=True)
     )
     number = 1

@@ -9,13 +9,14 @@ Imports nothing from this app.
 """
 
 from collections.abc import Callable
+from typing import Any
 
 from django.db import transaction
 
 THROTTLE_FIELDS = ("throttling_failure_timestamp", "throttling_failure_count")
 
 
-def verify(device, check: Callable[[object], bool], *, consumes: tuple[str, ...] = ()) -> bool:
+def verify(device, check: Callable[[Any], bool], *, consumes: tuple[str, ...] = ()) -> bool:
     """Check a code against ``device`` once, under the device's row lock; return whether it was good.
 
     ``check(locked)`` gets the freshly read, locked row; it compares the code in constant time and consumes it

@@ -14,6 +14,7 @@ signing in with one) are in :mod:`devices.services.security_keys`.
 
 import hashlib
 import hmac
+import json
 import logging
 import secrets
 from dataclasses import dataclass
@@ -22,7 +23,6 @@ from datetime import timedelta
 import webauthn
 from django.conf import settings
 from django.utils import timezone
-from django.utils.crypto import salted_hmac
 from webauthn.helpers import (
     base64url_to_bytes,
     bytes_to_base64url,
@@ -34,16 +34,18 @@ from webauthn.helpers.structs import (
     AttestationConveyancePreference,
     AuthenticatorSelectionCriteria,
     AuthenticatorTransport,
+    CredentialDeviceType,
     PublicKeyCredentialDescriptor,
     ResidentKeyRequirement,
     UserVerificationRequirement,
 )
 
-from .models import SecurityKeyDevice, WebAuthnChallenge
+from .models import SecurityKeyDevice, WebAuthnChallenge, WebAuthnUserHandle
 
 logger = logging.getLogger(__name__)
 
 CHALLENGE_BYTES = 32
+USER_HANDLE_BYTES = 32  # WA-03 asks for at least 128 bits
 # Malformed input from a browser surfaces from py_webauthn and its parsers (cbor2, base64) as these.
 _BAD_INPUT = (WebAuthnException, ValueError, TypeError, KeyError, IndexError)
 
@@ -74,6 +76,11 @@ class NewCredential:
     sign_count: int
     transports: list[str]
     aaguid: str
+    user_verified: bool = False
+    backup_eligible: bool = False
+    backed_up: bool = False
+    # The browser's credProps answer: True or False when it says, None when it does not.
+    discoverable: bool | None = None
 
 
 def session_binding(session_key: str) -> str:
@@ -81,8 +88,11 @@ def session_binding(session_key: str) -> str:
 
 
 def user_handle(user) -> bytes:
-    """The person's WebAuthn user id: stable, but meaningless outside this site (no ID or name on the key)."""
-    return salted_hmac("devices.webauthn.user_handle", str(user.pk), algorithm="sha256").digest()
+    """The person's WebAuthn user id: random, made on first use and kept (WA-03); no ID or name on the key."""
+    row, _ = WebAuthnUserHandle.objects.get_or_create(
+        user=user, defaults={"handle": secrets.token_bytes(USER_HANDLE_BYTES)}
+    )
+    return bytes(row.handle)
 
 
 def _timeout_ms() -> int:
@@ -101,6 +111,8 @@ def _descriptor(device: SecurityKeyDevice) -> PublicKeyCredentialDescriptor:
 
 def issue_challenge(user, *, ceremony: str, session_key: str, registration=None) -> WebAuthnChallenge:
     """Write a fresh challenge for ``user``'s ``ceremony`` in the session ``session_key``.
+
+    ``user`` is None for a passwordless sign-in, where nobody is known until the passkey answers.
 
     An earlier open challenge of the same person, ceremony and session is
     withdrawn (marked consumed), so only the newest request can be answered.
@@ -135,7 +147,7 @@ def claim_challenge(claim: SessionChallenge, *, user, ceremony: str) -> WebAuthn
     if not claim.challenge_id or not claim.session_key:
         raise CeremonyRefused("no_challenge")
     row = WebAuthnChallenge.objects.select_for_update().filter(pk=claim.challenge_id).first()
-    if row is None or row.user_id != user.pk or row.ceremony != ceremony:
+    if row is None or row.user_id != getattr(user, "pk", None) or row.ceremony != ceremony:
         raise CeremonyRefused("no_challenge")
     if not hmac.compare_digest(row.session_binding, session_binding(claim.session_key)):
         raise CeremonyRefused("other_session")
@@ -149,14 +161,19 @@ def claim_challenge(claim: SessionChallenge, *, user, ceremony: str) -> WebAuthn
     return row
 
 
-def registration_options(user, challenge: WebAuthnChallenge, *, exclude) -> str:
+def registration_options(user, challenge: WebAuthnChallenge, *, exclude, passkey: bool = False) -> str:
     """JSON options for ``navigator.credentials.create()``.
 
     ``exclude`` (the person's keys in use) goes out as ``excludeCredentials``,
     so a key already registered refuses to register again in the browser.
     No attestation is asked for: which key model it is does not matter here,
-    and "none" asks the person no extra privacy question.
+    and "none" asks the person no extra privacy question. A ``passkey`` must be
+    discoverable and verify the person (WA-01); the browser is asked to say
+    whether it made it discoverable (the ``credProps`` extension).
     """
+    required = (ResidentKeyRequirement.REQUIRED, UserVerificationRequirement.REQUIRED)
+    preferred = (ResidentKeyRequirement.DISCOURAGED, UserVerificationRequirement.PREFERRED)
+    resident_key, user_verification = required if passkey else preferred
     options = webauthn.generate_registration_options(
         rp_id=settings.WEBAUTHN_RP_ID,
         rp_name=settings.WEBAUTHN_RP_NAME,
@@ -167,22 +184,30 @@ def registration_options(user, challenge: WebAuthnChallenge, *, exclude) -> str:
         timeout=_timeout_ms(),
         attestation=AttestationConveyancePreference.NONE,
         authenticator_selection=AuthenticatorSelectionCriteria(
-            resident_key=ResidentKeyRequirement.DISCOURAGED,
-            user_verification=UserVerificationRequirement.PREFERRED,
+            resident_key=resident_key, user_verification=user_verification
         ),
         exclude_credentials=[_descriptor(device) for device in exclude],
     )
-    return webauthn.options_to_json(options)
+    if not passkey:
+        return webauthn.options_to_json(options)
+    # py_webauthn has no parameter for extensions; the browser reads them from the options as they stand.
+    body = json.loads(webauthn.options_to_json(options))
+    body["extensions"] = {"credProps": True}
+    return json.dumps(body)
 
 
-def authentication_options(challenge: WebAuthnChallenge, *, devices) -> str:
-    """JSON options for ``navigator.credentials.get()``, allowing only ``devices`` (the person's keys in use)."""
+def authentication_options(challenge: WebAuthnChallenge, *, devices, passwordless: bool = False) -> str:
+    """JSON options for ``navigator.credentials.get()``, allowing only ``devices`` (the person's keys in use).
+
+    ``passwordless``: no list (the browser offers the passkeys it holds for this site) and the person must be
+    verified (WA-02).
+    """
     options = webauthn.generate_authentication_options(
         rp_id=settings.WEBAUTHN_RP_ID,
         challenge=bytes(challenge.challenge),
         timeout=_timeout_ms(),
         allow_credentials=[_descriptor(device) for device in devices],
-        user_verification=UserVerificationRequirement.PREFERRED,
+        user_verification=UserVerificationRequirement.REQUIRED if passwordless else UserVerificationRequirement.PREFERRED,
     )
     return webauthn.options_to_json(options)
 
@@ -192,8 +217,22 @@ def _refused(reason: str, exc: Exception) -> CeremonyRefused:
     return CeremonyRefused(reason, str(exc))
 
 
-def verify_registration(response_json: str, *, challenge: WebAuthnChallenge) -> NewCredential:
-    """Check a ``navigator.credentials.create()`` response against the claimed challenge, RP ID and origins."""
+def _reported_discoverable(response_json: str) -> bool | None:
+    """What the browser's ``credProps`` extension said about the new credential (``rk``), or None if nothing."""
+    try:
+        reported = json.loads(response_json).get("clientExtensionResults", {}).get("credProps", {}).get("rk")
+    except (ValueError, AttributeError):
+        return None
+    return reported if isinstance(reported, bool) else None
+
+
+def verify_registration(
+    response_json: str, *, challenge: WebAuthnChallenge, require_user_verification: bool = False
+) -> NewCredential:
+    """Check a ``navigator.credentials.create()`` response against the claimed challenge, RP ID and origins.
+
+    With ``require_user_verification`` a response whose authenticator did not verify the person is refused.
+    """
     try:
         credential = parse_registration_credential_json(response_json)
         verified = webauthn.verify_registration_response(
@@ -201,7 +240,7 @@ def verify_registration(response_json: str, *, challenge: WebAuthnChallenge) -> 
             expected_challenge=bytes(challenge.challenge),
             expected_rp_id=settings.WEBAUTHN_RP_ID,
             expected_origin=list(settings.WEBAUTHN_ORIGINS),
-            require_user_verification=False,
+            require_user_verification=require_user_verification,
         )
     except _BAD_INPUT as exc:
         raise _refused("invalid_response", exc) from exc
@@ -214,6 +253,10 @@ def verify_registration(response_json: str, *, challenge: WebAuthnChallenge) -> 
         sign_count=verified.sign_count,
         transports=[transport.value for transport in credential.response.transports or []],
         aaguid=verified.aaguid,
+        user_verified=verified.user_verified,
+        backup_eligible=verified.credential_device_type == CredentialDeviceType.MULTI_DEVICE,
+        backed_up=verified.credential_backed_up,
+        discoverable=_reported_discoverable(response_json),
     )
 
 
@@ -225,8 +268,24 @@ def credential_id_of(response_json: str) -> str | None:
         return None
 
 
-def verify_assertion_response(response_json: str, *, challenge: WebAuthnChallenge, device: SecurityKeyDevice) -> int:
+def user_handle_of(response_json: str) -> bytes | None:
+    """The user handle a passkey's assertion names (discoverable credentials carry one), or None."""
+    try:
+        return parse_authentication_credential_json(response_json).response.user_handle
+    except _BAD_INPUT:
+        return None
+
+
+def verify_assertion_response(
+    response_json: str,
+    *,
+    challenge: WebAuthnChallenge,
+    device: SecurityKeyDevice,
+    require_user_verification: bool = False,
+) -> int:
     """Check a ``navigator.credentials.get()`` response by ``device``'s key; return the signed sign counter.
+
+    With ``require_user_verification`` (a passwordless sign-in, WA-02) an assertion without the UV flag is refused.
 
     The counter itself is left to the caller: py_webauthn compares it before
     it checks the signature, and only a response the key really signed may be
@@ -246,7 +305,7 @@ def verify_assertion_response(response_json: str, *, challenge: WebAuthnChalleng
             expected_origin=list(settings.WEBAUTHN_ORIGINS),
             credential_public_key=bytes(device.public_key),
             credential_current_sign_count=0,
-            require_user_verification=False,
+            require_user_verification=require_user_verification,
         )
     except _BAD_INPUT as exc:
         raise _refused("invalid_response", exc) from exc

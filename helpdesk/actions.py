@@ -12,11 +12,11 @@ from django.utils import timezone
 
 from devices import bypass_codes
 from devices import services as device_services
-from devices.forms import SecurityKeyRegistrationForm
+from devices.forms import SecurityKeyLabelForm, SecurityKeyRegistrationForm
 from devices.models import Registration
 from identity import services as identity_services
 from identity.models import User
-from identity.selectors import is_staff_account, same_person
+from identity.selectors import same_person
 
 from . import errors, services
 
@@ -43,7 +43,9 @@ class DeviceForm(forms.Form):
 
     def __init__(self, *args, person: User, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["registration"].choices = [
+        field = self.fields["registration"]
+        assert isinstance(field, forms.ChoiceField)  # declared above
+        field.choices = [
             (str(r.pk), device_words(r))
             for r in Registration.objects.filter(user=person, status__in=Registration.IN_USE).order_by("created_at")
         ]
@@ -168,11 +170,18 @@ class DeskAction:
     person_form: bool = False  # the form needs the person (device choices)
     initial: Callable[[User], dict] | None = None
     # Runs in the agent's browser with the person present (a security key's touch): it cannot wait for a second
-    # agent, so it is not offered on staff accounts.
+    # agent, so on a staff account the agent files it first (with ``filing_form``) and, once approved, the requester
+    # runs it at the desk (helpdesk.approvals).
     live: bool = False
+    filing_form: type[forms.Form] | None = None
     # Its result is read out to the caller (bypass codes), so it never runs on an identity check that is no longer
     # current, and after a second agent's approval the requester finishes it (helpdesk.approvals).
     needs_caller: bool = False
+
+    @property
+    def finished_by_requester(self) -> bool:
+        """After a second agent's approval, the agent who asked runs it (with the caller, or the person at the desk)."""
+        return self.needs_caller or self.live
 
 
 ACTIONS = {
@@ -276,9 +285,10 @@ ACTIONS = {
             "registered it. Insert the key into this computer, name it, press the button, and have the person "
             "touch the key when it blinks.",
             SecurityKeyRegistrationForm,
-            lambda p: not is_staff_account(p),
+            lambda p: True,
             _register_key,
             live=True,
+            filing_form=SecurityKeyLabelForm,
         ),
         DeskAction(
             "change_details",
@@ -323,7 +333,7 @@ def settings_words(action: str, params: dict, person: User) -> str:
     if action == "send_recovery_link":
         parts.append(f"emailed to {person.email or 'no address'}")
     changes = [
-        f"{DetailsForm.base_fields[name].label.lower()} to “{params[name]}”"
+        f"{str(DetailsForm.base_fields[name].label).lower()} to “{params[name]}”"
         for name in services.PERSON_FIELDS
         if params.get(name) is not None and params[name] != getattr(person, name)
     ]
@@ -348,6 +358,12 @@ def request_words(request) -> str:
 def after_approval_words(request) -> str:
     """What happens once a second agent approves ``request``."""
     action = ACTIONS.get(request.action)
+    if action is not None and action.live:
+        return (
+            "Approving does not run this now: the key is touched at the desk, so "
+            f"{person_words(request.requested_by)}, who asked, registers it with the person there and a current "
+            "identity check."
+        )
     if action is not None and action.needs_caller:
         return (
             "Approving does not run this now: it is read out to the caller, so "
@@ -363,7 +379,12 @@ def after_approval_words(request) -> str:
 def filed_words(request) -> str:
     """What the requester is told once their action is filed: why, who decides where, and what happens next."""
     action = ACTIONS.get(request.action)
-    if action is not None and action.needs_caller:
+    if action is not None and action.live:
+        then = (
+            "Once it is approved, you register the key from the person's page (the request is listed on the admin "
+            "home page for you), with them at the desk."
+        )
+    elif action is not None and action.needs_caller:
         then = (
             "Once it is approved, you finish it from the request (it is listed on the admin home page for you), with "
             "the caller on the line; only you see the result."

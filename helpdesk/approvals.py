@@ -10,6 +10,10 @@ When an approved action runs, and on which identity check (BND-07):
   approval: the caller the requester checked may have hung up hours ago, and the approver is not on the phone.
   Approval marks the request ``READY``; the requester finishes it with the caller on the line and a check of
   their own that is current now, and is the only one who sees the codes, once.
+- An action done at the desk with the person there (registering a security key, ``DeskAction.live``) cannot run at
+  approval either: the key is touched in the requester's browser. Approval marks it ``READY``; the requester runs the
+  ceremony with the person at the desk and a current check, and the key's answer is added to the approved
+  parameters for that run only (:func:`finish_request`).
 
 Both events say which it was: ``helpdesk.request_approved`` names the filing check, its age and what runs when;
 the ``helpdesk.action`` that follows names the check the action ran on.
@@ -46,11 +50,14 @@ def _locked(request: ApprovalRequest) -> ApprovalRequest:
     )
 
 
-def _run(request: ApprovalRequest, *, actor: User, check: IdentityCheck, ip: str | None, **run) -> tuple:
+def _run(
+    request: ApprovalRequest, *, actor: User, check: IdentityCheck, ip: str | None, answer: dict | None = None, **run
+) -> tuple:
     """Run the request's action in a savepoint; the request ends ``APPROVED`` or, if the action refuses, ``FAILED``.
 
     Returns the outcome and the refusal (or None), for the caller to raise once its transaction has kept the failed
-    request and the audit events before it. ``run`` goes to :func:`helpdesk.runner.run_action`.
+    request and the audit events before it. ``answer`` (a live action's key answer) is added to the approved
+    parameters for this run, never stored; ``run`` goes to :func:`helpdesk.runner.run_action`.
     """
     try:
         with transaction.atomic():
@@ -60,11 +67,13 @@ def _run(request: ApprovalRequest, *, actor: User, check: IdentityCheck, ip: str
                 actor=actor,
                 identity_check=check,
                 case=request.case,
-                params=request.params,
+                params={**request.params, **(answer or {})},
                 ip=ip,
                 **run,
             )
     except ValidationError as error:
+        if answer:  # the key's answer was refused (a key registered before, a spent challenge): it may be tried again
+            return Outcome(message=" ".join(error.messages), request=request), error
         request.status, request.outcome = ApprovalRequest.Status.FAILED, " ".join(error.messages)[:300]
         request.save(update_fields=["status", "decided_by", "decided_at", "outcome"])
         return Outcome(message=request.outcome, request=request), error
@@ -87,7 +96,9 @@ def approve_request(request: ApprovalRequest, *, actor: User, ip: str | None = N
         request = _locked(request)
         _check_decider(request, actor)
         check = request.identity_check
-        later = ACTIONS[request.action].needs_caller
+        action = ACTIONS[request.action]
+        later = action.finished_by_requester
+        with_whom = "the person at the desk" if action.live else "the caller"
         audit.record(
             "helpdesk.request_approved",
             actor=actor,
@@ -99,14 +110,17 @@ def approve_request(request: ApprovalRequest, *, actor: User, ip: str | None = N
                 "requested_by": request.requested_by_id,
                 "check": check.pk,
                 "check_age_minutes": int((timezone.now() - check.created_at).total_seconds() // 60),
-                "runs": "when the requester finishes it with the caller" if later else "now",
+                "runs": f"when the requester finishes it with {with_whom}" if later else "now",
             },
         )
         request.decided_by, request.decided_at = actor, timezone.now()
         if later:
             request.status = ApprovalRequest.Status.READY
             request.outcome = (
-                f"Approved. {request.requested_by} finishes it with the caller on the line and a current identity "
+                f"Approved. {request.requested_by} registers the key with the person at the desk and a current "
+                "identity check."
+                if action.live
+                else f"Approved. {request.requested_by} finishes it with the caller on the line and a current identity "
                 "check; only they see the result."
             )
             request.save(update_fields=["status", "decided_by", "decided_at", "outcome"])
@@ -145,8 +159,29 @@ def may_finish(request: ApprovalRequest, agent: User) -> bool:
     return _finish_refusal(request, agent) is None
 
 
+def ready_request(person: User, *, agent: User, action: str) -> ApprovalRequest | None:
+    """The approved request of ``agent`` to run ``action`` on ``person`` that waits for them to finish it, or None."""
+    found = (
+        ApprovalRequest.objects.filter(
+            person=person,
+            requested_by=agent,
+            action=action,
+            status=ApprovalRequest.Status.READY,
+            expires_at__gt=timezone.now(),
+        )
+        .order_by("-created_at")
+        .first()
+    )
+    return found if found is not None and may_finish(found, agent) else None
+
+
 def finish_request(
-    request: ApprovalRequest, *, actor: User, identity_check: IdentityCheck | None, ip: str | None = None
+    request: ApprovalRequest,
+    *,
+    actor: User,
+    identity_check: IdentityCheck | None,
+    ip: str | None = None,
+    answer: dict | None = None,
 ) -> Outcome:
     """The requester (``actor``) finishes an approved ``READY`` request, with the caller on the line; it runs now.
 
@@ -157,18 +192,24 @@ def finish_request(
     here only. Raises ``ValidationError`` for anyone but the requester, a request not ``READY`` or past its
     day, an ``actor`` who no longer holds the action's permission (:func:`may_finish`), or no current check. The
     caller must have checked that the action applies to the person now.
+
+    A live action (a security key at the desk) needs ``answer``, the key's answer and its challenge from the
+    requester's browser; without it nothing runs and the request stays ``READY`` (``KEY_AT_THE_DESK``).
     """
     with transaction.atomic():
         request = _locked(request)
         refusal = _finish_refusal(request, actor)
         if refusal is not None:
             raise refusal
+        if ACTIONS[request.action].live and not answer:
+            raise ValidationError(errors.KEY_AT_THE_DESK, code="at_the_desk")
         check = services.require_current_check(request.person, actor=actor, identity_check=identity_check)
         outcome, refusal = _run(
             request,
             actor=actor,
             check=check,
             ip=ip,
+            answer=answer,
             details={
                 "request": request.pk,
                 "approved_by": request.decided_by_id,

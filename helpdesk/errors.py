@@ -33,3 +33,8 @@ CALLER_CHECK_STALE = (
 NOT_READY = "This request is not approved and waiting for you to finish it, or its day is over."
 ONLY_REQUESTER_FINISHES = "Only the agent who asked, with the caller on the line, finishes an approved request."
 MAY_NOT_RUN = "You may not run this action at the desk: ask an agent who may to file it again."
+KEY_NEEDS_APPROVAL_FIRST = (
+    "This is a staff account: a second agent approves registering a key for them first. Ask for approval on this "
+    "page; once it is approved, register the key here with them at the desk."
+)
+KEY_AT_THE_DESK = "Register the key from the person's page, with them at the desk and their key in this computer."

@@ -6,7 +6,7 @@ that calls the services here. Refusals raise ``ValidationError`` with a text fro
 """
 
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -71,7 +71,7 @@ def current_identity_check(person: User, *, agent: User) -> IdentityCheck | None
 # --- Who needs a second approver (BND-08, AC-04) --------------------------------------------------------
 
 
-def moment_words(moment) -> str:
+def moment_words(moment: datetime) -> str:
     """A time as the desk reads it: "08:10 on 7 Dec 2026", in the server's time zone."""
     return formats.date_format(timezone.localtime(moment), "H:i \\o\\n j M Y")
 
@@ -159,7 +159,7 @@ def send_reactivation_link(
         raise ValidationError(errors.STAFF_ONLY_LINK, code="staff_only")
     if same_person(actor, person):
         raise ValidationError(errors.OWN_ACCOUNT, code="own_account")
-    details = {"identity_check": identity_check.method, "reference": identity_check.reference}
+    details: dict[str, object] = {"identity_check": identity_check.method, "reference": identity_check.reference}
     if (
         approved_by is not None
         and approved_by.is_staff
@@ -208,7 +208,9 @@ def end_sessions(person: User, *, actor: User, reason: str, ip: str | None = Non
 PERSON_FIELDS = ("email", "first_name", "last_name", "department")
 
 
-def change_person_details(person: User, *, actor: User, reason: str, ip: str | None = None, **values) -> User:
+def change_person_details(
+    person: User, *, actor: User, reason: str, ip: str | None = None, **values: str | None
+) -> User:
     """Change a person's email, names or department (AC-04); only the fields given and different are written.
     Refused for a person from the directory, which owns these fields (``identity.directory.people``).
 

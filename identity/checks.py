@@ -5,6 +5,8 @@ import ipaddress
 from django.conf import settings
 from django.core.checks import Error, Info, Tags, Warning, register
 
+from . import staff_factor
+
 
 @register(Tags.security)
 def check_lockout_settings(app_configs, **kwargs):
@@ -133,7 +135,7 @@ def check_database_role(app_configs, **kwargs):
             )
         ]
     hint = (
-        'Serve as the app role and migrate as the owner role: README, "Database roles", and '
+        'Serve as the app role and migrate as the owner role: docs/operations.md, "Database roles", and '
         "config/production.env.example."
     )
     try:
@@ -172,5 +174,37 @@ def check_audit_checkpoint_key(app_configs, **kwargs):
             problem + " It signs the audit log's checkpoints kept outside the database (AC-11).",
             hint="Generate one: python -c 'import secrets; print(secrets.token_urlsafe(50))'",
             id="identity.E107",
+        )
+    ]
+
+
+@register(Tags.security)
+def check_staff_phishing_resistant_date(app_configs, **kwargs):
+    """STAFF_PHISHING_RESISTANT_FROM is a date (WA-05): a typo must not leave the rule silently off."""
+    try:
+        staff_factor.enforced_from()
+    except ValueError:
+        value = settings.STAFF_PHISHING_RESISTANT_FROM
+        return [
+            Error(
+                f"STAFF_PHISHING_RESISTANT_FROM must be a date as YYYY-MM-DD, not {value!r}.",
+                hint="For example 2027-03-01; leave it empty to not require a security key or passkey of staff yet.",
+                id="identity.E013",
+            )
+        ]
+    return []
+
+
+@register(Tags.security, deploy=True)
+def check_staff_phishing_resistant_set(app_configs, **kwargs):
+    """Unset in production is a choice during a rollout (staff need keys first), so it is said, not failed on."""
+    if (settings.STAFF_PHISHING_RESISTANT_FROM or "").strip():
+        return []
+    return [
+        Info(
+            "STAFF_PHISHING_RESISTANT_FROM is not set: staff may still sign in to the admin with codes from an app, a "
+            "text or a call, which can be phished (WA-05).",
+            hint="Set the date from which the admin requires a security key or passkey; until then staff are reminded.",
+            id="identity.I108",
         )
     ]

@@ -19,6 +19,9 @@ class SecondFactor(Protocol):
     factor_name: str
     # False for a device answered by touching it (a security key), not by a typed code.
     accepts_typed_code: bool
+    # True for a WebAuthn credential (security key or passkey), bound to our origin; False for every typed code. The
+    # device model says it (``devices.models.SecurityKeyDevice``); the staff admin requires it (WA-05).
+    phishing_resistant: bool
 
     def verify_is_allowed(self) -> tuple[bool, dict | None]:
         """django-otp's back-off: whether a code may be checked now."""

@@ -6,10 +6,16 @@ from django.utils.timezone import localtime
 
 
 class SignInForm(forms.Form):
+    # The page's "sign in with a passkey" part comes from the app that provides passkeys.
+    passkey_template = settings.SIGN_IN_PASSKEY_TEMPLATE
+
     username = forms.CharField(
         label="Institution ID",
         max_length=150,
-        widget=forms.TextInput(attrs={"autocomplete": "username", "autocapitalize": "none", "autofocus": True}),
+        # "webauthn": the browser may offer the person's passkeys in this field's autofill (conditional mediation).
+        widget=forms.TextInput(
+            attrs={"autocomplete": "username webauthn", "autocapitalize": "none", "autofocus": True}
+        ),
     )
     password = forms.CharField(
         label="Password", strip=False, widget=forms.PasswordInput(attrs={"autocomplete": "current-password"})
@@ -68,9 +74,16 @@ class SecondFactorForm(forms.Form):
         """Offer ``devices`` on the page (again, after checking a code against the one chosen)."""
         # A security key signs in by touching it (a button on the page), never by a typed code.
         self.key_devices = [d for d in devices if not getattr(d, "accepts_typed_code", True)]
+        key_factors = {getattr(d, "factor_name", "") for d in self.key_devices}
+        # How the page names them: "security key", "passkey", or both when the person has both.
+        self.key_words = " or ".join(
+            words for factor, words in (("security_key", "security key"), ("passkey", "passkey")) if factor in key_factors
+        ) or "security key"
         devices = [d for d in devices if getattr(d, "accepts_typed_code", True)]
         self.devices = {device.persistent_id: device for device in devices}
-        self.fields["device"].choices = _device_choices(self.devices)
+        device_field = self.fields["device"]
+        assert isinstance(device_field, forms.ChoiceField)  # declared above
+        device_field.choices = _device_choices(self.devices)
         self.fields["code"].help_text = _code_hint(self.devices.values())
         if len(self.devices) == 1:
             self.fields["device"].initial = next(iter(self.devices))

@@ -52,7 +52,7 @@ VPN_CHECK_SECONDS = Histogram(
 RADIUS_DROPPED = Counter("enrollment_radius_dropped", "RADIUS requests dropped without a reply, by reason.", ["reason"])
 
 # --- Sign-in, lockout, help desk ------------------------------------------------------------------------
-# factor: password, or the second factor's kind (authenticator_app, phone, backup_code, bypass_code, security_key, passcode when
+# factor: password, or the second factor's kind (authenticator_app, phone, backup_code, bypass_code, security_key, passkey, passcode when
 # a typed code was tried against several). outcome: ok | wrong | throttled | locked.
 SIGNINS = Counter("enrollment_signins", "Web sign-in steps, by factor and outcome.", ["factor", "outcome"])
 LOCKOUTS = Counter("enrollment_lockouts", "Accounts locked by failed second factors, by door.", ["entry_point"])

@@ -2,7 +2,8 @@
 
 import hashlib
 import hmac
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -53,7 +54,7 @@ def password_sign_in_throttled(username: str, *, ip: str | None, by_address: boo
     """
     since = timezone.now() - timedelta(minutes=settings.PASSWORD_THROTTLE_MINUTES)
     failures = AuditEvent.objects.filter(action="signin.password_failed", created_at__gte=since)
-    throttled = failures.filter(details__attempt=_attempt_tag(username)).count() >= settings.PASSWORD_FAILURES_PER_ID
+    throttled: bool = failures.filter(details__attempt=_attempt_tag(username)).count() >= settings.PASSWORD_FAILURES_PER_ID
     if not throttled and ip and by_address:
         from_here = failures.filter(ip=ip).exclude(details__has_key="entry_point")
         throttled = from_here.count() >= settings.PASSWORD_FAILURES_PER_ADDRESS
@@ -279,12 +280,13 @@ class SecondFactorOutcome:
     LOCKED = "locked"
 
 
-def factor_name(device) -> str:
-    return getattr(device, "factor_name", type(device)._meta.label_lower)
+def factor_name(device: Any) -> str:
+    name: str = getattr(device, "factor_name", type(device)._meta.label_lower)
+    return name
 
 
 def verify_second_factor(
-    user: User, *, device, code: str, ip: str | None, entry_point: str = "web", context: dict | None = None
+    user: User, *, device: Any, code: object, ip: str | None, entry_point: str = "web", context: dict | None = None
 ) -> str:
     """Check ``code`` against ``device`` only (OTP-03) and keep the lockout count (OTP-01).
 
@@ -298,12 +300,12 @@ def verify_second_factor(
     return verify_typed_code(user, devices=[device], code=code, ip=ip, entry_point=entry_point, context=context)
 
 
-def _throttle_state(device) -> tuple:
+def _throttle_state(device: Any) -> tuple[int, datetime | None]:
     return device.throttling_failure_count, device.throttling_failure_timestamp
 
 
 def verify_typed_code(
-    user: User, *, devices: list, code: str, ip: str | None, entry_point: str = "web", context: dict | None = None
+    user: User, *, devices: list, code: object, ip: str | None, entry_point: str = "web", context: dict | None = None
 ) -> str:
     """:func:`_verify_typed_code`, and a web sign-in's outcome counted by factor (the VPN's doors count their own)."""
     outcome = _verify_typed_code(user, devices=devices, code=code, ip=ip, entry_point=entry_point, context=context)
@@ -314,7 +316,7 @@ def verify_typed_code(
 
 
 def _verify_typed_code(
-    user: User, *, devices: list, code: str, ip: str | None, entry_point: str = "web", context: dict | None = None
+    user: User, *, devices: list, code: object, ip: str | None, entry_point: str = "web", context: dict | None = None
 ) -> str:
     """Check a typed ``code`` against each of ``devices`` in turn, for entry points where nobody chose a device.
 
@@ -336,7 +338,8 @@ def _verify_typed_code(
                 details={**(context or {}), "factor": factor, "entry_point": entry_point},
             )
             return SecondFactorOutcome.LOCKED
-        tried, any_allowed = [], False
+        tried: list[tuple[Any, tuple[int, datetime | None]]] = []
+        any_allowed = False
         for device in devices:
             # A first look at django-otp's back-off; the device checks it again under its own row lock.
             allowed, _ = device.verify_is_allowed()

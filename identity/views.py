@@ -23,6 +23,7 @@ from . import session as signin_session
 from .directory.backends import check_password
 from .forms import SecondFactorForm, SignInForm
 from .models import User
+from .setup_deadline import setup_deadline
 from .web import client_ip, finish_sign_in, finish_step_up, safe_next
 
 
@@ -76,8 +77,13 @@ def sign_in(request):
                 # Whoever has the password (perhaps with the lost phone) must not set up a device of their own.
                 form.add_error(None, errors.LAST_FACTOR_LOST.format(help_desk=settings.HELP_DESK_CONTACT))
                 return render(request, "identity/sign_in.html", {"form": form, "next": next_url})
-            # No device yet: signed in without a second factor, only to enroll the first one.
+            # No device yet: signed in without a second factor, only to enroll the first one. Before a campaign's
+            # deadline the person may go where they were going (every page says by when); after it, or with no
+            # campaign, straight to the wizard.
             auth.login(request, user)
+            deadline = setup_deadline(user)
+            if deadline is not None and not deadline.past:
+                return redirect(next_url)
             return redirect(settings.FIRST_FACTOR_SETUP_URL)
     return render(request, "identity/sign_in.html", {"form": form, "next": next_url})
 

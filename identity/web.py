@@ -53,6 +53,19 @@ def finish_sign_in(request, user, device: SecondFactor):
     return redirect(next_url)
 
 
+def finish_passwordless_sign_in(request, user, device: SecondFactor, *, next_url: str):
+    """A passkey with user verification signed ``user`` in alone (both factors in one): a fresh session, verified
+    with ``device``. Any half-finished password sign-in in this session is dropped."""
+    signin_session.clear_pending(request.session)
+    if request.user.is_authenticated:
+        auth.logout(request)
+    # The first backend, as django.contrib.auth does for a user no backend authenticated: no password was checked.
+    auth.login(request, user, backend=settings.AUTHENTICATION_BACKENDS[0])
+    otp_login(request, device)
+    signin_session.mark_verified(request.session)
+    return redirect(next_url)
+
+
 def finish_step_up(request, device: SecondFactor, *, next_url: str):
     """A fresh second factor for a signed-in person passed (BND-01): a new session key, verified now."""
     request.session.cycle_key()

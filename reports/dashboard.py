@@ -2,6 +2,8 @@
 
 import math
 from dataclasses import dataclass
+from datetime import timedelta
+from typing import cast
 
 from django.db import connection
 from django.db.models import Count, Q
@@ -121,8 +123,10 @@ def chart(pairs: list[tuple[str, int]], *, axis: str, percent: bool = False) -> 
 
 def enrolled_per_week() -> list[tuple[str, int, int]]:
     """(week starting, people first enrolled that week, cumulative): one grouped query."""
-    trunc_sql, trunc_params = connection.ops.datetime_trunc_sql(
-        "week", "first_enrolled_at", (), timezone.get_current_timezone_name()
+    # Django returns (sql, params) here; django-stubs still says str.
+    trunc_sql, trunc_params = cast(
+        tuple[str, tuple],
+        connection.ops.datetime_trunc_sql("week", "first_enrolled_at", (), timezone.get_current_timezone_name()),
     )
     sql = (
         enrollment_cte() + f"SELECT {trunc_sql} AS week, COUNT(*) FROM report WHERE first_enrolled_at IS NOT NULL "  # noqa: S608
@@ -151,7 +155,7 @@ def enrolled_by_department() -> list[tuple[str, int, int, int]]:
 
 
 def desk_actions_per_week(weeks: int = 12) -> list[tuple[str, int]]:
-    since = timezone.now() - timezone.timedelta(weeks=weeks)
+    since = timezone.now() - timedelta(weeks=weeks)
     rows = (
         AuditEvent.objects.filter(
             Q(action__startswith=DESK_ACTION_PREFIX) | Q(action__in=EARLIER_DESK_ACTIONS),

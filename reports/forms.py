@@ -27,6 +27,11 @@ class EnrollmentFilterForm(forms.Form):
         label="Has a device of kind", required=False, choices=_ANY + list(Registration.Kind.choices)
     )
     strongest_factor = forms.ChoiceField(required=False, choices=_ANY + list(FACTOR_LABELS.items()))
+    staff = forms.ChoiceField(
+        required=False,
+        choices=_ANY + [("yes", "Staff"), ("no", "Not staff")],
+        help_text="Staff: help-desk agents, auditors and superusers.",
+    )
     enrolled_from = forms.DateField(
         label="First enrolled from", required=False, widget=forms.DateInput(attrs={"type": "date"})
     )
@@ -59,6 +64,7 @@ class EnrollmentFilterForm(forms.Form):
             enrolled={"yes": True, "no": False}.get(data["enrolled"]),
             has_kind=data["has_kind"],
             strongest_factor=data["strongest_factor"],
+            staff={"yes": True, "no": False}.get(data["staff"]),
             enrolled_from=data["enrolled_from"],
             enrolled_to=data["enrolled_to"],
             last_used_before=data["last_used_before"],

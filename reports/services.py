@@ -6,6 +6,7 @@ the services here: this module imports neither.
 
 import json
 import tempfile
+import uuid
 from datetime import timedelta
 
 from django.conf import settings
@@ -17,6 +18,7 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 
 from identity import audit, metrics
+from identity.models import User
 
 from .exports import counted, write_xlsx
 from .models import ExportJob
@@ -27,7 +29,14 @@ DOWNLOADED = "report.export_downloaded"
 
 
 def record_export(
-    actor, *, report: str, file_format: str, filters: dict, rows: int, ip: str | None = None, job=None
+    actor: User,
+    *,
+    report: str,
+    file_format: str,
+    filters: dict,
+    rows: int,
+    ip: str | None = None,
+    job: ExportJob | None = None,
 ) -> audit.AuditEvent:
     """Audit that ``actor`` exported ``rows`` rows of ``report`` narrowed by ``filters``, as ``file_format``.
 
@@ -40,7 +49,7 @@ def record_export(
     return audit.record(EXPORTED, actor=actor, ip=ip, details=details)
 
 
-def write_export(job_id) -> ExportJob | None:
+def write_export(job_id: uuid.UUID | str) -> ExportJob | None:
     """Write a queued export's file to the default storage, updating its progress; idempotent.
 
     Returns None when the job is gone or was taken already. Marks it ``failed`` when its filters no longer validate.
@@ -88,7 +97,7 @@ def _write_export(job: ExportJob) -> ExportJob:
     return job
 
 
-def take_export_download(job_id, *, actor, ip: str | None = None) -> ExportJob:
+def take_export_download(job_id: uuid.UUID | str, *, actor: User, ip: str | None = None) -> ExportJob:
     """Hand a finished export to the auditor who asked for it, once, before it expires; audit the download (AC-06).
 
     Raises ``ExportJob.DoesNotExist`` for anyone else (as if there were no such export) and ``ValidationError`` when
@@ -100,6 +109,7 @@ def take_export_download(job_id, *, actor, ip: str | None = None) -> ExportJob:
             raise ValidationError("This export is not ready yet.", code="not_ready")
         if job.downloaded_at is not None:
             raise ValidationError("This export was downloaded already; ask for a new one.", code="used")
+        assert job.expires_at is not None  # set with DONE (run_export)
         if job.expires_at <= timezone.now():
             raise ValidationError("This export's link has expired; ask for a new one.", code="expired")
         job.downloaded_at = timezone.now()
@@ -113,7 +123,7 @@ def take_export_download(job_id, *, actor, ip: str | None = None) -> ExportJob:
     return job
 
 
-def open_export_download(job_id, *, actor, ip: str | None = None):
+def open_export_download(job_id: uuid.UUID | str, *, actor: User, ip: str | None = None) -> tuple[ExportJob, File]:
     """:func:`take_export_download`, then the file, open for reading, with the stored copy erased (AC-05).
 
     Returns ``(job, file)``; raises as :func:`take_export_download` does. The file is downloadable once, so nothing

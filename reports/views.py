@@ -10,6 +10,7 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 
 from devices.models import Registration
+from identity import staff_factor
 from identity.web import client_ip
 
 from . import background, dashboard, services
@@ -57,6 +58,7 @@ def dashboard_page(request, site):
         ),
         "desk_chart": dashboard.chart(desk_weeks, axis="Help-desk actions"),
         "desk_weeks": desk_weeks,
+        "staff_phishing_resistant_from": staff_factor.start_words(),
     }
     return render(request, "reports/dashboard.html", context)
 

@@ -6,7 +6,7 @@ class VpnConfig(AppConfig):
     name = "vpn"
     verbose_name = "VPN gate"
 
-    def ready(self):
+    def ready(self) -> None:
         from devices.crypto import register_encrypted_field
 
         from . import checks  # noqa: F401  (registers the system checks)

@@ -1,14 +1,18 @@
 """System checks of the VPN gate's settings: a value that would widen a window fails ``manage.py check``."""
 
+from collections.abc import Sequence
+from typing import Any
+
+from django.apps import AppConfig
 from django.conf import settings
-from django.core.checks import Error, Tags, register
+from django.core.checks import CheckMessage, Error, Tags, register
 
 RADIUS_PASSWORD_MODES = ("password", "code_only")
 
 
 @register(Tags.security)
-def check_vpn_settings(app_configs, **kwargs):
-    problems = []
+def check_vpn_settings(app_configs: Sequence[AppConfig] | None, **kwargs: Any) -> list[CheckMessage]:
+    problems: list[CheckMessage] = []
     if not 0 < settings.VPN_SIGNATURE_MAX_SKEW_SECONDS <= 300:
         problems.append(Error("VPN_SIGNATURE_MAX_SKEW_SECONDS must be between 1 and 300 (API-02).", id="vpn.E001"))
     if not 0 < settings.RADIUS_CHALLENGE_TTL_SECONDS <= 120:

@@ -3,9 +3,11 @@
 import json
 import logging
 import time
+from collections.abc import Callable
+from typing import Any
 
 from django.core.exceptions import DisallowedHost, TooManyFieldsSent
-from django.http import JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods
 
@@ -13,6 +15,7 @@ from identity import metrics
 from identity.web import client_ip
 
 from . import database, services, signing
+from .models import Integration
 
 log = logging.getLogger(__name__)
 
@@ -20,7 +23,7 @@ log = logging.getLogger(__name__)
 MAX_BODY_BYTES = 64 * 1024
 
 
-def _ok(response) -> JsonResponse:
+def _ok(response: dict) -> JsonResponse:
     return JsonResponse({"stat": "OK", "response": response})
 
 
@@ -28,7 +31,7 @@ def _error(error: services.ApiError) -> JsonResponse:
     return JsonResponse({"stat": "FAIL", "code": error.code, "message": error.message}, status=error.http_status)
 
 
-def refuse_malformed(request) -> JsonResponse | None:
+def refuse_malformed(request: HttpRequest) -> JsonResponse | None:
     """Duo's error answer for a request no VPN sends, judged before any statement or audit event (API-10); else None.
 
     A Host outside ``ALLOWED_HOSTS``, a ``Content-Length`` that is not a number or is over ``MAX_BODY_BYTES`` (the
@@ -59,7 +62,8 @@ def refuse_malformed(request) -> JsonResponse | None:
     return None
 
 
-def _signed_request(request) -> signing.SignedRequest:
+def _signed_request(request: HttpRequest) -> signing.SignedRequest:
+    assert request.method is not None  # set on every request Django's handler serves
     return signing.SignedRequest(
         method=request.method,
         host=request.get_host(),
@@ -106,7 +110,11 @@ def _storable(text: str) -> bool:
     return True
 
 
-def _endpoint(handler, *, door: str | None = None):
+# A handler answers (integration, params, client address) with the response, or with (response, Duo's result).
+Handler = Callable[[Integration, dict[str, str], str | None], Any]
+
+
+def _endpoint(handler: Handler, *, door: str | None = None) -> Callable[[HttpRequest], HttpResponse]:
     """Answer with ``handler(integration, params, ip)`` for a request :func:`services.answer_signed` accepts.
 
     The whole request is one transaction (the remembered signature, the verification and its audit event); a
@@ -116,7 +124,7 @@ def _endpoint(handler, *, door: str | None = None):
     """
 
     @csrf_exempt
-    def view(request):
+    def view(request: HttpRequest) -> HttpResponse:
         started, result = time.perf_counter(), "refused"
         try:
             refusal = refuse_malformed(request)
@@ -146,18 +154,18 @@ def _endpoint(handler, *, door: str | None = None):
     return view
 
 
-def not_found(request, exception=None):
+def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
     """The Auth API process's answer to a path that is not the Auth API's (config.urls_api)."""
     return _error(services.api_error(services.NOT_FOUND))
 
 
-def server_error(request):
+def server_error(request: HttpRequest) -> HttpResponse:
     """The Auth API process's answer to an error no view caught (config.urls_api): never allow (API-07)."""
     return _error(services.api_error(services.INTERNAL))
 
 
 @require_GET
-def ping(request):
+def ping(request: HttpRequest) -> HttpResponse:
     return _ok({"time": int(time.time())})
 
 
@@ -167,7 +175,7 @@ preauth = require_http_methods(["POST"])(
 )
 
 
-def _auth(integration, params, ip):
+def _auth(integration: Integration, params: dict[str, str], ip: str | None) -> tuple[dict, str]:
     answer = services.auth(integration, params, client_ip=ip)
     if params.get("async") == "1":
         return {"txid": services.record_async(integration, answer)}, answer["result"]
@@ -178,7 +186,7 @@ auth = require_http_methods(["POST"])(_endpoint(_auth, door="auth_api"))
 auth_status = require_GET(_endpoint(lambda integration, params, ip: services.auth_status(integration, params)))
 
 
-def _no_logo(integration, params, ip):
+def _no_logo(integration: Integration, params: dict[str, str], ip: str | None) -> dict:
     raise services.ApiError(404, 40401, "Resource not found: no logo is configured")
 
 

@@ -4,6 +4,7 @@ shape, ``identity.services.request_vpn_access`` changes state (audited, notified
 from django import forms
 from django.contrib import messages
 from django.core.exceptions import ValidationError
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
@@ -26,8 +27,9 @@ class VpnAccessRequestForm(forms.Form):
 
 @person_view
 @require_http_methods(["GET", "POST"])
-def vpn_access(request):
+def vpn_access(request: HttpRequest) -> HttpResponse:
     person = request.user
+    assert isinstance(person, User)  # person_view lets only a signed-in person through
     can_request = person.vpn_access in (User.VpnAccess.NONE, User.VpnAccess.REVOKED)
     form = VpnAccessRequestForm(request.POST if request.method == "POST" else None)
     if request.method == "POST" and can_request and form.is_valid():

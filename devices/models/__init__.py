@@ -13,7 +13,7 @@ Models import nothing above them (``devices/tests/test_layering.py``).
 # their models were registered, so the app comes first, then the phone, the security key, and the code sets last.
 # isort: off
 from .factors import AuthenticatorAppDevice, PhoneDevice, PhoneVerification, SecurityKeyDevice
-from .tokens import ActivationLink, WebAuthnChallenge
+from .tokens import ActivationLink, WebAuthnChallenge, WebAuthnUserHandle
 from .codes import BackupCode, BackupCodeDevice, BypassCode, BypassCodeDevice, BypassCodeDeviceManager, CodeSetMixin
 from .outbound import OutboundMessage
 from .registrations import Registration, mask_phone_number
@@ -35,5 +35,6 @@ __all__ = [
     "Registration",
     "SecurityKeyDevice",
     "WebAuthnChallenge",
+    "WebAuthnUserHandle",
     "mask_phone_number",
 ]

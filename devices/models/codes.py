@@ -1,5 +1,7 @@
 """Sets of single-use codes as django-otp devices: the person's backup codes and the help desk's bypass codes."""
 
+from typing import Any
+
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
@@ -12,6 +14,8 @@ class CodeSetMixin:
     """What a set of single-use codes (backup codes, bypass codes) shares; its codes are ``self.codes``."""
 
     accepts_typed_code = True
+    phishing_resistant = False  # a typed code works on a look-alike site too
+    codes: Any  # the related manager of the code model's foreign key, which each device model names "codes"
 
     @property
     def unused_count(self) -> int:

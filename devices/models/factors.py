@@ -4,6 +4,9 @@ Their ``verify_token`` (django-otp's hook) calls down into :func:`devices.verifi
 imports a service.
 """
 
+from collections.abc import Callable
+from typing import ClassVar
+
 from django.conf import settings
 from django.core.exceptions import ObjectDoesNotExist
 from django.db import models
@@ -36,6 +39,7 @@ class AuthenticatorAppDevice(ThrottlingMixin, TimestampMixin, Device):
 
     factor_name = kinds.APP_FACTOR
     accepts_typed_code = True
+    phishing_resistant = False  # a typed code works on a look-alike site too
 
     encrypted_secret = models.TextField(blank=True)
     last_t = models.BigIntegerField(default=-1, help_text="Last accepted time step; codes at or before it are refused.")
@@ -90,6 +94,7 @@ class PhoneDevice(ThrottlingMixin, TimestampMixin, Device):
 
     factor_name = kinds.PHONE_FACTOR
     accepts_typed_code = True
+    phishing_resistant = False  # a typed code works on a look-alike site too
 
     number = PhoneNumberField()
     can_text = models.BooleanField(default=True)
@@ -117,11 +122,13 @@ class PhoneDevice(ThrottlingMixin, TimestampMixin, Device):
 
     # The service that sends a sign-in code (``devices.services.send_signin_code``), set when the app is ready:
     # the models import nothing above them.
-    send_challenge = None
+    send_challenge: ClassVar[Callable[..., object] | None] = None
 
     def generate_challenge(self, channel: str = "sms", ip: str | None = None) -> str:
         """django-otp's challenge hook: queue a fresh code by ``channel``. The work is a service."""
-        type(self).send_challenge(self, channel=channel, ip=ip)
+        send = type(self).send_challenge
+        assert send is not None, "set by DevicesConfig.ready()"
+        send(self, channel=channel, ip=ip)
         return "sent"
 
     def verify_token(self, token) -> bool:
@@ -209,9 +216,18 @@ class SecurityKeyDevice(ThrottlingMixin, TimestampMixin, Device):
     (see :mod:`devices.services.security_keys`). A retired key keeps its row (BND-04).
     """
 
-    factor_name = kinds.SECURITY_KEY_FACTOR
     # The sign-in page offers a "use your security key" button for these, not a code field.
     accepts_typed_code = False
+    # The one place that says which factor resists phishing (NIST SP 800-63B-4): the browser binds every WebAuthn
+    # assertion to our origin, so a look-alike site gets nothing it can replay. Every credential of this model counts,
+    # a roaming security key and a passkey alike; the staff admin (WA-05) and the assurance counts in the reports
+    # read this attribute.
+    phishing_resistant = True
+
+    class Form(models.TextChoices):
+        # Every form is a WebAuthn credential, phishing-resistant alike; they differ in how the person holds it.
+        SECURITY_KEY = "security_key", "Security key (roaming)"
+        PASSKEY = "passkey", "Passkey on a phone or computer"
 
     credential_id = models.CharField(max_length=1400, unique=True, help_text="base64url; unique across all people.")
     public_key = models.BinaryField(help_text="COSE public key of the credential.")
@@ -226,9 +242,39 @@ class SecurityKeyDevice(ThrottlingMixin, TimestampMixin, Device):
         related_name="+",
         help_text="The help-desk member who registered it at the desk; empty when the person did.",
     )
+    form = models.CharField(max_length=16, choices=Form.choices, default=Form.SECURITY_KEY)
+    # What the authenticator reported at registration (WA-01, WA-04); the flags are signed authenticator data.
+    discoverable = models.BooleanField(
+        default=False, help_text="A resident (discoverable) credential: it can sign in without a typed ID."
+    )
+    user_verified = models.BooleanField(
+        default=False, help_text="The authenticator verified the person (PIN, fingerprint, face) at registration."
+    )
+    backup_eligible = models.BooleanField(default=False, help_text="The credential may be synced to other devices.")
+    backed_up = models.BooleanField(default=False, help_text="The credential was synced (backed up) at registration.")
 
     class Meta:
-        verbose_name = "security key"
+        verbose_name = "security key or passkey"
+
+    # The names ``factor_name`` gives, by form: a device's factor is known only per row.
+    factor_names = (kinds.SECURITY_KEY_FACTOR, kinds.PASSKEY_FACTOR)
+
+    @property
+    def factor_name(self) -> str:
+        return kinds.PASSKEY_FACTOR if self.form == self.Form.PASSKEY else kinds.SECURITY_KEY_FACTOR
+
+    @property
+    def is_passkey(self) -> bool:
+        return self.form == self.Form.PASSKEY
+
+    @property
+    def storage_words(self) -> str:
+        """Where the credential lives, for the help desk and auditors (WA-04)."""
+        if self.backed_up:
+            return "Synced (backed up to the person's account)"
+        if self.backup_eligible:
+            return "May be synced (not backed up at registration)"
+        return "Bound to one device"
 
     def get_throttle_factor(self) -> int:
         return settings.OTP_TOTP_THROTTLE_FACTOR

@@ -115,6 +115,12 @@ class Registration(models.Model):
         return None
 
     @property
+    def credential_storage(self) -> str:
+        """For a security key or passkey: synced (backed up) or bound to one device, as reported when it was
+        registered (WA-04); "" for other kinds."""
+        return self.security_key_device.storage_words if self.security_key_device is not None else ""
+
+    @property
     def masked_phone_number(self) -> str:
         return mask_phone_number(str(self.phone_number)) if self.phone_number else ""
 

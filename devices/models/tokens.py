@@ -17,8 +17,11 @@ class WebAuthnChallenge(models.Model):
     class Ceremony(models.TextChoices):
         REGISTER = "register", "Register a key"
         AUTHENTICATE = "authenticate", "Sign in with a key"
+        # Nobody is known yet: the passkey's answer says who it is (WA-02).
+        PASSWORDLESS = "passwordless", "Sign in with a passkey alone"
 
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    # Empty only for a passwordless challenge.
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     ceremony = models.CharField(max_length=16, choices=Ceremony.choices)
     registration = models.ForeignKey(Registration, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     challenge = models.BinaryField()
@@ -36,6 +39,21 @@ class WebAuthnChallenge(models.Model):
     @property
     def is_open(self) -> bool:
         return self.consumed_at is None and timezone.now() < self.expires_at
+
+
+class WebAuthnUserHandle(models.Model):
+    """A person's WebAuthn user handle: random (256 bits), made once, meaningless anywhere else (WA-03).
+
+    Every credential registered from now on carries it, and a passkey's answer at a passwordless sign-in names
+    it; it is never the institution ID or anything derived from one.
+    """
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="webauthn_handle")
+    handle = models.BinaryField(unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"WebAuthn user handle of {self.user_id}"
 
 
 class ActivationLink(models.Model):

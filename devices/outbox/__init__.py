@@ -31,6 +31,7 @@ This module queues, dispatches and sweeps; :mod:`.delivery` sends one claimed me
 
 import logging
 from datetime import timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db import transaction
@@ -59,7 +60,7 @@ logger = logging.getLogger(__name__)
 Status = OutboundMessage.Status
 # The Celery task that sends one message (``devices.tasks.send_outbound_message``), set when the app is ready:
 # the task module imports this one, so this one cannot import it.
-send_task = None
+send_task: Any = None  # a Celery task (Celery ships no types)
 
 
 def dispatch(message_id: int, channel: str, attempts: int = 0) -> bool:

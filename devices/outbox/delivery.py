@@ -108,6 +108,7 @@ def _retry_or_fail(message: OutboundMessage, claim, error: str, **fields) -> Del
 
 def _already_sent(message: OutboundMessage) -> str | None:
     """Whether the provider took the message on an attempt whose answer was lost: its id, or None if it did not."""
+    assert message.unknown_outcome_at is not None  # asked only about a message whose outcome is unknown
     # Allow for the clocks of the provider and this server disagreeing by up to a minute.
     since = message.unknown_outcome_at - timedelta(minutes=1)
     body = crypto.decrypt(message.encrypted_body).decode()

@@ -46,7 +46,7 @@ def phone_device_name(label: str, *, can_text: bool) -> str:
     return f"{label}: {'text or call' if can_text else 'call'}"[:64]
 
 
-def has_active_devices(user) -> bool:
+def has_active_devices(user: User) -> bool:
     return Registration.objects.filter(user=user, status__in=Registration.IN_USE).exists()
 
 
@@ -57,12 +57,12 @@ class ReauthRequired(Exception):
     the confirm-identity step, whichever service raised it.
     """
 
-    def __init__(self):
+    def __init__(self) -> None:
         super().__init__(errors.REAUTH_REQUIRED)
         self.messages = [errors.REAUTH_REQUIRED]
 
 
-def require_recent_verification(user, verified_at: datetime | None) -> None:
+def require_recent_verification(user: User, verified_at: datetime | None) -> None:
     """Binding or removing a factor needs a second factor within REAUTH_MAX_AGE_SECONDS (BND-01).
 
     A person with no active device yet (first enrollment) is exempt.
@@ -75,7 +75,7 @@ def require_recent_verification(user, verified_at: datetime | None) -> None:
 
 
 def require_setup_open(
-    user, *, reported_here_at: datetime | None = None, registration: Registration | None = None
+    user: User, *, reported_here_at: datetime | None = None, registration: Registration | None = None
 ) -> None:
     """Refuse to start a setup or bind a factor while the person's setup is held (BND-02, BND-05).
 
@@ -101,7 +101,14 @@ def require_pending(registration: Registration) -> None:
 
 
 def verify_awaiting_code(
-    registration: Registration, device, code: str, *, actor: User, ip, rejected: str, wrong: str
+    registration: Registration,
+    device: AuthenticatorAppDevice,
+    code: str,
+    *,
+    actor: User,
+    ip: str | None,
+    rejected: str,
+    wrong: str,
 ) -> None:
     """Check a code from an app device waiting for its first one (a setup's or a reactivation's).
 
@@ -126,7 +133,7 @@ def retire_app_secret(device_id: int) -> None:
     AuthenticatorAppDevice.objects.filter(pk=device_id).update(confirmed=False, encrypted_secret="")
 
 
-def hold_setup_if_no_factor_left(user) -> bool:
+def hold_setup_if_no_factor_left(user: User) -> bool:
     """After a factor was lost: with nothing left to sign in with, a password alone must not open a new setup
     (BND-02, ``User.lost_last_factor_at``). Returns whether that was the last one."""
     if user_has_device(user, confirmed=True):
@@ -137,7 +144,7 @@ def hold_setup_if_no_factor_left(user) -> bool:
 
 def device_ids(registration: Registration) -> set[str]:
     """The persistent ids (django-otp) of every factor the registration holds, as sessions record them."""
-    ids = {
+    ids: set[tuple[type[AuthenticatorAppDevice | PhoneDevice | SecurityKeyDevice], int | None]] = {
         (AuthenticatorAppDevice, registration.app_device_id),
         (AuthenticatorAppDevice, registration.pending_app_device_id),
         (PhoneDevice, registration.phone_device_id),

@@ -7,22 +7,24 @@ returns counts for its audit event.
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import QuerySet
 from django.urls import reverse
 from django.utils import timezone
 
 from identity.directory import hooks
+from identity.models import User
 
 from ..models import ActivationLink, BypassCodeDevice, Registration
 from .lifecycle import retire_all_devices
 from .notices import email_person, notify_person
 
 
-def revoke_person_links(user) -> int:
+def revoke_person_links(user: User) -> int:
     """Revoke every open activation, reactivation or recovery link of the person (all went to their address)."""
     return ActivationLink.objects.filter(user=user, consumed_at=None, revoked_at=None).update(revoked_at=timezone.now())
 
 
-def welcome_joiner(user) -> dict:
+def welcome_joiner(user: User) -> dict[str, int]:
     """Email a directory joiner where to set up their first device (DIRECTORY_WELCOME_EMAIL)."""
     if not user.email:
         return {"welcomed": False}
@@ -35,7 +37,7 @@ def welcome_joiner(user) -> dict:
     return {"welcomed": True}
 
 
-def tell_email_changed(user, *, old: str, new: str) -> dict:
+def tell_email_changed(user: User, *, old: str, new: str) -> dict[str, int]:
     """DIR-06: both addresses are told, and links mailed to the old one stop working."""
     if old:
         notify_person(user, event="person.email_changed", to=old)
@@ -44,7 +46,7 @@ def tell_email_changed(user, *, old: str, new: str) -> dict:
     return {"links_revoked": revoke_person_links(user)}
 
 
-def void_leaver_access(user) -> dict:
+def void_leaver_access(user: User) -> dict[str, int]:
     """DIR-02: a leaver's pending links and help-desk bypass codes stop working. Their devices stay, for now."""
     return {
         "links_revoked": revoke_person_links(user),
@@ -52,11 +54,11 @@ def void_leaver_access(user) -> dict:
     }
 
 
-def count_devices_back(user) -> dict:
+def count_devices_back(user: User) -> dict[str, int]:
     return {"devices_in_use": Registration.objects.filter(user=user, status__in=Registration.IN_USE).count()}
 
 
-def retire_leaver_devices(leavers, *, reason: str) -> dict:
+def retire_leaver_devices(leavers: QuerySet[User], *, reason: str) -> dict[str, int]:
     """Retire the devices of the people in ``leavers`` (a queryset whose filter is identity's retention rule)."""
     retired = 0
     candidates = Registration.objects.filter(user__in=leavers).exclude(status=Registration.Status.RETIRED)

@@ -12,6 +12,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
+from phonenumber_field.phonenumber import PhoneNumber
 
 from identity import audit
 from identity.models import User
@@ -40,7 +41,7 @@ from .notices import notify_person
 
 
 def start_enrollment(
-    user,
+    user: User,
     *,
     kind: str,
     verified_at: datetime | None,
@@ -87,7 +88,12 @@ def start_enrollment(
 
 
 def set_phone_number(
-    registration: Registration, *, phone_number, actor: User, verified_at: datetime | None, ip: str | None = None
+    registration: Registration,
+    *,
+    phone_number: PhoneNumber,
+    actor: User,
+    verified_at: datetime | None,
+    ip: str | None = None,
 ) -> Registration:
     """Store the (already normalized, E.164) number on a pending registration whose kind has one.
 

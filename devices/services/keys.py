@@ -6,17 +6,20 @@ secrets and queued message bodies; the vpn app: integration secrets and RADIUS s
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from django.db import transaction
+from django.db.models import Model
 
 from identity import audit
+from identity.models import User
 
 from .. import crypto
 
 DEFAULT_BATCH_SIZE = 200
 
 
-def _label(model, name: str) -> str:
+def _label(model: type[Model], name: str) -> str:
     # The model is enough (one encrypted field each, ``crypto.register_encrypted_field``), and keeps field names that
     # say "secret" out of the audit details.
     return model._meta.label
@@ -51,7 +54,7 @@ def count_not_under_first_key() -> dict[str, int]:
     return counts
 
 
-def _rotate_batch(model, name: str, after_pk, size: int, result: Rotation):
+def _rotate_batch(model: Any, name: str, after_pk: int, size: int, result: Rotation) -> int | None:
     """Re-encrypt one batch of rows after ``after_pk`` under their row locks; return the last pk seen, or None."""
     label = _label(model, name)
     with transaction.atomic():
@@ -81,7 +84,7 @@ def _rotate_batch(model, name: str, after_pk, size: int, result: Rotation):
 
 def rotate_encryption_keys(
     *,
-    actor=None,
+    actor: User | None = None,
     batch_size: int = DEFAULT_BATCH_SIZE,
     on_batch: Callable[[Rotation], None] | None = None,
 ) -> Rotation:
@@ -106,7 +109,8 @@ def rotate_encryption_keys(
     try:
         for model, name in crypto.ENCRYPTED_FIELDS:
             after_pk = 0
-            while (after_pk := _rotate_batch(model, name, after_pk, batch_size, result)) is not None:
+            while (last_pk := _rotate_batch(model, name, after_pk, batch_size, result)) is not None:
+                after_pk = last_pk
                 result.batches += 1
                 if on_batch is not None:
                     on_batch(result)

@@ -68,7 +68,7 @@ def rename_registration(registration: Registration, *, label: str, actor: User, 
     return registration
 
 
-def _take_out_of_use(registration: Registration, *, actor: User) -> set[str]:
+def _take_out_of_use(registration: Registration, *, actor: User | None) -> set[str]:
     """Retire the locked registration and every factor it holds; return their persistent ids.
 
     The caller holds the transaction and the row lock, has checked the status, ends the sessions and audits.
@@ -137,7 +137,7 @@ def retire_registration(
     return registration
 
 
-def retire_all_devices(user, *, reason: str, actor: User | None = None, ip: str | None = None) -> list[Registration]:
+def retire_all_devices(user: User, *, reason: str, actor: User | None = None, ip: str | None = None) -> list[Registration]:
     """Retire every device of the person, pending ones too, keeping their history (BND-04); return them.
 
     For an account that no longer signs in (a directory leaver past DIRECTORY_RETAIN_DAYS): no step-up, no
@@ -200,7 +200,7 @@ def report_lost(
     return registration
 
 
-def generate_backup_codes(user, *, actor: User, verified_at: datetime | None, ip: str | None = None) -> list[str]:
+def generate_backup_codes(user: User, *, actor: User, verified_at: datetime | None, ip: str | None = None) -> list[str]:
     """Make a new set of 10 backup codes and return them: the only time they exist in clear.
 
     The previous set stops working. Needs a recent second factor (BND-01).

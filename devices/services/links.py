@@ -7,7 +7,7 @@ pass plain values (``actor``, ``ip``), never a request; refusals raise ``Validat
 
 import secrets
 from collections.abc import Mapping
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -41,14 +41,14 @@ from .reactivation import begin_reactivation
 
 def _awaiting_device(registration: Registration) -> AuthenticatorAppDevice:
     """The unconfirmed app device a link or QR code may show: the new one of a setup or a reactivation."""
-    device = registration.awaiting_app_device
+    device: AuthenticatorAppDevice | None = registration.awaiting_app_device
     if device is None:
         raise ValidationError(errors.STEP_OUT_OF_ORDER, code="order")
     return device
 
 
 def _issue_link(
-    registration: Registration, *, purpose: str, actor: User | None = None, expires_at
+    registration: Registration, *, purpose: str, actor: User | None = None, expires_at: datetime
 ) -> tuple[ActivationLink, str]:
     """Revoke the registration's open links and create a new one; return it with its URL (built from SITE_URL)."""
     revoke_open_links(registration)
@@ -118,11 +118,12 @@ def send_activation_link(registration: Registration, *, actor: User, ip: str | N
 
 
 def _link_still_valid(link: ActivationLink) -> bool:
-    wanted = {
+    wanted_by_purpose: dict[str, tuple[str, ...]] = {
         ActivationLink.Purpose.ACTIVATION: (Registration.Status.PENDING,),
         ActivationLink.Purpose.REACTIVATION: (Registration.Status.REACTIVATING,),
         ActivationLink.Purpose.RECOVERY: (Registration.Status.ACTIVE, Registration.Status.REACTIVATING),
-    }[link.purpose]
+    }
+    wanted = wanted_by_purpose[link.purpose]
     return link.is_usable and link.registration.status in wanted
 
 

@@ -4,6 +4,8 @@ from django.conf import settings
 from django.template.loader import render_to_string
 from django.utils import timezone
 
+from identity.models import User
+
 from .. import outbox
 
 NOTICES = {
@@ -25,7 +27,7 @@ NOTICES = {
 }
 
 
-def notify_person(user, *, event: str, device_name: str = "", to: str = "") -> None:
+def notify_person(user: User, *, event: str, device_name: str = "", to: str = "") -> None:
     """Email the person about a change to their sign-in factors, through the outbox (BND-03, REL-10).
 
     Email is never a sign-in factor here, so it is always "another channel".
@@ -48,7 +50,7 @@ def notify_person(user, *, event: str, device_name: str = "", to: str = "") -> N
 
 
 def email_person(
-    user,
+    user: User,
     *,
     template: str,
     subject: str,

@@ -11,12 +11,15 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 from django.utils import timezone
+from phonenumber_field.phonenumber import PhoneNumber
+
+from identity.models import User
 
 from .. import errors
 from ..models import PhoneDevice, PhoneVerification
 
 
-def check_send_allowed(*, user, number, own_factor: bool = False) -> None:
+def check_send_allowed(*, user: User, number: PhoneNumber | str, own_factor: bool = False) -> None:
     """Raise ``ValidationError`` when another code to ``number`` (or for ``user``) would break a send limit (SMS-06).
 
     Call inside the transaction that writes the code: the number is locked until it commits, so two people
@@ -48,7 +51,7 @@ def check_send_allowed(*, user, number, own_factor: bool = False) -> None:
         raise ValidationError(errors.PHONE_DAILY_CAP, code="daily_cap")
 
 
-def _lock_number(number) -> None:
+def _lock_number(number: PhoneNumber | str) -> None:
     """Hold a lock on ``number`` until the current transaction ends (PostgreSQL only).
 
     SQLite, the development default, has no such lock: two requests there may both count before either

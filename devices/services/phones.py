@@ -12,6 +12,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.template.loader import render_to_string
 from django.utils import timezone
+from phonenumber_field.phonenumber import PhoneNumber
 
 from identity import audit
 from identity import errors as identity_errors
@@ -51,7 +52,15 @@ def _render_code_message(channel: str, code: str) -> str:
     ).strip()
 
 
-def _issue_phone_code(*, user, number, channel: str, purpose: str, registration=None, device=None) -> PhoneVerification:
+def _issue_phone_code(
+    *,
+    user: User,
+    number: PhoneNumber,
+    channel: str,
+    purpose: str,
+    registration: Registration | None = None,
+    device: PhoneDevice | None = None,
+) -> PhoneVerification:
     """Check the limits, retire the open code, and write a new code with its outbound message.
 
     Runs inside the caller's transaction; the person's row is locked so two
@@ -197,7 +206,9 @@ def confirm_phone_code(
     return registration
 
 
-def _accept_phone_verification(registration: Registration, verification: PhoneVerification, *, actor: User, ip) -> None:
+def _accept_phone_verification(
+    registration: Registration, verification: PhoneVerification, *, actor: User, ip: str | None
+) -> None:
     now = timezone.now()
     verification.consumed_at = now
     verification.save(update_fields=["consumed_at"])

@@ -122,6 +122,7 @@ def confirm_reactivation(
         raise ValidationError(errors.REACTIVATION_EXPIRED, code=errors.CODE_EXPIRED)
     _require_reactivating(registration)
     device = registration.pending_app_device
+    assert device is not None  # _require_reactivating saw its id
     verify_awaiting_code(
         registration,
         device,

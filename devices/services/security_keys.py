@@ -1,4 +1,8 @@
-"""State changes of security keys: binding one (by the person, or for them by someone else) and signing in with one.
+"""State changes of security keys and passkeys: binding one (by the person, or for them by someone else), signing
+in with one as a second factor, and signing in with a passkey alone (passwordless).
+
+Passkeys are :class:`SecurityKeyDevice` rows of the form ``passkey``: the same WebAuthn credential on the person's
+own phone or computer, registered discoverable and with the person verified (WA-01).
 
 The rules of :mod:`devices.services` hold here too: one function is one whole
 state change with its audit event, callers pass plain values (``actor``,
@@ -7,10 +11,14 @@ from :mod:`devices.errors`. The WebAuthn checks themselves are in
 :mod:`devices.webauthn`.
 """
 
+import contextlib
+import hmac
 from dataclasses import dataclass
+from datetime import datetime
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from identity import audit
@@ -18,7 +26,7 @@ from identity import services as identity_services
 from identity.models import User
 
 from .. import errors, webauthn
-from ..models import Registration, SecurityKeyDevice, WebAuthnChallenge
+from ..models import Registration, SecurityKeyDevice, WebAuthnChallenge, WebAuthnUserHandle
 from ..webauthn import CeremonyRefused, SessionChallenge
 from .common import (
     lock_registration,
@@ -29,7 +37,14 @@ from .common import (
 )
 from .notices import notify_person
 
-FACTOR = SecurityKeyDevice.factor_name
+WEBAUTHN_KINDS = (Registration.Kind.SECURITY_KEY, Registration.Kind.PASSKEY)
+
+
+class PasswordlessOutcome:
+    """What a passwordless attempt came to, beside identity's second-factor outcomes (OK, WRONG, ...)."""
+
+    # No credential in use by that id (unknown, retired, not a passkey): answered as a wrong one (WA-03).
+    UNKNOWN = "unknown"
 
 
 @dataclass(frozen=True)
@@ -43,6 +58,8 @@ class AssertionToken:
     challenge: SessionChallenge
     response_json: str
     ip: str | None = None
+    # A passkey alone signs in: the challenge names nobody, the person must be verified, the handle must match.
+    passwordless: bool = False
 
     def check_against(self, device: SecurityKeyDevice) -> bool:
         return _check_assertion(self, device)
@@ -55,35 +72,39 @@ def _clean_label(label: str) -> str:
     return label
 
 
-def keys_in_use(user):
-    return SecurityKeyDevice.objects.filter(user=user, confirmed=True).order_by("pk")
+def keys_in_use(user: User) -> QuerySet[SecurityKeyDevice]:
+    """The person's WebAuthn credentials in use, security keys and passkeys alike."""
+    keys: QuerySet[SecurityKeyDevice] = SecurityKeyDevice.objects.filter(user=user, confirmed=True).order_by("pk")
+    return keys
 
 
 def start_security_key_registration(
-    user, *, session_key: str, registration: Registration | None = None
+    user: User, *, session_key: str, registration: Registration | None = None, passkey: bool = False
 ) -> tuple[str, WebAuthnChallenge]:
     """Issue a registration challenge and return the JSON options for ``navigator.credentials.create()``.
 
-    ``registration`` is the person's pending security-key registration in the
+    ``registration`` is the person's pending security-key or passkey registration in the
     wizard; for a key registered for the person by someone else there is none and ``session_key`` is that
-    actor's session. ``excludeCredentials`` lists the person's keys in use.
-    Raises ``ValidationError`` when the registration is not a pending security key.
+    actor's session (``passkey`` then says which). ``excludeCredentials`` lists the person's keys in use.
+    A passkey is asked for as a discoverable credential with user verification (WA-01).
+    Raises ``ValidationError`` when the registration is not a pending security key or passkey.
     """
     with transaction.atomic():
         if registration is not None:
             registration = lock_registration(registration)
-            if registration.user_id != user.pk or registration.kind != Registration.Kind.SECURITY_KEY:
+            if registration.user_id != user.pk or registration.kind not in WEBAUTHN_KINDS:
                 raise ValidationError(errors.NOT_PENDING, code="not_pending")
             require_pending(registration)
+            passkey = registration.kind == Registration.Kind.PASSKEY
         challenge = webauthn.issue_challenge(
             user, ceremony=WebAuthnChallenge.Ceremony.REGISTER, session_key=session_key, registration=registration
         )
-        options = webauthn.registration_options(user, challenge, exclude=keys_in_use(user))
+        options = webauthn.registration_options(user, challenge, exclude=keys_in_use(user), passkey=passkey)
     return options, challenge
 
 
 def register_security_key(
-    user,
+    user: User,
     *,
     response_json: str,
     challenge: SessionChallenge,
@@ -91,9 +112,13 @@ def register_security_key(
     actor: User,
     ip: str | None = None,
     registration: Registration | None = None,
-    verified_at=None,
+    verified_at: datetime | None = None,
+    passkey: bool = False,
 ) -> Registration:
-    """Bind the key that answered ``challenge`` to ``user`` and return its active registration.
+    """Bind the key (or passkey) that answered ``challenge`` to ``user`` and return its active registration.
+
+    A passkey (a pending registration of that kind, or ``passkey`` without one) must be discoverable and have
+    verified the person (WA-01); what the authenticator says of backing up is recorded on the device (WA-04).
 
     The challenge must be an open registration challenge of this person, issued
     to this session (and for ``registration`` when given); it is spent whatever
@@ -123,35 +148,47 @@ def register_security_key(
                 failure = ValidationError(errors.KEY_CHALLENGE_INVALID, code="challenge")
             else:
                 try:
-                    registration = _bind(user, row, response_json=response_json, label=label, actor=actor, ip=ip)
+                    registration = _bind(
+                        user, row, response_json=response_json, label=label, actor=actor, ip=ip, passkey=passkey
+                    )
                 except ValidationError as error:
                     failure = error
     if failure:
         raise failure
+    assert registration is not None  # _bind returned it: nothing failed
     return registration
 
 
-def _audit_rejected(user, *, actor: User, ip, reason: str, registration: Registration | None, detail: str = "") -> None:
+def _audit_rejected(user: User, *, actor: User, ip: str | None, reason: str, registration: Registration | None, detail: str = "") -> None:
     details = {"reason": reason, "registration": registration.pk if registration else None}
     if detail:
         details["detail"] = detail
     audit.record("enrollment.security_key_rejected", actor=actor, subject=user, ip=ip, details=details)
 
 
-def _bind(user, row: WebAuthnChallenge, *, response_json: str, label: str, actor: User, ip) -> Registration:
+def _bind(
+    user: User, row: WebAuthnChallenge, *, response_json: str, label: str, actor: User, ip: str | None, passkey: bool
+) -> Registration:
     """Verify the response to the claimed ``row`` and write the device and the active registration."""
-    pending = lock_registration(row.registration) if row.registration_id else None
+    pending = lock_registration(row.registration) if row.registration is not None else None
     if pending is not None:
         try:
             require_pending(pending)
         except ValidationError:
             _audit_rejected(user, actor=actor, ip=ip, reason="not_pending", registration=pending)
             raise
+        passkey = pending.kind == Registration.Kind.PASSKEY
+    failed = errors.PASSKEY_REGISTRATION_FAILED if passkey else errors.KEY_REGISTRATION_FAILED
     try:
-        new = webauthn.verify_registration(response_json, challenge=row)
+        new = webauthn.verify_registration(response_json, challenge=row, require_user_verification=passkey)
     except CeremonyRefused as refused:
         _audit_rejected(user, actor=actor, ip=ip, reason=refused.reason, registration=pending, detail=refused.detail)
-        raise ValidationError(errors.KEY_REGISTRATION_FAILED, code="invalid") from refused
+        raise ValidationError(failed, code="invalid") from refused
+    # WA-01: the browser was told to make it discoverable; one that says it did not is refused. A browser that
+    # says nothing (no credProps) made it as told or failed the ceremony.
+    if passkey and new.discoverable is False:
+        _audit_rejected(user, actor=actor, ip=ip, reason="not_discoverable", registration=pending)
+        raise ValidationError(failed, code="not_discoverable")
     for_someone_else = getattr(actor, "pk", None) not in (None, user.pk)
     device = None
     if not SecurityKeyDevice.objects.filter(credential_id=new.credential_id).exists():
@@ -167,21 +204,31 @@ def _bind(user, row: WebAuthnChallenge, *, response_json: str, label: str, actor
                     transports=new.transports,
                     aaguid=new.aaguid,
                     registered_by=actor if for_someone_else else None,
+                    form=SecurityKeyDevice.Form.PASSKEY if passkey else SecurityKeyDevice.Form.SECURITY_KEY,
+                    discoverable=passkey or bool(new.discoverable),
+                    user_verified=new.user_verified,
+                    backup_eligible=new.backup_eligible,
+                    backed_up=new.backed_up,
                 )
         except IntegrityError:
             device = None
     if device is None:
         _audit_rejected(user, actor=actor, ip=ip, reason="credential_registered", registration=pending)
-        raise ValidationError(errors.KEY_ALREADY_REGISTERED, code="duplicate")
+        raise ValidationError(
+            errors.PASSKEY_ALREADY_REGISTERED if passkey else errors.KEY_ALREADY_REGISTERED, code="duplicate"
+        )
     now = timezone.now()
-    registration = pending or Registration(user=user, kind=Registration.Kind.SECURITY_KEY)
+    kind = Registration.Kind.PASSKEY if passkey else Registration.Kind.SECURITY_KEY
+    registration = pending or Registration(user=user, kind=kind)
     registration.label = label
     registration.security_key_device = device
     registration.status = Registration.Status.ACTIVE
     registration.activated_at = now
     registration.expires_at = None
     registration.save()
-    details = {"registration": registration.pk, "kind": registration.kind, "factor": FACTOR}
+    details = {"registration": registration.pk, "kind": registration.kind, "factor": device.factor_name}
+    if passkey:
+        details["backed_up"] = device.backed_up  # WA-04: synced or bound to this one device
     if for_someone_else:
         details |= {"registered_by": actor.get_username(), "registered_for": user.get_username()}
     audit.record("device.bound", actor=actor, subject=user, ip=ip, details=details)
@@ -189,7 +236,7 @@ def _bind(user, row: WebAuthnChallenge, *, response_json: str, label: str, actor
     return registration
 
 
-def start_security_key_sign_in(user, *, session_key: str) -> tuple[str, WebAuthnChallenge]:
+def start_security_key_sign_in(user: User, *, session_key: str) -> tuple[str, WebAuthnChallenge]:
     """Issue a sign-in challenge and return the JSON options for ``navigator.credentials.get()``.
 
     ``allowCredentials`` lists the person's keys in use. Call only for the
@@ -208,7 +255,7 @@ def start_security_key_sign_in(user, *, session_key: str) -> tuple[str, WebAuthn
 
 
 def verify_security_key(
-    user, *, response_json: str, challenge: SessionChallenge, ip: str | None, entry_point: str = "web"
+    user: User, *, response_json: str, challenge: SessionChallenge, ip: str | None, entry_point: str = "web"
 ) -> tuple[str, SecurityKeyDevice]:
     """Check an assertion through identity's ``verify_second_factor``; return ``(outcome, device)``.
 
@@ -235,6 +282,75 @@ def verify_security_key(
     return outcome, device
 
 
+def start_passwordless_sign_in(*, session_key: str) -> tuple[str, WebAuthnChallenge]:
+    """Issue a passwordless challenge (naming nobody) and return the JSON options for ``navigator.credentials.get()``.
+
+    No ``allowCredentials``: the browser offers the passkeys it holds for this site; user verification is
+    required (WA-02). Nobody is known yet, so nothing is audited until an answer comes.
+    """
+    with transaction.atomic():
+        challenge = webauthn.issue_challenge(
+            None, ceremony=WebAuthnChallenge.Ceremony.PASSWORDLESS, session_key=session_key
+        )
+        options = webauthn.authentication_options(challenge, devices=[], passwordless=True)
+    return options, challenge
+
+
+def sign_in_with_passkey(
+    *, response_json: str, challenge: SessionChallenge, ip: str | None
+) -> tuple[str, SecurityKeyDevice | None]:
+    """Check a passwordless assertion; return ``(outcome, device)``; on OK the caller signs its owner in fully.
+
+    The credential it names must be a passkey in use of an active person, registered discoverable with the
+    person verified; the assertion must carry the UV flag (WA-02) and that person's user handle (WA-03). It then
+    goes through identity's ``verify_second_factor`` as every factor does (lockout, back-off, counter, audit),
+    the audit saying so (``method: passwordless``). A credential not in use (unknown, retired, another form) spends the
+    challenge, is audited as ``signin.passwordless_refused`` and answers :attr:`PasswordlessOutcome.UNKNOWN`,
+    which the caller must word as it words a wrong one. The password is never touched.
+    """
+    credential_id = webauthn.credential_id_of(response_json)
+    device = None
+    if credential_id:
+        device = (
+            SecurityKeyDevice.objects.select_related("user")
+            .filter(
+                credential_id=credential_id,
+                confirmed=True,
+                form=SecurityKeyDevice.Form.PASSKEY,
+                discoverable=True,
+                user__is_active=True,
+            )
+            .first()
+        )
+    if device is None:
+        with transaction.atomic():
+            registered = bool(credential_id) and SecurityKeyDevice.objects.filter(credential_id=credential_id).exists()
+            # Spent either way: one challenge, one answer.
+            with contextlib.suppress(CeremonyRefused):
+                webauthn.claim_challenge(challenge, user=None, ceremony=WebAuthnChallenge.Ceremony.PASSWORDLESS)
+            audit.record(
+                "signin.passwordless_refused",
+                ip=ip,
+                details={"reason": "not_in_use" if registered else "unknown_credential"},
+            )
+        return PasswordlessOutcome.UNKNOWN, None
+    outcome = identity_services.verify_second_factor(
+        device.user,
+        device=device,
+        code=AssertionToken(challenge=challenge, response_json=response_json, ip=ip, passwordless=True),
+        ip=ip,
+        context={"method": "passwordless"},
+    )
+    return outcome, device
+
+
+def _handle_matches(token: "AssertionToken", device: SecurityKeyDevice) -> bool:
+    """Whether the assertion names the device owner's user handle (a passkey always carries it)."""
+    named = webauthn.user_handle_of(token.response_json)
+    stored = WebAuthnUserHandle.objects.filter(user_id=device.user_id).values_list("handle", flat=True).first()
+    return bool(named and stored is not None and hmac.compare_digest(bytes(named), bytes(stored)))
+
+
 def _check_assertion(token: "AssertionToken", device: SecurityKeyDevice) -> bool:
     """Spend the challenge, check the assertion and the counter, against the locked row of ``device``.
 
@@ -244,11 +360,17 @@ def _check_assertion(token: "AssertionToken", device: SecurityKeyDevice) -> bool
     refused and audited as ``security_key.counter_regressed``. An assertion by a key that is not this device's
     is audited as ``security_key.credential_refused``.
     """
+    if token.passwordless:
+        owner, ceremony = None, WebAuthnChallenge.Ceremony.PASSWORDLESS
+    else:
+        owner, ceremony = device.user, WebAuthnChallenge.Ceremony.AUTHENTICATE
     try:
-        row = webauthn.claim_challenge(
-            token.challenge, user=device.user, ceremony=WebAuthnChallenge.Ceremony.AUTHENTICATE
+        row = webauthn.claim_challenge(token.challenge, user=owner, ceremony=ceremony)
+        signed_count = webauthn.verify_assertion_response(
+            token.response_json, challenge=row, device=device, require_user_verification=token.passwordless
         )
-        signed_count = webauthn.verify_assertion_response(token.response_json, challenge=row, device=device)
+        if token.passwordless and not _handle_matches(token, device):
+            raise CeremonyRefused("other_user_handle")
     except CeremonyRefused as refused:
         if refused.reason == "other_credential":
             named = webauthn.credential_id_of(token.response_json)

@@ -20,6 +20,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 FLAG_USER_PRESENT = 0x01
 FLAG_USER_VERIFIED = 0x04
+FLAG_BACKUP_ELIGIBLE = 0x08
+FLAG_BACKED_UP = 0x10
 FLAG_ATTESTED_CREDENTIAL = 0x40
 
 
@@ -32,15 +34,39 @@ class ExcludedCredential(Exception):
 
 
 class SoftwareKey:
-    """One credential on one key. ``counter_step=0`` is a key without a signature counter (always 0)."""
+    """One credential on one key. ``counter_step=0`` is a key without a signature counter (always 0).
 
-    def __init__(self, *, rp_id: str, origin: str, sign_count: int = 0, counter_step: int = 1):
+    A passkey is ``resident`` (it keeps the user handle and hands it back), and may be ``backup_eligible`` and
+    ``backed_up`` (synced); ``verifies_user=False`` plays an authenticator that cannot check who holds it.
+    """
+
+    def __init__(
+        self,
+        *,
+        rp_id: str,
+        origin: str,
+        sign_count: int = 0,
+        counter_step: int = 1,
+        resident: bool = False,
+        verifies_user: bool = True,
+        backup_eligible: bool = False,
+        backed_up: bool = False,
+    ):
         self.private_key = ec.generate_private_key(ec.SECP256R1())
         self.credential_id = secrets.token_bytes(32)
         self.sign_count = sign_count
         self.counter_step = counter_step
         self.rp_id = rp_id
         self.origin = origin
+        self.resident = resident
+        self.verifies_user = verifies_user
+        self.backup_eligible = backup_eligible
+        self.backed_up = backed_up
+        self.user_handle: bytes | None = None
+
+    def _flags(self) -> int:
+        flags = FLAG_USER_PRESENT | (FLAG_USER_VERIFIED if self.verifies_user else 0)
+        return flags | (FLAG_BACKUP_ELIGIBLE if self.backup_eligible else 0) | (FLAG_BACKED_UP if self.backed_up else 0)
 
     @property
     def id(self) -> str:
@@ -71,10 +97,14 @@ class SoftwareKey:
         excluded = {descriptor["id"] for descriptor in options.get("excludeCredentials", [])}
         if honour_exclude and self.id in excluded:
             raise ExcludedCredential(self.id)
+        if self.resident:
+            padded = options["user"]["id"] + "=" * (-len(options["user"]["id"]) % 4)
+            self.user_handle = base64.urlsafe_b64decode(padded)
         client_data = self._client_data("webauthn.create", options, origin)
+        extensions = {"credProps": {"rk": self.resident}} if options.get("extensions", {}).get("credProps") else {}
         auth_data = (
             self._rp_hash(rp_id)
-            + bytes([FLAG_USER_PRESENT | FLAG_USER_VERIFIED | FLAG_ATTESTED_CREDENTIAL])
+            + bytes([self._flags() | FLAG_ATTESTED_CREDENTIAL])
             + struct.pack(">I", self.sign_count)
             + bytes(16)  # AAGUID: all zeros, as with attestation "none"
             + struct.pack(">H", len(self.credential_id))
@@ -90,9 +120,9 @@ class SoftwareKey:
                 "response": {
                     "clientDataJSON": b64url(client_data),
                     "attestationObject": b64url(attestation_object),
-                    "transports": ["usb"],
+                    "transports": ["internal"] if self.resident else ["usb"],
                 },
-                "clientExtensionResults": {},
+                "clientExtensionResults": extensions,
                 "authenticatorAttachment": "cross-platform",
             }
         )
@@ -110,7 +140,7 @@ class SoftwareKey:
             sign_count = self.sign_count
         client_data = self._client_data("webauthn.get", options, origin)
         auth_data = (
-            self._rp_hash(rp_id) + bytes([FLAG_USER_PRESENT | FLAG_USER_VERIFIED]) + struct.pack(">I", sign_count)
+            self._rp_hash(rp_id) + bytes([self._flags()]) + struct.pack(">I", sign_count)
         )
         signature = self.private_key.sign(auth_data + hashlib.sha256(client_data).digest(), ec.ECDSA(hashes.SHA256()))
         return json.dumps(
@@ -122,7 +152,7 @@ class SoftwareKey:
                     "clientDataJSON": b64url(client_data),
                     "authenticatorData": b64url(auth_data),
                     "signature": b64url(signature),
-                    "userHandle": None,
+                    "userHandle": b64url(self.user_handle) if self.user_handle else None,
                 },
                 "clientExtensionResults": {},
                 "authenticatorAttachment": "cross-platform",

@@ -27,7 +27,7 @@ from .test_browser_enrollment import _heading
 pytestmark = [
     pytest.mark.browser,
     pytest.mark.postgres,
-    pytest.mark.django_db(transaction=True, serialized_rollback=True),
+    pytest.mark.django_db(transaction=True),
 ]
 
 

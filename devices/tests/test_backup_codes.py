@@ -336,7 +336,7 @@ def test_otp01_backup_codes_and_app_codes_fail_toward_one_count(signed_in, perso
 @pytest.mark.postgres
 # Serialized, as the browser tests that run next are: a plain transactional test before them would leave
 # the content types renumbered, and restoring their serialized copy would then fail.
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.django_db(transaction=True)
 def test_bnd06_two_simultaneous_uses_of_one_code_give_one_success(make_user, enroll):
     person = make_user("racer")
     enroll(person)

@@ -22,7 +22,7 @@ from .browser import DESKTOP, PHONE, Accessibility, chromium, parse_otpauth
 from .helpers import LINK_RE, events, pending_app_registration
 from .test_browser_enrollment import _heading, _page, _shot, _sign_in_with_password
 
-pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from playwright.sync_api import expect
 
 from .browser import DESKTOP, PHONE, Accessibility, chromium, horizontal_overflow
 
-pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 HELP_DESK = "the IT help desk on 555-0100"
 
@@ -74,7 +74,7 @@ def test_error_pages_in_chromium_are_in_the_site_layout_and_axe_clean(browser, l
     page.get_by_label("Institution ID").fill("someone")
     page.get_by_label("Password").fill("not checked")
     with page.expect_response(lambda r: r.request.method == "POST") as posted:
-        page.get_by_role("button", name="Sign in").click()
+        page.get_by_role("button", name="Sign in", exact=True).click()
     assert posted.value.status == 403
     _looks_like_the_site(page, heading="This form has expired", status=403)
     expect(page.get_by_role("main")).to_contain_text("Nothing was changed.")

@@ -17,7 +17,7 @@ from .browser import DESKTOP, Accessibility, chromium, decode_qr, parse_otpauth
 from .helpers import events
 from .test_browser_enrollment import _heading, _page, _shot, _sign_in_with_password
 
-pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from .browser import DESKTOP, PHONE, Accessibility, chromium
 from .helpers import add_app_device
 from .test_browser_enrollment import _heading, _page, _shot, _sign_in_with_password
 
-pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 HELP_DESK = "the IT help desk on 555-0100"
 

@@ -25,7 +25,7 @@ from .test_browser_enrollment import (
     _wizard_to_activation,
 )
 
-pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 LANDLINE_TYPED = "(617) 555-0199"
 LANDLINE = "+16175550199"

@@ -29,7 +29,7 @@ from .test_browser_enrollment import (
     _wizard_to_activation,
 )
 
-pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 NEW_PHONE_HEADING = "Move Android phone to a new phone"
 APP = "Android phone"

@@ -15,7 +15,7 @@ from .browser import PHONE, Accessibility, chromium, decode_qr, horizontal_overf
 from .helpers import add_app_device
 from .test_browser_enrollment import _heading, _page, _shot, _sign_in_with_password
 
-pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
 @pytest.fixture

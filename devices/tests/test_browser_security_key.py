@@ -19,7 +19,7 @@ from identity.models import AuditEvent
 from .browser import DESKTOP, Accessibility, chromium
 from .test_browser_enrollment import _heading, _shot, _sign_in_with_password
 
-pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 ALREADY_REGISTERED = "This security key is already registered."
 

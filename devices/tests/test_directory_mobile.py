@@ -1,18 +1,13 @@
 """The directory's mobile number in the wizard's phone step: offered masked ("Is this your number?"), filled in on
 our side when the person takes it, then confirmed and proven exactly as a typed number is."""
 
+import pytest
+
 from devices.models import Registration
 
-from .helpers import add_app_device, events, text
-from .phone_verification_support import (  # noqa: F401 (helpers and fixtures)
-    MASKED,
-    NUMBER,
-    ask_for_code,
-    enter_code,
-    pytestmark,
-    verify_url,
-    wizard_fixture,
-)
+from .helpers import MASKED, NUMBER, add_app_device, ask_for_code, enter_code, events, text, verify_url
+
+pytestmark = pytest.mark.django_db
 
 OFFER = "Is this your number?"
 

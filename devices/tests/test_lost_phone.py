@@ -14,29 +14,27 @@ from devices.models import ActivationLink, AuthenticatorAppDevice, OutboundMessa
 from identity import services as identity_services
 from testsupport import PASSWORD, details_of, fresh_code, totp_for
 
-from .helpers import add_app_device, events, secret_b32, text
-from .reactivation_support import (  # noqa: F401 (helpers and fixtures)
-    LANDLINE,
+from .helpers import (
     MOBILE,
     SECOND_FACTOR,
     SIGN_IN,
-    _no_back_off_fixture,
-    code_not_made_by,
+    add_app_device,
     confirm,
     confirm_url,
+    events,
     new_phone_url,
     offered_at_sign_in,
     page_secret,
-    phone_fixture,
-    pytestmark,
-    qr_png,
     qr_secret,
+    secret_b32,
     sign_in_with,
     signed_in_with,
     start,
     started,
-    upgrading_fixture,
+    text,
 )
+
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("no_back_off")]
 
 # --- BND-01: a recent second factor ---------------------------------------------------------------------------
 

@@ -17,8 +17,17 @@ from devices.views import LOSS_REPORTED_SESSION_KEY
 from identity.models import PersonSession as Session
 from testsupport import PASSWORD, fresh_code, totp_for
 
-from .helpers import add_app_device, events, pending_app_registration, text
-from .security_key_support import ORIGIN, RP_ID, new_key, pending_key, registration_challenge
+from .helpers import (
+    ORIGIN,
+    RP_ID,
+    add_app_device,
+    events,
+    new_key,
+    pending_app_registration,
+    pending_key,
+    registration_challenge,
+    text,
+)
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db]
 
@@ -38,7 +47,8 @@ def session_exists(browser) -> bool:
 
 
 def test_bnd05_reporting_the_last_device_lost_ends_every_other_session_in_the_store(person, enroll, sign_in, clock):
-    """The account takeover of issue 8: B stays signed in after A reports the only phone lost, then binds a tablet."""
+    """The account takeover this guards against: B stays signed in after A reports the only phone lost, then binds a
+    tablet."""
     phone = enroll(person)
     b = signed_in(sign_in, person, phone.app_device, clock)
     a = signed_in(sign_in, person, phone.app_device, clock)

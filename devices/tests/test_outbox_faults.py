@@ -145,8 +145,8 @@ def test_rel03_the_queue_stays_bounded_while_no_worker_consumes(
         tasks.sweep_outbox()
         time.sleep(0.5)
 
-    # 24 sweeps, and none dispatched a row again: each row's task is still waiting in the broker (before the marks
-    # of devices/outbox/waiting.py, each was dispatched again after 1, 3 and 7 s: 80 tasks).
+    # 24 sweeps, and none dispatched a row again: each row's task is still waiting in the broker (without the marks
+    # of devices/outbox/waiting.py, the doubling wait alone would dispatch each again after 1, 3 and 7 s: 80 tasks).
     assert private_redis.queue_length("sms") == 20
     # The worker comes (the fixture empties the queue first: from then on the sweep alone brings the texts back;
     # an empty queue holds no task, whatever the marks say).
@@ -289,7 +289,7 @@ def test_rel04_slow_calls_do_not_starve_texts(private_redis, start_worker, fault
 def test_rel06_the_worker_outlives_redis_dropping_while_it_is_busy_ten_times_in_a_row(
     private_redis, start_worker, fault_env, stub, make_user, settings
 ):
-    # kombu's Redis transport used to end the worker here, in about one drop in four (config/broker.py): no
+    # kombu's own Redis transport ends the worker here in about one drop in four (config/broker.py mends it): no
     # supervisor restarts this one, and it must still be the same process after ten drops.
     settings.OUTBOX_SWEEP_GRACE_SECONDS = 1
     worker = start_worker(*worker_options("sms"), **fault_env)

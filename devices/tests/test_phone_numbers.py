@@ -12,26 +12,26 @@ from devices.models import PhoneVerification, Registration
 from identity.models import AuditEvent
 from testsupport import details_of, fresh_code
 
-from .helpers import add_app_device, events, text
-from .phone_verification_support import (  # noqa: F401 (helpers and fixtures)
-    CODE_TTL_SECONDS,
+from .helpers import (
     MASKED,
     NUMBER,
     OTHER_NUMBER,
     a_wrong_code,
+    add_app_device,
     ask_for_code,
     enter_code,
     enter_number,
+    events,
     finish_app_steps,
     nothing_queued,
-    other_fixture,
     pending_landline,
     put_on_record,
-    pytestmark,
     second_factor_page,
+    text,
     verify_url,
-    wizard_fixture,
 )
+
+pytestmark = pytest.mark.django_db
 
 # --- Numbers we never text or call (SMS-07) --------------------------------------------------------
 

@@ -21,26 +21,24 @@ from devices import errors, kinds, phone_codes, services
 from devices.models import PhoneDevice, PhoneVerification, Registration
 from identity.models import AuditEvent
 
-from .helpers import events, text
-from .phone_verification_support import (  # noqa: F401 (helpers and fixtures)
+from .helpers import (
     CODE_TTL_SECONDS,
     MASKED,
     NUMBER,
-    OTHER_NUMBER,
     a_wrong_code,
     ask_for_code,
     enter_code,
     enter_number,
+    events,
     finish_app_steps,
     nothing_queued,
-    other_fixture,
     pending_landline,
     put_on_record,
-    pytestmark,
-    second_factor_page,
+    text,
     verify_url,
-    wizard_fixture,
 )
+
+pytestmark = pytest.mark.django_db
 
 # --- When the wizard checks the number ---------------------------------------------------------
 

@@ -22,29 +22,29 @@ from devices.webauthn import SessionChallenge
 from testsupport import PASSWORD, details_of, fresh_code, totp_for, wrong_code
 
 from .authenticator import SoftwareKey
-from .helpers import LINK_RE, add_app_device, events, pending_app_registration, secret_b32, text
-from .reactivation_support import (  # noqa: F401 (helpers and fixtures)
+from .helpers import (
     LANDLINE,
-    MOBILE,
+    LINK_RE,
     SECOND_FACTOR,
     SIGN_IN,
-    _no_back_off_fixture,
+    add_app_device,
     code_not_made_by,
     confirm,
-    confirm_url,
+    events,
     new_phone_url,
     offered_at_sign_in,
     page_secret,
-    phone_fixture,
-    pytestmark,
-    qr_png,
+    pending_app_registration,
     qr_secret,
+    secret_b32,
     sign_in_with,
     signed_in_with,
     start,
     started,
-    upgrading_fixture,
+    text,
 )
+
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("no_back_off")]
 
 # --- ACT-06: a new secret, shown instead of the old one -----------------------------------------------------
 

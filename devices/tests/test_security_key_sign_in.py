@@ -16,22 +16,24 @@ from identity.forms import SecondFactorForm
 from identity.services import SecondFactorOutcome, verify_second_factor
 
 from .authenticator import b64url
-from .helpers import add_app_device, events, text
-from .security_key_support import (  # noqa: F401 (helpers and fixtures)
+from .helpers import (
     IP,
     ORIGIN,
     RP_ID,
+    add_app_device,
     answer,
+    events,
     failures,
-    key_holder_fixture,
     new_key,
     pending_key,
     register,
     registration_challenge,
-    relying_party,
     sign_in,
     sign_in_challenge,
+    text,
 )
+
+pytestmark = pytest.mark.usefixtures("relying_party")
 
 # --- Signing in -------------------------------------------------------------------------------------
 

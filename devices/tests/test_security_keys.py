@@ -21,22 +21,19 @@ from identity.models import AuditEvent
 from identity.services import SecondFactorOutcome
 
 from .authenticator import ExcludedCredential, b64url
-from .helpers import events
-from .security_key_support import (  # noqa: F401 (helpers and fixtures)
+from .helpers import (
     IP,
-    ORIGIN,
     RP_ID,
     answer,
-    failures,
-    key_holder_fixture,
+    events,
     new_key,
     pending_key,
     register,
     registration_challenge,
-    relying_party,
-    sign_in,
     sign_in_challenge,
 )
+
+pytestmark = pytest.mark.usefixtures("relying_party")
 
 # --- Registration ---------------------------------------------------------------------------------
 

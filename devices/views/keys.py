@@ -1,4 +1,5 @@
-"""Security keys in the browser: the wizard's "name the key, touch it" step, and signing in with a key.
+"""Security keys and passkeys in the browser: the wizard's "name the key, touch it" step, signing in with a key
+(or passkey) as the second factor, and signing in with a passkey alone from the sign-in page.
 
 The browser side is ``static/js/webauthn.js``: it fetches the options here
 (a POST, answered with JSON), calls ``navigator.credentials``, and submits the
@@ -21,10 +22,15 @@ from django_otp import login as otp_login
 from identity import errors as identity_errors
 from identity import services as identity_services
 from identity import session as signin_session
-from identity.web import client_ip, finish_sign_in, finish_step_up, safe_next
+from identity.web import client_ip, finish_passwordless_sign_in, finish_sign_in, finish_step_up, safe_next
 
 from .. import errors, kinds
-from ..forms import SecurityKeyAssertionForm, SecurityKeyLabelForm, SecurityKeyRegistrationForm
+from ..forms import (
+    PasskeyRegistrationForm,
+    SecurityKeyAssertionForm,
+    SecurityKeyLabelForm,
+    SecurityKeyRegistrationForm,
+)
 from ..services import security_keys
 from ..webauthn import SessionChallenge
 from .access import person_view
@@ -32,6 +38,7 @@ from .wizard import finished_or_expired, wizard_context, wizard_registration
 
 REGISTER_CHALLENGE = "webauthn_register_challenge"
 SIGN_IN_CHALLENGE = "webauthn_sign_in_challenge"
+PASSWORDLESS_CHALLENGE = "webauthn_passwordless_challenge"
 STEP_UP = "confirm"
 
 
@@ -54,17 +61,14 @@ def _refusal(message: str, status: int = 400) -> JsonResponse:
     return JsonResponse({"error": message}, status=status)
 
 
-# --- The wizard: name the key, touch it ---------------------------------------------------------
+# --- The wizard: name the key (or passkey), touch it (or unlock it) ------------------------------
 
 
-@person_view
-@require_POST
-def security_key_options(request, pk):
-    """Options for ``navigator.credentials.create()``, once the name the person typed is acceptable."""
-    registration = wizard_registration(request, pk, kinds.SECURITY_KEY)
+def _registration_options(request, pk, step: str):
+    registration = wizard_registration(request, pk, step)
     form = SecurityKeyLabelForm(request.POST)
     if not form.is_valid():
-        return _refusal(form.errors["label"][0])
+        return _refusal(str(form.errors["label"][0]))
     try:
         options, challenge = security_keys.start_security_key_registration(
             request.user, registration=registration, session_key=_session_key(request)
@@ -75,14 +79,11 @@ def security_key_options(request, pk):
     return _options_response(options)
 
 
-@person_view
-@sensitive_post_parameters("credential")
-@require_http_methods(["GET", "POST"])
-def security_key_step(request, pk):
-    registration = wizard_registration(request, pk, kinds.SECURITY_KEY)
+def _registration_step(request, pk, step: str, template: str, form_class=SecurityKeyRegistrationForm):
+    registration = wizard_registration(request, pk, step)
     if response := finished_or_expired(request, registration):
         return response
-    form = SecurityKeyRegistrationForm(request.POST if request.method == "POST" else None)
+    form = form_class(request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
         try:
             registration = security_keys.register_security_key(
@@ -102,7 +103,32 @@ def security_key_step(request, pk):
             otp_login(request, registration.security_key_device)
             signin_session.mark_verified(request.session)
             return redirect("devices:success", pk=registration.pk)
-    return render(request, "devices/keys/register.html", wizard_context(registration, kinds.SECURITY_KEY, form=form))
+    return render(request, template, wizard_context(registration, step, form=form))
+
+
+def _wizard_views(step: str, template: str, form_class=SecurityKeyRegistrationForm):
+    """The wizard's two views for a WebAuthn kind: the options (a POST answered with JSON), and the step's page."""
+
+    @person_view
+    @require_POST
+    def options_view(request, pk):
+        """Options for ``navigator.credentials.create()``, once the name the person typed is acceptable."""
+        return _registration_options(request, pk, step)
+
+    @person_view
+    @sensitive_post_parameters("credential")
+    @require_http_methods(["GET", "POST"])
+    def step_view(request, pk):
+        return _registration_step(request, pk, step, template, form_class=form_class)
+
+    return options_view, step_view
+
+
+security_key_options, security_key_step = _wizard_views(kinds.SECURITY_KEY, "devices/keys/register.html")
+# A passkey is asked for discoverable and with the person verified (WA-01); its page speaks of unlocking.
+passkey_options, passkey_step = _wizard_views(
+    kinds.PASSKEY, "devices/keys/register_passkey.html", form_class=PasskeyRegistrationForm
+)
 
 
 # --- Signing in (and the step-up before adding or removing a device) with a key ---------------------
@@ -184,3 +210,41 @@ def sign_in(request):
     else:
         messages.error(request, errors.KEY_REFUSED)
     return redirect(_back(request))
+
+
+# --- Passwordless: a passkey alone, from the sign-in page ----------------------------------------------
+
+
+@never_cache
+@require_POST
+def passwordless_options(request):
+    """Options for a passwordless ``navigator.credentials.get()``: no ID typed, user verification required."""
+    options, challenge = security_keys.start_passwordless_sign_in(session_key=_session_key(request))
+    request.session[PASSWORDLESS_CHALLENGE] = challenge.pk
+    return _options_response(options)
+
+
+@never_cache
+@sensitive_post_parameters("credential")
+@require_POST
+def passwordless_sign_in(request):
+    """Check a passkey's answer; on success the person is fully signed in, verified with that passkey (WA-02).
+
+    Every refusal (unknown, removed, wrong, not verified, locked, throttled) gets one answer (WA-03); the
+    reason is in the audit log. The password is never asked for nor checked.
+    """
+    form = SecurityKeyAssertionForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, errors.PASSKEY_NOT_ACCEPTED)
+        return redirect("identity:sign_in")
+    outcome, device = security_keys.sign_in_with_passkey(
+        response_json=form.cleaned_data["credential"],
+        challenge=_answered_challenge(request, PASSWORDLESS_CHALLENGE),
+        ip=client_ip(request),
+    )
+    if outcome != identity_services.SecondFactorOutcome.OK:
+        messages.error(request, errors.PASSKEY_NOT_ACCEPTED)
+        return redirect("identity:sign_in")
+    return finish_passwordless_sign_in(
+        request, device.user, device, next_url=safe_next(request, settings.LOGIN_REDIRECT_URL)
+    )

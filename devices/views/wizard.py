@@ -42,6 +42,7 @@ STEP_URLS = {
     kinds.INSTALL: "devices:install",
     kinds.ACTIVATE: "devices:activate",
     kinds.SECURITY_KEY: "devices:security_key",
+    kinds.PASSKEY: "devices:passkey",
 }
 
 
@@ -192,8 +193,10 @@ def phone_code_page(request, registration: Registration, *, template: str, conte
         except ValidationError as error:
             messages.error(request, error.messages[0])
         else:
-            verification.message.refresh_from_db()
-            if verification.message.dispatch_failed_at:
+            message = verification.message
+            assert message is not None  # send_phone_code queues one with every code
+            message.refresh_from_db()
+            if message.dispatch_failed_at:
                 messages.warning(request, errors.PHONE_SEND_DELAYED)
             else:
                 how = "texted" if verification.channel == "sms" else "are calling"

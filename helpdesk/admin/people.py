@@ -8,7 +8,7 @@ from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
-from django.db.models import Count, IntegerField, OuterRef, Subquery
+from django.db.models import Count, IntegerField, OuterRef, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect
@@ -22,7 +22,7 @@ from devices.forms import SecurityKeyLabelForm
 from devices.models import Registration
 from devices.services import security_keys
 from devices.webauthn import SessionChallenge
-from helpdesk import runner, selectors, services
+from helpdesk import approvals, runner, selectors, services
 from helpdesk.actions import ACTIONS, actions_for, filed_words, person_words
 from helpdesk.forms import CaseForm, IdentityCheckForm, case_field
 from identity.admin_site import site
@@ -45,6 +45,7 @@ class CappedCountPaginator(Paginator):
     """
 
     CAP = 1_000
+    object_list: QuerySet  # the people list's query, never a plain list
 
     @cached_property
     def count(self) -> int:
@@ -277,25 +278,39 @@ class PersonAdmin(DeskAdmin):
             **(desk_action.initial(person) if desk_action.initial else {}),
             "case": request.GET.get("case", check.case_id),
         }
-        form = desk_action.form(request.POST or None, initial=initial, **kwargs)
+        needs_approval = services.second_approval_reasons(person, action=action)
+        # A live action on a staff account: filed first (its filing form, no key yet), then run here once approved.
+        approved = approvals.ready_request(person, agent=request.user, action=action) if desk_action.live else None
+        filing = desk_action.live and bool(needs_approval) and approved is None
+        if approved is not None:
+            initial.update(approved.params)
+            needs_approval = []
+        form_class = desk_action.filing_form if filing else desk_action.form
+        form = form_class(request.POST or None, initial=initial, **kwargs)
         form.fields["case"] = case_field(person)
         if request.method == "POST" and form.is_valid():
             params = dict(form.cleaned_data)
             case = params.pop("case")
-            if desk_action.live:  # the key answered the challenge this session was given, once
+            if desk_action.live and not filing:  # the key answered the challenge this session was given, once
                 params["challenge"] = SessionChallenge(
                     request.session.pop(KEY_CHALLENGE, None), request.session.session_key
                 )
             try:
-                outcome = runner.perform(
-                    action,
-                    person,
-                    actor=request.user,
-                    identity_check=check,
-                    case=case,
-                    params=params,
-                    ip=client_ip(request),
-                )
+                if approved is not None:
+                    answer = {"credential": params["credential"], "challenge": params["challenge"]}
+                    outcome = approvals.finish_request(
+                        approved, actor=request.user, identity_check=check, ip=client_ip(request), answer=answer
+                    )
+                else:
+                    outcome = runner.perform(
+                        action,
+                        person,
+                        actor=request.user,
+                        identity_check=check,
+                        case=case,
+                        params=params,
+                        ip=client_ip(request),
+                    )
             except ValidationError as error:
                 form.add_error(None, error)
             else:
@@ -321,7 +336,9 @@ class PersonAdmin(DeskAdmin):
             action=desk_action,
             check=check,
             title=f"{desk_action.title}: {person.get_full_name() or person.username}",
-            needs_approval=services.second_approval_reasons(person, action=action),
+            needs_approval=needs_approval,
+            ceremony=desk_action.live and not filing,
+            approved=approved,
         )
 
     def security_key_options_view(self, request, object_id):
@@ -330,6 +347,10 @@ class PersonAdmin(DeskAdmin):
         action = ACTIONS["register_security_key"]
         if same_person(person, request.user) or not action.applies(person):
             return JsonResponse({"error": services.errors.ACTION_DOES_NOT_APPLY}, status=403)
+        if services.second_approval_reasons(person, action=action.key) and not approvals.ready_request(
+            person, agent=request.user, action=action.key
+        ):
+            return JsonResponse({"error": services.errors.KEY_NEEDS_APPROVAL_FIRST}, status=403)
         if services.current_identity_check(person, agent=request.user) is None:
             message = services.errors.NO_CURRENT_CHECK.format(minutes=settings.IDENTITY_CHECK_VALID_MINUTES)
             return JsonResponse({"error": message}, status=403)

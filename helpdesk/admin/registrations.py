@@ -19,16 +19,16 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
 @admin.register(Registration, site=site)
 class RegistrationAdmin(ReadOnlyAdmin):
-    list_display = ("user", "kind", "platform", "masked_phone_number", "label", "status", "created_at", "activated_at")
     list_filter = ("kind", "platform", "status")
     search_fields = ("user__username", "label")
-    list_select_related = ("user",)
+    list_select_related = ("user", "security_key_device")
     # Never the device itself: its secret stays out of every admin page (OTP-09, BND-09).
     fields = (
         "user",
         "kind",
         "platform",
         "masked_phone_number",
+        "credential_storage",
         "label",
         "status",
         "created_at",
@@ -37,6 +37,12 @@ class RegistrationAdmin(ReadOnlyAdmin):
         "retired_by",
     )
     readonly_fields = fields
+    list_display = tuple(field for field in fields if field not in ("retired_at", "retired_by"))
+
+    @admin.display(description="Stored (security key or passkey)")
+    def credential_storage(self, obj):
+        # WA-04: synced or bound to one device, as the authenticator said when it was registered.
+        return obj.credential_storage or "—"
 
 
 @admin.register(OutboundMessage, site=site)

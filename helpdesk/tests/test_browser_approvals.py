@@ -19,7 +19,7 @@ from identity.models import AuditEvent
 
 from .test_browser_desk import _agent_in_admin
 
-pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
 def test_bnd08_bnd07_bnd10_approved_bypass_codes_are_finished_by_the_requester_and_shown_once(

@@ -10,13 +10,13 @@ from devices.tests.browser import DESKTOP, Accessibility, chromium
 from identity.models import AuditEvent
 from testsupport import fresh_code
 
-pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
 def _sign_in(page, person, password, code=None, device_label=None):
     page.get_by_label("Institution ID").fill(person.username)
     page.get_by_label("Password").fill(password)
-    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("button", name="Sign in", exact=True).click()
     if device_label:
         page.get_by_label(device_label).check()
     page.get_by_role("textbox", name="Code").fill(code)
@@ -127,7 +127,7 @@ def test_bnd07_desk_registers_a_security_key_in_chromium_and_the_person_signs_in
         page.goto("/account/sign-in/")
         page.get_by_label("Institution ID").fill(caller.username)
         page.get_by_label("Password").fill(password)
-        page.get_by_role("button", name="Sign in").click()
+        page.get_by_role("button", name="Sign in", exact=True).click()
         page.get_by_role("button", name="Use your security key").click()
         expect(page.get_by_role("heading", level=1)).to_have_text("My devices")
 

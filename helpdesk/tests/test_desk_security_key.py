@@ -2,15 +2,17 @@
 
 import pytest
 from django.core.exceptions import ValidationError
+from django.test import Client
 from django.urls import reverse
 
 from devices.models import Registration, SecurityKeyDevice
 from devices.tests.authenticator import SoftwareKey
-from devices.tests.helpers import events
-from devices.tests.security_key_support import IP, new_key, registration_challenge, sign_in
-from helpdesk import errors, services
+from devices.tests.helpers import IP, events, new_key, registration_challenge, sign_in
+from helpdesk import approvals, errors, services
+from helpdesk.models import ApprovalRequest
 from identity.models import AuditEvent
 from identity.services import SecondFactorOutcome
+from testsupport import PASSWORD
 
 pytestmark = [pytest.mark.django_db, pytest.mark.postgres]
 
@@ -64,11 +66,65 @@ def test_bnd07_the_answer_must_come_from_this_sessions_challenge(desk_client, ca
     assert caller.registrations.filter(kind=Registration.Kind.SECURITY_KEY).count() == 1
 
 
-def test_bnd08_no_key_at_the_desk_for_a_staff_account(desk_client, second_agent, staff_member, check_for):
-    options_url, page_url = _urls(second_agent)
-    check_for(second_agent, staff_member)
-    assert desk_client.post(options_url, {"label": "Blue key"}).status_code == 403
-    assert b"does not apply" in desk_client.get(page_url, follow=True).content
+def test_bnd08_WA_05_a_key_for_a_staff_colleague_is_approved_by_a_second_agent_then_registered_at_the_desk(
+    desk_client, staff_member, second_agent, auditor, check_for, settings
+):
+    """The desk registers a key for a colleague as for anyone, with the same identity check; a staff account also
+    needs a second agent (BND-08), who approves before the key is touched, since the touch cannot wait."""
+    options_url, page_url = _urls(auditor)
+    check_for(auditor, staff_member)
+    refused = desk_client.post(options_url, {"label": "Desk key"})
+    assert refused.status_code == 403 and refused.json() == {"error": errors.KEY_NEEDS_APPROVAL_FIRST}
+    page = desk_client.get(page_url).content.decode()
+    assert "A second agent must approve this" in page and "data-webauthn" not in page
+
+    assert desk_client.post(page_url, {"label": "Desk key"}).status_code == 302
+    request = ApprovalRequest.objects.get(person=auditor, action="register_security_key")
+    assert request.status == ApprovalRequest.Status.WAITING and request.params == {"label": "Desk key"}
+    approvals.approve_request(request, actor=second_agent)
+    request.refresh_from_db()
+    assert request.status == ApprovalRequest.Status.READY and not SecurityKeyDevice.objects.exists()
+    approved = AuditEvent.objects.get(action="helpdesk.request_approved", subject=auditor)
+    assert approved.details["runs"] == "when the requester finishes it with the person at the desk"
+
+    # The approval page sends the requester to the desk page; a bare "finish" without the key runs nothing.
+    desk_client.post(reverse("admin:helpdesk_request_finish", args=[request.pk]))
+    request.refresh_from_db()
+    assert request.status == ApprovalRequest.Status.READY
+    page = desk_client.get(page_url).content.decode()
+    assert "approved this" in page and 'data-webauthn="register"' in page and 'value="Desk key"' in page
+
+    options = desk_client.post(options_url, {"label": "Desk key"}).json()
+    key = SoftwareKey(rp_id=RP_ID, origin=ORIGIN)
+    answer = key.create(options)
+    wrong = desk_client.post(page_url, {"label": "Desk key", "credential": answer.replace('"type"', '"kind"')})
+    assert wrong.status_code == 200  # refused; the approved request waits for another try
+    request.refresh_from_db()
+    assert request.status == ApprovalRequest.Status.READY
+    options = desk_client.post(options_url, {"label": "Desk key"}).json()
+    response = desk_client.post(page_url, {"label": "Desk key", "credential": key.create(options)})
+
+    assert response.status_code == 302, response.content[:800]
+    request.refresh_from_db()
+    assert request.status == ApprovalRequest.Status.APPROVED
+    registration = auditor.registrations.get(kind=Registration.Kind.SECURITY_KEY)
+    assert registration.status == Registration.Status.ACTIVE and registration.label == "Desk key"
+    assert registration.security_key_device.registered_by == staff_member
+    desk = AuditEvent.objects.get(action="helpdesk.action", subject=auditor)
+    assert desk.actor == staff_member
+    assert {k: desk.details[k] for k in ("action", "request", "approved_by")} == {
+        "action": "register_security_key",
+        "request": request.pk,
+        "approved_by": second_agent.pk,
+    }
+
+    # And the colleague is let into the admin past the staff date with it.
+    settings.STAFF_PHISHING_RESISTANT_FROM = "2000-01-01"
+    colleague = Client()
+    colleague.post("/account/sign-in/", {"username": auditor.username, "password": PASSWORD})
+    options = colleague.post("/security-key/sign-in/options/", {"purpose": "sign_in"}).json()
+    colleague.post("/security-key/sign-in/", {"purpose": "sign_in", "credential": key.get(options)})
+    assert colleague.get("/admin/").status_code == 200
 
 
 def test_desk_registration_records_who_registered_it_for_whom(make_user):

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextvars
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.contrib import auth
@@ -24,6 +25,9 @@ from django.contrib.auth.backends import ModelBackend
 from identity import audit, errors
 
 from .ldap_password import Answer, check
+
+if TYPE_CHECKING:
+    from identity.models import User
 
 _last: contextvars.ContextVar[tuple[Answer, str] | None] = contextvars.ContextVar("password_answer", default=None)
 
@@ -39,7 +43,7 @@ MESSAGES = {
 
 @dataclass(frozen=True)
 class PasswordCheck:
-    user: object | None  # the person, when the password is theirs and they may sign in
+    user: User | None  # the person, when the password is theirs and they may sign in
     answer: Answer
 
     @property

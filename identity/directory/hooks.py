@@ -41,9 +41,9 @@ def registered(event: str) -> list[Callable]:
     return list(_registry[event])
 
 
-def run(event: str, subject, **keywords) -> dict:
+def run(event: str, subject, **keywords) -> dict[str, int]:
     """Call every hook of ``event`` in registration order; return their counts merged (for the audit event)."""
-    counts: dict = {}
+    counts: dict[str, int] = {}
     for hook in _registry[event]:
         counts.update(hook(subject, **keywords) or {})
     return counts

@@ -77,7 +77,11 @@ def values(attributes: dict[str, list[bytes]], name: str) -> list[bytes]:
 
 def text(attributes: dict[str, list[bytes]], name: str) -> str:
     """An attribute's first value as text ("" when absent). Active Directory's objectGUID is binary: its GUID form."""
-    found = values(attributes, name)
+    return first_text(values(attributes, name), name)
+
+
+def first_text(found: list[bytes] | None, name: str) -> str:
+    """The first of an attribute's values ``found`` as text ("" when there is none); objectGUID in its GUID form."""
     if not found:
         return ""
     if name.lower() == "objectguid":
@@ -88,16 +92,32 @@ def text(attributes: dict[str, list[bytes]], name: str) -> str:
 def is_disabled(attributes: dict[str, list[bytes]]) -> bool:
     """Disabled in the directory: userAccountControl's ACCOUNTDISABLE bit (0x2) in Active Directory, else the
     configured attribute holding one of LDAP_DISABLED_VALUES (or present at all, when none are listed)."""
+    return disabled_check()(attributes)
+
+
+def disabled_check():
+    """:func:`is_disabled` with the settings read once, for an entry whose attribute names are lowercased or as
+    configured (the sync's reader calls it for every entry)."""
     name = settings.LDAP_DISABLED_ATTRIBUTE
     if not name:
-        return False
-    found = [value.decode("utf-8", "replace").strip() for value in values(attributes, name)]
-    if name.lower() == "useraccountcontrol":
-        return any(value.lstrip("-").isdigit() and int(value) & 0x2 for value in found)
-    if settings.LDAP_DISABLED_VALUES:
-        wanted = {value.lower() for value in settings.LDAP_DISABLED_VALUES}
-        return any(value.lower() in wanted for value in found)
-    return bool(found)
+        return lambda attributes: False
+    lowered = name.lower()
+    wanted = {value.lower() for value in settings.LDAP_DISABLED_VALUES}
+
+    def check(attributes: dict[str, list[bytes]]) -> bool:
+        found = attributes.get(lowered)
+        if found is None:
+            found = values(attributes, name)
+        if not found:
+            return False
+        texts = [value.decode("utf-8", "replace").strip() for value in found]
+        if lowered == "useraccountcontrol":
+            return any(value.lstrip("-").isdigit() and int(value) & 0x2 for value in texts)
+        if wanted:
+            return any(value.lower() in wanted for value in texts)
+        return True
+
+    return check
 
 
 @functools.lru_cache(maxsize=4096)

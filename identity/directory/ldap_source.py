@@ -19,7 +19,7 @@ from django.conf import settings
 
 from identity.models import User
 
-from .ldap_connection import DirectoryError, connect, describe, is_disabled, normal_dn, text, values
+from .ldap_connection import DirectoryError, connect, describe, disabled_check, first_text, normal_dn
 from .records import DirectoryRecord
 
 
@@ -41,6 +41,16 @@ class LDAPReader:
         self.skipped: list[tuple[str, str]] = []
         self._roles = {normal_dn(dn): role for dn, role in settings.LDAP_ROLE_GROUPS.items()}
         self._vpn_group = normal_dn(settings.LDAP_VPN_GROUP) if settings.LDAP_VPN_GROUP else ""
+        # Resolved once: a directory of 100,000 entries would otherwise read the settings a million times.
+        # LDAP's attribute names are case-insensitive, so each entry's are looked up lowercased.
+        self._mapped = [
+            (field, settings.LDAP_ATTRIBUTES[field].lower()) for field in FIELDS if settings.LDAP_ATTRIBUTES.get(field)
+        ]
+        self._needed = {
+            needed: settings.LDAP_ATTRIBUTES.get(needed) or needed for needed in ("institution_id", "directory_id")
+        }
+        self._member_of = settings.LDAP_MEMBER_OF_ATTRIBUTE.lower()
+        self._disabled = disabled_check()
 
     def records(self) -> Iterator[DirectoryRecord]:
         """Every person under the bases (optionally only members of LDAP_SYNC_GROUPS). Raises DirectoryReadError."""
@@ -95,41 +105,44 @@ class LDAPReader:
                 conn.unbind_s()
 
     def _paged(self, conn, base: str, search_filter: str):
-        """RFC 2696: ask for a page, follow the server's cookie until it sends an empty one."""
+        """RFC 2696: ask for a page, follow the server's cookie until it sends an empty one.
+
+        The next page is asked for as soon as a page's cookie is in, before its entries are handed on: the server
+        reads the next page while this process turns the last one into records and compares them.
+        """
         import ldap
         from ldap.controls import SimplePagedResultsControl
 
         control = SimplePagedResultsControl(criticality=True, size=self.page_size, cookie="")
-        while True:
-            msgid = conn.search_ext(
-                base, ldap.SCOPE_SUBTREE, search_filter, self._attributes(), serverctrls=[control]
-            )
+        attributes = self._attributes()
+        msgid = conn.search_ext(base, ldap.SCOPE_SUBTREE, search_filter, attributes, serverctrls=[control])
+        while msgid is not None:
             _, entries, _, response_controls = conn.result3(msgid, timeout=settings.LDAP_TIMEOUT_SECONDS)
             self.pages += 1
-            # Search references (Active Directory's referrals to other domains) come without a DN.
-            yield from ((dn, attributes) for dn, attributes in entries if dn)
             paged = [c for c in response_controls if c.controlType == SimplePagedResultsControl.controlType]
             if not paged:
                 raise DirectoryReadError(f"the server sent a page of {base} without the paged results control")
-            if not paged[0].cookie:
-                return
-            control.cookie = paged[0].cookie
+            msgid = None
+            if paged[0].cookie:
+                control.cookie = paged[0].cookie
+                msgid = conn.search_ext(base, ldap.SCOPE_SUBTREE, search_filter, attributes, serverctrls=[control])
+            # Search references (Active Directory's referrals to other domains) come without a DN.
+            yield from ((dn, attributes) for dn, attributes in entries if dn)
 
     def _record(self, dn: str, attributes: dict[str, list[bytes]]) -> DirectoryRecord | None:
-        mapped = {field: text(attributes, settings.LDAP_ATTRIBUTES[field]) for field in FIELDS
-                  if settings.LDAP_ATTRIBUTES.get(field)}
-        for needed in ("institution_id", "directory_id"):
+        attributes = {name.lower(): found for name, found in attributes.items()}
+        mapped = {field: first_text(attributes.get(name), name) for field, name in self._mapped}
+        for needed, name in self._needed.items():
             if not mapped.get(needed):
-                self.skipped.append((dn, f"no {settings.LDAP_ATTRIBUTES.get(needed) or needed}"))
+                self.skipped.append((dn, f"no {name}"))
                 return None
         groups = set()
         if self._roles or self._vpn_group:  # group DNs matter only when groups are mapped
-            groups = {normal_dn(v.decode("utf-8", "replace"))
-                      for v in values(attributes, settings.LDAP_MEMBER_OF_ATTRIBUTE)}
+            groups = {normal_dn(v.decode("utf-8", "replace")) for v in attributes.get(self._member_of, ())}
         return DirectoryRecord(
             source=User.Source.LDAP,
             dn=dn,
-            active=not is_disabled(attributes),
+            active=not self._disabled(attributes),
             roles=frozenset(role for group, role in self._roles.items() if group in groups) if self._roles else None,
             vpn_access=(self._vpn_group in groups) if self._vpn_group else None,
             **mapped,

@@ -18,13 +18,15 @@ of :mod:`identity.directory.hooks`, in the same transaction.
 """
 
 import secrets
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any, NamedTuple
 
 from django.conf import settings
 from django.contrib.auth.hashers import UNUSABLE_PASSWORD_PREFIX, UNUSABLE_PASSWORD_SUFFIX_LENGTH
 from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
+from django.db import DEFAULT_DB_ALIAS, IntegrityError, connections, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from .. import audit, open_sessions
@@ -73,7 +75,7 @@ def mobile_of(record: DirectoryRecord) -> str:
     return numbers.to_e164(record.mobile)
 
 
-def _audited(name: str, value):
+def _audited(name: str, value: Any) -> Any:
     return numbers.mask_phone_number(value) if name == MOBILE_FIELD and value else value
 
 
@@ -125,7 +127,7 @@ def apply_record(record: DirectoryRecord, *, origin: dict, actor: User | None = 
         return UPDATED if changed else UNCHANGED
 
 
-def create_people(records: list[DirectoryRecord], *, origin: dict, actor: User | None = None) -> dict[str, int]:
+def create_people(records: list[DirectoryRecord], *, origin: dict, actor: User | None = None) -> dict[str, Any]:
     """Joiners in bulk (the LDAP sync's first run brings in a whole institution): the same rows, audit events, roles,
     VPN access and welcome emails as :func:`apply_record` creating each, in one transaction and one INSERT.
 
@@ -138,15 +140,17 @@ def create_people(records: list[DirectoryRecord], *, origin: dict, actor: User |
         _check_record(record)
     outcomes: dict = {"conflicts": []}
     with transaction.atomic():
-        taken_ids = set(
-            User.objects.filter(
-                source__in=_SOURCES, directory_id__in=[r.directory_id for r in records]
-            ).values_list("source", "directory_id")
-        )
-        taken_names = set(
-            User.objects.filter(username__in=[r.institution_id for r in records]).values_list("username", flat=True)
-        )
-        fresh, seen = [], set()
+        taken_ids: set[tuple[str, str]] = set()
+        taken_names: set[str] = set()
+        # One query for both: the people holding one of the records' directory IDs or institution IDs.
+        for source, directory_id, username in User.objects.filter(
+            Q(source__in=_SOURCES, directory_id__in=[r.directory_id for r in records])
+            | Q(username__in=[r.institution_id for r in records])
+        ).values_list("source", "directory_id", "username"):
+            taken_ids.add((source, directory_id))
+            taken_names.add(username)
+        fresh: list[DirectoryRecord] = []
+        seen: set[str] = set()
         for record in records:
             plain = (
                 record.active
@@ -156,11 +160,17 @@ def create_people(records: list[DirectoryRecord], *, origin: dict, actor: User |
             )
             (fresh if plain else outcomes.setdefault("_one_by_one", [])).append(record)
             seen.add(record.institution_id)
-        people = User.objects.bulk_create([_new_person(record) for record in fresh])
-        audit.record_many(_created_event(person, origin=origin, actor=actor, ip=None) for person in people)
-        for person, record in zip(people, fresh, strict=True):
-            _after_create(person, record, origin=origin, actor=actor, ip=None, audited=True)
-        outcomes[CREATED] = len(people)
+        rows = [_joiner_fields(record) for record in fresh]
+        pks = _insert_people(rows)
+        audit.record_many(
+            _created_event(_Ref(pk), row, origin=origin, actor=actor, ip=None) for pk, row in zip(pks, rows, strict=True)
+        )
+        # Roles, VPN access and the welcome email, for the joiners who get any: a fresh person with no role and no VPN
+        # group has nothing to grant or revoke.
+        wanted = {pk: record for pk, record in zip(pks, fresh, strict=True) if _after_create_needed(record)}
+        for pk, person in User.objects.in_bulk(list(wanted)).items():
+            _after_create(person, wanted[pk], origin=origin, actor=actor, ip=None, audited=True)
+        outcomes[CREATED] = len(pks)
     for record in outcomes.pop("_one_by_one", []):
         try:
             outcome = apply_record(record, origin=origin, actor=actor)
@@ -171,24 +181,67 @@ def create_people(records: list[DirectoryRecord], *, origin: dict, actor: User |
     return outcomes
 
 
+class _Ref(NamedTuple):
+    """A person written in bulk, as the audit log names its subject: by primary key."""
+
+    pk: int
+
+
+def _joiner_fields(record: DirectoryRecord) -> dict[str, str]:
+    """A joiner's own columns (the rest take the model's defaults); every one of them a text column."""
+    return {
+        "username": record.institution_id,
+        "first_name": record.first_name,
+        "last_name": record.last_name,
+        "email": record.email,
+        "department": record.department,
+        "source": record.source,
+        "directory_id": record.directory_id,
+        "directory_dn": record.dn,
+        MOBILE_FIELD: mobile_of(record),
+        EXTERNAL_ID_FIELD: record.external_id,
+        # The directory checks their password (DIR-01); nothing here ever will. Django's unusable password (its
+        # prefix and a random suffix), with the suffix from os.urandom in one call: set_unusable_password draws it a
+        # character at a time, a fifth of the cost of a joiner.
+        "password": UNUSABLE_PASSWORD_PREFIX + secrets.token_urlsafe(30)[:UNUSABLE_PASSWORD_SUFFIX_LENGTH],
+    }
+
+
+def _insert_people(rows: list[dict[str, str]]) -> list[int]:
+    """Insert the joiners ``rows`` (from :func:`_joiner_fields`) and return their primary keys, in order.
+
+    On PostgreSQL: their keys drawn from the table's sequence in one query, the rows written with one ``COPY``,
+    every other column the model's default (from one unsaved person, as ``bulk_create`` would send it). Building a
+    model instance and preparing each of its fields cost more than everything else a joiner costs (bench/README.md).
+    Elsewhere ``bulk_create``.
+    """
+    if not rows:
+        return []
+    db = connections[DEFAULT_DB_ALIAS]
+    if db.vendor != "postgresql":
+        return [person.pk for person in User.objects.bulk_create([User(**row) for row in rows])]
+    fields = [f for f in User._meta.concrete_fields if not f.primary_key]
+    defaults = User()
+    template = [f.get_db_prep_save(getattr(defaults, f.attname), db) for f in fields]
+    own = [(index, f.attname) for index, f in enumerate(fields) if f.attname in rows[0]]
+    table, columns = User._meta.db_table, ", ".join(str(f.column) for f in [User._meta.pk, *fields])
+    with db.cursor() as cursor:
+        cursor.execute(
+            "SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)",
+            [table, User._meta.pk.column, len(rows)],
+        )
+        pks = [pk for (pk,) in cursor.fetchall()]
+        with cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
+            for pk, row in zip(pks, rows, strict=True):
+                values = list(template)
+                for index, name in own:
+                    values[index] = row[name]
+                copy.write_row([pk, *values])
+    return pks
+
+
 def _new_person(record: DirectoryRecord) -> User:
-    person = User(
-        username=record.institution_id,
-        first_name=record.first_name,
-        last_name=record.last_name,
-        email=record.email,
-        department=record.department,
-        source=record.source,
-        directory_id=record.directory_id,
-        directory_dn=record.dn,
-        directory_mobile=mobile_of(record),
-        directory_external_id=record.external_id,
-    )
-    # The directory checks their password (DIR-01); nothing here ever will. Django's unusable password (its prefix
-    # and a random suffix), with the suffix from os.urandom in one call: set_unusable_password draws it a character
-    # at a time, a fifth of the cost of a joiner.
-    person.password = UNUSABLE_PASSWORD_PREFIX + secrets.token_urlsafe(30)[:UNUSABLE_PASSWORD_SUFFIX_LENGTH]
-    return person
+    return User(**_joiner_fields(record))
 
 
 def _create(record: DirectoryRecord, *, origin: dict, actor: User | None, ip: str | None) -> User:
@@ -197,12 +250,17 @@ def _create(record: DirectoryRecord, *, origin: dict, actor: User | None, ip: st
     return _after_create(person, record, origin=origin, actor=actor, ip=ip)
 
 
-def _created_event(person: User, *, origin: dict, actor: User | None, ip: str | None) -> tuple[str, dict]:
-    values = {name: _audited(name, getattr(person, name)) for name in (*OWNED_FIELDS, MOBILE_FIELD)}
-    if person.directory_external_id:
-        values[EXTERNAL_ID_FIELD] = person.directory_external_id
+def _created_event(subject: "User | _Ref", fields: dict, *, origin: dict, actor: User | None, ip: str | None) -> tuple[str, dict]:
+    """The ``directory.person_created`` event of ``subject`` (a person, or a :class:`_Ref`) with these ``fields``."""
+    values = {name: _audited(name, fields[name]) for name in (*OWNED_FIELDS, MOBILE_FIELD)}
+    if fields[EXTERNAL_ID_FIELD]:
+        values[EXTERNAL_ID_FIELD] = fields[EXTERNAL_ID_FIELD]
     details = {**origin, "values": values}
-    return "directory.person_created", {"actor": actor, "subject": person, "ip": ip, "details": details}
+    return "directory.person_created", {"actor": actor, "subject": subject, "ip": ip, "details": details}
+
+
+def _after_create_needed(record: DirectoryRecord) -> bool:
+    return bool(settings.DIRECTORY_WELCOME_EMAIL or record.vpn_access or record.roles)
 
 
 def _after_create(
@@ -210,7 +268,8 @@ def _after_create(
 ) -> User:
     """A joiner's audit event (unless ``audited`` already, in bulk), roles, VPN access and welcome email."""
     if not audited:
-        action, event = _created_event(person, origin=origin, actor=actor, ip=ip)
+        fields = {name: getattr(person, name) for name in (*OWNED_FIELDS, MOBILE_FIELD, EXTERNAL_ID_FIELD)}
+        action, event = _created_event(person, fields, origin=origin, actor=actor, ip=ip)
         audit.record(action, **event)
     _apply_roles(person, record.roles, origin=origin, actor=actor, ip=ip)
     _apply_vpn_access(person, record.vpn_access, origin=origin, actor=actor, ip=ip)
@@ -219,7 +278,9 @@ def _after_create(
     return person
 
 
-def _apply_changes(person: User, record: DirectoryRecord, *, origin: dict, actor, ip) -> bool:
+def _apply_changes(
+    person: User, record: DirectoryRecord, *, origin: dict, actor: User | None, ip: str | None
+) -> bool:
     """The mover's part: owned fields, mobile number, external ID, institution ID, DN, roles and VPN access.
     Returns whether anything changed."""
     wanted = {name: getattr(record, name) for name in OWNED_FIELDS}
@@ -268,7 +329,9 @@ def directory_roles() -> frozenset[str]:
     return frozenset(settings.DIRECTORY_ROLES) & frozenset(STAFF_GROUPS)
 
 
-def _apply_roles(person: User, roles: frozenset[str] | None, *, origin: dict, actor, ip) -> bool:
+def _apply_roles(
+    person: User, roles: frozenset[str] | None, *, origin: dict, actor: User | None, ip: str | None
+) -> bool:
     """Grant and remove the allow-listed roles so the person has exactly those of ``roles`` (None: not managed).
 
     Each grant and removal is audited (DIR-04). A role outside the allow-list is never granted, and a group the
@@ -296,7 +359,9 @@ def _apply_roles(person: User, roles: frozenset[str] | None, *, origin: dict, ac
     return bool(grant or remove)
 
 
-def _apply_vpn_access(person: User, vpn_access: bool | None, *, origin: dict, actor, ip) -> bool:
+def _apply_vpn_access(
+    person: User, vpn_access: bool | None, *, origin: dict, actor: User | None, ip: str | None
+) -> bool:
     """Approve (True) or revoke (False) VPN access through the audited VPN services; None: not managed."""
     if vpn_access is None:
         return False
@@ -333,7 +398,7 @@ def deactivate_person(
         user.is_active = False
         user.deactivated_at = timezone.now()
         user.save(update_fields=["is_active", "deactivated_at"])
-        ended = {"sessions_ended": open_sessions.end_sessions(user)}
+        ended: dict[str, object] = {"sessions_ended": open_sessions.end_sessions(user)}
         ended.update(hooks.run("person_deactivated", user))
         if user.vpn_access in (User.VpnAccess.APPROVED, User.VpnAccess.REQUESTED):
             ended["vpn_access_was"] = user.vpn_access
@@ -374,7 +439,7 @@ def reactivate_person(user: User, *, origin: dict, actor: User | None = None, ip
     return True
 
 
-def retire_devices_of_leavers(*, now=None) -> int:
+def retire_devices_of_leavers(*, now: datetime | None = None) -> int:
     """Retire the devices of people deactivated more than DIRECTORY_RETAIN_DAYS ago; return how many.
 
     ``devices`` does it (the ``retire_devices`` hook), each person in a transaction of their own that locks them

@@ -4,9 +4,10 @@
     run = sync_directory(person="jdoe")           # one person: never deactivates anyone else
     run = sync_directory(dry_run=True)            # counts only: nobody changes
 
-A run **reads everything first** (every page under every synced base) and compares it with the people here in
-bulk: one query per page of entries, none per person. Only what differs is kept, spooled to a temporary file, so
-memory stays flat however large the directory. Only when the whole directory was read does anyone change:
+A run **reads everything first** (every page under every synced base, a thread reading ahead of the comparison) and
+compares it with the people here in bulk: one query per batch of entries, none per person. Only what differs is kept,
+spooled to a temporary file, and the people seen are a bitmap of their keys, so memory stays flat however large the
+directory. Only when the whole directory was read does anyone change:
 
 - a read that fails partway (a server down, a timeout, a size limit, a page refused) marks the run ``failed``
   and changes nobody;
@@ -25,12 +26,15 @@ row but its own.
 
 from __future__ import annotations
 
+import contextlib
 import pickle
+import queue
 import tempfile
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -43,6 +47,8 @@ from . import people
 from .ldap_source import DirectoryReadError, LDAPReader
 from .models import COUNTS, DirectorySyncRun
 from .records import DirectoryRecord
+
+T = TypeVar("T")
 
 # pg_try_advisory_lock's key: the sync's own number, "DIRSYNC" in ASCII.
 LOCK_KEY = 0x44495253594E43
@@ -175,13 +181,31 @@ def _check_decision(run: DirectorySyncRun, actor: User | None) -> None:
         raise SyncNotAllowed("Only a held run (not a dry run) can be applied or discarded.")
 
 
+class PkSet:
+    """A set of primary keys as a bitmap: one bit per key up to the largest added, so that remembering everyone a
+    run saw costs 12.5 kB for 100,000 people (a Python set of them: about 5 MB, growing with the directory)."""
+
+    def __init__(self):
+        self._bits = bytearray()
+
+    def add(self, pk: int) -> None:
+        index = pk >> 3
+        if index >= len(self._bits):
+            self._bits.extend(bytes(index + 1 - len(self._bits) + len(self._bits) // 4))
+        self._bits[index] |= 1 << (pk & 7)
+
+    def __contains__(self, pk: int) -> bool:
+        index = pk >> 3
+        return index < len(self._bits) and bool(self._bits[index] & (1 << (pk & 7)))
+
+
 @dataclass
 class _Plan:
     """What the read found: counts so far, the records to apply (spooled), the people to deactivate."""
 
     read: int = 0
     unchanged: int = 0
-    seen: set[int] = field(default_factory=set)  # pks of the people the directory still lists
+    seen: PkSet = field(default_factory=lambda: PkSet())  # the people the directory still lists
     disabling: list[dict] = field(default_factory=list)  # active people here whose entry says disabled
     pending: int = 0
     planned: dict[str, int] = field(default_factory=dict)  # what applying the spooled records would do
@@ -195,17 +219,20 @@ def _sync_all(run: DirectorySyncRun, *, approved: frozenset[int] | set[int] = fr
         reader = LDAPReader()
         plan = _Plan()
         try:
-            for batch in _batches(reader.records(), BATCH):
-                _compare(batch, plan, spool)
+            with contextlib.closing(_read_ahead(_batches(reader.records(), BATCH))) as batches:
+                for batch in batches:
+                    _compare(batch, plan, spool)
         except DirectoryReadError as error:
             return _finish(run, DirectorySyncRun.Status.FAILED, plan, error=f"Reading the directory failed: {error}")
         plan.skipped = reader.skipped
         here = User.objects.filter(source=User.Source.LDAP, is_active=True)
         if plan.read:
+            # Keys only, streamed: the names of the few who left are read after.
+            gone = [pk for pk in here.values_list("pk", flat=True).iterator(chunk_size=BATCH * 5) if pk not in plan.seen]
             plan.leavers = [
                 {"id": pk, "username": username, "reason": LEFT}
-                for pk, username in here.values_list("pk", "username").iterator(chunk_size=5000)
-                if pk not in plan.seen
+                for chunk in _batches(gone, BATCH)
+                for pk, username in here.filter(pk__in=chunk).order_by("pk").values_list("pk", "username")
             ]
         elif here.exists():
             return _finish(
@@ -265,8 +292,8 @@ def _over_limits(leaving: list[dict], active_here: int) -> str:
     return ""
 
 
-def _batches(records: Iterable[DirectoryRecord], size: int) -> Iterator[list[DirectoryRecord]]:
-    batch: list[DirectoryRecord] = []
+def _batches(records: Iterable[T], size: int) -> Iterator[list[T]]:
+    batch: list[T] = []
     for record in records:
         batch.append(record)
         if len(batch) == size:
@@ -276,18 +303,63 @@ def _batches(records: Iterable[DirectoryRecord], size: int) -> Iterator[list[Dir
         yield batch
 
 
+_COMPARED = (
+    "pk", "directory_id", "username", "directory_dn", "is_active", "deactivated_at", "vpn_access",
+    people.MOBILE_FIELD, people.EXTERNAL_ID_FIELD, *people.OWNED_FIELDS,
+)
+
+
+def _read_ahead(
+    batches: Iterator[list[DirectoryRecord]], depth: int = 2
+) -> Generator[list[DirectoryRecord], None, None]:
+    """``batches``, read by a thread of their own at most ``depth`` batches ahead: the directory's pages come in
+    while this thread asks the database about the last batch (python-ldap lets go of the interpreter while it waits
+    for the server, and psycopg while it waits for PostgreSQL). Memory stays bounded by ``depth``. An error of the
+    read (``DirectoryReadError``) is raised here, where the batch it cut short would have come."""
+    handoff: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    done = object()
+
+    def offer(item) -> bool:
+        while not stop.is_set():
+            try:
+                handoff.put(item, timeout=0.5)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def read() -> None:
+        try:
+            for batch in batches:
+                if not offer(batch):
+                    return
+            offer(done)
+        except BaseException as error:  # noqa: BLE001 (handed over and raised in the caller's thread)
+            offer(error)
+
+    reader = threading.Thread(target=read, name="directory-read", daemon=True)
+    reader.start()
+    try:
+        while (item := handoff.get()) is not done:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        reader.join()
+
+
 def _compare(batch: list[DirectoryRecord], plan: _Plan, spool) -> None:
     """Sort one page of entries into unchanged and to-apply, with one query for the people (and one for their
     managed roles): a record is spooled only when :func:`people.apply_record` would change something."""
     plan.read += len(batch)
+    # Tuples, made into dicts here: cheaper than the ORM's values() for the rows of a whole directory.
     known = {
-        row["directory_id"]: row
+        row[1]: dict(zip(_COMPARED, row, strict=True))
         for row in User.objects.filter(
             source=User.Source.LDAP, directory_id__in=[r.directory_id for r in batch]
-        ).values(
-            "pk", "directory_id", "username", "directory_dn", "is_active", "deactivated_at", "vpn_access",
-            people.MOBILE_FIELD, people.EXTERNAL_ID_FIELD, *people.OWNED_FIELDS,
-        )
+        ).values_list(*_COMPARED)
     }
     roles: dict[int, set[str]] = {}
     if known and any(r.roles is not None for r in batch):

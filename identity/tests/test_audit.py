@@ -141,7 +141,7 @@ def test_ac09_intact_chain_verifies(three_events):
     assert third.prev_hash == second.hash
 
 
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)  # the owner edits committed rows
+@pytest.mark.django_db(transaction=True)  # the owner edits committed rows
 def test_ac09_events_appended_in_bulk_chain_as_one_by_one(user, make_user):
     other = make_user("other")
     audit.record("bulk.before", subject=user)
@@ -158,7 +158,7 @@ def test_ac09_events_appended_in_bulk_chain_as_one_by_one(user, make_user):
         audit.record_many([("bulk.bad", {"details": {"password": "x"}})])
 
 
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)  # the owner edits committed rows
+@pytest.mark.django_db(transaction=True)  # the owner edits committed rows
 def test_ac09_edited_details_named(three_events):
     _tamper("UPDATE identity_auditevent SET details = %s WHERE sequence = 2", ['{"n": 99}'])
 
@@ -171,14 +171,14 @@ def test_ac09_edited_details_named(three_events):
         call_command("verify_audit_log")
 
 
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)  # the owner edits committed rows
+@pytest.mark.django_db(transaction=True)  # the owner edits committed rows
 def test_ac09_first_of_several_edits_named(three_events, user):
     _tamper("UPDATE identity_auditevent SET action = 'test.other' WHERE sequence IN (2, 3)", [])
 
     assert audit.verify_chain().sequence == 2
 
 
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)  # the owner edits committed rows
+@pytest.mark.django_db(transaction=True)  # the owner edits committed rows
 def test_ac09_rehashed_edit_still_detected(three_events):
     """Someone who also recomputes the edited row's hash breaks the next row's link instead."""
     edited = AuditEvent.objects.get(sequence=2)
@@ -193,7 +193,7 @@ def test_ac09_rehashed_edit_still_detected(three_events):
     assert "link" in problem.reason
 
 
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)  # the owner edits committed rows
+@pytest.mark.django_db(transaction=True)  # the owner edits committed rows
 def test_ac09_deleted_row_named_as_missing(three_events):
     _tamper("DELETE FROM identity_auditevent WHERE sequence = 2", [])
 
@@ -206,7 +206,7 @@ def test_ac09_deleted_row_named_as_missing(three_events):
         call_command("verify_audit_log")
 
 
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)  # the owner edits committed rows
+@pytest.mark.django_db(transaction=True)  # the owner edits committed rows
 def test_ac09_deleted_first_row_named_as_missing(three_events):
     _tamper("DELETE FROM identity_auditevent WHERE sequence = 1", [])
 

@@ -20,7 +20,7 @@ def test_ac08_no_session_setting_turns_the_append_only_rule_off(user):
     audit.record("test.event", subject=user)
 
     with pytest.raises(DatabaseError) as refusal, transaction.atomic(), connection.cursor() as cursor:
-        # The switch the first version of the trigger obeyed; any session can set a custom setting like it.
+        # A custom setting any session can set: the trigger must not obey it (migration identity 0005).
         cursor.execute("SET LOCAL enrollment.allow_audit_truncate = 'on'")
         cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
         cursor.execute("TRUNCATE identity_auditevent")
@@ -30,7 +30,7 @@ def test_ac08_no_session_setting_turns_the_append_only_rule_off(user):
     assert audit.verify_chain() is None
 
 
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.django_db(transaction=True)
 def test_ac08_even_the_tables_owner_meets_the_trigger(user):
     """The owner has every privilege; the trigger still refuses, whatever the session sets."""
     audit.record("test.event", subject=user)
@@ -87,7 +87,7 @@ def _as_app(app, statement: str, params=()) -> str | None:
     return None
 
 
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.django_db(transaction=True)
 def test_ac10_app_role_reads_and_appends_audit_rows_and_nothing_more(app_role, user):
     audit.record("test.event", subject=user)
     row = (2, "2026-01-01T00:00:00+00:00", "test.app_insert", "{}", "0" * 64, "1" * 64)

@@ -1,10 +1,9 @@
 """What the sign-in steps cost in database queries, pinned so that a change adding reads is noticed.
 
-Measured on PostgreSQL. The second-factor POST was 32 queries before the restructuring of ``devices/``, 23 after
-the verification path was made one, 11 after that, and is 10 now: the session, the person and the device read (and
+Measured on PostgreSQL. The second-factor POST is 10 queries: the session, the person and the device read (and
 again under their locks), the code consumed, the audit event (one statement: the chain's lock, its head and the
 insert), the session's new key (SES-01, one rename), the last sign-in time and the session's save. The password POST
-went from 16 to 8, then 7 with the audit append.
+is 7.
 """
 
 import pytest

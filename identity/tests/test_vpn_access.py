@@ -6,9 +6,7 @@ from django.core.exceptions import ValidationError
 from identity import services
 from identity.models import AuditEvent, User
 
-# Serialized rollback: a flush without it re-creates the content types under new ids, and a later test that restores
-# the serialized ones (the browser tests) then collides with them.
-pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
+pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def test_ac06_request_then_approve_is_audited_and_notified(make_user, mailoutbox):

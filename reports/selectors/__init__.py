@@ -37,6 +37,7 @@ from .desk import (
 )
 from .directory import SYNC_COLUMNS, SyncFilters, sync_count, sync_rows, sync_summary
 from .enrollment import (
+    ASSURANCE_LABELS,
     ENROLLMENT_COLUMNS,
     FACTOR_LABELS,
     FACTOR_STRENGTH,
@@ -63,6 +64,7 @@ __all__ = [
     "ENROLLMENT_COLUMNS",
     "EnrollmentFilters",
     "EnrollmentTotals",
+    "ASSURANCE_LABELS",
     "FACTOR_LABELS",
     "FACTOR_STRENGTH",
     "FETCH_SIZE",

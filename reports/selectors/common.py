@@ -3,6 +3,7 @@
 from collections.abc import Iterator
 from dataclasses import asdict
 from datetime import date, datetime, time, timedelta
+from typing import Any, ClassVar
 
 from django.db import connection
 from django.utils import timezone
@@ -14,6 +15,8 @@ FETCH_SIZE = 2000
 
 class Filters:
     """What an auditor narrowed a report to; every field optional."""
+
+    __dataclass_fields__: ClassVar[dict[str, Any]]  # each report's filters are a dataclass of this
 
     def as_dict(self) -> dict:
         """The filters that are set, as plain JSON values (for the audit log and the page)."""

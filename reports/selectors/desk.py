@@ -13,7 +13,8 @@ from .audit import AuditFilters, events_in_time_range
 from .common import Filters
 
 # The help desk's actions are audited as "helpdesk.*" with the identity check in details["identity_check_method"];
-# the recovery link and the unlock predate them and are counted too (the link's check is in details["identity_check"]).
+# the recovery link and the unlock write events of their own (also when run from the management commands) and are
+# counted too (the link's check is in details["identity_check"]).
 DESK_ACTION_PREFIX = "helpdesk."
 EARLIER_DESK_ACTIONS = ("recovery.link_sent", "account.unlocked")
 

@@ -4,11 +4,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
+from django.contrib.auth.models import Group
 from django.db import connection
 from django.utils import timezone
 
 from devices.models import Registration
 from identity.models import User
+from identity.selectors import STAFF_GROUPS
 
 from ..columns import BOOLEAN, DATETIME, INTEGER, TEXT, Column
 from .common import Filters, start_of, stream
@@ -22,7 +24,16 @@ FACTOR_LABELS = {
     "phone": "Text or voice call",
     "none": "None",
 }
-KIND_COLUMNS = {
+# The same four, as assurance (NIST SP 800-63B-4, issue "phishing-resistant staff"): a WebAuthn credential, a
+# security key or a passkey, is the one phishing-resistant factor (``phishing_resistant`` on the device models:
+# only ``SecurityKeyDevice``, whose table is the strength-3 join below).
+ASSURANCE_LABELS = {
+    "security_key": "Phishing-resistant (security key or passkey)",
+    "authenticator_app": "Authenticator app",
+    "phone": "Text or call only",
+    "none": "None",
+}
+KIND_COLUMNS: dict[str, str] = {
     Registration.Kind.MOBILE: "mobile_devices",
     Registration.Kind.TABLET: "tablet_devices",
     Registration.Kind.LANDLINE: "landline_devices",
@@ -96,7 +107,11 @@ WITH reg AS (
            fe.at AS first_enrolled_at,
            us.at AS last_used_at,
            (u.locked_at IS NOT NULL AND (u.locked_until IS NULL OR u.locked_until > %s)) AS locked,
-           (u.lost_last_factor_at IS NOT NULL AND COALESCE(pu.strength, 0) = 0) AS setup_held
+           (u.lost_last_factor_at IS NOT NULL AND COALESCE(pu.strength, 0) = 0) AS setup_held,
+           (u.is_staff OR u.is_superuser OR EXISTS (
+                SELECT 1 FROM {user_groups} ug JOIN {groups} g ON g.id = ug.group_id
+                WHERE ug.user_id = u.id AND g.name IN ({staff_groups})
+           )) AS staff
     FROM identity_user u
     LEFT JOIN per_user pu ON pu.user_id = u.id
     LEFT JOIN first_enrolled fe ON fe.user_id = u.id
@@ -119,6 +134,10 @@ def enrollment_cte() -> str:
             f"WHEN {strength} THEN '{name}'" for name, strength in FACTOR_STRENGTH.items() if strength
         )
         + " ELSE 'none'",
+        # identity.selectors.is_staff_account, in SQL: the staff flag, superuser, or a staff group.
+        user_groups=User.groups.through._meta.db_table,
+        groups=Group._meta.db_table,
+        staff_groups=", ".join("'" + name.replace("'", "''") + "'" for name in STAFF_GROUPS),
     )
 
 
@@ -134,6 +153,7 @@ class EnrollmentFilters(Filters):
     enrolled_from: date | None = None
     enrolled_to: date | None = None
     last_used_before: date | None = None
+    staff: bool | None = None
 
 
 def _where(filters: EnrollmentFilters) -> tuple[str, list]:
@@ -152,6 +172,8 @@ def _where(filters: EnrollmentFilters) -> tuple[str, list]:
     if filters.strongest_factor:
         clauses.append("strongest_factor = %s")
         params.append(filters.strongest_factor)
+    if filters.staff is not None:
+        clauses.append("staff" if filters.staff else "NOT staff")
     if filters.enrolled_from:
         clauses.append("first_enrolled_at >= %s")
         params.append(start_of(filters.enrolled_from))
@@ -175,6 +197,22 @@ class EnrollmentTotals:
     setup_held: int = 0
     devices: dict = field(default_factory=dict)
     strongest: dict = field(default_factory=dict)
+    # The staff among them (help desk, auditors, superusers, the staff flag), and their strongest factor: how far the
+    # institution is from "staff phishing-resistant" (WA-05).
+    staff: int = 0
+    staff_strongest: dict = field(default_factory=dict)
+
+    @property
+    def assurance(self) -> list[tuple[str, str, int, int]]:
+        """(key, words, people, staff) per assurance level, strongest first."""
+        return [
+            (name, ASSURANCE_LABELS[name], self.strongest.get(name, 0), self.staff_strongest.get(name, 0))
+            for name in ASSURANCE_LABELS
+        ]
+
+    @property
+    def staff_not_phishing_resistant(self) -> int:
+        return self.staff - self.staff_strongest.get("security_key", 0)
 
     @property
     def not_enrolled(self) -> int:
@@ -198,12 +236,15 @@ def enrollment_totals(filters: EnrollmentFilters) -> EnrollmentTotals:
         "SUM(CASE WHEN setup_held THEN 1 ELSE 0 END)",
         *(f"SUM({name})" for name in KIND_COLUMNS.values()),
         *(f"SUM(CASE WHEN strongest_factor = '{name}' THEN 1 ELSE 0 END)" for name in strongest),
+        "SUM(CASE WHEN staff THEN 1 ELSE 0 END)",
+        *(f"SUM(CASE WHEN staff AND strongest_factor = '{name}' THEN 1 ELSE 0 END)" for name in strongest),
     ]
     sql = enrollment_cte() + f"SELECT {', '.join(sums)} FROM report{where}"  # noqa: S608 (constants; values are params)
     with connection.cursor() as cursor:
         cursor.execute(sql, [timezone.now(), *params])
         row = [int(v or 0) for v in cursor.fetchone()]
     kinds = list(KIND_COLUMNS)
+    staff_at = 6 + len(kinds) + len(strongest)
     return EnrollmentTotals(
         people=row[0],
         enrolled=row[1],
@@ -213,6 +254,8 @@ def enrollment_totals(filters: EnrollmentFilters) -> EnrollmentTotals:
         setup_held=row[5],
         devices={kind: row[6 + i] for i, kind in enumerate(kinds)},
         strongest={name: row[6 + len(kinds) + i] for i, name in enumerate(strongest)},
+        staff=row[staff_at],
+        staff_strongest={name: row[staff_at + 1 + i] for i, name in enumerate(strongest)},
     )
 
 

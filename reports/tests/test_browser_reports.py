@@ -15,8 +15,7 @@ from reports import selectors
 from reports.selectors import EnrollmentFilters
 from testsupport import fresh_code
 
-# Transactional: the live server's thread must see the data. Not serialized_rollback: after the workers' transactional
-# tests (which flush without it) restoring the serialized content types collides; the group is made here if missing.
+# Transactional: the live server's thread must see the data.
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
@@ -30,7 +29,7 @@ def test_ac05_auditor_in_chromium_dashboard_filter_and_downloads(
     browser, live_server, make_user, enroll, password, tmp_path
 ):
     auditor = make_user("audit9", is_staff=True, first_name="Aud", last_name="Itor")
-    auditor.groups.add(Group.objects.get_or_create(name="Auditor")[0])
+    auditor.groups.add(Group.objects.get(name="Auditor"))
     device = enroll(auditor).app_device
     for n, department in enumerate(["Cardiology", "Cardiology", "Radiology"]):
         enroll(make_user(f"doc{n}", department=department, first_name=f"Doc{n}"))
@@ -45,7 +44,7 @@ def test_ac05_auditor_in_chromium_dashboard_filter_and_downloads(
     expect(page.get_by_label("Institution ID")).to_be_visible()
     page.get_by_label("Institution ID").fill(auditor.username)
     page.get_by_label("Password").fill(password)
-    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("button", name="Sign in", exact=True).click()
     page.get_by_label("Code", exact=True).fill(fresh_code(device))
     page.get_by_role("button", name="Verify").click()
 

@@ -5,6 +5,11 @@
  * form's fields to data-options-url, answered with JSON), asks the browser for the key
  * (navigator.credentials.create or .get), puts the key's answer, as JSON, into the hidden "credential" field
  * and submits the form as usual. The server checks everything; nothing here is trusted.
+ *
+ * data-webauthn="passwordless" (the sign-in page) asks for any passkey of this site, with no ID typed. Where the
+ * browser supports it (conditional mediation), the passkeys are also offered in the ID field's autofill
+ * (autocomplete="username webauthn"); the button works everywhere else. Forms with data-device="passkey" talk
+ * about unlocking a passkey rather than touching a key.
  */
 (function () {
   "use strict";
@@ -22,6 +27,23 @@
     SecurityError: "This site's address does not match its security key settings. Please tell the help desk.",
     NotSupportedError: "This security key cannot be used here. Try another key.",
     generic: "Something went wrong talking to the security key. Press the button to try again."
+  };
+
+  // The same moments, for a passkey on this phone or computer.
+  var PASSKEY_MESSAGES = {
+    unsupported:
+      "This browser cannot use passkeys. Use a current Chrome, Edge, Firefox or Safari, or sign in with your ID and password.",
+    touch: "Unlock with your face, fingerprint or screen lock when your browser asks.",
+    checking: "Checking the passkey…",
+    NotAllowedError:
+      "The passkey did not answer in time, or the request was cancelled. Press the button to try again.",
+    InvalidStateError:
+      "A passkey for your account is already on this device. Use it to sign in, or remove the old one in My devices first.",
+    AbortError: "The request was cancelled. Press the button to try again.",
+    SecurityError: "This site's address does not match its passkey settings. Please tell the help desk.",
+    NotSupportedError:
+      "This device cannot make a passkey that checks it is you (face, fingerprint or screen lock). Choose another kind of device.",
+    generic: "Something went wrong talking to the passkey. Press the button to try again."
   };
 
   function toBuffer(base64url) {
@@ -126,18 +148,63 @@
     status.classList.toggle("error", Boolean(isError));
   }
 
+  function submitCredential(form, words, credential) {
+    form.querySelector("input[name=credential]").value = JSON.stringify(credentialJSON(credential));
+    setStatus(form, words.checking, false);
+    form.submit();
+  }
+
+  // The passkeys in the ID field's autofill: a quiet request that waits for the person to pick one there.
+  // Any failure is silent (the button still works); pressing the button cancels it first.
+  function offerInAutofill(form) {
+    if (!window.AbortController || !PublicKeyCredential.isConditionalMediationAvailable) {
+      return null;
+    }
+    var controller = new AbortController();
+    PublicKeyCredential.isConditionalMediationAvailable()
+      .then(function (available) {
+        if (!available || controller.signal.aborted) {
+          return null;
+        }
+        return fetchOptions(form).then(function (options) {
+          if (controller.signal.aborted) {
+            return null;
+          }
+          return navigator.credentials.get({
+            mediation: "conditional",
+            publicKey: requestOptions(options),
+            signal: controller.signal
+          });
+        });
+      })
+      .then(function (credential) {
+        if (credential && !controller.signal.aborted) {
+          submitCredential(form, PASSKEY_MESSAGES, credential);
+        }
+      })
+      .catch(function () {});
+    return controller;
+  }
+
   function start(form) {
     var ceremony = form.getAttribute("data-webauthn");
+    var passkey = ceremony === "passwordless" || form.getAttribute("data-device") === "passkey";
+    var words = passkey ? PASSKEY_MESSAGES : MESSAGES;
     var button = form.querySelector("button[type=submit]");
     if (!window.PublicKeyCredential || !navigator.credentials || !window.fetch) {
-      setStatus(form, MESSAGES.unsupported, true);
+      setStatus(form, words.unsupported, true);
       button.disabled = true;
       return;
     }
+    var autofill = ceremony === "passwordless" ? offerInAutofill(form) : null;
     form.addEventListener("submit", function (event) {
       event.preventDefault();
       button.disabled = true;
-      setStatus(form, MESSAGES.touch, false);
+      if (autofill) {
+        autofill.abort();
+        autofill = null;
+      }
+      setStatus(form, words.touch, false);
       fetchOptions(form)
         .then(function (options) {
           if (ceremony === "register") {
@@ -146,13 +213,11 @@
           return navigator.credentials.get({ publicKey: requestOptions(options) });
         })
         .then(function (credential) {
-          form.querySelector("input[name=credential]").value = JSON.stringify(credentialJSON(credential));
-          setStatus(form, MESSAGES.checking, false);
-          form.submit();
+          submitCredential(form, words, credential);
         })
         .catch(function (error) {
           button.disabled = false;
-          var text = error instanceof Refusal ? error.message : MESSAGES[error && error.name] || MESSAGES.generic;
+          var text = error instanceof Refusal ? error.message : words[error && error.name] || words.generic;
           setStatus(form, text, true);
         });
     });

@@ -25,7 +25,9 @@ import logging
 import threading
 import time
 from collections import Counter, OrderedDict
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, Generic, TypeVar
 
 from django.db import close_old_connections
 from pyrad import packet
@@ -61,6 +63,9 @@ DROP_REASONS = {
     "unknown client",
 }
 
+Address = tuple[Any, ...]  # a datagram's source, as asyncio gives it: (host, port), and more for IPv6
+Item = TypeVar("Item")
+
 
 def user_name_of(data: bytes) -> bytes:
     """The raw User-Name of a packet, or b"": read before any check, only to take requests in turn."""
@@ -75,7 +80,7 @@ def user_name_of(data: bytes) -> bytes:
     return b""
 
 
-class WorkQueue:
+class WorkQueue(Generic[Item]):
     """Requests waiting for a worker, at most ``limit``, handed out in turn by user name (API-09).
 
     Each name with requests waiting takes one turn in a round: a flood under one name waits behind everyone else's
@@ -86,11 +91,11 @@ class WorkQueue:
     def __init__(self, limit: int):
         self.limit = limit
         self._ready = threading.Condition()
-        self._waiting: OrderedDict[bytes, list] = OrderedDict()  # name -> [(queued at, item)], names in turn order
+        self._waiting: OrderedDict[bytes, list[tuple[float, Item]]] = OrderedDict()  # name -> [(queued at, item)], names in turn order
         self._held: Counter[bytes] = Counter()  # name -> waiting or being answered
         self._size = 0
 
-    def put(self, name: bytes, item) -> bool:
+    def put(self, name: bytes, item: Item) -> bool:
         with self._ready:
             if self._size >= self.limit or self._held[name] >= PER_NAME:
                 return False
@@ -100,7 +105,7 @@ class WorkQueue:
             self._ready.notify()
             return True
 
-    def take(self) -> tuple[bytes, float, object]:
+    def take(self) -> tuple[bytes, float, Item]:
         with self._ready:
             while not self._waiting:
                 self._ready.wait()
@@ -121,37 +126,38 @@ class WorkQueue:
 
 
 class RadiusProtocol(asyncio.DatagramProtocol):
-    def __init__(self, *, workers: int, queue: int | None = None, max_wait: float = 5.0):
-        self.queue = WorkQueue(queue or 4 * workers)
+    # Set by connection_made, before the first datagram: no worker sends a reply before then.
+    transport: asyncio.DatagramTransport
+    loop: asyncio.AbstractEventLoop
+
+    def __init__(self, *, workers: int, queue: int | None = None, max_wait: float = 5.0) -> None:
+        self.queue: WorkQueue[tuple[bytes, Address]] = WorkQueue(queue or 4 * workers)
         self.max_wait = max_wait
         self.counts: Counter[str] = Counter()
         self._logged_at: dict[str, float] = {}
-        self._clients: dict[str, tuple[float, object]] = {}
+        self._clients: dict[str, tuple[float, tuple[RadiusClient, bytes] | None]] = {}
         # (address, port, id, authenticator) -> (when, reply bytes, or None while it is being answered)
         self._replies: dict[tuple, tuple[float, bytes | None]] = {}
         self._replies_lock = threading.Lock()
         self._purged_at = 0.0
-        self.transport = None
-        self.loop = None
         for n in range(workers):
             threading.Thread(target=self._work, name=f"radius-{n}", daemon=True).start()
 
-    def connection_made(self, transport):
+    def connection_made(self, transport: asyncio.DatagramTransport) -> None:  # type: ignore[override]
         self.transport = transport
         self.loop = asyncio.get_running_loop()
 
-    def _client(self, address: str):
+    def _client(self, address: str) -> tuple[RadiusClient, bytes] | None:
         """The RADIUS client for a source address, cached for a short while (secrets rotate in the admin)."""
         cached = self._clients.get(address)
         if cached and time.monotonic() - cached[0] < CLIENTS_REFRESH_SECONDS:
             return cached[1]
         close_old_connections()
         client = services.radius_client_for(address)
-        secret = services.radius_secret(client) if client else None
-        self._clients[address] = (time.monotonic(), (client, secret) if client else None)
+        self._clients[address] = (time.monotonic(), (client, services.radius_secret(client)) if client else None)
         return self._clients[address][1]
 
-    def datagram_received(self, data, addr):
+    def datagram_received(self, data: bytes, addr: Address) -> None:
         if not self.queue.put(user_name_of(data), (data, addr)):
             self._drop("overloaded: no room in the queue", addr)
 
@@ -170,7 +176,7 @@ class RadiusProtocol(asyncio.DatagramProtocol):
             finally:
                 self.queue.done(name)
 
-    def _drop(self, reason: str, addr) -> None:
+    def _drop(self, reason: str, addr: Address) -> None:
         self.counts[reason] += 1
         metrics.count(metrics.RADIUS_DROPPED, reason if reason in DROP_REASONS else "bad packet")
         now = time.monotonic()
@@ -178,7 +184,7 @@ class RadiusProtocol(asyncio.DatagramProtocol):
             self._logged_at[reason] = now
             log.warning("RADIUS request from %s dropped: %s (%d so far)", addr[0], reason, self.counts[reason])
 
-    def _first_copy(self, key: tuple, addr) -> bool:
+    def _first_copy(self, key: tuple, addr: Address) -> bool:
         """Whether this request is new; a copy is dropped, or answered with the reply already sent."""
         now = time.monotonic()
         with self._replies_lock:
@@ -196,7 +202,7 @@ class RadiusProtocol(asyncio.DatagramProtocol):
             self.loop.call_soon_threadsafe(self.transport.sendto, seen[1], addr)
         return False
 
-    def _decode(self, data: bytes, addr, client: RadiusClient, secret: bytes):
+    def _decode(self, data: bytes, addr: Address, client: RadiusClient, secret: bytes) -> Any:
         """The Access-Request or Status-Server, if its Message-Authenticator is as the client's setting asks (API-08)
         and always for a Status-Server (RFC 5997 section 3); else None."""
         try:
@@ -219,7 +225,7 @@ class RadiusProtocol(asyncio.DatagramProtocol):
             return self._drop("Proxy-State without Message-Authenticator", addr)
         return request
 
-    def _handle(self, data: bytes, addr, *, started: float) -> None:
+    def _handle(self, data: bytes, addr: Address, *, started: float) -> None:
         began = time.monotonic()
         try:
             known = self._client(addr[0])
@@ -283,7 +289,7 @@ class RadiusProtocol(asyncio.DatagramProtocol):
             self.loop.call_soon_threadsafe(self.transport.sendto, raw, addr)
         return None
 
-    def _answer_status(self, request, addr) -> None:
+    def _answer_status(self, request: Any, addr: Address) -> None:
         """Status-Server (RFC 5997): an Access-Accept signed with a Message-Authenticator, as FreeRADIUS answers it,
         so VPNs and load balancers can tell this server is up. It reads no person and writes no audit event. Its
         copies are answered afresh (nothing to do twice), so it stays out of the duplicate cache."""
@@ -293,7 +299,15 @@ class RadiusProtocol(asyncio.DatagramProtocol):
         self.loop.call_soon_threadsafe(self.transport.sendto, raw, addr)
 
 
-async def serve(host: str, port: int, *, workers: int, queue: int | None = None, max_wait: float = 5.0, ready=None):
+async def serve(
+    host: str,
+    port: int,
+    *,
+    workers: int,
+    queue: int | None = None,
+    max_wait: float = 5.0,
+    ready: Callable[[], object] | None = None,
+) -> None:
     loop = asyncio.get_running_loop()
     # What a password check costs on this machine, before the first request needs it (API-04).
     await loop.run_in_executor(None, services.radius_password_cost)

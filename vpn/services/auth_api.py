@@ -8,15 +8,19 @@ client's address (AC-06).
 import hashlib
 import hmac
 import secrets
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
+from typing import Any, TypeVar
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError
-from django.urls import reverse
 from django.utils import timezone
+from django_otp import user_has_device
 
+from campaigns import texts
+from campaigns.services import audit_password_alone, effective_policy
 from devices.services import send_signin_code
 from identity import audit, sql
 from identity.models import User
@@ -26,7 +30,7 @@ from .. import signing
 from ..models import AuthTransaction, Integration, SeenSignature
 from . import passcode as passcode_lane
 from .integrations import address_allowed, integration_for_key
-from .people import Factors, device_id, devices_listing, may_use_vpn, vpn_factors
+from .people import Factors, device_id, devices_listing, may_use_vpn, vpn_factors, web_only_message
 
 DENIED = "Login request denied."
 CODES_SENT = "If you have a phone with us, a new code is on its way."
@@ -66,7 +70,7 @@ def api_error(kind: tuple[int, int, str], detail: str = "") -> ApiError:
 # --- Signed requests (API-01, API-02) ----------------------------------------------------------------
 
 
-def _refuse(kind, *, integration_key: str | None, client_ip: str | None, reason: str) -> ApiError:
+def _refuse(kind: tuple[int, int, str], *, integration_key: str | None, client_ip: str | None, reason: str) -> ApiError:
     audit.record("vpn.api_refused", ip=client_ip, details={"integration": integration_key, "reason": reason})
     return api_error(kind)
 
@@ -86,6 +90,8 @@ def _remember_signature(integration: Integration, signature: str, now: datetime)
     return sql.execute(_REMEMBER, params, fetch="one") is not None
 
 
+_Answer = TypeVar("_Answer")
+
 _SEEN = SeenSignature._meta.db_table
 _REMEMBER_OR_FAIL = (
     f"INSERT INTO {_SEEN} (integration_id, digest, seen_at) "  # noqa: S608 (our table)
@@ -95,7 +101,9 @@ _REMEMBER = f"{_REMEMBER_OR_FAIL} ON CONFLICT (integration_id, digest) DO NOTHIN
 _ONCE = "vpn_signature_once"  # SeenSignature's unique constraint
 
 
-def _replay_refusal(error: IntegrityError, *, integration: Integration | None, client_ip: str | None):
+def _replay_refusal(
+    error: IntegrityError, *, integration: Integration | None, client_ip: str | None
+) -> ApiError | None:
     """The ``ApiError`` for a request whose remembered signature failed its commit (a replay), audited; else None.
 
     Called after the request's transaction has rolled back: the refusal's audit event is a transaction of its own.
@@ -107,7 +115,13 @@ def _replay_refusal(error: IntegrityError, *, integration: Integration | None, c
     return _refuse(REPLAYED, integration_key=key, client_ip=client_ip, reason="replayed signature")
 
 
-def answer_signed(request: signing.SignedRequest, *, authorization: str, client_ip: str | None, handle):
+def answer_signed(
+    request: signing.SignedRequest,
+    *,
+    authorization: str,
+    client_ip: str | None,
+    handle: Callable[[Integration], _Answer],
+) -> _Answer:
     """Authenticate ``request`` and return ``handle(integration)``, all in the request's one transaction.
 
     Raises ``ApiError`` in Duo's shape for a refusal, its audit event committed (so is a refusal ``handle`` raises);
@@ -115,6 +129,7 @@ def answer_signed(request: signing.SignedRequest, *, authorization: str, client_
     propagates: the caller answers it with an error, never ``allow`` (API-07).
     """
     integration = None
+    refusal: ApiError | None
     try:
         with sql.request_transaction():
             try:
@@ -171,7 +186,7 @@ def authenticate(request: signing.SignedRequest, *, authorization: str, client_i
 
 def _person_name(params: dict) -> str:
     """The institution ID the VPN names the person by (``username``, or Duo's ``user_id``, which is ours too)."""
-    name = params.get("username") or params.get("user_id")
+    name: str | None = params.get("username") or params.get("user_id")
     if not name:
         raise api_error(MISSING_PARAMS, "username or user_id")
     return name
@@ -183,20 +198,37 @@ def _find_person(params: dict) -> User | None:
 
 def preauth(integration: Integration, params: dict, *, client_ip: str | None) -> dict:
     """Duo's preauth: ``deny`` (unknown, no approved access, locked), ``enroll`` (no device a VPN can use), or
-    ``auth`` with the devices and their capabilities. Never ``allow``, never ``push``. Audits ``vpn.preauth``."""
+    ``auth`` with the devices and their capabilities. Never ``push``.
+
+    ``allow`` only for a person with approved access and no device at all whose campaigns let them in with the
+    password alone now (:func:`campaigns.services.effective_policy`), told by when to enroll and where; audited as
+    ``vpn.password_alone_allowed`` with the campaign. Otherwise audits ``vpn.preauth`` (naming the campaign that
+    requires enrollment, when one does). Campaigns are asked only on the branch without a usable device: an
+    enrolled person's preauth costs what it did.
+    """
     user = _find_person(params)
     context = {"integration": integration.integration_key, "user_ip": params.get("ipaddr", "")}
+    answer: dict[str, object]
     if not may_use_vpn(user):
         answer = {"result": "deny", "status_msg": NOT_ALLOWED_MSG}
     else:
         factors = vpn_factors(user)
         if not factors.usable:
-            portal = settings.SITE_URL + reverse("devices:start")
+            policy = None if user_has_device(user, confirmed=True) else effective_policy(user)
+            if policy is not None and policy.password_alone:
+                # Duo's "allow access without 2FA": the VPN lets the person in without asking auth.
+                audit_password_alone(user, policy, door="auth_api", ip=client_ip, context=context)
+                return {"result": "allow", "status_msg": texts.allowed_for_now(policy)}
             answer = {
                 "result": "enroll",
-                "status_msg": "Set up a device for two-factor sign-in first.",
-                "enroll_portal_url": portal,
+                # A passkey cannot answer a passcode: the person hears that, not "set up a device" (they have one).
+                "status_msg": texts.enroll_first(policy)
+                if policy
+                else web_only_message(user) or "Set up a device for two-factor sign-in first.",
+                "enroll_portal_url": texts.enrollment_address(),
             }
+            if policy is not None:
+                context = {**context, "campaign": policy.campaign_id}
         else:
             answer = {"result": "auth", "status_msg": "Account is active", "devices": devices_listing(factors)}
     audit.record("vpn.preauth", subject=user, ip=client_ip, details={**context, "result": answer["result"]})
@@ -207,13 +239,21 @@ def _deny(status_msg: str = DENIED, status: str = "deny") -> dict:
     return {"result": "deny", "status": status, "status_msg": status_msg}
 
 
-def _pick_phone(factors: Factors, wanted: str | None):
+def _pick_phone(factors: Factors, wanted: str | None) -> Any:
     if wanted and wanted != "auto":
         return next((d for d in factors.phones if hmac.compare_digest(device_id(d), wanted)), None)
     return factors.phones[0] if factors.phones else None
 
 
-def _send_code(user: User | None, factors: Factors | None, *, factor: str, wanted, client_ip, context) -> dict:
+def _send_code(
+    user: User | None,
+    factors: Factors | None,
+    *,
+    factor: str,
+    wanted: str | None,
+    client_ip: str | None,
+    context: dict,
+) -> dict:
     """Text (``sms``) or call (``phone``, a spoken code) a sign-in code; the same answer whether sent or not.
 
     Duo answers ``sms`` with ``deny``/``sms_sent`` ("sign in again with a new code"), and ``phone`` with the call's
@@ -223,7 +263,7 @@ def _send_code(user: User | None, factors: Factors | None, *, factor: str, wante
     device = _pick_phone(factors, wanted) if factors else None
     sent = False
     if device is not None:
-        channel = "sms" if factor == "sms" and device.can_text else "voice"
+        channel: str | None = "sms" if factor == "sms" and device.can_text else "voice"
         if factor == "sms" and not device.can_text:
             channel = None
         if channel:
@@ -275,13 +315,14 @@ def auth(integration: Integration, params: dict, *, client_ip: str | None) -> di
         return _passcode_answer(
             passcode_lane.Verdict(None, user.pk if user else None), client_ip=client_ip, context=context
         )
+    assert user is not None  # factors are read only for a person who may use the VPN
     outcome = verify_typed_code(
         user, devices=factors.typed, code=str(passcode), ip=client_ip, entry_point="vpn", context=context
     )
     return _passcode_answer(passcode_lane.Verdict(outcome, user.pk), client_ip=client_ip, context=context)
 
 
-def _passcode_answer(verdict, *, client_ip: str | None, context: dict) -> dict:
+def _passcode_answer(verdict: passcode_lane.Verdict, *, client_ip: str | None, context: dict) -> dict:
     """Duo's answer to a passcode; a person who may not use the VPN or has no device is refused here, audited."""
     if verdict.outcome is None:
         verdict.audit_refusal("vpn.auth_denied", ip=client_ip, context=context)

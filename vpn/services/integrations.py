@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from devices import crypto
 from identity import audit
+from identity.models import User
 from identity.networks import address_allowed, clean_networks  # noqa: F401 (address_allowed: vpn.services exports it)
 
 from ..models import Integration, RadiusClient, parse_networks
@@ -30,7 +31,9 @@ def new_secret() -> str:
     return "".join(secrets.choice(_SECRET_ALPHABET) for _ in range(40))
 
 
-def create_integration(*, name: str, allowed_networks: str = "", actor, ip: str | None = None):
+def create_integration(
+    *, name: str, allowed_networks: str = "", actor: User | None, ip: str | None = None
+) -> tuple[Integration, str]:
     """Create an enabled integration; return ``(integration, secret)``. The secret is never readable again.
 
     Audits ``vpn.integration_created``. Raises ``ValidationError`` for an empty name or a bad network. The caller
@@ -58,7 +61,15 @@ def create_integration(*, name: str, allowed_networks: str = "", actor, ip: str 
     return integration, secret
 
 
-def update_integration(integration: Integration, *, name: str, allowed_networks: str, enabled: bool, actor, ip=None):
+def update_integration(
+    integration: Integration,
+    *,
+    name: str,
+    allowed_networks: str,
+    enabled: bool,
+    actor: User | None,
+    ip: str | None = None,
+) -> Integration:
     """Change an integration's name, networks or enabled flag; audits ``vpn.integration_changed`` with what changed.
 
     Raises ``ValidationError`` for a bad network. The caller must have checked that ``actor`` may.
@@ -92,7 +103,7 @@ _ROTATIONS = {
 }
 
 
-def _rotate(row, *, actor, ip: str | None) -> str:
+def _rotate(row: Integration | RadiusClient, *, actor: User | None, ip: str | None) -> str:
     action, details_of = _ROTATIONS[type(row)]
     secret = new_secret()
     with transaction.atomic():
@@ -105,7 +116,7 @@ def _rotate(row, *, actor, ip: str | None) -> str:
     return secret
 
 
-def rotate_integration_secret(integration: Integration, *, actor, ip: str | None = None) -> str:
+def rotate_integration_secret(integration: Integration, *, actor: User | None, ip: str | None = None) -> str:
     """Give the integration a new secret at once (the old one stops working); return it, to be shown once.
 
     Audits ``vpn.integration_rotated``. The caller must have checked that ``actor`` may.
@@ -133,7 +144,8 @@ def check_radius_network(network: str, *, enabled: bool = True, client_id: int |
     inside a /24 takes its own address); the same network twice is refused: which secret would be tried is chance.
     """
     network = _one_network(network)
-    same = RadiusClient.objects.filter(enabled=True, network=network).exclude(pk=client_id).first()
+    # pk=None (a new client) excludes nothing, as meant.
+    same = RadiusClient.objects.filter(enabled=True, network=network).exclude(pk=client_id).first()  # type: ignore[misc]
     if enabled and same is not None:
         raise ValidationError(
             f"The RADIUS client {same.name!r} already has the network {network}: requests from there can be checked "
@@ -160,8 +172,8 @@ def radius_overlaps(client: RadiusClient) -> list[str]:
 
 
 def create_radius_client(
-    *, name: str, network: str, message_authenticator: str = "require", actor, ip: str | None = None
-):
+    *, name: str, network: str, message_authenticator: str = "require", actor: User | None, ip: str | None = None
+) -> tuple[RadiusClient, str]:
     """Create a RADIUS client for ``network``; return ``(client, shared_secret)``, the secret shown once.
 
     Audits ``vpn.radius_client_created``. Raises ``ValidationError`` for an empty name, a bad network, a network
@@ -193,9 +205,9 @@ def update_radius_client(
     network: str,
     enabled: bool,
     message_authenticator: str | None = None,
-    actor,
-    ip=None,
-):
+    actor: User | None,
+    ip: str | None = None,
+) -> RadiusClient:
     """Change a RADIUS client's name, network, enabled flag or Message-Authenticator choice (unchanged when None);
     audits ``vpn.radius_client_changed``. Raises ``ValidationError`` as :func:`create_radius_client` does."""
     with transaction.atomic():
@@ -216,7 +228,7 @@ def update_radius_client(
     return row
 
 
-def rotate_radius_secret(client: RadiusClient, *, actor, ip: str | None = None) -> str:
+def rotate_radius_secret(client: RadiusClient, *, actor: User | None, ip: str | None = None) -> str:
     """A new shared secret for the client, returned to be shown once; audits ``vpn.radius_client_rotated``."""
     return _rotate(client, actor=actor, ip=ip)
 

@@ -5,16 +5,18 @@ import hmac
 import string
 from dataclasses import dataclass
 from types import SimpleNamespace
+from typing import Any, TypeGuard
 
 from django.conf import settings
 from django_otp import device_classes
 
+from devices.models import SecurityKeyDevice
 from identity.models import User
 
 _KEY_ALPHABET = string.ascii_uppercase + string.digits
 
 
-def device_id(device) -> str:
+def device_id(device: Any) -> str:
     """An opaque, stable id in Duo's ``DP...`` shape; our database ids stay inside."""
     digest = hmac.new(settings.SECRET_KEY.encode(), device.persistent_id.encode(), hashlib.sha256).digest()
     return "DP" + "".join(_KEY_ALPHABET[b % len(_KEY_ALPHABET)] for b in digest[:18])
@@ -89,5 +91,21 @@ def devices_listing(factors: Factors) -> list[dict]:
     return listing
 
 
-def may_use_vpn(user: User | None) -> bool:
+# Said to a person whose only devices cannot give a passcode (a VPN client has only a passcode box).
+WEB_ONLY_MSG = {
+    SecurityKeyDevice.Form.PASSKEY: "Use your authenticator app or a text: passkeys work on the web only.",
+    SecurityKeyDevice.Form.SECURITY_KEY: "Use your authenticator app or a text: security keys work on the web only.",
+}
+
+
+def web_only_message(user: User) -> str:
+    """For a person with no device that takes a code: why their passkey (or security key) will not do, or ""."""
+    forms = set(SecurityKeyDevice.objects.filter(user=user, confirmed=True).values_list("form", flat=True))
+    for form in (SecurityKeyDevice.Form.PASSKEY, SecurityKeyDevice.Form.SECURITY_KEY):
+        if form in forms:
+            return WEB_ONLY_MSG[form]
+    return ""
+
+
+def may_use_vpn(user: User | None) -> TypeGuard[User]:
     return user is not None and user.vpn_access == User.VpnAccess.APPROVED and not user.is_locked

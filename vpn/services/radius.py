@@ -13,9 +13,12 @@ from django.conf import settings
 from django.contrib.auth.hashers import make_password
 from django.db import transaction
 from django.utils import timezone
+from django_otp import device_classes, user_has_device
 
+from campaigns import texts
+from campaigns.services import audit_password_alone, effective_policy
 from devices import backup_codes, crypto, phone_codes, totp
-from identity import audit
+from identity import audit, sql
 from identity.directory.backends import Answer, check_password
 from identity.models import User
 from identity.services import (
@@ -157,11 +160,15 @@ def _radius_code(username: str, code: str, *, client: RadiusClient, ip: str | No
         if factors is None or not factors.usable:
             verdict = passcode_lane.Verdict(None, user.pk if user else None)
         else:
+            assert user is not None  # factors are read only for a person who may use the VPN
             outcome = verify_typed_code(
                 user, devices=factors.typed, code=code, ip=ip, entry_point="radius", context=context
             )
             verdict = passcode_lane.Verdict(outcome, user.pk)
     if verdict.outcome is None:
+        # In "code_only" mode the VPN checked the password; in "password" mode this code came with a right one.
+        if (answer := _unenrolled_answer(verdict.person_id, ip=ip, context=context)) is not None:
+            return answer
         verdict.audit_refusal("vpn.radius_rejected", ip=ip, context=context)
         return RadiusAnswer("reject", RADIUS_DENIED)
     if verdict.outcome == SecondFactorOutcome.OK:
@@ -169,7 +176,7 @@ def _radius_code(username: str, code: str, *, client: RadiusClient, ip: str | No
     return RadiusAnswer("reject", RADIUS_DENIED)
 
 
-def _answer_challenge(state: bytes, code: str, *, username: str, client: RadiusClient, ip: str | None):
+def _answer_challenge(state: bytes, code: str, *, username: str, client: RadiusClient, ip: str | None) -> RadiusAnswer:
     """Consume the State (once, before it expires, for this client and person) and check the code."""
     now = timezone.now()
     with transaction.atomic():
@@ -187,7 +194,7 @@ def _answer_challenge(state: bytes, code: str, *, username: str, client: RadiusC
         if challenge is not None:
             challenge.consumed_at = now
             challenge.save(update_fields=["consumed_at"])
-    if not fits:
+    if challenge is None or not fits:
         audit.record(
             "vpn.radius_rejected", ip=ip, details={"radius_client": client.name, "reason": "state not valid here"}
         )
@@ -204,8 +211,10 @@ def radius_authenticate(
     says how a comma is read); the password alone,
     when right, answers a challenge whose State (random, single-use, bound to person and client, expiring after
     ``RADIUS_CHALLENGE_TTL_SECONDS``, API-05) comes back with the code. With ``"code_only"`` the VPN has checked
-    the password itself and the field holds the code. VPN approval and a second factor are always required,
-    through the lockout shared with the web (OTP-01). Every outcome is audited; the answers to an unknown person,
+    the password itself and the field holds the code. VPN approval and a second factor are required, through the
+    lockout shared with the web (OTP-01), but for a person with approved access and no device at all whose
+    campaigns allow the password alone for now (accepted, told the date; audited with the campaign) or require
+    enrollment (rejected, told where to go). Every outcome is audited; the answers to an unknown person,
     one without access or device, a locked one and a wrong code are the same (API-04).
     """
     if state:
@@ -223,16 +232,77 @@ def radius_authenticate(
     if code:
         return _radius_code(user.username, code, client=client, ip=ip)
     state = secrets.token_bytes(32)
-    ttl = min(settings.RADIUS_CHALLENGE_TTL_SECONDS, 120)
+    # Someone with approved access is challenged only if they have a device (the same one statement either way);
+    # one without any is answered by their campaigns, if any applies. Everyone else is challenged as always.
     with transaction.atomic():
-        RadiusChallenge.objects.create(
-            state_hash=_state_hash(state),
-            user=user,
-            client=client,
-            expires_at=timezone.now() + timedelta(seconds=ttl),
-        )
+        if _store_challenge(state, user=user, client=client, only_with_a_device=may_use_vpn(user)):
+            audit.record("vpn.radius_challenged", subject=user, ip=ip, details={"radius_client": client.name})
+            return RadiusAnswer("challenge", RADIUS_PROMPT, state)
+    answer = _campaign_answer(user, ip=ip, context={"radius_client": client.name})
+    if answer is not None:
+        return answer
+    with transaction.atomic():
+        _store_challenge(state, user=user, client=client, only_with_a_device=False)
         audit.record("vpn.radius_challenged", subject=user, ip=ip, details={"radius_client": client.name})
     return RadiusAnswer("challenge", RADIUS_PROMPT, state)
+
+
+_STORE_IF_ENROLLED: list[str] = []
+
+
+def _store_if_enrolled_sql() -> str:
+    # Built on first use (the device models' registry is ready by then); the same text every time, so it stays
+    # prepared. Every django-otp device model counts, those a VPN cannot use too: a person with only a security key
+    # has enrolled, and no campaign's policy for people who have not applies to them.
+    if not _STORE_IF_ENROLLED:
+        table = RadiusChallenge._meta.db_table
+        devices = " OR ".join(
+            f"EXISTS (SELECT 1 FROM {model._meta.db_table} WHERE user_id = %(person)s AND confirmed)"  # noqa: S608
+            for model in device_classes()
+        )
+        _STORE_IF_ENROLLED.append(
+            f"INSERT INTO {table} (state_hash, user_id, client_id, expires_at) "  # noqa: S608 (our tables)
+            f"SELECT %(state_hash)s, %(person)s, %(client)s, %(expires_at)s WHERE {devices or 'false'} RETURNING id"
+        )
+    return _STORE_IF_ENROLLED[0]
+
+
+def _store_challenge(state: bytes, *, user: User, client: RadiusClient, only_with_a_device: bool) -> bool:
+    """Store the State of a challenge to ``user`` through ``client``; with ``only_with_a_device``, only if the
+    person has a confirmed device of any kind (one statement, as the plain insert is). True when stored."""
+    ttl = min(settings.RADIUS_CHALLENGE_TTL_SECONDS, 120)
+    row = {"state_hash": _state_hash(state), "expires_at": timezone.now() + timedelta(seconds=ttl)}
+    if not only_with_a_device:
+        RadiusChallenge.objects.create(user=user, client=client, **row)
+        return True
+    params = {**row, "person": user.pk, "client": client.pk}
+    return sql.execute(_store_if_enrolled_sql(), params, fetch="one") is not None
+
+
+def _campaign_answer(user: User, *, ip: str | None, context: dict) -> RadiusAnswer | None:
+    """For a person with approved access and no device at all (the caller knows): what their campaigns say, or
+    None when none applies. The password alone let in: Access-Accept whose Reply-Message gives the date and the
+    address, audited as ``vpn.password_alone_allowed`` with the campaign. Enrollment required: Access-Reject whose
+    Reply-Message says where to go, audited as ``vpn.radius_rejected`` with the campaign."""
+    policy = effective_policy(user)
+    if policy is None:
+        return None
+    if policy.password_alone:
+        audit_password_alone(user, policy, door="radius", ip=ip, context=context)
+        return RadiusAnswer("accept", texts.allowed_for_now(policy))
+    details = {**context, "reason": "not enrolled, and a campaign requires it", "campaign": policy.campaign_id}
+    audit.record("vpn.radius_rejected", subject=user, ip=ip, details=details)
+    return RadiusAnswer("reject", texts.enroll_first(policy))
+
+
+def _unenrolled_answer(person_id: int | None, *, ip: str | None, context: dict) -> RadiusAnswer | None:
+    """After a code was refused as from someone who may not use the VPN or has no device: if it is a person with
+    approved access and no device at all, what their campaigns say (:func:`_campaign_answer`); else None. Read
+    only on that refusal, never for an enrolled person's code."""
+    user = User.objects.filter(pk=person_id, is_active=True).first() if person_id else None
+    if not may_use_vpn(user) or user_has_device(user, confirmed=True):
+        return None
+    return _campaign_answer(user, ip=ip, context=context)
 
 
 def forget_spent_state(now: datetime | None = None) -> dict[str, int]:

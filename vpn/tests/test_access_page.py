@@ -42,7 +42,7 @@ def test_my_devices_links_to_vpn_access(client, enrolled_user, sign_in):
 
 
 @pytest.mark.browser
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.django_db(transaction=True)
 def test_vpn_access_page_in_chromium_on_a_phone(live_server, enrolled_user, password):
     from testsupport import fresh_code
 
@@ -53,7 +53,7 @@ def test_vpn_access_page_in_chromium_on_a_phone(live_server, enrolled_user, pass
         page.goto("/account/sign-in/")
         page.get_by_label("Institution ID").fill(enrolled_user.username)
         page.get_by_label("Password").fill(password)
-        page.get_by_role("button", name="Sign in").click()
+        page.get_by_role("button", name="Sign in", exact=True).click()
         page.get_by_label("Code", exact=True).fill(fresh_code(enrolled_user.registrations.get().app_device))
         page.get_by_role("button", name="Verify").click()
         page.wait_for_url("**/devices/")

@@ -15,8 +15,7 @@ pytestmark = [pytest.mark.postgres, pytest.mark.django_db]
 # and their apps locked in one statement (OTP-01, OTP-04), and the outcome written in one statement (the step
 # consumed or the failure counted, the person's failure count, and the audit event appended under the chain's lock).
 # The test runs inside a transaction, so the request's own transaction shows as a savepoint and its release (in
-# production BEGIN and COMMIT). The web sign-in took 32 for one code before its restructuring; this path took 19
-# before the passcode lane, and 7 before the audit append became one statement.
+# production BEGIN and COMMIT).
 FIRST_REQUEST_QUERIES = 6
 CACHED_INTEGRATION_QUERIES = 5
 

@@ -202,7 +202,7 @@ def test_restore_drill_dump_restore_verify_and_sign_in(
     events = AuditEvent.objects.count()
 
     # The checkpoint exported before the backup, as the beat task ships them to where the database's users cannot
-    # write (README, "Checkpoints").
+    # write (docs/auditors.md, "Checkpoints").
     checkpoints = tmp_path / "checkpoints.jsonl"
     checkpoints.write_text(json.dumps(audit.make_checkpoint().as_dict()) + "\n")
 

@@ -11,6 +11,7 @@ from scim2_models import (
     ConflictException,
     Context,
     Email,
+    Group,
     InvalidValueException,
     MutabilityException,
     NotFoundException,
@@ -87,7 +88,7 @@ def _add_missing_typed_entries(current: UserResource, body: dict) -> None:
         path = str(operation.get("path") or "")
         attribute, _, rest = path.partition("[")
         field, model = _TYPED_VALUE_ATTRIBUTES.get(attribute.lower(), (None, None))
-        if not field or not rest.lower().startswith("type eq "):
+        if not field or model is None or not rest.lower().startswith("type eq "):
             continue
         wanted = rest[len("type eq ") :].split("]")[0].strip().strip('"').lower()
         entries = list(getattr(current, field) or [])
@@ -236,7 +237,7 @@ def _wholesale(body: dict) -> bool:
 def patch_group(group: ScimGroup, body: dict, *, client: ScimClient, ip: str | None) -> None:
     current = resources.group_resource(group)
     body = _entra_member_removals(body)
-    PatchOp[type(current)].model_validate(body, scim_ctx=Context.RESOURCE_PATCH_REQUEST).patch(current)
+    PatchOp[Group].model_validate(body, scim_ctx=Context.RESOURCE_PATCH_REQUEST).patch(current)
     if current.display_name != group.display_name:
         raise MutabilityException(detail="The groups here keep their names.")
     members = {str(member.value) for member in current.members or []}

@@ -349,6 +349,7 @@ def schemas():
 
 
 def list_response(resources, *, total: int, start_index: int, parameters=None) -> dict:
-    return ListResponse[type(resources[0]) if resources else UserResource](
+    # The resources' type is known only here, at run time (users, groups, schemas or resource types).
+    return ListResponse[type(resources[0]) if resources else UserResource](  # type: ignore[misc, operator]
         total_results=total, start_index=start_index, items_per_page=len(resources), resources=resources or None
     ).model_dump(scim_ctx=Context.SEARCH_RESPONSE, response_parameters=parameters)

@@ -8,8 +8,10 @@ import threading
 import pytest
 from django.core.management import CommandError, call_command
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from identity.directory import sync, tasks
+from identity.directory.ldap_source import LDAPReader
 from identity.directory.models import DirectorySyncRun
 from identity.directory.tests import slapd as tree
 from identity.models import AuditEvent, User
@@ -92,6 +94,31 @@ def test_a_second_run_with_nothing_changed_writes_nothing(ldap_directory, django
     assert AuditEvent.objects.count() == events
 
 
+def test_an_unchanged_rerun_costs_queries_per_batch_not_per_person(ldap_directory, settings, monkeypatch):
+    """At two directory sizes: what a rerun with nothing changed asks the database grows with its batches of
+    entries (the people of a batch, their roles when roles are mapped), not with the people in them."""
+    monkeypatch.setattr(sync, "BATCH", 20)
+    batches = lambda read: -(-read // sync.BATCH)  # noqa: E731
+
+    def unchanged_rerun() -> tuple[int, int]:
+        sync.sync_directory()
+        with CaptureQueriesContext(connection) as queries:
+            run = sync.sync_directory()
+        assert run.status == Status.APPLIED
+        assert run.unchanged == run.read and run.created == run.updated == run.deactivated == 0
+        return run.read, len(queries)
+
+    everyone = settings.LDAP_SYNC_FILTER
+    settings.LDAP_SYNC_FILTER = "(&(objectClass=person)(uid=person000*))"  # person00001 to person00099
+    small_read, small = unchanged_rerun()
+    settings.LDAP_SYNC_FILTER = everyone
+    big_read, big = unchanged_rerun()
+
+    assert small_read == 99 and big_read >= 2 * small_read
+    assert big - small <= 2 * (batches(big_read) - batches(small_read)) < big_read - small_read
+    assert big <= 12 + 2 * batches(big_read)
+
+
 def test_a_local_account_is_never_taken_over(ldap_directory, make_user):
     carol = make_user("carol", email="carol.local@example.edu")
     run = sync.sync_directory()
@@ -150,15 +177,18 @@ def test_dir_03_a_run_failing_partway_changes_nobody(ldap_directory, monkeypatch
     ldap_directory.remove(zoe.dn)
     ldap_directory.add_person(person("xena"))
     events = AuditEvent.objects.count()
-    # slapd stops after the first page was read and compared: the next page cannot come.
+    # slapd stops as the first page comes in (the reader has asked for the second by then, at most): the third
+    # cannot come, whatever the reading ahead.
+    assert len(ldap_directory.people) > 2 * tree.SIZE_LIMIT
     monkeypatch.setattr(sync, "BATCH", tree.SIZE_LIMIT)
-    compare = sync._compare
+    record = LDAPReader._record
 
-    def compare_then_stop(*args):
-        compare(*args)
-        ldap_directory.stop()
+    def record_then_stop(self, *args):
+        if self.pages == 1 and ldap_directory.process is not None:
+            ldap_directory.stop()
+        return record(self, *args)
 
-    monkeypatch.setattr(sync, "_compare", compare_then_stop)
+    monkeypatch.setattr(LDAPReader, "_record", record_then_stop)
     run = sync.sync_directory()
     assert run.status == Status.FAILED and "Reading the directory failed" in run.error_text
     assert 0 < run.read < len(ldap_directory.people)

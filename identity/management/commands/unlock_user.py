@@ -9,7 +9,7 @@ from identity.models import User
 class Command(BaseCommand):
     help = (
         "Unlock a person locked out after too many wrong codes, or whose last device was reported lost "
-        "(audited). The help desk gets a button later."
+        "(audited). The help desk's Unlock button does the same."
     )
 
     def add_arguments(self, parser):

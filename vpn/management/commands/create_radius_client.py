@@ -1,5 +1,7 @@
+from typing import Any
+
 from django.core.exceptions import ValidationError
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from vpn import services
 
@@ -11,7 +13,7 @@ class Command(BaseCommand):
         "enabled client has is refused."
     )
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("name")
         parser.add_argument("network", help="The client's address or network, e.g. 10.0.0.5/32.")
         parser.add_argument(
@@ -21,7 +23,7 @@ class Command(BaseCommand):
             "it when they carry no Proxy-State. Weakens the Blast-RADIUS defence; the default requires it.",
         )
 
-    def handle(self, *args, name, network, limit_proxy_state, **options):
+    def handle(self, *args: Any, name: str, network: str, limit_proxy_state: bool, **options: Any) -> None:
         choice = "limit_proxy_state" if limit_proxy_state else "require"
         try:
             client, secret = services.create_radius_client(

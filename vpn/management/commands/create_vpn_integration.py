@@ -1,8 +1,9 @@
+from typing import Any
 from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from vpn import services
 
@@ -13,11 +14,11 @@ class Command(BaseCommand):
         "keys, shown once (audited)."
     )
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("name")
         parser.add_argument("--networks", default="", help="Allowed client networks, comma-separated CIDRs.")
 
-    def handle(self, *args, name, networks, **options):
+    def handle(self, *args: Any, name: str, networks: str, **options: Any) -> None:
         try:
             integration, secret = services.create_integration(name=name, allowed_networks=networks, actor=None)
         except ValidationError as error:

@@ -1,7 +1,8 @@
 import asyncio
+from typing import Any
 
 from django.conf import settings
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandParser
 
 from identity import metrics
 from vpn.radius.server import serve
@@ -13,7 +14,7 @@ class Command(BaseCommand):
         "configured RADIUS clients."
     )
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--host", default="0.0.0.0", help="Address to listen on (default all).")  # noqa: S104
         parser.add_argument("--port", type=int, default=1812)
         parser.add_argument("--workers", type=int, default=16, help="Requests verified at once (threads).")
@@ -36,12 +37,22 @@ class Command(BaseCommand):
             "networks and the token the settings allow.",
         )
 
-    def handle(self, *args, host, port, workers, queue, max_wait, metrics_port, **options):
+    def handle(
+        self,
+        *args: Any,
+        host: str,
+        port: int,
+        workers: int,
+        queue: int | None,
+        max_wait: float,
+        metrics_port: int | None,
+        **options: Any,
+    ) -> None:
         metrics_port = settings.METRICS_PORT if metrics_port is None else metrics_port
         if metrics_port:
             metrics.serve_on_port(metrics_port)
         asyncio.run(serve(host, port, workers=workers, queue=queue, max_wait=max_wait, ready=self._ready))
 
-    def _ready(self):
+    def _ready(self) -> None:
         self.stdout.write("ready")
         self.stdout.flush()

@@ -1,0 +1,351 @@
+"""Campaigns: the policy a person not yet enrolled gets (:func:`effective_policy`), a campaign's life (created,
+changed, closed; each audited), its cohort as rows (:func:`refresh_members`), and the audit of a connection let in
+without a second factor.
+
+The doors ask :func:`effective_policy` only once they know the person has no device a door can use: an enrolled
+person's check never reaches this module.
+"""
+
+import re
+import zoneinfo
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from django.contrib.auth.models import Group
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.db.models.expressions import Combinable
+from django.utils import timezone
+
+from identity import audit
+from identity.models import User
+
+from .models import Campaign, CohortEntry, Member
+
+Policy = Campaign.Policy
+
+
+@dataclass(frozen=True)
+class PersonPolicy:
+    """What a person not yet enrolled may do now, and the campaign that says so.
+
+    ``password_alone``: True when the VPN may let them in with their password alone (every campaign of theirs
+    allows it now); False when they must enroll first. ``campaign_id`` and ``campaign_name`` name the campaign that
+    decided: the strictest one (a campaign that requires enrollment now), else the allowing one with the earliest
+    deadline. ``deadline`` is the earliest deadline of all their campaigns (None when none has one): the date people
+    are told.
+    """
+
+    campaign_id: int
+    campaign_name: str
+    deadline: datetime | None
+    password_alone: bool
+    now: datetime
+    # The time zone of the campaign whose deadline this is: the date people are told is read there.
+    time_zone: str = "UTC"
+
+    @property
+    def past_deadline(self) -> bool:
+        return self.deadline is not None and self.now >= self.deadline
+
+
+def _policy_now(campaign: Campaign, now: datetime) -> str:
+    if campaign.deadline is not None and now >= campaign.deadline:
+        return campaign.policy_after_deadline
+    return campaign.policy_before_deadline
+
+
+def _deadline_order(campaign: Campaign) -> tuple:
+    # Earliest deadline first; a campaign without one comes last.
+    return (campaign.deadline is None, campaign.deadline or datetime.max.replace(tzinfo=UTC), campaign.pk)
+
+
+def campaigns_of(person: User, *, now: datetime | None = None) -> QuerySet:
+    """The campaigns that apply to ``person`` now (started, not closed, and their cohort rule names the person), read
+    by rule, not from ``Member``: a person who joined the cohort since the last refresh is in. One query."""
+    now = now or timezone.now()
+    entries = CohortEntry.objects.filter(campaign=OuterRef("pk"))
+    rule: Q | Combinable = Q(cohort=Campaign.Cohort.EVERYONE) | (
+        Q(cohort=Campaign.Cohort.LIST) & Exists(entries.filter(value=person.username))
+    )
+    if person.department:
+        rule |= Q(cohort=Campaign.Cohort.DEPARTMENTS) & Exists(entries.filter(value=person.department))
+    groups = Group.objects.filter(user=person.pk).values("name")
+    rule |= Q(cohort=Campaign.Cohort.GROUPS) & Exists(entries.filter(value__in=groups))
+    return Campaign.objects.filter(rule, starts_at__lte=now, closed_at=None)
+
+
+def effective_policy(person: User, *, now: datetime | None = None) -> PersonPolicy | None:
+    """The policy for ``person`` if they have not enrolled yet, across every campaign that applies to them now.
+
+    Stable contract (the doors and the reminders rely on it):
+
+    - returns None when no campaign applies (none started, all closed, or the person is in no cohort): the doors
+      then do what they do for anyone without a device (require enrollment);
+    - otherwise a :class:`PersonPolicy`: the earliest deadline and the strictest policy win. Each campaign's policy
+      now is its policy before the deadline until the deadline (or for good when it has none), its policy after the
+      deadline from then on; enrollment required by any campaign beats the password alone allowed by another.
+    - cohort membership is read by rule at call time (:func:`campaigns_of`), so a person who joined a cohort
+      after the campaign began is covered.
+
+    It does not look at the person's devices: the caller asks only once it knows the person has none it can use.
+    Reads the database (one query); changes nothing, audits nothing. ``now`` defaults to the current time.
+    """
+    now = now or timezone.now()
+    found = sorted(campaigns_of(person, now=now), key=_deadline_order)
+    if not found:
+        return None
+    requiring = [c for c in found if _policy_now(c, now) == Policy.REQUIRE_ENROLLMENT]
+    decider = (requiring or found)[0]
+    return PersonPolicy(
+        campaign_id=decider.pk,
+        campaign_name=decider.name,
+        deadline=found[0].deadline,
+        password_alone=not requiring,
+        now=now,
+        time_zone=found[0].time_zone,
+    )
+
+
+def audit_password_alone(person: User, policy: PersonPolicy, *, door: str, ip: str | None, context: dict) -> None:
+    """Audit one connection let in without a second factor (``vpn.password_alone_allowed``), naming the campaign
+    that allowed it, so an auditor can list them. ``door`` is ``auth_api`` or ``radius``; ``context`` the door's
+    own details (integration, RADIUS client)."""
+    details = {
+        **context,
+        "door": door,
+        "campaign": policy.campaign_id,
+        "campaign_name": policy.campaign_name,
+        "deadline": policy.deadline.isoformat() if policy.deadline else None,
+    }
+    audit.record("vpn.password_alone_allowed", subject=person, ip=ip, details=details)
+
+
+# --- A campaign's life ----------------------------------------------------------------------------------------
+
+# The fields staff set; every change to one is named in the audit event.
+EDITABLE = (
+    "name",
+    "cohort",
+    "starts_at",
+    "deadline",
+    "reminder_days",
+    "time_zone",
+    "quiet_from",
+    "quiet_until",
+    "email_subject",
+    "email_text",
+    "sms_text",
+    "policy_before_deadline",
+    "policy_after_deadline",
+    "owner",
+)
+MAX_REMINDER_DAYS = 365
+_ID_SEPARATORS = re.compile(r"[\s,;]+")
+
+
+def parse_cohort_values(text: str) -> list[str]:
+    """The values of a pasted or uploaded list: one per line (or separated by commas, semicolons, spaces when the
+    cohort is a list of institution IDs: callers split departments and groups by line only). Blank ones dropped,
+    duplicates once, order kept."""
+    return list(dict.fromkeys(value.strip() for value in text.splitlines() if value.strip()))
+
+
+def parse_institution_ids(text: str) -> list[str]:
+    """Institution IDs from a pasted list or an uploaded file (a CSV's first column works too): any mix of lines,
+    commas, semicolons and spaces; blank ones dropped, duplicates once. A header cell of letters only is kept (it
+    might be an ID); staff see the count before saving."""
+    return list(dict.fromkeys(value for value in _ID_SEPARATORS.split(text) if value))
+
+
+def check_campaign(fields: dict, cohort_values: list[str]) -> None:
+    """Check a campaign's fields (every name in ``EDITABLE``) and cohort values together; raise ``ValidationError``
+    (per field) with what to fix. The create and change services call it; a form may call it first."""
+    problems: dict[str, str] = {}
+    if not str(fields.get("name") or "").strip():
+        problems["name"] = "Give the campaign a name."
+    if fields["deadline"] is not None and fields["deadline"] <= fields["starts_at"]:
+        problems["deadline"] = "The deadline must come after the start."
+    days = fields["reminder_days"]
+    if not isinstance(days, list) or not all(isinstance(d, int) and 0 < d <= MAX_REMINDER_DAYS for d in days):
+        problems["reminder_days"] = f"Reminder days are whole numbers from 1 to {MAX_REMINDER_DAYS}."
+    elif len(set(days)) != len(days):
+        problems["reminder_days"] = "Each reminder day once."
+    elif days and fields["deadline"] is None:
+        problems["reminder_days"] = "Reminders count down to a deadline: set one, or leave the reminder days empty."
+    try:
+        zoneinfo.ZoneInfo(fields["time_zone"])
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        problems["time_zone"] = "Name a time zone such as Europe/Berlin."
+    if fields["quiet_from"] == fields["quiet_until"]:
+        problems["quiet_until"] = "Quiet hours need a start and an end that differ."
+    if not str(fields.get("email_subject") or "").strip() or not str(fields.get("email_text") or "").strip():
+        problems["email_text"] = "Write the email: its subject and its text."
+    if fields["cohort"] != Campaign.Cohort.EVERYONE and not cohort_values:
+        problems["cohort"] = "Name who is in the cohort: groups, departments or institution IDs."
+    if fields["cohort"] == Campaign.Cohort.EVERYONE and cohort_values:
+        problems["cohort"] = "A campaign for everyone names no groups, departments or IDs."
+    limit = CohortEntry._meta.get_field("value").max_length or 0
+    if any(len(value) > limit for value in cohort_values):
+        problems["cohort"] = "A group, department or ID is longer than 255 characters."
+    if problems:
+        raise ValidationError(problems)
+
+
+def _audit_value(value: object) -> object:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, User):
+        return value.username
+    return value if isinstance(value, int | list | type(None)) else str(value)
+
+
+def _cohort_change(before: list[str], after: list[str]) -> dict:
+    added, removed = set(after) - set(before), set(before) - set(after)
+    return {"cohort_added": len(added), "cohort_removed": len(removed)} if added or removed else {}
+
+
+def create_campaign(
+    *, actor: User, ip: str | None = None, cohort_values: Sequence[str] = (), **fields: object
+) -> Campaign:
+    """Create a campaign from ``fields`` (the names in ``EDITABLE``, the model's defaults for the rest) with its
+    cohort's values; audits ``campaigns.created`` with the settings (and how many cohort values, not the values).
+
+    Raises ``ValidationError`` (per field) for what does not fit together. The caller must have checked that
+    ``actor`` holds ``campaigns.run_campaigns``. The cohort's rows are not written here: the caller dispatches
+    :func:`campaigns.tasks.refresh_soon` (beat refreshes every open campaign too).
+    """
+    unknown = set(fields) - set(EDITABLE)
+    if unknown:
+        raise TypeError(f"not campaign fields: {', '.join(sorted(unknown))}")
+    campaign = Campaign(**fields)
+    values = list(dict.fromkeys(cohort_values))
+    check_campaign({name: getattr(campaign, name) for name in EDITABLE}, values)
+    with transaction.atomic():
+        campaign.save()
+        CohortEntry.objects.bulk_create(CohortEntry(campaign=campaign, value=value) for value in values)
+        details = {name: _audit_value(getattr(campaign, name)) for name in EDITABLE if name not in _TEXTS}
+        audit.record(
+            "campaigns.created",
+            actor=actor,
+            ip=ip,
+            details={"campaign": campaign.pk, **details, "cohort_values": len(values)},
+        )
+    return campaign
+
+
+# Texts are long: the audit names that they changed, not their words (the campaign keeps them).
+_TEXTS = {"email_subject", "email_text", "sms_text"}
+
+
+def change_campaign(
+    campaign: Campaign,
+    *,
+    actor: User,
+    ip: str | None = None,
+    cohort_values: Sequence[str] | None = None,
+    **fields: object,
+) -> Campaign:
+    """Change the named ``fields`` of ``campaign`` (and its cohort's values, when given); audits
+    ``campaigns.changed`` naming each changed field with its old and new value (texts: only that they changed) and
+    how many cohort values came and went. Nothing changed: nothing written, no event.
+
+    Raises ``ValidationError`` (per field) for a result that does not fit together, or for a closed campaign. The
+    caller must have checked that ``actor`` holds ``campaigns.run_campaigns``.
+    """
+    unknown = set(fields) - set(EDITABLE)
+    if unknown:
+        raise TypeError(f"not campaign fields: {', '.join(sorted(unknown))}")
+    with transaction.atomic():
+        row = Campaign.objects.select_for_update().get(pk=campaign.pk)
+        if row.closed_at is not None:
+            raise ValidationError("This campaign is closed: start a new one instead.")
+        before_values = list(row.cohort_entries.order_by("pk").values_list("value", flat=True))
+        values = before_values if cohort_values is None else list(dict.fromkeys(cohort_values))
+        after = {name: fields.get(name, getattr(row, name)) for name in EDITABLE}
+        check_campaign(after, values)
+        changed = {name: value for name, value in after.items() if value != getattr(row, name)}
+        cohort = _cohort_change(before_values, values)
+        if not changed and not cohort:
+            return row
+        details = {
+            name: "changed" if name in _TEXTS else [_audit_value(getattr(row, name)), _audit_value(value)]
+            for name, value in changed.items()
+        }
+        for name, value in changed.items():
+            setattr(row, name, value)
+        row.save()
+        if cohort:
+            row.cohort_entries.exclude(value__in=values).delete()
+            CohortEntry.objects.bulk_create(
+                (CohortEntry(campaign=row, value=value) for value in values), ignore_conflicts=True
+            )
+        audit.record("campaigns.changed", actor=actor, ip=ip, details={"campaign": row.pk, **details, **cohort})
+    return row
+
+
+def close_campaign(campaign: Campaign, *, actor: User, ip: str | None = None) -> Campaign:
+    """Close ``campaign``: from now on it applies to no one (no policy, no reminders); its rows stay for the audit
+    and the progress page. Audits ``campaigns.closed``. Closing a closed campaign changes nothing.
+
+    The caller must have checked that ``actor`` holds ``campaigns.run_campaigns``.
+    """
+    with transaction.atomic():
+        row = Campaign.objects.select_for_update().get(pk=campaign.pk)
+        if row.closed_at is None:
+            row.closed_at = timezone.now()
+            row.save(update_fields=["closed_at", "updated_at"])
+            audit.record("campaigns.closed", actor=actor, ip=ip, details={"campaign": row.pk, "name": row.name})
+    return row
+
+
+# --- The cohort as rows -------------------------------------------------------------------------------------
+
+
+def cohort_people(campaign: Campaign) -> QuerySet:
+    """The active people the campaign's cohort rule names now (whatever ``Member`` says)."""
+    people = User.objects.filter(is_active=True)
+    values = CohortEntry.objects.filter(campaign=campaign).values("value")
+    match campaign.cohort:
+        case Campaign.Cohort.EVERYONE:
+            return people
+        case Campaign.Cohort.DEPARTMENTS:
+            return people.filter(department__in=values)
+        case Campaign.Cohort.GROUPS:
+            return people.filter(Exists(Group.objects.filter(user=OuterRef("pk"), name__in=values)))
+        case Campaign.Cohort.LIST:
+            return people.filter(username__in=values)
+    raise ValueError(f"unknown cohort {campaign.cohort!r}")
+
+
+REFRESH_BATCH = 5_000
+
+
+def refresh_members(campaign: Campaign, *, now: datetime | None = None) -> dict[str, int]:
+    """Make ``Member`` say what the cohort rule says: add the people it names now, remove those it no longer names
+    (a mover, a leaver, a value taken out). A person already in keeps their row and the steps they have had.
+
+    Runs in batches of ``REFRESH_BATCH`` ids read by a server-side cursor, each batch inserted with ``ON CONFLICT DO
+    NOTHING``: no lock on the people table, never the whole cohort in memory, and two refreshes at once add each
+    person once. A closed campaign is left as it is. Audits nothing (the cohort's change was audited); returns
+    ``{"added": n, "removed": n}``. Safe to run again.
+    """
+    now = now or timezone.now()
+    campaign = Campaign.objects.get(pk=campaign.pk)
+    if campaign.closed_at is not None:
+        return {"added": 0, "removed": 0}
+    people = cohort_people(campaign)
+    added = 0
+    batch: list[Member] = []
+    missing = people.exclude(Exists(Member.objects.filter(campaign=campaign, person=OuterRef("pk"))))
+    for person_id in missing.values_list("pk", flat=True).iterator(chunk_size=REFRESH_BATCH):
+        batch.append(Member(campaign=campaign, person_id=person_id, added_at=now))
+        if len(batch) == REFRESH_BATCH:
+            added += len(Member.objects.bulk_create(batch, ignore_conflicts=True))
+            batch = []
+    if batch:
+        added += len(Member.objects.bulk_create(batch, ignore_conflicts=True))
+    removed, _ = Member.objects.filter(campaign=campaign).exclude(person__in=people.values("pk")).delete()
+    return {"added": added, "removed": removed}

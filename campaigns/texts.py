@@ -1,0 +1,40 @@
+"""What a person not yet enrolled is told at the doors and on the web: one place for the words."""
+
+import zoneinfo
+
+from django.conf import settings
+from django.urls import reverse
+
+from .services import PersonPolicy
+
+
+def enrollment_address() -> str:
+    """Where a person sets up two-step sign-in (the wizard's first page), as a full address."""
+    return settings.SITE_URL + reverse("devices:start")
+
+
+def deadline_text(policy: PersonPolicy) -> str:
+    """The deadline as people read it, in the campaign's time zone: "14 December 2026, 17:00"."""
+    assert policy.deadline is not None, "only a policy with a deadline has a date to say"
+    local = policy.deadline.astimezone(zoneinfo.ZoneInfo(policy.time_zone))
+    return f"{local.day} {local:%B %Y, %H:%M}"
+
+
+def set_up_by(policy: PersonPolicy) -> str:
+    """ "Set up two-step sign-in by <date>" (without a deadline: "Set up two-step sign-in soon")."""
+    return f"Set up two-step sign-in by {deadline_text(policy)}" if policy.deadline else "Set up two-step sign-in soon"
+
+
+def allowed_for_now(policy: PersonPolicy) -> str:
+    """What the VPN tells someone it lets in with the password alone: the date and where to go."""
+    return f"{set_up_by(policy)}: {enrollment_address()}"
+
+
+def enroll_first(policy: PersonPolicy) -> str:
+    """What the VPN tells someone it refuses until they enroll: where to go (and the deadline, once past)."""
+    if policy.past_deadline:
+        return (
+            f"The deadline for two-step sign-in was {deadline_text(policy)}. "
+            f"Set it up to use the VPN: {enrollment_address()}"
+        )
+    return f"Set up two-step sign-in to use the VPN: {enrollment_address()}"
