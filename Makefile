@@ -68,4 +68,5 @@ check-deploy: install
 	FACTOR_ENCRYPTION_KEYS=$$($(BIN)/python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'); \
 	export SECRET_KEY AUDIT_CHECKPOINT_KEY FACTOR_ENCRYPTION_KEYS; \
 	unset DATABASE_URL; \
-	$(BIN)/python manage.py check --deploy --fail-level WARNING
+	$(BIN)/python manage.py check --deploy --fail-level WARNING; \
+	$(BIN)/python manage.py check --deploy --fail-level WARNING --settings config.settings_api

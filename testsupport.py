@@ -4,6 +4,7 @@
 import base64
 import os
 import re
+import socket
 import time
 from contextlib import contextmanager
 
@@ -157,3 +158,10 @@ def flush_statements(sql_list: list[str]) -> list[str]:
         trigger = "ALTER TABLE identity_auditevent {} TRIGGER USER"
         statements = [trigger.format("DISABLE"), *statements, trigger.format("ENABLE")]
     return statements
+
+
+def free_tcp_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now, for a server a test starts."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]

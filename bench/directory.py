@@ -153,8 +153,8 @@ def main() -> None:
         passwords = {"directory": lambda _user: tree.PASSWORD, "local PBKDF2": lambda _user: LOCAL_PASSWORD}
 
         process = subprocess.Popen(
-            [sys.executable, "manage.py", "run_radius_server", "--host", "127.0.0.1", "--port", str(args.port),
-             "--workers", str(args.workers)],
+            [sys.executable, "manage.py", "run_radius_server", "--settings", "config.settings_api",
+             "--host", "127.0.0.1", "--port", str(args.port), "--workers", str(args.workers)],
             cwd=BASE_DIR, env={**os.environ, **env, "RADIUS_PASSWORD_MODE": "password"},
             stdout=subprocess.PIPE, text=True,
         )

@@ -211,11 +211,13 @@ async def load(base: str, codes: Codes, *, mode: str, duration: float, concurren
 # --- Running things --------------------------------------------------------------------------------------
 
 
-def wait_for_http(url: str, seconds: float = 60) -> None:
+def wait_for_http(url: str, seconds: float = 180) -> None:
+    # A loaded machine takes a while to boot four workers, and their first answer (imports, a database connection)
+    # may take seconds.
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         try:
-            httpx.get(url, timeout=1)
+            httpx.get(url, timeout=10)
             return
         except httpx.HTTPError:
             time.sleep(0.3)
@@ -229,6 +231,7 @@ def run_ours(
     skey: str,
     *,
     label: str = "ours",
+    app: str | None = None,
     env: dict | None = None,
     rounds: int | None = None,
     modes=("correct", "wrong", "unknown"),
@@ -238,7 +241,7 @@ def run_ours(
     env = {name: value for name, value in env.items() if value is not None}  # None: not in the server's environment
     server = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "-w", str(args.workers), "-k", "gthread", "--threads", str(args.threads)]
-        + ["-b", f"127.0.0.1:{args.port}", "--log-level", "warning", "config.wsgi:application"],
+        + ["-b", f"127.0.0.1:{args.port}", "--log-level", "warning", app or args.app],
         cwd=BASE_DIR,
         env=env,
     )
@@ -272,38 +275,53 @@ def run_ours(
         server.wait(30)
 
 
+def compare(args, codes: Codes, ikey: str, skey: str, sides: dict, modes=("correct",)) -> None:
+    """Two servers of the Auth API in turns within each round (which goes first alternates), one run of each mode
+    each: ``sides`` is label -> (WSGI entry or None for ``--app``, extra environment). Prints each round's ratios of
+    the second side to the first, and their median and range."""
+    rows = []
+    first, second = list(sides)
+    for n in range(args.rounds):
+        for label in (first, second) if n % 2 == 0 else (second, first):
+            app, env = sides[label]
+            rows += run_ours(args, codes, ikey, skey, label=label, app=app, env=env(), rounds=1, modes=modes)
+    for mode in modes:
+        a_rows = [r for r in rows if r["label"] == first and r["mode"] == mode]
+        b_rows = [r for r in rows if r["label"] == second and r["mode"] == mode]
+        print(f"\n{mode} codes: {second} (b) against {first} (a)")
+        print(
+            "| round | a req/s | b req/s | b / a | a CPU ms/req | b CPU ms/req | b / a | a p50 | b p50 | a p99 | b p99 |"
+        )
+        print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+        rates, cpus = [], []
+        for n, (a, b) in enumerate(zip(a_rows, b_rows, strict=True), start=1):
+            rates.append(b["rps"] / a["rps"])
+            cpus.append(b["cpu_ms"] / a["cpu_ms"])
+            print(
+                f"| {n} | {a['rps']:.1f} | {b['rps']:.1f} | {rates[-1]:.3f} | {a['cpu_ms']:.3f} | {b['cpu_ms']:.3f} "
+                f"| {cpus[-1]:.3f} | {a['p50_ms']:.1f} | {b['p50_ms']:.1f} | {a['p99_ms']:.1f} | {b['p99_ms']:.1f} |"
+            )
+        for name, ratios in (("throughput", rates), ("CPU per request", cpus)):
+            print(
+                f"{mode}, {name}, b / a: median {statistics.median(ratios):.3f}, "
+                f"range {min(ratios):.3f} to {max(ratios):.3f} over {len(ratios)} rounds"
+            )
+
+
 def compare_metrics(args, codes: Codes, ikey: str, skey: str) -> None:
     """The Auth API with metrics counted (as in production: gunicorn's workers writing to a multiprocess directory)
-    and with ``METRICS_ENABLED=false``, in turns within each round (which goes first alternates), one server each."""
-    rows = []
-    for n in range(args.rounds):
-        with tempfile.TemporaryDirectory() as directory:
-            sides = {
-                "metrics on": {"METRICS_ENABLED": "true", "PROMETHEUS_MULTIPROC_DIR": directory},
-                # prometheus_client takes the variable's presence, even empty, for multiprocess mode
-                "metrics off": {"METRICS_ENABLED": "false", "PROMETHEUS_MULTIPROC_DIR": None},
-            }
-            for label in sorted(sides, reverse=n % 2 == 1):
-                rows += run_ours(args, codes, ikey, skey, label=label, env=sides[label], rounds=1, modes=("correct",))
-    print(
-        "\n| round | on req/s | off req/s | on / off | on CPU ms/req | off CPU ms/req | on / off | on p50 | off p50 |"
-    )
-    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
-    on = [r for r in rows if r["label"] == "metrics on"]
-    off = [r for r in rows if r["label"] == "metrics off"]
-    rates, cpus = [], []
-    for n, (a, b) in enumerate(zip(on, off, strict=True), start=1):
-        rates.append(a["rps"] / b["rps"])
-        cpus.append(a["cpu_ms"] / b["cpu_ms"])
-        print(
-            f"| {n} | {a['rps']:.1f} | {b['rps']:.1f} | {rates[-1]:.3f} | {a['cpu_ms']:.3f} | {b['cpu_ms']:.3f} "
-            f"| {cpus[-1]:.3f} | {a['p50_ms']:.1f} | {b['p50_ms']:.1f} |"
-        )
-    for name, ratios in (("throughput", rates), ("CPU per request", cpus)):
-        print(
-            f"{name}, with metrics / without: median {statistics.median(ratios):.3f}, "
-            f"range {min(ratios):.3f} to {max(ratios):.3f} over {len(ratios)} rounds"
-        )
+    and with ``METRICS_ENABLED=false``."""
+    with tempfile.TemporaryDirectory() as parent:
+        sides = {
+            # prometheus_client takes the variable's presence, even empty, for multiprocess mode
+            "metrics off": (None, lambda: {"METRICS_ENABLED": "false", "PROMETHEUS_MULTIPROC_DIR": None}),
+            # an empty directory for each server, as systemd's RuntimeDirectory= gives one
+            "metrics on": (
+                None,
+                lambda: {"METRICS_ENABLED": "true", "PROMETHEUS_MULTIPROC_DIR": tempfile.mkdtemp(dir=parent)},
+            ),
+        }
+        compare(args, codes, ikey, skey, sides)
     print(f"one check's counting (a counter and a histogram, multiprocess mode): {counting_cost():.2f} µs")
 
 
@@ -369,7 +387,8 @@ def radius_rate(args, codes: Codes, secret: str, *, mode: str, requests: int, sk
     port = args.port + 1
     env = {**os.environ, "RADIUS_PASSWORD_MODE": mode}
     server = subprocess.Popen(
-        [sys.executable, "manage.py", "run_radius_server", "--host", "127.0.0.1", "--port", str(port)],
+        [sys.executable, "manage.py", "run_radius_server", "--settings", "config.settings_api"]
+        + ["--host", "127.0.0.1", "--port", str(port)],
         cwd=BASE_DIR,
         env=env,
         stdout=subprocess.PIPE,
@@ -427,6 +446,8 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--port", type=int, default=5010)
+    # The Auth API's own process, as deploy/enrollment-api.service serves it.
+    parser.add_argument("--app", default="config.wsgi_api:application", help="the WSGI entry gunicorn serves")
     parser.add_argument("--anchors", type=Path, help="the bench anchors' folder (set up as its README says)")
     parser.add_argument("--radius-requests", type=int, default=2000)
     parser.add_argument("--radius-password-requests", type=int, default=40)
@@ -434,6 +455,12 @@ def main() -> None:
         "--compare-metrics",
         action="store_true",
         help="only the Auth API's correct codes, with metrics and without (METRICS_ENABLED=false), in turns",
+    )
+    parser.add_argument(
+        "--compare-apps",
+        nargs=2,
+        metavar=("A", "B"),
+        help="only the Auth API's correct and wrong codes, served by WSGI entry A and by B, in turns",
     )
     args = parser.parse_args()
 
@@ -445,6 +472,10 @@ def main() -> None:
     radius_secret = radius_client_secret()
     if args.compare_metrics:
         compare_metrics(args, codes, ikey, skey)
+        return
+    if args.compare_apps:
+        sides = {app: (app, dict) for app in args.compare_apps}
+        compare(args, codes, ikey, skey, sides, modes=("correct", "wrong"))
         return
 
     rows = []

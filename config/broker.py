@@ -15,6 +15,17 @@ the visibility timeout, and the outbox row, not the broker, decides whether it i
 
 Selected by ``CELERY_BROKER_TRANSPORT`` (Celery's ``broker_transport`` takes a transport class by its import path)
 for ``redis://`` and ``rediss://`` brokers only.
+
+Why an override of a private method, and not a setting: kombu 5.7.0 is its newest release, and redis-py is not
+reached before the failure. The one documented option that avoids both paths is the Redis transport's
+``ack_emulation=False`` (``CELERY_BROKER_TRANSPORT_OPTIONS``): a message then leaves Redis when a worker takes it, an
+acknowledgement touches nothing, and a failed put-back is logged instead of raised. But it also gives up what
+``acks_late`` is for (REL-02; the exports in reports/tasks.py): a message whose worker dies or loses the broker
+mid-task is gone, where today it is delivered again after the visibility timeout. The same traceback is kombu's issue
+582 (celery/kombu#582, closed without a fix); kombu's answer to a sibling crash (a stale socket's KeyError,
+celery/kombu#2592) was to make it one of the transport's connection errors, as this does. Remove this module when a
+kombu release stops building a pool from a detached connection: the fault test
+``test_rel06_the_worker_outlives_redis_dropping_while_it_is_busy_ten_times_in_a_row`` then passes without it.
 """
 
 from kombu.transport import redis as kombu_redis

@@ -1,8 +1,9 @@
 """The health probes: ``/healthz`` (this process answers) and ``/readyz`` (it can serve). docs/operations.md says
 what each checks and which one a load balancer should ask.
 
-``config.wsgi`` answers both without the site's middleware: no session, no CSRF, no Host check and no HTTPS redirect,
-because a load balancer probes a node by its address over plain HTTP, and ``/healthz`` must not touch the database.
+:func:`middleware`, first in the site's and the Auth API's MIDDLEWARE, answers both before any other middleware: no
+session, no CSRF, no Host check and no HTTPS redirect, because a load balancer probes a node by its address over
+plain HTTP, and ``/healthz`` must not touch the database.
 Neither is ever cached. Everyone gets a one-word status; which check failed and why only a client in
 ``HEALTH_DETAIL_NETWORKS``, by the site's rule for the client's address (``identity.web.client_ip``: behind
 ``TRUSTED_PROXY_COUNT`` proxies, the address the outermost one saw).
@@ -10,19 +11,18 @@ Neither is ever cached. Everyone gets a one-word status; which check failed and 
 
 import ipaddress
 import time
+from collections.abc import Callable
 
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.migrations.executor import MigrationExecutor
-from django.http import JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
 
 from devices.selectors import oldest_queued_message_at
 from identity.web import client_ip
-
-PROBE_PATHS = ("/healthz", "/readyz")
 
 
 class _Migrations:
@@ -134,3 +134,18 @@ def readyz(request):
     if shows_details(request):
         body["checks"] = results
     return JsonResponse(body, status=200 if ready else 503)
+
+
+PROBES = {"/healthz": healthz, "/readyz": readyz}
+
+
+def middleware(get_response: Callable[[HttpRequest], HttpResponse]) -> Callable[[HttpRequest], HttpResponse]:
+    """Outermost middleware of the site and of the Auth API: the probes are answered here, before any other
+    middleware, so no Host check, no HTTPS redirect, no session and no log line (a load balancer asks every few
+    seconds, by the node's address, over plain HTTP)."""
+
+    def answer_probes(request: HttpRequest) -> HttpResponse:
+        probe = PROBES.get(request.path_info)
+        return probe(request) if probe is not None else get_response(request)
+
+    return answer_probes

@@ -55,6 +55,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # A load balancer probes the node by its address over plain HTTP: answered before anything reads the Host.
+    "config.health.middleware",
     "identity.request_id.middleware",  # the request's id and its log line (docs/operations.md, "Logs")
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",

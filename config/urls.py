@@ -7,9 +7,9 @@ from identity.views import home
 from reports.urls import urls_for as report_urls
 
 urlpatterns = [
-    # First: the VPN's Auth API is the hot path, and Django tries the patterns in order.
+    # The Auth API has its own process (config.urls_api); its paths stay here for the test client.
     path("", include("vpn.urls")),
-    # config.wsgi answers these without the site's middleware; listed here for the test client and any other server.
+    # config.health.middleware answers these first; listed here for the test client and any other server.
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
     path("", home, name="home"),

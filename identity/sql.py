@@ -11,7 +11,6 @@ message (:func:`request_transaction`, :func:`at_commit`, :func:`execute_and_comm
 released without waiting for the process that answers.
 """
 
-import select
 import time
 from contextlib import contextmanager
 
@@ -128,28 +127,3 @@ def _fetch(cursor, fetch: str | None):
     if fetch == "all":
         return cursor.fetchall()
     return None
-
-
-def without_health_check() -> None:
-    """Skip Django's ``SELECT 1`` before this request's first query (``CONN_HEALTH_CHECKS``), for the hot paths.
-
-    In its place, one poll of the idle connection's socket, no round trip: a server that ended the connection (a
-    restart, ``pg_terminate_backend``, an idle timeout) says goodbye and closes its end, so the socket reads ready
-    although nothing was asked; the connection is then closed here and the request opens a new one. A connection
-    lost without a word (a network cut) still fails the request's first statement: the caller answers with an
-    error, never a success, and Django closes the broken connection as the request ends.
-    """
-    db = connections[DEFAULT_DB_ALIAS]
-    if db.connection is not None and not db.in_atomic_block and _ended_by_server(db.connection):
-        db.close()
-    db.health_check_done = True
-
-
-def _ended_by_server(conn: psycopg.Connection) -> bool:
-    """Whether the idle connection's socket has something to read: the server's goodbye, or its end closed."""
-    try:
-        poller = select.poll()
-        poller.register(conn.fileno(), select.POLLIN)
-        return bool(poller.poll(0))
-    except (OSError, ValueError, psycopg.Error):  # no socket any more
-        return True

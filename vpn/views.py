@@ -11,10 +11,10 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods
 
-from identity import metrics, sql
+from identity import metrics
 from identity.web import client_ip
 
-from . import services, signing
+from . import database, services, signing
 from .models import Integration
 
 log = logging.getLogger(__name__)
@@ -130,7 +130,7 @@ def _endpoint(handler: Handler, *, door: str | None = None) -> Callable[[HttpReq
             refusal = refuse_malformed(request)
             if refusal is not None:
                 return refusal
-            sql.without_health_check()  # a connection the server ended is replaced; one lost silently fails closed
+            database.replace_if_ended_by_server()  # one lost silently fails closed (API-07)
             signed, ip = _signed_request(request), client_ip(request)
             answer = services.answer_signed(
                 signed,
@@ -146,12 +146,22 @@ def _endpoint(handler: Handler, *, door: str | None = None) -> Callable[[HttpReq
         except Exception:
             result = "error"
             log.exception("Auth API request failed; answered with an error, never allow")
-            return JsonResponse({"stat": "FAIL", "code": 50000, "message": "Internal error"}, status=500)
+            return _error(services.api_error(services.INTERNAL))
         finally:
             if door:
                 metrics.vpn_check(door, result, started)
 
     return view
+
+
+def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    """The Auth API process's answer to a path that is not the Auth API's (config.urls_api)."""
+    return _error(services.api_error(services.NOT_FOUND))
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    """The Auth API process's answer to an error no view caught (config.urls_api): never allow (API-07)."""
+    return _error(services.api_error(services.INTERNAL))
 
 
 @require_GET

@@ -35,7 +35,7 @@ from pyrad.dictionary import Dictionary
 from pyrad.server import CheckMessageAuthenticator, ServerPacketError
 
 from identity import metrics, request_id, sql
-from vpn import services
+from vpn import database, services
 from vpn.models import RadiusClient
 
 log = logging.getLogger(__name__)
@@ -245,7 +245,7 @@ class RadiusProtocol(asyncio.DatagramProtocol):
             return None
         try:
             close_old_connections()
-            sql.without_health_check()  # a dropped connection fails this request: no reply (API-07)
+            database.replace_if_ended_by_server()  # a dropped connection fails this request: no reply (API-07)
             username = (request.get("User-Name") or [""])[0]
             password = request.PwDecrypt(request["User-Password"][0]) if "User-Password" in request else ""
             state = (request.get("State") or [None])[0]

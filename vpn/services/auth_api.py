@@ -58,6 +58,8 @@ INVALID_PARAMS = (400, 40002, "Invalid request parameters")
 # API-10: requests no VPN sends, refused from their headers before any work (no statement, no audit event).
 BAD_REQUEST = (400, 40003, "Bad request")
 TOO_LARGE = (413, 41301, "Request body too large")
+NOT_FOUND = (404, 40401, "Resource not found")
+INTERNAL = (500, 50000, "Internal error")
 
 
 def api_error(kind: tuple[int, int, str], detail: str = "") -> ApiError:

@@ -2,6 +2,7 @@ from types import SimpleNamespace
 
 import duo_client
 import pytest
+from django.core.handlers.wsgi import WSGIHandler
 from django.utils import timezone
 
 from identity import services as identity_services
@@ -85,3 +86,16 @@ def busy_people(make_user, enroll, approve):
         totps={p.username: totp_for(p.registrations.get().app_device) for p in [*people, waiting, locked]},
         refused=["waiting", "locked", "nobody"],
     )
+
+
+@pytest.fixture
+def api_application(settings):
+    """Django's WSGI handler with config.settings_api's middleware and URLs, built when called (the middleware reads
+    its settings then); its database settings apply only in a process of its own, above."""
+    from config import settings_api
+
+    settings.MIDDLEWARE = settings_api.MIDDLEWARE
+    settings.ROOT_URLCONF = settings_api.ROOT_URLCONF
+    settings.SECURE_REDIRECT_EXEMPT = settings_api.SECURE_REDIRECT_EXEMPT
+    settings.ALLOWED_HOSTS = ["testserver"]
+    return WSGIHandler

@@ -29,14 +29,10 @@ def duo_shaped(content: bytes) -> dict:
 
 
 @pytest.fixture
-def production(settings):
-    """The production WSGI application (config.wsgi: the Auth API behind its own handler), HTTPS required."""
-    from config.wsgi import site
-    from vpn.wsgi import ApiHandler, dispatch
-
-    settings.ALLOWED_HOSTS = ["testserver"]
+def production(api_application, settings):
+    """The Auth API's process as production runs it (config.settings_api's middleware and URLs), HTTPS required."""
     settings.SECURE_SSL_REDIRECT = True
-    return dispatch(site, ApiHandler())
+    return api_application()
 
 
 def test_api_10_a_wrong_host_is_refused_400_before_any_work(production, integration, errors):

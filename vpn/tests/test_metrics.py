@@ -2,12 +2,9 @@
 real checks (``duo_client`` against the live server, Debian's ``radclient`` against the RADIUS process)."""
 
 import json
-import os
 import re
 import shutil
-import socket
 import subprocess
-import sys
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -15,7 +12,6 @@ from pathlib import Path
 import duo_client
 import httpx
 import pytest
-from django.db import connection
 from django.test import Client
 from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
@@ -24,7 +20,8 @@ from devices.models import OutboundMessage, Registration
 from devices.outbox import queue_email
 from identity.directory.models import DirectorySyncRun
 from identity.models import User
-from testsupport import PASSWORD, REQUIRE_SERVICES, fresh_code, wait_for, wrong_code
+from testsupport import PASSWORD, REQUIRE_SERVICES, free_tcp_port, fresh_code, wait_for, wrong_code
+from vpn.tests.test_api_process import api_process
 from vpn.tests.test_radius import (  # noqa: F401 (fixtures)
     app_device,
     radclient,
@@ -182,12 +179,6 @@ def test_a_lockout_and_web_sign_ins_are_counted_by_factor_and_outcome(client, vp
 # --- RADIUS: the server's own port ----------------------------------------------------------------------
 
 
-def free_tcp_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 METRICS_PORT = free_tcp_port()
 
 
@@ -273,33 +264,10 @@ def test_the_alert_rules_are_valid_and_query_only_metrics_that_exist(applied_syn
 
 @pytest.fixture
 def two_workers(tmp_path, integration):
-    """The site under gunicorn with two worker processes sharing a metrics directory, on this test's database."""
-    db = connection.settings_dict
-    port = free_tcp_port()
+    """The Auth API's process under gunicorn with two workers sharing a metrics directory, on this test's database."""
     (tmp_path / "metrics").mkdir()
-    env = {
-        **os.environ,
-        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
-        "ALLOWED_HOSTS": "127.0.0.1",
-        "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics"),
-    }
-    command = [sys.executable, "-m", "gunicorn", "config.wsgi", "-b", f"127.0.0.1:{port}", "-w", "2"]
-    server = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
-    wait_for(lambda: server.poll() is not None or attempt(lambda: httpx.get(base + "/auth/v2/ping").is_success))
-    assert server.poll() is None, "gunicorn did not start"
-    try:
-        yield port, tmp_path / "metrics"
-    finally:
-        server.terminate()
-        server.wait(15)
-
-
-def attempt(call):
-    try:
-        return call()
-    except httpx.HTTPError:
-        return False
+    with api_process(tmp_path / "metrics", workers=2) as base:
+        yield int(base.rsplit(":", 1)[1]), tmp_path / "metrics"
 
 
 def test_under_gunicorns_workers_a_scrape_counts_the_checks_of_every_process(two_workers, integration):

@@ -1,8 +1,8 @@
-"""The production WSGI application: the Auth API without the site's middleware, the site with all of it."""
+"""The site's WSGI application (config.wsgi), and the WSGI call the tests of both processes make
+(vpn/tests/test_api_process.py for the Auth API's)."""
 
 import email.utils
 import io
-import json
 import sys
 
 import pytest
@@ -11,7 +11,7 @@ from django.db import close_old_connections
 from duo_client.client import Client as DuoClient
 from duo_client.client import sign
 
-from testsupport import SIGN_IN, fresh_code
+from testsupport import SIGN_IN
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db]
 
@@ -68,26 +68,9 @@ def application(settings):
     return application
 
 
-def test_the_api_answers_through_the_production_application_without_cookies(application, integration, vpn_person):
-    body, headers = signed_passcode(integration, fresh_code(vpn_person.registrations.get().app_device))
-    status, response_headers, content = call(application, "POST", "/auth/v2/auth", body=body, headers=headers)
-    assert status == 200 and json.loads(content)["response"]["result"] == "allow"
-    assert "Set-Cookie" not in response_headers
-
-
-def test_the_site_keeps_its_middleware_in_the_same_application(application):
+def test_the_site_keeps_its_middleware(application):
     status, headers, _ = call(application, "GET", SIGN_IN)
     assert status == 200
     assert "csrftoken" in headers.get("Set-Cookie", "")
     assert "Content-Security-Policy" in headers
     assert headers["X-Frame-Options"] == "DENY"
-
-
-def test_the_api_still_redirects_plain_http_when_https_is_required(settings, integration):
-    from vpn.wsgi import ApiHandler
-
-    settings.SECURE_SSL_REDIRECT = True
-    status, headers, _ = call(ApiHandler(), "GET", "/auth/v2/ping")
-    assert status == 301 and headers["Location"].startswith("https://")
-    status, _, content = call(ApiHandler(), "GET", "/auth/v2/ping", secure=True)
-    assert status == 200 and json.loads(content)["stat"] == "OK"
