@@ -10,7 +10,7 @@ from .services import PersonPolicy
 
 def enrollment_address() -> str:
     """Where a person sets up two-step sign-in (the wizard's first page), as a full address."""
-    return settings.SITE_URL + reverse("devices:start")
+    return settings.SITE_URL + reverse("devices:start", urlconf=settings.SITE_URLCONF)
 
 
 def deadline_text(policy: PersonPolicy) -> str:

@@ -71,6 +71,9 @@ MIDDLEWARE = [
 ]
 
 ROOT_URLCONF = "config.urls"
+# The site's pages, for the addresses the VPN's processes write into their answers (their own ROOT_URLCONF,
+# config.urls_api, serves none of them): reverse(..., urlconf=settings.SITE_URLCONF).
+SITE_URLCONF = "config.urls"
 WSGI_APPLICATION = "config.wsgi.application"
 
 TEMPLATES = [

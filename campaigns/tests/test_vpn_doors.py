@@ -77,6 +77,15 @@ def test_after_the_deadline_duo_preauth_sends_them_to_enroll(duo, newcomer, afte
     assert not AuditEvent.objects.filter(action="vpn.password_alone_allowed").exists()
 
 
+def test_the_vpn_processes_name_the_enrollment_address_with_their_own_urls(settings, newcomer, after_deadline):
+    """The Auth API's and the RADIUS server's processes run config.urls_api, which serves no page of the site: the
+    address they give is still the site's wizard."""
+    settings.ROOT_URLCONF = "config.urls_api"
+    policy = campaign_services.effective_policy(newcomer)
+    assert texts.enrollment_address() == f"{settings.SITE_URL}/enroll/"
+    assert texts.enrollment_address() in texts.enroll_first(policy)
+
+
 def test_a_campaign_that_requires_enrollment_from_its_start_sends_them_to_enroll(duo, newcomer, make_campaign):
     make_campaign(days=10, policy_before_deadline=campaign_services.Policy.REQUIRE_ENROLLMENT)
     answer = duo().preauth(username="newcomer")
