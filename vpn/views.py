@@ -122,7 +122,7 @@ def _endpoint(handler, *, door: str | None = None):
             refusal = refuse_malformed(request)
             if refusal is not None:
                 return refusal
-            sql.without_health_check()  # a connection the server ended is replaced; one lost silently fails closed
+            sql.replace_if_ended()  # a connection the server ended is replaced; one lost silently fails closed
             signed, ip = _signed_request(request), client_ip(request)
             answer = services.answer_signed(
                 signed,

@@ -27,7 +27,7 @@ import time
 from collections import Counter, OrderedDict
 from pathlib import Path
 
-from django.db import close_old_connections
+from django.db import close_old_connections, transaction
 from pyrad import packet
 from pyrad.dictionary import Dictionary
 from pyrad.server import CheckMessageAuthenticator, ServerPacketError
@@ -239,11 +239,11 @@ class RadiusProtocol(asyncio.DatagramProtocol):
             return None
         try:
             close_old_connections()
-            sql.without_health_check()  # a dropped connection fails this request: no reply (API-07)
+            sql.replace_if_ended()  # a connection the server ended is replaced; one lost silently fails: no reply (API-07)
             username = (request.get("User-Name") or [""])[0]
             password = request.PwDecrypt(request["User-Password"][0]) if "User-Password" in request else ""
             state = (request.get("State") or [None])[0]
-            with sql.request_transaction():  # one commit per request
+            with transaction.atomic():  # one commit per request
                 answer = services.radius_authenticate(
                     client, username=username, password=password, state=state, ip=addr[0]
                 )
