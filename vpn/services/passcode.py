@@ -10,6 +10,7 @@ take a code and a code that is not an app's, or a lock whose timed release is du
 """
 
 from dataclasses import dataclass
+from functools import cache
 from types import SimpleNamespace
 
 from django.db import DEFAULT_DB_ALIAS, connection
@@ -92,23 +93,19 @@ def _other_typed_devices_sql() -> str:
     return " OR ".join(checks) or "false"
 
 
-_LOCK_SQL: list[str] = []
-
-
+@cache
 def _lock_sql() -> str:
     # Built on first use, once the app registry is ready; the same text every time, so it stays prepared.
-    if not _LOCK_SQL:
-        user, app = User._meta.db_table, AuthenticatorAppDevice._meta.db_table
-        person_columns = ", ".join(f"p.{name}" for name in _PERSON_FIELDS)
-        app_columns = ", ".join(f"d.{name}" for name in _APP_FIELDS)
-        # The person's row first, then their apps in id order: the order every verification takes its locks in.
-        _LOCK_SQL.append(
-            f"WITH p AS (SELECT {', '.join(_PERSON_FIELDS)} FROM {user} "  # noqa: S608
-            "WHERE username = %(username)s AND is_active FOR UPDATE) "
-            f"SELECT {person_columns}, ({_other_typed_devices_sql()}) AS others, {app_columns} FROM p "
-            f"LEFT JOIN LATERAL (SELECT * FROM {app} WHERE user_id = p.id AND confirmed ORDER BY id FOR UPDATE) d ON true"
-        )
-    return _LOCK_SQL[0]
+    user, app = User._meta.db_table, AuthenticatorAppDevice._meta.db_table
+    person_columns = ", ".join(f"p.{name}" for name in _PERSON_FIELDS)
+    app_columns = ", ".join(f"d.{name}" for name in _APP_FIELDS)
+    # The person's row first, then their apps in id order: the order every verification takes its locks in.
+    return (
+        f"WITH p AS (SELECT {', '.join(_PERSON_FIELDS)} FROM {user} "  # noqa: S608
+        "WHERE username = %(username)s AND is_active FOR UPDATE) "
+        f"SELECT {person_columns}, ({_other_typed_devices_sql()}) AS others, {app_columns} FROM p "
+        f"LEFT JOIN LATERAL (SELECT * FROM {app} WHERE user_id = p.id AND confirmed ORDER BY id FOR UPDATE) d ON true"
+    )
 
 
 def _verify_on_first_read(username: str, code: str, *, ip, entry_point: str, context: dict) -> Verdict | None:
