@@ -270,7 +270,16 @@ def run_ours(
                 rows.append(row)
         return rows
     finally:
-        server.send_signal(signal.SIGTERM)
+        stop(server)
+
+
+def stop(server: subprocess.Popen) -> None:
+    """gunicorn's graceful stop, then a kill: on a loaded machine a worker may not finish within the wait."""
+    server.send_signal(signal.SIGTERM)
+    try:
+        server.wait(30)
+    except subprocess.TimeoutExpired:
+        server.kill()
         server.wait(30)
 
 
