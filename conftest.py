@@ -60,7 +60,7 @@ def _missing_service(marker: str) -> str | None:
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _roles_come_back_after_a_flush(django_db_setup, django_db_blocker):
+def _roles_come_back_after_a_flush(request, django_db_setup, django_db_blocker):
     """A transactional test ends with Django emptying every table; its flush then re-creates content types and
     permissions (post_migrate) but not the staff role groups the data migrations made. The groups are read once, as
     the migrations left them, and put back after every flush, once the last app's permissions exist again.
@@ -72,6 +72,10 @@ def _roles_come_back_after_a_flush(django_db_setup, django_db_blocker):
     from django.core import serializers
     from django.db.models.signals import post_migrate
 
+    db_fixtures = {"db", "transactional_db", "live_server"}
+    if not any(item.get_closest_marker("django_db") or db_fixtures & set(item.fixturenames) for item in request.session.items):
+        yield  # no test here uses the database, so pytest-django made none
+        return
     with django_db_blocker.unblock():
         roles = serializers.serialize(
             "json", Group.objects.all(), use_natural_foreign_keys=True, use_natural_primary_keys=True

@@ -67,6 +67,33 @@ def tamper_audit_log(sql: str, params: list) -> None:
         cursor.execute("ALTER TABLE identity_auditevent ENABLE TRIGGER USER")
 
 
+def backend_pid() -> int:
+    """The PostgreSQL session of this thread's connection."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        return cursor.fetchone()[0]
+
+
+def drop_from_the_server(pid: int) -> None:
+    """End a session from another connection, as a database restart or an idle timeout would."""
+    from django.db import DEFAULT_DB_ALIAS, connections
+
+    other = connections.create_connection(DEFAULT_DB_ALIAS)
+    try:
+        with other.cursor() as cursor:
+            cursor.execute("SELECT pg_terminate_backend(%s)", [pid])
+            for _ in range(250):  # the backend leaves pg_stat_activity a moment after it was told to
+                cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE pid = %s", [pid])
+                if cursor.fetchone()[0] == 0:
+                    return
+                time.sleep(0.02)
+        raise AssertionError(f"backend {pid} did not end")
+    finally:
+        other.close()
+
+
 def totp_for(device) -> pyotp.TOTP:
     """An independent TOTP implementation (pyotp) over the device's real secret."""
     return pyotp.TOTP(base64.b32encode(device.secret_bytes()).decode())

@@ -235,6 +235,7 @@ def run_ours(
     env: dict | None = None,
     rounds: int | None = None,
     modes=("correct", "wrong", "unknown"),
+    checkout: Path = BASE_DIR,
 ) -> list[dict]:
     base = f"http://127.0.0.1:{args.port}"
     env = {**os.environ, "DEBUG": "false", "ALLOWED_HOSTS": "127.0.0.1", "DB_CONN_MAX_AGE": "600", **(env or {})}
@@ -242,7 +243,7 @@ def run_ours(
     server = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "-w", str(args.workers), "-k", "gthread", "--threads", str(args.threads)]
         + ["-b", f"127.0.0.1:{args.port}", "--log-level", "warning", app or args.app],
-        cwd=BASE_DIR,
+        cwd=checkout,
         env=env,
     )
     try:
@@ -271,7 +272,16 @@ def run_ours(
                 rows.append(row)
         return rows
     finally:
-        server.send_signal(signal.SIGTERM)
+        stop(server)
+
+
+def stop(server: subprocess.Popen) -> None:
+    """gunicorn's graceful stop, then a kill: on a loaded machine a worker may not finish within the wait."""
+    server.send_signal(signal.SIGTERM)
+    try:
+        server.wait(30)
+    except subprocess.TimeoutExpired:
+        server.kill()
         server.wait(30)
 
 
@@ -357,12 +367,12 @@ def vacuum(conninfo: str) -> None:
         db.execute("VACUUM ANALYZE")
 
 
-def run_anchor(script: Path, label: str, env: dict, args) -> list[dict]:
-    """``args.rounds`` runs of an anchor's script, one round each, its database vacuumed before each (as ours)."""
+def run_anchor(script: Path, label: str, env: dict, args, rounds: int | None = None) -> list[dict]:
+    """``rounds`` runs of an anchor's script, one round each, its database vacuumed before each (as ours)."""
     env = {**os.environ, **env, "ROUNDS": "1", "DURATION": str(args.duration)}
     env["CONCURRENCY"] = str(args.concurrency)
     rows = []
-    for _ in range(args.rounds):
+    for _ in range(rounds or args.rounds):
         vacuum(anchor_database(label))
         out = subprocess.run(
             ["bash", str(script), *([] if "peer" in label else ["wsgi-gthread"])],
@@ -452,6 +462,17 @@ def main() -> None:
     parser.add_argument("--radius-requests", type=int, default=2000)
     parser.add_argument("--radius-password-requests", type=int, default=40)
     parser.add_argument(
+        "--before",
+        type=Path,
+        help="another checkout of this project (the code before a change, same migrations), served the same way on "
+        "the same database in the same run, for correct and wrong codes, as 'before'",
+    )
+    parser.add_argument(
+        "--settings-too",
+        help="a settings module to serve this project with as well, as 'ours (SETTINGS)', e.g. "
+        "bench.settings_no_health_check",
+    )
+    parser.add_argument(
         "--compare-metrics",
         action="store_true",
         help="only the Auth API's correct codes, with metrics and without (METRICS_ENABLED=false), in turns",
@@ -479,14 +500,34 @@ def main() -> None:
         return
 
     rows = []
-    if args.anchors:
-        rows += run_anchor(args.anchors / "limit" / "run_limit.sh", "floor: bare WSGI", {}, args)
-    rows += run_ours(args, codes, ikey, skey)
-    if args.anchors:
-        peer_env = {"PI_ENGINE_REGISTRY": "shared"}
-        rows += run_anchor(
-            args.anchors / "peer-privacyidea" / "run_bench.sh", "peer: privacyIDEA fastest", peer_env, args
-        )
+    # With a second target of ours (--before, --settings-too), the targets take turns, one round each, so that a
+    # machine whose load changes during the session weighs on all of them alike.
+    turns = args.rounds if args.before or args.settings_too else 1
+    rounds = 1 if turns > 1 else None
+    peer_env = {"PI_ENGINE_REGISTRY": "shared"}
+    for _ in range(turns):
+        if args.anchors:
+            rows += run_anchor(args.anchors / "limit" / "run_limit.sh", "floor: bare WSGI", {}, args, rounds)
+        if args.before:
+            rows += run_ours(
+                args, codes, ikey, skey, label="before", modes=("correct", "wrong"), checkout=args.before, rounds=rounds
+            )
+        rows += run_ours(args, codes, ikey, skey, rounds=rounds)
+        if args.settings_too:
+            rows += run_ours(
+                args,
+                codes,
+                ikey,
+                skey,
+                label=f"ours ({args.settings_too})",
+                env={"DJANGO_SETTINGS_MODULE": args.settings_too},
+                modes=("correct", "wrong"),
+                rounds=rounds,
+            )
+        if args.anchors:
+            rows += run_anchor(
+                args.anchors / "peer-privacyidea" / "run_bench.sh", "peer: privacyIDEA fastest", peer_env, args, rounds
+            )
     radius = [
         radius_rate(args, codes, radius_secret, mode=mode, requests=requests, skip=skip)
         for mode, requests, skip in (
@@ -498,7 +539,8 @@ def main() -> None:
 
     print("\n| target | case | req/s (median, range) | p50 ms | p99 ms |\n| --- | --- | --- | --- | --- |")
     table = {}
-    for label in ("ours", "floor: bare WSGI", "peer: privacyIDEA fastest"):
+    ours_labels = ["before", "ours", f"ours ({args.settings_too})"]
+    for label in (*ours_labels, "floor: bare WSGI", "peer: privacyIDEA fastest"):
         for mode in ("correct", "wrong", "unknown"):
             m = medians(rows, label, mode)
             if m:
@@ -508,11 +550,12 @@ def main() -> None:
                     f"| {label} | {mode} | {m['rps']:.1f} ({low:.1f}-{high:.1f}) | {m['p50_ms']:.1f} | {m['p99_ms']:.1f} |"
                 )
     for mode in ("correct", "wrong"):
-        ours = table.get(("ours", mode))
-        for label in ("floor: bare WSGI", "peer: privacyIDEA fastest"):
-            other = table.get((label, mode))
-            if ours and other:
-                print(f"{mode}: ours / {label} = {ours['rps'] / other['rps']:.2f}")
+        for ours_label in ours_labels:
+            ours = table.get((ours_label, mode))
+            for label in ("floor: bare WSGI", "peer: privacyIDEA fastest", "before"):
+                other = table.get((label, mode))
+                if ours and other and label != ours_label:
+                    print(f"{mode}: {ours_label} / {label} = {ours['rps'] / other['rps']:.2f}")
     for row in radius:
         print(json.dumps(row))
         ours = table.get(("ours", "correct"))

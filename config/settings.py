@@ -347,12 +347,14 @@ OUTBOX_SENDING_LEASE_SECONDS = env.int("OUTBOX_SENDING_LEASE_SECONDS", default=1
 # phone codes (never less than the day the send limits look back).
 OUTBOX_RETENTION_DAYS = env.int("OUTBOX_RETENTION_DAYS", default=90)
 PHONE_CODE_RETENTION_DAYS = env.int("PHONE_CODE_RETENTION_DAYS", default=30)
-# The outbox's claim and outcome statements are prepared once per database connection. Turn off behind a connection
-# pooler in transaction mode that does not keep prepared statements (PgBouncer before 1.21).
-OUTBOX_PREPARED_STATEMENTS = env.bool("OUTBOX_PREPARED_STATEMENTS", default=True)
-if OUTBOX_PREPARED_STATEMENTS and DATABASES["default"]["ENGINE"].endswith("postgresql"):
+# Statements run through identity.sql (the audit append, the outbox's claim and outcome, the VPN check's first read
+# and remembered signature) are prepared once per database connection. Turn off behind a connection pooler in
+# transaction mode that does not keep prepared statements (PgBouncer before 1.21). OUTBOX_PREPARED_STATEMENTS is the
+# name this setting had when only the outbox's statements were said to use it; it is still read when the new one is unset.
+DB_PREPARED_STATEMENTS = env.bool("DB_PREPARED_STATEMENTS", default=env.bool("OUTBOX_PREPARED_STATEMENTS", default=True))
+if DB_PREPARED_STATEMENTS and DATABASES["default"]["ENGINE"].endswith("postgresql"):
     # Django leaves psycopg's threshold at None, which forbids preparing at all. Django's own cursors bind on the
-    # client and never prepare whatever it says, so a threshold no query reaches only lets the outbox ask for it.
+    # client and never prepare whatever it says, so a threshold no query reaches only lets identity.sql ask for it.
     DATABASES["default"].setdefault("OPTIONS", {}).setdefault("prepare_threshold", 2**31 - 1)
 # The sweep leaves freshly queued messages to their own dispatch for this long.
 OUTBOX_SWEEP_GRACE_SECONDS = env.int("OUTBOX_SWEEP_GRACE_SECONDS", default=30)

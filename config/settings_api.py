@@ -22,7 +22,7 @@ ROOT_URLCONF = "config.urls_api"
 WSGI_APPLICATION = "config.wsgi_api.application"
 
 # Django's health check is a SELECT 1 before each request's first query; both VPN doors look at the idle connection's
-# socket instead, with no round trip (vpn.database), and a connection lost mid-request fails that request closed
+# socket instead, with no round trip (identity.sql.replace_if_ended), and a connection lost mid-request fails that request closed
 # (API-07).
 DATABASES = {**DATABASES, "default": {**DATABASES["default"], "CONN_HEALTH_CHECKS": False}}
 

@@ -40,6 +40,14 @@ def matching_step(key: bytes, code: str, *, after_step: int, now: float | None =
     return found
 
 
+def is_next_code(device, raw_code: str) -> bool:
+    """Whether :func:`consume` would accept ``raw_code`` for ``device``, without consuming it."""
+    code = normalize(raw_code)
+    if not code:
+        return False
+    return matching_step(device.secret_bytes(), code, after_step=device.last_t) is not None
+
+
 def consume(device, raw_code: str) -> bool:
     """Whether ``raw_code`` is the device's code for a step later than the last accepted one; if so, that step
     becomes the last accepted one (``device.last_t``). Call on the locked row (:mod:`devices.verification`)."""

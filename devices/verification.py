@@ -30,13 +30,15 @@ def verify(device, check: Callable[[Any], bool], *, consumes: tuple[str, ...] = 
     # No savepoint inside the caller's transaction: an error here fails the whole attempt (fail closed).
     with transaction.atomic(savepoint=False):
         locked = model.objects.select_for_update().get(pk=device.pk)
-        ok = _check_locked(locked, check, consumes)
+        ok = verify_locked_row(locked, check, consumes=consumes)
     for field in model._meta.concrete_fields:
         setattr(device, field.attname, getattr(locked, field.attname))
     return ok
 
 
-def _check_locked(locked, check, consumes) -> bool:
+def verify_locked_row(locked, check: Callable[[object], bool], *, consumes: tuple[str, ...] = ()) -> bool:
+    """:func:`verify` on a device row the caller has already locked in its transaction and passes as ``locked``
+    (freshly read with the lock): the same rule, without reading the row again."""
     if not (locked.confirmed or getattr(locked, "awaiting_first_code", False)):
         return False
     allowed, _ = locked.verify_is_allowed()

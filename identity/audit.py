@@ -61,8 +61,7 @@ def _check_details(details: dict) -> None:
             raise ValueError(f"audit details may not carry {key!r}: secrets never enter the audit log")
 
 
-# One append on PostgreSQL (migration 0008): the chain's lock, the last row, the hash and the insert. A hot path may
-# end a statement of its own with it, with :func:`append_params` beside its own parameters (one round trip less).
+# One append on PostgreSQL (migration 0008): the chain's lock, the last row, the hash and the insert.
 APPEND_SQL = (
     "SELECT event_id, event_sequence, event_prev_hash, event_hash FROM identity_audit_append("
     "%(audit_created_at)s::timestamptz, %(audit_actor_id)s::bigint, %(audit_subject_id)s::bigint, "
@@ -101,11 +100,6 @@ def _append_params(row) -> dict:
         "audit_head": head,
         "audit_tail": tail,
     }
-
-
-def append_params(action: str, *, actor=None, subject=None, ip: str | None = None, details=None) -> dict:
-    """The parameters of :data:`APPEND_SQL` for one event, checked as :func:`record` checks them (PostgreSQL)."""
-    return _append_params(_new_row(action, actor=actor, subject=subject, ip=ip, details=details))
 
 
 def record(action: str, *, actor=None, subject=None, ip: str | None = None, details: dict | None = None) -> AuditEvent:

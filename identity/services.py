@@ -2,6 +2,7 @@
 
 import hashlib
 import hmac
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -121,6 +122,16 @@ def record_second_factor_failure(
         user = user if row_locked else _locked_row(user)
         user.second_factor_failures += 1
         fields = ["second_factor_failures"]
+        locks = user.second_factor_failures >= settings.LOCKOUT_THRESHOLD and user.locked_at is None
+        if locks:
+            now = timezone.now()
+            user.locked_at = now
+            minutes = settings.LOCKOUT_AUTO_UNLOCK_MINUTES
+            user.locked_until = now + timedelta(minutes=minutes) if minutes else None
+            fields += ["locked_at", "locked_until"]
+        # Written before the audit events: every sign-in waits for the audit chain's lock, held from the first
+        # append to the commit, so nothing else goes out while it is held.
+        user.save(update_fields=fields)
         audit.record(
             "signin.second_factor_failed",
             actor=user,
@@ -133,12 +144,7 @@ def record_second_factor_failure(
                 "consecutive_failures": user.second_factor_failures,
             },
         )
-        if user.second_factor_failures >= settings.LOCKOUT_THRESHOLD and user.locked_at is None:
-            now = timezone.now()
-            user.locked_at = now
-            minutes = settings.LOCKOUT_AUTO_UNLOCK_MINUTES
-            user.locked_until = now + timedelta(minutes=minutes) if minutes else None
-            fields += ["locked_at", "locked_until"]
+        if locks:
             audit.record(
                 "account.locked",
                 subject=user,
@@ -147,7 +153,6 @@ def record_second_factor_failure(
             )
             _notify(user, "account.locked")
             metrics.count_on_commit(metrics.LOCKOUTS, entry_point)
-        user.save(update_fields=fields)
     return user
 
 
@@ -318,18 +323,44 @@ def verify_typed_code(
 def _verify_typed_code(
     user: User, *, devices: list, code: object, ip: str | None, entry_point: str = "web", context: dict | None = None
 ) -> str:
-    """Check a typed ``code`` against each of ``devices`` in turn, for entry points where nobody chose a device.
-
-    A good code for one device never throttles the others (OTP-03): the devices tried before it get back their
-    throttle state. The attempt counts once toward the lockout (OTP-01), under the person's row lock; each device
-    consumes a code under its own lock (OTP-04). Returns a :class:`SecondFactorOutcome` value; every outcome is
-    audited once, ``context`` joining the details. The caller must have checked the devices are the person's
-    confirmed ones, freshly read.
-    """
+    """Lift a lock whose time is up, lock the person's row, and apply :func:`verify_typed_code_on_locked_row`."""
     user = expire_lock_if_due(user)
+    with transaction.atomic(savepoint=False):
+        return verify_typed_code_on_locked_row(
+            _locked_row(user), devices=devices, code=code, ip=ip, entry_point=entry_point, context=context
+        )
+
+
+def _verify_token(device: Any, code: object) -> bool:
+    return bool(device.verify_token(code))
+
+
+def verify_typed_code_on_locked_row(
+    user: User,
+    *,
+    devices: list,
+    code: object,
+    ip: str | None,
+    entry_point: str = "web",
+    context: dict | None = None,
+    verify: Callable[[Any, object], bool] = _verify_token,
+) -> str:
+    """The sign-in rule for a typed code: check it against each of ``devices`` in turn, for entry points where
+    nobody chose a device. Every door (the web, the Auth API, RADIUS) comes here, so the rule lives once.
+
+    A locked person is refused unchecked (``signin.refused_locked``). A good code for one device never throttles
+    the others (OTP-03): the devices tried before it get back their throttle state. The attempt counts once toward
+    the lockout (OTP-01), which locks the account at the threshold; each device consumes a code under its own lock
+    (OTP-04). Returns a :class:`SecondFactorOutcome` value; every outcome is audited once, ``context`` joining the
+    details.
+
+    The caller must hold ``user``'s row lock in its transaction and pass that row (any lock due to expire already
+    lifted), and must have checked that the devices are the person's confirmed ones, freshly read. ``verify(device,
+    code)`` checks and consumes one device's code; by default ``device.verify_token``, which locks the device's row
+    itself. A caller that already holds the device rows' locks passes a check that works on them as they are.
+    """
     factor = factor_name(devices[0]) if len(devices) == 1 else "passcode"
     with transaction.atomic(savepoint=False):
-        user = _locked_row(user)
         if user.is_locked:
             audit.record(
                 "signin.refused_locked",
@@ -347,7 +378,7 @@ def _verify_typed_code(
                 continue
             any_allowed = True
             before = _throttle_state(device)
-            if device.verify_token(code):
+            if verify(device, code):
                 for other, (count, stamp) in tried:
                     type(other).objects.filter(pk=other.pk).update(
                         throttling_failure_count=count, throttling_failure_timestamp=stamp

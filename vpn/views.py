@@ -11,10 +11,10 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods
 
-from identity import metrics
+from identity import metrics, sql
 from identity.web import client_ip
 
-from . import database, services, signing
+from . import services, signing
 from .models import Integration
 
 log = logging.getLogger(__name__)
@@ -130,7 +130,7 @@ def _endpoint(handler: Handler, *, door: str | None = None) -> Callable[[HttpReq
             refusal = refuse_malformed(request)
             if refusal is not None:
                 return refusal
-            database.replace_if_ended_by_server()  # one lost silently fails closed (API-07)
+            sql.replace_if_ended()  # a connection the server ended is replaced; one lost silently fails closed
             signed, ip = _signed_request(request), client_ip(request)
             answer = services.answer_signed(
                 signed,

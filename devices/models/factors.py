@@ -80,7 +80,16 @@ class AuthenticatorAppDevice(ThrottlingMixin, TimestampMixin, Device):
         return not self.confirmed and bool(self.encrypted_secret)
 
     def verify_token(self, token) -> bool:
-        return verification.verify(self, lambda locked: totp.consume(locked, str(token)), consumes=("last_t",))
+        return verification.verify(self, _consumes(token), consumes=("last_t",))
+
+    def verify_token_on_locked_row(self, token) -> bool:
+        """:meth:`verify_token` when this instance is the device's row, read under a lock the caller holds."""
+        return verification.verify_locked_row(self, _consumes(token), consumes=("last_t",))
+
+
+def _consumes(token):
+    """The app's code check: the code of a step after the last one accepted, which it then becomes (OTP-04)."""
+    return lambda locked: totp.consume(locked, str(token))
 
 
 class PhoneDevice(ThrottlingMixin, TimestampMixin, Device):

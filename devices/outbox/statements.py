@@ -8,11 +8,12 @@ import logging
 from datetime import timedelta
 from functools import cache
 
-import psycopg
 from django.conf import settings
-from django.db import DEFAULT_DB_ALIAS, DatabaseError, connection, connections, transaction
+from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
 from django.db.models import Q
 from django.utils import timezone
+
+from identity import sql
 
 from ..models import OutboundMessage
 
@@ -97,39 +98,11 @@ def _quick(db) -> bool:
     return db.vendor == "postgresql" and not db.in_atomic_block
 
 
-def _execute(db, sql: str, params: dict, *, fetch: bool):
-    if db.vendor != "postgresql":
-        with db.cursor() as cursor:
-            cursor.execute(sql, params)
-            return cursor.fetchone() if fetch else None
-    db.validate_no_broken_transaction()  # what Django's own cursor checks first
-    db.ensure_connection()
-    try:
-        return _execute_prepared(db, sql, params, fetch)
-    except DatabaseError as exc:
-        # Instead of a "SELECT 1" before every message (CONN_HEALTH_CHECKS, REL-08), a connection the server
-        # dropped (a restart, an idle timeout) is found by the statement itself. That, or a prepared statement
-        # the server no longer accepts (a column changed under it: "cached plan must not change result type"),
-        # is mended by a new connection: send the statement once more there. Both statements are safe to repeat:
-        # a failed one changed nothing, unless the connection broke after the server ran it; then a claim finds
-        # the row no longer claimable and leaves it to the lease and the sweep, and an outcome finds the row no
-        # longer its claim's (it already holds that outcome) and changes nothing. Inside a transaction the
-        # caller decides.
-        if db.in_atomic_block:
-            raise
-        logger.info("the outbox's statement failed (%s); retrying on a new connection", type(exc).__name__)
-        db.close()
-        db.ensure_connection()
-        return _execute_prepared(db, sql, params, fetch)
-
-
-def _execute_prepared(db, sql: str, params: dict, fetch: bool):
-    # The outbox sends the same few statements for every message: PostgreSQL parses and plans them once per
-    # connection (a prepared statement) instead of once per message. Django's own cursors bind parameters on the
-    # client and never prepare, so these go through a server-binding cursor on the same connection.
-    with db.wrap_database_errors, psycopg.Cursor(db.connection) as cursor:
-        cursor.execute(sql, params, prepare=settings.OUTBOX_PREPARED_STATEMENTS)
-        return cursor.fetchone() if fetch else None
+def _execute(sql_text: str, params: dict, *, fetch: bool):
+    # Outside a transaction a connection the server dropped is replaced first (identity.sql's one rule, in place of
+    # a "SELECT 1" before every message, REL-08); one lost silently fails the statement, and the message stays
+    # queued for its retry or the sweep. Inside a transaction the caller decides.
+    return sql.execute(sql_text, params, fetch="one" if fetch else None)
 
 
 @cache
@@ -168,7 +141,7 @@ def finish_message(message: OutboundMessage, status: str, *, claimed_at=None, **
     fenced = claimed_at is not None
     if fenced:
         params |= {"sending": Status.SENDING.value, "claimed_at": db.ops.adapt_datetimefield_value(claimed_at)}
-    row = _execute(db, _outcome_sql(names, _quick(db), fenced), params, fetch=fenced)
+    row = _execute(_outcome_sql(names, _quick(db), fenced), params, fetch=fenced)
     if fenced and row is None:
         logger.warning("outbound message %s was taken over after its lease; this outcome is not recorded", message.pk)
         return False
@@ -191,7 +164,7 @@ def claim_message(message_id: int) -> OutboundMessage | None:
         "queued": Status.QUEUED.value,
         "sending": Status.SENDING.value,
     }
-    row = _execute(db, _claim_sql(_quick(db)), params, fetch=True)
+    row = _execute(_claim_sql(_quick(db)), params, fetch=True)
     if row is None:
         expire_if_due(message_id, now)
         return None

@@ -1,17 +1,16 @@
 """The outbox's delivery rules, in-process: claim, retry, expiry, erasure (REL-01, 02, 04, 10)."""
 
-import time
 from datetime import timedelta
 
 import pytest
-from django.db import DEFAULT_DB_ALIAS, DatabaseError, connection, connections, transaction
+from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 from freezegun import freeze_time
 
 from devices import outbox
 from devices.models import OutboundMessage
 from devices.tests.fakes import RecordingGateway
-from testsupport import owner_cursor
+from testsupport import backend_pid, drop_from_the_server, owner_cursor
 
 Status = OutboundMessage.Status
 
@@ -189,35 +188,13 @@ def undispatched(monkeypatch):
     monkeypatch.setattr(outbox, "dispatch", lambda message_id, channel: True)
 
 
-def _backend_pid():
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_backend_pid()")
-        return cursor.fetchone()[0]
-
-
-def _drop_from_the_server(pid):
-    """End a session from another connection, as a database restart or an idle timeout would."""
-    other = connections.create_connection(DEFAULT_DB_ALIAS)
-    try:
-        with other.cursor() as cursor:
-            cursor.execute("SELECT pg_terminate_backend(%s)", [pid])
-            for _ in range(100):  # the backend leaves pg_stat_activity a moment after it was told to
-                cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE pid = %s", [pid])
-                if cursor.fetchone()[0] == 0:
-                    return
-                time.sleep(0.02)
-        raise AssertionError(f"backend {pid} did not end")
-    finally:
-        other.close()
-
-
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_rel08_a_connection_the_server_dropped_is_replaced_by_the_next_send(queued_sms, gateway, undispatched):
     first, second = queued_sms(), queued_sms()
     outbox.deliver_message(first.pk)
-    dropped = _backend_pid()
-    _drop_from_the_server(dropped)
+    dropped = backend_pid()
+    drop_from_the_server(dropped)
 
     delivery = outbox.deliver_message(second.pk)
 
@@ -225,7 +202,7 @@ def test_rel08_a_connection_the_server_dropped_is_replaced_by_the_next_send(queu
     second.refresh_from_db()
     assert (second.status, second.attempts, second.encrypted_body) == (Status.SENT, 1, "")
     assert len(RecordingGateway.delivered) == 2
-    assert _backend_pid() != dropped
+    assert backend_pid() != dropped
 
 
 @pytest.mark.postgres
@@ -235,7 +212,7 @@ def test_rel08_a_dropped_connection_inside_a_transaction_is_an_error_not_a_silen
 ):
     message = queued_sms()
     with pytest.raises(DatabaseError), transaction.atomic():
-        _drop_from_the_server(_backend_pid())
+        drop_from_the_server(backend_pid())
         outbox.deliver_message(message.pk)
     connection.close()
     message.refresh_from_db()
@@ -263,7 +240,7 @@ def test_claim_and_outcome_are_prepared_once_and_reused_for_every_message(queued
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_prepared_statements_can_be_turned_off_for_poolers_that_lose_them(queued_sms, gateway, settings, undispatched):
-    settings.OUTBOX_PREPARED_STATEMENTS = False
+    settings.DB_PREPARED_STATEMENTS = False
     connection.close()  # a fresh session, so nothing prepared by an earlier test counts
     outbox.deliver_message(queued_sms().pk)
     assert _executions_of_prepared_statements() == []

@@ -1,104 +1,91 @@
-"""Prepared statements on the hot paths, and the request transaction whose last statement may commit it."""
+"""The one runner for raw SQL: prepared statements, and its one rule for a connection the server dropped."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from django.db import DatabaseError, connection, transaction
 
 from identity import sql
 from identity.models import User
+from testsupport import backend_pid, drop_from_the_server
 
 pytestmark = pytest.mark.postgres
 
 _FAILURES = f"UPDATE {User._meta.db_table} SET second_factor_failures = %(n)s WHERE id = %(id)s RETURNING id"  # noqa: S608
 
 
-class AnswerFailed(Exception):
-    pass
-
-
-def _failures(user) -> int:
-    return User.objects.values_list("second_factor_failures", flat=True).get(pk=user.pk)
-
-
-@pytest.mark.django_db(transaction=True)
-def test_the_last_statement_of_an_outermost_request_transaction_commits_it(user):
-    hooks = []
-    with pytest.raises(AnswerFailed), sql.request_transaction():
-        transaction.on_commit(lambda: hooks.append("before"))
-        assert sql.execute_and_commit(_FAILURES, {"n": 3, "id": user.pk}, fetch="one") == (user.pk,)
-        raise AnswerFailed  # what comes after cannot undo what that statement committed
-    assert _failures(user) == 3
-    assert hooks == []  # the block ended in an error: Django drops its hooks, as for any rolled-back block
-
-    with sql.request_transaction():
-        transaction.on_commit(lambda: hooks.append("ran"))
-        sql.execute_and_commit(_FAILURES, {"n": 4, "id": user.pk})
-        assert connection.connection.info.transaction_status == 0  # idle: committed, nothing pending
-    assert hooks == ["ran"]
-    assert _failures(user) == 4
-    assert not connection.in_atomic_block and connection.get_autocommit()
+@pytest.mark.django_db
+def test_named_parameters_and_rows_come_back_as_from_a_cursor(user):
+    assert sql.execute(_FAILURES, {"n": 2, "id": user.pk}, fetch="one") == (user.pk,)
+    assert sql.execute("SELECT %(a)s::int, %(b)s::text", {"a": 1, "b": "x"}, fetch="all") == [(1, "x")]
+    assert sql.execute(_FAILURES, {"n": 3, "id": user.pk}) is None
+    assert User.objects.get(pk=user.pk).second_factor_failures == 3
 
 
 @pytest.mark.django_db(transaction=True)
-def test_inside_another_block_the_outer_block_decides(user):
-    with pytest.raises(AnswerFailed), transaction.atomic():
-        with sql.request_transaction():
-            sql.execute_and_commit(_FAILURES, {"n": 5, "id": user.pk})
-        raise AnswerFailed
-    assert _failures(user) == 0
-    with pytest.raises(AnswerFailed), transaction.atomic():  # not a request transaction: a plain execute
-        sql.execute_and_commit(_FAILURES, {"n": 6, "id": user.pk})
-        raise AnswerFailed
-    assert _failures(user) == 0
+def test_rel08_outside_a_transaction_a_connection_the_server_ended_is_replaced_before_the_next_statement(user):
+    dropped = backend_pid()
+    drop_from_the_server(dropped)
+    assert sql.execute(_FAILURES, {"n": 4, "id": user.pk}, fetch="one") == (user.pk,)
+    assert backend_pid() != dropped
+    assert User.objects.get(pk=user.pk).second_factor_failures == 4
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_failing_last_statement_commits_nothing_and_leaves_the_connection_usable(user):
-    with pytest.raises(DatabaseError), sql.request_transaction():
+def test_rel08_the_doors_replace_it_before_their_first_query_whatever_runs_it(user):
+    dropped = backend_pid()
+    drop_from_the_server(dropped)
+    sql.replace_if_ended()
+    assert User.objects.get(pk=user.pk).second_factor_failures == 0  # an ORM query, on a new connection
+    assert backend_pid() != dropped
+    sql.replace_if_ended()  # a live connection is kept
+    assert backend_pid() != dropped
+
+
+@pytest.mark.django_db(transaction=True)
+def test_api07_inside_a_transaction_a_dropped_connection_fails_the_transaction_never_a_silent_reconnect(user):
+    with pytest.raises(DatabaseError), transaction.atomic():
+        sql.execute(_FAILURES, {"n": 6, "id": user.pk})
+        drop_from_the_server(backend_pid())
+        sql.replace_if_ended()
         sql.execute(_FAILURES, {"n": 7, "id": user.pk})
-        sql.execute_and_commit("SELECT 1 / %(zero)s", {"zero": 0}, fetch="one")
-    assert _failures(user) == 0
-    with sql.request_transaction():
-        assert sql.execute_and_commit(_FAILURES, {"n": 8, "id": user.pk}, fetch="one") == (user.pk,)
-    assert _failures(user) == 8
+    connection.close()
+    assert User.objects.get(pk=user.pk).second_factor_failures == 0
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_rolled_back_request_leaves_the_next_one_on_the_same_connection_working(user):
-    """psycopg deallocates every prepared statement after a rollback: nothing here may depend on one surviving."""
-    for n in (1, 2):
-        with pytest.raises(AnswerFailed), sql.request_transaction():
-            sql.execute(_FAILURES, {"n": 10 + n, "id": user.pk}, fetch="one")  # prepared by psycopg
-            raise AnswerFailed
-        with sql.request_transaction():
-            sql.execute(_FAILURES, {"n": 20 + n, "id": user.pk}, fetch="one")
-            assert sql.execute_and_commit(_FAILURES, {"n": n, "id": user.pk}, fetch="one") == (user.pk,)
-        assert _failures(user) == n
+def test_statements_are_prepared_unless_db_prepared_statements_is_off(user, settings):
+    connection.close()  # a fresh session, so nothing prepared earlier counts
+    for n in range(2):
+        sql.execute(_FAILURES, {"n": n, "id": user.pk})
+    prepared = "SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE 'UPDATE%%second_factor_failures%%'"
+    assert sql.execute(prepared, {}, fetch="one") == (1,)
+    settings.DB_PREPARED_STATEMENTS = False
+    connection.close()
+    sql.execute(_FAILURES, {"n": 3, "id": user.pk})
+    assert sql.execute(prepared, {}, fetch="one") == (0,)
 
 
-@pytest.mark.django_db(transaction=True)
-@pytest.mark.parametrize("text", ["it's", "'); DROP TABLE identity_user; --", "back\\slash $1 %s", "Zoë 李"])
-def test_values_sent_with_the_commit_arrive_as_they_were(text):
-    with sql.request_transaction():
-        assert sql.execute_and_commit("SELECT %(text)s::text, %(text)s::text", {"text": text}, fetch="one") == (
-            text,
-            text,
-        )
-    assert User._meta.db_table in connection.introspection.table_names()
-
-
-@pytest.mark.django_db(transaction=True)
-def test_a_statement_queued_for_the_commit_goes_first_and_its_error_keeps_nothing(user):
-    with transaction.atomic():
-        assert sql.at_commit(_FAILURES, {"n": 1, "id": user.pk}) is False  # not a request transaction: run it yourself
-    with sql.request_transaction():
-        assert sql.at_commit(_FAILURES, {"n": 2, "id": user.pk}) is True
-        assert _failures(user) == 0  # queued, not sent
-    assert _failures(user) == 2  # ran as the block ended
-    with pytest.raises(DatabaseError), sql.request_transaction():
-        sql.at_commit("SELECT 1 / %(zero)s", {"zero": 0})
-        sql.execute_and_commit(_FAILURES, {"n": 3, "id": user.pk})
-    assert _failures(user) == 2
-    with sql.request_transaction():
-        sql.at_commit(_FAILURES, {"n": 4, "id": user.pk})
-        assert sql.execute_and_commit("SELECT %(n)s::int", {"n": 5}, fetch="one") == (5,)  # its own result
-    assert _failures(user) == 4
+@pytest.mark.parametrize(
+    ("environment", "prepared"),
+    [
+        ({}, True),
+        ({"DB_PREPARED_STATEMENTS": "false"}, False),
+        ({"OUTBOX_PREPARED_STATEMENTS": "false"}, False),  # the setting's former name, in environment files still
+        ({"OUTBOX_PREPARED_STATEMENTS": "false", "DB_PREPARED_STATEMENTS": "true"}, True),
+    ],
+)
+def test_db_prepared_statements_is_read_under_its_former_name_too(environment, prepared):
+    env = {k: v for k, v in os.environ.items() if k not in ("DB_PREPARED_STATEMENTS", "OUTBOX_PREPARED_STATEMENTS")}
+    printed = subprocess.run(
+        [sys.executable, "-c", "from django.conf import settings; print(settings.DB_PREPARED_STATEMENTS)"],
+        env=env | environment | {"DJANGO_SETTINGS_MODULE": "config.settings"},
+        cwd=Path(__file__).resolve().parents[2],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert printed.stdout.strip() == str(prepared)

@@ -29,13 +29,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
-from django.db import close_old_connections
+from django.db import close_old_connections, transaction
 from pyrad import packet
 from pyrad.dictionary import Dictionary
 from pyrad.server import CheckMessageAuthenticator, ServerPacketError
 
 from identity import metrics, request_id, sql
-from vpn import database, services
+from vpn import services
 from vpn.models import RadiusClient
 
 log = logging.getLogger(__name__)
@@ -245,11 +245,11 @@ class RadiusProtocol(asyncio.DatagramProtocol):
             return None
         try:
             close_old_connections()
-            database.replace_if_ended_by_server()  # a dropped connection fails this request: no reply (API-07)
+            sql.replace_if_ended()  # a connection the server ended is replaced; one lost silently fails: no reply (API-07)
             username = (request.get("User-Name") or [""])[0]
             password = request.PwDecrypt(request["User-Password"][0]) if "User-Password" in request else ""
             state = (request.get("State") or [None])[0]
-            with sql.request_transaction():  # one commit per request
+            with transaction.atomic():  # one commit per request
                 answer = services.radius_authenticate(
                     client, username=username, password=password, state=state, ip=addr[0]
                 )

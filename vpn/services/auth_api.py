@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError
+from django.db import transaction
 from django.utils import timezone
 from django_otp import user_has_device
 
@@ -24,11 +24,11 @@ from campaigns.services import audit_password_alone, effective_policy
 from devices.services import send_signin_code
 from identity import audit, sql
 from identity.models import User
-from identity.services import SecondFactorOutcome, verify_typed_code
+from identity.services import SecondFactorOutcome
 
 from .. import signing
 from ..models import AuthTransaction, Integration, SeenSignature
-from . import passcode as passcode_lane
+from . import passcode
 from .integrations import address_allowed, integration_for_key
 from .people import Factors, device_id, devices_listing, may_use_vpn, vpn_factors, web_only_message
 
@@ -78,41 +78,20 @@ def _refuse(kind: tuple[int, int, str], *, integration_key: str | None, client_i
 def _remember_signature(integration: Integration, signature: str, now: datetime) -> bool:
     """Store the signature's digest; False when it was stored before (a replay).
 
-    In an Auth API request's transaction the insert waits for the request's last statement and goes out with it
-    (:func:`identity.sql.at_commit`, one round trip less): a replay then fails the commit on the unique
-    constraint, so nothing the request did is kept, and :func:`answer_signed` refuses it as a replay. Elsewhere the insert runs
-    now and says whether it was new. :func:`forget_spent_state` deletes the digests whose dates can no longer pass.
+    In the request's transaction: a concurrent request with the same signature waits for this one to commit, then
+    finds the digest stored. :func:`forget_spent_state` deletes the digests whose dates can no longer pass.
     """
     digest = hashlib.sha256(signature.encode()).hexdigest()
     params = {"integration": integration.pk, "digest": digest, "now": now}
-    if sql.at_commit(_REMEMBER_OR_FAIL, params):
-        return True
     return sql.execute(_REMEMBER, params, fetch="one") is not None
 
 
 _Answer = TypeVar("_Answer")
 
-_SEEN = SeenSignature._meta.db_table
-_REMEMBER_OR_FAIL = (
-    f"INSERT INTO {_SEEN} (integration_id, digest, seen_at) "  # noqa: S608 (our table)
-    "VALUES (%(integration)s, %(digest)s, %(now)s)"
+_REMEMBER = (
+    f"INSERT INTO {SeenSignature._meta.db_table} (integration_id, digest, seen_at) "  # noqa: S608 (our table)
+    "VALUES (%(integration)s, %(digest)s, %(now)s) ON CONFLICT (integration_id, digest) DO NOTHING RETURNING id"
 )
-_REMEMBER = f"{_REMEMBER_OR_FAIL} ON CONFLICT (integration_id, digest) DO NOTHING RETURNING id"
-_ONCE = "vpn_signature_once"  # SeenSignature's unique constraint
-
-
-def _replay_refusal(
-    error: IntegrityError, *, integration: Integration | None, client_ip: str | None
-) -> ApiError | None:
-    """The ``ApiError`` for a request whose remembered signature failed its commit (a replay), audited; else None.
-
-    Called after the request's transaction has rolled back: the refusal's audit event is a transaction of its own.
-    """
-    cause = error.__cause__
-    if integration is None or getattr(getattr(cause, "diag", None), "constraint_name", None) != _ONCE:
-        return None
-    key = integration.integration_key
-    return _refuse(REPLAYED, integration_key=key, client_ip=client_ip, reason="replayed signature")
 
 
 def answer_signed(
@@ -124,23 +103,15 @@ def answer_signed(
 ) -> _Answer:
     """Authenticate ``request`` and return ``handle(integration)``, all in the request's one transaction.
 
-    Raises ``ApiError`` in Duo's shape for a refusal, its audit event committed (so is a refusal ``handle`` raises);
-    a replay found by the commit (:func:`_remember_signature`) keeps nothing and is refused as one. Anything else
-    propagates: the caller answers it with an error, never ``allow`` (API-07).
+    Raises ``ApiError`` in Duo's shape for a refusal, its audit event committed (so is a refusal ``handle`` raises).
+    Anything else propagates: the caller answers it with an error, never ``allow`` (API-07).
     """
-    integration = None
-    refusal: ApiError | None
-    try:
-        with sql.request_transaction():
-            try:
-                integration = authenticate(request, authorization=authorization, client_ip=client_ip)
-                return handle(integration)
-            except ApiError as error:
-                refusal = error
-    except IntegrityError as error:
-        refusal = _replay_refusal(error, integration=integration, client_ip=client_ip)
-        if refusal is None:
-            raise
+    with transaction.atomic():
+        try:
+            integration = authenticate(request, authorization=authorization, client_ip=client_ip)
+            return handle(integration)
+        except ApiError as error:
+            refusal = error
     raise refusal
 
 
@@ -148,8 +119,7 @@ def authenticate(request: signing.SignedRequest, *, authorization: str, client_i
     """The integration that signed ``request``, or ``ApiError`` in Duo's shape; every refusal is audited.
 
     Checks, in order: credentials present, integration known, signature (v5 or v2, constant time), enabled,
-    date within ``VPN_SIGNATURE_MAX_SKEW_SECONDS``, client network, and that the signature was never seen before
-    (inside the Auth API's request transaction that last check is made by the commit: see ``_remember_signature``).
+    date within ``VPN_SIGNATURE_MAX_SKEW_SECONDS``, client network, and that the signature was never seen before.
     """
     credentials = signing.parse_basic(authorization)
     if credentials is None:
@@ -281,50 +251,37 @@ def _send_code(
 def auth(integration: Integration, params: dict, *, client_ip: str | None) -> dict:
     """Duo's auth: verify a passcode, or send a code by text or call. Returns Duo's result dict.
 
-    ``factor=passcode`` (or ``auto`` with a passcode) goes through :func:`identity.services.verify_typed_code` with
+    ``factor=passcode`` (or ``auto`` with a passcode) goes through :func:`.passcode.verify_passcode` with
     ``entry_point="vpn"``: the lockout and the used codes are shared with the web (OTP-01, OTP-04). ``sms`` and
     ``phone`` queue a code through the outbox and answer ``deny``, as Duo does (``sms_sent`` for a text).
     Anyone who may not use the VPN gets the answer a wrong code gets (API-04). Raises ``ApiError`` for bad
     parameters. Every outcome is audited.
     """
     factor = params.get("factor", "")
-    passcode = params.get("passcode")
+    typed = params.get("passcode")
     if factor == "auto":
-        factor = "passcode" if passcode else "phone"
+        factor = "passcode" if typed else "phone"
     if factor not in ("passcode", "sms", "phone", "push"):
         raise api_error(INVALID_PARAMS, "factor")
-    if factor == "passcode" and not passcode:
+    if factor == "passcode" and not typed:
         raise api_error(MISSING_PARAMS, "passcode")
     context = {"integration": integration.integration_key, "user_ip": params.get("ipaddr", "")}
     if factor == "passcode":
-        verdict = passcode_lane.check(
-            _person_name(params), str(passcode), ip=client_ip, entry_point="vpn", context=context
+        verdict = passcode.verify_passcode(
+            _person_name(params), str(typed), ip=client_ip, entry_point="vpn", context=context
         )
-        if verdict is not None:
-            return _passcode_answer(verdict, client_ip=client_ip, context=context)
+        return _passcode_answer(verdict, client_ip=client_ip, context=context)
     user = _find_person(params)
     if factor == "push":
         audit.record("vpn.auth_denied", subject=user, ip=client_ip, details={**context, "reason": "no push"})
         return _deny("Push is not offered here: enter a code from your app, or ask for a text or a call.")
     factors = vpn_factors(user) if may_use_vpn(user) else None
-    if factor in ("sms", "phone"):
-        return _send_code(
-            user, factors, factor=factor, wanted=params.get("device"), client_ip=client_ip, context=context
-        )
-    if factors is None or not factors.usable:
-        return _passcode_answer(
-            passcode_lane.Verdict(None, user.pk if user else None), client_ip=client_ip, context=context
-        )
-    assert user is not None  # factors are read only for a person who may use the VPN
-    outcome = verify_typed_code(
-        user, devices=factors.typed, code=str(passcode), ip=client_ip, entry_point="vpn", context=context
-    )
-    return _passcode_answer(passcode_lane.Verdict(outcome, user.pk), client_ip=client_ip, context=context)
+    return _send_code(user, factors, factor=factor, wanted=params.get("device"), client_ip=client_ip, context=context)
 
 
-def _passcode_answer(verdict: passcode_lane.Verdict, *, client_ip: str | None, context: dict) -> dict:
+def _passcode_answer(verdict: passcode.Verdict, *, client_ip: str | None, context: dict) -> dict:
     """Duo's answer to a passcode; a person who may not use the VPN or has no device is refused here, audited."""
-    if verdict.outcome is None:
+    if verdict.outcome == passcode.REFUSED:
         verdict.audit_refusal("vpn.auth_denied", ip=client_ip, context=context)
         return _deny()
     if verdict.outcome == SecondFactorOutcome.OK:

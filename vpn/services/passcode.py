@@ -1,46 +1,80 @@
-"""The VPN's hot path: a passcode from an authenticator app, checked in two statements, the second auditing it.
+"""A passcode at the VPN's doors (the Auth API and RADIUS): :func:`verify_passcode`, with a faster first read.
 
-Every VPN connection at 9 am comes here, so the common case (the code is the app's) skips the ORM: one prepared
-statement locks the person's row and their confirmed apps (OTP-01, OTP-04), the code is checked by the same
-functions the app device uses (:func:`devices.totp.consume`, django-otp's back-off), and one statement writes
-the outcome and appends its audit event. The rules are those of :func:`identity.services.verify_typed_code`, and the
-tests hold the two to the same outcomes and the same writes. Whatever this lane does not decide on its own it
-hands back untouched (nothing written yet) to that general path: a code that is not the app's while the person
-has other devices that take a code (a texted code, backup or bypass codes), a lock whose timed release is due,
-and the failure that locks the account (its notice goes through the outbox).
+Every VPN connection at 9 am comes here, so in the common case (a person whose codes come from authenticator
+apps) one prepared statement reads and locks the person's row and their confirmed apps (OTP-01, OTP-04), instead
+of one query for the person, one per kind of device, and one lock per row. What follows is the web's own rule,
+:func:`identity.services.verify_typed_code_on_locked_row`, on those locked rows: the same checks, writes and
+audit events, in the same code. Whatever the first read cannot settle alone (a person with other devices that
+take a code and a code that is not an app's, or a lock whose timed release is due) goes the general way, through
+:func:`identity.services.verify_typed_code`, before anything is written.
 """
 
 from dataclasses import dataclass
+from functools import cache
 from types import SimpleNamespace
 
-from django.conf import settings
-from django.db import connection
-from django.utils import timezone
+from django.db import DEFAULT_DB_ALIAS, connection
 from django_otp import device_classes
 
 from devices import totp
 from devices.models import AuthenticatorAppDevice
 from identity import audit, sql
 from identity.models import User
-from identity.services import SecondFactorOutcome
+from identity.services import verify_typed_code, verify_typed_code_on_locked_row
 
-_WANTED = {"id", "encrypted_secret", "last_t", "throttling_failure_count", "throttling_failure_timestamp"}
-# In the model's field order, which ``from_db`` expects the values in.
-_APP_FIELDS = [f.attname for f in AuthenticatorAppDevice._meta.concrete_fields if f.attname in _WANTED]
+from .people import may_use_vpn, vpn_factors
+
+# The outcome for a person who may not use the VPN (unknown, inactive, not approved, locked) or has no device that
+# takes a code: nothing was checked or written; the door refuses and audits the refusal.
+REFUSED = "refused"
+
+
+
+def _fields(model, wanted: set[str]) -> list[str]:
+    # In the model's field order, which ``from_db`` expects the values in.
+    return [field.attname for field in model._meta.concrete_fields if field.attname in wanted]
+
+
+# What the sign-in rule reads of the person and of each app; the rest of each row is left deferred.
+_PERSON_FIELDS = _fields(User, {"id", "vpn_access", "locked_at", "locked_until", "second_factor_failures"})
+_APP_FIELDS = _fields(
+    AuthenticatorAppDevice,
+    {"id", "confirmed", "encrypted_secret", "last_t", "last_used_at", "throttling_failure_count", "throttling_failure_timestamp"},
+)
 
 
 @dataclass(frozen=True)
 class Verdict:
-    """What the lane decided: the outcome, and the person (None when unknown) for the answer's audit."""
+    """What a passcode check decided: a ``SecondFactorOutcome`` value or :data:`REFUSED`, and the person (None
+    when unknown) for the door's audit of a refusal."""
 
-    outcome: str | None  # a SecondFactorOutcome value; None: the person may not use the VPN, or has no device
+    outcome: str
     person_id: int | None
 
     def audit_refusal(self, action: str, *, ip: str | None, context: dict) -> None:
-        """Audit the refusal of someone who may not use the VPN or has no device (outcome None), as ``action``."""
+        """Audit a :data:`REFUSED` verdict as ``action``."""
         reason = "unknown person" if self.person_id is None else "not allowed or no device"
         subject = SimpleNamespace(pk=self.person_id) if self.person_id else None
         audit.record(action, subject=subject, ip=ip, details={**context, "reason": reason})
+
+
+def verify_passcode(username: str, code: str, *, ip: str | None, entry_point: str, context: dict) -> Verdict:
+    """Check a passcode typed at a VPN door for the active person named ``username``.
+
+    Runs in the caller's transaction, which must commit or roll back the whole request (row locks are held until
+    then). A person who may use the VPN and has devices that take a code gets the outcome of the sign-in rule
+    (written and audited there, ``context`` joining the details, ``entry_point`` naming the door); anyone else gets
+    :data:`REFUSED` with nothing written, and the caller audits the refusal.
+    """
+    verdict = _verify_on_first_read(username, code, ip=ip, entry_point=entry_point, context=context)
+    if verdict is not None:
+        return verdict
+    user = User.objects.filter(username=username, is_active=True).first()
+    factors = vpn_factors(user) if may_use_vpn(user) else None
+    if factors is None or not factors.usable:
+        return Verdict(REFUSED, user.pk if user else None)
+    outcome = verify_typed_code(user, devices=factors.typed, code=code, ip=ip, entry_point=entry_point, context=context)
+    return Verdict(outcome, user.pk)
 
 
 def _other_typed_devices_sql() -> str:
@@ -59,118 +93,54 @@ def _other_typed_devices_sql() -> str:
     return " OR ".join(checks) or "false"
 
 
+@cache
 def _lock_sql() -> str:
+    # Built on first use, once the app registry is ready; the same text every time, so it stays prepared.
     user, app = User._meta.db_table, AuthenticatorAppDevice._meta.db_table
+    person_columns = ", ".join(f"p.{name}" for name in _PERSON_FIELDS)
     app_columns = ", ".join(f"d.{name}" for name in _APP_FIELDS)
-    # The person's row first, then their apps, in id order: the order every verification takes its locks in.
+    # The person's row first, then their apps in id order: the order every verification takes its locks in.
     return (
-        f"WITH p AS (SELECT id, vpn_access, locked_at, locked_until, second_factor_failures FROM {user} "  # noqa: S608
+        f"WITH p AS (SELECT {', '.join(_PERSON_FIELDS)} FROM {user} "  # noqa: S608
         "WHERE username = %(username)s AND is_active FOR UPDATE) "
-        f"SELECT p.id, p.vpn_access, p.locked_at, p.locked_until, p.second_factor_failures, "
-        f"({_other_typed_devices_sql()}) AS others, {app_columns} FROM p LEFT JOIN LATERAL "
-        f"(SELECT * FROM {app} WHERE user_id = p.id AND confirmed ORDER BY id FOR UPDATE) d ON true"
+        f"SELECT {person_columns}, ({_other_typed_devices_sql()}) AS others, {app_columns} FROM p "
+        f"LEFT JOIN LATERAL (SELECT * FROM {app} WHERE user_id = p.id AND confirmed ORDER BY id FOR UPDATE) d ON true"
     )
 
 
-# The outcome, one statement each: the app's step consumed, or a back-off failure on each app that tried; and the
-# person's consecutive failures reset or counted (OTP-01); and its audit event appended (one round trip for all).
-_OUTCOMES = {
-    "success": (
-        "WITH d AS (UPDATE {app} SET last_t = %(step)s, throttling_failure_count = 0, "
-        "throttling_failure_timestamp = NULL, last_used_at = %(now)s WHERE id = %(device)s RETURNING 1), "
-        "u AS (UPDATE {user} SET second_factor_failures = 0 WHERE id = %(person)s AND second_factor_failures <> 0 "
-        "RETURNING 1) "
-    ),
-    "failure": (
-        "WITH d AS (UPDATE {app} SET throttling_failure_count = throttling_failure_count + 1, "
-        "throttling_failure_timestamp = %(now)s WHERE id = ANY(%(devices)s) RETURNING 1), "
-        "u AS (UPDATE {user} SET second_factor_failures = second_factor_failures + 1 WHERE id = %(person)s "
-        "RETURNING 1) "
-    ),
-}
-# PostgreSQL runs a data-modifying CTE that nothing reads after the rest of the statement: here, after the append
-# has taken the audit chain's lock, which every check waits for. Read by this filter (evaluated once, before the
-# append), the updates run first and the chain's lock is held for the append and the commit only.
-_UPDATES_FIRST = " WHERE (SELECT count(*) FROM d) + (SELECT count(*) FROM u) >= 0"
-_STATEMENTS: dict[str, str] = {}
-
-
-def _statement(name: str) -> str:
-    # Built on first use, once the app registry is ready; the same text every time, so it stays prepared.
-    if name not in _STATEMENTS:
-        tables = {"user": User._meta.db_table, "app": AuthenticatorAppDevice._meta.db_table}
-        if name == "lock":
-            _STATEMENTS[name] = _lock_sql()
-        else:
-            _STATEMENTS[name] = _OUTCOMES[name].format(**tables) + audit.APPEND_SQL + _UPDATES_FIRST
-    return _STATEMENTS[name]
-
-
-def check(username: str, code: str, *, ip: str | None, entry_point: str, context: dict) -> Verdict | None:
-    """Decide a passcode for ``username`` (an active person) if this lane can; None hands it to the general path.
-
-    Runs inside the caller's transaction, which must commit or roll back the whole request (the locks are held
-    until then). A decided outcome commits that transaction with its last statement when the caller's block is the
-    outermost :func:`identity.sql.request_transaction` (:func:`identity.sql.execute_and_commit`): the audit
-    chain's lock is released at once, and what the caller does after that (building the answer) cannot undo the
-    outcome; an error there answers with a refusal. Decided outcomes are written and audited here, as
-    ``verify_typed_code`` writes them: a good app code consumes its step, resets that app's back-off and the
-    person's failure count (``signin.second_factor_ok``); a wrong one, for a person whose only typed codes are
-    apps, counts one back-off failure on each app that was allowed to try and one failure toward the lockout
-    (``signin.second_factor_failed``). A person who may not use the VPN (unknown, not approved, locked) or has
-    no device gets ``Verdict(None, ...)`` and nothing is written; the caller audits the refusal.
-    """
+def _verify_on_first_read(username: str, code: str, *, ip, entry_point: str, context: dict) -> Verdict | None:
+    """:func:`verify_passcode` from one locked read of the person and their apps, or None when that read cannot
+    settle it: then nothing has been written, and the general path decides."""
     if connection.vendor != "postgresql" or not username:
         return None
-    rows = sql.execute(_statement("lock"), {"username": username}, fetch="all")
+    rows = sql.execute(_lock_sql(), {"username": username}, fetch="all")
     if not rows:
-        return Verdict(None, None)
-    person_id, vpn_access, locked_at, locked_until, failures, others = rows[0][:6]
-    if locked_at is not None and not User.lock_in_force(locked_at, locked_until):
+        return Verdict(REFUSED, None)
+    width = len(_PERSON_FIELDS)
+    person = User.from_db(DEFAULT_DB_ALIAS, _PERSON_FIELDS, rows[0][:width])
+    others = rows[0][width]
+    if person.locked_at is not None and not person.is_locked:
         return None  # the timed release is due: the general path lifts and audits it
-    if vpn_access != User.VpnAccess.APPROVED or User.lock_in_force(locked_at, locked_until):
-        return Verdict(None, person_id)
-    # The app's own model (its back-off and its code check), built from the locked row's columns only.
+    if not may_use_vpn(person):
+        return Verdict(REFUSED, person.pk)
     apps = [
-        AuthenticatorAppDevice.from_db(None, _APP_FIELDS, row[6:])
+        AuthenticatorAppDevice.from_db(DEFAULT_DB_ALIAS, _APP_FIELDS, row[width + 1 :])
         for row in rows
-        if row[6 + _APP_FIELDS.index("id")] is not None
+        if row[width + 1 + _APP_FIELDS.index("id")] is not None
     ]
     if not apps:
-        return None if others else Verdict(None, person_id)
-    allowed = [app for app in apps if app.verify_is_allowed()[0]]
-    for app in allowed:
-        # consume() compares every step in constant time and moves last_t on the unsaved copy only.
-        if totp.consume(app, code):
-            return _record_success(person_id, app, ip=ip, entry_point=entry_point, context=context)
-    if others or failures + 1 >= settings.LOCKOUT_THRESHOLD:
+        return None if others else Verdict(REFUSED, person.pk)
+    # With other devices in play, the first read settles only a code that is an app's; a look that changes nothing
+    # (the step is compared, not consumed), so a code for another device goes on untouched.
+    if others and not any(app.verify_is_allowed()[0] and totp.is_next_code(app, code) for app in apps):
         return None
-    return _record_failure(person_id, failures, apps, allowed, ip=ip, entry_point=entry_point, context=context)
-
-
-def _record_success(person_id: int, app, *, ip, entry_point: str, context: dict) -> Verdict:
-    params = {"step": app.last_t, "now": timezone.now(), "device": app.pk, "person": person_id}
-    details = {**context, "factor": app.factor_name, "entry_point": entry_point}
-    sql.execute_and_commit(
-        _statement("success"), params | _audit_params("signin.second_factor_ok", person_id, ip, details), fetch="one"
+    outcome = verify_typed_code_on_locked_row(
+        person,
+        devices=apps,
+        code=code,
+        ip=ip,
+        entry_point=entry_point,
+        context=context,
+        verify=lambda app, typed: app.verify_token_on_locked_row(typed),
     )
-    return Verdict(SecondFactorOutcome.OK, person_id)
-
-
-def _record_failure(person_id, failures, apps, allowed, *, ip, entry_point: str, context: dict) -> Verdict:
-    params = {"now": timezone.now(), "devices": [app.pk for app in allowed], "person": person_id}
-    # As the general path names it: the device's kind when there is one device, else "passcode". The person's row
-    # is locked, so the count read with it, plus this failure, is the count now.
-    factor = apps[0].factor_name if len(apps) == 1 else "passcode"
-    details = {**context, "factor": factor, "entry_point": entry_point, "consecutive_failures": failures + 1}
-    sql.execute_and_commit(
-        _statement("failure"),
-        params | _audit_params("signin.second_factor_failed", person_id, ip, details),
-        fetch="one",
-    )
-    return Verdict(SecondFactorOutcome.WRONG if allowed else SecondFactorOutcome.THROTTLED, person_id)
-
-
-def _audit_params(action: str, person_id: int, ip, details: dict) -> dict:
-    person = SimpleNamespace(pk=person_id)  # all the audit log reads of a person; no User row to build
-    return audit.append_params(action, actor=person, subject=person, ip=ip, details=details)
+    return Verdict(outcome, person.pk)

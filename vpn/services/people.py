@@ -10,6 +10,7 @@ from typing import Any, TypeGuard
 from django.conf import settings
 from django_otp import device_classes
 
+from devices import kinds
 from devices.models import SecurityKeyDevice
 from identity.models import User
 
@@ -44,8 +45,8 @@ def vpn_factors(user: User) -> Factors:
         for device in model.objects.devices_for_user(user, confirmed=True)
     ]
     # App codes first: the common case on the hot path.
-    typed.sort(key=lambda d: {"authenticator_app": 0, "phone": 1}.get(getattr(d, "factor_name", ""), 2))
-    phones = [d for d in typed if getattr(d, "factor_name", "") == "phone"]
+    typed.sort(key=lambda d: {kinds.APP_FACTOR: 0, kinds.PHONE_FACTOR: 1}.get(getattr(d, "factor_name", ""), 2))
+    phones = [d for d in typed if getattr(d, "factor_name", "") == kinds.PHONE_FACTOR]
     return Factors(typed=typed, phones=phones)
 
 
@@ -63,10 +64,10 @@ def devices_listing(factors: Factors) -> list[dict]:
     listing, code_sets, phones = [], [], []
     for device in factors.typed:
         kind = getattr(device, "factor_name", "")
-        if kind == "authenticator_app":
+        if kind == kinds.APP_FACTOR:
             capabilities = ["mobile_otp"]
             entry = {"type": "phone", "name": device.name, "display_name": f"{device.name} (app codes)"}
-        elif kind == "phone":
+        elif kind == kinds.PHONE_FACTOR:
             phones.append(device)
             capabilities = ["sms", "phone"] if device.can_text else ["phone"]
             entry = {

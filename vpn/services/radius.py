@@ -26,13 +26,12 @@ from identity.services import (
     password_sign_in_throttled,
     record_password_failure,
     record_password_success,
-    verify_typed_code,
 )
 
 from ..models import AuthTransaction, RadiusChallenge, RadiusClient, SeenSignature
-from . import passcode as passcode_lane
+from . import passcode
 from .auth_api import ASYNC_ANSWER_KEPT
-from .people import may_use_vpn, vpn_factors
+from .people import may_use_vpn
 
 
 @dataclass(frozen=True)
@@ -151,21 +150,10 @@ def _check_password(username: str, typed: str, *, ip: str | None) -> tuple[User 
 
 
 def _radius_code(username: str, code: str, *, client: RadiusClient, ip: str | None) -> RadiusAnswer:
-    """Check the code of an active ``username`` (through the VPN's passcode lane, else the general path)."""
+    """Check the code of an active ``username`` (:func:`.passcode.verify_passcode`)."""
     context = {"radius_client": client.name}
-    verdict = passcode_lane.check(username, code, ip=ip, entry_point="radius", context=context)
-    if verdict is None:
-        user = User.objects.filter(username=username, is_active=True).first()
-        factors = vpn_factors(user) if may_use_vpn(user) else None
-        if factors is None or not factors.usable:
-            verdict = passcode_lane.Verdict(None, user.pk if user else None)
-        else:
-            assert user is not None  # factors are read only for a person who may use the VPN
-            outcome = verify_typed_code(
-                user, devices=factors.typed, code=code, ip=ip, entry_point="radius", context=context
-            )
-            verdict = passcode_lane.Verdict(outcome, user.pk)
-    if verdict.outcome is None:
+    verdict = passcode.verify_passcode(username, code, ip=ip, entry_point="radius", context=context)
+    if verdict.outcome == passcode.REFUSED:
         # In "code_only" mode the VPN checked the password; in "password" mode this code came with a right one.
         if (answer := _unenrolled_answer(verdict.person_id, ip=ip, context=context)) is not None:
             return answer

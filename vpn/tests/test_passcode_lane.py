@@ -1,7 +1,9 @@
-"""The VPN's passcode lane decides exactly as the general path does (OTP-01, OTP-03, OTP-04), or hands over.
+"""A passcode at the VPN's doors decides exactly as the web's path does (OTP-01, OTP-03, OTP-04).
 
-Each case is run twice on the same data: once through the lane, once through ``verify_typed_code`` (the web's
-path), each in a transaction rolled back afterwards; the outcomes, the rows and the audit events must agree.
+Each case is run twice on the same data: once through :func:`vpn.services.passcode.verify_passcode` as the doors call
+it, once through ``verify_typed_code`` (the web's path), each in a transaction rolled back afterwards; the outcomes,
+the rows and the audit events must agree. Each case also says whether the doors' first read settled it (the common
+case, on the web's rule applied to the rows it locked) or handed it to the general path before writing anything.
 """
 
 from datetime import timedelta
@@ -57,11 +59,27 @@ def _run(decide, person_id: int):
     return result
 
 
+HANDED_OVER = []  # the people the doors handed to the general path during the current test
+
+
+@pytest.fixture(autouse=True)
+def _count_hand_overs(monkeypatch):
+    def counted(user, **kwargs):
+        HANDED_OVER.append(user.pk)
+        return verify_typed_code(user, **kwargs)
+
+    HANDED_OVER.clear()
+    monkeypatch.setattr(passcode, "verify_typed_code", counted)
+
+
 def lane(person, code):
-    return _run(
-        lambda: passcode.check(person.username, code, ip="10.0.0.9", entry_point="vpn", context=CONTEXT),
+    """The doors' check, as they call it; ``handed_over``: whether the general path decided it."""
+    before = len(HANDED_OVER)
+    result = _run(
+        lambda: passcode.verify_passcode(person.username, code, ip="10.0.0.9", entry_point="vpn", context=CONTEXT),
         person.pk,
     )
+    return result | {"handed_over": len(HANDED_OVER) > before}
 
 
 def general(person, code):
@@ -73,8 +91,9 @@ def general(person, code):
     return _run(decide, person.pk)
 
 
-def assert_same(person, code, expected):
+def assert_same(person, code, expected, *, handed_over=False):
     fast, slow = lane(person, code), general(person, code)
+    assert fast["handed_over"] is handed_over
     assert fast["outcome"] == passcode.Verdict(expected, person.pk)
     assert slow["outcome"] == expected
     assert fast["state"] == slow["state"]
@@ -135,38 +154,40 @@ def test_a_wrong_code_with_two_apps_counts_on_both(person, enroll):
     assert state["audit"][0][3]["factor"] == "passcode"
 
 
-def test_the_lane_hands_over_when_other_devices_take_codes(person):
+def test_with_other_devices_a_good_app_code_is_settled_by_the_first_read_the_rest_by_the_general_path(person):
     codes = generate_backup_codes(person, actor=person, verified_at=timezone.now())
-    assert lane(person, codes[0])["outcome"] is None
-    assert lane(person, wrong_code(app_of(person)))["outcome"] is None
-    # A good app code it still decides.
-    assert lane(person, fresh_code(app_of(person)))["outcome"].outcome == SecondFactorOutcome.OK
-    assert general(person, codes[0])["outcome"] == SecondFactorOutcome.OK
+    assert_same(person, codes[0], SecondFactorOutcome.OK, handed_over=True)
+    assert_same(person, wrong_code(app_of(person)), SecondFactorOutcome.WRONG, handed_over=True)
+    assert_same(person, fresh_code(app_of(person)), SecondFactorOutcome.OK)
 
 
-def test_otp01_the_failure_that_locks_goes_to_the_general_path(person, settings):
+def test_otp01_the_failure_that_locks_locks_as_on_the_web(person, settings):
     User.objects.filter(pk=person.pk).update(second_factor_failures=settings.LOCKOUT_THRESHOLD - 1)
-    assert lane(person, wrong_code(app_of(person)))["outcome"] is None
-    assert general(person, wrong_code(app_of(person)))["state"]["locked"] is True
+    state = assert_same(person, wrong_code(app_of(person)), SecondFactorOutcome.LOCKED)
+    assert state["locked"] is True
+    assert [event[0] for event in state["audit"]] == ["signin.second_factor_failed", "account.locked"]
 
 
-def test_a_lock_whose_release_is_due_goes_to_the_general_path(person):
+def test_a_lock_whose_release_is_due_is_lifted_by_the_general_path(person):
     past = timezone.now() - timedelta(minutes=1)
     User.objects.filter(pk=person.pk).update(locked_at=past - timedelta(hours=1), locked_until=past)
-    assert lane(person, fresh_code(app_of(person)))["outcome"] is None
+    state = assert_same(person, fresh_code(app_of(person)), SecondFactorOutcome.OK, handed_over=True)
+    assert state["audit"][0][0] == "account.auto_unlocked"
 
 
 def test_api04_who_may_not_use_the_vpn_is_refused_with_nothing_written(person, make_user, enroll):
     User.objects.filter(pk=person.pk).update(locked_at=timezone.now(), locked_until=None)
     locked = lane(person, fresh_code(app_of(person)))
-    assert locked["outcome"] == passcode.Verdict(None, person.pk) and locked["state"]["audit"] == []
+    assert locked["outcome"] == passcode.Verdict(passcode.REFUSED, person.pk) and locked["state"]["audit"] == []
     unapproved = make_user("lane2")
     enroll(unapproved)
-    assert lane(unapproved, "123456")["outcome"] == passcode.Verdict(None, unapproved.pk)
-    assert passcode.check("nobody", "123456", ip=None, entry_point="vpn", context={}) == passcode.Verdict(None, None)
+    assert lane(unapproved, "123456")["outcome"] == passcode.Verdict(passcode.REFUSED, unapproved.pk)
+    nobody = passcode.verify_passcode("nobody", "123456", ip=None, entry_point="vpn", context={})
+    assert nobody == passcode.Verdict(passcode.REFUSED, None)
+    assert HANDED_OVER == []
 
 
 def test_a_person_without_devices_is_refused(make_user, approve):
     bare = make_user("lane3")
     approve(bare)
-    assert lane(bare, "123456")["outcome"] == passcode.Verdict(None, bare.pk)
+    assert lane(bare, "123456")["outcome"] == passcode.Verdict(passcode.REFUSED, bare.pk)

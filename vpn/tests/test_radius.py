@@ -376,7 +376,7 @@ def test_api07_connections_dropped_while_requests_are_in_flight_get_no_reply_and
     assert audit.verify_chain() is None
 
     # The killing has stopped: a good code is accepted again within a bounded number of requests. A connection ended
-    # while idle is noticed before the next request (vpn.database) and replaced; one whose end
+    # while idle is noticed before the next request (identity.sql.replace_if_ended) and replaced; one whose end
     # had not reached the socket yet fails that thread's next request (no reply): at most one failure per thread.
     mark, later = len(server_log), busy_people.later
     outcomes = []
