@@ -316,6 +316,9 @@ WEBAUTHN_RP_ID = env("WEBAUTHN_RP_ID", default=urlsplit(SITE_URL).hostname or "l
 WEBAUTHN_RP_NAME = env("WEBAUTHN_RP_NAME", default=INSTITUTION_NAME)
 WEBAUTHN_ORIGINS = [origin.rstrip("/") for origin in env.list("WEBAUTHN_ORIGINS", default=[SITE_URL])]
 WEBAUTHN_CHALLENGE_TTL = timedelta(seconds=env.int("WEBAUTHN_CHALLENGE_TTL_SECONDS", default=300))
+# Passwordless challenges anyone may ask for, per client address within one WEBAUTHN_CHALLENGE_TTL: enough for a
+# campus behind one NAT address to load the sign-in page about once a second, and a bound on the rows a flood writes.
+PASSWORDLESS_CHALLENGES_PER_ADDRESS = env.int("PASSWORDLESS_CHALLENGES_PER_ADDRESS", default=300)
 
 PHONENUMBER_DEFAULT_REGION = env("PHONE_DEFAULT_REGION", default="US")
 PHONENUMBER_DB_FORMAT = "E164"

@@ -109,10 +109,13 @@ def _descriptor(device: SecurityKeyDevice) -> PublicKeyCredentialDescriptor:
     return PublicKeyCredentialDescriptor(id=base64url_to_bytes(device.credential_id), transports=transports or None)
 
 
-def issue_challenge(user, *, ceremony: str, session_key: str, registration=None) -> WebAuthnChallenge:
+def issue_challenge(
+    user, *, ceremony: str, session_key: str, registration=None, client_address: str | None = None
+) -> WebAuthnChallenge:
     """Write a fresh challenge for ``user``'s ``ceremony`` in the session ``session_key``.
 
-    ``user`` is None for a passwordless sign-in, where nobody is known until the passkey answers.
+    ``user`` is None for a passwordless sign-in, where nobody is known until the passkey answers; its
+    ``client_address`` is kept, to count such challenges per address.
 
     An earlier open challenge of the same person, ceremony and session is
     withdrawn (marked consumed), so only the newest request can be answered.
@@ -134,6 +137,7 @@ def issue_challenge(user, *, ceremony: str, session_key: str, registration=None)
         challenge=secrets.token_bytes(CHALLENGE_BYTES),
         session_binding=binding,
         expires_at=now + settings.WEBAUTHN_CHALLENGE_TTL,
+        client_address=client_address,
     )
 
 

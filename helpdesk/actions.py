@@ -12,13 +12,13 @@ from django.utils import timezone
 
 from devices import bypass_codes
 from devices import services as device_services
-from devices.forms import SecurityKeyLabelForm, SecurityKeyRegistrationForm
 from devices.models import Registration
 from identity import services as identity_services
 from identity.models import User
 from identity.selectors import same_person
 
 from . import errors, services
+from .forms import PASSKEY, SECURITY_KEY, DeskKeyLabelForm, DeskKeyRegistrationForm
 
 Outcome = services.Outcome
 
@@ -142,11 +142,13 @@ def _details(person, *, actor, identity_check, ip, requested_by, reason, **value
     return Outcome("Details changed; the person was told by email (and at the old address, for a new email).")
 
 
-def _register_key(person, *, actor, identity_check, ip, requested_by, label, credential, challenge):
+def _register_key(person, *, actor, identity_check, ip, requested_by, label, credential, challenge, form=SECURITY_KEY):
+    passkey = form == PASSKEY
     registration = services.register_security_key_at_desk(
-        person, actor=actor, response_json=credential, challenge=challenge, label=label, ip=ip
+        person, actor=actor, response_json=credential, challenge=challenge, label=label, ip=ip, passkey=passkey
     )
-    return Outcome(f"Security key “{registration.display_name}” registered; the person was told by email.")
+    what = "Passkey" if passkey else "Security key"
+    return Outcome(f"{what} “{registration.display_name}” registered; the person was told by email.")
 
 
 def _has_devices(person: User) -> bool:
@@ -281,14 +283,16 @@ ACTIONS = {
             "Register a security key",
             "register a security key",
             "register_security_key",
-            "Registers the security key the person has brought, bound to them, with you recorded as who "
-            "registered it. Insert the key into this computer, name it, press the button, and have the person "
-            "touch the key when it blinks.",
-            SecurityKeyRegistrationForm,
+            "Registers the security key the person has brought, or a passkey on their own phone or computer, bound "
+            "to them, with you recorded as who registered it. For a key: insert it into this computer, name it, "
+            "press the button, and have the person touch the key when it blinks. For a passkey: name it, press the "
+            "button, choose “use a phone or another device” if the browser asks, and have the person scan the code "
+            "and unlock their phone or computer.",
+            DeskKeyRegistrationForm,
             lambda p: True,
             _register_key,
             live=True,
-            filing_form=SecurityKeyLabelForm,
+            filing_form=DeskKeyLabelForm,
         ),
         DeskAction(
             "change_details",

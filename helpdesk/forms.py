@@ -1,6 +1,10 @@
 from django import forms
 
+from devices.forms import SecurityKeyAssertionForm, SecurityKeyLabelForm
+
 from .models import Case, IdentityCheck
+
+SECURITY_KEY, PASSKEY = "security_key", "passkey"
 
 
 def case_field(person) -> forms.ModelChoiceField:
@@ -35,3 +39,27 @@ class CaseForm(forms.Form):
 class CaseNoteForm(forms.Form):
     text = forms.CharField(label="Add a note", widget=forms.Textarea(attrs={"rows": 4}))
     status = forms.ChoiceField(label="Status", choices=Case.Status.choices)
+
+
+class DeskKeyLabelForm(SecurityKeyLabelForm):
+    """What the desk registers: a key the person brought, or a passkey on the phone or computer they brought.
+
+    Left out, it is a security key (the desk's only choice before passkeys)."""
+
+    form = forms.ChoiceField(
+        label="What does the person register?",
+        choices=[
+            (SECURITY_KEY, "A security key they brought (touched when it blinks)"),
+            (PASSKEY, "A passkey on their own phone or computer (unlocked with face, fingerprint or screen lock)"),
+        ],
+        initial=SECURITY_KEY,
+        required=False,
+        widget=forms.RadioSelect,
+    )
+
+    def clean_form(self) -> str:
+        return self.cleaned_data.get("form") or SECURITY_KEY
+
+
+class DeskKeyRegistrationForm(DeskKeyLabelForm, SecurityKeyAssertionForm):
+    pass

@@ -172,9 +172,17 @@ def send_reactivation_link(
 
 
 def register_security_key_at_desk(
-    person: User, *, actor: User, response_json: str, challenge: SessionChallenge, label: str, ip: str | None = None
+    person: User,
+    *,
+    actor: User,
+    response_json: str,
+    challenge: SessionChallenge,
+    label: str,
+    ip: str | None = None,
+    passkey: bool = False,
 ) -> Registration:
-    """Register a key for ``person``, who is at the desk and touches it in ``actor``'s browser.
+    """Register a key for ``person``, who is at the desk and touches it in ``actor``'s browser; with ``passkey``, a
+    passkey on the person's own phone or computer, held to the same rules as one they register themselves (WA-01).
 
     :func:`devices.services.security_keys.register_security_key` with the staff member as the actor: the device
     keeps ``registered_by`` and the ``device.bound`` event names who registered it for whom. The caller must have
@@ -185,7 +193,7 @@ def register_security_key_at_desk(
     if same_person(actor, person):
         raise ValidationError(errors.OWN_ACCOUNT, code="own_account")
     return security_keys.register_security_key(
-        person, response_json=response_json, challenge=challenge, label=label, actor=actor, ip=ip
+        person, response_json=response_json, challenge=challenge, label=label, actor=actor, ip=ip, passkey=passkey
     )
 
 

@@ -29,9 +29,14 @@ class WebAuthnChallenge(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     expires_at = models.DateTimeField()
     consumed_at = models.DateTimeField(null=True, blank=True)
+    # Set for a passwordless challenge only: anyone may ask for one, so they are counted per address.
+    client_address = models.GenericIPAddressField(null=True, blank=True)
 
     class Meta:
-        indexes = [models.Index(fields=["user", "ceremony", "expires_at"])]
+        indexes = [
+            models.Index(fields=["user", "ceremony", "expires_at"]),
+            models.Index(fields=["client_address", "created_at"], name="devices_webauthn_addr_idx"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.get_ceremony_display()} #{self.pk} for {self.user_id}"

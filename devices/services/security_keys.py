@@ -16,14 +16,16 @@ import hmac
 from dataclasses import dataclass
 from datetime import datetime
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from identity import audit
+from identity import audit, lifetimes
+from identity import errors as identity_errors
 from identity import services as identity_services
-from identity.models import User
+from identity.models import AuditEvent, User
 
 from .. import errors, webauthn
 from ..models import Registration, SecurityKeyDevice, WebAuthnChallenge, WebAuthnUserHandle
@@ -282,16 +284,53 @@ def verify_security_key(
     return outcome, device
 
 
-def start_passwordless_sign_in(*, session_key: str) -> tuple[str, WebAuthnChallenge]:
-    """Issue a passwordless challenge (naming nobody) and return the JSON options for ``navigator.credentials.get()``.
+def passwordless_refusal(*, ip: str | None) -> None:
+    """Raise ``ValidationError`` (code ``throttled``) when ``ip`` has asked for ``PASSWORDLESS_CHALLENGES_PER_ADDRESS``
+    passwordless challenges within one ``WEBAUTHN_CHALLENGE_TTL``.
+
+    Anyone may ask for one, so this bounds the rows a flood from one address writes. The count is of challenge rows
+    in the database (REL-07). The first refusal of an address in a window is audited as
+    ``signin.passwordless_throttled``; the ones after it are not, or the flood would fill the audit log instead.
+    """
+    if not ip:
+        return
+    since = timezone.now() - settings.WEBAUTHN_CHALLENGE_TTL
+    recent = WebAuthnChallenge.objects.filter(client_address=ip, created_at__gte=since)
+    if recent.count() < settings.PASSWORDLESS_CHALLENGES_PER_ADDRESS:
+        return
+    if not AuditEvent.objects.filter(action="signin.passwordless_throttled", ip=ip, created_at__gte=since).exists():
+        audit.record("signin.passwordless_throttled", ip=ip)
+    wait = lifetimes.in_words(settings.WEBAUTHN_CHALLENGE_TTL)
+    raise ValidationError(identity_errors.SIGN_IN_THROTTLED.format(wait=wait), code="throttled")
+
+
+def start_passwordless_sign_in(*, session_key: str, ip: str | None) -> tuple[str, WebAuthnChallenge]:
+    """Return the JSON options for a passwordless ``navigator.credentials.get()`` and the challenge they carry.
 
     No ``allowCredentials``: the browser offers the passkeys it holds for this site; user verification is
-    required (WA-02). Nobody is known yet, so nothing is audited until an answer comes.
+    required (WA-02). The session's open challenge is given again while at least half its life is left (the
+    page's autofill and its button then answer the same one); otherwise a new one is issued, for which
+    :func:`passwordless_refusal` may raise ``ValidationError``. Nobody is known yet, so nothing else is audited
+    until an answer comes.
     """
+    now = timezone.now()
     with transaction.atomic():
-        challenge = webauthn.issue_challenge(
-            None, ceremony=WebAuthnChallenge.Ceremony.PASSWORDLESS, session_key=session_key
+        challenge = (
+            WebAuthnChallenge.objects.filter(
+                user=None,
+                ceremony=WebAuthnChallenge.Ceremony.PASSWORDLESS,
+                session_binding=webauthn.session_binding(session_key),
+                consumed_at=None,
+                expires_at__gte=now + settings.WEBAUTHN_CHALLENGE_TTL / 2,
+            )
+            .order_by("-pk")
+            .first()
         )
+        if challenge is None:
+            passwordless_refusal(ip=ip)
+            challenge = webauthn.issue_challenge(
+                None, ceremony=WebAuthnChallenge.Ceremony.PASSWORDLESS, session_key=session_key, client_address=ip
+            )
         options = webauthn.authentication_options(challenge, devices=[], passwordless=True)
     return options, challenge
 

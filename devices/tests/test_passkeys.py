@@ -4,21 +4,25 @@
 import base64
 import importlib
 import json
+from datetime import timedelta
 
 import pytest
 from django.apps import apps as django_apps
 from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
+from django.test import Client
 from django.utils import timezone
 from django_otp import DEVICE_ID_SESSION_KEY
 
-from devices import errors, services
+from devices import errors, retention, services
 from devices.models import Registration, SecurityKeyDevice, WebAuthnChallenge, WebAuthnUserHandle
 from devices.services import security_keys
 from devices.webauthn import SessionChallenge, user_handle
+from identity import errors as identity_errors
+from identity import lifetimes
 from identity import session as signin_session
 from identity.events import describe
-from identity.models import AuditEvent
+from identity.models import AuditEvent, PersonSession
 from identity.services import SecondFactorOutcome
 from testsupport import details_of, signed_in_user_id
 
@@ -54,7 +58,7 @@ def register_passkey(person, key, *, session="session-a", label="My phone") -> R
 
 
 def passwordless_challenge(*, session="session-p"):
-    options, challenge = security_keys.start_passwordless_sign_in(session_key=session)
+    options, challenge = security_keys.start_passwordless_sign_in(session_key=session, ip=IP)
     return json.loads(options), SessionChallenge(challenge.pk, session)
 
 
@@ -212,6 +216,65 @@ def test_WA_02_a_passwordless_challenge_is_single_use(passkey_holder):
     first = security_keys.sign_in_with_passkey(response_json=key.get(options), challenge=claim, ip=IP)
     again = security_keys.sign_in_with_passkey(response_json=key.get(options), challenge=claim, ip=IP)
     assert first[0] == SecondFactorOutcome.OK and again[0] == SecondFactorOutcome.WRONG
+
+
+def test_one_session_asking_again_and_again_is_given_its_one_open_challenge(db):
+    first, claim = passwordless_challenge()
+    for _ in range(20):
+        again, claim_again = passwordless_challenge()
+    assert claim_again == claim and again["challenge"] == first["challenge"]
+    assert WebAuthnChallenge.objects.filter(ceremony=WebAuthnChallenge.Ceremony.PASSWORDLESS).count() == 1
+
+
+def test_a_session_whose_challenge_is_half_spent_or_answered_gets_a_new_one(passkey_holder, settings):
+    _, key = passkey_holder
+    options, claim = passwordless_challenge()
+    half_gone = timezone.now() + settings.WEBAUTHN_CHALLENGE_TTL / 2 - timedelta(seconds=1)
+    WebAuthnChallenge.objects.filter(pk=claim.challenge_id).update(expires_at=half_gone)
+    _, fresher = passwordless_challenge()
+    assert fresher.challenge_id != claim.challenge_id
+    assert WebAuthnChallenge.objects.get(pk=claim.challenge_id).consumed_at is not None  # withdrawn
+    options, claim = passwordless_challenge()
+    assert claim == fresher
+    security_keys.sign_in_with_passkey(response_json=key.get(options), challenge=claim, ip=IP)
+    _, after_answer = passwordless_challenge()
+    assert after_answer.challenge_id != claim.challenge_id
+
+
+def test_many_newcomers_from_one_address_write_a_bounded_number_of_rows_and_are_told_to_wait(db, settings):
+    settings.PASSWORDLESS_CHALLENGES_PER_ADDRESS = 3
+    sessions_before = PersonSession.objects.count()
+    answers = [Client().post("/passkey/sign-in/options/", REMOTE_ADDR="198.51.100.7") for _ in range(10)]
+
+    assert [a.status_code for a in answers] == [200] * 3 + [429] * 7
+    wait = lifetimes.in_words(settings.WEBAUTHN_CHALLENGE_TTL)
+    assert answers[-1].json() == {"error": identity_errors.SIGN_IN_THROTTLED.format(wait=wait)}
+    assert answers[-1]["Retry-After"] == str(int(settings.WEBAUTHN_CHALLENGE_TTL.total_seconds()))
+    assert WebAuthnChallenge.objects.filter(ceremony=WebAuthnChallenge.Ceremony.PASSWORDLESS).count() == 3
+    assert PersonSession.objects.count() - sessions_before == 3  # a refused newcomer gets no session row
+    # Audited once per address and window, not once per refusal; another address is not held back.
+    throttled = events("signin.passwordless_throttled")
+    assert throttled.count() == 1 and throttled.get().ip == "198.51.100.7"
+    assert describe("signin.passwordless_throttled", {}) != "signin.passwordless_throttled"
+    assert Client().post("/passkey/sign-in/options/", REMOTE_ADDR="198.51.100.8").status_code == 200
+
+
+def test_a_session_holding_an_open_challenge_keeps_it_while_its_address_is_throttled(db, client, settings):
+    settings.PASSWORDLESS_CHALLENGES_PER_ADDRESS = 1
+    first = client.post("/passkey/sign-in/options/")
+    others = Client().post("/passkey/sign-in/options/")
+    again = client.post("/passkey/sign-in/options/")
+    assert (first.status_code, others.status_code, again.status_code) == (200, 429, 200)
+    assert again.json()["challenge"] == first.json()["challenge"]
+
+
+def test_expired_passwordless_challenges_are_purged(db, settings):
+    _, claim = passwordless_challenge()
+    _, open_claim = passwordless_challenge(session="session-q")
+    long_ago = timezone.now() - timedelta(hours=2)
+    WebAuthnChallenge.objects.filter(pk=claim.challenge_id).update(expires_at=long_ago)
+    assert retention.purge_expired_records()["webauthn_challenges"] == 1
+    assert set(WebAuthnChallenge.objects.values_list("pk", flat=True)) == {open_claim.challenge_id}
 
 
 # --- WA-03: the user handle, and unknown or retired credentials ------------------------------------------

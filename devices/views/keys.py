@@ -218,8 +218,20 @@ def sign_in(request):
 @never_cache
 @require_POST
 def passwordless_options(request):
-    """Options for a passwordless ``navigator.credentials.get()``: no ID typed, user verification required."""
-    options, challenge = security_keys.start_passwordless_sign_in(session_key=_session_key(request))
+    """Options for a passwordless ``navigator.credentials.get()``: no ID typed, user verification required.
+
+    Anyone may ask, so an address past its share is answered 429 at once; for a newcomer that is before a
+    session row is written, so a flood without cookies writes neither sessions nor challenges.
+    """
+    ip = client_ip(request)
+    try:
+        if not request.session.session_key:
+            security_keys.passwordless_refusal(ip=ip)
+        options, challenge = security_keys.start_passwordless_sign_in(session_key=_session_key(request), ip=ip)
+    except ValidationError as error:
+        response = _refusal(error.messages[0], status=429)
+        response["Retry-After"] = str(int(settings.WEBAUTHN_CHALLENGE_TTL.total_seconds()))
+        return response
     request.session[PASSWORDLESS_CHALLENGE] = challenge.pk
     return _options_response(options)
 

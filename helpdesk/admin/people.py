@@ -18,13 +18,12 @@ from django.utils.http import urlencode
 from django.views.decorators.http import require_POST
 
 from devices.bypass_codes import current_bypass_codes
-from devices.forms import SecurityKeyLabelForm
 from devices.models import Registration
 from devices.services import security_keys
 from devices.webauthn import SessionChallenge
 from helpdesk import approvals, runner, selectors, services
 from helpdesk.actions import ACTIONS, actions_for, filed_words, person_words
-from helpdesk.forms import CaseForm, IdentityCheckForm, case_field
+from helpdesk.forms import PASSKEY, CaseForm, DeskKeyLabelForm, IdentityCheckForm, case_field
 from identity.admin_site import site
 from identity.directory import sync
 from identity.directory.models import COUNTS
@@ -36,6 +35,8 @@ from . import filters
 from .desk import DeskAdmin
 
 KEY_CHALLENGE = "desk_security_key_challenge"
+# What the challenge was issued for (a security key or a passkey): the answer is registered as that, whatever is posted.
+KEY_FORM = "desk_security_key_form"
 
 
 class CappedCountPaginator(Paginator):
@@ -295,6 +296,7 @@ class PersonAdmin(DeskAdmin):
                 params["challenge"] = SessionChallenge(
                     request.session.pop(KEY_CHALLENGE, None), request.session.session_key
                 )
+                params["form"] = request.session.pop(KEY_FORM, params.get("form"))
             try:
                 if approved is not None:
                     answer = {"credential": params["credential"], "challenge": params["challenge"]}
@@ -347,22 +349,24 @@ class PersonAdmin(DeskAdmin):
         action = ACTIONS["register_security_key"]
         if same_person(person, request.user) or not action.applies(person):
             return JsonResponse({"error": services.errors.ACTION_DOES_NOT_APPLY}, status=403)
-        if services.second_approval_reasons(person, action=action.key) and not approvals.ready_request(
-            person, agent=request.user, action=action.key
-        ):
+        approved = approvals.ready_request(person, agent=request.user, action=action.key)
+        if services.second_approval_reasons(person, action=action.key) and not approved:
             return JsonResponse({"error": services.errors.KEY_NEEDS_APPROVAL_FIRST}, status=403)
         if services.current_identity_check(person, agent=request.user) is None:
             message = services.errors.NO_CURRENT_CHECK.format(minutes=settings.IDENTITY_CHECK_VALID_MINUTES)
             return JsonResponse({"error": message}, status=403)
-        form = SecurityKeyLabelForm(request.POST)
+        form = DeskKeyLabelForm(request.POST)
         if not form.is_valid():
-            return JsonResponse({"error": form.errors["label"][0]}, status=400)
+            return JsonResponse({"error": next(iter(form.errors.values()))[0]}, status=400)
+        # An approved request registers what the second agent approved, whatever this page now says.
+        chosen = approved.params.get("form", form.cleaned_data["form"]) if approved else form.cleaned_data["form"]
         if not request.session.session_key:
             request.session.save()
         options, challenge = security_keys.start_security_key_registration(
-            person, session_key=request.session.session_key
+            person, session_key=request.session.session_key, passkey=chosen == PASSKEY
         )
         request.session[KEY_CHALLENGE] = challenge.pk
+        request.session[KEY_FORM] = chosen
         return HttpResponse(options, content_type="application/json")
 
     def open_case_view(self, request, object_id):

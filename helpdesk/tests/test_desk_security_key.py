@@ -80,7 +80,7 @@ def test_bnd08_WA_05_a_key_for_a_staff_colleague_is_approved_by_a_second_agent_t
 
     assert desk_client.post(page_url, {"label": "Desk key"}).status_code == 302
     request = ApprovalRequest.objects.get(person=auditor, action="register_security_key")
-    assert request.status == ApprovalRequest.Status.WAITING and request.params == {"label": "Desk key"}
+    assert request.status == ApprovalRequest.Status.WAITING and request.params == {"label": "Desk key", "form": "security_key"}
     approvals.approve_request(request, actor=second_agent)
     request.refresh_from_db()
     assert request.status == ApprovalRequest.Status.READY and not SecurityKeyDevice.objects.exists()
@@ -161,3 +161,96 @@ def test_desk_registration_refuses_non_staff_and_staff_on_their_own_account(make
             )
         assert refused.value.messages == [message]
     assert not SecurityKeyDevice.objects.exists()
+
+
+# --- A passkey on the person's own phone or computer, at the desk ------------------------------------------------
+
+
+def _passkey():
+    return SoftwareKey(rp_id=RP_ID, origin=ORIGIN, resident=True)
+
+
+def test_WA_01_desk_registers_a_passkey_for_the_person_after_the_same_check(
+    desk_client, caller, staff_member, check_for
+):
+    options_url, page_url = _urls(caller)
+    assert desk_client.post(options_url, {"label": "Cal's phone", "form": "passkey"}).status_code == 403
+    check_for(caller, staff_member)
+    page = desk_client.get(page_url).content.decode()
+    assert 'value="passkey"' in page and "passkey on their own phone or computer" in page
+
+    options = desk_client.post(options_url, {"label": "Cal's phone", "form": "passkey"}).json()
+    # Asked for as a passkey the person registers themselves is (WA-01): discoverable, the person verified.
+    selection = options["authenticatorSelection"]
+    assert (selection["residentKey"], selection["userVerification"]) == ("required", "required")
+    answer = _passkey().create(options)
+    response = desk_client.post(page_url, {"label": "Cal's phone", "form": "passkey", "credential": answer})
+
+    assert response.status_code == 302, response.content[:800]
+    registration = caller.registrations.get(kind=Registration.Kind.PASSKEY)
+    device = registration.security_key_device
+    assert registration.status == Registration.Status.ACTIVE
+    assert (device.form, device.registered_by, device.user_verified) == ("passkey", staff_member, True)
+    bound = AuditEvent.objects.get(action="device.bound", subject=caller, details__kind="passkey")
+    assert bound.actor == staff_member
+    assert {k: bound.details[k] for k in ("kind", "registered_by", "registered_for")} == {
+        "kind": "passkey",
+        "registered_by": "staff1",
+        "registered_for": "caller1",
+    }
+    assert AuditEvent.objects.get(action="helpdesk.action", subject=caller).details["action"] == "register_security_key"
+
+
+def test_WA_01_at_the_desk_a_passkey_that_did_not_verify_the_person_is_refused(
+    desk_client, caller, staff_member, check_for
+):
+    options_url, page_url = _urls(caller)
+    check_for(caller, staff_member)
+    options = desk_client.post(options_url, {"label": "Cal's phone", "form": "passkey"}).json()
+    answer = SoftwareKey(rp_id=RP_ID, origin=ORIGIN, resident=True, verifies_user=False).create(options)
+
+    response = desk_client.post(page_url, {"label": "Cal's phone", "form": "passkey", "credential": answer})
+
+    assert response.status_code == 200, response.content[:800]
+    assert "could not register this passkey" in response.content.decode()
+    assert not SecurityKeyDevice.objects.filter(user=caller).exists()
+    assert not AuditEvent.objects.filter(action="helpdesk.action", subject=caller).exists()
+
+
+def test_what_the_challenge_was_issued_for_is_what_the_desk_registers(desk_client, caller, staff_member, check_for):
+    """A page changed between the options and the answer cannot make a key asked for loosely count as a passkey."""
+    options_url, page_url = _urls(caller)
+    check_for(caller, staff_member)
+    options = desk_client.post(options_url, {"label": "Blue key"}).json()
+    answer = SoftwareKey(rp_id=RP_ID, origin=ORIGIN).create(options)
+
+    response = desk_client.post(page_url, {"label": "Blue key", "form": "passkey", "credential": answer})
+
+    assert response.status_code == 302, response.content[:800]
+    assert caller.registrations.get(kind=Registration.Kind.SECURITY_KEY).security_key_device.form == "security_key"
+    assert not caller.registrations.filter(kind=Registration.Kind.PASSKEY).exists()
+
+
+def test_bnd08_WA_05_a_passkey_for_a_staff_colleague_is_what_the_second_agent_approved(
+    desk_client, staff_member, second_agent, auditor, check_for
+):
+    options_url, page_url = _urls(auditor)
+    check_for(auditor, staff_member)
+    assert desk_client.post(page_url, {"label": "Work laptop", "form": "passkey"}).status_code == 302
+    request = ApprovalRequest.objects.get(person=auditor, action="register_security_key")
+    assert request.params == {"label": "Work laptop", "form": "passkey"}
+    approvals.approve_request(request, actor=second_agent)
+
+    # The options follow the approval, not what the page posts now.
+    options = desk_client.post(options_url, {"label": "Work laptop", "form": "security_key"}).json()
+    assert options["authenticatorSelection"]["residentKey"] == "required"
+    answer = _passkey().create(options)
+    response = desk_client.post(page_url, {"label": "Work laptop", "form": "passkey", "credential": answer})
+
+    assert response.status_code == 302, response.content[:800]
+    request.refresh_from_db()
+    assert request.status == ApprovalRequest.Status.APPROVED
+    registration = auditor.registrations.get(kind=Registration.Kind.PASSKEY)
+    assert registration.security_key_device.registered_by == staff_member
+    desk = AuditEvent.objects.get(action="helpdesk.action", subject=auditor)
+    assert desk.details["approved_by"] == second_agent.pk

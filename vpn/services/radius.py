@@ -31,7 +31,7 @@ from identity.services import (
 from ..models import AuthTransaction, RadiusChallenge, RadiusClient, SeenSignature
 from . import passcode
 from .auth_api import ASYNC_ANSWER_KEPT
-from .people import may_use_vpn
+from .people import may_use_vpn, web_only_message
 
 
 @dataclass(frozen=True)
@@ -284,13 +284,21 @@ def _campaign_answer(user: User, *, ip: str | None, context: dict) -> RadiusAnsw
 
 
 def _unenrolled_answer(person_id: int | None, *, ip: str | None, context: dict) -> RadiusAnswer | None:
-    """After a code was refused as from someone who may not use the VPN or has no device: if it is a person with
-    approved access and no device at all, what their campaigns say (:func:`_campaign_answer`); else None. Read
-    only on that refusal, never for an enrolled person's code."""
+    """After a code was refused as from someone who may not use the VPN or has no device that takes a code: for a
+    person with approved access and no device at all, what their campaigns say (:func:`_campaign_answer`); for one
+    whose devices all work on the web only (a passkey, a security key), Access-Reject whose Reply-Message says so
+    in the Auth API's words (``web_only_message``), audited as ``vpn.radius_rejected``; else None. Read only on
+    that refusal, never for an enrolled person's code."""
     user = User.objects.filter(pk=person_id, is_active=True).first() if person_id else None
-    if not may_use_vpn(user) or user_has_device(user, confirmed=True):
+    if not may_use_vpn(user):
         return None
-    return _campaign_answer(user, ip=ip, context=context)
+    if not user_has_device(user, confirmed=True):
+        return _campaign_answer(user, ip=ip, context=context)
+    message = web_only_message(user)
+    if not message:
+        return None
+    audit.record("vpn.radius_rejected", subject=user, ip=ip, details={**context, "reason": "web-only devices"})
+    return RadiusAnswer("reject", message)
 
 
 def forget_spent_state(now: datetime | None = None) -> dict[str, int]:
