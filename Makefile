@@ -42,10 +42,11 @@ test: install
 test-pg:
 	bash .ci/run
 
-# ruff; mypy with django-stubs (pyproject.toml: every app checked, the services and the VPN strictly); and no model
+# ruff (the rules, and the one code format); mypy with django-stubs (pyproject.toml: every app checked, the services and the VPN strictly); and no model
 # change without its migration, asked of the default SQLite settings so that no database is needed.
 lint: install
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	env -u DATABASE_URL $(BIN)/python manage.py makemigrations --check --dry-run
 

@@ -73,7 +73,9 @@ def _roles_come_back_after_a_flush(request, django_db_setup, django_db_blocker):
     from django.db.models.signals import post_migrate
 
     db_fixtures = {"db", "transactional_db", "live_server"}
-    if not any(item.get_closest_marker("django_db") or db_fixtures & set(item.fixturenames) for item in request.session.items):
+    if not any(
+        item.get_closest_marker("django_db") or db_fixtures & set(item.fixturenames) for item in request.session.items
+    ):
         yield  # no test here uses the database, so pytest-django made none
         return
     with django_db_blocker.unblock():
@@ -130,6 +132,24 @@ def relying_party(settings):
     settings.WEBAUTHN_RP_ID = RP_ID
     settings.WEBAUTHN_ORIGINS = [ORIGIN]
     settings.WEBAUTHN_RP_NAME = "Example Medical School"
+
+
+@pytest.fixture
+def browser():
+    """A headless Chromium (Debian's) for one test."""
+    from devices.tests.browser import chromium
+
+    with chromium() as browser:
+        yield browser
+
+
+@pytest.fixture
+def site(live_server, settings):
+    """The live site's address on localhost (browsers allow WebAuthn there), with the relying party pinned to it."""
+    url = live_server.url.replace("127.0.0.1", "localhost")
+    settings.WEBAUTHN_RP_ID = "localhost"
+    settings.WEBAUTHN_ORIGINS = [url]
+    return url
 
 
 @pytest.fixture

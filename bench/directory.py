@@ -61,8 +61,10 @@ BATCH = 20
 
 def directory_env(server: tree.Slapd) -> dict[str, str]:
     values = server.settings()
-    return {k: ",".join(v) if isinstance(v, list) else str(v).lower() if isinstance(v, bool) else str(v)
-            for k, v in values.items()}
+    return {
+        k: ",".join(v) if isinstance(v, list) else str(v).lower() if isinstance(v, bool) else str(v)
+        for k, v in values.items()
+    }
 
 
 def seed(server: tree.Slapd, count: int) -> dict[str, dict[str, bytes]]:
@@ -78,25 +80,39 @@ def seed(server: tree.Slapd, count: int) -> dict[str, dict[str, bytes]]:
     for kind, usernames in wanted.items():
         existing = set(User.objects.filter(username__in=usernames).values_list("username", flat=True))
         User.objects.bulk_create(
-            [User(username=name, password=local_hash, vpn_access=User.VpnAccess.APPROVED)
-             for name in usernames if name not in existing]
+            [
+                User(username=name, password=local_hash, vpn_access=User.VpnAccess.APPROVED)
+                for name in usernames
+                if name not in existing
+            ]
         )
         people = list(User.objects.filter(username__in=usernames))
         for person in people:
             if kind == "directory":
                 record = records[person.username]
-                person.source, person.directory_id, person.directory_dn = User.Source.LDAP, record.directory_id, record.dn
+                person.source, person.directory_id, person.directory_dn = (
+                    User.Source.LDAP,
+                    record.directory_id,
+                    record.dn,
+                )
                 person.password = "!"  # unusable: the directory checks it
         User.objects.bulk_update(people, ["source", "directory_id", "directory_dn", "password"])
         User.objects.filter(pk__in=[p.pk for p in people]).update(second_factor_failures=0, locked_at=None)
         with_device = set(AuthenticatorAppDevice.objects.filter(user__in=people).values_list("user_id", flat=True))
         AuthenticatorAppDevice.objects.bulk_create(
-            [AuthenticatorAppDevice(user=p, name="Phone", confirmed=True, encrypted_secret=crypto.encrypt(os.urandom(20)))
-             for p in people if p.pk not in with_device]
+            [
+                AuthenticatorAppDevice(
+                    user=p, name="Phone", confirmed=True, encrypted_secret=crypto.encrypt(os.urandom(20))
+                )
+                for p in people
+                if p.pk not in with_device
+            ]
         )
         secrets[kind] = {
             d.user.username: crypto.decrypt(d.encrypted_secret)
-            for d in AuthenticatorAppDevice.objects.filter(user__in=people).select_related("user").order_by("user__username")
+            for d in AuthenticatorAppDevice.objects.filter(user__in=people)
+            .select_related("user")
+            .order_by("user__username")
         }
     return secrets
 
@@ -117,9 +133,25 @@ def radius_round(port: int, secret: str, users: dict[str, bytes], password_of, c
                 )
         started = time.perf_counter()
         result = subprocess.run(
-            ["radclient", "-q", "-s", "-p", str(concurrency), "-t", "30", "-r", "1", "-f", packets.name,
-             f"127.0.0.1:{port}", "auth", secret],
-            capture_output=True, text=True, check=False,
+            [
+                "radclient",
+                "-q",
+                "-s",
+                "-p",
+                str(concurrency),
+                "-t",
+                "30",
+                "-r",
+                "1",
+                "-f",
+                packets.name,
+                f"127.0.0.1:{port}",
+                "auth",
+                secret,
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
         )
         elapsed += time.perf_counter() - started
         os.unlink(packets.name)
@@ -153,10 +185,23 @@ def main() -> None:
         passwords = {"directory": lambda _user: tree.PASSWORD, "local PBKDF2": lambda _user: LOCAL_PASSWORD}
 
         process = subprocess.Popen(
-            [sys.executable, "manage.py", "run_radius_server", "--settings", "config.settings_api",
-             "--host", "127.0.0.1", "--port", str(args.port), "--workers", str(args.workers)],
-            cwd=BASE_DIR, env={**os.environ, **env, "RADIUS_PASSWORD_MODE": "password"},
-            stdout=subprocess.PIPE, text=True,
+            [
+                sys.executable,
+                "manage.py",
+                "run_radius_server",
+                "--settings",
+                "config.settings_api",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(args.port),
+                "--workers",
+                str(args.workers),
+            ],
+            cwd=BASE_DIR,
+            env={**os.environ, **env, "RADIUS_PASSWORD_MODE": "password"},
+            stdout=subprocess.PIPE,
+            text=True,
         )
         results = {kind: [] for kind in KINDS}
         try:
@@ -184,17 +229,22 @@ def main() -> None:
     finally:
         server.close()
 
-    print("\n| password | RADIUS password,code req/s (median, range) | accepted | one check in-process, ms (median, range) |")
+    print(
+        "\n| password | RADIUS password,code req/s (median, range) | accepted | one check in-process, ms (median, range) |"
+    )
     print("| --- | --- | --- | --- |")
     for kind in KINDS:
         rates = [r["rps"] for r in results[kind]]
         accepted = sum(r.get("accepted", 0) for r in results[kind])
         sent = sum(r["requests"] for r in results[kind])
         median, low, high = latency[kind]
-        print(f"| {kind} | {statistics.median(rates):.1f} ({min(rates):.1f}-{max(rates):.1f}) | {accepted}/{sent} "
-              f"| {median:.1f} ({low:.1f}-{high:.1f}) |")
+        print(
+            f"| {kind} | {statistics.median(rates):.1f} ({min(rates):.1f}-{max(rates):.1f}) | {accepted}/{sent} "
+            f"| {median:.1f} ({low:.1f}-{high:.1f}) |"
+        )
     ratio = statistics.median(r["rps"] for r in results["directory"]) / statistics.median(
-        r["rps"] for r in results["local PBKDF2"])
+        r["rps"] for r in results["local PBKDF2"]
+    )
     print(f"directory / local PBKDF2 = {ratio:.2f}")
 
 

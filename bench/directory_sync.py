@@ -62,8 +62,15 @@ def child(kind: str) -> dict:
     start, cpu = time.perf_counter(), cpu_seconds(resource.RUSAGE_SELF)
     run = sync.sync_directory()
     seconds = time.perf_counter() - start
-    return {"kind": kind, "seconds": seconds, "cpu": cpu_seconds(resource.RUSAGE_SELF) - cpu,
-            "peak_rss_mb": peak_rss_mb(), "status": run.status, "read": run.read, **run.counts}
+    return {
+        "kind": kind,
+        "seconds": seconds,
+        "cpu": cpu_seconds(resource.RUSAGE_SELF) - cpu,
+        "peak_rss_mb": peak_rss_mb(),
+        "status": run.status,
+        "read": run.read,
+        **run.counts,
+    }
 
 
 def cpu_seconds(who: int) -> float:
@@ -89,23 +96,46 @@ def ldapsearch(server: tree.Slapd) -> dict:
     env = ldap_env(server)
     reader = LDAPReader(page_size=tree.SIZE_LIMIT, bases=[tree.PEOPLE])
     command = [
-        "ldapsearch", "-LLL", "-x", "-H", server.ldaps_uri, "-D", env["LDAP_BIND_DN"], "-w", env["LDAP_BIND_PASSWORD"],
-        "-b", tree.PEOPLE, "-E", f"pr={tree.SIZE_LIMIT}/noprompt", settings.LDAP_SYNC_FILTER, *reader._attributes(),
+        "ldapsearch",
+        "-LLL",
+        "-x",
+        "-H",
+        server.ldaps_uri,
+        "-D",
+        env["LDAP_BIND_DN"],
+        "-w",
+        env["LDAP_BIND_PASSWORD"],
+        "-b",
+        tree.PEOPLE,
+        "-E",
+        f"pr={tree.SIZE_LIMIT}/noprompt",
+        settings.LDAP_SYNC_FILTER,
+        *reader._attributes(),
     ]
     start, cpu = time.perf_counter(), cpu_seconds(resource.RUSAGE_CHILDREN)
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, env={**os.environ, "LDAPTLS_CACERT": str(server.ca_file)})
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, env={**os.environ, "LDAPTLS_CACERT": str(server.ca_file)}
+    )
     entries = 0
     for line in process.stdout:
         entries += line.startswith(b"dn: ")
     if process.wait():
         raise RuntimeError("ldapsearch failed")
     seconds = time.perf_counter() - start
-    return {"kind": "ldapsearch", "seconds": seconds, "cpu": cpu_seconds(resource.RUSAGE_CHILDREN) - cpu, "read": entries}
+    return {
+        "kind": "ldapsearch",
+        "seconds": seconds,
+        "cpu": cpu_seconds(resource.RUSAGE_CHILDREN) - cpu,
+        "read": entries,
+    }
 
 
 def run_child(kind: str, env: dict) -> dict:
     output = subprocess.run(
-        [sys.executable, __file__, "--child", kind], check=True, capture_output=True, text=True,
+        [sys.executable, __file__, "--child", kind],
+        check=True,
+        capture_output=True,
+        text=True,
         env={**os.environ, **env},
     ).stdout
     return json.loads(output.strip().splitlines()[-1])
@@ -130,10 +160,13 @@ def change_one_percent(server: tree.Slapd, size: int, round_number: int) -> int:
         changed = 0
         for n in range(1, size + 1, 100):
             dn = f"uid=person{n:05d},{tree.PEOPLE}"
-            conn.modify_s(dn, [
-                (ldap.MOD_REPLACE, "mail", [f"moved{round_number}.{n}@example.edu".encode()]),
-                (ldap.MOD_REPLACE, "departmentNumber", [f"Moved {round_number}".encode()]),
-            ])
+            conn.modify_s(
+                dn,
+                [
+                    (ldap.MOD_REPLACE, "mail", [f"moved{round_number}.{n}@example.edu".encode()]),
+                    (ldap.MOD_REPLACE, "departmentNumber", [f"Moved {round_number}".encode()]),
+                ],
+            )
             changed += 1
     finally:
         conn.unbind_s()
@@ -179,11 +212,15 @@ def main():
                         change_one_percent(server, size, round_number)
                     results[kind] = run_child(kind, env)
                 for kind, r in results.items():
-                    counts = " ".join(f"{name} {r[name]}" for name in ("read", "created", "updated", "unchanged")
-                                      if name in r)
+                    counts = " ".join(
+                        f"{name} {r[name]}" for name in ("read", "created", "updated", "unchanged") if name in r
+                    )
                     memory = f"\t{r['peak_rss_mb']:.0f} MB" if "peak_rss_mb" in r else ""
-                    print(f"{size}\tround {round_number}\t{kind}\t{r['seconds']:.2f} s\tCPU {r['cpu']:.2f} s{memory}"
-                          f"\t{counts}", flush=True)
+                    print(
+                        f"{size}\tround {round_number}\t{kind}\t{r['seconds']:.2f} s\tCPU {r['cpu']:.2f} s{memory}"
+                        f"\t{counts}",
+                        flush=True,
+                    )
                 for kind in runs:
                     ratios[kind].append(results[kind]["seconds"] / floor["seconds"])
                     rss.append(results[kind]["peak_rss_mb"])
@@ -193,8 +230,11 @@ def main():
             drop_database(copy)
         for kind in runs:
             values = ratios[kind]
-            print(f"# {size} entries: {kind} / ldapsearch median {statistics.median(values):.2f}, "
-                  f"range {min(values):.2f} to {max(values):.2f} over {len(values)} rounds", flush=True)
+            print(
+                f"# {size} entries: {kind} / ldapsearch median {statistics.median(values):.2f}, "
+                f"range {min(values):.2f} to {max(values):.2f} over {len(values)} rounds",
+                flush=True,
+            )
         print(f"# {size} entries: peak RSS {max(rss):.0f} MB", flush=True)
 
 

@@ -64,7 +64,9 @@ def main() -> None:
     if connection.vendor != "postgresql":
         sys.exit("needs DATABASE_URL=postgres://... (the owner of a migrated test database)")
     everything = connection.creation.serialize_db_to_string()
-    roles = serializers.serialize("json", Group.objects.all(), use_natural_foreign_keys=True, use_natural_primary_keys=True)
+    roles = serializers.serialize(
+        "json", Group.objects.all(), use_natural_foreign_keys=True, use_natural_primary_keys=True
+    )
 
     def restore(**kwargs):
         for role in serializers.deserialize("json", roles):

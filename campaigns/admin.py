@@ -93,7 +93,15 @@ class CampaignForm(forms.ModelForm):
 @admin.register(Campaign, site=site)
 class CampaignAdmin(admin.ModelAdmin):
     form = CampaignForm
-    list_display = ("name", "cohort", "starts_at", "deadline", "policy_before_deadline", "policy_after_deadline", "state")
+    list_display = (
+        "name",
+        "cohort",
+        "starts_at",
+        "deadline",
+        "policy_before_deadline",
+        "policy_after_deadline",
+        "state",
+    )
     list_filter = ("cohort", "policy_before_deadline", "policy_after_deadline")
     search_fields = ("name",)
     readonly_fields = ("created_at", "updated_at", "closed_at")

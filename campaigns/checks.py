@@ -12,8 +12,7 @@ def campaigns_letting_people_in_for_good():
 
     allow = Campaign.Policy.ALLOW_PASSWORD_ALONE
     return Campaign.objects.filter(closed_at=None).filter(
-        Q(policy_after_deadline=allow, deadline__isnull=False)
-        | Q(policy_before_deadline=allow, deadline__isnull=True)
+        Q(policy_after_deadline=allow, deadline__isnull=False) | Q(policy_before_deadline=allow, deadline__isnull=True)
     )
 
 

@@ -354,7 +354,9 @@ PHONE_CODE_RETENTION_DAYS = env.int("PHONE_CODE_RETENTION_DAYS", default=30)
 # and remembered signature) are prepared once per database connection. Turn off behind a connection pooler in
 # transaction mode that does not keep prepared statements (PgBouncer before 1.21). OUTBOX_PREPARED_STATEMENTS is the
 # name this setting had when only the outbox's statements were said to use it; it is still read when the new one is unset.
-DB_PREPARED_STATEMENTS = env.bool("DB_PREPARED_STATEMENTS", default=env.bool("OUTBOX_PREPARED_STATEMENTS", default=True))
+DB_PREPARED_STATEMENTS = env.bool(
+    "DB_PREPARED_STATEMENTS", default=env.bool("OUTBOX_PREPARED_STATEMENTS", default=True)
+)
 if DB_PREPARED_STATEMENTS and DATABASES["default"]["ENGINE"].endswith("postgresql"):
     # Django leaves psycopg's threshold at None, which forbids preparing at all. Django's own cursors bind on the
     # client and never prepare whatever it says, so a threshold no query reaches only lets identity.sql ask for it.

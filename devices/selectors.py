@@ -136,6 +136,6 @@ def oldest_queued_message_at():
     One query on the status index: only the queued rows are read, however long the sent history. Bulk messages (a
     campaign's reminders) are left out: thousands of them waiting their turn is their normal state.
     """
-    return OutboundMessage.objects.filter(status=OutboundMessage.Status.QUEUED, bulk=False).aggregate(oldest=Min("created_at"))[
-        "oldest"
-    ]
+    return OutboundMessage.objects.filter(status=OutboundMessage.Status.QUEUED, bulk=False).aggregate(
+        oldest=Min("created_at")
+    )["oldest"]

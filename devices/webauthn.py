@@ -211,7 +211,9 @@ def authentication_options(challenge: WebAuthnChallenge, *, devices, passwordles
         challenge=bytes(challenge.challenge),
         timeout=_timeout_ms(),
         allow_credentials=[_descriptor(device) for device in devices],
-        user_verification=UserVerificationRequirement.REQUIRED if passwordless else UserVerificationRequirement.PREFERRED,
+        user_verification=UserVerificationRequirement.REQUIRED
+        if passwordless
+        else UserVerificationRequirement.PREFERRED,
     )
     return webauthn.options_to_json(options)
 

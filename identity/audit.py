@@ -142,7 +142,9 @@ def record_many(events: Iterable[tuple[str, dict]]) -> int:
         for action, event in events:
             record(action, **event)
         return len(events)
-    rows = [_new_row(action, **{"actor": None, "subject": None, "ip": None, "details": None, **e}) for action, e in events]
+    rows = [
+        _new_row(action, **{"actor": None, "subject": None, "ip": None, "details": None, **e}) for action, e in events
+    ]
     if not rows:
         return 0
     with transaction.atomic(savepoint=False):
@@ -160,10 +162,19 @@ def record_many(events: Iterable[tuple[str, dict]]) -> int:
                     sequence += 1
                     row.sequence, row.prev_hash = sequence, prev_hash
                     row.hash = compute_hash(prev_hash, row)
-                    copy.write_row((
-                        sequence, row.created_at, row.actor_id, row.subject_id, row.action,
-                        json.dumps(row.details), row.ip, prev_hash, row.hash,
-                    ))
+                    copy.write_row(
+                        (
+                            sequence,
+                            row.created_at,
+                            row.actor_id,
+                            row.subject_id,
+                            row.action,
+                            json.dumps(row.details),
+                            row.ip,
+                            prev_hash,
+                            row.hash,
+                        )
+                    )
                     prev_hash = row.hash
     return len(rows)
 

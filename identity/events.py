@@ -136,7 +136,13 @@ VALUE_WORDS: dict[str, dict[str, str]] = {
     "door": {"auth_api": "VPN through the Auth API", "radius": "VPN over RADIUS"},
     "channel": {"sms": "text message", "voice": "voice call"},
     "method": {"passwordless": "without a password (passkey alone)"},
-    "kind": {"mobile": "mobile phone", "tablet": "tablet", "landline": "landline", "security_key": "security key", "passkey": "passkey"},
+    "kind": {
+        "mobile": "mobile phone",
+        "tablet": "tablet",
+        "landline": "landline",
+        "security_key": "security key",
+        "passkey": "passkey",
+    },
     "answer": {  # identity.directory.ldap_password.Answer
         "disabled": "the account is disabled",
         "locked": "the account is locked",

@@ -76,9 +76,14 @@ class SecondFactorForm(forms.Form):
         self.key_devices = [d for d in devices if not getattr(d, "accepts_typed_code", True)]
         key_factors = {getattr(d, "factor_name", "") for d in self.key_devices}
         # How the page names them: "security key", "passkey", or both when the person has both.
-        self.key_words = " or ".join(
-            words for factor, words in (("security_key", "security key"), ("passkey", "passkey")) if factor in key_factors
-        ) or "security key"
+        self.key_words = (
+            " or ".join(
+                words
+                for factor, words in (("security_key", "security key"), ("passkey", "passkey"))
+                if factor in key_factors
+            )
+            or "security key"
+        )
         devices = [d for d in devices if getattr(d, "accepts_typed_code", True)]
         self.devices = {device.persistent_id: device for device in devices}
         device_field = self.fields["device"]

@@ -55,7 +55,9 @@ def password_sign_in_throttled(username: str, *, ip: str | None, by_address: boo
     """
     since = timezone.now() - timedelta(minutes=settings.PASSWORD_THROTTLE_MINUTES)
     failures = AuditEvent.objects.filter(action="signin.password_failed", created_at__gte=since)
-    throttled: bool = failures.filter(details__attempt=_attempt_tag(username)).count() >= settings.PASSWORD_FAILURES_PER_ID
+    throttled: bool = (
+        failures.filter(details__attempt=_attempt_tag(username)).count() >= settings.PASSWORD_FAILURES_PER_ID
+    )
     if not throttled and ip and by_address:
         from_here = failures.filter(ip=ip).exclude(details__has_key="entry_point")
         throttled = from_here.count() >= settings.PASSWORD_FAILURES_PER_ADDRESS

@@ -109,9 +109,7 @@ class DeskFilterForm(DateRangeForm):
 
 
 class SyncFilterForm(DateRangeForm):
-    status = forms.ChoiceField(
-        label="Status", required=False, choices=_ANY + list(DirectorySyncRun.Status.choices)
-    )
+    status = forms.ChoiceField(label="Status", required=False, choices=_ANY + list(DirectorySyncRun.Status.choices))
 
     def filters(self) -> SyncFilters:
         data = self.cleaned_data
@@ -132,4 +130,6 @@ class CampaignPeopleFilterForm(forms.Form):
 
     def filters(self) -> CampaignPeopleFilters:
         campaign = self.cleaned_data["campaign"]
-        return CampaignPeopleFilters(campaign=campaign.pk if campaign else None, department=self.cleaned_data["department"])
+        return CampaignPeopleFilters(
+            campaign=campaign.pk if campaign else None, department=self.cleaned_data["department"]
+        )

@@ -92,9 +92,7 @@ CAMPAIGN_PEOPLE = Report(
     summary=lambda filters: {"count": selectors.campaign_people_count(filters)},
     copy_sql=selectors.campaign_people_sql,
 )
-REPORTS = {
-    report.slug: report for report in (ENROLLMENT, AUDIT_LOG, HELP_DESK, DIRECTORY_SYNC, CAMPAIGN_PEOPLE)
-}
+REPORTS = {report.slug: report for report in (ENROLLMENT, AUDIT_LOG, HELP_DESK, DIRECTORY_SYNC, CAMPAIGN_PEOPLE)}
 
 
 def csv_file(report: Report, filters, *, progress: Callable[[int], None] | None = None) -> Iterator[bytes]:

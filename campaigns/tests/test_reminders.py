@@ -72,7 +72,9 @@ def test_the_text_says_the_deadline_what_follows_and_where_to_start(
 ):
     settings.SITE_URL = "https://mfa.example.edu"
     campaign = running_campaign(
-        deadline_in=timedelta(days=10), time_zone="Europe/Paris", email_text="Hello {name}: by {deadline}, at {address}."
+        deadline_in=timedelta(days=10),
+        time_zone="Europe/Paris",
+        email_text="Hello {name}: by {deadline}, at {address}.",
     )
     add_members(campaign, [make_user(first_name="Ana")])
     with django_capture_on_commit_callbacks(execute=True):

@@ -171,9 +171,7 @@ def test_the_cohort_rows_follow_the_rule(make_user, make_campaign, settings):
     make_user(department="History")
     campaign = make_campaign(cohort="departments", values=["Physics"])
     assert services.refresh_members(campaign) == {"added": 3, "removed": 0}
-    assert set(Member.objects.filter(campaign=campaign).values_list("person", flat=True)) == {
-        p.pk for p in physicists
-    }
+    assert set(Member.objects.filter(campaign=campaign).values_list("person", flat=True)) == {p.pk for p in physicists}
     Member.objects.filter(person=physicists[0]).update(last_step=2)
     physicists[1].department = "History"
     physicists[1].save()

@@ -53,7 +53,10 @@ def test_before_the_deadline_duo_preauth_allows_with_the_date_and_address(duo, n
     answer = duo().preauth(username="newcomer", ipaddr="10.0.0.1")
     policy = campaign_services.effective_policy(newcomer)
     assert answer["result"] == "allow"
-    assert answer["status_msg"] == f"Set up two-step sign-in by {texts.deadline_text(policy)}: {texts.enrollment_address()}"
+    assert (
+        answer["status_msg"]
+        == f"Set up two-step sign-in by {texts.deadline_text(policy)}: {texts.enrollment_address()}"
+    )
     event = AuditEvent.objects.get(action="vpn.password_alone_allowed")
     assert event.subject == newcomer
     assert details_of(event) == {
@@ -117,7 +120,9 @@ def test_an_enrolled_persons_checks_never_read_the_campaigns(integration, vpn_pe
     with CaptureQueriesContext(connection) as captured:
         assert services.preauth(integration, {"username": "vpnuser"}, client_ip="10.0.0.1")["result"] == "auth"
         code = fresh_code(app_device(vpn_person))
-        answer = services.auth(integration, {"username": "vpnuser", "factor": "passcode", "passcode": code}, client_ip=None)
+        answer = services.auth(
+            integration, {"username": "vpnuser", "factor": "passcode", "passcode": code}, client_ip=None
+        )
         assert answer["result"] == "allow"
     assert captured.captured_queries
     assert not [q["sql"] for q in captured.captured_queries if "campaigns_" in q["sql"]]
@@ -141,7 +146,9 @@ def test_before_the_deadline_radius_accepts_the_password_alone_with_a_reply_mess
     out = ask(radius_server, radius_client.secret, {"User-Name": "newcomer", "User-Password": PASSWORD})
     assert "Received Access-Accept" in out, out
     policy = campaign_services.effective_policy(newcomer)
-    assert reply_message(out) == f"Set up two-step sign-in by {texts.deadline_text(policy)}: {texts.enrollment_address()}"
+    assert (
+        reply_message(out) == f"Set up two-step sign-in by {texts.deadline_text(policy)}: {texts.enrollment_address()}"
+    )
     event = AuditEvent.objects.get(action="vpn.password_alone_allowed")
     assert details_of(event)["door"] == "radius"
     assert (details_of(event)["campaign"], details_of(event)["radius_client"]) == (before_deadline.pk, "ASA")
@@ -170,9 +177,7 @@ def test_radius_for_an_enrolled_person_in_the_campaign_is_unaffected(
     out = ask(radius_server, radius_client.secret, {"User-Name": "vpnuser", "User-Password": PASSWORD})
     assert "Received Access-Challenge" in out
     code = fresh_code(app_device(vpn_person))
-    out = ask(
-        radius_server, radius_client.secret, {"User-Name": "vpnuser", "User-Password": f"{PASSWORD},{code}"}
-    )
+    out = ask(radius_server, radius_client.secret, {"User-Name": "vpnuser", "User-Password": f"{PASSWORD},{code}"})
     assert "Received Access-Accept" in out
     assert reply_message(out) == "Welcome."
     assert not AuditEvent.objects.filter(action="vpn.password_alone_allowed").exists()

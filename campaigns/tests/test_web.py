@@ -54,7 +54,9 @@ def test_outside_every_campaign_the_password_leads_to_the_wizard_as_before(clien
 
 
 @pytest.mark.django_db
-def test_an_enrolled_person_is_asked_for_a_code_and_never_shown_the_notice(client, enrolled_user, sign_in, make_campaign):
+def test_an_enrolled_person_is_asked_for_a_code_and_never_shown_the_notice(
+    client, enrolled_user, sign_in, make_campaign
+):
     make_campaign(days=10)
     response = post_password(client, enrolled_user)
     assert response.headers["Location"] == reverse("identity:second_factor")

@@ -21,7 +21,9 @@ class WebAuthnChallenge(models.Model):
         PASSWORDLESS = "passwordless", "Sign in with a passkey alone"
 
     # Empty only for a passwordless challenge.
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
     ceremony = models.CharField(max_length=16, choices=Ceremony.choices)
     registration = models.ForeignKey(Registration, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     challenge = models.BinaryField()

@@ -137,7 +137,9 @@ def retire_registration(
     return registration
 
 
-def retire_all_devices(user: User, *, reason: str, actor: User | None = None, ip: str | None = None) -> list[Registration]:
+def retire_all_devices(
+    user: User, *, reason: str, actor: User | None = None, ip: str | None = None
+) -> list[Registration]:
     """Retire every device of the person, pending ones too, keeping their history (BND-04); return them.
 
     For an account that no longer signs in (a directory leaver past DIRECTORY_RETAIN_DAYS): no step-up, no

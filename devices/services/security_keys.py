@@ -161,7 +161,9 @@ def register_security_key(
     return registration
 
 
-def _audit_rejected(user: User, *, actor: User, ip: str | None, reason: str, registration: Registration | None, detail: str = "") -> None:
+def _audit_rejected(
+    user: User, *, actor: User, ip: str | None, reason: str, registration: Registration | None, detail: str = ""
+) -> None:
     details = {"reason": reason, "registration": registration.pk if registration else None}
     if detail:
         details["detail"] = detail

@@ -139,9 +139,7 @@ class SoftwareKey:
             self.sign_count += self.counter_step
             sign_count = self.sign_count
         client_data = self._client_data("webauthn.get", options, origin)
-        auth_data = (
-            self._rp_hash(rp_id) + bytes([self._flags()]) + struct.pack(">I", sign_count)
-        )
+        auth_data = self._rp_hash(rp_id) + bytes([self._flags()]) + struct.pack(">I", sign_count)
         signature = self.private_key.sign(auth_data + hashlib.sha256(client_data).digest(), ec.ECDSA(hashes.SHA256()))
         return json.dumps(
             {

@@ -16,27 +16,12 @@ from playwright.sync_api import expect
 from devices.models import Registration, SecurityKeyDevice
 from identity.models import AuditEvent
 
-from .browser import DESKTOP, Accessibility, chromium
+from .browser import DESKTOP, Accessibility
 from .test_browser_enrollment import _heading, _shot, _sign_in_with_password
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 ALREADY_REGISTERED = "This security key is already registered."
-
-
-@pytest.fixture
-def browser():
-    with chromium() as browser:
-        yield browser
-
-
-@pytest.fixture
-def site(live_server, settings):
-    """The live site's address on localhost, with the relying party pinned to it."""
-    url = live_server.url.replace("127.0.0.1", "localhost")
-    settings.WEBAUTHN_RP_ID = "localhost"
-    settings.WEBAUTHN_ORIGINS = [url]
-    return url
 
 
 def _page_with_security_key(browser, site):

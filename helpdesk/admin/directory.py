@@ -16,7 +16,13 @@ def _token_shown_once(request, client: ScimClient, token: str):
     response = TemplateResponse(
         request,
         "helpdesk/scim_token_shown_once.html",
-        {**site.each_context(request), "client": client, "token": token, "tenant_url": base_url(), "title": str(client)},
+        {
+            **site.each_context(request),
+            "client": client,
+            "token": token,
+            "tenant_url": base_url(),
+            "title": str(client),
+        },
     )
     response["Cache-Control"] = "no-store"
     return response

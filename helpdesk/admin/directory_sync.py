@@ -17,15 +17,29 @@ from .registrations import ReadOnlyAdmin
 @admin.register(DirectorySyncRun, site=site)
 class DirectorySyncRunAdmin(ReadOnlyAdmin):
     list_display = (
-        "started_at", "status", "dry_run", "only_person", "trigger", "triggered_by", "read",
-        "created", "updated", "deactivated", "reactivated", "unchanged", "errors",
+        "started_at",
+        "status",
+        "dry_run",
+        "only_person",
+        "trigger",
+        "triggered_by",
+        "read",
+        "created",
+        "updated",
+        "deactivated",
+        "reactivated",
+        "unchanged",
+        "errors",
     )
     list_filter = ("status", "trigger", "dry_run")
     list_select_related = ("triggered_by",)
     date_hierarchy = "started_at"
     fields = (
-        ("started_at", "finished_at"), ("status", "dry_run", "only_person"), ("trigger", "triggered_by"),
-        ("read", "created", "updated", "deactivated", "reactivated", "unchanged", "errors"), "error_text",
+        ("started_at", "finished_at"),
+        ("status", "dry_run", "only_person"),
+        ("trigger", "triggered_by"),
+        ("read", "created", "updated", "deactivated", "reactivated", "unchanged", "errors"),
+        "error_text",
         ("decided_by", "decided_at"),
     )
     readonly_fields = [name for row in fields for name in (row if isinstance(row, tuple) else (row,))]
@@ -38,9 +52,7 @@ class DirectorySyncRunAdmin(ReadOnlyAdmin):
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         run = self.get_object(request, object_id)
-        decide = (
-            run is not None and request.user.is_superuser and run.status == run.Status.HELD and not run.dry_run
-        )
+        decide = run is not None and request.user.is_superuser and run.status == run.Status.HELD and not run.dry_run
         extra = {"run": run, "can_decide": decide}
         return super().change_view(request, object_id, form_url, {**(extra_context or {}), **extra})
 

@@ -207,7 +207,7 @@ class PersonAdmin(DeskAdmin):
         return redirect(reverse("admin:identity_user_change", args=[person.pk]))
 
     def directory_sync_view(self, request, object_id):
-        """"Sync from the directory": this one person now, as the next full run would (audited)."""
+        """ "Sync from the directory": this one person now, as the next full run would (audited)."""
         person = get_object_or_404(User, pk=object_id, source=User.Source.LDAP)
         try:
             run = sync.sync_directory(person=person.username, actor=request.user)

@@ -14,7 +14,7 @@ from playwright.sync_api import expect
 from devices.models import Registration
 from devices.tests.browser import Accessibility
 from devices.tests.test_browser_enrollment import _heading, _sign_in_with_password
-from devices.tests.test_browser_security_key import _page_with_security_key, browser, site  # noqa: F401 (fixtures)
+from devices.tests.test_browser_security_key import _page_with_security_key
 from helpdesk.models import ApprovalRequest
 from identity.models import AuditEvent
 from testsupport import fresh_code
@@ -25,7 +25,13 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
 def test_bnd08_WA_05_a_key_for_a_staff_colleague_filed_approved_registered_then_used_past_the_date(
-    browser, site, staff_member, second_agent, auditor, password, settings  # noqa: F811 (the fixtures imported above)
+    browser,
+    site,
+    staff_member,
+    second_agent,
+    auditor,
+    password,
+    settings,  # noqa: F811 (the fixtures imported above)
 ):
     settings.STAFF_PHISHING_RESISTANT_FROM = (timezone.localdate() + timedelta(days=7)).isoformat()
     axe = Accessibility()

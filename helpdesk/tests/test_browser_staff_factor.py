@@ -13,7 +13,7 @@ from playwright.sync_api import expect
 
 from devices.tests.browser import Accessibility, horizontal_overflow
 from devices.tests.test_browser_enrollment import _heading, _shot, _sign_in_with_password
-from devices.tests.test_browser_security_key import _choose_security_key, _page_with_security_key, browser, site  # noqa: F401 (fixtures)
+from devices.tests.test_browser_security_key import _choose_security_key, _page_with_security_key
 from identity.models import AuditEvent
 from testsupport import fresh_code
 
@@ -28,7 +28,12 @@ def _date(settings, days: int) -> None:
 
 
 def test_WA_05_agent_reminded_then_refused_with_a_code_then_let_in_with_a_security_key(
-    browser, site, staff_member, password, settings, tmp_path  # noqa: F811 (the fixtures imported above)
+    browser,
+    site,
+    staff_member,
+    password,
+    settings,
+    tmp_path,  # noqa: F811 (the fixtures imported above)
 ):
     app = staff_member.registrations.get().app_device
     page, cdp, authenticator = _page_with_security_key(browser, site)

@@ -16,7 +16,6 @@ from playwright.sync_api import expect
 from devices.tests.browser import DESKTOP, Accessibility
 from devices.tests.test_browser_enrollment import _heading, _shot, _sign_in_with_password
 from devices.tests.test_browser_passkey import _choose_passkey, _credentials, _page_with_passkeys, _sign_out
-from devices.tests.test_browser_security_key import browser, site  # noqa: F401 (fixtures)
 from identity.models import AuditEvent
 from testsupport import fresh_code
 
@@ -26,7 +25,12 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
 def test_WA_05_agent_past_the_date_refused_with_a_code_then_let_in_with_a_passkey(
-    browser, site, staff_member, password, settings, tmp_path  # noqa: F811 (the fixtures imported above)
+    browser,
+    site,
+    staff_member,
+    password,
+    settings,
+    tmp_path,  # noqa: F811 (the fixtures imported above)
 ):
     app = staff_member.registrations.get().app_device
     # Without autofill (the default), so the virtual authenticator does not sign in on its own from the ID field.

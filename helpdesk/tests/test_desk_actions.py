@@ -143,9 +143,7 @@ def test_bnd07_a_check_expires_and_belongs_to_its_agent(caller, staff_member, se
     check = check_for(caller, staff_member)
     assert services.current_identity_check(caller, agent=second_agent) is None
     with pytest.raises(ValidationError):
-        runner.perform(
-            "sign_out_everywhere", caller, actor=second_agent, identity_check=check, params={"reason": "x"}
-        )
+        runner.perform("sign_out_everywhere", caller, actor=second_agent, identity_check=check, params={"reason": "x"})
     with freeze_time(timezone.now() + timedelta(minutes=31)):
         assert services.current_identity_check(caller, agent=staff_member) is None
         with pytest.raises(ValidationError):

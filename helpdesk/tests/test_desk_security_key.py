@@ -80,7 +80,10 @@ def test_bnd08_WA_05_a_key_for_a_staff_colleague_is_approved_by_a_second_agent_t
 
     assert desk_client.post(page_url, {"label": "Desk key"}).status_code == 302
     request = ApprovalRequest.objects.get(person=auditor, action="register_security_key")
-    assert request.status == ApprovalRequest.Status.WAITING and request.params == {"label": "Desk key", "form": "security_key"}
+    assert request.status == ApprovalRequest.Status.WAITING and request.params == {
+        "label": "Desk key",
+        "form": "security_key",
+    }
     approvals.approve_request(request, actor=second_agent)
     request.refresh_from_db()
     assert request.status == ApprovalRequest.Status.READY and not SecurityKeyDevice.objects.exists()

@@ -182,7 +182,9 @@ def _backend_class():
 
         def get_or_build_user(self, username, ldap_user):
             outcome = _current.get()
-            outcome.attributes = {k: [v if isinstance(v, bytes) else v.encode() for v in vs] for k, vs in ldap_user.attrs.items()}
+            outcome.attributes = {
+                k: [v if isinstance(v, bytes) else v.encode() for v in vs] for k, vs in ldap_user.attrs.items()
+            }
             person = outcome.person
             # The entry found must be this person: a reused institution ID in the directory is someone else.
             stable = text(outcome.attributes, settings.LDAP_ATTRIBUTES.get("directory_id") or "entryUUID")

@@ -36,7 +36,6 @@ class ScimClient(models.Model):
         return self.name
 
 
-
 class DirectorySyncRun(models.Model):
     """One run of the LDAP sync (identity/directory/sync.py): what it read, what it changed, and for a run held by
     the mass-deactivation guard (DIR-03), who it would deactivate and who applied or discarded it."""

@@ -163,7 +163,8 @@ def create_people(records: list[DirectoryRecord], *, origin: dict, actor: User |
         rows = [_joiner_fields(record) for record in fresh]
         pks = _insert_people(rows)
         audit.record_many(
-            _created_event(_Ref(pk), row, origin=origin, actor=actor, ip=None) for pk, row in zip(pks, rows, strict=True)
+            _created_event(_Ref(pk), row, origin=origin, actor=actor, ip=None)
+            for pk, row in zip(pks, rows, strict=True)
         )
         # Roles, VPN access and the welcome email, for the joiners who get any: a fresh person with no role and no VPN
         # group has nothing to grant or revoke.
@@ -250,7 +251,9 @@ def _create(record: DirectoryRecord, *, origin: dict, actor: User | None, ip: st
     return _after_create(person, record, origin=origin, actor=actor, ip=ip)
 
 
-def _created_event(subject: "User | _Ref", fields: dict, *, origin: dict, actor: User | None, ip: str | None) -> tuple[str, dict]:
+def _created_event(
+    subject: "User | _Ref", fields: dict, *, origin: dict, actor: User | None, ip: str | None
+) -> tuple[str, dict]:
     """The ``directory.person_created`` event of ``subject`` (a person, or a :class:`_Ref`) with these ``fields``."""
     values = {name: _audited(name, fields[name]) for name in (*OWNED_FIELDS, MOBILE_FIELD)}
     if fields[EXTERNAL_ID_FIELD]:
@@ -278,9 +281,7 @@ def _after_create(
     return person
 
 
-def _apply_changes(
-    person: User, record: DirectoryRecord, *, origin: dict, actor: User | None, ip: str | None
-) -> bool:
+def _apply_changes(person: User, record: DirectoryRecord, *, origin: dict, actor: User | None, ip: str | None) -> bool:
     """The mover's part: owned fields, mobile number, external ID, institution ID, DN, roles and VPN access.
     Returns whether anything changed."""
     wanted = {name: getattr(record, name) for name in OWNED_FIELDS}
@@ -302,7 +303,8 @@ def _apply_changes(
             details={
                 **origin,
                 "changes": {
-                    name: {"from": _audited(name, old), "to": _audited(name, new)} for name, (old, new) in changes.items()
+                    name: {"from": _audited(name, old), "to": _audited(name, new)}
+                    for name, (old, new) in changes.items()
                 },
             },
         )

@@ -86,7 +86,9 @@ def update_scim_client(client: ScimClient, *, name: str, allowed_networks: str, 
         for field, value in new.items():
             setattr(row, field, value)
         row.save(update_fields=list(new))
-        action = "directory.scim_client_disabled" if changed.get("enabled") is False else "directory.scim_client_changed"
+        action = (
+            "directory.scim_client_disabled" if changed.get("enabled") is False else "directory.scim_client_changed"
+        )
         audit.record(action, actor=actor, ip=ip, details={"scim_client": row.pk, **changed})
     return row
 
@@ -125,7 +127,9 @@ def client_for_token(token: str, *, ip: str | None) -> ScimClient | Refusal:
         reason = "network"
     if reason:
         audit.record("directory.scim_refused", actor=None, ip=ip, details={"scim_client": client.pk, "reason": reason})
-        return Refusal(403, "This SCIM client is disabled." if reason == "disabled" else "Not allowed from this address.")
+        return Refusal(
+            403, "This SCIM client is disabled." if reason == "disabled" else "Not allowed from this address."
+        )
     now = timezone.now()
     if client.last_used_at is None or (now - client.last_used_at).total_seconds() >= LAST_USED_RESOLUTION_SECONDS:
         ScimClient.objects.filter(pk=client.pk).update(last_used_at=now)

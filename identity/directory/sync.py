@@ -228,7 +228,9 @@ def _sync_all(run: DirectorySyncRun, *, approved: frozenset[int] | set[int] = fr
         here = User.objects.filter(source=User.Source.LDAP, is_active=True)
         if plan.read:
             # Keys only, streamed: the names of the few who left are read after.
-            gone = [pk for pk in here.values_list("pk", flat=True).iterator(chunk_size=BATCH * 5) if pk not in plan.seen]
+            gone = [
+                pk for pk in here.values_list("pk", flat=True).iterator(chunk_size=BATCH * 5) if pk not in plan.seen
+            ]
             plan.leavers = [
                 {"id": pk, "username": username, "reason": LEFT}
                 for chunk in _batches(gone, BATCH)
@@ -236,7 +238,9 @@ def _sync_all(run: DirectorySyncRun, *, approved: frozenset[int] | set[int] = fr
             ]
         elif here.exists():
             return _finish(
-                run, DirectorySyncRun.Status.FAILED, plan,
+                run,
+                DirectorySyncRun.Status.FAILED,
+                plan,
                 error="The directory returned nobody: nobody was deactivated (DIR-03).",
             )
         leaving = plan.disabling + plan.leavers
@@ -264,7 +268,9 @@ def _sync_one(run: DirectorySyncRun, institution_id: str) -> DirectorySyncRun:
     if record is None:
         # Found nobody: DIR-03's empty result. Whether they left is the next full run's question.
         return _finish(
-            run, DirectorySyncRun.Status.APPLIED, plan,
+            run,
+            DirectorySyncRun.Status.APPLIED,
+            plan,
             error=f"{institution_id} was not found under the synced bases and groups: nobody was changed.",
         )
     with tempfile.TemporaryFile() as spool:
@@ -304,8 +310,16 @@ def _batches(records: Iterable[T], size: int) -> Iterator[list[T]]:
 
 
 _COMPARED = (
-    "pk", "directory_id", "username", "directory_dn", "is_active", "deactivated_at", "vpn_access",
-    people.MOBILE_FIELD, people.EXTERNAL_ID_FIELD, *people.OWNED_FIELDS,
+    "pk",
+    "directory_id",
+    "username",
+    "directory_dn",
+    "is_active",
+    "deactivated_at",
+    "vpn_access",
+    people.MOBILE_FIELD,
+    people.EXTERNAL_ID_FIELD,
+    *people.OWNED_FIELDS,
 )
 
 

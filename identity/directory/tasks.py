@@ -25,4 +25,3 @@ def sync_directory(actor_id: int | None = None) -> int | None:
         return sync.sync_directory(actor=actor, trigger=trigger).pk
     except sync.SyncInProgress:
         return None
-

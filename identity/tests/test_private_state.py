@@ -101,7 +101,9 @@ def _own_names(tree: ast.AST) -> set[str]:
             continue
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
             names.add(node.name)
-        elif isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Store) and _base_name(node) in ("self", "cls"):
+        elif (
+            isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Store) and _base_name(node) in ("self", "cls")
+        ):
             names.add(node.attr)
     return names
 

@@ -20,8 +20,10 @@ SYNC_COLUMNS: tuple[Column, ...] = (
     Column("trigger", "Started by", TEXT, "beat (the schedule), command, or user."),
     Column("triggered_by", "Who", TEXT, "Institution ID of the person who started it, if any."),
     Column("read", "Entries read", INTEGER, "Directory entries read."),
-    *(Column(name, name.capitalize(), INTEGER, f"People {name} (what it would do, for dry and held runs).")
-      for name in COUNTS),
+    *(
+        Column(name, name.capitalize(), INTEGER, f"People {name} (what it would do, for dry and held runs).")
+        for name in COUNTS
+    ),
     Column("decided_by", "Applied or discarded by", TEXT, "The superuser who decided a held run."),
     Column("decided_at", "Decided", DATETIME, "When they decided."),
 )
@@ -48,8 +50,10 @@ def sync_rows(filters: SyncFilters, *, limit: int | None = None, offset: int = 0
     runs = runs.values_list(*names)
     runs = runs[offset : offset + limit] if limit is not None else runs[offset:]
     for row in runs.iterator(chunk_size=2000):
-        yield tuple("" if value is None and column.type == TEXT else value for column, value in zip(
-            SYNC_COLUMNS, row, strict=True))
+        yield tuple(
+            "" if value is None and column.type == TEXT else value
+            for column, value in zip(SYNC_COLUMNS, row, strict=True)
+        )
 
 
 def sync_count(filters: SyncFilters) -> int:

@@ -108,7 +108,10 @@ def test_ac11_weekly_summary_goes_to_auditors_through_the_outbox_with_a_checkpoi
     (email,) = [m for m in mail.outbox if m.to == [auditor.email]]
     totals = selectors.enrollment_totals(EnrollmentFilters())
     assert f"Enrolled: {totals.enrolled} (" in email.body
-    assert f"Staff without a security key or passkey: {totals.staff_not_phishing_resistant} of {totals.staff}\n" in email.body
+    assert (
+        f"Staff without a security key or passkey: {totals.staff_not_phishing_resistant} of {totals.staff}\n"
+        in email.body
+    )
     assert totals.staff == 2  # the population's approver and the auditor, neither with a key
     assert "/admin/reports/dashboard/" in email.body
     assert AuditEvent.objects.get(sequence=event.sequence - 1).hash in email.body

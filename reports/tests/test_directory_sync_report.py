@@ -16,8 +16,13 @@ PAGE = "/admin/reports/directory-sync/"
 @pytest.fixture
 def runs(superuser):
     held = DirectorySyncRun.objects.create(
-        trigger="beat", status="discarded", deactivated=600, unchanged=10, read=610,
-        would_deactivate=[{"id": 1, "username": "x", "reason": "gone"}], decided_by=superuser,
+        trigger="beat",
+        status="discarded",
+        deactivated=600,
+        unchanged=10,
+        read=610,
+        would_deactivate=[{"id": 1, "username": "x", "reason": "gone"}],
+        decided_by=superuser,
     )
     applied = DirectorySyncRun.objects.create(
         trigger="user", triggered_by=superuser, status="applied", created=3, updated=2, read=9

@@ -91,7 +91,9 @@ class WorkQueue(Generic[Item]):
     def __init__(self, limit: int):
         self.limit = limit
         self._ready = threading.Condition()
-        self._waiting: OrderedDict[bytes, list[tuple[float, Item]]] = OrderedDict()  # name -> [(queued at, item)], names in turn order
+        self._waiting: OrderedDict[bytes, list[tuple[float, Item]]] = (
+            OrderedDict()
+        )  # name -> [(queued at, item)], names in turn order
         self._held: Counter[bytes] = Counter()  # name -> waiting or being answered
         self._size = 0
 

@@ -29,7 +29,6 @@ from .people import may_use_vpn, vpn_factors
 REFUSED = "refused"
 
 
-
 def _fields(model, wanted: set[str]) -> list[str]:
     # In the model's field order, which ``from_db`` expects the values in.
     return [field.attname for field in model._meta.concrete_fields if field.attname in wanted]
@@ -39,7 +38,15 @@ def _fields(model, wanted: set[str]) -> list[str]:
 _PERSON_FIELDS = _fields(User, {"id", "vpn_access", "locked_at", "locked_until", "second_factor_failures"})
 _APP_FIELDS = _fields(
     AuthenticatorAppDevice,
-    {"id", "confirmed", "encrypted_secret", "last_t", "last_used_at", "throttling_failure_count", "throttling_failure_timestamp"},
+    {
+        "id",
+        "confirmed",
+        "encrypted_secret",
+        "last_t",
+        "last_used_at",
+        "throttling_failure_count",
+        "throttling_failure_timestamp",
+    },
 )
 
 

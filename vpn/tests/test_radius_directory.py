@@ -21,8 +21,14 @@ radius_client, radius_log, radius_server = test_radius.radius_client, test_radiu
 def ldap_env(ldap_directory, monkeypatch):
     """The server process reads its settings from the environment: point it at the test's slapd."""
     for name, value in ldap_directory.settings().items():
-        monkeypatch.setenv(name, ",".join(value) if isinstance(value, list) else str(value).lower()
-                           if isinstance(value, bool) else str(value))
+        monkeypatch.setenv(
+            name,
+            ",".join(value)
+            if isinstance(value, list)
+            else str(value).lower()
+            if isinstance(value, bool)
+            else str(value),
+        )
     return ldap_directory
 
 
@@ -60,5 +66,7 @@ def test_dir_01_radius_with_the_directory_down_refuses_and_blames_nobody(ldap_en
             radius_server, radius_client.secret, {"User-Name": "alice", "User-Password": f"{password},{code}"}
         )
         assert "Received Access-Reject" in out and "We cannot check passwords right now" in out
-    actions = list(AuditEvent.objects.filter(subject=alice, action__startswith="signin.").values_list("action", flat=True))
+    actions = list(
+        AuditEvent.objects.filter(subject=alice, action__startswith="signin.").values_list("action", flat=True)
+    )
     assert actions == ["signin.directory_unreachable"] * 2

@@ -8,29 +8,44 @@ import identity.networks
 
 
 class Migration(migrations.Migration):
-
-
     dependencies = [
-        ('directory', '0001_initial'),
+        ("directory", "0001_initial"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='ScimClient',
+            name="ScimClient",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=100, unique=True)),
-                ('token_hash', models.CharField(editable=False, max_length=64, unique=True)),
-                ('enabled', models.BooleanField(default=True)),
-                ('allowed_networks', models.TextField(blank=True, help_text='CIDRs, one per line; empty allows any address.', validators=[identity.networks.validate_networks])),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('token_rotated_at', models.DateTimeField(blank=True, editable=False, null=True)),
-                ('last_used_at', models.DateTimeField(blank=True, editable=False, null=True)),
-                ('created_by', models.ForeignKey(blank=True, editable=False, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("name", models.CharField(max_length=100, unique=True)),
+                ("token_hash", models.CharField(editable=False, max_length=64, unique=True)),
+                ("enabled", models.BooleanField(default=True)),
+                (
+                    "allowed_networks",
+                    models.TextField(
+                        blank=True,
+                        help_text="CIDRs, one per line; empty allows any address.",
+                        validators=[identity.networks.validate_networks],
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("token_rotated_at", models.DateTimeField(blank=True, editable=False, null=True)),
+                ("last_used_at", models.DateTimeField(blank=True, editable=False, null=True)),
+                (
+                    "created_by",
+                    models.ForeignKey(
+                        blank=True,
+                        editable=False,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'SCIM client',
+                "verbose_name": "SCIM client",
             },
         ),
     ]

@@ -7,42 +7,78 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('directory', '0002_scim_clients'),
+        ("directory", "0002_scim_clients"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='DirectorySyncRun',
+            name="DirectorySyncRun",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('started_at', models.DateTimeField(db_index=True, default=django.utils.timezone.now)),
-                ('finished_at', models.DateTimeField(blank=True, null=True)),
-                ('status', models.CharField(choices=[('running', 'Running'), ('applied', 'Applied'), ('held', 'Held: waiting for a superuser'), ('discarded', 'Discarded'), ('failed', 'Failed: nobody changed')], default='running', max_length=12)),
-                ('dry_run', models.BooleanField(default=False)),
-                ('only_person', models.CharField(blank=True, max_length=150)),
-                ('trigger', models.CharField(choices=[('beat', 'Schedule'), ('command', 'Command'), ('user', 'A person in the admin')], max_length=8)),
-                ('read', models.PositiveIntegerField(default=0, verbose_name='entries read')),
-                ('created', models.PositiveIntegerField(default=0)),
-                ('updated', models.PositiveIntegerField(default=0)),
-                ('deactivated', models.PositiveIntegerField(default=0)),
-                ('reactivated', models.PositiveIntegerField(default=0)),
-                ('unchanged', models.PositiveIntegerField(default=0)),
-                ('errors', models.PositiveIntegerField(default=0)),
-                ('error_text', models.TextField(blank=True)),
-                ('would_deactivate', models.JSONField(blank=True, default=list)),
-                ('decided_at', models.DateTimeField(blank=True, null=True)),
-                ('decided_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('triggered_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("started_at", models.DateTimeField(db_index=True, default=django.utils.timezone.now)),
+                ("finished_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("running", "Running"),
+                            ("applied", "Applied"),
+                            ("held", "Held: waiting for a superuser"),
+                            ("discarded", "Discarded"),
+                            ("failed", "Failed: nobody changed"),
+                        ],
+                        default="running",
+                        max_length=12,
+                    ),
+                ),
+                ("dry_run", models.BooleanField(default=False)),
+                ("only_person", models.CharField(blank=True, max_length=150)),
+                (
+                    "trigger",
+                    models.CharField(
+                        choices=[("beat", "Schedule"), ("command", "Command"), ("user", "A person in the admin")],
+                        max_length=8,
+                    ),
+                ),
+                ("read", models.PositiveIntegerField(default=0, verbose_name="entries read")),
+                ("created", models.PositiveIntegerField(default=0)),
+                ("updated", models.PositiveIntegerField(default=0)),
+                ("deactivated", models.PositiveIntegerField(default=0)),
+                ("reactivated", models.PositiveIntegerField(default=0)),
+                ("unchanged", models.PositiveIntegerField(default=0)),
+                ("errors", models.PositiveIntegerField(default=0)),
+                ("error_text", models.TextField(blank=True)),
+                ("would_deactivate", models.JSONField(blank=True, default=list)),
+                ("decided_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "decided_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "triggered_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'directory sync run',
-                'ordering': ['-started_at', '-pk'],
-                'permissions': [('sync_person', 'Can sync one person from the directory')],
+                "verbose_name": "directory sync run",
+                "ordering": ["-started_at", "-pk"],
+                "permissions": [("sync_person", "Can sync one person from the directory")],
             },
         ),
     ]

@@ -195,7 +195,7 @@ def member_ids(body: dict) -> set[str]:
     """The member ids a POSTed or PUT Group names."""
     members = body.get("members") or []
     if not isinstance(members, list) or not all(isinstance(member, dict) for member in members):
-        raise InvalidValueException(detail="members is a list of {\"value\": id}.")
+        raise InvalidValueException(detail='members is a list of {"value": id}.')
     return {str(member.get("value")) for member in members if member.get("value")}
 
 

@@ -88,7 +88,11 @@ def _primary_email(resource: UserResource) -> str:
 
 def _mobile(resource: UserResource) -> str:
     return next(
-        (str(phone.value) for phone in resource.phone_numbers or [] if phone.type == PhoneNumber.Type.mobile and phone.value),
+        (
+            str(phone.value)
+            for phone in resource.phone_numbers or []
+            if phone.type == PhoneNumber.Type.mobile and phone.value
+        ),
         "",
     )
 
@@ -138,7 +142,9 @@ def _deleted_by_a_client():
     """Whether a client deleted the person since their current deactivation began. Told by the audit event the
     DELETE wrote, so the audit log is the one record of it."""
     return Exists(
-        AuditEvent.objects.filter(subject=OuterRef("pk"), action=DELETED_EVENT, created_at__gte=OuterRef("deactivated_at"))
+        AuditEvent.objects.filter(
+            subject=OuterRef("pk"), action=DELETED_EVENT, created_at__gte=OuterRef("deactivated_at")
+        )
     )
 
 
@@ -276,7 +282,9 @@ def group_resource(group: ScimGroup, *, with_members: bool = True) -> Group:
     members = None
     if with_members:
         members = [
-            GroupMember(value=person.directory_id, display=person.username, ref=f"{base_url()}/Users/{person.directory_id}")
+            GroupMember(
+                value=person.directory_id, display=person.username, ref=f"{base_url()}/Users/{person.directory_id}"
+            )
             for person in group.members().only("directory_id", "username")
         ]
     return Group(
@@ -321,7 +329,9 @@ def service_provider_config() -> ServiceProviderConfig:
 def resource_types() -> list[ResourceType]:
     types = [ResourceType.from_resource(UserResource), ResourceType.from_resource(Group)]
     for resource_type in types:
-        resource_type.meta = Meta(resource_type="ResourceType", location=f"{base_url()}/ResourceTypes/{resource_type.id}")
+        resource_type.meta = Meta(
+            resource_type="ResourceType", location=f"{base_url()}/ResourceTypes/{resource_type.id}"
+        )
     return types
 
 

@@ -76,7 +76,9 @@ def _scim_endpoint(view, *, methods: frozenset[str]):
                 except ValueError as error:
                     raise InvalidSyntaxException(detail="Content-Length is not a number.") from error
                 if length > settings.SCIM_MAX_BODY_BYTES:
-                    raise PayloadTooLargeException(detail=f"Bodies are limited to {settings.SCIM_MAX_BODY_BYTES} bytes.")
+                    raise PayloadTooLargeException(
+                        detail=f"Bodies are limited to {settings.SCIM_MAX_BODY_BYTES} bytes."
+                    )
                 try:
                     body = json.loads(request.body or b"null")
                 except (ValueError, UnicodeDecodeError) as error:
@@ -175,7 +177,9 @@ def groups(request, *, client, ip, body):
         found = resources.groups_matching(request.GET.get("filter"))
         wanted = [resources.GROUPS_BY_ID[group.id] for group in found[start - 1 : start - 1 + count]]
         page = [resources.group_resource(group) for group in wanted]
-        return _answer(resources.list_response(page, total=len(found), start_index=start, parameters=_parameters(request)))
+        return _answer(
+            resources.list_response(page, total=len(found), start_index=start, parameters=_parameters(request))
+        )
     # The groups exist here already: a directory pushing one of them is matched by its name.
     group = resources.group_by_name(str(body.get("displayName") or ""))
     if group is None:

@@ -116,15 +116,29 @@ class Person:
 
 
 NAMED = [
-    Person("alice", "Alice", "Able", "alice@example.edu", "Cardiology", "+16175550101",
-           groups=(STAFF_GROUP, HELPDESK_GROUP, VPN_GROUP)),
+    Person(
+        "alice",
+        "Alice",
+        "Able",
+        "alice@example.edu",
+        "Cardiology",
+        "+16175550101",
+        groups=(STAFF_GROUP, HELPDESK_GROUP, VPN_GROUP),
+    ),
     Person("bob", "Bob", "Baker", "bob@example.edu", "Audit", groups=(STAFF_GROUP, AUDITORS_GROUP)),
     Person("carol", "Carol", "Clark", "carol@example.edu", "Radiology"),
     Person("dave", "Dave", "Dale", "dave@example.edu", "Surgery", uac=DISABLED),
-    Person("erin", "Erin", "Evans", "erin@example.edu", "Pharmacy",
-           extra={"pwdAccountLockedTime": ["000001010000Z"]}),  # locked until an administrator unlocks her
-    Person("frank", "Frank", "Fisher", "frank@example.edu", "Nursing",
-           extra={"pwdPolicySubentry": [f"cn=expiring,ou=policies,{BASE}"], "pwdChangedTime": ["20200101000000Z"]}),
+    Person(
+        "erin", "Erin", "Evans", "erin@example.edu", "Pharmacy", extra={"pwdAccountLockedTime": ["000001010000Z"]}
+    ),  # locked until an administrator unlocks her
+    Person(
+        "frank",
+        "Frank",
+        "Fisher",
+        "frank@example.edu",
+        "Nursing",
+        extra={"pwdPolicySubentry": [f"cn=expiring,ou=policies,{BASE}"], "pwdChangedTime": ["20200101000000Z"]},
+    ),
     Person("grace", "Grace", "Green", "grace@example.edu", "Nursing", extra={"pwdReset": ["TRUE"]}),
 ]
 
@@ -145,13 +159,27 @@ def _tree(people: list[Person], reader_password: str) -> Iterator[str]:
     yield _ldif(BASE, {"objectClass": ["dcObject", "organization"], "dc": ["example"], "o": ["Example"]})
     for ou in ("people", "groups", "service", "policies"):
         yield _ldif(f"ou={ou},{BASE}", {"objectClass": ["organizationalUnit"], "ou": [ou]})
-    yield _ldif(READER_DN, {"objectClass": ["organizationalRole", "simpleSecurityObject"], "cn": ["reader"],
-                            "userPassword": [ssha(reader_password)]})
-    policy = {"objectClass": ["organizationalRole", "pwdPolicy"], "pwdAttribute": ["userPassword"],
-              "pwdLockout": ["TRUE"], "pwdMaxFailure": ["5"], "pwdMustChange": ["TRUE"], "pwdAllowUserChange": ["TRUE"]}
+    yield _ldif(
+        READER_DN,
+        {
+            "objectClass": ["organizationalRole", "simpleSecurityObject"],
+            "cn": ["reader"],
+            "userPassword": [ssha(reader_password)],
+        },
+    )
+    policy = {
+        "objectClass": ["organizationalRole", "pwdPolicy"],
+        "pwdAttribute": ["userPassword"],
+        "pwdLockout": ["TRUE"],
+        "pwdMaxFailure": ["5"],
+        "pwdMustChange": ["TRUE"],
+        "pwdAllowUserChange": ["TRUE"],
+    }
     yield _ldif(f"cn=default,ou=policies,{BASE}", {**policy, "cn": ["default"]})
-    yield _ldif(f"cn=expiring,ou=policies,{BASE}",
-                {**policy, "cn": ["expiring"], "pwdMaxAge": ["86400"], "pwdGraceAuthNLimit": ["0"]})
+    yield _ldif(
+        f"cn=expiring,ou=policies,{BASE}",
+        {**policy, "cn": ["expiring"], "pwdMaxAge": ["86400"], "pwdGraceAuthNLimit": ["0"]},
+    )
     members: dict[str, list[str]] = {g: [] for g in (STAFF_GROUP, HELPDESK_GROUP, AUDITORS_GROUP, VPN_GROUP)}
     for person in people:
         # slapadd runs no overlay: memberOf is written here as the memberof overlay would.
@@ -328,17 +356,20 @@ class Slapd:
         data.mkdir()
         config_ldif = self.directory / "config.ldif"
         config_ldif.write_text(
-            _config(self.directory, root_password=self.root_password, certificate=self.certificate, key=self.key,
-                    ca=self.ca_file)
+            _config(
+                self.directory,
+                root_password=self.root_password,
+                certificate=self.certificate,
+                key=self.key,
+                ca=self.ca_file,
+            )
         )
-        subprocess.run([SLAPADD, "-n", "0", "-F", str(config), "-l", str(config_ldif)], check=True,
-                       capture_output=True)
+        subprocess.run([SLAPADD, "-n", "0", "-F", str(config), "-l", str(config_ldif)], check=True, capture_output=True)
         tree = self.directory / "tree.ldif"
         with tree.open("w") as out:
             out.writelines(_tree(self.people, self.reader_password))
         # -q: no consistency checks while loading, as for a bulk import.
-        subprocess.run([SLAPADD, "-q", "-n", "1", "-F", str(config), "-l", str(tree)], check=True,
-                       capture_output=True)
+        subprocess.run([SLAPADD, "-q", "-n", "1", "-F", str(config), "-l", str(tree)], check=True, capture_output=True)
         tree.unlink()
 
     def start(self) -> Slapd:

@@ -63,18 +63,23 @@ def test_joiners_in_bulk_as_one_by_one(record, make_user, settings):
         record(directory_id="guid-off", institution_id="off", active=False),  # disabled, never seen
     ]
     outcomes = people.create_people(records, origin=SYNC)
-    assert [(r.institution_id, type(e)) for r, e in outcomes.pop("conflicts")] == [
-        ("local1", people.DirectoryConflict)
-    ]
+    assert [(r.institution_id, type(e)) for r, e in outcomes.pop("conflicts")] == [("local1", people.DirectoryConflict)]
     assert outcomes == {"created": 2, "updated": 1, "unchanged": 1}
     b1, b2 = User.objects.get(username="b1"), User.objects.get(username="b2")
     assert not b1.has_usable_password() and b1.source == "ldap" and b1.is_staff
     assert list(b1.groups.values_list("name", flat=True)) == ["Auditor"]
     assert b2.vpn_access == User.VpnAccess.APPROVED
     created = AuditEvent.objects.get(action="directory.person_created", subject=b1)
-    assert created.details == {**SYNC, "values": {"first_name": "Alice", "last_name": "Smith",
-                                                  "email": "b1@example.edu", "department": "Radiology",
-                                                  "directory_mobile": ""}}
+    assert created.details == {
+        **SYNC,
+        "values": {
+            "first_name": "Alice",
+            "last_name": "Smith",
+            "email": "b1@example.edu",
+            "department": "Radiology",
+            "directory_mobile": "",
+        },
+    }
     assert OutboundMessage.objects.filter(recipient="b2@example.edu").exists()  # welcomed
     assert User.objects.get(username="asmith").department == "Oncology"
 

@@ -68,7 +68,11 @@ def test_create_find_page_read_and_replace_a_person(scim, scim_client):
     assert body["id"] == person.directory_id and body["userName"] == "asmith"
     assert body["meta"]["location"].endswith(f"/scim/v2/Users/{person.directory_id}")
     assert (person.source, person.first_name, person.last_name, person.email, person.department) == (
-        User.Source.SCIM, "Alice", "Smith", "asmith@example.edu", "Radiology",
+        User.Source.SCIM,
+        "Alice",
+        "Smith",
+        "asmith@example.edu",
+        "Radiology",
     )
     assert not person.has_usable_password() and person.is_active
     event = AuditEvent.objects.get(action="directory.person_created", subject=person)
@@ -88,7 +92,9 @@ def test_create_find_page_read_and_replace_a_person(scim, scim_client):
     status, read = scim("GET", f"/Users/{person.directory_id}")
     assert status == 200 and read[ENTERPRISE]["department"] == "Radiology" and read["emails"][0]["primary"]
 
-    status, replaced = scim("PUT", f"/Users/{person.directory_id}", entra_user(**{ENTERPRISE: {"department": "Oncology"}}))
+    status, replaced = scim(
+        "PUT", f"/Users/{person.directory_id}", entra_user(**{ENTERPRISE: {"department": "Oncology"}})
+    )
     assert status == 200 and replaced[ENTERPRISE]["department"] == "Oncology"
     person.refresh_from_db()
     assert person.department == "Oncology"
@@ -134,7 +140,10 @@ def test_entra_id_patches_with_its_quirks(scim, scim_client):
     assert status == 200, body
     person.refresh_from_db()
     assert (person.is_active, person.first_name, person.email, person.department) == (
-        True, "Alicia", "alicia@example.edu", "Neurology",
+        True,
+        "Alicia",
+        "alicia@example.edu",
+        "Neurology",
     )
     assert AuditEvent.objects.filter(action="directory.person_reactivated", subject=person).exists()
 
@@ -159,7 +168,9 @@ def test_groups_give_and_take_roles_and_vpn_access(scim, scim_client):
     assert status == 200 and found["totalResults"] == 1 and "members" not in found["Resources"][0]
     desk = found["Resources"][0]["id"]
 
-    status, body = scim("PATCH", f"/Groups/{desk}", patch({"op": "Add", "path": "members", "value": [{"value": alice}]}))
+    status, body = scim(
+        "PATCH", f"/Groups/{desk}", patch({"op": "Add", "path": "members", "value": [{"value": alice}]})
+    )
     assert status == 204
     person = User.objects.get(directory_id=alice)
     assert person.groups.filter(name="Help desk").exists() and person.is_staff
@@ -178,8 +189,11 @@ def test_groups_give_and_take_roles_and_vpn_access(scim, scim_client):
     assert AuditEvent.objects.filter(action="directory.role_removed", subject=person).exists()
 
     # The VPN group is VPN access; an Okta push of a group here is matched by its name.
-    status, body = scim("POST", "/Groups", {"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
-                                           "displayName": "VPN", "members": [{"value": bob}]})
+    status, body = scim(
+        "POST",
+        "/Groups",
+        {"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "VPN", "members": [{"value": bob}]},
+    )
     assert status == 201 and body["id"] == "vpn"
     assert User.objects.get(directory_id=bob).vpn_access == User.VpnAccess.APPROVED
     status, body = scim("PATCH", "/Groups/vpn", patch({"op": "Remove", "path": f'members[value eq "{bob}"]'}))
@@ -199,7 +213,7 @@ def test_bad_input_answers_in_scims_shape_and_changes_nothing(scim, settings):
     scim_id = created(scim)["id"]
     before = AuditEvent.objects.count()
     cases = [
-        (("GET", '/Users?filter=userName eq'), 400, "invalidFilter"),
+        (("GET", "/Users?filter=userName eq"), 400, "invalidFilter"),
         (("GET", '/Users?filter=title eq "x"'), 400, "invalidFilter"),
         (("POST", "/Users", "{not json"), 400, "invalidSyntax"),
         (("POST", "/Users", "[]"), 400, "invalidSyntax"),
@@ -305,7 +319,10 @@ def test_dir_05_every_change_a_client_makes_is_attributed_to_it(scim, scim_clien
     person = User.objects.get(directory_id=scim_id)
     events = AuditEvent.objects.filter(subject=person, action__startswith="directory.")
     assert {event.action for event in events} >= {
-        "directory.person_created", "directory.person_updated", "directory.role_granted", "directory.person_deactivated",
+        "directory.person_created",
+        "directory.person_updated",
+        "directory.role_granted",
+        "directory.person_deactivated",
     }
     assert all(event.details.get("scim_client") == scim_client.pk for event in events)
     assert all(event.ip == "127.0.0.1" and event.actor is None for event in events)
@@ -320,7 +337,9 @@ def admin_client(client, superuser, sign_in):  # noqa: F811
 def test_dir_05_superusers_create_rotate_and_disable_clients_in_the_admin_the_token_shown_once(admin_client):
     from django.urls import reverse
 
-    response = admin_client.post(reverse("admin:directory_scimclient_add"), {"name": "Entra ID", "allowed_networks": ""})
+    response = admin_client.post(
+        reverse("admin:directory_scimclient_add"), {"name": "Entra ID", "allowed_networks": ""}
+    )
     page = response.content.decode()
     token = re.search(r"<code>(scim_[A-Za-z0-9_-]{43})</code>", page).group(1)
     assert "no-store" in response["Cache-Control"] and "/scim/v2</code>" in page  # the tenant URL to paste
@@ -343,7 +362,9 @@ def test_dir_05_superusers_create_rotate_and_disable_clients_in_the_admin_the_to
     assert not row.enabled
     events = AuditEvent.objects.filter(details__scim_client=row.pk)
     assert {event.action for event in events} == {
-        "directory.scim_client_created", "directory.scim_token_rotated", "directory.scim_client_disabled",
+        "directory.scim_client_created",
+        "directory.scim_token_rotated",
+        "directory.scim_client_disabled",
     }
     assert all(event.actor.is_superuser for event in events)
 

@@ -14,8 +14,11 @@ GROUP_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:Group"
 
 def _vpn_members(scim, *names) -> list[str]:
     ids = [created(scim, name)["id"] for name in names]
-    status, _ = scim("PUT", "/Groups/vpn", {"schemas": [GROUP_SCHEMA], "displayName": "VPN",
-                                            "members": [{"value": scim_id} for scim_id in ids]})
+    status, _ = scim(
+        "PUT",
+        "/Groups/vpn",
+        {"schemas": [GROUP_SCHEMA], "displayName": "VPN", "members": [{"value": scim_id} for scim_id in ids]},
+    )
     assert status == 200
     assert User.objects.filter(vpn_access=User.VpnAccess.APPROVED).count() == len(ids)
     return ids
@@ -32,27 +35,38 @@ def test_dir_03_a_scim_group_change_removing_more_than_the_limit_is_refused_and_
     before = AuditEvent.objects.exclude(action="directory.scim_group_change_refused").count()
 
     # A PUT keeping one of four (and adding one) would remove three: refused whole, the newcomer included.
-    status, error = scim("PUT", "/Groups/vpn", {"schemas": [GROUP_SCHEMA], "displayName": "VPN",
-                                                "members": [{"value": ids[0]}, {"value": newcomer}]})
+    status, error = scim(
+        "PUT",
+        "/Groups/vpn",
+        {"schemas": [GROUP_SCHEMA], "displayName": "VPN", "members": [{"value": ids[0]}, {"value": newcomer}]},
+    )
     assert status == 409 and error["status"] == "409"
     assert "3 people" in error["detail"] and "SCIM_MAX_GROUP_REMOVALS" in error["detail"]
     # A PATCH naming three to remove, as Entra ID sends it, likewise.
-    status, error = scim("PATCH", "/Groups/vpn", patch(
-        {"op": "Remove", "path": "members", "value": [{"value": scim_id} for scim_id in ids[1:]]}
-    ))
+    status, error = scim(
+        "PATCH",
+        "/Groups/vpn",
+        patch({"op": "Remove", "path": "members", "value": [{"value": scim_id} for scim_id in ids[1:]]}),
+    )
     assert status == 409
     assert User.objects.filter(vpn_access=User.VpnAccess.APPROVED).count() == 4
     assert User.objects.get(directory_id=newcomer).vpn_access == User.VpnAccess.NONE
     assert AuditEvent.objects.exclude(action="directory.scim_group_change_refused").count() == before
     refused = _refusals().order_by("sequence").first()
     assert details_of(refused) == {
-        "scim_client": scim_client.pk, "group": "VPN", "would_remove": 3, "members": 4, "limit": 2,
+        "scim_client": scim_client.pk,
+        "group": "VPN",
+        "would_remove": 3,
+        "members": 4,
+        "limit": 2,
     }
 
     # At the limit it goes through.
-    status, _ = scim("PATCH", "/Groups/vpn", patch(
-        {"op": "Remove", "path": "members", "value": [{"value": scim_id} for scim_id in ids[2:]]}
-    ))
+    status, _ = scim(
+        "PATCH",
+        "/Groups/vpn",
+        patch({"op": "Remove", "path": "members", "value": [{"value": scim_id} for scim_id in ids[2:]]}),
+    )
     assert status == 204
     assert set(User.objects.filter(vpn_access=User.VpnAccess.APPROVED).values_list("directory_id", flat=True)) == set(
         ids[:2]
@@ -82,12 +96,19 @@ def test_dir_03_an_empty_member_list_never_empties_a_scim_group(scim, scim_clien
 def test_a_role_group_is_guarded_too(scim, settings):
     settings.SCIM_MAX_GROUP_REMOVALS = 1
     ids = [created(scim, name)["id"] for name in ("p1", "p2")]
-    assert scim("PATCH", "/Groups/help-desk", patch(
-        {"op": "add", "path": "members", "value": [{"value": scim_id} for scim_id in ids]}
-    ))[0] == 204
-    status, error = scim("PATCH", "/Groups/help-desk", patch(
-        {"op": "Remove", "path": "members", "value": [{"value": scim_id} for scim_id in ids]}
-    ))
+    assert (
+        scim(
+            "PATCH",
+            "/Groups/help-desk",
+            patch({"op": "add", "path": "members", "value": [{"value": scim_id} for scim_id in ids]}),
+        )[0]
+        == 204
+    )
+    status, error = scim(
+        "PATCH",
+        "/Groups/help-desk",
+        patch({"op": "Remove", "path": "members", "value": [{"value": scim_id} for scim_id in ids]}),
+    )
     assert status == 409 and "Help desk" in error["detail"]
     assert User.objects.filter(groups__name="Help desk").count() == 2
 
@@ -110,9 +131,11 @@ def test_the_mobile_number_is_kept_in_e164_answered_as_a_mobile_and_audited_mask
     person.refresh_from_db()
     assert person.directory_mobile == "+12025550100" and person.vpn_access == User.VpnAccess.APPROVED
 
-    status, _ = scim("PATCH", f"/Users/{scim_id}", patch(
-        {"op": "replace", "path": 'phoneNumbers[type eq "mobile"].value', "value": "+1 202 555 0199"}
-    ))
+    status, _ = scim(
+        "PATCH",
+        f"/Users/{scim_id}",
+        patch({"op": "replace", "path": 'phoneNumbers[type eq "mobile"].value', "value": "+1 202 555 0199"}),
+    )
     assert status == 200
     person.refresh_from_db()
     assert person.directory_mobile == "+12025550199"

@@ -48,9 +48,13 @@ def test_an_unmodified_scim_client_creates_finds_and_deactivates_a_person(client
     found = scim.query(UserResource, query_parameters=SearchRequest(filter='userName eq "dlee"'))
     assert found.total_results == 1 and found.resources[0].id == made.id
 
-    scim.modify(UserResource, made.id, PatchOp[UserResource](operations=[
-        PatchOperation[UserResource](op=PatchOperation.Op.replace_, path="active", value=False)
-    ]))
+    scim.modify(
+        UserResource,
+        made.id,
+        PatchOp[UserResource](
+            operations=[PatchOperation[UserResource](op=PatchOperation.Op.replace_, path="active", value=False)]
+        ),
+    )
     assert scim.query(UserResource, made.id).active is False
 
     stored = Person.objects.get(directory_id=made.id)
@@ -64,11 +68,17 @@ def test_an_unmodified_scim_client_creates_finds_and_deactivates_a_person(client
 def test_an_unmodified_scim_client_matches_by_external_id_searches_and_deletes(client_for):
     scim = client_for
     UserResource = scim.get_resource_model("User")
-    made = scim.create(UserResource.model_validate({
-        "userName": "ekim", "externalId": "ekim-0001", "active": True,
-        "name": {"givenName": "Eun", "familyName": "Kim"},
-        "phoneNumbers": [{"type": "mobile", "value": "+1 617 555 0142"}],
-    }))
+    made = scim.create(
+        UserResource.model_validate(
+            {
+                "userName": "ekim",
+                "externalId": "ekim-0001",
+                "active": True,
+                "name": {"givenName": "Eun", "familyName": "Kim"},
+                "phoneNumbers": [{"type": "mobile", "value": "+1 617 555 0142"}],
+            }
+        )
+    )
     assert made.external_id == "ekim-0001" and made.phone_numbers[0].value == "+16175550142"
     # Entra ID's question: is this externalId here?
     found = scim.query(UserResource, query_parameters=SearchRequest(filter='externalId eq "ekim-0001"'))

@@ -17,9 +17,12 @@ def test_external_id_is_kept_answered_and_filtered_on_case_exactly(scim):
     assert body["externalId"] == "AS-0042"
     person = User.objects.get(directory_id=body["id"])
     assert person.directory_external_id == "AS-0042"
-    assert AuditEvent.objects.get(action="directory.person_created", subject=person).details["values"][
-        "directory_external_id"
-    ] == "AS-0042"
+    assert (
+        AuditEvent.objects.get(action="directory.person_created", subject=person).details["values"][
+            "directory_external_id"
+        ]
+        == "AS-0042"
+    )
     created(scim, "bjones", externalId="BJ-0007")
 
     status, found = scim("GET", '/Users?filter=externalId eq "AS-0042"')
@@ -33,7 +36,9 @@ def test_external_id_is_kept_answered_and_filtered_on_case_exactly(scim):
     scim("PATCH", f"/Users/{body['id']}", patch({"op": "replace", "path": "displayName", "value": "Al"}))
     person.refresh_from_db()
     assert person.directory_external_id == "AS-0042"
-    status, changed = scim("PATCH", f"/Users/{body['id']}", patch({"op": "replace", "path": "externalId", "value": "AS-1"}))
+    status, changed = scim(
+        "PATCH", f"/Users/{body['id']}", patch({"op": "replace", "path": "externalId", "value": "AS-1"})
+    )
     assert status == 200 and changed["externalId"] == "AS-1"
     moved = AuditEvent.objects.filter(action="directory.person_updated", subject=person).order_by("sequence").last()
     assert moved.details["changes"] == {"directory_external_id": {"from": "AS-0042", "to": "AS-1"}}
@@ -51,8 +56,12 @@ def test_a_deleted_person_is_gone_for_clients_but_stays_here(scim, scim_client):
     assert status == 200 and body["active"] is False
     assert scim("DELETE", f"/Users/{gone}")[0] == 204
 
-    for method, body in [("GET", None), ("PUT", entra_user()), ("DELETE", None),
-                         ("PATCH", patch({"op": "replace", "path": "active", "value": True}))]:
+    for method, body in [
+        ("GET", None),
+        ("PUT", entra_user()),
+        ("DELETE", None),
+        ("PATCH", patch({"op": "replace", "path": "active", "value": True})),
+    ]:
         status, error = scim(method, f"/Users/{gone}", body)
         assert status == 404, (method, error)
     status, listed = scim("GET", "/Users")
@@ -78,9 +87,17 @@ def test_a_deleted_person_is_gone_for_clients_but_stays_here(scim, scim_client):
 def test_post_search_finds_people_as_a_get_does(scim):
     alice = created(scim)["id"]
     created(scim, "bjones")
-    status, found = scim("POST", "/Users/.search", {
-        "schemas": [SEARCH], "filter": 'userName eq "asmith"', "attributes": ["userName"], "startIndex": 1, "count": 10,
-    })
+    status, found = scim(
+        "POST",
+        "/Users/.search",
+        {
+            "schemas": [SEARCH],
+            "filter": 'userName eq "asmith"',
+            "attributes": ["userName"],
+            "startIndex": 1,
+            "count": 10,
+        },
+    )
     assert status == 200, found
     assert found["totalResults"] == 1 and found["Resources"][0]["id"] == alice
     assert "emails" not in found["Resources"][0] and found["Resources"][0]["userName"] == "asmith"

@@ -354,8 +354,11 @@ def test_scheduled_only_when_a_directory_is_configured():
         import os
 
         result = subprocess.run(
-            [sys.executable, "manage.py", "shell", "-c", code], env={**os.environ, **env},
-            capture_output=True, text=True, check=True,
+            [sys.executable, "manage.py", "shell", "-c", code],
+            env={**os.environ, **env},
+            capture_output=True,
+            text=True,
+            check=True,
         )
         return result.stdout.strip().splitlines()[-1]
 
