@@ -20,7 +20,7 @@ from testsupport import fresh_code
 
 from .browser import DESKTOP, PHONE, Accessibility, horizontal_overflow
 from .test_browser_enrollment import _heading, _shot, _sign_in_with_password
-from .test_browser_security_key import _base64url, _credentials, browser, site  # noqa: F401 (fixtures)
+from .test_browser_security_key import _base64url, _credentials
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
