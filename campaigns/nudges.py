@@ -17,12 +17,12 @@ from django.utils import timezone
 
 from devices import outbox
 from devices.models import OutboundMessage
+from devices.selectors import enrolled
 from identity.models import User
 
 from .models import Campaign, Member, Nudge
 from .people import AT_RISK, at_risk_annotations
 from .reminders import TEMPLATE_PREFIX, Batch, is_quiet, message_context, personal
-from .selectors import enrolled
 
 NUDGE_TEMPLATE = f"{TEMPLATE_PREFIX}:nudge"
 
@@ -87,8 +87,8 @@ def still_at_risk(person_id: int) -> bool:
 
 def still_wanted(message: OutboundMessage) -> bool:
     """Asked by the outbox when a worker claims one of the campaigns' bulk messages: a welcome or reminder goes only
-    to a person still not enrolled (as the doors count it: :mod:`campaigns.selectors`), a nudge only to one still at
-    risk."""
+    to a person still not enrolled (``devices.selectors.enrolled``, as the doors count it), a nudge only to one still
+    at risk."""
     if message.user_id is None:  # bulk messages always name their person; a row without one is not ours to send
         return False
     if message.template == NUDGE_TEMPLATE:

@@ -1,30 +1,18 @@
 """Who a campaign's messages are for, as query expressions over a row holding a person's id: enrolled or not, a
 proven number, and the three ways an enrolled person is one lost phone away from the help desk.
 
-"Enrolled" is what the reports count: a device in use whose factor is confirmed. It is read from ``devices`` each
-time, never stored here.
+"Enrolled" is ``devices.selectors.enrolled``, the one rule the reminders, the VPN's campaign policy, the progress
+page and the reports share. It is read from ``devices`` each time, never stored here.
 """
 
 from django.db.models import Count, Exists, IntegerField, OuterRef, Q, Subquery, Value
 from django.db.models.functions import Coalesce
 
 from devices.models import BackupCode, Registration
+from devices.selectors import enrolled
+from devices.selectors import working_registrations as _working_devices
 
-CONFIRMED_FACTOR = (
-    Q(app_device__confirmed=True) | Q(phone_device__confirmed=True) | Q(security_key_device__confirmed=True)
-)
 STRONGER_THAN_TEXT = Q(app_device__confirmed=True) | Q(security_key_device__confirmed=True)
-
-
-def _working_devices(person_field: str):
-    return Registration.objects.filter(user_id=OuterRef(person_field), status__in=Registration.IN_USE).filter(
-        CONFIRMED_FACTOR
-    )
-
-
-def enrolled(person_field: str = "person_id") -> Exists:
-    """Whether the person (``person_field`` of the outer row) has a device in use with a confirmed factor."""
-    return Exists(_working_devices(person_field))
 
 
 def proven_number(person_field: str = "person_id") -> Subquery:

@@ -13,9 +13,10 @@ from django.db.models.functions import TruncDate
 from django.utils import timezone
 
 from devices.models import Registration
+from devices.selectors import CONFIRMED_FACTOR, enrolled
 
 from .models import Campaign, Member
-from .people import AT_RISK, CONFIRMED_FACTOR, at_risk_annotations, enrolled
+from .people import AT_RISK, at_risk_annotations
 
 # Strongest working factor, strongest first (as the reports rank them).
 STRENGTH_LABELS = {3: "Security key", 2: "Authenticator app", 1: "Text or voice call", 0: "None (not enrolled)"}

@@ -6,12 +6,45 @@ import io
 import qrcode
 import qrcode.image.svg
 from django.conf import settings
-from django.db.models import Min, QuerySet
+from django.db.models import Exists, Min, OuterRef, Q, QuerySet
 from django.utils import timezone
 from two_factor.utils import get_otpauth_url
 
 from .kinds import KINDS, kind_of
 from .models import BackupCodeDevice, OutboundMessage, PhoneDevice, PhoneVerification, Registration
+
+# --- Enrolled: the one rule ------------------------------------------------------------------------------------
+#
+# A person has enrolled when a device of theirs is in use (active, or mid-reactivation with the old phone still
+# working) and its factor is confirmed: an app, a phone (texts or calls), a security key or a passkey. Backup codes
+# and the help desk's bypass codes are not a device: a set of backup codes is a fallback made after enrolling, and
+# bypass codes last an hour; a person holding only those has lost their device and still has to set one up, so
+# the campaigns keep reminding them and count them as not enrolled. (The VPN still asks them for a code: the
+# password alone is let in only for people with no code to give, see vpn.) A pending or retired registration
+# signs no one in. The reminders, the VPN's campaign policy and the progress page read this; the enrollment
+# report's SQL (reports.selectors.enrollment) spells the same rule, and a test pins that they agree.
+
+CONFIRMED_FACTOR = (
+    Q(app_device__confirmed=True) | Q(phone_device__confirmed=True) | Q(security_key_device__confirmed=True)
+)
+
+
+def working_registrations(person_ref: str = "person_id") -> QuerySet[Registration]:
+    """The registrations of the person named by ``person_ref`` (an outer column) that make them enrolled."""
+    return Registration.objects.filter(user_id=OuterRef(person_ref), status__in=Registration.IN_USE).filter(
+        CONFIRMED_FACTOR
+    )
+
+
+def enrolled(person_ref: str = "person_id") -> Exists:
+    """A condition: the person named by ``person_ref`` (an outer column) has enrolled. One ``EXISTS`` over the
+    registrations, by the (user, status) index."""
+    return Exists(working_registrations(person_ref))
+
+
+def has_enrolled(user) -> bool:
+    """Whether ``user`` has enrolled (one query)."""
+    return Registration.objects.filter(user=user, status__in=Registration.IN_USE).filter(CONFIRMED_FACTOR).exists()
 
 
 def registrations_for_user(user) -> QuerySet[Registration]:

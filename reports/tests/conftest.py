@@ -41,9 +41,10 @@ def _now():
     return timezone.now()
 
 
-def add_security_key(person) -> Registration:
-    key = SoftwareKey(rp_id=RP_ID, origin=ORIGIN)
-    registration = services.start_enrollment(person, kind=Registration.Kind.SECURITY_KEY, verified_at=_now())
+def add_security_key(person, kind: str = Registration.Kind.SECURITY_KEY) -> Registration:
+    """A security key, or (``kind`` passkey) a passkey, bound through the wizard's services."""
+    key = SoftwareKey(rp_id=RP_ID, origin=ORIGIN, resident=kind == Registration.Kind.PASSKEY)
+    registration = services.start_enrollment(person, kind=kind, verified_at=_now())
     options, challenge = security_keys.start_security_key_registration(
         person, session_key="s", registration=registration
     )

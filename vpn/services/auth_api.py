@@ -17,10 +17,10 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
-from django_otp import user_has_device
 
 from campaigns import texts
 from campaigns.services import audit_password_alone, effective_policy
+from devices.selectors import has_enrolled
 from devices.services import send_signin_code
 from identity import audit, sql
 from identity.models import User
@@ -184,7 +184,9 @@ def preauth(integration: Integration, params: dict, *, client_ip: str | None) ->
     else:
         factors = vpn_factors(user)
         if not factors.usable:
-            policy = None if user_has_device(user, confirmed=True) else effective_policy(user)
+            # No code to give: the campaigns decide for one who has not enrolled (the rule the reminders and the
+            # progress page count by); one with only a passkey or a security key has, and is told it is web only.
+            policy = None if has_enrolled(user) else effective_policy(user)
             if policy is not None and policy.password_alone:
                 # Duo's "allow access without 2FA": the VPN lets the person in without asking auth.
                 audit_password_alone(user, policy, door="auth_api", ip=client_ip, context=context)

@@ -13,11 +13,12 @@ from django.conf import settings
 from django.contrib.auth.hashers import make_password
 from django.db import transaction
 from django.utils import timezone
-from django_otp import device_classes, user_has_device
+from django_otp import device_classes
 
 from campaigns import texts
 from campaigns.services import audit_password_alone, effective_policy
 from devices import backup_codes, crypto, phone_codes, totp
+from devices.selectors import has_enrolled
 from identity import audit, sql
 from identity.directory.backends import Answer, check_password
 from identity.models import User
@@ -241,11 +242,14 @@ _STORE_IF_ENROLLED: list[str] = []
 def _store_if_enrolled_sql() -> str:
     # Built on first use (the device models' registry is ready by then); the same text every time, so it stays
     # prepared. Every django-otp device model counts, those a VPN cannot use too: a person with only a security key
-    # has enrolled, and no campaign's policy for people who have not applies to them.
+    # has enrolled, and no campaign's policy for people who have not applies to them; one with backup or bypass
+    # codes is asked for one, never let in with the password alone. A set with a lifetime (bypass codes) counts only
+    # while it lasts, as ``devices_for_user`` offers it: an expired set leaves the person to their campaigns.
     if not _STORE_IF_ENROLLED:
         table = RadiusChallenge._meta.db_table
         devices = " OR ".join(
-            f"EXISTS (SELECT 1 FROM {model._meta.db_table} WHERE user_id = %(person)s AND confirmed)"  # noqa: S608
+            f"EXISTS (SELECT 1 FROM {model._meta.db_table} WHERE user_id = %(person)s AND confirmed"  # noqa: S608
+            + (" AND valid_until > now())" if any(f.name == "valid_until" for f in model._meta.fields) else ")")
             for model in device_classes()
         )
         _STORE_IF_ENROLLED.append(
@@ -292,7 +296,7 @@ def _unenrolled_answer(person_id: int | None, *, ip: str | None, context: dict) 
     user = User.objects.filter(pk=person_id, is_active=True).first() if person_id else None
     if not may_use_vpn(user):
         return None
-    if not user_has_device(user, confirmed=True):
+    if not has_enrolled(user):
         return _campaign_answer(user, ip=ip, context=context)
     message = web_only_message(user)
     if not message:
