@@ -25,7 +25,9 @@ def setup_notice(request) -> dict:
     factor (an enrolled person's pages never ask)."""
     user = getattr(request, "user", None)
     if user is None or not user.is_authenticated or user.is_verified():
-        return {}
+        # Always in the context: a missing name makes Django's template engine log the whole context at DEBUG,
+        # a page's secrets included (OTP-09).
+        return {"setup_notice": ""}
 
     @cache
     def notice() -> str:

@@ -70,12 +70,14 @@ def check_deploy(**overrides: str | None) -> subprocess.CompletedProcess:
 
 
 def test_ses05_check_deploy_clean_with_production_example():
-    """As ``make check-deploy`` runs it: no database here, so the role check (AC-10) says it was skipped, and why;
-    the example leaves the staff date unset (a new site's staff have no keys yet), which is said, not failed on."""
+    """As ``make check-deploy`` runs it: no database here, so the role check (AC-10) and the campaigns' check say
+    they were skipped, and why; the example leaves the staff date unset (a new site's staff have no keys yet), which
+    is said, not failed on."""
     result = check_deploy(DATABASE_URL=None)
 
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "System check identified 2 issues (0 silenced)." in result.stderr, result.stdout + result.stderr
+    assert "System check identified 3 issues (0 silenced)." in result.stderr, result.stdout + result.stderr
+    assert "(campaigns.I001) The enrollment campaigns were not checked" in result.stderr
     assert "(identity.I106) The database role was not checked: DATABASE_URL is not PostgreSQL" in result.stderr
     assert "(identity.I108) STAFF_PHISHING_RESISTANT_FROM is not set" in result.stderr
 
