@@ -44,6 +44,7 @@ def test_ac_05_what_is_not_a_phone_number_is_left_as_it_is(text):
 
 
 @pytest.mark.django_db
+@pytest.mark.postgres  # the test PostgreSQL runs before masking a cell in an export
 @pytest.mark.parametrize("text", [*MASKED, *LEFT_AS_IT_IS, "Zoë 555-0142", "٦١٧٥٥٥٠١٤٢"])
 def test_ac_05_the_databases_test_finds_every_text_python_would_mask(text):
     """The CSV export lets PostgreSQL write the cells it says hold no phone number: it may say "may" too often, never

@@ -244,12 +244,13 @@ def _store_if_enrolled_sql() -> str:
     # prepared. Every django-otp device model counts, those a VPN cannot use too: a person with only a security key
     # has enrolled, and no campaign's policy for people who have not applies to them; one with backup or bypass
     # codes is asked for one, never let in with the password alone. A set with a lifetime (bypass codes) counts only
-    # while it lasts, as ``devices_for_user`` offers it: an expired set leaves the person to their campaigns.
+    # while it lasts, as ``devices_for_user`` offers it: an expired set leaves the person to their campaigns. The
+    # time is a parameter, not the database's now(), so the embedded SQLite runs it too.
     if not _STORE_IF_ENROLLED:
         table = RadiusChallenge._meta.db_table
         devices = " OR ".join(
             f"EXISTS (SELECT 1 FROM {model._meta.db_table} WHERE user_id = %(person)s AND confirmed"  # noqa: S608
-            + (" AND valid_until > now())" if any(f.name == "valid_until" for f in model._meta.fields) else ")")
+            + (" AND valid_until > %(now)s)" if any(f.name == "valid_until" for f in model._meta.fields) else ")")
             for model in device_classes()
         )
         _STORE_IF_ENROLLED.append(
@@ -267,7 +268,7 @@ def _store_challenge(state: bytes, *, user: User, client: RadiusClient, only_wit
     if not only_with_a_device:
         RadiusChallenge.objects.create(user=user, client=client, **row)
         return True
-    params = {**row, "person": user.pk, "client": client.pk}
+    params = {**row, "person": user.pk, "client": client.pk, "now": timezone.now()}
     return sql.execute(_store_if_enrolled_sql(), params, fetch="one") is not None
 
 
