@@ -15,6 +15,7 @@ import contextlib
 import hmac
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -105,6 +106,9 @@ def start_security_key_registration(
     return options, challenge
 
 
+_CHALLENGE_INVALID = {"message": errors.KEY_CHALLENGE_INVALID, "code": "challenge"}
+
+
 def register_security_key(
     user: User,
     *,
@@ -137,17 +141,24 @@ def register_security_key(
         require_recent_verification(user, verified_at)
         require_setup_open(user, registration=registration)
     label = _clean_label(label)
-    failure = None
+    failure: ValidationError | None = None
     with transaction.atomic():
         try:
             row = webauthn.claim_challenge(challenge, user=user, ceremony=WebAuthnChallenge.Ceremony.REGISTER)
         except CeremonyRefused as refused:
-            _audit_rejected(user, actor=actor, ip=ip, reason=refused.reason, registration=registration)
-            failure = ValidationError(errors.KEY_CHALLENGE_INVALID, code="challenge")
+            failure = _refused(
+                user, actor=actor, ip=ip, reason=refused.reason, registration=registration, **_CHALLENGE_INVALID
+            )
         else:
             if registration is not None and row.registration_id != registration.pk:
-                _audit_rejected(user, actor=actor, ip=ip, reason="other_registration", registration=registration)
-                failure = ValidationError(errors.KEY_CHALLENGE_INVALID, code="challenge")
+                failure = _refused(
+                    user,
+                    actor=actor,
+                    ip=ip,
+                    reason="other_registration",
+                    registration=registration,
+                    **_CHALLENGE_INVALID,
+                )
             else:
                 try:
                     registration = _bind(
@@ -161,13 +172,26 @@ def register_security_key(
     return registration
 
 
-def _audit_rejected(
-    user: User, *, actor: User, ip: str | None, reason: str, registration: Registration | None, detail: str = ""
-) -> None:
+def _refused(
+    user: User,
+    *,
+    actor: User,
+    ip: str | None,
+    reason: str,
+    registration: Registration | None,
+    message: str,
+    code: str,
+    detail: str = "",
+) -> audit.AuditedRefusal:
+    """Audit ``enrollment.security_key_rejected`` with ``reason``; return the refusal to raise, which carries the
+    event for a caller whose transaction rolls it back (the desk's runner)."""
     details = {"reason": reason, "registration": registration.pk if registration else None}
     if detail:
         details["detail"] = detail
-    audit.record("enrollment.security_key_rejected", actor=actor, subject=user, ip=ip, details=details)
+    event: dict[str, Any] = {"action": "enrollment.security_key_rejected", "actor": actor, "subject": user, "ip": ip}
+    event["details"] = details
+    audit.record(**event)
+    return audit.AuditedRefusal(message, code=code, event=event)
 
 
 def _bind(
@@ -178,21 +202,43 @@ def _bind(
     if pending is not None:
         try:
             require_pending(pending)
-        except ValidationError:
-            _audit_rejected(user, actor=actor, ip=ip, reason="not_pending", registration=pending)
-            raise
+        except ValidationError as error:
+            raise _refused(
+                user,
+                actor=actor,
+                ip=ip,
+                reason="not_pending",
+                registration=pending,
+                message=str(error.message),
+                code=error.code or "not_pending",
+            ) from error
         passkey = pending.kind == Registration.Kind.PASSKEY
     failed = errors.PASSKEY_REGISTRATION_FAILED if passkey else errors.KEY_REGISTRATION_FAILED
     try:
         new = webauthn.verify_registration(response_json, challenge=row, require_user_verification=passkey)
     except CeremonyRefused as refused:
-        _audit_rejected(user, actor=actor, ip=ip, reason=refused.reason, registration=pending, detail=refused.detail)
-        raise ValidationError(failed, code="invalid") from refused
+        raise _refused(
+            user,
+            actor=actor,
+            ip=ip,
+            reason=refused.reason,
+            registration=pending,
+            message=failed,
+            code="invalid",
+            detail=refused.detail,
+        ) from refused
     # WA-01: the browser was told to make it discoverable; one that says it did not is refused. A browser that
     # says nothing (no credProps) made it as told or failed the ceremony.
     if passkey and new.discoverable is False:
-        _audit_rejected(user, actor=actor, ip=ip, reason="not_discoverable", registration=pending)
-        raise ValidationError(failed, code="not_discoverable")
+        raise _refused(
+            user,
+            actor=actor,
+            ip=ip,
+            reason="not_discoverable",
+            registration=pending,
+            message=failed,
+            code="not_discoverable",
+        )
     for_someone_else = getattr(actor, "pk", None) not in (None, user.pk)
     device = None
     if not SecurityKeyDevice.objects.filter(credential_id=new.credential_id).exists():
@@ -217,9 +263,15 @@ def _bind(
         except IntegrityError:
             device = None
     if device is None:
-        _audit_rejected(user, actor=actor, ip=ip, reason="credential_registered", registration=pending)
-        raise ValidationError(
-            errors.PASSKEY_ALREADY_REGISTERED if passkey else errors.KEY_ALREADY_REGISTERED, code="duplicate"
+        message = errors.PASSKEY_ALREADY_REGISTERED if passkey else errors.KEY_ALREADY_REGISTERED
+        raise _refused(
+            user,
+            actor=actor,
+            ip=ip,
+            reason="credential_registered",
+            registration=pending,
+            message=message,
+            code="duplicate",
         )
     now = timezone.now()
     kind = Registration.Kind.PASSKEY if passkey else Registration.Kind.SECURITY_KEY
