@@ -12,6 +12,7 @@ from :mod:`devices.errors`. The WebAuthn checks themselves are in
 """
 
 import contextlib
+import functools
 import hmac
 from dataclasses import dataclass
 from datetime import datetime
@@ -199,46 +200,22 @@ def _bind(
 ) -> Registration:
     """Verify the response to the claimed ``row`` and write the device and the active registration."""
     pending = lock_registration(row.registration) if row.registration is not None else None
+    refused = functools.partial(_refused, user, actor=actor, ip=ip, registration=pending)
     if pending is not None:
         try:
             require_pending(pending)
         except ValidationError as error:
-            raise _refused(
-                user,
-                actor=actor,
-                ip=ip,
-                reason="not_pending",
-                registration=pending,
-                message=str(error.message),
-                code=error.code or "not_pending",
-            ) from error
+            raise refused(reason="not_pending", message=str(error.message), code=error.code or "not_pending") from error
         passkey = pending.kind == Registration.Kind.PASSKEY
     failed = errors.PASSKEY_REGISTRATION_FAILED if passkey else errors.KEY_REGISTRATION_FAILED
     try:
         new = webauthn.verify_registration(response_json, challenge=row, require_user_verification=passkey)
-    except CeremonyRefused as refused:
-        raise _refused(
-            user,
-            actor=actor,
-            ip=ip,
-            reason=refused.reason,
-            registration=pending,
-            message=failed,
-            code="invalid",
-            detail=refused.detail,
-        ) from refused
+    except CeremonyRefused as ceremony:
+        raise refused(reason=ceremony.reason, message=failed, code="invalid", detail=ceremony.detail) from ceremony
     # WA-01: the browser was told to make it discoverable; one that says it did not is refused. A browser that
     # says nothing (no credProps) made it as told or failed the ceremony.
     if passkey and new.discoverable is False:
-        raise _refused(
-            user,
-            actor=actor,
-            ip=ip,
-            reason="not_discoverable",
-            registration=pending,
-            message=failed,
-            code="not_discoverable",
-        )
+        raise refused(reason="not_discoverable", message=failed, code="not_discoverable")
     for_someone_else = getattr(actor, "pk", None) not in (None, user.pk)
     device = None
     if not SecurityKeyDevice.objects.filter(credential_id=new.credential_id).exists():
@@ -264,15 +241,7 @@ def _bind(
             device = None
     if device is None:
         message = errors.PASSKEY_ALREADY_REGISTERED if passkey else errors.KEY_ALREADY_REGISTERED
-        raise _refused(
-            user,
-            actor=actor,
-            ip=ip,
-            reason="credential_registered",
-            registration=pending,
-            message=message,
-            code="duplicate",
-        )
+        raise refused(reason="credential_registered", message=message, code="duplicate")
     now = timezone.now()
     kind = Registration.Kind.PASSKEY if passkey else Registration.Kind.SECURITY_KEY
     registration = pending or Registration(user=user, kind=kind)
