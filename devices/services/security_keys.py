@@ -28,6 +28,7 @@ from identity import audit, lifetimes
 from identity import errors as identity_errors
 from identity import services as identity_services
 from identity.models import AuditEvent, User
+from identity.networks import client_network
 
 from .. import errors, webauthn
 from ..models import Registration, SecurityKeyDevice, WebAuthnChallenge, WebAuthnUserHandle
@@ -308,21 +309,24 @@ def verify_security_key(
 
 
 def passwordless_refusal(*, ip: str | None) -> None:
-    """Raise ``ValidationError`` (code ``throttled``) when ``ip`` has asked for ``PASSWORDLESS_CHALLENGES_PER_ADDRESS``
+    """Raise ``ValidationError`` (code ``throttled``) when the network of ``ip`` (the address itself for IPv4, its
+    /64 for IPv6: :func:`identity.networks.client_network`) has been given ``PASSWORDLESS_CHALLENGES_PER_ADDRESS``
     passwordless challenges within one ``WEBAUTHN_CHALLENGE_TTL``.
 
     Anyone may ask for one, so this bounds the rows a flood from one address writes. The count is of challenge rows
-    in the database (REL-07). The first refusal of an address in a window is audited as
+    in the database (REL-07). The first refusal of a network in a window is audited as
     ``signin.passwordless_throttled``; the ones after it are not, or the flood would fill the audit log instead.
     """
     if not ip:
         return
+    network = client_network(ip)
     since = timezone.now() - settings.WEBAUTHN_CHALLENGE_TTL
-    recent = WebAuthnChallenge.objects.filter(client_address=ip, created_at__gte=since)
+    recent = WebAuthnChallenge.objects.filter(client_address=str(network.network_address), created_at__gte=since)
     if recent.count() < settings.PASSWORDLESS_CHALLENGES_PER_ADDRESS:
         return
-    if not AuditEvent.objects.filter(action="signin.passwordless_throttled", ip=ip, created_at__gte=since).exists():
-        audit.record("signin.passwordless_throttled", ip=ip)
+    throttled = AuditEvent.objects.filter(action="signin.passwordless_throttled", created_at__gte=since)
+    if not throttled.filter(details__network=str(network)).exists():
+        audit.record("signin.passwordless_throttled", ip=ip, details={"network": str(network)})
     wait = lifetimes.in_words(settings.WEBAUTHN_CHALLENGE_TTL)
     raise ValidationError(identity_errors.SIGN_IN_THROTTLED.format(wait=wait), code="throttled")
 
@@ -351,8 +355,10 @@ def start_passwordless_sign_in(*, session_key: str, ip: str | None) -> tuple[str
         )
         if challenge is None:
             passwordless_refusal(ip=ip)
+            # The row keeps the network's first address, so the count above is one indexed equality.
+            network = str(client_network(ip).network_address) if ip else None
             challenge = webauthn.issue_challenge(
-                None, ceremony=WebAuthnChallenge.Ceremony.PASSWORDLESS, session_key=session_key, client_address=ip
+                None, ceremony=WebAuthnChallenge.Ceremony.PASSWORDLESS, session_key=session_key, client_address=network
             )
         options = webauthn.authentication_options(challenge, devices=[], passwordless=True)
     return options, challenge
