@@ -43,7 +43,7 @@ from django.db import connection  # noqa: E402
 
 from reports import selectors  # noqa: E402
 from reports.exports import csv_chunks, write_xlsx  # noqa: E402
-from reports.registry import ENROLLMENT, csv_file  # noqa: E402
+from reports.registry import REPORTS, csv_file  # noqa: E402
 
 SEED = """
 DELETE FROM devices_registration WHERE user_id IN (SELECT id FROM identity_user WHERE username LIKE 'bench%%');
@@ -108,7 +108,7 @@ def child(kind: str) -> dict:
                     rows += bytes(data).count(b"\n")
         rows -= 1
     elif kind == "csv":
-        for chunk in csv_file(ENROLLMENT, filters):
+        for chunk in csv_file(REPORTS["enrollment"], filters):
             rows += chunk.count(b"\n")
         rows -= 1
     elif kind == "python":

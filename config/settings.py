@@ -277,6 +277,9 @@ CELERY_BEAT_SCHEDULE = {
     },
     "expire-reactivations": {"task": "devices.tasks.expire_reactivations", "schedule": timedelta(minutes=10)},
     "purge-expired-records": {"task": "devices.tasks.purge_expired_records", "schedule": timedelta(days=1)},
+    # Nothing else deletes a session that timed out rather than signed out; a session's own check of its expiry
+    # keeps this from being a matter of security, only of the table's size.
+    "clear-expired-sessions": {"task": "identity.tasks.clear_expired_sessions", "schedule": timedelta(hours=1)},
 }
 
 # --- Second factors ------------------------------------------------------------------

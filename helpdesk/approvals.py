@@ -60,17 +60,17 @@ def _run(
     parameters for this run, never stored; ``run`` goes to :func:`helpdesk.runner.run_action`.
     """
     try:
-        with transaction.atomic():
-            outcome = runner.run_action(
-                request.action,
-                request.person,
-                actor=actor,
-                identity_check=check,
-                case=request.case,
-                params={**request.params, **(answer or {})},
-                ip=ip,
-                **run,
-            )
+        # run_action's transaction is a savepoint here; what it records after a refusal stays in ours.
+        outcome = runner.run_action(
+            request.action,
+            request.person,
+            actor=actor,
+            identity_check=check,
+            case=request.case,
+            params={**request.params, **(answer or {})},
+            ip=ip,
+            **run,
+        )
     except ValidationError as error:
         if answer:  # the key's answer was refused (a key registered before, a spent challenge): it may be tried again
             return Outcome(message=" ".join(error.messages), request=request), error

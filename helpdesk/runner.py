@@ -4,7 +4,8 @@ Every desk action goes through :func:`perform`: it refuses the agent's own accou
 check of the person by the same agent (BND-07), turns an action on a staff account (or a recovery link to a
 freshly changed email) into a request a second agent approves (BND-08, decided in :mod:`helpdesk.approvals`),
 and otherwise runs the action's service with ``actor`` and writes one ``helpdesk.action`` audit event naming the
-check and case it relied on (AC-06), in the action's transaction. Refusals raise ``ValidationError`` with a text
+check and case it relied on (AC-06), in the action's transaction. A refusal the service audited
+(``identity.audit.AuditedRefusal``) rolls back with that transaction and is recorded again after it. Refusals raise ``ValidationError`` with a text
 from :mod:`helpdesk.errors`.
 
 It sits above the table of actions (:mod:`helpdesk.actions`), whose entries call the services in
@@ -99,14 +100,19 @@ def run_action(
     if desk_action.needs_caller and not identity_check.is_current:
         minutes = settings.IDENTITY_CHECK_VALID_MINUTES
         raise ValidationError(errors.CALLER_CHECK_STALE.format(minutes=minutes), code="check_stale")
-    with transaction.atomic():
-        outcome = desk_action.run(
-            person, actor=actor, identity_check=identity_check, ip=ip, requested_by=requested_by, **params
-        )
-        event = {"action": action, "check": identity_check.pk, "method": identity_check.method}
-        event["reference"] = identity_check.reference
-        if case is not None:
-            event["case"] = case.pk
-        audit.record("helpdesk.action", actor=actor, subject=person, ip=ip, details={**event, **(details or {})})
+    try:
+        with transaction.atomic():
+            outcome = desk_action.run(
+                person, actor=actor, identity_check=identity_check, ip=ip, requested_by=requested_by, **params
+            )
+            event = {"action": action, "check": identity_check.pk, "method": identity_check.method}
+            event["reference"] = identity_check.reference
+            if case is not None:
+                event["case"] = case.pk
+            audit.record("helpdesk.action", actor=actor, subject=person, ip=ip, details={**event, **(details or {})})
+    except audit.AuditedRefusal as refused:
+        # The service's refusal event (a key refused at the desk) went with the rollback: the log keeps it.
+        refused.record_again()
+        raise
     metrics.count_on_commit(metrics.HELPDESK_ACTIONS, action, "done")
     return outcome

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from types import SimpleNamespace
 
 import psycopg
+from django.core.exceptions import ValidationError
 from django.db import DEFAULT_DB_ALIAS, connections, transaction
 from django.db.models import Field
 from django.utils import timezone
@@ -190,6 +191,23 @@ _INSERT_SQL = (
     f"INSERT INTO {_TABLE} ({', '.join(_COLUMNS)}) "  # noqa: S608 (our table and column names)
     f"VALUES ({', '.join(f'%({c})s' for c in _COLUMNS)}) RETURNING id"
 )
+
+
+class AuditedRefusal(ValidationError):
+    """A service's refusal whose audit event the service recorded, in its own transaction, before raising it.
+
+    A caller that ran the service inside a transaction of its own rolls that event back with the rest when the
+    refusal passes through (the desk's runner, which keeps an action and its ``helpdesk.action`` event together);
+    such a caller calls :meth:`record_again` once that transaction is over, so no refusal leaves the log. Any other
+    caller reads it as the ``ValidationError`` it is.
+    """
+
+    def __init__(self, message: str, *, code: str, event: dict) -> None:
+        super().__init__(message, code=code)
+        self.event = event  # the arguments of record()
+
+    def record_again(self) -> AuditEvent:
+        return record(**self.event)
 
 
 def _insert_params(row, db) -> dict:

@@ -48,7 +48,7 @@ EVENTS: dict[str, str] = {
     "security_key.credential_refused": "A security key was refused at sign-in",
     "security_key.counter_regressed": "A security key's counter went backwards: it may have been copied",
     "signin.passwordless_refused": "A passkey that is not in use here was refused at sign-in",
-    "signin.passwordless_throttled": "Passkey sign-in paused for a few minutes: too many requests from this address",
+    "signin.passwordless_throttled": "Passkey sign-in paused for a few minutes: too many requests from this address[ ({network})]",
     # Links and recovery
     "activation_link.sent": "An activation link was emailed",
     "activation_link.password_failed": "Wrong password on an activation link[ ({failures} so far)]",

@@ -1,4 +1,5 @@
-"""Client networks a credential may be used from (VPN integrations, SCIM clients): one parser, one check."""
+"""Client networks a credential may be used from (VPN integrations, SCIM clients): one parser, one check; and the
+network a per-address limit counts a client in."""
 
 import ipaddress
 
@@ -35,3 +36,19 @@ def address_allowed(networks_text: str, address: str | None) -> bool:
     except ValueError:
         return False
     return any(ip in network for network in parse_networks(networks_text))
+
+
+# One IPv6 subscriber (a home, a phone, a cloud host) is routinely given a whole /64 and may use any of its 2**64
+# addresses, so a limit per IPv6 address limits nobody; the /64 is the smallest block one party is assigned.
+IPV6_CLIENT_PREFIX = 64
+
+
+def client_network(address: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+    """The network a per-address limit counts ``address`` (from ``identity.web.client_ip``) in: an IPv4 address
+    alone, an IPv6 address's /64, and an IPv4-mapped IPv6 address as the IPv4 address it is. Raises ``ValueError``
+    for anything not an address."""
+    ip = ipaddress.ip_address(address)
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    prefix = IPV6_CLIENT_PREFIX if ip.version == 6 else 32
+    return ipaddress.ip_network(f"{ip}/{prefix}", strict=False)

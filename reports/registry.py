@@ -29,70 +29,107 @@ class Report:
     copy_sql: Any = None
 
 
-def _enrollment_summary(totals) -> dict:
+def _report(
+    slug: str,
+    title: str,
+    form: type,
+    columns: tuple,
+    rows: Any,
+    count: Any,
+    *,
+    summary: Any = None,
+    copy_sql: Any = None,
+) -> Report:
+    """One entry from its parts. The page's template is named for the slug; the summary is the count alone unless
+    ``summary`` says what else the page shows; ``copy_sql`` only where the rows are one SELECT."""
+    return Report(
+        slug=slug,
+        title=title,
+        template=f"reports/{slug.replace('-', '_')}.html",
+        form=form,
+        columns=columns,
+        rows=rows,
+        count=count,
+        summary=summary or (lambda filters: {"count": count(filters)}),
+        copy_sql=copy_sql,
+    )
+
+
+def _enrollment_count(filters) -> int:
+    return selectors.enrollment_totals(filters).people
+
+
+def _enrollment_summary(filters) -> dict:
+    totals = selectors.enrollment_totals(filters)
     return {"totals": totals, "count": totals.people}
 
 
-def _desk_summary(summary) -> dict:
+def _audit_summary(filters) -> dict:
+    return {"count": selectors.audit_count(filters), "chain": selectors.audit_chain_status(filters)}
+
+
+def _desk_count(filters) -> int:
+    return len(selectors.desk_activity(filters))
+
+
+def _desk_summary(filters) -> dict:
+    summary = selectors.desk_summary(filters)
     return {**summary, "count": len(summary["per_agent"])}
 
 
-ENROLLMENT = Report(
-    slug="enrollment",
-    title="Enrollment report",
-    template="reports/enrollment.html",
-    form=EnrollmentFilterForm,
-    columns=selectors.ENROLLMENT_COLUMNS,
-    rows=selectors.enrollment_rows,
-    count=lambda filters: selectors.enrollment_totals(filters).people,
-    summary=lambda filters: _enrollment_summary(selectors.enrollment_totals(filters)),
-    copy_sql=selectors.enrollment_sql,
-)
-AUDIT_LOG = Report(
-    slug="audit",
-    title="Audit log report",
-    template="reports/audit.html",
-    form=AuditFilterForm,
-    columns=selectors.AUDIT_COLUMNS,
-    rows=selectors.audit_rows,
-    count=selectors.audit_count,
-    summary=lambda filters: {
-        "count": selectors.audit_count(filters),
-        "chain": selectors.audit_chain_status(filters),
-    },
-)
-HELP_DESK = Report(
-    slug="helpdesk",
-    title="Help-desk activity",
-    template="reports/helpdesk.html",
-    form=DeskFilterForm,
-    columns=selectors.DESK_COLUMNS,
-    rows=selectors.desk_rows,
-    count=lambda filters: len(selectors.desk_activity(filters)),
-    summary=lambda filters: _desk_summary(selectors.desk_summary(filters)),
-)
-DIRECTORY_SYNC = Report(
-    slug="directory-sync",
-    title="Directory sync runs",
-    template="reports/directory_sync.html",
-    form=SyncFilterForm,
-    columns=selectors.SYNC_COLUMNS,
-    rows=selectors.sync_rows,
-    count=selectors.sync_count,
-    summary=selectors.sync_summary,
-)
-CAMPAIGN_PEOPLE = Report(
-    slug="campaign-people",
-    title="People still to enroll, by campaign",
-    template="reports/campaign_people.html",
-    form=CampaignPeopleFilterForm,
-    columns=selectors.CAMPAIGN_PEOPLE_COLUMNS,
-    rows=selectors.campaign_people_rows,
-    count=selectors.campaign_people_count,
-    summary=lambda filters: {"count": selectors.campaign_people_count(filters)},
-    copy_sql=selectors.campaign_people_sql,
-)
-REPORTS = {report.slug: report for report in (ENROLLMENT, AUDIT_LOG, HELP_DESK, DIRECTORY_SYNC, CAMPAIGN_PEOPLE)}
+# The reports, one row each, in the order the reports' index lists them: slug, title, filter form, columns, rows,
+# count, then what the page shows beyond the count and the rows as one SELECT for COPY, where a report has them.
+REPORTS = {
+    report.slug: report
+    for report in (
+        _report(
+            "enrollment",
+            "Enrollment report",
+            EnrollmentFilterForm,
+            selectors.ENROLLMENT_COLUMNS,
+            selectors.enrollment_rows,
+            _enrollment_count,
+            summary=_enrollment_summary,
+            copy_sql=selectors.enrollment_sql,
+        ),
+        _report(
+            "audit",
+            "Audit log report",
+            AuditFilterForm,
+            selectors.AUDIT_COLUMNS,
+            selectors.audit_rows,
+            selectors.audit_count,
+            summary=_audit_summary,
+        ),
+        _report(
+            "helpdesk",
+            "Help-desk activity",
+            DeskFilterForm,
+            selectors.DESK_COLUMNS,
+            selectors.desk_rows,
+            _desk_count,
+            summary=_desk_summary,
+        ),
+        _report(
+            "directory-sync",
+            "Directory sync runs",
+            SyncFilterForm,
+            selectors.SYNC_COLUMNS,
+            selectors.sync_rows,
+            selectors.sync_count,
+            summary=selectors.sync_summary,
+        ),
+        _report(
+            "campaign-people",
+            "People still to enroll, by campaign",
+            CampaignPeopleFilterForm,
+            selectors.CAMPAIGN_PEOPLE_COLUMNS,
+            selectors.campaign_people_rows,
+            selectors.campaign_people_count,
+            copy_sql=selectors.campaign_people_sql,
+        ),
+    )
+}
 
 
 def csv_file(report: Report, filters, *, progress: Callable[[int], None] | None = None) -> Iterator[bytes]:

@@ -1,74 +1,29 @@
 """Integrations and RADIUS clients in the staff admin, for superusers only. A secret is shown once, on the page
 that answers its creation or rotation, and never again (API-03). Every change goes through a service (audited)."""
 
-from collections.abc import Callable
 from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
-from django.db.models import Model, QuerySet
+from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
-from django.template.response import TemplateResponse
 
+from identity.admin_secrets import SecretShownOnceAdmin
 from identity.admin_site import site
-from identity.models import User
-from identity.web import client_ip
 
 from . import services
 from .models import Integration, RadiusClient
 
 
-def _shown_once(request: HttpRequest, obj: Model, *, what: str, secret: str, key: str = "") -> HttpResponse:
-    response = TemplateResponse(
-        request,
-        "vpn/secret_shown_once.html",
-        {**site.each_context(request), "obj": obj, "what": what, "secret": secret, "key": key, "title": str(obj)},
-    )
-    response["Cache-Control"] = "no-store"
-    return response
-
-
-def _superuser(request: HttpRequest) -> User:
-    """Who acts: the permissions below let only a superuser this far."""
-    assert isinstance(request.user, User)
-    return request.user
-
-
-class SuperuserOnly(admin.ModelAdmin):
+class SuperuserOnly(SecretShownOnceAdmin):
     """Superusers only; the rotate action of both models (one row at a time, the secret shown once)."""
 
     actions = ["rotate_secret"]
-    secret_name = "secret"
-    rotate: Callable[..., str]  # the service that rotates the row's secret and returns the new one
-
-    def get_exclude(self, request: HttpRequest, obj: Model | None = None) -> tuple[str, ...]:
-        # A new row is always created enabled; disabling is a change, audited as one.
-        return ("enabled",) if obj is None else ()
 
     @admin.action(description="Rotate the secret of the selected row (the old one stops working at once)")
     def rotate_secret(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse | None:
-        if queryset.count() != 1:
-            self.message_user(request, "Rotate one at a time.", messages.ERROR)
-            return None
-        obj = queryset.get()
-        secret = self.rotate(obj, actor=_superuser(request), ip=client_ip(request))
-        return _shown_once(request, obj, what=self.secret_name, secret=secret, key=getattr(obj, "integration_key", ""))
-
-    def has_module_permission(self, request: HttpRequest) -> bool:
-        return request.user.is_superuser
-
-    def has_view_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
-        return request.user.is_superuser
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return request.user.is_superuser
-
-    def has_change_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
-        return request.user.is_superuser
-
-    def has_delete_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
-        return False
+        return self.rotate_one(request, queryset)
 
 
 class IntegrationForm(forms.ModelForm):
@@ -78,34 +33,17 @@ class IntegrationForm(forms.ModelForm):
 
 
 @admin.register(Integration, site=site)
-class IntegrationAdmin(SuperuserOnly, admin.ModelAdmin):
+class IntegrationAdmin(SuperuserOnly):
     form = IntegrationForm
     list_display = ("name", "integration_key", "enabled", "allowed_networks", "created_at", "secret_rotated_at")
     readonly_fields = ("integration_key", "created_by", "created_at", "secret_rotated_at")
+    create = staticmethod(services.create_integration)
+    update = staticmethod(services.update_integration)
     rotate = staticmethod(services.rotate_integration_secret)
     secret_name = "secret key"
 
-    def save_model(self, request: HttpRequest, obj: Any, form: forms.ModelForm, change: bool) -> None:
-        if change:
-            services.update_integration(
-                obj,
-                name=obj.name,
-                allowed_networks=obj.allowed_networks,
-                enabled=obj.enabled,
-                actor=_superuser(request),
-                ip=client_ip(request),
-            )
-        else:
-            # The new secret rides on the request to response_add, the page that shows it once.
-            created, request.vpn_secret = services.create_integration(  # type: ignore[attr-defined]
-                name=obj.name, allowed_networks=obj.allowed_networks, actor=_superuser(request), ip=client_ip(request)
-            )
-            obj.pk = created.pk
-            obj.integration_key = created.integration_key
-
-    def response_add(self, request: HttpRequest, obj: Any, post_url_continue: str | None = None) -> HttpResponse:
-        obj.refresh_from_db()
-        return _shown_once(request, obj, what="secret key", secret=request.vpn_secret, key=obj.integration_key)  # type: ignore[attr-defined]
+    def shown_once_rows(self, row: Any, secret: str) -> list[tuple[str, str]]:
+        return [("Integration key", row.integration_key), *super().shown_once_rows(row, secret)]
 
 
 WEAKENED = (
@@ -140,11 +78,15 @@ class RadiusClientForm(forms.ModelForm):
 
 
 @admin.register(RadiusClient, site=site)
-class RadiusClientAdmin(SuperuserOnly, admin.ModelAdmin):
+class RadiusClientAdmin(SuperuserOnly):
     form = RadiusClientForm
     list_display = ("name", "network", "enabled", "message_authenticator_shown", "created_at", "secret_rotated_at")
     readonly_fields = ("created_by", "created_at", "secret_rotated_at")
+    create = staticmethod(services.create_radius_client)
+    update = staticmethod(services.update_radius_client)
     rotate = staticmethod(services.rotate_radius_secret)
+    create_fields = ("name", "network", "message_authenticator")
+    change_fields = ("name", "network", "enabled", "message_authenticator")
     secret_name = "shared secret"
 
     @admin.display(description="Message-Authenticator")
@@ -159,32 +101,8 @@ class RadiusClientAdmin(SuperuserOnly, admin.ModelAdmin):
             self.message_user(request, WEAKENED, messages.WARNING)
         return super().change_view(request, object_id, form_url, extra_context)
 
-    def save_model(self, request: HttpRequest, obj: Any, form: forms.ModelForm, change: bool) -> None:
-        if change:
-            obj = services.update_radius_client(
-                obj,
-                name=obj.name,
-                network=obj.network,
-                enabled=obj.enabled,
-                message_authenticator=obj.message_authenticator,
-                actor=_superuser(request),
-                ip=client_ip(request),
-            )
-        else:
-            # The new secret rides on the request to response_add, the page that shows it once.
-            created, request.vpn_secret = services.create_radius_client(  # type: ignore[attr-defined]
-                name=obj.name,
-                network=obj.network,
-                message_authenticator=obj.message_authenticator,
-                actor=_superuser(request),
-                ip=client_ip(request),
-            )
-            obj.pk = created.pk
-            obj = created
-        for sentence in services.radius_overlaps(obj) if obj.enabled else []:
+    def saved(self, request: HttpRequest, row: Any) -> None:
+        for sentence in services.radius_overlaps(row) if row.enabled else []:
             self.message_user(request, sentence, messages.INFO)
-        if not obj.message_authenticator_required:
+        if not row.message_authenticator_required:
             self.message_user(request, WEAKENED, messages.WARNING)
-
-    def response_add(self, request: HttpRequest, obj: Any, post_url_continue: str | None = None) -> HttpResponse:
-        return _shown_once(request, obj, what="shared secret", secret=request.vpn_secret)  # type: ignore[attr-defined]

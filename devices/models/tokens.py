@@ -31,7 +31,8 @@ class WebAuthnChallenge(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     expires_at = models.DateTimeField()
     consumed_at = models.DateTimeField(null=True, blank=True)
-    # Set for a passwordless challenge only: anyone may ask for one, so they are counted per address.
+    # Set for a passwordless challenge only: anyone may ask for one, so they are counted per address. An IPv6
+    # address is kept as its /64's first address (identity.networks.client_network), the block the count is over.
     client_address = models.GenericIPAddressField(null=True, blank=True)
 
     class Meta:

@@ -12,9 +12,11 @@ from :mod:`devices.errors`. The WebAuthn checks themselves are in
 """
 
 import contextlib
+import functools
 import hmac
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -26,6 +28,7 @@ from identity import audit, lifetimes
 from identity import errors as identity_errors
 from identity import services as identity_services
 from identity.models import AuditEvent, User
+from identity.networks import client_network
 
 from .. import errors, webauthn
 from ..models import Registration, SecurityKeyDevice, WebAuthnChallenge, WebAuthnUserHandle
@@ -105,6 +108,9 @@ def start_security_key_registration(
     return options, challenge
 
 
+_CHALLENGE_INVALID = {"message": errors.KEY_CHALLENGE_INVALID, "code": "challenge"}
+
+
 def register_security_key(
     user: User,
     *,
@@ -137,17 +143,24 @@ def register_security_key(
         require_recent_verification(user, verified_at)
         require_setup_open(user, registration=registration)
     label = _clean_label(label)
-    failure = None
+    failure: ValidationError | None = None
     with transaction.atomic():
         try:
             row = webauthn.claim_challenge(challenge, user=user, ceremony=WebAuthnChallenge.Ceremony.REGISTER)
         except CeremonyRefused as refused:
-            _audit_rejected(user, actor=actor, ip=ip, reason=refused.reason, registration=registration)
-            failure = ValidationError(errors.KEY_CHALLENGE_INVALID, code="challenge")
+            failure = _refused(
+                user, actor=actor, ip=ip, reason=refused.reason, registration=registration, **_CHALLENGE_INVALID
+            )
         else:
             if registration is not None and row.registration_id != registration.pk:
-                _audit_rejected(user, actor=actor, ip=ip, reason="other_registration", registration=registration)
-                failure = ValidationError(errors.KEY_CHALLENGE_INVALID, code="challenge")
+                failure = _refused(
+                    user,
+                    actor=actor,
+                    ip=ip,
+                    reason="other_registration",
+                    registration=registration,
+                    **_CHALLENGE_INVALID,
+                )
             else:
                 try:
                     registration = _bind(
@@ -161,13 +174,26 @@ def register_security_key(
     return registration
 
 
-def _audit_rejected(
-    user: User, *, actor: User, ip: str | None, reason: str, registration: Registration | None, detail: str = ""
-) -> None:
+def _refused(
+    user: User,
+    *,
+    actor: User,
+    ip: str | None,
+    reason: str,
+    registration: Registration | None,
+    message: str,
+    code: str,
+    detail: str = "",
+) -> audit.AuditedRefusal:
+    """Audit ``enrollment.security_key_rejected`` with ``reason``; return the refusal to raise, which carries the
+    event for a caller whose transaction rolls it back (the desk's runner)."""
     details = {"reason": reason, "registration": registration.pk if registration else None}
     if detail:
         details["detail"] = detail
-    audit.record("enrollment.security_key_rejected", actor=actor, subject=user, ip=ip, details=details)
+    event: dict[str, Any] = {"action": "enrollment.security_key_rejected", "actor": actor, "subject": user, "ip": ip}
+    event["details"] = details
+    audit.record(**event)
+    return audit.AuditedRefusal(message, code=code, event=event)
 
 
 def _bind(
@@ -175,24 +201,22 @@ def _bind(
 ) -> Registration:
     """Verify the response to the claimed ``row`` and write the device and the active registration."""
     pending = lock_registration(row.registration) if row.registration is not None else None
+    refused = functools.partial(_refused, user, actor=actor, ip=ip, registration=pending)
     if pending is not None:
         try:
             require_pending(pending)
-        except ValidationError:
-            _audit_rejected(user, actor=actor, ip=ip, reason="not_pending", registration=pending)
-            raise
+        except ValidationError as error:
+            raise refused(reason="not_pending", message=str(error.message), code=error.code or "not_pending") from error
         passkey = pending.kind == Registration.Kind.PASSKEY
     failed = errors.PASSKEY_REGISTRATION_FAILED if passkey else errors.KEY_REGISTRATION_FAILED
     try:
         new = webauthn.verify_registration(response_json, challenge=row, require_user_verification=passkey)
-    except CeremonyRefused as refused:
-        _audit_rejected(user, actor=actor, ip=ip, reason=refused.reason, registration=pending, detail=refused.detail)
-        raise ValidationError(failed, code="invalid") from refused
+    except CeremonyRefused as ceremony:
+        raise refused(reason=ceremony.reason, message=failed, code="invalid", detail=ceremony.detail) from ceremony
     # WA-01: the browser was told to make it discoverable; one that says it did not is refused. A browser that
     # says nothing (no credProps) made it as told or failed the ceremony.
     if passkey and new.discoverable is False:
-        _audit_rejected(user, actor=actor, ip=ip, reason="not_discoverable", registration=pending)
-        raise ValidationError(failed, code="not_discoverable")
+        raise refused(reason="not_discoverable", message=failed, code="not_discoverable")
     for_someone_else = getattr(actor, "pk", None) not in (None, user.pk)
     device = None
     if not SecurityKeyDevice.objects.filter(credential_id=new.credential_id).exists():
@@ -217,10 +241,8 @@ def _bind(
         except IntegrityError:
             device = None
     if device is None:
-        _audit_rejected(user, actor=actor, ip=ip, reason="credential_registered", registration=pending)
-        raise ValidationError(
-            errors.PASSKEY_ALREADY_REGISTERED if passkey else errors.KEY_ALREADY_REGISTERED, code="duplicate"
-        )
+        message = errors.PASSKEY_ALREADY_REGISTERED if passkey else errors.KEY_ALREADY_REGISTERED
+        raise refused(reason="credential_registered", message=message, code="duplicate")
     now = timezone.now()
     kind = Registration.Kind.PASSKEY if passkey else Registration.Kind.SECURITY_KEY
     registration = pending or Registration(user=user, kind=kind)
@@ -287,21 +309,24 @@ def verify_security_key(
 
 
 def passwordless_refusal(*, ip: str | None) -> None:
-    """Raise ``ValidationError`` (code ``throttled``) when ``ip`` has asked for ``PASSWORDLESS_CHALLENGES_PER_ADDRESS``
+    """Raise ``ValidationError`` (code ``throttled``) when the network of ``ip`` (the address itself for IPv4, its
+    /64 for IPv6: :func:`identity.networks.client_network`) has been given ``PASSWORDLESS_CHALLENGES_PER_ADDRESS``
     passwordless challenges within one ``WEBAUTHN_CHALLENGE_TTL``.
 
     Anyone may ask for one, so this bounds the rows a flood from one address writes. The count is of challenge rows
-    in the database (REL-07). The first refusal of an address in a window is audited as
+    in the database (REL-07). The first refusal of a network in a window is audited as
     ``signin.passwordless_throttled``; the ones after it are not, or the flood would fill the audit log instead.
     """
     if not ip:
         return
+    network = client_network(ip)
     since = timezone.now() - settings.WEBAUTHN_CHALLENGE_TTL
-    recent = WebAuthnChallenge.objects.filter(client_address=ip, created_at__gte=since)
+    recent = WebAuthnChallenge.objects.filter(client_address=str(network.network_address), created_at__gte=since)
     if recent.count() < settings.PASSWORDLESS_CHALLENGES_PER_ADDRESS:
         return
-    if not AuditEvent.objects.filter(action="signin.passwordless_throttled", ip=ip, created_at__gte=since).exists():
-        audit.record("signin.passwordless_throttled", ip=ip)
+    throttled = AuditEvent.objects.filter(action="signin.passwordless_throttled", created_at__gte=since)
+    if not throttled.filter(details__network=str(network)).exists():
+        audit.record("signin.passwordless_throttled", ip=ip, details={"network": str(network)})
     wait = lifetimes.in_words(settings.WEBAUTHN_CHALLENGE_TTL)
     raise ValidationError(identity_errors.SIGN_IN_THROTTLED.format(wait=wait), code="throttled")
 
@@ -330,8 +355,10 @@ def start_passwordless_sign_in(*, session_key: str, ip: str | None) -> tuple[str
         )
         if challenge is None:
             passwordless_refusal(ip=ip)
+            # The row keeps the network's first address, so the count above is one indexed equality.
+            network = str(client_network(ip).network_address) if ip else None
             challenge = webauthn.issue_challenge(
-                None, ceremony=WebAuthnChallenge.Ceremony.PASSWORDLESS, session_key=session_key, client_address=ip
+                None, ceremony=WebAuthnChallenge.Ceremony.PASSWORDLESS, session_key=session_key, client_address=network
             )
         options = webauthn.authentication_options(challenge, devices=[], passwordless=True)
     return options, challenge

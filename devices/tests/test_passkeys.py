@@ -259,6 +259,39 @@ def test_many_newcomers_from_one_address_write_a_bounded_number_of_rows_and_are_
     assert Client().post("/passkey/sign-in/options/", REMOTE_ADDR="198.51.100.8").status_code == 200
 
 
+def test_ipv6_addresses_are_counted_by_their_64_taken_from_the_trusted_proxy(db, settings):
+    """One /64 is one subscriber, who may rotate through its addresses at will: they share one count. Another /64
+    has its own. The address is the one the trusted proxy saw, as everywhere on the site (identity.web.client_ip)."""
+    settings.PASSWORDLESS_CHALLENGES_PER_ADDRESS = 2
+    settings.TRUSTED_PROXY_COUNT = 1
+
+    def ask(address):
+        # A client's own X-Forwarded-For entry (left) proves nothing; the proxy appends what it saw (right).
+        forwarded = f"2001:db8:ffff::1, {address}"
+        return Client().post("/passkey/sign-in/options/", REMOTE_ADDR="10.0.0.2", HTTP_X_FORWARDED_FOR=forwarded)
+
+    one_64 = ["2001:db8:1:2::1", "2001:db8:1:2:aaaa:bbbb:cccc:dddd", "2001:db8:1:2:ffff:ffff:ffff:ffff"]
+    assert [ask(address).status_code for address in one_64] == [200, 200, 429]
+    # Next door (another /64 of the same /48) and a mapped IPv4 address are counted apart.
+    assert ask("2001:db8:1:3::1").status_code == 200
+    assert ask("2001:db8:1:3::2").status_code == 200
+    assert ask("2001:db8:1:3::3").status_code == 429
+    assert ask("::ffff:198.51.100.9").status_code == 200
+    assert ask("198.51.100.9").status_code == 200
+    assert ask("198.51.100.10").status_code == 200  # IPv4: each address on its own
+    assert ask("198.51.100.9").status_code == 429
+
+    throttled = events("signin.passwordless_throttled").order_by("sequence")
+    assert [(event.ip, event.details["network"]) for event in throttled] == [
+        ("2001:db8:1:2:ffff:ffff:ffff:ffff", "2001:db8:1:2::/64"),
+        ("2001:db8:1:3::3", "2001:db8:1:3::/64"),
+        ("198.51.100.9", "198.51.100.9/32"),
+    ]
+    assert ask("2001:db8:1:2::99").status_code == 429  # refused again, not audited again
+    assert throttled.count() == 3
+    assert describe("signin.passwordless_throttled", {"network": "2001:db8:1:2::/64"}).endswith("(2001:db8:1:2::/64)")
+
+
 def test_a_session_holding_an_open_challenge_keeps_it_while_its_address_is_throttled(db, client, settings):
     settings.PASSWORDLESS_CHALLENGES_PER_ADDRESS = 1
     first = client.post("/passkey/sign-in/options/")

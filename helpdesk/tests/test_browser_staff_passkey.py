@@ -11,15 +11,11 @@ from datetime import timedelta
 
 import pytest
 from django.utils import timezone
-from playwright.sync_api import expect
 
 from devices.tests.browser import DESKTOP, Accessibility
-from devices.tests.test_browser_enrollment import _heading, _shot, _sign_in_with_password
+from devices.tests.test_browser_enrollment import _heading, _shot
 from devices.tests.test_browser_passkey import _choose_passkey, _credentials, _page_with_passkeys, _sign_out
 from identity.models import AuditEvent
-from testsupport import fresh_code
-
-from .test_browser_staff_factor import ADMIN_HOME, REFUSED
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -28,11 +24,10 @@ def test_WA_05_agent_past_the_date_refused_with_a_code_then_let_in_with_a_passke
     browser,
     site,
     staff_member,
-    password,
+    staff_admin,
     settings,
     tmp_path,  # noqa: F811 (the fixtures imported above)
 ):
-    app = staff_member.registrations.get().app_device
     # Without autofill (the default), so the virtual authenticator does not sign in on its own from the ID field.
     page, cdp, authenticator = _page_with_passkeys(browser, site, DESKTOP, synced=True)
     axe = Accessibility()
@@ -43,26 +38,16 @@ def test_WA_05_agent_past_the_date_refused_with_a_code_then_let_in_with_a_passke
 
     # Past the date: the agent signs in with an app code and the admin turns them away.
     settings.STAFF_PHISHING_RESISTANT_FROM = (timezone.localdate() - timedelta(days=1)).isoformat()
-    page.goto("/admin/")
-    _sign_in_with_password(page, staff_member, password)
-    _heading(page, "Enter a code from your device")
-    page.get_by_role("textbox", name="Code").fill(fresh_code(app))
-    page.get_by_role("button", name="Verify").click()
-    _heading(page, REFUSED)
-    expect(page.get_by_text("This time you signed in with the authenticator app")).to_be_visible()
-    expect(page.get_by_role("heading", name="You have none yet")).to_be_visible()
-    expect(page.get_by_role("link", name=ADMIN_HOME)).to_have_count(0)
+    staff_admin.sign_in(page)
+    staff_admin.expect_refused(page)
     page.goto("/admin/identity/user/")
-    _heading(page, REFUSED)
+    _heading(page, staff_admin.refused)
     refused = AuditEvent.objects.filter(action="admin.refused_factor", subject=staff_member)
     assert refused.filter(details__path="/admin/identity/user/").count() == 1
     refusals = refused.count()
 
     # From the refusal page to My devices and the wizard: a passkey on this computer.
-    page.get_by_role("link", name="My devices").click()
-    _heading(page, "My devices")
-    page.get_by_role("link", name="Add another device").click()
-    page.get_by_role("link", name="Add another device").click()
+    staff_admin.to_wizard(page)
     _choose_passkey(page)
     page.get_by_label("Name this phone or computer").fill("Desk laptop")
     page.get_by_role("button", name="Create passkey").click()
@@ -72,16 +57,13 @@ def test_WA_05_agent_past_the_date_refused_with_a_code_then_let_in_with_a_passke
 
     # Sign out, sign in again with the password and the passkey: the admin lets the agent in, without a reminder.
     _sign_out(page)
-    page.goto("/admin/")
-    _sign_in_with_password(page, staff_member, password)
-    _heading(page, "Use your passkey or a code")
-    visit("second-factor-passkey-or-code")
-    page.get_by_role("button", name="Use your passkey").click()
-    expect(page.get_by_role("heading", name=ADMIN_HOME)).to_be_visible()
-    expect(page.get_by_role("note")).to_have_count(0)
-    visit("admin-with-passkey")
-    page.goto("/admin/identity/user/")
-    expect(page.get_by_role("link", name=staff_member.username)).to_be_visible()
+    staff_admin.sign_in(
+        page,
+        heading="Use your passkey or a code",
+        button="Use your passkey",
+        look=lambda: visit("second-factor-passkey-or-code"),
+    )
+    staff_admin.expect_let_in(page, visit, "admin-with-passkey")
 
     assert AuditEvent.objects.filter(
         action="signin.second_factor_ok", subject=staff_member, details__factor="passkey"

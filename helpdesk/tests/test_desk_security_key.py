@@ -104,6 +104,8 @@ def test_bnd08_WA_05_a_key_for_a_staff_colleague_is_approved_by_a_second_agent_t
     assert wrong.status_code == 200  # refused; the approved request waits for another try
     request.refresh_from_db()
     assert request.status == ApprovalRequest.Status.READY
+    rejected = AuditEvent.objects.get(action="enrollment.security_key_rejected", subject=auditor)
+    assert rejected.actor == staff_member and rejected.details["reason"] == "invalid_response"
     options = desk_client.post(options_url, {"label": "Desk key"}).json()
     response = desk_client.post(page_url, {"label": "Desk key", "credential": key.create(options)})
 
@@ -216,6 +218,23 @@ def test_WA_01_at_the_desk_a_passkey_that_did_not_verify_the_person_is_refused(
 
     assert response.status_code == 200, response.content[:800]
     assert "could not register this passkey" in response.content.decode()
+    assert not SecurityKeyDevice.objects.filter(user=caller).exists()
+    assert not AuditEvent.objects.filter(action="helpdesk.action", subject=caller).exists()
+
+
+def test_a_key_the_desk_registration_refuses_keeps_its_audit_event(desk_client, caller, staff_member, check_for):
+    """The runner rolls the refused action back; the refusal's own event is written again outside that transaction."""
+    options_url, page_url = _urls(caller)
+    check_for(caller, staff_member)
+    options = desk_client.post(options_url, {"label": "Cal's phone", "form": "passkey"}).json()
+    answer = SoftwareKey(rp_id=RP_ID, origin=ORIGIN, resident=False).create(options)
+
+    response = desk_client.post(page_url, {"label": "Cal's phone", "form": "passkey", "credential": answer})
+
+    assert response.status_code == 200, response.content[:800]
+    rejected = AuditEvent.objects.get(action="enrollment.security_key_rejected", subject=caller)
+    assert rejected.actor == staff_member and rejected.details["reason"] == "not_discoverable"
+    assert rejected.ip == "127.0.0.1"
     assert not SecurityKeyDevice.objects.filter(user=caller).exists()
     assert not AuditEvent.objects.filter(action="helpdesk.action", subject=caller).exists()
 

@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from identity import audit
 from identity.networks import address_allowed, clean_networks
+from identity.secret_rows import create_with_secret, replace_secret, required_name
 
 from .models import ScimClient
 
@@ -34,26 +35,21 @@ def create_scim_client(*, name: str, allowed_networks: str = "", actor, ip: str 
     Audits ``directory.scim_client_created``. Raises ``ValidationError`` for an empty or taken name or a bad
     network. The caller must have checked that ``actor`` may (a superuser).
     """
-    name = name.strip()
-    if not name:
-        raise ValidationError("Give the SCIM client a name.")
+    name = required_name(name, what="SCIM client")
     if ScimClient.objects.filter(name=name).exists():
         raise ValidationError("A SCIM client with this name exists.")
     networks = clean_networks(allowed_networks)
     token = new_token()
-    with transaction.atomic():
-        client = ScimClient.objects.create(
-            name=name,
-            token_hash=hash_token(token),
-            allowed_networks=networks,
-            created_by=actor if getattr(actor, "pk", None) else None,
-        )
-        audit.record(
-            "directory.scim_client_created",
-            actor=actor,
-            ip=ip,
-            details={"scim_client": client.pk, "name": name, "networks": networks},
-        )
+    client = create_with_secret(
+        ScimClient,
+        action="directory.scim_client_created",
+        details=lambda row: {"scim_client": row.pk, "name": name, "networks": networks},
+        actor=actor,
+        ip=ip,
+        name=name,
+        token_hash=hash_token(token),
+        allowed_networks=networks,
+    )
     return client, token
 
 
@@ -63,12 +59,14 @@ def rotate_scim_token(client: ScimClient, *, actor, ip: str | None = None) -> st
     Audits ``directory.scim_token_rotated``. The caller must have checked that ``actor`` may.
     """
     token = new_token()
-    with transaction.atomic():
-        row = ScimClient.objects.select_for_update().get(pk=client.pk)
-        row.token_hash = hash_token(token)
-        row.token_rotated_at = timezone.now()
-        row.save(update_fields=["token_hash", "token_rotated_at"])
-        audit.record("directory.scim_token_rotated", actor=actor, ip=ip, details={"scim_client": row.pk})
+    replace_secret(
+        client,
+        stored={"token_hash": hash_token(token), "token_rotated_at": timezone.now()},
+        action="directory.scim_token_rotated",
+        details=lambda row: {"scim_client": row.pk},
+        actor=actor,
+        ip=ip,
+    )
     return token
 
 

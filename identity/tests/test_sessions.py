@@ -201,3 +201,46 @@ def test_a_session_row_decodes_to_what_the_session_engine_stored(enrolled_user):
     assert row.user_id == enrolled_user.pk
     assert row.get_decoded() == {"_auth_user_id": str(enrolled_user.pk), "step": "second factor"}
     assert PersonSession.get_session_store_class()().decode(row.session_data) == store.load()
+
+
+def test_the_beat_task_deletes_expired_sessions_in_batches_and_keeps_the_rest(
+    client, enrolled_user, sign_in, monkeypatch
+):
+    from datetime import timedelta
+
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+    from django.utils import timezone
+
+    from identity import session_store, tasks
+
+    sign_in(client, enrolled_user)
+    signed_in = client.session.session_key
+    now = timezone.now()
+    PersonSession.objects.bulk_create(
+        [
+            PersonSession(session_key=f"gone{i:028d}", session_data="", expire_date=now - timedelta(minutes=i + 1))
+            for i in range(7)
+        ]
+        + [
+            PersonSession(session_key=f"kept{i:028d}", session_data="", expire_date=now + timedelta(hours=1))
+            for i in range(2)
+        ]
+    )
+    monkeypatch.setattr(session_store, "CLEAR_EXPIRED_BATCH", 3)
+
+    with CaptureQueriesContext(connection) as queries:
+        assert tasks.clear_expired_sessions() == 7
+    assert sum(query["sql"].startswith("DELETE") for query in queries.captured_queries) == 3  # 3 + 3 + 1
+    assert set(PersonSession.objects.values_list("session_key", flat=True)) == {
+        signed_in,
+        *(f"kept{i:028d}" for i in range(2)),
+    }
+    assert tasks.clear_expired_sessions() == 0  # again: nothing left to do
+    assert signed_in_user_id(client) == enrolled_user.pk  # the live session still works
+
+    # Past the signed-in session's age, it goes too.
+    with freeze_time(now + timedelta(seconds=settings.SESSION_COOKIE_AGE + 60)):
+        assert tasks.clear_expired_sessions() == 3
+    assert not PersonSession.objects.exists()
+    assert settings.CELERY_BEAT_SCHEDULE["clear-expired-sessions"]["task"] == tasks.clear_expired_sessions.name

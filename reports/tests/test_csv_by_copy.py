@@ -9,10 +9,12 @@ from django.utils import timezone
 
 from reports import selectors
 from reports.exports import copy_csv_chunks, csv_chunks
-from reports.registry import ENROLLMENT, csv_file
+from reports.registry import REPORTS, csv_file
 from reports.selectors import EnrollmentFilters
 
 pytestmark = [pytest.mark.django_db, pytest.mark.postgres]  # COPY is PostgreSQL's
+
+ENROLLMENT = REPORTS["enrollment"]
 
 # Names and departments as a directory may hold them: formulas, separators, quotes, line breaks, other scripts, phone
 # numbers in several formats, the marks PostgreSQL uses to hand a cell over to Python.

@@ -15,6 +15,7 @@ from devices import crypto
 from identity import audit
 from identity.models import User
 from identity.networks import address_allowed, clean_networks  # noqa: F401 (address_allowed: vpn.services exports it)
+from identity.secret_rows import create_with_secret, replace_secret, required_name
 
 from ..models import Integration, RadiusClient, parse_networks
 
@@ -39,25 +40,20 @@ def create_integration(
     Audits ``vpn.integration_created``. Raises ``ValidationError`` for an empty name or a bad network. The caller
     must have checked that ``actor`` may (a superuser, or someone at the server's shell).
     """
-    name = name.strip()
-    if not name:
-        raise ValidationError("Give the integration a name.")
+    name = required_name(name, what="integration")
     networks = clean_networks(allowed_networks)
     secret = new_secret()
-    with transaction.atomic():
-        integration = Integration.objects.create(
-            name=name,
-            integration_key=new_integration_key(),
-            encrypted_secret=crypto.encrypt(secret.encode()),
-            allowed_networks=networks,
-            created_by=actor if getattr(actor, "pk", None) else None,
-        )
-        audit.record(
-            "vpn.integration_created",
-            actor=actor,
-            ip=ip,
-            details={"integration": integration.integration_key, "name": name, "networks": networks},
-        )
+    integration = create_with_secret(
+        Integration,
+        action="vpn.integration_created",
+        details=lambda row: {"integration": row.integration_key, "name": name, "networks": networks},
+        actor=actor,
+        ip=ip,
+        name=name,
+        integration_key=new_integration_key(),
+        encrypted_secret=crypto.encrypt(secret.encode()),
+        allowed_networks=networks,
+    )
     return integration, secret
 
 
@@ -106,13 +102,15 @@ _ROTATIONS = {
 def _rotate(row: Integration | RadiusClient, *, actor: User | None, ip: str | None) -> str:
     action, details_of = _ROTATIONS[type(row)]
     secret = new_secret()
-    with transaction.atomic():
-        row = type(row).objects.select_for_update().get(pk=row.pk)
-        row.encrypted_secret = crypto.encrypt(secret.encode())
-        row.secret_rotated_at = timezone.now()
-        row.save(update_fields=["encrypted_secret", "secret_rotated_at"])
-        forget_known_integrations()
-        audit.record(action, actor=actor, ip=ip, details=details_of(row))
+    replace_secret(
+        row,
+        stored={"encrypted_secret": crypto.encrypt(secret.encode()), "secret_rotated_at": timezone.now()},
+        action=action,
+        details=details_of,
+        actor=actor,
+        ip=ip,
+        then=forget_known_integrations,
+    )
     return secret
 
 
@@ -179,22 +177,25 @@ def create_radius_client(
     Audits ``vpn.radius_client_created``. Raises ``ValidationError`` for an empty name, a bad network, a network
     another enabled client has (:func:`check_radius_network`) or an unknown Message-Authenticator choice.
     """
-    name = name.strip()
-    if not name:
-        raise ValidationError("Give the RADIUS client a name.")
+    name = required_name(name, what="RADIUS client")
     message_authenticator = _message_authenticator(message_authenticator)
+    network = check_radius_network(network)
     secret = new_secret()
-    with transaction.atomic():
-        network = check_radius_network(network)
-        client = RadiusClient.objects.create(
-            name=name,
-            network=network,
-            message_authenticator=message_authenticator,
-            encrypted_secret=crypto.encrypt(secret.encode()),
-            created_by=actor if getattr(actor, "pk", None) else None,
-        )
-        details = {"radius_client": name, "network": client.network, "message_authenticator": message_authenticator}
-        audit.record("vpn.radius_client_created", actor=actor, ip=ip, details=details)
+    client = create_with_secret(
+        RadiusClient,
+        action="vpn.radius_client_created",
+        details=lambda row: {
+            "radius_client": name,
+            "network": row.network,
+            "message_authenticator": message_authenticator,
+        },
+        actor=actor,
+        ip=ip,
+        name=name,
+        network=network,
+        message_authenticator=message_authenticator,
+        encrypted_secret=crypto.encrypt(secret.encode()),
+    )
     return client, secret
 
 
