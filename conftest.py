@@ -360,13 +360,16 @@ def start_worker(transactional_db, tmp_path):
         worker = CeleryWorker(process, nodename, mail_dir, log)
         workers.append(worker)
         app.conf.task_always_eager = False
-        if len(workers) == 1:
-            app.control.purge()
         deadline = time.time() + 30
-        # Only our worker's answer counts: another one on the same broker says nothing about this one.
-        while not app.control.ping(destination=[nodename], timeout=0.5):
-            if time.time() > deadline or process.poll() is not None:
-                raise RuntimeError("celery worker did not start")
+        # Over a connection of its own: a test that points the app at a broker of its own (use_broker in
+        # devices/tests/test_phone_worker.py) leaves the app's connection pool closed.
+        with app.connection_for_write() as connection:
+            if len(workers) == 1:
+                app.control.purge(connection=connection)
+            # Only our worker's answer counts: another one on the same broker says nothing about this one.
+            while not app.control.ping(destination=[nodename], timeout=0.5, connection=connection):
+                if time.time() > deadline or process.poll() is not None:
+                    raise RuntimeError("celery worker did not start")
         return worker
 
     try:

@@ -16,15 +16,24 @@ the visibility timeout, and the outbox row, not the broker, decides whether it i
 Selected by ``CELERY_BROKER_TRANSPORT`` (Celery's ``broker_transport`` takes a transport class by its import path)
 for ``redis://`` and ``rediss://`` brokers only.
 
-Why an override of a private method, and not a setting: kombu 5.7.0 is its newest release, and redis-py is not
-reached before the failure. The one documented option that avoids both paths is the Redis transport's
-``ack_emulation=False`` (``CELERY_BROKER_TRANSPORT_OPTIONS``): a message then leaves Redis when a worker takes it, an
-acknowledgement touches nothing, and a failed put-back is logged instead of raised. But it also gives up what
-``acks_late`` is for (REL-02; the exports in reports/tasks.py): a message whose worker dies or loses the broker
-mid-task is gone, where today it is delivered again after the visibility timeout. The same traceback is kombu's issue
-582 (celery/kombu#582, closed without a fix); kombu's answer to a sibling crash (a stale socket's KeyError,
-celery/kombu#2592) was to make it one of the transport's connection errors, as this does. Remove this module when a
-kombu release stops building a pool from a detached connection: the fault test
+Why an override of a private method, and neither an upgrade nor a setting (checked in December 2026):
+- No release mends it. kombu 5.7.0 and Celery 5.7.0 are the newest on PyPI, and kombu's development branch still
+  builds the pool from ``self.connection.client`` in ``_connparams`` and still detaches the connection in
+  ``Connection.collect()``. redis-py (8.2.0 is newer than the pin) is not reached before the failure.
+- No documented setting avoids it without losing work. The one that avoids both paths is the Redis transport's
+  ``ack_emulation=False`` (``CELERY_BROKER_TRANSPORT_OPTIONS``): a message then leaves Redis when a worker takes it,
+  an acknowledgement touches nothing, and a failed put-back is logged instead of raised. But it also gives up what
+  ``acks_late`` is for (REL-02; the exports in reports/tasks.py): a message whose worker dies or loses the broker
+  mid-task is gone, where today it is delivered again after the visibility timeout. What makes the close put
+  messages back (the channel's ``do_restore``, the QoS's ``restore_at_shutdown``) is a class attribute, not a
+  transport option; ``worker_cancel_long_running_tasks_on_connection_loss`` decides what happens to running tasks,
+  not how the channel is closed.
+- It still happens on kombu 5.7.0: without this module the fault test below ended the worker in one run of three
+  (at the sixth drop, with the traceback above); with it, three runs of three passed.
+The same traceback is kombu's issue 582 (celery/kombu#582, closed without a fix); kombu's answer to a sibling crash
+(a stale socket's KeyError, celery/kombu#2592) was to make it one of the transport's connection errors, as this does.
+Remove this module, and its entry in ``identity/tests/test_private_state.py``, when a kombu release stops building a
+pool from a detached connection: the fault test
 ``test_rel06_the_worker_outlives_redis_dropping_while_it_is_busy_ten_times_in_a_row`` then passes without it.
 """
 

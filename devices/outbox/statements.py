@@ -10,7 +10,7 @@ from functools import cache
 
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
-from django.db.models import Q
+from django.db.models import Field, Q
 from django.utils import timezone
 
 from identity import sql
@@ -45,6 +45,13 @@ _SENDING_NEEDS = {
 }
 
 
+def _field(name: str) -> Field:
+    field = OutboundMessage._meta.get_field(name)
+    # Every name these statements write or return is a column of the outbox's own table, never a relation to it.
+    assert isinstance(field, Field)
+    return field
+
+
 @cache
 def _claimed_fields() -> tuple[str, ...]:
     # In the model's own order: from_db() pairs values with fields by that order, not by name.
@@ -53,7 +60,7 @@ def _claimed_fields() -> tuple[str, ...]:
 
 def _update_sql(assignments: str, where: str, quick: bool, returning: tuple[str, ...] = ()) -> str:
     # Only our own table and column names go into the text; every value is a parameter.
-    columns = [_quoted(OutboundMessage._meta.get_field(name).column) for name in returning]
+    columns = [_quoted(_field(name).column) for name in returning]
     return " ".join(
         [
             f"UPDATE {_quoted(OutboundMessage._meta.db_table)} SET {assignments}",  # noqa: S608
@@ -84,7 +91,7 @@ def _claim_sql(quick: bool) -> str:
 
 @cache
 def _outcome_sql(names: tuple[str, ...], quick: bool, fenced: bool) -> str:
-    fields = [OutboundMessage._meta.get_field(name) for name in names]
+    fields = [_field(name) for name in names]
     assignments = ", ".join(f"{_quoted(field.column)} = %({field.name})s" for field in fields)
     if not fenced:
         return _update_sql(assignments, "id = %(id)s", quick)
@@ -112,7 +119,7 @@ def _claimed_converters(alias: str) -> list:
     table = OutboundMessage._meta.db_table
     converters = []
     for name in _claimed_fields():
-        field = OutboundMessage._meta.get_field(name)
+        field = _field(name)
         column = field.get_col(table)
         converters.append(
             [(convert, column) for convert in db.ops.get_db_converters(column) + field.get_db_converters(db)]
@@ -134,9 +141,9 @@ def finish_message(message: OutboundMessage, status: str, *, claimed_at=None, **
         message.encrypted_body = ""
     db = connections[DEFAULT_DB_ALIAS]
     names = ("status", "encrypted_body", *fields)
-    params = {"id": message.pk}
+    params: dict[str, object] = {"id": message.pk}
     for name in names:
-        field = OutboundMessage._meta.get_field(name)
+        field = _field(name)
         params[name] = field.get_db_prep_save(getattr(message, field.attname), db)
     fenced = claimed_at is not None
     if fenced:

@@ -289,7 +289,7 @@ def test_rel04_slow_calls_do_not_starve_texts(private_redis, start_worker, fault
 def test_rel06_the_worker_outlives_redis_dropping_while_it_is_busy_ten_times_in_a_row(
     private_redis, start_worker, fault_env, stub, make_user, settings
 ):
-    # kombu's own Redis transport ends the worker here in about one drop in four (config/broker.py mends it): no
+    # kombu's own Redis transport can end the worker here (config/broker.py mends it, and says how often): no
     # supervisor restarts this one, and it must still be the same process after ten drops.
     settings.OUTBOX_SWEEP_GRACE_SECONDS = 1
     worker = start_worker(*worker_options("sms"), **fault_env)

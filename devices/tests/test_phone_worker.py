@@ -92,13 +92,23 @@ def quick_outbox(settings):
 
 
 def use_broker(url: str) -> None:
-    """Point this process's Celery app at another broker, dropping connections made to the old one."""
+    """Point this process's Celery app at another broker for what it publishes, dropping connections made to the
+    old one. Talk to the workers over a connection of its own (``control``): the app keeps its connection pool,
+    which pools.reset() has closed, for its lifetime."""
     # kombu keeps its pools in a process-wide registry by broker: closing them is not enough, a later
     # lookup would hand the closed pool back. reset() closes and forgets them all.
     pools.reset()
     app.conf.broker_url = url
-    app._pool = None
-    app.amqp._producer_pool = None
+    # app.amqp is a cached property (deleting it clears it): the next one builds its producer pool for the new
+    # broker.
+    del app.amqp
+
+
+def control(command: str, worker, **options):
+    """Send a remote-control ``command`` to ``worker`` on the broker the app is configured for now, over a
+    connection of its own."""
+    with app.connection_for_write() as connection:
+        return getattr(app.control, command)(destination=[worker.nodename], connection=connection, **options)
 
 
 def free_port() -> int:
@@ -314,13 +324,13 @@ def test_rel03_rel06_code_asked_for_while_redis_is_down_is_sent_once_after_recov
     private_redis.start()
     # The same worker comes back to the restarted broker. While it takes nothing, two sweeps run: the second
     # leaves the message alone (dispatched within the grace period); a stray second task for it is queued too.
-    wait_for(lambda: app.control.cancel_consumer("sms", destination=[worker.nodename], reply=True, timeout=0.5))
+    wait_for(lambda: control("cancel_consumer", worker, queue="sms", reply=True, timeout=0.5))
     tasks.sweep_outbox()
     tasks.sweep_outbox()
     assert private_redis.queue_length("sms") == 1
     tasks.send_outbound_message.apply_async((message.pk,), queue="sms")
     assert private_redis.queue_length("sms") == 2
-    assert app.control.add_consumer("sms", destination=[worker.nodename], reply=True)
+    assert control("add_consumer", worker, queue="sms", reply=True)
 
     wait_for(lambda: OutboundMessage.objects.filter(pk=message.pk, status=Status.SENT).exists())
     drain(person)

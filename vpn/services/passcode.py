@@ -14,6 +14,7 @@ from functools import cache
 from types import SimpleNamespace
 
 from django.db import DEFAULT_DB_ALIAS, connection
+from django.db.models import Model
 from django_otp import device_classes
 
 from devices import totp
@@ -29,7 +30,7 @@ from .people import may_use_vpn, vpn_factors
 REFUSED = "refused"
 
 
-def _fields(model, wanted: set[str]) -> list[str]:
+def _fields(model: type[Model], wanted: set[str]) -> list[str]:
     # In the model's field order, which ``from_db`` expects the values in.
     return [field.attname for field in model._meta.concrete_fields if field.attname in wanted]
 
@@ -77,11 +78,12 @@ def verify_passcode(username: str, code: str, *, ip: str | None, entry_point: st
     if verdict is not None:
         return verdict
     user = User.objects.filter(username=username, is_active=True).first()
-    factors = vpn_factors(user) if may_use_vpn(user) else None
-    if factors is None or not factors.usable:
-        return Verdict(REFUSED, user.pk if user else None)
-    outcome = verify_typed_code(user, devices=factors.typed, code=code, ip=ip, entry_point=entry_point, context=context)
-    return Verdict(outcome, user.pk)
+    if may_use_vpn(user) and (factors := vpn_factors(user)).usable:
+        outcome = verify_typed_code(
+            user, devices=factors.typed, code=code, ip=ip, entry_point=entry_point, context=context
+        )
+        return Verdict(outcome, user.pk)
+    return Verdict(REFUSED, user.pk if user else None)
 
 
 def _other_typed_devices_sql() -> str:
@@ -115,7 +117,9 @@ def _lock_sql() -> str:
     )
 
 
-def _verify_on_first_read(username: str, code: str, *, ip, entry_point: str, context: dict) -> Verdict | None:
+def _verify_on_first_read(
+    username: str, code: str, *, ip: str | None, entry_point: str, context: dict
+) -> Verdict | None:
     """:func:`verify_passcode` from one locked read of the person and their apps, or None when that read cannot
     settle it: then nothing has been written, and the general path decides."""
     if connection.vendor != "postgresql" or not username:
