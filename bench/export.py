@@ -51,11 +51,11 @@ DELETE FROM devices_authenticatorappdevice WHERE user_id IN (SELECT id FROM iden
 DELETE FROM identity_user WHERE username LIKE 'bench%%';
 INSERT INTO identity_user (password, is_superuser, username, first_name, last_name, email, is_staff, is_active,
     date_joined, department, vpn_access, second_factor_failures, locked_at, locked_until, source, directory_id,
-    directory_dn)
+    directory_dn, directory_mobile, directory_external_id)
 SELECT '!', false, 'bench' || lpad(n::text, 8, '0'), 'First' || n, 'Last' || n, 'bench' || n || '@example.edu',
     false, true, now() - interval '3 years', 'Department ' || (n %% 40),
     (ARRAY['none', 'requested', 'approved', 'approved', 'revoked'])[1 + n %% 5], 0,
-    CASE WHEN n %% 10 = 0 THEN now() - interval '1 hour' END, NULL, 'local', '', ''
+    CASE WHEN n %% 10 = 0 THEN now() - interval '1 hour' END, NULL, 'local', '', '', '', ''
 FROM generate_series(1, %(people)s) AS n;
 CREATE TEMP TABLE bench_people AS SELECT id, row_number() OVER (ORDER BY id) AS n FROM identity_user
     WHERE username LIKE 'bench%%';

@@ -8,11 +8,9 @@ page and the reports share. It is read from ``devices`` each time, never stored 
 from django.db.models import Count, Exists, IntegerField, OuterRef, Q, Subquery, Value
 from django.db.models.functions import Coalesce
 
-from devices.models import BackupCode, Registration
+from devices.models import BackupCode, Registration, WorkingRegistration
 from devices.selectors import enrolled
 from devices.selectors import working_registrations as _working_devices
-
-STRONGER_THAN_TEXT = Q(app_device__confirmed=True) | Q(security_key_device__confirmed=True)
 
 
 def proven_number(person_field: str = "person_id") -> Subquery:
@@ -29,7 +27,9 @@ def proven_number(person_field: str = "person_id") -> Subquery:
 
 def text_only(person_field: str = "person_id"):
     """Enrolled, and every working factor is a code by text or call."""
-    return enrolled(person_field) & ~Exists(_working_devices(person_field).filter(STRONGER_THAN_TEXT))
+    return enrolled(person_field) & ~Exists(
+        _working_devices(person_field).filter(strength__gt=WorkingRegistration.Strength.PHONE)
+    )
 
 
 def device_count(person_field: str = "person_id"):

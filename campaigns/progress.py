@@ -8,38 +8,36 @@ import math
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
-from django.db.models import Case, Count, Exists, IntegerField, Min, OuterRef, Q, Subquery, Value, When
-from django.db.models.functions import TruncDate
+from django.db.models import Count, IntegerField, Max, Min, Q, Subquery, Value
+from django.db.models.functions import Coalesce, TruncDate
 from django.utils import timezone
 
-from devices.models import Registration
-from devices.selectors import CONFIRMED_FACTOR, enrolled
+from devices.models import WorkingRegistration
+from devices.selectors import enrolled, working_registrations
 
 from .models import Campaign, Member
 from .people import AT_RISK, at_risk_annotations
 
-# Strongest working factor, strongest first (as the reports rank them).
-STRENGTH_LABELS = {3: "Security key", 2: "Authenticator app", 1: "Text or voice call", 0: "None (not enrolled)"}
+# Strongest working factor, strongest first (the view's ranks, as the reports name them).
+STRENGTH_LABELS: dict[int, str] = {
+    **{rank: rank.label for rank in sorted(WorkingRegistration.Strength, reverse=True)},
+    0: "None (not enrolled)",
+}
 PACE_DAYS = 7  # the current pace: people enrolled a day over the last week
 
 
-def _in_use(factor: str):
-    return Exists(
-        Registration.objects.filter(
-            user_id=OuterRef("person_id"), status__in=Registration.IN_USE, **{f"{factor}__confirmed": True}
-        )
-    )
+def _per_person(aggregate):
+    """One aggregate over the member's working registrations, as a subquery (NULL when they have none)."""
+    return Subquery(working_registrations().order_by().values("user_id").annotate(value=aggregate).values("value")[:1])
+
+
+def _strongest():
+    return Coalesce(_per_person(Max("strength")), Value(0), output_field=IntegerField())
 
 
 def _first_enrolled():
-    return Subquery(
-        Registration.objects.filter(user_id=OuterRef("person_id"), activated_at__isnull=False)
-        .filter(CONFIRMED_FACTOR)
-        .order_by()
-        .values("user_id")
-        .annotate(at=Min("activated_at"))
-        .values("at")[:1]
-    )
+    # The earliest activation among the devices that make them enrolled now.
+    return _per_person(Min("activated_at"))
 
 
 @dataclass
@@ -88,16 +86,8 @@ def campaign_progress(campaign: Campaign, *, now: datetime | None = None) -> Pro
         progress.enrolled += done
         percent = round(100 * done / people) if people else 0
         progress.departments.append((row["person__department"] or "(none)", people, done, people - done, percent))
-    strength = Case(
-        When(Q(key=True), then=Value(3)),
-        When(Q(app=True), then=Value(2)),
-        When(Q(phone=True), then=Value(1)),
-        default=Value(0),
-        output_field=IntegerField(),
-    )
     strengths = dict(
-        members.annotate(key=_in_use("security_key_device"), app=_in_use("app_device"), phone=_in_use("phone_device"))
-        .annotate(strength=strength)
+        members.annotate(strength=_strongest())
         .values("strength")
         .annotate(n=Count("pk"))
         .values_list("strength", "n")

@@ -6,12 +6,19 @@ import io
 import qrcode
 import qrcode.image.svg
 from django.conf import settings
-from django.db.models import Exists, Min, OuterRef, Q, QuerySet
+from django.db.models import Exists, Min, OuterRef, QuerySet
 from django.utils import timezone
 from two_factor.utils import get_otpauth_url
 
 from .kinds import KINDS, kind_of
-from .models import BackupCodeDevice, OutboundMessage, PhoneDevice, PhoneVerification, Registration
+from .models import (
+    BackupCodeDevice,
+    OutboundMessage,
+    PhoneDevice,
+    PhoneVerification,
+    Registration,
+    WorkingRegistration,
+)
 
 # --- Enrolled: the one rule ------------------------------------------------------------------------------------
 #
@@ -21,30 +28,25 @@ from .models import BackupCodeDevice, OutboundMessage, PhoneDevice, PhoneVerific
 # bypass codes last an hour; a person holding only those has lost their device and still has to set one up, so
 # the campaigns keep reminding them and count them as not enrolled. (The VPN still asks them for a code: the
 # password alone is let in only for people with no code to give, see vpn.) A pending or retired registration
-# signs no one in. The reminders, the VPN's campaign policy and the progress page read this; the enrollment
-# report's SQL (reports.selectors.enrollment) spells the same rule, and a test pins that they agree.
-
-CONFIRMED_FACTOR = (
-    Q(app_device__confirmed=True) | Q(phone_device__confirmed=True) | Q(security_key_device__confirmed=True)
-)
+# signs no one in. The rule is written once, as a database view (``WorkingRegistration``, migration 0012): the
+# reminders, the VPN's campaign policy and the progress page read it here, the reports' SQL joins the same view,
+# and campaigns/tests/test_enrolled_rule.py holds every reader to it.
 
 
-def working_registrations(person_ref: str = "person_id") -> QuerySet[Registration]:
+def working_registrations(person_ref: str = "person_id") -> QuerySet[WorkingRegistration]:
     """The registrations of the person named by ``person_ref`` (an outer column) that make them enrolled."""
-    return Registration.objects.filter(user_id=OuterRef(person_ref), status__in=Registration.IN_USE).filter(
-        CONFIRMED_FACTOR
-    )
+    return WorkingRegistration.objects.filter(user_id=OuterRef(person_ref))
 
 
 def enrolled(person_ref: str = "person_id") -> Exists:
     """A condition: the person named by ``person_ref`` (an outer column) has enrolled. One ``EXISTS`` over the
-    registrations, by the (user, status) index."""
+    view, by the registrations' (user, status) index."""
     return Exists(working_registrations(person_ref))
 
 
 def has_enrolled(user) -> bool:
     """Whether ``user`` has enrolled (one query)."""
-    return Registration.objects.filter(user=user, status__in=Registration.IN_USE).filter(CONFIRMED_FACTOR).exists()
+    return WorkingRegistration.objects.filter(user_id=user.pk).exists()
 
 
 def registrations_for_user(user) -> QuerySet[Registration]:

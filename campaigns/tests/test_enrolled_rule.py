@@ -1,5 +1,7 @@
-"""One rule for "enrolled" (``devices.selectors.enrolled``): the reminders, the VPN's campaign policy, the progress
-page, the campaign's people still to enroll and the enrollment report must never disagree about anyone.
+"""One rule for "enrolled", written once as the view ``devices.models.WorkingRegistration`` (migration devices 0012):
+the reminders, the VPN's campaign policy, the progress page (the ORM, through ``devices.selectors.enrolled``), the
+campaign's people still to enroll and the enrollment report (SQL joining the view) must never disagree about anyone,
+and the rule must put each state where it belongs.
 
 One person in each state a device can be in, each in a department of their own so the progress page's rows name
 them one by one, all with VPN access, in one campaign (a list of their IDs) that lets the password alone in before

@@ -16,7 +16,7 @@ from .factors import AuthenticatorAppDevice, PhoneDevice, PhoneVerification, Sec
 from .tokens import ActivationLink, WebAuthnChallenge, WebAuthnUserHandle
 from .codes import BackupCode, BackupCodeDevice, BypassCode, BypassCodeDevice, BypassCodeDeviceManager, CodeSetMixin
 from .outbound import OutboundMessage
-from .registrations import Registration, mask_phone_number
+from .registrations import Registration, WorkingRegistration, mask_phone_number
 
 # isort: on
 
@@ -36,5 +36,6 @@ __all__ = [
     "SecurityKeyDevice",
     "WebAuthnChallenge",
     "WebAuthnUserHandle",
+    "WorkingRegistration",
     "mask_phone_number",
 ]

@@ -149,3 +149,37 @@ class Registration(models.Model):
             )
             if d is not None
         ]
+
+
+class WorkingRegistration(models.Model):
+    """A registration that makes its person enrolled: the one rule, kept in the database as a view (migration 0012)
+    that the ORM's selectors (``devices.selectors.enrolled``) and the reports' SQL both read.
+
+    In use (active, or mid-reactivation with the old phone still working) and its factor confirmed: an app, a phone
+    (texts or calls), a security key or a passkey. Backup and bypass codes are no registration, so a person holding
+    only those is not enrolled; a pending or retired registration signs no one in. ``strength`` ranks the
+    registration's strongest confirmed factor. Read-only: Django creates, changes and empties nothing here.
+    """
+
+    class Strength(models.IntegerChoices):
+        # A security key resists phishing, an app code does not, a code by text or call also travels over the phone
+        # network. The view's CASE gives these numbers.
+        PHONE = 1, "Text or voice call"
+        APP = 2, "Authenticator app"
+        SECURITY_KEY = 3, "Security key"
+
+    registration = models.OneToOneField(
+        Registration, primary_key=True, db_column="id", on_delete=models.DO_NOTHING, related_name="+"
+    )
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.DO_NOTHING, related_name="+")
+    kind = models.CharField(max_length=16)  # a Registration.Kind
+    strength = models.PositiveSmallIntegerField()  # a Strength
+    activated_at = models.DateTimeField(null=True)
+
+    class Meta:
+        managed = False
+        db_table = "devices_working_registration"
+        verbose_name = "working device"
+
+    def __str__(self) -> str:
+        return f"registration {self.pk}"

@@ -313,6 +313,52 @@ def test_ac09_postgresql_hashes_each_append_as_the_check_recomputes_it(user, ip)
     assert audit.verify_chain(first=before + 1) is None
 
 
+@pytest.mark.postgres
+@pytest.mark.parametrize("ip", [None, "2001:db8::1"])
+def test_ac09_postgresql_hashes_a_bulk_append_in_one_statement_as_the_check_recomputes_it(
+    user, make_user, ip, django_assert_num_queries
+):
+    """The bulk append is one statement of PostgreSQL's (migration 0012), its hashes what the check recomputes."""
+    other = make_user("other")
+    before = _last_sequence()
+    details = {"name": 'Zoë 李 "quoted" \\ back', "nested": {"b": [1, 2.5, None], "a": True}, "big": 2**40}
+    events = [
+        ("test.unicode", {"actor": user, "subject": other, "ip": ip, "details": details}),
+        ("test.nobody", {}),
+        ("test.nobody", {"subject": user}),
+    ]
+    with django_assert_num_queries(1):
+        assert audit.record_many(events) == 3
+    stored = list(AuditEvent.objects.filter(sequence__gt=before).order_by("sequence"))
+    assert [(e.sequence, e.action, e.actor_id, e.subject_id, e.ip) for e in stored] == [
+        (before + 1, "test.unicode", user.pk, other.pk, ip),
+        (before + 2, "test.nobody", None, None, None),
+        (before + 3, "test.nobody", None, user.pk, None),
+    ]
+    assert stored[0].details == details
+    for event in stored:
+        assert event.hash == audit.compute_hash(event.prev_hash, event)
+    assert audit.verify_chain(first=before + 1) is None
+    with django_assert_num_queries(0):
+        assert audit.record_many([]) == 0
+
+
+@pytest.mark.postgres
+def test_ac09_both_appends_hash_through_one_sql_function():
+    """The chain's hash is written once in SQL (migration 0012): both appends call it, neither hashes on its own."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT proname, prosrc FROM pg_proc WHERE proname IN "
+            "('identity_audit_append', 'identity_audit_append_many', 'identity_audit_hash')"
+        )
+        sources = dict(cursor.fetchall())
+    assert set(sources) == {"identity_audit_append", "identity_audit_append_many", "identity_audit_hash"}
+    assert "sha256" in sources["identity_audit_hash"]
+    for name in ("identity_audit_append", "identity_audit_append_many"):
+        assert "identity_audit_hash(" in sources[name]
+        assert "sha256" not in sources[name]
+
+
 def test_ac09_the_hashed_text_is_the_whole_row_in_key_order(user):
     event = audit.record("test.canonical", actor=user, subject=user, ip="10.0.0.8", details={"b": 1, "a": "é"})
     whole = {

@@ -8,16 +8,16 @@ from django.contrib.auth.models import Group
 from django.db import connection
 from django.utils import timezone
 
-from devices.models import Registration
+from devices.models import Registration, WorkingRegistration
 from identity.models import User
 from identity.selectors import STAFF_GROUPS
 
 from ..columns import BOOLEAN, DATETIME, INTEGER, TEXT, Column
 from .common import Filters, start_of, stream
 
-# Strongest factor in use, strongest first: a security key resists phishing, an app code does not, a code by
-# text or call also travels over the phone network.
-FACTOR_STRENGTH = {"security_key": 3, "authenticator_app": 2, "phone": 1, "none": 0}
+# Strongest factor in use, strongest first, by the ranks of the rule's view (``WorkingRegistration.Strength``).
+_RANK = WorkingRegistration.Strength
+FACTOR_STRENGTH = {"security_key": _RANK.SECURITY_KEY, "authenticator_app": _RANK.APP, "phone": _RANK.PHONE, "none": 0}
 FACTOR_LABELS = {
     "security_key": "Security key",
     "authenticator_app": "Authenticator app",
@@ -26,7 +26,7 @@ FACTOR_LABELS = {
 }
 # The same four, as assurance (NIST SP 800-63B-4, issue "phishing-resistant staff"): a WebAuthn credential, a
 # security key or a passkey, is the one phishing-resistant factor (``phishing_resistant`` on the device models:
-# only ``SecurityKeyDevice``, whose table is the strength-3 join below).
+# only ``SecurityKeyDevice``, whose confirmed factor ranks 3 in the rule's view).
 ASSURANCE_LABELS = {
     "security_key": "Phishing-resistant (security key or passkey)",
     "authenticator_app": "Authenticator app",
@@ -69,18 +69,11 @@ ENROLLMENT_COLUMNS: tuple[Column, ...] = (
     ),
 )
 
+# "Enrolled" is the rule's view (devices.models.WorkingRegistration): a person with a row there, and only they.
 _ENROLLMENT_CTE = """
-WITH reg AS (
-    SELECT r.user_id, r.kind,
-           CASE WHEN sk.confirmed THEN 3 WHEN app.confirmed THEN 2 WHEN ph.confirmed THEN 1 ELSE 0 END AS strength
-    FROM devices_registration r
-    LEFT JOIN devices_authenticatorappdevice app ON app.id = r.app_device_id
-    LEFT JOIN devices_phonedevice ph ON ph.id = r.phone_device_id
-    LEFT JOIN devices_securitykeydevice sk ON sk.id = r.security_key_device_id
-    WHERE r.status IN ({in_use})
-), per_user AS (
+WITH per_user AS (
     SELECT user_id, MAX(strength) AS strength, {kind_counts}
-    FROM reg WHERE strength > 0 GROUP BY user_id
+    FROM {working} GROUP BY user_id
 ), first_enrolled AS (
     SELECT user_id, MIN(activated_at) AS at FROM devices_registration
     WHERE activated_at IS NOT NULL GROUP BY user_id
@@ -125,7 +118,7 @@ WITH reg AS (
 def enrollment_cte() -> str:
     # Built only from the constants above, never from input: the filters' values go in as parameters.
     return _ENROLLMENT_CTE.format(
-        in_use=", ".join(f"'{status}'" for status in Registration.IN_USE),
+        working=WorkingRegistration._meta.db_table,
         kind_counts=", ".join(
             f"SUM(CASE WHEN kind = '{kind}' THEN 1 ELSE 0 END) AS {name}" for kind, name in KIND_COLUMNS.items()
         ),
