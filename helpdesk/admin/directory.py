@@ -1,9 +1,15 @@
 """SCIM clients in the staff admin, for superusers only (DIR-05). A token is shown once, on the page that answers
-its creation or rotation, and never again; every change goes through ``identity.directory.scim_clients`` (audited)."""
+its creation or rotation, and never again; every change goes through ``identity.directory.scim_clients`` (audited).
+
+A rotation is confirmed on a page of its own that names the token it replaces: posted again (a reload of the page
+showing the new token, a second tab), it is refused rather than replacing the token just shown."""
 
 from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
+from django.urls import path, reverse
 
 from identity.admin_site import site
 from identity.directory import scim_clients
@@ -21,11 +27,16 @@ def _token_shown_once(request, client: ScimClient, token: str):
             "client": client,
             "token": token,
             "tenant_url": base_url(),
-            "title": str(client),
+            "title": f"SCIM client: {client}",
         },
     )
     response["Cache-Control"] = "no-store"
     return response
+
+
+class RotateTokenForm(forms.Form):
+    # The token this page offers to replace, by when it was issued (ScimClient.token_issued_at).
+    replacing = forms.DateTimeField(widget=forms.HiddenInput)
 
 
 class ScimClientForm(forms.ModelForm):
@@ -40,6 +51,7 @@ class ScimClientAdmin(admin.ModelAdmin):
     list_display = ("name", "enabled", "allowed_networks", "created_at", "token_rotated_at", "last_used_at")
     readonly_fields = ("created_by", "created_at", "token_rotated_at", "last_used_at")
     actions = ["rotate_token", "disable"]
+    change_form_template = "helpdesk/scim_client.html"
 
     def get_exclude(self, request, obj=None):
         # A new client is always created enabled; disabling is a change, audited as one.
@@ -69,9 +81,29 @@ class ScimClientAdmin(admin.ModelAdmin):
         if queryset.count() != 1:
             self.message_user(request, "Rotate one at a time.", messages.ERROR)
             return None
-        client = queryset.get()
-        token = scim_clients.rotate_scim_token(client, actor=request.user, ip=client_ip(request))
-        return _token_shown_once(request, client, token)
+        return redirect(reverse("admin:directory_scimclient_rotate", args=[queryset.get().pk]))
+
+    def get_urls(self):
+        rotate = self.admin_site.admin_view(self.rotate_view)
+        return [path("<int:client_id>/rotate/", rotate, name="directory_scimclient_rotate"), *super().get_urls()]
+
+    def rotate_view(self, request, client_id):
+        """Asks before replacing the token; the answer is the new token, shown once."""
+        if not self.has_change_permission(request):
+            raise PermissionDenied
+        client = get_object_or_404(ScimClient, pk=client_id)
+        form = RotateTokenForm(request.POST or None, initial={"replacing": client.token_issued_at})
+        if request.method == "POST" and form.is_valid():
+            try:
+                token = scim_clients.rotate_scim_token(
+                    client, actor=request.user, ip=client_ip(request), replacing=form.cleaned_data["replacing"]
+                )
+            except ValidationError as error:
+                form.add_error(None, error)
+            else:
+                return _token_shown_once(request, client, token)
+        context = {**site.each_context(request), "client": client, "form": form, "title": f"Rotate the token: {client}"}
+        return TemplateResponse(request, "helpdesk/scim_rotate_token.html", context)
 
     @admin.action(description="Disable the selected clients (their tokens are refused from now on)")
     def disable(self, request, queryset):

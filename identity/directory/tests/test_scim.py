@@ -348,12 +348,24 @@ def test_dir_05_superusers_create_rotate_and_disable_clients_in_the_admin_the_to
     assert token not in admin_client.get(reverse("admin:directory_scimclient_change", args=[row.pk])).content.decode()
     assert token not in admin_client.get(reverse("admin:directory_scimclient_changelist")).content.decode()
 
+    # The action asks first, on a page naming the token it replaces; the answer shows the new one.
     response = admin_client.post(
         reverse("admin:directory_scimclient_changelist"), {"action": "rotate_token", "_selected_action": [row.pk]}
     )
+    rotate = reverse("admin:directory_scimclient_rotate", args=[row.pk])
+    assert response.status_code == 302 and response["Location"] == rotate
+    assert "scim_" not in admin_client.get(rotate).content.decode()
+    replacing = row.token_issued_at.isoformat()
+    response = admin_client.post(rotate, {"replacing": replacing})
     rotated = re.search(r"<code>(scim_[A-Za-z0-9_-]{43})</code>", response.content.decode()).group(1)
+    assert "no-store" in response["Cache-Control"]
     row.refresh_from_db()
     assert rotated != token and row.token_hash == hashlib.sha256(rotated.encode()).hexdigest()
+    # The same answer posted again (a reload) replaces nothing: the token just shown keeps working.
+    page = admin_client.post(rotate, {"replacing": replacing}).content.decode()
+    assert scim_clients.ROTATED_SINCE in page and "<code>scim_" not in page
+    row.refresh_from_db()
+    assert row.token_hash == hashlib.sha256(rotated.encode()).hexdigest()
 
     admin_client.post(
         reverse("admin:directory_scimclient_changelist"), {"action": "disable", "_selected_action": [row.pk]}
