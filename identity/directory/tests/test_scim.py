@@ -381,7 +381,7 @@ def test_dir_05_superusers_create_rotate_and_disable_clients_in_the_admin_the_to
     assert all(event.actor.is_superuser for event in events)
 
 
-def test_dir_05_help_desk_and_auditors_cannot_see_scim_clients(staff_member, auditor, sign_in):  # noqa: F811
+def test_dir_05_help_desk_and_auditors_cannot_see_scim_clients(staff_member, auditor, sign_in, scim_client):  # noqa: F811
     from django.test import Client
     from django.urls import reverse
 
@@ -390,6 +390,10 @@ def test_dir_05_help_desk_and_auditors_cannot_see_scim_clients(staff_member, aud
         sign_in(browser, person)
         assert browser.get(reverse("admin:directory_scimclient_changelist")).status_code == 403
         assert browser.get(reverse("admin:directory_scimclient_add")).status_code == 403
+        rotate = reverse("admin:directory_scimclient_rotate", args=[scim_client.pk])
+        assert browser.get(rotate).status_code == 403
+        assert browser.post(rotate, {"replacing": scim_client.token_issued_at.isoformat()}).status_code == 403
+    assert scim_client.token_hash == ScimClient.objects.get(pk=scim_client.pk).token_hash
 
 
 def test_anything_unexpected_is_a_500_in_scims_shape_with_no_traceback(scim, monkeypatch):
