@@ -40,17 +40,30 @@ def unapplied_migrations(connection) -> list[str]:
 
 
 def check_database() -> dict:
-    """PostgreSQL answers, and has every migration this code has."""
+    """PostgreSQL answers, takes writes, and has every migration this code has."""
     connection = connections[DEFAULT_DB_ALIAS]
+    if _read_only(connection):
+        return {"ok": False, "read_only": True}
     if _Migrations.complete:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT 1")
         return {"ok": True}
     unapplied = unapplied_migrations(connection)
     if unapplied:
         return {"ok": False, "unapplied_migrations": len(unapplied), "first_unapplied": unapplied[0]}
     _Migrations.complete = True
     return {"ok": True}
+
+
+def _read_only(connection) -> bool:
+    """Whether the server refuses writes: a standby, or a server set read-only. Every request that matters writes
+    (the spent step, the audit event, the session), so a node whose connection reached such a server cannot serve:
+    a ``DATABASE_URL`` naming one member where the primary has moved, or a multi-host one without
+    ``target_session_attrs=read-write`` (docs/operations.md). One query, which is also the probe's ping."""
+    with connection.cursor() as cursor:
+        if connection.vendor != "postgresql":
+            cursor.execute("SELECT 1")
+            return False
+        cursor.execute("SELECT current_setting('transaction_read_only')")
+        return cursor.fetchone()[0] == "on"
 
 
 def check_outbox() -> dict:

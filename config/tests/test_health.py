@@ -94,7 +94,7 @@ def test_readyz_asks_for_the_migration_plan_until_it_is_complete_then_only_pings
     with django_assert_max_num_queries(5):
         assert client.get("/readyz?exclude=outbox").status_code == 200
     assert health._Migrations.complete
-    with django_assert_num_queries(1):  # SELECT 1
+    with django_assert_num_queries(1):  # is the server read-only? (the ping)
         assert client.get("/readyz?exclude=outbox").status_code == 200
 
 
@@ -156,6 +156,23 @@ def test_readyz_through_the_production_application(application, stale_message, s
     settings.TRUSTED_PROXY_COUNT = 1  # from 127.0.0.1, the proxy, for a client on the internet
     status, _, content = call(application, "GET", "/readyz?exclude=outbox", headers={"X-Forwarded-For": OUTSIDE})
     assert status == 200 and json.loads(content) == {"status": "ok"}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_readyz_is_unavailable_while_the_server_refuses_writes(client):
+    """As on a standby, or a server an operator set read-only: a node whose connection reached it cannot take a
+    spent step or an audit event, so the load balancer must take it out (docs/operations.md, failover)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SET default_transaction_read_only = on")
+    try:
+        response = client.get("/readyz?exclude=outbox")
+        assert response.status_code == 503
+        database = response.json()["checks"]["database"]
+        assert database == {"ok": False, "read_only": True, "ms": database["ms"]}
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("RESET default_transaction_read_only")
+    assert client.get("/readyz?exclude=outbox").status_code == 200
 
 
 def migrate(*target: str) -> None:

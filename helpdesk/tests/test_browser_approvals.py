@@ -21,6 +21,17 @@ from .test_browser_desk import _agent_in_admin
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
+# The admin's button colours (--default-button-bg and --button-bg): a main action and the one beside it.
+MAIN_BUTTON, OTHER_BUTTON = "rgb(32, 80, 103)", "rgb(65, 118, 144)"
+
+
+def drawn(element) -> dict:
+    """How the browser draws an action: its display, its background colour, and the bullet of its list item."""
+    return element.evaluate(
+        "e => ({display: getComputedStyle(e).display, background: getComputedStyle(e).backgroundColor,"
+        " bullet: getComputedStyle(e.closest('li') || e).listStyleType})"
+    )
+
 
 def test_bnd08_bnd07_bnd10_approved_bypass_codes_are_finished_by_the_requester_and_shown_once(
     live_server, staff_member, second_agent, make_user, enroll, password
@@ -35,6 +46,9 @@ def test_bnd08_bnd07_bnd10_approved_bypass_codes_are_finished_by_the_requester_a
     with chromium() as browser:
         a = _agent_in_admin(browser, live_server.url, staff_member, password)
         a.goto(f"/admin/identity/user/{person.pk}/change/")
+        # The desk's actions are the page's main actions: the admin's buttons in a row, not links in a bulleted list.
+        issue = a.locator(".desk-actions").get_by_role("link", name="Issue bypass codes")
+        assert drawn(issue) == {"display": "inline-block", "background": MAIN_BUTTON, "bullet": "none"}
         a.get_by_role("link", name="Issue bypass codes").click()
         a.get_by_label("Photo ID checked on a video call").check()
         a.get_by_label("Ticket or case reference").fill("INC-7001")
@@ -60,6 +74,7 @@ def test_bnd08_bnd07_bnd10_approved_bypass_codes_are_finished_by_the_requester_a
         a.goto(request_url)
         expect(a.get_by_text("Another agent (not the one who asked")).to_be_visible()
         expect(a.get_by_role("button", name="Approve", exact=True)).to_have_count(0)
+        axe.check(a, "own request, waiting")
 
         # The caller hangs up; the request waits two hours for a second agent.
         earlier = timezone.now() - timedelta(hours=2)
@@ -86,6 +101,7 @@ def test_bnd08_bnd07_bnd10_approved_bypass_codes_are_finished_by_the_requester_a
         axe.check(b_desk, "approval queue")
         b.goto("/admin/helpdesk/approvalrequest/")
         seen_by_b.append(b.content())
+        axe.check(b, "approval queue, on a phone")
         b.get_by_role("link", name=asks).click()
         # What B decides on, in sentences: who asks what for whom, with what, why a second agent, since when.
         summary = b.locator(".desk-summary")
@@ -100,22 +116,29 @@ def test_bnd08_bnd07_bnd10_approved_bypass_codes_are_finished_by_the_requester_a
         expect(b.get_by_role("heading", name="Your decision")).to_be_visible()
         axe.check(b, "approve a request, on a phone")
         assert horizontal_overflow(b) == 0
+        # Approve is the main button, Decline the one beside it; neither a grey browser button.
+        assert drawn(b.get_by_role("button", name="Approve", exact=True))["background"] == MAIN_BUTTON
+        assert drawn(b.get_by_role("button", name="Decline", exact=True))["background"] == OTHER_BUTTON
         b.get_by_role("button", name="Approve", exact=True).click()
         expect(b.get_by_text(f"Approved. {staff_member} finishes it with the caller on the line")).to_be_visible()
         seen_by_b.append(b.content())
+        axe.check(b, "after approving, on a phone")
         b.goto(request_url)
         expect(b.get_by_text(f"Approved: {staff_member}, who asked for it, finishes it")).to_be_visible()
         expect(b.locator("form[action$='/finish/']")).to_have_count(0)
         seen_by_b.append(b.content())
+        axe.check(b, "approved request, as the approver sees it")
 
         # The caller rings back: A's check from two hours ago no longer counts, so A checks again, then finishes.
         a.goto(f"/admin/identity/user/{person.pk}/change/")
         expect(a.get_by_text("for you to finish with the caller")).to_be_visible()
+        axe.check(a, "person page with an approved request")
         a.get_by_role("link", name=str(request)).click()
         expect(a.get_by_text("First check again who is calling")).to_be_visible()
         expect(a.locator("form[action$='/finish/']")).to_have_count(0)
         axe.check(a, "approved request, check again first")
         a.get_by_role("link", name="Record an identity check").click()
+        axe.check(a, "identity check for an approved request")
         a.get_by_label("Called back on the number in the HR record").check()
         a.get_by_label("Ticket or case reference").fill("INC-7002")
         a.get_by_role("button", name="Record the check").click()
@@ -155,6 +178,7 @@ def test_bnd08_bnd07_bnd10_approved_bypass_codes_are_finished_by_the_requester_a
         ):
             b.goto(url)
             seen_by_b.append(b.content())
+            axe.check(b, f"after the codes were issued, {url}")
 
     assert not [code for code in codes if any(code in page for page in seen_by_b)]
     request.refresh_from_db()

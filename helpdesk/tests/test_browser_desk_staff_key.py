@@ -2,7 +2,7 @@
 
 Before the staff date, agent A checks the colleague's identity and files the key (a staff account needs a second
 agent); agent B approves; A registers the key with the colleague at the desk. Once the date has come, the colleague
-signs in with that key and the admin lets them in. axe-core checks the pages this changes.
+signs in with that key and the admin lets them in. axe-core checks every admin page on the way.
 """
 
 from datetime import timedelta
@@ -44,7 +44,9 @@ def test_bnd08_WA_05_a_key_for_a_staff_colleague_filed_approved_registered_then_
 
     # A: the colleague is at the desk; check who they are, then file the key (a staff account: four eyes).
     a.goto(f"/admin/identity/user/{auditor.pk}/change/")
+    axe.check(a, "a staff colleague's page")
     a.get_by_role("link", name="Register a security key").click()
+    axe.check(a, "identity check before filing a key")
     a.get_by_label("Photo ID checked in person").check()
     a.get_by_label("Ticket or case reference").fill("INC-8001")
     a.get_by_role("button", name="Record the check").click()
@@ -54,6 +56,7 @@ def test_bnd08_WA_05_a_key_for_a_staff_colleague_filed_approved_registered_then_
     axe.check(a, "file a key for a staff colleague")
     a.get_by_role("button", name="Ask for approval").click()
     expect(a.locator(".messagelist")).to_contain_text("you register the key from the person's page")
+    axe.check(a, "a key filed for approval")
     request = ApprovalRequest.objects.get(person=auditor, action="register_security_key")
 
     # B approves: nothing runs yet, the key is touched at the desk.
@@ -63,6 +66,7 @@ def test_bnd08_WA_05_a_key_for_a_staff_colleague_filed_approved_registered_then_
     axe.check(b, "approve a key for a staff colleague")
     b.get_by_role("button", name="Approve", exact=True).click()
     expect(b.get_by_text(f"Approved. {staff_member} registers the key with the person at the desk")).to_be_visible()
+    axe.check(b, "a key approved")
 
     # A registers it, from the request, with the colleague touching the key.
     a.goto(f"/admin/helpdesk/approvalrequest/{request.pk}/change/")
@@ -74,6 +78,7 @@ def test_bnd08_WA_05_a_key_for_a_staff_colleague_filed_approved_registered_then_
     axe.check(a, "register the approved key")
     a.get_by_role("button", name="Yes, register a security key").click()
     expect(a.locator(".messagelist")).to_contain_text("Security key “Desk key” registered")
+    axe.check(a, "a key registered")
     registration = Registration.objects.get(user=auditor, kind=Registration.Kind.SECURITY_KEY)
     assert registration.security_key_device.registered_by == staff_member
     request.refresh_from_db()
@@ -89,6 +94,7 @@ def test_bnd08_WA_05_a_key_for_a_staff_colleague_filed_approved_registered_then_
     _sign_in_with_password(a, auditor, password)
     a.get_by_role("button", name="Use your security key").click()
     expect(a.get_by_role("heading", name="People, devices and audit")).to_be_visible()
+    axe.check(a, "admin home page, signed in with the key")
     assert AuditEvent.objects.filter(action="admin.refused_factor", subject=staff_member).count() == 1
     assert not AuditEvent.objects.filter(action="admin.refused_factor", subject=auditor).exists()
     axe.assert_clean()

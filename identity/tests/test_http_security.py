@@ -69,11 +69,12 @@ def check_deploy(**overrides: str | None) -> subprocess.CompletedProcess:
     )
 
 
-def test_ses05_check_deploy_clean_with_production_example():
-    """As ``make check-deploy`` runs it: no database here, so the role check (AC-10) and the campaigns' check say
-    they were skipped, and why; the example leaves the staff date unset (a new site's staff have no keys yet), which
-    is said, not failed on."""
-    result = check_deploy(DATABASE_URL=None)
+def test_ses05_check_deploy_clean_with_production_example(tmp_path):
+    """As ``make check-deploy`` runs it on a machine with no database yet, so the role check (AC-10) and the
+    campaigns' check say they were skipped, and why; the example leaves the staff date unset (a new site's staff have
+    no keys yet), which is said, not failed on. An empty SQLite file of its own stands for "no database": the
+    default one may already hold a migrated demo (``make run``), which the campaigns' check would then read."""
+    result = check_deploy(DATABASE_URL=f"sqlite:///{tmp_path / 'no-tables.sqlite3'}")
 
     assert result.returncode == 0, result.stdout + result.stderr
     assert "System check identified 3 issues (0 silenced)." in result.stderr, result.stdout + result.stderr

@@ -3,7 +3,8 @@
 Two rules, read from the source with ``ast`` so that an import deferred into a function body (the usual way to hide a
 cycle) counts as much as one at the top of a module:
 
-- no cycle between any two modules of the project (the apps and ``config``), directly or around a longer loop;
+- no cycle between any two modules of the project, directly or around a longer loop: the apps and ``config``, and
+  their tests, migrations, the benchmarks and the modules at the top (``testsupport``, the root ``conftest``) too;
 - the arrows between apps point one way: ``helpdesk -> devices -> identity``, ``vpn -> campaigns -> devices ->
   identity``, ``reports -> campaigns -> devices -> identity``; ``identity`` (with ``identity.directory``) imports no
   other app of ours, and no app imports ``config``, which sits above them all.
@@ -12,6 +13,7 @@ It lives with the lowest app because it is about all of them.
 """
 
 import ast
+import os
 from pathlib import Path
 
 import pytest
@@ -29,6 +31,8 @@ MAY_IMPORT = {
     "reports": {"campaigns", "devices", "identity"},
 }
 PACKAGES = [*MAY_IMPORT, "config"]
+# Not the project's: a virtual environment or a tool's directory inside the checkout.
+NOT_OURS = {".venv", "venv", "node_modules", "__pycache__"}
 
 
 def _module_name(path: Path) -> str:
@@ -37,12 +41,22 @@ def _module_name(path: Path) -> str:
 
 
 def _modules() -> dict[str, Path]:
+    """The apps' and config's own code: what the arrows between apps are about."""
     return {
         _module_name(path): path
         for package in PACKAGES
         for path in (ROOT / package).rglob("*.py")
         if not {"tests", "migrations"} & set(path.relative_to(ROOT).parts)
     }
+
+
+def _every_module() -> dict[str, Path]:
+    """Every Python module of the project, tests, migrations and benchmarks included."""
+    found = {}
+    for top, dirs, files in os.walk(ROOT):
+        dirs[:] = [name for name in dirs if name not in NOT_OURS and not name.startswith(".")]
+        found.update({_module_name(Path(top, name)): Path(top, name) for name in files if name.endswith(".py")})
+    return found
 
 
 def _imports(name: str, path: Path, known: set[str]) -> set[str]:
@@ -63,8 +77,8 @@ def _imports(name: str, path: Path, known: set[str]) -> set[str]:
     return {module for module in found if module in known and module != name}
 
 
-def import_graph() -> dict[str, set[str]]:
-    modules = _modules()
+def import_graph(*, everything: bool = False) -> dict[str, set[str]]:
+    modules = _every_module() if everything else _modules()
     return {name: _imports(name, path, set(modules)) for name, path in modules.items()}
 
 
@@ -114,9 +128,13 @@ def test_every_app_of_ours_has_its_arrows():
 
 
 def test_no_two_modules_of_the_project_import_each_other():
-    graph = import_graph()
+    graph = import_graph(everything=True)
     for module in ("devices.models", "devices.services.enrollment", "identity.directory.people", "config.urls"):
         assert module in graph
+    # The tests, the benchmarks and the modules at the top are modules of the project too.
+    for module in ("helpdesk.tests.test_browser_approvals", "devices.tests.browser", "bench.sweep", "testsupport"):
+        assert module in graph
+    assert "helpdesk.tests.test_browser_desk" in graph["helpdesk.tests.test_browser_approvals"]
     for app in MAY_IMPORT:
         assert any(_app(name) == app for name in graph), app
     cycle = find_cycle(graph)

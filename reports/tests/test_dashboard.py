@@ -70,6 +70,25 @@ def test_each_chart_reads_on_its_own_with_labels_values_and_a_scale(auditor_clie
     assert _texts(kinds, "tick")[0] == "0" and int(_texts(kinds, "tick")[-1]) >= max(totals.devices.values())
 
 
+def test_the_charts_over_time_read_on_their_own_too(auditor_client, population, staff_member):
+    """The weekly charts (people enrolled so far, help-desk actions) name each week, give its value, and have a
+    scale and an axis title, as the charts by department and kind do."""
+    audit.record("helpdesk.device_reset", actor=staff_member, subject=population.alice, details={})
+    page = auditor_client.get(PAGE).content.decode()
+
+    for chart_id, rows, axis in (
+        ("chart-weeks", [(week, total) for week, _, total in dashboard.enrolled_per_week()], "People enrolled so far"),
+        ("chart-desk", dashboard.desk_actions_per_week(), "Help-desk actions"),
+    ):
+        drawn = _chart(page, chart_id)
+        assert rows, chart_id
+        assert _texts(drawn, "label") == [week for week, _ in rows], chart_id
+        assert _texts(drawn, "value") == [str(value) for _, value in rows], chart_id
+        ticks = _texts(drawn, "tick")
+        assert ticks[0] == "0" and int(ticks[-1].replace(",", "")) >= max(value for _, value in rows), chart_id
+        assert _texts(drawn, "axis-title") == [axis], chart_id
+
+
 def test_a_chart_scales_to_round_steps_and_cuts_long_labels_short():
     chart = dashboard.chart([("Short", 3), ("A department with a very long name indeed", 10)], axis="People")
 

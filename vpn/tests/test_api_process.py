@@ -29,10 +29,10 @@ def _answers(base: str) -> bool:
 
 
 @contextmanager
-def api_process(metrics_directory: Path, *, workers: int = 1):
-    """``gunicorn config.wsgi_api`` as deploy/enrollment-api.service runs it, on this test's database; yields its
-    base URL. The environment names the site's settings module, as a shared environment file may: the entry point
-    must not take it."""
+def api_process(metrics_directory: Path, *, workers: int = 1, **environment: str):
+    """``gunicorn config.wsgi_api`` as deploy/enrollment-api.service runs it, on this test's database (unless
+    ``environment`` says otherwise, as it may say anything else); yields its base URL. The environment names the
+    site's settings module, as a shared environment file may: the entry point must not take it."""
     db = connection.settings_dict
     port = free_tcp_port()
     env = {
@@ -41,6 +41,7 @@ def api_process(metrics_directory: Path, *, workers: int = 1):
         "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
         "ALLOWED_HOSTS": "127.0.0.1",
         "PROMETHEUS_MULTIPROC_DIR": str(metrics_directory),
+        **environment,
     }
     command = [sys.executable, "-m", "gunicorn", "config.wsgi_api", "-b", f"127.0.0.1:{port}", "-w", str(workers)]
     server = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -152,8 +152,8 @@ class Site:
         self.output.close()
 
 
-def _sign_in_on_the_web(site: Site, person, device) -> requests.Response:
-    session = requests.Session()
+def _sign_in_on_the_web(site: Site, person, device, session: requests.Session | None = None) -> requests.Response:
+    session = session or requests.Session()
     page = session.get(f"{site.url}/account/sign-in/", timeout=30)
     token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text).group(1)
     answer = session.post(
