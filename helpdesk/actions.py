@@ -18,7 +18,7 @@ from identity.models import User
 from identity.selectors import same_person
 
 from . import errors, services
-from .forms import PASSKEY, SECURITY_KEY, DeskKeyLabelForm, DeskKeyRegistrationForm
+from .forms import KEY_FORMS, PASSKEY, SECURITY_KEY, DeskKeyLabelForm, DeskKeyRegistrationForm
 
 Outcome = services.Outcome
 
@@ -328,6 +328,8 @@ def settings_words(action: str, params: dict, person: User) -> str:
     """What a filed ``action`` will do with its ``params``, in plain words, for the second agent: "1 bypass code,
     valid for 15 minutes", the device by its name, the new values of changed details, the reason given."""
     parts = []
+    if action == "register_security_key":  # a key brought to the desk, or a passkey on the person's own phone
+        parts.append(KEY_FORMS[params.get("form") or SECURITY_KEY])
     if "count" in params:
         count = params["count"]
         parts.append(f"{count} bypass code{'s' if count != 1 else ''}, valid for {params.get('valid_minutes')} minutes")

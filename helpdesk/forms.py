@@ -5,6 +5,11 @@ from devices.forms import SecurityKeyAssertionForm, SecurityKeyLabelForm
 from .models import Case, IdentityCheck
 
 SECURITY_KEY, PASSKEY = "security_key", "passkey"
+# What the desk may register, in the words its form and the four-eyes request use.
+KEY_FORMS = {
+    SECURITY_KEY: "A security key they brought (touched when it blinks)",
+    PASSKEY: "A passkey on their own phone or computer (unlocked with face, fingerprint or screen lock)",
+}
 
 
 def case_field(person) -> forms.ModelChoiceField:
@@ -48,10 +53,7 @@ class DeskKeyLabelForm(SecurityKeyLabelForm):
 
     form = forms.ChoiceField(
         label="What does the person register?",
-        choices=[
-            (SECURITY_KEY, "A security key they brought (touched when it blinks)"),
-            (PASSKEY, "A passkey on their own phone or computer (unlocked with face, fingerprint or screen lock)"),
-        ],
+        choices=list(KEY_FORMS.items()),
         initial=SECURITY_KEY,
         required=False,
         widget=forms.RadioSelect,

@@ -48,12 +48,16 @@ def replace_secret(
     actor: Any,
     ip: str | None,
     then: Callable[[], None] | None = None,
+    unless: Callable[[Row], None] | None = None,
 ) -> Row:
     """Write ``stored`` (the new secret's stored form and the rotation's time) on the locked row at once, so the old
     secret stops working with the commit; call ``then()`` (a cache to drop) and audit ``action`` in the same
-    transaction. Return the row as written."""
+    transaction. Return the row as written. ``unless(row)`` is called on the locked row first: a ``ValidationError``
+    it raises leaves everything as it was."""
     with transaction.atomic():
         row = type(row)._default_manager.select_for_update().get(pk=row.pk)
+        if unless is not None:
+            unless(row)
         for field, value in stored.items():
             setattr(row, field, value)
         row.save(update_fields=list(stored))

@@ -83,6 +83,25 @@ class Accessibility:
         assert not self.violations, "axe-core found serious or critical violations:\n" + "\n".join(self.violations)
 
 
+def page_with_authenticator(browser, base_url, screen, *, init_script: str | None = None, **options):
+    """A page in a new browser context with one of Chromium's virtual WebAuthn authenticators (DevTools' WebAuthn
+    domain), the browser running the real ceremonies with it; returns ``(page, cdp session, authenticator id)``.
+
+    ``options`` are the authenticator's (``transport``, ``hasResidentKey``, ``isUserVerified``...); it speaks CTAP2.
+    ``init_script`` runs in every page before the site's own scripts.
+    """
+    context = browser.new_context(base_url=base_url, **screen)
+    context.set_default_timeout(15_000)
+    if init_script:
+        context.add_init_script(init_script)
+    page = context.new_page()
+    cdp = context.new_cdp_session(page)
+    cdp.send("WebAuthn.enable")
+    options = {"protocol": "ctap2", **options}
+    authenticator = cdp.send("WebAuthn.addVirtualAuthenticator", {"options": options})["authenticatorId"]
+    return page, cdp, authenticator
+
+
 def horizontal_overflow(page) -> int:
     """How many CSS pixels the page is wider than the screen (0 when nothing scrolls sideways).
 

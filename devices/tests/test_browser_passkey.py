@@ -18,7 +18,7 @@ from devices.models import Registration, SecurityKeyDevice
 from identity.models import AuditEvent
 from testsupport import fresh_code
 
-from .browser import DESKTOP, PHONE, Accessibility, horizontal_overflow
+from .browser import DESKTOP, PHONE, Accessibility, horizontal_overflow, page_with_authenticator
 from .test_browser_enrollment import _heading, _shot, _sign_in_with_password
 from .test_browser_security_key import _base64url, _credentials
 
@@ -36,28 +36,18 @@ if (window.PublicKeyCredential) {
 
 
 def _page_with_passkeys(browser, site, screen, *, synced: bool, autofill: bool = False):  # noqa: F811
-    context = browser.new_context(base_url=site, **screen)
-    context.set_default_timeout(15_000)
-    if not autofill:
-        context.add_init_script(WITHOUT_AUTOFILL)
-    page = context.new_page()
-    cdp = context.new_cdp_session(page)
-    cdp.send("WebAuthn.enable")
-    authenticator = cdp.send(
-        "WebAuthn.addVirtualAuthenticator",
-        {
-            "options": {
-                "protocol": "ctap2",
-                "transport": "internal",
-                "hasResidentKey": True,
-                "hasUserVerification": True,
-                "isUserVerified": True,
-                "defaultBackupEligibility": synced,
-                "defaultBackupState": synced,
-            }
-        },
-    )["authenticatorId"]
-    return page, cdp, authenticator
+    return page_with_authenticator(
+        browser,
+        site,
+        screen,
+        init_script=None if autofill else WITHOUT_AUTOFILL,
+        transport="internal",
+        hasResidentKey=True,
+        hasUserVerification=True,
+        isUserVerified=True,
+        defaultBackupEligibility=synced,
+        defaultBackupState=synced,
+    )
 
 
 def _sign_out(page):

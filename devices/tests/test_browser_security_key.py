@@ -16,7 +16,7 @@ from playwright.sync_api import expect
 from devices.models import Registration, SecurityKeyDevice
 from identity.models import AuditEvent
 
-from .browser import DESKTOP, Accessibility
+from .browser import DESKTOP, Accessibility, page_with_authenticator
 from .test_browser_enrollment import _heading, _shot, _sign_in_with_password
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -25,24 +25,15 @@ ALREADY_REGISTERED = "This security key is already registered."
 
 
 def _page_with_security_key(browser, site):
-    context = browser.new_context(base_url=site, **DESKTOP)
-    context.set_default_timeout(15_000)
-    page = context.new_page()
-    cdp = context.new_cdp_session(page)
-    cdp.send("WebAuthn.enable")
-    authenticator = cdp.send(
-        "WebAuthn.addVirtualAuthenticator",
-        {
-            "options": {
-                "protocol": "ctap2",
-                "transport": "usb",
-                "hasResidentKey": False,
-                "hasUserVerification": True,
-                "isUserVerified": True,
-            }
-        },
-    )["authenticatorId"]
-    return page, cdp, authenticator
+    return page_with_authenticator(
+        browser,
+        site,
+        DESKTOP,
+        transport="usb",
+        hasResidentKey=False,
+        hasUserVerification=True,
+        isUserVerified=True,
+    )
 
 
 def _credentials(cdp, authenticator) -> list[dict]:

@@ -25,6 +25,7 @@ class ScimClientAdmin(SecretShownOnceAdmin):
     readonly_fields = ("created_by", "created_at", "token_rotated_at", "last_used_at")
     actions = ["rotate_token", "disable"]
     secret_name = "secret token"
+    rotated_at_field = "token_rotated_at"
     shown_once_template = "helpdesk/scim_token_shown_once.html"
     create = staticmethod(scim_clients.create_scim_client)
     update = staticmethod(scim_clients.update_scim_client)

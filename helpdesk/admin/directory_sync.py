@@ -7,11 +7,24 @@ from django.shortcuts import get_object_or_404, redirect
 from django.urls import path, reverse
 from django.views.decorators.http import require_POST
 
+from helpdesk.actions import person_words
 from identity.admin_site import site
 from identity.directory import background, sync
 from identity.directory.models import DirectorySyncRun
+from identity.models import User
 
 from .registrations import ReadOnlyAdmin
+
+
+def _leaving_in_words(run: DirectorySyncRun) -> list[dict]:
+    """Who a held run would deactivate, as the page names them: name, ID and department, and why (one query)."""
+    people = User.objects.in_bulk([entry["id"] for entry in run.would_deactivate])
+    leaving = []
+    for entry in run.would_deactivate:
+        person = people.get(entry["id"])
+        words = person_words(person) if person else entry["username"]
+        leaving.append({**entry, "words": words, "department": person.department if person else ""})
+    return leaving
 
 
 @admin.register(DirectorySyncRun, site=site)
@@ -54,6 +67,8 @@ class DirectorySyncRunAdmin(ReadOnlyAdmin):
         run = self.get_object(request, object_id)
         decide = run is not None and request.user.is_superuser and run.status == run.Status.HELD and not run.dry_run
         extra = {"run": run, "can_decide": decide}
+        if run is not None and run.status == run.Status.HELD:
+            extra["leaving"] = _leaving_in_words(run)
         return super().change_view(request, object_id, form_url, {**(extra_context or {}), **extra})
 
     def get_urls(self):

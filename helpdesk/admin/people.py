@@ -23,7 +23,7 @@ from devices.services import security_keys
 from devices.webauthn import SessionChallenge
 from helpdesk import approvals, runner, selectors, services
 from helpdesk.actions import ACTIONS, actions_for, filed_words, person_words
-from helpdesk.forms import PASSKEY, CaseForm, DeskKeyLabelForm, IdentityCheckForm, case_field
+from helpdesk.forms import PASSKEY, SECURITY_KEY, CaseForm, DeskKeyLabelForm, IdentityCheckForm, case_field
 from identity.admin_site import site
 from identity.directory import sync
 from identity.directory.models import COUNTS
@@ -289,6 +289,11 @@ class PersonAdmin(DeskAdmin):
         form_class = desk_action.filing_form if filing else desk_action.form
         form = form_class(request.POST or None, initial=initial, **kwargs)
         form.fields["case"] = case_field(person)
+        if approved is not None:
+            # What the second agent approved is what runs (approvals.finish_request): shown, not to be changed here.
+            for name in approved.params:
+                if name in form.fields:
+                    form.fields[name].disabled = True
         if request.method == "POST" and form.is_valid():
             params = dict(form.cleaned_data)
             case = params.pop("case")
@@ -355,11 +360,14 @@ class PersonAdmin(DeskAdmin):
         if services.current_identity_check(person, agent=request.user) is None:
             message = services.errors.NO_CURRENT_CHECK.format(minutes=settings.IDENTITY_CHECK_VALID_MINUTES)
             return JsonResponse({"error": message}, status=403)
-        form = DeskKeyLabelForm(request.POST)
-        if not form.is_valid():
-            return JsonResponse({"error": next(iter(form.errors.values()))[0]}, status=400)
-        # An approved request registers what the second agent approved, whatever this page now says.
-        chosen = approved.params.get("form", form.cleaned_data["form"]) if approved else form.cleaned_data["form"]
+        if approved is not None:
+            # An approved request registers what the second agent approved (its fields are not posted: disabled).
+            chosen = approved.params.get("form") or SECURITY_KEY
+        else:
+            form = DeskKeyLabelForm(request.POST)
+            if not form.is_valid():
+                return JsonResponse({"error": next(iter(form.errors.values()))[0]}, status=400)
+            chosen = form.cleaned_data["form"]
         if not request.session.session_key:
             request.session.save()
         options, challenge = security_keys.start_security_key_registration(

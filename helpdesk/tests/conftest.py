@@ -29,6 +29,14 @@ def superuser(make_user, enroll):
 
 
 @pytest.fixture
+def second_superuser(make_user, enroll):
+    """Another superuser, with an app of their own: the first one's app has no unused code left within its step."""
+    person = make_user("root2", first_name="Rae", last_name="Oakes", is_staff=True, is_superuser=True)
+    enroll(person)
+    return person
+
+
+@pytest.fixture
 def second_agent(make_user, enroll):
     return _staff(make_user, enroll, "staff2", "Help desk")
 

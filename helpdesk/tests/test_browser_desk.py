@@ -23,9 +23,9 @@ def _sign_in(page, person, password, code=None, device_label=None):
     page.get_by_role("button", name="Verify").click()
 
 
-def _agent_in_admin(browser, base_url, agent, password):
+def _agent_in_admin(browser, base_url, agent, password, *, screen=DESKTOP):
     """A page of a new browser context in which ``agent`` signed in to the admin with password and app code."""
-    page = browser.new_context(base_url=base_url, **DESKTOP).new_page()
+    page = browser.new_context(base_url=base_url, **screen).new_page()
     page.set_default_timeout(15_000)
     page.goto("/admin/")
     _sign_in(page, agent, password, fresh_code(agent.registrations.get().app_device))

@@ -35,6 +35,11 @@ class ScimClient(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    @property
+    def token_issued_at(self):
+        """When the token in use was issued: at its last rotation, or with the client."""
+        return self.token_rotated_at or self.created_at
+
 
 class DirectorySyncRun(models.Model):
     """One run of the LDAP sync (identity/directory/sync.py): what it read, what it changed, and for a run held by

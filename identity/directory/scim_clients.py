@@ -4,6 +4,7 @@ audited; and the client a request's token names, refused when disabled or outsid
 import hashlib
 import secrets
 from dataclasses import dataclass
+from datetime import datetime
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -53,12 +54,27 @@ def create_scim_client(*, name: str, allowed_networks: str = "", actor, ip: str 
     return client, token
 
 
-def rotate_scim_token(client: ScimClient, *, actor, ip: str | None = None) -> str:
+# Words for a rotation asked for from a page opened before the token it would replace was issued.
+ROTATED_SINCE = (
+    "The token of this client was already replaced after that page was opened, and the new one was shown once. "
+    "Nothing changed now. If the new token was lost, rotate it again."
+)
+
+
+def rotate_scim_token(client: ScimClient, *, actor, ip: str | None = None, replacing: datetime | None = None) -> str:
     """Give the client a new token at once (the old one stops working); return it, to be shown once.
 
+    ``replacing``: when the token to replace was issued (``ScimClient.token_issued_at``, as the page asking showed
+    it); if another has been issued since (a form posted twice, by a reload, or two people at once) nothing changes
+    and ``ValidationError`` is raised, so the token just shown and pasted into the directory keeps working.
     Audits ``directory.scim_token_rotated``. The caller must have checked that ``actor`` may.
     """
     token = new_token()
+
+    def rotated_since(row: ScimClient) -> None:
+        if replacing is not None and row.token_issued_at != replacing:
+            raise ValidationError(ROTATED_SINCE, code="rotated_since")
+
     replace_secret(
         client,
         stored={"token_hash": hash_token(token), "token_rotated_at": timezone.now()},
@@ -66,6 +82,7 @@ def rotate_scim_token(client: ScimClient, *, actor, ip: str | None = None) -> st
         details=lambda row: {"scim_client": row.pk},
         actor=actor,
         ip=ip,
+        unless=rotated_since,
     )
     return token
 

@@ -9,7 +9,7 @@
  * data-webauthn="passwordless" (the sign-in page) asks for any passkey of this site, with no ID typed. Where the
  * browser supports it (conditional mediation), the passkeys are also offered in the ID field's autofill
  * (autocomplete="username webauthn"); the button works everywhere else. Forms with data-device="passkey" talk
- * about unlocking a passkey rather than touching a key.
+ * about unlocking a passkey rather than touching a key, as do forms whose checked "form" choice is "passkey".
  */
 (function () {
   "use strict";
@@ -186,10 +186,19 @@
     return controller;
   }
 
+  // Whether the form is about a passkey. A form that offers both (the help desk's "What does the person
+  // register?") is about what is chosen when the button is pressed.
+  function aboutPasskey(form, ceremony) {
+    if (ceremony === "passwordless" || form.getAttribute("data-device") === "passkey") {
+      return true;
+    }
+    var chosen = form.querySelector("input[name=form]:checked");
+    return Boolean(chosen && chosen.value === "passkey");
+  }
+
   function start(form) {
     var ceremony = form.getAttribute("data-webauthn");
-    var passkey = ceremony === "passwordless" || form.getAttribute("data-device") === "passkey";
-    var words = passkey ? PASSKEY_MESSAGES : MESSAGES;
+    var words = aboutPasskey(form, ceremony) ? PASSKEY_MESSAGES : MESSAGES;
     var button = form.querySelector("button[type=submit]");
     if (!window.PublicKeyCredential || !navigator.credentials || !window.fetch) {
       setStatus(form, words.unsupported, true);
@@ -200,6 +209,7 @@
     form.addEventListener("submit", function (event) {
       event.preventDefault();
       button.disabled = true;
+      words = aboutPasskey(form, ceremony) ? PASSKEY_MESSAGES : MESSAGES;
       if (autofill) {
         autofill.abort();
         autofill = null;

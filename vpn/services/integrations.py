@@ -5,6 +5,7 @@ import ipaddress
 import secrets
 import string
 import time
+from datetime import datetime
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -99,9 +100,21 @@ _ROTATIONS = {
 }
 
 
-def _rotate(row: Integration | RadiusClient, *, actor: User | None, ip: str | None) -> str:
+# Words for a rotation asked for from a page opened before the secret it would replace was issued.
+ROTATED_SINCE = (
+    "The secret of {row} was already replaced after that page was opened, and the new one was shown once. Nothing "
+    "changed now. If the new secret was lost, rotate it again."
+)
+
+
+def _rotate(row: Integration | RadiusClient, *, actor: User | None, ip: str | None, replacing: datetime | None) -> str:
     action, details_of = _ROTATIONS[type(row)]
     secret = new_secret()
+
+    def rotated_since(locked: Integration | RadiusClient) -> None:
+        if replacing is not None and (locked.secret_rotated_at or locked.created_at) != replacing:
+            raise ValidationError(ROTATED_SINCE.format(row=locked), code="rotated_since")
+
     replace_secret(
         row,
         stored={"encrypted_secret": crypto.encrypt(secret.encode()), "secret_rotated_at": timezone.now()},
@@ -110,16 +123,21 @@ def _rotate(row: Integration | RadiusClient, *, actor: User | None, ip: str | No
         actor=actor,
         ip=ip,
         then=forget_known_integrations,
+        unless=rotated_since,
     )
     return secret
 
 
-def rotate_integration_secret(integration: Integration, *, actor: User | None, ip: str | None = None) -> str:
+def rotate_integration_secret(
+    integration: Integration, *, actor: User | None, ip: str | None = None, replacing: datetime | None = None
+) -> str:
     """Give the integration a new secret at once (the old one stops working); return it, to be shown once.
 
-    Audits ``vpn.integration_rotated``. The caller must have checked that ``actor`` may.
+    ``replacing``: when the secret to replace was issued (its rotation, else the integration's creation), as the
+    page asking showed it; if another has been issued since (a form posted twice), nothing changes and
+    ``ValidationError`` is raised. Audits ``vpn.integration_rotated``. The caller must have checked that ``actor`` may.
     """
-    return _rotate(integration, actor=actor, ip=ip)
+    return _rotate(integration, actor=actor, ip=ip, replacing=replacing)
 
 
 def _one_network(network: str) -> str:
@@ -229,9 +247,12 @@ def update_radius_client(
     return row
 
 
-def rotate_radius_secret(client: RadiusClient, *, actor: User | None, ip: str | None = None) -> str:
-    """A new shared secret for the client, returned to be shown once; audits ``vpn.radius_client_rotated``."""
-    return _rotate(client, actor=actor, ip=ip)
+def rotate_radius_secret(
+    client: RadiusClient, *, actor: User | None, ip: str | None = None, replacing: datetime | None = None
+) -> str:
+    """A new shared secret for the client, returned to be shown once (``replacing`` as for an integration's);
+    audits ``vpn.radius_client_rotated``."""
+    return _rotate(client, actor=actor, ip=ip, replacing=replacing)
 
 
 # --- The integration a signed request names ------------------------------------------------------------------

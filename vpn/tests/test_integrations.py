@@ -55,13 +55,30 @@ def test_api03_superuser_creates_rotates_and_disables_without_seeing_the_secret_
     assert secret not in page and integration.encrypted_secret not in page
     assert secret not in admin_client.get(reverse("admin:vpn_integration_changelist")).content.decode()
 
+    # The list's action asks first, on a page naming the secret it replaces; nothing is rotated yet.
     response = admin_client.post(
         reverse("admin:vpn_integration_changelist"),
         {"action": "rotate_secret", "_selected_action": [integration.pk]},
     )
+    rotate = reverse("admin:vpn_integration_rotate", args=[integration.pk])
+    assert response.status_code == 302 and response["Location"] == rotate
+    asking = admin_client.get(rotate).content.decode()
+    assert "Rotate the secret key of OpenVPN" in asking
+    integration.refresh_from_db()
+    assert crypto.decrypt(integration.encrypted_secret).decode() == secret
+
+    replacing = integration.created_at.isoformat()
+    response = admin_client.post(rotate, {"replacing": replacing})
+    assert "no-store" in response["Cache-Control"]
     rotated = re.search(r"<code>([A-Za-z0-9]{40})</code>", response.content.decode()).group(1)
     integration.refresh_from_db()
     assert rotated != secret and crypto.decrypt(integration.encrypted_secret).decode() == rotated
+
+    # The same form again (a reload of the page showing the new secret): refused in words, nothing changes.
+    again = admin_client.post(rotate, {"replacing": replacing}).content.decode()
+    assert "was already replaced after that page was opened" in again and rotated not in again
+    integration.refresh_from_db()
+    assert crypto.decrypt(integration.encrypted_secret).decode() == rotated
 
     admin_client.post(
         reverse("admin:vpn_integration_change", args=[integration.pk]), {"name": "OpenVPN", "allowed_networks": ""}

@@ -348,12 +348,24 @@ def test_dir_05_superusers_create_rotate_and_disable_clients_in_the_admin_the_to
     assert token not in admin_client.get(reverse("admin:directory_scimclient_change", args=[row.pk])).content.decode()
     assert token not in admin_client.get(reverse("admin:directory_scimclient_changelist")).content.decode()
 
+    # The action asks first, on a page naming the token it replaces; the answer shows the new one.
     response = admin_client.post(
         reverse("admin:directory_scimclient_changelist"), {"action": "rotate_token", "_selected_action": [row.pk]}
     )
+    rotate = reverse("admin:directory_scimclient_rotate", args=[row.pk])
+    assert response.status_code == 302 and response["Location"] == rotate
+    assert "scim_" not in admin_client.get(rotate).content.decode()
+    replacing = row.token_issued_at.isoformat()
+    response = admin_client.post(rotate, {"replacing": replacing})
     rotated = re.search(r"<code>(scim_[A-Za-z0-9_-]{43})</code>", response.content.decode()).group(1)
+    assert "no-store" in response["Cache-Control"]
     row.refresh_from_db()
     assert rotated != token and row.token_hash == hashlib.sha256(rotated.encode()).hexdigest()
+    # The same answer posted again (a reload) replaces nothing: the token just shown keeps working.
+    page = admin_client.post(rotate, {"replacing": replacing}).content.decode()
+    assert scim_clients.ROTATED_SINCE in page and "<code>scim_" not in page
+    row.refresh_from_db()
+    assert row.token_hash == hashlib.sha256(rotated.encode()).hexdigest()
 
     admin_client.post(
         reverse("admin:directory_scimclient_changelist"), {"action": "disable", "_selected_action": [row.pk]}
@@ -369,7 +381,7 @@ def test_dir_05_superusers_create_rotate_and_disable_clients_in_the_admin_the_to
     assert all(event.actor.is_superuser for event in events)
 
 
-def test_dir_05_help_desk_and_auditors_cannot_see_scim_clients(staff_member, auditor, sign_in):  # noqa: F811
+def test_dir_05_help_desk_and_auditors_cannot_see_scim_clients(staff_member, auditor, sign_in, scim_client):  # noqa: F811
     from django.test import Client
     from django.urls import reverse
 
@@ -378,6 +390,10 @@ def test_dir_05_help_desk_and_auditors_cannot_see_scim_clients(staff_member, aud
         sign_in(browser, person)
         assert browser.get(reverse("admin:directory_scimclient_changelist")).status_code == 403
         assert browser.get(reverse("admin:directory_scimclient_add")).status_code == 403
+        rotate = reverse("admin:directory_scimclient_rotate", args=[scim_client.pk])
+        assert browser.get(rotate).status_code == 403
+        assert browser.post(rotate, {"replacing": scim_client.token_issued_at.isoformat()}).status_code == 403
+    assert scim_client.token_hash == ScimClient.objects.get(pk=scim_client.pk).token_hash
 
 
 def test_anything_unexpected_is_a_500_in_scims_shape_with_no_traceback(scim, monkeypatch):
