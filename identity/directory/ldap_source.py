@@ -149,7 +149,7 @@ class LDAPReader:
         """RFC 2696: ask for a page, follow the server's cookie until it sends an empty one.
 
         The next page is asked for as soon as a page's cookie is in, before its entries are handed on: the server
-        reads the next page while this process turns the last one into records and compares them.
+        reads the next page while this process turns the last one into entries and writes them on.
         """
         import ldap
         from ldap.controls import SimplePagedResultsControl
