@@ -289,7 +289,8 @@ def _after_create(
 
 def _apply_changes(person: User, record: DirectoryRecord, *, origin: dict, actor: User | None, ip: str | None) -> bool:
     """The mover's part: owned fields, mobile number, external ID, institution ID, DN, roles and VPN access.
-    Returns whether anything changed."""
+    Returns whether anything changed. The LDAP sync asks the same question of a whole directory in one statement
+    (``sync._Staging.compare``): a field added here is added there."""
     wanted = {name: getattr(record, name) for name in OWNED_FIELDS}
     wanted[MOBILE_FIELD] = mobile_of(record)
     wanted[EXTERNAL_ID_FIELD] = record.external_id

@@ -298,7 +298,7 @@ class _Staging:
     keeps the entries that differ from their person (or have none) with what applying them would do; ``outcomes``,
     ``disabling`` and ``leavers`` read the plan; ``changed`` gives the records to apply, a batch at a time. The
     tables are this connection's alone and dropped on the way out. The rule of what "the same" means lives only in
-    :data:`SAME_SQL`: the single-person run and the full run both go through it.
+    :meth:`compare`'s statement: the single-person run and the full run both go through it.
     """
 
     ENTRIES, ROLES, CHANGED = "directory_sync_entry", "directory_sync_entry_role", "directory_sync_changed"
