@@ -322,22 +322,22 @@ class _Staging:
 
     def __enter__(self) -> _Staging:
         texts = ", ".join(f"{name} varchar NOT NULL" for name in self.COLUMNS[1:-3])
-        self._run(
-            f"DROP TABLE IF EXISTS {self.ENTRIES}",
-            f"DROP TABLE IF EXISTS {self.ROLES}",
-            f"DROP TABLE IF EXISTS {self.CHANGED}",
+        create = (
             f"CREATE TEMPORARY TABLE {self.ENTRIES} "
-            f"(n integer NOT NULL, {texts}, active boolean NOT NULL, roles varchar NULL, vpn_access boolean NULL)",
-            f"CREATE TEMPORARY TABLE {self.ROLES} (n integer NOT NULL, role varchar NOT NULL)",
+            f"(n integer NOT NULL, {texts}, active boolean NOT NULL, roles varchar NULL, vpn_access boolean NULL)"
         )
+        # A PostgreSQL connection outlives the run (a worker's, kept between tasks): tables a run could not drop
+        # go first, in the same round trip. SQLite's embedded default runs in one process, its tables die with it.
+        self._run(*(self._drops([self.ENTRIES, self.ROLES, self.CHANGED]) if self.postgres else []), create)
+        self.tables = [self.ENTRIES]
         return self
 
     def __exit__(self, *exc_info) -> None:
-        self._run(
-            f"DROP TABLE IF EXISTS {self.ENTRIES}",
-            f"DROP TABLE IF EXISTS {self.ROLES}",
-            f"DROP TABLE IF EXISTS {self.CHANGED}",
-        )
+        self._run(*self._drops(self.tables))
+
+    @staticmethod
+    def _drops(tables: list[str]) -> list[str]:
+        return [f"DROP TABLE IF EXISTS {table}" for table in tables]
 
     def _run(self, *statements: str) -> None:
         with self.db.cursor() as cursor:
@@ -352,12 +352,14 @@ class _Staging:
         leaves the tables empty and is raised; ``loaded`` says how many had been read by then."""
         allowed = people.directory_roles()
         roles: list[tuple[int, str]] = []
+        self.roles_managed = False
         columns = ", ".join(self.COLUMNS)
 
         def rows() -> Iterator[tuple]:
             for n, entry in enumerate(entries, 1):
                 self.loaded = n
                 if entry.roles is not None:
+                    self.roles_managed = True
                     roles.extend((n, role) for role in entry.roles & allowed)
                 yield (
                     n,
@@ -380,13 +382,13 @@ class _Staging:
                 with cursor.cursor.copy(f"COPY {self.ENTRIES} ({columns}) FROM STDIN") as copy:
                     for row in rows():
                         copy.write_row(row)
-                with cursor.cursor.copy(f"COPY {self.ROLES} (n, role) FROM STDIN") as copy:
-                    for row in roles:
-                        copy.write_row(row)
             else:
                 marks = ", ".join(["%s"] * len(self.COLUMNS))
-                for batch in _batches(rows(), BATCH):
-                    cursor.executemany(f"INSERT INTO {self.ENTRIES} ({columns}) VALUES ({marks})", batch)  # noqa: S608 (our tables and columns)
+                cursor.executemany(f"INSERT INTO {self.ENTRIES} ({columns}) VALUES ({marks})", rows())  # noqa: S608 (our tables and columns)
+            # The entries' allow-listed roles, when the directory manages roles at all.
+            if self.roles_managed:
+                cursor.execute(f"CREATE TEMPORARY TABLE {self.ROLES} (n integer NOT NULL, role varchar NOT NULL)")
+                self.tables.append(self.ROLES)
                 cursor.executemany(f"INSERT INTO {self.ROLES} (n, role) VALUES (%s, %s)", roles)  # noqa: S608 (our tables and columns)
         return self.loaded
 
@@ -395,7 +397,7 @@ class _Staging:
         allowed = sorted(people.directory_roles())
         user, groups = User._meta.db_table, User.groups.through._meta.db_table
         group = Group._meta.db_table
-        if allowed:
+        if allowed and self.roles_managed:
             marks = ", ".join(["%s"] * len(allowed))
             # The person's allow-listed roles differ from the entry's (those are staged already allow-listed).
             roles_differ = (
@@ -434,6 +436,7 @@ class _Staging:
                 [User.Source.LDAP, User.VpnAccess.APPROVED, *allowed],
             )
             self.changes = cursor.rowcount
+        self.tables.append(self.CHANGED)
 
     def outcomes(self) -> dict[str, int]:
         with self.db.cursor() as cursor:
