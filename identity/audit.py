@@ -56,9 +56,19 @@ def compute_hash(prev_hash: str, event) -> str:
 
 def _check_details(details: dict) -> None:
     for key in details:
+        if key in _ALLOWED_KEYS:
+            continue
         lowered = key.lower()
         if any(part in lowered for part in _FORBIDDEN_KEY_PARTS):
             raise ValueError(f"audit details may not carry {key!r}: secrets never enter the audit log")
+        if len(_ALLOWED_KEYS) < 1000:
+            _ALLOWED_KEYS.add(key)
+
+
+# Keys already found harmless: the same few keys come back with every event (the directory sync's joiners wrote a
+# hundred thousand events with the same two), and the check costs more than a set lookup. Bounded, in case keys are
+# ever made of data.
+_ALLOWED_KEYS: set[str] = set()
 
 
 # One append on PostgreSQL (migration 0008): the chain's lock, the last row, the hash and the insert.

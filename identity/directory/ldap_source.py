@@ -7,13 +7,15 @@ is read whole. Any failure partway (a server down, a timeout, a size or admin li
 
     reader = LDAPReader()
     records = list(reader.records())      # raises DirectoryReadError; reader.pages, reader.skipped afterwards
+    entries = reader.entries()            # the same people as Entry tuples: what the sync reads (cheaper)
     one = LDAPReader().record_for("jdoe")  # None when the directory has no such person under the synced bases
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import NamedTuple
 
 from django.conf import settings
 
@@ -30,6 +32,34 @@ class DirectoryReadError(DirectoryError):
 FIELDS = ("institution_id", "first_name", "last_name", "email", "department", "mobile", "directory_id")
 
 
+class Entry(NamedTuple):
+    """One person as the reader found them: a :class:`DirectoryRecord`'s values without the record. The sync reads a
+    whole directory of these: a tuple costs a fraction of a frozen dataclass, and most entries never need more."""
+
+    dn: str
+    institution_id: str
+    first_name: str
+    last_name: str
+    email: str
+    department: str
+    mobile: str
+    directory_id: str
+    active: bool
+    roles: frozenset[str] | None
+    vpn_access: bool | None
+
+    def record(self) -> DirectoryRecord:
+        return DirectoryRecord(source=User.Source.LDAP, **self._asdict())
+
+
+def _plain(found: list[bytes] | None) -> str:
+    return found[0].decode("utf-8", "replace").strip() if found else ""
+
+
+def _guid(found: list[bytes] | None) -> str:
+    return first_text(found, "objectGUID")
+
+
 class LDAPReader:
     """Reads people with paged searches. ``pages`` counts the pages the server sent (over all bases); ``skipped``
     lists ``(dn, reason)`` of entries that could not become a record (no institution ID or stable id)."""
@@ -43,17 +73,26 @@ class LDAPReader:
         self._vpn_group = normal_dn(settings.LDAP_VPN_GROUP) if settings.LDAP_VPN_GROUP else ""
         # Resolved once: a directory of 100,000 entries would otherwise read the settings a million times.
         # LDAP's attribute names are case-insensitive, so each entry's are looked up lowercased.
-        self._mapped = [
-            (field, settings.LDAP_ATTRIBUTES[field].lower()) for field in FIELDS if settings.LDAP_ATTRIBUTES.get(field)
+        names = {field: (settings.LDAP_ATTRIBUTES.get(field) or "").lower() for field in FIELDS}
+        self._mapped: list[tuple[str, Callable[[list[bytes] | None], str]]] = [
+            (name, _guid if name == "objectguid" else _plain) for name in names.values()
         ]
-        self._needed = {
-            needed: settings.LDAP_ATTRIBUTES.get(needed) or needed for needed in ("institution_id", "directory_id")
-        }
+        self._needed = [
+            (FIELDS.index(needed), settings.LDAP_ATTRIBUTES.get(needed) or needed)
+            for needed in ("institution_id", "directory_id")
+        ]
         self._member_of = settings.LDAP_MEMBER_OF_ATTRIBUTE.lower()
         self._disabled = disabled_check()
+        # The server's spelling of each attribute name, lowercased: learnt from the entries, a few names in all.
+        self._lowered: dict[str, str] = {}
 
     def records(self) -> Iterator[DirectoryRecord]:
         """Every person under the bases (optionally only members of LDAP_SYNC_GROUPS). Raises DirectoryReadError."""
+        for entry in self._read(self._filter()):
+            yield entry.record()
+
+    def entries(self) -> Iterator[Entry]:
+        """:meth:`records`' people as :class:`Entry` tuples. Raises DirectoryReadError."""
         yield from self._read(self._filter())
 
     def record_for(self, institution_id: str) -> DirectoryRecord | None:
@@ -64,7 +103,7 @@ class LDAPReader:
         found = list(self._read(f"(&{self._filter()}({attribute}={escape_filter_chars(institution_id)}))"))
         if len(found) > 1:
             raise DirectoryReadError(f"{len(found)} directory entries have the institution ID {institution_id!r}")
-        return found[0] if found else None
+        return found[0].record() if found else None
 
     def _filter(self) -> str:
         from ldap.filter import escape_filter_chars
@@ -80,12 +119,14 @@ class LDAPReader:
 
     def _attributes(self) -> list[str]:
         mapped = [settings.LDAP_ATTRIBUTES[field] for field in FIELDS if settings.LDAP_ATTRIBUTES.get(field)]
-        extra = [settings.LDAP_MEMBER_OF_ATTRIBUTE]
+        # Group memberships only when groups are mapped: LDAP_SYNC_GROUPS is the server's to filter on, and every
+        # value asked for is sent, decoded and built into objects for every entry.
+        extra = [settings.LDAP_MEMBER_OF_ATTRIBUTE] if self._roles or self._vpn_group else []
         if settings.LDAP_DISABLED_ATTRIBUTE:
             extra.append(settings.LDAP_DISABLED_ATTRIBUTE)
         return list(dict.fromkeys(mapped + extra))
 
-    def _read(self, search_filter: str) -> Iterator[DirectoryRecord]:
+    def _read(self, search_filter: str) -> Iterator[Entry]:
         import ldap
 
         try:
@@ -95,9 +136,9 @@ class LDAPReader:
         try:
             for base in self.bases:
                 for dn, attributes in self._paged(conn, base, search_filter):
-                    record = self._record(dn, attributes)
-                    if record is not None:
-                        yield record
+                    entry = self._record(dn, attributes)
+                    if entry is not None:
+                        yield entry
         except ldap.LDAPError as error:
             raise DirectoryReadError(describe(error)) from error
         finally:
@@ -108,7 +149,7 @@ class LDAPReader:
         """RFC 2696: ask for a page, follow the server's cookie until it sends an empty one.
 
         The next page is asked for as soon as a page's cookie is in, before its entries are handed on: the server
-        reads the next page while this process turns the last one into records and compares them.
+        reads the next page while this process turns the last one into entries and writes them on.
         """
         import ldap
         from ldap.controls import SimplePagedResultsControl
@@ -129,21 +170,24 @@ class LDAPReader:
             # Search references (Active Directory's referrals to other domains) come without a DN.
             yield from ((dn, attributes) for dn, attributes in entries if dn)
 
-    def _record(self, dn: str, attributes: dict[str, list[bytes]]) -> DirectoryRecord | None:
-        attributes = {name.lower(): found for name, found in attributes.items()}
-        mapped = {field: first_text(attributes.get(name), name) for field, name in self._mapped}
-        for needed, name in self._needed.items():
-            if not mapped.get(needed):
+    def _record(self, dn: str, attributes: dict[str, list[bytes]]) -> Entry | None:
+        lowered = self._lowered
+        try:
+            attributes = {lowered[name]: found for name, found in attributes.items()}
+        except KeyError:
+            lowered.update({name: name.lower() for name in attributes})
+            attributes = {lowered[name]: found for name, found in attributes.items()}
+        get = attributes.get
+        texts = [text(get(name)) for name, text in self._mapped]
+        for index, name in self._needed:
+            if not texts[index]:
                 self.skipped.append((dn, f"no {name}"))
                 return None
-        groups = set()
+        roles, vpn_access = None, None
         if self._roles or self._vpn_group:  # group DNs matter only when groups are mapped
-            groups = {normal_dn(v.decode("utf-8", "replace")) for v in attributes.get(self._member_of, ())}
-        return DirectoryRecord(
-            source=User.Source.LDAP,
-            dn=dn,
-            active=not self._disabled(attributes),
-            roles=frozenset(role for group, role in self._roles.items() if group in groups) if self._roles else None,
-            vpn_access=(self._vpn_group in groups) if self._vpn_group else None,
-            **mapped,
-        )
+            groups = {normal_dn(v.decode("utf-8", "replace")) for v in get(self._member_of, ())}
+            if self._roles:
+                roles = frozenset(role for group, role in self._roles.items() if group in groups)
+            if self._vpn_group:
+                vpn_access = self._vpn_group in groups
+        return Entry._make((dn, *texts, not self._disabled(attributes), roles, vpn_access))

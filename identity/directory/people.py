@@ -19,7 +19,7 @@ of :mod:`identity.directory.hooks`, in the same transaction.
 
 import secrets
 from datetime import datetime, timedelta
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 from django.conf import settings
 from django.contrib.auth.hashers import UNUSABLE_PASSWORD_PREFIX, UNUSABLE_PASSWORD_SUFFIX_LENGTH
@@ -69,9 +69,15 @@ def _check_record(record: DirectoryRecord) -> None:
         raise ValidationError("A directory record needs its stable directory ID and the institution ID.")
 
 
-def mobile_of(record: DirectoryRecord) -> str:
-    """The mobile number ``record`` gives, as the person's ``directory_mobile`` keeps it: E.164, or "" when the
-    directory has none or holds something that is not a valid number (never offered to the person then)."""
+class _WithMobile(Protocol):
+    @property
+    def mobile(self) -> str: ...
+
+
+def mobile_of(record: _WithMobile) -> str:
+    """The mobile number ``record`` (a DirectoryRecord, or the sync reader's entry) gives, as the person's
+    ``directory_mobile`` keeps it: E.164, or "" when the directory has none or holds something that is not a valid
+    number (never offered to the person then)."""
     return numbers.to_e164(record.mobile)
 
 
@@ -283,7 +289,8 @@ def _after_create(
 
 def _apply_changes(person: User, record: DirectoryRecord, *, origin: dict, actor: User | None, ip: str | None) -> bool:
     """The mover's part: owned fields, mobile number, external ID, institution ID, DN, roles and VPN access.
-    Returns whether anything changed."""
+    Returns whether anything changed. The LDAP sync asks the same question of a whole directory in one statement
+    (``sync._Staging.compare``): a field added here is added there."""
     wanted = {name: getattr(record, name) for name in OWNED_FIELDS}
     wanted[MOBILE_FIELD] = mobile_of(record)
     wanted[EXTERNAL_ID_FIELD] = record.external_id

@@ -4,10 +4,10 @@
     run = sync_directory(person="jdoe")           # one person: never deactivates anyone else
     run = sync_directory(dry_run=True)            # counts only: nobody changes
 
-A run **reads everything first** (every page under every synced base, a thread reading ahead of the comparison) and
-compares it with the people here in bulk: one query per batch of entries, none per person. Only what differs is kept,
-spooled to a temporary file, and the people seen are a bitmap of their keys, so memory stays flat however large the
-directory. Only when the whole directory was read does anyone change:
+A run **reads everything first** (every page under every synced base, each entry written to a temporary table with
+``COPY`` while the next page is on its way) and compares it with the people here in SQL, in one statement: an entry
+that changes nothing costs no Python beyond its row, and nothing is kept in memory but the batch being applied.
+Only when the whole directory was read does anyone change:
 
 - a read that fails partway (a server down, a timeout, a size limit, a page refused) marks the run ``failed``
   and changes nobody;
@@ -26,25 +26,22 @@ row but its own.
 
 from __future__ import annotations
 
-import contextlib
-import pickle
-import queue
-import tempfile
 import threading
-from collections.abc import Generator, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TypeVar
 
 from django.conf import settings
+from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
-from django.db import DEFAULT_DB_ALIAS, connections
+from django.db import DEFAULT_DB_ALIAS, connections, transaction
 from django.utils import timezone
 
 from .. import audit, metrics
 from ..models import User
 from . import people
-from .ldap_source import DirectoryReadError, LDAPReader
+from .ldap_source import DirectoryReadError, Entry, LDAPReader
 from .models import COUNTS, DirectorySyncRun
 from .records import DirectoryRecord
 
@@ -181,61 +178,33 @@ def _check_decision(run: DirectorySyncRun, actor: User | None) -> None:
         raise SyncNotAllowed("Only a held run (not a dry run) can be applied or discarded.")
 
 
-class PkSet:
-    """A set of primary keys as a bitmap: one bit per key up to the largest added, so that remembering everyone a
-    run saw costs 12.5 kB for 100,000 people (a Python set of them: about 5 MB, growing with the directory)."""
-
-    def __init__(self):
-        self._bits = bytearray()
-
-    def add(self, pk: int) -> None:
-        index = pk >> 3
-        if index >= len(self._bits):
-            self._bits.extend(bytes(index + 1 - len(self._bits) + len(self._bits) // 4))
-        self._bits[index] |= 1 << (pk & 7)
-
-    def __contains__(self, pk: int) -> bool:
-        index = pk >> 3
-        return index < len(self._bits) and bool(self._bits[index] & (1 << (pk & 7)))
-
-
 @dataclass
 class _Plan:
-    """What the read found: counts so far, the records to apply (spooled), the people to deactivate."""
+    """What the read found: counts so far, the people to deactivate, and (in the staging tables) what to apply."""
 
     read: int = 0
     unchanged: int = 0
-    seen: PkSet = field(default_factory=lambda: PkSet())  # the people the directory still lists
     disabling: list[dict] = field(default_factory=list)  # active people here whose entry says disabled
-    pending: int = 0
-    planned: dict[str, int] = field(default_factory=dict)  # what applying the spooled records would do
+    planned: dict[str, int] = field(default_factory=dict)  # what applying the changed entries would do
     leavers: list[dict] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)
 
 
 def _sync_all(run: DirectorySyncRun, *, approved: frozenset[int] | set[int] = frozenset()) -> DirectorySyncRun:
     origin = {"sync_run": run.pk}
-    with tempfile.TemporaryFile() as spool:
-        reader = LDAPReader()
-        plan = _Plan()
+    reader = LDAPReader()
+    plan = _Plan()
+    with _Staging() as staging:
         try:
-            with contextlib.closing(_read_ahead(_batches(reader.records(), BATCH))) as batches:
-                for batch in batches:
-                    _compare(batch, plan, spool)
+            plan.read = staging.load(reader.entries())
         except DirectoryReadError as error:
+            plan.read = staging.loaded
             return _finish(run, DirectorySyncRun.Status.FAILED, plan, error=f"Reading the directory failed: {error}")
         plan.skipped = reader.skipped
         here = User.objects.filter(source=User.Source.LDAP, is_active=True)
         if plan.read:
-            # Keys only, streamed: the names of the few who left are read after.
-            gone = [
-                pk for pk in here.values_list("pk", flat=True).iterator(chunk_size=BATCH * 5) if pk not in plan.seen
-            ]
-            plan.leavers = [
-                {"id": pk, "username": username, "reason": LEFT}
-                for chunk in _batches(gone, BATCH)
-                for pk, username in here.filter(pk__in=chunk).order_by("pk").values_list("pk", "username")
-            ]
+            _compare(staging, plan)
+            plan.leavers = staging.leavers()
         elif here.exists():
             return _finish(
                 run,
@@ -251,12 +220,12 @@ def _sync_all(run: DirectorySyncRun, *, approved: frozenset[int] | set[int] = fr
         if run.dry_run:
             return _finish(run, DirectorySyncRun.Status.APPLIED, plan, planned=True)
         run.would_deactivate = []
-        errors = _apply(run, _spooled(spool, plan.pending), origin)
-        for leaver in plan.leavers:
-            user = User.objects.get(pk=leaver["id"])
-            if people.deactivate_person(user, reason=LEFT, origin=origin):
-                run.deactivated += 1
-        return _finish(run, DirectorySyncRun.Status.APPLIED, plan, error="\n".join(errors))
+        errors = _apply(run, staging.changed(), origin) if any(plan.planned.values()) else []
+    for leaver in plan.leavers:
+        user = User.objects.get(pk=leaver["id"])
+        if people.deactivate_person(user, reason=LEFT, origin=origin):
+            run.deactivated += 1
+    return _finish(run, DirectorySyncRun.Status.APPLIED, plan, error="\n".join(errors))
 
 
 def _sync_one(run: DirectorySyncRun, institution_id: str) -> DirectorySyncRun:
@@ -273,11 +242,12 @@ def _sync_one(run: DirectorySyncRun, institution_id: str) -> DirectorySyncRun:
             plan,
             error=f"{institution_id} was not found under the synced bases and groups: nobody was changed.",
         )
-    with tempfile.TemporaryFile() as spool:
-        _compare([record], plan, spool)
+    with _Staging() as staging:
+        plan.read = staging.load([Entry(**{name: getattr(record, name) for name in Entry._fields})])
+        _compare(staging, plan)
         if run.dry_run:
             return _finish(run, DirectorySyncRun.Status.APPLIED, plan, planned=True)
-        errors = _apply(run, _spooled(spool, plan.pending), {"sync_run": run.pk})
+        errors = _apply(run, staging.changed(), {"sync_run": run.pk})
     return _finish(run, DirectorySyncRun.Status.APPLIED, plan, error="\n".join(errors))
 
 
@@ -309,127 +279,220 @@ def _batches(records: Iterable[T], size: int) -> Iterator[list[T]]:
         yield batch
 
 
-_COMPARED = (
-    "pk",
-    "directory_id",
-    "username",
-    "directory_dn",
-    "is_active",
-    "deactivated_at",
-    "vpn_access",
-    people.MOBILE_FIELD,
-    people.EXTERNAL_ID_FIELD,
-    *people.OWNED_FIELDS,
-)
+def _compare(staging: _Staging, plan: _Plan) -> None:
+    """Compare the staged entries with the people here, in the database: what applying each would do, counted into
+    ``plan``; the active people whose entry says disabled listed in ``plan.disabling``."""
+    staging.compare()
+    # An entry that changes nothing is not kept; nor does a disabled entry never seen before create anybody.
+    plan.planned = {outcome: count for outcome, count in staging.outcomes().items() if outcome != people.UNCHANGED}
+    plan.unchanged = plan.read - sum(plan.planned.values())
+    if plan.planned.get(people.DEACTIVATED):
+        plan.disabling = staging.disabling()
 
 
-def _read_ahead(
-    batches: Iterator[list[DirectoryRecord]], depth: int = 2
-) -> Generator[list[DirectoryRecord], None, None]:
-    """``batches``, read by a thread of their own at most ``depth`` batches ahead: the directory's pages come in
-    while this thread asks the database about the last batch (python-ldap lets go of the interpreter while it waits
-    for the server, and psycopg while it waits for PostgreSQL). Memory stays bounded by ``depth``. An error of the
-    read (``DirectoryReadError``) is raised here, where the batch it cut short would have come."""
-    handoff: queue.Queue = queue.Queue(maxsize=depth)
-    stop = threading.Event()
-    done = object()
+class _Staging:
+    """The run's entries in temporary tables of the sync's database connection, compared with the people here in
+    SQL: an entry that would change nothing costs its row in a ``COPY`` and nothing else in Python.
 
-    def offer(item) -> bool:
-        while not stop.is_set():
-            try:
-                handoff.put(item, timeout=0.5)
-                return True
-            except queue.Full:
-                continue
-        return False
+    ``load`` writes the entries as they are read (the directory's next page is on its way meanwhile); ``compare``
+    keeps the entries that differ from their person (or have none) with what applying them would do; ``outcomes``,
+    ``disabling`` and ``leavers`` read the plan; ``changed`` gives the records to apply, a batch at a time. The
+    tables are this connection's alone and dropped on the way out. The rule of what "the same" means lives only in
+    :meth:`compare`'s statement: the single-person run and the full run both go through it.
+    """
 
-    def read() -> None:
-        try:
-            for batch in batches:
-                if not offer(batch):
-                    return
-            offer(done)
-        except BaseException as error:  # noqa: BLE001 (handed over and raised in the caller's thread)
-            offer(error)
+    ENTRIES, ROLES, CHANGED = "directory_sync_entry", "directory_sync_entry_role", "directory_sync_changed"
+    COLUMNS = (
+        "n",
+        "directory_id",
+        "institution_id",
+        "dn",
+        *people.OWNED_FIELDS,
+        "mobile",
+        people.MOBILE_FIELD,
+        "active",
+        "roles",
+        "vpn_access",
+    )
 
-    reader = threading.Thread(target=read, name="directory-read", daemon=True)
-    reader.start()
-    try:
-        while (item := handoff.get()) is not done:
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-    finally:
-        stop.set()
-        reader.join()
+    def __init__(self):
+        self.db = connections[DEFAULT_DB_ALIAS]
+        self.postgres = self.db.vendor == "postgresql"
+        self.loaded = 0
 
+    def __enter__(self) -> _Staging:
+        texts = ", ".join(f"{name} varchar NOT NULL" for name in self.COLUMNS[1:-3])
+        create = (
+            f"CREATE TEMPORARY TABLE {self.ENTRIES} "
+            f"(n integer NOT NULL, {texts}, active boolean NOT NULL, roles varchar NULL, vpn_access boolean NULL)"
+        )
+        # A PostgreSQL connection outlives the run (a worker's, kept between tasks): tables a run could not drop
+        # go first, in the same round trip. SQLite's embedded default runs in one process, its tables die with it.
+        self._run(*(self._drops([self.ENTRIES, self.ROLES, self.CHANGED]) if self.postgres else []), create)
+        self.tables = [self.ENTRIES]
+        return self
 
-def _compare(batch: list[DirectoryRecord], plan: _Plan, spool) -> None:
-    """Sort one page of entries into unchanged and to-apply, with one query for the people (and one for their
-    managed roles): a record is spooled only when :func:`people.apply_record` would change something."""
-    plan.read += len(batch)
-    # Tuples, made into dicts here: cheaper than the ORM's values() for the rows of a whole directory.
-    known = {
-        row[1]: dict(zip(_COMPARED, row, strict=True))
-        for row in User.objects.filter(
-            source=User.Source.LDAP, directory_id__in=[r.directory_id for r in batch]
-        ).values_list(*_COMPARED)
-    }
-    roles: dict[int, set[str]] = {}
-    if known and any(r.roles is not None for r in batch):
-        memberships = User.groups.through.objects.filter(
-            user_id__in=[row["pk"] for row in known.values()], group__name__in=people.directory_roles()
-        ).values_list("user_id", "group__name")
-        for user_id, name in memberships:
-            roles.setdefault(user_id, set()).add(name)
-    for record in batch:
-        row = known.get(record.directory_id)
-        if row is not None:
-            plan.seen.add(row["pk"])
-            if _same(record, row, roles.get(row["pk"], set())):
-                plan.unchanged += 1
-                continue
-            if not record.active and row["is_active"]:
-                plan.disabling.append(
-                    {"id": row["pk"], "username": row["username"], "reason": "disabled in the directory"}
-                )
-                outcome = people.DEACTIVATED
+    def __exit__(self, *exc_info) -> None:
+        self._run(*self._drops(self.tables))
+
+    @staticmethod
+    def _drops(tables: list[str]) -> list[str]:
+        return [f"DROP TABLE IF EXISTS {table}" for table in tables]
+
+    def _run(self, *statements: str) -> None:
+        with self.db.cursor() as cursor:
+            if self.postgres:
+                cursor.execute(";\n".join(statements))  # one round trip
             else:
-                outcome = people.REACTIVATED if record.active and not row["is_active"] else people.UPDATED
-        elif not record.active:
-            plan.unchanged += 1  # a disabled entry never seen before creates nobody
-            continue
+                for statement in statements:
+                    cursor.execute(statement)
+
+    def load(self, entries: Iterable[Entry]) -> int:
+        """Stage ``entries`` (numbered in order); return how many. An error while reading (DirectoryReadError)
+        leaves the tables empty and is raised; ``loaded`` says how many had been read by then."""
+        allowed = people.directory_roles()
+        roles: list[tuple[int, str]] = []
+        self.roles_managed = False
+        columns = ", ".join(self.COLUMNS)
+
+        def rows() -> Iterator[tuple]:
+            for n, entry in enumerate(entries, 1):
+                self.loaded = n
+                if entry.roles is not None:
+                    self.roles_managed = True
+                    roles.extend((n, role) for role in entry.roles & allowed)
+                yield (
+                    n,
+                    entry.directory_id,
+                    entry.institution_id,
+                    entry.dn,
+                    entry.first_name,
+                    entry.last_name,
+                    entry.email,
+                    entry.department,
+                    entry.mobile,
+                    people.mobile_of(entry) if entry.mobile else "",
+                    entry.active,
+                    None if entry.roles is None else "\n".join(sorted(entry.roles)),
+                    entry.vpn_access,
+                )
+
+        with transaction.atomic(), self.db.cursor() as cursor:
+            if self.postgres:
+                with cursor.cursor.copy(f"COPY {self.ENTRIES} ({columns}) FROM STDIN") as copy:
+                    for row in rows():
+                        copy.write_row(row)
+            else:
+                marks = ", ".join(["%s"] * len(self.COLUMNS))
+                cursor.executemany(f"INSERT INTO {self.ENTRIES} ({columns}) VALUES ({marks})", rows())  # noqa: S608 (our tables and columns)
+            # The entries' allow-listed roles, when the directory manages roles at all.
+            if self.roles_managed:
+                cursor.execute(f"CREATE TEMPORARY TABLE {self.ROLES} (n integer NOT NULL, role varchar NOT NULL)")
+                self.tables.append(self.ROLES)
+                cursor.executemany(f"INSERT INTO {self.ROLES} (n, role) VALUES (%s, %s)", roles)  # noqa: S608 (our tables and columns)
+        return self.loaded
+
+    def compare(self) -> None:
+        """Keep the entries that differ from their person here (or have none), with the person and the outcome."""
+        allowed = sorted(people.directory_roles())
+        user, groups = User._meta.db_table, User.groups.through._meta.db_table
+        group = Group._meta.db_table
+        if allowed and self.roles_managed:
+            marks = ", ".join(["%s"] * len(allowed))
+            # The person's allow-listed roles differ from the entry's (those are staged already allow-listed).
+            roles_differ = (
+                f"(e.roles IS NOT NULL AND ("  # noqa: S608 (our tables and columns)
+                f"EXISTS (SELECT 1 FROM {self.ROLES} r WHERE r.n = e.n AND NOT EXISTS ("
+                f"SELECT 1 FROM {groups} ug JOIN {group} g ON g.id = ug.group_id "
+                f"WHERE ug.user_id = u.id AND g.name = r.role)) "
+                f"OR EXISTS (SELECT 1 FROM {groups} ug JOIN {group} g ON g.id = ug.group_id "
+                f"WHERE ug.user_id = u.id AND g.name IN ({marks}) AND NOT EXISTS ("
+                f"SELECT 1 FROM {self.ROLES} r WHERE r.n = e.n AND r.role = g.name))))"
+            )
         else:
-            outcome = people.CREATED
-        plan.planned[outcome] = plan.planned.get(outcome, 0) + 1
-        pickle.dump(record, spool, protocol=pickle.HIGHEST_PROTOCOL)
-        plan.pending += 1
+            roles_differ, allowed = "FALSE", []
+        owned = " AND ".join(f"u.{name} = e.{name}" for name in people.OWNED_FIELDS)
+        # What people.apply_record would change nothing for: the owned fields, the IDs, the DN, the mobile number,
+        # and the state: a disabled entry's person already deactivated; an enabled one's active, with the VPN
+        # access and the allow-listed roles the directory gives.
+        same = (
+            f"{owned} AND u.username = e.institution_id AND (e.dn = '' OR u.directory_dn = e.dn) "
+            f"AND u.{people.EXTERNAL_ID_FIELD} = '' AND u.{people.MOBILE_FIELD} = e.{people.MOBILE_FIELD} "
+            f"AND CASE WHEN e.active THEN u.is_active "
+            f"AND (e.vpn_access IS NULL OR e.vpn_access = (u.vpn_access = %s)) AND NOT {roles_differ} "
+            f"ELSE NOT u.is_active AND u.deactivated_at IS NOT NULL END"
+        )
+        outcome = (
+            f"CASE WHEN u.id IS NULL THEN (CASE WHEN e.active THEN '{people.CREATED}' ELSE '{people.UNCHANGED}' END) "
+            f"WHEN NOT e.active AND u.is_active THEN '{people.DEACTIVATED}' "
+            f"WHEN e.active AND NOT u.is_active THEN '{people.REACTIVATED}' ELSE '{people.UPDATED}' END"
+        )
+        with self.db.cursor() as cursor:
+            cursor.execute(
+                f"CREATE TEMPORARY TABLE {self.CHANGED} AS "  # noqa: S608 (our tables and columns)
+                f"SELECT e.*, u.id AS person, u.username AS person_username, {outcome} AS outcome "
+                f"FROM {self.ENTRIES} e LEFT JOIN {user} u ON u.source = %s AND u.directory_id = e.directory_id "
+                f"WHERE u.id IS NULL OR NOT ({same})",
+                [User.Source.LDAP, User.VpnAccess.APPROVED, *allowed],
+            )
+            self.changes = cursor.rowcount
+        self.tables.append(self.CHANGED)
 
+    def outcomes(self) -> dict[str, int]:
+        with self.db.cursor() as cursor:
+            cursor.execute(f"SELECT outcome, COUNT(*) FROM {self.CHANGED} GROUP BY outcome")  # noqa: S608 (our tables and columns)
+            return dict(cursor.fetchall())
 
-def _same(record: DirectoryRecord, row: dict, held_roles: set[str]) -> bool:
-    """Whether applying ``record`` would change nothing: the people service's rules, read without writing."""
-    if any(row[name] != getattr(record, name) for name in people.OWNED_FIELDS):
-        return False
-    if row["username"] != record.institution_id or (record.dn and row["directory_dn"] != record.dn):
-        return False
-    if row[people.EXTERNAL_ID_FIELD] != record.external_id:
-        return False
-    if (record.mobile or row[people.MOBILE_FIELD]) and row[people.MOBILE_FIELD] != people.mobile_of(record):
-        return False
-    if not record.active:
-        return not row["is_active"] and row["deactivated_at"] is not None
-    if not row["is_active"]:
-        return False
-    if record.roles is not None and held_roles != set(record.roles) & people.directory_roles():
-        return False
-    approved = row["vpn_access"] == User.VpnAccess.APPROVED
-    return record.vpn_access is None or record.vpn_access == approved
+    def disabling(self) -> list[dict]:
+        with self.db.cursor() as cursor:
+            cursor.execute(
+                f"SELECT person, person_username FROM {self.CHANGED} WHERE outcome = %s ORDER BY n",  # noqa: S608 (our tables and columns)
+                [people.DEACTIVATED],
+            )
+            return [
+                {"id": pk, "username": username, "reason": "disabled in the directory"}
+                for pk, username in cursor.fetchall()
+            ]
 
+    def leavers(self) -> list[dict]:
+        """The active people from the directory whose entry was not read."""
+        with self.db.cursor() as cursor:
+            cursor.execute(
+                f"SELECT u.id, u.username FROM {User._meta.db_table} u WHERE u.source = %s AND u.is_active "  # noqa: S608 (our tables and columns)
+                f"AND NOT EXISTS (SELECT 1 FROM {self.ENTRIES} e WHERE e.directory_id = u.directory_id) ORDER BY u.id",
+                [User.Source.LDAP],
+            )
+            return [{"id": pk, "username": username, "reason": LEFT} for pk, username in cursor.fetchall()]
 
-def _spooled(spool, count: int) -> Iterator[DirectoryRecord]:
-    spool.seek(0)
-    for _ in range(count):
-        yield pickle.load(spool)  # noqa: S301 (our own temporary file, written by this run)
+    def changed(self) -> Iterator[DirectoryRecord]:
+        """The records to apply, in the order they were read, a batch at a time (memory stays flat)."""
+        columns = ", ".join(self.COLUMNS)
+        with self.db.cursor() as cursor:
+            if self.changes > BATCH:
+                cursor.execute(f"CREATE INDEX {self.CHANGED}_n ON {self.CHANGED} (n)")
+        after = 0
+        while True:
+            with self.db.cursor() as cursor:
+                cursor.execute(
+                    f"SELECT {columns} FROM {self.CHANGED} WHERE n > %s AND outcome <> %s ORDER BY n LIMIT %s",  # noqa: S608 (our tables and columns)
+                    [after, people.UNCHANGED, BATCH],
+                )
+                rows = cursor.fetchall()
+            for n, directory_id, institution_id, dn, *owned, mobile, _, active, roles, vpn_access in rows:
+                after = n
+                yield DirectoryRecord(
+                    source=User.Source.LDAP,
+                    directory_id=directory_id,
+                    institution_id=institution_id,
+                    dn=dn,
+                    mobile=mobile,
+                    active=bool(active),
+                    roles=None if roles is None else frozenset(filter(None, roles.split("\n"))),
+                    vpn_access=None if vpn_access is None else bool(vpn_access),
+                    **dict(zip(people.OWNED_FIELDS, owned, strict=True)),
+                )
+            if len(rows) < BATCH:
+                return
 
 
 def _apply(run: DirectorySyncRun, records: Iterable[DirectoryRecord], origin: dict) -> list[str]:

@@ -95,8 +95,8 @@ def test_a_second_run_with_nothing_changed_writes_nothing(ldap_directory, django
 
 
 def test_an_unchanged_rerun_costs_queries_per_batch_not_per_person(ldap_directory, settings, monkeypatch):
-    """At two directory sizes: what a rerun with nothing changed asks the database grows with its batches of
-    entries (the people of a batch, their roles when roles are mapped), not with the people in them."""
+    """At two directory sizes: what a rerun with nothing changed asks the database does not grow with the people
+    read (their entries go in with one COPY and are compared in one statement), and at most with its batches."""
     monkeypatch.setattr(sync, "BATCH", 20)
     batches = lambda read: -(-read // sync.BATCH)  # noqa: E731
 
@@ -117,6 +117,7 @@ def test_an_unchanged_rerun_costs_queries_per_batch_not_per_person(ldap_director
     assert small_read == 99 and big_read >= 2 * small_read
     assert big - small <= 2 * (batches(big_read) - batches(small_read)) < big_read - small_read
     assert big <= 12 + 2 * batches(big_read)
+    assert big == small
 
 
 def test_a_local_account_is_never_taken_over(ldap_directory, make_user):
@@ -364,3 +365,34 @@ def test_scheduled_only_when_a_directory_is_configured():
 
     assert schedule(LDAP_SERVER_URIS="") == "None"
     assert "seconds=2700" in schedule(LDAP_SERVER_URIS="ldaps://ldap.example.edu", DIRECTORY_SYNC_MINUTES="45")
+
+
+def test_mapped_roles_and_vpn_group_compare_in_the_database(ldap_directory, settings):
+    """With roles and the VPN group mapped, an unchanged rerun changes nobody; a role or VPN access changed here, or a
+    group joined in the directory, makes that person (and only them) a mover, put back in line."""
+    settings.LDAP_ROLE_GROUPS = {tree.HELPDESK_GROUP: "Help desk", tree.AUDITORS_GROUP: "Auditor"}
+    settings.LDAP_VPN_GROUP = tree.VPN_GROUP
+    sync.sync_directory()
+    alice, bob = User.objects.get(username="alice"), User.objects.get(username="bob")
+    assert set(alice.groups.values_list("name", flat=True)) == {"Help desk"}
+    assert alice.vpn_access == User.VpnAccess.APPROVED
+    assert set(bob.groups.values_list("name", flat=True)) == {"Auditor"}
+
+    run = sync.sync_directory()
+    assert run.unchanged == run.read and run.updated == 0
+
+    bob.groups.clear()  # changed here: the directory puts it back
+    User.objects.filter(pk=alice.pk).update(vpn_access=User.VpnAccess.REVOKED)
+    run = sync.sync_directory()
+    assert run.updated == 2 and run.unchanged == run.read - 2
+    assert set(bob.groups.values_list("name", flat=True)) == {"Auditor"}
+    assert User.objects.get(pk=alice.pk).vpn_access == User.VpnAccess.APPROVED
+
+    ldap_directory.add_to_group(f"uid=bob,{tree.PEOPLE}", tree.HELPDESK_GROUP)
+    try:
+        run = sync.sync_directory()
+        assert run.updated == 1 and run.unchanged == run.read - 1
+        assert set(bob.groups.values_list("name", flat=True)) == {"Auditor", "Help desk"}
+        assert AuditEvent.objects.filter(action="directory.role_granted", subject=bob).exists()
+    finally:
+        ldap_directory.remove_from_group(f"uid=bob,{tree.PEOPLE}", tree.HELPDESK_GROUP)
