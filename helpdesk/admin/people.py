@@ -296,10 +296,12 @@ class PersonAdmin(DeskAdmin):
         form_class = desk_action.filing_form if filing else desk_action.form
         form = form_class(request.POST or None, initial=initial, **kwargs)
         form.fields["case"] = case_field(person)
-        # What this page is shown after: the runner refuses it once another desk action is recorded (a reload).
+        # What this page is shown after: the runner refuses it once another desk action is recorded (a reload, a
+        # second tab). It guards against repeats of our own page, which always sends it; a post made by hand
+        # without it is compared with nothing, as a script's call of the runner is.
         last = selectors.last_desk_event(person)
         form.fields["seen"] = forms.IntegerField(
-            widget=forms.HiddenInput, min_value=0, initial=last.sequence if last else 0
+            widget=forms.HiddenInput, min_value=0, required=False, initial=last.sequence if last else 0
         )
         if approved is not None:
             # What the second agent approved is what runs (approvals.finish_request): shown, not to be changed here.
