@@ -38,3 +38,8 @@ KEY_NEEDS_APPROVAL_FIRST = (
     "page; once it is approved, register the key here with them at the desk."
 )
 KEY_AT_THE_DESK = "Register the key from the person's page, with them at the desk and their key in this computer."
+ACTED_SINCE = (
+    "Nothing was done now: {what} for this person at {when}, by {who}, after this page was opened (a reload, or "
+    "the same form sent twice). Look at the person's page before you start again."
+)
+CODES_SHOWN_ONCE = "Bypass codes are shown once, when they are issued, and never again."

@@ -10,6 +10,8 @@ KEY_FORMS = {
     SECURITY_KEY: "A security key they brought (touched when it blinks)",
     PASSKEY: "A passkey on their own phone or computer (unlocked with face, fingerprint or screen lock)",
 }
+# What the desk's confirm button says for each, after "Yes,".
+KEY_PHRASES = {SECURITY_KEY: "register a security key", PASSKEY: "register a passkey"}
 
 
 def case_field(person) -> forms.ModelChoiceField:

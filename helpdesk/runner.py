@@ -4,7 +4,9 @@ Every desk action goes through :func:`perform`: it refuses the agent's own accou
 check of the person by the same agent (BND-07), turns an action on a staff account (or a recovery link to a
 freshly changed email) into a request a second agent approves (BND-08, decided in :mod:`helpdesk.approvals`),
 and otherwise runs the action's service with ``actor`` and writes one ``helpdesk.action`` audit event naming the
-check and case it relied on (AC-06), in the action's transaction. A refusal the service audited
+check and case it relied on (AC-06), in the action's transaction. An action page sends the newest desk event it was
+shown after (``seen``); once a newer one exists (the same form posted again by a reload or a second tab, or another
+agent's action in between) nothing runs and nothing is filed, and the refusal says what was done, when and by whom. A refusal the service audited
 (``identity.audit.AuditedRefusal``) rolls back with that transaction and is recorded again after it. Refusals raise ``ValidationError`` with a text
 from :mod:`helpdesk.errors`.
 
@@ -23,10 +25,41 @@ from identity import audit, metrics
 from identity.models import User
 from identity.selectors import same_person
 
-from . import errors
-from .actions import ACTIONS
+from . import errors, selectors
+from .actions import ACTIONS, person_words
 from .models import ApprovalRequest, Case, IdentityCheck
-from .services import Outcome, require_current_check, second_approval_reasons
+from .services import Outcome, moment_words, require_current_check, second_approval_reasons
+
+
+def acted_since(person: User, *, actor: User, seen: int | None) -> str:
+    """What was done or filed for ``person`` after the audit event numbered ``seen`` (0: none yet), as the refusal
+    of a page shown before it says it; empty when nothing was, or when ``seen`` is None (an approved request, a
+    script). Only :func:`refuse_if_acted_since` decides: this read takes no lock."""
+    if seen is None:
+        return ""
+    last = selectors.last_desk_event(person)
+    if last is None or last.sequence <= seen:
+        return ""
+    action = ACTIONS.get(last.details.get("action", ""))
+    phrase = f"“{action.phrase}”" if action else "another desk action"
+    filed = last.action == "helpdesk.approval_requested"
+    what = f"{phrase} was asked of a second agent" if filed else f"{phrase} was done"
+    who = "you" if last.actor_id == actor.pk else person_words(last.actor) if last.actor else "someone"
+    text = errors.ACTED_SINCE.format(what=what, when=moment_words(last.created_at), who=who)
+    return f"{text} {errors.CODES_SHOWN_ONCE}" if action is not None and action.needs_caller and not filed else text
+
+
+def refuse_if_acted_since(person: User, *, actor: User, seen: int | None) -> None:
+    """Lock ``person``'s row and raise ``ValidationError`` (code ``acted_since``, words from :func:`acted_since`)
+    when a desk action was done or filed for them after the audit event numbered ``seen``. Call it inside the
+    transaction of the action it guards: the lock makes a second post of the same form wait for the first to
+    commit, then find its event."""
+    if seen is None:
+        return
+    User.objects.select_for_update().only("pk").get(pk=person.pk)
+    text = acted_since(person, actor=actor, seen=seen)
+    if text:
+        raise ValidationError(text, code="acted_since")
 
 
 def perform(
@@ -38,11 +71,13 @@ def perform(
     params: dict,
     case: Case | None = None,
     ip: str | None = None,
+    seen: int | None = None,
 ) -> Outcome:
     """Run desk ``action`` on ``person``, or file it for a second approver; see the module docstring.
 
     The caller must have checked that ``actor`` holds the action's permission and that the action applies to
-    ``person`` now; ``params`` are the action form's cleaned, JSON-safe values. A filed request is decided in
+    ``person`` now; ``params`` are the action form's cleaned, JSON-safe values. ``seen`` is the newest desk event
+    the action's page was shown after (:func:`refuse_if_acted_since`). A filed request is decided in
     :mod:`helpdesk.approvals`.
     """
 
@@ -55,6 +90,7 @@ def perform(
     if reasons:
         why = "\n".join(reasons)
         with transaction.atomic():
+            refuse_if_acted_since(person, actor=actor, seen=seen)
             request = ApprovalRequest.objects.create(
                 action=action,
                 person=person,
@@ -74,7 +110,9 @@ def perform(
             )
         metrics.count(metrics.HELPDESK_ACTIONS, action, "approval_requested")
         return Outcome(message=f"Filed for a second agent's approval: {' '.join(reasons)}", request=request)
-    return run_action(action, person, actor=actor, identity_check=identity_check, case=case, params=params, ip=ip)
+    return run_action(
+        action, person, actor=actor, identity_check=identity_check, case=case, params=params, ip=ip, seen=seen
+    )
 
 
 def run_action(
@@ -88,12 +126,14 @@ def run_action(
     ip: str | None,
     requested_by: User | None = None,
     details: dict | None = None,
+    seen: int | None = None,
 ) -> Outcome:
     """Run desk ``action``'s service and write its ``helpdesk.action`` event (with ``details`` added), atomically.
 
     An action read out to the caller (``DeskAction.needs_caller``: bypass codes) refuses a check that is no
     longer current (``CALLER_CHECK_STALE``): whoever was checked may have hung up since. ``requested_by`` is
-    the requester when a second agent's approval runs it. The caller applied every other rule (:func:`perform`,
+    the requester when a second agent's approval runs it; ``seen`` as for :func:`perform`. The caller applied every
+    other rule (:func:`perform`,
     :mod:`helpdesk.approvals`).
     """
     desk_action = ACTIONS[action]
@@ -102,6 +142,7 @@ def run_action(
         raise ValidationError(errors.CALLER_CHECK_STALE.format(minutes=minutes), code="check_stale")
     try:
         with transaction.atomic():
+            refuse_if_acted_since(person, actor=actor, seen=seen)
             outcome = desk_action.run(
                 person, actor=actor, identity_check=identity_check, ip=ip, requested_by=requested_by, **params
             )

@@ -14,6 +14,8 @@ from .models import ApprovalRequest, Case
 
 RECENT_EVENTS = 20
 RECENT_MESSAGES = 10
+# A desk action done, or filed for a second agent: what an action page names as seen (helpdesk.runner).
+DESK_EVENTS = ("helpdesk.action", "helpdesk.approval_requested")
 
 
 def as_e164(text: str) -> str:
@@ -83,3 +85,14 @@ def open_case_of(person: User, case_id: str) -> Case | None:
     if not case_id.isdigit():
         return None
     return Case.objects.filter(person=person, pk=case_id).exclude(status=Case.Status.CLOSED).first()
+
+
+def last_desk_event(person: User) -> AuditEvent | None:
+    """The newest desk action done or filed for ``person``: an action page is sent with its sequence number, and
+    the runner refuses the page once a newer one exists (a reload, the same form twice, another agent)."""
+    return (
+        AuditEvent.objects.filter(subject=person, action__in=DESK_EVENTS)
+        .select_related("actor")
+        .order_by("-sequence")
+        .first()
+    )

@@ -23,7 +23,7 @@ from devices.services import security_keys
 from devices.webauthn import SessionChallenge
 from helpdesk import approvals, runner, selectors, services
 from helpdesk.actions import ACTIONS, actions_for, filed_words, person_words
-from helpdesk.forms import PASSKEY, SECURITY_KEY, CaseForm, DeskKeyLabelForm, IdentityCheckForm, case_field
+from helpdesk.forms import KEY_PHRASES, PASSKEY, SECURITY_KEY, CaseForm, DeskKeyLabelForm, IdentityCheckForm, case_field
 from identity.admin_site import site
 from identity.directory import sync
 from identity.directory.models import COUNTS
@@ -267,6 +267,13 @@ class PersonAdmin(DeskAdmin):
         if same_person(person, request.user):
             self.message_user(request, services.errors.OWN_ACCOUNT, messages.ERROR)
             return self._person_page(person)
+        seen = request.POST.get("seen", "")
+        since = runner.acted_since(person, actor=request.user, seen=int(seen)) if seen.isdigit() else ""
+        if since:
+            # The same form again (a reload, a second tab): to the person's page, which shows what was done; a
+            # reload there posts nothing. The runner decides again under a lock, for two posts at once.
+            self.message_user(request, since, messages.ERROR)
+            return self._person_page(person)
         if not desk_action.applies(person):
             self.message_user(request, services.errors.ACTION_DOES_NOT_APPLY, messages.ERROR)
             return self._person_page(person)
@@ -289,6 +296,13 @@ class PersonAdmin(DeskAdmin):
         form_class = desk_action.filing_form if filing else desk_action.form
         form = form_class(request.POST or None, initial=initial, **kwargs)
         form.fields["case"] = case_field(person)
+        # What this page is shown after: the runner refuses it once another desk action is recorded (a reload, a
+        # second tab). It guards against repeats of our own page, which always sends it; a post made by hand
+        # without it is compared with nothing, as a script's call of the runner is.
+        last = selectors.last_desk_event(person)
+        form.fields["seen"] = forms.IntegerField(
+            widget=forms.HiddenInput, min_value=0, required=False, initial=last.sequence if last else 0
+        )
         if approved is not None:
             # What the second agent approved is what runs (approvals.finish_request): shown, not to be changed here.
             for name in approved.params:
@@ -297,6 +311,7 @@ class PersonAdmin(DeskAdmin):
         if request.method == "POST" and form.is_valid():
             params = dict(form.cleaned_data)
             case = params.pop("case")
+            seen = params.pop("seen")
             if desk_action.live and not filing:  # the key answered the challenge this session was given, once
                 params["challenge"] = SessionChallenge(
                     request.session.pop(KEY_CHALLENGE, None), request.session.session_key
@@ -317,8 +332,12 @@ class PersonAdmin(DeskAdmin):
                         case=case,
                         params=params,
                         ip=client_ip(request),
+                        seen=seen,
                     )
             except ValidationError as error:
+                if getattr(error, "code", None) == "acted_since":
+                    self.message_user(request, " ".join(error.messages), messages.ERROR)
+                    return self._person_page(person)
                 form.add_error(None, error)
             else:
                 if outcome.codes:
@@ -335,6 +354,11 @@ class PersonAdmin(DeskAdmin):
                 else:
                     self.message_user(request, outcome.message, messages.SUCCESS)
                 return self._person_page(person)
+        confirm, confirm_choices = f"Yes, {desk_action.phrase}", {}
+        if desk_action.live and not filing and "form" in form.fields:
+            # A key or a passkey: the button names what is chosen (static/js/webauthn.js follows a new choice).
+            confirm_choices = {key: f"Yes, {phrase}" for key, phrase in KEY_PHRASES.items()}
+            confirm = confirm_choices.get(form["form"].value() or SECURITY_KEY, confirm)
         return self._render(
             request,
             "helpdesk/action.html",
@@ -346,6 +370,8 @@ class PersonAdmin(DeskAdmin):
             needs_approval=needs_approval,
             ceremony=desk_action.live and not filing,
             approved=approved,
+            confirm=confirm,
+            confirm_choices=confirm_choices,
         )
 
     def security_key_options_view(self, request, object_id):

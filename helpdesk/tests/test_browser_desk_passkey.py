@@ -81,21 +81,24 @@ def test_bnd07_WA_01_the_desk_registers_a_passkey_on_the_callers_phone_and_it_si
     expect(page.get_by_text("For a passkey: name it, press the button")).to_be_visible()
     axe.check(page, "register a key or passkey at the desk")
 
+    # The button names what is chosen: a key at first, a passkey once it is chosen.
+    expect(page.get_by_role("button", name="Yes, register a security key")).to_be_visible()
     page.get_by_label(PASSKEY_CHOICE).check()
+    expect(page.get_by_role("button", name="Yes, register a security key")).to_have_count(0)
     page.get_by_label("Name this key").fill("Cal's phone")
     # The phone cannot unlock the passkey (no face, fingerprint or screen lock): the browser refuses, and the page
     # says so in a passkey's words; nothing is registered.
     cdp.send("WebAuthn.setUserVerified", {"authenticatorId": phone, "isUserVerified": False})
-    page.get_by_role("button", name="Yes, register a security key").click()
+    page.get_by_role("button", name="Yes, register a passkey").click()
     status = page.locator("[data-webauthn-status]")
     expect(status).to_contain_text("The passkey did not answer in time")
-    expect(page.get_by_role("button", name="Yes, register a security key")).to_be_enabled()
+    expect(page.get_by_role("button", name="Yes, register a passkey")).to_be_enabled()
     axe.check(page, "passkey refused at the desk")
     assert not Registration.objects.filter(user=caller, kind="passkey").exists()
 
     # Unlocked this time.
     cdp.send("WebAuthn.setUserVerified", {"authenticatorId": phone, "isUserVerified": True})
-    page.get_by_role("button", name="Yes, register a security key").click()
+    page.get_by_role("button", name="Yes, register a passkey").click()
     expect(page.locator(".messagelist")).to_contain_text("Passkey “Cal's phone” registered; the person was told")
     expect(page.get_by_role("heading", level=1)).to_have_text("Cal Ler (ID caller1)")
     axe.check(page, "person page after the passkey")
@@ -155,7 +158,7 @@ def test_bnd08_WA_01_a_passkey_for_a_staff_colleague_is_approved_by_a_second_age
     expect(a.get_by_label("Name this key")).to_have_value("Aud's phone")
     expect(a.get_by_label("Name this key")).to_be_disabled()
     axe.check(a, "register the approved passkey")
-    a.get_by_role("button", name="Yes, register a security key").click()
+    a.get_by_role("button", name="Yes, register a passkey").click()
     expect(a.locator(".messagelist")).to_contain_text("Passkey “Aud's phone” registered")
     _registered_passkey(auditor, staff_member, cdp, phone)
     request.refresh_from_db()

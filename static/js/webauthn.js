@@ -9,7 +9,8 @@
  * data-webauthn="passwordless" (the sign-in page) asks for any passkey of this site, with no ID typed. Where the
  * browser supports it (conditional mediation), the passkeys are also offered in the ID field's autofill
  * (autocomplete="username webauthn"); the button works everywhere else. Forms with data-device="passkey" talk
- * about unlocking a passkey rather than touching a key, as do forms whose checked "form" choice is "passkey".
+ * about unlocking a passkey rather than touching a key, as do forms whose checked "form" choice is "passkey"; their
+ * submit button, given data-words-<choice> attributes, names the choice too.
  */
 (function () {
   "use strict";
@@ -196,10 +197,23 @@
     return Boolean(chosen && chosen.value === "passkey");
   }
 
+  // A button that names each choice (data-words-security_key, data-words-passkey) says what is chosen now.
+  function nameButton(form, button) {
+    var chosen = form.querySelector("input[name=form]:checked");
+    var words = chosen && button.getAttribute("data-words-" + chosen.value);
+    if (words) {
+      button.textContent = words;
+    }
+  }
+
   function start(form) {
     var ceremony = form.getAttribute("data-webauthn");
     var words = aboutPasskey(form, ceremony) ? PASSKEY_MESSAGES : MESSAGES;
     var button = form.querySelector("button[type=submit]");
+    nameButton(form, button);
+    form.addEventListener("change", function () {
+      nameButton(form, button);
+    });
     if (!window.PublicKeyCredential || !navigator.credentials || !window.fetch) {
       setStatus(form, words.unsupported, true);
       button.disabled = true;
