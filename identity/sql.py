@@ -5,8 +5,8 @@ Django's own cursors bind parameters on the client and never prepare, so Postgre
 again. A statement sent for every VPN check, every audit event or every outbound message is instead sent through a
 server-binding psycopg cursor on Django's connection with ``prepare=True`` (when ``DB_PREPARED_STATEMENTS`` is on,
 docs/operations.md): parsed and planned once per connection. psycopg's threshold is set for those statements only
-(:func:`_preparing`), so it neither prepares nor remembers any of Django's. Elsewhere (SQLite, the embedded default) Django's
-cursor runs it. Parameters are named (``%(name)s``) in both. :func:`replace_if_ended` is the rule for a connection
+(:func:`_preparing`), so it neither prepares nor remembers any of Django's. Elsewhere (SQLite, the embedded default)
+Django's cursor runs it. Parameters are named (``%(name)s``) in both. :func:`replace_if_ended` is the rule for a connection
 the server dropped, for every caller. Callers: the audit append (``identity.audit``), the
 outbox's bookkeeping (``devices.outbox.statements``), the VPN's first read and its remembered signatures (``vpn``).
 """
@@ -65,7 +65,7 @@ def _execute_prepared(db, sql: str, params: dict, fetch: str | None):
 
 @contextmanager
 def _preparing(conn: psycopg.Connection):
-    """psycopg's ``prepare_threshold`` set for one statement, and put back (None, Django's default) after it.
+    """psycopg's ``prepare_threshold`` set for one statement, and put back as it was (None, as Django leaves it).
 
     psycopg prepares nothing while the threshold is None; while it is set it also counts every statement the
     connection runs, keyed by its text, and keeps the last ``prepared_max`` (100) texts. Django binds values on the
