@@ -60,8 +60,18 @@ def parse_args():
     parser.add_argument("--people", type=int, default=100_000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--mail-ms", type=int, default=20, help="the mail server's time per message in the worker")
+    parser.add_argument(
+        "--queue-only", action="store_true", help="only the queuing (time and peak RSS), not the codes meanwhile"
+    )
+    parser.add_argument(
+        "--threshold-too",
+        action="store_true",
+        help="also queue each cohort with psycopg's prepare_threshold set on the whole connection (what the settings "
+        "did before), to show the memory that kept",
+    )
     parser.add_argument("--phase", choices=["queue"], help=argparse.SUPPRESS)
     parser.add_argument("--campaign", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--connection-threshold", action="store_true", help=argparse.SUPPRESS)
     return parser.parse_args()
 
 
@@ -100,8 +110,23 @@ def make_cohort(people: int) -> Campaign:
     return campaign
 
 
-def queue_phase(campaign_id: int) -> None:
-    """In a child process: every batch of the welcome, one after the other; print seconds and peak RSS (KiB)."""
+def peak_rss_kib() -> int:
+    """This process's own peak RSS (``VmHWM``). Not ``ru_maxrss``: Linux carries that across ``exec`` from the
+    process that started this one, here the benchmark's parent, which has just written the whole cohort."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
+def queue_phase(campaign_id: int, connection_threshold: bool) -> None:
+    """In a child process: every batch of the welcome, one after the other; print seconds and peak RSS (KiB).
+
+    ``connection_threshold``: psycopg's ``prepare_threshold`` set on the whole connection, as the settings did before
+    identity.sql set it around its own statements only; psycopg then keeps the text of the last 100 statements."""
+    if connection_threshold:
+        connection.ensure_connection()
+        connection.connection.prepare_threshold = 2**31 - 1
     started = time.perf_counter()
     after, queued = 0, 0
     while True:
@@ -111,15 +136,15 @@ def queue_phase(campaign_id: int) -> None:
             break
         after = batch.last_person_id
     seconds = time.perf_counter() - started
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(json.dumps({"queued": queued, "seconds": seconds, "peak_rss_kib": peak}))
+    print(json.dumps({"queued": queued, "seconds": seconds, "peak_rss_kib": peak_rss_kib()}))
 
 
-def run_queue(people: int) -> dict:
+def run_queue(people: int, *, connection_threshold: bool = False) -> dict:
     empty()
     campaign = make_cohort(people)
     output = subprocess.run(
-        [sys.executable, __file__, "--phase", "queue", "--campaign", str(campaign.pk)],
+        [sys.executable, __file__, "--phase", "queue", "--campaign", str(campaign.pk)]
+        + (["--connection-threshold"] if connection_threshold else []),
         check=True,
         capture_output=True,
         text=True,
@@ -203,10 +228,13 @@ def summary(values: list[float]) -> str:
 def main():
     args = parse_args()
     if args.phase == "queue":
-        queue_phase(args.campaign)
+        queue_phase(args.campaign, args.connection_threshold)
         return
     if connection.vendor != "postgresql" or not settings.REDIS_URL:
         sys.exit("set DATABASE_URL=postgres://... and REDIS_URL=redis://... of the benchmark's own")
+    if args.queue_only:
+        queue_rounds(args)
+        return
     rows = []
     for round_ in range(1, args.rounds + 1):
         small = run_queue(args.people // 10)
@@ -251,6 +279,33 @@ def main():
     print(
         f"\ncode latency, backlog / none: median {statistics.median(ratios):.2f} (range {min(ratios):.2f}-{max(ratios):.2f})"
     )
+
+
+def queue_rounds(args) -> None:
+    """Queuing only: a tenth of the cohort and the cohort, in turns, as now and (``--threshold-too``) with the
+    connection-wide threshold; the peak RSS of each and the growth from the tenth to the whole."""
+    variants = [False, True] if args.threshold_too else [False]
+    growth: dict[bool, list[float]] = {variant: [] for variant in variants}
+    print("| round | threshold | people | seconds | people/s | peak RSS MiB | a tenth: peak RSS MiB | growth MiB |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    for round_ in range(1, args.rounds + 1):
+        for variant in variants if round_ % 2 else reversed(variants):
+            small = run_queue(args.people // 10, connection_threshold=variant)
+            large = run_queue(args.people, connection_threshold=variant)
+            grown = (large["peak_rss_kib"] - small["peak_rss_kib"]) / 1024
+            growth[variant].append(grown)
+            print(
+                f"| {round_} | {'connection' if variant else 'its statements only'} | {args.people:,} | "
+                f"{large['seconds']:.1f} | {args.people / large['seconds']:,.0f} | {large['peak_rss_kib'] / 1024:.0f} "
+                f"| {small['peak_rss_kib'] / 1024:.0f} | {grown:+.1f} |",
+                flush=True,
+            )
+    for variant, values in growth.items():
+        print(
+            f"growth from {args.people // 10:,} to {args.people:,}, threshold on "
+            f"{'the connection' if variant else 'its statements only'}: {summary(values)} MiB"
+        )
+    empty()
 
 
 if __name__ == "__main__":

@@ -33,6 +33,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import timedelta
 from pathlib import Path
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -53,10 +54,12 @@ import pyotp  # noqa: E402
 from django.contrib.auth.hashers import make_password  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 from django.db import connection  # noqa: E402
+from django.utils import timezone  # noqa: E402
 from duo_client.client import Client as DuoClient  # noqa: E402
 from duo_client.client import sign  # noqa: E402
 
 from bench.outbox import worker_cpu  # noqa: E402
+from campaigns.models import Campaign, Member  # noqa: E402
 from devices import crypto  # noqa: E402
 from devices.models import AuthenticatorAppDevice  # noqa: E402
 from identity.models import User  # noqa: E402
@@ -348,6 +351,110 @@ def counting_cost(calls: int = 200_000) -> float:
     return float(out.stdout.strip().splitlines()[-1])
 
 
+COHORT_PREFIX = "vpncohort"
+
+
+def seed_unenrolled(people: int) -> None:
+    """``people`` approved people with no device at all: the ones the campaigns are for. Reuses earlier seeds."""
+    have = User.objects.filter(username__startswith=COHORT_PREFIX).count()
+    if have < people:
+        password = make_password(PASSWORD)
+        User.objects.bulk_create(
+            [
+                User(username=f"{COHORT_PREFIX}{n:06d}", password=password, vpn_access=User.VpnAccess.APPROVED)
+                for n in range(have, people)
+            ],
+            batch_size=2000,
+        )
+
+
+def make_campaigns() -> list[int]:
+    """Two campaigns for everyone (the enrolled bench people and the cohort), their member rows written: one that lets
+    people not enrolled in with the password alone until its deadline, one that requires enrollment. Made once and
+    kept; the sides of the comparison only open and close them, so both measure the same tables."""
+    now = timezone.now()
+    campaigns = []
+    for name, policy in (
+        ("bench: password alone until the deadline", Campaign.Policy.ALLOW_PASSWORD_ALONE),
+        ("bench: enrollment required", Campaign.Policy.REQUIRE_ENROLLMENT),
+    ):
+        campaign, created = Campaign.objects.get_or_create(
+            name=name,
+            defaults={
+                "cohort": Campaign.Cohort.EVERYONE,
+                "starts_at": now - timedelta(days=1),
+                "deadline": now + timedelta(days=365),
+                "email_subject": "Set up two-step sign-in",
+                "email_text": "Please set up two-step sign-in by {deadline}: {address}",
+                "policy_before_deadline": policy,
+            },
+        )
+        if created:
+            people = User.objects.filter(is_active=True).values_list("pk", flat=True).iterator(chunk_size=5000)
+            Member.objects.bulk_create(
+                (Member(campaign=campaign, person_id=pk, added_at=now) for pk in people), batch_size=5000
+            )
+        campaigns.append(campaign.pk)
+    with connection.cursor() as cursor:
+        cursor.execute(f"VACUUM ANALYZE {Member._meta.db_table}")  # noqa: S608 (our table name)
+    return campaigns
+
+
+def set_campaigns_open(campaigns: list[int], is_open: bool) -> None:
+    Campaign.objects.filter(pk__in=campaigns).update(closed_at=None if is_open else timezone.now())
+    with connection.cursor() as cursor:
+        cursor.execute(f"VACUUM ANALYZE {Campaign._meta.db_table}")  # noqa: S608 (our table name)
+
+
+def compare_campaigns(args, codes: Codes, ikey: str, skey: str) -> None:
+    """An enrolled person's passcode check with no campaign open and with two open for everyone (and
+    ``--compare-campaigns`` people not enrolled in them), each round beside the bare-WSGI floor (``--anchors``), in
+    turns whose order alternates. The same rows on both sides: the campaigns are closed ("no campaign") or open.
+    Prints each round's ratios and their median and range."""
+    seed_unenrolled(args.compare_campaigns)
+    campaigns = make_campaigns()
+    sides = {"no campaign": False, "campaigns open": True}
+    rows = []
+    for n in range(args.rounds):
+        order = ["floor", *sides] if n % 2 == 0 else [*reversed(sides), "floor"]
+        for label in order:
+            if label == "floor":
+                rows += run_anchor(args.anchors / "limit" / "run_limit.sh", label, {}, args, rounds=1)
+                continue
+            set_campaigns_open(campaigns, sides[label])
+            rows += run_ours(args, codes, ikey, skey, label=label, rounds=1, modes=("correct", "wrong"))
+    set_campaigns_open(campaigns, False)
+    for mode in ("correct", "wrong"):
+        by_label = {
+            label: [r for r in rows if r["label"] == label and r["mode"] == mode] for label in ("floor", *sides)
+        }
+        print(f"\n{mode} codes, an enrolled person's check (req/s; ratios in the same round)")
+        print("| round | floor | no campaign | campaigns open | none / floor | open / floor | open / none |")
+        print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+        ratios = {"none / floor": [], "open / floor": [], "open / none": []}
+        for n, (floor, none, opened) in enumerate(zip(*by_label.values(), strict=True), start=1):
+            ratios["none / floor"].append(none["rps"] / floor["rps"])
+            ratios["open / floor"].append(opened["rps"] / floor["rps"])
+            ratios["open / none"].append(opened["rps"] / none["rps"])
+            print(
+                f"| {n} | {floor['rps']:.1f} | {none['rps']:.1f} | {opened['rps']:.1f} | "
+                + " | ".join(f"{values[-1]:.3f}" for values in ratios.values())
+                + " |"
+            )
+        for name, values in ratios.items():
+            print(
+                f"{mode}, {name}: median {statistics.median(values):.3f}, range {min(values):.3f} to "
+                f"{max(values):.3f} over {len(values)} rounds"
+            )
+        for label in ("no campaign", "campaigns open"):
+            chosen = by_label[label]
+            print(
+                f"{mode}, {label}: p50 {statistics.median(r['p50_ms'] for r in chosen):.1f} ms, "
+                f"p99 {statistics.median(r['p99_ms'] for r in chosen):.1f} ms, "
+                f"CPU {statistics.median(r['cpu_ms'] for r in chosen):.3f} ms/request (medians)"
+            )
+
+
 def anchor_database(label: str) -> str:
     """The libpq connection string of the database an anchor measures (as its scripts find it)."""
     if "peer" in label:
@@ -483,6 +590,13 @@ def main() -> None:
         metavar=("A", "B"),
         help="only the Auth API's correct and wrong codes, served by WSGI entry A and by B, in turns",
     )
+    parser.add_argument(
+        "--compare-campaigns",
+        type=int,
+        metavar="PEOPLE",
+        help="only an enrolled person's passcode check against the floor (--anchors), with no campaign and with "
+        "campaigns open for everyone and PEOPLE people not enrolled, in turns",
+    )
     args = parser.parse_args()
 
     if connection.vendor != "postgresql":
@@ -493,6 +607,11 @@ def main() -> None:
     radius_secret = radius_client_secret()
     if args.compare_metrics:
         compare_metrics(args, codes, ikey, skey)
+        return
+    if args.compare_campaigns is not None:
+        if not args.anchors:
+            raise SystemExit("--compare-campaigns needs --anchors (the floor is measured in the same run)")
+        compare_campaigns(args, codes, ikey, skey)
         return
     if args.compare_apps:
         sides = {app: (app, dict) for app in args.compare_apps}

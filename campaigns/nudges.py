@@ -22,7 +22,7 @@ from identity.models import User
 
 from .models import Campaign, Member, Nudge
 from .people import AT_RISK, at_risk_annotations
-from .reminders import TEMPLATE_PREFIX, Batch, is_quiet, message_context, personal
+from .reminders import TEMPLATE_PREFIX, Batch, end_of_quiet, is_quiet, message_context, personal
 
 NUDGE_TEMPLATE = f"{TEMPLATE_PREFIX}:nudge"
 
@@ -34,12 +34,16 @@ def at_risk_members(campaign: Campaign):
 
 def queue_nudge_batch(campaign_id: int, *, after_person_id: int = 0, size: int | None = None) -> Batch:
     """Nudge the next ``size`` members at risk (by person id, after ``after_person_id``) not nudged yet: a ``Nudge``
-    row and an email each, in one transaction. Waits in quiet hours and while the outbox's bulk lanes are full."""
+    row and an email each, in one transaction. Waits while the outbox's bulk lanes are full, and in quiet hours until
+    they end (``Batch.resume_at``)."""
     size = size or settings.REMINDER_BATCH_SIZE
     campaign = Campaign.objects.filter(pk=campaign_id, closed_at__isnull=True).first()
     if campaign is None:
         return Batch(0, None)
-    if is_quiet(campaign, timezone.now()) or outbox.bulk_backlog() >= settings.REMINDER_BACKLOG:
+    now = timezone.now()
+    if is_quiet(campaign, now):
+        return Batch(0, after_person_id, waiting=True, resume_at=end_of_quiet(campaign, now))
+    if outbox.bulk_backlog() >= settings.REMINDER_BACKLOG:
         return Batch(0, after_person_id, waiting=True)
     with transaction.atomic():
         members = list(

@@ -6,9 +6,11 @@ by the next beat run from the people still without the step (each person's step 
 """
 
 import logging
+from datetime import timedelta
 
-from celery import shared_task
+from celery import current_app, shared_task
 from django.conf import settings
+from django.utils import timezone
 
 from . import nudges, reminders, summaries
 
@@ -31,8 +33,20 @@ def plan_reminders() -> None:
         _dispatch(queue_reminders, (campaign_id, step, 0))
 
 
+def _longest_wait() -> timedelta:
+    # Redis hands a task whose time has not come to a worker at once, and to another again after the broker's
+    # visibility timeout (an hour unless the transport options say otherwise): each copy would start a chain. So a
+    # long wait is taken in steps shorter than that timeout.
+    options = current_app.conf.broker_transport_options or {}
+    return timedelta(seconds=0.8 * options.get("visibility_timeout", 3600))
+
+
 def _follow(task, batch, *args) -> None:
-    if batch.waiting:
+    if batch.resume_at is not None:
+        # Quiet hours: one look when they end (a few over a long night), not one every REMINDER_BACKLOG_WAIT_SECONDS.
+        eta = min(batch.resume_at, timezone.now() + _longest_wait())
+        _dispatch(task, (*args, batch.last_person_id), eta=eta)
+    elif batch.waiting:
         _dispatch(task, (*args, batch.last_person_id), countdown=settings.REMINDER_BACKLOG_WAIT_SECONDS)
     elif batch.last_person_id is not None:
         _dispatch(task, (*args, batch.last_person_id))

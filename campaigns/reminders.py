@@ -41,10 +41,10 @@ TEMPLATES = {"welcome": "campaigns:welcome", "reminder": "campaigns:reminder"}
 def step_times(campaign: Campaign) -> list[datetime]:
     """When each step is due, step 1 (the welcome) first: the start, then each reminder day before the deadline,
     moved to the end of the quiet hours when it falls inside them."""
-    times = [_after_quiet(campaign, campaign.starts_at)]
+    times = [end_of_quiet(campaign, campaign.starts_at)]
     if campaign.deadline is not None:
         for days in sorted({int(d) for d in campaign.reminder_days or []}, reverse=True):
-            times.append(_after_quiet(campaign, campaign.deadline - timedelta(days=days)))
+            times.append(end_of_quiet(campaign, campaign.deadline - timedelta(days=days)))
     return times
 
 
@@ -63,7 +63,8 @@ def is_quiet(campaign: Campaign, moment: datetime) -> bool:
     return local >= start or local < end
 
 
-def _after_quiet(campaign: Campaign, moment: datetime) -> datetime:
+def end_of_quiet(campaign: Campaign, moment: datetime) -> datetime:
+    """``moment`` itself outside the quiet hours; inside them, the moment they end (in the campaign's time zone)."""
     if not is_quiet(campaign, moment):
         return moment
     local = moment.astimezone(_zone(campaign))
@@ -97,7 +98,8 @@ def steps_due_now(now: datetime | None = None) -> list[tuple[int, int]]:
 class Batch:
     queued: int  # people whose step went to the outbox
     last_person_id: int | None  # where the next batch starts; None when this one was the last
-    waiting: bool = False  # the outbox's bulk lanes are full: try again shortly
+    waiting: bool = False  # the outbox's bulk lanes are full, or quiet hours: try again later
+    resume_at: datetime | None = None  # waiting for the end of the quiet hours: try again then, not before
 
 
 def queue_reminder_batch(campaign_id: int, step: int, *, after_person_id: int = 0, size: int | None = None) -> Batch:

@@ -360,10 +360,8 @@ PHONE_CODE_RETENTION_DAYS = env.int("PHONE_CODE_RETENTION_DAYS", default=30)
 DB_PREPARED_STATEMENTS = env.bool(
     "DB_PREPARED_STATEMENTS", default=env.bool("OUTBOX_PREPARED_STATEMENTS", default=True)
 )
-if DB_PREPARED_STATEMENTS and DATABASES["default"]["ENGINE"].endswith("postgresql"):
-    # Django leaves psycopg's threshold at None, which forbids preparing at all. Django's own cursors bind on the
-    # client and never prepare whatever it says, so a threshold no query reaches only lets identity.sql ask for it.
-    DATABASES["default"].setdefault("OPTIONS", {}).setdefault("prepare_threshold", 2**31 - 1)
+# psycopg's prepare_threshold stays at Django's None: identity.sql sets it around its own statements only, so no
+# other query's text is counted and kept by the connection (a bulk INSERT's, with its values in it, is megabytes).
 # The sweep leaves freshly queued messages to their own dispatch for this long.
 OUTBOX_SWEEP_GRACE_SECONDS = env.int("OUTBOX_SWEEP_GRACE_SECONDS", default=30)
 

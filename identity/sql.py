@@ -4,14 +4,16 @@ connection on PostgreSQL, and the one rule for a connection the server dropped.
 Django's own cursors bind parameters on the client and never prepare, so PostgreSQL parses and plans every query
 again. A statement sent for every VPN check, every audit event or every outbound message is instead sent through a
 server-binding psycopg cursor on Django's connection with ``prepare=True`` (when ``DB_PREPARED_STATEMENTS`` is on,
-docs/operations.md): parsed and planned once per connection. Elsewhere (SQLite, the embedded default) Django's
-cursor runs it. Parameters are named (``%(name)s``) in both. :func:`replace_if_ended` is the rule for a connection
+docs/operations.md): parsed and planned once per connection. psycopg's threshold is set for those statements only
+(:func:`_preparing`), so it neither prepares nor remembers any of Django's. Elsewhere (SQLite, the embedded default)
+Django's cursor runs it. Parameters are named (``%(name)s``) in both. :func:`replace_if_ended` is the rule for a connection
 the server dropped, for every caller. Callers: the audit append (``identity.audit``), the
 outbox's bookkeeping (``devices.outbox.statements``), the VPN's first read and its remembered signatures (``vpn``).
 """
 
 import select
 import time
+from contextlib import contextmanager
 
 import psycopg
 from django.conf import settings
@@ -49,12 +51,36 @@ def _execute_prepared(db, sql: str, params: dict, fetch: str | None):
     started = time.monotonic()
     try:
         with db.wrap_database_errors, psycopg.Cursor(db.connection) as cursor:
-            cursor.execute(sql, params, prepare=settings.DB_PREPARED_STATEMENTS)
+            if not settings.DB_PREPARED_STATEMENTS:
+                cursor.execute(sql, params, prepare=False)
+                return _fetch(cursor, fetch)
+            with _preparing(db.connection):
+                cursor.execute(sql, params, prepare=True)
             return _fetch(cursor, fetch)
     finally:
         if db.queries_logged:
             # Counted as Django counts its own queries, so the pinned query counts see these statements too.
             db.queries_log.append({"sql": sql, "time": f"{time.monotonic() - started:.3f}"})
+
+
+@contextmanager
+def _preparing(conn: psycopg.Connection):
+    """psycopg's ``prepare_threshold`` set for one statement, and put back as it was (None, as Django leaves it).
+
+    psycopg prepares nothing while the threshold is None; while it is set it also counts every statement the
+    connection runs, keyed by its text, and keeps the last ``prepared_max`` (100) texts. Django binds values on the
+    client, so a bulk INSERT's text holds all its values: a batch of 1,000 reminder emails is 0.9 MB of text, kept
+    until 100 newer statements push it out. Set only around the statements prepared here, the threshold lets no
+    other statement be counted or kept. psycopg still tracks what it prepared (and deallocates it all after a
+    rollback of the connection, preparing again on next use); a savepoint's rollback keeps prepared statements
+    (they belong to the session, not to a transaction).
+    """
+    before = conn.prepare_threshold
+    conn.prepare_threshold = 0
+    try:
+        yield
+    finally:
+        conn.prepare_threshold = before
 
 
 def replace_if_ended() -> None:

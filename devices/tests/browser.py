@@ -14,7 +14,7 @@ from django.db import connections
 from PIL import Image
 from playwright.sync_api import sync_playwright
 
-from testsupport import CHROMIUM
+from testsupport import CHROMIUM, fresh_code
 
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -100,6 +100,16 @@ def page_with_authenticator(browser, base_url, screen, *, init_script: str | Non
     options = {"protocol": "ctap2", **options}
     authenticator = cdp.send("WebAuthn.addVirtualAuthenticator", {"options": options})["authenticatorId"]
     return page, cdp, authenticator
+
+
+def sign_in_with_app(page, person, password: str, device) -> None:
+    """On the sign-in page (where the site and the admin send an unverified visitor): the institution ID and the
+    password, then a fresh code from the person's authenticator app ``device``."""
+    page.get_by_label("Institution ID").fill(person.username)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Sign in", exact=True).click()
+    page.get_by_label("Code", exact=True).fill(fresh_code(device))
+    page.get_by_role("button", name="Verify").click()
 
 
 def horizontal_overflow(page) -> int:

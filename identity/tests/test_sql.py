@@ -1,8 +1,10 @@
 """The one runner for raw SQL: prepared statements, and its one rule for a connection the server dropped."""
 
+import gc
 import os
 import subprocess
 import sys
+import tracemalloc
 from pathlib import Path
 
 import pytest
@@ -89,3 +91,49 @@ def test_db_prepared_statements_is_read_under_its_former_name_too(environment, p
         check=True,
     )
     assert printed.stdout.strip() == str(prepared)
+
+
+_PREPARED_FAILURES = (
+    "SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE 'UPDATE%%second_factor_failures%%'"
+)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_statements_stay_prepared_through_rollbacks_of_transactions_and_savepoints(user):
+    connection.close()
+    sql.execute(_FAILURES, {"n": 1, "id": user.pk})
+    with pytest.raises(RuntimeError), transaction.atomic():  # psycopg deallocates all after a connection's rollback
+        sql.execute(_FAILURES, {"n": 2, "id": user.pk})
+        raise RuntimeError
+    with transaction.atomic():
+        with pytest.raises(RuntimeError), transaction.atomic():  # a savepoint's rollback keeps them
+            sql.execute(_FAILURES, {"n": 3, "id": user.pk})
+            raise RuntimeError
+        assert sql.execute(_FAILURES, {"n": 4, "id": user.pk}, fetch="one") == (user.pk,)
+    assert sql.execute(_FAILURES, {"n": 5, "id": user.pk}, fetch="one") == (user.pk,)
+    assert sql.execute(_PREPARED_FAILURES, {}, fetch="one") == (1,)
+    assert User.objects.get(pk=user.pk).second_factor_failures == 5
+
+
+def _run_through_django(statement, params):
+    with connection.cursor() as cursor:  # gone when this returns, and with it the query it holds
+        cursor.execute(statement, params)
+        return cursor.fetchone()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_no_statement_of_djangos_is_counted_or_kept_by_the_connection(user):
+    """A bulk INSERT's text holds its values (Django binds on the client): psycopg must not keep it once it ran."""
+    sql.execute(_FAILURES, {"n": 1, "id": user.pk})
+    assert connection.connection.prepare_threshold is None  # set for identity.sql's statements only
+    long_value = "x" * 4_000_000
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        assert _run_through_django("SELECT length(%s)", [long_value]) == (4_000_000,)
+        gc.collect()
+        kept = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert kept < 1_000_000

@@ -12,9 +12,8 @@ from playwright.sync_api import expect
 from campaigns import services as campaign_services
 from campaigns.models import Campaign, CohortEntry
 from campaigns.tests.support import running_campaign
-from devices.tests.browser import DESKTOP, PHONE, Accessibility, chromium, horizontal_overflow
+from devices.tests.browser import DESKTOP, PHONE, Accessibility, chromium, horizontal_overflow, sign_in_with_app
 from identity.models import AuditEvent
-from testsupport import fresh_code
 
 # Transactional, as the other browser tests: the live server's thread must see the data.
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -48,11 +47,7 @@ def test_campaign_progress_in_chromium_with_axe(browser, live_server, make_user,
     context.set_default_timeout(15_000)
     page = context.new_page()
     page.goto(f"/admin/reports/campaigns/{campaign.pk}/")
-    page.get_by_label("Institution ID").fill(auditor.username)
-    page.get_by_label("Password").fill(password)
-    page.get_by_role("button", name="Sign in", exact=True).click()
-    page.get_by_label("Code", exact=True).fill(fresh_code(device))
-    page.get_by_role("button", name="Verify").click()
+    sign_in_with_app(page, auditor, password, device)
 
     expect(page.get_by_role("heading", name="Campaign: Clinical staff, spring")).to_be_visible()
     expect(page.locator("#campaign-people")).to_have_text("5")

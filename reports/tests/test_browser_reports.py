@@ -9,11 +9,10 @@ import pytest
 from django.contrib.auth.models import Group
 from playwright.sync_api import expect
 
-from devices.tests.browser import DESKTOP, PHONE, Accessibility, chromium, horizontal_overflow
+from devices.tests.browser import DESKTOP, PHONE, Accessibility, chromium, horizontal_overflow, sign_in_with_app
 from identity.models import AuditEvent
 from reports import selectors
 from reports.selectors import EnrollmentFilters
-from testsupport import fresh_code
 
 # Transactional: the live server's thread must see the data.
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -42,11 +41,7 @@ def test_ac05_auditor_in_chromium_dashboard_filter_and_downloads(
     page.goto("/admin/reports/dashboard/")
     # The admin sends an unverified visitor to our own sign-in, password first, then the second factor.
     expect(page.get_by_label("Institution ID")).to_be_visible()
-    page.get_by_label("Institution ID").fill(auditor.username)
-    page.get_by_label("Password").fill(password)
-    page.get_by_role("button", name="Sign in", exact=True).click()
-    page.get_by_label("Code", exact=True).fill(fresh_code(device))
-    page.get_by_role("button", name="Verify").click()
+    sign_in_with_app(page, auditor, password, device)
 
     expect(page.get_by_role("heading", name="Enrollment dashboard")).to_be_visible()
     totals = selectors.enrollment_totals(EnrollmentFilters())
