@@ -13,6 +13,8 @@ from typing import Any
 
 from django.db import transaction
 
+from identity import sql
+
 THROTTLE_FIELDS = ("throttling_failure_timestamp", "throttling_failure_count")
 
 
@@ -50,5 +52,5 @@ def verify_locked_row(locked, check: Callable[[object], bool], *, consumes: tupl
         locked.set_last_used_timestamp(commit=False)
     else:
         locked.throttle_increment(commit=False)
-    locked.save(update_fields=[*THROTTLE_FIELDS, "last_used_at", *consumes])
+    sql.save_fields(locked, (*THROTTLE_FIELDS, "last_used_at", *consumes))
     return ok

@@ -12,7 +12,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
-from . import audit, metrics
+from . import audit, metrics, sql
 from .models import AuditEvent, User
 from .selectors import same_person
 
@@ -123,17 +123,17 @@ def record_second_factor_failure(
     with transaction.atomic(savepoint=False):
         user = user if row_locked else _locked_row(user)
         user.second_factor_failures += 1
-        fields = ["second_factor_failures"]
+        fields: tuple[str, ...] = ("second_factor_failures",)
         locks = user.second_factor_failures >= settings.LOCKOUT_THRESHOLD and user.locked_at is None
         if locks:
             now = timezone.now()
             user.locked_at = now
             minutes = settings.LOCKOUT_AUTO_UNLOCK_MINUTES
             user.locked_until = now + timedelta(minutes=minutes) if minutes else None
-            fields += ["locked_at", "locked_until"]
+            fields += ("locked_at", "locked_until")
         # Written before the audit events: every sign-in waits for the audit chain's lock, held from the first
         # append to the commit, so nothing else goes out while it is held.
-        user.save(update_fields=fields)
+        sql.save_fields(user, fields)
         audit.record(
             "signin.second_factor_failed",
             actor=user,

@@ -8,7 +8,8 @@ docs/operations.md): parsed and planned once per connection. psycopg's threshold
 (:func:`_preparing`), so it neither prepares nor remembers any of Django's. Elsewhere (SQLite, the embedded default)
 Django's cursor runs it. Parameters are named (``%(name)s``) in both. :func:`replace_if_ended` is the rule for a connection
 the server dropped, for every caller. Callers: the audit append (``identity.audit``), the
-outbox's bookkeeping (``devices.outbox.statements``), the VPN's first read and its remembered signatures (``vpn``).
+outbox's bookkeeping (``devices.outbox.statements``), the VPN's first read and its remembered signatures (``vpn``),
+and the rows every sign-in writes (:func:`save_fields`).
 """
 
 import select
@@ -18,6 +19,7 @@ from contextlib import contextmanager
 import psycopg
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, NotSupportedError, connections, transaction
+from django.db.models import Model
 
 
 def execute(sql: str, params: dict, *, fetch: str | None = None):
@@ -81,6 +83,34 @@ def _preparing(conn: psycopg.Connection):
         yield
     finally:
         conn.prepare_threshold = before
+
+
+def save_fields(instance: Model, names: tuple[str, ...]) -> None:
+    """``instance.save(update_fields=names)`` as one prepared statement, for the rows every sign-in writes (a
+    device's back-off and consumed step, a person's failure count): the UPDATE's text is built once per model and
+    field list instead of by the ORM on every check, and PostgreSQL plans it once per connection. Each value is
+    prepared by its field's ``get_db_prep_save``, as ``save`` prepares it. Only for models that neither override
+    ``save`` nor have ``pre_save``/``post_save`` receivers (none of the project's do), and never for a password.
+    """
+    key = (type(instance), names)
+    if key not in _UPDATES:
+        _UPDATES[key] = _update_statement(*key)
+    fields, statement = _UPDATES[key]
+    db = connections[DEFAULT_DB_ALIAS]
+    params = {field.attname: field.get_db_prep_save(getattr(instance, field.attname), db) for field in fields}
+    execute(statement, {**params, "pk": instance.pk})
+
+
+_UPDATES: dict[tuple[type[Model], tuple[str, ...]], tuple[list, str]] = {}
+
+
+def _update_statement(model: type[Model], names: tuple[str, ...]) -> tuple[list, str]:
+    fields = [field for field in model._meta.concrete_fields if field.name in names]
+    if model._meta.parents or len(fields) != len(set(names)):  # one table, and every name one of its columns
+        raise ValueError(f"{names} are not all columns of {model.__name__}'s one table")
+    assignments = ", ".join(f"{field.column} = %({field.attname})s" for field in fields)
+    where = f"{model._meta.pk.column} = %(pk)s"
+    return fields, f"UPDATE {model._meta.db_table} SET {assignments} WHERE {where}"  # noqa: S608 (our names)
 
 
 def replace_if_ended() -> None:

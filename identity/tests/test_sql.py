@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from django.db import DatabaseError, connection, transaction
+from django.utils import timezone
 
 from identity import sql
 from identity.models import User
@@ -25,6 +26,18 @@ def test_named_parameters_and_rows_come_back_as_from_a_cursor(user):
     assert sql.execute("SELECT %(a)s::int, %(b)s::text", {"a": 1, "b": "x"}, fetch="all") == [(1, "x")]
     assert sql.execute(_FAILURES, {"n": 3, "id": user.pk}) is None
     assert User.objects.get(pk=user.pk).second_factor_failures == 3
+
+
+@pytest.mark.django_db
+def test_save_fields_writes_the_named_columns_as_save_would_and_nothing_else(user):
+    locked_at = timezone.now()
+    user.second_factor_failures, user.locked_at, user.locked_until, user.first_name = 4, locked_at, None, "unsaved"
+    sql.save_fields(user, ("second_factor_failures", "locked_at", "locked_until"))
+    row = User.objects.get(pk=user.pk)
+    assert (row.second_factor_failures, row.locked_at, row.locked_until) == (4, locked_at, None)
+    assert row.first_name != "unsaved"
+    with pytest.raises(ValueError, match="not all columns"):
+        sql.save_fields(user, ("second_factor_failures", "no_such_field"))
 
 
 @pytest.mark.django_db(transaction=True)
