@@ -8,7 +8,11 @@ process so that its peak RSS is its own, on a fresh copy of the benchmark's data
   results (``-E pr=100/noprompt``), its LDIF read and dropped: the floor for reading the entries;
 - ``first``: the first full sync (everyone a joiner);
 - ``second``: a second full sync with nothing changed (writes no row but its run's);
-- ``changed``: after 1% of the entries got a new email and department in slapd, a full sync (those are movers).
+- ``changed``: after 1% of the entries got a new email and department in slapd, a full sync (those are movers);
+- ``postgres``: no directory and no Python per person: PostgreSQL alone writes as many
+  people as the first sync creates, with their ``directory.person_created`` audit events through the same append
+  function, 1,000 per transaction as the sync does, every row made in SQL. The floor for writing them: what the
+  first sync costs above it is the read and this project's Python.
 
 It prints one line per child (seconds, peak RSS in MB, counts) and per size the median and range of each run's
 ratio to ldapsearch over the rounds.
@@ -43,7 +47,7 @@ from django.db import connection  # noqa: E402
 
 from identity.directory.tests import slapd as tree  # noqa: E402
 
-RUNS = ("first", "second", "changed")
+RUNS = ("first", "second", "changed", "postgres")
 
 
 def peak_rss_mb() -> float:
@@ -59,6 +63,8 @@ def peak_rss_mb() -> float:
 def child(kind: str) -> dict:
     from identity.directory import sync
 
+    if kind == "postgres":
+        return postgres_alone(int(os.environ["BENCH_SIZE"]))
     start, cpu = time.perf_counter(), cpu_seconds(resource.RUSAGE_SELF)
     run = sync.sync_directory()
     seconds = time.perf_counter() - start
@@ -70,6 +76,71 @@ def child(kind: str) -> dict:
         "status": run.status,
         "read": run.read,
         **run.counts,
+    }
+
+
+def postgres_alone(size: int, batch: int = 1000) -> dict:
+    """``size`` joiners and their audit events written by PostgreSQL alone, ``batch`` per transaction: each batch is
+    one statement that inserts the people (names, email, department, IDs and an unusable password of the sync's
+    lengths; every other column the model's default) and appends one ``directory.person_created`` event each through
+    ``identity_audit_append_many``, with details and a canonical text of the sync's shape built in SQL. The chain
+    these rows make is not the application's (their canonical texts are SQL's): the database is a throwaway copy."""
+    from django.db import transaction
+
+    from identity.models import User
+
+    fields = [f for f in User._meta.concrete_fields if not f.primary_key]
+    made = {
+        "username": "'person' || lpad(g::text, 5, '0')",
+        "first_name": "'Person'",
+        "last_name": "'Number' || g",
+        "email": "'person' || lpad(g::text, 5, '0') || '@example.edu'",
+        "department": "'Medicine'",
+        "source": "'ldap'",
+        "directory_id": "md5(g::text)",
+        "directory_dn": "'uid=person' || lpad(g::text, 5, '0') || ',ou=people,dc=example,dc=org'",
+        "password": "'!' || md5(random()::text) || 'abcdefgh'",
+    }
+    defaults = User()
+    values = [made.get(f.attname, "%s") for f in fields]
+    params = [f.get_db_prep_save(getattr(defaults, f.attname), connection) for f in fields if f.attname not in made]
+    columns = ", ".join(f.column for f in fields)
+    details = (
+        "jsonb_build_object('sync_run', 1, 'values', jsonb_build_object('first_name', first_name, 'last_name', "
+        "last_name, 'email', email, 'department', department, 'directory_mobile', ''))"
+    )
+    statement = (
+        f"WITH people AS (INSERT INTO {User._meta.db_table} ({columns}) SELECT {', '.join(values)} "  # noqa: S608
+        "FROM generate_series(%s, %s) g RETURNING id, first_name, last_name, email, department), "
+        f"events AS (SELECT id, now() AS at, {details} AS details FROM people) "
+        "SELECT identity_audit_append_many(array_agg(at ORDER BY id), array_agg(NULL::bigint ORDER BY id), "
+        "array_agg(id ORDER BY id), array_agg('directory.person_created'::varchar ORDER BY id), "
+        "array_agg(details ORDER BY id), array_agg(NULL::inet ORDER BY id), "
+        'array_agg(format(\'{"action":"directory.person_created","actor":null,"created_at":"%%s",'
+        '"details":%%s,"ip":null,"sequence":\', at, details) ORDER BY id), '
+        "array_agg(format(',\"subject\":%%s}', id) ORDER BY id)) FROM events"
+    )
+    start, cpu = time.perf_counter(), cpu_seconds(resource.RUSAGE_SELF)
+    for first in range(1, size + 1, batch):
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(statement, [*params, first, min(first + batch - 1, size)])
+    seconds = time.perf_counter() - start
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT (SELECT count(*) FROM identity_user WHERE source = 'ldap'), "
+            "(SELECT count(*) FROM identity_auditevent WHERE action = 'directory.person_created')"
+        )
+        written = cursor.fetchone()
+    if written != (size, size):
+        raise RuntimeError(f"PostgreSQL alone wrote {written[0]} people and {written[1]} events, not {size} each")
+    return {
+        "kind": "postgres",
+        "seconds": seconds,
+        "cpu": cpu_seconds(resource.RUSAGE_SELF) - cpu,
+        "peak_rss_mb": peak_rss_mb(),
+        "status": "applied",
+        "read": 0,
+        "created": size,
     }
 
 
@@ -197,7 +268,12 @@ def main():
         start = time.perf_counter()
         server = tree.Slapd(bulk=size, people=[]).start()
         print(f"# {size} entries: slapd loaded and started in {time.perf_counter() - start:.1f} s", flush=True)
-        env = {**ldap_env(server), "DATABASE_URL": f"{base_url}/{copy}", "LDAP_SYNC_BASES": tree.PEOPLE}
+        env = {
+            **ldap_env(server),
+            "DATABASE_URL": f"{base_url}/{copy}",
+            "LDAP_SYNC_BASES": tree.PEOPLE,
+            "BENCH_SIZE": str(size),
+        }
         runs = [kind for kind in RUNS if kind in args.runs]
         ratios: dict[str, list[float]] = {kind: [] for kind in runs}
         rss: list[float] = []
@@ -210,7 +286,13 @@ def main():
                 for kind in runs:
                     if kind == "changed":
                         change_one_percent(server, size, round_number)
-                    results[kind] = run_child(kind, env)
+                    if kind == "postgres":  # on a database of its own: no people from the syncs before
+                        copy_database(template, f"{copy}_pg")
+                        connection.close()
+                        results[kind] = run_child(kind, {**env, "DATABASE_URL": f"{base_url}/{copy}_pg"})
+                        drop_database(f"{copy}_pg")
+                    else:
+                        results[kind] = run_child(kind, env)
                 for kind, r in results.items():
                     counts = " ".join(
                         f"{name} {r[name]}" for name in ("read", "created", "updated", "unchanged") if name in r
