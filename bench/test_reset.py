@@ -1,10 +1,10 @@
 """What the test suite pays between transactional tests: reloading every migrated row, or letting the flush re-create
 content types and permissions and putting the role groups back.
 
-After a transactional test Django empties every table. The suite used to mark every such test
-``serialized_rollback``: the flush skips post_migrate and the next test reloads the serialized rows (content types,
-permissions, role groups). Now the flush's post_migrate re-creates content types and permissions and the root
-``conftest.py`` puts the groups back. Both are timed here in the same run, alternating, on a migrated database:
+After a transactional test Django empties every table. Marked ``serialized_rollback``, such a test's flush skips
+post_migrate and the next test reloads the serialized rows (content types, permissions, role groups). Unmarked, as the
+suite runs them, the flush's post_migrate re-creates content types and permissions and the root ``conftest.py`` puts
+the groups back. Both are timed here in the same run, alternating, on a migrated database:
 
     DATABASE_URL=postgres://OWNER@127.0.0.1:5432/A_MIGRATED_TEST_DATABASE python bench/test_reset.py [--runs 9]
 

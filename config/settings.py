@@ -354,9 +354,9 @@ OUTBOX_SENDING_LEASE_SECONDS = env.int("OUTBOX_SENDING_LEASE_SECONDS", default=1
 OUTBOX_RETENTION_DAYS = env.int("OUTBOX_RETENTION_DAYS", default=90)
 PHONE_CODE_RETENTION_DAYS = env.int("PHONE_CODE_RETENTION_DAYS", default=30)
 # Statements run through identity.sql (the audit append, the outbox's claim and outcome, the VPN check's first read
-# and remembered signature) are prepared once per database connection. Turn off behind a connection pooler in
-# transaction mode that does not keep prepared statements (PgBouncer before 1.21). OUTBOX_PREPARED_STATEMENTS is the
-# name this setting had when only the outbox's statements were said to use it; it is still read when the new one is unset.
+# and remembered signature, the rows every sign-in writes) are prepared once per database connection. Turn off behind
+# a connection pooler in transaction mode that does not keep prepared statements (PgBouncer before 1.21).
+# OUTBOX_PREPARED_STATEMENTS, an older name for it, is read when DB_PREPARED_STATEMENTS is unset.
 DB_PREPARED_STATEMENTS = env.bool(
     "DB_PREPARED_STATEMENTS", default=env.bool("OUTBOX_PREPARED_STATEMENTS", default=True)
 )

@@ -89,7 +89,7 @@ def test_statements_are_prepared_unless_db_prepared_statements_is_off(user, sett
     [
         ({}, True),
         ({"DB_PREPARED_STATEMENTS": "false"}, False),
-        ({"OUTBOX_PREPARED_STATEMENTS": "false"}, False),  # the setting's former name, in environment files still
+        ({"OUTBOX_PREPARED_STATEMENTS": "false"}, False),  # the setting's older name
         ({"OUTBOX_PREPARED_STATEMENTS": "false", "DB_PREPARED_STATEMENTS": "true"}, True),
     ],
 )
