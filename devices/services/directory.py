@@ -47,7 +47,8 @@ def tell_email_changed(user: User, *, old: str, new: str) -> dict[str, int]:
 
 
 def void_leaver_access(user: User) -> dict[str, int]:
-    """DIR-02: a leaver's pending links and help-desk bypass codes stop working. Their devices stay, for now."""
+    """DIR-02: a leaver's pending links and help-desk bypass codes stop working. Their devices stay until
+    DIRECTORY_RETAIN_DAYS has passed (:func:`retire_leaver_devices`)."""
     return {
         "links_revoked": revoke_person_links(user),
         "bypass_sets_voided": BypassCodeDevice.objects.filter(user=user, confirmed=True).update(confirmed=False),

@@ -98,7 +98,8 @@ def test_bnd05_after_the_last_phone_is_lost_another_open_browser_cannot_take_the
 def test_bnd05_removing_the_tablet_just_activated_keeps_the_person_signed_in(
     browser, live_server, make_user, enroll, password, tmp_path
 ):
-    """Issue 8: activating a device verifies the session with it, and removing it then signed the person out."""
+    """Activating a device verifies the session with it; removing that device then keeps the person signed in, on
+    their devices page."""
     person = make_user("rt9753")
     first = enroll(person, kind="tablet", platform="android")
     page = _page(browser, live_server, DESKTOP)

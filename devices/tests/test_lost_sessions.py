@@ -90,7 +90,8 @@ def test_bnd05_a_lost_device_ends_every_session_verified_with_it_and_no_other(pe
 
 
 def test_bnd05_removing_the_device_this_session_used_keeps_it_signed_in(person, enroll, sign_in, clock):
-    """Issue 8: add three tablets, remove the one activated last: the person stayed signed in only by luck."""
+    """Three tablets, this session verified with the one activated last: removing it keeps this session signed in,
+    ends the other sessions verified with it, and leaves one verified with another device alone."""
     first = enroll(person, kind="tablet", platform="android")
     add_app_device(person, kind="tablet")
     last = add_app_device(person, kind="tablet")

@@ -380,8 +380,8 @@ def test_ses06_wizard_gets_change_nothing(wizard_client):
 
 
 def test_activation_refusal_redirects_so_back_and_reload_never_resubmit(wizard_client, clock):
-    """Issue 8: Back after a wrong code showed "Confirm Form Resubmission". The refusal is shown after a redirect,
-    on the field, once."""
+    """A wrong code is refused after a redirect, so Back and reload never ask to resubmit the form; the refusal is
+    shown on the field, once."""
     registration = walk_to_activate(wizard_client)
     url = f"/enroll/{registration.pk}/activate/"
     valid = {totp_for(registration.app_device).at(clock().timestamp() + 30 * d) for d in (-1, 0, 1)}
