@@ -25,8 +25,8 @@ def _no_referrer(response):
 @never_cache
 @require_GET
 def activation_link(request, token):
-    """A link with the token in its path, as emails sent before links moved it after "#" have it: keep the
-    token's hash in the session and show a clean URL (ACT-02).
+    """A link with the token in its path rather than after "#" (the emails put it after "#"): keep the token's
+    hash in the session and show a clean URL (ACT-02).
 
     The token itself, which opens the link from any browser, is not written to the session store.
     """
