@@ -1,4 +1,4 @@
-"""The devices app's data, one module per concern; every model is importable from ``devices.models`` as before.
+"""The devices app's data, one module per concern; every model is importable from ``devices.models``.
 
 - :mod:`.registrations`: what a person registered (``Registration``), and ``mask_phone_number``.
 - :mod:`.factors`: the django-otp devices of the factors (app, phone, security key) and the phone codes sent.

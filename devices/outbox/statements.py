@@ -35,7 +35,7 @@ def claimable(now):
 # nothing. Only a crash of PostgreSQL or its machine can undo the last fraction of a second of such changes: the
 # row is "queued" or "sending" again, and the sweep sends it again (after the lease for "sending"). So a database
 # crash may send a message twice, never zero times: the row itself was written by the caller's transaction, which
-# waits for the disk as always. Inside a caller's transaction the caller's durability stands.
+# waits for the disk. Inside a caller's transaction the caller's durability stands.
 QUICK_COMMIT = "FROM (SELECT set_config('synchronous_commit', 'off', true)) AS quick_commit"
 
 # What sending needs from a claimed row; the instance leaves the other columns deferred.

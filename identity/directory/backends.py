@@ -93,7 +93,7 @@ class PasswordBackend(ModelBackend):
             User().set_password(password)  # as ModelBackend: an unknown ID costs a hash too
             return None
         if not person.from_directory:
-            # ModelBackend's check, on the row already read (one query per sign-in, as before).
+            # ModelBackend's check, on the row already read (one query per sign-in).
             if person.check_password(password) and self.user_can_authenticate(person):
                 return person
             return None

@@ -5,7 +5,7 @@ the number of queries does not grow with the number of people, and its rows are
 streamed through a server-side cursor on PostgreSQL, so memory does not either.
 
 One module per report (:mod:`.enrollment`, :mod:`.audit`, :mod:`.desk`, :mod:`.directory`, :mod:`.campaigns`) and what they share (:mod:`.common`);
-every name is importable from ``reports.selectors`` as before.
+every name is importable from ``reports.selectors``.
 """
 
 from .audit import (

@@ -222,7 +222,7 @@ def radius_authenticate(
         return _radius_code(user.username, code, client=client, ip=ip)
     state = secrets.token_bytes(32)
     # Someone with approved access is challenged only if they have a device (the same one statement either way);
-    # one without any is answered by their campaigns, if any applies. Everyone else is challenged as always.
+    # one without any is answered by their campaigns, if any applies. Everyone else is challenged.
     with transaction.atomic():
         if _store_challenge(state, user=user, client=client, only_with_a_device=may_use_vpn(user)):
             audit.record("vpn.radius_challenged", subject=user, ip=ip, details={"radius_client": client.name})
