@@ -1,6 +1,7 @@
 # Two commands set everything up on a fresh machine with Python 3.11 and pip:
 #   make run    install into .venv, migrate, serve on http://localhost:8000/ (PORT, HOST), print a demo account
-#   make test   install into .venv and run the whole test suite
+#   make test   install into .venv and run the test suite (what needs PostgreSQL, Redis, Chromium or LDAP is skipped:
+#               make test-pg runs everything, as CI does)
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
