@@ -24,7 +24,7 @@ FACTOR_LABELS = {
     "phone": "Text or voice call",
     "none": "None",
 }
-# The same four, as assurance (NIST SP 800-63B-4, issue "phishing-resistant staff"): a WebAuthn credential, a
+# The same four, as assurance (NIST SP 800-63B-4; WA-05 in docs/security.md): a WebAuthn credential, a
 # security key or a passkey, is the one phishing-resistant factor (``phishing_resistant`` on the device models:
 # only ``SecurityKeyDevice``, whose confirmed factor ranks 3 in the rule's view).
 ASSURANCE_LABELS = {
