@@ -12,7 +12,6 @@ A nudge whose person has fixed all of it before its turn came is not sent.
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Exists, OuterRef
-from django.template.loader import render_to_string
 from django.utils import timezone
 
 from devices import outbox
@@ -68,7 +67,7 @@ def queue_nudge_batch(campaign_id: int, *, after_person_id: int = 0, size: int |
                     "recipient": email,
                     "template": NUDGE_TEMPLATE,
                     "subject": f"{settings.INSTITUTION_NAME}: make sure you can always sign in",
-                    "body": render_to_string(
+                    "body": outbox.render_text(
                         "campaigns/emails/nudge.txt",
                         {
                             **personal(campaign, shared, first_name),

@@ -22,7 +22,6 @@ from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.db import transaction
-from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 
@@ -147,7 +146,7 @@ def _messages(campaign: Campaign, shared: dict, person_id: int, last_step: int, 
                 "recipient": email,
                 "template": TEMPLATES[kind],
                 "subject": fill(campaign.email_subject, context),
-                "body": render_to_string(f"campaigns/emails/{kind}.txt", context),
+                "body": outbox.render_text(f"campaigns/emails/{kind}.txt", context),
             }
         )
     if number and campaign.sms_text:
@@ -157,7 +156,7 @@ def _messages(campaign: Campaign, shared: dict, person_id: int, last_step: int, 
                 "channel": OutboundMessage.Channel.SMS,
                 "recipient": str(number),
                 "template": TEMPLATES[kind],
-                "body": render_to_string("campaigns/texts/reminder.txt", context).strip(),
+                "body": outbox.render_text("campaigns/texts/reminder.txt", context).strip(),
             }
         )
     return messages

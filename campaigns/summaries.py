@@ -2,7 +2,6 @@
 
 from django.conf import settings
 from django.db import transaction
-from django.template.loader import render_to_string
 from django.urls import reverse
 
 from devices import outbox
@@ -25,7 +24,7 @@ def queue_weekly_summaries() -> int:
     for campaign in campaigns.select_related("owner"):
         assert campaign.owner is not None  # the query asked for an active owner
         progress = campaign_progress(campaign)
-        body = render_to_string(
+        body = outbox.render_text(
             "campaigns/emails/weekly_summary.txt",
             {
                 "campaign": campaign,
