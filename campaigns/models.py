@@ -66,6 +66,9 @@ class Campaign(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
     # Closed by staff: it no longer applies to anyone (kept for the audit log and progress).
     closed_at = models.DateTimeField(null=True, blank=True)
+    # The week (its Monday, in the institution's time zone) of the last weekly summary sent to the owner: a second
+    # run in the same week (beat twice, a retry) sends none.
+    summary_week = models.DateField(null=True, blank=True, editable=False)
 
     class Meta:
         ordering = ["deadline", "name"]

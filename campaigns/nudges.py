@@ -12,7 +12,6 @@ A nudge whose person has fixed all of it before its turn came is not sent.
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Exists, OuterRef
-from django.template.loader import render_to_string
 from django.utils import timezone
 
 from devices import outbox
@@ -33,9 +32,9 @@ def at_risk_members(campaign: Campaign):
 
 
 def queue_nudge_batch(campaign_id: int, *, after_person_id: int = 0, size: int | None = None) -> Batch:
-    """Nudge the next ``size`` members at risk (by person id, after ``after_person_id``) not nudged yet: a ``Nudge``
-    row and an email each, in one transaction. Waits while the outbox's bulk lanes are full, and in quiet hours until
-    they end (``Batch.resume_at``)."""
+    """Nudge the next ``size`` members at risk (by person id, after ``after_person_id``) not nudged yet and with an
+    email address: a ``Nudge`` row and an email each, in one transaction. Waits while the outbox's bulk lanes are
+    full, and in quiet hours until they end (``Batch.resume_at``)."""
     size = size or settings.REMINDER_BATCH_SIZE
     campaign = Campaign.objects.filter(pk=campaign_id, closed_at__isnull=True).first()
     if campaign is None:
@@ -49,6 +48,9 @@ def queue_nudge_batch(campaign_id: int, *, after_person_id: int = 0, size: int |
         members = list(
             at_risk_members(campaign)
             .filter(person_id__gt=after_person_id, person__is_active=True)
+            # A nudge is an email: a person without an address gets no row (the progress page counts the rows as
+            # "nudged") and is nudged by a later run once they have one.
+            .exclude(person__email="")
             .exclude(Exists(Nudge.objects.filter(campaign=campaign, person_id=OuterRef("person_id"))))
             .order_by("person_id")
             .select_for_update(skip_locked=True, of=("self",))
@@ -68,7 +70,7 @@ def queue_nudge_batch(campaign_id: int, *, after_person_id: int = 0, size: int |
                     "recipient": email,
                     "template": NUDGE_TEMPLATE,
                     "subject": f"{settings.INSTITUTION_NAME}: make sure you can always sign in",
-                    "body": render_to_string(
+                    "body": outbox.render_text(
                         "campaigns/emails/nudge.txt",
                         {
                             **personal(campaign, shared, first_name),
@@ -79,7 +81,6 @@ def queue_nudge_batch(campaign_id: int, *, after_person_id: int = 0, size: int |
                     ),
                 }
                 for person_id, email, first_name, text_only, devices, backup_codes in members
-                if email
             ]
         )
     return Batch(len(members), members[-1][0] if len(members) == size else None)

@@ -8,18 +8,29 @@ page and the reports share. It is read from ``devices`` each time, never stored 
 from django.db.models import Count, Exists, IntegerField, OuterRef, Q, Subquery, Value
 from django.db.models.functions import Coalesce
 
+from devices.kinds import KINDS, SMS
 from devices.models import BackupCode, Registration, WorkingRegistration
 from devices.selectors import enrolled
 from devices.selectors import working_registrations as _working_devices
 
+# Kinds whose number takes texts: a landline proven by a call never gets a reminder by text.
+_TEXTABLE_KINDS = [kind.key for kind in KINDS.values() if SMS in kind.phone_channels]
+
 
 def proven_number(person_field: str = "person_id") -> Subquery:
-    """A number of the person's that a code sent to it proved (texts go only there), or NULL."""
+    """A number of the person's that takes texts and that a code sent to it proved, or NULL; the latest proven first.
+
+    The reminders read it for people not enrolled, whose proven number is on a setup they never finished: the
+    ownership check of the wizard passed, the app not yet confirmed (pending, or retired unfinished). A device
+    that once worked and was then retired is not asked: it may have been reported lost or handed on, and its
+    number may no longer reach the person. Nor is the directory's mobile number: nobody proved it.
+    """
     return Subquery(
         Registration.objects.filter(
-            user_id=OuterRef(person_field), status__in=Registration.IN_USE, phone_verified_at__isnull=False
+            user_id=OuterRef(person_field), kind__in=_TEXTABLE_KINDS, phone_verified_at__isnull=False
         )
         .exclude(phone_number="")
+        .exclude(status=Registration.Status.RETIRED, activated_at__isnull=False)
         .order_by("-phone_verified_at")
         .values("phone_number")[:1]
     )

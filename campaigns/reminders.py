@@ -22,7 +22,6 @@ from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.db import transaction
-from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 
@@ -98,8 +97,12 @@ def steps_due_now(now: datetime | None = None) -> list[tuple[int, int]]:
 class Batch:
     queued: int  # people whose step went to the outbox
     last_person_id: int | None  # where the next batch starts; None when this one was the last
-    waiting: bool = False  # the outbox's bulk lanes are full, or quiet hours: try again later
-    resume_at: datetime | None = None  # waiting for the end of the quiet hours: try again then, not before
+    # The outbox's bulk lanes are full (either chain), or a nudge chain in quiet hours: try again later.
+    waiting: bool = False
+    # A nudge chain in quiet hours: try again when they end, not before. A reminder chain does not wait out quiet
+    # hours: its step is not due in them (:func:`due_step`), so the batch ends the chain, and beat's next run after
+    # the quiet hours starts it again from the people still without the step.
+    resume_at: datetime | None = None
 
 
 def queue_reminder_batch(campaign_id: int, step: int, *, after_person_id: int = 0, size: int | None = None) -> Batch:
@@ -147,7 +150,7 @@ def _messages(campaign: Campaign, shared: dict, person_id: int, last_step: int, 
                 "recipient": email,
                 "template": TEMPLATES[kind],
                 "subject": fill(campaign.email_subject, context),
-                "body": render_to_string(f"campaigns/emails/{kind}.txt", context),
+                "body": outbox.render_text(f"campaigns/emails/{kind}.txt", context),
             }
         )
     if number and campaign.sms_text:
@@ -157,7 +160,7 @@ def _messages(campaign: Campaign, shared: dict, person_id: int, last_step: int, 
                 "channel": OutboundMessage.Channel.SMS,
                 "recipient": str(number),
                 "template": TEMPLATES[kind],
-                "body": render_to_string("campaigns/texts/reminder.txt", context).strip(),
+                "body": outbox.render_text("campaigns/texts/reminder.txt", context).strip(),
             }
         )
     return messages

@@ -8,14 +8,14 @@ person's check never reaches this module.
 
 import re
 import zoneinfo
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
-from django.db import transaction
-from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.db import connection, transaction
+from django.db.models import Exists, F, OuterRef, Q, QuerySet
 from django.db.models.expressions import Combinable
 from django.utils import timezone
 
@@ -62,19 +62,36 @@ def _deadline_order(campaign: Campaign) -> tuple:
     return (campaign.deadline is None, campaign.deadline or datetime.max.replace(tzinfo=UTC), campaign.pk)
 
 
+# --- Who a cohort rule names: one rule, read per person (the doors) and per campaign (its rows) ----------------
+
+# For each kind of cohort, the values a person carries that its entries are matched against, as a query of one
+# column, ``value``, over the person whose id is given (a value or an outer reference). "Everyone" names every
+# active person and has no entries.
+_PERSON_VALUES: dict[str, Callable[[int | OuterRef], QuerySet]] = {
+    Campaign.Cohort.DEPARTMENTS: lambda person: (
+        User.objects.filter(pk=person).exclude(department="").values(value=F("department"))
+    ),
+    Campaign.Cohort.LIST: lambda person: User.objects.filter(pk=person).values(value=F("username")),
+    Campaign.Cohort.GROUPS: lambda person: Group.objects.filter(user=person).values(value=F("name")),
+}
+
+
+def _active() -> QuerySet:
+    # Only active people are in a cohort: a leaver is in none, whatever their department or groups say.
+    return User.objects.filter(is_active=True)
+
+
 def campaigns_of(person: User, *, now: datetime | None = None) -> QuerySet:
     """The campaigns that apply to ``person`` now (started, not closed, and their cohort rule names the person), read
-    by rule, not from ``Member``: a person who joined the cohort since the last refresh is in. One query."""
+    by rule, not from ``Member``: a person who joined the cohort since the last refresh is in. One query. The rule is
+    :func:`cohort_people`'s, read the other way."""
     now = now or timezone.now()
     entries = CohortEntry.objects.filter(campaign=OuterRef("pk"))
-    rule: Q | Combinable = Q(cohort=Campaign.Cohort.EVERYONE) | (
-        Q(cohort=Campaign.Cohort.LIST) & Exists(entries.filter(value=person.username))
-    )
-    if person.department:
-        rule |= Q(cohort=Campaign.Cohort.DEPARTMENTS) & Exists(entries.filter(value=person.department))
-    groups = Group.objects.filter(user=person.pk).values("name")
-    rule |= Q(cohort=Campaign.Cohort.GROUPS) & Exists(entries.filter(value__in=groups))
-    return Campaign.objects.filter(rule, starts_at__lte=now, closed_at=None)
+    rule: Q | Combinable = Q(cohort=Campaign.Cohort.EVERYONE)
+    for cohort, values in _PERSON_VALUES.items():
+        rule |= Q(cohort=cohort) & Exists(entries.filter(value__in=values(person.pk)))
+    active = Exists(_active().filter(pk=person.pk))
+    return Campaign.objects.filter(active, rule, starts_at__lte=now, closed_at=None)
 
 
 def effective_policy(person: User, *, now: datetime | None = None) -> PersonPolicy | None:
@@ -305,22 +322,44 @@ def close_campaign(campaign: Campaign, *, actor: User, ip: str | None = None) ->
 
 
 def cohort_people(campaign: Campaign) -> QuerySet:
-    """The active people the campaign's cohort rule names now (whatever ``Member`` says)."""
-    people = User.objects.filter(is_active=True)
-    values = CohortEntry.objects.filter(campaign=campaign).values("value")
-    match campaign.cohort:
-        case Campaign.Cohort.EVERYONE:
-            return people
-        case Campaign.Cohort.DEPARTMENTS:
-            return people.filter(department__in=values)
-        case Campaign.Cohort.GROUPS:
-            return people.filter(Exists(Group.objects.filter(user=OuterRef("pk"), name__in=values)))
-        case Campaign.Cohort.LIST:
-            return people.filter(username__in=values)
-    raise ValueError(f"unknown cohort {campaign.cohort!r}")
+    """The active people the campaign's cohort rule names now (whatever ``Member`` says): the rule of
+    :func:`campaigns_of`, read per campaign."""
+    people = _active()
+    if campaign.cohort == Campaign.Cohort.EVERYONE:
+        return people
+    if campaign.cohort not in _PERSON_VALUES:
+        raise ValueError(f"unknown cohort {campaign.cohort!r}")
+    entries = CohortEntry.objects.filter(campaign=campaign).values("value")
+    return people.filter(Exists(_PERSON_VALUES[campaign.cohort](OuterRef("pk")).filter(value__in=entries)))
 
 
 REFRESH_BATCH = 5_000
+_MEMBER_FIELDS = ("campaign_id", "person_id", "added_at", "last_step")
+
+
+def _insert_members(campaign: Campaign, person_ids: list[int], now: datetime) -> int:
+    """Insert the people's member rows, leaving any already there (another refresh's); return how many went in.
+
+    ``bulk_create(ignore_conflicts=True)`` returns every row it was given, inserted or not: the count here is the
+    database's own (``INSERT ... ON CONFLICT DO NOTHING``'s row count, on PostgreSQL and SQLite alike).
+    """
+    added_at = connection.ops.adapt_datetimefield_value(now)
+    table = connection.ops.quote_name(Member._meta.db_table)
+    columns = ", ".join(_MEMBER_FIELDS)
+    fields = [Member._meta.get_field(name.removesuffix("_id")) for name in _MEMBER_FIELDS]
+    inserted = 0
+    size = connection.ops.bulk_batch_size(fields, person_ids) or len(person_ids)
+    with connection.cursor() as cursor:
+        for start in range(0, len(person_ids), size):
+            chunk = person_ids[start : start + size]
+            rows = ", ".join(["(%s, %s, %s, 0)"] * len(chunk))
+            # Table and column names are the model's; the values are parameters.
+            cursor.execute(
+                f"INSERT INTO {table} ({columns}) VALUES {rows} ON CONFLICT (campaign_id, person_id) DO NOTHING",  # noqa: S608
+                [value for person_id in chunk for value in (campaign.pk, person_id, added_at)],
+            )
+            inserted += cursor.rowcount
+    return inserted
 
 
 def refresh_members(campaign: Campaign, *, now: datetime | None = None) -> dict[str, int]:
@@ -338,14 +377,14 @@ def refresh_members(campaign: Campaign, *, now: datetime | None = None) -> dict[
         return {"added": 0, "removed": 0}
     people = cohort_people(campaign)
     added = 0
-    batch: list[Member] = []
+    batch: list[int] = []
     missing = people.exclude(Exists(Member.objects.filter(campaign=campaign, person=OuterRef("pk"))))
     for person_id in missing.values_list("pk", flat=True).iterator(chunk_size=REFRESH_BATCH):
-        batch.append(Member(campaign=campaign, person_id=person_id, added_at=now))
+        batch.append(person_id)
         if len(batch) == REFRESH_BATCH:
-            added += len(Member.objects.bulk_create(batch, ignore_conflicts=True))
+            added += _insert_members(campaign, batch, now)
             batch = []
     if batch:
-        added += len(Member.objects.bulk_create(batch, ignore_conflicts=True))
+        added += _insert_members(campaign, batch, now)
     removed, _ = Member.objects.filter(campaign=campaign).exclude(person__in=people.values("pk")).delete()
     return {"added": added, "removed": removed}

@@ -91,6 +91,15 @@ TEMPLATES = [
             ],
         },
     },
+    # Plain-text messages (emails, texts, spoken calls): the same templates, never HTML-escaped ("O'Brien" stays
+    # "O'Brien"). Rendered through devices.outbox.render_text only.
+    {
+        "NAME": "text",
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {"autoescape": False},
+    },
 ]
 
 DATABASES = {

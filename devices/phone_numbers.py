@@ -1,6 +1,7 @@
 """Which numbers we will text or call: the toll-fraud guard (SMS-07), applied before anything is queued; and the
 masking of phone numbers in free text (AC-05)."""
 
+import ipaddress
 import re
 
 import phonenumbers
@@ -51,12 +52,35 @@ MIN_DIGITS = 6
 _MAY_HOLD_NUMBER = re.compile(rf"\d(?:\W{{0,4}}\d){{{MIN_DIGITS - 1}}}")
 
 
+# The characters of an IPv4 or IPv6 address or network as written ("10.80.120.0/24", "2001:db8::/32"): a match inside
+# such a run is read as the whole run before it is taken for a phone number.
+_ADDRESS_CHARACTERS = frozenset("0123456789abcdefABCDEF.:/")
+
+
+def _address_around(text: str, start: int, end: int) -> str:
+    """The run of address characters around ``text[start:end]``."""
+    while start > 0 and text[start - 1] in _ADDRESS_CHARACTERS:
+        start -= 1
+    while end < len(text) and text[end] in _ADDRESS_CHARACTERS:
+        end += 1
+    return text[start:end].rstrip(".:")
+
+
+def _is_network_address(candidate: str) -> bool:
+    try:
+        ipaddress.ip_network(candidate, strict=False)
+    except ValueError:
+        return False
+    return True
+
+
 def mask_phone_numbers(text: str) -> str:
     """``text`` with every phone number in it, in any common format, masked as :func:`mask_phone_number` masks one.
 
     A number is read in ``PHONENUMBER_DEFAULT_REGION`` unless it starts with its country code. Not masked: digits
-    inside a word (a ticket "INC0012345", a hash) and a bare run of digits too short for anything but a local number
-    (a count such as 1234567); "555-0142", written as a number, is.
+    inside a word (a ticket "INC0012345", a hash), a network address or network ("10.80.120.0/24"), a bare run of
+    digits too short for anything but a local number (a count such as 1234567), and a bare run of digits that is no
+    valid number (a ticket "INC 0012345678": no number here starts with 0); "555-0142", written as a number, is.
     """
     if not text or not _MAY_HOLD_NUMBER.search(text):
         return text
@@ -67,11 +91,15 @@ def mask_phone_numbers(text: str) -> str:
         after = text[match.end] if match.end < len(text) else " "
         if before.isalnum() or after.isalnum():
             continue
-        local_only = (
-            phonenumbers.is_possible_number_with_reason(match.number) == ValidationResult.IS_POSSIBLE_LOCAL_ONLY
-        )
-        if local_only and match.raw_string.isdigit():
+        if _is_network_address(_address_around(text, match.start, match.end)):
             continue
+        if match.raw_string.isdigit():
+            # Written with no separator it may be any identifier: a number only if it is a whole, valid one.
+            local_only = (
+                phonenumbers.is_possible_number_with_reason(match.number) == ValidationResult.IS_POSSIBLE_LOCAL_ONLY
+            )
+            if local_only or not phonenumbers.is_valid_number(match.number):
+                continue
         masked += [
             text[end : match.start],
             mask_phone_number(phonenumbers.format_number(match.number, PhoneNumberFormat.E164)),

@@ -1,6 +1,7 @@
 """The reports' filters. They check the shape of input only; an invalid filter shows a message and no rows."""
 
 from django import forms
+from django.db.models import F
 
 from campaigns.models import Campaign
 from devices.models import Registration
@@ -116,9 +117,15 @@ class SyncFilterForm(DateRangeForm):
         return SyncFilters(start=data["start"], end=data["end"], status=data["status"])
 
 
+class CampaignChoiceField(forms.ModelChoiceField):
+    def label_from_instance(self, obj: Campaign) -> str:
+        return f"{obj.name} (closed)" if obj.closed_at else obj.name
+
+
 class CampaignPeopleFilterForm(forms.Form):
-    campaign = forms.ModelChoiceField(
-        queryset=Campaign.objects.filter(closed_at__isnull=True).order_by("name"),
+    # Closed campaigns too: the people a closed campaign left unenrolled are still worth a list.
+    campaign = CampaignChoiceField(
+        queryset=Campaign.objects.order_by(F("closed_at").desc(nulls_first=True), "name"),
         required=False,
         empty_label="Every open campaign",
     )

@@ -14,7 +14,6 @@ from django.core.exceptions import ValidationError
 from django.core.files import File
 from django.core.files.storage import default_storage
 from django.db import transaction
-from django.template.loader import render_to_string
 from django.utils import timezone
 
 from identity import audit, metrics
@@ -171,7 +170,7 @@ def queue_weekly_summary() -> int:
     with transaction.atomic():
         sent = 0
         for auditor in recipients:
-            body = render_to_string(
+            body = outbox.render_text(
                 "emails/weekly_auditor_summary.txt",
                 {
                     **summary,

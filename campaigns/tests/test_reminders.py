@@ -11,8 +11,10 @@ from campaigns import reminder_tasks as tasks
 from campaigns import reminders
 from campaigns.models import Member
 from campaigns.tests.support import add_members, running_campaign
-from devices import outbox
+from devices import outbox, services
 from devices.models import OutboundMessage, Registration
+from devices.tests.fakes import RecordingGateway
+from devices.tests.helpers import add_app_device, put_on_record
 
 pytestmark = pytest.mark.django_db
 
@@ -120,24 +122,53 @@ def test_an_enrolled_person_gets_nothing_and_one_who_enrolls_before_the_send_is_
     assert mail.outbox == []
 
 
-def test_texts_go_only_to_a_proven_number(make_user, settings):
+def test_texts_go_only_to_a_number_proven_on_a_setup_never_finished(
+    make_user, settings, django_capture_on_commit_callbacks
+):
+    """Everyone here is not enrolled and due the welcome. A text goes only to a mobile number the person proved with
+    a code while setting up, and never finished: not to a number only typed, nor to the number of a phone that
+    worked and was reported lost (it may be in other hands)."""
     settings.PHONE_GATEWAY = "devices.tests.fakes.RecordingGateway"
+    RecordingGateway.delivered.clear()
     campaign = running_campaign(sms_text="IT: two-step sign-in.")
-    proven, unproven = make_user(), make_user()
-    # Numbers on devices not yet activated: proven by a code for one of them, typed only for the other.
-    for person, at in ((proven, timezone.now()), (unproven, None)):
-        Registration.objects.create(
-            user=person,
-            kind="mobile",
-            status=Registration.Status.ACTIVE,
-            phone_number="+16175550142",
-            phone_verified_at=at,
-        )
-    add_members(campaign, [proven, unproven])
-    reminders.queue_reminder_batch(campaign.pk, 1)
+    abandoned, typed_only, lost_it = (make_user() for _ in range(3))
+    now = timezone.now
+
+    def prove(registration, person, channel, number):
+        with django_capture_on_commit_callbacks(execute=True):
+            services.send_phone_code(registration, channel=channel, actor=person, verified_at=now())
+        code = RecordingGateway.last_to(number).code
+        return services.confirm_phone_code(registration, code=code, actor=person, verified_at=now())
+
+    # The number was someone else's once, so the wizard makes them prove it; then they stop before the app.
+    put_on_record(make_user(), "+16175550161", "retired")
+    setup = services.start_enrollment(abandoned, kind="mobile", verified_at=now())
+    setup = services.set_phone_number(setup, phone_number="+16175550161", actor=abandoned, verified_at=now())
+    assert prove(setup, abandoned, "sms", "+16175550161").status == Registration.Status.PENDING
+
+    setup = services.start_enrollment(typed_only, kind="mobile", verified_at=now())
+    services.set_phone_number(setup, phone_number="+16175550162", actor=typed_only, verified_at=now())
+
+    phone = add_app_device(lost_it, kind="mobile", number="+16175550164")
+    prove(phone, lost_it, "sms", "+16175550164")
+    services.report_lost(phone, actor=lost_it, verified_at=now())
+
+    add_members(campaign, [abandoned, typed_only, lost_it])
+    assert reminders.queue_reminder_batch(campaign.pk, 1).queued == 3
     texts = campaign_messages(channel=OutboundMessage.Channel.SMS)
-    assert list(texts.values_list("user_id", flat=True)) == [proven.pk]
-    assert campaign_messages(channel=OutboundMessage.Channel.EMAIL).count() == 2
+    assert list(texts.values_list("user_id", "recipient")) == [(abandoned.pk, "+16175550161")]
+    assert campaign_messages(channel=OutboundMessage.Channel.EMAIL).count() == 3
+
+
+def test_plain_text_reminders_keep_names_as_written(make_user, django_capture_on_commit_callbacks):
+    campaign = running_campaign(email_text="From R&D's team, {name}.", sms_text="R&D: {name}.")
+    add_members(campaign, [make_user(first_name="Dónal O'Brien & <co>")])
+    with django_capture_on_commit_callbacks(execute=True):
+        reminders.queue_reminder_batch(campaign.pk, 1)
+    body = mail.outbox[0].body
+    assert "Dear Dónal O'Brien & <co>," in body
+    assert "From R&D's team, Dónal O'Brien & <co>." in body
+    assert "&#x27;" not in body and "&amp;" not in body
 
 
 def test_a_batch_waits_while_the_bulk_lanes_are_full(make_user, settings):

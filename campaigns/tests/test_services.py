@@ -1,16 +1,19 @@
 """The policy a person not yet enrolled gets, and a campaign's life: created, changed, closed, its cohort as rows."""
 
+import queue
+import threading
 from datetime import timedelta
 
 import pytest
 from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
+from django.db import DEFAULT_DB_ALIAS, connection, connections
 from django.utils import timezone
 
 from campaigns import services
 from campaigns.models import Campaign, Member
 from identity.models import AuditEvent
-from testsupport import details_of
+from testsupport import details_of, wait_for
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db]
 
@@ -180,6 +183,82 @@ def test_the_cohort_rows_follow_the_rule(make_user, make_campaign, settings):
     members = dict(Member.objects.filter(campaign=campaign).values_list("person", "last_step"))
     assert members == {physicists[0].pk: 2, physicists[2].pk: 0, hire.pk: 0}
     assert services.refresh_members(campaign) == {"added": 0, "removed": 0}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_refresh_counts_only_the_rows_it_inserted(make_user, make_campaign):
+    """Another refresh adds two of the four people first (not committed yet when this one reads who is missing):
+    this one's insert waits for it, then leaves those two, and says it added two."""
+    people = [make_user(department="Physics") for _ in range(4)]
+    campaign = make_campaign(cohort="departments", values=["Physics"])
+    other = connections.create_connection(DEFAULT_DB_ALIAS)
+    other.set_autocommit(False)
+    with other.cursor() as cursor:
+        for person in people[:2]:
+            cursor.execute(
+                "INSERT INTO campaigns_member (campaign_id, person_id, added_at, last_step) VALUES (%s, %s, now(), 0)",
+                [campaign.pk, person.pk],
+            )
+    pids: queue.Queue = queue.Queue()
+    results = []
+
+    def refresh():
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_backend_pid()")
+                pids.put(cursor.fetchone()[0])
+            results.append(services.refresh_members(campaign))
+        finally:
+            connection.close()
+
+    worker = threading.Thread(target=refresh)
+    worker.start()
+    try:
+        pid = pids.get(timeout=20)
+
+        def blocked():
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT cardinality(pg_blocking_pids(%s)) > 0", [pid])
+                return cursor.fetchone()[0]
+
+        wait_for(blocked)
+    finally:
+        other.commit()
+        other.close()
+        worker.join(timeout=20)
+    assert results == [{"added": 2, "removed": 0}]
+    assert Member.objects.filter(campaign=campaign).count() == 4
+
+
+@pytest.mark.parametrize("cohort", [kind for kind, _ in Campaign.Cohort.choices])
+def test_the_rule_read_per_person_and_per_campaign_agree(cohort, make_user, make_campaign):
+    """One cohort rule: the campaigns a person is in (the doors) and the people a campaign names (its rows) agree for
+    everyone, of every kind of cohort, the inactive and those with no department included."""
+    nurses, doctors = Group.objects.create(name="Nurses"), Group.objects.create(name="Doctors")
+    people = [
+        make_user("p-in", department="Physics"),
+        make_user("p-out", department="History"),
+        make_user("p-none"),
+        make_user("p-left", department="Physics", is_active=False),
+        make_user("nurse", department="History"),
+        make_user("doctor"),
+        make_user("nurse-left", is_active=False),
+    ]
+    for username, group in (("nurse", nurses), ("doctor", doctors), ("nurse-left", nurses)):
+        next(p for p in people if p.username == username).groups.add(group)
+    values = {
+        "everyone": [],
+        "departments": ["Physics"],
+        "groups": ["Nurses"],
+        "list": ["p-in", "p-left", "doctor", "not-yet-hired"],
+    }[cohort]
+    campaign = make_campaign(cohort=cohort, values=values)
+    by_campaign = set(services.cohort_people(campaign).filter(pk__in=[p.pk for p in people]))
+    by_person = {person for person in people if services.campaigns_of(person).filter(pk=campaign.pk).exists()}
+    assert by_person == by_campaign
+    assert by_campaign  # someone is in each
+    assert all(person.is_active for person in by_campaign)
+    assert by_campaign != set(people)  # and someone is not
 
 
 def test_refresh_in_batches_adds_each_person_once(make_user, make_campaign, monkeypatch):

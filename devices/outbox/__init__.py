@@ -41,6 +41,7 @@ from typing import Any
 from django.conf import settings
 from django.db import transaction
 from django.db.models import F, Q
+from django.template.loader import render_to_string
 from django.utils import timezone
 
 from .. import crypto
@@ -61,6 +62,7 @@ __all__ = [
     "queue_phone_message",
     "still_wanted",
     "redispatch_stale",
+    "render_text",
     "sweep",
 ]
 
@@ -114,6 +116,15 @@ def dispatch_batch(rows: list[tuple[int, str, int]]) -> int:
         waiting.unmark(refused)
         OutboundMessage.objects.filter(pk__in=refused, status=Status.QUEUED).update(dispatch_failed_at=timezone.now())
     return published
+
+
+TEXT_ENGINE = "text"  # settings.TEMPLATES: the engine without autoescape
+
+
+def render_text(template_name: str, context: dict) -> str:
+    """A plain-text message (an email's body, a text, a call's words) from its template: nothing HTML-escaped, since
+    nobody reads it as HTML ("O'Brien & Sons" stays as it is)."""
+    return render_to_string(template_name, context, using=TEXT_ENGINE)
 
 
 def _queue(**fields) -> OutboundMessage:

@@ -12,7 +12,6 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 
@@ -94,7 +93,7 @@ def send_activation_link(registration: Registration, *, actor: User, ip: str | N
             raise ValidationError(errors.LINK_RESEND_TOO_SOON, code="too_soon")
         expires_at = min(now + settings.ACTIVATION_LINK_TTL, deadline or now + settings.ACTIVATION_LINK_TTL)
         link, url = _issue_link(registration, purpose=purpose, expires_at=expires_at)
-        body = render_to_string(
+        body = outbox.render_text(
             "emails/activation_link.txt",
             {"user": user, "url": url, "expires_at": expires_at, "institution": settings.INSTITUTION_NAME},
         )
@@ -254,7 +253,7 @@ def send_recovery_link(
         link, url = _issue_link(
             registration, purpose=ActivationLink.Purpose.RECOVERY, actor=actor, expires_at=expires_at
         )
-        body = render_to_string(
+        body = outbox.render_text(
             "emails/recovery_link.txt",
             {
                 "user": user,

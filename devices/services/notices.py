@@ -1,7 +1,6 @@
 """Notices to the person about changes to their sign-in factors (BND-03)."""
 
 from django.conf import settings
-from django.template.loader import render_to_string
 from django.utils import timezone
 
 from identity.models import User
@@ -61,7 +60,7 @@ def email_person(
     """Queue ``emails/<template>.txt``, which holds no secret, to the person (or ``to``) through the outbox, inside
     the caller's transaction, recorded as ``label`` (default: the template's name). The template also gets ``user``,
     ``institution``, ``help_desk`` and ``site_url``; the subject starts with the institution's name."""
-    body = render_to_string(
+    body = outbox.render_text(
         f"emails/{template}.txt",
         {
             "user": user,

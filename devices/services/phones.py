@@ -10,7 +10,6 @@ from datetime import datetime
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.template.loader import render_to_string
 from django.utils import timezone
 from phonenumber_field.phonenumber import PhoneNumber
 
@@ -41,7 +40,7 @@ def _render_code_message(channel: str, code: str) -> str:
     template = (
         "messages/phone_code_voice.txt" if channel == PhoneVerification.Channel.VOICE else "messages/phone_code_sms.txt"
     )
-    return render_to_string(
+    return outbox.render_text(
         template,
         {
             "code": code,

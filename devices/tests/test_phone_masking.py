@@ -17,6 +17,7 @@ MASKED = {
     "+44 20 7946 0958": "+4*********58",
     "+49 30 1234567": "+4********67",
     "６１７ ５５５ ０１４２": "+1********42",  # full-width digits
+    "networks 10.80.120.0/24, call 617-555-0145": "networks 10.80.120.0/24, call +1********45",
 }
 LEFT_AS_IT_IS = [
     "",
@@ -30,6 +31,12 @@ LEFT_AS_IT_IS = [
     "sha256 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
     "First100000 Last100000",
     "Room 12, building 3",
+    # Network addresses and networks, as a VPN's settings name them.
+    "networks 10.80.120.0/24",
+    "10.80.120.0/24 and 10.80.121.0/24.",
+    "from 10.80.120.5 to 2001:db8:0:1234::/64",
+    # A ticket typed apart from its prefix: a bare run of digits that is no valid number.
+    "INC 0012345678",
 ]
 
 

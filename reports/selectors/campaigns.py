@@ -43,11 +43,14 @@ class CampaignPeopleFilters(Filters):
 
 def campaign_people_sql(filters: CampaignPeopleFilters, *, limit: int | None = None, offset: int = 0):
     member, person, campaign = Member._meta.db_table, User._meta.db_table, Campaign._meta.db_table
-    clauses: list[str] = ["NOT report.enrolled", "c.closed_at IS NULL"]
+    clauses: list[str] = ["NOT report.enrolled"]
     params: list[int | str] = []
     if filters.campaign:
+        # A campaign chosen by name is shown open or closed: a closed one's people are still worth a look.
         clauses.append("m.campaign_id = %s")
         params.append(filters.campaign)
+    else:
+        clauses.append("c.closed_at IS NULL")
     if filters.department:
         clauses.append("report.department = %s")
         params.append(filters.department)

@@ -114,6 +114,39 @@ def test_ac05_ac06_audit_log_csv_export(auditor_client, auditor, history):
     assert event.details["filters"] == {"group": "enrollment", "end": day1}
 
 
+def test_every_action_the_audit_log_may_hold_has_a_group():
+    from identity.events import EVENTS
+
+    # The root conftest gives made-up actions of its own tests the words "Test event <action>": not the log's.
+    real = [action for action, words in EVENTS.items() if words != f"Test event {action}"]
+    assert "campaigns.created" in real and "campaign.nudges_started" in real
+    assert [action for action in real if not selectors.action_group(action)] == []
+    assert set(selectors.ACTION_GROUPS) == set(selectors.ACTION_GROUP_LABELS)
+
+
+def test_the_group_filter_finds_the_newer_families(make_user):
+    person = make_user("cy")
+    for action in ("campaigns.created", "campaign.weekly_summary_sent", "vpn.preauth", "sessions.ended"):
+        audit.record(action, subject=person, details={})
+    assert actions(AuditFilters(group="campaigns")) == ["campaigns.created", "campaign.weekly_summary_sent"]
+    assert actions(AuditFilters(group="vpn")) == ["vpn.preauth"]
+    assert [row[2] for row in selectors.audit_rows(AuditFilters(subject="cy"))] == [
+        "campaigns",
+        "campaigns",
+        "vpn",
+        "signin",
+    ]
+
+
+def test_ac05_network_addresses_and_tickets_leave_the_audit_export_as_they_are(auditor_client, make_user):
+    details = {"networks": "10.80.120.0/24, 2001:db8::/32", "reference": "INC 0012345678", "phone": "617-555-0142"}
+    audit.record("helpdesk.identity_checked", subject=make_user("dee"), details=details)
+    response = auditor_client.post("/admin/reports/audit/export.csv", {"group": "helpdesk"})
+    body = b"".join(response.streaming_content).decode("utf-8-sig")
+    (row,) = list(csv.reader(io.StringIO(body)))[1:]
+    assert json.loads(row[7]) == {**details, "phone": "+1********42"}
+
+
 # --- AC-11: checkpoints outside the database ---------------------------------------------------------------
 
 

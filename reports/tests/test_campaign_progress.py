@@ -12,11 +12,13 @@ from django.utils import timezone
 
 from campaigns import services as campaign_services
 from campaigns.models import Campaign, CohortEntry, Nudge
+from campaigns.nudges import queue_nudge_batch
 from campaigns.progress import campaign_progress
 from campaigns.summaries import queue_weekly_summaries
 from campaigns.tests.support import running_campaign
 from devices.models import OutboundMessage
-from identity.models import AuditEvent
+from identity.models import AuditEvent, User
+from reports.selectors.campaigns import CampaignPeopleFilters, campaign_people_count, campaign_people_rows
 from testsupport import details_of
 
 from .conftest import FORMULA_DEPARTMENT
@@ -152,3 +154,49 @@ def test_the_owner_gets_a_weekly_summary(campaign, make_user, population, django
     assert "- Radiology: 2 of 3 (67%)" in body
     assert f"/admin/reports/campaigns/{campaign.pk}/" in body
     assert AuditEvent.objects.filter(action="campaign.weekly_summary_sent", subject=owner).count() == 1
+
+
+def test_the_weekly_summary_goes_once_a_week_however_often_beat_runs(
+    campaign, make_user, population, django_capture_on_commit_callbacks
+):
+    Campaign.objects.filter(pk=campaign.pk).update(owner=make_user("owner2"))
+    now = timezone.now()
+    with django_capture_on_commit_callbacks(execute=True):
+        assert queue_weekly_summaries(now=now) == 1
+        assert queue_weekly_summaries(now=now) == 0  # beat twice, or a retry
+    assert OutboundMessage.objects.filter(template="campaigns:weekly_summary").count() == 1
+    assert AuditEvent.objects.filter(action="campaign.weekly_summary_sent").count() == 1
+    assert len(mail.outbox) == 1
+    with django_capture_on_commit_callbacks(execute=True):
+        assert queue_weekly_summaries(now=now + timedelta(days=7)) == 1  # the next week's
+    assert OutboundMessage.objects.filter(template="campaigns:weekly_summary").count() == 2
+
+
+def test_only_people_emailed_are_counted_as_nudged_and_the_rest_wait_for_an_address(
+    campaign, make_user, enroll, population, django_capture_on_commit_callbacks
+):
+    nobody_to_mail = make_user("hal", email=None, department="Cardiology")
+    enroll(nobody_to_mail)  # one device, no backup codes: at risk
+    campaign_services.refresh_members(campaign)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert queue_nudge_batch(campaign.pk).queued == 5
+    progress = campaign_progress(campaign)
+    assert (progress.at_risk["any"], progress.at_risk["nudged"]) == (6, 5)
+    assert not Nudge.objects.filter(person=nobody_to_mail).exists()
+
+    User.objects.filter(pk=nobody_to_mail.pk).update(email="hal@example.edu")
+    with django_capture_on_commit_callbacks(execute=True):
+        assert queue_nudge_batch(campaign.pk).queued == 1
+    assert Nudge.objects.filter(person=nobody_to_mail).exists()
+    assert mail.outbox[-1].to == ["hal@example.edu"]
+    assert len(mail.outbox) == 6
+
+
+def test_a_closed_campaign_still_lists_its_people_still_to_enroll(auditor_client, campaign, staff_member, population):
+    campaign_services.close_campaign(campaign, actor=staff_member)
+    assert [row[1] for row in campaign_people_rows(CampaignPeopleFilters(campaign=campaign.pk))] == ["dave"]
+    assert campaign_people_count(CampaignPeopleFilters(campaign=campaign.pk)) == 1
+    assert list(campaign_people_rows(CampaignPeopleFilters())) == []  # every open campaign: none is
+    response = auditor_client.post("/admin/reports/campaign-people/export.csv", {"campaign": campaign.pk})
+    _, *rows = parse_csv(response)
+    assert [row[1] for row in rows] == ["dave"]

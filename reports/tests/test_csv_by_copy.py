@@ -34,6 +34,7 @@ AWKWARD = [
     (",=x;@y", "-", "="),
     ("'=already", "\u00a0=nbsp", "x,\u00a0=nbsp"),
     ("Ω; +Ω", "Łódź", "李 ,-3"),
+    ("Networks 10.80.120.0/24", "INC 0012345678", "10.80.121.0/24"),
 ]
 
 
@@ -66,6 +67,7 @@ def test_ac_05_postgresql_and_python_write_the_same_cells_on_every_row(awkward_p
     assert rows["awk7"][1:3] == ["'+4 ; '=5", "'=1+2;'+3"]
     assert rows["awk0"][2] == "Lab;'=1+1, '-2+3"
     assert rows["awk9"][1:3] == ["Rows 1234567 INC0012345", "Room 12, building 3"]
+    assert rows["awk15"][1:3] == ["INC 0012345678 10.80.121.0/24", "Networks 10.80.120.0/24"]
     assert rows["'+16175550199"][2] == "Identifiers stay as they are"  # neutralized, never masked
 
 
