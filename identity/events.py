@@ -150,6 +150,22 @@ VALUE_WORDS: dict[str, dict[str, str]] = {
         "must_change": "the password must be changed",
         "wrong_password": "wrong password",
     },
+    # Reasons written as codes: SCIM's deletion and refusals, the devices' retention (identity.directory), the
+    # refusals of security keys and passkeys. A reason written "deactivated: <code>" (VPN access ended by a
+    # deactivation) reads its code the same way.
+    "reason": {
+        "scim_delete": "deleted by a SCIM client",
+        "directory_retention": "the person left the directory longer ago than devices are kept",
+        "network": "it came from an address outside the client's networks",
+        "disabled": "the client is disabled",
+        # Security keys and passkeys refused (devices.services.security_keys)
+        "other_registration": "the answer was for another device being set up",
+        "not_pending": "the device was no longer waiting to be set up",
+        "not_discoverable": "the key cannot sign in by itself, as a passkey must",
+        "credential_registered": "the key is registered already",
+        "not_in_use": "the passkey is no longer in use",
+        "unknown_credential": "the passkey is not known here",
+    },
 }
 
 _OPTIONAL = re.compile(r"\[([^\[\]]*)\]")
@@ -165,8 +181,13 @@ def _fields(template: str) -> set[str]:
 
 
 def _value(key: str, value) -> str:
+    if not isinstance(value, str):
+        return str(value)
     words = VALUE_WORDS.get(key, {})
-    return words.get(value, str(value)) if isinstance(value, str) else str(value)
+    if value in words:
+        return words[value]
+    prefix, colon, code = value.rpartition(": ")
+    return f"{prefix}{colon}{words[code]}" if colon and code in words else value
 
 
 def title(action: str) -> str:
