@@ -506,13 +506,14 @@ CELERY_BEAT_SCHEDULE["retire-devices-of-leavers"] = {
     "task": "identity.directory.tasks.retire_devices_of_leavers",
     "schedule": timedelta(days=1),
 }
-# The LDAP sync (docs/directory.md): every DIRECTORY_SYNC_MINUTES when a directory is configured. A run that would
+# The LDAP sync (docs/directory.md): every DIRECTORY_SYNC_MINUTES when a directory is configured (0: never, the
+# directory only checks passwords, as for people a SCIM client provisions from it). A run that would
 # deactivate more than DIRECTORY_MAX_DEACTIVATIONS people, or more than DIRECTORY_MAX_DEACTIVATION_PERCENT of the
 # directory's people here, is held until a superuser applies or discards it (DIR-03).
 DIRECTORY_SYNC_MINUTES = env.int("DIRECTORY_SYNC_MINUTES", default=30)
 DIRECTORY_MAX_DEACTIVATIONS = env.int("DIRECTORY_MAX_DEACTIVATIONS", default=500)
 DIRECTORY_MAX_DEACTIVATION_PERCENT = env.float("DIRECTORY_MAX_DEACTIVATION_PERCENT", default=10.0)
-if LDAP_SERVER_URIS:
+if LDAP_SERVER_URIS and DIRECTORY_SYNC_MINUTES > 0:
     CELERY_BEAT_SCHEDULE["sync-directory"] = {
         "task": "identity.directory.tasks.sync_directory",
         "schedule": timedelta(minutes=DIRECTORY_SYNC_MINUTES),

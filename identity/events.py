@@ -64,6 +64,7 @@ EVENTS: dict[str, str] = {
     # The institution's directory (identity/directory/)
     "signin.refused_inactive": "Sign-in refused: the account is not active",
     "signin.directory_refused": "Password refused by the directory[: {answer}]",
+    "signin.no_password_here": "Password not checked: the person came from a SCIM client, and no LDAP directory is configured to check it",
     "signin.directory_unreachable": "Password not checked: the directory could not be reached[ ({error})]",
     "directory.person_created": "Came from the directory (a new person)[: sync run {sync_run}][: SCIM client {scim_client}]",
     "directory.person_updated": "Details changed in the directory[: sync run {sync_run}][: SCIM client {scim_client}]",
