@@ -3,10 +3,12 @@ sync goes through too: the same joiner, mover and leaver rules, the same audit, 
 ``origin={"scim_client": id}``. Nothing here writes a person itself."""
 
 import uuid
+from collections.abc import Callable
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import transaction
+from django.db.models import Q
 from scim2_models import (
     ConflictException,
     Context,
@@ -23,6 +25,7 @@ from scim2_models import (
 from ... import audit
 from .. import people
 from ..models import ScimClient
+from ..records import DirectoryRecord
 from . import resources
 from .resources import ScimGroup, UserResource
 
@@ -33,6 +36,11 @@ _TYPED_VALUE_ATTRIBUTES = {"emails": ("emails", Email), "phonenumbers": ("phone_
 
 def _origin(client: ScimClient) -> dict:
     return {"scim_client": client.pk}
+
+
+def _locked(user):
+    """``user`` read again under a row lock: a change built from it cannot undo a concurrent one."""
+    return get_user_model().objects.select_for_update().get(pk=user.pk)
 
 
 def person(scim_id: str):
@@ -76,9 +84,20 @@ def create_user(resource: UserResource, *, client: ScimClient, ip: str | None):
     return _apply(record, client=client, ip=ip)
 
 
+def _change(user, build: Callable[..., DirectoryRecord], *, client: ScimClient, ip: str | None):
+    """Apply the record ``build`` makes of ``user``, read under a row lock, in one transaction: a concurrent change
+    to the same person waits and then builds on this one."""
+    with transaction.atomic():
+        return _apply(build(_locked(user)), client=client, ip=ip)
+
+
 def replace_user(user, resource: UserResource, *, client: ScimClient, ip: str | None):
     """PUT: the person becomes what ``resource`` says (a mover, a leaver when ``active`` is false)."""
-    return _apply(resources.record_from_resource(resource, directory_id=user.directory_id), client=client, ip=ip)
+
+    def build(locked) -> DirectoryRecord:
+        return resources.record_from_resource(resource, directory_id=locked.directory_id)
+
+    return _change(user, build, client=client, ip=ip)
 
 
 def _add_missing_typed_entries(current: UserResource, body: dict) -> None:
@@ -99,18 +118,24 @@ def _add_missing_typed_entries(current: UserResource, body: dict) -> None:
 
 def patch_user(user, body: dict, *, client: ScimClient, ip: str | None):
     """PATCH as Entra ID and Okta send it (RFC 7644 §3.5.2, with Entra's capitalised ops, path-less value objects
-    and "False" as a string, which scim2-models reads): applied to the person as SCIM sees them, then handed on."""
-    current = resources.user_resource(user)
-    _add_missing_typed_entries(current, body)
-    PatchOp[UserResource].model_validate(body, scim_ctx=Context.RESOURCE_PATCH_REQUEST).patch(current)
-    current.id = user.directory_id
-    return _apply(resources.record_from_resource(current, directory_id=user.directory_id), client=client, ip=ip)
+    and "False" as a string, which scim2-models reads): applied to the person as SCIM sees them, read under a row
+    lock (two PATCHes at once each keep the other's change), then handed on."""
+
+    def build(locked) -> DirectoryRecord:
+        current = resources.user_resource(locked)
+        _add_missing_typed_entries(current, body)
+        PatchOp[UserResource].model_validate(body, scim_ctx=Context.RESOURCE_PATCH_REQUEST).patch(current)
+        current.id = locked.directory_id
+        return resources.record_from_resource(current, directory_id=locked.directory_id)
+
+    return _change(user, build, client=client, ip=ip)
 
 
 def deactivate_user(user, *, client: ScimClient, ip: str | None) -> None:
     """DELETE: the person is deactivated (DIR-02), never deleted: the audit log keeps pointing at them. For SCIM
     clients they are gone (404 from then on, RFC 7644 §3.6), even one deactivated before by ``active: false``."""
     with transaction.atomic():
+        user = _locked(user)
         people.deactivate_person(user, reason=resources.DELETED, origin=_origin(client), ip=ip)
         audit.record(resources.DELETED_EVENT, subject=user, ip=ip, details=_origin(client))
 
@@ -119,6 +144,7 @@ def deactivate_user(user, *, client: ScimClient, ip: str | None) -> None:
 
 
 def _members_named(ids: set[str]) -> dict:
+    # Read after the lock set_group_members takes: the records built from these rows are written back whole.
     found = {user.directory_id: user for user in resources.scim_people().filter(directory_id__in=ids)}
     missing = sorted(ids - set(found))
     if missing:
@@ -155,10 +181,15 @@ def set_group_members(
     wholesale empty list for a group of several, is refused (409, audited ``directory.scim_group_change_refused``)
     and changes nobody.
     """
-    wanted = _members_named(member_ids)
     refusal = ""
     with transaction.atomic():
-        # Two directories (or two retries) changing one group wait for each other; only the people rows are locked.
+        # Everyone the change may touch, locked in one statement in a fixed order: two group changes (or a group
+        # change and a PATCH of a member) wait for each other, and each builds its records from rows read after.
+        touched = resources.scim_people().filter(directory_id__in=member_ids).values("pk")
+        members = group.members().values("pk")
+        locked = get_user_model().objects.select_for_update().filter(Q(pk__in=touched) | Q(pk__in=members))
+        list(locked.order_by("pk").values_list("pk", flat=True))
+        wanted = _members_named(member_ids)
         current = {user.directory_id: user for user in group.members().select_for_update(of=("self",))}
         changes = [(user, True) for scim_id, user in wanted.items() if scim_id not in current]
         leaving = [user for scim_id, user in current.items() if scim_id not in wanted]
