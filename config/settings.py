@@ -543,6 +543,9 @@ SCIM_MAX_BODY_BYTES = env.int("SCIM_MAX_BODY_BYTES", default=1024 * 1024)
 # role or VPN access) is refused with 409 and audited, not applied (DIR-03): a cloud directory's mistake must not
 # revoke a whole group. Entra ID and Okta remove members a few at a time; a deliberate mass removal goes in batches.
 SCIM_MAX_GROUP_REMOVALS = env.int("SCIM_MAX_GROUP_REMOVALS", default=100)
+# A SCIM client that has deactivated this many people (active: false, DELETE) within an hour is refused further
+# deactivations (429, audited) until the hour has passed or a superuser lifts it (DIR-03); 0: no limit.
+SCIM_MAX_DEACTIVATIONS_PER_HOUR = env.int("SCIM_MAX_DEACTIVATIONS_PER_HOUR", default=50)
 
 # --- Campaigns: reminders, nudges, the owners' weekly summary ----------------------------------------------------
 # People a batch queues at once, and how many of the campaigns' messages may wait in the outbox's bulk lanes before a

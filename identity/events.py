@@ -84,6 +84,8 @@ EVENTS: dict[str, str] = {
     "directory.scim_person_deleted": "Deleted by a SCIM client: deactivated, the record kept",
     "directory.scim_group_change_refused": "A SCIM group change was refused: it would take {would_remove} people out of {group} at once",
     "directory.scim_refused": "A SCIM request was refused[: {reason}]",
+    "directory.scim_deactivation_refused": "A SCIM client was refused a deactivation: it had deactivated {deactivated} people within the hour[ (the limit is {limit})]",
+    "directory.scim_deactivation_limit_lifted": "A SCIM client may deactivate people again: the hourly limit was lifted[ after {deactivated} deactivations]",
     # Operations
     "encryption.keys_rotated": "Factor secrets re-encrypted under the newest key[: {rotated} rows][, {unreadable} unreadable]",
     # The help desk

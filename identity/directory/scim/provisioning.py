@@ -4,11 +4,13 @@ sync goes through too: the same joiner, mover and leaver rules, the same audit, 
 
 import uuid
 from collections.abc import Callable
+from datetime import timedelta
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.db.models import Q
+from django.utils import timezone
 from scim2_models import (
     ConflictException,
     Context,
@@ -19,10 +21,12 @@ from scim2_models import (
     NotFoundException,
     PatchOp,
     PhoneNumber,
+    SCIMException,
     UniquenessException,
 )
 
 from ... import audit
+from ...models import AuditEvent
 from .. import people
 from ..models import ScimClient
 from ..records import DirectoryRecord
@@ -41,6 +45,64 @@ def _origin(client: ScimClient) -> dict:
 def _locked(user):
     """``user`` read again under a row lock: a change built from it cannot undo a concurrent one."""
     return get_user_model().objects.select_for_update().get(pk=user.pk)
+
+
+# --- The guard against mass deactivation (DIR-03, as it applies to SCIM) -----------------------------------------
+
+DEACTIVATION_WINDOW = timedelta(hours=1)
+LIMIT_REFUSED_EVENT = "directory.scim_deactivation_refused"
+LIMIT_LIFTED_EVENT = "directory.scim_deactivation_limit_lifted"
+
+
+class DeactivationsPaused(SCIMException):
+    """429: the client has deactivated SCIM_MAX_DEACTIVATIONS_PER_HOUR people within the hour."""
+
+    status = 429
+
+
+def deactivations_counted_since(client: ScimClient):
+    """Since when the client's deactivations count toward its limit: the last hour, or since a superuser last
+    lifted the limit, whichever is later."""
+    since = timezone.now() - DEACTIVATION_WINDOW
+    lifted = (
+        AuditEvent.objects.filter(action=LIMIT_LIFTED_EVENT, details__scim_client=client.pk, created_at__gte=since)
+        .order_by("-created_at")
+        .values_list("created_at", flat=True)
+        .first()
+    )
+    return lifted or since
+
+
+def recent_deactivations(client: ScimClient) -> int:
+    """How many people ``client`` deactivated (``active: false`` or DELETE) in the window its limit counts."""
+    return AuditEvent.objects.filter(
+        action="directory.person_deactivated",
+        details__scim_client=client.pk,
+        created_at__gte=deactivations_counted_since(client),
+    ).count()
+
+
+def _deactivation_refusal(client: ScimClient, *, subject, ip: str | None) -> str:
+    """Why deactivating ``subject`` now is refused (audited ``directory.scim_deactivation_refused``), or "".
+
+    Runs in the caller's transaction, which holds ``subject``'s row lock; the client's row is locked too, so
+    concurrent deactivations by one client are counted one after another."""
+    limit = settings.SCIM_MAX_DEACTIVATIONS_PER_HOUR
+    if not limit:
+        return ""
+    ScimClient.objects.select_for_update().get(pk=client.pk)
+    done = recent_deactivations(client)
+    if done < limit:
+        return ""
+    audit.record(
+        LIMIT_REFUSED_EVENT, subject=subject, ip=ip, details={**_origin(client), "deactivated": done, "limit": limit}
+    )
+    return (
+        f"This client has deactivated {done} people within the hour; more than {limit} "
+        "(SCIM_MAX_DEACTIVATIONS_PER_HOUR) is refused so that a directory's mistake cannot deactivate everyone. "
+        "Nothing was changed. Deactivations from this client resume when the hour has passed, or when a superuser "
+        "lifts the limit in the admin."
+    )
 
 
 def person(scim_id: str):
@@ -86,9 +148,17 @@ def create_user(resource: UserResource, *, client: ScimClient, ip: str | None):
 
 def _change(user, build: Callable[..., DirectoryRecord], *, client: ScimClient, ip: str | None):
     """Apply the record ``build`` makes of ``user``, read under a row lock, in one transaction: a concurrent change
-    to the same person waits and then builds on this one."""
+    to the same person waits and then builds on this one. A deactivation past the client's limit is refused
+    (``DeactivationsPaused``, 429) and changes nothing."""
+    refusal = ""
     with transaction.atomic():
-        return _apply(build(_locked(user)), client=client, ip=ip)
+        user = _locked(user)
+        record = build(user)
+        if not record.active and user.is_active:
+            refusal = _deactivation_refusal(client, subject=user, ip=ip)
+        if not refusal:
+            return _apply(record, client=client, ip=ip)
+    raise DeactivationsPaused(detail=refusal)
 
 
 def replace_user(user, resource: UserResource, *, client: ScimClient, ip: str | None):
@@ -133,11 +203,18 @@ def patch_user(user, body: dict, *, client: ScimClient, ip: str | None):
 
 def deactivate_user(user, *, client: ScimClient, ip: str | None) -> None:
     """DELETE: the person is deactivated (DIR-02), never deleted: the audit log keeps pointing at them. For SCIM
-    clients they are gone (404 from then on, RFC 7644 §3.6), even one deactivated before by ``active: false``."""
+    clients they are gone (404 from then on, RFC 7644 §3.6), even one deactivated before by ``active: false``.
+    Deactivating an active person past the client's limit is refused (``DeactivationsPaused``, 429)."""
+    refusal = ""
     with transaction.atomic():
         user = _locked(user)
-        people.deactivate_person(user, reason=resources.DELETED, origin=_origin(client), ip=ip)
-        audit.record(resources.DELETED_EVENT, subject=user, ip=ip, details=_origin(client))
+        if user.is_active:
+            refusal = _deactivation_refusal(client, subject=user, ip=ip)
+        if not refusal:
+            people.deactivate_person(user, reason=resources.DELETED, origin=_origin(client), ip=ip)
+            audit.record(resources.DELETED_EVENT, subject=user, ip=ip, details=_origin(client))
+            return
+    raise DeactivationsPaused(detail=refusal)
 
 
 # --- Groups -------------------------------------------------------------------------------------------------------
