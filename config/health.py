@@ -9,7 +9,6 @@ Neither is ever cached. Everyone gets a one-word status; which check failed and 
 ``TRUSTED_PROXY_COUNT`` proxies, the address the outermost one saw).
 """
 
-import ipaddress
 import time
 from collections.abc import Callable
 
@@ -22,6 +21,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
 
 from devices.selectors import oldest_queued_message_at
+from identity.networks import address_in
 from identity.web import client_ip
 
 
@@ -95,13 +95,7 @@ def _describe(error: Exception) -> str:
 
 def shows_details(request) -> bool:
     """Whether the client's address is in HEALTH_DETAIL_NETWORKS."""
-    try:
-        address = ipaddress.ip_address(client_ip(request) or "")
-    except ValueError:
-        return False
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
-        address = address.ipv4_mapped  # an IPv4 client of a server listening on "::"
-    return any(address in ipaddress.ip_network(network) for network in settings.HEALTH_DETAIL_NETWORKS)
+    return address_in(settings.HEALTH_DETAIL_NETWORKS, client_ip(request))
 
 
 def run_checks(names) -> dict[str, dict]:

@@ -515,13 +515,14 @@ CELERY_BEAT_SCHEDULE["retire-devices-of-leavers"] = {
     "task": "identity.directory.tasks.retire_devices_of_leavers",
     "schedule": timedelta(days=1),
 }
-# The LDAP sync (docs/directory.md): every DIRECTORY_SYNC_MINUTES when a directory is configured. A run that would
+# The LDAP sync (docs/directory.md): every DIRECTORY_SYNC_MINUTES when a directory is configured (0: never, the
+# directory only checks passwords, as for people a SCIM client provisions from it). A run that would
 # deactivate more than DIRECTORY_MAX_DEACTIVATIONS people, or more than DIRECTORY_MAX_DEACTIVATION_PERCENT of the
 # directory's people here, is held until a superuser applies or discards it (DIR-03).
 DIRECTORY_SYNC_MINUTES = env.int("DIRECTORY_SYNC_MINUTES", default=30)
 DIRECTORY_MAX_DEACTIVATIONS = env.int("DIRECTORY_MAX_DEACTIVATIONS", default=500)
 DIRECTORY_MAX_DEACTIVATION_PERCENT = env.float("DIRECTORY_MAX_DEACTIVATION_PERCENT", default=10.0)
-if LDAP_SERVER_URIS:
+if LDAP_SERVER_URIS and DIRECTORY_SYNC_MINUTES > 0:
     CELERY_BEAT_SCHEDULE["sync-directory"] = {
         "task": "identity.directory.tasks.sync_directory",
         "schedule": timedelta(minutes=DIRECTORY_SYNC_MINUTES),
@@ -551,6 +552,9 @@ SCIM_MAX_BODY_BYTES = env.int("SCIM_MAX_BODY_BYTES", default=1024 * 1024)
 # role or VPN access) is refused with 409 and audited, not applied (DIR-03): a cloud directory's mistake must not
 # revoke a whole group. Entra ID and Okta remove members a few at a time; a deliberate mass removal goes in batches.
 SCIM_MAX_GROUP_REMOVALS = env.int("SCIM_MAX_GROUP_REMOVALS", default=100)
+# A SCIM client that has deactivated this many people (active: false, DELETE) within an hour is refused further
+# deactivations (429, audited) until the hour has passed or a superuser lifts it (DIR-03); 0: no limit.
+SCIM_MAX_DEACTIVATIONS_PER_HOUR = env.int("SCIM_MAX_DEACTIVATIONS_PER_HOUR", default=50)
 
 # --- Campaigns: reminders, nudges, the owners' weekly summary ----------------------------------------------------
 # People a batch queues at once, and how many of the campaigns' messages may wait in the outbox's bulk lanes before a

@@ -34,6 +34,11 @@ DIRECTORY_MUST_CHANGE = (
     "Your institution password must be changed before you can use it. Change it at {change_at}, then sign in here "
     "with the new one."
 )
+# A person a SCIM client provisioned, on a site with no LDAP directory to check their password against.
+DIRECTORY_NO_PASSWORD = (
+    "Your account comes from your institution's directory, and this site has no way to check its password. Sign in "
+    "with a passkey if one is set up for you; if not, contact {help_desk}, who can set one up with you."
+)
 DIRECTORY_UNREACHABLE = (
     "We cannot check passwords right now. Please try again in a few minutes; if it goes on, contact {help_desk}."
 )

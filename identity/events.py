@@ -64,6 +64,7 @@ EVENTS: dict[str, str] = {
     # The institution's directory (identity/directory/)
     "signin.refused_inactive": "Sign-in refused: the account is not active",
     "signin.directory_refused": "Password refused by the directory[: {answer}]",
+    "signin.no_password_here": "Password not checked: the person came from a SCIM client, and no LDAP directory is configured to check it",
     "signin.directory_unreachable": "Password not checked: the directory could not be reached[ ({error})]",
     "directory.person_created": "Came from the directory (a new person)[: sync run {sync_run}][: SCIM client {scim_client}]",
     "directory.person_updated": "Details changed in the directory[: sync run {sync_run}][: SCIM client {scim_client}]",
@@ -83,6 +84,8 @@ EVENTS: dict[str, str] = {
     "directory.scim_person_deleted": "Deleted by a SCIM client: deactivated, the record kept",
     "directory.scim_group_change_refused": "A SCIM group change was refused: it would take {would_remove} people out of {group} at once",
     "directory.scim_refused": "A SCIM request was refused[: {reason}]",
+    "directory.scim_deactivation_refused": "A SCIM client was refused a deactivation: it had deactivated {deactivated} people within the hour[ (the limit is {limit})]",
+    "directory.scim_deactivation_limit_lifted": "A SCIM client may deactivate people again: the hourly limit was lifted[ after {deactivated} deactivations]",
     # Operations
     "encryption.keys_rotated": "Factor secrets re-encrypted under the newest key[: {rotated} rows][, {unreadable} unreadable]",
     # The help desk
@@ -150,6 +153,22 @@ VALUE_WORDS: dict[str, dict[str, str]] = {
         "must_change": "the password must be changed",
         "wrong_password": "wrong password",
     },
+    # Reasons written as codes: SCIM's deletion and refusals, the devices' retention (identity.directory), the
+    # refusals of security keys and passkeys. A reason written "deactivated: <code>" (VPN access ended by a
+    # deactivation) reads its code the same way.
+    "reason": {
+        "scim_delete": "deleted by a SCIM client",
+        "directory_retention": "the person left the directory longer ago than devices are kept",
+        "network": "it came from an address outside the client's networks",
+        "disabled": "the client is disabled",
+        # Security keys and passkeys refused (devices.services.security_keys)
+        "other_registration": "the answer was for another device being set up",
+        "not_pending": "the device was no longer waiting to be set up",
+        "not_discoverable": "the key cannot sign in by itself, as a passkey must",
+        "credential_registered": "the key is registered already",
+        "not_in_use": "the passkey is no longer in use",
+        "unknown_credential": "the passkey is not known here",
+    },
 }
 
 _OPTIONAL = re.compile(r"\[([^\[\]]*)\]")
@@ -165,8 +184,13 @@ def _fields(template: str) -> set[str]:
 
 
 def _value(key: str, value) -> str:
+    if not isinstance(value, str):
+        return str(value)
     words = VALUE_WORDS.get(key, {})
-    return words.get(value, str(value)) if isinstance(value, str) else str(value)
+    if value in words:
+        return words[value]
+    prefix, colon, code = value.rpartition(": ")
+    return f"{prefix}{colon}{words[code]}" if colon and code in words else value
 
 
 def title(action: str) -> str:

@@ -17,7 +17,6 @@ costs (bench/vpn.py), not for production.
 """
 
 import hmac
-import ipaddress
 import os
 import threading
 import time
@@ -34,6 +33,8 @@ from prometheus_client import (
     generate_latest,
     multiprocess,
 )
+
+from .networks import address_in
 
 ENABLED = settings.METRICS_ENABLED
 disable_created_metrics()  # a "_created" series per counter doubles the scrape and no dashboard here reads it
@@ -168,11 +169,7 @@ def scrape_allowed(address: str | None, authorization: str) -> bool:
     offered = authorization.removeprefix("Bearer ").strip() if authorization.startswith("Bearer ") else ""
     if token and offered and hmac.compare_digest(offered.encode(), token.encode()):
         return True
-    try:
-        ip = ipaddress.ip_address(address or "")
-    except ValueError:
-        return False
-    return any(ip in ipaddress.ip_network(network, strict=False) for network in settings.METRICS_NETWORKS)
+    return address_in(settings.METRICS_NETWORKS, address)
 
 
 # --- A port of its own, for the processes that serve no web site (RADIUS, Celery) -----------------------

@@ -45,16 +45,21 @@ def record_password_failure(
         metrics.count(metrics.SIGNINS, "password", "wrong")
 
 
+# The sign-in attempts the password throttle counts.
+THROTTLED_ATTEMPTS = ("signin.password_failed", "signin.refused_inactive")
+
+
 def password_sign_in_throttled(username: str, *, ip: str | None, by_address: bool = True) -> bool:
     """Too many wrong passwords lately for this ID (known or not, so it tells nothing) or, ``by_address``, from
     this address.
 
-    Counts ``signin.password_failed`` events in the database (REL-07). A refusal is audited. Failures at another
+    Counts ``signin.password_failed`` and ``signin.refused_inactive`` events in the database (REL-07): a
+    deactivated account's attempts are paused like wrong passwords, or they would write a row each without end. A refusal is audited. Failures at another
     door than the web (RADIUS) come from a VPN concentrator's address, which everyone behind it shares: they count
     toward their ID only, never toward an address (API-09).
     """
     since = timezone.now() - timedelta(minutes=settings.PASSWORD_THROTTLE_MINUTES)
-    failures = AuditEvent.objects.filter(action="signin.password_failed", created_at__gte=since)
+    failures = AuditEvent.objects.filter(action__in=THROTTLED_ATTEMPTS, created_at__gte=since)
     throttled: bool = (
         failures.filter(details__attempt=_attempt_tag(username)).count() >= settings.PASSWORD_FAILURES_PER_ID
     )
@@ -80,7 +85,8 @@ def refuse_inactive_account(username: str, *, password: str, authenticated: User
     local = not person.from_directory and person.has_usable_password()
     if authenticated is None and local and not person.check_password(password):
         return False
-    audit.record("signin.refused_inactive", subject=person, ip=ip)
+    # With the typed ID's keyed hash, as a wrong password's: the throttle counts these attempts too.
+    audit.record("signin.refused_inactive", subject=person, ip=ip, details={"attempt": _attempt_tag(username)})
     return True
 
 

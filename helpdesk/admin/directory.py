@@ -23,7 +23,7 @@ class ScimClientAdmin(SecretShownOnceAdmin):
     form = ScimClientForm
     list_display = ("name", "enabled", "allowed_networks", "created_at", "token_rotated_at", "last_used_at")
     readonly_fields = ("created_by", "created_at", "token_rotated_at", "last_used_at")
-    actions = ["rotate_token", "disable"]
+    actions = ["rotate_token", "disable", "lift_deactivation_limit"]
     secret_name = "secret token"
     rotated_at_field = "token_rotated_at"
     shown_once_template = "helpdesk/scim_token_shown_once.html"
@@ -46,3 +46,12 @@ class ScimClientAdmin(SecretShownOnceAdmin):
         for client in queryset.filter(enabled=True):
             scim_clients.disable_scim_client(client, actor=self.actor(request), ip=self.ip(request))
         self.message_user(request, "Disabled.")
+
+    @admin.action(
+        description="Let the selected clients deactivate people again now (their hourly count of deactivations "
+        "starts over)"
+    )
+    def lift_deactivation_limit(self, request, queryset):
+        for client in queryset:
+            scim_clients.lift_deactivation_limit(client, actor=self.actor(request), ip=self.ip(request))
+        self.message_user(request, "The selected clients may deactivate people again.")

@@ -3,12 +3,15 @@
 - A local account (a break-glass superuser, the demo account, any account not from a directory) is checked against
   its hash here, as Django's ModelBackend does (an unknown ID costs a hash too).
 - A person from the directory is checked only by binding to the directory as them (``ldap_password``): their local
-  hash is never read, and an unreachable directory never falls back to it (DIR-01).
+  hash is never read, and an unreachable directory never falls back to it (DIR-01). A person deactivated here is
+  refused before any bind (``Answer.DISABLED``): leaving is not a secret, and a bind would only count against their
+  directory account. A SCIM person on a site with no LDAP directory has no password here (``Answer.NO_PASSWORD``,
+  audited): a passkey is their way in (docs/directory.md).
 
 The doors (web sign-in, the emailed-link and recovery-link password gates, RADIUS password mode, the admin's sign-in
 through Django's ``authenticate``) call :func:`check_password` or :func:`check_person_password`: they get the person
 and the directory's answer, with its plain message (identity.errors). Every answer other than a wrong password is
-audited here (``signin.directory_refused`` / ``signin.directory_unreachable``); the doors audit wrong passwords as
+audited here (``signin.directory_refused`` / ``signin.directory_unreachable`` / ``signin.no_password_here``); the doors audit wrong passwords as
 they always have.
 """
 
@@ -38,6 +41,7 @@ MESSAGES = {
     Answer.EXPIRED: errors.DIRECTORY_PASSWORD_EXPIRED,
     Answer.MUST_CHANGE: errors.DIRECTORY_MUST_CHANGE,
     Answer.UNREACHABLE: errors.DIRECTORY_UNREACHABLE,
+    Answer.NO_PASSWORD: errors.DIRECTORY_NO_PASSWORD,
 }
 
 
@@ -67,7 +71,10 @@ def check_password(username: str, password: str, *, request=None) -> PasswordChe
         answer = (_last.get() or (None, ""))[0]
     finally:
         _last.reset(token)
-    return PasswordCheck(user, Answer.OK if user is not None else answer or Answer.WRONG_PASSWORD)
+    if user is not None:
+        return PasswordCheck(user, Answer.OK)
+    # A right password of someone who may not sign in (deactivated here) is no "OK".
+    return PasswordCheck(None, Answer.DISABLED if answer == Answer.OK else answer or Answer.WRONG_PASSWORD)
 
 
 def check_person_password(person, password: str, *, request=None) -> PasswordCheck:
@@ -97,11 +104,19 @@ class PasswordBackend(ModelBackend):
             if person.check_password(password) and self.user_can_authenticate(person):
                 return person
             return None
-        answer, diagnostic = check(person, password, request=request)
+        if not self.user_can_authenticate(person):
+            # Deactivated here: no bind (it would add to the directory's bad-password count and audit a refusal
+            # per attempt); the sign-in door says the account is not active and counts the attempt.
+            _last.set((Answer.DISABLED, ""))
+            return None
+        if person.source == person.Source.SCIM and not settings.LDAP_SERVER_URIS:
+            answer, diagnostic = Answer.NO_PASSWORD, ""
+        else:
+            answer, diagnostic = check(person, password, request=request)
         _last.set((answer, diagnostic))
         if answer not in (Answer.OK, Answer.WRONG_PASSWORD):
             _audit(person, answer, diagnostic, request)
-        return person if answer == Answer.OK and self.user_can_authenticate(person) else None
+        return person if answer == Answer.OK else None
 
 
 def _audit(person, answer: Answer, diagnostic: str, request) -> None:
@@ -110,5 +125,7 @@ def _audit(person, answer: Answer, diagnostic: str, request) -> None:
     ip = client_ip(request) if request is not None else None
     if answer == Answer.UNREACHABLE:
         audit.record("signin.directory_unreachable", subject=person, ip=ip, details={"error": diagnostic})
+    elif answer == Answer.NO_PASSWORD:
+        audit.record("signin.no_password_here", subject=person, ip=ip)
     else:
         audit.record("signin.directory_refused", subject=person, ip=ip, details={"answer": str(answer)})

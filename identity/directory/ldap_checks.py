@@ -1,7 +1,7 @@
 """System checks for the directory settings: a misconfigured directory fails ``manage.py check``."""
 
 from django.conf import settings
-from django.core.checks import Error, Tags, register
+from django.core.checks import Error, Tags, Warning, register
 
 
 @register(Tags.security)
@@ -49,3 +49,23 @@ def check_ldap_transport(app_configs, **kwargs):
             )
         ]
     return []
+
+
+@register(Tags.security, Tags.database, deploy=True)
+def check_scim_without_ldap(app_configs, **kwargs):
+    """People a SCIM client provisions sign in with their directory password only through LDAP: with enabled SCIM
+    clients and no LDAP_SERVER_URIS, nobody they bring in has a password here (docs/directory.md). Reads the
+    database (``manage.py check --deploy --database default``)."""
+    from .models import ScimClient
+
+    if settings.LDAP_SERVER_URIS or not ScimClient.objects.filter(enabled=True).exists():
+        return []
+    return [
+        Warning(
+            "SCIM clients are enabled but LDAP_SERVER_URIS is empty: the people they provision have no password "
+            "this site can check, and can sign in only with a passkey the help desk sets up with them.",
+            hint="Set LDAP_SERVER_URIS (and the LDAP_* settings) to the directory whose passwords they use; "
+            'docs/directory.md, "Who can sign in".',
+            id="directory.W102",
+        )
+    ]

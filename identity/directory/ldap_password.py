@@ -28,6 +28,7 @@ class Answer(StrEnum):
     EXPIRED = "expired"
     MUST_CHANGE = "must_change"
     UNREACHABLE = "unreachable"
+    NO_PASSWORD = "no_password"  # a SCIM person, and no LDAP directory configured to check their password
 
 
 # Active Directory's reason for a refused bind, the "data" sub-code of its diagnostic message
@@ -186,9 +187,13 @@ def _backend_class():
                 k: [v if isinstance(v, bytes) else v.encode() for v in vs] for k, vs in ldap_user.attrs.items()
             }
             person = outcome.person
-            # The entry found must be this person: a reused institution ID in the directory is someone else.
+            # The entry found must be this person: a reused institution ID in the directory is someone else. Only
+            # a person the LDAP sync brought in carries the entry's stable ID; a SCIM person's is the SCIM id
+            # (their directory, say Entra ID synced from this Active Directory, provisions them by institution ID),
+            # so for them the entry the search found by institution ID is theirs.
             stable = text(outcome.attributes, settings.LDAP_ATTRIBUTES.get("directory_id") or "entryUUID")
-            if person.directory_id and stable and stable.lower() != person.directory_id.lower():
+            compared = person.source == person.Source.LDAP and person.directory_id and stable
+            if compared and stable.lower() != person.directory_id.lower():
                 outcome.bound = False
             return person, False
 

@@ -115,6 +115,19 @@ def disable_scim_client(client: ScimClient, *, actor, ip: str | None = None) -> 
     )
 
 
+def lift_deactivation_limit(client: ScimClient, *, actor, ip: str | None = None) -> None:
+    """Let the client deactivate people again at once: its deactivations count toward
+    SCIM_MAX_DEACTIVATIONS_PER_HOUR from now on (``identity.directory.scim.provisioning``). Audits
+    ``directory.scim_deactivation_limit_lifted``. The caller must have checked that ``actor`` may (a superuser)
+    and that the deactivations the client asks for are meant."""
+    from .scim.provisioning import LIMIT_LIFTED_EVENT, recent_deactivations
+
+    with transaction.atomic():
+        row = ScimClient.objects.select_for_update().get(pk=client.pk)
+        details = {"scim_client": row.pk, "deactivated": recent_deactivations(row)}
+        audit.record(LIMIT_LIFTED_EVENT, actor=actor, ip=ip, details=details)
+
+
 @dataclass(frozen=True)
 class Refusal:
     """Why a request's token was refused: ``status`` 401 (no or unknown token) or 403 (disabled, wrong network)."""

@@ -3,10 +3,14 @@ sync goes through too: the same joiner, mover and leaver rules, the same audit, 
 ``origin={"scim_client": id}``. Nothing here writes a person itself."""
 
 import uuid
+from collections.abc import Callable
+from datetime import timedelta
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
 from scim2_models import (
     ConflictException,
     Context,
@@ -17,12 +21,15 @@ from scim2_models import (
     NotFoundException,
     PatchOp,
     PhoneNumber,
+    SCIMException,
     UniquenessException,
 )
 
 from ... import audit
+from ...models import AuditEvent
 from .. import people
 from ..models import ScimClient
+from ..records import DirectoryRecord
 from . import resources
 from .resources import ScimGroup, UserResource
 
@@ -33,6 +40,69 @@ _TYPED_VALUE_ATTRIBUTES = {"emails": ("emails", Email), "phonenumbers": ("phone_
 
 def _origin(client: ScimClient) -> dict:
     return {"scim_client": client.pk}
+
+
+def _locked(user):
+    """``user`` read again under a row lock: a change built from it cannot undo a concurrent one."""
+    return get_user_model().objects.select_for_update().get(pk=user.pk)
+
+
+# --- The guard against mass deactivation (DIR-03, as it applies to SCIM) -----------------------------------------
+
+DEACTIVATION_WINDOW = timedelta(hours=1)
+LIMIT_REFUSED_EVENT = "directory.scim_deactivation_refused"
+LIMIT_LIFTED_EVENT = "directory.scim_deactivation_limit_lifted"
+
+
+class DeactivationsPaused(SCIMException):
+    """429: the client has deactivated SCIM_MAX_DEACTIVATIONS_PER_HOUR people within the hour."""
+
+    status = 429
+
+
+def deactivations_counted_since(client: ScimClient):
+    """Since when the client's deactivations count toward its limit: the last hour, or since a superuser last
+    lifted the limit, whichever is later."""
+    since = timezone.now() - DEACTIVATION_WINDOW
+    lifted = (
+        AuditEvent.objects.filter(action=LIMIT_LIFTED_EVENT, details__scim_client=client.pk, created_at__gte=since)
+        .order_by("-created_at")
+        .values_list("created_at", flat=True)
+        .first()
+    )
+    return lifted or since
+
+
+def recent_deactivations(client: ScimClient) -> int:
+    """How many people ``client`` deactivated (``active: false`` or DELETE) in the window its limit counts."""
+    return AuditEvent.objects.filter(
+        action="directory.person_deactivated",
+        details__scim_client=client.pk,
+        created_at__gte=deactivations_counted_since(client),
+    ).count()
+
+
+def _deactivation_refusal(client: ScimClient, *, subject, ip: str | None) -> str:
+    """Why deactivating ``subject`` now is refused (audited ``directory.scim_deactivation_refused``), or "".
+
+    Runs in the caller's transaction, which holds ``subject``'s row lock; the client's row is locked too, so
+    concurrent deactivations by one client are counted one after another."""
+    limit = settings.SCIM_MAX_DEACTIVATIONS_PER_HOUR
+    if not limit:
+        return ""
+    ScimClient.objects.select_for_update().get(pk=client.pk)
+    done = recent_deactivations(client)
+    if done < limit:
+        return ""
+    audit.record(
+        LIMIT_REFUSED_EVENT, subject=subject, ip=ip, details={**_origin(client), "deactivated": done, "limit": limit}
+    )
+    return (
+        f"This client has deactivated {done} people within the hour; more than {limit} "
+        "(SCIM_MAX_DEACTIVATIONS_PER_HOUR) is refused so that a directory's mistake cannot deactivate everyone. "
+        "Nothing was changed. Deactivations from this client resume when the hour has passed, or when a superuser "
+        "lifts the limit in the admin."
+    )
 
 
 def person(scim_id: str):
@@ -76,9 +146,28 @@ def create_user(resource: UserResource, *, client: ScimClient, ip: str | None):
     return _apply(record, client=client, ip=ip)
 
 
+def _change(user, build: Callable[..., DirectoryRecord], *, client: ScimClient, ip: str | None):
+    """Apply the record ``build`` makes of ``user``, read under a row lock, in one transaction: a concurrent change
+    to the same person waits and then builds on this one. A deactivation past the client's limit is refused
+    (``DeactivationsPaused``, 429) and changes nothing."""
+    refusal = ""
+    with transaction.atomic():
+        user = _locked(user)
+        record = build(user)
+        if not record.active and user.is_active:
+            refusal = _deactivation_refusal(client, subject=user, ip=ip)
+        if not refusal:
+            return _apply(record, client=client, ip=ip)
+    raise DeactivationsPaused(detail=refusal)
+
+
 def replace_user(user, resource: UserResource, *, client: ScimClient, ip: str | None):
     """PUT: the person becomes what ``resource`` says (a mover, a leaver when ``active`` is false)."""
-    return _apply(resources.record_from_resource(resource, directory_id=user.directory_id), client=client, ip=ip)
+
+    def build(locked) -> DirectoryRecord:
+        return resources.record_from_resource(resource, directory_id=locked.directory_id)
+
+    return _change(user, build, client=client, ip=ip)
 
 
 def _add_missing_typed_entries(current: UserResource, body: dict) -> None:
@@ -99,26 +188,40 @@ def _add_missing_typed_entries(current: UserResource, body: dict) -> None:
 
 def patch_user(user, body: dict, *, client: ScimClient, ip: str | None):
     """PATCH as Entra ID and Okta send it (RFC 7644 §3.5.2, with Entra's capitalised ops, path-less value objects
-    and "False" as a string, which scim2-models reads): applied to the person as SCIM sees them, then handed on."""
-    current = resources.user_resource(user)
-    _add_missing_typed_entries(current, body)
-    PatchOp[UserResource].model_validate(body, scim_ctx=Context.RESOURCE_PATCH_REQUEST).patch(current)
-    current.id = user.directory_id
-    return _apply(resources.record_from_resource(current, directory_id=user.directory_id), client=client, ip=ip)
+    and "False" as a string, which scim2-models reads): applied to the person as SCIM sees them, read under a row
+    lock (two PATCHes at once each keep the other's change), then handed on."""
+
+    def build(locked) -> DirectoryRecord:
+        current = resources.user_resource(locked)
+        _add_missing_typed_entries(current, body)
+        PatchOp[UserResource].model_validate(body, scim_ctx=Context.RESOURCE_PATCH_REQUEST).patch(current)
+        current.id = locked.directory_id
+        return resources.record_from_resource(current, directory_id=locked.directory_id)
+
+    return _change(user, build, client=client, ip=ip)
 
 
 def deactivate_user(user, *, client: ScimClient, ip: str | None) -> None:
     """DELETE: the person is deactivated (DIR-02), never deleted: the audit log keeps pointing at them. For SCIM
-    clients they are gone (404 from then on, RFC 7644 §3.6), even one deactivated before by ``active: false``."""
+    clients they are gone (404 from then on, RFC 7644 §3.6), even one deactivated before by ``active: false``.
+    Deactivating an active person past the client's limit is refused (``DeactivationsPaused``, 429)."""
+    refusal = ""
     with transaction.atomic():
-        people.deactivate_person(user, reason=resources.DELETED, origin=_origin(client), ip=ip)
-        audit.record(resources.DELETED_EVENT, subject=user, ip=ip, details=_origin(client))
+        user = _locked(user)
+        if user.is_active:
+            refusal = _deactivation_refusal(client, subject=user, ip=ip)
+        if not refusal:
+            people.deactivate_person(user, reason=resources.DELETED, origin=_origin(client), ip=ip)
+            audit.record(resources.DELETED_EVENT, subject=user, ip=ip, details=_origin(client))
+            return
+    raise DeactivationsPaused(detail=refusal)
 
 
 # --- Groups -------------------------------------------------------------------------------------------------------
 
 
 def _members_named(ids: set[str]) -> dict:
+    # Read after the lock set_group_members takes: the records built from these rows are written back whole.
     found = {user.directory_id: user for user in resources.scim_people().filter(directory_id__in=ids)}
     missing = sorted(ids - set(found))
     if missing:
@@ -155,10 +258,15 @@ def set_group_members(
     wholesale empty list for a group of several, is refused (409, audited ``directory.scim_group_change_refused``)
     and changes nobody.
     """
-    wanted = _members_named(member_ids)
     refusal = ""
     with transaction.atomic():
-        # Two directories (or two retries) changing one group wait for each other; only the people rows are locked.
+        # Everyone the change may touch, locked in one statement in a fixed order: two group changes (or a group
+        # change and a PATCH of a member) wait for each other, and each builds its records from rows read after.
+        touched = resources.scim_people().filter(directory_id__in=member_ids).values("pk")
+        members = group.members().values("pk")
+        locked = get_user_model().objects.select_for_update().filter(Q(pk__in=touched) | Q(pk__in=members))
+        list(locked.order_by("pk").values_list("pk", flat=True))
+        wanted = _members_named(member_ids)
         current = {user.directory_id: user for user in group.members().select_for_update(of=("self",))}
         changes = [(user, True) for scim_id, user in wanted.items() if scim_id not in current]
         leaving = [user for scim_id, user in current.items() if scim_id not in wanted]

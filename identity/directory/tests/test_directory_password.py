@@ -6,6 +6,7 @@ import pytest
 from django.contrib.auth.hashers import make_password
 from django.core.management import call_command
 from django.core.management.base import SystemCheckError
+from django.utils.html import escape
 
 from identity import errors
 from identity.directory.backends import Answer, check_password
@@ -185,3 +186,104 @@ def test_a_refused_bind_account_is_an_unreachable_directory(directory_person, se
     settings.LDAP_BIND_PASSWORD = "not the reader's"
     assert check_password("alice", tree.PASSWORD).answer == Answer.UNREACHABLE
     assert AuditEvent.objects.filter(action="signin.directory_unreachable", subject=alice).exists()
+
+
+def scim_person(uid: str) -> User:
+    """``uid`` as a SCIM client provisions them: their id is the SCIM id we gave them, not the entry's entryUUID."""
+    import uuid
+
+    from identity.directory import people
+    from identity.directory.records import DirectoryRecord
+
+    record = DirectoryRecord(
+        source=User.Source.SCIM, directory_id=str(uuid.uuid4()), institution_id=uid, email=f"{uid}@example.edu"
+    )
+    people.apply_record(record, origin={"scim_client": 1})
+    return User.objects.get(username=uid)
+
+
+def test_dir_01_a_scim_person_signs_in_with_the_ldap_directorys_password(client, ldap_directory):
+    # Entra ID provisions alice by SCIM; her password is the Active Directory's that Entra is synced from.
+    alice = scim_person("alice")
+    assert check_password("alice", tree.PASSWORD).user == alice
+    assert check_password("alice", "not it").answer == Answer.WRONG_PASSWORD
+    assert sign_in(client, "alice", tree.PASSWORD).status_code == 302
+    assert actions(alice)[-1] == "signin.password_ok"
+
+
+def test_dir_01_a_scim_person_has_no_password_here_without_an_ldap_directory(client, settings):
+    settings.LDAP_SERVER_URIS = []
+    alice = scim_person("alice")
+    User.objects.filter(pk=alice.pk).update(password=make_password(PASSWORD))  # however it got there: never read
+    for password in (PASSWORD, tree.PASSWORD):
+        assert check_password("alice", password).answer == Answer.NO_PASSWORD
+    response = sign_in(client, "alice", PASSWORD)
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert escape(errors.DIRECTORY_NO_PASSWORD.format(help_desk=settings.HELP_DESK_CONTACT)) in page
+    assert "Sign in with a passkey" in page
+    assert actions(alice).count("signin.no_password_here") == 3
+
+
+@pytest.mark.django_db
+def test_directory_w102_warns_of_scim_clients_without_an_ldap_directory(settings):
+    from django.core.checks import registry
+
+    from identity.directory import ldap_checks, scim_clients
+
+    check = ldap_checks.check_scim_without_ldap
+    assert check in registry.registry.get_checks(include_deployment_checks=True)
+    settings.LDAP_SERVER_URIS = []
+    assert check(None) == []  # no SCIM client
+    client, _ = scim_clients.create_scim_client(name="Entra ID", actor=None)
+    assert [problem.id for problem in check(None)] == ["directory.W102"]
+    settings.LDAP_SERVER_URIS = ["ldaps://dc1.example.edu"]
+    assert check(None) == []
+    settings.LDAP_SERVER_URIS = []
+    scim_clients.disable_scim_client(client, actor=None)
+    assert check(None) == []
+
+
+def test_dir_02_a_deactivated_persons_right_password_is_no_ok(directory_person):
+    from identity.directory import people
+
+    alice = directory_person("alice")
+    people.deactivate_person(alice, reason="disabled in the directory", origin={})
+    checked = check_password("alice", tree.PASSWORD)
+    assert checked.user is None and checked.answer == Answer.DISABLED
+
+
+def test_dir_02_a_deactivated_directory_person_is_throttled_and_never_bound(
+    client, directory_person, ldap_directory, settings
+):
+    from identity.directory import people
+
+    settings.PASSWORD_FAILURES_PER_ID = 3
+    alice = directory_person("alice")
+    people.deactivate_person(alice, reason="disabled in the directory", origin={})
+    ldap_directory.stop()  # a bind now would be audited as an unreachable directory
+    inactive = errors.ACCOUNT_INACTIVE.format(help_desk=settings.HELP_DESK_CONTACT)
+    for _ in range(3):
+        assert inactive in sign_in(client, "alice", tree.PASSWORD).content.decode()
+    assert "Too many sign-in attempts" in sign_in(client, "alice", tree.PASSWORD).content.decode()
+    assert actions(alice)[-3:] == ["signin.refused_inactive"] * 3
+    assert AuditEvent.objects.filter(action="signin.password_throttled").count() == 1
+    assert not AuditEvent.objects.filter(action__in=["signin.directory_unreachable", "signin.directory_refused"])
+
+
+@pytest.mark.parametrize(("minutes", "scheduled"), [("30", True), ("0", False)])
+def test_a_directory_that_only_checks_passwords_has_no_scheduled_sync(minutes, scheduled):
+    import os
+    import subprocess
+    import sys
+
+    from django.conf import settings
+
+    code = "import django; django.setup(); from django.conf import settings; "
+    code += "print('sync-directory' in settings.CELERY_BEAT_SCHEDULE)"
+    env = {**os.environ, "LDAP_SERVER_URIS": "ldaps://dc1.example.edu", "DIRECTORY_SYNC_MINUTES": minutes}
+    env.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=settings.BASE_DIR, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert result.stdout.strip() == str(scheduled), result.stderr

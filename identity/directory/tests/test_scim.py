@@ -406,3 +406,12 @@ def test_anything_unexpected_is_a_500_in_scims_shape_with_no_traceback(scim, mon
     status, error = scim("POST", "/Users", entra_user())
     assert status == 500 and error["status"] == "500" and error["schemas"] == [ERROR_SCHEMA]
     assert "secret internals" not in json.dumps(error) and "Traceback" not in json.dumps(error)
+
+
+def test_dir_05_a_clients_networks_read_an_ipv4_mapped_address(scim, scim_client):
+    # An IPv4 client of a server listening on "::" arrives as ::ffff:a.b.c.d: it is that IPv4 address.
+    scim_clients.update_scim_client(
+        scim_client, name=scim_client.name, allowed_networks="10.9.0.0/16", enabled=True, actor=None
+    )
+    assert scim("GET", "/Users", REMOTE_ADDR="::ffff:10.9.1.1")[0] == 200
+    assert scim("GET", "/Users", REMOTE_ADDR="::ffff:192.0.2.1")[0] == 403

@@ -3,10 +3,11 @@ is refused and audited, not applied; and the mobile number a SCIM client gives, 
 
 import pytest
 
+from helpdesk.tests.conftest import superuser  # noqa: F401 (a fixture)
 from identity.models import AuditEvent, User
 from testsupport import details_of
 
-from .test_scim import created, entra_user, patch
+from .test_scim import admin_client, created, entra_user, patch  # noqa: F401 (admin_client: a fixture)
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db]
 GROUP_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:Group"
@@ -153,3 +154,59 @@ def test_a_mobile_that_is_no_number_is_refused_and_changes_nothing(scim):
     status, error = scim("POST", "/Users", entra_user(phoneNumbers=[{"type": "mobile", "value": "front desk"}]))
     assert status == 400 and error["scimType"] == "invalidValue" and "country code" in error["detail"]
     assert not User.objects.filter(username="asmith").exists()
+
+
+def test_dir_03_a_scim_client_deactivating_past_its_hourly_limit_is_refused_until_a_superuser_lifts_it(
+    scim,
+    scim_client,
+    settings,
+    admin_client,  # noqa: F811
+):
+    from django.urls import reverse
+
+    settings.SCIM_MAX_DEACTIVATIONS_PER_HOUR = 2
+    ids = [created(scim, name)["id"] for name in ("p1", "p2", "p3", "p4", "p5")]
+    # An Entra ID scoping mistake: active false (Entra's PATCH) or DELETE, one person at a time.
+    assert scim("PATCH", f"/Users/{ids[0]}", patch({"op": "Replace", "path": "active", "value": "False"}))[0] == 200
+    assert scim("DELETE", f"/Users/{ids[1]}")[0] == 204
+    status, error = scim("PATCH", f"/Users/{ids[2]}", patch({"op": "Replace", "path": "active", "value": "False"}))
+    assert status == 429 and error["status"] == "429" and "SCIM_MAX_DEACTIVATIONS_PER_HOUR" in error["detail"]
+    assert scim("DELETE", f"/Users/{ids[3]}")[0] == 429
+    assert scim("PUT", f"/Users/{ids[4]}", entra_user("p5", active=False))[0] == 429
+    assert User.objects.filter(is_active=False).count() == 2
+    # Other changes go on; so does a DELETE of someone already deactivated (nobody more is deactivated).
+    assert (
+        scim("PATCH", f"/Users/{ids[2]}", patch({"op": "replace", "path": "name.familyName", "value": "Y"}))[0] == 200
+    )
+    assert scim("DELETE", f"/Users/{ids[0]}")[0] == 204
+    refused = AuditEvent.objects.filter(action="directory.scim_deactivation_refused").order_by("sequence")
+    assert [event.subject.username for event in refused] == ["p3", "p4", "p5"]
+    assert details_of(refused[0]) == {"scim_client": scim_client.pk, "deactivated": 2, "limit": 2}
+    # Another client's limit is its own; a superuser lifts this one's in the admin.
+    response = admin_client.post(
+        reverse("admin:directory_scimclient_changelist"),
+        {"action": "lift_deactivation_limit", "_selected_action": [scim_client.pk]},
+    )
+    assert response.status_code == 302
+    lifted = AuditEvent.objects.get(action="directory.scim_deactivation_limit_lifted")
+    assert lifted.actor.is_superuser and details_of(lifted) == {"scim_client": scim_client.pk, "deactivated": 2}
+    assert scim("DELETE", f"/Users/{ids[3]}")[0] == 204
+    assert scim("PUT", f"/Users/{ids[4]}", entra_user("p5", active=False))[0] == 200
+    assert scim("PATCH", f"/Users/{ids[2]}", patch({"op": "Replace", "path": "active", "value": "False"}))[0] == 429
+    assert User.objects.filter(is_active=False).count() == 4
+
+
+def test_dir_03_a_scim_clients_deactivations_count_within_the_hour_only(scim, scim_client, settings):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    settings.SCIM_MAX_DEACTIVATIONS_PER_HOUR = 1
+    first, second = created(scim, "p1")["id"], created(scim, "p2")["id"]
+    assert scim("DELETE", f"/Users/{first}")[0] == 204
+    assert scim("DELETE", f"/Users/{second}")[0] == 429
+    # An hour on (the audit log is append-only: the clock moves instead).
+    later = timezone.now() + timedelta(hours=1, seconds=1)
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        monkeypatch.setattr(timezone, "now", lambda: later)
+        assert scim("DELETE", f"/Users/{second}")[0] == 204

@@ -1,0 +1,152 @@
+"""SCIM requests for one person at the same moment, on PostgreSQL, each in its own thread and connection, through
+the real endpoints: neither undoes the other, and nobody is made twice."""
+
+import json
+import threading
+
+import pytest
+from django.db import connection
+from django.test import Client
+
+from identity import audit
+from identity.directory.scim import resources
+from identity.models import AuditEvent, User
+from testsupport import wait_for
+
+from .test_scim import ENTERPRISE, entra_user, patch
+
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+
+
+def call(token, method, path, body=None):
+    response = Client().generic(
+        method,
+        "/scim/v2" + path,
+        data=json.dumps(body) if body is not None else "",
+        content_type="application/scim+json",
+        HTTP_AUTHORIZATION=f"Bearer {token}",
+    )
+    return response.status_code, json.loads(response.content) if response.content else None
+
+
+def someone_waits_on_a_lock() -> bool:
+    """Whether another connection to this database is waiting for a row lock (the second request, held)."""
+    with connection.cursor() as cursor:
+        # Inside a transaction PostgreSQL answers from the activity it first saw in it, unless told to look again.
+        cursor.execute("SELECT pg_stat_clear_snapshot()")
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+        )
+        return cursor.fetchone()[0] > 0
+
+
+def run_both(first, second) -> dict:
+    """Run ``first`` and ``second`` in threads of their own (each closes its connection); their results by name."""
+    results: dict = {}
+
+    def run(name, work):
+        try:
+            results[name] = work()
+        except BaseException as error:  # shown by the assertion on results
+            results[name] = error
+        finally:
+            connection.close()
+
+    threads = [
+        threading.Thread(target=run, args=(name, work), name=name)
+        for name, work in (("first", first), ("second", second))
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    return results
+
+
+def test_two_patches_of_one_person_at_once_both_land(scim, scim_client, monkeypatch):
+    status, body = scim("POST", "/Users", entra_user())
+    assert status == 201
+    scim_id = body["id"]
+    # The first PATCH reads the person, then waits until the second has read them too (or is held waiting for the
+    # first's lock, when the reading is locked): without the lock, each would write back the other's old value.
+    read, real = threading.Event(), resources.user_resource
+
+    def user_resource(user):
+        found = real(user)
+        name = threading.current_thread().name
+        if name == "second":
+            read.set()
+        elif name == "first" and not read.is_set():
+            try:
+                wait_for(lambda: read.is_set() or someone_waits_on_a_lock(), timeout=10, interval=0.05)
+            finally:
+                read.set()  # once only: the first's answer reads the person again
+        return found
+
+    monkeypatch.setattr(resources, "user_resource", user_resource)
+    department = patch({"op": "replace", "path": f"{ENTERPRISE}:department", "value": "Oncology"})
+    family_name = patch({"op": "replace", "path": "name.familyName", "value": "Smyth"})
+    results = run_both(
+        lambda: call(scim_client.token, "PATCH", f"/Users/{scim_id}", department),
+        lambda: call(scim_client.token, "PATCH", f"/Users/{scim_id}", family_name),
+    )
+    assert results["first"][0] == 200 and results["second"][0] == 200, results
+    person = User.objects.get(directory_id=scim_id)
+    assert (person.department, person.last_name) == ("Oncology", "Smyth")
+
+
+def test_two_creations_of_one_person_at_once_make_one(scim_client, monkeypatch):
+    """A client's retry racing its first try: the second POST's insert waits on the first's, then finds the
+    institution ID taken and answers 409 uniqueness (RFC 7644 §3.3), as a later duplicate would; one person."""
+    created, real = threading.Event(), audit.record
+
+    def record(action, *args, **kwargs):
+        event = real(action, *args, **kwargs)
+        if action == "directory.person_created" and threading.current_thread().name == "first":
+            created.set()
+            # Hold the first's transaction open until the second is waiting on the unique index.
+            wait_for(someone_waits_on_a_lock, timeout=10, interval=0.05)
+        return event
+
+    monkeypatch.setattr(audit, "record", record)
+
+    def second():
+        created.wait(10)
+        return call(scim_client.token, "POST", "/Users", entra_user())
+
+    results = run_both(lambda: call(scim_client.token, "POST", "/Users", entra_user()), second)
+    assert results["first"][0] == 201, results
+    status, error = results["second"]
+    assert status == 409 and error["scimType"] == "uniqueness", results
+    assert User.objects.filter(username="asmith").count() == 1
+    assert AuditEvent.objects.filter(action="directory.person_created").count() == 1
+
+
+def test_a_group_change_and_a_patch_of_its_member_at_once_both_land(scim, scim_client, monkeypatch):
+    status, body = scim("POST", "/Users", entra_user())
+    assert status == 201
+    scim_id = body["id"]
+    # The group change has read its member and builds the record it writes back: the PATCH starts now, and the
+    # group change goes on once the PATCH has committed (or is held waiting for the group change's lock). A record
+    # built from the member as read before would undo the new name.
+    member_read, real = threading.Event(), resources.record_from_user
+
+    def record_from_user(user, **changes):
+        if threading.current_thread().name == "first":
+            member_read.set()
+            renamed = User.objects.filter(pk=user.pk, last_name="Smyth").exists
+            wait_for(lambda: renamed() or someone_waits_on_a_lock(), timeout=10, interval=0.05)
+        return real(user, **changes)
+
+    monkeypatch.setattr(resources, "record_from_user", record_from_user)
+    joins = patch({"op": "add", "path": "members", "value": [{"value": scim_id}]})
+    family_name = patch({"op": "replace", "path": "name.familyName", "value": "Smyth"})
+
+    def second():
+        assert member_read.wait(10)
+        return call(scim_client.token, "PATCH", f"/Users/{scim_id}", family_name)
+
+    results = run_both(lambda: call(scim_client.token, "PATCH", "/Groups/vpn", joins), second)
+    assert results["first"][0] == 204 and results["second"][0] == 200, results
+    person = User.objects.get(directory_id=scim_id)
+    assert (person.vpn_access, person.last_name) == (User.VpnAccess.APPROVED, "Smyth")
