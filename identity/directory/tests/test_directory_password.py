@@ -234,14 +234,15 @@ def test_directory_w102_warns_of_scim_clients_without_an_ldap_directory(settings
     check = ldap_checks.check_scim_without_ldap
     assert check in registry.registry.get_checks(include_deployment_checks=True)
     settings.LDAP_SERVER_URIS = []
-    assert check(None) == []  # no SCIM client
+    assert check(None, databases=["default"]) == []  # no SCIM client
     client, _ = scim_clients.create_scim_client(name="Entra ID", actor=None)
-    assert [problem.id for problem in check(None)] == ["directory.W102"]
+    assert [problem.id for problem in check(None, databases=["default"])] == ["directory.W102"]
+    assert check(None) == []  # not asked to read the database (a deploy check before migrating)
     settings.LDAP_SERVER_URIS = ["ldaps://dc1.example.edu"]
-    assert check(None) == []
+    assert check(None, databases=["default"]) == []
     settings.LDAP_SERVER_URIS = []
     scim_clients.disable_scim_client(client, actor=None)
-    assert check(None) == []
+    assert check(None, databases=["default"]) == []
 
 
 def test_dir_02_a_deactivated_persons_right_password_is_no_ok(directory_person):
