@@ -22,6 +22,7 @@ of :mod:`identity.directory.hooks`, in the same transaction.
 import secrets
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from functools import cache
 from typing import Any, NamedTuple, Protocol
 
 from django.conf import settings
@@ -79,16 +80,25 @@ _STORED_AS = {
 }
 
 
+@cache
+def _limits() -> list[tuple[str, str, int]]:
+    """(record attribute, its words, its column's max_length) for each of ``_STORED_AS``, read from the model once."""
+    limits = []
+    for name, (column, label) in _STORED_AS.items():
+        field = User._meta.get_field(column)
+        if isinstance(field, CharField) and field.max_length is not None:
+            limits.append((name, label, field.max_length))
+    return limits
+
+
 def _check_record(record: DirectoryRecord) -> None:
     if record.source not in _SOURCES:
         raise ValidationError(f"A directory record's source is one of {', '.join(_SOURCES)}, not {record.source!r}.")
     if not record.directory_id.strip() or not record.institution_id.strip():
         raise ValidationError("A directory record needs its stable directory ID and the institution ID.")
-    for name, (column, label) in _STORED_AS.items():
-        field = User._meta.get_field(column)
-        limit = field.max_length if isinstance(field, CharField) else None
+    for name, label, limit in _limits():
         value = getattr(record, name)
-        if limit is not None and len(value) > limit:
+        if len(value) > limit:
             raise ValidationError(
                 f"The directory's {label} for {record.institution_id[:150]} is {len(value)} characters long; "
                 f"at most {limit} fit here. Shorten it in the directory."
