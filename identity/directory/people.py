@@ -10,6 +10,7 @@ event's details, e.g. ``{"sync_run": 12}`` or ``{"scim_client": 3}``):
   account already has the institution ID (only ``link_local_account`` joins them).
 - ``create_people(records, *, origin, actor=None) -> dict`` and ``update_people(records, *, origin, actor=None) ->
   dict``: joiners and movers in bulk (the LDAP sync), each ending as ``apply_record`` would for each record.
+- ``apply_records(records, *, origin, actor=None) -> dict``: ``apply_record`` for each, the outcomes counted.
 - ``deactivate_person(user, *, reason, origin, actor=None, ip=None) -> bool``: the one leaver service (DIR-02).
 - ``reactivate_person(user, *, origin, actor=None, ip=None) -> bool``.
 - ``retire_devices_of_leavers(*, now=None) -> int``: devices of people deactivated longer than DIRECTORY_RETAIN_DAYS.
@@ -190,7 +191,7 @@ def create_people(records: list[DirectoryRecord], *, origin: dict, actor: User |
                 outcomes[CREATED] = _create_fresh(fresh, origin=origin, actor=actor)
         except IntegrityError:
             fresh, later = [], records
-    return _one_by_one(later, origin=origin, actor=actor, outcomes=outcomes)
+    return apply_records(later, origin=origin, actor=actor, outcomes=outcomes)
 
 
 def _split(
@@ -209,11 +210,13 @@ def _split(
     return fresh, later
 
 
-def _one_by_one(
-    records: list[DirectoryRecord], *, origin: dict, actor: User | None, outcomes: dict[str, Any]
+def apply_records(
+    records: list[DirectoryRecord], *, origin: dict, actor: User | None = None, outcomes: dict[str, Any] | None = None
 ) -> dict[str, Any]:
-    """Each record through :func:`apply_record`, its outcome counted into ``outcomes``; a refused record (a
-    conflict, a record that fails its checks) into ``outcomes["conflicts"]``, and the others still applied."""
+    """Each record through :func:`apply_record`, in order, its outcome counted into ``outcomes`` (a new dict if
+    None) and returned; a refused record (a ``DirectoryConflict``, a ``ValidationError``) goes with its error into
+    ``outcomes["conflicts"]``, and the others are applied all the same."""
+    outcomes = {"conflicts": []} if outcomes is None else outcomes
     for record in records:
         try:
             outcome = apply_record(record, origin=origin, actor=actor)
@@ -262,7 +265,7 @@ def update_people(records: list[DirectoryRecord], *, origin: dict, actor: User |
         for outcome, count in moved.items():
             outcomes[outcome] = outcomes.get(outcome, 0) + count
         later = [*others, *later]
-    return _one_by_one(later, origin=origin, actor=actor, outcomes=outcomes)
+    return apply_records(later, origin=origin, actor=actor, outcomes=outcomes)
 
 
 def _update_movers(

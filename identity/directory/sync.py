@@ -530,7 +530,7 @@ def _apply(run: DirectorySyncRun, batches: Iterable[list[Change]], origin: dict)
         for outcomes in (
             people.update_people(movers, origin=origin) if movers else {},
             people.create_people(joiners, origin=origin) if joiners else {},
-            _one_by_one(rest, origin) if rest else {},
+            people.apply_records(rest, origin=origin) if rest else {},
         ):
             for record, error in outcomes.pop("conflicts", []):
                 run.errors += 1
@@ -538,20 +538,6 @@ def _apply(run: DirectorySyncRun, batches: Iterable[list[Change]], origin: dict)
             for outcome, count in outcomes.items():
                 setattr(run, outcome, getattr(run, outcome) + count)
     return errors
-
-
-def _one_by_one(records: list[DirectoryRecord], origin: dict) -> dict:
-    """Each record through ``apply_record``: leavers, returns and the entries whose institution ID is another
-    account's (those end as conflicts)."""
-    outcomes: dict = {"conflicts": []}
-    for record in records:
-        try:
-            outcome = people.apply_record(record, origin=origin)
-        except (people.DirectoryConflict, ValidationError) as error:
-            outcomes["conflicts"].append((record, error))
-            continue
-        outcomes[outcome] = outcomes.get(outcome, 0) + 1
-    return outcomes
 
 
 def _text(error: Exception) -> str:

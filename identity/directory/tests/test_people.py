@@ -555,14 +555,7 @@ def test_dir_06_movers_in_bulk_end_as_one_by_one(record, enroll, make_user):
     _, movers = _movers(record, "a")
     bulk = people.update_people(movers, origin=SYNC)
     _, copies = _movers(record, "b")
-    one_by_one: dict = {"conflicts": []}
-    for r in copies:
-        try:
-            outcome = people.apply_record(r, origin=SYNC)
-        except people.DirectoryConflict as conflict:
-            one_by_one["conflicts"].append((r, conflict))
-            continue
-        one_by_one[outcome] = one_by_one.get(outcome, 0) + 1
+    one_by_one = people.apply_records(copies, origin=SYNC)
 
     assert [r.institution_id for r, _ in bulk.pop("conflicts")] == ["a-local"]
     assert [r.institution_id for r, _ in one_by_one.pop("conflicts")] == ["b-local"]
@@ -579,3 +572,24 @@ def test_dir_06_movers_in_bulk_end_as_one_by_one(record, enroll, make_user):
     assert moved["guid-P-6"]["groups"] == [] and not moved["guid-P-6"]["is_staff"]
     assert moved["guid-P-7"]["events"] == [] and moved["guid-P-10"]["username"] == "P-10b"
     assert moved["guid-P-9"]["events"] == [] and moved["guid-P-9"]["username"] == "P-9"
+
+
+def test_movers_whose_write_meets_a_unique_index_are_applied_one_by_one(record):
+    """Two movers taking the same new institution ID (free when they were read): the one statement that writes the
+    batch meets the unique index, everything is rolled back, and each goes through apply_record: the first moves,
+    the second is a conflict, the third (a plain mover) moves all the same."""
+    for uid in ("m1", "m2", "m3"):
+        people.apply_record(record(directory_id=f"guid-{uid}", institution_id=uid), origin=SYNC)
+    movers = [
+        record(directory_id="guid-m1", institution_id="same"),
+        record(directory_id="guid-m2", institution_id="same"),
+        record(directory_id="guid-m3", institution_id="m3", department="Oncology"),
+    ]
+    outcomes = people.update_people(movers, origin=SYNC)
+    ((refused, error),) = outcomes.pop("conflicts")
+    assert refused == movers[1] and isinstance(error, people.DirectoryConflict)
+    assert outcomes == {"updated": 2}
+    assert User.objects.get(directory_id="guid-m1").username == "same"
+    assert User.objects.get(directory_id="guid-m2").username == "m2"
+    assert User.objects.get(directory_id="guid-m3").department == "Oncology"
+    assert AuditEvent.objects.filter(action="directory.person_updated").count() == 2

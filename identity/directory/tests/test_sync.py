@@ -398,9 +398,10 @@ def test_mapped_roles_and_vpn_group_compare_in_the_database(ldap_directory, sett
         ldap_directory.remove_from_group(f"uid=bob,{tree.PEOPLE}", tree.HELPDESK_GROUP)
 
 
+@pytest.mark.postgres
 def test_movers_cost_queries_per_batch_not_per_person(ldap_directory, monkeypatch):
     """At two numbers of movers: a sync that moves them asks the database a few queries per batch of movers (locked
-    in one query, written in one statement, audited in one), none per person."""
+    in one query, written in one statement, audited in one), none per person. PostgreSQL: elsewhere the audit append and the write go a row at a time."""
     monkeypatch.setattr(sync, "BATCH", 20)
     batches = lambda count: -(-count // sync.BATCH)  # noqa: E731
     added = [ldap_directory.add_person(person(f"mover{i:02d}")) for i in range(60)]
