@@ -22,8 +22,8 @@ Only when the whole directory was read does anyone change:
 Each change goes through :mod:`identity.directory.people` with ``origin={"sync_run": run.pk}``, routed by what the
 compare found: new entries whose institution ID nobody holds to ``create_people``, changed ones likewise to
 ``update_people`` (both in bulk), the rest (leavers, returns, conflicts) to ``apply_record`` one by one, leavers no
-longer in the directory to ``deactivate_person``: the same rules and audit events as SCIM's. A run with nothing to change writes no
-row but its own.
+longer in the directory to ``deactivate_person``: the same rules and audit events as SCIM's. A run with nothing to
+change writes no row but its own.
 """
 
 from __future__ import annotations
