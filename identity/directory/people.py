@@ -8,6 +8,9 @@ event's details, e.g. ``{"sync_run": 12}`` or ``{"scim_client": 3}``):
   old one, DIR-06), deactivates (``record.active`` False) or reactivates the person ``record`` names; returns one of
   ``"created" | "updated" | "deactivated" | "reactivated" | "unchanged"``. Raises ``DirectoryConflict`` when a local
   account already has the institution ID (only ``link_local_account`` joins them).
+- ``create_people(records, *, origin, actor=None) -> dict`` and ``update_people(records, *, origin, actor=None) ->
+  dict``: joiners and movers in bulk (the LDAP sync), each ending as ``apply_record`` would for each record.
+- ``apply_records(records, *, origin, actor=None) -> dict``: ``apply_record`` for each, the outcomes counted.
 - ``deactivate_person(user, *, reason, origin, actor=None, ip=None) -> bool``: the one leaver service (DIR-02).
 - ``reactivate_person(user, *, origin, actor=None, ip=None) -> bool``.
 - ``retire_devices_of_leavers(*, now=None) -> int``: devices of people deactivated longer than DIRECTORY_RETAIN_DAYS.
@@ -18,7 +21,9 @@ of :mod:`identity.directory.hooks`, in the same transaction.
 """
 
 import secrets
+from collections.abc import Callable
 from datetime import datetime, timedelta
+from functools import cache
 from typing import Any, NamedTuple, Protocol
 
 from django.conf import settings
@@ -26,10 +31,10 @@ from django.contrib.auth.hashers import UNUSABLE_PASSWORD_PREFIX, UNUSABLE_PASSW
 from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
 from django.db import DEFAULT_DB_ALIAS, IntegrityError, connections, transaction
-from django.db.models import Q
+from django.db.models import CharField
 from django.utils import timezone
 
-from .. import audit, open_sessions
+from .. import audit, open_sessions, sql
 from .. import phone_numbers as numbers
 from .. import services as identity_services
 from ..models import User
@@ -62,11 +67,43 @@ class DirectoryConflict(Exception):
         )
 
 
+# A record's values, the person's columns that keep them (each value must fit its column's max_length) and their
+# names in an error's words.
+_STORED_AS = {
+    "institution_id": ("username", "institution ID"),
+    "first_name": ("first_name", "first name"),
+    "last_name": ("last_name", "last name"),
+    "email": ("email", "email address"),
+    "department": ("department", "department"),
+    "directory_id": ("directory_id", "stable directory ID"),
+    "dn": ("directory_dn", "DN"),
+    "external_id": (EXTERNAL_ID_FIELD, "external ID"),
+}
+
+
+@cache
+def _limits() -> list[tuple[str, str, int]]:
+    """(record attribute, its words, its column's max_length) for each of ``_STORED_AS``, read from the model once."""
+    limits = []
+    for name, (column, label) in _STORED_AS.items():
+        field = User._meta.get_field(column)
+        if isinstance(field, CharField) and field.max_length is not None:
+            limits.append((name, label, field.max_length))
+    return limits
+
+
 def _check_record(record: DirectoryRecord) -> None:
     if record.source not in _SOURCES:
         raise ValidationError(f"A directory record's source is one of {', '.join(_SOURCES)}, not {record.source!r}.")
     if not record.directory_id.strip() or not record.institution_id.strip():
         raise ValidationError("A directory record needs its stable directory ID and the institution ID.")
+    for name, label, limit in _limits():
+        value = getattr(record, name)
+        if len(value) > limit:
+            raise ValidationError(
+                f"The directory's {label} for {record.institution_id[:150]} is {len(value)} characters long; "
+                f"at most {limit} fit here. Shorten it in the directory."
+            )
 
 
 class _WithMobile(Protocol):
@@ -137,55 +174,165 @@ def create_people(records: list[DirectoryRecord], *, origin: dict, actor: User |
     """Joiners in bulk (the LDAP sync's first run brings in a whole institution): the same rows, audit events, roles,
     VPN access and welcome emails as :func:`apply_record` creating each, in one transaction and one INSERT.
 
-    A record that is not a plain joiner (disabled, its directory ID or institution ID already here: a return, a
-    conflict, a concurrent SCIM call's person) goes through :func:`apply_record` one by one, after. Returns the count
-    of each outcome, with ``"conflicts"``: a list of (record, DirectoryConflict) for the records it refused. Raises
-    ``ValidationError`` for a record without its IDs (nothing changed).
+    Optimistic: the enabled records are inserted as joiners without first asking who is here. When the insert meets
+    a unique violation (a record's directory ID or institution ID is already here: a mover, a return, a conflict, a
+    concurrent SCIM call's person, or the same ID twice in ``records``), that transaction is rolled back and every
+    record goes through :func:`apply_record` one by one: correct for any records, cheap only for joiners (the sync
+    sends only the entries it found new and whose institution ID nobody holds). A disabled record, or one that fails
+    its checks, always goes one by one, after. Returns the count of each outcome, with ``"conflicts"``: a list of
+    (record, error) for the records refused, the error a ``DirectoryConflict`` or a ``ValidationError`` (a record
+    without its IDs, or a value longer than its column); the others are applied all the same.
     """
-    for record in records:
-        _check_record(record)
     outcomes: dict = {"conflicts": []}
-    with transaction.atomic():
-        taken_ids: set[tuple[str, str]] = set()
-        taken_names: set[str] = set()
-        # One query for both: the people holding one of the records' directory IDs or institution IDs.
-        for source, directory_id, username in User.objects.filter(
-            Q(source__in=_SOURCES, directory_id__in=[r.directory_id for r in records])
-            | Q(username__in=[r.institution_id for r in records])
-        ).values_list("source", "directory_id", "username"):
-            taken_ids.add((source, directory_id))
-            taken_names.add(username)
-        fresh: list[DirectoryRecord] = []
-        seen: set[str] = set()
-        for record in records:
-            plain = (
-                record.active
-                and (record.source, record.directory_id) not in taken_ids
-                and record.institution_id not in taken_names
-                and record.institution_id not in seen
-            )
-            (fresh if plain else outcomes.setdefault("_one_by_one", [])).append(record)
-            seen.add(record.institution_id)
-        rows = [_joiner_fields(record) for record in fresh]
-        pks = _insert_people(rows)
-        audit.record_many(
-            _created_event(_Ref(pk), row, origin=origin, actor=actor, ip=None)
-            for pk, row in zip(pks, rows, strict=True)
-        )
-        # Roles, VPN access and the welcome email, for the joiners who get any: a fresh person with no role and no VPN
-        # group has nothing to grant or revoke.
-        wanted = {pk: record for pk, record in zip(pks, fresh, strict=True) if _after_create_needed(record)}
-        for pk, person in User.objects.in_bulk(list(wanted)).items():
-            _after_create(person, wanted[pk], origin=origin, actor=actor, ip=None, audited=True)
-        outcomes[CREATED] = len(pks)
-    for record in outcomes.pop("_one_by_one", []):
+    fresh, later = _split(records, lambda record: record.active)
+    if fresh:
+        try:
+            with transaction.atomic():
+                outcomes[CREATED] = _create_fresh(fresh, origin=origin, actor=actor)
+        except IntegrityError:
+            fresh, later = [], records
+    return apply_records(later, origin=origin, actor=actor, outcomes=outcomes)
+
+
+def _split(
+    records: list[DirectoryRecord], plain: Callable[[DirectoryRecord], bool]
+) -> tuple[list[DirectoryRecord], list[DirectoryRecord]]:
+    """The records that pass their checks and ``plain(record)``, and the others (for :func:`apply_record`)."""
+    fresh: list[DirectoryRecord] = []
+    later: list[DirectoryRecord] = []
+    for record in records:
+        try:
+            _check_record(record)
+        except ValidationError:
+            later.append(record)
+            continue
+        (fresh if plain(record) else later).append(record)
+    return fresh, later
+
+
+def apply_records(
+    records: list[DirectoryRecord], *, origin: dict, actor: User | None = None, outcomes: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Each record through :func:`apply_record`, in order, its outcome counted into ``outcomes`` (a new dict if
+    None) and returned; a refused record (a ``DirectoryConflict``, a ``ValidationError``) goes with its error into
+    ``outcomes["conflicts"]``, and the others are applied all the same."""
+    outcomes = {"conflicts": []} if outcomes is None else outcomes
+    for record in records:
         try:
             outcome = apply_record(record, origin=origin, actor=actor)
-        except DirectoryConflict as conflict:
-            outcomes["conflicts"].append((record, conflict))
+        except (DirectoryConflict, ValidationError) as error:
+            outcomes["conflicts"].append((record, error))
             continue
         outcomes[outcome] = outcomes.get(outcome, 0) + 1
     return outcomes
+
+
+def _create_fresh(records: list[DirectoryRecord], *, origin: dict, actor: User | None) -> int:
+    rows = [_joiner_fields(record) for record in records]
+    pks = _insert_people(rows)
+    audit.record_many(
+        _created_event(_Ref(pk), row, origin=origin, actor=actor, ip=None) for pk, row in zip(pks, rows, strict=True)
+    )
+    # Roles, VPN access and the welcome email, for the joiners who get any: a fresh person with no role and no VPN
+    # group has nothing to grant or revoke.
+    wanted = {pk: record for pk, record in zip(pks, records, strict=True) if _after_create_needed(record)}
+    for pk, person in User.objects.in_bulk(list(wanted)).items():
+        _after_create(person, wanted[pk], origin=origin, actor=actor, ip=None, audited=True)
+    return len(pks)
+
+
+def update_people(records: list[DirectoryRecord], *, origin: dict, actor: User | None = None) -> dict[str, Any]:
+    """Movers in bulk (a sync's changed names, emails, departments, DNs, mobile numbers, roles, VPN access): the
+    same rows, audit events, emails and voided links as :func:`apply_record` updating each, in one transaction.
+
+    The people are locked in one query and written with one statement (PostgreSQL; ``bulk_update`` elsewhere); what
+    changes for each is the rule :func:`apply_record` applies (``_changes``); ``directory.person_updated`` and
+    ``person.email_changed`` are appended with ``audit.record_many``; an email change runs the ``email_changed``
+    hook for that person (both addresses told, links sent to the old one voided: DIR-06); roles and VPN access as
+    :func:`apply_record` grants and revokes them. A record that is not a plain mover (nobody here has its directory
+    ID, it or its person is not active, its new institution ID is held by another account, or the write meets a
+    unique violation: everything is then rolled back) goes through :func:`apply_record` one by one, after. Returns
+    the counts and ``"conflicts"`` as :func:`create_people` does.
+    """
+    outcomes: dict = {"conflicts": []}
+    movers, later = _split(records, lambda record: record.active)
+    if movers:
+        try:
+            with transaction.atomic():
+                moved, others = _update_movers(movers, origin=origin, actor=actor)
+        except IntegrityError:
+            moved, others = {}, movers
+        for outcome, count in moved.items():
+            outcomes[outcome] = outcomes.get(outcome, 0) + count
+        later = [*others, *later]
+    return apply_records(later, origin=origin, actor=actor, outcomes=outcomes)
+
+
+def _update_movers(
+    records: list[DirectoryRecord], *, origin: dict, actor: User | None
+) -> tuple[dict[str, int], list[DirectoryRecord]]:
+    """Apply the plain movers of ``records`` (in the caller's transaction); return their counts and the others."""
+    found = {
+        (person.source, person.directory_id): person
+        for person in User.objects.select_for_update()
+        .filter(source__in={r.source for r in records}, directory_id__in=[r.directory_id for r in records])
+        .order_by("pk")
+    }
+    pairs = [(found.get((r.source, r.directory_id)), r) for r in records]
+    renamed = [r.institution_id for person, r in pairs if person is not None and person.username != r.institution_id]
+    held = set(User.objects.filter(username__in=renamed).values_list("username", flat=True)) if renamed else set()
+    plain: list[tuple[User, DirectoryRecord]] = []
+    others: list[DirectoryRecord] = []
+    for person, record in pairs:
+        if (
+            person is None
+            or not person.is_active
+            or (person.username != record.institution_id and record.institution_id in held)
+        ):
+            others.append(record)
+        else:
+            plain.append((person, record))
+    changes = [(person, record, _changes(person, record)) for person, record in plain]
+    written = [(person, change) for person, _, change in changes if change]
+    _write_movers(written)
+    audit.record_many(_updated_event(person, change, origin=origin, actor=actor, ip=None) for person, change in written)
+    audit.record_many(
+        _email_changed(person, change, origin=origin, actor=actor, ip=None)
+        for person, change in written
+        if "email" in change
+    )
+    counts: dict[str, int] = {}
+    for person, record, change in changes:
+        access = _apply_access(person, record, origin=origin, actor=actor, ip=None)
+        outcome = UPDATED if change or access else UNCHANGED
+        counts[outcome] = counts.get(outcome, 0) + 1
+    return counts, others
+
+
+def _write_movers(written: list[tuple[User, dict[str, tuple[Any, Any]]]]) -> None:
+    """Write the movers' new values (each person's columns ``_changes`` may change, changed or not: the row is
+    locked, so an unchanged column is written as it is). PostgreSQL: one ``UPDATE ... FROM unnest(...)`` with one
+    array per column, through :func:`identity.sql.execute`; ``bulk_update``'s ``CASE`` per column and person costs
+    far more (its SQL grows with people times columns). Elsewhere ``bulk_update``."""
+    if not written:
+        return
+    for person, change in written:
+        for name, (_, new) in change.items():
+            setattr(person, name, new)
+    if connections[DEFAULT_DB_ALIAS].vendor != "postgresql":
+        User.objects.bulk_update([person for person, _ in written], list(MOVER_FIELDS))
+        return
+    params: dict[str, list] = {"pk": [person.pk for person, _ in written]}
+    for name in MOVER_FIELDS:
+        params[name] = [getattr(person, name) for person, _ in written]
+    table = User._meta.db_table
+    columns = ", ".join(f"unnest(%({name})s::text[]) AS {name}" for name in MOVER_FIELDS)
+    assignments = ", ".join(f"{name} = m.{name}" for name in MOVER_FIELDS)
+    sql.execute(
+        f"UPDATE {table} u SET {assignments} "  # noqa: S608 (our table and columns)
+        f"FROM (SELECT unnest(%(pk)s::bigint[]) AS pk, {columns}) m WHERE u.{User._meta.pk.column} = m.pk",
+        params,
+    )
 
 
 class _Ref(NamedTuple):
@@ -238,7 +385,8 @@ def _insert_people(rows: list[dict[str, str]]) -> list[int]:
             [table, User._meta.pk.column, len(rows)],
         )
         pks = [pk for (pk,) in cursor.fetchall()]
-        with cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
+        # The raw cursor's COPY raises psycopg's errors: wrapped, a unique violation is Django's IntegrityError.
+        with db.wrap_database_errors, cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
             for pk, row in zip(pks, rows, strict=True):
                 values = list(template)
                 for index, name in own:
@@ -287,50 +435,75 @@ def _after_create(
     return person
 
 
-def _apply_changes(person: User, record: DirectoryRecord, *, origin: dict, actor: User | None, ip: str | None) -> bool:
-    """The mover's part: owned fields, mobile number, external ID, institution ID, DN, roles and VPN access.
-    Returns whether anything changed. The LDAP sync asks the same question of a whole directory in one statement
-    (``sync._Staging.compare``): a field added here is added there."""
+# The person's columns a mover's record may change (``_changes``): every one a text column.
+MOVER_FIELDS = (*OWNED_FIELDS, MOBILE_FIELD, EXTERNAL_ID_FIELD, "username", "directory_dn")
+
+
+def _changes(person: User, record: DirectoryRecord) -> dict[str, tuple[Any, Any]]:
+    """What ``record`` changes of ``person``'s own columns (owned fields, mobile number, external ID, institution ID,
+    DN): ``{name: (old, new)}``. The one rule for both paths (:func:`apply_record`, :func:`update_people`). The LDAP
+    sync asks the same question of a whole directory in one statement (``sync._Staging.compare``): a field added
+    here is added there."""
     wanted = {name: getattr(record, name) for name in OWNED_FIELDS}
     wanted[MOBILE_FIELD] = mobile_of(record)
     wanted[EXTERNAL_ID_FIELD] = record.external_id
     wanted["username"] = record.institution_id
     if record.dn:
         wanted["directory_dn"] = record.dn
-    changes = {name: (getattr(person, name), new) for name, new in wanted.items() if getattr(person, name) != new}
+    return {name: (getattr(person, name), new) for name, new in wanted.items() if getattr(person, name) != new}
+
+
+def _updated_event(
+    person: User, changes: dict[str, tuple[Any, Any]], *, origin: dict, actor: User | None, ip: str | None
+) -> tuple[str, dict]:
+    """The ``directory.person_updated`` event of these ``changes``, old and new values (a mobile number masked)."""
+    details = {
+        **origin,
+        "changes": {
+            name: {"from": _audited(name, old), "to": _audited(name, new)} for name, (old, new) in changes.items()
+        },
+    }
+    return "directory.person_updated", {"actor": actor, "subject": person, "ip": ip, "details": details}
+
+
+def _email_changed(
+    person: User, changes: dict[str, tuple[Any, Any]], *, origin: dict, actor: User | None, ip: str | None
+) -> tuple[str, dict]:
+    """Run the ``email_changed`` hook (DIR-06: both addresses told, links sent to the old one voided) and return the
+    ``person.email_changed`` event to append, named as the desk's change names it: a recovery link to a new
+    address then needs a second agent (AC-04)."""
+    old, new = changes["email"]
+    told = hooks.run("email_changed", person, old=old, new=new)
+    details = {**origin, "from": old, "to": new, **told}
+    return "person.email_changed", {"actor": actor, "subject": person, "ip": ip, "details": details}
+
+
+def _apply_changes(person: User, record: DirectoryRecord, *, origin: dict, actor: User | None, ip: str | None) -> bool:
+    """The mover's part, for one person: :func:`_changes` written and audited, the email change's hook, then roles
+    and VPN access (:func:`_apply_access`). Returns whether anything changed."""
+    changes = _changes(person, record)
     if changes:
         for name, (_, new) in changes.items():
             setattr(person, name, new)
         person.save(update_fields=list(changes))
-        audit.record(
-            "directory.person_updated",
-            actor=actor,
-            subject=person,
-            ip=ip,
-            details={
-                **origin,
-                "changes": {
-                    name: {"from": _audited(name, old), "to": _audited(name, new)}
-                    for name, (old, new) in changes.items()
-                },
-            },
-        )
+        action, event = _updated_event(person, changes, origin=origin, actor=actor, ip=ip)
+        audit.record(action, **event)
     if "email" in changes:
-        old, new = changes["email"]
-        told = hooks.run("email_changed", person, old=old, new=new)
-        # Named as the desk's change names it: a recovery link to a new address then needs a second agent (AC-04).
-        audit.record(
-            "person.email_changed",
-            actor=actor,
-            subject=person,
-            ip=ip,
-            details={**origin, "from": old, "to": new, **told},
-        )
+        action, event = _email_changed(person, changes, origin=origin, actor=actor, ip=ip)
+        audit.record(action, **event)
+    access = _apply_access(person, record, origin=origin, actor=actor, ip=ip)
+    return bool(changes or access)
+
+
+def _apply_access(person: User, record: DirectoryRecord, *, origin: dict, actor: User | None, ip: str | None) -> bool:
+    """Roles and VPN access as ``record`` gives them. A disabled record applies neither: the deactivation that
+    follows revokes VPN access (approving it first would only say so twice), and the person, inactive, uses no
+    role; their roles are put in line when they return. ``sync._Staging.compare`` holds the same rule."""
+    if not record.active:
+        return False
     roles = _apply_roles(person, record.roles, origin=origin, actor=actor, ip=ip)
-    # A leaver's access is revoked by the deactivation; approving it first would only say so twice.
-    vpn_access = record.vpn_access if record.active else None
-    vpn = _apply_vpn_access(person, vpn_access, origin=origin, actor=actor, ip=ip)
-    return bool(changes or roles or vpn)
+    vpn = _apply_vpn_access(person, record.vpn_access, origin=origin, actor=actor, ip=ip)
+    return roles or vpn
 
 
 def directory_roles() -> frozenset[str]:

@@ -19,9 +19,11 @@ Only when the whole directory was read does anyone change:
   process lock) from before its read to after its last change; a second run meanwhile is refused
   (:class:`SyncInProgress`), never queued: the schedule tries again, a person retries.
 
-Each change goes through :mod:`identity.directory.people` (``apply_record``, ``deactivate_person``) with
-``origin={"sync_run": run.pk}``: the same rules and audit events as SCIM's. A run with nothing to change writes no
-row but its own.
+Each change goes through :mod:`identity.directory.people` with ``origin={"sync_run": run.pk}``, routed by what the
+compare found: new entries whose institution ID nobody holds to ``create_people``, changed ones likewise to
+``update_people`` (both in bulk), the rest (leavers, returns, conflicts) to ``apply_record`` one by one, leavers no
+longer in the directory to ``deactivate_person``: the same rules and audit events as SCIM's. A run with nothing to
+change writes no row but its own.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import NamedTuple
 
 from django.conf import settings
 from django.contrib.auth.models import Group
@@ -44,8 +46,6 @@ from . import people
 from .ldap_source import DirectoryReadError, Entry, LDAPReader
 from .models import COUNTS, DirectorySyncRun
 from .records import DirectoryRecord
-
-T = TypeVar("T")
 
 # pg_try_advisory_lock's key: the sync's own number, "DIRSYNC" in ASCII.
 LOCK_KEY = 0x44495253594E43
@@ -268,17 +268,6 @@ def _over_limits(leaving: list[dict], active_here: int) -> str:
     return ""
 
 
-def _batches(records: Iterable[T], size: int) -> Iterator[list[T]]:
-    batch: list[T] = []
-    for record in records:
-        batch.append(record)
-        if len(batch) == size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
-
-
 def _compare(staging: _Staging, plan: _Plan) -> None:
     """Compare the staged entries with the people here, in the database: what applying each would do, counted into
     ``plan``; the active people whose entry says disabled listed in ``plan.disabling``."""
@@ -427,10 +416,16 @@ class _Staging:
             f"WHEN NOT e.active AND u.is_active THEN '{people.DEACTIVATED}' "
             f"WHEN e.active AND NOT u.is_active THEN '{people.REACTIVATED}' ELSE '{people.UPDATED}' END"
         )
+        # The entry's institution ID belongs to another account here (a local one, another entry's person): applying
+        # it is a conflict, which only apply_record reports; evaluated for the changed entries only.
+        held = (
+            f"EXISTS (SELECT 1 FROM {user} h WHERE h.username = e.institution_id "  # noqa: S608 (our tables and columns)
+            "AND (u.id IS NULL OR h.id <> u.id))"
+        )
         with self.db.cursor() as cursor:
             cursor.execute(
                 f"CREATE TEMPORARY TABLE {self.CHANGED} AS "  # noqa: S608 (our tables and columns)
-                f"SELECT e.*, u.id AS person, u.username AS person_username, {outcome} AS outcome "
+                f"SELECT e.*, u.id AS person, u.username AS person_username, {outcome} AS outcome, {held} AS held "
                 f"FROM {self.ENTRIES} e LEFT JOIN {user} u ON u.source = %s AND u.directory_id = e.directory_id "
                 f"WHERE u.id IS NULL OR NOT ({same})",
                 [User.Source.LDAP, User.VpnAccess.APPROVED, *allowed],
@@ -464,8 +459,9 @@ class _Staging:
             )
             return [{"id": pk, "username": username, "reason": LEFT} for pk, username in cursor.fetchall()]
 
-    def changed(self) -> Iterator[DirectoryRecord]:
-        """The records to apply, in the order they were read, a batch at a time (memory stays flat)."""
+    def changed(self) -> Iterator[list[Change]]:
+        """The records to apply with what applying each would do, in the order they were read, a batch at a time
+        (memory stays flat)."""
         columns = ", ".join(self.COLUMNS)
         with self.db.cursor() as cursor:
             if self.changes > BATCH:
@@ -474,13 +470,28 @@ class _Staging:
         while True:
             with self.db.cursor() as cursor:
                 cursor.execute(
-                    f"SELECT {columns} FROM {self.CHANGED} WHERE n > %s AND outcome <> %s ORDER BY n LIMIT %s",  # noqa: S608 (our tables and columns)
+                    f"SELECT {columns}, outcome, held FROM {self.CHANGED} "  # noqa: S608 (our tables and columns)
+                    "WHERE n > %s AND outcome <> %s ORDER BY n LIMIT %s",
                     [after, people.UNCHANGED, BATCH],
                 )
                 rows = cursor.fetchall()
-            for n, directory_id, institution_id, dn, *owned, mobile, _, active, roles, vpn_access in rows:
+            batch = []
+            for (
+                n,
+                directory_id,
+                institution_id,
+                dn,
+                *owned,
+                mobile,
+                _,
+                active,
+                roles,
+                vpn_access,
+                outcome,
+                held,
+            ) in rows:
                 after = n
-                yield DirectoryRecord(
+                record = DirectoryRecord(
                     source=User.Source.LDAP,
                     directory_id=directory_id,
                     institution_id=institution_id,
@@ -491,38 +502,42 @@ class _Staging:
                     vpn_access=None if vpn_access is None else bool(vpn_access),
                     **dict(zip(people.OWNED_FIELDS, owned, strict=True)),
                 )
+                batch.append(Change(outcome, bool(held), record))
+            if batch:
+                yield batch
             if len(rows) < BATCH:
                 return
 
 
-def _apply(run: DirectorySyncRun, records: Iterable[DirectoryRecord], origin: dict) -> list[str]:
-    """Apply the records through the people service (joiners in bulk, the rest one by one); count the outcomes on
-    ``run``; return the errors' texts."""
+class Change(NamedTuple):
+    """A changed entry: what the compare found applying it would do, and whether its institution ID is another
+    account's."""
+
+    outcome: str
+    held: bool
+    record: DirectoryRecord
+
+
+def _apply(run: DirectorySyncRun, batches: Iterable[list[Change]], origin: dict) -> list[str]:
+    """Apply the changed entries through the people service, routed by what the compare found: joiners
+    (``created``, their institution ID nobody's) in bulk, movers (``updated``, likewise) in bulk, the rest
+    (leavers, returns, conflicts) one by one; count the outcomes on ``run``; return the errors' texts."""
     errors = []
-    for batch in _batches(records, BATCH):
-        try:
-            outcomes = people.create_people(batch, origin=origin)
-        except ValidationError:
-            outcomes = _one_by_one(batch, origin)
-        for record, error in outcomes.pop("conflicts"):
-            run.errors += 1
-            errors.append(f"{record.institution_id} ({record.dn}): {_text(error)}")
-        for outcome, count in outcomes.items():
-            setattr(run, outcome, getattr(run, outcome) + count)
+    for batch in batches:
+        joiners = [c.record for c in batch if c.outcome == people.CREATED and not c.held]
+        movers = [c.record for c in batch if c.outcome == people.UPDATED and not c.held]
+        rest = [c.record for c in batch if c.held or c.outcome not in (people.CREATED, people.UPDATED)]
+        for outcomes in (
+            people.update_people(movers, origin=origin) if movers else {},
+            people.create_people(joiners, origin=origin) if joiners else {},
+            people.apply_records(rest, origin=origin) if rest else {},
+        ):
+            for record, error in outcomes.pop("conflicts", []):
+                run.errors += 1
+                errors.append(f"{record.institution_id} ({record.dn}): {_text(error)}")
+            for outcome, count in outcomes.items():
+                setattr(run, outcome, getattr(run, outcome) + count)
     return errors
-
-
-def _one_by_one(records: list[DirectoryRecord], origin: dict) -> dict:
-    """Each record through ``apply_record``: a batch ``create_people`` refused holds a record it cannot take."""
-    outcomes: dict = {"conflicts": []}
-    for record in records:
-        try:
-            outcome = people.apply_record(record, origin=origin)
-        except (people.DirectoryConflict, ValidationError) as error:
-            outcomes["conflicts"].append((record, error))
-            continue
-        outcomes[outcome] = outcomes.get(outcome, 0) + 1
-    return outcomes
 
 
 def _text(error: Exception) -> str:

@@ -3,6 +3,7 @@
 import pytest
 from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
+from django.utils import timezone
 
 from devices.models import OutboundMessage
 from identity.directory import hooks, people
@@ -336,3 +337,259 @@ def test_a_directory_mobile_that_is_no_number_is_not_kept(record):
     people.apply_record(record(mobile="call the front desk"), origin=SYNC)
     assert User.objects.get(username="asmith").directory_mobile == ""
     assert people.mobile_of(record(mobile="+1 617 555 0142")) == "+16175550142"
+
+
+def test_a_value_longer_than_its_column_is_refused_before_anything_is_written(record):
+    """Every value the directory gives is checked against the column that keeps it (on PostgreSQL an over-long
+    value would fail the insert or the save with a database error, the same entry on every run)."""
+    for field, length in (("last_name", 151), ("department", 201), ("email", 255), ("institution_id", 151)):
+        with pytest.raises(ValidationError, match="at most") as refused:
+            people.apply_record(record(**{field: "x" * length}), origin=SYNC)
+        assert "Shorten it in the directory" in refused.value.messages[0]
+    people.apply_record(record(last_name="x" * 150, department="d" * 200), origin=SYNC)
+    with pytest.raises(ValidationError, match="151 characters"):
+        people.apply_record(record(first_name="y" * 151), origin=SYNC)
+    assert User.objects.get(username="asmith").first_name == "Alice"
+
+
+def test_create_people_reports_a_record_it_cannot_take_and_applies_the_others(record):
+    """A record that fails its checks is that record's error: the joiners with it are created and counted."""
+    too_long = record(directory_id="guid-long", institution_id="long", department="d" * 201)
+    outcomes = people.create_people(
+        [
+            record(directory_id="guid-b1", institution_id="b1"),
+            too_long,
+            record(directory_id="guid-b2", institution_id="b2"),
+        ],
+        origin=SYNC,
+    )
+    ((refused, error),) = outcomes.pop("conflicts")
+    assert refused == too_long and isinstance(error, ValidationError)
+    assert outcomes == {"created": 2}
+    assert set(User.objects.values_list("username", flat=True)) == {"b1", "b2"}
+
+
+@pytest.mark.postgres
+def test_create_people_meeting_a_person_created_meanwhile_applies_its_batch_one_by_one(record, monkeypatch):
+    """The insert is optimistic: a person created since the caller looked (here by SCIM, with one of the records'
+    institution IDs) makes it fail on the unique index; the batch is rolled back and applied one by one."""
+    people.apply_record(record(source=User.Source.SCIM, directory_id="scim-b2", institution_id="b2"), origin=SYNC)
+    one_by_one = []
+    apply_record = people.apply_record
+    monkeypatch.setattr(people, "apply_record", lambda r, **kw: one_by_one.append(r) or apply_record(r, **kw))
+    batch = [record(directory_id=f"guid-b{i}", institution_id=f"b{i}", email=f"b{i}@example.edu") for i in (1, 2, 3)]
+    outcomes = people.create_people(batch, origin=SYNC)
+    ((refused, error),) = outcomes.pop("conflicts")
+    assert refused.institution_id == "b2" and isinstance(error, people.DirectoryConflict)
+    assert outcomes == {"created": 2}
+    assert one_by_one == batch
+    assert User.objects.get(username="b2").source == User.Source.SCIM
+    assert AuditEvent.objects.filter(action="directory.person_created").count() == 3  # b2 by SCIM, b1, b3
+    assert set(User.objects.filter(source="ldap").values_list("username", flat=True)) == {"b1", "b3"}
+
+
+def _matrix():
+    """Records and the people they are compared with: each field changed or not, the entry active or not, the
+    person active or not, roles and VPN access managed or not."""
+    base = {
+        "first_name": "Alice",
+        "last_name": "Smith",
+        "email": "a@example.edu",
+        "department": "Radiology",
+        "mobile": "+16175550142",
+    }
+    changes = [{}, {"first_name": "Al"}, {"last_name": "Jones"}, {"email": "b@example.edu"}]
+    changes += [{"department": "Oncology"}, {"mobile": ""}, {"dn": "uid=x,ou=staff,dc=example,dc=edu"}]
+    changes += [{"dn": ""}, {"institution_id_changed": True}]
+    access = [
+        {},
+        {"roles": frozenset()},
+        {"roles": frozenset({"Auditor"})},
+        {"roles": frozenset({"Help desk"})},
+        {"vpn_access": True},
+        {"vpn_access": False},
+    ]
+    n = 0
+    for change in changes:
+        for grant in access:
+            for entry_active in (True, False):
+                for person_active in (True, False):
+                    n += 1
+                    yield n, base, change, grant, entry_active, person_active
+
+
+def test_the_compare_and_apply_record_agree_on_what_changes_something(db, settings):
+    """The sync decides in SQL (``_Staging.compare``) which entries change their person; ``apply_record`` decides it
+    in Python. Over a matrix of records and people they must agree, or the sync either misses a change or applies
+    an entry every run for nothing."""
+    from identity.directory import sync
+    from identity.directory.ldap_source import Entry
+
+    auditor = Group.objects.get(name="Auditor")
+    entries = []
+    for n, base, change, grant, entry_active, person_active in _matrix():
+        uid = f"m{n}"
+        person = User.objects.create(
+            username=uid,
+            source=User.Source.LDAP,
+            directory_id=f"guid-{uid}",
+            directory_dn=f"uid={uid},ou=people,dc=example,dc=edu",
+            first_name=base["first_name"],
+            last_name=base["last_name"],
+            email=base["email"],
+            department=base["department"],
+            directory_mobile=base["mobile"],
+            is_active=person_active,
+            deactivated_at=None if person_active else timezone.now(),
+            vpn_access=User.VpnAccess.APPROVED,
+            is_staff=True,
+        )
+        person.groups.add(auditor)
+        values = {**base, **{k: v for k, v in change.items() if k in base}}
+        entries.append(
+            Entry(
+                dn=change.get("dn", f"uid={uid},ou=people,dc=example,dc=edu"),
+                institution_id=f"{uid}-new" if change.get("institution_id_changed") else uid,
+                first_name=values["first_name"],
+                last_name=values["last_name"],
+                email=values["email"],
+                department=values["department"],
+                mobile=values["mobile"],
+                directory_id=f"guid-{uid}",
+                active=entry_active,
+                roles=grant.get("roles"),
+                vpn_access=grant.get("vpn_access"),
+            )
+        )
+    with sync._Staging() as staging:
+        staging.load(entries)
+        staging.compare()
+        changed = {
+            change.record.directory_id
+            for batch in staging.changed()
+            for change in batch
+            if change.outcome != people.UNCHANGED
+        }
+    disagree = []
+    for entry in entries:
+        outcome = people.apply_record(entry.record(), origin=SYNC)
+        if (outcome != people.UNCHANGED) != (entry.directory_id in changed):
+            disagree.append((entry, outcome))
+    assert len(entries) == 9 * 6 * 2 * 2 and len(changed) > len(entries) // 2
+    assert disagree == []
+
+
+def _movers(record, prefix: str):
+    """People of one population (``prefix``), and the records that move them: one of each kind of change."""
+    dn = lambda i, ou="people": f"uid={prefix}-{i},ou={ou},dc=example,dc=edu"  # noqa: E731
+
+    def of(i, **changes):
+        values = {"directory_id": f"guid-{prefix}-{i}", "institution_id": f"{prefix}-{i}", "dn": dn(i)}
+        return record(**(values | {"email": f"{prefix}-{i}@example.edu"} | changes))
+
+    before = [of(i) for i in range(1, 11)]
+    before[5] = of(6, roles=frozenset({"Help desk"}))
+    after = [
+        of(1, last_name="Jones"),
+        of(2, email=f"{prefix}-2.new@example.edu"),  # with links sent to the old address
+        of(3, department="Oncology", dn=dn(3, "staff")),
+        of(4, mobile="+16175550142"),
+        of(5, roles=frozenset({"Auditor"}), vpn_access=True),
+        of(6, email=f"{prefix}-6.new@example.edu", roles=frozenset()),
+        of(7),  # unchanged
+        of(8),  # deactivated here: returns, one by one
+        of(9, institution_id=f"{prefix}-local"),  # a local account's ID: a conflict
+        of(10, institution_id=f"{prefix}-10b"),
+    ]
+    return before, after
+
+
+def _state(prefix: str, since: tuple[int, int]) -> dict:
+    """Everything the movers of population ``prefix`` left, with the prefix taken out of every value."""
+    import json
+
+    from devices.models import ActivationLink
+
+    def plain(value):
+        return json.loads(json.dumps(value, default=str).replace(f"{prefix}-", "P-"))
+
+    state = {}
+    for person in User.objects.filter(directory_id__startswith=f"guid-{prefix}-").order_by("directory_id"):
+        row = {
+            name: getattr(person, name)
+            for name in (*people.MOVER_FIELDS, "is_active", "is_staff", "vpn_access", "source")
+        }
+        row["groups"] = sorted(person.groups.values_list("name", flat=True))
+        # A return's event says when the person was deactivated: a time of its own in each population.
+        row["events"] = [
+            (e.action, e.actor_id, e.details | ({"deactivated_at": "..."} if "deactivated_at" in e.details else {}))
+            for e in AuditEvent.objects.filter(subject=person, sequence__gt=since[0]).order_by("sequence")
+        ]
+        row["mail"] = sorted(
+            OutboundMessage.objects.filter(user=person, id__gt=since[1]).values_list("recipient", "template", "channel")
+        )
+        row["links_open"] = ActivationLink.objects.filter(user=person, revoked_at=None, consumed_at=None).count()
+        state[person.directory_id] = plain(row)
+    return plain(state)
+
+
+def test_dir_06_movers_in_bulk_end_as_one_by_one(record, enroll, make_user):
+    """``update_people`` on one population, ``apply_record`` for each on a copy of it: the same rows, audit events
+    (actions and details), emails and voided links (DIR-06: both addresses told, links sent to the old one voided),
+    and the same outcomes, for every kind of change and for the records that are not plain movers."""
+    from devices import services as device_services
+
+    desk = make_user("desk1", is_staff=True)
+    for prefix in ("a", "b"):
+        make_user(f"{prefix}-local")
+        before, _ = _movers(record, prefix)
+        for r in before:
+            people.apply_record(r, origin=SYNC)
+        two = User.objects.get(username=f"{prefix}-2")
+        enroll(two)
+        device_services.send_recovery_link(two, actor=desk)
+        people.deactivate_person(User.objects.get(username=f"{prefix}-8"), reason="left", origin=SYNC)
+    since = (AuditEvent.objects.latest("sequence").sequence, OutboundMessage.objects.latest("id").id)
+    assert User.objects.get(username="a-2").email == "a-2@example.edu"
+
+    _, movers = _movers(record, "a")
+    bulk = people.update_people(movers, origin=SYNC)
+    _, copies = _movers(record, "b")
+    one_by_one = people.apply_records(copies, origin=SYNC)
+
+    assert [r.institution_id for r, _ in bulk.pop("conflicts")] == ["a-local"]
+    assert [r.institution_id for r, _ in one_by_one.pop("conflicts")] == ["b-local"]
+    assert bulk == one_by_one == {"updated": 7, "unchanged": 1, "reactivated": 1}
+    moved, copied = _state("a", since), _state("b", since)
+    assert moved == copied
+    two = moved["guid-P-2"]
+    assert two["email"] == "P-2.new@example.edu" and two["links_open"] == 0
+    assert ["P-2@example.edu", "notice:person.email_changed", "email"] in two["mail"]
+    assert ["P-2.new@example.edu", "notice:person.email_changed", "email"] in two["mail"]
+    changed = [details for action, _, details in two["events"] if action == "person.email_changed"]
+    assert changed == [{**SYNC, "from": "P-2@example.edu", "to": "P-2.new@example.edu", "links_revoked": 1}]
+    assert moved["guid-P-5"]["groups"] == ["Auditor"] and moved["guid-P-5"]["vpn_access"] == "approved"
+    assert moved["guid-P-6"]["groups"] == [] and not moved["guid-P-6"]["is_staff"]
+    assert moved["guid-P-7"]["events"] == [] and moved["guid-P-10"]["username"] == "P-10b"
+    assert moved["guid-P-9"]["events"] == [] and moved["guid-P-9"]["username"] == "P-9"
+
+
+def test_movers_whose_write_meets_a_unique_index_are_applied_one_by_one(record):
+    """Two movers taking the same new institution ID (free when they were read): the one statement that writes the
+    batch meets the unique index, everything is rolled back, and each goes through apply_record: the first moves,
+    the second is a conflict, the third (a plain mover) moves all the same."""
+    for uid in ("m1", "m2", "m3"):
+        people.apply_record(record(directory_id=f"guid-{uid}", institution_id=uid), origin=SYNC)
+    movers = [
+        record(directory_id="guid-m1", institution_id="same"),
+        record(directory_id="guid-m2", institution_id="same"),
+        record(directory_id="guid-m3", institution_id="m3", department="Oncology"),
+    ]
+    outcomes = people.update_people(movers, origin=SYNC)
+    ((refused, error),) = outcomes.pop("conflicts")
+    assert refused == movers[1] and isinstance(error, people.DirectoryConflict)
+    assert outcomes == {"updated": 2}
+    assert User.objects.get(directory_id="guid-m1").username == "same"
+    assert User.objects.get(directory_id="guid-m2").username == "m2"
+    assert User.objects.get(directory_id="guid-m3").department == "Oncology"
+    assert AuditEvent.objects.filter(action="directory.person_updated").count() == 2

@@ -225,6 +225,8 @@ def test_bad_input_answers_in_scims_shape_and_changes_nothing(scim, settings):
         (("GET", '/Users?filter=userName eq "a%00"'), 400, "invalidValue"),
         (("GET", "/Users/a%00b"), 400, "invalidValue"),
         (("POST", "/Users", entra_user("nul\u0000")), 400, "invalidValue"),
+        (("POST", "/Users", entra_user("long", name={"familyName": "S" * 151})), 400, "invalidValue"),
+        (("PUT", f"/Users/{scim_id}", entra_user(**{ENTERPRISE: {"department": "D" * 201}})), 400, "invalidValue"),
         (("GET", "/Users/no-such-id"), 404, None),
         (("GET", "/Groups/no-such-group"), 404, None),
         (("GET", "/Nope"), 404, None),

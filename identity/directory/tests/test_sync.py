@@ -396,3 +396,118 @@ def test_mapped_roles_and_vpn_group_compare_in_the_database(ldap_directory, sett
         assert AuditEvent.objects.filter(action="directory.role_granted", subject=bob).exists()
     finally:
         ldap_directory.remove_from_group(f"uid=bob,{tree.PEOPLE}", tree.HELPDESK_GROUP)
+
+
+@pytest.mark.postgres
+def test_movers_cost_queries_per_batch_not_per_person(ldap_directory, monkeypatch):
+    """At two numbers of movers: a sync that moves them asks the database a few queries per batch of movers (locked
+    in one query, written in one statement, audited in one), none per person. PostgreSQL: elsewhere the audit append and the write go a row at a time."""
+    monkeypatch.setattr(sync, "BATCH", 20)
+    batches = lambda count: -(-count // sync.BATCH)  # noqa: E731
+    added = [ldap_directory.add_person(person(f"mover{i:02d}")) for i in range(60)]
+    sync.sync_directory()
+
+    def moving(movers) -> int:
+        for mover in movers:
+            ldap_directory.modify(mover.dn, departmentNumber="Oncology", sn="Moved")
+        with CaptureQueriesContext(connection) as queries:
+            run = sync.sync_directory()
+        assert run.status == Status.APPLIED and run.error_text == ""
+        assert (run.updated, run.created, run.unchanged) == (len(movers), 0, run.read - len(movers))
+        return len(queries)
+
+    small, big = moving(added[:10]), moving(added[10:])
+    assert User.objects.filter(username__startswith="mover", department="Oncology", last_name="Moved").count() == 60
+    assert AuditEvent.objects.filter(action="directory.person_updated", subject__username="mover42").count() == 1
+    # The index on the staging table's order, made once it holds more than a batch, is the 1.
+    assert big - small == PER_MOVERS_BATCH * (batches(50) - batches(10)) + 1 < 50 - 10, (small, big)
+    assert small <= 12 + PER_MOVERS_BATCH * batches(10), (small, big)
+
+
+# What each batch of movers costs: its read from the staging table, a savepoint and its release, the lock, the
+# write, the audit append.
+PER_MOVERS_BATCH = 6
+
+
+def test_dir_06_a_mover_s_new_email_through_the_sync_tells_both_addresses(ldap_directory):
+    from devices.models import OutboundMessage
+
+    yann = ldap_directory.add_person(person("yann"))
+    sync.sync_directory()
+    ldap_directory.modify(yann.dn, mail="y.new@example.edu")
+    assert sync.sync_directory().updated == 1
+    told = OutboundMessage.objects.filter(user__username="yann", template="notice:person.email_changed")
+    assert sorted(told.values_list("recipient", flat=True)) == ["y.new@example.edu", "yann@example.edu"]
+    (changed,) = AuditEvent.objects.filter(action="person.email_changed", subject__username="yann")
+    assert (changed.details["from"], changed.details["to"]) == ("yann@example.edu", "y.new@example.edu")
+
+
+def test_a_joiner_whose_institution_id_is_another_account_s_is_a_conflict_and_changes_nothing(
+    ldap_directory, make_user, monkeypatch
+):
+    """The compare tells which new entries' institution IDs are held (here a local account's and a SCIM person's):
+    those go one by one and end as conflicts; the others are joiners in bulk, and nothing is rolled back."""
+    from identity.directory import people
+    from identity.directory.records import DirectoryRecord
+
+    local = make_user("yann", email="yann.local@example.edu")
+    people.apply_record(DirectoryRecord(source="scim", directory_id="scim-zoe", institution_id="zoe"), origin={})
+    scim_zoe = User.objects.get(username="zoe")
+    ldap_directory.add_person(person("yann"))
+    ldap_directory.add_person(person("zoe"))
+    mark = AuditEvent.objects.latest("sequence").sequence
+    one_by_one = []
+    apply_record = people.apply_record
+    monkeypatch.setattr(
+        people, "apply_record", lambda r, **kw: one_by_one.append(r.institution_id) or apply_record(r, **kw)
+    )
+    run = sync.sync_directory()
+    assert sorted(one_by_one) == ["yann", "zoe"]  # no batch went one by one
+    assert run.errors == 2 and run.created == enabled_in(ldap_directory) - 2
+    assert "yann" in run.error_text and "a local account" in run.error_text
+    assert "another directory entry's person" in run.error_text
+    local.refresh_from_db()
+    assert (local.source, local.email, local.directory_id) == ("local", "yann.local@example.edu", "")
+    assert User.objects.get(pk=scim_zoe.pk).source == "scim"
+    assert not AuditEvent.objects.filter(subject__in=[local, scim_zoe], sequence__gt=mark).exists()
+    created = AuditEvent.objects.filter(action="directory.person_created", sequence__gt=mark)
+    assert created.count() == run.created
+
+
+def test_a_person_created_between_the_compare_and_the_insert_sends_that_batch_one_by_one(ldap_directory, monkeypatch):
+    """The joiners' insert is optimistic: a SCIM call that creates one of them after the compare makes it meet the
+    unique index; that batch is rolled back and applied one by one, the counts right."""
+    from identity.directory import people
+    from identity.directory.records import DirectoryRecord
+
+    ldap_directory.add_person(person("yann"))
+    compare, apply_record = sync._compare, people.apply_record
+
+    def compare_then_create(*args):
+        compare(*args)
+        apply_record(DirectoryRecord(source="scim", directory_id="scim-yann", institution_id="yann"), origin={})
+
+    monkeypatch.setattr(sync, "_compare", compare_then_create)
+    one_by_one = []
+    monkeypatch.setattr(
+        people, "apply_record", lambda r, **kw: one_by_one.append(r.institution_id) or apply_record(r, **kw)
+    )
+    run = sync.sync_directory()
+    assert run.status == Status.APPLIED
+    assert run.errors == 1 and "yann" in run.error_text and "another directory entry's person" in run.error_text
+    assert run.created == enabled_in(ldap_directory) - 1
+    assert "yann" in one_by_one and len(one_by_one) == run.created + 1  # the whole batch (one, at this size)
+    assert User.objects.get(username="yann").source == "scim"
+    assert User.objects.filter(source="ldap").count() == run.created
+    assert AuditEvent.objects.filter(action="directory.person_created").count() == run.created + 1
+
+
+def test_a_value_longer_than_its_column_is_that_person_s_error_and_the_sync_goes_on(ldap_directory):
+    long = ldap_directory.add_person(tree.Person("yann", "Yann", "Tester", "yann@example.edu", "D" * 201))
+    for _ in range(2):
+        run = sync.sync_directory()
+        assert run.status == Status.APPLIED and run.errors == 1
+        assert "yann" in run.error_text and "at most 200 fit here" in run.error_text
+    assert run.created == 0 and not User.objects.filter(username="yann").exists()
+    ldap_directory.modify(long.dn, departmentNumber="Oncology")
+    assert sync.sync_directory().created == 1
