@@ -84,3 +84,29 @@ def test_the_desk_syncs_a_person_from_their_page(desk_client, staff_member, ldap
     event = AuditEvent.objects.get(action="directory.sync_requested")
     assert (event.actor, event.subject, event.details["person"]) == (staff_member, carol, "carol")
     ldap_directory.modify(carol.directory_dn, departmentNumber="Radiology")  # the named people keep their state
+
+
+def test_a_held_run_lists_who_it_would_deactivate_a_hundred_a_page(root_client, four_leave, settings, make_user):  # noqa: F811
+    settings.DIRECTORY_MAX_DEACTIVATIONS = 3
+    held = sync.sync_directory()
+    # As a run holding 250 people would list them: the four, and 246 more entries.
+    extra = [make_user(f"gone{n:03}", department="Physics") for n in range(246)]
+    DirectorySyncRun.objects.filter(pk=held.pk).update(
+        would_deactivate=held.would_deactivate
+        + [{"id": p.pk, "username": p.username, "reason": sync.LEFT} for p in extra]
+    )
+    url = reverse("admin:directory_directorysyncrun_change", args=[held.pk])
+
+    def rows(page: str) -> int:
+        return page.split("<tbody>")[1].split("</tbody>")[0].count("<tr>")
+
+    first = root_client.get(url).content.decode()
+    assert "Held: 250 people would be deactivated" in first
+    assert "This run would deactivate 250 people; this page lists numbers 1 to 100, 100 a page." in first
+    assert rows(first) == 100 and "Page 1 of 3" in first and "Previous page" not in first
+    assert 'href="?page=2">Next page' in first and 'value="apply"' in first
+    assert "Apply: deactivate 250 people" in first
+    last = root_client.get(url, {"page": 3}).content.decode()
+    assert rows(last) == 50 and "numbers 201 to 250" in last and "gone245" in last and "gone000" not in last
+    assert 'href="?page=2">Previous page' in last and "Next page" not in last and 'value="discard"' in last
+    assert "numbers 201 to 250" in root_client.get(url, {"page": "99"}).content.decode()
