@@ -87,17 +87,25 @@ class DirectorySyncRunAdmin(ReadOnlyAdmin):
             background.request_sync(actor=request.user)
         except ValidationError as error:
             raise PermissionDenied from error
-        self.message_user(request, "A sync of everyone has started; its run appears in this list.", messages.SUCCESS)
+        self.message_user(
+            request,
+            "A sync of everyone was queued: its run appears in this list when the worker starts it. If another run is "
+            "still going, it is not run, and the audit log says so.",
+            messages.SUCCESS,
+        )
         return redirect(reverse("admin:directory_directorysyncrun_changelist"))
 
     def decide_view(self, request, run_id):
         run = get_object_or_404(DirectorySyncRun, pk=run_id)
-        decision = sync.apply_held_run if request.POST.get("decision") == "apply" else sync.discard_held_run
+        apply = request.POST.get("decision") == "apply"
         try:
-            run = decision(run, actor=request.user)
-        except (ValidationError, sync.SyncInProgress) as error:
-            text = "; ".join(error.messages) if isinstance(error, ValidationError) else str(error)
-            self.message_user(request, text, messages.ERROR)
+            if apply:
+                background.request_apply(run, actor=request.user)
+            else:
+                run = sync.discard_held_run(run, actor=request.user)
+        except ValidationError as error:
+            self.message_user(request, "; ".join(error.messages), messages.ERROR)
         else:
-            self.message_user(request, f"{run}.", messages.SUCCESS)
+            done = "Applying this run was queued: the worker reads the directory again and applies it, and this page shows the outcome."
+            self.message_user(request, done if apply else f"{run}.", messages.SUCCESS)
         return redirect(reverse("admin:directory_directorysyncrun_change", args=[run.pk]))
