@@ -522,6 +522,9 @@ CELERY_BEAT_SCHEDULE["retire-devices-of-leavers"] = {
 DIRECTORY_SYNC_MINUTES = env.int("DIRECTORY_SYNC_MINUTES", default=30)
 DIRECTORY_MAX_DEACTIVATIONS = env.int("DIRECTORY_MAX_DEACTIVATIONS", default=500)
 DIRECTORY_MAX_DEACTIVATION_PERCENT = env.float("DIRECTORY_MAX_DEACTIVATION_PERCENT", default=10.0)
+# The directory's tasks (a full sync, a held run applied, the leavers' devices retired) may run this long, not the
+# outbox's minute: a first sync of 100,000 people takes a minute or more. A run stopped by it is recorded as failed.
+DIRECTORY_SYNC_TIME_LIMIT = env.int("DIRECTORY_SYNC_TIME_LIMIT", default=3600)
 if LDAP_SERVER_URIS and DIRECTORY_SYNC_MINUTES > 0:
     CELERY_BEAT_SCHEDULE["sync-directory"] = {
         "task": "identity.directory.tasks.sync_directory",

@@ -75,7 +75,8 @@ EVENTS: dict[str, str] = {
     "directory.person_reactivated": "Active again: enabled in the directory",
     "directory.account_linked": "Local account linked to the directory",
     "directory.sync_requested": "Asked for a sync from the directory[ of {person}] (sync run {sync_run})",
-    "directory.sync_run_applied": "A held directory sync was applied: {would_deactivate} people deactivated (sync run {sync_run})",
+    "directory.sync_request_refused": "A sync of everyone was asked for but not run: another sync was running",
+    "directory.sync_run_applied": "A held directory sync was applied[: {sync_outcome}][; {deactivated} deactivated][, {created} created][, {updated} updated][, {reactivated} reactivated][, {errors} errors] (sync run {sync_run})",
     "directory.sync_run_discarded": "A held directory sync was discarded: nobody deactivated (sync run {sync_run})",
     "directory.scim_client_created": "SCIM client added[: {name}]",
     "directory.scim_client_changed": "SCIM client changed",
@@ -145,6 +146,11 @@ VALUE_WORDS: dict[str, dict[str, str]] = {
         "landline": "landline",
         "security_key": "security key",
         "passkey": "passkey",
+    },
+    "sync_outcome": {  # identity.directory.models.DirectorySyncRun.Status, once a held run was applied
+        "applied": "done",
+        "held": "held again, someone new would be deactivated",
+        "failed": "it failed",
     },
     "answer": {  # identity.directory.ldap_password.Answer
         "disabled": "the account is disabled",

@@ -77,8 +77,9 @@ OUTBOX_PROVIDER_ERRORS = Counter(
 )
 
 # --- The directory (identity/directory/sync.py) -----------------------------------------------------------
-# status: applied | held (waiting for a superuser: too many leavers) | failed (nobody changed). Dry runs are not
-# counted. change: created | updated | deactivated | reactivated | errors, by applied runs.
+# status: applied | held (waiting for a superuser: too many leavers) | failed (nobody changed, unless it stopped
+# partway through applying). Dry runs are not counted. change: created | updated | deactivated | reactivated |
+# errors, by applied runs.
 DIRECTORY_SYNCS = Counter("enrollment_directory_syncs", "Directory sync runs finished, by status.", ["status"])
 DIRECTORY_SYNC_PEOPLE = Counter(
     "enrollment_directory_sync_people", "People changed by applied directory syncs, by change.", ["change"]

@@ -3,28 +3,32 @@
 from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.paginator import Page
 from django.shortcuts import get_object_or_404, redirect
 from django.urls import path, reverse
 from django.views.decorators.http import require_POST
 
 from helpdesk.actions import person_words
 from identity.admin_site import site
-from identity.directory import background, sync
+from identity.directory import background, selectors, sync
 from identity.directory.models import DirectorySyncRun
-from identity.models import User
 
 from .registrations import ReadOnlyAdmin
 
 
-def _leaving_in_words(run: DirectorySyncRun) -> list[dict]:
-    """Who a held run would deactivate, as the page names them: name, ID and department, and why (one query)."""
-    people = User.objects.in_bulk([entry["id"] for entry in run.would_deactivate])
-    leaving = []
-    for entry in run.would_deactivate:
-        person = people.get(entry["id"])
-        words = person_words(person) if person else entry["username"]
-        leaving.append({**entry, "words": words, "department": person.department if person else ""})
-    return leaving
+def _leaving_in_words(run: DirectorySyncRun, number: str | None) -> Page:
+    """One page of who a held run would deactivate, as the page names them: name, ID and department, and why."""
+    page = selectors.leaving_page(run, number)
+    page.object_list = [
+        {
+            "id": leaving.id,
+            "reason": leaving.reason,
+            "words": person_words(leaving.person) if leaving.person else leaving.username,
+            "department": leaving.person.department if leaving.person else "",
+        }
+        for leaving in page.object_list
+    ]
+    return page
 
 
 @admin.register(DirectorySyncRun, site=site)
@@ -68,7 +72,7 @@ class DirectorySyncRunAdmin(ReadOnlyAdmin):
         decide = run is not None and request.user.is_superuser and run.status == run.Status.HELD and not run.dry_run
         extra = {"run": run, "can_decide": decide}
         if run is not None and run.status == run.Status.HELD:
-            extra["leaving"] = _leaving_in_words(run)
+            extra["leaving"] = _leaving_in_words(run, request.GET.get("page"))
         return super().change_view(request, object_id, form_url, {**(extra_context or {}), **extra})
 
     def get_urls(self):
@@ -83,17 +87,25 @@ class DirectorySyncRunAdmin(ReadOnlyAdmin):
             background.request_sync(actor=request.user)
         except ValidationError as error:
             raise PermissionDenied from error
-        self.message_user(request, "A sync of everyone has started; its run appears in this list.", messages.SUCCESS)
+        self.message_user(
+            request,
+            "A sync of everyone was queued: its run appears in this list when the worker starts it. If another run is "
+            "still going, it is not run, and the audit log says so.",
+            messages.SUCCESS,
+        )
         return redirect(reverse("admin:directory_directorysyncrun_changelist"))
 
     def decide_view(self, request, run_id):
         run = get_object_or_404(DirectorySyncRun, pk=run_id)
-        decision = sync.apply_held_run if request.POST.get("decision") == "apply" else sync.discard_held_run
+        apply = request.POST.get("decision") == "apply"
         try:
-            run = decision(run, actor=request.user)
-        except (ValidationError, sync.SyncInProgress) as error:
-            text = "; ".join(error.messages) if isinstance(error, ValidationError) else str(error)
-            self.message_user(request, text, messages.ERROR)
+            if apply:
+                background.request_apply(run, actor=request.user)
+            else:
+                run = sync.discard_held_run(run, actor=request.user)
+        except ValidationError as error:
+            self.message_user(request, "; ".join(error.messages), messages.ERROR)
         else:
-            self.message_user(request, f"{run}.", messages.SUCCESS)
+            done = "Applying this run was queued: the worker reads the directory again and applies it, and this page shows the outcome."
+            self.message_user(request, done if apply else f"{run}.", messages.SUCCESS)
         return redirect(reverse("admin:directory_directorysyncrun_change", args=[run.pk]))

@@ -50,7 +50,7 @@ class DirectorySyncRun(models.Model):
         APPLIED = "applied", "Applied"
         HELD = "held", "Held: waiting for a superuser"
         DISCARDED = "discarded", "Discarded"
-        FAILED = "failed", "Failed: nobody changed"
+        FAILED = "failed", "Failed"
 
     class Trigger(models.TextChoices):
         BEAT = "beat", "Schedule"

@@ -11,6 +11,10 @@ Only when the whole directory was read does anyone change:
 
 - a read that fails partway (a server down, a timeout, a size limit, a page refused) marks the run ``failed``
   and changes nobody;
+- any other error (the task's time limit, a database error, a person deleted meanwhile) also ends the run
+  ``failed``, with a sentence, and is raised again; once the apply phase has begun (it is batched, each person's
+  change whole), what was applied before the error stays applied, and the run's error text says how many people
+  that was (counted from the audit events that name the run);
 - a read that returns nobody deactivates nobody (``failed`` too when people here would have left);
 - a run that would deactivate more than DIRECTORY_MAX_DEACTIVATIONS people, or more than
   DIRECTORY_MAX_DEACTIVATION_PERCENT of the directory's active people here, is ``held``: nothing is applied, and
@@ -28,12 +32,15 @@ change writes no row but its own.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import NamedTuple
 
+from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
@@ -41,11 +48,13 @@ from django.db import DEFAULT_DB_ALIAS, connections, transaction
 from django.utils import timezone
 
 from .. import audit, metrics
-from ..models import User
+from ..models import AuditEvent, User
 from . import people
 from .ldap_source import DirectoryReadError, Entry, LDAPReader
 from .models import COUNTS, DirectorySyncRun
 from .records import DirectoryRecord
+
+log = logging.getLogger(__name__)
 
 # pg_try_advisory_lock's key: the sync's own number, "DIRSYNC" in ASCII.
 LOCK_KEY = 0x44495253594E43
@@ -99,8 +108,9 @@ def sync_directory(
     """Run the sync (everyone, or the one institution ID ``person``) and return its finished run.
 
     ``actor`` is the person who asked (the admin's buttons); ``trigger`` says how it was started (defaults: a user
-    when there is an actor, else the command). A failed read is recorded in the run (``failed``), not raised.
-    Raises :class:`SyncInProgress` when another run holds the lock (no run is recorded then).
+    when there is an actor, else the command). A failed read is recorded in the run (``failed``), not raised; any
+    other error is recorded the same way and then raised again. Raises :class:`SyncInProgress` when another run
+    holds the lock (no run is recorded then).
     """
     trigger = trigger or (DirectorySyncRun.Trigger.USER if actor is not None else DirectorySyncRun.Trigger.COMMAND)
     if actor is not None:
@@ -116,9 +126,17 @@ def sync_directory(
                 subject=User.objects.filter(username=person).first() if person else None,
                 details={"sync_run": run.pk, **({"person": person} if person else {})},
             )
-        if person:
-            return _sync_one(run, person)
-        return _sync_all(run)
+        with _failure_recorded(run):
+            _end_orphans(run)
+            if person:
+                return _sync_one(run, person)
+            return _sync_all(run)
+
+
+def record_refused_request(*, actor: User) -> None:
+    """A person's queued "Sync now" that found another run holding the lock: nothing ran, and the audit log says so
+    (``directory.sync_request_refused``), since nobody is there to be told."""
+    audit.record("directory.sync_request_refused", actor=actor, details={"reason": str(SyncInProgress())})
 
 
 def check_requester(actor: User, person: str | None) -> None:
@@ -131,51 +149,162 @@ def check_requester(actor: User, person: str | None) -> None:
 
 
 def apply_held_run(run: DirectorySyncRun, *, actor: User) -> DirectorySyncRun:
-    """A superuser's decision to apply a held run: the directory is read again and applied, deactivating at most
-    the people the held run listed beyond the guard's limits (someone new to deactivate past the limits holds the
-    run again, with the new list). Audits ``directory.sync_run_applied``. Raises :class:`SyncNotAllowed` for
-    anyone but a superuser or a run that is not held, :class:`SyncInProgress` while another run holds the lock.
-    """
-    _check_decision(run, actor)
+    """A superuser's decision to apply a held run, applied at once: :func:`claim_held_run`, then
+    :func:`apply_claimed_run`, under one hold of the lock. Raises what they raise."""
+    _check_decider(actor)
     with sync_lock():
-        run.refresh_from_db()
-        _check_decision(run, actor)
-        approved = {entry["id"] for entry in run.would_deactivate}
-        audit.record(
-            "directory.sync_run_applied",
-            actor=actor,
-            subject=None,
-            details={"sync_run": run.pk, "would_deactivate": len(approved)},
-        )
-        run.decided_by, run.decided_at = actor, timezone.now()
-        run.error_text = ""
-        for name in COUNTS:
-            setattr(run, name, 0)
-        return _sync_all(run, approved=approved)
+        return _apply_claimed(claim_held_run(run, actor=actor), actor)
 
 
-def discard_held_run(run: DirectorySyncRun, *, actor: User) -> DirectorySyncRun:
-    """A superuser's decision not to apply a held run: nobody changes. Audits ``directory.sync_run_discarded``."""
-    _check_decision(run, actor)
-    updated = DirectorySyncRun.objects.filter(pk=run.pk, status=DirectorySyncRun.Status.HELD).update(
-        status=DirectorySyncRun.Status.DISCARDED, decided_by=actor, decided_at=timezone.now()
+def claim_held_run(run: DirectorySyncRun, *, actor: User) -> DirectorySyncRun:
+    """The decision to apply a held run: one conditional update moves it from held to running, recording who
+    decided and when, so of two decisions on one run (apply or discard, at once or one after the other) exactly one
+    wins. The run is applied by :func:`apply_claimed_run` (the worker's task). Raises :class:`SyncNotAllowed` for
+    anyone but a superuser, or when the run is not held (any more)."""
+    _check_decider(actor)
+    claimed = DirectorySyncRun.objects.filter(pk=run.pk, status=DirectorySyncRun.Status.HELD, dry_run=False).update(
+        status=DirectorySyncRun.Status.RUNNING, decided_by=actor, decided_at=timezone.now(), finished_at=None
     )
-    if not updated:
-        raise SyncNotAllowed("This run is no longer held.")
-    audit.record(
-        "directory.sync_run_discarded",
-        actor=actor,
-        details={"sync_run": run.pk, "would_deactivate": len(run.would_deactivate)},
-    )
+    if not claimed:
+        raise SyncNotAllowed(NOT_HELD)
     run.refresh_from_db()
     return run
 
 
-def _check_decision(run: DirectorySyncRun, actor: User | None) -> None:
+def apply_claimed_run(run: DirectorySyncRun, *, actor: User) -> DirectorySyncRun:
+    """Apply a held run that ``actor`` claimed (:func:`claim_held_run`): the directory is read again and applied,
+    deactivating at most the people the held run listed beyond the guard's limits (someone new to deactivate past
+    the limits holds the run again, with the new list). Audits ``directory.sync_run_applied`` afterwards, with the
+    run's outcome (an error is recorded as a failed run, audited, and raised again). Raises
+    :class:`SyncInProgress` while another run holds the lock, :class:`SyncNotAllowed` when the run is not (any
+    more) claimed by ``actor`` and unfinished: applied already, or decided otherwise."""
+    with sync_lock():
+        run.refresh_from_db()
+        claimed = run.status == DirectorySyncRun.Status.RUNNING and run.finished_at is None
+        if not claimed or run.decided_by_id != actor.pk:
+            raise SyncNotAllowed("This run is not waiting to be applied.")
+        return _apply_claimed(run, actor)
+
+
+def _apply_claimed(run: DirectorySyncRun, actor: User) -> DirectorySyncRun:
+    approved = {entry["id"] for entry in run.would_deactivate}
+    run.error_text, run.read = "", 0
+    for name in COUNTS:
+        setattr(run, name, 0)
+    try:
+        with _failure_recorded(run):
+            run = _sync_all(run, approved=approved)
+    finally:
+        if run.status != DirectorySyncRun.Status.RUNNING:
+            _audit_applied(run, actor, approved)
+    return run
+
+
+def give_up_claimed_run(run: DirectorySyncRun, *, actor: User, reason: str) -> DirectorySyncRun:
+    """End a claimed run that could not be applied (``reason``, a sentence), failed: nobody was changed by it.
+    Audited ``directory.sync_run_applied`` with that outcome. Does nothing to a run no longer waiting."""
+    with transaction.atomic():
+        run = DirectorySyncRun.objects.select_for_update().get(pk=run.pk)
+        if run.status != DirectorySyncRun.Status.RUNNING or run.finished_at is not None:
+            return run
+        for name in COUNTS:
+            setattr(run, name, 0)
+        run = _finish(run, DirectorySyncRun.Status.FAILED, _Plan(), error=f"{reason} Nobody was changed.")
+        _audit_applied(run, actor, {entry["id"] for entry in run.would_deactivate})
+    return run
+
+
+def _audit_applied(run: DirectorySyncRun, actor: User, approved: set[int]) -> None:
+    audit.record(
+        "directory.sync_run_applied",
+        actor=actor,
+        details={
+            "sync_run": run.pk,
+            "sync_outcome": run.status,
+            "would_deactivate": len(approved),
+            **{name: getattr(run, name) for name in ("read", *COUNTS)},
+        },
+    )
+
+
+NOT_HELD = "This run is no longer held: it was applied or discarded already."
+
+
+def discard_held_run(run: DirectorySyncRun, *, actor: User) -> DirectorySyncRun:
+    """A superuser's decision not to apply a held run: nobody changes. One conditional update, so it refuses a run
+    that is no longer held (applied, being applied, or discarded). Audits ``directory.sync_run_discarded``."""
+    _check_decider(actor)
+    with transaction.atomic():
+        updated = DirectorySyncRun.objects.filter(pk=run.pk, status=DirectorySyncRun.Status.HELD, dry_run=False).update(
+            status=DirectorySyncRun.Status.DISCARDED, decided_by=actor, decided_at=timezone.now()
+        )
+        if not updated:
+            raise SyncNotAllowed(NOT_HELD)
+        audit.record(
+            "directory.sync_run_discarded",
+            actor=actor,
+            details={"sync_run": run.pk, "would_deactivate": len(run.would_deactivate)},
+        )
+    run.refresh_from_db()
+    return run
+
+
+def _check_decider(actor: User | None) -> None:
     if actor is None or not actor.is_superuser:
         raise SyncNotAllowed("Only a superuser applies or discards a held directory sync.")
-    if run.status != DirectorySyncRun.Status.HELD or run.dry_run:
-        raise SyncNotAllowed("Only a held run (not a dry run) can be applied or discarded.")
+
+
+@contextmanager
+def _failure_recorded(run: DirectorySyncRun) -> Iterator[None]:
+    """Any error but a failed read (which the run records itself) ends ``run`` failed, with a sentence that says
+    whether anyone was changed before it, and is raised again: a run never stays "running"."""
+    try:
+        yield
+    except Exception as error:
+        try:
+            _finish(run, DirectorySyncRun.Status.FAILED, _Plan(read=run.read), error=_stopped_in_words(run, error))
+        except Exception:  # a connection the error broke: the original error is the one to raise
+            log.exception("directory sync run %s: its failure could not be recorded", run.pk)
+        raise
+
+
+def _stopped_in_words(run: DirectorySyncRun, error: Exception | None) -> str:
+    if error is None:
+        why = "Its process ended before the run did (killed at the time limit's hard stop, or the machine restarted)"
+    elif isinstance(error, SoftTimeLimitExceeded):
+        why = "It ran past its time limit (DIRECTORY_SYNC_TIME_LIMIT) and was stopped"
+    else:
+        detail = str(error).strip().splitlines()[0][:200] if str(error).strip() else ""
+        why = f"It stopped on an unexpected error ({type(error).__name__}{': ' + detail if detail else ''})"
+    changed = _people_changed_by(run)
+    if not changed:
+        return f"{why}. Nobody was changed."
+    return (
+        f"{why}, partway through applying: {changed} {'person was' if changed == 1 else 'people were'} changed "
+        "before it and stay changed. The next run applies the rest."
+    )
+
+
+def _end_orphans(current: DirectorySyncRun) -> None:
+    """Runs left "running" by a process that died (a hard time limit kills without a word) end failed: called under
+    the lock, so no other run is going. A held run a superuser decided to apply, still waiting for its task, is
+    left to it."""
+    orphans = DirectorySyncRun.objects.filter(status=DirectorySyncRun.Status.RUNNING, decided_by=None)
+    for orphan in orphans.exclude(pk=current.pk):
+        _finish(orphan, DirectorySyncRun.Status.FAILED, _Plan(read=orphan.read), error=_stopped_in_words(orphan, None))
+
+
+def _people_changed_by(run: DirectorySyncRun) -> int:
+    """How many people this run changed: every change it makes is audited naming the run (``origin``)."""
+    return (
+        AuditEvent.objects.filter(
+            created_at__gte=run.started_at - timedelta(minutes=5), details__sync_run=run.pk, subject__isnull=False
+        )
+        .exclude(action="directory.sync_requested")
+        .values("subject")
+        .distinct()
+        .count()
+    )
 
 
 @dataclass

@@ -26,8 +26,8 @@ def test_sync_now_for_superusers(root_client, superuser, ldap_directory, django_
     page = root_client.get(RUNS).content.decode()
     assert "Sync now" in page
     with django_capture_on_commit_callbacks(execute=True):
-        response = root_client.post(reverse("admin:directory_sync_now"))
-    assert response.status_code == 302
+        response = root_client.post(reverse("admin:directory_sync_now"), follow=True)
+    assert "A sync of everyone was queued" in response.content.decode()
     run = DirectorySyncRun.objects.get()
     assert (run.trigger, run.triggered_by, run.status) == ("user", superuser, "applied")
     assert run.created > 0
@@ -49,14 +49,29 @@ def test_the_desk_sees_runs_but_cannot_start_or_decide(desk_client, four_leave, 
     assert User.objects.filter(username__in=four_leave, is_active=True).count() == 4
 
 
-def test_a_superuser_applies_a_held_run_from_its_page(root_client, superuser, four_leave, settings):  # noqa: F811
+def test_a_superuser_applies_a_held_run_from_its_page(
+    root_client,
+    superuser,  # noqa: F811
+    four_leave,  # noqa: F811
+    settings,
+    django_capture_on_commit_callbacks,
+):
     settings.DIRECTORY_MAX_DEACTIVATIONS = 3
     held = sync.sync_directory()
     url = reverse("admin:directory_directorysyncrun_change", args=[held.pk])
     page = root_client.get(url).content.decode()
     assert all(name in page for name in four_leave) and 'value="apply"' in page and 'value="discard"' in page
-    response = root_client.post(reverse("admin:directory_sync_decide", args=[held.pk]), {"decision": "apply"})
-    assert response.status_code == 302
+    decide = reverse("admin:directory_sync_decide", args=[held.pk])
+    # The request decides and queues; the worker applies (held back here, to see the page in between).
+    with django_capture_on_commit_callbacks() as queued:
+        response = root_client.post(decide, {"decision": "apply"}, follow=True)
+    page = response.content.decode()
+    assert "Applying this run was queued" in page and "Being applied" in page and 'value="apply"' not in page
+    assert User.objects.filter(username__in=four_leave, is_active=True).count() == 4
+    response = root_client.post(decide, {"decision": "discard"}, follow=True)
+    assert "no longer held" in response.content.decode()
+    (apply,) = queued
+    apply()
     held.refresh_from_db()
     assert (held.status, held.decided_by, held.deactivated) == ("applied", superuser, 4)
     assert not User.objects.filter(username__in=four_leave, is_active=True).exists()
@@ -84,3 +99,34 @@ def test_the_desk_syncs_a_person_from_their_page(desk_client, staff_member, ldap
     event = AuditEvent.objects.get(action="directory.sync_requested")
     assert (event.actor, event.subject, event.details["person"]) == (staff_member, carol, "carol")
     ldap_directory.modify(carol.directory_dn, departmentNumber="Radiology")  # the named people keep their state
+
+
+def held_run_of(count: int, make_user) -> DirectorySyncRun:
+    """A held run listing ``count`` people, as a run finding them all gone would: the four the directory lost
+    (``four_leave``, with DIRECTORY_MAX_DEACTIVATIONS under 4), and more made here ("gone000", ...)."""
+    held = sync.sync_directory()
+    assert held.status == DirectorySyncRun.Status.HELD
+    more = [make_user(f"gone{n:03}", department="Physics") for n in range(count - len(held.would_deactivate))]
+    listed = held.would_deactivate + [{"id": p.pk, "username": p.username, "reason": sync.LEFT} for p in more]
+    DirectorySyncRun.objects.filter(pk=held.pk).update(would_deactivate=listed)
+    return held
+
+
+def test_a_held_run_lists_who_it_would_deactivate_a_hundred_a_page(root_client, four_leave, settings, make_user):  # noqa: F811
+    settings.DIRECTORY_MAX_DEACTIVATIONS = 3
+    held = held_run_of(250, make_user)
+    url = reverse("admin:directory_directorysyncrun_change", args=[held.pk])
+
+    def rows(page: str) -> int:
+        return page.split("<tbody>")[1].split("</tbody>")[0].count("<tr>")
+
+    first = root_client.get(url).content.decode()
+    assert "Held: 250 people would be deactivated" in first
+    assert "This run would deactivate 250 people; this page lists numbers 1 to 100, 100 a page." in first
+    assert rows(first) == 100 and "Page 1 of 3" in first and "Previous page" not in first
+    assert 'href="?page=2">Next page' in first and 'value="apply"' in first
+    assert "Apply: deactivate 250 people" in first
+    last = root_client.get(url, {"page": 3}).content.decode()
+    assert rows(last) == 50 and "numbers 201 to 250" in last and "gone245" in last and "gone000" not in last
+    assert 'href="?page=2">Previous page' in last and "Next page" not in last and 'value="discard"' in last
+    assert "numbers 201 to 250" in root_client.get(url, {"page": "99"}).content.decode()

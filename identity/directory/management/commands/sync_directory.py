@@ -8,7 +8,7 @@ from identity.directory.models import COUNTS, DirectorySyncRun
 class Command(BaseCommand):
     help = (
         "Sync people from the LDAP / Active Directory directory (one way: nothing is written to it). "
-        "A run that fails partway changes nobody; one that would deactivate too many people is held for a "
+        "A run whose read fails changes nobody; one that would deactivate too many people is held for a "
         "superuser in the admin (docs/directory.md)."
     )
 
