@@ -97,7 +97,8 @@ def _run(
             **run,
         )
     except ValidationError as error:
-        if answer:  # the key's answer was refused (a key registered before, a spent challenge): it may be tried again
+        if answer:  # the key's answer was refused (a key registered before, a spent challenge): it may be tried
+            # again, with a fresh challenge (the refused one stays spent, helpdesk.runner)
             return Outcome(message=" ".join(error.messages), request=request), error
         request.status, request.outcome = ApprovalRequest.Status.FAILED, " ".join(error.messages)[:300]
         request.save(update_fields=["status", "decided_by", "decided_at", "outcome"])
