@@ -151,6 +151,43 @@ def _register_key(person, *, actor, identity_check, ip, requested_by, label, cre
     return Outcome(f"{what} “{registration.display_name}” registered; the person was told by email.")
 
 
+# What an action's filed parameters mean, in plain words, for the second agent (``DeskAction.words``); the reason
+# any of them gives is added by settings_words.
+
+
+def _bypass_words(params: dict, person: User) -> list[str]:
+    count = params.get("count")
+    return [f"{count} bypass code{'s' if count != 1 else ''}, valid for {params.get('valid_minutes')} minutes"]
+
+
+def _device_words(params: dict, person: User) -> list[str]:
+    registration = Registration.objects.filter(user=person, pk=params.get("registration", 0)).first()
+    return [f"the device {device_words(registration)}" if registration else "a device no longer on record"]
+
+
+def _recovery_words(params: dict, person: User) -> list[str]:
+    return [f"emailed to {person.email or 'no address'}"]
+
+
+def _key_words(params: dict, person: User) -> list[str]:
+    # A key brought to the desk, or a passkey on the person's own phone or computer; left out, a key.
+    words = [KEY_FORMS[params.get("form") or SECURITY_KEY]]
+    return words + [f"named “{params['label']}”"] if params.get("label") else words
+
+
+def _details_words(params: dict, person: User) -> list[str]:
+    changes = [
+        f"{str(DetailsForm.base_fields[name].label).lower()} to “{params[name]}”"
+        for name in services.PERSON_FIELDS
+        if params.get(name) is not None and params[name] != getattr(person, name)
+    ]
+    return ["change " + ", ".join(changes)] if changes else []
+
+
+def _no_words(params: dict, person: User) -> list[str]:
+    return []
+
+
 def _has_devices(person: User) -> bool:
     return Registration.objects.filter(user=person, status__in=Registration.IN_USE).exists()
 
@@ -169,6 +206,8 @@ class DeskAction:
     form: type[forms.Form]
     applies: Callable[[User], bool]
     run: Callable[..., Outcome]
+    # What its filed ``params`` will do, in plain words for the second agent (the reason given is added to them).
+    words: Callable[[dict, User], list[str]] = _no_words
     person_form: bool = False  # the form needs the person (device choices)
     initial: Callable[[User], dict] | None = None
     # Runs in the agent's browser with the person present (a security key's touch): it cannot wait for a second
@@ -211,6 +250,7 @@ ACTIONS = {
             BypassCodesForm,
             lambda p: not p.is_locked,
             _bypass,
+            words=_bypass_words,
             needs_caller=True,
         ),
         DeskAction(
@@ -223,6 +263,7 @@ ACTIONS = {
             forms.Form,
             _can_recover,
             _recovery_link,
+            words=_recovery_words,
         ),
         DeskAction(
             "retire_device",
@@ -234,6 +275,7 @@ ACTIONS = {
             DeviceForm,
             _has_devices,
             _retire,
+            words=_device_words,
             person_form=True,
         ),
         DeskAction(
@@ -246,6 +288,7 @@ ACTIONS = {
             LostDeviceForm,
             _has_devices,
             _report_lost,
+            words=_device_words,
             person_form=True,
         ),
         DeskAction(
@@ -291,6 +334,7 @@ ACTIONS = {
             DeskKeyRegistrationForm,
             lambda p: True,
             _register_key,
+            words=_key_words,
             live=True,
             filing_form=DeskKeyLabelForm,
         ),
@@ -305,6 +349,7 @@ ACTIONS = {
             DetailsForm,
             lambda p: True,
             _details,
+            words=_details_words,
             initial=lambda p: {f: getattr(p, f) for f in services.PERSON_FIELDS},
         ),
     )
@@ -326,27 +371,10 @@ def person_words(person: User) -> str:
 
 def settings_words(action: str, params: dict, person: User) -> str:
     """What a filed ``action`` will do with its ``params``, in plain words, for the second agent: "1 bypass code,
-    valid for 15 minutes", the device by its name, the new values of changed details, the reason given."""
-    parts = []
-    if action == "register_security_key":  # a key brought to the desk, or a passkey on the person's own phone
-        parts.append(KEY_FORMS[params.get("form") or SECURITY_KEY])
-    if "count" in params:
-        count = params["count"]
-        parts.append(f"{count} bypass code{'s' if count != 1 else ''}, valid for {params.get('valid_minutes')} minutes")
-    if "registration" in params:
-        registration = Registration.objects.filter(user=person, pk=params["registration"]).first()
-        parts.append(f"the device {device_words(registration)}" if registration else "a device no longer on record")
-    if action == "send_recovery_link":
-        parts.append(f"emailed to {person.email or 'no address'}")
-    changes = [
-        f"{str(DetailsForm.base_fields[name].label).lower()} to “{params[name]}”"
-        for name in services.PERSON_FIELDS
-        if params.get(name) is not None and params[name] != getattr(person, name)
-    ]
-    if changes:
-        parts.append("change " + ", ".join(changes))
-    if params.get("label"):
-        parts.append(f"named “{params['label']}”")
+    valid for 15 minutes", the device by its name, the new values of changed details (each action's ``words``),
+    then the reason given."""
+    desk_action = ACTIONS.get(action)
+    parts = desk_action.words(params, person) if desk_action is not None else []
     if params.get("reason"):
         parts.append(f"reason given: “{params['reason']}”")
     text = "; ".join(parts)

@@ -34,12 +34,37 @@ from .models import ApprovalRequest, IdentityCheck
 Outcome = services.Outcome
 
 
-def _check_decider(request: ApprovalRequest, approver: User) -> None:
+def _decide_refusal(request: ApprovalRequest, decider: User) -> ValidationError | None:
+    """Why ``decider`` may not approve or decline ``request`` now, or None: the one rule of :func:`may_decide`,
+    :func:`approve_request` and :func:`decline_request`."""
+    action = ACTIONS.get(request.action)
+    if (
+        action is None
+        or not decider.has_perm("helpdesk.approve_request")
+        or not decider.has_perm(f"helpdesk.{action.permission}")
+    ):
+        return ValidationError(errors.MAY_NOT_DECIDE, code="may_not_decide")
     if not request.is_open:
-        raise ValidationError(errors.REQUEST_CLOSED, code="closed")
+        return ValidationError(errors.REQUEST_CLOSED, code="closed")
     # The person, not the account (AC-12): neither the requester nor the person it is for, under any account.
-    if same_person(approver, request.requested_by) or same_person(approver, request.person):
-        raise ValidationError(errors.APPROVER_IS_PARTY, code="party")
+    if same_person(decider, request.requested_by) or same_person(decider, request.person):
+        return ValidationError(errors.APPROVER_IS_PARTY, code="party")
+    return None
+
+
+def may_decide(request: ApprovalRequest, decider: User) -> bool:
+    """Whether ``decider`` may approve or decline ``request`` now: it waits and is within its day, its action is
+    known, ``decider`` holds ``helpdesk.approve_request`` and the action's permission, and is neither the requester
+    nor the person it is for (under any account). :func:`approve_request` and :func:`decline_request` refuse by
+    the same rule.
+    """
+    return _decide_refusal(request, decider) is None
+
+
+def _check_decider(request: ApprovalRequest, decider: User) -> None:
+    refusal = _decide_refusal(request, decider)
+    if refusal is not None:
+        raise refusal
 
 
 def _locked(request: ApprovalRequest) -> ApprovalRequest:
@@ -72,7 +97,8 @@ def _run(
             **run,
         )
     except ValidationError as error:
-        if answer:  # the key's answer was refused (a key registered before, a spent challenge): it may be tried again
+        if answer:  # the key's answer was refused (a key registered before, a spent challenge): it may be tried
+            # again, with a fresh challenge (the refused one stays spent, helpdesk.runner)
             return Outcome(message=" ".join(error.messages), request=request), error
         request.status, request.outcome = ApprovalRequest.Status.FAILED, " ".join(error.messages)[:300]
         request.save(update_fields=["status", "decided_by", "decided_at", "outcome"])
@@ -88,9 +114,9 @@ def approve_request(request: ApprovalRequest, *, actor: User, ip: str | None = N
     An action that runs at approval runs with ``actor`` as its actor and the requester's identity check; if its
     own service refuses, the request is marked failed with that reason and the refusal raised. An action read out
     to the caller is only marked ``READY``, and the outcome holds no codes. Refuses the requester and the person it
-    is for, and a request decided or past its day. Audits ``helpdesk.request_approved`` and the action's own
-    events. The caller must have checked that ``actor`` holds ``helpdesk.approve_request`` and the action's
-    permission.
+    is for, a request decided or past its day, and an ``actor`` without ``helpdesk.approve_request`` and the
+    action's permission (:func:`may_decide`, code ``may_not_decide``). Audits ``helpdesk.request_approved`` and the
+    action's own events.
     """
     with transaction.atomic():
         request = _locked(request)
@@ -222,7 +248,8 @@ def finish_request(
 
 
 def decline_request(request: ApprovalRequest, *, actor: User, ip: str | None = None) -> ApprovalRequest:
-    """A second agent declines a waiting request. Audits ``helpdesk.request_declined``; same refusals as approval."""
+    """A second agent declines a waiting request. Audits ``helpdesk.request_declined``; refused by the rule of
+    approval (:func:`may_decide`)."""
     with transaction.atomic():
         request = ApprovalRequest.objects.select_for_update().get(pk=request.pk)
         _check_decider(request, actor)

@@ -32,6 +32,9 @@ CALLER_CHECK_STALE = (
 )
 NOT_READY = "This request is not approved and waiting for you to finish it, or its day is over."
 ONLY_REQUESTER_FINISHES = "Only the agent who asked, with the caller on the line, finishes an approved request."
+MAY_NOT_DECIDE = (
+    "You may not decide this request: a second agent who may run this action and approve requests decides it."
+)
 MAY_NOT_RUN = "You may not run this action at the desk: ask an agent who may to file it again."
 KEY_NEEDS_APPROVAL_FIRST = (
     "This is a staff account: a second agent approves registering a key for them first. Ask for approval on this "

@@ -6,9 +6,10 @@ freshly changed email) into a request a second agent approves (BND-08, decided i
 and otherwise runs the action's service with ``actor`` and writes one ``helpdesk.action`` audit event naming the
 check and case it relied on (AC-06), in the action's transaction. An action page sends the newest desk event it was
 shown after (``seen``); once a newer one exists (the same form posted again by a reload or a second tab, or another
-agent's action in between) nothing runs and nothing is filed, and the refusal says what was done, when and by whom. A refusal the service audited
-(``identity.audit.AuditedRefusal``) rolls back with that transaction and is recorded again after it. Refusals raise ``ValidationError`` with a text
-from :mod:`helpdesk.errors`.
+agent's action in between) nothing runs and nothing is filed, and the refusal says what was done, when and by whom. A
+refusal whose writes stand (``identity.audit.AuditedRefusal``: its audit event, the WebAuthn challenge a refused key
+spent) commits them without a ``helpdesk.action`` event, so a refused key's challenge stays spent and the agent starts
+again with a fresh one. Refusals raise ``ValidationError`` with a text from :mod:`helpdesk.errors`.
 
 It sits above the table of actions (:mod:`helpdesk.actions`), whose entries call the services in
 :mod:`helpdesk.services`; :mod:`helpdesk.approvals` runs an approved request through :func:`run_action`.
@@ -140,20 +141,24 @@ def run_action(
     if desk_action.needs_caller and not identity_check.is_current:
         minutes = settings.IDENTITY_CHECK_VALID_MINUTES
         raise ValidationError(errors.CALLER_CHECK_STALE.format(minutes=minutes), code="check_stale")
-    try:
-        with transaction.atomic():
-            refuse_if_acted_since(person, actor=actor, seen=seen)
+    refusal: audit.AuditedRefusal | None = None
+    with transaction.atomic():
+        refuse_if_acted_since(person, actor=actor, seen=seen)
+        try:
             outcome = desk_action.run(
                 person, actor=actor, identity_check=identity_check, ip=ip, requested_by=requested_by, **params
             )
+        except audit.AuditedRefusal as refused:
+            # Its event and what it spent (a key's challenge) commit: a rollback would un-spend the challenge and
+            # let the same answer be replayed.
+            refusal = refused
+        else:
             event = {"action": action, "check": identity_check.pk, "method": identity_check.method}
             event["reference"] = identity_check.reference
             if case is not None:
                 event["case"] = case.pk
             audit.record("helpdesk.action", actor=actor, subject=person, ip=ip, details={**event, **(details or {})})
-    except audit.AuditedRefusal as refused:
-        # The service's refusal event (a key refused at the desk) went with the rollback: the log keeps it.
-        refused.record_again()
-        raise
+    if refusal is not None:
+        raise refusal
     metrics.count_on_commit(metrics.HELPDESK_ACTIONS, action, "done")
     return outcome

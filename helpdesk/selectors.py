@@ -6,7 +6,7 @@ from django.utils import timezone
 from phonenumber_field.phonenumber import PhoneNumber
 from phonenumbers import NumberParseException
 
-from devices.models import OutboundMessage, Registration
+from devices.models import OutboundMessage, Registration, WorkingRegistration
 from devices.selectors import registrations_for_user
 from identity.models import AuditEvent, User
 
@@ -50,7 +50,8 @@ def person_overview(person: User) -> dict:
             ).select_related("requested_by", "decided_by")
         ),
         "last_sign_in": last_sign_in,
-        "active_devices": sum(1 for r in registrations if r.status in Registration.IN_USE),
+        # "Enrolled" by the project's one rule, the view devices_working_registration: its rows are the working devices.
+        "working_devices": WorkingRegistration.objects.filter(user_id=person.pk).count(),
     }
 
 

@@ -195,20 +195,14 @@ _INSERT_SQL = (
 
 
 class AuditedRefusal(ValidationError):
-    """A service's refusal whose audit event the service recorded, in its own transaction, before raising it.
+    """A service's refusal whose writes stand: its audit event, and whatever the refusal spent (a WebAuthn challenge
+    is single-use whether the answer passes or not), made in the service's own transaction before raising it.
 
-    A caller that ran the service inside a transaction of its own rolls that event back with the rest when the
-    refusal passes through (the desk's runner, which keeps an action and its ``helpdesk.action`` event together);
-    such a caller calls :meth:`record_again` once that transaction is over, so no refusal leaves the log. Any other
-    caller reads it as the ``ValidationError`` it is.
+    A caller that runs the service inside a transaction of its own must not roll them back: it catches the refusal
+    inside that transaction, lets the transaction commit, and raises the refusal after it (the desk's runner, which
+    otherwise keeps an action and its ``helpdesk.action`` event together). Any other caller reads it as the
+    ``ValidationError`` it is.
     """
-
-    def __init__(self, message: str, *, code: str, event: dict) -> None:
-        super().__init__(message, code=code)
-        self.event = event  # the arguments of record()
-
-    def record_again(self) -> AuditEvent:
-        return record(**self.event)
 
 
 def _insert_params(row, db) -> dict:

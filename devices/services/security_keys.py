@@ -185,15 +185,13 @@ def _refused(
     code: str,
     detail: str = "",
 ) -> audit.AuditedRefusal:
-    """Audit ``enrollment.security_key_rejected`` with ``reason``; return the refusal to raise, which carries the
-    event for a caller whose transaction rolls it back (the desk's runner)."""
-    details = {"reason": reason, "registration": registration.pk if registration else None}
+    """Audit ``enrollment.security_key_rejected`` with ``reason``; return the refusal to raise, which tells a caller
+    with a transaction of its own (the desk's runner) to keep that event and the spent challenge."""
+    details: dict[str, Any] = {"reason": reason, "registration": registration.pk if registration else None}
     if detail:
         details["detail"] = detail
-    event: dict[str, Any] = {"action": "enrollment.security_key_rejected", "actor": actor, "subject": user, "ip": ip}
-    event["details"] = details
-    audit.record(**event)
-    return audit.AuditedRefusal(message, code=code, event=event)
+    audit.record("enrollment.security_key_rejected", actor=actor, subject=user, ip=ip, details=details)
+    return audit.AuditedRefusal(message, code=code)
 
 
 def _bind(

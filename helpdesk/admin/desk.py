@@ -18,7 +18,6 @@ from helpdesk.forms import CaseNoteForm
 from helpdesk.models import ApprovalRequest, Case, IdentityCheck
 from identity.admin_site import site
 from identity.models import AuditEvent
-from identity.selectors import same_person
 from identity.web import client_ip
 
 from .registrations import ReadOnlyAdmin
@@ -167,17 +166,6 @@ class ApprovalRequestAdmin(DeskAdmin):
     def since(self, obj):
         return f"{services.moment_words(obj.created_at)} ({timesince(obj.created_at)} ago)"
 
-    def _may_decide(self, request, obj) -> bool:
-        action = ACTIONS.get(obj.action)
-        return (
-            obj.is_open
-            and action is not None
-            and request.user.has_perm("helpdesk.approve_request")
-            and request.user.has_perm(f"helpdesk.{action.permission}")
-            and not same_person(request.user, obj.requested_by)
-            and not same_person(request.user, obj.person)
-        )
-
     def change_view(self, request, object_id, form_url="", extra_context=None):
         obj = self.get_object(request, object_id)
         extra = dict(extra_context or {})
@@ -192,7 +180,7 @@ class ApprovalRequestAdmin(DeskAdmin):
                 after_approval_words=after_approval_words(obj),
                 asked=f"{services.moment_words(obj.created_at)} ({timesince(obj.created_at)} ago)",
                 desk_action=ACTIONS.get(obj.action),
-                may_decide=self._may_decide(request, obj),
+                may_decide=approvals.may_decide(obj, request.user),
                 may_finish=may_finish,
                 current_check=may_finish and services.current_identity_check(obj.person, agent=request.user),
             )
@@ -207,13 +195,6 @@ class ApprovalRequestAdmin(DeskAdmin):
 
     def decide_view(self, request, object_id):
         obj = get_object_or_404(ApprovalRequest, pk=object_id)
-        action = ACTIONS.get(obj.action)
-        if not (
-            request.user.has_perm("helpdesk.approve_request")
-            and action
-            and request.user.has_perm(f"helpdesk.{action.permission}")
-        ):
-            raise PermissionDenied
         try:
             if request.POST.get("decision") == "approve":
                 outcome = approvals.approve_request(obj, actor=request.user, ip=client_ip(request))
@@ -221,6 +202,8 @@ class ApprovalRequestAdmin(DeskAdmin):
                 approvals.decline_request(obj, actor=request.user, ip=client_ip(request))
                 outcome = None
         except ValidationError as error:
+            if error.code == "may_not_decide":  # approvals.may_decide: not someone who decides requests like this
+                raise PermissionDenied from error
             self.message_user(request, " ".join(error.messages), messages.ERROR)
             return redirect(reverse("admin:helpdesk_approvalrequest_change", args=[obj.pk]))
         # Never codes here: an action read out to the caller waits for its requester (helpdesk.approvals).

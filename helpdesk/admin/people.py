@@ -8,7 +8,7 @@ from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
-from django.db.models import Count, IntegerField, OuterRef, QuerySet, Subquery
+from django.db.models import Count, IntegerField, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect
@@ -18,7 +18,7 @@ from django.utils.http import urlencode
 from django.views.decorators.http import require_POST
 
 from devices.bypass_codes import current_bypass_codes
-from devices.models import Registration
+from devices.selectors import working_registrations
 from devices.services import security_keys
 from devices.webauthn import SessionChallenge
 from helpdesk import approvals, runner, selectors, services
@@ -53,10 +53,6 @@ class CappedCountPaginator(Paginator):
         return self.object_list[: self.CAP + 1].count()
 
 
-def _in_use(**extra):
-    return Registration.objects.filter(user=OuterRef("pk"), status__in=Registration.IN_USE, **extra)
-
-
 class PersonPageForm(forms.ModelForm):
     """Only the read-only fields' words: nothing of a person is edited on this page."""
 
@@ -77,7 +73,7 @@ class PersonAdmin(DeskAdmin):
         "email",
         "department",
         "enrolled",
-        "active_devices",
+        "working_devices",
         "locked",
         "held",
     )
@@ -118,11 +114,12 @@ class PersonAdmin(DeskAdmin):
     # --- the list ---------------------------------------------------------------------------------------
 
     def get_queryset(self, request):
-        count = _in_use().order_by().values("user").annotate(n=Count("*")).values("n")
+        # "Enrolled" is the project's one rule, the view devices_working_registration: its rows are the working devices.
+        count = working_registrations("pk").order_by().values("user_id").annotate(n=Count("*")).values("n")
         return (
             super()
             .get_queryset(request)
-            .annotate(active_device_count=Coalesce(Subquery(count, output_field=IntegerField()), 0))
+            .annotate(working_device_count=Coalesce(Subquery(count, output_field=IntegerField()), 0))
         )
 
     def get_search_results(self, request, queryset, search_term):
@@ -138,11 +135,11 @@ class PersonAdmin(DeskAdmin):
 
     @admin.display(boolean=True, description="enrolled")
     def enrolled(self, obj):
-        return obj.active_device_count > 0
+        return obj.working_device_count > 0
 
-    @admin.display(description="active devices")
-    def active_devices(self, obj):
-        return obj.active_device_count
+    @admin.display(description="working devices")
+    def working_devices(self, obj):
+        return obj.working_device_count
 
     @admin.display(boolean=True, description="locked")
     def locked(self, obj):

@@ -5,6 +5,7 @@ import logging
 from datetime import timedelta
 
 import pytest
+from django.contrib.auth.models import Permission
 from django.core.exceptions import ValidationError
 from django.test import Client
 from django.urls import reverse
@@ -249,3 +250,30 @@ def test_bnd08_may_finish_is_the_rule_finish_request_refuses_by(staff_member, se
     assert (refused.value.code, refused.value.messages) == ("not_permitted", [errors.MAY_NOT_RUN])
     request.refresh_from_db()
     assert request.status == ApprovalRequest.Status.READY and not superuser.bypasscodedevice_set.exists()
+
+
+def test_bnd08_the_services_refuse_a_decider_without_the_permissions_and_nothing_changes(
+    staff_member, second_agent, superuser, auditor, make_user, check_for
+):
+    """The rule of who decides is approvals' own: an agent without ``approve_request`` (an auditor), or with it but
+    without the action's own permission, is refused by approve_request and decline_request when called directly,
+    as the admin's may_decide says."""
+    check = check_for(superuser, staff_member)
+    request = file_request("sign_out_everywhere", superuser, staff_member, check, {"reason": "phone stolen"})
+    approver_only = make_user("approver1", is_staff=True)
+    approver_only.user_permissions.add(
+        Permission.objects.get(content_type__app_label="helpdesk", codename="approve_request")
+    )
+
+    for decider in (auditor, approver_only):
+        for decide in (approvals.approve_request, approvals.decline_request):
+            with pytest.raises(ValidationError) as refused:
+                decide(request, actor=decider)
+            assert (refused.value.code, refused.value.messages) == ("may_not_decide", [errors.MAY_NOT_DECIDE])
+
+    request.refresh_from_db()
+    assert (request.status, request.decided_by, request.decided_at) == (ApprovalRequest.Status.WAITING, None, None)
+    assert not events("helpdesk.request_approved") and not events("helpdesk.request_declined")
+    assert not events("sessions.ended") and not events("helpdesk.action")
+    assert not approvals.may_decide(request, auditor) and not approvals.may_decide(request, approver_only)
+    assert approvals.may_decide(request, second_agent)

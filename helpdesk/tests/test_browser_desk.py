@@ -6,7 +6,7 @@ import pytest
 from playwright.sync_api import expect
 
 from devices.models import BypassCode
-from devices.tests.browser import DESKTOP, Accessibility, chromium
+from devices.tests.browser import DESKTOP, WITH_MODERATE, Accessibility, chromium
 from identity.models import AuditEvent
 from testsupport import fresh_code
 
@@ -36,7 +36,7 @@ def _agent_in_admin(browser, base_url, agent, password, *, screen=DESKTOP):
 def test_bnd10_bnd07_agent_issues_bypass_codes_and_the_person_signs_in_with_one(
     live_server, staff_member, caller, password, tmp_path
 ):
-    axe = Accessibility()
+    axe = Accessibility(WITH_MODERATE)
     with chromium() as browser:
         page = _agent_in_admin(browser, live_server.url, staff_member, password)
 
@@ -90,7 +90,7 @@ def test_bnd07_desk_registers_a_security_key_in_chromium_and_the_person_signs_in
     site = live_server.url.replace("127.0.0.1", "localhost")  # WebAuthn needs a domain name
     settings.WEBAUTHN_RP_ID = "localhost"
     settings.WEBAUTHN_ORIGINS = [site]
-    axe = Accessibility()
+    axe = Accessibility(WITH_MODERATE)
     agent_device = staff_member.registrations.get().app_device
     with chromium() as browser:
         context = browser.new_context(base_url=site, **DESKTOP)
@@ -150,7 +150,7 @@ def test_desk_queues_and_case_pages_pass_axe(live_server, staff_member, second_a
     request = runner.perform(
         "sign_out_everywhere", superuser, actor=staff_member, identity_check=check, params={"reason": "laptop stolen"}
     ).request
-    axe = Accessibility()
+    axe = Accessibility(WITH_MODERATE)
     with chromium() as browser:
         page = _agent_in_admin(browser, live_server.url, second_agent, password)
         for name, url in (
@@ -177,7 +177,7 @@ def test_every_admin_list_the_home_page_and_the_audit_log_pass_axe(live_server, 
 
     from identity.admin_site import site
 
-    axe = Accessibility()
+    axe = Accessibility(WITH_MODERATE)
     lists = sorted(
         reverse(f"admin:{model._meta.app_label}_{model._meta.model_name}_changelist")
         for model in apps.get_models()

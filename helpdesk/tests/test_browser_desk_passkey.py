@@ -11,7 +11,14 @@ import pytest
 from playwright.sync_api import expect
 
 from devices.models import Registration, SecurityKeyDevice
-from devices.tests.browser import DESKTOP, PHONE, Accessibility, horizontal_overflow, page_with_authenticator
+from devices.tests.browser import (
+    DESKTOP,
+    PHONE,
+    WITH_MODERATE,
+    Accessibility,
+    horizontal_overflow,
+    page_with_authenticator,
+)
 from devices.tests.test_browser_enrollment import _heading
 from devices.tests.test_browser_passkey import WITHOUT_AUTOFILL
 from devices.tests.test_browser_security_key import _base64url, _credentials
@@ -75,7 +82,7 @@ def _registered_passkey(person, agent, cdp, phone) -> SecurityKeyDevice:
 def test_bnd07_WA_01_the_desk_registers_a_passkey_on_the_callers_phone_and_it_signs_them_in_alone(
     browser, site, staff_member, caller, password
 ):
-    axe = Accessibility()
+    axe = Accessibility(WITH_MODERATE)
     page, cdp, phone = _desk_with_the_persons_phone(browser, site, staff_member, password)
     _register_for(page, caller, "INC-6100")
     expect(page.get_by_text("For a passkey: name it, press the button")).to_be_visible()
@@ -126,7 +133,7 @@ def test_bnd07_WA_01_the_desk_registers_a_passkey_on_the_callers_phone_and_it_si
 def test_bnd08_WA_01_a_passkey_for_a_staff_colleague_is_approved_by_a_second_agent_then_registered(
     browser, site, staff_member, second_agent, auditor, password
 ):
-    axe = Accessibility()
+    axe = Accessibility(WITH_MODERATE)
     a, cdp, phone = _desk_with_the_persons_phone(browser, site, staff_member, password)
     _register_for(a, auditor, "INC-6200")
     expect(a.get_by_text("A second agent must approve this.")).to_be_visible()

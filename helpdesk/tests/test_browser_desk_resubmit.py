@@ -6,7 +6,7 @@ import pytest
 from playwright.sync_api import expect
 
 from devices.models import BypassCode, BypassCodeDevice
-from devices.tests.browser import Accessibility, chromium
+from devices.tests.browser import WITH_MODERATE, Accessibility, chromium
 from helpdesk import errors
 from identity.models import AuditEvent
 
@@ -18,7 +18,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 def test_bnd10_reloading_the_bypass_codes_page_issues_no_new_set_and_shows_no_code(
     live_server, staff_member, caller, password
 ):
-    axe = Accessibility()
+    axe = Accessibility(WITH_MODERATE)
     with chromium() as browser:
         page = _agent_in_admin(browser, live_server.url, staff_member, password)
         page.goto(f"/admin/identity/user/{caller.pk}/change/")

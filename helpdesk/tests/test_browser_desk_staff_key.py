@@ -12,7 +12,7 @@ from django.utils import timezone
 from playwright.sync_api import expect
 
 from devices.models import Registration
-from devices.tests.browser import Accessibility
+from devices.tests.browser import WITH_MODERATE, Accessibility
 from devices.tests.test_browser_enrollment import _heading, _sign_in_with_password
 from devices.tests.test_browser_security_key import _page_with_security_key
 from helpdesk.models import ApprovalRequest
@@ -34,7 +34,7 @@ def test_bnd08_WA_05_a_key_for_a_staff_colleague_filed_approved_registered_then_
     settings,  # noqa: F811 (the fixtures imported above)
 ):
     settings.STAFF_PHISHING_RESISTANT_FROM = (timezone.localdate() + timedelta(days=7)).isoformat()
-    axe = Accessibility()
+    axe = Accessibility(WITH_MODERATE)
     a, cdp, authenticator = _page_with_security_key(browser, site)
     a.goto("/admin/")
     _sign_in_with_password(a, staff_member, password)

@@ -14,7 +14,7 @@ import httpx2
 import pytest
 from playwright.sync_api import expect
 
-from devices.tests.browser import PHONE, Accessibility, horizontal_overflow
+from devices.tests.browser import PHONE, WITH_MODERATE, Accessibility, horizontal_overflow
 from identity.directory.models import ScimClient
 from identity.directory.scim_clients import ROTATED_SINCE
 from identity.models import AuditEvent
@@ -51,7 +51,7 @@ def test_dir_05_a_superuser_adds_a_scim_client_sees_its_token_once_uses_it_and_r
 ):
     settings.SITE_URL = site  # the tenant URL the page shows is the live server's
     tenant_url = f"{site}/scim/v2"
-    axe = Accessibility()
+    axe = Accessibility(WITH_MODERATE)
     page = _agent_in_admin(browser, site, superuser, password)
 
     page.get_by_role("link", name="SCIM clients").click()

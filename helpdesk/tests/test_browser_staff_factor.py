@@ -11,7 +11,7 @@ import pytest
 from django.utils import timezone
 from playwright.sync_api import expect
 
-from devices.tests.browser import Accessibility, horizontal_overflow
+from devices.tests.browser import WITH_MODERATE, Accessibility, horizontal_overflow
 from devices.tests.test_browser_enrollment import _heading, _shot
 from devices.tests.test_browser_security_key import _choose_security_key, _page_with_security_key
 from identity.models import AuditEvent
@@ -32,7 +32,7 @@ def test_WA_05_agent_reminded_then_refused_with_a_code_then_let_in_with_a_securi
     tmp_path,  # noqa: F811 (the fixtures imported above)
 ):
     page, cdp, authenticator = _page_with_security_key(browser, site)
-    axe = Accessibility()
+    axe = Accessibility(WITH_MODERATE)
 
     def visit(name):
         axe.check(page, name)

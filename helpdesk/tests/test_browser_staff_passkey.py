@@ -12,7 +12,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from devices.tests.browser import DESKTOP, Accessibility
+from devices.tests.browser import DESKTOP, WITH_MODERATE, Accessibility
 from devices.tests.test_browser_enrollment import _heading, _shot
 from devices.tests.test_browser_passkey import _choose_passkey, _credentials, _page_with_passkeys, _sign_out
 from identity.models import AuditEvent
@@ -30,7 +30,7 @@ def test_WA_05_agent_past_the_date_refused_with_a_code_then_let_in_with_a_passke
 ):
     # Without autofill (the default), so the virtual authenticator does not sign in on its own from the ID field.
     page, cdp, authenticator = _page_with_passkeys(browser, site, DESKTOP, synced=True)
-    axe = Accessibility()
+    axe = Accessibility(WITH_MODERATE)
 
     def visit(name):
         axe.check(page, name)

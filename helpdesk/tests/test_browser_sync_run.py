@@ -9,7 +9,7 @@ deactivated, and both decisions are in the audit log. axe-core checks every page
 import pytest
 from playwright.sync_api import expect
 
-from devices.tests.browser import PHONE, Accessibility, horizontal_overflow
+from devices.tests.browser import PHONE, WITH_MODERATE, Accessibility, horizontal_overflow
 from identity.directory import sync
 from identity.directory.models import DirectorySyncRun
 from identity.directory.tests.test_sync import four_leave  # noqa: F401 (the fixture)
@@ -63,7 +63,7 @@ def test_dir_03_a_superuser_reads_a_held_sync_discards_it_then_applies_the_next_
     held = sync.sync_directory()
     assert held.status == Status.HELD
     leaving = User.objects.filter(username__in=four_leave)
-    axe = Accessibility()
+    axe = Accessibility(WITH_MODERATE)
 
     page = _agent_in_admin(browser, site, superuser, password)
     _held_run_page(page, axe, "desktop")

@@ -1,14 +1,19 @@
 """Registering a security key at the desk through the admin (BND-07, BND-08), with a software key's real answers."""
 
+import json
+
 import pytest
 from django.core.exceptions import ValidationError
 from django.test import Client
 from django.urls import reverse
 
-from devices.models import Registration, SecurityKeyDevice
+from devices.models import Registration, SecurityKeyDevice, WebAuthnChallenge
+from devices.services import security_keys
 from devices.tests.authenticator import SoftwareKey
 from devices.tests.helpers import IP, events, new_key, registration_challenge, sign_in
-from helpdesk import approvals, errors, services
+from devices.webauthn import SessionChallenge
+from helpdesk import approvals, errors, runner, services
+from helpdesk.forms import PASSKEY, SECURITY_KEY
 from helpdesk.models import ApprovalRequest
 from identity.models import AuditEvent
 from identity.services import SecondFactorOutcome
@@ -276,3 +281,63 @@ def test_bnd08_WA_05_a_passkey_for_a_staff_colleague_is_what_the_second_agent_ap
     assert registration.security_key_device.registered_by == staff_member
     desk = AuditEvent.objects.get(action="helpdesk.action", subject=auditor)
     assert desk.details["approved_by"] == second_agent.pk
+
+
+# --- A refused key spends its challenge: the agent starts again with a fresh one ---------------------------------
+
+
+def _loose_answer_to_a_passkey_challenge(person):
+    """A passkey challenge (options asking for a discoverable credential) in the desk's session, answered by a key
+    that made a non-discoverable one: refused as a passkey, though the same answer would pass for a plain key."""
+    options, row = security_keys.start_security_key_registration(person, session_key="desk-session", passkey=True)
+    answer = SoftwareKey(rp_id=RP_ID, origin=ORIGIN, resident=False).create(json.loads(options))
+    return answer, row
+
+
+def _rejections(person) -> list[str]:
+    rows = AuditEvent.objects.filter(action="enrollment.security_key_rejected", subject=person).order_by("sequence")
+    return [event.details["reason"] for event in rows]
+
+
+def test_a_challenge_the_desk_spent_on_a_refused_key_stays_spent(caller, staff_member, check_for):
+    check = check_for(caller, staff_member)
+    answer, row = _loose_answer_to_a_passkey_challenge(caller)
+
+    def register(form):
+        params = {"label": "Blue key", "form": form, "credential": answer}
+        params["challenge"] = SessionChallenge(row.pk, "desk-session")
+        return runner.perform("register_security_key", caller, actor=staff_member, identity_check=check, params=params)
+
+    with pytest.raises(ValidationError):
+        register(PASSKEY)
+    # The same answer to the same challenge again, now as a plain key (which need not be discoverable): refused.
+    with pytest.raises(ValidationError) as replayed:
+        register(SECURITY_KEY)
+
+    assert replayed.value.code == "challenge"
+    assert WebAuthnChallenge.objects.get(pk=row.pk).consumed_at is not None
+    assert not SecurityKeyDevice.objects.filter(user=caller).exists()
+    assert _rejections(caller) == ["not_discoverable", "challenge_used"]
+    assert not AuditEvent.objects.filter(action="helpdesk.action", subject=caller).exists()
+
+
+def test_bnd08_an_approved_key_refused_at_the_desk_spends_its_challenge_and_waits(
+    staff_member, second_agent, auditor, check_for
+):
+    check = check_for(auditor, staff_member)
+    filing = {"label": "Desk key", "form": PASSKEY}
+    filed = runner.perform("register_security_key", auditor, actor=staff_member, identity_check=check, params=filing)
+    request = filed.request
+    approvals.approve_request(request, actor=second_agent)
+    answer, row = _loose_answer_to_a_passkey_challenge(auditor)
+    key_answer = {"credential": answer, "challenge": SessionChallenge(row.pk, "desk-session")}
+
+    for _ in range(2):
+        with pytest.raises(ValidationError):
+            approvals.finish_request(request, actor=staff_member, identity_check=check, answer=key_answer)
+
+    request.refresh_from_db()
+    assert request.status == ApprovalRequest.Status.READY  # it waits for another try, with a fresh challenge
+    assert WebAuthnChallenge.objects.get(pk=row.pk).consumed_at is not None
+    assert _rejections(auditor) == ["not_discoverable", "challenge_used"]
+    assert not SecurityKeyDevice.objects.filter(user=auditor).exists()

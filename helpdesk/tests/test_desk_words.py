@@ -2,6 +2,7 @@
 reason a second agent is needed (AC-04), what happens next, waiting requests on the admin home page, audit events as
 sentences with the record one click away, and the person page's labels."""
 
+import dataclasses
 import re
 from datetime import timedelta
 
@@ -12,6 +13,7 @@ from django.utils import timezone
 from freezegun import freeze_time
 
 from helpdesk import approvals, runner, services
+from helpdesk.actions import ACTIONS, device_words, settings_words
 from helpdesk.models import ApprovalRequest
 from identity import audit, events
 from identity.models import AuditEvent
@@ -160,3 +162,49 @@ def test_the_person_page_speaks_plainly(desk_client, caller):
     assert re.search(r"<h1>\s*Cal Ler \(ID caller1\)\s*</h1>", content)
     assert ">Devices</a>" in content and ">Registrations</a>" not in content
     assert "Institution ID" in words
+
+
+@pytest.mark.parametrize(
+    "action,params,expected",
+    [
+        ("issue_bypass_codes", {"count": 1, "valid_minutes": 15}, "1 bypass code, valid for 15 minutes"),
+        (
+            "register_security_key",
+            {"label": "Work laptop", "form": "passkey"},
+            "A passkey on their own phone or computer (unlocked with face, fingerprint or screen lock); named “Work "
+            "laptop”",
+        ),
+        (
+            "register_security_key",
+            {"label": "Desk key"},
+            "A security key they brought (touched when it blinks); named “Desk key”",
+        ),
+        ("send_recovery_link", {}, "Emailed to nurse7@example.edu"),
+        ("approve_vpn", {"reason": "new job"}, "Reason given: “new job”"),
+        (
+            "change_details",
+            {"email": None, "first_name": "Nia", "department": "Surgery", "reason": "moved"},
+            "Change department to “Surgery”; reason given: “moved”",
+        ),
+        ("report_lost", {"registration": "0"}, "A device no longer on record"),
+        ("sign_out_everywhere", {}, "Nothing to choose for this action."),
+    ],
+)
+def test_what_a_filed_request_will_do_reads_in_words(nurse, action, params, expected):
+    assert settings_words(action, params, nurse) == expected
+
+
+def test_the_device_a_request_names_reads_as_agents_know_it(nurse):
+    registration = nurse.registrations.get()
+    words = settings_words("retire_device", {"registration": str(registration.pk), "reason": "broken"}, nurse)
+    assert words == f"The device {device_words(registration)}; reason given: “broken”"
+
+
+def test_an_actions_words_come_from_its_own_definition(nurse, monkeypatch):
+    """A parameter's words belong to the action that has it: a new action with a ``count`` says what it counts, not
+    bypass codes, without settings_words knowing its name."""
+    lend = dataclasses.replace(
+        ACTIONS["approve_vpn"], key="lend_token", words=lambda params, person: [f"{params['count']} loan tokens"]
+    )
+    monkeypatch.setitem(ACTIONS, "lend_token", lend)
+    assert settings_words("lend_token", {"count": 2, "reason": "r"}, nurse) == "2 loan tokens; reason given: “r”"

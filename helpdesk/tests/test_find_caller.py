@@ -6,6 +6,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from devices import services as device_services
+from devices.models import AuthenticatorAppDevice
 from helpdesk.selectors import as_e164
 
 pytestmark = [pytest.mark.django_db, pytest.mark.postgres]
@@ -52,7 +53,7 @@ def test_list_columns_and_filters(desk_client, caller, make_user):
     make_user("nodevice", department="")
     page = desk_client.get(LIST)
     rows = {p.username: p for p in page.context["cl"].result_list}
-    assert rows["caller1"].active_device_count == 1 and rows["nodevice"].active_device_count == 0
+    assert rows["caller1"].working_device_count == 1 and rows["nodevice"].working_device_count == 0
     assert "nodevice" in found(desk_client, enrolled="no") and "caller1" not in found(desk_client, enrolled="no")
     assert found(desk_client, department="Radiology") == ["caller1"]
     assert "caller1" in found(desk_client, device_kind="mobile")
@@ -74,3 +75,36 @@ def test_people_list_and_person_page_queries_do_not_grow(
         assert desk_client.get(url).status_code == 200
     with django_assert_max_num_queries(14):
         assert desk_client.get(LIST, {"q": "(617) 432-2000"}).status_code == 200
+
+
+def test_the_list_says_enrolled_by_the_projects_one_rule(desk_client, caller, make_user, enroll):
+    """ "Enrolled" on the people list and the person page is the view devices_working_registration, as the reports
+    and the campaigns' progress read it: a device in use whose factor is confirmed. A retired device, a setup never
+    finished, or a device in use whose factor is no longer confirmed makes nobody enrolled."""
+    now = timezone.now()
+    retired = make_user("retired1")
+    device_services.report_lost(enroll(retired), actor=retired, verified_at=now)
+    pending = make_user("pending1")
+    device_services.start_enrollment(pending, kind="tablet", verified_at=now)
+    unconfirmed = make_user("unconfirmed1")
+    registration = enroll(unconfirmed)
+    # Still marked in use, but its app is no longer confirmed: the rule's view leaves it out.
+    AuthenticatorAppDevice.objects.filter(pk=registration.app_device_id).update(confirmed=False)
+
+    changelist = desk_client.get(LIST).context["cl"]
+    rows = {person.username: person for person in changelist.result_list}
+    shown = {
+        name: changelist.model_admin.enrolled(rows[name])
+        for name in ("caller1", "retired1", "pending1", "unconfirmed1")
+    }
+    assert shown == {"caller1": True, "retired1": False, "pending1": False, "unconfirmed1": False}
+    assert rows["unconfirmed1"].working_device_count == 0 and rows["caller1"].working_device_count == 1
+    not_enrolled = found(desk_client, enrolled="no")
+    assert {"retired1", "pending1", "unconfirmed1"} <= set(not_enrolled) and "caller1" not in not_enrolled
+    enrolled = found(desk_client, enrolled="yes")
+    assert "caller1" in enrolled and not {"retired1", "pending1", "unconfirmed1"} & set(enrolled)
+
+    page = desk_client.get(reverse("admin:identity_user_change", args=[unconfirmed.pk])).content.decode()
+    assert "<dt>Enrolled</dt><dd>No working device</dd>" in page
+    page = desk_client.get(reverse("admin:identity_user_change", args=[caller.pk])).content.decode()
+    assert "<dt>Enrolled</dt><dd>Yes, 1 working device</dd>" in page
