@@ -6,8 +6,10 @@ import ipaddress
 import secrets
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TypeVar
 
 from django.conf import settings
 from django.contrib.auth.hashers import make_password
@@ -51,16 +53,26 @@ RADIUS_DENIED = "Access denied."
 RADIUS_PROMPT = "Enter a code from your authenticator app, a text or a call, or a backup code."
 
 
-def radius_client_for(address: str) -> RadiusClient | None:
-    """The enabled RADIUS client whose network holds ``address`` (the narrowest one), or None."""
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+_Client = TypeVar("_Client")
+
+
+def radius_client_among(address: str, networks: Iterable[tuple[Network, _Client]]) -> _Client | None:
+    """The client of ``(network, client)`` pairs whose network holds ``address`` (the narrowest one), or None."""
     try:
         ip = ipaddress.ip_address(address)
     except ValueError:
         return None
     # Listening on "::" (dual stack), an IPv4 VPN's packets arrive from "::ffff:10.0.0.5".
     ip = getattr(ip, "ipv4_mapped", None) or ip
-    matches = [c for c in RadiusClient.objects.filter(enabled=True) if ip in ipaddress.ip_network(c.network)]
-    return max(matches, key=lambda c: ipaddress.ip_network(c.network).prefixlen, default=None)
+    matches = [(network, client) for network, client in networks if ip in network]
+    return max(matches, key=lambda match: match[0].prefixlen, default=(None, None))[1]
+
+
+def radius_client_for(address: str) -> RadiusClient | None:
+    """The enabled RADIUS client whose network holds ``address`` (the narrowest one), or None."""
+    clients = RadiusClient.objects.filter(enabled=True)
+    return radius_client_among(address, ((ipaddress.ip_network(c.network), c) for c in clients))
 
 
 def radius_secret(client: RadiusClient) -> bytes:
