@@ -126,6 +126,16 @@ def effective_policy(person: User, *, now: datetime | None = None) -> PersonPoli
     )
 
 
+def password_alone_allowed(person: User, policy: PersonPolicy) -> bool:
+    """Whether ``person``, who has not enrolled, may go on with the password alone now: the one rule the web
+    sign-in and both VPN doors follow. True when their campaigns (``policy``, from :func:`effective_policy`)
+    allow it now, and the person's setup is not on hold after their last device was reported lost (BND-02:
+    whoever holds that password, perhaps with the lost phone, must not get in with it; the help desk's audited
+    unlock lifts the hold). Reads nothing; the caller has checked that the person has not enrolled.
+    """
+    return policy.password_alone and not person.setup_on_hold
+
+
 def audit_password_alone(person: User, policy: PersonPolicy, *, door: str, ip: str | None, context: dict) -> None:
     """Audit one connection let in without a second factor (``vpn.password_alone_allowed``), naming the campaign
     that allowed it, so an auditor can list them. ``door`` is ``auth_api`` or ``radius``; ``context`` the door's

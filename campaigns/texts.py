@@ -5,6 +5,8 @@ import zoneinfo
 from django.conf import settings
 from django.urls import reverse
 
+from identity import errors
+
 from .services import PersonPolicy
 
 
@@ -38,3 +40,8 @@ def enroll_first(policy: PersonPolicy) -> str:
             f"Set it up to use the VPN: {enrollment_address()}"
         )
     return f"Set up two-step sign-in to use the VPN: {enrollment_address()}"
+
+
+def held_at_the_vpn() -> str:
+    """What the VPN tells someone whose last device was reported lost (BND-02): call the help desk."""
+    return errors.LAST_FACTOR_LOST_VPN.format(help_desk=settings.HELP_DESK_CONTACT)

@@ -8,15 +8,20 @@ from django_otp import user_has_device
 from identity.setup_deadline import SetupDeadline
 
 from . import texts
-from .services import effective_policy
+from .services import effective_policy, password_alone_allowed
 
 
 def setup_deadline_for(user) -> SetupDeadline | None:
-    """The provider for :mod:`identity.setup_deadline`: by when this person (who has no device) must set one up."""
+    """The provider for :mod:`identity.setup_deadline`: by when this person (who has no device) must set one up.
+
+    The web follows the doors' rule (:func:`password_alone_allowed`): while the VPN would let the person in with
+    the password alone they may look around, told by when; once it would not (the deadline passed under a policy
+    that requires enrollment, or a campaign requires it before its deadline) sign-in goes straight to the wizard.
+    """
     policy = effective_policy(user)
     if policy is None:
         return None
-    return SetupDeadline(past=policy.past_deadline, notice=texts.set_up_by(policy))
+    return SetupDeadline(enroll_now=not password_alone_allowed(user, policy), notice=texts.set_up_by(policy))
 
 
 def setup_notice(request) -> dict:
@@ -34,6 +39,6 @@ def setup_notice(request) -> dict:
         if user_has_device(user, confirmed=True):
             return ""
         deadline = setup_deadline_for(user)
-        return deadline.notice if deadline is not None and not deadline.past else ""
+        return deadline.notice if deadline is not None and not deadline.enroll_now else ""
 
     return {"setup_notice": notice}

@@ -328,9 +328,13 @@ WEBAUTHN_RP_ID = env("WEBAUTHN_RP_ID", default=urlsplit(SITE_URL).hostname or "l
 WEBAUTHN_RP_NAME = env("WEBAUTHN_RP_NAME", default=INSTITUTION_NAME)
 WEBAUTHN_ORIGINS = [origin.rstrip("/") for origin in env.list("WEBAUTHN_ORIGINS", default=[SITE_URL])]
 WEBAUTHN_CHALLENGE_TTL = timedelta(seconds=env.int("WEBAUTHN_CHALLENGE_TTL_SECONDS", default=300))
-# Passwordless challenges anyone may ask for, per client address within one WEBAUTHN_CHALLENGE_TTL: enough for a
-# campus behind one NAT address to load the sign-in page about once a second, and a bound on the rows a flood writes.
-PASSWORDLESS_CHALLENGES_PER_ADDRESS = env.int("PASSWORDLESS_CHALLENGES_PER_ADDRESS", default=300)
+# Passwordless challenges anyone may ask for within one WEBAUTHN_CHALLENGE_TTL. The sign-in page's autofill asks on
+# every load; a session is given its open challenge again, so a person counts in their own session, against a small
+# limit. Per client address the ceiling is much larger: a campus behind one NAT address loading the sign-in page
+# about 15 times a second at 9 am is not refused, and a flood of newcomers from one address still writes a bounded
+# number of rows.
+PASSWORDLESS_CHALLENGES_PER_SESSION = env.int("PASSWORDLESS_CHALLENGES_PER_SESSION", default=10)
+PASSWORDLESS_CHALLENGES_PER_ADDRESS = env.int("PASSWORDLESS_CHALLENGES_PER_ADDRESS", default=5000)
 
 PHONENUMBER_DEFAULT_REGION = env("PHONE_DEFAULT_REGION", default="US")
 PHONENUMBER_DB_FORMAT = "E164"

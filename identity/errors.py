@@ -10,6 +10,11 @@ LAST_FACTOR_LOST = (
     "Your last sign-in device was reported lost, so a password alone cannot set up a new one. "
     "Contact {help_desk}: after checking who you are they will reopen the setup for you."
 )
+# The VPN's doors say the same (a RADIUS Reply-Message holds 253 bytes: keep it short).
+LAST_FACTOR_LOST_VPN = (
+    "Your last sign-in device was reported lost, so a password alone cannot get you onto the VPN. "
+    "Contact {help_desk}: after checking who you are they will help you set up a new device."
+)
 # A deactivated account (a leaver from the directory, DIR-02).
 ACCOUNT_INACTIVE = "Your account is not active. Contact {help_desk}."
 ACCOUNT_LOCKED = "This account is locked after too many wrong codes. Contact {help_desk} to unlock it."

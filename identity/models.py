@@ -71,6 +71,11 @@ class User(AbstractUser):
         return self.username
 
     @property
+    def setup_on_hold(self) -> bool:
+        """Their last working factor was reported lost and the help desk has not reopened the setup (BND-02)."""
+        return self.lost_last_factor_at is not None
+
+    @property
     def is_locked(self) -> bool:
         return self.lock_in_force(self.locked_at, self.locked_until)
 

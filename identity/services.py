@@ -221,7 +221,7 @@ def setup_held(user: User, *, ip: str | None) -> bool:
     True once their last factor was reported lost (BND-02), until the help desk's audited unlock; each refusal
     is audited (``signin.setup_held``).
     """
-    if user.lost_last_factor_at is None:
+    if not user.setup_on_hold:
         return False
     audit.record("signin.setup_held", actor=user, subject=user, ip=ip)
     return True

@@ -15,10 +15,11 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class SetupDeadline:
-    """``past``: the deadline has passed (or the person must enroll now), so sign-in goes straight to the wizard.
-    ``notice``: what the pages say meanwhile, "Set up two-step sign-in by <date>"."""
+    """``enroll_now``: the person may not go on with the password alone now (the policy after a passed deadline, or
+    before it, requires enrollment), so sign-in goes straight to the wizard. ``notice``: what the pages say
+    meanwhile, "Set up two-step sign-in by <date>"."""
 
-    past: bool
+    enroll_now: bool
     notice: str
 
 

@@ -77,12 +77,12 @@ def sign_in(request):
                 # Whoever has the password (perhaps with the lost phone) must not set up a device of their own.
                 form.add_error(None, errors.LAST_FACTOR_LOST.format(help_desk=settings.HELP_DESK_CONTACT))
                 return render(request, "identity/sign_in.html", {"form": form, "next": next_url})
-            # No device yet: signed in without a second factor, only to enroll the first one. Before a campaign's
-            # deadline the person may go where they were going (every page says by when); after it, or with no
-            # campaign, straight to the wizard.
+            # No device yet: signed in without a second factor, only to enroll the first one. While their campaigns
+            # let the password alone in (the VPN's rule too) the person may go where they were going (every page
+            # says by when); once they do not, or with no campaign, straight to the wizard.
             auth.login(request, user)
             deadline = setup_deadline(user)
-            if deadline is not None and not deadline.past:
+            if deadline is not None and not deadline.enroll_now:
                 return redirect(next_url)
             return redirect(settings.FIRST_FACTOR_SETUP_URL)
     return render(request, "identity/sign_in.html", {"form": form, "next": next_url})

@@ -91,7 +91,9 @@ class RadiusClientAdmin(SuperuserOnly):
 
     @admin.display(description="Message-Authenticator")
     def message_authenticator_shown(self, obj: RadiusClient) -> str:
-        return "required" if obj.message_authenticator_required else "WARNING: not required (limit_proxy_state)"
+        if obj.message_authenticator_required:
+            return "Required"
+        return "Not required: accepted without it only when the request carries no Proxy-State"
 
     def change_view(
         self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict[str, Any] | None = None

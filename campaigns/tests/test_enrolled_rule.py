@@ -12,8 +12,10 @@ from datetime import timedelta
 
 import pytest
 from django.utils import timezone
+from django_otp import device_classes, user_has_device
 
 from campaigns import services as campaign_services
+from campaigns import texts
 from campaigns.models import Campaign, CohortEntry
 from campaigns.progress import campaign_progress
 from campaigns.selectors import members_due
@@ -26,6 +28,7 @@ from reports.selectors.enrollment import EnrollmentFilters, enrollment_rows
 from reports.tests.conftest import ORIGIN, RP_ID, add_landline, add_security_key, recording_gateway  # noqa: F401
 from testsupport import PASSWORD
 from vpn import services as vpn_services
+from vpn.services import radius
 from vpn.services.radius import radius_authenticate
 
 pytestmark = pytest.mark.django_db
@@ -34,6 +37,8 @@ ENROLLED = {"app", "phone_only", "key_only", "passkey"}
 NOT_ENROLLED = {"no_device", "pending", "backup_codes_only", "bypass_only", "bypass_expired", "retired"}
 # Not enrolled, but holding codes the VPN can check: asked for one, never let in with the password alone.
 HOLDS_CODES = {"backup_codes_only", "bypass_only"}
+# Not enrolled since their last device was reported lost (BND-02): refused in the help desk's words.
+HELD = {"retired"}
 
 
 @pytest.fixture(autouse=True)
@@ -116,8 +121,9 @@ def test_the_reminders_the_vpn_the_progress_page_and_the_reports_agree_on_who_is
     report = {row[0]: row[4] for row in enrollment_rows(EnrollmentFilters()) if row[0] in by_username}
     assert {by_username[name] for name, enrolled in report.items() if enrolled} == ENROLLED
 
-    # The VPN: the password alone lets in exactly those not enrolled who have no code to give; those holding backup
-    # or bypass codes are asked for one; the enrolled are never let in without a second factor.
+    # The VPN: the password alone lets in exactly those not enrolled who have no code to give and whose last device
+    # was not reported lost; those holding backup or bypass codes are asked for one; those whose last device was
+    # reported lost are sent to the help desk; the enrolled are never let in without a second factor.
     let_in = set()
     for state, person in everyone.items():
         answer = vpn_services.preauth(integration, {"username": person.username}, client_ip="10.0.0.1")
@@ -127,4 +133,26 @@ def test_the_reminders_the_vpn_the_progress_page_and_the_reports_agree_on_who_is
             let_in.add(state)
         elif state in ENROLLED | HOLDS_CODES:
             assert answer["result"] == ("enroll" if state in {"key_only", "passkey"} else "auth"), (state, answer)
-    assert let_in == NOT_ENROLLED - HOLDS_CODES
+        elif state in HELD:
+            assert (answer["result"], radius.outcome) == ("deny", "reject"), (state, answer, radius)
+            assert answer["status_msg"] == radius.message == texts.held_at_the_vpn()
+    assert let_in == NOT_ENROLLED - HOLDS_CODES - HELD
+
+
+def test_radius_asks_for_a_code_exactly_when_django_otp_says_the_person_has_a_device(everyone, radius_client):
+    """RADIUS decides in SQL, in the statement that stores the challenge, whether a person has any confirmed device
+    (backup and bypass codes too, a bypass set only while it lasts). That statement and django-otp's
+    ``user_has_device`` (each model's ``devices_for_user``) agree for a person in every state of every kind."""
+    kinds = {
+        model
+        for model in device_classes()
+        for person in everyone.values()
+        if model.objects.devices_for_user(person, confirmed=True).exists()
+    }
+    assert kinds == set(device_classes())
+    for state, person in everyone.items():
+        stored = radius._store_challenge(
+            bytes(32) + state.encode(), user=person, client=radius_client, only_with_a_device=True
+        )
+        assert stored == user_has_device(person, confirmed=True), state
+    assert not user_has_device(everyone["bypass_expired"], confirmed=True)

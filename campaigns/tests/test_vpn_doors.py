@@ -12,8 +12,11 @@ from django.utils import timezone
 
 from campaigns import services as campaign_services
 from campaigns import texts
+from devices import services as device_services
+from identity import errors
+from identity import services as identity_services
 from identity.models import AuditEvent
-from testsupport import PASSWORD, details_of, fresh_code
+from testsupport import PASSWORD, details_of, fresh_code, post_password
 from vpn import services
 from vpn.tests.test_radius import app_device, pbkdf2_password, radclient
 
@@ -204,3 +207,48 @@ def test_in_code_only_mode_the_vpns_password_check_is_the_password_alone(
     out = ask(radius_server, radius_client.secret, {"User-Name": "nobody", "User-Password": "123456"})
     assert "Received Access-Reject" in out
     assert reply_message(out) == services.RADIUS_DENIED
+
+
+# --- The last device reported lost (BND-02) ---------------------------------------------------------------------
+
+
+@pytest.fixture
+def lost_last_device(newcomer, enroll, before_deadline):
+    """The newcomer's only phone, reported lost: nothing left to sign in with, in a campaign that lets people who
+    have not enrolled in with their password alone."""
+    registration = enroll(newcomer)
+    device_services.report_lost(registration, actor=newcomer, verified_at=timezone.now())
+    newcomer.refresh_from_db()
+    assert newcomer.lost_last_factor_at is not None
+    return newcomer
+
+
+def test_bnd_02_after_the_last_device_is_reported_lost_neither_door_takes_the_password_alone(
+    duo, radius_server, radius_client, lost_last_device, client, staff, settings
+):
+    held = texts.held_at_the_vpn()
+    answer = duo().preauth(username="newcomer", ipaddr="10.0.0.1")
+    assert (answer["result"], answer["status_msg"]) == ("deny", held)
+    # The password alone, and the password with something typed as a code.
+    for password in (PASSWORD, f"{PASSWORD},123456"):
+        out = ask(radius_server, radius_client.secret, {"User-Name": "newcomer", "User-Password": password})
+        assert "Received Access-Reject" in out, out
+        assert reply_message(out) == held
+    assert not AuditEvent.objects.filter(action="vpn.password_alone_allowed").exists()
+    assert AuditEvent.objects.get(action="vpn.preauth", subject=lost_last_device).details["reason"] == (
+        "last device reported lost"
+    )
+    rejected = AuditEvent.objects.filter(action="vpn.radius_rejected", subject=lost_last_device)
+    assert {e.details["reason"] for e in rejected} == {"last device reported lost"}
+    # The web agrees: the password alone is refused there too (the password is hashed as the server process hashes
+    # it, which this process's fast test hasher does not read).
+    settings.PASSWORD_HASHERS = [*settings.PASSWORD_HASHERS, "django.contrib.auth.hashers.PBKDF2PasswordHasher"]
+    page = post_password(client, lost_last_device).content.decode()
+    assert errors.LAST_FACTOR_LOST.format(help_desk=settings.HELP_DESK_CONTACT) in page.replace("&#x27;", "'")
+    pbkdf2_password(lost_last_device)  # a right password is stored again with the fast hasher
+
+    # The help desk's audited unlock lifts the hold: the campaign's policy applies again.
+    identity_services.unlock_user(lost_last_device, actor=staff, reason="identity checked")
+    assert duo().preauth(username="newcomer", ipaddr="10.0.0.1")["result"] == "allow"
+    out = ask(radius_server, radius_client.secret, {"User-Name": "newcomer", "User-Password": PASSWORD})
+    assert "Received Access-Accept" in out, out

@@ -306,21 +306,38 @@ def verify_security_key(
     return outcome, device
 
 
-def passwordless_refusal(*, ip: str | None) -> None:
-    """Raise ``ValidationError`` (code ``throttled``) when the network of ``ip`` (the address itself for IPv4, its
-    /64 for IPv6: :func:`identity.networks.client_network`) has been given ``PASSWORDLESS_CHALLENGES_PER_ADDRESS``
-    passwordless challenges within one ``WEBAUTHN_CHALLENGE_TTL``.
+def passwordless_refusal(*, ip: str | None, session_key: str | None = None) -> None:
+    """Raise ``ValidationError`` (code ``throttled``) when, within one ``WEBAUTHN_CHALLENGE_TTL``, the session of
+    ``session_key`` has been given ``PASSWORDLESS_CHALLENGES_PER_SESSION`` passwordless challenges, or the network
+    of ``ip`` (the address itself for IPv4, its /64 for IPv6: :func:`identity.networks.client_network`)
+    ``PASSWORDLESS_CHALLENGES_PER_ADDRESS``.
 
-    Anyone may ask for one, so this bounds the rows a flood from one address writes. The count is of challenge rows
-    in the database (REL-07). The first refusal of a network in a window is audited as
-    ``signin.passwordless_throttled``; the ones after it are not, or the flood would fill the audit log instead.
+    Anyone may ask for one, and the sign-in page's autofill asks on every load. A session is given its open
+    challenge again (:func:`start_passwordless_sign_in`), so a person's reloads and answers count in their own
+    session, against a small limit; the network's ceiling is much larger, so everyone loading the page behind one
+    NAT address at 9 am is not refused, and it still bounds the rows a flood of newcomers from one address writes.
+    The counts are of challenge rows in the database (REL-07). The first refusal of a network in a window is
+    audited as ``signin.passwordless_throttled``; the ones after it are not, or the flood would fill the audit log
+    instead.
     """
     if not ip:
         return
     network = client_network(ip)
     since = timezone.now() - settings.WEBAUTHN_CHALLENGE_TTL
-    recent = WebAuthnChallenge.objects.filter(client_address=str(network.network_address), created_at__gte=since)
-    if recent.count() < settings.PASSWORDLESS_CHALLENGES_PER_ADDRESS:
+    recent = WebAuthnChallenge.objects.filter(created_at__gte=since)
+    by_network = recent.filter(client_address=str(network.network_address))
+    mine = (
+        recent.filter(
+            user=None,
+            ceremony=WebAuthnChallenge.Ceremony.PASSWORDLESS,
+            session_binding=webauthn.session_binding(session_key),
+        )
+        if session_key
+        else None
+    )
+    if by_network.count() < settings.PASSWORDLESS_CHALLENGES_PER_ADDRESS and (
+        mine is None or mine.count() < settings.PASSWORDLESS_CHALLENGES_PER_SESSION
+    ):
         return
     throttled = AuditEvent.objects.filter(action="signin.passwordless_throttled", created_at__gte=since)
     if not throttled.filter(details__network=str(network)).exists():
@@ -352,7 +369,7 @@ def start_passwordless_sign_in(*, session_key: str, ip: str | None) -> tuple[str
             .first()
         )
         if challenge is None:
-            passwordless_refusal(ip=ip)
+            passwordless_refusal(ip=ip, session_key=session_key)
             # The row keeps the network's first address, so the count above is one indexed equality.
             network = str(client_network(ip).network_address) if ip else None
             challenge = webauthn.issue_challenge(

@@ -259,6 +259,43 @@ def test_many_newcomers_from_one_address_write_a_bounded_number_of_rows_and_are_
     assert Client().post("/passkey/sign-in/options/", REMOTE_ADDR="198.51.100.8").status_code == 200
 
 
+def test_page_loads_behind_one_address_that_nobody_answers_do_not_refuse_a_persons_passkey(db, passkey_holder):
+    """9 am behind a campus NAT: the sign-in page's autofill asks for options on every load, in each browser's own
+    session, and nobody answers most of them. More loads than the old per-address limit (300), then a person from
+    the same address signs in with their passkey."""
+    person, key = passkey_holder
+    nat = {"REMOTE_ADDR": "198.51.100.30"}
+    for _ in range(301):
+        browser = Client()
+        browser.get("/account/sign-in/", **nat)
+        assert browser.post("/passkey/sign-in/options/", **nat).status_code == 200
+        assert browser.post("/passkey/sign-in/options/", **nat).status_code == 200  # a reload: the same challenge
+    assert WebAuthnChallenge.objects.filter(client_address="198.51.100.30").count() == 301
+    browser = Client()
+    browser.get("/account/sign-in/", **nat)
+    options = browser.post("/passkey/sign-in/options/", **nat)
+    assert options.status_code == 200
+    browser.post("/passkey/sign-in/", {"credential": key.get(json.loads(options.content))}, **nat)
+    assert signed_in_user_id(browser) == person.pk
+    assert not events("signin.passwordless_throttled").exists()
+
+
+def test_one_session_asking_again_and_again_is_told_to_wait_alone(db, passkey_holder, settings):
+    """A session that answers and asks for a new challenge in a loop meets its own limit; another browser behind
+    the same address is not held back."""
+    settings.PASSWORDLESS_CHALLENGES_PER_SESSION = 3
+    _, key = passkey_holder
+    looping = Client()
+    answers = []
+    for _ in range(5):
+        response = looping.post("/passkey/sign-in/options/")
+        answers.append(response.status_code)
+        if response.status_code == 200:  # a wrong answer spends the challenge: the next ask is a new one
+            looping.post("/passkey/sign-in/", {"credential": new_passkey().get(json.loads(response.content))})
+    assert answers == [200, 200, 200, 429, 429]
+    assert Client().post("/passkey/sign-in/options/").status_code == 200
+
+
 def test_ipv6_addresses_are_counted_by_their_64_taken_from_the_trusted_proxy(db, settings):
     """One /64 is one subscriber, who may rotate through its addresses at will: they share one count. Another /64
     has its own. The address is the one the trusted proxy saw, as everywhere on the site (identity.web.client_ip)."""

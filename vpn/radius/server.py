@@ -2,8 +2,11 @@
 
 Each Access-Request is checked here (known client by network, Message-Authenticator as that client's setting asks,
 API-08) and answered on a worker thread, so a burst of requests is verified concurrently; the event loop only moves
-packets. The requests wait for a worker in a bounded queue taken in turn by user name (API-09): a flood under one
-name or many (a password check costs a second of CPU) cannot hold another person's request past the VPN's timeout.
+packets. Before a datagram is queued its source must fall in an enabled client's network, matched in memory
+(:class:`ClientNetworks`, reloaded every ``CLIENTS_REFRESH_SECONDS``): spoofed packets from anywhere else are dropped
+at once, with no database query, and take no place in the queue. The requests wait for a worker in a bounded queue
+taken in turn by client and user name (API-09): a flood under one name or many (a password check costs a second of
+CPU) cannot hold another person's request past the VPN's timeout, nor one client's requests another's.
 A request that finds the queue full, or waited longer than ``max_wait``, gets no reply: the VPN retransmits it or asks
 its second server, where an Access-Reject would end the person's attempt with "denied". Anything unexpected while
 answering (the database gone, a bug) gets no reply either, for the same reason, and never an accept (API-07); it is
@@ -21,11 +24,12 @@ not claim to be up, but reads no person and writes no audit event.
 """
 
 import asyncio
+import ipaddress
 import logging
 import threading
 import time
 from collections import Counter, OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Hashable, Iterable
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
@@ -41,6 +45,9 @@ from vpn.models import RadiusClient
 log = logging.getLogger(__name__)
 DICTIONARY = Dictionary(str(Path(__file__).with_name("dictionary")))
 CLIENTS_REFRESH_SECONDS = 30
+# Source addresses whose client (and secret) a worker keeps: only addresses inside a client's network get this far,
+# and a wide network (a /16 pool) must not grow it without end.
+CLIENTS_CACHED = 4096
 # How long a reply is kept for a retransmitted copy of its request (RFC 5080 suggests the client's retry span).
 DUPLICATE_SECONDS = 30
 # Requests of one user name waiting or being answered at once: a sign-in is one request at a time, and its copies.
@@ -51,20 +58,62 @@ USER_NAME = 1  # the attribute's type (RFC 2865)
 # Metrics: a check's result by the answer's outcome (identity.metrics, door "radius"), and the reasons a drop is
 # counted under (any other, e.g. pyrad's words about a malformed packet, is counted as "bad packet").
 RESULTS = {"accept": "allow", "challenge": "challenge", "reject": "deny"}
+NO_ROOM = "overloaded: no room in the queue"
+NOT_A_REQUEST = "not an Access-Request or Status-Server"
+CLIENT_LOOKUP_FAILED = "client lookup failed"
+UNKNOWN_CLIENT = "unknown client"
 DROP_REASONS = {
-    "overloaded: no room in the queue",
+    NO_ROOM,
     "overloaded: waited too long for a worker",
     "retransmission while the first copy is answered",
-    "not an Access-Request",
+    NOT_A_REQUEST,
     "missing or wrong Message-Authenticator",
     "undecodable packet",
     "Proxy-State without Message-Authenticator",
-    "client lookup failed",
-    "unknown client",
+    CLIENT_LOOKUP_FAILED,
+    UNKNOWN_CLIENT,
 }
 
 Address = tuple[Any, ...]  # a datagram's source, as asyncio gives it: (host, port), and more for IPv6
 Item = TypeVar("Item")
+
+
+class ClientNetworks:
+    """The enabled RADIUS clients' networks, in memory: which client (by id) a datagram's source falls in (the
+    narrowest network holding it), without a database query. :meth:`load` reads them (one query); :meth:`keep_fresh`,
+    on a thread of its own, reads them at once and then every ``CLIENTS_REFRESH_SECONDS``, so a client added or
+    disabled in the admin is seen within that time; ``first_read`` is set once its first try is over. A worker
+    still reads the client's row and secret before it answers (:meth:`RadiusProtocol._client`): this is the gate
+    before the queue, not the check."""
+
+    def __init__(self, networks: Iterable[tuple[int, str]] | None = None) -> None:
+        self.loaded = False
+        self.first_read = threading.Event()
+        self._networks: tuple[tuple[services.Network, int], ...] = ()
+        if networks is not None:
+            self.replace(networks)
+
+    def replace(self, networks: Iterable[tuple[int, str]]) -> None:
+        """Hold ``(client id, network)`` pairs from now on."""
+        self._networks = tuple((ipaddress.ip_network(network), pk) for pk, network in networks)
+        self.loaded = True
+
+    def load(self) -> None:
+        close_old_connections()
+        self.replace(RadiusClient.objects.filter(enabled=True).values_list("pk", "network"))
+
+    def keep_fresh(self) -> None:
+        while True:
+            try:
+                self.load()
+            except Exception:  # the database away: the networks last read stay until it is back
+                log.exception("RADIUS clients not read; the networks read before (if any) stay")
+            self.first_read.set()
+            time.sleep(CLIENTS_REFRESH_SECONDS)
+
+    def match(self, address: str) -> int | None:
+        """The id of the client whose network holds ``address`` (the narrowest), or None."""
+        return services.radius_client_among(address, self._networks)
 
 
 def user_name_of(data: bytes) -> bytes:
@@ -81,7 +130,8 @@ def user_name_of(data: bytes) -> bytes:
 
 
 class WorkQueue(Generic[Item]):
-    """Requests waiting for a worker, at most ``limit``, handed out in turn by user name (API-09).
+    """Requests waiting for a worker, at most ``limit``, handed out in turn by name (API-09): the server names a
+    request by its client and its raw User-Name, so one client's packets never take another's places.
 
     Each name with requests waiting takes one turn in a round: a flood under one name waits behind everyone else's
     next request, and holds at most ``PER_NAME`` places (waiting or being answered). ``put`` says at once whether
@@ -91,13 +141,13 @@ class WorkQueue(Generic[Item]):
     def __init__(self, limit: int):
         self.limit = limit
         self._ready = threading.Condition()
-        self._waiting: OrderedDict[bytes, list[tuple[float, Item]]] = (
+        self._waiting: OrderedDict[Hashable, list[tuple[float, Item]]] = (
             OrderedDict()
         )  # name -> [(queued at, item)], names in turn order
-        self._held: Counter[bytes] = Counter()  # name -> waiting or being answered
+        self._held: Counter[Hashable] = Counter()  # name -> waiting or being answered
         self._size = 0
 
-    def put(self, name: bytes, item: Item) -> bool:
+    def put(self, name: Hashable, item: Item) -> bool:
         with self._ready:
             if self._size >= self.limit or self._held[name] >= PER_NAME:
                 return False
@@ -107,7 +157,7 @@ class WorkQueue(Generic[Item]):
             self._ready.notify()
             return True
 
-    def take(self) -> tuple[bytes, float, Item]:
+    def take(self) -> tuple[Hashable, float, Item]:
         with self._ready:
             while not self._waiting:
                 self._ready.wait()
@@ -120,7 +170,7 @@ class WorkQueue(Generic[Item]):
             self._size -= 1
             return name, queued_at, item
 
-    def done(self, name: bytes) -> None:
+    def done(self, name: Hashable) -> None:
         with self._ready:
             self._held[name] -= 1
             if not self._held[name]:
@@ -132,12 +182,17 @@ class RadiusProtocol(asyncio.DatagramProtocol):
     transport: asyncio.DatagramTransport
     loop: asyncio.AbstractEventLoop
 
-    def __init__(self, *, workers: int, queue: int | None = None, max_wait: float = 5.0) -> None:
+    def __init__(
+        self, *, workers: int, networks: ClientNetworks, queue: int | None = None, max_wait: float = 5.0
+    ) -> None:
         self.queue: WorkQueue[tuple[bytes, Address]] = WorkQueue(queue or 4 * workers)
+        self.networks = networks
         self.max_wait = max_wait
         self.counts: Counter[str] = Counter()
         self._logged_at: dict[str, float] = {}
-        self._clients: dict[str, tuple[float, tuple[RadiusClient, bytes] | None]] = {}
+        # address -> (when read, the client and its secret, or None); at most CLIENTS_CACHED, the oldest go first
+        self._clients: OrderedDict[str, tuple[float, tuple[RadiusClient, bytes] | None]] = OrderedDict()
+        self._clients_lock = threading.Lock()
         # (address, port, id, authenticator) -> (when, reply bytes, or None while it is being answered)
         self._replies: dict[tuple, tuple[float, bytes | None]] = {}
         self._replies_lock = threading.Lock()
@@ -150,18 +205,33 @@ class RadiusProtocol(asyncio.DatagramProtocol):
         self.loop = asyncio.get_running_loop()
 
     def _client(self, address: str) -> tuple[RadiusClient, bytes] | None:
-        """The RADIUS client for a source address, cached for a short while (secrets rotate in the admin)."""
-        cached = self._clients.get(address)
+        """The RADIUS client for a source address, cached for a short while (secrets rotate in the admin); only
+        addresses inside a client's network are asked about, and at most ``CLIENTS_CACHED`` of them kept."""
+        with self._clients_lock:
+            cached = self._clients.get(address)
         if cached and time.monotonic() - cached[0] < CLIENTS_REFRESH_SECONDS:
             return cached[1]
         close_old_connections()
         client = services.radius_client_for(address)
-        self._clients[address] = (time.monotonic(), (client, services.radius_secret(client)) if client else None)
-        return self._clients[address][1]
+        known = (client, services.radius_secret(client)) if client else None
+        with self._clients_lock:
+            self._clients[address] = (time.monotonic(), known)
+            self._clients.move_to_end(address)
+            while len(self._clients) > CLIENTS_CACHED:
+                self._clients.popitem(last=False)
+        return known
 
     def datagram_received(self, data: bytes, addr: Address) -> None:
-        if not self.queue.put(user_name_of(data), (data, addr)):
-            self._drop("overloaded: no room in the queue", addr)
+        # On the event loop: no database here. A source outside every client's network is dropped before it can
+        # take a place in the queue or a name's turn; the rest queue by client and name.
+        if not self.networks.loaded:
+            return self._drop(CLIENT_LOOKUP_FAILED, addr)
+        client = self.networks.match(addr[0])
+        if client is None:
+            return self._drop(UNKNOWN_CLIENT, addr)
+        if not self.queue.put((client, user_name_of(data)), (data, addr)):
+            self._drop(NO_ROOM, addr)
+        return None
 
     def _work(self) -> None:
         while True:
@@ -210,7 +280,7 @@ class RadiusProtocol(asyncio.DatagramProtocol):
         try:
             request = packet.AuthPacket(secret=secret, dict=DICTIONARY, packet=data)
             if request.code not in (packet.AccessRequest, packet.StatusServer):
-                return self._drop("not an Access-Request or Status-Server", addr)
+                return self._drop(NOT_A_REQUEST, addr)
             # A wrong one is always refused; a missing one unless the client's setting allows it.
             CheckMessageAuthenticator(
                 request,
@@ -233,9 +303,9 @@ class RadiusProtocol(asyncio.DatagramProtocol):
             known = self._client(addr[0])
         except Exception:
             log.exception("RADIUS client lookup failed; request dropped")
-            return self._drop("client lookup failed", addr)
+            return self._drop(CLIENT_LOOKUP_FAILED, addr)
         if known is None:
-            return self._drop("unknown client", addr)
+            return self._drop(UNKNOWN_CLIENT, addr)
         client, secret = known
         request = self._decode(data, addr, client, secret)
         if request is None:
@@ -313,8 +383,13 @@ async def serve(
     loop = asyncio.get_running_loop()
     # What a password check costs on this machine, before the first request needs it (API-04).
     await loop.run_in_executor(None, services.radius_password_cost)
+    # The clients' networks, read before the first datagram (until they are, requests are dropped).
+    networks = ClientNetworks()
+    threading.Thread(target=networks.keep_fresh, name="radius-clients", daemon=True).start()
+    await loop.run_in_executor(None, networks.first_read.wait, 30)
     transport, protocol = await loop.create_datagram_endpoint(
-        lambda: RadiusProtocol(workers=workers, queue=queue, max_wait=max_wait), local_addr=(host, port)
+        lambda: RadiusProtocol(workers=workers, networks=networks, queue=queue, max_wait=max_wait),
+        local_addr=(host, port),
     )
     log.info(
         "RADIUS listening on %s:%d with %d workers, %d requests queued at most, for %.1f s at most",

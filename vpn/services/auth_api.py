@@ -19,7 +19,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from campaigns import texts
-from campaigns.services import audit_password_alone, effective_policy
+from campaigns.services import audit_password_alone, effective_policy, password_alone_allowed
 from devices.selectors import has_enrolled
 from devices.services import send_signin_code
 from identity import audit, sql
@@ -171,9 +171,10 @@ def preauth(integration: Integration, params: dict, *, client_ip: str | None) ->
     ``auth`` with the devices and their capabilities. Never ``push``.
 
     ``allow`` only for a person with approved access and no device at all whose campaigns let them in with the
-    password alone now (:func:`campaigns.services.effective_policy`), told by when to enroll and where; audited as
-    ``vpn.password_alone_allowed`` with the campaign. Otherwise audits ``vpn.preauth`` (naming the campaign that
-    requires enrollment, when one does). Campaigns are asked only on the branch without a usable device: an
+    password alone now (:func:`campaigns.services.password_alone_allowed`), told by when to enroll and where;
+    audited as ``vpn.password_alone_allowed`` with the campaign. ``deny`` in the help desk's words for one whose
+    last device was reported lost (BND-02). Otherwise audits ``vpn.preauth`` (naming the campaign that requires
+    enrollment, when one does). Campaigns are asked only on the branch without a usable device: an
     enrolled person's preauth costs what it did.
     """
     user = _find_person(params)
@@ -186,11 +187,18 @@ def preauth(integration: Integration, params: dict, *, client_ip: str | None) ->
         if not factors.usable:
             # No code to give: the campaigns decide for one who has not enrolled (the rule the reminders and the
             # progress page count by); one with only a passkey or a security key has, and is told it is web only.
-            policy = None if has_enrolled(user) else effective_policy(user)
-            if policy is not None and policy.password_alone:
+            enrolled = has_enrolled(user)
+            policy = None if enrolled else effective_policy(user)
+            if policy is not None and password_alone_allowed(user, policy):
                 # Duo's "allow access without 2FA": the VPN lets the person in without asking auth.
                 audit_password_alone(user, policy, door="auth_api", ip=client_ip, context=context)
                 return {"result": "allow", "status_msg": texts.allowed_for_now(policy)}
+            if not enrolled and user.setup_on_hold:
+                # Their last device was reported lost (BND-02): nothing to enroll here, the help desk reopens it.
+                answer = {"result": "deny", "status_msg": texts.held_at_the_vpn()}
+                details = {**context, "result": "deny", "reason": "last device reported lost"}
+                audit.record("vpn.preauth", subject=user, ip=client_ip, details=details)
+                return answer
             answer = {
                 "result": "enroll",
                 # A passkey cannot answer a passcode: the person hears that, not "set up a device" (they have one).

@@ -6,8 +6,10 @@ import ipaddress
 import secrets
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TypeVar
 
 from django.conf import settings
 from django.contrib.auth.hashers import make_password
@@ -16,7 +18,7 @@ from django.utils import timezone
 from django_otp import device_classes
 
 from campaigns import texts
-from campaigns.services import audit_password_alone, effective_policy
+from campaigns.services import audit_password_alone, effective_policy, password_alone_allowed
 from devices import backup_codes, crypto, phone_codes, totp
 from devices.selectors import has_enrolled
 from identity import audit, sql
@@ -51,16 +53,26 @@ RADIUS_DENIED = "Access denied."
 RADIUS_PROMPT = "Enter a code from your authenticator app, a text or a call, or a backup code."
 
 
-def radius_client_for(address: str) -> RadiusClient | None:
-    """The enabled RADIUS client whose network holds ``address`` (the narrowest one), or None."""
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+_Client = TypeVar("_Client")
+
+
+def radius_client_among(address: str, networks: Iterable[tuple[Network, _Client]]) -> _Client | None:
+    """The client of ``(network, client)`` pairs whose network holds ``address`` (the narrowest one), or None."""
     try:
         ip = ipaddress.ip_address(address)
     except ValueError:
         return None
     # Listening on "::" (dual stack), an IPv4 VPN's packets arrive from "::ffff:10.0.0.5".
     ip = getattr(ip, "ipv4_mapped", None) or ip
-    matches = [c for c in RadiusClient.objects.filter(enabled=True) if ip in ipaddress.ip_network(c.network)]
-    return max(matches, key=lambda c: ipaddress.ip_network(c.network).prefixlen, default=None)
+    matches = [(network, client) for network, client in networks if ip in network]
+    return max(matches, key=lambda match: match[0].prefixlen, default=(None, None))[1]
+
+
+def radius_client_for(address: str) -> RadiusClient | None:
+    """The enabled RADIUS client whose network holds ``address`` (the narrowest one), or None."""
+    clients = RadiusClient.objects.filter(enabled=True)
+    return radius_client_among(address, ((ipaddress.ip_network(c.network), c) for c in clients))
 
 
 def radius_secret(client: RadiusClient) -> bytes:
@@ -236,28 +248,31 @@ def radius_authenticate(
     return RadiusAnswer("challenge", RADIUS_PROMPT, state)
 
 
-_STORE_IF_ENROLLED: list[str] = []
+_STORE_IF_ANY_DEVICE: list[str] = []
 
 
-def _store_if_enrolled_sql() -> str:
-    # Built on first use (the device models' registry is ready by then); the same text every time, so it stays
-    # prepared. Every django-otp device model counts, those a VPN cannot use too: a person with only a security key
-    # has enrolled, and no campaign's policy for people who have not applies to them; one with backup or bypass
-    # codes is asked for one, never let in with the password alone. A set with a lifetime (bypass codes) counts only
-    # while it lasts, as ``devices_for_user`` offers it: an expired set leaves the person to their campaigns. The
-    # time is a parameter, not the database's now(), so the embedded SQLite runs it too.
-    if not _STORE_IF_ENROLLED:
+def _store_if_any_device_sql() -> str:
+    # "Has a confirmed device of any kind": django-otp's ``user_has_device(user, confirmed=True)`` in one statement,
+    # not the enrolled rule (``devices_working_registration``), which leaves backup and bypass codes out: a person
+    # holding only those is asked for one, never let in with the password alone. Built on first use (the device
+    # models' registry is ready by then); the same text every time, so it stays prepared. Every django-otp device
+    # model counts, those a VPN cannot use too: a person with only a security key has enrolled, and no campaign's
+    # policy for people who have not applies to them. A set with a lifetime (bypass codes) counts only while it
+    # lasts, as its manager's ``devices_for_user`` offers it. campaigns/tests/test_enrolled_rule.py holds this
+    # statement to ``user_has_device`` for a person in every state of every device kind. The time is a parameter,
+    # not the database's now(), so the embedded SQLite runs it too.
+    if not _STORE_IF_ANY_DEVICE:
         table = RadiusChallenge._meta.db_table
         devices = " OR ".join(
             f"EXISTS (SELECT 1 FROM {model._meta.db_table} WHERE user_id = %(person)s AND confirmed"  # noqa: S608
             + (" AND valid_until > %(now)s)" if any(f.name == "valid_until" for f in model._meta.fields) else ")")
             for model in device_classes()
         )
-        _STORE_IF_ENROLLED.append(
+        _STORE_IF_ANY_DEVICE.append(
             f"INSERT INTO {table} (state_hash, user_id, client_id, expires_at) "  # noqa: S608 (our tables)
             f"SELECT %(state_hash)s, %(person)s, %(client)s, %(expires_at)s WHERE {devices or 'false'} RETURNING id"
         )
-    return _STORE_IF_ENROLLED[0]
+    return _STORE_IF_ANY_DEVICE[0]
 
 
 def _store_challenge(state: bytes, *, user: User, client: RadiusClient, only_with_a_device: bool) -> bool:
@@ -269,20 +284,26 @@ def _store_challenge(state: bytes, *, user: User, client: RadiusClient, only_wit
         RadiusChallenge.objects.create(user=user, client=client, **row)
         return True
     params = {**row, "person": user.pk, "client": client.pk, "now": timezone.now()}
-    return sql.execute(_store_if_enrolled_sql(), params, fetch="one") is not None
+    return sql.execute(_store_if_any_device_sql(), params, fetch="one") is not None
 
 
 def _campaign_answer(user: User, *, ip: str | None, context: dict) -> RadiusAnswer | None:
     """For a person with approved access and no device at all (the caller knows): what their campaigns say, or
-    None when none applies. The password alone let in: Access-Accept whose Reply-Message gives the date and the
-    address, audited as ``vpn.password_alone_allowed`` with the campaign. Enrollment required: Access-Reject whose
-    Reply-Message says where to go, audited as ``vpn.radius_rejected`` with the campaign."""
+    None when none applies. The password alone let in (:func:`campaigns.services.password_alone_allowed`):
+    Access-Accept whose Reply-Message gives the date and the address, audited as ``vpn.password_alone_allowed``
+    with the campaign. The last device reported lost (BND-02): Access-Reject whose Reply-Message sends them to the
+    help desk, whatever the campaigns say. Enrollment required: Access-Reject whose Reply-Message says where to go.
+    Both refusals are audited as ``vpn.radius_rejected``, the second with the campaign."""
     policy = effective_policy(user)
-    if policy is None:
-        return None
-    if policy.password_alone:
+    if policy is not None and password_alone_allowed(user, policy):
         audit_password_alone(user, policy, door="radius", ip=ip, context=context)
         return RadiusAnswer("accept", texts.allowed_for_now(policy))
+    if user.setup_on_hold:
+        details = {**context, "reason": "last device reported lost"}
+        audit.record("vpn.radius_rejected", subject=user, ip=ip, details=details)
+        return RadiusAnswer("reject", texts.held_at_the_vpn())
+    if policy is None:
+        return None
     details = {**context, "reason": "not enrolled, and a campaign requires it", "campaign": policy.campaign_id}
     audit.record("vpn.radius_rejected", subject=user, ip=ip, details=details)
     return RadiusAnswer("reject", texts.enroll_first(policy))

@@ -16,7 +16,9 @@ from pathlib import Path
 import pytest
 from django.contrib.auth.hashers import PBKDF2PasswordHasher
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
+from prometheus_client import REGISTRY
 
 from identity import audit
 from identity import services as identity_services
@@ -24,7 +26,8 @@ from identity.models import AuditEvent, User
 from testsupport import PASSWORD, SECOND_FACTOR, SIGN_IN, details_of, fresh_code, owner_cursor, wait_for, wrong_code
 from vpn import services
 from vpn.models import RadiusChallenge
-from vpn.radius.server import PER_NAME, RadiusProtocol, WorkQueue
+from vpn.radius import server as server_module
+from vpn.radius.server import PER_NAME, USER_NAME, ClientNetworks, RadiusProtocol, WorkQueue
 from vpn.tests.faults import assert_failed_closed, checks_under_fault
 
 pytestmark = [
@@ -403,12 +406,64 @@ def test_api_09_the_work_queue_is_bounded_and_takes_names_in_turn():
     assert queue.put(b"flood", 9)
 
 
+def request_named(name: bytes, packet_id: int = 1) -> bytes:
+    """An Access-Request's bytes as far as the queue reads them: header, authenticator, User-Name."""
+    return bytes([1, packet_id & 0xFF, 0, 22 + len(name)]) + bytes(16) + bytes([USER_NAME, 2 + len(name)]) + name
+
+
 def test_api_09_a_request_that_finds_no_room_is_dropped_at_once_and_counted():
-    server = RadiusProtocol(workers=0, queue=1)  # no worker takes anything: the queue stays full
-    server.datagram_received(b"\x01\x01\x00\x1a" + bytes(16) + b"\x01\x06anne", ("10.0.0.5", 1645))
-    server.datagram_received(b"\x01\x02\x00\x1a" + bytes(16) + b"\x01\x06bert", ("10.0.0.5", 1645))
+    # No worker takes anything: the queue stays full.
+    server = RadiusProtocol(workers=0, queue=1, networks=ClientNetworks([(7, "10.0.0.0/24")]))
+    server.datagram_received(request_named(b"anne"), ("10.0.0.5", 1645))
+    server.datagram_received(request_named(b"bert", 2), ("10.0.0.5", 1645))
     assert server.counts == Counter({"overloaded: no room in the queue": 1})
-    assert server.queue.take()[0] == b"anne"
+    assert server.queue.take()[0] == (7, b"anne")
+
+
+def dropped(reason: str) -> float:
+    return REGISTRY.get_sample_value("enrollment_radius_dropped_total", {"reason": reason}) or 0.0
+
+
+def test_api_09_a_flood_from_an_unknown_address_takes_no_place_and_no_query(radius_client):
+    """Spoofed datagrams from outside every client's network, under the name of a person who is about to sign in:
+    each is dropped as it arrives, with no database query, and the known client's request is queued and taken first.
+    A flood from one client under that name does not take another client's places for it either."""
+    networks = ClientNetworks()
+    networks.load()
+    other, _ = services.create_radius_client(name="Palo Alto", network="10.1.0.0/16", actor=None)
+    networks.load()
+    server = RadiusProtocol(workers=0, queue=4, networks=networks)
+    before = dropped("unknown client")
+    with CaptureQueriesContext(connection) as queries:
+        for n in range(2000):
+            server.datagram_received(request_named(b"vpnuser", n), (f"192.0.2.{n % 250}", 1645))
+        for n in range(10):
+            server.datagram_received(request_named(b"vpnuser", n), ("10.1.2.3", 1645))
+        server.datagram_received(request_named(b"vpnuser"), ("127.0.0.1", 40000))
+    assert queries.captured_queries == []
+    assert server.counts == Counter({"unknown client": 2000, "overloaded: no room in the queue": 10 - PER_NAME})
+    assert dropped("unknown client") - before == 2000
+    # The known client's request: in the queue, its name's turn not taken by the other client's flood.
+    taken = [server.queue.take()[0] for _ in range(PER_NAME + 1)]
+    assert taken[:2] == [(other.pk, b"vpnuser"), (radius_client.pk, b"vpnuser")]
+
+
+def test_api_09_the_cache_of_addresses_is_bounded(radius_client, monkeypatch):
+    monkeypatch.setattr(server_module, "CLIENTS_CACHED", 3)
+    server = RadiusProtocol(workers=0, networks=ClientNetworks([(radius_client.pk, "127.0.0.0/8")]))
+    for n in range(1, 10):
+        server._client(f"127.0.0.{n}")
+    assert list(server._clients) == ["127.0.0.7", "127.0.0.8", "127.0.0.9"]
+
+
+def test_a_packet_that_is_not_a_request_is_counted_under_its_own_reason(radius_client):
+    """An Accounting-Request (code 4) sent to the authentication port: dropped, counted as what it is."""
+    server = RadiusProtocol(workers=0, networks=ClientNetworks([(radius_client.pk, "127.0.0.1/32")]))
+    accounting = bytes([4, 1, 0, 20]) + bytes(16)
+    before = dropped(server_module.NOT_A_REQUEST), dropped("bad packet")
+    assert server._decode(accounting, ("127.0.0.1", 1646), radius_client, radius_client.secret.encode()) is None
+    assert server.counts == Counter({server_module.NOT_A_REQUEST: 1})
+    assert (dropped(server_module.NOT_A_REQUEST), dropped("bad packet")) == (before[0] + 1, before[1])
 
 
 @pytest.mark.parametrize(
