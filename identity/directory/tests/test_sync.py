@@ -421,7 +421,8 @@ def test_movers_cost_queries_per_batch_not_per_person(ldap_directory, monkeypatc
     assert AuditEvent.objects.filter(action="directory.person_updated", subject__username="mover42").count() == 1
     # The index on the staging table's order, made once it holds more than a batch, is the 1.
     assert big - small == PER_MOVERS_BATCH * (batches(50) - batches(10)) + 1 < 50 - 10, (small, big)
-    assert small <= 12 + PER_MOVERS_BATCH * batches(10), (small, big)
+    # 13: the run's own rows, the lock, the staging and compare, the plan's reads, runs a killed process left running.
+    assert small <= 13 + PER_MOVERS_BATCH * batches(10), (small, big)
 
 
 # What each batch of movers costs: its read from the staging table, a savepoint and its release, the lock, the
