@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -24,6 +25,7 @@ from testsupport import (  # noqa: F401 (the fixtures use them; tests import the
     OWNER_DATABASE_URL,
     PASSWORD,
     REQUIRE_SERVICES,
+    CapturedStatements,
     flush_statements,
     fresh_code,
     owner_cursor,
@@ -122,6 +124,31 @@ def _flush_empties_the_audit_table_as_its_owner():
     DatabaseOperations.execute_sql_flush = execute_sql_flush
     yield
     DatabaseOperations.execute_sql_flush = original
+
+
+@contextmanager
+def _pinned(num: int, *, exact: bool):
+    """A block's statements on the default connection, Django's and identity.sql's, pinned to ``num`` (or at most)."""
+    with CapturedStatements() as captured:
+        yield captured
+    done = len(captured)
+    if (done != num) if exact else (done > num):
+        listed = "\n\n".join(query["sql"] for query in captured.captured_queries)
+        pytest.fail(f"Expected {num} statements{'' if exact else ' or fewer'}, ran {done}:\n\n{listed}")
+
+
+@pytest.fixture
+def assert_num_statements():
+    """``with assert_num_statements(n):`` fails unless the block runs exactly ``n`` statements on the default
+    connection: Django's queries and identity.sql's statements together (pytest-django's ``django_assert_num_queries``
+    sees only Django's)."""
+    return lambda num: _pinned(num, exact=True)
+
+
+@pytest.fixture
+def assert_max_num_statements():
+    """As ``assert_num_statements``, for at most ``n`` statements."""
+    return lambda num: _pinned(num, exact=False)
 
 
 @pytest.fixture

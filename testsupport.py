@@ -67,6 +67,49 @@ def tamper_audit_log(sql: str, params: list) -> None:
         cursor.execute("ALTER TABLE identity_auditevent ENABLE TRIGGER USER")
 
 
+class CapturedStatements:
+    """What a pinned query count counts: Django's queries on a connection (as ``CaptureQueriesContext`` captures
+    them) and the statements ``identity.sql`` runs on it (its ``statement_run`` signal), in the order they ran. Its
+    ``captured_queries`` and ``len`` are as ``CaptureQueriesContext``'s; the fixtures ``assert_num_statements`` and
+    ``assert_max_num_statements`` (conftest.py) pin a count with it."""
+
+    def __init__(self, connection=None):
+        from django.db import DEFAULT_DB_ALIAS, connections
+        from django.test.utils import CaptureQueriesContext
+
+        self.django = CaptureQueriesContext(connection or connections[DEFAULT_DB_ALIAS])
+        self.ours: list[tuple[int, dict]] = []  # each after how many of Django's queries it ran, and its entry
+
+    def __enter__(self):
+        from identity.sql import statement_run
+
+        self.ours = []
+        self.django.__enter__()
+        statement_run.connect(self.heard)
+        return self
+
+    def __exit__(self, *exc_info):
+        from identity.sql import statement_run
+
+        statement_run.disconnect(self.heard)
+        self.django.__exit__(*exc_info)
+
+    def heard(self, sender, connection, sql, duration, **kwargs):
+        if connection is self.django.connection:  # another thread's statements are on its own connection
+            self.ours.append((len(self.django.captured_queries), {"sql": sql, "time": f"{duration:.3f}"}))
+
+    @property
+    def captured_queries(self) -> list[dict]:
+        theirs, merged, taken = self.django.captured_queries, [], 0
+        for after, entry in self.ours:
+            merged += [*theirs[taken:after], entry]
+            taken = after
+        return merged + theirs[taken:]
+
+    def __len__(self) -> int:
+        return len(self.django) + len(self.ours)
+
+
 def backend_pid() -> int:
     """The PostgreSQL session of this thread's connection."""
     from django.db import connection

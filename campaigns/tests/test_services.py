@@ -84,11 +84,11 @@ def test_someone_who_joins_the_cohort_later_is_covered_before_any_refresh(make_u
     assert services.effective_policy(mover).campaign_id == in_physics.pk
 
 
-def test_effective_policy_is_one_query(make_user, make_campaign, django_assert_num_queries):
+def test_effective_policy_is_one_query(make_user, make_campaign, assert_num_statements):
     person = make_user(department="Physics")
     make_campaign(cohort="departments", values=["Physics"])
     make_campaign(days=3)
-    with django_assert_num_queries(1):
+    with assert_num_statements(1):
         services.effective_policy(person)
 
 

@@ -6,8 +6,6 @@ import re
 from datetime import timedelta
 
 import pytest
-from django.db import connection
-from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from campaigns import services as campaign_services
@@ -16,7 +14,7 @@ from devices import services as device_services
 from identity import errors
 from identity import services as identity_services
 from identity.models import AuditEvent
-from testsupport import PASSWORD, details_of, fresh_code, post_password
+from testsupport import PASSWORD, CapturedStatements, details_of, fresh_code, post_password
 from vpn import services
 from vpn.tests.test_radius import app_device, pbkdf2_password, radclient
 
@@ -120,7 +118,7 @@ def test_an_enrolled_person_in_the_campaign_is_unaffected(duo, vpn_person, make_
 
 def test_an_enrolled_persons_checks_never_read_the_campaigns(integration, vpn_person, make_campaign):
     make_campaign(days=10)
-    with CaptureQueriesContext(connection) as captured:
+    with CapturedStatements() as captured:
         assert services.preauth(integration, {"username": "vpnuser"}, client_ip="10.0.0.1")["result"] == "auth"
         code = fresh_code(app_device(vpn_person))
         answer = services.auth(

@@ -1,11 +1,10 @@
 """Selectors fetch what a page needs in a fixed number of queries, however many devices a person has."""
 
-from django.db import connection
-from django.test.utils import CaptureQueriesContext
+from testsupport import CapturedStatements
 
 
 def _queries_for_my_devices(client) -> int:
-    with CaptureQueriesContext(connection) as captured:
+    with CapturedStatements() as captured:
         assert client.get("/devices/").status_code == 200
     return len(captured)
 

@@ -63,17 +63,17 @@ def test_list_columns_and_filters(desk_client, caller, make_user):
 
 
 def test_people_list_and_person_page_queries_do_not_grow(
-    desk_client, caller, make_user, enroll, django_assert_max_num_queries
+    desk_client, caller, make_user, enroll, assert_max_num_statements
 ):
     url = reverse("admin:identity_user_change", args=[caller.pk])
     for n in range(3):
         enroll(caller, kind="tablet", platform="android")
         enroll(make_user(f"extra{n}"))
-    with django_assert_max_num_queries(14):
+    with assert_max_num_statements(14):
         assert desk_client.get(LIST).status_code == 200
-    with django_assert_max_num_queries(24):
+    with assert_max_num_statements(24):
         assert desk_client.get(url).status_code == 200
-    with django_assert_max_num_queries(14):
+    with assert_max_num_statements(14):
         assert desk_client.get(LIST, {"q": "(617) 432-2000"}).status_code == 200
 
 

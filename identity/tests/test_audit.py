@@ -316,7 +316,7 @@ def test_ac09_postgresql_hashes_each_append_as_the_check_recomputes_it(user, ip)
 @pytest.mark.postgres
 @pytest.mark.parametrize("ip", [None, "2001:db8::1"])
 def test_ac09_postgresql_hashes_a_bulk_append_in_one_statement_as_the_check_recomputes_it(
-    user, make_user, ip, django_assert_num_queries
+    user, make_user, ip, assert_num_statements
 ):
     """The bulk append is one statement of PostgreSQL's (migration 0012), its hashes what the check recomputes."""
     other = make_user("other")
@@ -327,7 +327,7 @@ def test_ac09_postgresql_hashes_a_bulk_append_in_one_statement_as_the_check_reco
         ("test.nobody", {}),
         ("test.nobody", {"subject": user}),
     ]
-    with django_assert_num_queries(1):
+    with assert_num_statements(1):
         assert audit.record_many(events) == 3
     stored = list(AuditEvent.objects.filter(sequence__gt=before).order_by("sequence"))
     assert [(e.sequence, e.action, e.actor_id, e.subject_id, e.ip) for e in stored] == [
@@ -339,7 +339,7 @@ def test_ac09_postgresql_hashes_a_bulk_append_in_one_statement_as_the_check_reco
     for event in stored:
         assert event.hash == audit.compute_hash(event.prev_hash, event)
     assert audit.verify_chain(first=before + 1) is None
-    with django_assert_num_queries(0):
+    with assert_num_statements(0):
         assert audit.record_many([]) == 0
 
 

@@ -32,6 +32,9 @@ UNDOCUMENTED = {
     "run_on_commit",
     "run_commit_hooks_on_set_autocommit_on",
     "errors_occurred",
+    "queries_log",
+    "queries_logged",
+    "validate_no_broken_transaction",
 }
 DOCUMENTED = {"_meta", "_default_manager", "_base_manager", "_state", "_asdict", "_replace", "_fields", "_make"}
 
@@ -164,6 +167,7 @@ def test_the_scan_finds_what_it_must_refuse():
         "class Mine:\n    def _lock(self):\n        self._pending = 1\n"
         "block = db.atomic_blocks[-1]\nok = db.commit_on_exit\nsetattr(db, 'health_check_done', True)\n"
         "handler._middleware_chain = chain\nMine()._lock()\n"
+        "db.validate_no_broken_transaction()\nif db.queries_logged:\n    db.queries_log.append({})\n"
     )
     tree = ast.parse(source)
     forbidden = (_their_private_names() - _own_names(tree)) | UNDOCUMENTED
@@ -174,4 +178,7 @@ def test_the_scan_finds_what_it_must_refuse():
         "commit_on_exit",
         "health_check_done",
         "_middleware_chain",
+        "validate_no_broken_transaction",
+        "queries_logged",
+        "queries_log",
     }

@@ -17,18 +17,18 @@ PASSWORD_POST_QUERIES = 7
 SECOND_FACTOR_POST_QUERIES = 10
 
 
-def test_the_password_step_costs_a_fixed_number_of_queries(client, enrolled_user, password, django_assert_num_queries):
-    with django_assert_num_queries(PASSWORD_POST_QUERIES):
+def test_the_password_step_costs_a_fixed_number_of_queries(client, enrolled_user, password, assert_num_statements):
+    with assert_num_statements(PASSWORD_POST_QUERIES):
         response = post_password(client, enrolled_user, password)
     assert response.status_code == 302
     assert response["Location"].endswith("/second-factor/")
 
 
-def test_a_good_code_costs_a_fixed_number_of_queries(client, enrolled_user, password, django_assert_num_queries):
+def test_a_good_code_costs_a_fixed_number_of_queries(client, enrolled_user, password, assert_num_statements):
     post_password(client, enrolled_user, password)
     device = next(iter(devices_for_user(enrolled_user, confirmed=True)))
     code = fresh_code(device)
-    with django_assert_num_queries(SECOND_FACTOR_POST_QUERIES):
+    with assert_num_statements(SECOND_FACTOR_POST_QUERIES):
         response = post_code(client, device, code)
     assert response.status_code == 302
     assert client.session[DEVICE_ID_SESSION_KEY] == device.persistent_id

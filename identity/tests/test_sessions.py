@@ -208,11 +208,10 @@ def test_the_beat_task_deletes_expired_sessions_in_batches_and_keeps_the_rest(
 ):
     from datetime import timedelta
 
-    from django.db import connection
-    from django.test.utils import CaptureQueriesContext
     from django.utils import timezone
 
     from identity import session_store, tasks
+    from testsupport import CapturedStatements
 
     sign_in(client, enrolled_user)
     signed_in = client.session.session_key
@@ -229,7 +228,7 @@ def test_the_beat_task_deletes_expired_sessions_in_batches_and_keeps_the_rest(
     )
     monkeypatch.setattr(session_store, "CLEAR_EXPIRED_BATCH", 3)
 
-    with CaptureQueriesContext(connection) as queries:
+    with CapturedStatements() as queries:
         assert tasks.clear_expired_sessions() == 7
     assert sum(query["sql"].startswith("DELETE") for query in queries.captured_queries) == 3  # 3 + 3 + 1
     assert set(PersonSession.objects.values_list("session_key", flat=True)) == {

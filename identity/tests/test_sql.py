@@ -1,19 +1,24 @@
 """The one runner for raw SQL: prepared statements, and its one rule for a connection the server dropped."""
 
+import ast
 import gc
 import os
 import subprocess
 import sys
+import threading
 import tracemalloc
 from pathlib import Path
 
+import psycopg
 import pytest
-from django.db import DatabaseError, connection, transaction
+from django.db import DatabaseError, IntegrityError, connection, connections, transaction
 from django.utils import timezone
 
 from identity import sql
 from identity.models import User
-from testsupport import backend_pid, drop_from_the_server
+from testsupport import CapturedStatements, backend_pid, drop_from_the_server
+
+from .test_private_state import _our_trees
 
 pytestmark = pytest.mark.postgres
 
@@ -150,3 +155,59 @@ def test_no_statement_of_djangos_is_counted_or_kept_by_the_connection(user):
     finally:
         tracemalloc.stop()
     assert kept < 1_000_000
+
+
+@pytest.mark.django_db
+def test_after_a_database_error_in_a_transaction_postgresql_itself_refuses_the_next_statement(user):
+    with transaction.atomic():
+        with pytest.raises(IntegrityError):
+            User.objects.create(username=user.username)  # Django marks the transaction for rollback
+        with pytest.raises(DatabaseError) as refused:
+            sql.execute(_FAILURES, {"n": 1, "id": user.pk})
+    assert isinstance(refused.value.__cause__, psycopg.errors.InFailedSqlTransaction)
+    assert User.objects.get(pk=user.pk).second_factor_failures == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_statement_in_a_transaction_marked_for_rollback_is_rolled_back_with_it(user):
+    with transaction.atomic():
+        transaction.set_rollback(True)
+        assert sql.execute(_FAILURES, {"n": 5, "id": user.pk}, fetch="one") == (user.pk,)
+    assert User.objects.get(pk=user.pk).second_factor_failures == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_captured_statements_are_djangos_and_these_in_the_order_they_ran_on_this_connection(user):
+    def on_another_connection():
+        try:
+            sql.execute("SELECT 1", {})
+        finally:
+            connections.close_all()
+
+    with CapturedStatements() as captured:
+        assert User.objects.filter(pk=user.pk).exists()
+        sql.execute(_FAILURES, {"n": 1, "id": user.pk})
+        assert User.objects.filter(pk=user.pk).count() == 1
+        other = threading.Thread(target=on_another_connection)
+        other.start()
+        other.join()
+    statements = [query["sql"] for query in captured.captured_queries]
+    assert len(captured) == len(statements) == 3
+    assert ("LIMIT 1" in statements[0], statements[1], "COUNT(*)" in statements[2]) == (True, _FAILURES, True)
+    sql.execute(_FAILURES, {"n": 2, "id": user.pk})  # after the block: not counted
+    assert len(captured) == 3
+
+
+def test_every_pinned_query_count_counts_identity_sqls_statements_too():
+    """Django's and pytest-django's own query counters see only Django's queries; every test counts with
+    testsupport.CapturedStatements (and the fixtures assert_num_statements, assert_max_num_statements)."""
+    theirs = {"CaptureQueriesContext", "django_assert_num_queries", "django_assert_max_num_queries", "assertNumQueries"}
+
+    def names(tree):  # every name the code uses or defines (words in strings and comments are not code)
+        for node in ast.walk(tree):
+            yield from (
+                value for field in ("id", "attr", "arg", "name") if isinstance(value := getattr(node, field, None), str)
+            )
+
+    using = {path for path, tree in _our_trees().items() if theirs.intersection(names(tree))}
+    assert using == {"testsupport.py"}

@@ -206,12 +206,12 @@ def test_ac11_a_forged_checkpoint_is_refused(history, tmp_path):
         call_command("verify_audit_log", checkpoints=str(file))
 
 
-def test_the_audit_rows_are_one_query_whatever_their_number(history, django_assert_max_num_queries):
-    with django_assert_max_num_queries(1):
+def test_the_audit_rows_are_one_query_whatever_their_number(history, assert_max_num_statements):
+    with assert_max_num_statements(1):
         few = list(selectors.audit_rows(AuditFilters(group="signin")))
     for n in range(50):
         audit.record("signin.password_ok", details={"n": n})
-    with django_assert_max_num_queries(1):
+    with assert_max_num_statements(1):
         many = list(selectors.audit_rows(AuditFilters(group="signin")))
     assert len(many) == len(few) + 50
 

@@ -72,13 +72,13 @@ def test_ac_05_postgresql_and_python_write_the_same_cells_on_every_row(awkward_p
 
 
 def test_the_enrollment_export_is_written_by_copy_in_its_one_statement(
-    auditor_client, awkward_people, django_assert_max_num_queries
+    auditor_client, awkward_people, assert_max_num_statements
 ):
     body, rows = read(csv_file(ENROLLMENT, EnrollmentFilters(department="Cardiology")))
     assert b"\r\n" not in body  # COPY's line ends: PostgreSQL wrote it
     assert sorted(row[0] for row in rows[1:]) == ["alice", "bob", "erin"]
 
-    with django_assert_max_num_queries(1):
+    with assert_max_num_statements(1):
         assert len(b"".join(csv_file(ENROLLMENT, EnrollmentFilters()))) > 0
 
     response = auditor_client.post("/admin/reports/enrollment/export.csv", {"department": "Radiology"})

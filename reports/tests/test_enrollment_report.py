@@ -156,11 +156,11 @@ def test_the_sample_data_covers_every_column(population):
     assert totals.locked == 1 and totals.setup_held == 1 and totals.vpn_approved_not_enrolled == 2
 
 
-def test_the_report_is_one_query_whatever_the_number_of_people(make_user, enroll, django_assert_max_num_queries):
+def test_the_report_is_one_query_whatever_the_number_of_people(make_user, enroll, assert_max_num_statements):
     def run():
-        with django_assert_max_num_queries(1):
+        with assert_max_num_statements(1):
             rows = list(selectors.enrollment_rows(EnrollmentFilters(enrolled=True)))
-        with django_assert_max_num_queries(1):
+        with assert_max_num_statements(1):
             totals = selectors.enrollment_totals(EnrollmentFilters(enrolled=True))
         assert totals.people == len(rows)
         return len(rows)

@@ -36,12 +36,12 @@ def signed_auth(client, integration, params):
     )
 
 
-def test_one_passcode_check_costs_a_fixed_number_of_queries(client, integration, vpn_person, django_assert_num_queries):
+def test_one_passcode_check_costs_a_fixed_number_of_queries(client, integration, vpn_person, assert_num_statements):
     device = vpn_person.registrations.get().app_device
     good, bad = fresh_code(device), wrong_code(device)
-    with django_assert_num_queries(GOOD_CODE_FIRST_REQUEST_QUERIES) as captured:
+    with assert_num_statements(GOOD_CODE_FIRST_REQUEST_QUERIES) as captured:
         response = signed_auth(client, integration, {"factor": "passcode", "username": "vpnuser", "passcode": good})
     assert json.loads(response.content)["response"]["result"] == "allow", [q["sql"] for q in captured.captured_queries]
-    with django_assert_num_queries(WRONG_CODE_CACHED_INTEGRATION_QUERIES):
+    with assert_num_statements(WRONG_CODE_CACHED_INTEGRATION_QUERIES):
         response = signed_auth(client, integration, {"factor": "passcode", "username": "vpnuser", "passcode": bad})
     assert json.loads(response.content)["response"]["result"] == "deny"

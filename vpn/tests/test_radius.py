@@ -16,14 +16,23 @@ from pathlib import Path
 import pytest
 from django.contrib.auth.hashers import PBKDF2PasswordHasher
 from django.db import connection
-from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from prometheus_client import REGISTRY
 
 from identity import audit
 from identity import services as identity_services
 from identity.models import AuditEvent, User
-from testsupport import PASSWORD, SECOND_FACTOR, SIGN_IN, details_of, fresh_code, owner_cursor, wait_for, wrong_code
+from testsupport import (
+    PASSWORD,
+    SECOND_FACTOR,
+    SIGN_IN,
+    CapturedStatements,
+    details_of,
+    fresh_code,
+    owner_cursor,
+    wait_for,
+    wrong_code,
+)
 from vpn import services
 from vpn.models import RadiusChallenge
 from vpn.radius import server as server_module
@@ -434,7 +443,7 @@ def test_api_09_a_flood_from_an_unknown_address_takes_no_place_and_no_query(radi
     networks.load()
     server = RadiusProtocol(workers=0, queue=4, networks=networks)
     before = dropped("unknown client")
-    with CaptureQueriesContext(connection) as queries:
+    with CapturedStatements(connection) as queries:
         for n in range(2000):
             server.datagram_received(request_named(b"vpnuser", n), (f"192.0.2.{n % 250}", 1645))
         for n in range(10):

@@ -36,13 +36,13 @@ def test_devices_are_kept_for_the_retention_days_and_come_back_with_the_person(l
 
 
 def test_devices_of_a_leaver_gone_longer_are_retired_audited_once(
-    leaver, record, make_user, enroll, django_assert_num_queries
+    leaver, record, make_user, enroll, assert_num_statements
 ):
     stayer = make_user("stayer")
     enroll(stayer)
     later = timezone.now() + timedelta(days=settings.DIRECTORY_RETAIN_DAYS, minutes=1)
     assert people.retire_devices_of_leavers(now=later) == 1
-    with django_assert_num_queries(1):
+    with assert_num_statements(1):
         assert people.retire_devices_of_leavers(now=later) == 0
     registration = Registration.objects.get(user=leaver)
     assert registration.status == Registration.Status.RETIRED and not registration.app_device.confirmed

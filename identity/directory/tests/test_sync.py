@@ -8,13 +8,13 @@ import threading
 import pytest
 from django.core.management import CommandError, call_command
 from django.db import connection
-from django.test.utils import CaptureQueriesContext
 
 from identity.directory import sync, tasks
 from identity.directory.ldap_source import LDAPReader
 from identity.directory.models import DirectorySyncRun
 from identity.directory.tests import slapd as tree
 from identity.models import AuditEvent, User
+from testsupport import CapturedStatements
 
 pytestmark = pytest.mark.django_db
 
@@ -85,10 +85,10 @@ def test_leaving_and_rejoining_the_synced_groups(ldap_directory, settings):
     assert User.objects.get(username="zoe").is_active
 
 
-def test_a_second_run_with_nothing_changed_writes_nothing(ldap_directory, django_assert_max_num_queries):
+def test_a_second_run_with_nothing_changed_writes_nothing(ldap_directory, assert_max_num_statements):
     sync.sync_directory()
     events = AuditEvent.objects.count()
-    with django_assert_max_num_queries(13):  # a few per page of entries, none per person; one for runs left "running"
+    with assert_max_num_statements(13):  # a few per page of entries, none per person; one for runs left "running"
         run = sync.sync_directory()
     assert run.unchanged == run.read and run.created == run.updated == run.deactivated == 0
     assert AuditEvent.objects.count() == events
@@ -102,7 +102,7 @@ def test_an_unchanged_rerun_costs_queries_per_batch_not_per_person(ldap_director
 
     def unchanged_rerun() -> tuple[int, int]:
         sync.sync_directory()
-        with CaptureQueriesContext(connection) as queries:
+        with CapturedStatements() as queries:
             run = sync.sync_directory()
         assert run.status == Status.APPLIED
         assert run.unchanged == run.read and run.created == run.updated == run.deactivated == 0
@@ -410,7 +410,7 @@ def test_movers_cost_queries_per_batch_not_per_person(ldap_directory, monkeypatc
     def moving(movers) -> int:
         for mover in movers:
             ldap_directory.modify(mover.dn, departmentNumber="Oncology", sn="Moved")
-        with CaptureQueriesContext(connection) as queries:
+        with CapturedStatements(connection) as queries:
             run = sync.sync_directory()
         assert run.status == Status.APPLIED and run.error_text == ""
         assert (run.updated, run.created, run.unchanged) == (len(movers), 0, run.read - len(movers))
