@@ -4,13 +4,13 @@ from django import forms
 from django.db.models import F
 
 from campaigns.models import Campaign
-from devices.models import Registration
 from identity.directory.models import DirectorySyncRun
 from identity.models import User
 
 from .selectors import (
     ACTION_GROUP_LABELS,
     FACTOR_LABELS,
+    KIND_HEADERS,
     AuditFilters,
     CampaignPeopleFilters,
     DeskFilters,
@@ -27,7 +27,7 @@ class EnrollmentFilterForm(forms.Form):
     vpn_access = forms.ChoiceField(label="VPN access", required=False, choices=_ANY + list(User.VpnAccess.choices))
     enrolled = forms.ChoiceField(required=False, choices=_ANY + [("yes", "Enrolled"), ("no", "Not enrolled")])
     has_kind = forms.ChoiceField(
-        label="Has a device of kind", required=False, choices=_ANY + list(Registration.Kind.choices)
+        label="Has a device of kind", required=False, choices=_ANY + list(KIND_HEADERS.items())
     )
     strongest_factor = forms.ChoiceField(required=False, choices=_ANY + list(FACTOR_LABELS.items()))
     staff = forms.ChoiceField(

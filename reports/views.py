@@ -14,7 +14,6 @@ from django.utils import timezone
 from campaigns.background import start_nudges
 from campaigns.models import Campaign
 from campaigns.progress import campaign_progress
-from devices.models import Registration
 from identity import staff_factor
 from identity.web import client_ip
 
@@ -25,7 +24,6 @@ from .models import ExportJob
 from .registry import EXPORT_FORMATS, REPORTS, Report, csv_file
 
 PAGE_SIZE = 100
-REGISTRATION_KINDS = dict(Registration.Kind.choices)
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
@@ -57,10 +55,8 @@ def dashboard_page(request, site):
             axis="Percent of the department enrolled",
             percent=True,
         ),
-        "kinds": [(REGISTRATION_KINDS[kind], count) for kind, count in totals.devices.items()],
-        "kinds_chart": dashboard.chart(
-            [(REGISTRATION_KINDS[kind], count) for kind, count in totals.devices.items()], axis="Devices in use"
-        ),
+        "kinds": totals.devices_by_kind,
+        "kinds_chart": dashboard.chart(totals.devices_by_kind, axis="Devices in use"),
         "desk_chart": dashboard.chart(desk_weeks, axis="Help-desk actions"),
         "desk_weeks": desk_weeks,
         "staff_phishing_resistant_from": staff_factor.start_words(),

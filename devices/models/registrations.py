@@ -152,8 +152,9 @@ class Registration(models.Model):
 
 
 class WorkingRegistration(models.Model):
-    """A registration that makes its person enrolled: the one rule, kept in the database as a view (migration 0012)
-    that the ORM's selectors (``devices.selectors.enrolled``) and the reports' SQL both read.
+    """A registration that makes its person enrolled: the one rule, kept in the database as a view (migration 0012;
+    0013 adds ``backup_eligible``) that the ORM's selectors (``devices.selectors.enrolled``) and the reports' SQL both
+    read.
 
     In use (active, or mid-reactivation with the old phone still working) and its factor confirmed: an app, a phone
     (texts or calls), a security key or a passkey. Backup and bypass codes are no registration, so a person holding
@@ -175,6 +176,9 @@ class WorkingRegistration(models.Model):
     kind = models.CharField(max_length=16)  # a Registration.Kind
     strength = models.PositiveSmallIntegerField()  # a Strength
     activated_at = models.DateTimeField(null=True)
+    # WA-04: its credential may be synced to the person's other devices (WebAuthn's backup eligibility, migration
+    # 0013), so it is not bound to one device; false for every device that is no WebAuthn credential.
+    backup_eligible = models.BooleanField()
 
     class Meta:
         managed = False

@@ -15,29 +15,45 @@ from identity.selectors import STAFF_GROUPS
 from ..columns import BOOLEAN, DATETIME, INTEGER, TEXT, Column
 from .common import Filters, start_of, stream
 
-# Strongest factor in use, strongest first, by the ranks of the rule's view (``WorkingRegistration.Strength``).
+# Strongest factor in use, strongest first, by the ranks of the rule's view (``WorkingRegistration.Strength``). The top
+# rank is every WebAuthn credential; WA-04 tells them apart by how they are held: a security key bound to its device,
+# a passkey kept on this device only, and one that may be synced to the person's other devices (the view's
+# ``backup_eligible``; a credential registered as a key that may be synced, a phone's or a password manager's
+# passkey offered in a key's place, is counted there too). A person holding several counts under the strongest.
 _RANK = WorkingRegistration.Strength
-FACTOR_STRENGTH = {"security_key": _RANK.SECURITY_KEY, "authenticator_app": _RANK.APP, "phone": _RANK.PHONE, "none": 0}
+FACTOR_STRENGTH = {
+    "security_key": _RANK.SECURITY_KEY,
+    "passkey_device_bound": _RANK.SECURITY_KEY,
+    "passkey_synced": _RANK.SECURITY_KEY,
+    "authenticator_app": _RANK.APP,
+    "phone": _RANK.PHONE,
+    "none": 0,
+}
 FACTOR_LABELS = {
     "security_key": "Security key",
+    "passkey_device_bound": "Passkey, this device only",
+    "passkey_synced": "Passkey, synced",
     "authenticator_app": "Authenticator app",
     "phone": "Text or voice call",
     "none": "None",
 }
-# The same four, as assurance (NIST SP 800-63B-4; WA-05 in docs/security.md): a WebAuthn credential, a
-# security key or a passkey, is the one phishing-resistant factor (``phishing_resistant`` on the device models:
-# only ``SecurityKeyDevice``, whose confirmed factor ranks 3 in the rule's view).
+# The same, as assurance (NIST SP 800-63B-4; WA-05 in docs/security.md): a WebAuthn credential, the top rank, is the
+# one phishing-resistant factor (``phishing_resistant`` on the device models: only ``SecurityKeyDevice``).
 ASSURANCE_LABELS = {
-    "security_key": "Phishing-resistant (security key or passkey)",
+    "security_key": "Security keys",
+    "passkey_device_bound": "Passkeys, this device only",
+    "passkey_synced": "Passkeys, synced",
     "authenticator_app": "Authenticator app",
     "phone": "Text or call only",
     "none": "None",
 }
+PHISHING_RESISTANT = tuple(name for name, rank in FACTOR_STRENGTH.items() if rank == _RANK.SECURITY_KEY)
 KIND_COLUMNS: dict[str, str] = {
     Registration.Kind.MOBILE: "mobile_devices",
     Registration.Kind.TABLET: "tablet_devices",
     Registration.Kind.LANDLINE: "landline_devices",
     Registration.Kind.SECURITY_KEY: "security_keys",
+    Registration.Kind.PASSKEY: "passkeys",
 }
 
 ENROLLMENT_COLUMNS: tuple[Column, ...] = (
@@ -50,12 +66,15 @@ ENROLLMENT_COLUMNS: tuple[Column, ...] = (
     Column("tablet_devices", "Tablets", INTEGER, "Tablets in use with a working factor."),
     Column("landline_devices", "Landlines", INTEGER, "Landlines in use with a working factor."),
     Column("security_keys", "Security keys", INTEGER, "Security keys in use with a working factor."),
+    Column("passkeys", "Passkeys", INTEGER, "Passkeys in use, synced or kept on one device."),
     Column("backup_codes_left", "Backup codes left", INTEGER, "Unused codes of the current backup-code set."),
     Column(
         "strongest_factor",
         "Strongest factor",
         TEXT,
-        "security_key, above authenticator_app, above phone (text or voice call); none when not enrolled.",
+        "security_key (bound to its device), above passkey_device_bound (a passkey on one device only), above "
+        "passkey_synced (a passkey, or a key, that may be synced to other devices), above authenticator_app, above "
+        "phone (text or voice call); none when not enrolled.",
         masked=False,
     ),
     Column("first_enrolled_at", "First enrolled", DATETIME, "When the person's first device was activated."),
@@ -69,10 +88,16 @@ ENROLLMENT_COLUMNS: tuple[Column, ...] = (
     ),
 )
 
+# How the report names each kind of device wherever it counts them (totals, dashboard, filter): its column's header.
+_HEADERS = {column.key: column.header for column in ENROLLMENT_COLUMNS}
+KIND_HEADERS = {kind: _HEADERS[key] for kind, key in KIND_COLUMNS.items()}
+
 # "Enrolled" is the rule's view (devices.models.WorkingRegistration): a person with a row there, and only they.
 _ENROLLMENT_CTE = """
 WITH per_user AS (
-    SELECT user_id, MAX(strength) AS strength, {kind_counts}
+    SELECT user_id, MAX(strength) AS strength, {kind_counts},
+           SUM(CASE WHEN kind = '{security_key}' AND NOT backup_eligible THEN 1 ELSE 0 END) AS bound_keys,
+           SUM(CASE WHEN kind = '{passkey}' AND NOT backup_eligible THEN 1 ELSE 0 END) AS bound_passkeys
     FROM {working} GROUP BY user_id
 ), first_enrolled AS (
     SELECT user_id, MIN(activated_at) AS at FROM devices_registration
@@ -96,7 +121,12 @@ WITH per_user AS (
            COALESCE(pu.strength, 0) > 0 AS enrolled,
            {kind_columns},
            COALESCE(b.left_count, 0) AS backup_codes_left,
-           CASE COALESCE(pu.strength, 0) {strength_names} END AS strongest_factor,
+           CASE COALESCE(pu.strength, 0)
+               WHEN {webauthn} THEN CASE WHEN pu.bound_keys > 0 THEN 'security_key'
+                                         WHEN pu.bound_passkeys > 0 THEN 'passkey_device_bound'
+                                         ELSE 'passkey_synced' END
+               {strength_names}
+           END AS strongest_factor,
            fe.at AS first_enrolled_at,
            us.at AS last_used_at,
            (u.locked_at IS NOT NULL AND (u.locked_until IS NULL OR u.locked_until > %s)) AS locked,
@@ -123,8 +153,13 @@ def enrollment_cte() -> str:
             f"SUM(CASE WHEN kind = '{kind}' THEN 1 ELSE 0 END) AS {name}" for kind, name in KIND_COLUMNS.items()
         ),
         kind_columns=", ".join(f"COALESCE(pu.{name}, 0) AS {name}" for name in KIND_COLUMNS.values()),
+        security_key=Registration.Kind.SECURITY_KEY.value,
+        passkey=Registration.Kind.PASSKEY.value,
+        webauthn=_RANK.SECURITY_KEY.value,
         strength_names=" ".join(
-            f"WHEN {strength} THEN '{name}'" for name, strength in FACTOR_STRENGTH.items() if strength
+            f"WHEN {strength} THEN '{name}'"
+            for name, strength in FACTOR_STRENGTH.items()
+            if strength and name not in PHISHING_RESISTANT
         )
         + " ELSE 'none'",
         # identity.selectors.is_staff_account, in SQL: the staff flag, superuser, or a staff group.
@@ -204,8 +239,13 @@ class EnrollmentTotals:
         ]
 
     @property
+    def devices_by_kind(self) -> list[tuple[str, int]]:
+        """(words, devices in use) per kind of device."""
+        return [(KIND_HEADERS[kind], count) for kind, count in self.devices.items()]
+
+    @property
     def staff_not_phishing_resistant(self) -> int:
-        return self.staff - self.staff_strongest.get("security_key", 0)
+        return self.staff - sum(self.staff_strongest.get(name, 0) for name in PHISHING_RESISTANT)
 
     @property
     def not_enrolled(self) -> int:

@@ -41,9 +41,16 @@ def _now():
     return timezone.now()
 
 
-def add_security_key(person, kind: str = Registration.Kind.SECURITY_KEY) -> Registration:
-    """A security key, or (``kind`` passkey) a passkey, bound through the wizard's services."""
-    key = SoftwareKey(rp_id=RP_ID, origin=ORIGIN, resident=kind == Registration.Kind.PASSKEY)
+def add_security_key(person, kind: str = Registration.Kind.SECURITY_KEY, *, synced: bool = False) -> Registration:
+    """A security key, or (``kind`` passkey) a passkey, bound through the wizard's services; ``synced``: the
+    authenticator says the credential may be synced and was (WA-04)."""
+    key = SoftwareKey(
+        rp_id=RP_ID,
+        origin=ORIGIN,
+        resident=kind == Registration.Kind.PASSKEY,
+        backup_eligible=synced,
+        backed_up=synced,
+    )
     registration = services.start_enrollment(person, kind=kind, verified_at=_now())
     options, challenge = security_keys.start_security_key_registration(
         person, session_key="s", registration=registration
@@ -77,7 +84,7 @@ def reactivate(registration: Registration) -> Registration:
 
 @pytest.fixture
 def population(make_user, enroll, recording_gateway, django_capture_on_commit_callbacks, settings):
-    """Eight people in two departments, each in a state the enrollment report has a column for."""
+    """Ten people in three departments, each in a state the enrollment report has a column for."""
     approver = make_user("approver", is_staff=True)
     people = SimpleNamespace()
 
@@ -117,6 +124,11 @@ def population(make_user, enroll, recording_gateway, django_capture_on_commit_ca
     # Reactivated after a phone upgrade: still one phone in use.
     people.grace = person("grace", "Radiology", first_name="Grace", last_name="Hu")
     reactivate(enroll(people.grace))
+    # Passkeys only (WA-04): one kept on this computer alone, one synced to the person's account.
+    people.hana = person("hana", "Physics", first_name="Hana", last_name="Sato")
+    add_security_key(people.hana, Registration.Kind.PASSKEY)
+    people.ivan = person("ivan", "Physics", first_name="Ivan", last_name="Lund")
+    add_security_key(people.ivan, Registration.Kind.PASSKEY, synced=True)
     people.approver = approver
     return people
 

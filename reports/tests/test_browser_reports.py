@@ -9,10 +9,13 @@ import pytest
 from django.contrib.auth.models import Group
 from playwright.sync_api import expect
 
+from devices.models import Registration
 from devices.tests.browser import DESKTOP, PHONE, Accessibility, chromium, horizontal_overflow, sign_in_with_app
-from identity.models import AuditEvent
+from identity.models import AuditEvent, User
 from reports import selectors
 from reports.selectors import EnrollmentFilters
+
+from .conftest import add_security_key
 
 # Transactional: the live server's thread must see the data.
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -33,6 +36,8 @@ def test_ac05_auditor_in_chromium_dashboard_filter_and_downloads(
     for n, department in enumerate(["Cardiology", "Cardiology", "Radiology"]):
         enroll(make_user(f"doc{n}", department=department, first_name=f"Doc{n}"))
     make_user("newcomer", department="Cardiology")
+    # A passkey beside doc2's phone, synced (WA-04): the pages then show it counted, and axe reads them so.
+    add_security_key(User.objects.get(username="doc2"), Registration.Kind.PASSKEY, synced=True)
     axe = Accessibility()
 
     context = browser.new_context(base_url=live_server.url, accept_downloads=True, **DESKTOP)
@@ -54,6 +59,10 @@ def test_ac05_auditor_in_chromium_dashboard_filter_and_downloads(
     expect(chart.locator("text.value")).to_have_text(["100%", "67%", "100%"])  # the auditor has no department
     expect(chart.locator("text.tick")).to_have_text(["0%", "25%", "50%", "75%", "100%"])
     expect(chart.locator("text.axis-title")).to_have_text("Percent of the department enrolled")
+    kinds = page.get_by_role("table", name="Devices in use, by kind")
+    expect(kinds.get_by_role("row", name="Passkeys 1", exact=True)).to_be_visible()
+    assurance = page.get_by_role("table", name="People and staff by their strongest factor")
+    expect(assurance.get_by_role("row", name="Passkeys, synced 1 0", exact=True)).to_be_visible()
     page.locator("#content-main").screenshot(path=tmp_path / "dashboard.png")
     axe.check(page, "dashboard")
 

@@ -71,6 +71,20 @@ def test_ac_05_postgresql_and_python_write_the_same_cells_on_every_row(awkward_p
     assert rows["'+16175550199"][2] == "Identifiers stay as they are"  # neutralized, never masked
 
 
+def test_WA_04_postgresql_writes_the_passkey_cells_python_writes(population):
+    filters = EnrollmentFilters(has_kind="passkey")
+    _, copied = read(copy_csv_chunks(ENROLLMENT.columns, *selectors.enrollment_sql(filters)))
+    _, written = read(csv_chunks(ENROLLMENT.columns, selectors.enrollment_rows(filters)))
+
+    assert copied == written
+    header, *rows = copied
+    passkeys, strongest = header.index("Passkeys"), header.index("Strongest factor")
+    assert [(row[0], row[passkeys], row[strongest]) for row in rows] == [
+        ("hana", "1", "passkey_device_bound"),
+        ("ivan", "1", "passkey_synced"),
+    ]
+
+
 def test_the_enrollment_export_is_written_by_copy_in_its_one_statement(
     auditor_client, awkward_people, assert_max_num_statements
 ):

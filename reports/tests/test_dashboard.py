@@ -66,8 +66,31 @@ def test_each_chart_reads_on_its_own_with_labels_values_and_a_scale(auditor_clie
     kinds = _chart(page, "chart-kinds")
     totals = selectors.enrollment_totals(EnrollmentFilters())
     assert _texts(kinds, "value") == [str(count) for count in totals.devices.values()]
-    assert "Mobile phone" in _texts(kinds, "label")
+    assert "Mobile phones" in _texts(kinds, "label")
     assert _texts(kinds, "tick")[0] == "0" and int(_texts(kinds, "tick")[-1]) >= max(totals.devices.values())
+
+
+def test_WA_04_the_dashboard_shows_passkeys_by_kind_and_counts_synced_and_device_bound_apart(
+    auditor_client, population
+):
+    page = html.unescape(auditor_client.get(PAGE).content.decode())
+
+    kinds = re.search(r"<table>\s*<caption>Devices in use, by kind</caption>.*?</table>", page, re.S).group(0)
+    assert re.findall(r'<th scope="row">([^<]*)</th><td>(\d+)</td>', kinds) == [
+        ("Mobile phones", "4"),  # alice's, erin's, grace's and the auditor's; dave's was reported lost
+        ("Tablets", "1"),
+        ("Landlines", "1"),
+        ("Security keys", "1"),
+        ("Passkeys", "2"),
+    ]
+    assert "Passkeys" in _texts(_chart(page, "chart-kinds"), "label")
+    assurance = re.search(r'<table id="dash-assurance">.*?</table>', page, re.S).group(0)
+    for words, people, staff in (
+        ("Security keys", 1, 0),  # bob's
+        ("Passkeys, this device only", 1, 0),  # hana's
+        ("Passkeys, synced", 1, 0),  # ivan's
+    ):
+        assert f'<th scope="row">{words}</th><td>{people}</td><td>{staff}</td>' in assurance, words
 
 
 def test_the_charts_over_time_read_on_their_own_too(auditor_client, population, staff_member):

@@ -2,6 +2,7 @@
 hold (AC-05) and that every export is audited (AC-06)."""
 
 import csv
+import html
 import io
 import re
 from datetime import datetime
@@ -60,6 +61,30 @@ def test_auditor_sees_the_report_with_totals_for_the_filtered_set(auditor_client
     # The filters are on screen, set as asked, and the export forms carry them.
     assert 'value="Cardiology" selected' in page
     assert '<input type="hidden" name="department" value="Cardiology">' in page
+
+
+def test_WA_04_the_page_counts_passkeys_filters_by_them_and_tells_synced_from_device_bound(auditor_client, population):
+    page = html.unescape(auditor_client.get(PAGE, {"has_kind": "passkey"}).content.decode())
+
+    assert '<option value="passkey" selected>Passkeys</option>' in page
+    assert re.search(r'id="total-people">2<', page)  # hana and ivan
+    rows = re.search(r'<table id="result_list">.*?</table>', page, re.S).group(0)
+    header = re.findall(r'<th scope="col"[^>]*>([^<]*)</th>', rows)
+    assert header == HEADERS and "Passkeys" in header
+    cells = [re.findall(r"<td>([^<]*)</td>", row) for row in re.findall(r"<tr><td>.*?</tr>", rows)]
+    assert [(row[0], row[header.index("Passkeys")], row[header.index("Strongest factor")]) for row in cells] == [
+        ("hana", "1", "passkey_device_bound"),
+        ("ivan", "1", "passkey_synced"),
+    ]
+    # The totals name the kind and count each way of holding a passkey apart.
+    assert '<th scope="row">Passkeys</th><td>2</td>' in page
+    assert '<th scope="row">Passkeys, this device only</th><td>1</td><td>0</td>' in page
+    assert '<th scope="row">Passkeys, synced</th><td>1</td><td>0</td>' in page
+    assert '<th scope="row">Security keys</th><td>0</td><td>0</td>' in page
+
+    synced = html.unescape(auditor_client.get(PAGE, {"strongest_factor": "passkey_synced"}).content.decode())
+    assert '<option value="passkey_synced" selected>Passkey, synced</option>' in synced
+    assert re.search(r'id="total-people">1<', synced) and "<td>ivan</td>" in synced and "<td>hana</td>" not in synced
 
 
 def test_a_bad_filter_gets_a_message_and_no_rows(auditor_client, population):
@@ -154,6 +179,17 @@ def test_ac05_csv_has_the_pages_rows_and_only_allowed_columns(auditor_client, po
     assert len(rows) == totals.people and sum(row[enrolled] == "yes" for row in rows) == totals.enrolled
     keys = HEADERS.index("Security keys")
     assert sum(int(row[keys]) for row in rows) == totals.devices["security_key"]
+
+
+def test_WA_04_the_files_count_passkeys_and_name_how_each_person_holds_theirs(auditor_client, population):
+    header, *rows = parse_csv(auditor_client.post(CSV_URL, {"department": "Physics"}))
+    sheet = open_xlsx(auditor_client.post(XLSX_URL, {"department": "Physics"}))
+
+    expected = {"hana": ("1", "passkey_device_bound"), "ivan": ("1", "passkey_synced")}
+    passkeys, strongest = header.index("Passkeys"), header.index("Strongest factor")
+    assert {row[0]: (row[passkeys], row[strongest]) for row in rows} == expected
+    cells = {row[0]: (str(row[passkeys]), row[strongest]) for row in sheet.iter_rows(min_row=2, values_only=True)}
+    assert cells == expected
 
 
 def test_ac05_formula_cells_are_neutralized_in_both_files(auditor_client, population):

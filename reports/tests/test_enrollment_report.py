@@ -33,8 +33,18 @@ def independently(user) -> dict:
     """What the report should say about one person, from the tables by the ORM, not by the report's SQL."""
     working = working_registrations(user)
     kinds = [r.kind for r in working]
-    if any(r.security_key_device_id and r.security_key_device.confirmed for r in working):
+    # WebAuthn credentials by how they are held (WA-04): bound to one device unless they may be synced.
+    bound = [
+        r.kind
+        for r in working
+        if r.security_key_device_id and r.security_key_device.confirmed and not r.security_key_device.backup_eligible
+    ]
+    if "security_key" in bound:
         strongest = "security_key"
+    elif "passkey" in bound:
+        strongest = "passkey_device_bound"
+    elif any(r.security_key_device_id and r.security_key_device.confirmed for r in working):
+        strongest = "passkey_synced"
     elif any(r.app_device_id and r.app_device.confirmed for r in working):
         strongest = "authenticator_app"
     elif working:
@@ -47,6 +57,7 @@ def independently(user) -> dict:
         "tablet_devices": kinds.count("tablet"),
         "landline_devices": kinds.count("landline"),
         "security_keys": kinds.count("security_key"),
+        "passkeys": kinds.count("passkey"),
         "backup_codes_left": BackupCode.objects.filter(device__user=user, device__confirmed=True, used_at=None).count(),
         "strongest_factor": strongest,
         "first_enrolled_at": Registration.objects.filter(user=user).aggregate(m=Min("activated_at"))["m"],
@@ -81,6 +92,8 @@ def test_the_scenarios_land_where_an_auditor_expects(population):
     assert rows["frank"]["department"] == FORMULA_DEPARTMENT  # raw on the page; neutralized only in files
     assert rows["grace"]["mobile_devices"] == 1  # the reactivated phone is one device, not two
     assert rows["alice"]["name"] == "Alice Ng"
+    assert (rows["hana"]["passkeys"], rows["hana"]["strongest_factor"]) == (1, "passkey_device_bound")
+    assert (rows["ivan"]["passkeys"], rows["ivan"]["strongest_factor"]) == (1, "passkey_synced")
 
 
 def test_last_use_is_the_latest_of_any_factor(population):
@@ -101,6 +114,9 @@ def test_last_use_is_the_latest_of_any_factor(population):
         EnrollmentFilters(enrolled=True, department="Radiology"),
         EnrollmentFilters(has_kind="security_key"),
         EnrollmentFilters(has_kind="mobile"),
+        EnrollmentFilters(has_kind="passkey"),
+        EnrollmentFilters(strongest_factor="passkey_synced"),
+        EnrollmentFilters(strongest_factor="passkey_device_bound", department="Physics"),
         EnrollmentFilters(strongest_factor="phone"),
         EnrollmentFilters(strongest_factor="none"),
         EnrollmentFilters(enrolled_from=timezone.localdate(), enrolled_to=timezone.localdate()),
@@ -151,6 +167,7 @@ def test_totals_agree_with_independent_counts_for_each_filter(population, filter
 def test_the_sample_data_covers_every_column(population):
     """Guards the tests above: totals that are all zero would agree with anything."""
     totals = selectors.enrollment_totals(EnrollmentFilters())
+    assert set(totals.devices) == set(Registration.Kind.values)  # every kind of device has its column
     assert all(totals.devices.values())
     assert all(count for name, count in totals.strongest.items())
     assert totals.locked == 1 and totals.setup_held == 1 and totals.vpn_approved_not_enrolled == 2
