@@ -77,7 +77,10 @@ class CapturedStatements:
         from django.db import DEFAULT_DB_ALIAS, connections
         from django.test.utils import CaptureQueriesContext
 
-        self.django = CaptureQueriesContext(connection or connections[DEFAULT_DB_ALIAS])
+        # The wrapper itself, not django.db.connection's proxy: identity.sql names the wrapper it ran on.
+        self.django = CaptureQueriesContext(
+            connections[connection.alias if connection is not None else DEFAULT_DB_ALIAS]
+        )
         self.ours: list[tuple[int, dict]] = []  # each after how many of Django's queries it ran, and its entry
 
     def __enter__(self):

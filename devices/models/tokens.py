@@ -39,6 +39,8 @@ class WebAuthnChallenge(models.Model):
         indexes = [
             models.Index(fields=["user", "ceremony", "expires_at"]),
             models.Index(fields=["client_address", "created_at"], name="devices_webauthn_addr_idx"),
+            # A session's own passwordless challenges, counted on every sign-in page load (passwordless_refusal).
+            models.Index(fields=["session_binding", "created_at"], name="devices_webauthn_session_idx"),
         ]
 
     def __str__(self) -> str:
