@@ -405,6 +405,8 @@ def start_worker(transactional_db, tmp_path):
         app.conf.task_always_eager = True
         for worker in workers:
             worker.stop()
+        for worker in workers:  # shown with a failing test's output: the test's directory may be gone by then
+            print(f"celery worker {worker.nodename}'s log:\n{worker.log.read_text(errors='replace')}")
 
 
 @pytest.fixture

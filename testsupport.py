@@ -5,8 +5,10 @@ import base64
 import os
 import re
 import socket
+import subprocess
 import time
 from contextlib import contextmanager
+from pathlib import Path
 
 import pyotp
 from django.conf import settings
@@ -238,3 +240,20 @@ def free_tcp_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+GUNICORN_LISTENING = re.compile(r"Listening at: http://127\.0\.0\.1:(\d+) ")
+
+
+def gunicorn_port(process: subprocess.Popen, log: Path, *, timeout: float = 60.0) -> int:
+    """The port a gunicorn started with ``--bind 127.0.0.1:0`` was given, read from the "Listening at" line of
+    ``log`` (its stderr). The kernel picks the port as gunicorn binds it, so no other server can hold it: a port
+    picked before the start (:func:`free_tcp_port`) may be taken by another program meanwhile, and that
+    program's answers then pass for gunicorn's."""
+
+    def listening() -> int | None:
+        assert process.poll() is None, f"gunicorn exited: {log.read_text()}"
+        found = GUNICORN_LISTENING.search(log.read_text()) if log.exists() else None
+        return int(found.group(1)) if found else None
+
+    return wait_for(listening, timeout=timeout, interval=0.1)

@@ -14,7 +14,7 @@ import pytest
 from django.db import connection
 from prometheus_client.parser import text_string_to_metric_families
 
-from testsupport import SIGN_IN, free_tcp_port, fresh_code, wait_for
+from testsupport import SIGN_IN, fresh_code, gunicorn_port, wait_for
 from vpn.tests.test_wsgi import call, signed_passcode
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -34,7 +34,6 @@ def api_process(metrics_directory: Path, *, workers: int = 1, **environment: str
     ``environment`` says otherwise, as it may say anything else); yields its base URL. The environment names the
     site's settings module, as a shared environment file may: the entry point must not take it."""
     db = connection.settings_dict
-    port = free_tcp_port()
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "config.settings",
@@ -43,16 +42,20 @@ def api_process(metrics_directory: Path, *, workers: int = 1, **environment: str
         "PROMETHEUS_MULTIPROC_DIR": str(metrics_directory),
         **environment,
     }
-    command = [sys.executable, "-m", "gunicorn", "config.wsgi_api", "-b", f"127.0.0.1:{port}", "-w", str(workers)]
-    server = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
+    # Port 0: the kernel gives gunicorn a port as it binds, which it names in its log; no other server can hold it.
+    command = [sys.executable, "-m", "gunicorn", "config.wsgi_api", "-b", "127.0.0.1:0", "-w", str(workers)]
+    log = metrics_directory.parent / "gunicorn-api.log"
+    with log.open("ab") as output:
+        server = subprocess.Popen(command, cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT)
     try:
+        base = f"http://127.0.0.1:{gunicorn_port(server, log)}"
         wait_for(lambda: server.poll() is not None or _answers(base), timeout=60)  # a loaded machine starts slowly
-        assert server.poll() is None, "gunicorn did not start"
+        assert server.poll() is None, f"gunicorn did not start: {log.read_text()}"
         yield base
     finally:
         server.terminate()
         server.wait(15)
+        print(f"The Auth API's gunicorn log:\n{log.read_text()}")  # shown with a failing test's output
 
 
 @pytest.mark.postgres

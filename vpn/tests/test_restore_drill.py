@@ -8,7 +8,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -25,7 +24,7 @@ from django.db import connection
 
 from identity import audit
 from identity.models import AuditEvent
-from testsupport import OWNER_DATABASE_URL, PASSWORD, REQUIRE_SERVICES, fresh_code
+from testsupport import OWNER_DATABASE_URL, PASSWORD, REQUIRE_SERVICES, fresh_code, gunicorn_port
 from vpn import services as vpn_services
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
@@ -35,12 +34,6 @@ KEY = Fernet.generate_key().decode()
 # A superuser's connection (as a DBA has), to create the fresh database; .ci/run sets it. Without it, the tests'
 # own role, which then created the test database itself.
 ADMIN_DATABASE_URL = os.environ.get("TEST_ADMIN_DATABASE_URL", "")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture
@@ -100,8 +93,6 @@ class Site:
     """gunicorn serving ``config.wsgi`` against the restored database, as enrollment-web.service does."""
 
     def __init__(self, env: dict, log: Path):
-        self.port = _free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
         self.log = log
         self.process = subprocess.Popen(
             [
@@ -110,7 +101,7 @@ class Site:
                 "gunicorn",
                 "config.wsgi:application",
                 "--bind",
-                f"127.0.0.1:{self.port}",
+                "127.0.0.1:0",  # the kernel gives it a port as it binds, which it names in its log
                 "--workers",
                 "1",
                 "--timeout",
@@ -124,6 +115,8 @@ class Site:
         )
         self.output = output
         try:
+            self.port = gunicorn_port(self.process, log, timeout=90)
+            self.url = f"http://127.0.0.1:{self.port}"
             self._wait_until_it_answers()
         except BaseException:
             self.stop()
