@@ -91,14 +91,14 @@ def postgres_alone(size: int, batch: int = 1000) -> dict:
 
     fields = [f for f in User._meta.concrete_fields if not f.primary_key]
     made = {
-        "username": "'person' || lpad(g::text, 5, '0')",
+        "username": "'person' || lpad(g::text, 6, '0')",
         "first_name": "'Person'",
         "last_name": "'Number' || g",
-        "email": "'person' || lpad(g::text, 5, '0') || '@example.edu'",
+        "email": "'person' || lpad(g::text, 6, '0') || '@example.edu'",
         "department": "'Medicine'",
         "source": "'ldap'",
         "directory_id": "md5(g::text)",
-        "directory_dn": "'uid=person' || lpad(g::text, 5, '0') || ',ou=people,dc=example,dc=org'",
+        "directory_dn": "'uid=person' || lpad(g::text, 6, '0') || ',ou=people,dc=example,dc=org'",
         "password": "'!' || md5(random()::text) || 'abcdefgh'",
     }
     defaults = User()
