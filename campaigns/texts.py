@@ -23,8 +23,14 @@ def deadline_text(policy: PersonPolicy) -> str:
 
 
 def set_up_by(policy: PersonPolicy) -> str:
-    """ "Set up two-step sign-in by <date>" (without a deadline: "Set up two-step sign-in soon")."""
-    return f"Set up two-step sign-in by {deadline_text(policy)}" if policy.deadline else "Set up two-step sign-in soon"
+    """ "Set up two-step sign-in by <date>"; once the date has passed (a campaign that still lets the password alone
+    in after it) "Set up two-step sign-in now (the deadline was <date>)"; without a deadline "Set up two-step sign-in
+    soon"."""
+    if policy.deadline is None:
+        return "Set up two-step sign-in soon"
+    if policy.past_deadline:
+        return f"Set up two-step sign-in now (the deadline was {deadline_text(policy)})"
+    return f"Set up two-step sign-in by {deadline_text(policy)}"
 
 
 def allowed_for_now(policy: PersonPolicy) -> str:

@@ -57,3 +57,13 @@ def test_the_web_and_both_doors_follow_the_policy_now(
     assert radius.outcome == ("accept" if allowed else "reject"), radius
     expected = texts.allowed_for_now(policy) if allowed else texts.enroll_first(policy)
     assert answer["status_msg"] == radius.message == expected
+
+
+def test_a_person_let_in_after_the_deadline_is_not_told_a_date_that_has_passed(make_user, make_campaign):
+    person = make_user("late")
+    _campaign(make_campaign, "after the deadline", REQUIRE, ALLOW)
+    policy = services.effective_policy(person)
+    assert services.password_alone_allowed(person, policy) and policy.past_deadline
+    date = texts.deadline_text(policy)
+    assert texts.set_up_by(policy) == f"Set up two-step sign-in now (the deadline was {date})"
+    assert texts.allowed_for_now(policy) == f"{texts.set_up_by(policy)}: {texts.enrollment_address()}"
