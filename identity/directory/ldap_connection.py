@@ -104,18 +104,30 @@ def disabled_check():
     lowered = name.lower()
     wanted = {value.lower() for value in settings.LDAP_DISABLED_VALUES}
 
-    def check(attributes: dict[str, list[bytes]]) -> bool:
-        found = attributes.get(lowered)
-        if found is None:
-            found = values(attributes, name)
-        if not found:
-            return False
+    def decide(found: list[bytes]) -> bool:
         texts = [value.decode("utf-8", "replace").strip() for value in found]
         if lowered == "useraccountcontrol":
             return any(value.lstrip("-").isdigit() and int(value) & 0x2 for value in texts)
         if wanted:
             return any(value.lower() in wanted for value in texts)
         return True
+
+    # A directory holds a few distinct values here ("512", "514", "66048"): each decided once per check.
+    decided: dict[tuple[bytes, ...], bool] = {}
+
+    def check(attributes: dict[str, list[bytes]]) -> bool:
+        found = attributes.get(lowered)
+        if found is None:
+            found = values(attributes, name)
+        if not found:
+            return False
+        key = tuple(found)
+        answer = decided.get(key)
+        if answer is None:
+            answer = decide(found)
+            if len(decided) < 1024:
+                decided[key] = answer
+        return answer
 
     return check
 

@@ -14,7 +14,7 @@ is read whole. Any failure partway (a server down, a timeout, a size or admin li
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import NamedTuple
 
 from django.conf import settings
@@ -52,10 +52,6 @@ class Entry(NamedTuple):
         return DirectoryRecord(source=User.Source.LDAP, **self._asdict())
 
 
-def _plain(found: list[bytes] | None) -> str:
-    return found[0].decode("utf-8", "replace").strip() if found else ""
-
-
 def _guid(found: list[bytes] | None) -> str:
     return first_text(found, "objectGUID")
 
@@ -74,17 +70,14 @@ class LDAPReader:
         # Resolved once: a directory of 100,000 entries would otherwise read the settings a million times.
         # LDAP's attribute names are case-insensitive, so each entry's are looked up lowercased.
         names = {field: (settings.LDAP_ATTRIBUTES.get(field) or "").lower() for field in FIELDS}
-        self._mapped: list[tuple[str, Callable[[list[bytes] | None], str]]] = [
-            (name, _guid if name == "objectguid" else _plain) for name in names.values()
-        ]
+        self._mapped: list[tuple[str, bool]] = [(name, name == "objectguid") for name in names.values()]
         self._needed = [
             (FIELDS.index(needed), settings.LDAP_ATTRIBUTES.get(needed) or needed)
             for needed in ("institution_id", "directory_id")
         ]
         self._member_of = settings.LDAP_MEMBER_OF_ATTRIBUTE.lower()
         self._disabled = disabled_check()
-        # The server's spelling of each attribute name, lowercased: learnt from the entries, a few names in all.
-        self._lowered: dict[str, str] = {}
+        self._spellings: dict[tuple[str, ...], tuple[list[tuple[str | None, bool]], str | None]] = {}
 
     def records(self) -> Iterator[DirectoryRecord]:
         """Every person under the bases (optionally only members of LDAP_SYNC_GROUPS). Raises DirectoryReadError."""
@@ -170,22 +163,34 @@ class LDAPReader:
             # Search references (Active Directory's referrals to other domains) come without a DN.
             yield from ((dn, attributes) for dn, attributes in entries if dn)
 
+    def _spelled(self, names: tuple[str, ...]) -> tuple[list[tuple[str | None, bool]], str | None]:
+        """For an entry whose attribute names are ``names`` (as the server spells them: LDAP's names are
+        case-insensitive), each mapped field's name there, and memberOf's. Learnt once per set of names."""
+        spelled = self._spellings.get(names)
+        if spelled is None:
+            server = {name.lower(): name for name in names}
+            spelled = ([(server.get(name), guid) for name, guid in self._mapped], server.get(self._member_of))
+            if len(self._spellings) < 256:  # a few sets in a directory: entries without this or that attribute
+                self._spellings[names] = spelled
+        return spelled
+
     def _record(self, dn: str, attributes: dict[str, list[bytes]]) -> Entry | None:
-        lowered = self._lowered
-        try:
-            attributes = {lowered[name]: found for name, found in attributes.items()}
-        except KeyError:
-            lowered.update({name: name.lower() for name in attributes})
-            attributes = {lowered[name]: found for name, found in attributes.items()}
+        mapped, member_of = self._spelled(tuple(attributes))
         get = attributes.get
-        texts = [text(get(name)) for name, text in self._mapped]
+        # Inline rather than a function per value: seven values an entry, a directory of them per run.
+        texts = [
+            (_guid(found) if guid else found[0].decode("utf-8", "replace").strip())
+            if name is not None and (found := get(name))
+            else ""
+            for name, guid in mapped
+        ]
         for index, name in self._needed:
             if not texts[index]:
                 self.skipped.append((dn, f"no {name}"))
                 return None
         roles, vpn_access = None, None
         if self._roles or self._vpn_group:  # group DNs matter only when groups are mapped
-            groups = {normal_dn(v.decode("utf-8", "replace")) for v in get(self._member_of, ())}
+            groups = {normal_dn(v.decode("utf-8", "replace")) for v in (get(member_of) or ())}
             if self._roles:
                 roles = frozenset(role for group, role in self._roles.items() if group in groups)
             if self._vpn_group:

@@ -108,3 +108,16 @@ def test_wrong_bind_password_is_an_error(ldap_directory, settings):
     settings.LDAP_BIND_PASSWORD = "wrong"
     with pytest.raises(DirectoryReadError):
         list(LDAPReader().records())
+
+
+def test_attribute_names_match_whatever_their_case(mapped, settings):
+    """LDAP's attribute names are case-insensitive: settings spelled otherwise than the server's names read the same
+    people, entries with and without an optional attribute alike (the reader learns each set of names once)."""
+    expected = {r.institution_id: r for r in LDAPReader().records()}
+    settings.LDAP_ATTRIBUTES = {field: name.upper() for field, name in settings.LDAP_ATTRIBUTES.items()}
+    settings.LDAP_DISABLED_ATTRIBUTE = "USERACCOUNTCONTROL"
+    settings.LDAP_MEMBER_OF_ATTRIBUTE = "MEMBEROF"
+    shouted = {r.institution_id: r for r in LDAPReader().records()}
+    assert shouted == expected
+    assert shouted["alice"].mobile and not all(r.mobile for r in shouted.values())
+    assert shouted["dave"].active is False and shouted["alice"].roles == {"Help desk"}
