@@ -58,6 +58,10 @@ APP_REPLACED = (
     "on your new {noun}, and only the new {noun}'s codes work now."
 )
 REACTIVATION_EXPIRED = "This phone change has expired. Your old phone still works; start again from My devices."
+RECOVERY_OVER = (
+    "The phone change you were finishing here is over: it was finished, cancelled or started again elsewhere, or "
+    "it expired. Sign in to go on; if you cannot, ask the help desk for a new link."
+)
 NOT_ON_OWN_ACCOUNT = "Help-desk actions cannot be taken on your own account. Ask a colleague."
 ACCOUNT_LOCKED_FOR_RECOVERY = (
     "This account is locked after too many wrong codes. Unlock it first (an audited step), then send the link."

@@ -6,7 +6,7 @@ import io
 import qrcode
 import qrcode.image.svg
 from django.conf import settings
-from django.db.models import Exists, Min, OuterRef, QuerySet
+from django.db.models import Exists, Min, OuterRef, Q, QuerySet
 from django.utils import timezone
 from two_factor.utils import get_otpauth_url
 
@@ -80,6 +80,21 @@ def distinct_default_name(user, kind: str, platform: str = "", *, exclude: int |
 
 def active_registration_count(user) -> int:
     return Registration.objects.filter(user=user, status__in=Registration.IN_USE).count()
+
+
+def phone_change_open(user, *, registration_id: int, pending_app_device_id: int) -> bool:
+    """Whether this phone change (the new app device ``pending_app_device_id`` of the person's registration) still
+    waits for its first code: not confirmed, cancelled, expired, or begun again with another new secret."""
+    return (
+        Registration.objects.filter(
+            pk=registration_id,
+            user=user,
+            status=Registration.Status.REACTIVATING,
+            pending_app_device_id=pending_app_device_id,
+        )
+        .filter(Q(reactivation_expires_at=None) | Q(reactivation_expires_at__gt=timezone.now()))
+        .exists()
+    )
 
 
 def offers_phone_codes(registration: Registration) -> bool:

@@ -143,7 +143,8 @@ def open_activation_link(link: ActivationLink, *, password: str, ip: str | None 
     A wrong password is counted and audited; after ACTIVATION_LINK_MAX_PASSWORD_ATTEMPTS
     the link is revoked. A recovery link also starts the reactivation
     it was sent for, in the same transaction (the link and the password stand in
-    for the missing second factor). Raises ``ValidationError`` on every refusal.
+    for the missing second factor); the returned link's registration is then the
+    one the change left, with its new app device. Raises ``ValidationError`` on every refusal.
     """
     with transaction.atomic():
         link = ActivationLink.objects.select_for_update().select_related("user", "registration").get(pk=link.pk)
@@ -195,7 +196,7 @@ def open_activation_link(link: ActivationLink, *, password: str, ip: str | None 
                 if registration.status == Registration.Status.REACTIVATING and registration.pending_app_device_id:
                     # A change begun earlier may be stale or its secret seen elsewhere: recovery starts afresh.
                     retire_app_secret(registration.pending_app_device_id)
-                begin_reactivation(registration, actor=link.user, old_phone_lost=False, ip=ip)
+                link.registration = begin_reactivation(registration, actor=link.user, old_phone_lost=False, ip=ip)
                 audit.record(
                     "recovery.started",
                     actor=link.user,

@@ -236,6 +236,31 @@ def test_bnd02_lost_the_phone_but_kept_the_number(person, phone_with_texts, cloc
     assert sign_in_with(Client(), person, mobile.app_device, new_phone.now()).status_code == 302
 
 
+def test_bnd05_a_session_kept_open_after_the_loss_finishes_only_its_own_change(
+    upgrading, person, phone_with_texts, sign_in, clock
+):
+    """Verified with the app just reported lost, the session may finish that change only: once the change is
+    cancelled and begun again from another device, it sees nothing of the new secret."""
+    phone = phone_with_texts
+    tablet = add_app_device(person, kind="tablet")
+    assert start(upgrading, phone, old_phone_lost="on")["Location"] == new_phone_url(phone)
+    first = started(phone).pending_app_device
+    assert page_secret(upgrading.get(new_phone_url(phone))) == secret_b32(first)
+    other = Client()
+    clock.tick(30)
+    sign_in(other, person, tablet.app_device)
+    other.post(new_phone_url(phone), {"action": "cancel"})
+    assert start(other, phone)["Location"] == new_phone_url(phone)
+    second = started(phone).pending_app_device
+
+    response = upgrading.get(new_phone_url(phone))
+
+    assert response.status_code == 302 and response["Location"].startswith(SIGN_IN)
+    assert confirm(upgrading, phone, fresh_code(second))["Location"].startswith(SIGN_IN)
+    assert started(phone).pending_app_device_id == second.pk
+    assert not events("device.reactivated").exists()
+
+
 # --- AC-01: only one's own devices ----------------------------------------------------------------------------
 
 

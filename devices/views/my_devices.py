@@ -20,8 +20,10 @@ from ..forms import (
 from ..models import Registration
 from .access import (
     LOSS_REPORTED_SESSION_KEY,
-    RECOVERY_SESSION_KEY,
+    RECOVERY_DEVICE_SESSION_KEY,
     confirm_identity_redirect,
+    end_recovery,
+    grant_recovery,
     needs_fresh_check,
     own_registration,
     person_view,
@@ -140,7 +142,7 @@ def reactivate(request, pk, recovering=False):
     if action == "start":
         old_phone_lost = bool(request.POST.get("old_phone_lost"))
         try:
-            services.start_reactivation(
+            registration = services.start_reactivation(
                 registration,
                 actor=request.user,
                 verified_at=second_factor_at(request),
@@ -154,7 +156,7 @@ def reactivate(request, pk, recovering=False):
             if old_phone_lost and verified_with is not None and verified_with == registration.app_device:
                 # The session was verified with the app just retired, so it no longer counts as verified:
                 # keep it open for finishing this change only, as a recovery session is, not to lock them out.
-                request.session[RECOVERY_SESSION_KEY] = registration.pk
+                grant_recovery(request, registration)
         return redirect("devices:reactivate", pk=registration.pk)
     if action == "cancel" and not recovering:
         services.end_reactivation(registration, actor=request.user, reason="cancelled", ip=client_ip(request))
@@ -167,7 +169,7 @@ def reactivate(request, pk, recovering=False):
                 code=form.cleaned_data["code"],
                 actor=request.user,
                 verified_at=second_factor_at(request),
-                recovering=recovering,
+                recovery_for=request.session.get(RECOVERY_DEVICE_SESSION_KEY) if recovering else None,
                 ip=client_ip(request),
             )
         except ValidationError as error:
@@ -183,7 +185,7 @@ def reactivate(request, pk, recovering=False):
                 return redirect("devices:my_devices")
             form.add_error("code", error)
         else:
-            request.session.pop(RECOVERY_SESSION_KEY, None)
+            end_recovery(request)
             otp_login(request, registration.app_device)
             signin_session.mark_verified(request.session)
             messages.success(request, f"{registration.display_name} now uses the app on your new phone.")
