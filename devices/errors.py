@@ -62,6 +62,10 @@ RECOVERY_OVER = (
     "The phone change you were finishing here is over: it was finished, cancelled or started again elsewhere, or "
     "it expired. Sign in to go on; if you cannot, ask the help desk for a new link."
 )
+BACKUP_CODES_ALREADY_MADE = (
+    "This form was already sent: a new set of backup codes was made a moment ago, so nothing more was done, and the "
+    "codes shown then are the ones that work. If you did not save them, make a new set."
+)
 NOT_ON_OWN_ACCOUNT = "Help-desk actions cannot be taken on your own account. Ask a colleague."
 ACCOUNT_LOCKED_FOR_RECOVERY = (
     "This account is locked after too many wrong codes. Unlock it first (an audited step), then send the link."

@@ -173,11 +173,21 @@ def latest_phone_message(registration: Registration) -> OutboundMessage | None:
 
 
 def backup_code_status(user) -> dict:
-    """How many backup codes of the current set are left, and when the set was made."""
-    device = BackupCodeDevice.objects.filter(user=user, confirmed=True).order_by("-created_at").first()
+    """How many backup codes of the current set are left, when the set was made, and which set it is (``set_id``,
+    "" for none: what the form for a new set says it replaces)."""
+    device = current_backup_code_set(user)
     if device is None:
-        return {"has_codes": False, "unused": 0, "created_at": None}
-    return {"has_codes": True, "unused": device.unused_count, "created_at": device.created_at}
+        return {"has_codes": False, "unused": 0, "created_at": None, "set_id": ""}
+    return {
+        "has_codes": True,
+        "unused": device.unused_count,
+        "created_at": device.created_at,
+        "set_id": device.persistent_id,
+    }
+
+
+def current_backup_code_set(user) -> BackupCodeDevice | None:
+    return BackupCodeDevice.objects.filter(user=user, confirmed=True).order_by("-created_at").first()
 
 
 def oldest_queued_message_at():

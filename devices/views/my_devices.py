@@ -258,6 +258,7 @@ def backup_codes(request):
                 request.user,
                 actor=request.user,
                 verified_at=second_factor_at(request),
+                replacing=request.POST.get("replaces", ""),
                 ip=client_ip(request),
             )
         except ValidationError as error:
