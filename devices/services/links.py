@@ -70,7 +70,8 @@ def send_activation_link(registration: Registration, *, actor: User, ip: str | N
     The token (256 bits) is only in the email; the database keeps its hash.
     A new link revokes the earlier ones of this registration. The URL is built
     from ``SITE_URL``, never from the request's Host. Audits ``activation_link.sent``.
-    Raises when the person has no email address or asked less than a minute ago.
+    Raises when the person has no email address or asked less than a minute ago, and when the setup or the
+    phone change has expired (code ``expired``).
     """
     user = registration.user
     if not user.email:
@@ -78,6 +79,9 @@ def send_activation_link(registration: Registration, *, actor: User, ip: str | N
     with transaction.atomic():
         registration = lock_registration(registration)
         if registration.status == Registration.Status.REACTIVATING:
+            if registration.is_reactivation_expired:
+                # Not yet ended by the beat task: a link would be dead before it arrived.
+                raise ValidationError(errors.REACTIVATION_EXPIRED, code=errors.CODE_EXPIRED)
             purpose, deadline = ActivationLink.Purpose.REACTIVATION, registration.reactivation_expires_at
         else:
             require_pending(registration)
