@@ -10,8 +10,10 @@ from django.db.models import Exists, Min, OuterRef, Q, QuerySet
 from django.utils import timezone
 from two_factor.utils import get_otpauth_url
 
+from . import errors
 from .kinds import KINDS, kind_of
 from .models import (
+    AuthenticatorAppDevice,
     BackupCodeDevice,
     OutboundMessage,
     PhoneDevice,
@@ -95,6 +97,23 @@ def phone_change_open(user, *, registration_id: int, pending_app_device_id: int)
         .filter(Q(reactivation_expires_at=None) | Q(reactivation_expires_at__gt=timezone.now()))
         .exists()
     )
+
+
+def old_phone_words(registration: Registration) -> str:
+    """What of the old phone still signs the person in, for a phone change that ends (or expired) unconfirmed: all
+    of it, unless it was reported lost as the change began and its app switched off then."""
+    if AuthenticatorAppDevice.objects.filter(pk=registration.app_device_id, confirmed=True).exists():
+        return errors.OLD_PHONE_WORKS
+    if PhoneDevice.objects.filter(pk=registration.phone_device_id, confirmed=True).exists():
+        return errors.OLD_APP_OFF_TEXTS_WORK.format(number=registration.masked_phone_number)
+    return errors.OLD_APP_OFF.format(device=registration.display_name)
+
+
+def reactivation_expired_words(registration: Registration) -> str:
+    old_phone = old_phone_words(registration)
+    if old_phone == errors.OLD_PHONE_WORKS:
+        return errors.REACTIVATION_EXPIRED
+    return errors.REACTIVATION_EXPIRED_OLD_APP_OFF.format(old_phone=old_phone)
 
 
 def offers_phone_codes(registration: Registration) -> bool:

@@ -20,7 +20,7 @@ from identity import errors as identity_errors
 from identity.directory.backends import Answer, check_person_password
 from identity.models import User
 
-from .. import errors, outbox
+from .. import errors, outbox, selectors
 from ..kinds import KINDS, kind_of
 from ..models import (
     ActivationLink,
@@ -81,7 +81,7 @@ def send_activation_link(registration: Registration, *, actor: User, ip: str | N
         if registration.status == Registration.Status.REACTIVATING:
             if registration.is_reactivation_expired:
                 # Not yet ended by the beat task: a link would be dead before it arrived.
-                raise ValidationError(errors.REACTIVATION_EXPIRED, code=errors.CODE_EXPIRED)
+                raise ValidationError(selectors.reactivation_expired_words(registration), code=errors.CODE_EXPIRED)
             purpose, deadline = ActivationLink.Purpose.REACTIVATION, registration.reactivation_expires_at
         else:
             require_pending(registration)

@@ -16,7 +16,7 @@ from django.utils import timezone
 from identity import audit
 from identity.models import User
 
-from .. import crypto, errors
+from .. import crypto, errors, selectors
 from ..kinds import kind_of
 from ..models import (
     AuthenticatorAppDevice,
@@ -120,8 +120,8 @@ def confirm_reactivation(
         require_recent_verification(registration.user, verified_at)
     if registration.is_reactivation_expired:
         # Ended here, on a POST, not by whichever page first notices (GETs change nothing).
-        end_reactivation(registration, actor=None, reason="expired", ip=ip)
-        raise ValidationError(errors.REACTIVATION_EXPIRED, code=errors.CODE_EXPIRED)
+        ended = end_reactivation(registration, actor=None, reason="expired", ip=ip)
+        raise ValidationError(selectors.reactivation_expired_words(ended), code=errors.CODE_EXPIRED)
     _require_reactivating(registration)
     device = registration.pending_app_device
     assert device is not None  # _require_reactivating saw its id

@@ -159,8 +159,10 @@ def reactivate(request, pk, recovering=False):
                 grant_recovery(request, registration)
         return redirect("devices:reactivate", pk=registration.pk)
     if action == "cancel" and not recovering:
-        services.end_reactivation(registration, actor=request.user, reason="cancelled", ip=client_ip(request))
-        messages.info(request, "Phone change cancelled. Your old phone still works.")
+        registration = services.end_reactivation(
+            registration, actor=request.user, reason="cancelled", ip=client_ip(request)
+        )
+        messages.info(request, f"Phone change cancelled. {selectors.old_phone_words(registration)}")
         return redirect("devices:my_devices")
     if action == "confirm" and form.is_valid():
         try:
@@ -199,7 +201,7 @@ def reactivate(request, pk, recovering=False):
     }
     if registration.is_reactivation_expired:
         # Shown, not changed: a GET changes nothing (SES-06); the beat task or the next POST ends it.
-        messages.error(request, errors.REACTIVATION_EXPIRED)
+        messages.error(request, selectors.reactivation_expired_words(registration))
         return redirect("devices:my_devices")
     if registration.status == Registration.Status.REACTIVATING:
         if needs_fresh_check(request, recovering):
