@@ -58,6 +58,25 @@ APP_REPLACED = (
     "on your new {noun}, and only the new {noun}'s codes work now."
 )
 REACTIVATION_EXPIRED = "This phone change has expired. Your old phone still works; start again from My devices."
+# The old phone's app was switched off when the change began (the phone was reported lost): say what still works.
+REACTIVATION_EXPIRED_OLD_APP_OFF = "This phone change has expired. {old_phone}"
+OLD_PHONE_WORKS = "Your old phone still works."
+OLD_APP_OFF_TEXTS_WORK = (
+    "The app on your old phone stays switched off, as you reported the phone lost; codes by text and call to "
+    "{number} still work. Start again from My devices."
+)
+OLD_APP_OFF = (
+    "The app on your old phone stays switched off, as you reported the phone lost, so {device} no longer signs you "
+    "in. Add a device from My devices to set up the new phone."
+)
+RECOVERY_OVER = (
+    "The phone change you were finishing here is over: it was finished, cancelled or started again elsewhere, or "
+    "it expired. Sign in to go on; if you cannot, ask the help desk for a new link."
+)
+BACKUP_CODES_ALREADY_MADE = (
+    "This form was already sent: a new set of backup codes was made a moment ago, so nothing more was done, and the "
+    "codes shown then are the ones that work. If you did not save them, make a new set."
+)
 NOT_ON_OWN_ACCOUNT = "Help-desk actions cannot be taken on your own account. Ask a colleague."
 ACCOUNT_LOCKED_FOR_RECOVERY = (
     "This account is locked after too many wrong codes. Unlock it first (an audited step), then send the link."

@@ -6,12 +6,14 @@ import io
 import qrcode
 import qrcode.image.svg
 from django.conf import settings
-from django.db.models import Exists, Min, OuterRef, QuerySet
+from django.db.models import Exists, Min, OuterRef, Q, QuerySet
 from django.utils import timezone
 from two_factor.utils import get_otpauth_url
 
+from . import errors
 from .kinds import KINDS, kind_of
 from .models import (
+    AuthenticatorAppDevice,
     BackupCodeDevice,
     OutboundMessage,
     PhoneDevice,
@@ -80,6 +82,38 @@ def distinct_default_name(user, kind: str, platform: str = "", *, exclude: int |
 
 def active_registration_count(user) -> int:
     return Registration.objects.filter(user=user, status__in=Registration.IN_USE).count()
+
+
+def phone_change_open(user, *, registration_id: int, pending_app_device_id: int) -> bool:
+    """Whether this phone change (the new app device ``pending_app_device_id`` of the person's registration) still
+    waits for its first code: not confirmed, cancelled, expired, or begun again with another new secret."""
+    return (
+        Registration.objects.filter(
+            pk=registration_id,
+            user=user,
+            status=Registration.Status.REACTIVATING,
+            pending_app_device_id=pending_app_device_id,
+        )
+        .filter(Q(reactivation_expires_at=None) | Q(reactivation_expires_at__gt=timezone.now()))
+        .exists()
+    )
+
+
+def old_phone_words(registration: Registration) -> str:
+    """What of the old phone still signs the person in, for a phone change that ends (or expired) unconfirmed: all
+    of it, unless it was reported lost as the change began and its app switched off then."""
+    if AuthenticatorAppDevice.objects.filter(pk=registration.app_device_id, confirmed=True).exists():
+        return errors.OLD_PHONE_WORKS
+    if PhoneDevice.objects.filter(pk=registration.phone_device_id, confirmed=True).exists():
+        return errors.OLD_APP_OFF_TEXTS_WORK.format(number=registration.masked_phone_number)
+    return errors.OLD_APP_OFF.format(device=registration.display_name)
+
+
+def reactivation_expired_words(registration: Registration) -> str:
+    old_phone = old_phone_words(registration)
+    if old_phone == errors.OLD_PHONE_WORKS:
+        return errors.REACTIVATION_EXPIRED
+    return errors.REACTIVATION_EXPIRED_OLD_APP_OFF.format(old_phone=old_phone)
 
 
 def offers_phone_codes(registration: Registration) -> bool:
@@ -158,11 +192,21 @@ def latest_phone_message(registration: Registration) -> OutboundMessage | None:
 
 
 def backup_code_status(user) -> dict:
-    """How many backup codes of the current set are left, and when the set was made."""
-    device = BackupCodeDevice.objects.filter(user=user, confirmed=True).order_by("-created_at").first()
+    """How many backup codes of the current set are left, when the set was made, and which set it is (``set_id``,
+    "" for none: what the form for a new set says it replaces)."""
+    device = current_backup_code_set(user)
     if device is None:
-        return {"has_codes": False, "unused": 0, "created_at": None}
-    return {"has_codes": True, "unused": device.unused_count, "created_at": device.created_at}
+        return {"has_codes": False, "unused": 0, "created_at": None, "set_id": ""}
+    return {
+        "has_codes": True,
+        "unused": device.unused_count,
+        "created_at": device.created_at,
+        "set_id": device.persistent_id,
+    }
+
+
+def current_backup_code_set(user) -> BackupCodeDevice | None:
+    return BackupCodeDevice.objects.filter(user=user, confirmed=True).order_by("-created_at").first()
 
 
 def oldest_queued_message_at():

@@ -16,7 +16,7 @@ from identity import audit
 from identity.models import User
 from identity.open_sessions import end_sessions
 
-from .. import errors
+from .. import errors, selectors
 from ..models import (
     AuthenticatorAppDevice,
     BackupCodeDevice,
@@ -202,11 +202,23 @@ def report_lost(
     return registration
 
 
-def generate_backup_codes(user: User, *, actor: User, verified_at: datetime | None, ip: str | None = None) -> list[str]:
+def generate_backup_codes(
+    user: User,
+    *,
+    actor: User,
+    verified_at: datetime | None,
+    replacing: str | None = None,
+    ip: str | None = None,
+) -> list[str]:
     """Make a new set of 10 backup codes and return them: the only time they exist in clear.
 
     The previous set stops working. Needs a recent second factor (BND-01).
     Audits ``backup_codes.generated`` and emails a notice (BND-03, BND-06).
+
+    ``replacing`` is the set the person's form was shown with (its persistent id, "" for none). When another set
+    was made since, the request is a second submit of that form (a reload of the page that showed the codes, a
+    double click): nothing is made, so the set just shown stays the one that works, and ``ValidationError`` (code
+    ``already_made``) is raised. ``None`` skips the check, for callers with no form.
     """
     from .. import backup_codes
 
@@ -214,6 +226,10 @@ def generate_backup_codes(user: User, *, actor: User, verified_at: datetime | No
     require_setup_open(user)
     with transaction.atomic():
         User.objects.select_for_update().get(pk=user.pk)
+        if replacing is not None:
+            current = selectors.current_backup_code_set(user)
+            if replacing != (current.persistent_id if current else ""):
+                raise ValidationError(errors.BACKUP_CODES_ALREADY_MADE, code="already_made")
         retired = BackupCodeDevice.objects.filter(user=user, confirmed=True).update(confirmed=False)
         device = BackupCodeDevice.objects.create(user=user, name="Backup codes", confirmed=True)
         codes = backup_codes.store_new_codes(device)

@@ -20,7 +20,7 @@ from identity import errors as identity_errors
 from identity.directory.backends import Answer, check_person_password
 from identity.models import User
 
-from .. import errors, outbox
+from .. import errors, outbox, selectors
 from ..kinds import KINDS, kind_of
 from ..models import (
     ActivationLink,
@@ -70,7 +70,8 @@ def send_activation_link(registration: Registration, *, actor: User, ip: str | N
     The token (256 bits) is only in the email; the database keeps its hash.
     A new link revokes the earlier ones of this registration. The URL is built
     from ``SITE_URL``, never from the request's Host. Audits ``activation_link.sent``.
-    Raises when the person has no email address or asked less than a minute ago.
+    Raises when the person has no email address or asked less than a minute ago, and when the setup or the
+    phone change has expired (code ``expired``).
     """
     user = registration.user
     if not user.email:
@@ -78,6 +79,9 @@ def send_activation_link(registration: Registration, *, actor: User, ip: str | N
     with transaction.atomic():
         registration = lock_registration(registration)
         if registration.status == Registration.Status.REACTIVATING:
+            if registration.is_reactivation_expired:
+                # Not yet ended by the beat task: a link would be dead before it arrived.
+                raise ValidationError(selectors.reactivation_expired_words(registration), code=errors.CODE_EXPIRED)
             purpose, deadline = ActivationLink.Purpose.REACTIVATION, registration.reactivation_expires_at
         else:
             require_pending(registration)
@@ -143,7 +147,8 @@ def open_activation_link(link: ActivationLink, *, password: str, ip: str | None 
     A wrong password is counted and audited; after ACTIVATION_LINK_MAX_PASSWORD_ATTEMPTS
     the link is revoked. A recovery link also starts the reactivation
     it was sent for, in the same transaction (the link and the password stand in
-    for the missing second factor). Raises ``ValidationError`` on every refusal.
+    for the missing second factor); the returned link's registration is then the
+    one the change left, with its new app device. Raises ``ValidationError`` on every refusal.
     """
     with transaction.atomic():
         link = ActivationLink.objects.select_for_update().select_related("user", "registration").get(pk=link.pk)
@@ -195,7 +200,7 @@ def open_activation_link(link: ActivationLink, *, password: str, ip: str | None 
                 if registration.status == Registration.Status.REACTIVATING and registration.pending_app_device_id:
                     # A change begun earlier may be stale or its secret seen elsewhere: recovery starts afresh.
                     retire_app_secret(registration.pending_app_device_id)
-                begin_reactivation(registration, actor=link.user, old_phone_lost=False, ip=ip)
+                link.registration = begin_reactivation(registration, actor=link.user, old_phone_lost=False, ip=ip)
                 audit.record(
                     "recovery.started",
                     actor=link.user,

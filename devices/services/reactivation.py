@@ -16,7 +16,7 @@ from django.utils import timezone
 from identity import audit
 from identity.models import User
 
-from .. import crypto, errors
+from .. import crypto, errors, selectors
 from ..kinds import kind_of
 from ..models import (
     AuthenticatorAppDevice,
@@ -100,26 +100,28 @@ def confirm_reactivation(
     code: str,
     actor: User,
     verified_at: datetime | None,
-    recovering: bool = False,
+    recovery_for: int | None = None,
     ip: str | None = None,
 ) -> Registration:
     """Accept a code from the new phone: the new secret replaces the old one, which is retired (ACT-06).
 
-    Needs a recent second factor (BND-01), except in a recovery session (``recovering``: opened by a help-desk
-    link and the password, or kept open after the old phone was reported lost, for this change only).
+    Needs a recent second factor (BND-01), except in a recovery session (opened by a help-desk link and the
+    password, or kept open after the old phone was reported lost) for this very change: ``recovery_for`` is the
+    new app device the session was opened for, and a change begun again since (another new secret) needs the
+    second factor like any other.
 
     A code from the old phone does not match the new secret and is refused.
     So is any code once the change is over (confirmed, cancelled or expired):
     callers treat success as a proven factor, so it is never returned unearned.
     Audits ``device.reactivated`` and emails a notice (BND-03).
     """
-    if not recovering:
-        require_recent_verification(registration.user, verified_at)
     registration = Registration.objects.select_related("pending_app_device").get(pk=registration.pk)
+    if recovery_for is None or recovery_for != registration.pending_app_device_id:
+        require_recent_verification(registration.user, verified_at)
     if registration.is_reactivation_expired:
         # Ended here, on a POST, not by whichever page first notices (GETs change nothing).
-        end_reactivation(registration, actor=None, reason="expired", ip=ip)
-        raise ValidationError(errors.REACTIVATION_EXPIRED, code=errors.CODE_EXPIRED)
+        ended = end_reactivation(registration, actor=None, reason="expired", ip=ip)
+        raise ValidationError(selectors.reactivation_expired_words(ended), code=errors.CODE_EXPIRED)
     _require_reactivating(registration)
     device = registration.pending_app_device
     assert device is not None  # _require_reactivating saw its id
@@ -137,6 +139,9 @@ def confirm_reactivation(
         if registration.status == Registration.Status.ACTIVE:
             return registration
         _require_reactivating(registration)
+        if registration.pending_app_device_id != device.pk:
+            # Begun again while the code was checked: the code was for a secret no longer waiting.
+            raise ValidationError(errors.NOT_REACTIVATING, code=errors.CODE_NOT_REACTIVATING)
         old_device_id = registration.app_device_id
         AuthenticatorAppDevice.objects.filter(pk=device.pk).update(confirmed=True)
         if old_device_id:

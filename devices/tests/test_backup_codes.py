@@ -10,12 +10,13 @@ import threading
 import pytest
 from cryptography.fernet import Fernet
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import connection
 from django.test import Client
 from django.utils import timezone
 from django_otp import DEVICE_ID_SESSION_KEY, devices_for_user
 
-from devices import backup_codes, crypto, services
+from devices import backup_codes, crypto, errors, services
 from devices.models import BackupCode, BackupCodeDevice, OutboundMessage
 from identity import errors as identity_errors
 from identity.models import AuditEvent, User
@@ -55,9 +56,18 @@ def signed_in(client, person, phone, sign_in):
     return client
 
 
+FORM_FIELDS = re.compile(r'<input type="hidden" name="(\w+)" value="([^"]*)">')
+
+
+def form_of(client) -> dict:
+    """The form for a new set, as the backup codes page shows it (without its CSRF token: the test client's
+    requests are not checked)."""
+    return {name: value for name, value in FORM_FIELDS.findall(text(client.get(PAGE))) if name != "csrfmiddlewaretoken"}
+
+
 def generate(client) -> list[str]:
     """Make a set through the page and read the codes off it, as the person would."""
-    response = client.post(PAGE)
+    response = client.post(PAGE, form_of(client))
     assert response.status_code == 200
     assert "no-store" in response["Cache-Control"]
     return SHOWN.findall(text(response))
@@ -250,6 +260,32 @@ def test_bnd06_a_new_set_invalidates_the_old_one_and_notifies(signed_in, person,
     assert [m.subject for m in mailoutbox].count(notices.first().subject) == 2
 
 
+@pytest.mark.parametrize("had_codes", [False, True], ids=["first-set", "new-set"])
+def test_bnd06_a_second_submit_of_the_form_makes_no_new_set(signed_in, person, sending, mailoutbox, had_codes):
+    """Reloading the page that shows the codes (or a double click) sends the form again: the set just shown
+    stays the one that works, and no second notice goes out."""
+    if had_codes:
+        generate(signed_in)
+    form = form_of(signed_in)
+    with sending():
+        shown = SHOWN.findall(text(signed_in.post(PAGE, form)))
+    device = backup_device(person)
+    sent = len(mailoutbox)
+
+    with sending():
+        again = signed_in.post(PAGE, form)
+
+    assert again.status_code == 302 and again["Location"] == PAGE
+    page = text(signed_in.get(PAGE))
+    assert errors.BACKUP_CODES_ALREADY_MADE in page and "<code>" not in page
+    assert backup_device(person) == device and BackupCodeDevice.objects.filter(user=person).count() == 1 + had_codes
+    assert events("backup_codes.generated").count() == 1 + had_codes
+    assert len(mailoutbox) == sent
+    assert try_code(person, shown[0])[1].status_code == 302
+    # The form as the page shows it now makes a new set.
+    assert len(generate(signed_in)) == 10 and backup_device(person) != device
+
+
 def test_bnd06_codes_of_another_person_are_refused(signed_in, person, make_user, enroll):
     other = make_user("bystander")
     enroll(other)
@@ -360,3 +396,33 @@ def test_bnd06_two_simultaneous_uses_of_one_code_give_one_success(make_user, enr
 
     assert sorted(outcomes) == sorted([SecondFactorOutcome.OK, SecondFactorOutcome.WRONG])
     assert device.codes.filter(used_at__isnull=False).count() == 1
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_bnd06_a_double_click_makes_one_set(make_user, enroll):
+    """Two submits of the same form at once: one set is made, the other request is told so."""
+    person = make_user("clicker")
+    enroll(person)
+    barrier = threading.Barrier(2)
+    outcomes = []
+
+    def submit():
+        try:
+            barrier.wait()
+            codes = services.generate_backup_codes(person, actor=person, verified_at=timezone.now(), replacing="")
+            outcomes.append(len(codes))
+        except ValidationError as refused:
+            outcomes.append(refused.code)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=submit) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert sorted(outcomes, key=str) == [10, "already_made"]
+    assert BackupCodeDevice.objects.filter(user=person).count() == 1
+    assert events("backup_codes.generated").count() == 1

@@ -9,7 +9,7 @@ from django.core.exceptions import ValidationError
 from django.test import Client
 from django.utils import timezone
 
-from devices import services
+from devices import errors, services
 from devices.models import ActivationLink, AuthenticatorAppDevice, OutboundMessage, Registration
 from identity import services as identity_services
 from testsupport import PASSWORD, details_of, fresh_code, totp_for
@@ -234,6 +234,95 @@ def test_bnd02_lost_the_phone_but_kept_the_number(person, phone_with_texts, cloc
     assert offered_at_sign_in(person) == {mobile.app_device.persistent_id, texts.persistent_id}
     clock.tick(30)
     assert sign_in_with(Client(), person, mobile.app_device, new_phone.now()).status_code == 302
+
+
+def test_bnd05_a_session_kept_open_after_the_loss_finishes_only_its_own_change(
+    upgrading, person, phone_with_texts, sign_in, clock
+):
+    """Verified with the app just reported lost, the session may finish that change only: once the change is
+    cancelled and begun again from another device, it sees nothing of the new secret."""
+    phone = phone_with_texts
+    tablet = add_app_device(person, kind="tablet")
+    assert start(upgrading, phone, old_phone_lost="on")["Location"] == new_phone_url(phone)
+    first = started(phone).pending_app_device
+    assert page_secret(upgrading.get(new_phone_url(phone))) == secret_b32(first)
+    other = Client()
+    clock.tick(30)
+    sign_in(other, person, tablet.app_device)
+    other.post(new_phone_url(phone), {"action": "cancel"})
+    assert start(other, phone)["Location"] == new_phone_url(phone)
+    second = started(phone).pending_app_device
+
+    response = upgrading.get(new_phone_url(phone))
+
+    assert response.status_code == 302 and response["Location"].startswith(SIGN_IN)
+    assert confirm(upgrading, phone, fresh_code(second))["Location"].startswith(SIGN_IN)
+    assert started(phone).pending_app_device_id == second.pk
+    assert not events("device.reactivated").exists()
+
+
+def lose_and_move(person, phone, sign_in, clock):
+    """Signed in with a tablet, the person starts moving ``phone``'s app with the old phone reported lost."""
+    tablet = add_app_device(person, kind="tablet")
+    browser = Client()
+    clock.tick(30)
+    sign_in(browser, person, tablet.app_device)
+    assert start(browser, phone, old_phone_lost="on")["Location"] == new_phone_url(phone)
+    assert not AuthenticatorAppDevice.objects.get(pk=phone.app_device_id).confirmed
+    return browser
+
+
+def cancel(browser, registration) -> str:
+    """Cancel the change; returns the page it leads to, with what it says."""
+    response = browser.post(new_phone_url(registration), {"action": "cancel"})
+    assert response.status_code == 302 and response["Location"] == "/devices/"
+    return text(browser.get("/devices/"))
+
+
+def test_act06_cancelling_a_change_says_the_old_phone_still_works(upgrading, phone):
+    start(upgrading, phone)
+    assert "Phone change cancelled. " + errors.OLD_PHONE_WORKS in cancel(upgrading, phone)
+
+
+def test_bnd05_cancelling_after_the_loss_says_the_old_app_stays_off(person, phone_with_texts, sign_in, clock):
+    browser = lose_and_move(person, phone_with_texts, sign_in, clock)
+
+    page = cancel(browser, phone_with_texts)
+
+    assert errors.OLD_APP_OFF_TEXTS_WORK.format(number=phone_with_texts.masked_phone_number) in page
+    assert errors.OLD_PHONE_WORKS not in page
+    phone_with_texts.refresh_from_db()
+    assert phone_with_texts.status == Registration.Status.ACTIVE and not phone_with_texts.app_device.confirmed
+
+
+def test_bnd05_cancelling_after_the_loss_of_a_phone_without_texts_says_it_no_longer_signs_in(
+    person, phone, sign_in, clock
+):
+    browser = lose_and_move(person, phone, sign_in, clock)
+
+    page = cancel(browser, phone)
+
+    assert errors.OLD_APP_OFF.format(device=phone.display_name) in page and errors.OLD_PHONE_WORKS not in page
+    phone.refresh_from_db()
+    assert phone.status == Registration.Status.RETIRED
+
+
+def test_bnd05_an_expired_change_after_the_loss_says_the_old_app_stays_off(person, phone, sign_in, clock):
+    browser = lose_and_move(person, phone, sign_in, clock)
+    clock.tick(settings.ACTIVATION_LINK_TTL.total_seconds() + 1)
+    sign_in(browser, person, Registration.objects.get(user=person, kind="tablet").app_device)
+
+    response = browser.get(new_phone_url(phone))
+
+    assert response["Location"] == "/devices/"
+    page = text(browser.get("/devices/"))
+    off = errors.OLD_APP_OFF.format(device=phone.display_name)
+    assert errors.REACTIVATION_EXPIRED_OLD_APP_OFF.format(old_phone=off) in page
+    assert errors.REACTIVATION_EXPIRED not in page
+    refused = confirm(browser, phone, "123456")
+    assert refused["Location"] == "/devices/"
+    assert errors.REACTIVATION_EXPIRED_OLD_APP_OFF.format(old_phone=off) in text(browser.get("/devices/"))
+    assert Registration.objects.get(pk=phone.pk).status == Registration.Status.RETIRED
 
 
 # --- AC-01: only one's own devices ----------------------------------------------------------------------------

@@ -499,3 +499,25 @@ def test_act06_the_emailed_link_during_a_change_offers_only_the_new_secret(
     assert ready.status_code == 200
     assert secret_b32(new) in text(ready)
     assert secret_b32(phone.app_device) not in text(ready)
+
+
+def test_act06_no_link_is_emailed_for_an_expired_change(person, phone, clock, sign_in, sending, mailoutbox):
+    """The change expired and the beat task has not ended it yet: a link would be dead before it arrived."""
+    start_and_leave = Client()
+    sign_in(start_and_leave, person, phone.app_device)
+    start(start_and_leave, phone)
+    clock.tick(settings.ACTIVATION_LINK_TTL.total_seconds() + 1)
+    client = Client()
+    sign_in(client, person, phone.app_device)
+
+    with sending():
+        response = client.post(f"/enroll/{phone.pk}/email-link/")
+
+    assert response.status_code == 302 and response["Location"] == "/devices/"
+    assert text(client.get("/devices/")).count(errors.REACTIVATION_EXPIRED) == 1
+    assert not ActivationLink.objects.exists() and not mailoutbox
+    assert not OutboundMessage.objects.filter(template="activation_link").exists()
+    assert not events("activation_link.sent").exists()
+    with pytest.raises(ValidationError) as refused:
+        services.send_activation_link(started(phone), actor=person)
+    assert refused.value.messages == [errors.REACTIVATION_EXPIRED]

@@ -249,7 +249,7 @@ def test_bnd07_confirming_the_new_phone_signs_the_person_in_fully(person, phone,
 
 
 def test_bnd07_recovery_session_gets_no_verification_once_the_change_is_over(person, phone, send_link, sign_in, clock):
-    """The person cancels from a session of their own: the recovery session cannot get in with any code."""
+    """The person cancels from a session of their own: the recovery session ends, and no code gets it in."""
     old = phone.app_device
     token = send_link(person)
     browser = recover(token)
@@ -263,12 +263,81 @@ def test_bnd07_recovery_session_gets_no_verification_once_the_change_is_over(per
     clock.tick(30)
     for code in ("000000", fresh_code(old)):
         response = browser.post(new_phone_url(phone), {"action": "confirm", "code": code})
-        assert response.status_code == 200 and not is_verified(browser)
-    assert browser.get("/devices/")["Location"] == new_phone_url(phone)
-    assert browser.post(new_phone_url(phone), {"action": "start"})["Location"].startswith("/account/sign-in/confirm/")
+        assert response.status_code == 302 and response["Location"].startswith("/account/sign-in/")
+        assert not is_verified(browser) and RECOVERY_SESSION_KEY not in browser.session
+    assert browser.get("/devices/")["Location"].startswith("/account/sign-in/")
+    assert browser.post(new_phone_url(phone), {"action": "start"})["Location"].startswith("/account/sign-in/")
     phone.refresh_from_db()
     assert phone.status == Registration.Status.ACTIVE and phone.pending_app_device is None
     assert not events("device.reactivated").exists()
+
+
+def test_bnd07_a_recovery_session_left_open_gets_nothing_of_a_later_phone_change(person, phone, send_link, clock):
+    """A link opened on a shared computer and left there; a second link, opened on the person's own phone, begins
+    the change again: whoever sits at the shared computer sees no new secret and confirms nothing."""
+    shared = recover(send_link(person))
+    qr_secret(shared, phone)
+    own = recover(send_link(person))
+    phone.refresh_from_db()
+    new = phone.pending_app_device
+    new_phone = totp_for(new)
+    assert page_secret(own.get(new_phone_url(phone))) == secret_b32(new)
+
+    clock.tick(30)
+    refused = shared.post(new_phone_url(phone), {"action": "confirm", "code": new_phone.now()})
+
+    assert refused.status_code == 302 and refused["Location"].startswith("/account/sign-in/")
+    assert RECOVERY_SESSION_KEY not in shared.session and not is_verified(shared)
+    signed_out = shared.get(refused["Location"])
+    assert errors.RECOVERY_OVER in text(signed_out) and secret_b32(new) not in text(signed_out)
+    for url in (new_phone_url(phone), f"/enroll/{phone.pk}/qr.svg", "/devices/"):
+        response = shared.get(url)
+        assert response.status_code == 302 and response["Location"].startswith("/account/sign-in/"), url
+    phone.refresh_from_db()
+    assert phone.status == Registration.Status.REACTIVATING and phone.pending_app_device_id == new.pk
+    assert not events("device.reactivated").exists()
+    # The person's own phone finishes the change.
+    assert own.post(new_phone_url(phone), {"action": "confirm", "code": new_phone.now()})["Location"] == "/devices/"
+    assert is_verified(own)
+
+
+def test_bnd07_a_recovery_session_ends_with_its_phone_change(person, phone, send_link, sign_in, clock):
+    """Cancelled from another session and begun again there: the recovery session sees none of the new secret."""
+    browser = recover(send_link(person))
+    owner = Client()
+    clock.tick(30)
+    sign_in(owner, person, phone.app_device)
+    owner.post(new_phone_url(phone), {"action": "cancel"})
+    owner.post(new_phone_url(phone), {"action": "start"})
+    phone.refresh_from_db()
+    assert phone.status == Registration.Status.REACTIVATING
+
+    response = browser.get(new_phone_url(phone))
+
+    assert response.status_code == 302 and response["Location"].startswith("/account/sign-in/")
+    assert RECOVERY_SESSION_KEY not in browser.session
+
+
+def test_bnd07_the_service_asks_a_second_factor_for_a_change_begun_again(person, phone, send_link, clock):
+    first = services.open_activation_link(
+        services.find_activation_link(services.hash_token(send_link(person))), password=PASSWORD
+    ).registration.pending_app_device_id
+    second = services.open_activation_link(
+        services.find_activation_link(services.hash_token(send_link(person))), password=PASSWORD
+    ).registration.pending_app_device
+    assert second.pk != first
+
+    with pytest.raises(services.ReauthRequired):
+        services.confirm_reactivation(
+            phone, code=fresh_code(second), actor=person, verified_at=None, recovery_for=first
+        )
+    phone.refresh_from_db()
+    assert phone.status == Registration.Status.REACTIVATING and phone.pending_app_device_id == second.pk
+    services.confirm_reactivation(
+        phone, code=fresh_code(second), actor=person, verified_at=None, recovery_for=second.pk
+    )
+    phone.refresh_from_db()
+    assert phone.status == Registration.Status.ACTIVE and phone.app_device_id == second.pk
 
 
 def test_ses09_the_admin_refuses_a_recovery_session(make_user, enroll, staff, send_link):

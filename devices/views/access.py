@@ -31,6 +31,42 @@ LOSS_REPORTED_SESSION_KEY = "reported_last_factor_lost_at"
 RECOVERY_SESSION_KEY = "recovery_registration"
 
 
+# The new app device of the phone change that recovery session is for: the grant covers that one change only.
+RECOVERY_DEVICE_SESSION_KEY = "recovery_app_device"
+
+
+def grant_recovery(request, registration: Registration) -> None:
+    """Let this session finish ``registration``'s phone change under way, without a second factor, and nothing else."""
+    request.session[RECOVERY_SESSION_KEY] = registration.pk
+    request.session[RECOVERY_DEVICE_SESSION_KEY] = registration.pending_app_device_id
+
+
+def end_recovery(request) -> None:
+    request.session.pop(RECOVERY_SESSION_KEY, None)
+    request.session.pop(RECOVERY_DEVICE_SESSION_KEY, None)
+
+
+def recovering_registration(request) -> int | None:
+    """The registration whose phone change this session may finish without a second factor, or None.
+
+    The grant holds for the one change it was given for (its new app secret). Once that change is confirmed,
+    cancelled, expired or begun again (a second recovery link opened elsewhere, say), the grant is dropped: a
+    session left open on a shared computer never sees or confirms a later new secret.
+    """
+    pk = request.session.get(RECOVERY_SESSION_KEY)
+    if pk is None:
+        return None
+    device_id = request.session.get(RECOVERY_DEVICE_SESSION_KEY)
+    if device_id is not None and selectors.phone_change_open(
+        request.user, registration_id=pk, pending_app_device_id=device_id
+    ):
+        return pk
+    end_recovery(request)
+    if not request.user.is_verified():
+        messages.info(request, errors.RECOVERY_OVER)  # said on the sign-in page this session is sent to
+    return None
+
+
 def person_view(view):
     """Signed in, and verified with a second factor once the person has one; never cached."""
 
@@ -39,7 +75,7 @@ def person_view(view):
     @login_required
     def wrapped(request, *args, **kwargs):
         if not request.user.is_verified() and selectors.active_registration_count(request.user):
-            if recovering := request.session.get(RECOVERY_SESSION_KEY):
+            if recovering := recovering_registration(request):
                 # A recovery session opens only the new-phone page; keep the person there.
                 return redirect("devices:reactivate", pk=recovering)
             auth.logout(request)
@@ -59,7 +95,7 @@ def reactivation_view(view):
     @never_cache
     @login_required
     def wrapped(request, pk, *args, **kwargs):
-        recovering = request.session.get(RECOVERY_SESSION_KEY) == pk
+        recovering = recovering_registration(request) == pk
         if not recovering and not request.user.is_verified() and selectors.active_registration_count(request.user):
             auth.logout(request)
             return redirect("identity:sign_in")
@@ -84,7 +120,7 @@ def needs_fresh_check(request, recovering: bool = False) -> bool:
     """True when this session may not see a pending secret now: no second factor within the last few minutes.
 
     Whoever sees a secret waiting for its first code holds a copy of the factor once it is bound (BND-01).
-    A first enrollment is exempt, and so is a recovery session for its one registration.
+    A first enrollment is exempt, and so is a recovery session for its one phone change.
     """
     if recovering:
         return False

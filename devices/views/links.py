@@ -14,7 +14,7 @@ from .. import errors, selectors, services
 from ..forms import (
     ActivationPasswordForm,
 )
-from .access import LINK_SESSION_KEY, RECOVERY_SESSION_KEY
+from .access import LINK_SESSION_KEY, grant_recovery
 
 
 def _no_referrer(response):
@@ -70,7 +70,7 @@ def activation_landing(request):
                 # The help desk's identity check, the link and the password stand in for the lost factor,
                 # for this one purpose: putting a new phone in place of the old one.
                 auth.login(request, link.user, backend=settings.AUTHENTICATION_BACKENDS[0])
-                request.session[RECOVERY_SESSION_KEY] = registration.pk
+                grant_recovery(request, registration)
                 return redirect("devices:reactivate", pk=registration.pk)
             context = {
                 "otpauth_uri": selectors.otpauth_uri(registration),

@@ -20,8 +20,10 @@ from ..forms import (
 from ..models import Registration
 from .access import (
     LOSS_REPORTED_SESSION_KEY,
-    RECOVERY_SESSION_KEY,
+    RECOVERY_DEVICE_SESSION_KEY,
     confirm_identity_redirect,
+    end_recovery,
+    grant_recovery,
     needs_fresh_check,
     own_registration,
     person_view,
@@ -140,7 +142,7 @@ def reactivate(request, pk, recovering=False):
     if action == "start":
         old_phone_lost = bool(request.POST.get("old_phone_lost"))
         try:
-            services.start_reactivation(
+            registration = services.start_reactivation(
                 registration,
                 actor=request.user,
                 verified_at=second_factor_at(request),
@@ -154,11 +156,13 @@ def reactivate(request, pk, recovering=False):
             if old_phone_lost and verified_with is not None and verified_with == registration.app_device:
                 # The session was verified with the app just retired, so it no longer counts as verified:
                 # keep it open for finishing this change only, as a recovery session is, not to lock them out.
-                request.session[RECOVERY_SESSION_KEY] = registration.pk
+                grant_recovery(request, registration)
         return redirect("devices:reactivate", pk=registration.pk)
     if action == "cancel" and not recovering:
-        services.end_reactivation(registration, actor=request.user, reason="cancelled", ip=client_ip(request))
-        messages.info(request, "Phone change cancelled. Your old phone still works.")
+        registration = services.end_reactivation(
+            registration, actor=request.user, reason="cancelled", ip=client_ip(request)
+        )
+        messages.info(request, f"Phone change cancelled. {selectors.old_phone_words(registration)}")
         return redirect("devices:my_devices")
     if action == "confirm" and form.is_valid():
         try:
@@ -167,7 +171,7 @@ def reactivate(request, pk, recovering=False):
                 code=form.cleaned_data["code"],
                 actor=request.user,
                 verified_at=second_factor_at(request),
-                recovering=recovering,
+                recovery_for=request.session.get(RECOVERY_DEVICE_SESSION_KEY) if recovering else None,
                 ip=client_ip(request),
             )
         except ValidationError as error:
@@ -183,7 +187,7 @@ def reactivate(request, pk, recovering=False):
                 return redirect("devices:my_devices")
             form.add_error("code", error)
         else:
-            request.session.pop(RECOVERY_SESSION_KEY, None)
+            end_recovery(request)
             otp_login(request, registration.app_device)
             signin_session.mark_verified(request.session)
             messages.success(request, f"{registration.display_name} now uses the app on your new phone.")
@@ -197,7 +201,7 @@ def reactivate(request, pk, recovering=False):
     }
     if registration.is_reactivation_expired:
         # Shown, not changed: a GET changes nothing (SES-06); the beat task or the next POST ends it.
-        messages.error(request, errors.REACTIVATION_EXPIRED)
+        messages.error(request, selectors.reactivation_expired_words(registration))
         return redirect("devices:my_devices")
     if registration.status == Registration.Status.REACTIVATING:
         if needs_fresh_check(request, recovering):
@@ -256,6 +260,7 @@ def backup_codes(request):
                 request.user,
                 actor=request.user,
                 verified_at=second_factor_at(request),
+                replacing=request.POST.get("replaces", ""),
                 ip=client_ip(request),
             )
         except ValidationError as error:

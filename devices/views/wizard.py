@@ -362,6 +362,11 @@ def email_activation_link(request, pk, recovering=False):
         link = services.send_activation_link(registration, actor=request.user, ip=client_ip(request))
     except ValidationError as error:
         messages.error(request, error.messages[0])
+        if error.code == errors.CODE_EXPIRED:
+            # Where the page would send the person now, without saying it twice.
+            return redirect(
+                "devices:my_devices" if registration.status == Registration.Status.REACTIVATING else "devices:start"
+            )
     else:
         messages.success(
             request,
