@@ -135,13 +135,14 @@ def _check_password(username: str, typed: str, *, ip: str | None) -> tuple[User 
     An unreachable directory is nobody's wrong password: it counts toward nothing, and no other reading is tried.
 
     The throttle counts failures per typed ID only (API-09): ``ip`` is the VPN concentrator's, shared by everyone
-    behind it, so it is audited but counts toward nothing. However many readings are tried, a failure counts once.
+    behind it, so it is audited but counts toward nothing, and the web's failures from that address do not count
+    here either. However many readings are tried, a failure counts once.
     An unknown ID costs no hash (Django's backend would hash against nothing to take as long): its reply waits as
     long instead, and the CPU stays with the people who exist.
     """
     candidates = password_candidates(typed)
     pace = radius_password_cost() * len(candidates)
-    if password_sign_in_throttled(username, ip=ip):
+    if password_sign_in_throttled(username, ip=ip, by_address=False):
         return None, "", pace, ""
     known = User.objects.filter(username=username).first()
     told = ""

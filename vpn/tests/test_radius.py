@@ -609,8 +609,28 @@ def test_api_09_a_flood_of_wrong_passwords_from_one_vpn_keeps_no_one_else_out(
     assert during > before > settings.PASSWORD_FAILURES_PER_ADDRESS, (before, during, took)
     # Counted per typed ID: the VPN's address is throttled neither here nor at the web's sign-in.
     assert set(failures.values_list("details__entry_point", flat=True)) == {"radius"}
-    assert not identity_services.password_sign_in_throttled("someone", ip="127.0.0.1")
+    assert not identity_services.password_sign_in_throttled("someone", ip="127.0.0.1", by_address=True)
     assert not AuditEvent.objects.filter(action="signin.password_throttled", subject=radius_person).exists()
+
+
+def test_api_09_wrong_web_passwords_from_the_vpns_address_keep_no_one_off_the_vpn(
+    radius_client, radius_person, settings, request, client
+):
+    """People behind the VPN reach the web sign-in through the concentrator's NAT, so their wrong web passwords come
+    from the address the RADIUS requests come from. Past the web's per-address limit the web refuses that address;
+    RADIUS, which counts per person only, still lets in the right password and code."""
+    settings.PASSWORD_FAILURES_PER_ADDRESS = 3
+    port = request.getfixturevalue("radius_server")
+    for n in range(settings.PASSWORD_FAILURES_PER_ADDRESS):
+        client.post(SIGN_IN, {"username": f"someone{n}", "password": "wrong"}, REMOTE_ADDR="127.0.0.1")
+    assert identity_services.password_sign_in_throttled("someone", ip="127.0.0.1", by_address=True)
+    out = radclient(
+        port,
+        radius_client.secret,
+        {"User-Name": "vpnuser", "User-Password": f"{PASSWORD},{fresh_code(app_device(radius_person))}"},
+    )
+    assert "Received Access-Accept" in out, out
+    assert AuditEvent.objects.filter(action="signin.password_throttled").count() == 1  # the web's, asked above
 
 
 def test_a_request_without_a_password_is_rejected_and_counts_toward_no_one(radius_server, radius_client, radius_person):
