@@ -132,7 +132,11 @@ def _check_password(username: str, typed: str, *, ip: str | None) -> tuple[User 
     something of its own (locked, expired, unreachable...; "" for a wrong password, which says nothing).
 
     Every reading goes through the site's one password check: a directory person's only by the directory (DIR-01).
-    An unreachable directory is nobody's wrong password: it counts toward nothing, and no other reading is tried.
+    The first answer other than a wrong password ends the check: no other reading is tried. An unreachable directory
+    is nobody's wrong password and counts toward nothing; the directory's refusals (locked, expired...) count as one.
+    A directory person's password is bound once per attempt, with the first reading only: each bind that fails counts
+    toward the directory's own lockout (Active Directory's, a password policy's), and one wrong password must not
+    count twice there.
 
     The throttle counts failures per typed ID only (API-09): ``ip`` is the VPN concentrator's, shared by everyone
     behind it, so it is audited but counts toward nothing, and the web's failures from that address do not count
@@ -147,7 +151,7 @@ def _check_password(username: str, typed: str, *, ip: str | None) -> tuple[User 
     known = User.objects.filter(username=username).first()
     told = ""
     if known is not None:
-        for password, code in candidates:
+        for password, code in candidates[:1] if known.from_directory else candidates:
             began = time.monotonic()
             checked = check_password(username, password)
             _measured(time.monotonic() - began)
@@ -156,8 +160,9 @@ def _check_password(username: str, typed: str, *, ip: str | None) -> tuple[User 
                 return checked.user, code, 0.0, ""
             if checked.answer != Answer.WRONG_PASSWORD:
                 told = checked.message
-            if not checked.counts_as_failure:
-                return None, "", 0.0, told
+                if not checked.counts_as_failure:
+                    return None, "", 0.0, told
+                break
         pace = 0.0
     record_password_failure(username, username_known_user=known, ip=ip, entry_point="radius")
     return None, "", pace, told
