@@ -153,7 +153,7 @@ def _check_password(username: str, typed: str, *, ip: str | None) -> tuple[User 
     if known is not None:
         for password, code in candidates[:1] if known.from_directory else candidates:
             began = time.monotonic()
-            checked = check_password(username, password)
+            checked = check_password(username, password, ip=ip, entry_point="radius")
             _measured(time.monotonic() - began)
             if checked.user is not None:
                 record_password_success(checked.user, ip=ip, entry_point="radius")

@@ -55,7 +55,8 @@ def test_radius_says_what_the_directory_said(ldap_env, directory_person, radius_
     erin = directory_person("erin")
     out = radclient(radius_server, radius_client.secret, {"User-Name": "erin", "User-Password": tree.PASSWORD})
     assert "Received Access-Reject" in out and "has locked your institution account" in out
-    assert details_of(AuditEvent.objects.get(action="signin.directory_refused", subject=erin)) == {"answer": "locked"}
+    refused = AuditEvent.objects.get(action="signin.directory_refused", subject=erin)
+    assert (details_of(refused), refused.ip) == ({"answer": "locked", "entry_point": "radius"}, "127.0.0.1")
 
 
 def test_dir_01_radius_with_the_directory_down_refuses_and_blames_nobody(ldap_env, alice, radius_server, radius_client):
@@ -66,10 +67,10 @@ def test_dir_01_radius_with_the_directory_down_refuses_and_blames_nobody(ldap_en
             radius_server, radius_client.secret, {"User-Name": "alice", "User-Password": f"{password},{code}"}
         )
         assert "Received Access-Reject" in out and "We cannot check passwords right now" in out
-    actions = list(
-        AuditEvent.objects.filter(subject=alice, action__startswith="signin.").values_list("action", flat=True)
-    )
-    assert actions == ["signin.directory_unreachable"] * 2
+    events = AuditEvent.objects.filter(subject=alice, action__startswith="signin.")
+    assert [(e.action, e.ip, e.details["entry_point"]) for e in events] == [
+        ("signin.directory_unreachable", "127.0.0.1", "radius")
+    ] * 2
 
 
 def failed_binds(directory, dn: str) -> int:
