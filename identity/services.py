@@ -49,14 +49,16 @@ def record_password_failure(
 THROTTLED_ATTEMPTS = ("signin.password_failed", "signin.refused_inactive")
 
 
-def password_sign_in_throttled(username: str, *, ip: str | None, by_address: bool = True) -> bool:
+def password_sign_in_throttled(username: str, *, ip: str | None, by_address: bool) -> bool:
     """Too many wrong passwords lately for this ID (known or not, so it tells nothing) or, ``by_address``, from
     this address.
 
     Counts ``signin.password_failed`` and ``signin.refused_inactive`` events in the database (REL-07): a
-    deactivated account's attempts are paused like wrong passwords, or they would write a row each without end. A refusal is audited. Failures at another
-    door than the web (RADIUS) come from a VPN concentrator's address, which everyone behind it shares: they count
-    toward their ID only, never toward an address (API-09).
+    deactivated account's attempts are paused like wrong passwords, or they would write a row each without end. A
+    refusal is audited. Failures at another door than the web (RADIUS) come from a VPN concentrator's address, which
+    everyone behind it shares: they count toward their ID only, never toward an address (API-09). Such a door asks
+    with ``by_address=False``, or the web's failures from that address (people behind the same NAT) would keep
+    everyone out of it; ``by_address`` has no default, so every door says which it is.
     """
     since = timezone.now() - timedelta(minutes=settings.PASSWORD_THROTTLE_MINUTES)
     failures = AuditEvent.objects.filter(action__in=THROTTLED_ATTEMPTS, created_at__gte=since)

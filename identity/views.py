@@ -44,7 +44,7 @@ def sign_in(request):
     if (
         request.method == "POST"
         and form.is_valid()
-        and services.password_sign_in_throttled(form.cleaned_data["username"], ip=client_ip(request))
+        and services.password_sign_in_throttled(form.cleaned_data["username"], ip=client_ip(request), by_address=True)
     ):
         wait = lifetimes.in_words(timedelta(minutes=settings.PASSWORD_THROTTLE_MINUTES))
         form.add_error(None, errors.SIGN_IN_THROTTLED.format(wait=wait))

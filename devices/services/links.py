@@ -161,7 +161,7 @@ def open_activation_link(link: ActivationLink, *, password: str, ip: str | None 
                 identity_errors.ACCOUNT_LOCKED.format(help_desk=settings.HELP_DESK_CONTACT), code="locked"
             )
         # The one password check of the site: a directory person's only by the directory (DIR-01).
-        checked = check_person_password(link.user, password or "")
+        checked = check_person_password(link.user, password or "", ip=ip, entry_point="link")
         if checked.user is None and not checked.counts_as_failure:
             # The directory is out of reach: nobody's wrong password, so nothing is counted or revoked.
             failure = ValidationError(checked.message, code="unreachable")

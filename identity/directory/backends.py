@@ -11,8 +11,8 @@
 The doors (web sign-in, the emailed-link and recovery-link password gates, RADIUS password mode, the admin's sign-in
 through Django's ``authenticate``) call :func:`check_password` or :func:`check_person_password`: they get the person
 and the directory's answer, with its plain message (identity.errors). Every answer other than a wrong password is
-audited here (``signin.directory_refused`` / ``signin.directory_unreachable`` / ``signin.no_password_here``); the doors audit wrong passwords as
-they always have.
+audited here (``signin.directory_refused`` / ``signin.directory_unreachable`` / ``signin.no_password_here``), with
+the address and, outside the web sign-in, the door; the doors audit wrong passwords as they always have.
 """
 
 from __future__ import annotations
@@ -33,6 +33,11 @@ if TYPE_CHECKING:
     from identity.models import User
 
 _last: contextvars.ContextVar[tuple[Answer, str] | None] = contextvars.ContextVar("password_answer", default=None)
+# Where a check made without a request comes from (RADIUS, an emailed link's gate): its address and door, for the
+# audit of the directory's answers, which the backend writes under Django's ``authenticate``.
+_door: contextvars.ContextVar[tuple[str | None, str | None]] = contextvars.ContextVar(
+    "password_door", default=(None, None)
+)
 
 MESSAGES = {
     Answer.WRONG_PASSWORD: errors.SIGN_IN_FAILED,
@@ -63,23 +68,32 @@ class PasswordCheck:
         return self.user is None and self.answer != Answer.UNREACHABLE
 
 
-def check_password(username: str, password: str, *, request=None) -> PasswordCheck:
-    """Whose password this is, through Django's backends, with the directory's answer when it gave one."""
-    token = _last.set(None)
+def check_password(
+    username: str, password: str, *, request=None, ip: str | None = None, entry_point: str | None = None
+) -> PasswordCheck:
+    """Whose password this is, through Django's backends, with the directory's answer when it gave one.
+
+    A door that has no request names the address it was asked from (``ip``) and itself (``entry_point``, e.g.
+    ``radius``): the directory's answers are audited with both."""
+    token, door = _last.set(None), _door.set((ip, entry_point))
     try:
         user = auth.authenticate(request, username=username, password=password)
         answer = (_last.get() or (None, ""))[0]
     finally:
         _last.reset(token)
+        _door.reset(door)
     if user is not None:
         return PasswordCheck(user, Answer.OK)
     # A right password of someone who may not sign in (deactivated here) is no "OK".
     return PasswordCheck(None, Answer.DISABLED if answer == Answer.OK else answer or Answer.WRONG_PASSWORD)
 
 
-def check_person_password(person, password: str, *, request=None) -> PasswordCheck:
-    """Is this ``person``'s password (the link gates: the person is known, the password is asked again)."""
-    result = check_password(person.username, password, request=request)
+def check_person_password(
+    person, password: str, *, request=None, ip: str | None = None, entry_point: str | None = None
+) -> PasswordCheck:
+    """Is this ``person``'s password (the link gates: the person is known, the password is asked again); ``ip`` and
+    ``entry_point`` as for :func:`check_password`."""
+    result = check_password(person.username, password, request=request, ip=ip, entry_point=entry_point)
     if result.user is not None and result.user.pk != person.pk:
         return PasswordCheck(None, Answer.WRONG_PASSWORD)
     return result
@@ -122,10 +136,13 @@ class PasswordBackend(ModelBackend):
 def _audit(person, answer: Answer, diagnostic: str, request) -> None:
     from identity.web import client_ip
 
-    ip = client_ip(request) if request is not None else None
+    ip, entry_point = _door.get()
+    if request is not None:
+        ip = client_ip(request)
+    door = {"entry_point": entry_point} if entry_point else {}
     if answer == Answer.UNREACHABLE:
-        audit.record("signin.directory_unreachable", subject=person, ip=ip, details={"error": diagnostic})
+        audit.record("signin.directory_unreachable", subject=person, ip=ip, details={"error": diagnostic, **door})
     elif answer == Answer.NO_PASSWORD:
-        audit.record("signin.no_password_here", subject=person, ip=ip)
+        audit.record("signin.no_password_here", subject=person, ip=ip, details=door or None)
     else:
-        audit.record("signin.directory_refused", subject=person, ip=ip, details={"answer": str(answer)})
+        audit.record("signin.directory_refused", subject=person, ip=ip, details={"answer": str(answer), **door})

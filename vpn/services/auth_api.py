@@ -265,7 +265,7 @@ def auth(integration: Integration, params: dict, *, client_ip: str | None) -> di
     ``entry_point="vpn"``: the lockout and the used codes are shared with the web (OTP-01, OTP-04). ``sms`` and
     ``phone`` queue a code through the outbox and answer ``deny``, as Duo does (``sms_sent`` for a text).
     Anyone who may not use the VPN gets the answer a wrong code gets (API-04). Raises ``ApiError`` for bad
-    parameters. Every outcome is audited.
+    parameters (a ``device`` that is not ASCII among them), before anyone is looked up. Every outcome is audited.
     """
     factor = params.get("factor", "")
     typed = params.get("passcode")
@@ -275,6 +275,11 @@ def auth(integration: Integration, params: dict, *, client_ip: str | None) -> di
         raise api_error(INVALID_PARAMS, "factor")
     if factor == "passcode" and not typed:
         raise api_error(MISSING_PARAMS, "passcode")
+    wanted = params.get("device")
+    if wanted is not None and not wanted.isascii():
+        # Our device ids are ASCII (``DP...``): another is nobody's, refused before anyone is looked up (the same
+        # answer whoever is named, API-04), and never compared, which hmac.compare_digest cannot do for such text.
+        raise api_error(INVALID_PARAMS, "device")
     context = {"integration": integration.integration_key, "user_ip": params.get("ipaddr", "")}
     if factor == "passcode":
         verdict = passcode.verify_passcode(
@@ -286,7 +291,7 @@ def auth(integration: Integration, params: dict, *, client_ip: str | None) -> di
         audit.record("vpn.auth_denied", subject=user, ip=client_ip, details={**context, "reason": "no push"})
         return _deny("Push is not offered here: enter a code from your app, or ask for a text or a call.")
     factors = vpn_factors(user) if may_use_vpn(user) else None
-    return _send_code(user, factors, factor=factor, wanted=params.get("device"), client_ip=client_ip, context=context)
+    return _send_code(user, factors, factor=factor, wanted=wanted, client_ip=client_ip, context=context)
 
 
 def _passcode_answer(verdict: passcode.Verdict, *, client_ip: str | None, context: dict) -> dict:

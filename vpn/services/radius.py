@@ -132,31 +132,37 @@ def _check_password(username: str, typed: str, *, ip: str | None) -> tuple[User 
     something of its own (locked, expired, unreachable...; "" for a wrong password, which says nothing).
 
     Every reading goes through the site's one password check: a directory person's only by the directory (DIR-01).
-    An unreachable directory is nobody's wrong password: it counts toward nothing, and no other reading is tried.
+    The first answer other than a wrong password ends the check: no other reading is tried. An unreachable directory
+    is nobody's wrong password and counts toward nothing; the directory's refusals (locked, expired...) count as one.
+    A directory person's password is bound once per attempt, with the first reading only: each bind that fails counts
+    toward the directory's own lockout (Active Directory's, a password policy's), and one wrong password must not
+    count twice there.
 
     The throttle counts failures per typed ID only (API-09): ``ip`` is the VPN concentrator's, shared by everyone
-    behind it, so it is audited but counts toward nothing. However many readings are tried, a failure counts once.
+    behind it, so it is audited but counts toward nothing, and the web's failures from that address do not count
+    here either. However many readings are tried, a failure counts once.
     An unknown ID costs no hash (Django's backend would hash against nothing to take as long): its reply waits as
     long instead, and the CPU stays with the people who exist.
     """
     candidates = password_candidates(typed)
     pace = radius_password_cost() * len(candidates)
-    if password_sign_in_throttled(username, ip=ip):
+    if password_sign_in_throttled(username, ip=ip, by_address=False):
         return None, "", pace, ""
     known = User.objects.filter(username=username).first()
     told = ""
     if known is not None:
-        for password, code in candidates:
+        for password, code in candidates[:1] if known.from_directory else candidates:
             began = time.monotonic()
-            checked = check_password(username, password)
+            checked = check_password(username, password, ip=ip, entry_point="radius")
             _measured(time.monotonic() - began)
             if checked.user is not None:
                 record_password_success(checked.user, ip=ip, entry_point="radius")
                 return checked.user, code, 0.0, ""
             if checked.answer != Answer.WRONG_PASSWORD:
                 told = checked.message
-            if not checked.counts_as_failure:
-                return None, "", 0.0, told
+                if not checked.counts_as_failure:
+                    return None, "", 0.0, told
+                break
         pace = 0.0
     record_password_failure(username, username_known_user=known, ip=ip, entry_point="radius")
     return None, "", pace, told
@@ -204,9 +210,13 @@ def _answer_challenge(state: bytes, code: str, *, username: str, client: RadiusC
 
 
 def radius_authenticate(
-    client: RadiusClient, *, username: str, password: str, state: bytes | None, ip: str | None
+    client: RadiusClient, *, username: str | bytes, password: str, state: bytes | None, ip: str | None
 ) -> RadiusAnswer:
     """Answer one Access-Request whose Message-Authenticator the server has checked (API-08).
+
+    ``username`` as pyrad decodes the User-Name: bytes when it is not UTF-8. Such a name, or one holding a NUL
+    (which PostgreSQL cannot take), is nobody's: Access-Reject before anything is read, audited as
+    ``vpn.radius_rejected`` without the name (people type passwords into it), counted toward no one.
 
     With ``RADIUS_PASSWORD_MODE = "password"``: ``password,code`` checks both at once (:func:`password_candidates`
     says how a comma is read); the password alone,
@@ -218,6 +228,10 @@ def radius_authenticate(
     enrollment (rejected, told where to go). Every outcome is audited; the answers to an unknown person,
     one without access or device, a locked one and a wrong code are the same (API-04).
     """
+    if not isinstance(username, str) or "\x00" in username:
+        details = {"radius_client": client.name, "reason": "the user name is not text"}
+        audit.record("vpn.radius_rejected", ip=ip, details=details)
+        return RadiusAnswer("reject", RADIUS_DENIED)
     if state:
         return _answer_challenge(state, password, username=username, client=client, ip=ip)
     if not password:

@@ -117,6 +117,24 @@ def test_api_10_a_nul_in_a_signed_user_name_is_refused_400(duo, vpn_person, erro
     assert vpn_person.second_factor_failures == 0
 
 
+def test_api_10_a_device_that_is_not_ascii_is_refused_400_whoever_is_named(duo, vpn_person, errors):
+    """A person with a phone, and nobody: the same refusal, before anyone is looked up, and no error logged."""
+    from devices.models import PhoneDevice
+
+    number = str(vpn_person.registrations.get().phone_number)
+    PhoneDevice.objects.create(user=vpn_person, name="Mobile", number=number, can_text=True, confirmed=True)
+    answers = []
+    for username in ("vpnuser", "nobody"):
+        for factor in ("sms", "phone"):
+            with pytest.raises(RuntimeError) as refused:
+                duo().auth(factor=factor, username=username, device="DPé")
+            data = refused.value.data if isinstance(refused.value.data, dict) else json.loads(refused.value.data)
+            answers.append((refused.value.status, data))
+    assert answers == [(400, {"stat": "FAIL", "code": 40002, "message": "Invalid request parameters: device"})] * 4
+    assert errors() == []
+    assert not AuditEvent.objects.filter(action="vpn.code_requested").exists()
+
+
 def test_api_10_a_null_passcode_is_a_missing_parameter(duo, vpn_person, errors):
     params = {"factor": "passcode", "username": "vpnuser", "passcode": None}
     response, data = duo().api_call("POST", "/auth/v2/auth", params)

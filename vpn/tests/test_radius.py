@@ -609,8 +609,54 @@ def test_api_09_a_flood_of_wrong_passwords_from_one_vpn_keeps_no_one_else_out(
     assert during > before > settings.PASSWORD_FAILURES_PER_ADDRESS, (before, during, took)
     # Counted per typed ID: the VPN's address is throttled neither here nor at the web's sign-in.
     assert set(failures.values_list("details__entry_point", flat=True)) == {"radius"}
-    assert not identity_services.password_sign_in_throttled("someone", ip="127.0.0.1")
+    assert not identity_services.password_sign_in_throttled("someone", ip="127.0.0.1", by_address=True)
     assert not AuditEvent.objects.filter(action="signin.password_throttled", subject=radius_person).exists()
+
+
+def test_api_09_wrong_web_passwords_from_the_vpns_address_keep_no_one_off_the_vpn(
+    radius_client, radius_person, settings, request, client
+):
+    """People behind the VPN reach the web sign-in through the concentrator's NAT, so their wrong web passwords come
+    from the address the RADIUS requests come from. Past the web's per-address limit the web refuses that address;
+    RADIUS, which counts per person only, still lets in the right password and code."""
+    settings.PASSWORD_FAILURES_PER_ADDRESS = 3
+    port = request.getfixturevalue("radius_server")
+    for n in range(settings.PASSWORD_FAILURES_PER_ADDRESS):
+        client.post(SIGN_IN, {"username": f"someone{n}", "password": "wrong"}, REMOTE_ADDR="127.0.0.1")
+    assert identity_services.password_sign_in_throttled("someone", ip="127.0.0.1", by_address=True)
+    out = radclient(
+        port,
+        radius_client.secret,
+        {"User-Name": "vpnuser", "User-Password": f"{PASSWORD},{fresh_code(app_device(radius_person))}"},
+    )
+    assert "Received Access-Accept" in out, out
+    assert AuditEvent.objects.filter(action="signin.password_throttled").count() == 1  # the web's, asked above
+
+
+@pytest.mark.parametrize("mode", ["password", "code_only"])
+def test_a_user_name_that_is_not_text_is_rejected_without_an_error(
+    radius_client, radius_person, radius_log, settings, request, mode
+):
+    """A User-Name that is not UTF-8 (pyrad hands it over as bytes) or holds a NUL (which PostgreSQL cannot take)
+    is nobody's name: Access-Reject, audited without the name, with nothing logged as an error, and nothing counted
+    toward anyone; a State sent with one too."""
+    settings.RADIUS_PASSWORD_MODE = mode
+    port = request.getfixturevalue("radius_server")
+    code = fresh_code(app_device(radius_person))
+    for name in ("vpnuser\\377", "vpn\\000user"):  # radclient's octal escapes: a byte 0xff, a NUL
+        for extra in ({}, {"State": "0x" + "ab" * 32}):
+            password = code if mode == "code_only" else f"{PASSWORD},{code}"
+            out = radclient(port, radius_client.secret, {"User-Name": name, "User-Password": password, **extra})
+            assert "Received Access-Reject" in out and 'Reply-Message = "Access denied."' in out, out
+    rejected = AuditEvent.objects.filter(action="vpn.radius_rejected")
+    assert [details_of(event) for event in rejected] == [
+        {"radius_client": "ASA", "reason": "the user name is not text"}
+    ] * 4
+    assert not AuditEvent.objects.exclude(action="vpn.radius_rejected").filter(created_at__gte=rejected[0].created_at)
+    assert not [line for line in radius_log if "ERROR" in line or "Traceback" in line], radius_log
+    # The person's own request still works.
+    out = radclient(port, radius_client.secret, {"User-Name": "vpnuser", "User-Password": password})
+    assert "Received Access-Accept" in out, out
 
 
 def test_a_request_without_a_password_is_rejected_and_counts_toward_no_one(radius_server, radius_client, radius_person):

@@ -55,7 +55,8 @@ def test_radius_says_what_the_directory_said(ldap_env, directory_person, radius_
     erin = directory_person("erin")
     out = radclient(radius_server, radius_client.secret, {"User-Name": "erin", "User-Password": tree.PASSWORD})
     assert "Received Access-Reject" in out and "has locked your institution account" in out
-    assert details_of(AuditEvent.objects.get(action="signin.directory_refused", subject=erin)) == {"answer": "locked"}
+    refused = AuditEvent.objects.get(action="signin.directory_refused", subject=erin)
+    assert (details_of(refused), refused.ip) == ({"answer": "locked", "entry_point": "radius"}, "127.0.0.1")
 
 
 def test_dir_01_radius_with_the_directory_down_refuses_and_blames_nobody(ldap_env, alice, radius_server, radius_client):
@@ -66,7 +67,45 @@ def test_dir_01_radius_with_the_directory_down_refuses_and_blames_nobody(ldap_en
             radius_server, radius_client.secret, {"User-Name": "alice", "User-Password": f"{password},{code}"}
         )
         assert "Received Access-Reject" in out and "We cannot check passwords right now" in out
-    actions = list(
-        AuditEvent.objects.filter(subject=alice, action__startswith="signin.").values_list("action", flat=True)
+    events = AuditEvent.objects.filter(subject=alice, action__startswith="signin.")
+    assert [(e.action, e.ip, e.details["entry_point"]) for e in events] == [
+        ("signin.directory_unreachable", "127.0.0.1", "radius")
+    ] * 2
+
+
+def failed_binds(directory, dn: str) -> int:
+    """How many failed binds the directory's password policy holds against ``dn`` (ppolicy's pwdFailureTime)."""
+    import ldap
+
+    conn = directory.connection()
+    try:
+        ((_, entry),) = conn.search_s(dn, ldap.SCOPE_BASE, attrlist=["pwdFailureTime"])
+    finally:
+        conn.unbind_s()
+    return len(entry.get("pwdFailureTime", []))
+
+
+def test_dir_01_radius_binds_once_for_a_wrong_password_with_a_code(
+    ldap_env, directory_person, enroll, approve, radius_server, radius_client
+):
+    """``password,123456`` reads two ways (a password and a code, or all a password); for a directory person each
+    reading is a bind, and a wrong bind counts toward the directory's lockout. One attempt, one bind."""
+    entry = ldap_env.add_person(tree.Person("yves", "Yves", "Young", "yves@example.edu"))
+    yves = directory_person("yves")
+    enroll(yves)
+    approve(yves)
+    code = fresh_code(app_device(yves))
+    out = radclient(radius_server, radius_client.secret, {"User-Name": "yves", "User-Password": f"not it,{code}"})
+    assert "Received Access-Reject" in out
+    assert failed_binds(ldap_env, entry.dn) == 1
+    assert AuditEvent.objects.filter(action="signin.password_failed", subject=yves).count() == 1
+
+
+def test_radius_stops_at_the_directorys_first_answer(ldap_env, directory_person, radius_server, radius_client):
+    """A directory that refuses (Erin is locked there) is asked once, and its answer audited once."""
+    erin = directory_person("erin")
+    out = radclient(
+        radius_server, radius_client.secret, {"User-Name": "erin", "User-Password": f"{tree.PASSWORD},123456"}
     )
-    assert actions == ["signin.directory_unreachable"] * 2
+    assert "Received Access-Reject" in out and "has locked your institution account" in out
+    assert AuditEvent.objects.filter(action="signin.directory_refused", subject=erin).count() == 1
