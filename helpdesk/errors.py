@@ -35,6 +35,7 @@ ONLY_REQUESTER_FINISHES = "Only the agent who asked, with the caller on the line
 MAY_NOT_DECIDE = (
     "You may not decide this request: a second agent who may run this action and approve requests decides it."
 )
+DECISION_MISSING = "Nothing was decided: press Approve or Decline."
 MAY_NOT_RUN = "You may not run this action at the desk: ask an agent who may to file it again."
 KEY_NEEDS_APPROVAL_FIRST = (
     "This is a staff account: a second agent approves registering a key for them first. Ask for approval on this "

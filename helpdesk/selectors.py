@@ -81,11 +81,18 @@ def matching_people(queryset: QuerySet[User], term: str) -> tuple[QuerySet[User]
     return queryset.filter(condition), False
 
 
+def whole_number(text: str) -> int | None:
+    """``text`` (from a URL or a form) as a whole number, or None: digits 0-9 only, so "²", which ``isdigit()``
+    accepts and ``int()`` refuses, is not one."""
+    return int(text) if text.isascii() and text.isdigit() else None
+
+
 def open_case_of(person: User, case_id: str) -> Case | None:
     """The person's case ``case_id`` (as typed in a URL) if it is still open, else None."""
-    if not case_id.isdigit():
+    number = whole_number(case_id)
+    if number is None:
         return None
-    return Case.objects.filter(person=person, pk=case_id).exclude(status=Case.Status.CLOSED).first()
+    return Case.objects.filter(person=person, pk=number).exclude(status=Case.Status.CLOSED).first()
 
 
 def last_desk_event(person: User) -> AuditEvent | None:

@@ -305,6 +305,46 @@ def test_action_that_does_not_apply_is_not_offered(desk_client, caller):
     assert b"does not apply" in response.content
 
 
+NOT_IDS = ["abc", "\u00b2", "1.5", "-1", "99999999999999999999"]
+
+
+@pytest.mark.parametrize("not_an_id", NOT_IDS)
+def test_desk_urls_answer_404_for_an_id_that_is_not_one(desk_client, not_an_id):
+    """A mistyped or tampered id in a desk address is "not found", never a server error."""
+    gets = [
+        f"/admin/identity/user/{not_an_id}/desk/check/",
+        f"/admin/identity/user/{not_an_id}/desk/case/",
+        f"/admin/identity/user/{not_an_id}/desk/unlock/",
+    ]
+    posts = gets + [
+        f"/admin/identity/user/{not_an_id}/desk/security-key-options/",
+        f"/admin/identity/user/{not_an_id}/directory-sync/",
+        f"/admin/helpdesk/case/{not_an_id}/note/",
+        f"/admin/helpdesk/approvalrequest/{not_an_id}/decide/",
+        f"/admin/helpdesk/approvalrequest/{not_an_id}/finish/",
+    ]
+    for url in gets:
+        assert desk_client.get(url).status_code == 404, url
+    for url in posts:
+        assert desk_client.post(url, {"decision": "approve", "text": "x", "status": "open"}).status_code == 404, url
+
+
+def test_a_number_that_is_not_one_in_a_desk_form_or_query_is_ignored(desk_client, caller, staff_member, check_for):
+    """ "\u00b2" passes str.isdigit() and fails int(): a case, request or seen event named so is none."""
+    check_for(caller, staff_member)
+    assert desk_client.get(person_url(caller), {"case": "\u00b2"}).status_code == 200
+
+    response = desk_client.post(action_url(caller, "sign_out_everywhere"), {"reason": "phone stolen", "seen": "\u00b2"})
+
+    assert response.status_code == 200
+    assert not events("sessions.ended", subject=caller)
+    check_url = reverse("admin:helpdesk_identity_check", args=[caller.pk])
+    response = desk_client.post(
+        f"{check_url}?approval=\u00b2", {"method": "photo_id_in_person", "reference": "INC-3", "case": ""}
+    )
+    assert response.status_code == 302 and response["Location"] == person_url(caller)
+
+
 def test_case_notes_are_appended(desk_client, caller, staff_member):
     case = services.open_case(caller, actor=staff_member, category="lockout", note="Called at 9")
     url = reverse("admin:helpdesk_case_note", args=[case.pk])
