@@ -343,8 +343,8 @@ ACTIONS = {
             "Change email, names or department",
             "change their email, names or department",
             "edit_person_details",
-            "Changes the person's details. A new email address is told at the old one too, and for a day a "
-            "recovery link to it needs a second agent's approval. A person from the directory gets them from there: "
+            "Changes the person's details. A new email address is told at the old one too, links sent to the old "
+            "one stop working, and for a day a recovery link to the new one needs a second agent's approval. A person from the directory gets them from there: "
             "they cannot be changed here.",
             DetailsForm,
             lambda p: True,

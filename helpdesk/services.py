@@ -18,6 +18,7 @@ from django.utils.timesince import timesince
 from devices import services as device_services
 from devices.models import ActivationLink, Registration
 from devices.services import notify_person, security_keys
+from devices.services.directory import revoke_person_links
 from devices.webauthn import SessionChallenge
 from identity import audit, open_sessions
 from identity.directory import people as directory_people
@@ -223,9 +224,9 @@ def change_person_details(
     Refused for a person from the directory, which owns these fields (``identity.directory.people``).
 
     Audits ``person.details_changed`` with the old and new values and, for a new email, ``person.email_changed``
-    (recovery links to it then need a second agent for a day). Emails the person; a changed email is told at
-    the old address too. Raises ``ValidationError`` for an empty reason, a bad email, nothing changed or the
-    actor's own record.
+    (recovery links to it then need a second agent for a day) with how many open links, all sent to the old
+    address, it revoked. Emails the person; a changed email is told at the old address too. Raises
+    ``ValidationError`` for an empty reason, a bad email, nothing changed or the actor's own record.
     """
     reason = reason.strip()
     if not reason:
@@ -262,8 +263,14 @@ def change_person_details(
         )
         if "email" in changed:
             old_email, new_email = changed["email"]
+            # Links mailed to the old address stop working, as after the directory's change (DIR-06).
+            revoked = revoke_person_links(person)
             audit.record(
-                "person.email_changed", actor=actor, subject=person, ip=ip, details={"from": old_email, "to": new_email}
+                "person.email_changed",
+                actor=actor,
+                subject=person,
+                ip=ip,
+                details={"from": old_email, "to": new_email, "links_revoked": revoked},
             )
             if old_email:
                 notify_person(person, event="person.email_changed", to=old_email)

@@ -96,6 +96,32 @@ def test_ac04_email_change_is_audited_and_tells_the_old_address(desk_client, cal
     assert desk.details["action"] == "change_details"
 
 
+def test_ac04_an_email_change_at_the_desk_ends_the_links_sent_to_the_old_address(
+    desk_client, caller, staff_member, check_for, django_capture_on_commit_callbacks, mailoutbox
+):
+    """As after the directory's change (DIR-06): whoever reads the old mailbox cannot use a link sent there."""
+    from devices.models import ActivationLink
+    from devices.tests.helpers import LINK_RE
+    from devices.tests.test_recovery_link import LANDING, assert_not_valid, open_link
+
+    check_for(caller, staff_member)
+    with django_capture_on_commit_callbacks(execute=True):
+        sent = desk_client.post(action_url(caller, "send_recovery_link"), {"case": ""})
+    assert sent.status_code == 302, sent.context["form"].errors
+    [email] = [m for m in mailoutbox if "caller1@example.edu" in m.to and LINK_RE.search(m.body)]
+    token = LINK_RE.search(email.body).group(2)
+    details = {"first_name": "Cal", "last_name": "Ler", "department": "Radiology", "reason": "INC-9 new address"}
+
+    response = desk_client.post(action_url(caller, "change_details"), {"email": "cal.new@example.edu", **details})
+
+    assert response.status_code == 302
+    assert not ActivationLink.objects.filter(user=caller, revoked_at=None, consumed_at=None).exists()
+    [changed] = events("person.email_changed", subject=caller)
+    assert (changed.details["from"], changed.details["links_revoked"]) == ("caller1@example.edu", 1)
+    assert LANDING in email.body
+    assert_not_valid(*open_link(token))
+
+
 def test_ac04_bnd08_recovery_link_to_a_fresh_email_needs_a_second_agent(caller, staff_member, second_agent, check_for):
     services.change_person_details(caller, actor=staff_member, reason="INC-9", email="cal.new@example.edu")
     check = check_for(caller, staff_member)
