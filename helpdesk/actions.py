@@ -306,9 +306,10 @@ ACTIONS = {
             "Approve VPN access",
             "approve VPN access",
             "set_vpn_access",
-            "Lets the person connect to the VPN with their second factor.",
+            "Lets the person connect to the VPN with their second factor. When the institution's directory gives "
+            "VPN access through its VPN group, it is changed there, not here.",
             ReasonForm,
-            lambda p: p.vpn_access != User.VpnAccess.APPROVED,
+            lambda p: p.is_active and p.vpn_access != User.VpnAccess.APPROVED,
             _approve_vpn,
         ),
         DeskAction(
@@ -316,7 +317,8 @@ ACTIONS = {
             "Revoke VPN access",
             "revoke VPN access",
             "set_vpn_access",
-            "Ends the person's VPN access (or turns down their request).",
+            "Ends the person's VPN access (or turns down their request). When the institution's directory gives "
+            "VPN access through its VPN group, it is changed there, not here.",
             ReasonForm,
             lambda p: p.vpn_access in (User.VpnAccess.APPROVED, User.VpnAccess.REQUESTED),
             _revoke_vpn,

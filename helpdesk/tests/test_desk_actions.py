@@ -322,6 +322,27 @@ def test_ac06_vpn_access_from_the_desk(desk_client, caller, staff_member, check_
     assert caller.vpn_access == "revoked"
 
 
+def test_ac04_no_vpn_access_for_a_deactivated_account(desk_client, caller, staff_member, check_for):
+    """A leaver's VPN access was revoked when they left: the desk neither offers nor gives it back."""
+    from identity import errors as identity_errors
+    from identity import services as identity_services
+    from identity.directory import people
+
+    assert people.deactivate_person(caller, reason="left", origin={"by_command": True})
+    check_for(caller, staff_member)
+
+    page = desk_client.get(person_url(caller))
+    assert "approve_vpn" not in [a.key for a in page.context["desk_actions"]]
+    response = desk_client.post(action_url(caller, "approve_vpn"), {"reason": "manager asked"}, follow=True)
+    assert b"does not apply" in response.content
+    with pytest.raises(ValidationError) as refused:
+        identity_services.approve_vpn_access(caller, actor=staff_member, reason="manager asked")
+    assert refused.value.messages == [identity_errors.VPN_ACCOUNT_INACTIVE]
+    caller.refresh_from_db()
+    assert caller.vpn_access == "none"
+    assert not events("vpn_access.approved")
+
+
 def test_action_that_does_not_apply_is_not_offered(desk_client, caller):
     page = desk_client.get(person_url(caller))
     keys = [a.key for a in page.context["desk_actions"]]
