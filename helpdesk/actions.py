@@ -19,6 +19,7 @@ from identity.selectors import same_person
 
 from . import errors, services
 from .forms import KEY_FORMS, PASSKEY, SECURITY_KEY, DeskKeyLabelForm, DeskKeyRegistrationForm
+from .selectors import person_words
 
 Outcome = services.Outcome
 
@@ -363,12 +364,6 @@ def actions_for(person: User, agent: User) -> list[DeskAction]:
     if same_person(agent, person):
         return []
     return [a for a in ACTIONS.values() if agent.has_perm(f"helpdesk.{a.permission}") and a.applies(person)]
-
-
-def person_words(person: User) -> str:
-    """A person as the desk names them: their name and institution ID ("Nia Ward (ID nurse7)")."""
-    name = person.get_full_name()
-    return f"{name} (ID {person.username})" if name else person.username
 
 
 def settings_words(action: str, params: dict, person: User) -> str:

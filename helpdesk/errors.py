@@ -46,4 +46,8 @@ ACTED_SINCE = (
     "Nothing was done now: {what} for this person at {when}, by {who}, after this page was opened (a reload, or "
     "the same form sent twice). Look at the person's page before you start again."
 )
+CASE_OPENED_SINCE = (
+    "Nothing was opened now: case {case} was opened for this person at {when}, by {who}, after this page was opened "
+    "(a reload, or the same form sent twice). Look at the person's cases before you open another."
+)
 CODES_SHOWN_ONCE = "Bypass codes are shown once, when they are issued, and never again."

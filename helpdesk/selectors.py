@@ -16,6 +16,8 @@ RECENT_EVENTS = 20
 RECENT_MESSAGES = 10
 # A desk action done, or filed for a second agent: what an action page names as seen (helpdesk.runner).
 DESK_EVENTS = ("helpdesk.action", "helpdesk.approval_requested")
+# A case opened: what the "Open a case" page names as seen (helpdesk.services.open_case).
+CASE_EVENTS = ("helpdesk.case_opened",)
 
 
 def as_e164(text: str) -> str:
@@ -95,12 +97,19 @@ def open_case_of(person: User, case_id: str) -> Case | None:
     return Case.objects.filter(person=person, pk=number).exclude(status=Case.Status.CLOSED).first()
 
 
-def last_desk_event(person: User) -> AuditEvent | None:
-    """The newest desk action done or filed for ``person``: an action page is sent with its sequence number, and
-    the runner refuses the page once a newer one exists (a reload, the same form twice, another agent)."""
+def last_desk_event(person: User, *, actions: tuple[str, ...] = DESK_EVENTS) -> AuditEvent | None:
+    """The newest desk action done or filed for ``person`` (or, with ``actions``, the newest of those events): an
+    action page is sent with its sequence number, and the runner refuses the page once a newer one exists (a
+    reload, the same form twice, another agent)."""
     return (
-        AuditEvent.objects.filter(subject=person, action__in=DESK_EVENTS)
+        AuditEvent.objects.filter(subject=person, action__in=actions)
         .select_related("actor")
         .order_by("-sequence")
         .first()
     )
+
+
+def person_words(person: User) -> str:
+    """A person as the desk names them: their name and institution ID ("Nia Ward (ID nurse7)")."""
+    name = person.get_full_name()
+    return f"{name} (ID {person.username})" if name else person.username

@@ -25,7 +25,7 @@ from identity.directory import people as directory_people
 from identity.models import User
 from identity.selectors import recent_email_change, same_person, staff_accounts_of
 
-from . import errors
+from . import errors, selectors
 from .models import ApprovalRequest, Case, CaseNote, IdentityCheck
 
 # --- Identity checks (BND-07) -------------------------------------------------------------------------
@@ -281,11 +281,30 @@ def change_person_details(
 # --- Support cases ------------------------------------------------------------------------------------
 
 
-def open_case(person: User, *, actor: User, category: str, note: str = "", ip: str | None = None) -> Case:
-    """Open a case for ``person``, assigned to ``actor``. Audits ``helpdesk.case_opened``."""
+def open_case(
+    person: User, *, actor: User, category: str, note: str = "", ip: str | None = None, seen: int | None = None
+) -> Case:
+    """Open a case for ``person``, assigned to ``actor``. Audits ``helpdesk.case_opened``.
+
+    ``seen``: the newest ``helpdesk.case_opened`` event of the person the "Open a case" page was shown after (0:
+    none yet). Once a newer one exists (the same form sent again by a reload or a double click, or a colleague's
+    case in between) nothing is opened and ``ValidationError`` (code ``opened_since``) says which case, when and by
+    whom; decided under the person's row lock, so two posts at once open one case. None: compared with nothing.
+    """
     if category not in Case.Category.values:
         raise ValidationError("Choose a category from the list.", code="category")
     with transaction.atomic():
+        if seen is not None:
+            User.objects.select_for_update().only("pk").get(pk=person.pk)
+            last = selectors.last_desk_event(person, actions=selectors.CASE_EVENTS)
+            if last is not None and last.sequence > seen:
+                who = "you" if last.actor_id == actor.pk else "someone"
+                if last.actor is not None and last.actor_id != actor.pk:
+                    who = selectors.person_words(last.actor)
+                text = errors.CASE_OPENED_SINCE.format(
+                    case=last.details.get("case"), when=moment_words(last.created_at), who=who
+                )
+                raise ValidationError(text, code="opened_since")
         case = Case.objects.create(person=person, category=category, assignee=actor, opened_by=actor)
         if note.strip():
             CaseNote.objects.create(case=case, author=actor, text=note.strip())

@@ -402,9 +402,18 @@ class PersonAdmin(DeskAdmin):
 
     def open_case_view(self, request, object_id):
         person = self._person(request, object_id, "work_cases")
-        form = CaseForm(request.POST or None)
+        last = selectors.last_desk_event(person, actions=selectors.CASE_EVENTS)
+        form = CaseForm(request.POST or None, initial={"seen": last.sequence if last else 0})
         if request.method == "POST" and form.is_valid():
-            case = services.open_case(person, actor=request.user, ip=client_ip(request), **form.cleaned_data)
-            self.message_user(request, f"{case} opened.", messages.SUCCESS)
-            return redirect(reverse("admin:helpdesk_case_change", args=[case.pk]))
+            try:
+                case = services.open_case(person, actor=request.user, ip=client_ip(request), **form.cleaned_data)
+            except ValidationError as error:
+                if error.code != "opened_since":
+                    form.add_error(None, error)
+                else:  # the same form again: to the person's page, which lists the case opened
+                    self.message_user(request, " ".join(error.messages), messages.ERROR)
+                    return self._person_page(person)
+            else:
+                self.message_user(request, f"{case} opened.", messages.SUCCESS)
+                return redirect(reverse("admin:helpdesk_case_change", args=[case.pk]))
         return self._render(request, "helpdesk/open_case.html", person, form=form, title=f"Open a case: {person}")
