@@ -19,6 +19,7 @@ from identity.selectors import same_person
 
 from . import errors, services
 from .forms import KEY_FORMS, PASSKEY, SECURITY_KEY, DeskKeyLabelForm, DeskKeyRegistrationForm
+from .selectors import person_words
 
 Outcome = services.Outcome
 
@@ -306,9 +307,10 @@ ACTIONS = {
             "Approve VPN access",
             "approve VPN access",
             "set_vpn_access",
-            "Lets the person connect to the VPN with their second factor.",
+            "Lets the person connect to the VPN with their second factor. When the institution's directory gives "
+            "VPN access through its VPN group, it is changed there, not here.",
             ReasonForm,
-            lambda p: p.vpn_access != User.VpnAccess.APPROVED,
+            lambda p: p.is_active and p.vpn_access != User.VpnAccess.APPROVED,
             _approve_vpn,
         ),
         DeskAction(
@@ -316,7 +318,8 @@ ACTIONS = {
             "Revoke VPN access",
             "revoke VPN access",
             "set_vpn_access",
-            "Ends the person's VPN access (or turns down their request).",
+            "Ends the person's VPN access (or turns down their request). When the institution's directory gives "
+            "VPN access through its VPN group, it is changed there, not here.",
             ReasonForm,
             lambda p: p.vpn_access in (User.VpnAccess.APPROVED, User.VpnAccess.REQUESTED),
             _revoke_vpn,
@@ -343,8 +346,8 @@ ACTIONS = {
             "Change email, names or department",
             "change their email, names or department",
             "edit_person_details",
-            "Changes the person's details. A new email address is told at the old one too, and for a day a "
-            "recovery link to it needs a second agent's approval. A person from the directory gets them from there: "
+            "Changes the person's details. A new email address is told at the old one too, links sent to the old "
+            "one stop working, and for a day a recovery link to the new one needs a second agent's approval. A person from the directory gets them from there: "
             "they cannot be changed here.",
             DetailsForm,
             lambda p: True,
@@ -361,12 +364,6 @@ def actions_for(person: User, agent: User) -> list[DeskAction]:
     if same_person(agent, person):
         return []
     return [a for a in ACTIONS.values() if agent.has_perm(f"helpdesk.{a.permission}") and a.applies(person)]
-
-
-def person_words(person: User) -> str:
-    """A person as the desk names them: their name and institution ID ("Nia Ward (ID nurse7)")."""
-    name = person.get_full_name()
-    return f"{name} (ID {person.username})" if name else person.username
 
 
 def settings_words(action: str, params: dict, person: User) -> str:

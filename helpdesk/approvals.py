@@ -115,14 +115,21 @@ def approve_request(request: ApprovalRequest, *, actor: User, ip: str | None = N
     own service refuses, the request is marked failed with that reason and the refusal raised. An action read out
     to the caller is only marked ``READY``, and the outcome holds no codes. Refuses the requester and the person it
     is for, a request decided or past its day, and an ``actor`` without ``helpdesk.approve_request`` and the
-    action's permission (:func:`may_decide`, code ``may_not_decide``). Audits ``helpdesk.request_approved`` and the
+    action's permission (:func:`may_decide`, code ``may_not_decide``); and, changing nothing (code
+    ``does_not_apply``: the request still waits, to be declined), an action that no longer applies to the person
+    (``DeskAction.applies``, as the requester's page asks it). Audits ``helpdesk.request_approved`` and the
     action's own events.
     """
     with transaction.atomic():
         request = _locked(request)
         _check_decider(request, actor)
-        check = request.identity_check
         action = ACTIONS[request.action]
+        # Still to be done? Another request, or an agent, may have done it since it was filed (two requests to
+        # approve VPN access). Read under the person's lock, which the action's own services wait for too.
+        request.person = User.objects.select_for_update().get(pk=request.person_id)
+        if not action.applies(request.person):
+            raise ValidationError(errors.ACTION_DOES_NOT_APPLY, code="does_not_apply")
+        check = request.identity_check
         later = action.finished_by_requester
         with_whom = "the person at the desk" if action.live else "the caller"
         audit.record(

@@ -35,6 +35,7 @@ ONLY_REQUESTER_FINISHES = "Only the agent who asked, with the caller on the line
 MAY_NOT_DECIDE = (
     "You may not decide this request: a second agent who may run this action and approve requests decides it."
 )
+DECISION_MISSING = "Nothing was decided: press Approve or Decline."
 MAY_NOT_RUN = "You may not run this action at the desk: ask an agent who may to file it again."
 KEY_NEEDS_APPROVAL_FIRST = (
     "This is a staff account: a second agent approves registering a key for them first. Ask for approval on this "
@@ -44,5 +45,9 @@ KEY_AT_THE_DESK = "Register the key from the person's page, with them at the des
 ACTED_SINCE = (
     "Nothing was done now: {what} for this person at {when}, by {who}, after this page was opened (a reload, or "
     "the same form sent twice). Look at the person's page before you start again."
+)
+CASE_OPENED_SINCE = (
+    "Nothing was opened now: case {case} was opened for this person at {when}, by {who}, after this page was opened "
+    "(a reload, or the same form sent twice). Look at the person's cases before you open another."
 )
 CODES_SHOWN_ONCE = "Bypass codes are shown once, when they are issued, and never again."

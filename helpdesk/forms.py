@@ -41,6 +41,8 @@ class IdentityCheckForm(forms.Form):
 class CaseForm(forms.Form):
     category = forms.ChoiceField(label="What is it about?", choices=Case.Category.choices)
     note = forms.CharField(label="First note", widget=forms.Textarea(attrs={"rows": 4}), required=False)
+    # The newest case opened for the person when the page was shown (helpdesk.services.open_case).
+    seen = forms.IntegerField(widget=forms.HiddenInput, min_value=0, required=False)
 
 
 class CaseNoteForm(forms.Form):

@@ -16,6 +16,8 @@ RECENT_EVENTS = 20
 RECENT_MESSAGES = 10
 # A desk action done, or filed for a second agent: what an action page names as seen (helpdesk.runner).
 DESK_EVENTS = ("helpdesk.action", "helpdesk.approval_requested")
+# A case opened: what the "Open a case" page names as seen (helpdesk.services.open_case).
+CASE_EVENTS = ("helpdesk.case_opened",)
 
 
 def as_e164(text: str) -> str:
@@ -81,19 +83,33 @@ def matching_people(queryset: QuerySet[User], term: str) -> tuple[QuerySet[User]
     return queryset.filter(condition), False
 
 
+def whole_number(text: str) -> int | None:
+    """``text`` (from a URL or a form) as a whole number, or None: digits 0-9 only, so "²", which ``isdigit()``
+    accepts and ``int()`` refuses, is not one."""
+    return int(text) if text.isascii() and text.isdigit() else None
+
+
 def open_case_of(person: User, case_id: str) -> Case | None:
     """The person's case ``case_id`` (as typed in a URL) if it is still open, else None."""
-    if not case_id.isdigit():
+    number = whole_number(case_id)
+    if number is None:
         return None
-    return Case.objects.filter(person=person, pk=case_id).exclude(status=Case.Status.CLOSED).first()
+    return Case.objects.filter(person=person, pk=number).exclude(status=Case.Status.CLOSED).first()
 
 
-def last_desk_event(person: User) -> AuditEvent | None:
-    """The newest desk action done or filed for ``person``: an action page is sent with its sequence number, and
-    the runner refuses the page once a newer one exists (a reload, the same form twice, another agent)."""
+def last_desk_event(person: User, *, actions: tuple[str, ...] = DESK_EVENTS) -> AuditEvent | None:
+    """The newest desk action done or filed for ``person`` (or, with ``actions``, the newest of those events): an
+    action page is sent with its sequence number, and the runner refuses the page once a newer one exists (a
+    reload, the same form twice, another agent)."""
     return (
-        AuditEvent.objects.filter(subject=person, action__in=DESK_EVENTS)
+        AuditEvent.objects.filter(subject=person, action__in=actions)
         .select_related("actor")
         .order_by("-sequence")
         .first()
     )
+
+
+def person_words(person: User) -> str:
+    """A person as the desk names them: their name and institution ID ("Nia Ward (ID nurse7)")."""
+    name = person.get_full_name()
+    return f"{name} (ID {person.username})" if name else person.username

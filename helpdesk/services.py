@@ -18,13 +18,14 @@ from django.utils.timesince import timesince
 from devices import services as device_services
 from devices.models import ActivationLink, Registration
 from devices.services import notify_person, security_keys
+from devices.services.directory import revoke_person_links
 from devices.webauthn import SessionChallenge
 from identity import audit, open_sessions
 from identity.directory import people as directory_people
 from identity.models import User
 from identity.selectors import recent_email_change, same_person, staff_accounts_of
 
-from . import errors
+from . import errors, selectors
 from .models import ApprovalRequest, Case, CaseNote, IdentityCheck
 
 # --- Identity checks (BND-07) -------------------------------------------------------------------------
@@ -223,9 +224,9 @@ def change_person_details(
     Refused for a person from the directory, which owns these fields (``identity.directory.people``).
 
     Audits ``person.details_changed`` with the old and new values and, for a new email, ``person.email_changed``
-    (recovery links to it then need a second agent for a day). Emails the person; a changed email is told at
-    the old address too. Raises ``ValidationError`` for an empty reason, a bad email, nothing changed or the
-    actor's own record.
+    (recovery links to it then need a second agent for a day) with how many open links, all sent to the old
+    address, it revoked. Emails the person; a changed email is told at the old address too. Raises
+    ``ValidationError`` for an empty reason, a bad email, nothing changed or the actor's own record.
     """
     reason = reason.strip()
     if not reason:
@@ -262,8 +263,14 @@ def change_person_details(
         )
         if "email" in changed:
             old_email, new_email = changed["email"]
+            # Links mailed to the old address stop working, as after the directory's change (DIR-06).
+            revoked = revoke_person_links(person)
             audit.record(
-                "person.email_changed", actor=actor, subject=person, ip=ip, details={"from": old_email, "to": new_email}
+                "person.email_changed",
+                actor=actor,
+                subject=person,
+                ip=ip,
+                details={"from": old_email, "to": new_email, "links_revoked": revoked},
             )
             if old_email:
                 notify_person(person, event="person.email_changed", to=old_email)
@@ -274,11 +281,30 @@ def change_person_details(
 # --- Support cases ------------------------------------------------------------------------------------
 
 
-def open_case(person: User, *, actor: User, category: str, note: str = "", ip: str | None = None) -> Case:
-    """Open a case for ``person``, assigned to ``actor``. Audits ``helpdesk.case_opened``."""
+def open_case(
+    person: User, *, actor: User, category: str, note: str = "", ip: str | None = None, seen: int | None = None
+) -> Case:
+    """Open a case for ``person``, assigned to ``actor``. Audits ``helpdesk.case_opened``.
+
+    ``seen``: the newest ``helpdesk.case_opened`` event of the person the "Open a case" page was shown after (0:
+    none yet). Once a newer one exists (the same form sent again by a reload or a double click, or a colleague's
+    case in between) nothing is opened and ``ValidationError`` (code ``opened_since``) says which case, when and by
+    whom; decided under the person's row lock, so two posts at once open one case. None: compared with nothing.
+    """
     if category not in Case.Category.values:
         raise ValidationError("Choose a category from the list.", code="category")
     with transaction.atomic():
+        if seen is not None:
+            User.objects.select_for_update().only("pk").get(pk=person.pk)
+            last = selectors.last_desk_event(person, actions=selectors.CASE_EVENTS)
+            if last is not None and last.sequence > seen:
+                who = "you" if last.actor_id == actor.pk else "someone"
+                if last.actor is not None and last.actor_id != actor.pk:
+                    who = selectors.person_words(last.actor)
+                text = errors.CASE_OPENED_SINCE.format(
+                    case=last.details.get("case"), when=moment_words(last.created_at), who=who
+                )
+                raise ValidationError(text, code="opened_since")
         case = Case.objects.create(person=person, category=category, assignee=actor, opened_by=actor)
         if note.strip():
             CaseNote.objects.create(case=case, author=actor, text=note.strip())

@@ -48,6 +48,20 @@ DIRECTORY_UNREACHABLE = (
     "We cannot check passwords right now. Please try again in a few minutes; if it goes on, contact {help_desk}."
 )
 
+# VPN access (identity.services): the person's own request, and a help-desk agent's approval or revocation.
+VPN_ALREADY_ASKED = "You have already asked for VPN access."
+VPN_OWN_ACCESS = "Nobody changes their own VPN access."
+VPN_REQUEST_FROM_DIRECTORY = (
+    "Your VPN access comes from your institution's directory: you have it while you are in its VPN group. Ask "
+    "{help_desk} to have you added to that group."
+)
+VPN_ACCESS_FROM_DIRECTORY = (
+    "This person's VPN access comes from the institution's directory: they have it while they are in its VPN "
+    "group. Add them to that group in the directory, or take them out, and its next update brings the change here. "
+    "To stop a compromised account at once, report its devices lost: the VPN then refuses it."
+)
+VPN_ACCOUNT_INACTIVE = "This account is not active: it cannot be given VPN access."
+
 
 def code_throttled(device) -> str:
     """CODE_THROTTLED with how long ``device`` still waits (django-otp's back-off), in whole seconds."""

@@ -66,6 +66,28 @@ def email_changed_recently(person: User) -> bool:
     return recent_email_change(person) is not None
 
 
+# The reasons the directory gives when its VPN group approves or revokes VPN access (identity.directory.people): a
+# person with such an event is one whose VPN access a SCIM client keeps (vpn_access_from_directory).
+VPN_GROUP_JOINED = "member of the directory's VPN group"
+VPN_GROUP_LEFT = "not in the directory's VPN group"
+
+
+def vpn_access_from_directory(person: User) -> bool:
+    """Whether the directory decides ``person``'s VPN access, so nobody here changes it: every sync or SCIM call
+    would undo them. An LDAP person's, when LDAP_VPN_GROUP is set (the sync then approves its members and revokes
+    everyone else); a SCIM person's, once a SCIM client has given or taken it through its VPN group."""
+    if person.source == User.Source.LDAP:
+        return bool(settings.LDAP_VPN_GROUP)
+    if person.source != User.Source.SCIM:
+        return False
+    return AuditEvent.objects.filter(
+        subject=person,
+        action__in=("vpn_access.approved", "vpn_access.revoked"),
+        actor=None,
+        details__reason__in=(VPN_GROUP_JOINED, VPN_GROUP_LEFT),
+    ).exists()
+
+
 def confirmed_device(user: User, persistent_id: str | None):
     """The person's confirmed device with django-otp's ``persistent_id`` ("app_label.model/pk"), read in one
     query, or None. The device's own manager decides what counts as confirmed (an expired set of codes does not).

@@ -12,9 +12,9 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
-from . import audit, metrics, sql
+from . import audit, errors, metrics, sql
 from .models import AuditEvent, User
-from .selectors import same_person
+from .selectors import same_person, vpn_access_from_directory
 
 
 def _notify(user: User, event: str) -> None:
@@ -229,16 +229,41 @@ def setup_held(user: User, *, ip: str | None) -> bool:
     return True
 
 
+def _vpn_refusal(user: User, *, status: str, actor: User | None) -> str:
+    """Why ``actor`` may not move ``user``'s VPN access to ``status`` now, read on ``user``'s locked row; "" when
+    they may. The directory (``actor`` None) is never refused: it decides what it manages."""
+    if actor is None:
+        return ""
+    if status == User.VpnAccess.REQUESTED:
+        if user.vpn_access in (User.VpnAccess.REQUESTED, User.VpnAccess.APPROVED):
+            return errors.VPN_ALREADY_ASKED
+        if vpn_access_from_directory(user):
+            return errors.VPN_REQUEST_FROM_DIRECTORY.format(help_desk=settings.HELP_DESK_CONTACT)
+        return ""
+    if same_person(actor, user):
+        return errors.VPN_OWN_ACCESS
+    # The next sync or SCIM call would undo the change, and an agent's revocation would not hold.
+    if vpn_access_from_directory(user):
+        return errors.VPN_ACCESS_FROM_DIRECTORY
+    if status == User.VpnAccess.APPROVED and not user.is_active:
+        return errors.VPN_ACCOUNT_INACTIVE
+    return ""
+
+
 def _set_vpn_access(
     user: User, *, status: str, actor: User | None, reason: str, ip: str | None, details: dict | None = None
 ) -> User:
     """Move ``vpn_access`` to ``status`` with who and when; audits ``vpn_access.<status>`` (``details`` joining
-    the event's) and notifies."""
+    the event's) and notifies. Refuses (``ValidationError``, nothing changed) by :func:`_vpn_refusal`, decided on
+    the locked row, so two requests at once cannot both pass."""
     reason = reason.strip()
     if not reason:
         raise ValidationError("Say why, in a few words.")
     with transaction.atomic():
         user = _locked_row(user)
+        refusal = _vpn_refusal(user, status=status, actor=actor)
+        if refusal:
+            raise ValidationError(refusal, code="vpn_access")
         previous = user.vpn_access
         user.vpn_access = status
         user.vpn_access_changed_at = timezone.now()
@@ -256,9 +281,8 @@ def _set_vpn_access(
 
 
 def request_vpn_access(user: User, *, reason: str, ip: str | None = None) -> User:
-    """The person asks for VPN access. Refused (``ValidationError``) while a request waits or access is approved."""
-    if user.vpn_access in (User.VpnAccess.REQUESTED, User.VpnAccess.APPROVED):
-        raise ValidationError("You have already asked for VPN access.")
+    """The person asks for VPN access. Refused (``ValidationError``) while a request waits or access is approved,
+    and when the directory decides their VPN access (:func:`identity.selectors.vpn_access_from_directory`)."""
     return _set_vpn_access(user, status=User.VpnAccess.REQUESTED, actor=user, reason=reason, ip=ip)
 
 
@@ -267,9 +291,9 @@ def approve_vpn_access(
 ) -> User:
     """Give the person VPN access. The caller must have checked the actor may (help desk) and who is asking.
 
-    ``actor`` None: the directory decided it (``details`` names the sync run or SCIM client)."""
-    if actor is not None and same_person(actor, user):
-        raise ValidationError("Nobody changes their own VPN access.")
+    ``actor`` None: the directory decided it (``details`` names the sync run or SCIM client). Anyone else is
+    refused (``ValidationError``) for their own access, an inactive account, and a person whose VPN access the
+    directory decides (:func:`identity.selectors.vpn_access_from_directory`)."""
     return _set_vpn_access(user, status=User.VpnAccess.APPROVED, actor=actor, reason=reason, ip=ip, details=details)
 
 
@@ -278,9 +302,8 @@ def revoke_vpn_access(
 ) -> User:
     """End the person's VPN access (or refuse a request). The caller must have checked the actor may.
 
-    ``actor`` None: the directory decided it (``details`` names the sync run or SCIM client)."""
-    if actor is not None and same_person(actor, user):
-        raise ValidationError("Nobody changes their own VPN access.")
+    ``actor`` None: the directory decided it (``details`` names the sync run or SCIM client). Anyone else is
+    refused (``ValidationError``) for their own access and a person whose VPN access the directory decides."""
     return _set_vpn_access(user, status=User.VpnAccess.REVOKED, actor=actor, reason=reason, ip=ip, details=details)
 
 

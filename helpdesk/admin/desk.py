@@ -3,6 +3,7 @@
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Q
+from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -21,6 +22,17 @@ from identity.models import AuditEvent
 from identity.web import client_ip
 
 from .registrations import ReadOnlyAdmin
+
+
+def row_or_404(queryset, object_id: str, **filters):
+    """The row of ``queryset`` (or a model) that ``object_id``, as a URL gives it, names; 404 for a missing row and
+    for anything that is not an id at all ("abc", "²"), which the database would refuse with an error."""
+    model = getattr(queryset, "model", queryset)
+    try:
+        pk = model._meta.pk.to_python(object_id)
+    except ValidationError:
+        raise Http404 from None
+    return get_object_or_404(queryset, pk=pk, **filters)
 
 
 class DeskAdmin(ReadOnlyAdmin):
@@ -97,7 +109,7 @@ class CaseAdmin(DeskAdmin):
     def note_view(self, request, object_id):
         if not request.user.has_perm("helpdesk.work_cases"):
             raise PermissionDenied
-        case = get_object_or_404(Case, pk=object_id)
+        case = row_or_404(Case, object_id)
         form = CaseNoteForm(request.POST)
         if form.is_valid():
             try:
@@ -194,9 +206,13 @@ class ApprovalRequestAdmin(DeskAdmin):
         ] + super().get_urls()
 
     def decide_view(self, request, object_id):
-        obj = get_object_or_404(ApprovalRequest, pk=object_id)
+        obj = row_or_404(ApprovalRequest, object_id)
+        decision = request.POST.get("decision")
+        if decision not in ("approve", "decline"):  # a post without either button changes nothing
+            self.message_user(request, services.errors.DECISION_MISSING, messages.ERROR)
+            return redirect(reverse("admin:helpdesk_approvalrequest_change", args=[obj.pk]))
         try:
-            if request.POST.get("decision") == "approve":
+            if decision == "approve":
                 outcome = approvals.approve_request(obj, actor=request.user, ip=client_ip(request))
             else:
                 approvals.decline_request(obj, actor=request.user, ip=client_ip(request))
@@ -212,7 +228,7 @@ class ApprovalRequestAdmin(DeskAdmin):
 
     def finish_view(self, request, object_id):
         """The requester finishes an approved request with the caller on the line; codes are shown here, once."""
-        obj = get_object_or_404(ApprovalRequest.objects.select_related("person"), pk=object_id)
+        obj = row_or_404(ApprovalRequest.objects.select_related("person"), object_id)
         action = ACTIONS.get(obj.action)
         if action is None or not request.user.has_perm(f"helpdesk.{action.permission}"):
             raise PermissionDenied

@@ -11,7 +11,7 @@ from django.core.paginator import Paginator
 from django.db.models import Count, IntegerField, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 from django.http import Http404, HttpResponse, JsonResponse
-from django.shortcuts import get_object_or_404, redirect
+from django.shortcuts import redirect
 from django.urls import path, reverse
 from django.utils.functional import cached_property
 from django.utils.http import urlencode
@@ -32,7 +32,7 @@ from identity.selectors import same_person
 from identity.web import client_ip
 
 from . import filters
-from .desk import DeskAdmin
+from .desk import DeskAdmin, row_or_404
 
 KEY_CHALLENGE = "desk_security_key_challenge"
 # What the challenge was issued for (a security key or a passkey): the answer is registered as that, whatever is posted.
@@ -198,14 +198,14 @@ class PersonAdmin(DeskAdmin):
     def _person(self, request, object_id, permission: str) -> User:
         if not request.user.has_perm(f"helpdesk.{permission}"):
             raise PermissionDenied
-        return get_object_or_404(User, pk=object_id)
+        return row_or_404(User, object_id)
 
     def _person_page(self, person):
         return redirect(reverse("admin:identity_user_change", args=[person.pk]))
 
     def directory_sync_view(self, request, object_id):
         """ "Sync from the directory": this one person now, as the next full run would (audited)."""
-        person = get_object_or_404(User, pk=object_id, source=User.Source.LDAP)
+        person = row_or_404(User, object_id, source=User.Source.LDAP)
         try:
             run = sync.sync_directory(person=person.username, actor=request.user)
         except ValidationError as error:
@@ -223,7 +223,7 @@ class PersonAdmin(DeskAdmin):
         next_action = request.GET.get("next", "")
         next_action = next_action if next_action in ACTIONS else ""
         approval = request.GET.get("approval", "")  # back to an approved request the agent finishes
-        approval = approval if approval.isdigit() else ""
+        approval = approval if selectors.whole_number(approval) is not None else ""
         form = IdentityCheckForm(request.POST or None, person=person, initial={"case": request.GET.get("case", "")})
         if request.method == "POST" and form.is_valid():
             try:
@@ -264,8 +264,8 @@ class PersonAdmin(DeskAdmin):
         if same_person(person, request.user):
             self.message_user(request, services.errors.OWN_ACCOUNT, messages.ERROR)
             return self._person_page(person)
-        seen = request.POST.get("seen", "")
-        since = runner.acted_since(person, actor=request.user, seen=int(seen)) if seen.isdigit() else ""
+        seen = selectors.whole_number(request.POST.get("seen", ""))
+        since = runner.acted_since(person, actor=request.user, seen=seen) if seen is not None else ""
         if since:
             # The same form again (a reload, a second tab): to the person's page, which shows what was done; a
             # reload there posts nothing. The runner decides again under a lock, for two posts at once.
@@ -402,9 +402,18 @@ class PersonAdmin(DeskAdmin):
 
     def open_case_view(self, request, object_id):
         person = self._person(request, object_id, "work_cases")
-        form = CaseForm(request.POST or None)
+        last = selectors.last_desk_event(person, actions=selectors.CASE_EVENTS)
+        form = CaseForm(request.POST or None, initial={"seen": last.sequence if last else 0})
         if request.method == "POST" and form.is_valid():
-            case = services.open_case(person, actor=request.user, ip=client_ip(request), **form.cleaned_data)
-            self.message_user(request, f"{case} opened.", messages.SUCCESS)
-            return redirect(reverse("admin:helpdesk_case_change", args=[case.pk]))
+            try:
+                case = services.open_case(person, actor=request.user, ip=client_ip(request), **form.cleaned_data)
+            except ValidationError as error:
+                if error.code != "opened_since":
+                    form.add_error(None, error)
+                else:  # the same form again: to the person's page, which lists the case opened
+                    self.message_user(request, " ".join(error.messages), messages.ERROR)
+                    return self._person_page(person)
+            else:
+                self.message_user(request, f"{case} opened.", messages.SUCCESS)
+                return redirect(reverse("admin:helpdesk_case_change", args=[case.pk]))
         return self._render(request, "helpdesk/open_case.html", person, form=form, title=f"Open a case: {person}")

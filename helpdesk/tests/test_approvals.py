@@ -277,3 +277,47 @@ def test_bnd08_the_services_refuse_a_decider_without_the_permissions_and_nothing
     assert not events("sessions.ended") and not events("helpdesk.action")
     assert not approvals.may_decide(request, auditor) and not approvals.may_decide(request, approver_only)
     assert approvals.may_decide(request, second_agent)
+
+
+# --- An approval asks again whether the action still applies; a decision needs its button -------------------------
+
+
+def test_bnd08_two_filed_vpn_approvals_run_once(desk_client, staff_member, second_agent, superuser, check_for, sign_in):
+    """Two agents (or one, twice) filed "approve VPN access" for a staff colleague: approving the second, once the
+    first has run, changes nothing, says so, and leaves it to be declined."""
+    check = check_for(second_agent, staff_member)
+    first = file_request("approve_vpn", second_agent, staff_member, check, {"reason": "manager asked"})
+    again = file_request("approve_vpn", second_agent, staff_member, check, {"reason": "manager asked, again"})
+    approver = Client()
+    sign_in(approver, superuser)
+    decide = "admin:helpdesk_request_decide"
+    assert approver.post(reverse(decide, args=[first.pk]), {"decision": "approve"}).status_code == 302
+
+    response = approver.post(reverse(decide, args=[again.pk]), {"decision": "approve"}, follow=True)
+
+    assert errors.ACTION_DOES_NOT_APPLY in [str(m) for m in response.context["messages"]]
+    again.refresh_from_db()
+    assert again.status == ApprovalRequest.Status.WAITING and again.decided_by is None
+    assert len(events("vpn_access.approved", subject=second_agent)) == 1
+    assert len(events("helpdesk.request_approved", subject=second_agent)) == 1
+    assert OutboundMessage.objects.filter(user=second_agent, template="notice:vpn_access.approved").count() == 1
+
+
+def test_bnd08_a_decision_without_its_button_decides_nothing(staff_member, second_agent, superuser, check_for, sign_in):
+    check = check_for(second_agent, staff_member)
+    request = file_request("sign_out_everywhere", second_agent, staff_member, check, {"reason": "phone stolen"})
+    approver = Client()
+    sign_in(approver, superuser)
+    decide = reverse("admin:helpdesk_request_decide", args=[request.pk])
+
+    for posted in ({}, {"decision": ""}, {"decision": "Decline "}, {"decision": "maybe"}):
+        response = approver.post(decide, posted, follow=True)
+        assert response.redirect_chain == [(request_url(request), 302)]
+        assert errors.DECISION_MISSING in [str(m) for m in response.context["messages"]]
+
+    request.refresh_from_db()
+    assert request.status == ApprovalRequest.Status.WAITING and request.decided_by is None
+    assert not events("helpdesk.request_declined") and not events("helpdesk.request_approved")
+    response = approver.post(decide, {"decision": "decline"})
+    request.refresh_from_db()
+    assert request.status == ApprovalRequest.Status.DECLINED

@@ -96,6 +96,32 @@ def test_ac04_email_change_is_audited_and_tells_the_old_address(desk_client, cal
     assert desk.details["action"] == "change_details"
 
 
+def test_ac04_an_email_change_at_the_desk_ends_the_links_sent_to_the_old_address(
+    desk_client, caller, staff_member, check_for, django_capture_on_commit_callbacks, mailoutbox
+):
+    """As after the directory's change (DIR-06): whoever reads the old mailbox cannot use a link sent there."""
+    from devices.models import ActivationLink
+    from devices.tests.helpers import LINK_RE
+    from devices.tests.test_recovery_link import LANDING, assert_not_valid, open_link
+
+    check_for(caller, staff_member)
+    with django_capture_on_commit_callbacks(execute=True):
+        sent = desk_client.post(action_url(caller, "send_recovery_link"), {"case": ""})
+    assert sent.status_code == 302, sent.context["form"].errors
+    [email] = [m for m in mailoutbox if "caller1@example.edu" in m.to and LINK_RE.search(m.body)]
+    token = LINK_RE.search(email.body).group(2)
+    details = {"first_name": "Cal", "last_name": "Ler", "department": "Radiology", "reason": "INC-9 new address"}
+
+    response = desk_client.post(action_url(caller, "change_details"), {"email": "cal.new@example.edu", **details})
+
+    assert response.status_code == 302
+    assert not ActivationLink.objects.filter(user=caller, revoked_at=None, consumed_at=None).exists()
+    [changed] = events("person.email_changed", subject=caller)
+    assert (changed.details["from"], changed.details["links_revoked"]) == ("caller1@example.edu", 1)
+    assert LANDING in email.body
+    assert_not_valid(*open_link(token))
+
+
 def test_ac04_bnd08_recovery_link_to_a_fresh_email_needs_a_second_agent(caller, staff_member, second_agent, check_for):
     services.change_person_details(caller, actor=staff_member, reason="INC-9", email="cal.new@example.edu")
     check = check_for(caller, staff_member)
@@ -296,6 +322,27 @@ def test_ac06_vpn_access_from_the_desk(desk_client, caller, staff_member, check_
     assert caller.vpn_access == "revoked"
 
 
+def test_ac04_no_vpn_access_for_a_deactivated_account(desk_client, caller, staff_member, check_for):
+    """A leaver's VPN access was revoked when they left: the desk neither offers nor gives it back."""
+    from identity import errors as identity_errors
+    from identity import services as identity_services
+    from identity.directory import people
+
+    assert people.deactivate_person(caller, reason="left", origin={"by_command": True})
+    check_for(caller, staff_member)
+
+    page = desk_client.get(person_url(caller))
+    assert "approve_vpn" not in [a.key for a in page.context["desk_actions"]]
+    response = desk_client.post(action_url(caller, "approve_vpn"), {"reason": "manager asked"}, follow=True)
+    assert b"does not apply" in response.content
+    with pytest.raises(ValidationError) as refused:
+        identity_services.approve_vpn_access(caller, actor=staff_member, reason="manager asked")
+    assert refused.value.messages == [identity_errors.VPN_ACCOUNT_INACTIVE]
+    caller.refresh_from_db()
+    assert caller.vpn_access == "none"
+    assert not events("vpn_access.approved")
+
+
 def test_action_that_does_not_apply_is_not_offered(desk_client, caller):
     page = desk_client.get(person_url(caller))
     keys = [a.key for a in page.context["desk_actions"]]
@@ -303,6 +350,46 @@ def test_action_that_does_not_apply_is_not_offered(desk_client, caller):
     assert "issue_bypass_codes" in keys
     response = desk_client.get(action_url(caller, "unlock"), follow=True)
     assert b"does not apply" in response.content
+
+
+NOT_IDS = ["abc", "\u00b2", "1.5", "-1", "99999999999999999999"]
+
+
+@pytest.mark.parametrize("not_an_id", NOT_IDS)
+def test_desk_urls_answer_404_for_an_id_that_is_not_one(desk_client, not_an_id):
+    """A mistyped or tampered id in a desk address is "not found", never a server error."""
+    gets = [
+        f"/admin/identity/user/{not_an_id}/desk/check/",
+        f"/admin/identity/user/{not_an_id}/desk/case/",
+        f"/admin/identity/user/{not_an_id}/desk/unlock/",
+    ]
+    posts = gets + [
+        f"/admin/identity/user/{not_an_id}/desk/security-key-options/",
+        f"/admin/identity/user/{not_an_id}/directory-sync/",
+        f"/admin/helpdesk/case/{not_an_id}/note/",
+        f"/admin/helpdesk/approvalrequest/{not_an_id}/decide/",
+        f"/admin/helpdesk/approvalrequest/{not_an_id}/finish/",
+    ]
+    for url in gets:
+        assert desk_client.get(url).status_code == 404, url
+    for url in posts:
+        assert desk_client.post(url, {"decision": "approve", "text": "x", "status": "open"}).status_code == 404, url
+
+
+def test_a_number_that_is_not_one_in_a_desk_form_or_query_is_ignored(desk_client, caller, staff_member, check_for):
+    """ "\u00b2" passes str.isdigit() and fails int(): a case, request or seen event named so is none."""
+    check_for(caller, staff_member)
+    assert desk_client.get(person_url(caller), {"case": "\u00b2"}).status_code == 200
+
+    response = desk_client.post(action_url(caller, "sign_out_everywhere"), {"reason": "phone stolen", "seen": "\u00b2"})
+
+    assert response.status_code == 200
+    assert not events("sessions.ended", subject=caller)
+    check_url = reverse("admin:helpdesk_identity_check", args=[caller.pk])
+    response = desk_client.post(
+        f"{check_url}?approval=\u00b2", {"method": "photo_id_in_person", "reference": "INC-3", "case": ""}
+    )
+    assert response.status_code == 302 and response["Location"] == person_url(caller)
 
 
 def test_case_notes_are_appended(desk_client, caller, staff_member):

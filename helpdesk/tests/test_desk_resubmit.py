@@ -164,3 +164,36 @@ def test_the_confirm_button_names_a_key_or_a_passkey(desk_client, caller, staff_
     # The page answering a refused passkey keeps the passkey chosen, and its button says so.
     refused = desk_client.post(url, {**_form_of(desk_client, caller, "register_security_key"), "form": "passkey"})
     assert refused.context["confirm"] == "Yes, register a passkey"
+
+
+def test_bnd07_a_case_opened_twice_is_opened_once(desk_client, sign_in, caller, staff_member, second_agent):
+    """ "Open a case" posted again (a reload, a double click) opens nothing and names the case opened; so does a page
+    opened before a colleague's case for the same person. A page opened after it opens a new one."""
+    from helpdesk.models import Case
+
+    url = reverse("admin:helpdesk_open_case", args=[caller.pk])
+    posted = {**_hidden(desk_client.get(url)), "category": "lockout", "note": "Called at 9"}
+    assert desk_client.post(url, posted).status_code == 302
+    [case] = Case.objects.filter(person=caller)
+
+    again = desk_client.post(url, posted, follow=True)
+
+    assert again.redirect_chain == [(person_url(caller), 302)]
+    said = _said(again)
+    assert said.startswith(f"Nothing was opened now: case {case.pk} was opened for this person at ")
+    assert ", by you, after this page was opened" in said
+    assert Case.objects.filter(person=caller).count() == 1
+    assert AuditEvent.objects.filter(action="helpdesk.case_opened", subject=caller).count() == 1
+
+    colleague = Client()
+    sign_in(colleague, second_agent)
+    opened_before = {**_hidden(colleague.get(url)), "category": "other"}
+    assert desk_client.post(url, {**_hidden(desk_client.get(url)), "category": "vpn_access"}).status_code == 302
+    refused = colleague.post(url, opened_before, follow=True)
+    assert f", by {staff_member.username}, after this page was opened" in _said(refused)
+    assert Case.objects.filter(person=caller).count() == 2
+
+
+def _hidden(page) -> dict:
+    form = page.context["form"]
+    return {field.html_name: field.value() for field in form.hidden_fields() if field.value() is not None}

@@ -38,7 +38,7 @@ from .. import audit, open_sessions, sql
 from .. import phone_numbers as numbers
 from .. import services as identity_services
 from ..models import User
-from ..selectors import STAFF_GROUPS
+from ..selectors import STAFF_GROUPS, VPN_GROUP_JOINED, VPN_GROUP_LEFT
 from . import hooks
 from .records import DirectoryRecord
 
@@ -550,14 +550,10 @@ def _apply_vpn_access(
     details = {**origin, **({"by": actor.pk} if actor is not None else {})}
     current = User.objects.values_list("vpn_access", flat=True).get(pk=person.pk)
     if vpn_access and current != User.VpnAccess.APPROVED:
-        identity_services.approve_vpn_access(
-            person, actor=None, reason="member of the directory's VPN group", ip=ip, details=details
-        )
+        identity_services.approve_vpn_access(person, actor=None, reason=VPN_GROUP_JOINED, ip=ip, details=details)
         return True
     if vpn_access is False and current == User.VpnAccess.APPROVED:
-        identity_services.revoke_vpn_access(
-            person, actor=None, reason="not in the directory's VPN group", ip=ip, details=details
-        )
+        identity_services.revoke_vpn_access(person, actor=None, reason=VPN_GROUP_LEFT, ip=ip, details=details)
         return True
     return False
 

@@ -43,3 +43,138 @@ def test_the_desk_cannot_change_what_the_directory_owns(desk_client, staff_membe
     person.refresh_from_db()
     assert person.email == "asmith@example.edu"
     assert not AuditEvent.objects.filter(subject=person, action="person.details_changed").exists()
+
+
+# --- AC-04: VPN access the directory's VPN group gives is changed there, not at the desk ---------------------------
+
+VPN_GROUP = "cn=VPN Users,ou=groups,dc=example,dc=edu"
+
+
+def _vpn_events(person, action):
+    return AuditEvent.objects.filter(subject=person, action=action)
+
+
+def test_ac04_the_desk_cannot_revoke_vpn_access_the_ldap_vpn_group_gives(
+    desk_client, staff_member, check_for, record, settings, enroll
+):
+    """The desk's revocation would hold only until the next sync, which approves the person again and emails them:
+    it is refused with where to change it, and what stops a compromised account still works."""
+    from identity import errors as identity_errors
+
+    settings.LDAP_VPN_GROUP = VPN_GROUP
+    people.apply_record(record(vpn_access=True), origin=SYNC)
+    person = User.objects.get(username="asmith")
+    assert person.vpn_access == User.VpnAccess.APPROVED
+    phone = enroll(person)
+    check_for(person, staff_member)
+
+    response = desk_client.post(
+        reverse("admin:helpdesk_action", args=[person.pk, "revoke_vpn"]), {"reason": "INC-7 account compromised"}
+    )
+
+    assert response.status_code == 200
+    assert escape(identity_errors.VPN_ACCESS_FROM_DIRECTORY) in response.content.decode()
+    person.refresh_from_db()
+    assert person.vpn_access == User.VpnAccess.APPROVED and person.vpn_access_changed_by is None
+    assert not _vpn_events(person, "vpn_access.revoked").exists()
+    assert not AuditEvent.objects.filter(subject=person, action="helpdesk.action").exists()
+    # A compromised account is still stopped from the desk: its device reported lost (the VPN then refuses it).
+    response = desk_client.post(
+        reverse("admin:helpdesk_action", args=[person.pk, "report_lost"]), {"registration": str(phone.pk)}
+    )
+    assert response.status_code == 302
+    phone.refresh_from_db()
+    assert phone.status == phone.Status.RETIRED
+
+
+def test_ac04_the_desk_cannot_approve_vpn_access_the_ldap_vpn_group_withholds(
+    desk_client, staff_member, check_for, record, settings
+):
+    from identity import errors as identity_errors
+
+    settings.LDAP_VPN_GROUP = VPN_GROUP
+    people.apply_record(record(vpn_access=False), origin=SYNC)
+    person = User.objects.get(username="asmith")
+    check_for(person, staff_member)
+
+    response = desk_client.post(
+        reverse("admin:helpdesk_action", args=[person.pk, "approve_vpn"]), {"reason": "INC-8 manager asked"}
+    )
+
+    assert escape(identity_errors.VPN_ACCESS_FROM_DIRECTORY) in response.content.decode()
+    person.refresh_from_db()
+    assert person.vpn_access == User.VpnAccess.NONE
+    assert not _vpn_events(person, "vpn_access.approved").exists()
+
+
+def test_ac04_without_a_vpn_group_the_desk_decides_an_ldap_persons_vpn_access(
+    desk_client, staff_member, check_for, record, settings
+):
+    settings.LDAP_VPN_GROUP = ""
+    people.apply_record(record(), origin=SYNC)
+    person = User.objects.get(username="asmith")
+    check_for(person, staff_member)
+
+    response = desk_client.post(
+        reverse("admin:helpdesk_action", args=[person.pk, "approve_vpn"]), {"reason": "INC-8 manager asked"}
+    )
+
+    assert response.status_code == 302
+    person.refresh_from_db()
+    assert person.vpn_access == User.VpnAccess.APPROVED and person.vpn_access_changed_by == staff_member
+
+
+def test_ac04_the_desk_cannot_revoke_vpn_access_a_scim_vpn_group_gives(scim, staff_member, check_for, sign_in):
+    from django.test import Client
+
+    from identity import errors as identity_errors
+
+    from .test_scim import created, patch
+
+    in_group = created(scim)["id"]
+    never_in_group = created(scim, "bjones", externalId="bjones")["id"]
+    status, _ = scim("PATCH", "/Groups/vpn", patch({"op": "Add", "path": "members", "value": [{"value": in_group}]}))
+    assert status == 204
+    member, other = User.objects.get(directory_id=in_group), User.objects.get(directory_id=never_in_group)
+    assert member.vpn_access == User.VpnAccess.APPROVED
+    desk = Client()
+    sign_in(desk, staff_member)
+    check_for(member, staff_member)
+    check_for(other, staff_member)
+
+    response = desk.post(
+        reverse("admin:helpdesk_action", args=[member.pk, "revoke_vpn"]), {"reason": "INC-9 left the project"}
+    )
+
+    assert escape(identity_errors.VPN_ACCESS_FROM_DIRECTORY) in response.content.decode()
+    member.refresh_from_db()
+    assert member.vpn_access == User.VpnAccess.APPROVED
+    # A SCIM person whose VPN access no client has given or taken: the desk's to decide.
+    response = desk.post(
+        reverse("admin:helpdesk_action", args=[other.pk, "approve_vpn"]), {"reason": "INC-10 manager asked"}
+    )
+    assert response.status_code == 302
+    other.refresh_from_db()
+    assert other.vpn_access == User.VpnAccess.APPROVED
+
+
+def test_ac04_a_person_whose_vpn_access_the_directory_gives_cannot_ask_for_it(record, settings):
+    """Their request would wait for ever: the desk cannot decide it. They hear where it comes from instead."""
+    from django.core.exceptions import ValidationError
+
+    from identity import errors as identity_errors
+    from identity import services as identity_services
+
+    settings.LDAP_VPN_GROUP = VPN_GROUP
+    people.apply_record(record(vpn_access=False), origin=SYNC)
+    person = User.objects.get(username="asmith")
+
+    with pytest.raises(ValidationError) as refused:
+        identity_services.request_vpn_access(person, reason="on call from home")
+
+    assert refused.value.messages == [
+        identity_errors.VPN_REQUEST_FROM_DIRECTORY.format(help_desk=settings.HELP_DESK_CONTACT)
+    ]
+    person.refresh_from_db()
+    assert person.vpn_access == User.VpnAccess.NONE
+    assert not _vpn_events(person, "vpn_access.requested").exists()
