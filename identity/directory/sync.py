@@ -316,7 +316,7 @@ class _Plan:
     disabling: list[dict] = field(default_factory=list)  # active people here whose entry says disabled
     planned: dict[str, int] = field(default_factory=dict)  # what applying the changed entries would do
     leavers: list[dict] = field(default_factory=list)
-    skipped: list[tuple[str, str]] = field(default_factory=list)
+    skipped: list[tuple[str, str, str]] = field(default_factory=list)  # the reader's (dn, reason, stable id)
 
 
 def _sync_all(run: DirectorySyncRun, *, approved: frozenset[int] | set[int] = frozenset()) -> DirectorySyncRun:
@@ -334,6 +334,10 @@ def _sync_all(run: DirectorySyncRun, *, approved: frozenset[int] | set[int] = fr
         if plan.read:
             _compare(staging, plan)
             plan.leavers = staging.leavers()
+            if plan.leavers and plan.skipped:
+                # An entry the reader skipped is still in the directory: its person is no leaver.
+                skipped = _people_of_skipped(plan.skipped)
+                plan.leavers = [leaver for leaver in plan.leavers if leaver["id"] not in skipped]
         elif here.exists():
             return _finish(
                 run,
@@ -395,6 +399,21 @@ def _over_limits(leaving: list[dict], active_here: int) -> str:
             "A superuser applies or discards it."
         )
     return ""
+
+
+def _people_of_skipped(skipped: list[tuple[str, str, str]]) -> set[int]:
+    """The people here of the entries the reader skipped (no institution ID or stable ID): by the entry's stable ID
+    when it has one, else by its DN. Their entries are in the directory, so they are no leavers of the run (which
+    names each skipped entry as an error)."""
+    stable = [stable_id for _, _, stable_id in skipped if stable_id]
+    dns = [dn for dn, _, stable_id in skipped if not stable_id]
+    from_directory = User.objects.filter(source=User.Source.LDAP)
+    found: set[int] = set()
+    for name, values in (("directory_id", stable), ("directory_dn", dns)):
+        for start in range(0, len(values), BATCH):
+            chosen = from_directory.filter(**{f"{name}__in": values[start : start + BATCH]})
+            found.update(chosen.values_list("pk", flat=True))
+    return found
 
 
 def _compare(staging: _Staging, plan: _Plan) -> None:
@@ -683,7 +702,7 @@ def _finish(
         for outcome, count in plan.planned.items():
             setattr(run, outcome, count)
         run.deactivated += len(plan.leavers)
-    skipped = [f"{dn}: skipped, {reason}" for dn, reason in plan.skipped]
+    skipped = [f"{dn}: skipped, {reason}" for dn, reason, _ in plan.skipped]
     run.errors += len(skipped)
     run.error_text = "\n".join(filter(None, [error, *skipped]))
     run.status = status

@@ -153,6 +153,32 @@ def test_a_person_removed_is_not_deactivated_by_a_one_person_run(ldap_directory)
     assert run.deactivated == 0 and User.objects.get(username="yann").is_active
 
 
+@pytest.mark.parametrize("cleared", ["institution_id", "directory_id"])
+def test_an_entry_the_reader_skips_does_not_make_its_person_a_leaver(ldap_directory, settings, cleared):
+    # The attribute mapped to the institution ID (or to the stable ID) is cleared in the directory for two people:
+    # their entries are skipped, but they are still there, so neither is deactivated (found by the entry's stable
+    # ID, or without one by its DN). Someone really gone still is.
+    settings.LDAP_ATTRIBUTES = {**settings.LDAP_ATTRIBUTES, cleared: "employeeNumber"}
+    settings.LDAP_SYNC_FILTER = "(employeeType=contractor)"
+    settings.DIRECTORY_MAX_DEACTIVATION_PERCENT = 100
+    wim, xena, yann, _ = [
+        ldap_directory.add_person(person(uid, extra={"employeeType": ["contractor"], "employeeNumber": [f"E{n}"]}))
+        for n, uid in enumerate(("wim", "xena", "yann", "zoe"))
+    ]
+    assert sync.sync_directory().created == 4
+    ldap_directory.modify(wim.dn, employeeNumber=None)
+    ldap_directory.modify(xena.dn, employeeNumber=None)
+    ldap_directory.remove(yann.dn)
+    run = sync.sync_directory()
+    assert run.status == Status.APPLIED and run.deactivated == 1
+    assert list(User.objects.filter(is_active=False).values_list("directory_dn", flat=True)) == [yann.dn]
+    assert User.objects.filter(directory_dn__in=[wim.dn, xena.dn], is_active=True).count() == 2
+    # The run still names the entries it skipped, as errors.
+    assert run.errors == 2
+    assert f"{wim.dn}: skipped, no employeeNumber" in run.error_text
+    assert f"{xena.dn}: skipped, no employeeNumber" in run.error_text
+
+
 def test_dry_run_counts_and_changes_nothing(ldap_directory):
     sync.sync_directory()
     yann = ldap_directory.add_person(person("yann"))
