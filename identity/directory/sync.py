@@ -18,7 +18,8 @@ Only when the whole directory was read does anyone change:
 - a read that returns nobody deactivates nobody (``failed`` too when people here would have left);
 - a run that would deactivate more than DIRECTORY_MAX_DEACTIVATIONS people, or more than
   DIRECTORY_MAX_DEACTIVATION_PERCENT of the directory's active people here, is ``held``: nothing is applied, and
-  a superuser applies (:func:`apply_held_run`) or discards (:func:`discard_held_run`) it, audited;
+  a superuser applies (:func:`apply_held_run`) or discards (:func:`discard_held_run`) it, audited (a dry run is
+  never held: its error text says a run would be);
 - two runs never interleave: a run holds a lock (PostgreSQL: a session advisory lock; SQLite, one process: a
   process lock) from before its read to after its last change; a second run meanwhile is refused
   (:class:`SyncInProgress`), never queued: the schedule tries again, a person retries.
@@ -347,11 +348,19 @@ def _sync_all(run: DirectorySyncRun, *, approved: frozenset[int] | set[int] = fr
             )
         leaving = plan.disabling + plan.leavers
         held = _over_limits([p for p in leaving if p["id"] not in approved], here.count())
+        if run.dry_run:
+            # A dry run is never held (nobody could apply or discard it): it says so in words.
+            would_be = f"A run now would be held: {held}" if held else ""
+            return _finish(run, DirectorySyncRun.Status.APPLIED, plan, error=would_be, planned=True)
         if held:
             run.would_deactivate = leaving
-            return _finish(run, DirectorySyncRun.Status.HELD, plan, error=held, planned=True)
-        if run.dry_run:
-            return _finish(run, DirectorySyncRun.Status.APPLIED, plan, planned=True)
+            return _finish(
+                run,
+                DirectorySyncRun.Status.HELD,
+                plan,
+                error=f"Held: {held} A superuser applies or discards it.",
+                planned=True,
+            )
         run.would_deactivate = []
         errors = _apply(run, staging.changed(), origin) if any(plan.planned.values()) else []
     for leaver in plan.leavers:
@@ -385,18 +394,17 @@ def _sync_one(run: DirectorySyncRun, institution_id: str) -> DirectorySyncRun:
 
 
 def _over_limits(leaving: list[dict], active_here: int) -> str:
-    """Why a run that deactivates ``leaving`` must wait for a superuser, or "" when it need not."""
+    """Why a run that deactivates ``leaving`` must wait for a superuser (a sentence), or "" when it need not."""
     count = len(leaving)
     if count > settings.DIRECTORY_MAX_DEACTIVATIONS:
         return (
-            f"Held: it would deactivate {count} people, more than DIRECTORY_MAX_DEACTIVATIONS "
-            f"({settings.DIRECTORY_MAX_DEACTIVATIONS}). A superuser applies or discards it."
+            f"it would deactivate {count} people, more than DIRECTORY_MAX_DEACTIVATIONS "
+            f"({settings.DIRECTORY_MAX_DEACTIVATIONS})."
         )
     if active_here and count * 100 > settings.DIRECTORY_MAX_DEACTIVATION_PERCENT * active_here:
         return (
-            f"Held: it would deactivate {count} of the {active_here} active people from the directory, more than "
-            f"DIRECTORY_MAX_DEACTIVATION_PERCENT ({settings.DIRECTORY_MAX_DEACTIVATION_PERCENT:g}%). "
-            "A superuser applies or discards it."
+            f"it would deactivate {count} of the {active_here} active people from the directory, more than "
+            f"DIRECTORY_MAX_DEACTIVATION_PERCENT ({settings.DIRECTORY_MAX_DEACTIVATION_PERCENT:g}%)."
         )
     return ""
 

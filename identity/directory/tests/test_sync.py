@@ -197,6 +197,18 @@ def test_dry_run_counts_and_changes_nothing(ldap_directory):
     assert User.objects.get(username="yann").email == "yann@example.edu"
 
 
+def test_a_dry_run_over_the_limits_is_not_held_and_says_a_run_would_be(four_leave, settings):
+    settings.DIRECTORY_MAX_DEACTIVATIONS = 3
+    run = sync.sync_directory(dry_run=True)
+    # Nobody could apply or discard a held dry run: it ends, and says in words what a run would do.
+    assert run.dry_run and run.status == Status.APPLIED and run.finished_at is not None
+    assert "A run now would be held: it would deactivate 4 people" in run.error_text
+    assert "DIRECTORY_MAX_DEACTIVATIONS (3)" in run.error_text
+    assert (run.deactivated, run.would_deactivate) == (4, [])
+    assert not DirectorySyncRun.objects.filter(status=Status.HELD).exists()
+    assert User.objects.filter(username__in=four_leave, is_active=True).count() == 4
+
+
 def test_dir_03_a_run_failing_partway_changes_nobody(ldap_directory, monkeypatch):
     yann, zoe = ldap_directory.add_person(person("yann")), ldap_directory.add_person(person("zoe"))
     sync.sync_directory()
