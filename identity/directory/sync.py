@@ -202,15 +202,17 @@ def _apply_claimed(run: DirectorySyncRun, actor: User) -> DirectorySyncRun:
 
 
 def give_up_claimed_run(run: DirectorySyncRun, *, actor: User, reason: str) -> DirectorySyncRun:
-    """End a claimed run that could not be applied (``reason``, a sentence), failed: nobody was changed by it.
-    Audited ``directory.sync_run_applied`` with that outcome. Does nothing to a run no longer waiting."""
+    """End a claimed run that could not be applied, or not to the end (``reason``, a sentence), failed; the error
+    text adds whether anyone was changed by it. Audited ``directory.sync_run_applied`` with that outcome. Does
+    nothing to a run no longer waiting. The caller must know that no process is applying the run (the lock)."""
     with transaction.atomic():
         run = DirectorySyncRun.objects.select_for_update().get(pk=run.pk)
         if run.status != DirectorySyncRun.Status.RUNNING or run.finished_at is not None:
             return run
         for name in COUNTS:
             setattr(run, name, 0)
-        run = _finish(run, DirectorySyncRun.Status.FAILED, _Plan(), error=f"{reason} Nobody was changed.")
+        error = _stopped_in_words(run, None, why=reason.rstrip("."))
+        run = _finish(run, DirectorySyncRun.Status.FAILED, _Plan(), error=error)
         _audit_applied(run, actor, {entry["id"] for entry in run.would_deactivate})
     return run
 
@@ -229,6 +231,12 @@ def _audit_applied(run: DirectorySyncRun, actor: User, approved: set[int]) -> No
 
 
 NOT_HELD = "This run is no longer held: it was applied or discarded already."
+# How long a held run a superuser decided to apply waits for the lock (its task retries meanwhile), at most.
+APPLY_WAIT = timedelta(hours=1)
+ABANDONED = (
+    "It was still being applied an hour after a superuser decided to apply it, with no process applying it (its "
+    "worker stopped at the time limit's hard stop, the machine restarted, or its task lost)"
+)
 
 
 def discard_held_run(run: DirectorySyncRun, *, actor: User) -> DirectorySyncRun:
@@ -269,14 +277,18 @@ def _failure_recorded(run: DirectorySyncRun) -> Iterator[None]:
         raise
 
 
-def _stopped_in_words(run: DirectorySyncRun, error: Exception | None) -> str:
+def _why_stopped(error: Exception | None) -> str:
     if error is None:
-        why = "Its process ended before the run did (killed at the time limit's hard stop, or the machine restarted)"
-    elif isinstance(error, SoftTimeLimitExceeded):
-        why = "It ran past its time limit (DIRECTORY_SYNC_TIME_LIMIT) and was stopped"
-    else:
-        detail = str(error).strip().splitlines()[0][:200] if str(error).strip() else ""
-        why = f"It stopped on an unexpected error ({type(error).__name__}{': ' + detail if detail else ''})"
+        return "Its process ended before the run did (killed at the time limit's hard stop, or the machine restarted)"
+    if isinstance(error, SoftTimeLimitExceeded):
+        return "It ran past its time limit (DIRECTORY_SYNC_TIME_LIMIT) and was stopped"
+    detail = str(error).strip().splitlines()[0][:200] if str(error).strip() else ""
+    return f"It stopped on an unexpected error ({type(error).__name__}{': ' + detail if detail else ''})"
+
+
+def _stopped_in_words(run: DirectorySyncRun, error: Exception | None, *, why: str = "") -> str:
+    """Why ``run`` stopped (``why``, else said from ``error``), and whether it changed anyone before."""
+    why = why or _why_stopped(error)
     changed = _people_changed_by(run)
     if not changed:
         return f"{why}. Nobody was changed."
@@ -288,11 +300,17 @@ def _stopped_in_words(run: DirectorySyncRun, error: Exception | None) -> str:
 
 def _end_orphans(current: DirectorySyncRun) -> None:
     """Runs left "running" by a process that died (a hard time limit kills without a word) end failed: called under
-    the lock, so no other run is going. A held run a superuser decided to apply, still waiting for its task, is
-    left to it."""
-    orphans = DirectorySyncRun.objects.filter(status=DirectorySyncRun.Status.RUNNING, decided_by=None)
-    for orphan in orphans.exclude(pk=current.pk):
-        _finish(orphan, DirectorySyncRun.Status.FAILED, _Plan(read=orphan.read), error=_stopped_in_words(orphan, None))
+    the lock, so no other run is going. A held run a superuser decided to apply is left to its task while the task
+    may still be waiting for the lock (:data:`APPLY_WAIT` after the decision); after that it has none (killed while
+    applying, or never queued) and ends failed too, its decision audited with that outcome."""
+    running = DirectorySyncRun.objects.filter(status=DirectorySyncRun.Status.RUNNING).exclude(pk=current.pk)
+    waited = timezone.now() - APPLY_WAIT
+    for orphan in running.select_related("decided_by"):
+        if orphan.decided_by is None:
+            error = _stopped_in_words(orphan, None)
+            _finish(orphan, DirectorySyncRun.Status.FAILED, _Plan(read=orphan.read), error=error)
+        elif orphan.decided_at is None or orphan.decided_at < waited:
+            give_up_claimed_run(orphan, actor=orphan.decided_by, reason=ABANDONED)
 
 
 def _people_changed_by(run: DirectorySyncRun) -> int:
