@@ -1,9 +1,11 @@
 """The LDAP sync against the real slapd: joiners, movers, leavers and returns, DIR-03's guards, one person, dry runs,
 the command and the schedule."""
 
+import re
 import subprocess
 import sys
 import threading
+from pathlib import Path
 
 import pytest
 from django.core.management import CommandError, call_command
@@ -83,6 +85,41 @@ def test_leaving_and_rejoining_the_synced_groups(ldap_directory, settings):
     ldap_directory.add_to_group(zoe.dn, tree.STAFF_GROUP)
     assert sync.sync_directory().reactivated == 1
     assert User.objects.get(username="zoe").is_active
+
+
+def documented_openldap_setting(name: str) -> str:
+    """The value docs/directory.md's OpenLDAP example gives the setting ``name`` ("" when it sets none)."""
+    page = (Path(__file__).resolve().parents[3] / "docs" / "directory.md").read_text(encoding="utf-8")
+    example = page.split("### OpenLDAP", 1)[1].split("```sh", 1)[1].split("```", 1)[0]
+    found = re.search(rf"^{name}=(\S*)", example, re.MULTILINE)
+    return found.group(1) if found else ""
+
+
+def test_a_person_locked_out_by_wrong_passwords_stays_active_with_the_documented_openldap_setting(
+    ldap_directory, settings
+):
+    # ppolicy sets pwdAccountLockedTime on a lockout after wrong passwords too (to the time): only its
+    # administrative value disables.
+    import ldap
+
+    yann = ldap_directory.add_person(person("yann"))
+    sync.sync_directory()  # with Active Directory's default: erin (locked by an administrator) is active here
+    for _ in range(5):  # the policy's pwdMaxFailure
+        with pytest.raises(ldap.INVALID_CREDENTIALS):
+            ldap_directory.connection(yann.dn, "not the password")
+    conn = ldap_directory.connection()
+    try:
+        [(_, locked)] = conn.search_s(yann.dn, ldap.SCOPE_BASE, attrlist=["pwdAccountLockedTime"])
+    finally:
+        conn.unbind_s()
+    assert locked["pwdAccountLockedTime"][0] != b"000001010000Z"
+    settings.LDAP_DISABLED_ATTRIBUTE = documented_openldap_setting("LDAP_DISABLED_ATTRIBUTE")
+    settings.LDAP_DISABLED_VALUES = list(filter(None, documented_openldap_setting("LDAP_DISABLED_VALUES").split(",")))
+    assert settings.LDAP_DISABLED_ATTRIBUTE == "pwdAccountLockedTime"
+    run = sync.sync_directory()
+    assert run.deactivated == 1
+    assert not User.objects.get(username="erin").is_active
+    assert User.objects.get(username="yann").is_active
 
 
 def test_a_second_run_with_nothing_changed_writes_nothing(ldap_directory, assert_max_num_statements):
