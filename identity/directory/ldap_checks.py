@@ -51,6 +51,29 @@ def check_ldap_transport(app_configs, **kwargs):
     return []
 
 
+@register(Tags.security, deploy=True)
+def check_ldap_ca_file(app_configs, **kwargs):
+    """The CA file the directory's certificate is verified against can be read by this process: libldap refuses
+    every connection otherwise, so nobody from the directory could sign in and the sync could not read."""
+    path = settings.LDAP_CA_CERT_FILE
+    if not settings.LDAP_SERVER_URIS or not path:
+        return []
+    try:
+        with open(path, "rb") as ca_file:
+            ca_file.read(1)
+    except OSError as error:
+        return [
+            Error(
+                f"LDAP_CA_CERT_FILE ({path}) cannot be read by this process ({error.strerror or error}): no connection "
+                "to the directory can verify its certificate, so nobody from the directory can sign in.",
+                hint="Point LDAP_CA_CERT_FILE at the CA certificate (PEM) that signed the directory servers' "
+                "certificates, readable by the user the site runs as.",
+                id="directory.E102",
+            )
+        ]
+    return []
+
+
 @register(Tags.security, Tags.database, deploy=True)
 def check_scim_without_ldap(app_configs, **kwargs):
     """People a SCIM client provisions sign in with their directory password only through LDAP: with enabled SCIM

@@ -35,6 +35,19 @@ def connection_options() -> dict:
     return options
 
 
+def set_option(conn, option: int, value) -> None:
+    """``conn.set_option``, with libldap's refusal of an option as an LDAP error (``CONNECT_ERROR``) like any other:
+    a new TLS context it cannot build (LDAP_CA_CERT_FILE missing or unreadable) is refused with python-ldap's
+    ``ValueError("option error")``, which no caller would take for a directory it cannot use."""
+    import ldap
+
+    try:
+        conn.set_option(option, value)
+    except ValueError as error:
+        words = "the TLS settings were refused: is LDAP_CA_CERT_FILE a CA certificate this process can read?"
+        raise ldap.CONNECT_ERROR({"desc": "Connect error", "info": words}) from error
+
+
 def server_uri() -> str:
     """The servers as one libldap URI list: it connects to the first one it can reach, in this order."""
     return " ".join(settings.LDAP_SERVER_URIS)
@@ -50,7 +63,7 @@ def connect(*, bind: bool = True):
     try:
         conn = ldap.initialize(server_uri(), bytes_mode=False)
         for option, value in connection_options().items():
-            conn.set_option(option, value)
+            set_option(conn, option, value)
         if settings.LDAP_START_TLS:
             conn.start_tls_s()
         if bind:

@@ -17,7 +17,7 @@ from enum import StrEnum
 
 from django.conf import settings
 
-from .ldap_connection import connection_options, describe, is_disabled, server_uri, text
+from .ldap_connection import connection_options, describe, is_disabled, server_uri, set_option, text
 
 
 class Answer(StrEnum):
@@ -122,7 +122,12 @@ def _backend_class():
     from ldap.ldapobject import SimpleLDAPObject
 
     class PolicyAwareConnection(SimpleLDAPObject):
-        """Binds as a person ask for the password policy control, and keep what the server answered."""
+        """Binds as a person ask for the password policy control, and keep what the server answered. An option
+        libldap refuses (a CA file it cannot read) is an LDAP error, which django-auth-ldap reports (``ldap_error``)
+        as a directory it cannot reach, not an exception of its own."""
+
+        def set_option(self, option, invalue):
+            set_option(super(), option, invalue)
 
         def simple_bind_s(self, who=None, cred=None, serverctrls=None, clientctrls=None):
             outcome = _current.get()

@@ -30,6 +30,7 @@ class DirectoryReadError(DirectoryError):
 
 
 FIELDS = ("institution_id", "first_name", "last_name", "email", "department", "mobile", "directory_id")
+STABLE_ID = FIELDS.index("directory_id")
 
 
 class Entry(NamedTuple):
@@ -58,13 +59,14 @@ def _guid(found: list[bytes] | None) -> str:
 
 class LDAPReader:
     """Reads people with paged searches. ``pages`` counts the pages the server sent (over all bases); ``skipped``
-    lists ``(dn, reason)`` of entries that could not become a record (no institution ID or stable id)."""
+    lists ``(dn, reason, stable id or "")`` of entries that could not become a record (no institution ID or stable
+    id)."""
 
     def __init__(self, *, page_size: int | None = None, bases: list[str] | None = None):
         self.page_size = page_size or settings.LDAP_PAGE_SIZE
         self.bases = bases or settings.LDAP_SYNC_BASES or [settings.LDAP_USER_SEARCH_BASE]
         self.pages = 0
-        self.skipped: list[tuple[str, str]] = []
+        self.skipped: list[tuple[str, str, str]] = []
         self._roles = {normal_dn(dn): role for dn, role in settings.LDAP_ROLE_GROUPS.items()}
         self._vpn_group = normal_dn(settings.LDAP_VPN_GROUP) if settings.LDAP_VPN_GROUP else ""
         # Resolved once: a directory of 100,000 entries would otherwise read the settings a million times.
@@ -186,7 +188,7 @@ class LDAPReader:
         ]
         for index, name in self._needed:
             if not texts[index]:
-                self.skipped.append((dn, f"no {name}"))
+                self.skipped.append((dn, f"no {name}", texts[STABLE_ID]))
                 return None
         roles, vpn_access = None, None
         if self._roles or self._vpn_group:  # group DNs matter only when groups are mapped

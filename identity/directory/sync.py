@@ -18,7 +18,8 @@ Only when the whole directory was read does anyone change:
 - a read that returns nobody deactivates nobody (``failed`` too when people here would have left);
 - a run that would deactivate more than DIRECTORY_MAX_DEACTIVATIONS people, or more than
   DIRECTORY_MAX_DEACTIVATION_PERCENT of the directory's active people here, is ``held``: nothing is applied, and
-  a superuser applies (:func:`apply_held_run`) or discards (:func:`discard_held_run`) it, audited;
+  a superuser applies (:func:`apply_held_run`) or discards (:func:`discard_held_run`) it, audited (a dry run is
+  never held: its error text says a run would be);
 - two runs never interleave: a run holds a lock (PostgreSQL: a session advisory lock; SQLite, one process: a
   process lock) from before its read to after its last change; a second run meanwhile is refused
   (:class:`SyncInProgress`), never queued: the schedule tries again, a person retries.
@@ -203,15 +204,17 @@ def _apply_claimed(run: DirectorySyncRun, actor: User) -> DirectorySyncRun:
 
 
 def give_up_claimed_run(run: DirectorySyncRun, *, actor: User, reason: str) -> DirectorySyncRun:
-    """End a claimed run that could not be applied (``reason``, a sentence), failed: nobody was changed by it.
-    Audited ``directory.sync_run_applied`` with that outcome. Does nothing to a run no longer waiting."""
+    """End a claimed run that could not be applied, or not to the end (``reason``, a sentence), failed; the error
+    text adds whether anyone was changed by it. Audited ``directory.sync_run_applied`` with that outcome. Does
+    nothing to a run no longer waiting. The caller must know that no process is applying the run (the lock)."""
     with transaction.atomic():
         run = DirectorySyncRun.objects.select_for_update().get(pk=run.pk)
         if run.status != DirectorySyncRun.Status.RUNNING or run.finished_at is not None:
             return run
         for name in COUNTS:
             setattr(run, name, 0)
-        run = _finish(run, DirectorySyncRun.Status.FAILED, _Plan(), error=f"{reason} Nobody was changed.")
+        error = _stopped_in_words(run, None, why=reason.rstrip("."))
+        run = _finish(run, DirectorySyncRun.Status.FAILED, _Plan(), error=error)
         _audit_applied(run, actor, {entry["id"] for entry in run.would_deactivate})
     return run
 
@@ -230,6 +233,12 @@ def _audit_applied(run: DirectorySyncRun, actor: User, approved: set[int]) -> No
 
 
 NOT_HELD = "This run is no longer held: it was applied or discarded already."
+# How long a held run a superuser decided to apply waits for the lock (its task retries meanwhile), at most.
+APPLY_WAIT = timedelta(hours=1)
+ABANDONED = (
+    "It was still being applied an hour after a superuser decided to apply it, with no process applying it (its "
+    "worker stopped at the time limit's hard stop, the machine restarted, or its task lost)"
+)
 
 
 def discard_held_run(run: DirectorySyncRun, *, actor: User) -> DirectorySyncRun:
@@ -270,14 +279,18 @@ def _failure_recorded(run: DirectorySyncRun) -> Iterator[None]:
         raise
 
 
-def _stopped_in_words(run: DirectorySyncRun, error: Exception | None) -> str:
+def _why_stopped(error: Exception | None) -> str:
     if error is None:
-        why = "Its process ended before the run did (killed at the time limit's hard stop, or the machine restarted)"
-    elif isinstance(error, SoftTimeLimitExceeded):
-        why = "It ran past its time limit (DIRECTORY_SYNC_TIME_LIMIT) and was stopped"
-    else:
-        detail = str(error).strip().splitlines()[0][:200] if str(error).strip() else ""
-        why = f"It stopped on an unexpected error ({type(error).__name__}{': ' + detail if detail else ''})"
+        return "Its process ended before the run did (killed at the time limit's hard stop, or the machine restarted)"
+    if isinstance(error, SoftTimeLimitExceeded):
+        return "It ran past its time limit (DIRECTORY_SYNC_TIME_LIMIT) and was stopped"
+    detail = str(error).strip().splitlines()[0][:200] if str(error).strip() else ""
+    return f"It stopped on an unexpected error ({type(error).__name__}{': ' + detail if detail else ''})"
+
+
+def _stopped_in_words(run: DirectorySyncRun, error: Exception | None, *, why: str = "") -> str:
+    """Why ``run`` stopped (``why``, else said from ``error``), and whether it changed anyone before."""
+    why = why or _why_stopped(error)
     changed = _people_changed_by(run)
     if not changed:
         return f"{why}. Nobody was changed."
@@ -289,11 +302,17 @@ def _stopped_in_words(run: DirectorySyncRun, error: Exception | None) -> str:
 
 def _end_orphans(current: DirectorySyncRun) -> None:
     """Runs left "running" by a process that died (a hard time limit kills without a word) end failed: called under
-    the lock, so no other run is going. A held run a superuser decided to apply, still waiting for its task, is
-    left to it."""
-    orphans = DirectorySyncRun.objects.filter(status=DirectorySyncRun.Status.RUNNING, decided_by=None)
-    for orphan in orphans.exclude(pk=current.pk):
-        _finish(orphan, DirectorySyncRun.Status.FAILED, _Plan(read=orphan.read), error=_stopped_in_words(orphan, None))
+    the lock, so no other run is going. A held run a superuser decided to apply is left to its task while the task
+    may still be waiting for the lock (:data:`APPLY_WAIT` after the decision); after that it has none (killed while
+    applying, or never queued) and ends failed too, its decision audited with that outcome."""
+    running = DirectorySyncRun.objects.filter(status=DirectorySyncRun.Status.RUNNING).exclude(pk=current.pk)
+    waited = timezone.now() - APPLY_WAIT
+    for orphan in running.select_related("decided_by"):
+        if orphan.decided_by is None:
+            error = _stopped_in_words(orphan, None)
+            _finish(orphan, DirectorySyncRun.Status.FAILED, _Plan(read=orphan.read), error=error)
+        elif orphan.decided_at is None or orphan.decided_at < waited:
+            give_up_claimed_run(orphan, actor=orphan.decided_by, reason=ABANDONED)
 
 
 def _people_changed_by(run: DirectorySyncRun) -> int:
@@ -318,7 +337,7 @@ class _Plan:
     disabling: list[dict] = field(default_factory=list)  # active people here whose entry says disabled
     planned: dict[str, int] = field(default_factory=dict)  # what applying the changed entries would do
     leavers: list[dict] = field(default_factory=list)
-    skipped: list[tuple[str, str]] = field(default_factory=list)
+    skipped: list[tuple[str, str, str]] = field(default_factory=list)  # the reader's (dn, reason, stable id)
 
 
 def _sync_all(run: DirectorySyncRun, *, approved: frozenset[int] | set[int] = frozenset()) -> DirectorySyncRun:
@@ -337,6 +356,10 @@ def _sync_all(run: DirectorySyncRun, *, approved: frozenset[int] | set[int] = fr
             with staging.joining():
                 _compare(staging, plan)
                 plan.leavers = staging.leavers()
+            if plan.leavers and plan.skipped:
+                # An entry the reader skipped is still in the directory: its person is no leaver.
+                skipped = _people_of_skipped(plan.skipped)
+                plan.leavers = [leaver for leaver in plan.leavers if leaver["id"] not in skipped]
         elif here.exists():
             return _finish(
                 run,
@@ -346,11 +369,19 @@ def _sync_all(run: DirectorySyncRun, *, approved: frozenset[int] | set[int] = fr
             )
         leaving = plan.disabling + plan.leavers
         held = _over_limits([p for p in leaving if p["id"] not in approved], here.count())
+        if run.dry_run:
+            # A dry run is never held (nobody could apply or discard it): it says so in words.
+            would_be = f"A run now would be held: {held}" if held else ""
+            return _finish(run, DirectorySyncRun.Status.APPLIED, plan, error=would_be, planned=True)
         if held:
             run.would_deactivate = leaving
-            return _finish(run, DirectorySyncRun.Status.HELD, plan, error=held, planned=True)
-        if run.dry_run:
-            return _finish(run, DirectorySyncRun.Status.APPLIED, plan, planned=True)
+            return _finish(
+                run,
+                DirectorySyncRun.Status.HELD,
+                plan,
+                error=f"Held: {held} A superuser applies or discards it.",
+                planned=True,
+            )
         run.would_deactivate = []
         errors = _apply(run, staging.changed(), origin) if any(plan.planned.values()) else []
     for leaver in plan.leavers:
@@ -384,20 +415,34 @@ def _sync_one(run: DirectorySyncRun, institution_id: str) -> DirectorySyncRun:
 
 
 def _over_limits(leaving: list[dict], active_here: int) -> str:
-    """Why a run that deactivates ``leaving`` must wait for a superuser, or "" when it need not."""
+    """Why a run that deactivates ``leaving`` must wait for a superuser (a sentence), or "" when it need not."""
     count = len(leaving)
     if count > settings.DIRECTORY_MAX_DEACTIVATIONS:
         return (
-            f"Held: it would deactivate {count} people, more than DIRECTORY_MAX_DEACTIVATIONS "
-            f"({settings.DIRECTORY_MAX_DEACTIVATIONS}). A superuser applies or discards it."
+            f"it would deactivate {count} people, more than DIRECTORY_MAX_DEACTIVATIONS "
+            f"({settings.DIRECTORY_MAX_DEACTIVATIONS})."
         )
     if active_here and count * 100 > settings.DIRECTORY_MAX_DEACTIVATION_PERCENT * active_here:
         return (
-            f"Held: it would deactivate {count} of the {active_here} active people from the directory, more than "
-            f"DIRECTORY_MAX_DEACTIVATION_PERCENT ({settings.DIRECTORY_MAX_DEACTIVATION_PERCENT:g}%). "
-            "A superuser applies or discards it."
+            f"it would deactivate {count} of the {active_here} active people from the directory, more than "
+            f"DIRECTORY_MAX_DEACTIVATION_PERCENT ({settings.DIRECTORY_MAX_DEACTIVATION_PERCENT:g}%)."
         )
     return ""
+
+
+def _people_of_skipped(skipped: list[tuple[str, str, str]]) -> set[int]:
+    """The people here of the entries the reader skipped (no institution ID or stable ID): by the entry's stable ID
+    when it has one, else by its DN. Their entries are in the directory, so they are no leavers of the run (which
+    names each skipped entry as an error)."""
+    stable = [stable_id for _, _, stable_id in skipped if stable_id]
+    dns = [dn for dn, _, stable_id in skipped if not stable_id]
+    from_directory = User.objects.filter(source=User.Source.LDAP)
+    found: set[int] = set()
+    for name, values in (("directory_id", stable), ("directory_dn", dns)):
+        for start in range(0, len(values), BATCH):
+            chosen = from_directory.filter(**{f"{name}__in": values[start : start + BATCH]})
+            found.update(chosen.values_list("pk", flat=True))
+    return found
 
 
 def _compare(staging: _Staging, plan: _Plan) -> None:
@@ -697,7 +742,7 @@ def _finish(
         for outcome, count in plan.planned.items():
             setattr(run, outcome, count)
         run.deactivated += len(plan.leavers)
-    skipped = [f"{dn}: skipped, {reason}" for dn, reason in plan.skipped]
+    skipped = [f"{dn}: skipped, {reason}" for dn, reason, _ in plan.skipped]
     run.errors += len(skipped)
     run.error_text = "\n".join(filter(None, [error, *skipped]))
     run.status = status

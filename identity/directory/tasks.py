@@ -19,9 +19,9 @@ log = logging.getLogger(__name__)
 
 LIMITS = {"soft_time_limit": settings.DIRECTORY_SYNC_TIME_LIMIT, "time_limit": settings.DIRECTORY_SYNC_TIME_LIMIT + 60}
 # A decision to apply a held run waits for the run holding the lock (runs end: each has its time limit), for an
-# hour at most; then the run ends failed, nobody changed.
+# hour at most (sync.APPLY_WAIT, after which a later run ends it too); then the run ends failed, nobody changed.
 RETRY_SECONDS = 30
-MAX_RETRIES = 120
+MAX_RETRIES = int(sync.APPLY_WAIT.total_seconds()) // RETRY_SECONDS
 
 
 @shared_task(ignore_result=True, **LIMITS)

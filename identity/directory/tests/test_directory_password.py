@@ -9,6 +9,7 @@ from django.core.management.base import SystemCheckError
 from django.utils.html import escape
 
 from identity import errors
+from identity.directory import sync
 from identity.directory.backends import Answer, check_password
 from identity.directory.ldap_password import answer_from_diagnostic
 from identity.directory.tests import slapd as tree
@@ -67,6 +68,42 @@ def test_dir_01_the_server_certificate_is_verified(directory_person, ldap_direct
         assert check_password("alice", tree.PASSWORD).answer == Answer.UNREACHABLE
     finally:
         other.close()
+
+
+def test_dir_01_an_unreadable_ca_file_is_an_unreachable_directory_not_a_500(
+    client, directory_person, settings, tmp_path
+):
+    # libldap refuses the TLS context of a CA file it cannot read with python-ldap's ValueError, not an LDAP error.
+    alice = directory_person("alice")
+    settings.LDAP_CA_CERT_FILE = str(tmp_path / "moved-away.pem")
+    response = sign_in(client, "alice", tree.PASSWORD)
+    assert response.status_code == 200
+    assert "We cannot check passwords right now" in response.content.decode()
+    assert actions(alice) == ["signin.directory_unreachable"]
+    error = AuditEvent.objects.get(action="signin.directory_unreachable").details["error"]
+    assert "LDAP_CA_CERT_FILE" in error
+    # The sync's reader: a failed read, in words, that changes nobody.
+    run = sync.sync_directory()
+    assert run.status == "failed" and "Reading the directory failed" in run.error_text
+    assert "LDAP_CA_CERT_FILE" in run.error_text
+
+
+def test_directory_e102_an_unreadable_ca_file_fails_the_deploy_check(settings, tmp_path):
+    from django.core.checks import registry
+
+    from identity.directory.ldap_checks import check_ldap_ca_file
+
+    assert check_ldap_ca_file in registry.registry.get_checks(include_deployment_checks=True)
+    settings.LDAP_SERVER_URIS = ["ldaps://dc1.example.edu"]
+    for unreadable in (tmp_path / "missing.pem", tmp_path):  # no such file; a directory
+        settings.LDAP_CA_CERT_FILE = str(unreadable)
+        assert [problem.id for problem in check_ldap_ca_file(None)] == ["directory.E102"]
+    ca = tmp_path / "ca.pem"
+    ca.write_text("-----BEGIN CERTIFICATE-----\n")
+    settings.LDAP_CA_CERT_FILE = str(ca)
+    assert check_ldap_ca_file(None) == []
+    settings.LDAP_CA_CERT_FILE = ""  # the system's trust store
+    assert check_ldap_ca_file(None) == []
 
 
 def test_dir_01_local_accounts_keep_local_passwords(client, make_user, ldap_directory):

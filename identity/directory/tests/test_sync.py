@@ -1,9 +1,11 @@
 """The LDAP sync against the real slapd: joiners, movers, leavers and returns, DIR-03's guards, one person, dry runs,
 the command and the schedule."""
 
+import re
 import subprocess
 import sys
 import threading
+from pathlib import Path
 
 import pytest
 from django.core.management import CommandError, call_command
@@ -85,6 +87,41 @@ def test_leaving_and_rejoining_the_synced_groups(ldap_directory, settings):
     assert User.objects.get(username="zoe").is_active
 
 
+def documented_openldap_setting(name: str) -> str:
+    """The value docs/directory.md's OpenLDAP example gives the setting ``name`` ("" when it sets none)."""
+    page = (Path(__file__).resolve().parents[3] / "docs" / "directory.md").read_text(encoding="utf-8")
+    example = page.split("### OpenLDAP", 1)[1].split("```sh", 1)[1].split("```", 1)[0]
+    found = re.search(rf"^{name}=(\S*)", example, re.MULTILINE)
+    return found.group(1) if found else ""
+
+
+def test_a_person_locked_out_by_wrong_passwords_stays_active_with_the_documented_openldap_setting(
+    ldap_directory, settings
+):
+    # ppolicy sets pwdAccountLockedTime on a lockout after wrong passwords too (to the time): only its
+    # administrative value disables.
+    import ldap
+
+    yann = ldap_directory.add_person(person("yann"))
+    sync.sync_directory()  # with Active Directory's default: erin (locked by an administrator) is active here
+    for _ in range(5):  # the policy's pwdMaxFailure
+        with pytest.raises(ldap.INVALID_CREDENTIALS):
+            ldap_directory.connection(yann.dn, "not the password")
+    conn = ldap_directory.connection()
+    try:
+        [(_, locked)] = conn.search_s(yann.dn, ldap.SCOPE_BASE, attrlist=["pwdAccountLockedTime"])
+    finally:
+        conn.unbind_s()
+    assert locked["pwdAccountLockedTime"][0] != b"000001010000Z"
+    settings.LDAP_DISABLED_ATTRIBUTE = documented_openldap_setting("LDAP_DISABLED_ATTRIBUTE")
+    settings.LDAP_DISABLED_VALUES = list(filter(None, documented_openldap_setting("LDAP_DISABLED_VALUES").split(",")))
+    assert settings.LDAP_DISABLED_ATTRIBUTE == "pwdAccountLockedTime"
+    run = sync.sync_directory()
+    assert run.deactivated == 1
+    assert not User.objects.get(username="erin").is_active
+    assert User.objects.get(username="yann").is_active
+
+
 def test_a_second_run_with_nothing_changed_writes_nothing(ldap_directory, assert_max_num_statements):
     sync.sync_directory()
     events = AuditEvent.objects.count()
@@ -155,6 +192,32 @@ def test_a_person_removed_is_not_deactivated_by_a_one_person_run(ldap_directory)
     assert run.deactivated == 0 and User.objects.get(username="yann").is_active
 
 
+@pytest.mark.parametrize("cleared", ["institution_id", "directory_id"])
+def test_an_entry_the_reader_skips_does_not_make_its_person_a_leaver(ldap_directory, settings, cleared):
+    # The attribute mapped to the institution ID (or to the stable ID) is cleared in the directory for two people:
+    # their entries are skipped, but they are still there, so neither is deactivated (found by the entry's stable
+    # ID, or without one by its DN). Someone really gone still is.
+    settings.LDAP_ATTRIBUTES = {**settings.LDAP_ATTRIBUTES, cleared: "employeeNumber"}
+    settings.LDAP_SYNC_FILTER = "(employeeType=contractor)"
+    settings.DIRECTORY_MAX_DEACTIVATION_PERCENT = 100
+    wim, xena, yann, _ = [
+        ldap_directory.add_person(person(uid, extra={"employeeType": ["contractor"], "employeeNumber": [f"E{n}"]}))
+        for n, uid in enumerate(("wim", "xena", "yann", "zoe"))
+    ]
+    assert sync.sync_directory().created == 4
+    ldap_directory.modify(wim.dn, employeeNumber=None)
+    ldap_directory.modify(xena.dn, employeeNumber=None)
+    ldap_directory.remove(yann.dn)
+    run = sync.sync_directory()
+    assert run.status == Status.APPLIED and run.deactivated == 1
+    assert list(User.objects.filter(is_active=False).values_list("directory_dn", flat=True)) == [yann.dn]
+    assert User.objects.filter(directory_dn__in=[wim.dn, xena.dn], is_active=True).count() == 2
+    # The run still names the entries it skipped, as errors.
+    assert run.errors == 2
+    assert f"{wim.dn}: skipped, no employeeNumber" in run.error_text
+    assert f"{xena.dn}: skipped, no employeeNumber" in run.error_text
+
+
 def test_dry_run_counts_and_changes_nothing(ldap_directory):
     sync.sync_directory()
     yann = ldap_directory.add_person(person("yann"))
@@ -171,6 +234,18 @@ def test_dry_run_counts_and_changes_nothing(ldap_directory):
     assert not User.objects.filter(username="xena").exists()
     assert User.objects.get(username="zoe").is_active
     assert User.objects.get(username="yann").email == "yann@example.edu"
+
+
+def test_a_dry_run_over_the_limits_is_not_held_and_says_a_run_would_be(four_leave, settings):
+    settings.DIRECTORY_MAX_DEACTIVATIONS = 3
+    run = sync.sync_directory(dry_run=True)
+    # Nobody could apply or discard a held dry run: it ends, and says in words what a run would do.
+    assert run.dry_run and run.status == Status.APPLIED and run.finished_at is not None
+    assert "A run now would be held: it would deactivate 4 people" in run.error_text
+    assert "DIRECTORY_MAX_DEACTIVATIONS (3)" in run.error_text
+    assert (run.deactivated, run.would_deactivate) == (4, [])
+    assert not DirectorySyncRun.objects.filter(status=Status.HELD).exists()
+    assert User.objects.filter(username__in=four_leave, is_active=True).count() == 4
 
 
 def test_dir_03_a_run_failing_partway_changes_nobody(ldap_directory, monkeypatch):

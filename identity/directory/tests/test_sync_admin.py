@@ -4,6 +4,8 @@ desk's "Sync from the directory" on a person's page; each audited."""
 import pytest
 from django.urls import reverse
 
+from config.celery import app
+from devices.tests.test_phone_worker import free_port, use_broker
 from helpdesk.tests.conftest import superuser  # noqa: F401
 from identity.directory import sync
 from identity.directory.models import DirectorySyncRun
@@ -75,6 +77,35 @@ def test_a_superuser_applies_a_held_run_from_its_page(
     held.refresh_from_db()
     assert (held.status, held.decided_by, held.deactivated) == ("applied", superuser, 4)
     assert not User.objects.filter(username__in=four_leave, is_active=True).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_apply_with_the_worker_s_queue_down_ends_the_run_with_a_sentence_not_a_500(
+    root_client,
+    superuser,  # noqa: F811
+    four_leave,  # noqa: F811
+    settings,
+):
+    settings.DIRECTORY_MAX_DEACTIVATIONS = 3
+    held = sync.sync_directory()
+    previous = app.conf.broker_url
+    use_broker(f"redis://127.0.0.1:{free_port()}/0")  # nothing listens there: Redis is down
+    app.conf.task_always_eager = False  # the autouse fixture sets it back
+    try:
+        response = root_client.post(
+            reverse("admin:directory_sync_decide", args=[held.pk]), {"decision": "apply"}, follow=True
+        )
+    finally:
+        use_broker(previous)
+    assert response.status_code == 200
+    assert "The worker&#x27;s queue could not be reached" in response.content.decode()
+    # The decision was taken and could not be carried out: the run has ended, never "running" with no task for it.
+    held.refresh_from_db()
+    assert (held.status, held.decided_by) == ("failed", superuser)
+    assert "queue could not be reached" in held.error_text and "Nobody was changed." in held.error_text
+    assert User.objects.filter(username__in=four_leave, is_active=True).count() == 4
+    event = AuditEvent.objects.get(action="directory.sync_run_applied")
+    assert (event.actor, event.details["sync_outcome"]) == (superuser, "failed")
 
 
 def test_a_superuser_discards_a_held_run(root_client, superuser, four_leave, settings):  # noqa: F811

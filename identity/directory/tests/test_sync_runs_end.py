@@ -7,11 +7,13 @@ import signal
 import threading
 import time
 from contextlib import contextmanager
+from datetime import timedelta
 
 import pytest
 from celery.exceptions import SoftTimeLimitExceeded
 from celery.signals import before_task_publish
 from django.db import DataError, connection
+from django.db.models import F
 
 from config.celery import app
 from identity import events
@@ -203,6 +205,29 @@ def test_a_run_whose_process_was_killed_is_ended_failed_by_the_next(ldap_directo
     assert run.status == Status.APPLIED
     assert (killed.status, killed.finished_at is not None) == (Status.FAILED, True)
     assert "Its process ended before the run did" in killed.error_text and "Nobody was changed." in killed.error_text
+
+
+def test_a_claimed_run_nobody_applies_is_ended_failed_by_a_later_run_after_the_hour(held, root, four_leave):  # noqa: F811
+    claimed = sync.claim_held_run(held, actor=root)
+    # While its task may still be waiting for the lock, a later run (the desk's one-person sync here) leaves it.
+    sync.sync_directory(person="alice")
+    claimed.refresh_from_db()
+    assert (claimed.status, claimed.finished_at) == (Status.RUNNING, None)
+    # Its worker was killed at the hard time limit partway through applying (one person changed by then), and an
+    # hour has passed since the decision: nothing will finish it.
+    people.deactivate_person(User.objects.get(username="wim"), reason=sync.LEFT, origin={"sync_run": claimed.pk})
+    DirectorySyncRun.objects.filter(pk=claimed.pk).update(decided_at=F("decided_at") - timedelta(hours=1))
+    assert sync.sync_directory(person="alice").status == Status.APPLIED
+    claimed.refresh_from_db()
+    assert claimed.status == Status.FAILED and claimed.finished_at is not None
+    assert "an hour after a superuser decided to apply it" in claimed.error_text
+    assert "1 person was changed before it and stay changed" in claimed.error_text
+    assert claimed.deactivated == 0 and still_active(four_leave) == 3
+    event = AuditEvent.objects.get(action="directory.sync_run_applied")
+    assert (event.actor, event.details["sync_run"], event.details["sync_outcome"]) == (root, claimed.pk, "failed")
+    # Its task, if it comes after all, applies nothing.
+    assert tasks.apply_held_run(run_id=claimed.pk, actor_id=root.pk) is None
+    assert still_active(four_leave) == 3
 
 
 # 3. One decision per held run ------------------------------------------------------------------------------------
