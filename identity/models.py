@@ -47,6 +47,10 @@ class User(AbstractUser):
     directory_mobile = models.CharField(max_length=16, blank=True)
     # A SCIM client's own identifier for the person (externalId: Entra ID matches people by it), kept as given.
     directory_external_id = models.CharField(max_length=255, blank=True)
+    # Whether a SCIM client has the person in its VPN group. Kept while the person is deactivated (which revokes
+    # their VPN access), so that reactivating them gives back the access the group gives: a cloud directory sends a
+    # membership once, never again on reactivation. The LDAP sync reads the group from the directory at every run.
+    scim_vpn_member = models.BooleanField("in the SCIM VPN group", default=False)
     # Set while a directory leaver is deactivated (DIR-02); is_active is False meanwhile. Devices are kept until
     # DIRECTORY_RETAIN_DAYS after it, so a person re-enabled after a leave gets them back.
     deactivated_at = models.DateTimeField(null=True, blank=True)

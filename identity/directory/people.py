@@ -13,6 +13,8 @@ event's details, e.g. ``{"sync_run": 12}`` or ``{"scim_client": 3}``):
 - ``apply_records(records, *, origin, actor=None) -> dict``: ``apply_record`` for each, the outcomes counted.
 - ``deactivate_person(user, *, reason, origin, actor=None, ip=None) -> bool``: the one leaver service (DIR-02).
 - ``reactivate_person(user, *, origin, actor=None, ip=None) -> bool``.
+- ``apply_group_change(person, *, roles=None, vpn_member=None, origin, actor=None, ip=None) -> bool``: a SCIM
+  client's group change for one person, kept whether or not they are active.
 - ``retire_devices_of_leavers(*, now=None) -> int``: devices of people deactivated longer than DIRECTORY_RETAIN_DAYS.
 - ``link_local_account(user, record, *, actor) -> User``: a superuser's explicit link of an existing local account.
 
@@ -506,6 +508,38 @@ def _apply_access(person: User, record: DirectoryRecord, *, origin: dict, actor:
     return roles or vpn
 
 
+def apply_group_change(
+    person: User,
+    *,
+    roles: frozenset[str] | None = None,
+    vpn_member: bool | None = None,
+    origin: dict,
+    actor: User | None = None,
+    ip: str | None = None,
+) -> bool:
+    """A cloud directory's group change for one person (SCIM): the roles they should hold and whether they are in
+    the VPN group (None: not this change's). Applied whether or not the person is active, so that nothing a client
+    asks of a deactivated person is lost (a client sends a membership once, never again when it reactivates them).
+
+    Roles are granted and removed as :func:`apply_record` does (audited, DIR-04); an inactive person uses none until
+    reactivated. VPN group membership is kept on the person (``scim_vpn_member``); while they are active, VPN access
+    is approved or revoked to follow it (``vpn_access.*``). A membership change that changes no access (the person
+    is deactivated, or had that access already) is audited ``directory.vpn_group_joined`` / ``_left``;
+    :func:`reactivate_person` gives a member their VPN access back. Returns whether anything changed.
+    """
+    with transaction.atomic():
+        person = _lock(person)
+        changed = _apply_roles(person, roles, origin=origin, actor=actor, ip=ip)
+        if vpn_member is None or person.scim_vpn_member == vpn_member:
+            return changed
+        person.scim_vpn_member = vpn_member
+        person.save(update_fields=["scim_vpn_member"])
+        if not (person.is_active and _apply_vpn_access(person, vpn_member, origin=origin, actor=actor, ip=ip)):
+            action = "directory.vpn_group_joined" if vpn_member else "directory.vpn_group_left"
+            audit.record(action, actor=actor, subject=person, ip=ip, details=dict(origin))
+    return True
+
+
 def directory_roles() -> frozenset[str]:
     """The roles a directory may grant: DIRECTORY_ROLES, and never anything but the staff roles (DIR-04)."""
     return frozenset(settings.DIRECTORY_ROLES) & frozenset(STAFF_GROUPS)
@@ -600,9 +634,10 @@ def deactivate_person(
 def reactivate_person(user: User, *, origin: dict, actor: User | None = None, ip: str | None = None) -> bool:
     """Undo a deactivation as far as it can be undone: the account works again, with the devices still kept.
 
-    Sessions, voided links and bypass codes stay ended; VPN access comes back only when the directory says so
-    (``vpn_access`` True in the record :func:`apply_record` applies). Audits ``directory.person_reactivated``.
-    Returns False (and changes nothing) for someone active.
+    Sessions, voided links and bypass codes stay ended; VPN access comes back only when the directory says so:
+    ``vpn_access`` True in the record :func:`apply_record` applies (the LDAP sync's VPN group), or the person is in
+    a SCIM client's VPN group (``scim_vpn_member``, :func:`apply_group_change`), approved here. Audits
+    ``directory.person_reactivated``. Returns False (and changes nothing) for someone active.
     """
     with transaction.atomic():
         user = _lock(user)
@@ -618,6 +653,8 @@ def reactivate_person(user: User, *, origin: dict, actor: User | None = None, ip
             ip=ip,
             details={**origin, "deactivated_at": deactivated_at and deactivated_at.isoformat(), **back},
         )
+        if user.scim_vpn_member:
+            _apply_vpn_access(user, True, origin=origin, actor=actor, ip=ip)
     return True
 
 
