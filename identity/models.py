@@ -3,6 +3,7 @@ from django.contrib.auth.models import AbstractUser
 from django.contrib.sessions.backends.db import SessionStore as DatabaseSessionStore
 from django.contrib.sessions.base_session import AbstractBaseSession
 from django.db import models
+from django.db.models.functions import Upper
 from django.utils import timezone
 
 
@@ -58,6 +59,9 @@ class User(AbstractUser):
     class Meta:
         verbose_name = "person"
         verbose_name_plural = "people"
+        # An institution ID is held whatever its case: a directory's (and SCIM's userName, RFC 7643) are
+        # case-insensitive. The directory's holder checks (people.apply_record, the sync's compare) ask through this.
+        indexes = [models.Index(Upper("username"), name="identity_user_username_upper")]
         constraints = [
             models.UniqueConstraint(
                 fields=["source", "directory_id"],

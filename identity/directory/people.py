@@ -23,6 +23,7 @@ of :mod:`identity.directory.hooks`, in the same transaction.
 """
 
 import secrets
+from collections import Counter
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from functools import cache
@@ -33,7 +34,7 @@ from django.contrib.auth.hashers import UNUSABLE_PASSWORD_PREFIX, UNUSABLE_PASSW
 from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
 from django.db import DEFAULT_DB_ALIAS, IntegrityError, connections, transaction
-from django.db.models import CharField
+from django.db.models import CharField, Q
 from django.utils import timezone
 
 from .. import audit, open_sessions, sql
@@ -128,6 +129,14 @@ def _lock(user: User) -> User:
     return User.objects.select_for_update().get(pk=user.pk)
 
 
+def _holder(record: DirectoryRecord, person: User | None):
+    """The accounts other than ``person`` that hold ``record``'s institution ID, whatever its case: a SCIM userName
+    is case-insensitive (RFC 7643), and so is Active Directory's, so "Admin" is not given beside a local "admin".
+    Asked through the index on ``UPPER(username)``; the sync's compare asks the same in SQL."""
+    holders = User.objects.filter(username__iexact=record.institution_id)
+    return holders if person is None else holders.exclude(pk=person.pk)
+
+
 def apply_record(record: DirectoryRecord, *, origin: dict, actor: User | None = None, ip: str | None = None) -> str:
     """Bring the person ``record`` names (by source and stable directory ID) in line with it; see the module doc.
 
@@ -140,8 +149,8 @@ def apply_record(record: DirectoryRecord, *, origin: dict, actor: User | None = 
     _check_record(record)
     with transaction.atomic():
         person = User.objects.select_for_update().filter(source=record.source, directory_id=record.directory_id).first()
-        holder = User.objects.select_for_update().filter(username=record.institution_id).first()
-        if holder is not None and holder != person:
+        holder = _holder(record, person).select_for_update().first()
+        if holder is not None:
             raise DirectoryConflict(record.institution_id, holder)
         if person is None:
             if not record.active:
@@ -158,8 +167,8 @@ def apply_record(record: DirectoryRecord, *, origin: dict, actor: User | None = 
                     .filter(source=record.source, directory_id=record.directory_id)
                     .first()
                 )
-                holder = User.objects.filter(username=record.institution_id).first()
-                if holder is not None and holder != person:
+                holder = _holder(record, person).first()
+                if holder is not None:
                     raise DirectoryConflict(record.institution_id, holder) from None
                 if person is None:
                     raise
@@ -252,9 +261,9 @@ def update_people(records: list[DirectoryRecord], *, origin: dict, actor: User |
     ``person.email_changed`` are appended with ``audit.record_many``; an email change runs the ``email_changed``
     hook for that person (both addresses told, links sent to the old one voided: DIR-06); roles and VPN access as
     :func:`apply_record` grants and revokes them. A record that is not a plain mover (nobody here has its directory
-    ID, it or its person is not active, its new institution ID is held by another account, or the write meets a
-    unique violation: everything is then rolled back) goes through :func:`apply_record` one by one, after. Returns
-    the counts and ``"conflicts"`` as :func:`create_people` does.
+    ID, it or its person is not active, its new institution ID is held here in any case or wanted by another record
+    in another case, or the write meets a unique violation: everything is then rolled back) goes through
+    :func:`apply_record` one by one, after. Returns the counts and ``"conflicts"`` as :func:`create_people` does.
     """
     outcomes: dict = {"conflicts": []}
     movers, later = _split(records, lambda record: record.active)
@@ -282,14 +291,23 @@ def _update_movers(
     }
     pairs = [(found.get((r.source, r.directory_id)), r) for r in records]
     renamed = [r.institution_id for person, r in pairs if person is not None and person.username != r.institution_id]
-    held = set(User.objects.filter(username__in=renamed).values_list("username", flat=True)) if renamed else set()
+    # A new institution ID held here whatever its case (apply_record's rule, ``_holder``), or taken by two of these
+    # records in two cases, goes one by one: apply_record tells which is a conflict. Renames are rare: most batches
+    # ask nothing.
+    twice = Counter(name.upper() for name in renamed)
+    held = {name for name, count in twice.items() if count > 1}
+    if renamed:
+        lookups = Q()
+        for name in renamed:
+            lookups |= Q(username__iexact=name)
+        held |= {name.upper() for name in User.objects.filter(lookups).values_list("username", flat=True)}
     plain: list[tuple[User, DirectoryRecord]] = []
     others: list[DirectoryRecord] = []
     for person, record in pairs:
         if (
             person is None
             or not person.is_active
-            or (person.username != record.institution_id and record.institution_id in held)
+            or (person.username != record.institution_id and record.institution_id.upper() in held)
         ):
             others.append(record)
         else:

@@ -113,6 +113,29 @@ def test_create_find_page_read_and_replace_a_person(scim, scim_client):
     assert scim("GET", "/Users")[1]["totalResults"] == 3
 
 
+def test_a_rename_never_takes_a_user_name_held_in_another_case(scim):
+    """userName is case-insensitive (RFC 7643 §4.1.1): a PUT or PATCH renaming someone to "Admin" beside a local
+    "admin" (or beside another SCIM person) is refused 409 uniqueness and changes nothing, as a POST is."""
+    User.objects.create_user("admin", password="x")  # noqa: S106
+    scim_id = created(scim)["id"]
+    created(scim, "bjones")
+    attempts = [
+        ("PUT", entra_user("Admin")),
+        ("PATCH", patch({"op": "replace", "path": "userName", "value": "ADMIN"})),
+        ("PATCH", patch({"op": "Replace", "value": {"userName": "BJones"}})),
+    ]
+    before = AuditEvent.objects.count()
+    for method, body in attempts:
+        status, error = scim(method, f"/Users/{scim_id}", body)
+        assert status == 409 and error["scimType"] == "uniqueness", (method, body, error)
+    assert User.objects.get(directory_id=scim_id).username == "asmith"
+    assert sorted(User.objects.values_list("username", flat=True)) == ["admin", "asmith", "bjones"]
+    assert AuditEvent.objects.count() == before
+    # Their own userName in another case is theirs.
+    status, body = scim("PATCH", f"/Users/{scim_id}", patch({"op": "replace", "path": "userName", "value": "ASmith"}))
+    assert status == 200 and body["userName"] == "ASmith"
+
+
 def test_entra_id_patches_with_its_quirks(scim, scim_client):
     scim_id = created(scim)["id"]
     # "Replace" capitalised, and a boolean as the string "False".

@@ -130,6 +130,14 @@ def test_a_local_account_is_never_taken_over(ldap_directory, make_user):
     assert carol.has_usable_password()
 
 
+def test_a_local_account_is_never_taken_over_in_another_case(ldap_directory, make_user):
+    """An institution ID is held whatever its case: the directory's carol is not created beside a local CAROL."""
+    make_user("CAROL")
+    run = sync.sync_directory()
+    assert run.errors == 1 and "CAROL" not in run.error_text and "carol" in run.error_text
+    assert list(User.objects.filter(username__iexact="carol").values_list("username", "source")) == [("CAROL", "local")]
+
+
 def test_one_person_syncs_only_them(ldap_directory):
     sync.sync_directory()
     yann, zoe = ldap_directory.add_person(person("yann")), ldap_directory.add_person(person("zoe"))
