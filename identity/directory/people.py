@@ -25,6 +25,7 @@ of :mod:`identity.directory.hooks`, in the same transaction.
 import secrets
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime, timedelta
 from functools import cache
 from typing import Any, NamedTuple, Protocol
@@ -43,6 +44,7 @@ from .. import services as identity_services
 from ..models import User
 from ..selectors import STAFF_GROUPS
 from . import hooks
+from .ldap_source import DirectoryReadError, LDAPReader
 from .records import DirectoryRecord
 
 CREATED, UPDATED, DEACTIVATED, REACTIVATED, UNCHANGED = "created", "updated", "deactivated", "reactivated", "unchanged"
@@ -689,17 +691,44 @@ def retire_devices_of_leavers(*, now: datetime | None = None) -> int:
     return hooks.run("retire_devices", leavers, reason="directory_retention").get("devices_retired", 0)
 
 
+def _entry_to_link(record: DirectoryRecord) -> DirectoryRecord:
+    """``record`` checked against the LDAP directory, when one is configured (``LDAP_SERVER_URIS``): the entry with
+    its institution ID must have its stable ID (compared as the password check compares them, whatever the case of
+    a GUID), and its own spelling of that ID and its DN are kept, as the sync and the password check read them. A
+    mistyped ID would otherwise refuse every password and have the next sync deactivate the person. Raises
+    ``ValidationError``. A SCIM entry's ID is this site's own: nothing to read."""
+    if record.source != User.Source.LDAP or not settings.LDAP_SERVER_URIS:
+        return record
+    try:
+        entry = LDAPReader().record_for(record.institution_id)
+    except DirectoryReadError as error:
+        raise ValidationError(f"The directory could not be read ({error}). Nothing was linked.") from error
+    if entry is None:
+        raise ValidationError(
+            f"The directory has no entry with the institution ID {record.institution_id!r} under the synced bases "
+            "and groups. Nothing was linked."
+        )
+    if entry.directory_id.lower() != record.directory_id.strip().lower():
+        raise ValidationError(
+            f"The directory's entry for {record.institution_id!r} has the stable ID {entry.directory_id!r}, not "
+            f"{record.directory_id!r}. Nothing was linked: check the ID and try again."
+        )
+    return replace(record, directory_id=entry.directory_id, dn=entry.dn)
+
+
 def link_local_account(user: User, record: DirectoryRecord, *, actor: User) -> User:
     """Make the local account ``user`` the person of the directory entry ``record`` (same institution ID).
 
-    Only a superuser's explicit decision, never a sync's (those raise :class:`DirectoryConflict`). From then on the
-    directory owns the person's details and checks their password: the local one stops working (DIR-01). A
-    superuser's own break-glass account stays local. Audits ``directory.account_linked``, then applies ``record``.
-    Raises ``ValidationError`` for anything else.
+    Only a superuser's explicit decision, never a sync's (those raise :class:`DirectoryConflict`). With an LDAP
+    directory configured, ``record``'s stable ID must be the one the directory's entry has (its DN is read from
+    there too). From then on the directory owns the person's details and checks their password: the local one
+    stops working (DIR-01). A superuser's own break-glass account stays local. Audits ``directory.account_linked``,
+    then applies ``record``. Raises ``ValidationError`` for anything else, and changes nothing then.
     """
     _check_record(record)
     if actor is None or not actor.is_superuser:
         raise ValidationError("Only a superuser links a local account to the directory.")
+    record = _entry_to_link(record)
     with transaction.atomic():
         user = _lock(user)
         if user.from_directory:
