@@ -71,6 +71,8 @@ EVENTS: dict[str, str] = {
     "directory.role_granted": "Role granted by the directory: {role}",
     "directory.role_removed": "Role removed by the directory: {role}",
     "directory.role_refused": "The directory asked for roles that are not allowed; none given",
+    "directory.vpn_group_joined": "Put in the directory's VPN group (VPN access follows while the account is active)",
+    "directory.vpn_group_left": "Taken out of the directory's VPN group",
     "directory.person_deactivated": "Deactivated: left the directory or disabled there[: {reason}]",
     "directory.person_reactivated": "Active again: enabled in the directory",
     "directory.account_linked": "Local account linked to the directory",

@@ -3,6 +3,7 @@ from django.contrib.auth.models import AbstractUser
 from django.contrib.sessions.backends.db import SessionStore as DatabaseSessionStore
 from django.contrib.sessions.base_session import AbstractBaseSession
 from django.db import models
+from django.db.models.functions import Upper
 from django.utils import timezone
 
 
@@ -48,6 +49,10 @@ class User(AbstractUser):
     directory_mobile = models.CharField(max_length=16, blank=True)
     # A SCIM client's own identifier for the person (externalId: Entra ID matches people by it), kept as given.
     directory_external_id = models.CharField(max_length=255, blank=True)
+    # Whether a SCIM client has the person in its VPN group. Kept while the person is deactivated (which revokes
+    # their VPN access), so that reactivating them gives back the access the group gives: a cloud directory sends a
+    # membership once, never again on reactivation. The LDAP sync reads the group from the directory at every run.
+    scim_vpn_member = models.BooleanField("in the SCIM VPN group", default=False)
     # Set while a directory leaver is deactivated (DIR-02); is_active is False meanwhile. Devices are kept until
     # DIRECTORY_RETAIN_DAYS after it, so a person re-enabled after a leave gets them back.
     deactivated_at = models.DateTimeField(null=True, blank=True)
@@ -55,6 +60,9 @@ class User(AbstractUser):
     class Meta:
         verbose_name = "person"
         verbose_name_plural = "people"
+        # An institution ID is held whatever its case: a directory's (and SCIM's userName, RFC 7643) are
+        # case-insensitive. The directory's holder checks (people.apply_record, the sync's compare) ask through this.
+        indexes = [models.Index(Upper("username"), name="identity_user_username_upper")]
         constraints = [
             models.UniqueConstraint(
                 fields=["source", "directory_id"],

@@ -13,6 +13,8 @@ event's details, e.g. ``{"sync_run": 12}`` or ``{"scim_client": 3}``):
 - ``apply_records(records, *, origin, actor=None) -> dict``: ``apply_record`` for each, the outcomes counted.
 - ``deactivate_person(user, *, reason, origin, actor=None, ip=None) -> bool``: the one leaver service (DIR-02).
 - ``reactivate_person(user, *, origin, actor=None, ip=None) -> bool``.
+- ``apply_group_change(person, *, roles=None, vpn_member=None, origin, actor=None, ip=None) -> bool``: a SCIM
+  client's group change for one person, kept whether or not they are active.
 - ``retire_devices_of_leavers(*, now=None) -> int``: devices of people deactivated longer than DIRECTORY_RETAIN_DAYS.
 - ``link_local_account(user, record, *, actor) -> User``: a superuser's explicit link of an existing local account.
 
@@ -21,7 +23,9 @@ of :mod:`identity.directory.hooks`, in the same transaction.
 """
 
 import secrets
+from collections import Counter
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime, timedelta
 from functools import cache
 from typing import Any, NamedTuple, Protocol
@@ -31,7 +35,7 @@ from django.contrib.auth.hashers import UNUSABLE_PASSWORD_PREFIX, UNUSABLE_PASSW
 from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
 from django.db import DEFAULT_DB_ALIAS, IntegrityError, connections, transaction
-from django.db.models import CharField
+from django.db.models import CharField, Q
 from django.utils import timezone
 
 from .. import audit, open_sessions, sql
@@ -40,6 +44,7 @@ from .. import services as identity_services
 from ..models import User
 from ..selectors import STAFF_GROUPS, VPN_GROUP_JOINED, VPN_GROUP_LEFT
 from . import hooks
+from .ldap_source import DirectoryReadError, LDAPReader
 from .records import DirectoryRecord
 
 CREATED, UPDATED, DEACTIVATED, REACTIVATED, UNCHANGED = "created", "updated", "deactivated", "reactivated", "unchanged"
@@ -126,6 +131,14 @@ def _lock(user: User) -> User:
     return User.objects.select_for_update().get(pk=user.pk)
 
 
+def _holder(record: DirectoryRecord, person: User | None):
+    """The accounts other than ``person`` that hold ``record``'s institution ID, whatever its case: a SCIM userName
+    is case-insensitive (RFC 7643), and so is Active Directory's, so "Admin" is not given beside a local "admin".
+    Asked through the index on ``UPPER(username)``; the sync's compare asks the same in SQL."""
+    holders = User.objects.filter(username__iexact=record.institution_id)
+    return holders if person is None else holders.exclude(pk=person.pk)
+
+
 def apply_record(record: DirectoryRecord, *, origin: dict, actor: User | None = None, ip: str | None = None) -> str:
     """Bring the person ``record`` names (by source and stable directory ID) in line with it; see the module doc.
 
@@ -138,8 +151,8 @@ def apply_record(record: DirectoryRecord, *, origin: dict, actor: User | None = 
     _check_record(record)
     with transaction.atomic():
         person = User.objects.select_for_update().filter(source=record.source, directory_id=record.directory_id).first()
-        holder = User.objects.select_for_update().filter(username=record.institution_id).first()
-        if holder is not None and holder != person:
+        holder = _holder(record, person).select_for_update().first()
+        if holder is not None:
             raise DirectoryConflict(record.institution_id, holder)
         if person is None:
             if not record.active:
@@ -156,8 +169,8 @@ def apply_record(record: DirectoryRecord, *, origin: dict, actor: User | None = 
                     .filter(source=record.source, directory_id=record.directory_id)
                     .first()
                 )
-                holder = User.objects.filter(username=record.institution_id).first()
-                if holder is not None and holder != person:
+                holder = _holder(record, person).first()
+                if holder is not None:
                     raise DirectoryConflict(record.institution_id, holder) from None
                 if person is None:
                     raise
@@ -250,9 +263,9 @@ def update_people(records: list[DirectoryRecord], *, origin: dict, actor: User |
     ``person.email_changed`` are appended with ``audit.record_many``; an email change runs the ``email_changed``
     hook for that person (both addresses told, links sent to the old one voided: DIR-06); roles and VPN access as
     :func:`apply_record` grants and revokes them. A record that is not a plain mover (nobody here has its directory
-    ID, it or its person is not active, its new institution ID is held by another account, or the write meets a
-    unique violation: everything is then rolled back) goes through :func:`apply_record` one by one, after. Returns
-    the counts and ``"conflicts"`` as :func:`create_people` does.
+    ID, it or its person is not active, its new institution ID is held here in any case or wanted by another record
+    in another case, or the write meets a unique violation: everything is then rolled back) goes through
+    :func:`apply_record` one by one, after. Returns the counts and ``"conflicts"`` as :func:`create_people` does.
     """
     outcomes: dict = {"conflicts": []}
     movers, later = _split(records, lambda record: record.active)
@@ -280,14 +293,23 @@ def _update_movers(
     }
     pairs = [(found.get((r.source, r.directory_id)), r) for r in records]
     renamed = [r.institution_id for person, r in pairs if person is not None and person.username != r.institution_id]
-    held = set(User.objects.filter(username__in=renamed).values_list("username", flat=True)) if renamed else set()
+    # A new institution ID held here whatever its case (apply_record's rule, ``_holder``), or taken by two of these
+    # records in two cases, goes one by one: apply_record tells which is a conflict. Renames are rare: most batches
+    # ask nothing.
+    twice = Counter(name.upper() for name in renamed)
+    held = {name for name, count in twice.items() if count > 1}
+    if renamed:
+        lookups = Q()
+        for name in renamed:
+            lookups |= Q(username__iexact=name)
+        held |= {name.upper() for name in User.objects.filter(lookups).values_list("username", flat=True)}
     plain: list[tuple[User, DirectoryRecord]] = []
     others: list[DirectoryRecord] = []
     for person, record in pairs:
         if (
             person is None
             or not person.is_active
-            or (person.username != record.institution_id and record.institution_id in held)
+            or (person.username != record.institution_id and record.institution_id.upper() in held)
         ):
             others.append(record)
         else:
@@ -506,6 +528,38 @@ def _apply_access(person: User, record: DirectoryRecord, *, origin: dict, actor:
     return roles or vpn
 
 
+def apply_group_change(
+    person: User,
+    *,
+    roles: frozenset[str] | None = None,
+    vpn_member: bool | None = None,
+    origin: dict,
+    actor: User | None = None,
+    ip: str | None = None,
+) -> bool:
+    """A cloud directory's group change for one person (SCIM): the roles they should hold and whether they are in
+    the VPN group (None: not this change's). Applied whether or not the person is active, so that nothing a client
+    asks of a deactivated person is lost (a client sends a membership once, never again when it reactivates them).
+
+    Roles are granted and removed as :func:`apply_record` does (audited, DIR-04); an inactive person uses none until
+    reactivated. VPN group membership is kept on the person (``scim_vpn_member``); while they are active, VPN access
+    is approved or revoked to follow it (``vpn_access.*``). A membership change that changes no access (the person
+    is deactivated, or had that access already) is audited ``directory.vpn_group_joined`` / ``_left``;
+    :func:`reactivate_person` gives a member their VPN access back. Returns whether anything changed.
+    """
+    with transaction.atomic():
+        person = _lock(person)
+        changed = _apply_roles(person, roles, origin=origin, actor=actor, ip=ip)
+        if vpn_member is None or person.scim_vpn_member == vpn_member:
+            return changed
+        person.scim_vpn_member = vpn_member
+        person.save(update_fields=["scim_vpn_member"])
+        if not (person.is_active and _apply_vpn_access(person, vpn_member, origin=origin, actor=actor, ip=ip)):
+            action = "directory.vpn_group_joined" if vpn_member else "directory.vpn_group_left"
+            audit.record(action, actor=actor, subject=person, ip=ip, details=dict(origin))
+    return True
+
+
 def directory_roles() -> frozenset[str]:
     """The roles a directory may grant: DIRECTORY_ROLES, and never anything but the staff roles (DIR-04)."""
     return frozenset(settings.DIRECTORY_ROLES) & frozenset(STAFF_GROUPS)
@@ -596,9 +650,10 @@ def deactivate_person(
 def reactivate_person(user: User, *, origin: dict, actor: User | None = None, ip: str | None = None) -> bool:
     """Undo a deactivation as far as it can be undone: the account works again, with the devices still kept.
 
-    Sessions, voided links and bypass codes stay ended; VPN access comes back only when the directory says so
-    (``vpn_access`` True in the record :func:`apply_record` applies). Audits ``directory.person_reactivated``.
-    Returns False (and changes nothing) for someone active.
+    Sessions, voided links and bypass codes stay ended; VPN access comes back only when the directory says so:
+    ``vpn_access`` True in the record :func:`apply_record` applies (the LDAP sync's VPN group), or the person is in
+    a SCIM client's VPN group (``scim_vpn_member``, :func:`apply_group_change`), approved here. Audits
+    ``directory.person_reactivated``. Returns False (and changes nothing) for someone active.
     """
     with transaction.atomic():
         user = _lock(user)
@@ -614,6 +669,8 @@ def reactivate_person(user: User, *, origin: dict, actor: User | None = None, ip
             ip=ip,
             details={**origin, "deactivated_at": deactivated_at and deactivated_at.isoformat(), **back},
         )
+        if user.scim_vpn_member:
+            _apply_vpn_access(user, True, origin=origin, actor=actor, ip=ip)
     return True
 
 
@@ -630,17 +687,44 @@ def retire_devices_of_leavers(*, now: datetime | None = None) -> int:
     return hooks.run("retire_devices", leavers, reason="directory_retention").get("devices_retired", 0)
 
 
+def _entry_to_link(record: DirectoryRecord) -> DirectoryRecord:
+    """``record`` checked against the LDAP directory, when one is configured (``LDAP_SERVER_URIS``): the entry with
+    its institution ID must have its stable ID (compared as the password check compares them, whatever the case of
+    a GUID), and its own spelling of that ID and its DN are kept, as the sync and the password check read them. A
+    mistyped ID would otherwise refuse every password and have the next sync deactivate the person. Raises
+    ``ValidationError``. A SCIM entry's ID is this site's own: nothing to read."""
+    if record.source != User.Source.LDAP or not settings.LDAP_SERVER_URIS:
+        return record
+    try:
+        entry = LDAPReader().record_for(record.institution_id)
+    except DirectoryReadError as error:
+        raise ValidationError(f"The directory could not be read ({error}). Nothing was linked.") from error
+    if entry is None:
+        raise ValidationError(
+            f"The directory has no entry with the institution ID {record.institution_id!r} under the synced bases "
+            "and groups. Nothing was linked."
+        )
+    if entry.directory_id.lower() != record.directory_id.strip().lower():
+        raise ValidationError(
+            f"The directory's entry for {record.institution_id!r} has the stable ID {entry.directory_id!r}, not "
+            f"{record.directory_id!r}. Nothing was linked: check the ID and try again."
+        )
+    return replace(record, directory_id=entry.directory_id, dn=entry.dn)
+
+
 def link_local_account(user: User, record: DirectoryRecord, *, actor: User) -> User:
     """Make the local account ``user`` the person of the directory entry ``record`` (same institution ID).
 
-    Only a superuser's explicit decision, never a sync's (those raise :class:`DirectoryConflict`). From then on the
-    directory owns the person's details and checks their password: the local one stops working (DIR-01). A
-    superuser's own break-glass account stays local. Audits ``directory.account_linked``, then applies ``record``.
-    Raises ``ValidationError`` for anything else.
+    Only a superuser's explicit decision, never a sync's (those raise :class:`DirectoryConflict`). With an LDAP
+    directory configured, ``record``'s stable ID must be the one the directory's entry has (its DN is read from
+    there too). From then on the directory owns the person's details and checks their password: the local one
+    stops working (DIR-01). A superuser's own break-glass account stays local. Audits ``directory.account_linked``,
+    then applies ``record``. Raises ``ValidationError`` for anything else, and changes nothing then.
     """
     _check_record(record)
     if actor is None or not actor.is_superuser:
         raise ValidationError("Only a superuser links a local account to the directory.")
+    record = _entry_to_link(record)
     with transaction.atomic():
         user = _lock(user)
         if user.from_directory:

@@ -593,10 +593,11 @@ class _Staging:
             f"WHEN NOT e.active AND u.is_active THEN '{people.DEACTIVATED}' "
             f"WHEN e.active AND NOT u.is_active THEN '{people.REACTIVATED}' ELSE '{people.UPDATED}' END"
         )
-        # The entry's institution ID belongs to another account here (a local one, another entry's person): applying
-        # it is a conflict, which only apply_record reports; evaluated for the changed entries only.
+        # The entry's institution ID belongs to another account here (a local one, another entry's person), whatever
+        # its case (people._holder's rule, through the index on UPPER(username)): applying it is a conflict, which
+        # only apply_record reports; evaluated for the changed entries only.
         held = (
-            f"EXISTS (SELECT 1 FROM {user} h WHERE h.username = e.institution_id "  # noqa: S608 (our tables and columns)
+            f"EXISTS (SELECT 1 FROM {user} h WHERE UPPER(h.username) = UPPER(e.institution_id) "  # noqa: S608 (our tables and columns)
             "AND (u.id IS NULL OR h.id <> u.id))"
         )
         with self.db.cursor() as cursor:

@@ -221,7 +221,7 @@ def deactivate_user(user, *, client: ScimClient, ip: str | None) -> None:
 
 
 def _members_named(ids: set[str]) -> dict:
-    # Read after the lock set_group_members takes: the records built from these rows are written back whole.
+    # Read after the lock set_group_members takes: whom to change is decided from rows no one else is changing.
     found = {user.directory_id: user for user in resources.scim_people().filter(directory_id__in=ids)}
     missing = sorted(ids - set(found))
     if missing:
@@ -251,7 +251,8 @@ def set_group_members(
     group: ScimGroup, member_ids: set[str], *, client: ScimClient, ip: str | None, wholesale: bool = True
 ) -> None:
     """Make ``member_ids`` the group's members: each person who joins or leaves gets the role or VPN access, or
-    loses it, through the people service. All or nothing: an unknown member changes nobody.
+    loses it, through the people service (``apply_group_change``), a deactivated person's membership kept for when
+    they are reactivated. All or nothing: an unknown member changes nobody.
 
     ``wholesale``: the client sent the whole membership (PUT, POST, a PATCH replacing or removing "members" as a
     whole) rather than naming whom to remove. A change removing more than SCIM_MAX_GROUP_REMOVALS people, or a
@@ -261,7 +262,7 @@ def set_group_members(
     refusal = ""
     with transaction.atomic():
         # Everyone the change may touch, locked in one statement in a fixed order: two group changes (or a group
-        # change and a PATCH of a member) wait for each other, and each builds its records from rows read after.
+        # change and a PATCH of a member) wait for each other, and each decides from rows read after.
         touched = resources.scim_people().filter(directory_id__in=member_ids).values("pk")
         members = group.members().values("pk")
         locked = get_user_model().objects.select_for_update().filter(Q(pk__in=touched) | Q(pk__in=members))
@@ -291,10 +292,9 @@ def set_group_members(
             if group.role:
                 roles = set(user.groups.filter(name__in=resources.ROLE_NAMES).values_list("name", flat=True))
                 (roles.add if joined else roles.discard)(group.role)
-                record = resources.record_from_user(user, roles=frozenset(roles))
+                people.apply_group_change(user, roles=frozenset(roles), origin=_origin(client), ip=ip)
             else:
-                record = resources.record_from_user(user, vpn_access=joined)
-            people.apply_record(record, origin=_origin(client), ip=ip)
+                people.apply_group_change(user, vpn_member=joined, origin=_origin(client), ip=ip)
     if refusal:
         raise ConflictException(detail=refusal)
 

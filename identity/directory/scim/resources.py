@@ -2,7 +2,8 @@
 
 A person is a SCIM User with the enterprise extension: ``userName`` is the institution ID, ``id`` our stable
 ``directory_id``, ``name.givenName``/``familyName``, the primary (work) email, ``department``, a mobile number and
-``active``. The groups are fixed: the two staff roles and the VPN group; membership is a role or VPN access.
+``active``. The groups are fixed: the two staff roles and the VPN group; membership is a role, or VPN access while
+the person is active.
 """
 
 from dataclasses import dataclass
@@ -112,24 +113,6 @@ def record_from_resource(resource: UserResource, *, directory_id: str) -> Direct
         department=((extension.department if extension else None) or "").strip(),
         mobile=_mobile(resource).strip(),
         active=resource.active is not False,
-    )
-
-
-def record_from_user(user, *, roles: frozenset[str] | None = None, vpn_access: bool | None = None) -> DirectoryRecord:
-    """A SCIM person as they are here, with a group's change: what a membership change hands to the people service."""
-    return DirectoryRecord(
-        source=user.source,
-        directory_id=user.directory_id,
-        institution_id=user.username,
-        first_name=user.first_name,
-        last_name=user.last_name,
-        email=user.email,
-        department=user.department,
-        mobile=user.directory_mobile,
-        external_id=user.directory_external_id,
-        active=user.is_active,
-        roles=roles,
-        vpn_access=vpn_access,
     )
 
 
@@ -249,7 +232,10 @@ def people_matching(text: str | None):
 
 @dataclass(frozen=True)
 class ScimGroup:
-    """One of the groups a cloud directory can fill: a staff role (``role``) or, with ``role`` None, VPN access."""
+    """One of the groups a cloud directory can fill: a staff role (``role``) or, with ``role`` None, VPN access.
+
+    Its members are the people the clients put in it, deactivated ones too (their roles kept, their VPN group
+    membership kept in ``scim_vpn_member``): a client's membership is not undone by a deactivation."""
 
     id: str
     display_name: str
@@ -259,7 +245,7 @@ class ScimGroup:
         people = scim_people()
         if self.role:
             return people.filter(groups__name=self.role)
-        return people.filter(vpn_access=get_user_model().VpnAccess.APPROVED)
+        return people.filter(scim_vpn_member=True)
 
 
 HELP_DESK, AUDITOR = STAFF_GROUPS

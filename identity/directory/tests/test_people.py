@@ -574,6 +574,34 @@ def test_dir_06_movers_in_bulk_end_as_one_by_one(record, enroll, make_user):
     assert moved["guid-P-9"]["events"] == [] and moved["guid-P-9"]["username"] == "P-9"
 
 
+def test_an_institution_id_is_held_whatever_its_case(record, make_user):
+    """Joiners and movers, one by one and in bulk: an ID another account holds in another case is a conflict, and
+    changes nothing; a person's own ID in another case is theirs to take."""
+    make_user("ADMIN")
+    with pytest.raises(people.DirectoryConflict, match="local account"):
+        people.apply_record(record(institution_id="admin"), origin=SYNC)
+    for uid in ("m1", "m2", "m3", "m4"):
+        people.apply_record(record(directory_id=f"guid-{uid}", institution_id=uid), origin=SYNC)
+    with pytest.raises(people.DirectoryConflict):
+        people.apply_record(record(directory_id="guid-m1", institution_id="Admin"), origin=SYNC)
+    movers = [
+        record(directory_id="guid-m1", institution_id="admin"),  # held by the local ADMIN
+        record(directory_id="guid-m2", institution_id="M3"),  # held by m3
+        record(directory_id="guid-m3", institution_id="new"),
+        record(directory_id="guid-m4", institution_id="NEW"),  # the same new ID as m3's, in another case
+    ]
+    outcomes = people.update_people(movers, origin=SYNC)
+    assert [refused.directory_id for refused, _ in outcomes.pop("conflicts")] == ["guid-m1", "guid-m2", "guid-m4"]
+    assert outcomes == {"updated": 1}
+    assert dict(User.objects.filter(directory_id__startswith="guid-m").values_list("directory_id", "username")) == {
+        "guid-m1": "m1",
+        "guid-m2": "m2",
+        "guid-m3": "new",
+        "guid-m4": "m4",
+    }
+    assert people.apply_record(record(directory_id="guid-m4", institution_id="M4"), origin=SYNC) == "updated"
+
+
 def test_movers_whose_write_meets_a_unique_index_are_applied_one_by_one(record):
     """Two movers taking the same new institution ID (free when they were read): the one statement that writes the
     batch meets the unique index, everything is rolled back, and each goes through apply_record: the first moves,

@@ -113,6 +113,29 @@ def test_create_find_page_read_and_replace_a_person(scim, scim_client):
     assert scim("GET", "/Users")[1]["totalResults"] == 3
 
 
+def test_a_rename_never_takes_a_user_name_held_in_another_case(scim):
+    """userName is case-insensitive (RFC 7643 §4.1.1): a PUT or PATCH renaming someone to "Admin" beside a local
+    "admin" (or beside another SCIM person) is refused 409 uniqueness and changes nothing, as a POST is."""
+    User.objects.create_user("admin", password="x")  # noqa: S106
+    scim_id = created(scim)["id"]
+    created(scim, "bjones")
+    attempts = [
+        ("PUT", entra_user("Admin")),
+        ("PATCH", patch({"op": "replace", "path": "userName", "value": "ADMIN"})),
+        ("PATCH", patch({"op": "Replace", "value": {"userName": "BJones"}})),
+    ]
+    before = AuditEvent.objects.count()
+    for method, body in attempts:
+        status, error = scim(method, f"/Users/{scim_id}", body)
+        assert status == 409 and error["scimType"] == "uniqueness", (method, body, error)
+    assert User.objects.get(directory_id=scim_id).username == "asmith"
+    assert sorted(User.objects.values_list("username", flat=True)) == ["admin", "asmith", "bjones"]
+    assert AuditEvent.objects.count() == before
+    # Their own userName in another case is theirs.
+    status, body = scim("PATCH", f"/Users/{scim_id}", patch({"op": "replace", "path": "userName", "value": "ASmith"}))
+    assert status == 200 and body["userName"] == "ASmith"
+
+
 def test_entra_id_patches_with_its_quirks(scim, scim_client):
     scim_id = created(scim)["id"]
     # "Replace" capitalised, and a boolean as the string "False".
@@ -207,6 +230,60 @@ def test_groups_give_and_take_roles_and_vpn_access(scim, scim_client):
     assert User.objects.get(directory_id=alice).vpn_access == User.VpnAccess.NONE
     status, error = scim("POST", "/Groups", {"displayName": "Domain Admins", "members": []})
     assert status == 400 and "Help desk" in error["detail"]
+
+
+ACTIVE, INACTIVE = (patch({"op": "Replace", "path": "active", "value": value}) for value in ("True", "False"))
+
+
+def test_dir_02_a_reactivated_scim_person_gets_back_the_vpn_access_their_group_gives(scim, scim_client):
+    """Entra ID and Okta send a membership once, never again when they reactivate someone: a deactivation revokes
+    VPN access (DIR-02) but keeps the membership, a reactivation gives back the access it gives, and a change to a
+    deactivated person's membership is kept, not lost."""
+    alice, bob = created(scim)["id"], created(scim, "bjones")["id"]
+    vpn_of = lambda scim_id: User.objects.get(directory_id=scim_id).vpn_access  # noqa: E731
+    joins = lambda scim_id: patch({"op": "Add", "path": "members", "value": [{"value": scim_id}]})  # noqa: E731
+    assert scim("PATCH", "/Groups/vpn", joins(alice))[0] == 204 and vpn_of(alice) == User.VpnAccess.APPROVED
+
+    assert scim("PATCH", f"/Users/{alice}", INACTIVE)[0] == 200 and vpn_of(alice) == User.VpnAccess.REVOKED
+    assert [member["value"] for member in scim("GET", "/Groups/vpn")[1]["members"]] == [alice]
+    assert scim("PATCH", f"/Users/{alice}", ACTIVE)[0] == 200 and vpn_of(alice) == User.VpnAccess.APPROVED
+    back = AuditEvent.objects.filter(action="vpn_access.approved", subject__directory_id=alice).latest("sequence")
+    assert back.details["scim_client"] == scim_client.pk and back.ip == "127.0.0.1"
+
+    # Put in the group while deactivated: kept and audited, no VPN access until reactivated.
+    assert scim("PATCH", f"/Users/{bob}", INACTIVE)[0] == 200
+    assert scim("PATCH", "/Groups/vpn", joins(bob))[0] == 204 and vpn_of(bob) == User.VpnAccess.NONE
+    joined = AuditEvent.objects.get(action="directory.vpn_group_joined", subject__directory_id=bob)
+    assert details_of(joined) == {"scim_client": scim_client.pk}
+    assert scim("PATCH", f"/Users/{bob}", ACTIVE)[0] == 200 and vpn_of(bob) == User.VpnAccess.APPROVED
+
+    # Taken out while deactivated: back without VPN access.
+    assert scim("PATCH", f"/Users/{alice}", INACTIVE)[0] == 200
+    status, _ = scim("PATCH", "/Groups/vpn", patch({"op": "Remove", "path": f'members[value eq "{alice}"]'}))
+    assert status == 204
+    assert AuditEvent.objects.filter(action="directory.vpn_group_left", subject__directory_id=alice).exists()
+    assert scim("PATCH", f"/Users/{alice}", ACTIVE)[0] == 200 and vpn_of(alice) == User.VpnAccess.REVOKED
+    assert [member["value"] for member in scim("GET", "/Groups/vpn")[1]["members"]] == [bob]
+
+
+def test_dir_04_a_role_taken_away_from_a_deactivated_scim_person_stays_away(scim, scim_client):
+    """A role removed (or given) while the person is deactivated is removed (or given) then, audited, not left for
+    a reactivation that never brings the membership again."""
+    carol, dan = created(scim, "cwu")["id"], created(scim, "dlee")["id"]
+    joins = lambda scim_id: patch({"op": "Add", "path": "members", "value": [{"value": scim_id}]})  # noqa: E731
+    assert scim("PATCH", "/Groups/help-desk", joins(carol))[0] == 204
+    for scim_id in (carol, dan):
+        assert scim("PATCH", f"/Users/{scim_id}", INACTIVE)[0] == 200
+    status, _ = scim("PATCH", "/Groups/help-desk", patch({"op": "Remove", "path": f'members[value eq "{carol}"]'}))
+    assert status == 204
+    assert scim("PATCH", "/Groups/auditor", joins(dan))[0] == 204
+    removed = AuditEvent.objects.get(action="directory.role_removed", subject__directory_id=carol)
+    assert details_of(removed) == {"scim_client": scim_client.pk, "role": "Help desk"}
+    for scim_id in (carol, dan):
+        assert scim("PATCH", f"/Users/{scim_id}", ACTIVE)[0] == 200
+    carol_here, dan_here = User.objects.get(directory_id=carol), User.objects.get(directory_id=dan)
+    assert not carol_here.groups.exists() and not carol_here.is_staff
+    assert list(dan_here.groups.values_list("name", flat=True)) == ["Auditor"] and dan_here.is_staff
 
 
 def test_bad_input_answers_in_scims_shape_and_changes_nothing(scim, settings):

@@ -9,6 +9,7 @@ from django.db import connection
 from django.test import Client
 
 from identity import audit
+from identity.directory import people
 from identity.directory.scim import resources
 from identity.models import AuditEvent, User
 from testsupport import wait_for
@@ -126,19 +127,19 @@ def test_a_group_change_and_a_patch_of_its_member_at_once_both_land(scim, scim_c
     status, body = scim("POST", "/Users", entra_user())
     assert status == 201
     scim_id = body["id"]
-    # The group change has read its member and builds the record it writes back: the PATCH starts now, and the
-    # group change goes on once the PATCH has committed (or is held waiting for the group change's lock). A record
-    # built from the member as read before would undo the new name.
-    member_read, real = threading.Event(), resources.record_from_user
+    # The group change has read its member and is about to change them: the PATCH starts now, and the group change
+    # goes on once the PATCH has committed (or is held waiting for the group change's lock). A change written from
+    # the member as read before would undo the new name.
+    member_read, real = threading.Event(), people.apply_group_change
 
-    def record_from_user(user, **changes):
+    def apply_group_change(user, **changes):
         if threading.current_thread().name == "first":
             member_read.set()
             renamed = User.objects.filter(pk=user.pk, last_name="Smyth").exists
             wait_for(lambda: renamed() or someone_waits_on_a_lock(), timeout=10, interval=0.05)
         return real(user, **changes)
 
-    monkeypatch.setattr(resources, "record_from_user", record_from_user)
+    monkeypatch.setattr(people, "apply_group_change", apply_group_change)
     joins = patch({"op": "add", "path": "members", "value": [{"value": scim_id}]})
     family_name = patch({"op": "replace", "path": "name.familyName", "value": "Smyth"})
 

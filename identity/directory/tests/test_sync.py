@@ -169,6 +169,37 @@ def test_a_local_account_is_never_taken_over(ldap_directory, make_user):
     assert carol.has_usable_password()
 
 
+def test_a_local_account_is_never_taken_over_in_another_case(ldap_directory, make_user):
+    """An institution ID is held whatever its case: the directory's carol is not created beside a local CAROL."""
+    make_user("CAROL")
+    run = sync.sync_directory()
+    assert run.errors == 1 and "CAROL" not in run.error_text and "carol" in run.error_text
+    assert list(User.objects.filter(username__iexact="carol").values_list("username", "source")) == [("CAROL", "local")]
+
+
+def test_linking_a_local_account_checks_the_stable_id_with_the_directory(ldap_directory, make_user, password):
+    """A mistyped --directory-id would make every password refused and the next sync deactivate the person: the
+    command refuses it (and an ID the directory has no entry for) and changes nothing; the right one, in any case,
+    is linked as the directory spells it, with its DN, and the next sync finds the person."""
+    carol = make_user("carol")
+    make_user("root", is_staff=True, is_superuser=True)
+    entry = LDAPReader().record_for("carol")
+    with pytest.raises(CommandError, match="has the stable ID"):
+        call_command("link_directory_account", "carol", "--directory-id", "not-carols-id", "--by", "root")
+    make_user("zed")
+    with pytest.raises(CommandError, match="has no entry"):
+        call_command("link_directory_account", "zed", "--directory-id", entry.directory_id, "--by", "root")
+    carol.refresh_from_db()
+    assert carol.source == "local" and carol.check_password(password)
+    assert not AuditEvent.objects.filter(action="directory.account_linked").exists()
+
+    call_command("link_directory_account", "carol", "--directory-id", entry.directory_id.upper(), "--by", "root")
+    carol.refresh_from_db()
+    assert (carol.source, carol.directory_id, carol.directory_dn) == ("ldap", entry.directory_id, entry.dn)
+    run = sync.sync_directory(person="carol")
+    assert run.status == Status.APPLIED and run.errors == 0 and User.objects.filter(username="carol").count() == 1
+
+
 def test_one_person_syncs_only_them(ldap_directory):
     sync.sync_directory()
     yann, zoe = ldap_directory.add_person(person("yann")), ldap_directory.add_person(person("zoe"))

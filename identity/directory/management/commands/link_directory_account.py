@@ -16,10 +16,17 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("institution_id")
         parser.add_argument(
-            "--directory-id", required=True, help="The entry's stable ID (objectGUID, entryUUID, SCIM id)."
+            "--directory-id",
+            required=True,
+            help="The entry's stable ID (objectGUID, entryUUID, SCIM id). With LDAP_SERVER_URIS set, it must be the "
+            "one the directory's entry with this institution ID has.",
         )
         parser.add_argument("--source", choices=[User.Source.LDAP, User.Source.SCIM], default=User.Source.LDAP)
-        parser.add_argument("--dn", default="", help="The entry's DN, for an LDAP directory.")
+        parser.add_argument(
+            "--dn",
+            default="",
+            help="The entry's DN, for an LDAP directory (read from it when LDAP_SERVER_URIS is set).",
+        )
         parser.add_argument("--by", required=True, help="Institution ID of the superuser who decided it.")
 
     def handle(self, *args, institution_id, directory_id, source, dn, by, **options):

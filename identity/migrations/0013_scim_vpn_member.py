@@ -1,0 +1,24 @@
+from django.db import migrations, models
+
+
+def members_so_far(apps, schema_editor):
+    # Until now a SCIM client's VPN group was read from VPN access itself: the SCIM people with VPN access approved
+    # are its members. (Someone deactivated before this lost that trace with their access: a client that adds them
+    # to the group again records it.)
+    User = apps.get_model("identity", "User")
+    User.objects.filter(source="scim", vpn_access="approved").update(scim_vpn_member=True)
+
+
+class Migration(migrations.Migration):
+    dependencies = [
+        ("identity", "0012_audit_append_many"),
+    ]
+
+    operations = [
+        migrations.AddField(
+            model_name="user",
+            name="scim_vpn_member",
+            field=models.BooleanField(default=False, verbose_name="in the SCIM VPN group"),
+        ),
+        migrations.RunPython(members_so_far, migrations.RunPython.noop),
+    ]
