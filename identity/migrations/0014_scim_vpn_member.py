@@ -11,7 +11,7 @@ def members_so_far(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("identity", "0012_audit_append_many"),
+        ("identity", "0013_fewer_indexes"),
     ]
 
     operations = [
