@@ -296,7 +296,7 @@ def _stopped_in_words(run: DirectorySyncRun, error: Exception | None, *, why: st
         return f"{why}. Nobody was changed."
     return (
         f"{why}, partway through applying: {changed} {'person was' if changed == 1 else 'people were'} changed "
-        "before it and stay changed. The next run applies the rest."
+        f"before it and {'stays' if changed == 1 else 'stay'} changed. The next run applies the rest."
     )
 
 

@@ -221,7 +221,7 @@ def test_a_claimed_run_nobody_applies_is_ended_failed_by_a_later_run_after_the_h
     claimed.refresh_from_db()
     assert claimed.status == Status.FAILED and claimed.finished_at is not None
     assert "an hour after a superuser decided to apply it" in claimed.error_text
-    assert "1 person was changed before it and stay changed" in claimed.error_text
+    assert "1 person was changed before it and stays changed" in claimed.error_text
     assert claimed.deactivated == 0 and still_active(four_leave) == 3
     event = AuditEvent.objects.get(action="directory.sync_run_applied")
     assert (event.actor, event.details["sync_run"], event.details["sync_outcome"]) == (root, claimed.pk, "failed")
