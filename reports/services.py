@@ -127,10 +127,17 @@ def open_export_download(job_id: uuid.UUID | str, *, actor: User, ip: str | None
 
     Returns ``(job, file)``; raises as :func:`take_export_download` does. The file is downloadable once, so nothing
     of its rows is kept once it has been handed over: the copy is unlinked as soon as it is open (the open handle
-    stays readable on the file system storage).
+    stays readable on the file system storage). The download is spent only once the file is open: a file that is
+    gone raises ``ValidationError`` and leaves the export as it was, not downloaded and not audited.
     """
-    job = take_export_download(job_id, actor=actor, ip=ip)
-    handle = default_storage.open(job.file_name)
+    with transaction.atomic():
+        job = take_export_download(job_id, actor=actor, ip=ip)
+        try:
+            handle = default_storage.open(job.file_name)
+        except OSError:
+            raise ValidationError(
+                "This export's file could not be read, so it was not downloaded; ask for a new one.", code="missing"
+            ) from None
     default_storage.delete(job.file_name)
     return job, handle
 

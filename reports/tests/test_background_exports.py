@@ -125,3 +125,24 @@ def test_a_big_export_is_written_by_a_real_worker_with_progress(
     rows = list(sheet.iter_rows(min_row=2, values_only=True))
     assert len(rows) == 4500 and rows[0][0] == "bulk00000"
     assert download(client, job).status_code == 302  # once only
+
+
+@pytest.mark.django_db
+def test_ac06_a_download_whose_file_cannot_be_opened_is_not_spent(
+    auditor_client, population, storage, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        job = job_of(auditor_client.post(CSV_URL, {}))
+    job.refresh_from_db()
+    (storage / job.file_name).rename(storage / "elsewhere")
+
+    refused = download(auditor_client, job)
+    assert refused.status_code == 302
+    assert "could not be read" in auditor_client.get(refused["Location"]).content.decode()
+    job.refresh_from_db()
+    assert job.downloaded_at is None
+    assert not AuditEvent.objects.filter(action="report.export_downloaded").exists()
+
+    (storage / "elsewhere").rename(storage / job.file_name)
+    assert download(auditor_client, job).status_code == 200
+    assert AuditEvent.objects.filter(action="report.export_downloaded").count() == 1
