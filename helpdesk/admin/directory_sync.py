@@ -85,6 +85,9 @@ class DirectorySyncRunAdmin(ReadOnlyAdmin):
     def sync_now_view(self, request):
         try:
             background.request_sync(actor=request.user)
+        except background.SyncNotQueued as error:
+            self.message_user(request, " ".join(error.messages), messages.ERROR)
+            return redirect(reverse("admin:directory_directorysyncrun_changelist"))
         except ValidationError as error:
             raise PermissionDenied from error
         self.message_user(
@@ -97,7 +100,13 @@ class DirectorySyncRunAdmin(ReadOnlyAdmin):
 
     def decide_view(self, request, run_id):
         run = get_object_or_404(DirectorySyncRun, pk=run_id)
-        apply = request.POST.get("decision") == "apply"
+        decision = request.POST.get("decision")
+        if decision not in ("apply", "discard"):
+            self.message_user(
+                request, "Nothing was decided: choose Apply or Discard. The run is as it was.", messages.ERROR
+            )
+            return redirect(reverse("admin:directory_directorysyncrun_change", args=[run.pk]))
+        apply = decision == "apply"
         try:
             if apply:
                 background.request_apply(run, actor=request.user)

@@ -3,6 +3,7 @@ imports the other."""
 
 import logging
 
+from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from ..models import User
@@ -15,12 +16,28 @@ log = logging.getLogger(__name__)
 NOT_QUEUED = "Not applied: the worker's queue could not be reached when a superuser decided to apply it."
 
 
+class SyncNotQueued(ValidationError):
+    """A superuser's "Sync now" that could not reach the worker's queue: nothing was started."""
+
+
 def request_sync(*, actor: User) -> None:
     """A full run by the worker, after this transaction commits (the run is audited ``directory.sync_requested`` when
     it starts; a request that finds another run going is audited ``directory.sync_request_refused``). Raises
-    :class:`identity.directory.sync.SyncNotAllowed` for anyone but a superuser."""
+    :class:`identity.directory.sync.SyncNotAllowed` for anyone but a superuser, and :class:`SyncNotQueued` when the
+    worker's queue cannot be reached (the broker down)."""
     check_requester(actor, None)
-    transaction.on_commit(lambda: tasks.sync_directory.delay(actor_id=actor.pk))
+
+    def queue() -> None:
+        try:
+            tasks.sync_directory.delay(actor_id=actor.pk)
+        except Exception as error:  # any broker failure: no worker will run it
+            log.warning("directory sync: a sync of everyone could not be queued (%s)", type(error).__name__)
+            raise SyncNotQueued(
+                "The worker's queue could not be reached, so no sync was started and nobody was changed. Try again "
+                "once the queue is back; the scheduled runs go on as before."
+            ) from error
+
+    transaction.on_commit(queue)
 
 
 def request_apply(run: DirectorySyncRun, *, actor: User) -> DirectorySyncRun:

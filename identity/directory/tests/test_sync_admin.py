@@ -117,6 +117,34 @@ def test_a_superuser_discards_a_held_run(root_client, superuser, four_leave, set
     assert User.objects.filter(username__in=four_leave, is_active=True).count() == 4
 
 
+def test_a_decision_that_is_neither_apply_nor_discard_changes_nothing(root_client, four_leave, settings):  # noqa: F811
+    settings.DIRECTORY_MAX_DEACTIVATIONS = 3
+    held = sync.sync_directory()
+    decide = reverse("admin:directory_sync_decide", args=[held.pk])
+    for data in ({}, {"decision": "Apply"}, {"decision": "yes"}):
+        response = root_client.post(decide, data, follow=True)
+        assert "Nothing was decided: choose Apply or Discard." in response.content.decode()
+    held.refresh_from_db()
+    assert (held.status, held.decided_by) == ("held", None)
+    assert User.objects.filter(username__in=four_leave, is_active=True).count() == 4
+
+
+@pytest.mark.django_db(transaction=True)
+def test_sync_now_with_the_worker_s_queue_down_is_a_sentence_not_a_500(root_client, ldap_directory):
+    previous = app.conf.broker_url
+    use_broker(f"redis://127.0.0.1:{free_port()}/0")  # nothing listens there: Redis is down
+    app.conf.task_always_eager = False  # the autouse fixture sets it back
+    try:
+        response = root_client.post(reverse("admin:directory_sync_now"), follow=True)
+    finally:
+        use_broker(previous)
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert "The worker&#x27;s queue could not be reached, so no sync was started" in page
+    assert "A sync of everyone was queued" not in page
+    assert not DirectorySyncRun.objects.exists()
+
+
 def test_the_desk_syncs_a_person_from_their_page(desk_client, staff_member, ldap_directory):
     sync.sync_directory(person="carol")
     carol = User.objects.get(username="carol")
