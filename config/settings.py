@@ -498,6 +498,10 @@ SESSION_ENGINE = "identity.session_store"
 # unless STORAGES says otherwise; never served as static files), and downloadable once, for this long.
 REPORTS_BACKGROUND_EXPORT_ROWS = env.int("REPORTS_BACKGROUND_EXPORT_ROWS", default=5000)
 REPORTS_EXPORT_LINK_SECONDS = env.int("REPORTS_EXPORT_LINK_SECONDS", default=24 * 3600)
+# A background export's own time limit (a million rows of XLSX take minutes, far past the outbox's limit the other
+# tasks keep): stopped then (soft limit; the hard one a minute later) and recorded failed. The hourly clean-up fails a
+# job still "writing" past the hard limit (its worker died) or still waiting for a worker after REPORTS_EXPORT_LINK_SECONDS.
+REPORTS_EXPORT_TIME_LIMIT = env.int("REPORTS_EXPORT_TIME_LIMIT", default=1800)
 MEDIA_ROOT = env("MEDIA_ROOT", default=str(BASE_DIR / "media"))
 CELERY_BEAT_SCHEDULE["weekly-auditor-summary"] = {
     "task": "reports.tasks.send_weekly_summary",

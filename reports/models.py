@@ -30,6 +30,8 @@ class ExportJob(models.Model):
     finished_at = models.DateTimeField(null=True, blank=True)
     expires_at = models.DateTimeField(null=True, blank=True)
     downloaded_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    error_text = models.TextField(blank=True, help_text="Why it failed, in a sentence for the auditor.")
 
     class Meta:
         ordering = ["-created_at"]

@@ -9,6 +9,7 @@ import tempfile
 import uuid
 from datetime import timedelta
 
+from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.files import File
@@ -48,30 +49,77 @@ def record_export(
     return audit.record(EXPORTED, actor=actor, ip=ip, details=details)
 
 
+TOO_LONG = (
+    "It took longer than a background export may take, so it was stopped; narrow the filters for a smaller file, or "
+    "ask an administrator to allow exports more time."
+)
+NOT_WRITTEN = "The worker could not write the file; ask for it again, and tell an administrator if it fails again."
+NOT_QUEUED = "The worker's queue could not be reached, so it was never started; ask for it again later."
+STALE_RUNNING = "The worker writing it stopped before it finished."
+STALE_QUEUED = "No worker started writing it."
+FILTERS_INVALID = "Its filters are no longer valid."
+
+
+def fail_export(job: ExportJob, reason: str) -> bool:
+    """Record a queued or running export failed, with ``reason`` (a sentence the auditor reads on its page); return
+    whether it was still queued or running. Audits nothing: no file was handed out."""
+    return bool(
+        ExportJob.objects.filter(pk=job.pk, status__in=[ExportJob.Status.QUEUED, ExportJob.Status.RUNNING]).update(
+            status=ExportJob.Status.FAILED, finished_at=timezone.now(), error_text=reason
+        )
+    )
+
+
 def write_export(job_id: uuid.UUID | str) -> ExportJob | None:
     """Write a queued export's file to the default storage, updating its progress; idempotent.
 
-    Returns None when the job is gone or was taken already. Marks it ``failed`` when its filters no longer validate.
-    Audits nothing: the request was audited, and the download is.
+    Returns None when the job is gone or was taken already. Marks it ``failed``, with a sentence, when its filters no
+    longer validate, when it is stopped at its time limit (``REPORTS_EXPORT_TIME_LIMIT``) and on any other error (which
+    is raised again, for the worker's log). Audits nothing: the request was audited, and the download is.
     """
-    if not ExportJob.objects.filter(pk=job_id, status=ExportJob.Status.QUEUED).update(status=ExportJob.Status.RUNNING):
+    taken = ExportJob.objects.filter(pk=job_id, status=ExportJob.Status.QUEUED)
+    if not taken.update(status=ExportJob.Status.RUNNING, started_at=timezone.now()):
         return None
     job = ExportJob.objects.get(pk=job_id)
     try:
         job = _write_export(job)
-    except Exception:
+    except SoftTimeLimitExceeded:
+        fail_export(job, TOO_LONG)
+        metrics.count(metrics.EXPORT_JOBS, job.report, job.file_format, "error")
+        job.refresh_from_db()
+        return job
+    except BaseException:
+        fail_export(job, NOT_WRITTEN)
         metrics.count(metrics.EXPORT_JOBS, job.report, job.file_format, "error")
         raise
     metrics.count(metrics.EXPORT_JOBS, job.report, job.file_format, job.status)
     return job
 
 
+def fail_stale_exports() -> int:
+    """Record failed the exports no worker will finish; return how many. Called by beat, hourly.
+
+    A job still running past its hard time limit lost its worker (a process killed, a machine gone: a task taken again
+    finds it running and leaves it); one still queued after ``REPORTS_EXPORT_LINK_SECONDS`` lost its task.
+    """
+    now = timezone.now()
+    running = ExportJob.objects.filter(
+        status=ExportJob.Status.RUNNING,
+        started_at__lt=now - timedelta(seconds=settings.REPORTS_EXPORT_TIME_LIMIT + 120),
+    ).update(status=ExportJob.Status.FAILED, finished_at=now, error_text=STALE_RUNNING)
+    queued = ExportJob.objects.filter(
+        status=ExportJob.Status.QUEUED,
+        created_at__lt=now - timedelta(seconds=settings.REPORTS_EXPORT_LINK_SECONDS),
+    ).update(status=ExportJob.Status.FAILED, finished_at=now, error_text=STALE_QUEUED)
+    return running + queued
+
+
 def _write_export(job: ExportJob) -> ExportJob:
     report = REPORTS[job.report]
     form = report.form(job.form_data)
     if not form.is_valid():
-        ExportJob.objects.filter(pk=job.pk).update(status=ExportJob.Status.FAILED, finished_at=timezone.now())
-        job.status = ExportJob.Status.FAILED
+        fail_export(job, FILTERS_INVALID)
+        job.refresh_from_db()
         return job
 
     def progress(written: int) -> None:

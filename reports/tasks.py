@@ -4,6 +4,7 @@ import json
 import logging
 
 from celery import shared_task
+from django.conf import settings
 
 from identity.audit import make_checkpoint
 
@@ -26,9 +27,15 @@ def export_audit_checkpoint() -> dict | None:
     return checkpoint.as_dict()
 
 
-@shared_task(acks_late=True, ignore_result=True)
+@shared_task(
+    acks_late=True,
+    ignore_result=True,
+    soft_time_limit=settings.REPORTS_EXPORT_TIME_LIMIT,
+    time_limit=settings.REPORTS_EXPORT_TIME_LIMIT + 60,
+)
 def write_export_file(job_id: str) -> None:
-    """Write one background export (by id); the service skips a job that is gone or taken."""
+    """Write one background export (by id); the service skips a job that is gone or taken, and records it failed
+    when it is stopped at its time limit or anything goes wrong."""
     services.write_export(job_id)
 
 
@@ -40,5 +47,7 @@ def send_weekly_summary() -> None:
 
 @shared_task(ignore_result=True)
 def erase_expired_exports() -> None:
-    """Beat, hourly: erase the files of background exports whose link expired unused (AC-05)."""
+    """Beat, hourly: erase the files of background exports whose link expired unused (AC-05), and record failed the
+    exports no worker will finish."""
     services.erase_expired_exports()
+    services.fail_stale_exports()

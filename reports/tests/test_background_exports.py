@@ -146,3 +146,98 @@ def test_ac06_a_download_whose_file_cannot_be_opened_is_not_spent(
     (storage / "elsewhere").rename(storage / job.file_name)
     assert download(auditor_client, job).status_code == 200
     assert AuditEvent.objects.filter(action="report.export_downloaded").count() == 1
+
+
+def test_a_background_export_has_a_time_limit_of_its_own(settings):
+    from reports.tasks import write_export_file
+
+    assert write_export_file.soft_time_limit == settings.REPORTS_EXPORT_TIME_LIMIT
+    assert write_export_file.time_limit == settings.REPORTS_EXPORT_TIME_LIMIT + 60
+    assert write_export_file.soft_time_limit > settings.OUTBOX_SEND_TIME_LIMIT_SECONDS
+
+
+def _page(client, job) -> str:
+    return client.get(f"/admin/reports/exports/{job.pk}/").content.decode().replace("&#x27;", "'")
+
+
+@pytest.mark.django_db
+def test_an_export_stopped_at_its_time_limit_is_failed_with_a_sentence(
+    auditor_client, population, storage, monkeypatch, django_capture_on_commit_callbacks
+):
+    from celery.exceptions import SoftTimeLimitExceeded
+
+    def stopped(*args, **kwargs):  # what the worker raises in the task when the soft limit passes
+        raise SoftTimeLimitExceeded()
+
+    monkeypatch.setattr("reports.services.write_xlsx", stopped)
+    with django_capture_on_commit_callbacks(execute=True):
+        job = job_of(auditor_client.post(XLSX_URL, {}))
+    job.refresh_from_db()
+    assert job.status == "failed" and job.finished_at is not None
+    assert "took longer than a background export may take" in _page(auditor_client, job)
+
+
+@pytest.mark.django_db
+def test_an_export_that_fails_while_writing_is_failed_with_a_sentence(
+    auditor_client, population, storage, monkeypatch, django_capture_on_commit_callbacks
+):
+    def broken(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr("reports.services.write_xlsx", broken)
+    try:
+        with django_capture_on_commit_callbacks(execute=True):
+            job = job_of(auditor_client.post(XLSX_URL, {}))
+    except OSError:  # raised again for the worker's log (in-process here)
+        job = ExportJob.objects.get()
+    job.refresh_from_db()
+    assert job.status == "failed" and job.finished_at is not None
+    assert "The worker could not write the file" in _page(auditor_client, job)
+
+
+@pytest.mark.redis
+@pytest.mark.django_db(transaction=True)
+def test_an_export_asked_for_with_the_worker_s_queue_down_is_failed_with_a_sentence_not_a_500(
+    auditor_client, population, storage
+):
+    from config.celery import app
+    from devices.tests.test_phone_worker import free_port, use_broker
+
+    previous = app.conf.broker_url
+    use_broker(f"redis://127.0.0.1:{free_port()}/0")  # nothing listens there: Redis is down
+    app.conf.task_always_eager = False  # the autouse fixture sets it back
+    try:
+        response = auditor_client.post(XLSX_URL, {})
+    finally:
+        use_broker(previous)
+    job = job_of(response)
+    assert job.status == "failed"
+    assert "The worker's queue could not be reached, so it was never started" in _page(auditor_client, job)
+    assert AuditEvent.objects.filter(action="report.exported").count() == 1  # the request stays audited
+
+
+@pytest.mark.django_db
+def test_the_hourly_clean_up_fails_exports_no_worker_will_finish(auditor, settings):
+    from reports.tasks import erase_expired_exports
+
+    now = timezone.now()
+    made = {
+        name: ExportJob.objects.create(requested_by=auditor, report="enrollment", file_format="xlsx", status=status)
+        for name, status in [("lost", "running"), ("writing", "running"), ("never", "queued"), ("waiting", "queued")]
+    }
+    limit = settings.REPORTS_EXPORT_TIME_LIMIT
+    ExportJob.objects.filter(pk=made["lost"].pk).update(started_at=now - timedelta(seconds=limit + 180))
+    ExportJob.objects.filter(pk=made["writing"].pk).update(started_at=now - timedelta(seconds=limit))
+    ExportJob.objects.filter(pk=made["never"].pk).update(
+        created_at=now - timedelta(seconds=settings.REPORTS_EXPORT_LINK_SECONDS + 60)
+    )
+    erase_expired_exports()
+    statuses = {name: ExportJob.objects.get(pk=job.pk) for name, job in made.items()}
+    assert {name: job.status for name, job in statuses.items()} == {
+        "lost": "failed",
+        "writing": "running",
+        "never": "failed",
+        "waiting": "queued",
+    }
+    assert statuses["lost"].error_text == "The worker writing it stopped before it finished."
+    assert statuses["never"].error_text == "No worker started writing it."
