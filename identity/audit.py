@@ -2,6 +2,7 @@
 
 import hashlib
 import hmac
+import ipaddress
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -94,8 +95,28 @@ def _new_row(action: str, *, actor, subject, ip, details) -> SimpleNamespace:
         subject_id=getattr(subject, "pk", None),
         action=action,
         details=details,
-        ip=ip or None,
+        ip=_as_database_prints(ip) if ip else None,
     )
+
+
+def _as_database_prints(ip: str) -> str:
+    """``ip`` written as PostgreSQL's inet prints it, which is what the hash is checked against when the row is read.
+
+    Python and PostgreSQL agree on every address (lower case, the longest run of zeros compressed) but one that
+    carries an IPv4 address in its last 32 bits: PostgreSQL prints those bits dotted (``::ffff:203.0.113.5``,
+    ``::203.0.113.5``) where Python writes hex (``::ffff:cb00:7105``). Anything not an address is left as it is.
+    """
+    try:
+        address = ipaddress.ip_address(ip)
+    except ValueError:
+        return ip
+    if address.version == 6 and not address.scope_id:
+        packed = address.packed
+        word5, word6 = packed[10:12], packed[12:14]
+        if packed[:10] == bytes(10) and (word5 == b"\xff\xff" or (word5 == bytes(2) and word6 != bytes(2))):
+            prefix = "::ffff:" if word5 == b"\xff\xff" else "::"
+            return prefix + str(ipaddress.IPv4Address(packed[12:]))
+    return str(address)
 
 
 def _append_params(row) -> dict:

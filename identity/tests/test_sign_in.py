@@ -283,6 +283,21 @@ def test_behind_a_trusted_proxy_one_address_guessing_does_not_pause_everyone(cli
     assert AuditEvent.objects.filter(action="signin.password_throttled", ip="203.0.113.9").exists()
 
 
+@pytest.mark.postgres
+def test_ac09_a_sign_in_from_an_ipv4_mapped_address_behind_the_proxy_keeps_the_chain_verifying(
+    client, make_user, settings
+):
+    from identity import audit
+
+    settings.TRUSTED_PROXY_COUNT = 1
+    person = make_user("mapped")
+    before = AuditEvent.objects.order_by("-sequence").values_list("sequence", flat=True).first() or 0
+    _sign_in_through_proxy(client, person.username, "wrong-guess", "::ffff:203.0.113.5")
+    event = AuditEvent.objects.get(action="signin.password_failed", sequence__gt=before)
+    assert event.ip == "::ffff:203.0.113.5"
+    assert audit.verify_chain() is None
+
+
 @pytest.mark.parametrize(
     ("count", "forwarded_for", "seen"),
     [
