@@ -80,12 +80,13 @@ def vpn_access_from_directory(person: User) -> bool:
         return bool(settings.LDAP_VPN_GROUP)
     if person.source != User.Source.SCIM:
         return False
-    return AuditEvent.objects.filter(
-        subject=person,
-        action__in=("vpn_access.approved", "vpn_access.revoked"),
-        actor=None,
-        details__reason__in=(VPN_GROUP_JOINED, VPN_GROUP_LEFT),
-    ).exists()
+    if person.scim_vpn_member:  # in the client's VPN group now (kept through a deactivation)
+        return True
+    by_group = Q(
+        action__in=("vpn_access.approved", "vpn_access.revoked"), details__reason__in=(VPN_GROUP_JOINED, VPN_GROUP_LEFT)
+    )
+    by_group |= Q(action__in=("directory.vpn_group_joined", "directory.vpn_group_left"))
+    return AuditEvent.objects.filter(by_group, subject=person, actor=None).exists()
 
 
 def confirmed_device(user: User, persistent_id: str | None):

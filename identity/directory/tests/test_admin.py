@@ -178,3 +178,22 @@ def test_ac04_a_person_whose_vpn_access_the_directory_gives_cannot_ask_for_it(re
     person.refresh_from_db()
     assert person.vpn_access == User.VpnAccess.NONE
     assert not _vpn_events(person, "vpn_access.requested").exists()
+
+
+def test_ac04_a_deactivated_scim_person_put_in_the_vpn_group_has_vpn_access_the_directory_decides(scim):
+    """Put in the VPN group while deactivated (no access changes then, the membership is kept): the desk may not
+    decide their VPN access either, or reactivation would undo it."""
+    from identity.selectors import vpn_access_from_directory
+
+    from .test_scim import INACTIVE, created, patch
+
+    scim_id = created(scim)["id"]
+    person = User.objects.get(directory_id=scim_id)
+    assert not vpn_access_from_directory(person)
+    status, _ = scim("PATCH", f"/Users/{scim_id}", INACTIVE)
+    assert status == 200
+    status, _ = scim("PATCH", "/Groups/vpn", patch({"op": "Add", "path": "members", "value": [{"value": scim_id}]}))
+    assert status == 204
+    person.refresh_from_db()
+    assert not person.is_active and person.vpn_access != User.VpnAccess.APPROVED and person.scim_vpn_member
+    assert vpn_access_from_directory(person)
