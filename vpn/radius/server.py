@@ -74,6 +74,18 @@ DROP_REASONS = {
     UNKNOWN_CLIENT,
 }
 
+
+def _password(request: Any) -> str | None:
+    """The User-Password in clear, "" without one, None when it is malformed: its length is not a multiple of 16
+    octets (RFC 2865 section 5.2), which pyrad cannot undo."""
+    if "User-Password" not in request:
+        return ""
+    try:
+        return request.PwDecrypt(request["User-Password"][0])
+    except packet.PacketError:
+        return None
+
+
 Address = tuple[Any, ...]  # a datagram's source, as asyncio gives it: (host, port), and more for IPv6
 Item = TypeVar("Item")
 
@@ -319,7 +331,7 @@ class RadiusProtocol(asyncio.DatagramProtocol):
             close_old_connections()
             sql.replace_if_ended()  # a connection the server ended is replaced; one lost silently fails: no reply (API-07)
             username = (request.get("User-Name") or [""])[0]
-            password = request.PwDecrypt(request["User-Password"][0]) if "User-Password" in request else ""
+            password = _password(request)
             state = (request.get("State") or [None])[0]
             with transaction.atomic():  # one commit per request
                 answer = services.radius_authenticate(

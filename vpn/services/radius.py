@@ -210,13 +210,15 @@ def _answer_challenge(state: bytes, code: str, *, username: str, client: RadiusC
 
 
 def radius_authenticate(
-    client: RadiusClient, *, username: str | bytes, password: str, state: bytes | None, ip: str | None
+    client: RadiusClient, *, username: str | bytes, password: str | None, state: bytes | None, ip: str | None
 ) -> RadiusAnswer:
     """Answer one Access-Request whose Message-Authenticator the server has checked (API-08).
 
     ``username`` as pyrad decodes the User-Name: bytes when it is not UTF-8. Such a name, or one holding a NUL
     (which PostgreSQL cannot take), is nobody's: Access-Reject before anything is read, audited as
     ``vpn.radius_rejected`` without the name (people type passwords into it), counted toward no one.
+    ``password`` is None when the User-Password is malformed (its length not a multiple of 16 octets): the same
+    Access-Reject, audited, counted toward no one.
 
     With ``RADIUS_PASSWORD_MODE = "password"``: ``password,code`` checks both at once (:func:`password_candidates`
     says how a comma is read); the password alone,
@@ -230,6 +232,10 @@ def radius_authenticate(
     """
     if not isinstance(username, str) or "\x00" in username:
         details = {"radius_client": client.name, "reason": "the user name is not text"}
+        audit.record("vpn.radius_rejected", ip=ip, details=details)
+        return RadiusAnswer("reject", RADIUS_DENIED)
+    if password is None:
+        details = {"radius_client": client.name, "reason": "the password is malformed"}
         audit.record("vpn.radius_rejected", ip=ip, details=details)
         return RadiusAnswer("reject", RADIUS_DENIED)
     if state:

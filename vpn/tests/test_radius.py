@@ -36,7 +36,7 @@ from testsupport import (
 from vpn import services
 from vpn.models import RadiusChallenge
 from vpn.radius import server as server_module
-from vpn.radius.server import PER_NAME, USER_NAME, ClientNetworks, RadiusProtocol, WorkQueue
+from vpn.radius.server import DICTIONARY, PER_NAME, USER_NAME, ClientNetworks, RadiusProtocol, WorkQueue
 from vpn.tests.faults import assert_failed_closed, checks_under_fault
 
 pytestmark = [
@@ -666,3 +666,26 @@ def test_a_request_without_a_password_is_rejected_and_counts_toward_no_one(radiu
     assert "Received Access-Reject" in out
     assert not AuditEvent.objects.filter(action="signin.password_failed").exists()
     assert AuditEvent.objects.get(action="vpn.radius_rejected").details["reason"] == "no password"
+
+
+def test_a_password_whose_length_is_not_a_multiple_of_16_is_rejected_without_an_error(
+    radius_server, radius_client, radius_person, radius_log
+):
+    """A User-Password must be a multiple of 16 octets (RFC 2865 section 5.2); one that is not cannot be decrypted.
+    Access-Reject, audited, counted toward no one, nothing logged as an error."""
+    from pyrad import packet
+
+    request = packet.AuthPacket(code=packet.AccessRequest, secret=radius_client.secret.encode(), dict=DICTIONARY)
+    request["User-Name"] = "vpnuser"
+    request["User-Password"] = b"short"  # raw, not hidden: 5 octets
+    request.add_message_authenticator()
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.settimeout(10)
+        sock.connect(("127.0.0.1", radius_server))
+        sock.send(request.RequestPacket())
+        reply = sock.recv(4096)
+    assert reply[0] == packet.AccessReject
+    rejected = AuditEvent.objects.get(action="vpn.radius_rejected")
+    assert rejected.details["reason"] == "the password is malformed"
+    assert not AuditEvent.objects.filter(action="signin.password_failed").exists()
+    assert not [line for line in radius_log if "ERROR" in line or "Traceback" in line], radius_log
