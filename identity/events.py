@@ -48,6 +48,10 @@ EVENTS: dict[str, str] = {
     "security_key.credential_refused": "A security key was refused at sign-in",
     "security_key.counter_regressed": "A security key's counter went backwards: it may have been copied",
     "signin.passwordless_refused": "A passkey that is not in use here was refused at sign-in",
+    "signin.key_challenge_not_open": (
+        "A security key's answer came to a request that had expired, was already answered or was missing: "
+        "not checked, no failure counted"
+    ),
     "signin.passwordless_throttled": "Passkey sign-in paused for a few minutes: too many requests from this address[ ({network})]",
     # Links and recovery
     "activation_link.sent": "An activation link was emailed",

@@ -52,6 +52,28 @@ class PasswordlessOutcome:
     UNKNOWN = "unknown"
 
 
+# An answer to a challenge that is missing, of another session, already answered or expired (a page left open,
+# a double click): nothing was checked, so no failure is counted (OTP-01) and the person is asked to try again.
+CHALLENGE_NOT_OPEN = "challenge_not_open"
+CHALLENGE_REASONS = frozenset({"no_challenge", "other_session", "challenge_used", "challenge_expired"})
+
+
+def _claim_open_challenge(
+    challenge: SessionChallenge, *, owner: User, user: User | None, ceremony: str, ip: str | None
+) -> WebAuthnChallenge | None:
+    """Spend the challenge ``challenge`` names (issued to ``user``, None for a passwordless one) and return its row;
+    None, audited as ``signin.key_challenge_not_open`` and counted toward no one, when it may not be answered (see
+    :func:`devices.webauthn.claim_challenge`). The key's ``owner``'s row is locked first, in the order
+    ``verify_second_factor`` takes its locks, so two answers at once wait in turn instead of deadlocking."""
+    with transaction.atomic():
+        User.objects.select_for_update().filter(pk=owner.pk).first()
+        try:
+            return webauthn.claim_challenge(challenge, user=user, ceremony=ceremony)
+        except CeremonyRefused as refused:
+            audit.record("signin.key_challenge_not_open", subject=owner, ip=ip, details={"reason": refused.reason})
+            return None
+
+
 @dataclass(frozen=True)
 class AssertionToken:
     """What :meth:`SecurityKeyDevice.verify_token` takes instead of a typed code.
@@ -65,6 +87,8 @@ class AssertionToken:
     ip: str | None = None
     # A passkey alone signs in: the challenge names nobody, the person must be verified, the handle must match.
     passwordless: bool = False
+    # The challenge's row, already spent by :func:`_claim_open_challenge`.
+    claimed: WebAuthnChallenge | None = None
 
     def check_against(self, device: SecurityKeyDevice) -> bool:
         return _check_assertion(self, device)
@@ -287,8 +311,9 @@ def verify_security_key(
     sign-in audit events apply to keys as to codes. The assertion is checked
     against the key it names when that is one of the person's keys in use;
     otherwise (another person's key, a removed one, garbage) against one of
-    theirs, where it fails: the challenge is spent and the failure counts.
-    Raises ``ValidationError`` when the person has no key in use.
+    theirs, where it fails: the challenge is spent and the failure counts. An answer to a challenge that is not
+    open (missing, another session's, used, expired) is checked against nothing and counts no failure: it answers
+    :data:`CHALLENGE_NOT_OPEN`. Raises ``ValidationError`` when the person has no key in use.
     """
     keys = keys_in_use(user)
     credential_id = webauthn.credential_id_of(response_json)
@@ -296,10 +321,15 @@ def verify_security_key(
     device = device or keys.first()
     if device is None:
         raise ValidationError(errors.KEY_NONE, code="no_key")
+    claimed = _claim_open_challenge(
+        challenge, owner=user, user=user, ceremony=WebAuthnChallenge.Ceremony.AUTHENTICATE, ip=ip
+    )
+    if claimed is None:
+        return CHALLENGE_NOT_OPEN, device
     outcome = identity_services.verify_second_factor(
         user,
         device=device,
-        code=AssertionToken(challenge=challenge, response_json=response_json, ip=ip),
+        code=AssertionToken(challenge=challenge, response_json=response_json, ip=ip, claimed=claimed),
         ip=ip,
         entry_point=entry_point,
     )
@@ -389,7 +419,8 @@ def sign_in_with_passkey(
     goes through identity's ``verify_second_factor`` as every factor does (lockout, back-off, counter, audit),
     the audit saying so (``method: passwordless``). A credential not in use (unknown, retired, another form) spends the
     challenge, is audited as ``signin.passwordless_refused`` and answers :attr:`PasswordlessOutcome.UNKNOWN`,
-    which the caller must word as it words a wrong one. The password is never touched.
+    which the caller must word as it words a wrong one; an answer to a challenge that is not open counts no
+    failure and answers :data:`CHALLENGE_NOT_OPEN`. The password is never touched.
     """
     credential_id = webauthn.credential_id_of(response_json)
     device = None
@@ -417,10 +448,17 @@ def sign_in_with_passkey(
                 details={"reason": "not_in_use" if registered else "unknown_credential"},
             )
         return PasswordlessOutcome.UNKNOWN, None
+    claimed = _claim_open_challenge(
+        challenge, owner=device.user, user=None, ceremony=WebAuthnChallenge.Ceremony.PASSWORDLESS, ip=ip
+    )
+    if claimed is None:
+        return CHALLENGE_NOT_OPEN, device
     outcome = identity_services.verify_second_factor(
         device.user,
         device=device,
-        code=AssertionToken(challenge=challenge, response_json=response_json, ip=ip, passwordless=True),
+        code=AssertionToken(
+            challenge=challenge, response_json=response_json, ip=ip, passwordless=True, claimed=claimed
+        ),
         ip=ip,
         context={"method": "passwordless"},
     )
@@ -448,7 +486,7 @@ def _check_assertion(token: "AssertionToken", device: SecurityKeyDevice) -> bool
     else:
         owner, ceremony = device.user, WebAuthnChallenge.Ceremony.AUTHENTICATE
     try:
-        row = webauthn.claim_challenge(token.challenge, user=owner, ceremony=ceremony)
+        row = token.claimed or webauthn.claim_challenge(token.challenge, user=owner, ceremony=ceremony)
         signed_count = webauthn.verify_assertion_response(
             token.response_json, challenge=row, device=device, require_user_verification=token.passwordless
         )

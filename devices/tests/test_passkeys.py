@@ -215,7 +215,7 @@ def test_WA_02_a_passwordless_challenge_is_single_use(passkey_holder):
     options, claim = passwordless_challenge()
     first = security_keys.sign_in_with_passkey(response_json=key.get(options), challenge=claim, ip=IP)
     again = security_keys.sign_in_with_passkey(response_json=key.get(options), challenge=claim, ip=IP)
-    assert first[0] == SecondFactorOutcome.OK and again[0] == SecondFactorOutcome.WRONG
+    assert first[0] == SecondFactorOutcome.OK and again[0] == security_keys.CHALLENGE_NOT_OPEN
 
 
 def test_one_session_asking_again_and_again_is_given_its_one_open_challenge(db):

@@ -83,40 +83,40 @@ def test_replayed_assertion_is_refused(person, clock, counter_step):
     options, claim = sign_in_challenge(person)
     assertion = key.get(options)
     assert answer(person, assertion, claim) == SecondFactorOutcome.OK
-    assert answer(person, assertion, claim) == SecondFactorOutcome.WRONG
-    clock.tick(5)  # past django-otp's back-off
+    assert answer(person, assertion, claim) == security_keys.CHALLENGE_NOT_OPEN  # spent: nothing checked
     _, fresh = sign_in_challenge(person)
-    assert answer(person, assertion, fresh) == SecondFactorOutcome.WRONG
-    assert failures(person) == 2
+    assert answer(person, assertion, fresh) == SecondFactorOutcome.WRONG  # checked against the new one: fails
+    assert failures(person) == 1
 
 
 def test_sign_in_challenge_expires(key_holder, clock, settings):
     person, key = key_holder
     options, claim = sign_in_challenge(person)
     clock.tick(settings.WEBAUTHN_CHALLENGE_TTL.total_seconds() + 1)
-    assert answer(person, key.get(options), claim) == SecondFactorOutcome.WRONG
-    assert failures(person) == 1
+    assert answer(person, key.get(options), claim) == security_keys.CHALLENGE_NOT_OPEN
+    assert failures(person) == 0
+    assert events("signin.key_challenge_not_open").get().details == {"reason": "challenge_expired"}
 
 
 def test_sign_in_challenge_from_another_session_is_refused(key_holder):
     person, key = key_holder
     options, claim = sign_in_challenge(person, session="victim-session")
     stolen = SessionChallenge(claim.challenge_id, "attacker-session")
-    assert answer(person, key.get(options), stolen) == SecondFactorOutcome.WRONG
-    assert failures(person) == 1
+    assert answer(person, key.get(options), stolen) == security_keys.CHALLENGE_NOT_OPEN
+    assert failures(person) == 0
 
 
 def test_a_newer_challenge_withdraws_the_older_one_of_the_same_session(key_holder):
     person, key = key_holder
     old_options, old_claim = sign_in_challenge(person)
     sign_in_challenge(person)
-    assert answer(person, key.get(old_options), old_claim) == SecondFactorOutcome.WRONG
+    assert answer(person, key.get(old_options), old_claim) == security_keys.CHALLENGE_NOT_OPEN
 
 
 def test_a_registration_challenge_cannot_sign_in(key_holder):
     person, key = key_holder
     options, claim = registration_challenge(person, session="session-b")
-    assert answer(person, key.get(options), claim) == SecondFactorOutcome.WRONG
+    assert answer(person, key.get(options), claim) == security_keys.CHALLENGE_NOT_OPEN
 
 
 def test_lower_or_equal_sign_counter_is_refused_and_audited(person, clock):
@@ -467,3 +467,22 @@ def test_relying_party_misconfiguration_fails_the_system_checks(settings):
     assert [problem.id for problem in check_webauthn_origins_https(None)] == ["devices.E102"]
     settings.WEBAUTHN_RP_ID, settings.WEBAUTHN_ORIGINS = "127.0.0.1", ["http://127.0.0.1:8000"]
     assert [problem.id for problem in check_webauthn_relying_party(None)] == ["devices.W001"]
+
+
+def test_otp01_an_expired_challenge_counts_no_failure_and_says_try_again(client, key_holder, password, clock, settings):
+    """A sign-in page left open past the challenge's life, or a double click: the answer is checked against
+    nothing, so it raises no back-off and counts nothing toward the lockout; the person is asked to try again."""
+    person, key = key_holder
+    client.post("/account/sign-in/", {"username": person.username, "password": password})
+    options = client.post("/security-key/sign-in/options/", {"purpose": "sign_in"}).json()
+    clock.tick(settings.WEBAUTHN_CHALLENGE_TTL.total_seconds() + 1)
+    response = client.post(
+        "/security-key/sign-in/", {"purpose": "sign_in", "credential": key.get(options)}, follow=True
+    )
+    assert errors.KEY_CHALLENGE_INVALID in text(response)
+    assert failures(person) == 0 and SecurityKeyDevice.objects.get().throttling_failure_count == 0
+    options = client.post("/security-key/sign-in/options/", {"purpose": "sign_in"}).json()
+    assertion = key.get(options)
+    client.post("/security-key/sign-in/", {"purpose": "sign_in", "credential": assertion})
+    assert client.session["otp_device_id"] == SecurityKeyDevice.objects.get().persistent_id
+    assert failures(person) == 0

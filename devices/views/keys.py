@@ -194,6 +194,9 @@ def sign_in(request):
     except ValidationError as error:
         messages.error(request, error.messages[0])
         return redirect(_back(request))
+    if outcome == security_keys.CHALLENGE_NOT_OPEN:
+        messages.error(request, errors.KEY_CHALLENGE_INVALID)
+        return redirect(_back(request))
     if outcome == identity_services.SecondFactorOutcome.OK:
         if step_up:
             return finish_step_up(request, device, next_url=safe_next(request, settings.LOGIN_REDIRECT_URL))
@@ -254,6 +257,9 @@ def passwordless_sign_in(request):
         challenge=_answered_challenge(request, PASSWORDLESS_CHALLENGE),
         ip=client_ip(request),
     )
+    if outcome == security_keys.CHALLENGE_NOT_OPEN:
+        messages.error(request, errors.KEY_CHALLENGE_INVALID)
+        return redirect("identity:sign_in")
     if outcome != identity_services.SecondFactorOutcome.OK:
         messages.error(request, errors.PASSKEY_NOT_ACCEPTED)
         return redirect("identity:sign_in")
