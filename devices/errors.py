@@ -37,6 +37,9 @@ KEY_NO_RESPONSE = (
 KEY_CHALLENGE_INVALID = "This request to your security key has expired or was already used. Please try again."
 KEY_REGISTRATION_FAILED = "We could not register this security key. Please try again, or use another key."
 KEY_ALREADY_REGISTERED = "This security key is already registered. Use another key, or remove the old entry first."
+KEY_STAFF_NEEDS_KEY = (
+    "To add a security key or passkey to a staff account that has one already, sign in with the one you have first."
+)
 KEY_NONE = "You have no security key set up. Use another device."
 PASSKEY_REGISTRATION_FAILED = (
     "We could not register this passkey. It must be unlocked with your face, fingerprint or screen lock (PIN) "

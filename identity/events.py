@@ -180,6 +180,7 @@ VALUE_WORDS: dict[str, dict[str, str]] = {
         "credential_registered": "the key is registered already",
         "not_in_use": "the passkey is no longer in use",
         "unknown_credential": "the passkey is not known here",
+        "staff_key_needed": "a staff account adds a key only when signed in with a key it has",
     },
 }
 

@@ -24,7 +24,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from identity import audit, lifetimes
+from identity import audit, lifetimes, staff_factor
 from identity import errors as identity_errors
 from identity import services as identity_services
 from identity.models import AuditEvent, User
@@ -146,6 +146,7 @@ def register_security_key(
     registration: Registration | None = None,
     verified_at: datetime | None = None,
     passkey: bool = False,
+    session_device: Any = None,
 ) -> Registration:
     """Bind the key (or passkey) that answered ``challenge`` to ``user`` and return its active registration.
 
@@ -161,11 +162,27 @@ def register_security_key(
     record who registered it for whom (``registered_by``).
     Audits ``device.bound``, or ``enrollment.security_key_rejected`` with the reason.
     A person binding their own key needs a recent second factor (BND-01, ``verified_at``); for anyone else the
-    caller must have checked the person's identity and the actor's right to do it instead.
+    caller must have checked the person's identity and the actor's right to do it instead. A staff account that
+    holds a phishing-resistant device already binds another only from a session verified with one of those
+    (``session_device``, the device that verified the session, WA-05): a typed code would otherwise buy a key the
+    staff admin accepts.
     """
     if actor == user:
         require_recent_verification(user, verified_at)
         require_setup_open(user, registration=registration)
+        strong_session = getattr(session_device, "phishing_resistant", False)
+        if user.is_staff and not strong_session and staff_factor.phishing_resistant_devices(user):
+            with transaction.atomic():
+                refusal = _refused(
+                    user,
+                    actor=actor,
+                    ip=ip,
+                    reason="staff_key_needed",
+                    registration=registration,
+                    message=errors.KEY_STAFF_NEEDS_KEY,
+                    code="staff_key_needed",
+                )
+            raise refusal
     label = _clean_label(label)
     failure: ValidationError | None = None
     with transaction.atomic():

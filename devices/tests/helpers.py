@@ -308,7 +308,9 @@ def registration_challenge(person, *, session="session-a", registration=None):
     return json.loads(options), SessionChallenge(challenge.pk, session)
 
 
-def register(person, key, *, session="session-a", label="Blue key", actor=None, **create_kwargs) -> Registration:
+def register(
+    person, key, *, session="session-a", label="Blue key", actor=None, session_device=None, **create_kwargs
+) -> Registration:
     """The wizard's step, as the views drive it: a pending registration, options, the key's answer."""
     registration = pending_key(person)
     options, claim = registration_challenge(person, session=session, registration=registration)
@@ -321,6 +323,7 @@ def register(person, key, *, session="session-a", label="Blue key", actor=None, 
         actor=actor or person,
         ip=IP,
         verified_at=timezone.now(),
+        session_device=session_device,
     )
 
 

@@ -95,13 +95,17 @@ def _registration_step(request, pk, step: str, template: str, form_class=Securit
                 actor=request.user,
                 verified_at=signin_session.verified_at(request.session),
                 ip=client_ip(request),
+                session_device=getattr(request.user, "otp_device", None),
             )
         except ValidationError as error:
             form.add_error(None, error)
         else:
-            # Touching the new key just proved it: the session counts as verified with it, as after an app's code.
-            otp_login(request, registration.security_key_device)
-            signin_session.mark_verified(request.session)
+            # Touching the new key just proved it: a session verified by no device yet counts as verified with it, as
+            # after an app's code. One verified with another device stays as strong as that device (WA-05): a session
+            # signed in with a typed code does not become a key's by adding a key.
+            if getattr(request.user, "otp_device", None) is None:
+                otp_login(request, registration.security_key_device)
+                signin_session.mark_verified(request.session)
             return redirect("devices:success", pk=registration.pk)
     return render(request, template, wizard_context(registration, step, form=form))
 

@@ -61,9 +61,9 @@ def test_WA_05_past_the_date_the_admin_refuses_staff_signed_in_with_a_code(who, 
 
 
 def test_WA_05_past_the_date_the_admin_lets_staff_in_with_a_security_key(client, staff_member, settings):
-    register(staff_member, new_key(), label="Desk key")
+    desk = register(staff_member, new_key(), label="Desk key")
     key = new_key()
-    register(staff_member, key, label="Blue key")
+    register(staff_member, key, label="Blue key", session_device=desk.security_key_device)
     _days_from_today(settings, -30)
 
     _sign_in_with_key(client, staff_member, key)
@@ -85,8 +85,10 @@ def test_WA_05_a_refused_agent_with_a_key_is_told_to_sign_in_with_it(client, sta
     assert 'action="/account/sign-out/"' in page
 
 
-def test_WA_05_a_refused_agent_without_a_key_adds_one_and_is_let_in(client, staff_member, sign_in, settings):
-    """Nobody is stuck: My devices and the wizard are outside the admin, and the session's code suffices there."""
+def test_WA_05_a_refused_agent_without_a_key_adds_one_and_is_let_in_with_it(client, staff_member, sign_in, settings):
+    """Nobody is stuck: My devices and the wizard are outside the admin, and the session's code suffices there to
+    add a first key; the admin then lets in a session signed in with that key (not the code's session, which stays
+    a code's)."""
     _days_from_today(settings, -1)
     sign_in(client, staff_member)
     page = text(client.get("/admin/", follow=True))
@@ -96,10 +98,13 @@ def test_WA_05_a_refused_agent_without_a_key_adds_one_and_is_let_in(client, staf
     response = client.post("/enroll/device-type/", {"kind": "security_key"})
     registration = Registration.objects.get(user=staff_member, kind=Registration.Kind.SECURITY_KEY)
     options = client.post(f"/enroll/{registration.pk}/security-key/options/", {"label": "Blue key"}).json()
-    response = client.post(response["Location"], {"label": "Blue key", "credential": new_key().create(options)})
+    key = new_key()
+    response = client.post(response["Location"], {"label": "Blue key", "credential": key.create(options)})
     assert response.status_code == 302, response.content[:800]
 
-    # Registering the key verified this session with it, as a sign-in with it would.
+    assert client.get("/admin/", follow=True).status_code == 403
+    client.logout()
+    _sign_in_with_key(client, staff_member, key)
     assert client.get("/admin/").status_code == 200
 
 
@@ -171,3 +176,23 @@ def test_WA_05_checks_refuse_an_unreadable_date_and_say_when_it_is_unset(setting
     settings.STAFF_PHISHING_RESISTANT_FROM = ""
     [info] = check_staff_phishing_resistant_set(None)
     assert info.id == "identity.I108" and info.level < 30  # said, never a warning that fails check --deploy
+
+
+def _add_key_through_the_wizard(client, key, label="New key"):
+    client.post("/enroll/device-type/", {"kind": "security_key"})
+    registration = Registration.objects.filter(kind=Registration.Kind.SECURITY_KEY).order_by("-pk").first()
+    url = f"/enroll/{registration.pk}/security-key/"
+    options = client.post(url + "options/", {"label": label}).json()
+    return client.post(url, {"label": label, "credential": key.create(options)}, follow=True)
+
+
+def test_WA_05_staff_holding_a_key_add_another_only_from_a_session_signed_in_with_one(
+    client, staff_member, sign_in, settings
+):
+    register(staff_member, new_key(), label="Blue key")
+    sign_in(client, staff_member, staff_member.registrations.get(kind=Registration.Kind.MOBILE).app_device)
+    page = text(_add_key_through_the_wizard(client, new_key(), label="Attacker key"))
+    assert "sign in with the one you have first" in page
+    assert SecurityKeyDevice.objects.filter(user=staff_member, confirmed=True).count() == 1
+    refused = AuditEvent.objects.get(action="enrollment.security_key_rejected", subject=staff_member)
+    assert refused.details["reason"] == "staff_key_needed"
