@@ -244,6 +244,11 @@ class EnrollmentTotals:
         return [(KIND_HEADERS[kind], count) for kind, count in self.devices.items()]
 
     @property
+    def phishing_resistant(self) -> int:
+        """People whose strongest factor is phishing-resistant: security keys and passkeys of either kind."""
+        return sum(self.strongest.get(name, 0) for name in PHISHING_RESISTANT)
+
+    @property
     def staff_not_phishing_resistant(self) -> int:
         return self.staff - sum(self.staff_strongest.get(name, 0) for name in PHISHING_RESISTANT)
 

@@ -7,12 +7,14 @@ import pytest
 from django.core import mail
 from django.utils import timezone
 
-from devices.models import OutboundMessage
+from devices.models import OutboundMessage, Registration
 from identity import audit
 from identity.models import AuditEvent, User
 from reports import dashboard, selectors
 from reports.selectors import EnrollmentFilters
 from reports.services import queue_weekly_summary
+
+from .conftest import add_security_key
 
 pytestmark = pytest.mark.django_db
 
@@ -165,3 +167,18 @@ def test_the_admin_index_offers_the_reports_to_auditors_only(auditor_client, cli
     sign_in(desk, staff_member)
     page = desk.get("/admin/")
     assert page.status_code == 200 and "/admin/reports/" not in page.content.decode()
+
+
+def test_WA_05_weekly_summary_counts_passkeys_with_security_keys(
+    auditor, population, django_capture_on_commit_callbacks
+):
+    add_security_key(population.alice, Registration.Kind.PASSKEY, synced=True)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert queue_weekly_summary() == 1
+
+    (email,) = [m for m in mail.outbox if m.to == [auditor.email]]
+    totals = selectors.enrollment_totals(EnrollmentFilters())
+    assert totals.strongest["passkey_synced"] >= 1
+    resistant = sum(totals.strongest[name] for name in selectors.PHISHING_RESISTANT)
+    assert totals.phishing_resistant == resistant
+    assert f"Strongest factor: security key or passkey {resistant}," in email.body
