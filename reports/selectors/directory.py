@@ -16,15 +16,15 @@ SYNC_COLUMNS: tuple[Column, ...] = (
     Column("finished_at", "Finished", DATETIME, "When it finished (empty while running)."),
     Column("status", "Status", TEXT, "running, applied, held (waiting for a superuser), discarded or failed."),
     Column("dry_run", "Dry run", BOOLEAN, "A dry run counts what would change and changes nobody."),
-    Column("only_person", "Person", TEXT, "The one institution ID synced; empty for everyone."),
+    Column("only_person", "Person", TEXT, "The one institution ID synced; empty for everyone.", masked=False),
     Column("trigger", "Started by", TEXT, "beat (the schedule), command, or user."),
-    Column("triggered_by", "Who", TEXT, "Institution ID of the person who started it, if any."),
+    Column("triggered_by", "Who", TEXT, "Institution ID of the person who started it, if any.", masked=False),
     Column("read", "Entries read", INTEGER, "Directory entries read."),
     *(
         Column(name, name.capitalize(), INTEGER, f"People {name} (what it would do, for dry and held runs).")
         for name in COUNTS
     ),
-    Column("decided_by", "Applied or discarded by", TEXT, "The superuser who decided a held run."),
+    Column("decided_by", "Applied or discarded by", TEXT, "The superuser who decided a held run.", masked=False),
     Column("decided_at", "Decided", DATETIME, "When they decided."),
 )
 

@@ -46,3 +46,15 @@ def test_auditors_read_the_runs(auditor_client, runs, superuser):
 def test_the_desk_does_not_read_reports(client, staff_member, sign_in):
     sign_in(client, staff_member)
     assert client.get(PAGE).status_code == 403
+
+
+def test_ac05_numeric_institution_ids_reach_the_export_unmasked(auditor_client, make_user):
+    person = make_user("+15551234567")
+    DirectorySyncRun.objects.create(
+        trigger="user", triggered_by=person, decided_by=person, only_person=person.username, status="applied"
+    )
+    response = auditor_client.post(PAGE + "export.csv", {"status": "applied"})
+    header, *rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode("utf-8-sig"))))
+    row = dict(zip(header, rows[0], strict=True))
+    cells = (row["Person"], row["Who"], row["Applied or discarded by"])
+    assert all(cell.lstrip("'") == "+15551234567" for cell in cells), cells  # a leading ' only neutralizes a formula
