@@ -15,6 +15,7 @@ from django.core.exceptions import ValidationError
 from django.core.files import File
 from django.core.files.storage import default_storage
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from identity import audit, metrics
@@ -103,9 +104,10 @@ def fail_stale_exports() -> int:
     finds it running and leaves it); one still queued after ``REPORTS_EXPORT_LINK_SECONDS`` lost its task.
     """
     now = timezone.now()
+    cutoff = now - timedelta(seconds=settings.REPORTS_EXPORT_TIME_LIMIT + 120)
+    # A job that started before its start was recorded has none: its creation tells.
     running = ExportJob.objects.filter(
-        status=ExportJob.Status.RUNNING,
-        started_at__lt=now - timedelta(seconds=settings.REPORTS_EXPORT_TIME_LIMIT + 120),
+        Q(started_at__lt=cutoff) | Q(started_at=None, created_at__lt=cutoff), status=ExportJob.Status.RUNNING
     ).update(status=ExportJob.Status.FAILED, finished_at=now, error_text=STALE_RUNNING)
     queued = ExportJob.objects.filter(
         status=ExportJob.Status.QUEUED,

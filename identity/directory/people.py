@@ -298,9 +298,9 @@ def _update_movers(
     # ask nothing.
     twice = Counter(name.upper() for name in renamed)
     held = {name for name, count in twice.items() if count > 1}
-    if renamed:
+    for start in range(0, len(renamed), 100):  # SQLite refuses an expression tree of a thousand ORs
         lookups = Q()
-        for name in renamed:
+        for name in renamed[start : start + 100]:
             lookups |= Q(username__iexact=name)
         held |= {name.upper() for name in User.objects.filter(lookups).values_list("username", flat=True)}
     plain: list[tuple[User, DirectoryRecord]] = []

@@ -235,6 +235,8 @@ def _audit_applied(run: DirectorySyncRun, actor: User, approved: set[int]) -> No
 NOT_HELD = "This run is no longer held: it was applied or discarded already."
 # How long a held run a superuser decided to apply waits for the lock (its task retries meanwhile), at most.
 APPLY_WAIT = timedelta(hours=1)
+# Past APPLY_WAIT its task gives up at its next try (tasks.apply_held_run); a try already queued runs within minutes.
+APPLY_MARGIN = timedelta(minutes=10)
 ABANDONED = (
     "It was still being applied an hour after a superuser decided to apply it, with no process applying it (its "
     "worker stopped at the time limit's hard stop, the machine restarted, or its task lost)"
@@ -306,7 +308,7 @@ def _end_orphans(current: DirectorySyncRun) -> None:
     may still be waiting for the lock (:data:`APPLY_WAIT` after the decision); after that it has none (killed while
     applying, or never queued) and ends failed too, its decision audited with that outcome."""
     running = DirectorySyncRun.objects.filter(status=DirectorySyncRun.Status.RUNNING).exclude(pk=current.pk)
-    waited = timezone.now() - APPLY_WAIT
+    waited = timezone.now() - APPLY_WAIT - APPLY_MARGIN
     for orphan in running.select_related("decided_by"):
         if orphan.decided_by is None:
             error = _stopped_in_words(orphan, None)

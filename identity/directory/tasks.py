@@ -9,6 +9,7 @@ import logging
 
 from celery import shared_task
 from django.conf import settings
+from django.utils import timezone
 
 from identity.models import User
 
@@ -61,7 +62,10 @@ def apply_held_run(self, run_id: int, actor_id: int) -> int | None:
     try:
         return sync.apply_claimed_run(run, actor=actor).pk
     except sync.SyncInProgress as busy:
-        if self.request.retries >= MAX_RETRIES:
+        # By the clock as well as the count: retries queued behind other work must not outlive the hour after which
+        # a later run ends the claim (sync._end_orphans).
+        out_of_time = run.decided_at is not None and timezone.now() >= run.decided_at + sync.APPLY_WAIT
+        if out_of_time or self.request.retries >= MAX_RETRIES:
             sync.give_up_claimed_run(run, actor=actor, reason="Not applied: other runs held the lock for an hour.")
             return None
         raise self.retry(exc=busy, countdown=RETRY_SECONDS) from busy

@@ -28,6 +28,28 @@ def drop_username_like(apps, schema_editor):
         schema_editor.execute(f'DROP INDEX IF EXISTS "{name}"')
 
 
+# What helpdesk 0003 gives PostgreSQL, for the embedded SQLite default: the audit log read by subject (the person
+# page, the desk's "acted since" guard) and the institution ID held whatever its case.
+ELSEWHERE = {
+    "identity_auditevent_subject_seq": "identity_auditevent (subject_id, sequence DESC)",
+    "identity_user_upper_username": "identity_user (UPPER(username))",
+}
+
+
+def index_elsewhere(apps, schema_editor):
+    if schema_editor.connection.vendor == "postgresql":
+        return
+    for name, definition in ELSEWHERE.items():
+        schema_editor.execute(f"CREATE INDEX IF NOT EXISTS {name} ON {definition}")
+
+
+def unindex_elsewhere(apps, schema_editor):
+    if schema_editor.connection.vendor == "postgresql":
+        return
+    for name in ELSEWHERE:
+        schema_editor.execute(f"DROP INDEX IF EXISTS {name}")
+
+
 def restore_username_like(apps, schema_editor):
     if schema_editor.connection.vendor != "postgresql":
         return
@@ -103,4 +125,5 @@ class Migration(migrations.Migration):
             ),
         ),
         migrations.RunPython(drop_username_like, restore_username_like),
+        migrations.RunPython(index_elsewhere, unindex_elsewhere),
     ]

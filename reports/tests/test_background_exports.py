@@ -223,13 +223,22 @@ def test_the_hourly_clean_up_fails_exports_no_worker_will_finish(auditor, settin
     now = timezone.now()
     made = {
         name: ExportJob.objects.create(requested_by=auditor, report="enrollment", file_format="xlsx", status=status)
-        for name, status in [("lost", "running"), ("writing", "running"), ("never", "queued"), ("waiting", "queued")]
+        for name, status in [
+            ("lost", "running"),
+            ("writing", "running"),
+            ("never", "queued"),
+            ("waiting", "queued"),
+            ("from_before", "running"),  # running since before starts were recorded: no started_at
+        ]
     }
     limit = settings.REPORTS_EXPORT_TIME_LIMIT
     ExportJob.objects.filter(pk=made["lost"].pk).update(started_at=now - timedelta(seconds=limit + 180))
     ExportJob.objects.filter(pk=made["writing"].pk).update(started_at=now - timedelta(seconds=limit))
     ExportJob.objects.filter(pk=made["never"].pk).update(
         created_at=now - timedelta(seconds=settings.REPORTS_EXPORT_LINK_SECONDS + 60)
+    )
+    ExportJob.objects.filter(pk=made["from_before"].pk).update(
+        started_at=None, created_at=now - timedelta(seconds=limit + 180)
     )
     erase_expired_exports()
     statuses = {name: ExportJob.objects.get(pk=job.pk) for name, job in made.items()}
@@ -238,6 +247,7 @@ def test_the_hourly_clean_up_fails_exports_no_worker_will_finish(auditor, settin
         "writing": "running",
         "never": "failed",
         "waiting": "queued",
+        "from_before": "failed",
     }
     assert statuses["lost"].error_text == "The worker writing it stopped before it finished."
     assert statuses["never"].error_text == "No worker started writing it."

@@ -7,7 +7,6 @@ import signal
 import threading
 import time
 from contextlib import contextmanager
-from datetime import timedelta
 
 import pytest
 from celery.exceptions import SoftTimeLimitExceeded
@@ -216,7 +215,9 @@ def test_a_claimed_run_nobody_applies_is_ended_failed_by_a_later_run_after_the_h
     # Its worker was killed at the hard time limit partway through applying (one person changed by then), and an
     # hour has passed since the decision: nothing will finish it.
     people.deactivate_person(User.objects.get(username="wim"), reason=sync.LEFT, origin={"sync_run": claimed.pk})
-    DirectorySyncRun.objects.filter(pk=claimed.pk).update(decided_at=F("decided_at") - timedelta(hours=1))
+    DirectorySyncRun.objects.filter(pk=claimed.pk).update(
+        decided_at=F("decided_at") - sync.APPLY_WAIT - sync.APPLY_MARGIN
+    )
     assert sync.sync_directory(person="alice").status == Status.APPLIED
     claimed.refresh_from_db()
     assert claimed.status == Status.FAILED and claimed.finished_at is not None
