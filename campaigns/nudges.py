@@ -92,9 +92,11 @@ def still_at_risk(person_id: int) -> bool:
 
 def still_wanted(message: OutboundMessage) -> bool:
     """Asked by the outbox when a worker claims one of the campaigns' bulk messages: a welcome or reminder goes only
-    to a person still not enrolled (``devices.selectors.enrolled``, as the doors count it), a nudge only to one still
-    at risk."""
+    to a person still active and not enrolled (``devices.selectors.enrolled``, as the doors count it), a nudge only
+    to one still at risk. A person deactivated since it was queued (a directory leaver) gets none."""
     if message.user_id is None:  # bulk messages always name their person; a row without one is not ours to send
+        return False
+    if not User.objects.filter(pk=message.user_id, is_active=True).exists():
         return False
     if message.template == NUDGE_TEMPLATE:
         return still_at_risk(message.user_id)

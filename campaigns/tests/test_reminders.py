@@ -122,6 +122,20 @@ def test_an_enrolled_person_gets_nothing_and_one_who_enrolls_before_the_send_is_
     assert mail.outbox == []
 
 
+def test_a_person_deactivated_before_the_send_is_skipped(make_user):
+    campaign = running_campaign()
+    leaver = make_user()
+    add_members(campaign, [leaver])
+    reminders.queue_reminder_batch(campaign.pk, 1)
+    queued = campaign_messages().get()
+    leaver.is_active = False  # the directory's leaver, after the welcome was queued
+    leaver.save(update_fields=["is_active"])
+    outbox.deliver_message(queued.pk)
+    queued.refresh_from_db()
+    assert queued.status == Status.EXPIRED
+    assert mail.outbox == []
+
+
 def test_texts_go_only_to_a_number_proven_on_a_setup_never_finished(
     make_user, settings, django_capture_on_commit_callbacks
 ):
