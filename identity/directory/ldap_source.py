@@ -192,7 +192,7 @@ class LDAPReader:
                 return None
         roles, vpn_access = None, None
         if self._roles or self._vpn_group:  # group DNs matter only when groups are mapped
-            groups = {normal_dn(v.decode("utf-8", "replace")) for v in (get(member_of) or ())}
+            groups = {normal_dn(v.decode("utf-8", "replace")) for v in ((get(member_of) or ()) if member_of else ())}
             if self._roles:
                 roles = frozenset(role for group, role in self._roles.items() if group in groups)
             if self._vpn_group:

@@ -35,7 +35,7 @@ from django.contrib.auth.hashers import UNUSABLE_PASSWORD_PREFIX, UNUSABLE_PASSW
 from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
 from django.db import DEFAULT_DB_ALIAS, IntegrityError, connections, transaction
-from django.db.models import CharField, Q
+from django.db.models import CharField, Q, QuerySet
 from django.utils import timezone
 
 from .. import audit, open_sessions, sql
@@ -131,7 +131,7 @@ def _lock(user: User) -> User:
     return User.objects.select_for_update().get(pk=user.pk)
 
 
-def _holder(record: DirectoryRecord, person: User | None):
+def _holder(record: DirectoryRecord, person: User | None) -> QuerySet[User]:
     """The accounts other than ``person`` that hold ``record``'s institution ID, whatever its case: a SCIM userName
     is case-insensitive (RFC 7643), and so is Active Directory's, so "Admin" is not given beside a local "admin".
     Asked through the index on ``UPPER(username)``; the sync's compare asks the same in SQL."""

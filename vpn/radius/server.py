@@ -81,9 +81,10 @@ def _password(request: Any) -> str | None:
     if "User-Password" not in request:
         return ""
     try:
-        return request.PwDecrypt(request["User-Password"][0])
+        password: str = request.PwDecrypt(request["User-Password"][0])
     except packet.PacketError:
         return None
+    return password
 
 
 Address = tuple[Any, ...]  # a datagram's source, as asyncio gives it: (host, port), and more for IPv6
