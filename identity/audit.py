@@ -119,6 +119,49 @@ def _as_database_prints(ip: str) -> str:
     return str(address)
 
 
+def _hex_spellings(ip: str | None) -> list[str]:
+    """Other ways a caller could have written the IPv4-mapped (``::ffff:a.b.c.d``) or IPv4-compatible
+    (``::a.b.c.d``) address PostgreSQL prints as ``ip``: the last 32 bits in hex, as Python writes them
+    (``::ffff:c000:201``) and with their groups padded (``::ffff:c000:0201``), the zeros compressed or written out,
+    in lower or upper case; and the dotted form in upper case. Empty for any other address."""
+    if not ip:
+        return []
+    try:
+        address = ipaddress.IPv6Address(ip)
+    except ValueError:
+        return []
+    if "." not in ip or ip != _as_database_prints(ip):  # not an address PostgreSQL prints with its IPv4 part dotted
+        return []
+    packed = address.packed
+    mapped = packed[10:12] == b"\xff\xff"
+    high, low = int.from_bytes(packed[12:14]), int.from_bytes(packed[14:])
+    tails = [f"{high:x}:{low:x}", f"{high:04x}:{low:04x}", ip.rsplit(":", 1)[1]]
+    heads = ["::ffff:", "0:0:0:0:0:ffff:", "0000:0000:0000:0000:0000:ffff:"] if mapped else ["::", "0:0:0:0:0:0:"]
+    if not mapped:
+        heads.append("0000:" * 6)
+    spellings = {head + tail for head in heads for tail in tails}
+    spellings |= {spelling.upper() for spelling in spellings}
+    spellings.discard(ip)
+    return sorted(spellings)
+
+
+def _hashed_with_hex_spelling(prev_hash: str, event) -> bool:
+    """Whether ``event``'s hash is over another spelling of its own IPv4-mapped address, and otherwise its row.
+
+    Before addresses were hashed as PostgreSQL prints them (:func:`_as_database_prints`), a row was hashed over the
+    address as the caller wrote it (``identity.web.client_ip`` writes ``::ffff:c000:201``) while PostgreSQL stored
+    the address and prints it dotted (``::ffff:192.0.2.1``). The log is append-only, so those rows stay as they are:
+    their hash is accepted over a spelling of the very address stored, and over nothing else."""
+    for spelling in _hex_spellings(event.ip):
+        fields = {name: getattr(event, name) for name in _HASHED_FIELDS}
+        if hmac.compare_digest(event.hash, compute_hash(prev_hash, SimpleNamespace(**{**fields, "ip": spelling}))):
+            return True
+    return False
+
+
+_HASHED_FIELDS = ("action", "actor_id", "created_at", "details", "sequence", "subject_id")
+
+
 def _append_params(row) -> dict:
     head, tail = _canonical_parts(row)
     return {
@@ -329,7 +372,7 @@ def verify_chain(
             return ChainProblem(expected_sequence, "missing (deleted) row")
         if event.prev_hash != prev_hash:
             return ChainProblem(event.sequence, "previous-hash link broken")
-        if event.hash != compute_hash(prev_hash, event):
+        if event.hash != compute_hash(prev_hash, event) and not _hashed_with_hex_spelling(prev_hash, event):
             return ChainProblem(event.sequence, "row content edited")
         if event.sequence in wanted:
             hashes[event.sequence] = event.hash

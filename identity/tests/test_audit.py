@@ -1,6 +1,7 @@
 """The audit log: what is written (AC-06), append-only (AC-08), tamper evidence (AC-09), no secrets (OTP-09)."""
 
 import json
+from types import SimpleNamespace
 
 import pytest
 from django.core.management import CommandError, call_command
@@ -387,3 +388,46 @@ def test_ac09_the_hashed_text_is_the_whole_row_in_key_order(user):
         "ip": "10.0.0.8",
     }
     assert audit._canonical(event) == json.dumps(whole, sort_keys=True, separators=(",", ":"))
+
+
+# Rows appended before the address was hashed as PostgreSQL prints it: the hash is over the address as the caller
+# wrote it (identity.web.client_ip writes an IPv4-mapped address in hex), the row holds the address PostgreSQL prints
+# dotted. The log is append-only, so they must verify as they are.
+@pytest.mark.postgres
+@pytest.mark.parametrize("written", ["::ffff:c000:201", "::ffff:c000:0201", "::FFFF:C000:201", "::c000:201"])
+def test_ac09_a_row_hashed_over_the_hex_spelling_of_its_mapped_address_verifies(user, written):
+    before = _last_sequence()
+    row = audit._new_row("test.nobody", actor=user, subject=user, ip=None, details={"n": 1})
+    row.ip = written  # as the append wrote it before: the caller's spelling, to PostgreSQL and into the hash
+    audit.sql.execute(audit.APPEND_SQL, audit._append_params(row), fetch="one")
+    audit.record("test.nobody", subject=user, ip="::ffff:192.0.2.1")
+    stored = AuditEvent.objects.get(sequence=before + 1)
+    assert stored.ip != written and stored.hash != audit.compute_hash(stored.prev_hash, stored)
+    assert audit.verify_chain(first=before + 1) is None
+
+
+def _rehash_over(sequence: int, ip: str, **changes) -> None:
+    """Give row ``sequence`` the hash of itself with ``ip`` (and ``changes``) in the hash, its stored row unchanged."""
+    event = AuditEvent.objects.get(sequence=sequence)
+    hashed = {name: getattr(event, name) for name in ("action", "actor_id", "created_at", "details", "sequence")}
+    hashed.update(subject_id=event.subject_id, ip=ip, **changes)
+    new_hash = audit.compute_hash(event.prev_hash, SimpleNamespace(**hashed))
+    _tamper("UPDATE identity_auditevent SET hash = %s WHERE sequence = %s", [new_hash, sequence])
+
+
+@pytest.mark.django_db(transaction=True)  # the owner edits committed rows
+@pytest.mark.parametrize(
+    ("ip", "hashed_ip", "changes", "verifies"),
+    [
+        ("::ffff:192.0.2.1", "::ffff:c000:201", {}, True),  # the same address in hex: the row as it was hashed
+        ("::ffff:192.0.2.1", "::ffff:c000:202", {}, False),  # another address
+        ("::ffff:192.0.2.1", "::ffff:c000:201", {"details": {"n": 2}}, False),  # the same address, another row
+        ("10.0.0.7", "::ffff:a00:7", {}, False),  # an IPv4 address is not its IPv4-mapped IPv6 address
+        ("::ffff:192.0.2.1", "192.0.2.1", {}, False),
+    ],
+)
+def test_ac09_only_another_spelling_of_the_same_mapped_address_verifies(user, ip, hashed_ip, changes, verifies):
+    event = audit.record("test.nobody", subject=user, ip=ip, details={"n": 1})
+    _rehash_over(event.sequence, hashed_ip, **changes)
+    problem = audit.verify_chain(first=event.sequence)
+    assert problem == (None if verifies else audit.ChainProblem(event.sequence, "row content edited"))
