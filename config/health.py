@@ -1,9 +1,9 @@
 """The health probes: ``/healthz`` (this process answers) and ``/readyz`` (it can serve). docs/operations.md says
 what each checks and which one a load balancer should ask.
 
-:func:`middleware`, first in the site's and the Auth API's MIDDLEWARE, answers both before any other middleware: no
-session, no CSRF, no Host check and no HTTPS redirect, because a load balancer probes a node by its address over
-plain HTTP, and ``/healthz`` must not touch the database.
+:func:`middleware`, first in the site's and the Auth API's MIDDLEWARE, answers both (and ``/metrics``) before any
+other middleware: no session, no CSRF, no Host check and no HTTPS redirect, because a load balancer probes a node by
+its address over plain HTTP, and ``/healthz`` must not touch the database.
 Neither is ever cached. Everyone gets a one-word status; which check failed and why only a client in
 ``HEALTH_DETAIL_NETWORKS``, by the site's rule for the client's address (``identity.web.client_ip``: behind
 ``TRUSTED_PROXY_COUNT`` proxies, the address the outermost one saw).
@@ -22,6 +22,7 @@ from django.views.decorators.http import require_safe
 
 from devices.selectors import oldest_queued_message_at
 from identity.networks import address_in
+from identity.scrape import metrics_view
 from identity.web import client_ip
 
 
@@ -144,15 +145,19 @@ def readyz(request):
 
 
 PROBES = {"/healthz": healthz, "/readyz": readyz}
+# Prometheus scrapes each node by its address over plain HTTP too (deploy/prometheus.yml): the proxy in front of the
+# site refuses /metrics from the internet, and a node's address is no host the site's ALLOWED_HOSTS names.
+ASKED_BY_ADDRESS = {**PROBES, "/metrics": metrics_view}
 
 
 def middleware(get_response: Callable[[HttpRequest], HttpResponse]) -> Callable[[HttpRequest], HttpResponse]:
-    """Outermost middleware of the site and of the Auth API: the probes are answered here, before any other
-    middleware, so no Host check, no HTTPS redirect, no session and no log line (a load balancer asks every few
-    seconds, by the node's address, over plain HTTP)."""
+    """Outermost middleware of the site and of the Auth API: the probes and the metrics are answered here, before
+    any other middleware, so no Host check, no HTTPS redirect, no session and no log line (a load balancer and
+    Prometheus ask every few seconds, by the node's address, over plain HTTP). The metrics keep their own access
+    rule (``identity.scrape``)."""
 
     def answer_probes(request: HttpRequest) -> HttpResponse:
-        probe = PROBES.get(request.path_info)
+        probe = ASKED_BY_ADDRESS.get(request.path_info)
         return probe(request) if probe is not None else get_response(request)
 
     return answer_probes

@@ -26,10 +26,6 @@ WSGI_APPLICATION = "config.wsgi_api.application"
 # (API-07).
 DATABASES = {**DATABASES, "default": {**DATABASES["default"], "CONN_HEALTH_CHECKS": False}}
 
-# Prometheus scrapes this process by its address over plain HTTP (docs/operations.md, "Metrics"), as it does the
-# RADIUS server's metrics port; /metrics keeps its own access rule (METRICS_NETWORKS, METRICS_TOKEN).
-SECURE_REDIRECT_EXEMPT = [r"^metrics$"]
-
 # Django's checks of a site's middleware, which this process is not: the admin and its sessions, messages and signed-in
 # person are the site's process's (these URLs hold no admin); no page here is framed, and no request is authenticated
 # by a cookie, so there is nothing for CSRF or X-Frame-Options to protect (every Auth API request is signed, API-01).

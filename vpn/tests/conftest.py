@@ -96,6 +96,5 @@ def api_application(settings):
 
     settings.MIDDLEWARE = settings_api.MIDDLEWARE
     settings.ROOT_URLCONF = settings_api.ROOT_URLCONF
-    settings.SECURE_REDIRECT_EXEMPT = settings_api.SECURE_REDIRECT_EXEMPT
     settings.ALLOWED_HOSTS = ["testserver"]
     return WSGIHandler

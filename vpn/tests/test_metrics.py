@@ -20,6 +20,7 @@ from devices.models import OutboundMessage, Registration
 from devices.outbox import queue_email
 from identity.directory.models import DirectorySyncRun
 from identity.models import User
+from identity.tests.test_http_security import example_values
 from testsupport import PASSWORD, REQUIRE_SERVICES, free_tcp_port, fresh_code, wait_for, wrong_code
 from vpn.tests.test_api_process import api_process
 from vpn.tests.test_radius import (  # noqa: F401 (fixtures)
@@ -182,18 +183,34 @@ def test_a_lockout_and_web_sign_ins_are_counted_by_factor_and_outcome(client, vp
 METRICS_PORT = free_tcp_port()
 
 
+def documented_metrics_env(port: int) -> dict[str, str]:
+    """The metrics settings of config/production.env.example (its token replaced by the tests'), on ``port``: a
+    free one, where radius.env and worker-<queue>.env name fixed ports another test run may hold."""
+    example = example_values()
+    env = {name: example[name] for name in ("METRICS_HOST", "METRICS_NETWORKS") if name in example}
+    return {**env, "METRICS_TOKEN": TOKEN, "METRICS_PORT": str(port)}
+
+
+def scrape_from_elsewhere(port: int, token: str | None = TOKEN) -> httpx.Response:
+    """A scrape as Prometheus on another machine sends it, with ``deploy/prometheus.yml``'s bearer token: to an
+    address of this machine that is not 127.0.0.1 (a port bound to 127.0.0.1, METRICS_HOST's default, refuses the
+    connection), from an address outside METRICS_NETWORKS's loopback."""
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    with httpx.Client(transport=httpx.HTTPTransport(local_address="127.0.0.3")) as client:
+        return client.get(f"http://127.0.0.2:{port}/metrics", headers=headers)
+
+
 @pytest.fixture
 def radius_env():
-    return {"METRICS_PORT": str(METRICS_PORT), "METRICS_TOKEN": TOKEN, "METRICS_NETWORKS": "10.99.0.0/16"}
+    return documented_metrics_env(METRICS_PORT)
 
 
 @pytest.mark.skipif(not shutil.which("radclient") and not REQUIRE_SERVICES, reason="needs Debian's radclient")
 def test_radius_checks_are_counted_on_the_servers_own_port(radius_client, radius_person, radius_server):  # noqa: F811
-    url = f"http://127.0.0.1:{METRICS_PORT}/metrics"
-    assert httpx.get(url).status_code == 403  # 127.0.0.1 is outside this server's METRICS_NETWORKS
-    assert httpx.get(url, headers={"Authorization": "Bearer wrong"}).status_code == 403
-    auth = {"Authorization": f"Bearer {TOKEN}"}
-    before = httpx.get(url, headers=auth).text
+    """With the production example's metrics settings, as Prometheus on another machine scrapes it."""
+    assert scrape_from_elsewhere(METRICS_PORT, token=None).status_code == 403  # outside METRICS_NETWORKS
+    assert scrape_from_elsewhere(METRICS_PORT, token="wrong").status_code == 403
+    before = scrape_from_elsewhere(METRICS_PORT).text
     out = radclient(radius_server, radius_client.secret, {"User-Name": "vpnuser", "User-Password": PASSWORD})
     assert "Access-Challenge" in out
     state = re.search(r"State = (0x[0-9a-f]+)", out).group(1)
@@ -203,7 +220,7 @@ def test_radius_checks_are_counted_on_the_servers_own_port(radius_client, radius
     )
     assert "Access-Accept" in out
     radclient(radius_server, radius_client.secret, {"User-Name": "vpnuser", "User-Password": "wrong"})
-    after = httpx.get(url, headers=auth).text
+    after = scrape_from_elsewhere(METRICS_PORT).text
     assert_checks_moved(before, after, "radius", {"challenge": 1, "allow": 1, "deny": 1, "error": 0})
     assert "enrollment_outbox_messages" not in after  # the web site's scrape reads the database, not this one
     assert_no_person_in_labels(after)
@@ -310,6 +327,7 @@ def test_the_outbox_age_is_read_from_the_database_at_each_scrape():
 
 
 def test_a_prefork_worker_serves_the_counts_of_its_pool_on_its_port(start_worker, tmp_path):
+    """With the production example's metrics settings, as Prometheus on another machine scrapes it."""
     port = free_tcp_port()
     (tmp_path / "worker-metrics").mkdir()
     start_worker(
@@ -318,12 +336,13 @@ def test_a_prefork_worker_serves_the_counts_of_its_pool_on_its_port(start_worker
         "--without-gossip",
         "--without-mingle",
         "--without-heartbeat",
-        METRICS_PORT=str(port),
         PROMETHEUS_MULTIPROC_DIR=str(tmp_path / "worker-metrics"),
+        **documented_metrics_env(port),
     )
     for n in range(4):
         queue_email(user=None, to=f"p{n}@example.edu", subject="s", body="b", template="t", holds_secret=False)
     wait_for(lambda: OutboundMessage.objects.filter(status="sent").count() == 4, timeout=60)
-    text = httpx.get(f"http://127.0.0.1:{port}/metrics").text
+    assert scrape_from_elsewhere(port, token=None).status_code == 403
+    text = scrape_from_elsewhere(port).text
     assert value(text, "enrollment_outbox_deliveries_total", channel="email", outcome="sent") == 4
     assert "enrollment_outbox_messages" not in text  # the web site's scrape reads the database
