@@ -174,7 +174,19 @@ def apply_record(record: DirectoryRecord, *, origin: dict, actor: User | None = 
                     raise DirectoryConflict(record.institution_id, holder) from None
                 if person is None:
                     raise
-        changed = _apply_changes(person, record, origin=origin, actor=actor, ip=ip)
+        if person.username == record.institution_id:
+            changed = _apply_changes(person, record, origin=origin, actor=actor, ip=ip)
+        else:
+            try:
+                with transaction.atomic():
+                    changed = _apply_changes(person, record, origin=origin, actor=actor, ip=ip)
+            except IntegrityError:
+                # Renamed to an ID created meanwhile in another case (the unique index on UPPER(username) made this
+                # wait for it): refused as the check above refuses an ID held already.
+                holder = _holder(record, person).first()
+                if holder is None:
+                    raise
+                raise DirectoryConflict(record.institution_id, holder) from None
         if not record.active:
             if deactivate_person(person, reason="disabled in the directory", origin=origin, actor=actor, ip=ip):
                 return DEACTIVATED
