@@ -64,6 +64,9 @@ class User(AbstractUser):
     # their VPN access), so that reactivating them gives back the access the group gives: a cloud directory sends a
     # membership once, never again on reactivation. The LDAP sync reads the group from the directory at every run.
     scim_vpn_member = models.BooleanField("in the SCIM VPN group", default=False)
+    # Whether a SCIM client has ever put the person in its VPN group or taken them out of it: from then on that group
+    # decides their VPN access, not the help desk (identity.selectors.vpn_access_from_directory).
+    scim_vpn_by_group = models.BooleanField("VPN access decided by the SCIM VPN group", default=False)
     # Set while a directory leaver is deactivated (DIR-02); is_active is False meanwhile. Devices are kept until
     # DIRECTORY_RETAIN_DAYS after it, so a person re-enabled after a leave gets them back.
     deactivated_at = models.DateTimeField(null=True, blank=True)
