@@ -18,7 +18,7 @@ from django.utils.timesince import timesince
 from devices import services as device_services
 from devices.models import ActivationLink, Registration
 from devices.services import notify_person, security_keys
-from devices.services.directory import revoke_person_links
+from devices.services.directory import tell_email_changed
 from devices.webauthn import SessionChallenge
 from identity import audit, open_sessions
 from identity.directory import people as directory_people
@@ -225,7 +225,8 @@ def change_person_details(
 
     Audits ``person.details_changed`` with the old and new values and, for a new email, ``person.email_changed``
     (recovery links to it then need a second agent for a day) with how many open links, all sent to the old
-    address, it revoked. Emails the person; a changed email is told at the old address too. Raises
+    address, it revoked. Emails the person: a changed email at both addresses (``tell_email_changed``, as the
+    directory's change does, DIR-06), a changed name or department at their address. Raises
     ``ValidationError`` for an empty reason, a bad email, nothing changed or the actor's own record.
     """
     reason = reason.strip()
@@ -263,18 +264,17 @@ def change_person_details(
         )
         if "email" in changed:
             old_email, new_email = changed["email"]
-            # Links mailed to the old address stop working, as after the directory's change (DIR-06).
-            revoked = revoke_person_links(person)
+            # As after the directory's change (DIR-06): both addresses told, links mailed to the old one voided.
+            told = tell_email_changed(person, old=old_email or "", new=new_email or "")
             audit.record(
                 "person.email_changed",
                 actor=actor,
                 subject=person,
                 ip=ip,
-                details={"from": old_email, "to": new_email, "links_revoked": revoked},
+                details={"from": old_email, "to": new_email, **told},
             )
-            if old_email:
-                notify_person(person, event="person.email_changed", to=old_email)
-        notify_person(person, event="person.details_changed")
+        if set(changed) - {"email"}:
+            notify_person(person, event="person.details_changed")
     return person
 
 
