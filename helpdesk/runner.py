@@ -23,29 +23,36 @@ from django.db import transaction
 from django.utils import timezone
 
 from identity import audit, metrics
-from identity.models import User
+from identity.models import AuditEvent, User
 from identity.selectors import same_person
 
-from . import errors, selectors
-from .actions import ACTIONS, person_words
+from . import errors
+from .actions import ACTIONS
 from .models import ApprovalRequest, Case, IdentityCheck
-from .services import Outcome, moment_words, require_current_check, second_approval_reasons
+from .services import (
+    Outcome,
+    event_since,
+    moment_words,
+    refuse_if_done_since,
+    require_current_check,
+    second_approval_reasons,
+    who_did,
+)
 
 
 def acted_since(person: User, *, actor: User, seen: int | None) -> str:
     """What was done or filed for ``person`` after the audit event numbered ``seen`` (0: none yet), as the refusal
     of a page shown before it says it; empty when nothing was, or when ``seen`` is None (an approved request, a
     script). Only :func:`refuse_if_acted_since` decides: this read takes no lock."""
-    if seen is None:
-        return ""
-    last = selectors.last_desk_event(person)
-    if last is None or last.sequence <= seen:
-        return ""
+    last = event_since(person, seen=seen)
+    return "" if last is None else _acted_words(last, who_did(last, actor=actor))
+
+
+def _acted_words(last: AuditEvent, who: str) -> str:
     action = ACTIONS.get(last.details.get("action", ""))
     phrase = f"“{action.phrase}”" if action else "another desk action"
     filed = last.action == "helpdesk.approval_requested"
     what = f"{phrase} was asked of a second agent" if filed else f"{phrase} was done"
-    who = "you" if last.actor_id == actor.pk else person_words(last.actor) if last.actor else "someone"
     text = errors.ACTED_SINCE.format(what=what, when=moment_words(last.created_at), who=who)
     return f"{text} {errors.CODES_SHOWN_ONCE}" if action is not None and action.needs_caller and not filed else text
 
@@ -55,12 +62,7 @@ def refuse_if_acted_since(person: User, *, actor: User, seen: int | None) -> Non
     when a desk action was done or filed for them after the audit event numbered ``seen``. Call it inside the
     transaction of the action it guards: the lock makes a second post of the same form wait for the first to
     commit, then find its event."""
-    if seen is None:
-        return
-    User.objects.select_for_update().only("pk").get(pk=person.pk)
-    text = acted_since(person, actor=actor, seen=seen)
-    if text:
-        raise ValidationError(text, code="acted_since")
+    refuse_if_done_since(person, actor=actor, seen=seen, words=_acted_words, code="acted_since")
 
 
 def perform(

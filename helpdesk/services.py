@@ -5,6 +5,7 @@ A desk action runs through :mod:`helpdesk.runner`, which sits above the table of
 that calls the services here. Refusals raise ``ValidationError`` with a text from :mod:`helpdesk.errors`.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -18,11 +19,11 @@ from django.utils.timesince import timesince
 from devices import services as device_services
 from devices.models import ActivationLink, Registration
 from devices.services import notify_person, security_keys
-from devices.services.directory import revoke_person_links
+from devices.services.directory import tell_email_changed
 from devices.webauthn import SessionChallenge
 from identity import audit, open_sessions
 from identity.directory import people as directory_people
-from identity.models import User
+from identity.models import AuditEvent, User
 from identity.selectors import recent_email_change, same_person, staff_accounts_of
 
 from . import errors, selectors
@@ -75,6 +76,46 @@ def current_identity_check(person: User, *, agent: User) -> IdentityCheck | None
 def moment_words(moment: datetime) -> str:
     """A time as the desk reads it: "08:10 on 7 Dec 2026", in the server's time zone."""
     return formats.date_format(timezone.localtime(moment), "H:i \\o\\n j M Y")
+
+
+def event_since(
+    person: User, *, seen: int | None, actions: tuple[str, ...] = selectors.DESK_EVENTS
+) -> AuditEvent | None:
+    """The newest of ``person``'s ``actions`` events when it is newer than the audit event numbered ``seen`` (0: none
+    yet): what a page shown after ``seen`` did not know of. None when there is none, or when ``seen`` is None (an
+    approved request, a script). Takes no lock: only :func:`refuse_if_done_since` decides."""
+    if seen is None:
+        return None
+    last = selectors.last_desk_event(person, actions=actions)
+    return last if last is not None and last.sequence > seen else None
+
+
+def who_did(event: AuditEvent, *, actor: User) -> str:
+    """Who wrote ``event``, as a refusal shown to ``actor`` names them."""
+    if event.actor_id == actor.pk:
+        return "you"
+    return selectors.person_words(event.actor) if event.actor is not None else "someone"
+
+
+def refuse_if_done_since(
+    person: User,
+    *,
+    actor: User,
+    seen: int | None,
+    words: Callable[[AuditEvent, str], str],
+    code: str,
+    actions: tuple[str, ...] = selectors.DESK_EVENTS,
+) -> None:
+    """The guard of a desk page sent again (a reload, a double click, another agent in between): lock ``person``'s
+    row and raise ``ValidationError`` (``code``, the text ``words(event, who)``) when :func:`event_since` finds one
+    of ``actions`` newer than ``seen``. Call it inside the transaction of what it guards: the lock makes a second
+    post of the same form wait for the first to commit, then find its event. ``seen`` None: nothing to compare."""
+    if seen is None:
+        return
+    User.objects.select_for_update().only("pk").get(pk=person.pk)
+    last = event_since(person, seen=seen, actions=actions)
+    if last is not None:
+        raise ValidationError(words(last, who_did(last, actor=actor)), code=code)
 
 
 STAFF_ACCOUNT_REASON = "This is a staff account. Actions on staff accounts need a second agent."
@@ -225,7 +266,8 @@ def change_person_details(
 
     Audits ``person.details_changed`` with the old and new values and, for a new email, ``person.email_changed``
     (recovery links to it then need a second agent for a day) with how many open links, all sent to the old
-    address, it revoked. Emails the person; a changed email is told at the old address too. Raises
+    address, it revoked. Emails the person: a changed email at both addresses (``tell_email_changed``, as the
+    directory's change does, DIR-06), a changed name or department at their address. Raises
     ``ValidationError`` for an empty reason, a bad email, nothing changed or the actor's own record.
     """
     reason = reason.strip()
@@ -263,22 +305,25 @@ def change_person_details(
         )
         if "email" in changed:
             old_email, new_email = changed["email"]
-            # Links mailed to the old address stop working, as after the directory's change (DIR-06).
-            revoked = revoke_person_links(person)
+            # As after the directory's change (DIR-06): both addresses told, links mailed to the old one voided.
+            told = tell_email_changed(person, old=old_email or "", new=new_email or "")
             audit.record(
                 "person.email_changed",
                 actor=actor,
                 subject=person,
                 ip=ip,
-                details={"from": old_email, "to": new_email, "links_revoked": revoked},
+                details={"from": old_email, "to": new_email, **told},
             )
-            if old_email:
-                notify_person(person, event="person.email_changed", to=old_email)
-        notify_person(person, event="person.details_changed")
+        if set(changed) - {"email"}:
+            notify_person(person, event="person.details_changed")
     return person
 
 
 # --- Support cases ------------------------------------------------------------------------------------
+
+
+def _case_opened_words(last: AuditEvent, who: str) -> str:
+    return errors.CASE_OPENED_SINCE.format(case=last.details.get("case"), when=moment_words(last.created_at), who=who)
 
 
 def open_case(
@@ -294,17 +339,9 @@ def open_case(
     if category not in Case.Category.values:
         raise ValidationError("Choose a category from the list.", code="category")
     with transaction.atomic():
-        if seen is not None:
-            User.objects.select_for_update().only("pk").get(pk=person.pk)
-            last = selectors.last_desk_event(person, actions=selectors.CASE_EVENTS)
-            if last is not None and last.sequence > seen:
-                who = "you" if last.actor_id == actor.pk else "someone"
-                if last.actor is not None and last.actor_id != actor.pk:
-                    who = selectors.person_words(last.actor)
-                text = errors.CASE_OPENED_SINCE.format(
-                    case=last.details.get("case"), when=moment_words(last.created_at), who=who
-                )
-                raise ValidationError(text, code="opened_since")
+        refuse_if_done_since(
+            person, actor=actor, seen=seen, words=_case_opened_words, code="opened_since", actions=selectors.CASE_EVENTS
+        )
         case = Case.objects.create(person=person, category=category, assignee=actor, opened_by=actor)
         if note.strip():
             CaseNote.objects.create(case=case, author=actor, text=note.strip())

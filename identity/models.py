@@ -1,9 +1,21 @@
 from django.conf import settings
 from django.contrib.auth.models import AbstractUser
+from django.contrib.postgres.indexes import OpClass
 from django.contrib.sessions.backends.db import SessionStore as DatabaseSessionStore
 from django.contrib.sessions.base_session import AbstractBaseSession
 from django.db import models
+from django.db.models.functions import Upper
 from django.utils import timezone
+
+
+class PostgresOpClass(OpClass):
+    """An index expression with a PostgreSQL operator class; elsewhere (the embedded SQLite default, which has no
+    operator classes) the expression alone."""
+
+    def as_sql(self, compiler, connection, **extra_context):
+        if connection.vendor != "postgresql":
+            return compiler.compile(self.get_source_expressions()[0])
+        return super().as_sql(compiler, connection, **extra_context)
 
 
 class User(AbstractUser):
@@ -52,6 +64,9 @@ class User(AbstractUser):
     # their VPN access), so that reactivating them gives back the access the group gives: a cloud directory sends a
     # membership once, never again on reactivation. The LDAP sync reads the group from the directory at every run.
     scim_vpn_member = models.BooleanField("in the SCIM VPN group", default=False)
+    # Whether a SCIM client has ever put the person in its VPN group or taken them out of it: from then on that group
+    # decides their VPN access, not the help desk (identity.selectors.vpn_access_from_directory).
+    scim_vpn_by_group = models.BooleanField("VPN access decided by the SCIM VPN group", default=False)
     # Set while a directory leaver is deactivated (DIR-02); is_active is False meanwhile. Devices are kept until
     # DIRECTORY_RETAIN_DAYS after it, so a person re-enabled after a leave gets them back.
     deactivated_at = models.DateTimeField(null=True, blank=True)
@@ -64,11 +79,18 @@ class User(AbstractUser):
                 fields=["source", "directory_id"],
                 condition=~models.Q(directory_id=""),
                 name="identity_user_one_account_per_directory_id",
-            )
+            ),
+            # An institution ID is held whatever its case (a directory's, and SCIM's userName, RFC 7643, are
+            # case-insensitive): the holder checks (people.apply_record, SCIM's POST, the sync's compare) tell who
+            # holds it, and this index refuses the second of two creations at once in two cases, which both passed
+            # them. One index for that and for the desk's case-insensitive prefix search (text_pattern_ops serves
+            # "=" and LIKE 'ABC%' alike, on PostgreSQL): a joiner writes one index on UPPER(username), not two.
+            models.UniqueConstraint(
+                PostgresOpClass(Upper("username"), name="text_pattern_ops"),
+                name="identity_user_upper_username",
+                violation_error_message="This institution ID is held here already, in another case.",
+            ),
         ]
-        # An institution ID is held whatever its case (a directory's, and SCIM's userName, RFC 7643, are
-        # case-insensitive): the holder checks (people.apply_record, the sync's compare) ask by UPPER(username), which
-        # helpdesk 0003's index on UPPER(username) serves (its text_pattern_ops serves "=" too), on PostgreSQL.
         indexes = [
             models.Index(
                 fields=["vpn_access_changed_by"],

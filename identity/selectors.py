@@ -66,27 +66,14 @@ def email_changed_recently(person: User) -> bool:
     return recent_email_change(person) is not None
 
 
-# The reasons the directory gives when its VPN group approves or revokes VPN access (identity.directory.people): a
-# person with such an event is one whose VPN access a SCIM client keeps (vpn_access_from_directory).
-VPN_GROUP_JOINED = "member of the directory's VPN group"
-VPN_GROUP_LEFT = "not in the directory's VPN group"
-
-
 def vpn_access_from_directory(person: User) -> bool:
     """Whether the directory decides ``person``'s VPN access, so nobody here changes it: every sync or SCIM call
     would undo them. An LDAP person's, when LDAP_VPN_GROUP is set (the sync then approves its members and revokes
-    everyone else); a SCIM person's, once a SCIM client has given or taken it through its VPN group."""
+    everyone else); a SCIM person's, once a SCIM client has given or taken it through its VPN group (marked on the
+    person, ``scim_vpn_by_group``, by ``identity.directory.people.apply_group_change``)."""
     if person.source == User.Source.LDAP:
         return bool(settings.LDAP_VPN_GROUP)
-    if person.source != User.Source.SCIM:
-        return False
-    if person.scim_vpn_member:  # in the client's VPN group now (kept through a deactivation)
-        return True
-    by_group = Q(
-        action__in=("vpn_access.approved", "vpn_access.revoked"), details__reason__in=(VPN_GROUP_JOINED, VPN_GROUP_LEFT)
-    )
-    by_group |= Q(action__in=("directory.vpn_group_joined", "directory.vpn_group_left"))
-    return AuditEvent.objects.filter(by_group, subject=person, actor=None).exists()
+    return person.source == User.Source.SCIM and (person.scim_vpn_member or person.scim_vpn_by_group)
 
 
 def confirmed_device(user: User, persistent_id: str | None):

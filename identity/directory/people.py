@@ -42,7 +42,7 @@ from .. import audit, open_sessions, sql
 from .. import phone_numbers as numbers
 from .. import services as identity_services
 from ..models import User
-from ..selectors import STAFF_GROUPS, VPN_GROUP_JOINED, VPN_GROUP_LEFT
+from ..selectors import STAFF_GROUPS
 from . import hooks
 from .ldap_source import DirectoryReadError, LDAPReader
 from .records import DirectoryRecord
@@ -55,6 +55,10 @@ OWNED_FIELDS = ("first_name", "last_name", "email", "department")
 MOBILE_FIELD = "directory_mobile"
 EXTERNAL_ID_FIELD = "directory_external_id"
 _SOURCES = (User.Source.LDAP, User.Source.SCIM)
+# The reasons given when a directory's VPN group approves or revokes VPN access (words for the person and the audit
+# log; nothing reads them back: a SCIM client's group marks the person, ``scim_vpn_by_group``).
+VPN_GROUP_JOINED = "member of the directory's VPN group"
+VPN_GROUP_LEFT = "not in the directory's VPN group"
 
 
 class DirectoryConflict(Exception):
@@ -174,7 +178,19 @@ def apply_record(record: DirectoryRecord, *, origin: dict, actor: User | None = 
                     raise DirectoryConflict(record.institution_id, holder) from None
                 if person is None:
                     raise
-        changed = _apply_changes(person, record, origin=origin, actor=actor, ip=ip)
+        if person.username == record.institution_id:
+            changed = _apply_changes(person, record, origin=origin, actor=actor, ip=ip)
+        else:
+            try:
+                with transaction.atomic():
+                    changed = _apply_changes(person, record, origin=origin, actor=actor, ip=ip)
+            except IntegrityError:
+                # Renamed to an ID created meanwhile in another case (the unique index on UPPER(username) made this
+                # wait for it): refused as the check above refuses an ID held already.
+                holder = _holder(record, person).first()
+                if holder is None:
+                    raise
+                raise DirectoryConflict(record.institution_id, holder) from None
         if not record.active:
             if deactivate_person(person, reason="disabled in the directory", origin=origin, actor=actor, ip=ip):
                 return DEACTIVATED
@@ -542,7 +558,8 @@ def apply_group_change(
     asks of a deactivated person is lost (a client sends a membership once, never again when it reactivates them).
 
     Roles are granted and removed as :func:`apply_record` does (audited, DIR-04); an inactive person uses none until
-    reactivated. VPN group membership is kept on the person (``scim_vpn_member``); while they are active, VPN access
+    reactivated. VPN group membership is kept on the person (``scim_vpn_member``, and ``scim_vpn_by_group``: from
+    the first change on, the group decides their VPN access); while they are active, VPN access
     is approved or revoked to follow it (``vpn_access.*``). A membership change that changes no access (the person
     is deactivated, or had that access already) is audited ``directory.vpn_group_joined`` / ``_left``;
     :func:`reactivate_person` gives a member their VPN access back. Returns whether anything changed.
@@ -552,8 +569,8 @@ def apply_group_change(
         changed = _apply_roles(person, roles, origin=origin, actor=actor, ip=ip)
         if vpn_member is None or person.scim_vpn_member == vpn_member:
             return changed
-        person.scim_vpn_member = vpn_member
-        person.save(update_fields=["scim_vpn_member"])
+        person.scim_vpn_member, person.scim_vpn_by_group = vpn_member, True
+        person.save(update_fields=["scim_vpn_member", "scim_vpn_by_group"])
         if not (person.is_active and _apply_vpn_access(person, vpn_member, origin=origin, actor=actor, ip=ip)):
             action = "directory.vpn_group_joined" if vpn_member else "directory.vpn_group_left"
             audit.record(action, actor=actor, subject=person, ip=ip, details=dict(origin))

@@ -112,7 +112,9 @@ def person(scim_id: str):
     return found
 
 
-def _apply(record, *, client: ScimClient, ip: str | None):
+def _apply(record, *, client: ScimClient, ip: str | None, taken: str = ""):
+    """Hand ``record`` to the people service; its ``DirectoryConflict`` answers 409 (uniqueness), in the words of
+    ``taken`` when given."""
     if not record.institution_id:
         raise InvalidValueException(detail="userName (the institution ID) is required.")
     if record.mobile and not people.mobile_of(record):
@@ -124,7 +126,7 @@ def _apply(record, *, client: ScimClient, ip: str | None):
     try:
         people.apply_record(record, origin=_origin(client), ip=ip)
     except people.DirectoryConflict as error:
-        raise UniquenessException(detail=str(error) or "This institution ID belongs to an account here.") from error
+        raise UniquenessException(detail=taken or str(error)) from error
     return person(record.directory_id)
 
 
@@ -135,15 +137,18 @@ def create_user(resource: UserResource, *, client: ScimClient, ip: str | None):
     user_name = (resource.user_name or "").strip()
     holder = get_user_model().objects.filter(username__iexact=user_name).first() if user_name else None
     directory_id = str(uuid.uuid4())
+    taken = f"userName {user_name} exists."
     if holder is not None:
         if not resources.deleted_by_a_client(holder):
-            raise UniquenessException(detail=f"userName {user_name} exists.")
+            raise UniquenessException(detail=taken)
         directory_id = holder.directory_id
     record = resources.record_from_resource(resource, directory_id=directory_id)
     if not record.active:
         # The people service brings in no one the directory has disabled (there would be nothing to answer with).
         raise InvalidValueException(detail="A person is created active; send active: false once they leave.")
-    return _apply(record, client=client, ip=ip)
+    # Created meanwhile in another case (the sync, another client: the unique index on UPPER(username) refuses the
+    # second), it is answered as the check above answers it.
+    return _apply(record, client=client, ip=ip, taken=taken)
 
 
 def _change(user, build: Callable[..., DirectoryRecord], *, client: ScimClient, ip: str | None):

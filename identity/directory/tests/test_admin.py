@@ -197,3 +197,47 @@ def test_ac04_a_deactivated_scim_person_put_in_the_vpn_group_has_vpn_access_the_
     person.refresh_from_db()
     assert not person.is_active and person.vpn_access != User.VpnAccess.APPROVED and person.scim_vpn_member
     assert vpn_access_from_directory(person)
+
+
+def test_ac04_the_group_decides_a_scim_persons_vpn_access_whatever_words_its_events_give(scim, monkeypatch):
+    """Taken out of the VPN group (their access revoked by it), a SCIM person's VPN access is still the group's: the
+    mark on the person says so, not the reasons written in the audit log, which are words for people and may be
+    reworded."""
+    from identity.selectors import vpn_access_from_directory
+
+    from .test_scim import created, patch
+
+    monkeypatch.setattr(people, "VPN_GROUP_JOINED", "in the VPN group of the directory")
+    monkeypatch.setattr(people, "VPN_GROUP_LEFT", "out of the VPN group of the directory")
+    scim_id = created(scim)["id"]
+    for op, path in (("Add", "members"), ("Remove", f'members[value eq "{scim_id}"]')):
+        value = [{"value": scim_id}] if op == "Add" else None
+        change = {"op": op, "path": path, **({"value": value} if value else {})}
+        assert scim("PATCH", "/Groups/vpn", patch(change))[0] == 204
+    person = User.objects.get(directory_id=scim_id)
+    assert person.vpn_access == User.VpnAccess.REVOKED and not person.scim_vpn_member
+    assert vpn_access_from_directory(person)
+
+
+def test_people_whose_vpn_access_a_scim_group_decided_before_the_mark_are_marked(make_user):
+    """The migration that brought the mark finds the people the audit log's words named: approved or revoked by the
+    group with no actor, or put in or taken out of it while deactivated; not someone a desk agent approved."""
+    from importlib import import_module
+
+    from django.apps import apps
+
+    from identity import audit
+
+    migration = import_module("identity.migrations.0016_scim_vpn_by_group")
+    agent = make_user("agent7")
+    left, joined, by_hand, member = (
+        User.objects.create(username=name, source=User.Source.SCIM, directory_id=name)
+        for name in ("left1", "joined1", "byhand1", "member1")
+    )
+    audit.record("vpn_access.revoked", subject=left, details={"reason": migration.LEFT, "scim_client": 1})
+    audit.record("directory.vpn_group_joined", subject=joined, details={"scim_client": 1})
+    audit.record("vpn_access.approved", actor=agent, subject=by_hand, details={"reason": "asked at the desk"})
+    User.objects.filter(pk=member.pk).update(scim_vpn_member=True)
+    migration.mark_people_of_the_group(apps, None)
+    marked = set(User.objects.filter(scim_vpn_by_group=True).values_list("username", flat=True))
+    assert marked == {"left1", "joined1", "member1"}

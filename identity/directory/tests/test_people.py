@@ -3,6 +3,7 @@
 import pytest
 from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from devices.models import OutboundMessage
@@ -621,3 +622,12 @@ def test_movers_whose_write_meets_a_unique_index_are_applied_one_by_one(record):
     assert User.objects.get(directory_id="guid-m2").username == "m2"
     assert User.objects.get(directory_id="guid-m3").department == "Oncology"
     assert AuditEvent.objects.filter(action="directory.person_updated").count() == 2
+
+
+def test_the_database_holds_an_institution_id_whatever_its_case(db):
+    """The checks tell who holds an ID; the unique index on UPPER(username) refuses a second creation that passed
+    them (two at once, tested on PostgreSQL in test_scim_races), on the SQLite default too."""
+    User.objects.create(username="ABC1")
+    with pytest.raises(IntegrityError), transaction.atomic():
+        User.objects.create(username="abc1")
+    assert User.objects.filter(username__iexact="abc1").count() == 1

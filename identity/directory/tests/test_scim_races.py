@@ -10,6 +10,7 @@ from django.test import Client
 
 from identity import audit
 from identity.directory import people
+from identity.directory.records import DirectoryRecord
 from identity.directory.scim import resources
 from identity.models import AuditEvent, User
 from testsupport import wait_for
@@ -151,3 +152,95 @@ def test_a_group_change_and_a_patch_of_its_member_at_once_both_land(scim, scim_c
     assert results["first"][0] == 204 and results["second"][0] == 200, results
     person = User.objects.get(directory_id=scim_id)
     assert (person.vpn_access, person.last_name) == (User.VpnAccess.APPROVED, "Smyth")
+
+
+def ldap_record(institution_id: str) -> DirectoryRecord:
+    return DirectoryRecord(
+        source=User.Source.LDAP, directory_id=f"guid-{institution_id}", institution_id=institution_id, last_name="Cole"
+    )
+
+
+def hold_after_creation(name: str, monkeypatch) -> threading.Event:
+    """When the thread ``name`` has written a ``directory.person_created`` event (one by one, or the sync's in
+    bulk), hold its transaction open until another connection waits on a lock; the returned event is set then."""
+    written = threading.Event()
+    real_record, real_many = audit.record, audit.record_many
+
+    def hold(actions) -> None:
+        if "directory.person_created" in actions and threading.current_thread().name == name:
+            written.set()
+            wait_for(someone_waits_on_a_lock, timeout=10, interval=0.05)
+
+    def record(action, *args, **kwargs):
+        event = real_record(action, *args, **kwargs)
+        hold([action])
+        return event
+
+    def record_many(events):
+        events = list(events)
+        count = real_many(events)
+        hold([action for action, _ in events])
+        return count
+
+    monkeypatch.setattr(audit, "record", record)
+    monkeypatch.setattr(audit, "record_many", record_many)
+    return written
+
+
+def test_a_scim_creation_and_the_sync_creating_the_id_in_another_case_at_once_make_one(scim_client, monkeypatch):
+    """An institution ID is held whatever its case, by the database too: a SCIM POST of "ABC1" and the sync's batch
+    of joiners with "abc1", each past the checks before the other committed, end with one person; the sync's record
+    is refused in words, as its check refuses a held ID."""
+    created = hold_after_creation("first", monkeypatch)
+    outcome: dict = {}
+
+    def sync_batch():
+        created.wait(10)
+        outcome.update(people.create_people([ldap_record("abc1")], origin={"sync_run": 1}))
+        return outcome
+
+    results = run_both(lambda: call(scim_client.token, "POST", "/Users", entra_user("ABC1")), sync_batch)
+    assert results["first"][0] == 201, results
+    assert list(User.objects.filter(username__iexact="abc1").values_list("username", flat=True)) == ["ABC1"]
+    [(record, error)] = outcome["conflicts"]
+    assert record.institution_id == "abc1" and isinstance(error, people.DirectoryConflict)
+    assert "The institution ID 'abc1' already belongs to another directory entry's person here" in str(error)
+    assert AuditEvent.objects.filter(action="directory.person_created").count() == 1
+
+
+def test_the_sync_creating_an_id_and_a_scim_creation_in_another_case_at_once_make_one(scim_client, monkeypatch):
+    """The other way round: the sync's joiner "abc1" first, a SCIM POST of "ABC1" past its check meanwhile: 409
+    uniqueness with the check's words."""
+    created = hold_after_creation("first", monkeypatch)
+
+    def scim_post():
+        created.wait(10)
+        return call(scim_client.token, "POST", "/Users", entra_user("ABC1"))
+
+    results = run_both(lambda: people.create_people([ldap_record("abc1")], origin={"sync_run": 1}), scim_post)
+    assert results["first"].get("created") == 1, results
+    status, error = results["second"]
+    assert status == 409 and error["scimType"] == "uniqueness", results
+    assert error["detail"] == "userName ABC1 exists."
+    assert list(User.objects.filter(username__iexact="abc1").values_list("username", flat=True)) == ["abc1"]
+
+
+def test_the_sync_renaming_to_an_id_a_scim_creation_takes_in_another_case_at_once_is_refused(scim_client, monkeypatch):
+    """A mover renamed to "XYZ9" while a SCIM POST creates "xyz9": the rename waits on the unique index, then is
+    refused in the check's words (a conflict the sync reports), not an error that stops the sync."""
+    people.apply_record(ldap_record("old9"), origin={"sync_run": 1})
+    created = hold_after_creation("first", monkeypatch)
+    renamed = DirectoryRecord(
+        source=User.Source.LDAP, directory_id="guid-old9", institution_id="XYZ9", last_name="Cole"
+    )
+
+    def sync_one_by_one():
+        created.wait(10)
+        return people.apply_records([renamed], origin={"sync_run": 2})
+
+    results = run_both(lambda: call(scim_client.token, "POST", "/Users", entra_user("xyz9")), sync_one_by_one)
+    assert results["first"][0] == 201, results
+    [(record, error)] = results["second"]["conflicts"]
+    assert record is renamed and isinstance(error, people.DirectoryConflict), results
+    assert "The institution ID 'XYZ9' already belongs to another directory entry's person here" in str(error)
+    assert set(User.objects.filter(last_name="Cole").values_list("username", flat=True)) == {"old9"}
