@@ -1,21 +1,10 @@
 from django.conf import settings
 from django.contrib.auth.models import AbstractUser
-from django.contrib.postgres.indexes import OpClass
 from django.contrib.sessions.backends.db import SessionStore as DatabaseSessionStore
 from django.contrib.sessions.base_session import AbstractBaseSession
 from django.db import models
 from django.db.models.functions import Upper
 from django.utils import timezone
-
-
-class PostgresOpClass(OpClass):
-    """An index expression with a PostgreSQL operator class; elsewhere (the embedded SQLite default, which has no
-    operator classes) the expression alone."""
-
-    def as_sql(self, compiler, connection, **extra_context):
-        if connection.vendor != "postgresql":
-            return compiler.compile(self.get_source_expressions()[0])
-        return super().as_sql(compiler, connection, **extra_context)
 
 
 class User(AbstractUser):
@@ -83,10 +72,11 @@ class User(AbstractUser):
             # An institution ID is held whatever its case (a directory's, and SCIM's userName, RFC 7643, are
             # case-insensitive): the holder checks (people.apply_record, SCIM's POST, the sync's compare) tell who
             # holds it, and this index refuses the second of two creations at once in two cases, which both passed
-            # them. One index for that and for the desk's case-insensitive prefix search (text_pattern_ops serves
-            # "=" and LIKE 'ABC%' alike, on PostgreSQL): a joiner writes one index on UPPER(username), not two.
+            # them. One index for that and for the desk's case-insensitive prefix search: on PostgreSQL migration
+            # 0015 builds it with text_pattern_ops, which serves "=" and LIKE 'ABC%' alike (an operator class the
+            # SQLite default does not have), so a joiner writes one index on UPPER(username), not two.
             models.UniqueConstraint(
-                PostgresOpClass(Upper("username"), name="text_pattern_ops"),
+                Upper("username"),
                 name="identity_user_upper_username",
                 violation_error_message="This institution ID is held here already, in another case.",
             ),

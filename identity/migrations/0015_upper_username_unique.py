@@ -11,8 +11,6 @@ from django.db import migrations, models
 from django.db.models import Count
 from django.db.models.functions import Upper
 
-import identity.models
-
 SHOWN = 10
 
 
@@ -50,6 +48,20 @@ def drop_plain_index(apps, schema_editor):
         schema_editor.execute("DROP INDEX IF EXISTS identity_user_upper_username")
 
 
+def build_unique_index(apps, schema_editor):
+    # On PostgreSQL with text_pattern_ops, so that the desk's prefix search (LIKE 'ABC%') is served by it as well as
+    # "=": Django's constraint has no operator class the SQLite default could also take, so the state says the
+    # constraint and this builds it.
+    pattern_ops = " text_pattern_ops" if schema_editor.connection.vendor == "postgresql" else ""
+    schema_editor.execute(
+        f"CREATE UNIQUE INDEX identity_user_upper_username ON identity_user (UPPER(username){pattern_ops})"
+    )
+
+
+def drop_unique_index(apps, schema_editor):
+    schema_editor.execute("DROP INDEX identity_user_upper_username")
+
+
 def restore_plain_index(apps, schema_editor):
     if schema_editor.connection.vendor != "postgresql":
         schema_editor.execute(
@@ -66,12 +78,17 @@ class Migration(migrations.Migration):
     operations = [
         migrations.RunPython(refuse_case_twins, migrations.RunPython.noop),
         migrations.RunPython(drop_plain_index, restore_plain_index),
-        migrations.AddConstraint(
-            model_name="user",
-            constraint=models.UniqueConstraint(
-                identity.models.PostgresOpClass(Upper("username"), name="text_pattern_ops"),
-                name="identity_user_upper_username",
-                violation_error_message="This institution ID is held here already, in another case.",
-            ),
+        migrations.SeparateDatabaseAndState(
+            state_operations=[
+                migrations.AddConstraint(
+                    model_name="user",
+                    constraint=models.UniqueConstraint(
+                        Upper("username"),
+                        name="identity_user_upper_username",
+                        violation_error_message="This institution ID is held here already, in another case.",
+                    ),
+                ),
+            ],
+            database_operations=[migrations.RunPython(build_unique_index, drop_unique_index)],
         ),
     ]
