@@ -14,7 +14,7 @@ EVENTS: dict[str, str] = {
     # Sign-in and lockout
     "signin.password_ok": "Password accepted at sign-in",
     "signin.password_failed": "Wrong password at sign-in",
-    "signin.password_throttled": "Sign-in refused: too many wrong passwords from this address",
+    "signin.password_throttled": "Sign-in refused: too many wrong passwords[ {limit}]",
     "signin.second_factor_ok": "Signed in[ with {factor}][ ({entry_point})][, {method}]",
     "signin.second_factor_failed": "Wrong second-factor code[ ({factor})][ at {entry_point}][: {consecutive_failures} in a row]",
     "signin.refused_locked": "Sign-in refused: the account is locked[ ({entry_point})]",
@@ -145,6 +145,9 @@ VALUE_WORDS: dict[str, dict[str, str]] = {
     "entry_point": {"web": "web sign-in", "vpn": "VPN", "radius": "VPN over RADIUS", "link": "an emailed link"},
     "door": {"auth_api": "VPN through the Auth API", "radius": "VPN over RADIUS"},
     "channel": {"sms": "text message", "voice": "voice call"},
+    # Which limit of the password throttle was met (identity.services.password_sign_in_throttled); RADIUS counts
+    # toward the ID only.
+    "limit": {"id": "for this institution ID", "address": "from this address"},
     "method": {"passwordless": "without a password (passkey alone)"},
     "kind": {
         "mobile": "mobile phone",
