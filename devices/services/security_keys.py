@@ -170,8 +170,7 @@ def register_security_key(
     if actor == user:
         require_recent_verification(user, verified_at)
         require_setup_open(user, registration=registration)
-        strong_session = getattr(session_device, "phishing_resistant", False)
-        if user.is_staff and not strong_session and staff_factor.phishing_resistant_devices(user):
+        if not staff_factor.may_add_key(user, session_device=session_device):
             with transaction.atomic():
                 refusal = _refused(
                     user,

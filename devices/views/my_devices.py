@@ -10,6 +10,7 @@ from django_otp import DEVICE_ID_SESSION_KEY, devices_for_user
 from django_otp import login as otp_login
 
 from identity import session as signin_session
+from identity import staff_factor
 from identity.web import client_ip
 
 from .. import errors, kinds, selectors, services
@@ -152,7 +153,7 @@ def reactivate(request, pk, recovering=False):
         except ValidationError as error:
             messages.error(request, error.messages[0])
         else:
-            verified_with = getattr(request.user, "otp_device", None)
+            verified_with = staff_factor.session_device(request.user)
             if old_phone_lost and verified_with is not None and verified_with == registration.app_device:
                 # The session was verified with the app just retired, so it no longer counts as verified:
                 # keep it open for finishing this change only, as a recovery session is, not to lock them out.
