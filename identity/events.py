@@ -50,7 +50,7 @@ EVENTS: dict[str, str] = {
     "signin.passwordless_refused": "A passkey that is not in use here was refused at sign-in",
     "signin.key_challenge_not_open": (
         "A security key's answer came to a request that had expired, was already answered or was missing: "
-        "not checked, no failure counted"
+        "not checked, nothing counted toward the lockout"
     ),
     "signin.passwordless_throttled": "Passkey sign-in paused for a few minutes: too many requests from this address[ ({network})]",
     # Links and recovery

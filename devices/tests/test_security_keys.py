@@ -268,7 +268,7 @@ def test_one_assertion_posted_twice_at_once_signs_in_once(transactional_db, make
         options, claim = sign_in_challenge(person)
         assertion = key.get(options)
         results = race(*[lambda: answer(person, assertion, claim)] * 2)
-        # The second finds the challenge spent: nothing checked, no failure counted (a double click).
+        # The second finds the challenge spent: nothing checked, nothing toward the lockout (a double click).
         assert sorted(results) == sorted([SecondFactorOutcome.OK, security_keys.CHALLENGE_NOT_OPEN]), results
     assert events("signin.second_factor_ok").count() == 3
 
