@@ -6,6 +6,7 @@ import os
 import re
 import socket
 import subprocess
+import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -155,6 +156,34 @@ def fresh_code(device) -> str:
         raise AssertionError("no unused code left within tolerance; freeze time to go on")
     at = (step if device.last_t < step else step + 1) * 30
     return totp_for(device).at(at)
+
+
+def race(*calls) -> list:
+    """Run the calls at once, each in its own thread and database connection (released at the end), all started
+    together at a barrier; return what each gave, in order: its value, or the code of the ``ValidationError`` it
+    raised. On PostgreSQL this is a real race between transactions."""
+    from django.core.exceptions import ValidationError
+    from django.db import connection
+
+    barrier = threading.Barrier(len(calls))
+    results: list = [None] * len(calls)
+
+    def run(index, call):
+        try:
+            barrier.wait(timeout=10)
+            try:
+                results[index] = call()
+            except ValidationError as error:
+                results[index] = error.code
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run, args=(i, call)) for i, call in enumerate(calls)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    return results
 
 
 def wait_for(predicate, *, timeout: float = 20.0, interval: float = 0.2):

@@ -41,6 +41,8 @@ KEY_STAFF_NEEDS_KEY = (
     "To add a security key or passkey to a staff account that has one already, sign in with the one you have first."
 )
 KEY_NONE = "You have no security key set up. Use another device."
+# Said after removing the device a session was verified with, when only security keys and passkeys are left.
+SIGN_IN_AGAIN_WITH_KEY = "Sign in again with your security key or passkey."
 PASSKEY_REGISTRATION_FAILED = (
     "We could not register this passkey. It must be unlocked with your face, fingerprint or screen lock (PIN) "
     "while you register it. Please try again, or choose another kind of device."

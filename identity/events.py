@@ -14,7 +14,7 @@ EVENTS: dict[str, str] = {
     # Sign-in and lockout
     "signin.password_ok": "Password accepted at sign-in",
     "signin.password_failed": "Wrong password at sign-in",
-    "signin.password_throttled": "Sign-in refused: too many wrong passwords from this address",
+    "signin.password_throttled": "Sign-in refused: too many wrong passwords[ {limit}]",
     "signin.second_factor_ok": "Signed in[ with {factor}][ ({entry_point})][, {method}]",
     "signin.second_factor_failed": "Wrong second-factor code[ ({factor})][ at {entry_point}][: {consecutive_failures} in a row]",
     "signin.refused_locked": "Sign-in refused: the account is locked[ ({entry_point})]",
@@ -50,7 +50,7 @@ EVENTS: dict[str, str] = {
     "signin.passwordless_refused": "A passkey that is not in use here was refused at sign-in",
     "signin.key_challenge_not_open": (
         "A security key's answer came to a request that had expired, was already answered or was missing: "
-        "not checked, no failure counted"
+        "not checked, nothing counted toward the lockout"
     ),
     "signin.passwordless_throttled": "Passkey sign-in paused for a few minutes: too many requests from this address[ ({network})]",
     # Links and recovery
@@ -145,6 +145,9 @@ VALUE_WORDS: dict[str, dict[str, str]] = {
     "entry_point": {"web": "web sign-in", "vpn": "VPN", "radius": "VPN over RADIUS", "link": "an emailed link"},
     "door": {"auth_api": "VPN through the Auth API", "radius": "VPN over RADIUS"},
     "channel": {"sms": "text message", "voice": "voice call"},
+    # Which limit of the password throttle was met (identity.services.password_sign_in_throttled); RADIUS counts
+    # toward the ID only.
+    "limit": {"id": "for this institution ID", "address": "from this address"},
     "method": {"passwordless": "without a password (passkey alone)"},
     "kind": {
         "mobile": "mobile phone",

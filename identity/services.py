@@ -55,22 +55,23 @@ def password_sign_in_throttled(username: str, *, ip: str | None, by_address: boo
 
     Counts ``signin.password_failed`` and ``signin.refused_inactive`` events in the database (REL-07): a
     deactivated account's attempts are paused like wrong passwords, or they would write a row each without end. A
-    refusal is audited. Failures at another door than the web (RADIUS) come from a VPN concentrator's address, which
+    refusal is audited, saying which limit it met (``limit``: ``id`` or ``address``). Failures at another door than the web (RADIUS) come from a VPN concentrator's address, which
     everyone behind it shares: they count toward their ID only, never toward an address (API-09). Such a door asks
     with ``by_address=False``, or the web's failures from that address (people behind the same NAT) would keep
     everyone out of it; ``by_address`` has no default, so every door says which it is.
     """
     since = timezone.now() - timedelta(minutes=settings.PASSWORD_THROTTLE_MINUTES)
     failures = AuditEvent.objects.filter(action__in=THROTTLED_ATTEMPTS, created_at__gte=since)
-    throttled: bool = (
-        failures.filter(details__attempt=_attempt_tag(username)).count() >= settings.PASSWORD_FAILURES_PER_ID
-    )
-    if not throttled and ip and by_address:
+    limit = ""
+    if failures.filter(details__attempt=_attempt_tag(username)).count() >= settings.PASSWORD_FAILURES_PER_ID:
+        limit = "id"
+    elif ip and by_address:
         from_here = failures.filter(ip=ip).exclude(details__has_key="entry_point")
-        throttled = from_here.count() >= settings.PASSWORD_FAILURES_PER_ADDRESS
-    if throttled:
-        audit.record("signin.password_throttled", ip=ip, details={"attempt": _attempt_tag(username)})
-    return throttled
+        if from_here.count() >= settings.PASSWORD_FAILURES_PER_ADDRESS:
+            limit = "address"
+    if limit:
+        audit.record("signin.password_throttled", ip=ip, details={"attempt": _attempt_tag(username), "limit": limit})
+    return bool(limit)
 
 
 def refuse_inactive_account(username: str, *, password: str, authenticated: User | None, ip: str | None) -> bool:

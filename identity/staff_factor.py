@@ -47,13 +47,25 @@ def session_device(user):
     return getattr(user, "otp_device", None)
 
 
+def resists_phishing(device) -> bool:
+    """Whether ``device`` (None: no device) is a phishing-resistant factor; the one reading of the rule."""
+    return bool(getattr(device, "phishing_resistant", False))
+
+
 def signed_in_phishing_resistant(user) -> bool:
-    return bool(getattr(session_device(user), "phishing_resistant", False))
+    return resists_phishing(session_device(user))
 
 
 def phishing_resistant_devices(user) -> list:
     """The person's confirmed phishing-resistant devices, through django-otp's own listing of every device model."""
-    return [device for device in devices_for_user(user, confirmed=True) if getattr(device, "phishing_resistant", False)]
+    return [device for device in devices_for_user(user, confirmed=True) if resists_phishing(device)]
+
+
+def may_add_key(user, *, session_device) -> bool:
+    """Whether ``user``, in a session verified with ``session_device`` (:func:`session_device`), may bind another
+    WebAuthn credential to themselves: a staff account that holds a phishing-resistant device already does so only
+    from a session verified with one of those, or a typed code would buy a key the admin accepts."""
+    return not (user.is_staff and not resists_phishing(session_device) and phishing_resistant_devices(user))
 
 
 def _admin_user(user) -> bool:

@@ -24,13 +24,13 @@ from django.db import IntegrityError, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from identity import audit, lifetimes, staff_factor
+from identity import audit, lifetimes, sql, staff_factor
 from identity import errors as identity_errors
 from identity import services as identity_services
 from identity.models import AuditEvent, User
 from identity.networks import client_network
 
-from .. import errors, webauthn
+from .. import errors, verification, webauthn
 from ..models import Registration, SecurityKeyDevice, WebAuthnChallenge, WebAuthnUserHandle
 from ..webauthn import CeremonyRefused, SessionChallenge
 from .common import (
@@ -53,25 +53,39 @@ class PasswordlessOutcome:
 
 
 # An answer to a challenge that is missing, of another session, already answered or expired (a page left open,
-# a double click): nothing was checked, so no failure is counted (OTP-01) and the person is asked to try again.
+# a double click): nothing was checked, so nothing counts toward the lockout (OTP-01) and the person is asked to
+# try again; the key's back-off counts it, as a wrong answer (see _claim_open_challenge).
 CHALLENGE_NOT_OPEN = "challenge_not_open"
 CHALLENGE_REASONS = frozenset({"no_challenge", "other_session", "challenge_used", "challenge_expired"})
 
 
 def _claim_open_challenge(
-    challenge: SessionChallenge, *, owner: User, user: User | None, ceremony: str, ip: str | None
-) -> WebAuthnChallenge | None:
-    """Spend the challenge ``challenge`` names (issued to ``user``, None for a passwordless one) and return its row;
-    None, audited as ``signin.key_challenge_not_open`` and counted toward no one, when it may not be answered (see
-    :func:`devices.webauthn.claim_challenge`). The key's ``owner``'s row is locked first, in the order
-    ``verify_second_factor`` takes its locks, so two answers at once wait in turn instead of deadlocking."""
+    challenge: SessionChallenge, *, device: SecurityKeyDevice, user: User | None, ceremony: str, ip: str | None
+) -> WebAuthnChallenge | str:
+    """Spend the challenge ``challenge`` names (issued to ``user``, None for a passwordless one) and return its row.
+
+    When it may not be answered (see :func:`devices.webauthn.claim_challenge`), return an outcome instead; nothing
+    is checked and nothing counts toward the owner's lockout (a double click, a page left open), but the answer
+    counts in the back-off of ``device`` (the key it names, or the one it is checked against) as a wrong answer
+    does: :data:`CHALLENGE_NOT_OPEN`, audited as ``signin.key_challenge_not_open``; while the back-off holds the
+    key, ``SecondFactorOutcome.THROTTLED``, not audited, so answers to closed challenges, which anyone who knows
+    a passkey's credential id may send without end, cannot fill the audit log. The owner's row is locked first,
+    then the key's, in the order ``verify_second_factor`` takes its locks, so two answers at once wait in turn
+    instead of deadlocking."""
     with transaction.atomic():
-        User.objects.select_for_update().filter(pk=owner.pk).first()
+        owner = User.objects.select_for_update().get(pk=device.user_id)
         try:
             return webauthn.claim_challenge(challenge, user=user, ceremony=ceremony)
         except CeremonyRefused as refused:
-            audit.record("signin.key_challenge_not_open", subject=owner, ip=ip, details={"reason": refused.reason})
-            return None
+            reason = refused.reason
+        key = SecurityKeyDevice.objects.select_for_update().get(pk=device.pk)
+        allowed, _ = key.verify_is_allowed()
+        if not allowed:
+            return identity_services.SecondFactorOutcome.THROTTLED
+        key.throttle_increment(commit=False)
+        sql.save_fields(key, verification.THROTTLE_FIELDS)
+        audit.record("signin.key_challenge_not_open", subject=owner, ip=ip, details={"reason": reason})
+        return CHALLENGE_NOT_OPEN
 
 
 @dataclass(frozen=True)
@@ -170,8 +184,7 @@ def register_security_key(
     if actor == user:
         require_recent_verification(user, verified_at)
         require_setup_open(user, registration=registration)
-        strong_session = getattr(session_device, "phishing_resistant", False)
-        if user.is_staff and not strong_session and staff_factor.phishing_resistant_devices(user):
+        if not staff_factor.may_add_key(user, session_device=session_device):
             with transaction.atomic():
                 refusal = _refused(
                     user,
@@ -329,8 +342,9 @@ def verify_security_key(
     against the key it names when that is one of the person's keys in use;
     otherwise (another person's key, a removed one, garbage) against one of
     theirs, where it fails: the challenge is spent and the failure counts. An answer to a challenge that is not
-    open (missing, another session's, used, expired) is checked against nothing and counts no failure: it answers
-    :data:`CHALLENGE_NOT_OPEN`. Raises ``ValidationError`` when the person has no key in use.
+    open (missing, another session's, used, expired) is checked against nothing and counts nothing toward the
+    lockout: it answers :data:`CHALLENGE_NOT_OPEN`, or ``THROTTLED`` while the key's back-off holds it (see
+    :func:`_claim_open_challenge`). Raises ``ValidationError`` when the person has no key in use.
     """
     keys = keys_in_use(user)
     credential_id = webauthn.credential_id_of(response_json)
@@ -338,18 +352,21 @@ def verify_security_key(
     device = device or keys.first()
     if device is None:
         raise ValidationError(errors.KEY_NONE, code="no_key")
-    claimed = _claim_open_challenge(
-        challenge, owner=user, user=user, ceremony=WebAuthnChallenge.Ceremony.AUTHENTICATE, ip=ip
-    )
-    if claimed is None:
-        return CHALLENGE_NOT_OPEN, device
-    outcome = identity_services.verify_second_factor(
-        user,
-        device=device,
-        code=AssertionToken(challenge=challenge, response_json=response_json, ip=ip, claimed=claimed),
-        ip=ip,
-        entry_point=entry_point,
-    )
+    # One transaction from the claim to the outcome, on the owner's locked row: a second answer to the same
+    # challenge (a double click) waits for this one's outcome, not backing the key off under it.
+    with transaction.atomic():
+        claimed = _claim_open_challenge(
+            challenge, device=device, user=user, ceremony=WebAuthnChallenge.Ceremony.AUTHENTICATE, ip=ip
+        )
+        if isinstance(claimed, str):
+            return claimed, device
+        outcome = identity_services.verify_second_factor(
+            user,
+            device=device,
+            code=AssertionToken(challenge=challenge, response_json=response_json, ip=ip, claimed=claimed),
+            ip=ip,
+            entry_point=entry_point,
+        )
     return outcome, device
 
 
@@ -436,8 +453,9 @@ def sign_in_with_passkey(
     goes through identity's ``verify_second_factor`` as every factor does (lockout, back-off, counter, audit),
     the audit saying so (``method: passwordless``). A credential not in use (unknown, retired, another form) spends the
     challenge, is audited as ``signin.passwordless_refused`` and answers :attr:`PasswordlessOutcome.UNKNOWN`,
-    which the caller must word as it words a wrong one; an answer to a challenge that is not open counts no
-    failure and answers :data:`CHALLENGE_NOT_OPEN`. The password is never touched.
+    which the caller must word as it words a wrong one; an answer to a challenge that is not open counts nothing
+    toward the lockout and answers :data:`CHALLENGE_NOT_OPEN`, or ``THROTTLED`` while the passkey's back-off holds
+    it (see :func:`_claim_open_challenge`). The password is never touched.
     """
     credential_id = webauthn.credential_id_of(response_json)
     device = None
@@ -465,20 +483,21 @@ def sign_in_with_passkey(
                 details={"reason": "not_in_use" if registered else "unknown_credential"},
             )
         return PasswordlessOutcome.UNKNOWN, None
-    claimed = _claim_open_challenge(
-        challenge, owner=device.user, user=None, ceremony=WebAuthnChallenge.Ceremony.PASSWORDLESS, ip=ip
-    )
-    if claimed is None:
-        return CHALLENGE_NOT_OPEN, device
-    outcome = identity_services.verify_second_factor(
-        device.user,
-        device=device,
-        code=AssertionToken(
-            challenge=challenge, response_json=response_json, ip=ip, passwordless=True, claimed=claimed
-        ),
-        ip=ip,
-        context={"method": "passwordless"},
-    )
+    with transaction.atomic():  # from the claim to the outcome, as in verify_security_key
+        claimed = _claim_open_challenge(
+            challenge, device=device, user=None, ceremony=WebAuthnChallenge.Ceremony.PASSWORDLESS, ip=ip
+        )
+        if isinstance(claimed, str):
+            return claimed, device
+        outcome = identity_services.verify_second_factor(
+            device.user,
+            device=device,
+            code=AssertionToken(
+                challenge=challenge, response_json=response_json, ip=ip, passwordless=True, claimed=claimed
+            ),
+            ip=ip,
+            context={"method": "passwordless"},
+        )
     return outcome, device
 
 

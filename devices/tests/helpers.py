@@ -342,6 +342,14 @@ def sign_in(person, key, *, session="session-b", **get_kwargs) -> str:
     return answer(person, key.get(options, **get_kwargs), claim)
 
 
+def sign_in_with_key(client, person, key) -> None:
+    """Password, then the key, through the views the browser's script posts to."""
+    client.post("/account/sign-in/", {"username": person.username, "password": PASSWORD})
+    options = client.post("/security-key/sign-in/options/", {"purpose": "sign_in"}).json()
+    response = client.post("/security-key/sign-in/", {"purpose": "sign_in", "credential": key.get(options)})
+    assert response.status_code == 302, response.content[:800]
+
+
 def failures(person) -> int:
     person.refresh_from_db()
     return person.second_factor_failures

@@ -5,13 +5,10 @@ import base64
 import hashlib
 import logging
 import re
-import threading
 
 import pytest
 from cryptography.fernet import Fernet
 from django.conf import settings
-from django.core.exceptions import ValidationError
-from django.db import connection
 from django.test import Client
 from django.utils import timezone
 from django_otp import DEVICE_ID_SESSION_KEY, devices_for_user
@@ -21,7 +18,7 @@ from devices.models import BackupCode, BackupCodeDevice, OutboundMessage
 from identity import errors as identity_errors
 from identity.models import AuditEvent, User
 from identity.services import SecondFactorOutcome, verify_second_factor
-from testsupport import PASSWORD, details_of, fresh_code, locked_message, wrong_code
+from testsupport import PASSWORD, details_of, fresh_code, locked_message, race, wrong_code
 
 from .helpers import events, text
 
@@ -378,22 +375,11 @@ def test_bnd06_two_simultaneous_uses_of_one_code_give_one_success(make_user, enr
     enroll(person)
     codes = services.generate_backup_codes(person, actor=person, verified_at=timezone.now())
     device = backup_device(person)
-    barrier = threading.Barrier(2)
-    outcomes = []
 
     def use():
-        try:
-            barrier.wait()
-            outcomes.append(verify_second_factor(person, device=device, code=codes[0], ip=None))
-        finally:
-            connection.close()
+        return verify_second_factor(person, device=device, code=codes[0], ip=None)
 
-    threads = [threading.Thread(target=use) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-
+    outcomes = race(use, use)
     assert sorted(outcomes) == sorted([SecondFactorOutcome.OK, SecondFactorOutcome.WRONG])
     assert device.codes.filter(used_at__isnull=False).count() == 1
 
@@ -404,25 +390,11 @@ def test_bnd06_a_double_click_makes_one_set(make_user, enroll):
     """Two submits of the same form at once: one set is made, the other request is told so."""
     person = make_user("clicker")
     enroll(person)
-    barrier = threading.Barrier(2)
-    outcomes = []
 
     def submit():
-        try:
-            barrier.wait()
-            codes = services.generate_backup_codes(person, actor=person, verified_at=timezone.now(), replacing="")
-            outcomes.append(len(codes))
-        except ValidationError as refused:
-            outcomes.append(refused.code)
-        finally:
-            connection.close()
+        return len(services.generate_backup_codes(person, actor=person, verified_at=timezone.now(), replacing=""))
 
-    threads = [threading.Thread(target=submit) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-
+    outcomes = race(submit, submit)
     assert sorted(outcomes, key=str) == [10, "already_made"]
     assert BackupCodeDevice.objects.filter(user=person).count() == 1
     assert events("backup_codes.generated").count() == 1

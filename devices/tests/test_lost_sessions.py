@@ -11,7 +11,7 @@ from django.utils import timezone
 from django_otp import DEVICE_ID_SESSION_KEY
 
 from devices import errors, services
-from devices.models import Registration
+from devices.models import BackupCodeDevice, Registration
 from devices.services import security_keys
 from devices.views import LOSS_REPORTED_SESSION_KEY
 from identity.models import PersonSession as Session
@@ -25,7 +25,9 @@ from .helpers import (
     new_key,
     pending_app_registration,
     pending_key,
+    register,
     registration_challenge,
+    sign_in_with_key,
     text,
 )
 
@@ -111,6 +113,39 @@ def test_bnd05_removing_the_device_this_session_used_keeps_it_signed_in(person, 
     assert events("device.retired").get().details["sessions_ended"] == 1
     # Still within the step-up: the person can go on removing devices without signing in again.
     assert here.post(f"/devices/{first.pk}/remove/")["Location"] == "/devices/"
+
+
+def test_WA_05_a_session_verified_with_a_code_is_never_carried_onto_a_key(person, enroll, sign_in, clock, settings):
+    """The phone this session was verified with is removed; a security key and backup codes are left. The session
+    stays signed in on the backup codes, a typed code as before: never on the key it did not use."""
+    settings.WEBAUTHN_RP_ID, settings.WEBAUTHN_ORIGINS = RP_ID, [ORIGIN]
+    phone = enroll(person)
+    key = register(person, new_key())
+    services.generate_backup_codes(person, actor=person, verified_at=timezone.now())
+    browser = signed_in(sign_in, person, phone.app_device, clock)
+
+    assert browser.post(f"/devices/{phone.pk}/remove/")["Location"] == "/devices/"
+
+    assert browser.get("/devices/").status_code == 200
+    assert browser.session[DEVICE_ID_SESSION_KEY] == BackupCodeDevice.objects.get(user=person).persistent_id
+    assert browser.session[DEVICE_ID_SESSION_KEY] != key.security_key_device.persistent_id
+
+
+def test_WA_05_a_session_verified_with_a_key_stays_a_keys_when_that_key_is_removed(person, enroll, clock, settings):
+    """Removing the key this session used, with an app and another key left: the session is carried by the other
+    key, as strong as what it was verified with."""
+    settings.WEBAUTHN_RP_ID, settings.WEBAUTHN_ORIGINS = RP_ID, [ORIGIN]
+    enroll(person)
+    used, spare = new_key(), new_key()
+    removed = register(person, used, label="Blue key")
+    kept = register(person, spare, label="Spare key")
+    browser = Client()
+    sign_in_with_key(browser, person, used)
+
+    assert browser.post(f"/devices/{removed.pk}/remove/")["Location"] == "/devices/"
+
+    assert browser.get("/devices/").status_code == 200
+    assert browser.session[DEVICE_ID_SESSION_KEY] == kept.security_key_device.persistent_id
 
 
 def test_bnd02_the_setup_hold_applies_wherever_a_setup_starts_or_a_factor_binds(person, enroll, clock):

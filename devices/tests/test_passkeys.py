@@ -218,6 +218,39 @@ def test_WA_02_a_passwordless_challenge_is_single_use(passkey_holder):
     assert first[0] == SecondFactorOutcome.OK and again[0] == security_keys.CHALLENGE_NOT_OPEN
 
 
+def test_otp01_answers_to_a_closed_passkey_challenge_are_throttled_by_the_back_off(passkey_holder, clock, settings):
+    """Anyone who knows a passkey's credential id may answer a spent challenge again and again, with no password.
+    Each answer counts in the passkey's back-off as a wrong one does (not toward the lockout); while the back-off
+    holds, the answers are refused unaudited, so they cannot fill the audit log."""
+    settings.OTP_TOTP_THROTTLE_FACTOR = 1
+    person, key = passkey_holder
+    options, claim = passwordless_challenge()
+    assertion = key.get(options)
+    assert (
+        security_keys.sign_in_with_passkey(response_json=assertion, challenge=claim, ip=IP)[0] == SecondFactorOutcome.OK
+    )
+
+    def answer_again():
+        return security_keys.sign_in_with_passkey(response_json=assertion, challenge=claim, ip=IP)[0]
+
+    flood = [answer_again() for _ in range(20)]
+
+    assert flood[0] == security_keys.CHALLENGE_NOT_OPEN and set(flood[1:]) == {SecondFactorOutcome.THROTTLED}
+    assert events("signin.key_challenge_not_open").count() == 1
+    assert failures(person) == 0
+    device = SecurityKeyDevice.objects.get()
+    assert device.throttling_failure_count == 1
+    # Past the back-off the next is audited again, and waits twice as long after it.
+    clock.tick(1)
+    assert [answer_again(), answer_again()] == [security_keys.CHALLENGE_NOT_OPEN, SecondFactorOutcome.THROTTLED]
+    assert events("signin.key_challenge_not_open").count() == 2
+    # The person's own passkey signs in once the back-off is over, and that clears it.
+    clock.tick(2)
+    assert passwordless(key)[0] == SecondFactorOutcome.OK
+    device.refresh_from_db()
+    assert device.throttling_failure_count == 0 and failures(person) == 0
+
+
 def test_one_session_asking_again_and_again_is_given_its_one_open_challenge(db):
     first, claim = passwordless_challenge()
     for _ in range(20):

@@ -7,19 +7,18 @@ read out, and the send task runs in-process when the request's transaction commi
 import hashlib
 import json
 import logging
-import threading
 
 import pytest
 from cryptography.fernet import Fernet
 from django.apps import apps
 from django.core.exceptions import ValidationError
-from django.db import connection
 from django.utils import timezone
 from django_otp import devices_for_user
 
 from devices import errors, kinds, phone_codes, services
 from devices.models import PhoneDevice, PhoneVerification, Registration
 from identity.models import AuditEvent
+from testsupport import race
 
 from .helpers import (
     CODE_TTL_SECONDS,
@@ -252,25 +251,12 @@ def test_sms02_concurrent_submits_of_the_right_code_bind_once(transactional_db, 
     # Transactional test: the send task runs at the real commit.
     services.send_phone_code(registration, channel="voice", actor=person)
     code = recording_gateway.last_to(NUMBER).code
-    barrier = threading.Barrier(2)
-    outcomes = []
 
     def submit():
-        try:
-            barrier.wait(timeout=10)
-            services.confirm_phone_code(registration, code=code, actor=person, verified_at=timezone.now())
-            outcomes.append("bound")
-        except ValidationError as error:
-            outcomes.append(error.code)
-        finally:
-            connection.close()
+        services.confirm_phone_code(registration, code=code, actor=person, verified_at=timezone.now())
+        return "bound"
 
-    threads = [threading.Thread(target=submit) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
-
+    outcomes = race(submit, submit)
     assert sorted(outcomes) == ["bound", "not_pending"]
     assert AuditEvent.objects.filter(action="phone.verified").count() == 1
     assert AuditEvent.objects.filter(action="device.bound").count() == 1

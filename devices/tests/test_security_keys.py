@@ -4,12 +4,10 @@ The responses come from a software key (``authenticator.SoftwareKey``): a
 real P-256 key pair, real authenticator data and signatures, checked by
 py_webauthn as a hardware key's would be. Nothing in the server is faked."""
 
-import threading
 from datetime import timedelta
 
 import pytest
 from django.core.exceptions import ValidationError
-from django.db import connection
 from django.utils import timezone
 
 from devices import errors, services
@@ -19,6 +17,7 @@ from devices.webauthn import SessionChallenge, user_handle
 from identity.audit import verify_chain
 from identity.models import AuditEvent
 from identity.services import SecondFactorOutcome
+from testsupport import race
 
 from .authenticator import ExcludedCredential, b64url
 from .helpers import (
@@ -260,29 +259,6 @@ def test_registration_needs_a_name(person):
 # --- Races (PostgreSQL: each thread on its own connection) -----------------------------------------
 
 
-def _race(*calls):
-    """Run the calls at once, each in its own thread and database connection; return what each gave."""
-    barrier = threading.Barrier(len(calls))
-    results = [None] * len(calls)
-
-    def run(index, call):
-        try:
-            barrier.wait(timeout=10)
-            try:
-                results[index] = call()
-            except ValidationError as error:
-                results[index] = error.code
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run, args=(i, call)) for i, call in enumerate(calls)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
-    return results
-
-
 @pytest.mark.postgres
 def test_one_assertion_posted_twice_at_once_signs_in_once(transactional_db, make_user):
     for round_number in range(3):
@@ -291,8 +267,8 @@ def test_one_assertion_posted_twice_at_once_signs_in_once(transactional_db, make
         register(person, key)
         options, claim = sign_in_challenge(person)
         assertion = key.get(options)
-        results = _race(*[lambda: answer(person, assertion, claim)] * 2)
-        # The second finds the challenge spent: nothing checked, no failure counted (a double click).
+        results = race(*[lambda: answer(person, assertion, claim)] * 2)
+        # The second finds the challenge spent: nothing checked, nothing toward the lockout (a double click).
         assert sorted(results) == sorted([SecondFactorOutcome.OK, security_keys.CHALLENGE_NOT_OPEN]), results
     assert events("signin.second_factor_ok").count() == 3
 
@@ -310,6 +286,6 @@ def test_one_credential_bound_by_two_people_at_once_binds_once(transactional_db,
     def bind(person, registration, response, claim):
         return lambda: bind_key(person, registration, response, claim).status
 
-    results = _race(*[bind(*args) for args in prepared])
+    results = race(*[bind(*args) for args in prepared])
     assert sorted(results) == sorted([Registration.Status.ACTIVE, "duplicate"]), results
     assert SecurityKeyDevice.objects.filter(credential_id=key.id).count() == 1

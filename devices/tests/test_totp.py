@@ -4,7 +4,6 @@ encryption at rest (OTP-08) and constant-time comparison (OTP-10)."""
 import base64
 import hmac
 import secrets
-import threading
 from datetime import UTC, datetime
 
 import pytest
@@ -17,7 +16,7 @@ from django.utils import timezone
 from devices import errors, services, totp
 from devices.models import AuthenticatorAppDevice, Registration
 from identity.models import AuditEvent
-from testsupport import fresh_code, totp_for
+from testsupport import fresh_code, race, totp_for
 
 from .helpers import pending_app_registration, text, walk_to_activate
 
@@ -75,22 +74,9 @@ def test_otp04_two_concurrent_submits_give_one_success(transactional_db, make_us
         person = make_user(f"racer{round_number}")
         device_pk = pending_app_registration(person).app_device.pk
         code = fresh_code(AuthenticatorAppDevice.objects.get(pk=device_pk))
-        barrier = threading.Barrier(2)
-        results = []
-
-        def submit(pk=device_pk, code=code, barrier=barrier, results=results):
-            try:
-                device = AuthenticatorAppDevice.objects.get(pk=pk)
-                barrier.wait(timeout=10)
-                results.append(device.verify_token(code))
-            finally:
-                connection.close()
-
-        threads = [threading.Thread(target=submit) for _ in range(2)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(timeout=30)
+        # Each request reads the device on its own before the race.
+        first, second = (AuthenticatorAppDevice.objects.get(pk=device_pk) for _ in range(2))
+        results = race(lambda: first.verify_token(code), lambda: second.verify_token(code))
         assert sorted(results) == [False, True], f"round {round_number}: {results}"
 
 
@@ -99,28 +85,11 @@ def test_otp04_concurrent_double_submit_of_activation_binds_once(transactional_d
     person = make_user("doubleclick")
     registration = pending_app_registration(person)
     code = fresh_code(registration.app_device)
-    barrier = threading.Barrier(2)
-    outcomes = []
 
     def submit():
-        try:
-            barrier.wait(timeout=10)
-            try:
-                outcomes.append(
-                    services.confirm_activation(
-                        registration, code=code, actor=person, verified_at=timezone.now()
-                    ).status
-                )
-            except ValidationError as error:
-                outcomes.append(error.code)
-        finally:
-            connection.close()
+        return services.confirm_activation(registration, code=code, actor=person, verified_at=timezone.now()).status
 
-    threads = [threading.Thread(target=submit) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
+    outcomes = race(submit, submit)
     assert len(outcomes) == 2 and Registration.Status.ACTIVE in outcomes
     # The slower request either sees the bind or, if it looked before the commit, reports the used code.
     assert set(outcomes) <= {Registration.Status.ACTIVE, "wrong_code", "not_pending", "already_bound"}

@@ -22,6 +22,7 @@ from django_otp import login as otp_login
 from identity import errors as identity_errors
 from identity import services as identity_services
 from identity import session as signin_session
+from identity import staff_factor
 from identity.web import client_ip, finish_passwordless_sign_in, finish_sign_in, finish_step_up, safe_next
 
 from .. import errors, kinds
@@ -95,7 +96,7 @@ def _registration_step(request, pk, step: str, template: str, form_class=Securit
                 actor=request.user,
                 verified_at=signin_session.verified_at(request.session),
                 ip=client_ip(request),
-                session_device=getattr(request.user, "otp_device", None),
+                session_device=staff_factor.session_device(request.user),
             )
         except ValidationError as error:
             form.add_error(None, error)
@@ -103,7 +104,7 @@ def _registration_step(request, pk, step: str, template: str, form_class=Securit
             # Touching the new key just proved it: a session verified by no device yet counts as verified with it, as
             # after an app's code. One verified with another device stays as strong as that device (WA-05): a session
             # signed in with a typed code does not become a key's by adding a key.
-            if getattr(request.user, "otp_device", None) is None:
+            if staff_factor.session_device(request.user) is None:
                 otp_login(request, registration.security_key_device)
                 signin_session.mark_verified(request.session)
             return redirect("devices:success", pk=registration.pk)

@@ -10,6 +10,7 @@ from django_otp import DEVICE_ID_SESSION_KEY, devices_for_user
 from django_otp import login as otp_login
 
 from identity import session as signin_session
+from identity import staff_factor
 from identity.web import client_ip
 
 from .. import errors, kinds, selectors, services
@@ -17,7 +18,7 @@ from ..forms import (
     ActivationCodeForm,
     RenameForm,
 )
-from ..models import Registration
+from ..models import BackupCodeDevice, BypassCodeDevice, Registration
 from .access import (
     LOSS_REPORTED_SESSION_KEY,
     RECOVERY_DEVICE_SESSION_KEY,
@@ -80,6 +81,7 @@ def remove(request, pk):
     error = None
     if request.method == "POST":
         verified_with = request.session.get(DEVICE_ID_SESSION_KEY)
+        with_key = staff_factor.signed_in_phishing_resistant(request.user)
         try:
             services.retire_registration(
                 registration,
@@ -91,24 +93,47 @@ def remove(request, pk):
         except ValidationError as exc:
             error = exc.messages[0]
         else:
-            if verified_with in services.device_ids(registration):
-                _stay_verified_after_removal(request)
-            messages.success(request, f"{registration.display_name} was removed. It can no longer be used to sign in.")
+            removed = f"{registration.display_name} was removed. It can no longer be used to sign in."
+            if verified_with in services.device_ids(registration) and not _stay_verified_after_removal(
+                request, with_key=with_key
+            ):
+                auth.logout(request)
+                messages.success(request, f"{removed} {errors.SIGN_IN_AGAIN_WITH_KEY}")
+                return redirect("identity:sign_in")
+            messages.success(request, removed)
             return redirect("devices:my_devices")
     return render(request, "devices/remove.html", {"registration": registration, "error": error})
 
 
-def _stay_verified_after_removal(request) -> None:
+def _stay_verified_after_removal(request, *, with_key: bool) -> bool:
     """The owner removed the device this session was verified with, just after the step-up: the session stays
     signed in (BND-05). django-otp calls a session verified only through a working device, so it is carried by
     one of the person's remaining devices from now on, keeping the time of its second factor; should that
-    device be reported lost, this session ends with the others."""
-    remaining = list(devices_for_user(request.user, confirmed=True))
-    # A device of a registration before backup codes, whose set is replaced whenever new codes are made.
-    remaining.sort(key=lambda device: device.model_label() == "devices.backupcodedevice")
+    device be reported lost, this session ends with the others.
+
+    ``with_key``: the removed device was phishing-resistant. The carrier is never stronger than it: a session
+    verified with a typed code must not come to count as verified with a security key or passkey, which the
+    staff admin and adding a staff key ask for (WA-05). Returns False, changing nothing, when only such
+    devices remain; the caller then ends the session."""
+    remaining = [
+        device
+        for device in devices_for_user(request.user, confirmed=True)
+        if with_key or not staff_factor.resists_phishing(device)
+    ]
+    if not remaining:
+        return False
+    # As strong as the removed device where one is; a device of a registration before a set of codes, which is
+    # replaced whenever new codes are made (or expires within the hour, for the help desk's bypass codes).
+    remaining.sort(
+        key=lambda device: (
+            staff_factor.resists_phishing(device) != with_key,
+            isinstance(device, BackupCodeDevice | BypassCodeDevice),
+        )
+    )
     verified_at = request.session.get(signin_session.VERIFIED_AT)
     otp_login(request, remaining[0])
     request.session[signin_session.VERIFIED_AT] = verified_at
+    return True
 
 
 @person_view
@@ -152,7 +177,7 @@ def reactivate(request, pk, recovering=False):
         except ValidationError as error:
             messages.error(request, error.messages[0])
         else:
-            verified_with = getattr(request.user, "otp_device", None)
+            verified_with = staff_factor.session_device(request.user)
             if old_phone_lost and verified_with is not None and verified_with == registration.app_device:
                 # The session was verified with the app just retired, so it no longer counts as verified:
                 # keep it open for finishing this change only, as a recovery session is, not to lock them out.

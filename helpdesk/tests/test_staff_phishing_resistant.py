@@ -10,12 +10,12 @@ from django.utils import timezone
 from django_otp.models import Device
 
 from devices.models import Registration, SecurityKeyDevice
-from devices.tests.helpers import new_key, register, text
+from devices.tests.helpers import new_key, register, sign_in_with_key, text
 from identity import staff_factor
 from identity.checks import check_staff_phishing_resistant_date, check_staff_phishing_resistant_set
 from identity.events import describe
 from identity.models import AuditEvent
-from testsupport import PASSWORD, details_of
+from testsupport import details_of, is_otp_verified
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("relying_party")]
 
@@ -25,14 +25,6 @@ NUDGE = "the admin accepts only a security key or a passkey"
 
 def _days_from_today(settings, days: int) -> None:
     settings.STAFF_PHISHING_RESISTANT_FROM = (timezone.localdate() + timedelta(days=days)).isoformat()
-
-
-def _sign_in_with_key(client, person, key):
-    """Password, then the key, through the views the browser's script posts to."""
-    client.post("/account/sign-in/", {"username": person.username, "password": PASSWORD})
-    options = client.post("/security-key/sign-in/options/", {"purpose": "sign_in"}).json()
-    response = client.post("/security-key/sign-in/", {"purpose": "sign_in", "credential": key.get(options)})
-    assert response.status_code == 302, response.content[:800]
 
 
 def _refusals(person):
@@ -66,7 +58,7 @@ def test_WA_05_past_the_date_the_admin_lets_staff_in_with_a_security_key(client,
     register(staff_member, key, label="Blue key", session_device=desk.security_key_device)
     _days_from_today(settings, -30)
 
-    _sign_in_with_key(client, staff_member, key)
+    sign_in_with_key(client, staff_member, key)
 
     assert client.get("/admin/").status_code == 200
     assert client.get("/admin/identity/auditevent/").status_code == 200
@@ -104,7 +96,29 @@ def test_WA_05_a_refused_agent_without_a_key_adds_one_and_is_let_in_with_it(clie
 
     assert client.get("/admin/", follow=True).status_code == 403
     client.logout()
-    _sign_in_with_key(client, staff_member, key)
+    sign_in_with_key(client, staff_member, key)
+    assert client.get("/admin/").status_code == 200
+
+
+def test_WA_05_removing_the_phone_a_session_was_verified_with_never_makes_it_a_keys(
+    client, staff_member, sign_in, settings
+):
+    """Signed in with the app's code, the agent removes that phone; only a key is left. The session must not come
+    to count as verified with the key it never used: it ends, and the agent signs in again with the key."""
+    key = new_key()
+    register(staff_member, key, label="Blue key")
+    _days_from_today(settings, -1)
+    phone = staff_member.registrations.get(kind=Registration.Kind.MOBILE)
+    sign_in(client, staff_member, phone.app_device)
+
+    response = client.post(f"/devices/{phone.pk}/remove/", follow=True)
+
+    assert "Sign in again with your security key or passkey." in text(response)
+    assert not is_otp_verified(client)
+    assert client.get("/admin/")["Location"].startswith("/admin/login/")
+    phone.refresh_from_db()
+    assert phone.status == Registration.Status.RETIRED
+    sign_in_with_key(client, staff_member, key)
     assert client.get("/admin/").status_code == 200
 
 

@@ -8,7 +8,8 @@ from django.apps import apps
 from django.conf import settings
 from django.contrib.auth import SESSION_KEY
 
-from identity import errors
+from identity import errors, services
+from identity.events import describe
 from identity.models import AuditEvent
 from testsupport import (
     SECOND_FACTOR,
@@ -234,7 +235,11 @@ def test_password_guessing_pauses_sign_in_for_that_id_whether_it_exists_or_not(c
         )
         assert response.status_code == 200
         assert "Too many sign-in attempts" in response.content.decode()
-    assert AuditEvent.objects.filter(action="signin.password_throttled").count() == 2
+    throttled = AuditEvent.objects.filter(action="signin.password_throttled")
+    assert throttled.count() == 2
+    assert {describe(e.action, e.details) for e in throttled} == {
+        "Sign-in refused: too many wrong passwords for this institution ID"
+    }
     other = client.post("/account/sign-in/", {"username": "someoneelse", "password": "x"})
     assert "Too many sign-in attempts" not in other.content.decode()
 
@@ -250,12 +255,28 @@ def test_password_guessing_from_one_address_pauses_it(client, make_user, setting
         REMOTE_ADDR="203.0.113.9",
     )
     assert "Too many sign-in attempts" in blocked.content.decode()
+    event = AuditEvent.objects.get(action="signin.password_throttled")
+    assert describe(event.action, event.details) == "Sign-in refused: too many wrong passwords from this address"
     allowed = client.post(
         "/account/sign-in/",
         {"username": person.username, "password": "correct horse battery staple 42"},
         REMOTE_ADDR="198.51.100.1",
     )
     assert allowed.status_code == 302
+
+
+def test_a_door_that_counts_per_id_only_audits_its_throttle_as_per_id(client, make_user, settings):
+    """RADIUS asks without the address (API-09): its refusals never say "from this address"."""
+    settings.PASSWORD_FAILURES_PER_ADDRESS = settings.PASSWORD_FAILURES_PER_ID = 2
+    for _ in range(2):
+        client.post("/account/sign-in/", {"username": "guessed", "password": "x"}, REMOTE_ADDR="203.0.113.9")
+    assert not services.password_sign_in_throttled("someone", ip="203.0.113.9", by_address=False)
+    assert services.password_sign_in_throttled("guessed", ip="203.0.113.9", by_address=False)
+    event = AuditEvent.objects.filter(action="signin.password_throttled").latest("sequence")
+    assert event.details["limit"] == "id"
+    assert describe(event.action, event.details) == (
+        "Sign-in refused: too many wrong passwords for this institution ID"
+    )
 
 
 def _sign_in_through_proxy(client, username, password, forwarded_for):
