@@ -11,7 +11,6 @@ from :mod:`devices.errors`. The WebAuthn checks themselves are in
 :mod:`devices.webauthn`.
 """
 
-import contextlib
 import functools
 import hmac
 from dataclasses import dataclass
@@ -452,7 +451,8 @@ def sign_in_with_passkey(
     person verified; the assertion must carry the UV flag (WA-02) and that person's user handle (WA-03). It then
     goes through identity's ``verify_second_factor`` as every factor does (lockout, back-off, counter, audit),
     the audit saying so (``method: passwordless``). A credential not in use (unknown, retired, another form) spends the
-    challenge, is audited as ``signin.passwordless_refused`` and answers :attr:`PasswordlessOutcome.UNKNOWN`,
+    challenge, is audited as ``signin.passwordless_refused`` and answers :attr:`PasswordlessOutcome.UNKNOWN` (with
+    no challenge open to spend: :data:`CHALLENGE_NOT_OPEN`, not audited),
     which the caller must word as it words a wrong one; an answer to a challenge that is not open counts nothing
     toward the lockout and answers :data:`CHALLENGE_NOT_OPEN`, or ``THROTTLED`` while the passkey's back-off holds
     it (see :func:`_claim_open_challenge`). The password is never touched.
@@ -474,9 +474,13 @@ def sign_in_with_passkey(
     if device is None:
         with transaction.atomic():
             registered = bool(credential_id) and SecurityKeyDevice.objects.filter(credential_id=credential_id).exists()
-            # Spent either way: one challenge, one answer.
-            with contextlib.suppress(CeremonyRefused):
+            # Spent either way: one challenge, one answer. An answer to a challenge already spent or expired is
+            # not audited: the same stale answer sent in a loop would otherwise write a row each time, where a
+            # new challenge costs a request that passwordless_refusal throttles. It answers as a passkey's does.
+            try:
                 webauthn.claim_challenge(challenge, user=None, ceremony=WebAuthnChallenge.Ceremony.PASSWORDLESS)
+            except CeremonyRefused:
+                return CHALLENGE_NOT_OPEN, None
             audit.record(
                 "signin.passwordless_refused",
                 ip=ip,

@@ -218,6 +218,18 @@ def test_WA_02_a_passwordless_challenge_is_single_use(passkey_holder):
     assert first[0] == SecondFactorOutcome.OK and again[0] == security_keys.CHALLENGE_NOT_OPEN
 
 
+def test_an_unknown_passkeys_answer_to_a_spent_challenge_writes_no_audit_row(person):
+    """Nobody's credential, its answer sent again and again with the one challenge it was given: the first is
+    refused and audited; the others find no open challenge and write nothing, so they cannot fill the audit log."""
+    options, claim = passwordless_challenge()
+    assertion = new_passkey().get(options)
+    first = security_keys.sign_in_with_passkey(response_json=assertion, challenge=claim, ip=IP)
+    again = [security_keys.sign_in_with_passkey(response_json=assertion, challenge=claim, ip=IP) for _ in range(5)]
+    assert first == (PasswordlessOutcome.UNKNOWN, None)
+    assert again == [(security_keys.CHALLENGE_NOT_OPEN, None)] * 5
+    assert events("signin.passwordless_refused").count() == 1
+
+
 def test_otp01_answers_to_a_closed_passkey_challenge_are_throttled_by_the_back_off(passkey_holder, clock, settings):
     """Anyone who knows a passkey's credential id may answer a spent challenge again and again, with no password.
     Each answer counts in the passkey's back-off as a wrong one does (not toward the lockout); while the back-off
