@@ -92,7 +92,7 @@ def _told(campaign) -> str:
 def test_someone_who_leaves_the_cohort_and_comes_back_is_not_welcomed_again(
     make_user, make_campaign, django_capture_on_commit_callbacks
 ):
-    from campaigns import reminder_tasks
+    from campaigns import reminder_tasks, selectors
 
     mover = make_user(department="Physics")
     campaign = make_campaign(
@@ -106,8 +106,9 @@ def test_someone_who_leaves_the_cohort_and_comes_back_is_not_welcomed_again(
     mover.department = "History"
     mover.save()
     services.refresh_members(campaign)
-    # While away they are not among the campaign's people.
-    assert not Member.objects.filter(campaign=campaign, person=mover, left_at=None).exists()
+    # While away they are not among the campaign's people, and their row stays, with what they had.
+    assert not selectors.members_not_enrolled(campaign).filter(person=mover).exists()
+    assert Member.objects.filter(campaign=campaign, person=mover).exists()
     with django_capture_on_commit_callbacks(execute=True):
         reminder_tasks.plan_reminders()
     mover.department = "Physics"
