@@ -74,7 +74,8 @@ def _desk_count(filters) -> int:
 
 def _desk_summary(filters) -> dict:
     summary = selectors.desk_summary(filters)
-    return {**summary, "count": len(summary["per_agent"])}
+    # The page pages through its rows, one per agent and action: the count is theirs, not the agents'.
+    return {**summary, "count": summary["rows"]}
 
 
 # The reports, one row each, in the order the reports' index lists them: slug, title, filter form, columns, rows,
@@ -126,6 +127,7 @@ REPORTS = {
             selectors.CAMPAIGN_PEOPLE_COLUMNS,
             selectors.campaign_people_rows,
             selectors.campaign_people_count,
+            summary=selectors.campaign_people_summary,
             copy_sql=selectors.campaign_people_sql,
         ),
     )

@@ -93,11 +93,14 @@ def desk_rows(filters: DeskFilters, *, limit: int | None = None, offset: int = 0
 
 
 def desk_summary(filters: DeskFilters) -> dict:
-    """Totals per agent and per identity-check method, from the same grouped query."""
+    """Totals per agent and per identity-check method, and how many rows (agent and action pairs) the report has,
+    from the same grouped query."""
     per_agent: dict[str, int] = {}
     per_method: dict[str, int] = {}
+    pairs: set[tuple[str, str]] = set()
     for group in _desk_groups(filters):
+        pairs.add((group["actor__username"], group["action"]))
         per_agent[group["actor__username"]] = per_agent.get(group["actor__username"], 0) + group["events"]
         method = group["method"] or "(none recorded)"
         per_method[method] = per_method.get(method, 0) + group["events"]
-    return {"per_agent": per_agent, "per_method": per_method, "total": sum(per_agent.values())}
+    return {"per_agent": per_agent, "per_method": per_method, "total": sum(per_agent.values()), "rows": len(pairs)}

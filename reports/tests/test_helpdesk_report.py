@@ -106,3 +106,18 @@ def test_page_and_csv(auditor_client, desk_history):
 def test_help_desk_cannot_read_its_own_activity_report(client, staff_member, sign_in):
     sign_in(client, staff_member)
     assert client.get(PAGE).status_code == 403
+
+
+def test_the_count_is_the_rows_so_every_row_can_be_paged_to(auditor_client, desk_history, monkeypatch):
+    agent, _ = desk_history
+    rows = list(selectors.desk_rows(DeskFilters(agent=agent.username)))
+    assert len(rows) == 3  # one agent, three kinds of action
+
+    page = auditor_client.get(PAGE, {"agent": agent.username}).content.decode()
+    assert "Agent and action pairs 1 to 3 of 3</h2>" in page
+
+    monkeypatch.setattr("reports.views.PAGE_SIZE", 2)
+    first = auditor_client.get(PAGE, {"agent": agent.username}).content.decode()
+    assert "Next page" in first
+    last = auditor_client.get(PAGE, {"agent": agent.username, "page": 2}).content.decode()
+    assert "Agent and action pairs 3 to 3 of 3</h2>" in last and "Next page" not in last
