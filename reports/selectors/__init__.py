@@ -26,6 +26,7 @@ from .campaigns import (
     campaign_people_count,
     campaign_people_rows,
     campaign_people_sql,
+    campaign_people_summary,
 )
 from .common import (
     FETCH_SIZE,
@@ -66,6 +67,7 @@ __all__ = [
     "campaign_people_count",
     "campaign_people_rows",
     "campaign_people_sql",
+    "campaign_people_summary",
     "ACTION_GROUPS",
     "ACTION_GROUP_LABELS",
     "AUDIT_COLUMNS",
