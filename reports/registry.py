@@ -27,6 +27,14 @@ class Report:
     summary: Any  # summary(filters) -> dict for the page's template, with the rows' "count"
     # copy_sql(filters) -> (sql, params): the rows as one SELECT, for PostgreSQL's COPY to write the CSV
     copy_sql: Any = None
+    # page_row(row) -> row: one row as the page shows it, in words (the files keep the code names)
+    page_row: Any = None
+
+    def shown(self, row: tuple) -> tuple:
+        """``row`` as the page shows it: the report's own ``page_row``, else each column's words."""
+        if self.page_row is not None:
+            return self.page_row(row)
+        return tuple(column.shown(value) for column, value in zip(self.columns, row, strict=True))
 
 
 def _report(
@@ -39,6 +47,7 @@ def _report(
     *,
     summary: Any = None,
     copy_sql: Any = None,
+    page_row: Any = None,
 ) -> Report:
     """One entry from its parts. The page's template is named for the slug; the summary is the count alone unless
     ``summary`` says what else the page shows; ``copy_sql`` only where the rows are one SELECT."""
@@ -52,6 +61,7 @@ def _report(
         count=count,
         summary=summary or (lambda filters: {"count": count(filters)}),
         copy_sql=copy_sql,
+        page_row=page_row,
     )
 
 
@@ -101,6 +111,7 @@ REPORTS = {
             selectors.audit_rows,
             selectors.audit_count,
             summary=_audit_summary,
+            page_row=selectors.audit_page_row,
         ),
         _report(
             "helpdesk",

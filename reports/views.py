@@ -20,6 +20,7 @@ from identity.web import client_ip
 from . import background, dashboard, services
 from .access import RUN_CAMPAIGNS, auditor_required, campaign_viewer_required, can_read_reports
 from .exports import write_xlsx
+from .forms import filter_words
 from .models import ExportJob
 from .registry import EXPORT_FORMATS, REPORTS, Report, csv_file
 
@@ -83,7 +84,7 @@ def report_page(request, site, report: Report):
     summary = report.summary(filters)
     count = summary["count"]
     page = _page_number(request)
-    rows = list(report.rows(filters, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE))
+    rows = [report.shown(row) for row in report.rows(filters, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE)]
     query = request.GET.copy()
     query.pop("page", None)
     context = {
@@ -94,7 +95,7 @@ def report_page(request, site, report: Report):
         "form": form,
         "columns": report.columns,
         "rows": rows,
-        "filters": filters.as_dict(),
+        "filters": filter_words(form),
         "count": count,
         "page": page,
         "first_row": (page - 1) * PAGE_SIZE + 1,

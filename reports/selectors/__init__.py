@@ -17,6 +17,7 @@ from .audit import (
     action_group,
     audit_chain_status,
     audit_count,
+    audit_page_row,
     audit_rows,
     events_in_time_range,
 )
@@ -93,6 +94,7 @@ __all__ = [
     "action_group",
     "audit_chain_status",
     "audit_count",
+    "audit_page_row",
     "audit_rows",
     "departments",
     "desk_activity",

@@ -8,6 +8,7 @@ from datetime import date
 from django.db.models import Max, Min, Q
 
 from devices.phone_numbers import mask_phone_numbers_in
+from identity import events as event_words
 from identity.audit import ChainProblem, verify_chain
 from identity.models import AuditEvent
 
@@ -51,14 +52,23 @@ AUDIT_COLUMNS: tuple[Column, ...] = (
         TEXT,
         "The action's group: sign-in, enrollment, recovery, help desk, lockout, ...",
         masked=False,
+        words=ACTION_GROUP_LABELS.get,
     ),
-    Column("action", "Action", TEXT, "What happened, e.g. signin.second_factor_ok.", masked=False),
+    Column(
+        "action",
+        "Action",
+        TEXT,
+        "What happened, in words, with what the event recorded.",
+        masked=False,
+    ),
     Column(
         "actor", "Actor", TEXT, "Institution ID of who did it; empty for the system or an unknown person.", masked=False
     ),
     Column("subject", "Subject", TEXT, "Institution ID of whom it was about.", masked=False),
     Column("ip", "IP address", TEXT, "The client's address, when there was one.", masked=False),
-    Column("details", "Details", TEXT, "What the event recorded, as JSON; never a secret; phone numbers masked."),
+    Column(
+        "details", "Details", TEXT, "What the event recorded, as it was written; never a secret; phone numbers masked."
+    ),
 )
 
 
@@ -118,8 +128,19 @@ def audit_rows(filters: AuditFilters, *, limit: int | None = None, offset: int =
             actor or "",
             subject or "",
             ip or "",
-            json.dumps(mask_phone_numbers_in(details), sort_keys=True, default=str),
+            # Readable text as it is (a name with an accent, a quotation mark), not as \u escapes.
+            json.dumps(mask_phone_numbers_in(details), sort_keys=True, default=str, ensure_ascii=False),
         )
+
+
+def audit_page_row(row: tuple) -> tuple:
+    """One of :func:`audit_rows`'s rows as the page shows it: the group's name, the event's sentence and its details
+    in words (:mod:`identity.events`, from the masked details), where the files keep the code names and the JSON."""
+    sequence, created_at, group, action, actor, subject, ip, details = row
+    recorded = json.loads(details)
+    sentence = event_words.describe(action, recorded)
+    group = ACTION_GROUP_LABELS.get(group, group)
+    return (sequence, created_at, group, sentence, actor, subject, ip, event_words.detail_words(recorded))
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,8 @@ from django.db.models import Count, Max, Min, Q, TextField, Value
 from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Coalesce
 
+from identity import events as event_words
+
 from ..columns import DATETIME, INTEGER, TEXT, Column
 from .audit import AuditFilters, events_in_time_range
 from .common import Filters
@@ -20,7 +22,14 @@ EARLIER_DESK_ACTIONS = ("recovery.link_sent", "account.unlocked")
 
 DESK_COLUMNS: tuple[Column, ...] = (
     Column("agent", "Agent", TEXT, "Institution ID of the help-desk member who acted.", masked=False),
-    Column("action", "Action", TEXT, "What they did (helpdesk.*, recovery.link_sent, account.unlocked).", masked=False),
+    Column(
+        "action",
+        "Action",
+        TEXT,
+        "What they did.",
+        masked=False,
+        words=event_words.title,
+    ),
     Column("events", "Times", INTEGER, "How many times, in the time range."),
     Column(
         "methods",
@@ -28,10 +37,19 @@ DESK_COLUMNS: tuple[Column, ...] = (
         TEXT,
         "The identity-check methods recorded, with how often each was used.",
         masked=False,
+        words=lambda methods: "; ".join(
+            f"{_method_words(method)}: {count}"
+            for method, _, count in (part.rpartition(": ") for part in methods.split("; "))
+        ),
     ),
     Column("first_at", "First", DATETIME, "The first time in the range."),
     Column("last_at", "Last", DATETIME, "The last time in the range."),
 )
+
+
+def _method_words(method: str) -> str:
+    # The help desk names its identity-check methods in identity.events (the desk's app registers them there).
+    return event_words.VALUE_WORDS.get("identity_check_method", {}).get(method, method)
 
 
 @dataclass(frozen=True)
@@ -101,6 +119,6 @@ def desk_summary(filters: DeskFilters) -> dict:
     for group in _desk_groups(filters):
         pairs.add((group["actor__username"], group["action"]))
         per_agent[group["actor__username"]] = per_agent.get(group["actor__username"], 0) + group["events"]
-        method = group["method"] or "(none recorded)"
+        method = _method_words(group["method"]) if group["method"] else "(none recorded)"
         per_method[method] = per_method.get(method, 0) + group["events"]
     return {"per_agent": per_agent, "per_method": per_method, "total": sum(per_agent.values()), "rows": len(pairs)}

@@ -81,8 +81,9 @@ def test_totals_agree_with_independent_counts(desk_history):
         agent.username: desk.filter(actor=agent).count(),
         other.username: desk.filter(actor=other).count(),
     }
-    assert summary["per_method"]["callback_to_number_on_file"] == 2
-    assert summary["per_method"]["photo_id_in_person"] == 2
+    # By the methods' words.
+    assert summary["per_method"][IdentityCheck.Method.CALLBACK.label] == 2
+    assert summary["per_method"][IdentityCheck.Method.PHOTO_ID_IN_PERSON.label] == 2
     assert "manager" not in summary["per_method"]  # 40 days ago, outside the range
 
 
