@@ -121,6 +121,7 @@ REPORTS = {
             selectors.desk_rows,
             _desk_count,
             summary=_desk_summary,
+            page_row=selectors.desk_page_row,
         ),
         _report(
             "directory-sync",

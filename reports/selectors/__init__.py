@@ -42,6 +42,7 @@ from .desk import (
     EARLIER_DESK_ACTIONS,
     DeskFilters,
     desk_activity,
+    desk_page_row,
     desk_rows,
     desk_summary,
 )
@@ -100,6 +101,7 @@ __all__ = [
     "audit_rows",
     "departments",
     "desk_activity",
+    "desk_page_row",
     "desk_rows",
     "desk_summary",
     "enrollment_cte",
