@@ -231,3 +231,14 @@ def describe(action: str, details: dict | None) -> str:
     template = _OPTIONAL.sub(keep, template)
     values = {name: _value(name, details[name]) if name in details else "?" for name in _fields(template)}
     return template.format(**values)
+
+
+def detail_words(details: dict | None) -> str:
+    """An event's details as a person reads them, "Key: value; …" by key: each key in words, each code word of
+    ``VALUE_WORDS`` as its words, everything else as it was recorded (the reports' pages show this beside the
+    sentence; their files keep the details as JSON)."""
+    return "; ".join(
+        f"{key.replace('_', ' ').capitalize()}: {_value(key, value)}"
+        for key, value in sorted((details or {}).items())
+        if value not in (None, "")
+    )

@@ -5,6 +5,7 @@ lists ever reaches a page or a file, so a secret, code, token or hash cannot
 leak into an export by a new field on a model.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -25,6 +26,15 @@ class Column:
     # Phone numbers in a text column are masked in the files (AC-05), unless the column holds an identifier (an
     # institution ID, an address) or one of our own names, which must reach the auditor as they are.
     masked: bool = True
+    # A column of code words (a status, a factor): the words a page shows for one, e.g. a choice's label. The files
+    # keep the code words, which are stable to filter and count on; the pages are read by people.
+    words: Callable[[str], str | None] | None = None
+
+    def shown(self, value):
+        """``value`` as a page shows it: a code word in words, anything else as it is."""
+        if self.words is None or not isinstance(value, str) or not value:
+            return value
+        return self.words(value) or value
 
     def convert(self, value):
         """The database's value as the Python value the column promises (SQLite returns text and 0/1)."""

@@ -2,17 +2,17 @@
 
 import math
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import cast
 
 from django.db import connection
 from django.db.models import Count, Q
 from django.db.models.functions import TruncWeek
 from django.utils import timezone
+from django.utils.dateparse import parse_date, parse_datetime
 
 from identity.models import AuditEvent
 
-from .columns import as_datetime
 from .selectors import (
     DESK_ACTION_PREFIX,
     EARLIER_DESK_ACTIONS,
@@ -139,8 +139,21 @@ def enrolled_per_week() -> list[tuple[str, int, int]]:
     result = []
     for week, count in weeks:
         total += count
-        result.append((timezone.localtime(as_datetime(week)).date().isoformat() if week else "", count, total))
+        result.append((_week_start(week), count, total))
     return result
+
+
+def _week_start(week) -> str:
+    """The day a week truncated in the site's zone starts on. The database hands the truncation back as that zone's
+    wall-clock time, without a zone (PostgreSQL's ``timestamp``, SQLite's text): its date is the label, as it is. Read
+    as UTC and moved to the site's zone, it would fall on the day before west of UTC."""
+    if not week:
+        return ""
+    if isinstance(week, str):
+        week = parse_datetime(week) or parse_date(week)
+    if isinstance(week, datetime) and timezone.is_aware(week):
+        week = timezone.localtime(week)
+    return (week.date() if isinstance(week, datetime) else week).isoformat()
 
 
 def enrolled_by_department() -> list[tuple[str, int, int, int]]:

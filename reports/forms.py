@@ -22,6 +22,26 @@ from .selectors import (
 _ANY = [("", "Any")]
 
 
+def filter_words(form: forms.Form) -> list[tuple[str, str]]:
+    """The filters set on a valid ``form``, as a person reads them: each field's label and the chosen value's words
+    (a choice's label, a campaign's name, a date), never the names the query uses."""
+    words = []
+    for name, field in form.fields.items():
+        value = form.cleaned_data.get(name)
+        if value in (None, ""):
+            continue
+        if isinstance(field, forms.ModelChoiceField):
+            shown = field.label_from_instance(value)
+        elif isinstance(field, forms.ChoiceField):
+            shown = str(dict(list(field.choices)).get(value, value))  # type: ignore[arg-type]  # flat choices here
+        elif hasattr(value, "isoformat"):
+            shown = value.isoformat()
+        else:
+            shown = str(value)
+        words.append((str(form[name].label), shown))
+    return words
+
+
 class EnrollmentFilterForm(forms.Form):
     department = forms.ChoiceField(required=False)
     vpn_access = forms.ChoiceField(label="VPN access", required=False, choices=_ANY + list(User.VpnAccess.choices))

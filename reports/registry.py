@@ -27,6 +27,14 @@ class Report:
     summary: Any  # summary(filters) -> dict for the page's template, with the rows' "count"
     # copy_sql(filters) -> (sql, params): the rows as one SELECT, for PostgreSQL's COPY to write the CSV
     copy_sql: Any = None
+    # page_row(row) -> row: one row as the page shows it, in words (the files keep the code names)
+    page_row: Any = None
+
+    def shown(self, row: tuple) -> tuple:
+        """``row`` as the page shows it: the report's own ``page_row``, else each column's words."""
+        if self.page_row is not None:
+            return self.page_row(row)
+        return tuple(column.shown(value) for column, value in zip(self.columns, row, strict=True))
 
 
 def _report(
@@ -39,6 +47,7 @@ def _report(
     *,
     summary: Any = None,
     copy_sql: Any = None,
+    page_row: Any = None,
 ) -> Report:
     """One entry from its parts. The page's template is named for the slug; the summary is the count alone unless
     ``summary`` says what else the page shows; ``copy_sql`` only where the rows are one SELECT."""
@@ -52,6 +61,7 @@ def _report(
         count=count,
         summary=summary or (lambda filters: {"count": count(filters)}),
         copy_sql=copy_sql,
+        page_row=page_row,
     )
 
 
@@ -74,7 +84,8 @@ def _desk_count(filters) -> int:
 
 def _desk_summary(filters) -> dict:
     summary = selectors.desk_summary(filters)
-    return {**summary, "count": len(summary["per_agent"])}
+    # The page pages through its rows, one per agent and action: the count is theirs, not the agents'.
+    return {**summary, "count": summary["rows"]}
 
 
 # The reports, one row each, in the order the reports' index lists them: slug, title, filter form, columns, rows,
@@ -100,6 +111,7 @@ REPORTS = {
             selectors.audit_rows,
             selectors.audit_count,
             summary=_audit_summary,
+            page_row=selectors.audit_page_row,
         ),
         _report(
             "helpdesk",
@@ -109,6 +121,7 @@ REPORTS = {
             selectors.desk_rows,
             _desk_count,
             summary=_desk_summary,
+            page_row=selectors.desk_page_row,
         ),
         _report(
             "directory-sync",
@@ -126,6 +139,7 @@ REPORTS = {
             selectors.CAMPAIGN_PEOPLE_COLUMNS,
             selectors.campaign_people_rows,
             selectors.campaign_people_count,
+            summary=selectors.campaign_people_summary,
             copy_sql=selectors.campaign_people_sql,
         ),
     )

@@ -11,6 +11,7 @@ def urls_for(site) -> list:
     patterns = [
         path("", site.admin_view(views.index), {"site": site}, name="reports_index"),
         path("dashboard/", site.admin_view(views.dashboard_page), {"site": site}, name="reports_dashboard"),
+        path("audit/verify/", site.admin_view(views.audit_verify), {"site": site}, name="reports_audit_verify"),
     ]
     for report in REPORTS.values():
         kwargs = {"site": site, "report": report}

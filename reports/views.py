@@ -17,9 +17,10 @@ from campaigns.progress import campaign_progress
 from identity import staff_factor
 from identity.web import client_ip
 
-from . import background, dashboard, services
+from . import background, dashboard, selectors, services
 from .access import RUN_CAMPAIGNS, auditor_required, campaign_viewer_required, can_read_reports
 from .exports import write_xlsx
+from .forms import filter_words
 from .models import ExportJob
 from .registry import EXPORT_FORMATS, REPORTS, Report, csv_file
 
@@ -83,7 +84,7 @@ def report_page(request, site, report: Report):
     summary = report.summary(filters)
     count = summary["count"]
     page = _page_number(request)
-    rows = list(report.rows(filters, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE))
+    rows = [report.shown(row) for row in report.rows(filters, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE)]
     query = request.GET.copy()
     query.pop("page", None)
     context = {
@@ -94,7 +95,7 @@ def report_page(request, site, report: Report):
         "form": form,
         "columns": report.columns,
         "rows": rows,
-        "filters": filters.as_dict(),
+        "filters": filter_words(form),
         "count": count,
         "page": page,
         "first_row": (page - 1) * PAGE_SIZE + 1,
@@ -106,6 +107,22 @@ def report_page(request, site, report: Report):
         "export_fields": [(name, value) for name in query for value in query.getlist(name)],
     }
     return render(request, report.template, context)
+
+
+@auditor_required
+def audit_verify(request, site):
+    """The audit report's "verify again": every event of the range, read and hashed now, whatever was verified
+    before; then back to the report with the same filters."""
+    if request.method != "POST":
+        return HttpResponseNotAllowed(["POST"])
+    report = REPORTS["audit"]
+    form = report.form(request.POST)
+    if not form.is_valid():
+        return _refused_filters(request, site, report, form)
+    status = selectors.audit_chain_status(form.filters(), in_full=True)
+    (messages.success if status.verifies else messages.error)(request, f"Verified again now: {status.words}")
+    query = urlencode({name: request.POST[name] for name in form.fields if request.POST.get(name)})
+    return redirect(f"{reverse(f'reports_{report.slug}')}?{query}")
 
 
 def _filename(report: Report, extension: str) -> str:

@@ -78,7 +78,14 @@ def campaign_people_rows(filters: CampaignPeopleFilters, *, limit: int | None = 
 
 
 def campaign_people_count(filters: CampaignPeopleFilters) -> int:
+    """The rows: a person in two of the campaigns listed is a row under each."""
+    return campaign_people_summary(filters)["count"]
+
+
+def campaign_people_summary(filters: CampaignPeopleFilters) -> dict:
+    """The rows (``count``, for paging and exports) and the people in them, each once (``people``), in one query."""
     sql, params = campaign_people_sql(filters)
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT COUNT(*) FROM ({sql}) people", params)  # noqa: S608 (ours)
-        return cursor.fetchone()[0]
+        cursor.execute(f"SELECT COUNT(*), COUNT(DISTINCT institution_id) FROM ({sql}) people", params)  # noqa: S608 (ours)
+        rows, people = cursor.fetchone()
+    return {"count": rows, "people": people}

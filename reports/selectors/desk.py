@@ -8,6 +8,8 @@ from django.db.models import Count, Max, Min, Q, TextField, Value
 from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Coalesce
 
+from identity import events as event_words
+
 from ..columns import DATETIME, INTEGER, TEXT, Column
 from .audit import AuditFilters, events_in_time_range
 from .common import Filters
@@ -20,7 +22,15 @@ EARLIER_DESK_ACTIONS = ("recovery.link_sent", "account.unlocked")
 
 DESK_COLUMNS: tuple[Column, ...] = (
     Column("agent", "Agent", TEXT, "Institution ID of the help-desk member who acted.", masked=False),
-    Column("action", "Action", TEXT, "What they did (helpdesk.*, recovery.link_sent, account.unlocked).", masked=False),
+    Column("action", "Action", TEXT, "What they did.", masked=False, words=event_words.title),
+    Column(
+        "desk_action",
+        "Desk action",
+        TEXT,
+        "Which of the desk's actions, for an action run or asked for at the desk.",
+        masked=False,
+        words=lambda name: event_words.VALUE_WORDS.get("action", {}).get(name),
+    ),
     Column("events", "Times", INTEGER, "How many times, in the time range."),
     Column(
         "methods",
@@ -28,10 +38,19 @@ DESK_COLUMNS: tuple[Column, ...] = (
         TEXT,
         "The identity-check methods recorded, with how often each was used.",
         masked=False,
+        words=lambda methods: "; ".join(
+            f"{_method_words(method)}: {count}"
+            for method, _, count in (part.rpartition(": ") for part in methods.split("; "))
+        ),
     ),
     Column("first_at", "First", DATETIME, "The first time in the range."),
     Column("last_at", "Last", DATETIME, "The last time in the range."),
 )
+
+
+def _method_words(method: str) -> str:
+    # The help desk names its identity-check methods in identity.events (the desk's app registers them there).
+    return event_words.VALUE_WORDS.get("identity_check_method", {}).get(method, method)
 
 
 @dataclass(frozen=True)
@@ -42,7 +61,8 @@ class DeskFilters(Filters):
 
 
 def _desk_groups(filters: DeskFilters) -> list[dict]:
-    """Events per agent, action and identity-check method: one grouped query (a handful of rows per agent)."""
+    """Events per agent, action, desk action and identity-check method: one grouped query (a handful of rows per
+    agent)."""
     events = events_in_time_range(AuditFilters(start=filters.start, end=filters.end)).filter(
         Q(action__startswith=DESK_ACTION_PREFIX) | Q(action__in=EARLIER_DESK_ACTIONS), actor__isnull=False
     )
@@ -50,24 +70,28 @@ def _desk_groups(filters: DeskFilters) -> list[dict]:
         events = events.filter(actor__username=filters.agent)
     return list(
         events.annotate(
+            # The desk's runner writes every action as "helpdesk.action", naming it in details["action"] and its
+            # check in details["method"].
+            desk_action=Coalesce(KeyTextTransform("action", "details"), Value(""), output_field=TextField()),
             method=Coalesce(
+                KeyTextTransform("method", "details"),
                 KeyTextTransform("identity_check_method", "details"),
                 KeyTextTransform("identity_check", "details"),
                 Value(""),
                 output_field=TextField(),
-            )
+            ),
         )
-        .values("actor__username", "action", "method")
+        .values("actor__username", "action", "desk_action", "method")
         .annotate(events=Count("id"), first_at=Min("created_at"), last_at=Max("created_at"))
-        .order_by("actor__username", "action", "method")
+        .order_by("actor__username", "action", "desk_action", "method")
     )
 
 
 def desk_activity(filters: DeskFilters) -> list[tuple]:
-    """One row per agent and action, typed as :data:`DESK_COLUMNS`."""
-    rows: dict[tuple[str, str], dict] = {}
+    """One row per agent, action and desk action, typed as :data:`DESK_COLUMNS`."""
+    rows: dict[tuple[str, str, str], dict] = {}
     for group in _desk_groups(filters):
-        key = (group["actor__username"], group["action"])
+        key = (group["actor__username"], group["action"], group["desk_action"])
         row = rows.setdefault(key, {"events": 0, "methods": {}, "first_at": group["first_at"], "last_at": None})
         row["events"] += group["events"]
         if group["method"]:
@@ -78,13 +102,23 @@ def desk_activity(filters: DeskFilters) -> list[tuple]:
         (
             agent,
             action,
+            desk_action,
             row["events"],
             "; ".join(f"{method}: {count}" for method, count in sorted(row["methods"].items())),
             row["first_at"],
             row["last_at"],
         )
-        for (agent, action), row in rows.items()
+        for (agent, action, desk_action), row in rows.items()
     ]
+
+
+def desk_page_row(row: tuple) -> tuple:
+    """One of :func:`desk_activity`'s rows as the page shows it: in words, the action's sentence naming the desk
+    action it ran."""
+    agent, action, desk_action, *rest = (column.shown(value) for column, value in zip(DESK_COLUMNS, row, strict=True))
+    if row[2]:
+        action = event_words.describe(row[1], {"action": row[2]})
+    return (agent, action, desk_action, *rest)
 
 
 def desk_rows(filters: DeskFilters, *, limit: int | None = None, offset: int = 0) -> Iterator[tuple]:
@@ -93,11 +127,14 @@ def desk_rows(filters: DeskFilters, *, limit: int | None = None, offset: int = 0
 
 
 def desk_summary(filters: DeskFilters) -> dict:
-    """Totals per agent and per identity-check method, from the same grouped query."""
+    """Totals per agent and per identity-check method, and how many rows (agent, action and desk action) the report
+    has, from the same grouped query."""
     per_agent: dict[str, int] = {}
     per_method: dict[str, int] = {}
+    rows: set[tuple[str, str, str]] = set()
     for group in _desk_groups(filters):
+        rows.add((group["actor__username"], group["action"], group["desk_action"]))
         per_agent[group["actor__username"]] = per_agent.get(group["actor__username"], 0) + group["events"]
-        method = group["method"] or "(none recorded)"
+        method = _method_words(group["method"]) if group["method"] else "(none recorded)"
         per_method[method] = per_method.get(method, 0) + group["events"]
-    return {"per_agent": per_agent, "per_method": per_method, "total": sum(per_agent.values())}
+    return {"per_agent": per_agent, "per_method": per_method, "total": sum(per_agent.values()), "rows": len(rows)}

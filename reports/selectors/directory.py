@@ -14,10 +14,22 @@ from .common import Filters, within_days
 SYNC_COLUMNS: tuple[Column, ...] = (
     Column("started_at", "Started", DATETIME, "When the run started."),
     Column("finished_at", "Finished", DATETIME, "When it finished (empty while running)."),
-    Column("status", "Status", TEXT, "running, applied, held (waiting for a superuser), discarded or failed."),
+    Column(
+        "status",
+        "Status",
+        TEXT,
+        "Running, applied, held (waiting for a superuser), discarded or failed.",
+        words=dict(DirectorySyncRun.Status.choices).get,
+    ),
     Column("dry_run", "Dry run", BOOLEAN, "A dry run counts what would change and changes nobody."),
     Column("only_person", "Person", TEXT, "The one institution ID synced; empty for everyone.", masked=False),
-    Column("trigger", "Started by", TEXT, "beat (the schedule), command, or user."),
+    Column(
+        "trigger",
+        "Started by",
+        TEXT,
+        "The schedule, a command, or a person in the admin.",
+        words=dict(DirectorySyncRun.Trigger.choices).get,
+    ),
     Column("triggered_by", "Who", TEXT, "Institution ID of the person who started it, if any.", masked=False),
     Column("read", "Entries read", INTEGER, "Directory entries read."),
     *(
@@ -62,4 +74,8 @@ def sync_count(filters: SyncFilters) -> int:
 
 def sync_summary(filters: SyncFilters) -> dict:
     per_status = dict(_runs(filters).values_list("status").annotate(n=Count("id")).order_by("status"))
-    return {"per_status": per_status, "count": sum(per_status.values())}
+    labels = dict(DirectorySyncRun.Status.choices)
+    return {
+        "per_status": {labels.get(status, status): n for status, n in per_status.items()},
+        "count": sum(per_status.values()),
+    }

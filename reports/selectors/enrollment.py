@@ -60,7 +60,14 @@ ENROLLMENT_COLUMNS: tuple[Column, ...] = (
     Column("institution_id", "Institution ID", TEXT, "The person's institution ID (their sign-in name).", masked=False),
     Column("name", "Name", TEXT, "First and last name."),
     Column("department", "Department", TEXT, "Department from the person's record."),
-    Column("vpn_access", "VPN access", TEXT, "none, requested, approved or revoked.", masked=False),
+    Column(
+        "vpn_access",
+        "VPN access",
+        TEXT,
+        "None, requested, approved or revoked.",
+        masked=False,
+        words=dict(User.VpnAccess.choices).get,
+    ),
     Column("enrolled", "Enrolled", BOOLEAN, "Has at least one device in use whose second factor works now."),
     Column("mobile_devices", "Mobile phones", INTEGER, "Mobile phones in use with a working factor."),
     Column("tablet_devices", "Tablets", INTEGER, "Tablets in use with a working factor."),
@@ -72,10 +79,11 @@ ENROLLMENT_COLUMNS: tuple[Column, ...] = (
         "strongest_factor",
         "Strongest factor",
         TEXT,
-        "security_key (bound to its device), above passkey_device_bound (a passkey on one device only), above "
-        "passkey_synced (a passkey, or a key, that may be synced to other devices), above authenticator_app, above "
-        "phone (text or voice call); none when not enrolled.",
+        "A security key bound to its device, above a passkey on this device only, above a passkey (or a key) that "
+        "may be synced to other devices, above the authenticator app, above a code by text or voice call; none when "
+        "not enrolled.",
         masked=False,
+        words=FACTOR_LABELS.get,
     ),
     Column("first_enrolled_at", "First enrolled", DATETIME, "When the person's first device was activated."),
     Column("last_used_at", "Last second-factor use", DATETIME, "The latest successful use of any of their factors."),

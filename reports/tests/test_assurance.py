@@ -76,7 +76,7 @@ def test_WA_05_the_dashboard_and_the_report_show_the_staff_gap(institution, audi
     assert re.search(r"Security keys</th><td>3</td><td>1</td>", dashboard)
     assert re.search(r"Text or call only</th><td>1</td><td>0</td>", dashboard)  # carol's landline
     assert "Staff without a security key or passkey: 3 of 4." in report
-    assert 'id="total-staff">4<' in report and "staff = True" in report
+    assert 'id="total-staff">4<' in report and "Filters: Staff: Staff<" in report
 
 
 @pytest.fixture

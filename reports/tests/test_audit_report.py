@@ -8,6 +8,7 @@ import logging
 from datetime import datetime, timedelta
 
 import pytest
+from django.core.cache import cache
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 from freezegun import freeze_time
@@ -74,7 +75,7 @@ def test_the_page_says_the_chain_verifies_over_the_range_shown(auditor_client, h
 
     first, second = history[0].sequence, history[1].sequence
     assert f"The hash chain verifies over events #{first} to #{second}" in page
-    assert "signin.password_ok" in page and "device.bound" not in page
+    assert "Password accepted at sign-in" in page and "Device set up and working" not in page
     assert 'id="total-events">1 events match' in page
 
 
@@ -240,7 +241,7 @@ def _in_clear(text: str) -> list[str]:
 def test_ac_05_numbers_typed_in_a_reference_are_masked_on_the_audit_report_page(auditor_client, typed_references):
     page = auditor_client.get(PAGE, {"subject": "pat"}).content.decode()
 
-    assert page.count("helpdesk.identity_checked") == 3
+    assert page.count("Identity checked: Called back on the number in the HR record (reference called ") == 3
     assert _in_clear(page) == []
     for masked in TYPED_NUMBERS.values():
         assert f"called {masked}" in page
@@ -267,3 +268,60 @@ def test_ac_05_a_number_on_a_line_of_its_own_is_masked_too(make_user):
     audit.record("helpdesk.identity_checked", subject=make_user("lin"), details={"reference": "Call back:\n6175550142"})
     (row,) = selectors.audit_rows(AuditFilters(subject="lin"))
     assert json.loads(row[-1])["reference"] == "Call back:\n+1********42"
+
+
+@pytest.fixture
+def no_verified_head():
+    cache.delete(selectors.VERIFIED_HEAD_KEY)
+    yield
+    cache.delete(selectors.VERIFIED_HEAD_KEY)
+
+
+def test_ac09_a_load_reads_only_the_events_after_the_last_verified_head(auditor_client, history, no_verified_head):
+    first = auditor_client.get(PAGE).content.decode()
+    assert "The hash chain verifies over events #1 to" in first and "not read again" not in first
+    head = AuditEvent.objects.order_by("-sequence").first().sequence  # the auditor's sign-in and this page's events
+
+    # The next load takes the verified head as it was, and verifies the events written since.
+    audit.record("signin.password_ok", actor=history[0].actor, subject=history[0].actor)
+    newest = AuditEvent.objects.order_by("-sequence").first().sequence
+    status = selectors.audit_chain_status(AuditFilters())
+    assert (status.verifies, status.verified_to, status.checked_now_from, status.last) == (True, head, head + 1, newest)
+    page = auditor_client.get(PAGE).content.decode()
+    assert f"Events #1 to #{newest} were verified by earlier loads and are not read again on each load" in page
+
+
+def test_ac09_an_edit_after_the_verified_head_is_named_on_the_next_load(auditor_client, history, no_verified_head):
+    auditor_client.get(PAGE)
+    later = audit.record("device.bound", actor=history[0].actor, subject=history[0].actor, details={"kind": "mobile"})
+    _tamper("UPDATE identity_auditevent SET details = %s WHERE sequence = %s", ['{"kind": "tablet"}', later.sequence])
+
+    page = auditor_client.get(PAGE).content.decode()
+    assert "does NOT verify" in page and f"row #{later.sequence}, row content edited" in page
+
+
+def test_ac09_an_edit_before_the_verified_head_is_named_by_verify_again_and_then_on_every_load(
+    auditor_client, history, no_verified_head
+):
+    auditor_client.get(PAGE)
+    edited = history[2].sequence
+    _tamper("UPDATE identity_auditevent SET details = %s WHERE sequence = %s", ['{"n": 1}', edited])
+    # A load does not read the rows the last check verified again, and says when that check was...
+    assert "not read again on each load" in auditor_client.get(PAGE).content.decode()
+
+    # ...the button reads every one of them again, and names the edit,
+    response = auditor_client.post("/admin/reports/audit/verify/", follow=True)
+    page = response.content.decode()
+    assert "Verified again now: The hash chain does NOT verify" in page
+    assert f"row #{edited}, row content edited" in page.split('id="chain-status"')[1]
+    # and every load after it verifies the whole range again until the chain is whole.
+    assert f"row #{edited}, row content edited" in auditor_client.get(PAGE).content.decode()
+
+
+def test_ac09_a_rewritten_verified_head_is_not_trusted(auditor_client, history, no_verified_head):
+    auditor_client.get(PAGE)
+    head = cache.get(selectors.VERIFIED_HEAD_KEY)["sequence"]
+    _tamper("UPDATE identity_auditevent SET hash = %s WHERE sequence = %s", ["f" * 64, head])
+
+    page = auditor_client.get(PAGE).content.decode()
+    assert "does NOT verify" in page and "not read again" not in page

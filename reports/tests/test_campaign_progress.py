@@ -213,3 +213,14 @@ def test_a_closed_campaign_still_lists_its_people_still_to_enroll(auditor_client
     response = auditor_client.post("/admin/reports/campaign-people/export.csv", {"campaign": campaign.pk})
     _, *rows = parse_csv(response)
     assert [row[1] for row in rows] == ["dave"]
+
+
+def test_someone_in_two_open_campaigns_is_one_person_still_to_enroll(auditor_client, campaign, population):
+    radiology = running_campaign(cohort=Campaign.Cohort.DEPARTMENTS, deadline_in=timedelta(days=20))
+    CohortEntry.objects.create(campaign=radiology, value="Radiology")
+    campaign_services.refresh_members(radiology, now=radiology.starts_at)
+    assert [row[1] for row in campaign_people_rows(CampaignPeopleFilters())] == ["dave", "dave"]
+
+    page = auditor_client.get("/admin/reports/campaign-people/").content.decode()
+    assert 'id="total-people">1 people still to enroll.' in page
+    assert "People by campaign 1 to 2 of 2</h2>" in page  # every row still reachable

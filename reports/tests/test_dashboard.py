@@ -2,10 +2,12 @@
 
 import html
 import re
+from datetime import UTC, datetime
 
 import pytest
 from django.core import mail
 from django.utils import timezone
+from freezegun import freeze_time
 
 from devices.models import OutboundMessage, Registration
 from identity import audit
@@ -182,3 +184,17 @@ def test_WA_05_weekly_summary_counts_passkeys_with_security_keys(
     resistant = sum(totals.strongest[name] for name in selectors.PHISHING_RESISTANT)
     assert totals.phishing_resistant == resistant
     assert f"Strongest factor: security key or passkey {resistant}," in email.body
+
+
+def test_week_labels_are_the_weeks_first_day_in_the_sites_zone_west_of_utc(settings, make_user, enroll, staff_member):
+    """Monday 03:00 UTC is Sunday evening in Chicago: that week began on the Monday before, there."""
+    settings.TIME_ZONE = "America/Chicago"
+    sunday_evening_in_chicago = datetime(2026, 3, 2, 3, 0, tzinfo=UTC)
+    with freeze_time(sunday_evening_in_chicago):
+        enroll(make_user("west"))
+        audit.record("helpdesk.device_reset", actor=staff_member, subject=make_user("other"), details={})
+        assert timezone.localdate().isoformat() == "2026-03-01"
+
+        # (The help-desk agent enrolled today, in a later week.)
+        assert dashboard.enrolled_per_week()[0][:2] == ("2026-02-23", 1)
+        assert dashboard.desk_actions_per_week() == [("2026-02-23", 1)]

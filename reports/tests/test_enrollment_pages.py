@@ -73,8 +73,8 @@ def test_WA_04_the_page_counts_passkeys_filters_by_them_and_tells_synced_from_de
     assert header == HEADERS and "Passkeys" in header
     cells = [re.findall(r"<td>([^<]*)</td>", row) for row in re.findall(r"<tr><td>.*?</tr>", rows)]
     assert [(row[0], row[header.index("Passkeys")], row[header.index("Strongest factor")]) for row in cells] == [
-        ("hana", "1", "passkey_device_bound"),
-        ("ivan", "1", "passkey_synced"),
+        ("hana", "1", "Passkey, this device only"),
+        ("ivan", "1", "Passkey, synced"),
     ]
     # The totals name the kind and count each way of holding a passkey apart.
     assert '<th scope="row">Passkeys</th><td>2</td>' in page

@@ -60,13 +60,13 @@ def test_actions_per_agent_and_kind_with_methods(desk_history):
     agent, other = desk_history
     rows = by_key()
 
-    assert rows[(agent.username, "helpdesk.device_reset")][2:4] == (
+    assert rows[(agent.username, "helpdesk.device_reset")][3:5] == (
         2,
         "callback_to_number_on_file: 1; photo_id_in_person: 1",
     )
-    assert rows[(agent.username, "recovery.link_sent")][2:4] == (1, "photo_id_in_person: 1")
-    assert rows[(other.username, "account.unlocked")][2:4] == (1, "")
-    assert rows[(other.username, "helpdesk.device_reset")][2] == 2
+    assert rows[(agent.username, "recovery.link_sent")][3:5] == (1, "photo_id_in_person: 1")
+    assert rows[(other.username, "account.unlocked")][3:5] == (1, "")
+    assert rows[(other.username, "helpdesk.device_reset")][3] == 2
     assert not any(action.startswith("signin.") for _, action in rows)
 
 
@@ -81,8 +81,9 @@ def test_totals_agree_with_independent_counts(desk_history):
         agent.username: desk.filter(actor=agent).count(),
         other.username: desk.filter(actor=other).count(),
     }
-    assert summary["per_method"]["callback_to_number_on_file"] == 2
-    assert summary["per_method"]["photo_id_in_person"] == 2
+    # By the methods' words.
+    assert summary["per_method"][IdentityCheck.Method.CALLBACK.label] == 2
+    assert summary["per_method"][IdentityCheck.Method.PHOTO_ID_IN_PERSON.label] == 2
     assert "manager" not in summary["per_method"]  # 40 days ago, outside the range
 
 
@@ -106,3 +107,46 @@ def test_page_and_csv(auditor_client, desk_history):
 def test_help_desk_cannot_read_its_own_activity_report(client, staff_member, sign_in):
     sign_in(client, staff_member)
     assert client.get(PAGE).status_code == 403
+
+
+def test_the_count_is_the_rows_so_every_row_can_be_paged_to(auditor_client, desk_history, monkeypatch):
+    agent, _ = desk_history
+    rows = list(selectors.desk_rows(DeskFilters(agent=agent.username)))
+    assert len(rows) == 3  # one agent, three kinds of action
+
+    page = auditor_client.get(PAGE, {"agent": agent.username}).content.decode()
+    assert "Actions by agent 1 to 3 of 3</h2>" in page
+
+    monkeypatch.setattr("reports.views.PAGE_SIZE", 2)
+    first = auditor_client.get(PAGE, {"agent": agent.username}).content.decode()
+    assert "Next page" in first
+    last = auditor_client.get(PAGE, {"agent": agent.username, "page": 2}).content.decode()
+    assert "Actions by agent 3 to 3 of 3</h2>" in last and "Next page" not in last
+
+
+def test_the_desks_own_actions_are_told_apart_with_their_identity_checks(
+    auditor_client, make_user, staff_member, enroll
+):
+    """The desk's runner writes every action as "helpdesk.action", naming it and its check in the details."""
+    from helpdesk import runner
+
+    ann = make_user("ann")
+    enroll(ann)
+    for _ in range(2):
+        check = services.record_identity_check(
+            ann, actor=staff_member, method=IdentityCheck.Method.VIDEO_CALL, reference="INC-7"
+        )
+        runner.perform("send_recovery_link", ann, actor=staff_member, identity_check=check, params={})
+    check = services.record_identity_check(
+        ann, actor=staff_member, method=IdentityCheck.Method.CALLBACK, reference="INC-8"
+    )
+    runner.perform("unlock", ann, actor=staff_member, identity_check=check, params={"reason": "called in"})
+
+    rows = {row[2]: row[3:5] for row in selectors.desk_rows(DeskFilters()) if row[1] == "helpdesk.action"}
+    assert rows == {
+        "send_recovery_link": (2, "video_call_with_photo_id: 2"),
+        "unlock": (1, "callback_to_number_on_file: 1"),
+    }
+    page = auditor_client.get(PAGE).content.decode()
+    assert "<td>Help desk: unlock the account and lift any setup hold</td>" in page
+    assert f"<td>{IdentityCheck.Method.VIDEO_CALL.label}: 2</td>" in page
