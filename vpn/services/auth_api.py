@@ -286,18 +286,22 @@ def auth(integration: Integration, params: dict, *, client_ip: str | None) -> di
 
     ``factor=passcode`` (or ``auto`` with a passcode) goes through :func:`.passcode.verify_passcode` with
     ``entry_point="vpn"``: the lockout and the used codes are shared with the web (OTP-01, OTP-04). ``sms`` and
-    ``phone`` queue a code through the outbox and answer ``deny``, as Duo does (``sms_sent`` for a text).
-    Anyone who may not use the VPN gets the answer a wrong code gets (API-04). Raises ``ApiError`` for bad
-    parameters before anyone is looked up (a ``device`` that is not ASCII among them), and for a ``device`` naming
-    one of the person's phones that cannot take the factor (:func:`_pick_phone`). Every outcome is audited.
+    ``phone`` queue a code through the outbox and answer ``deny``, as Duo does (``sms_sent`` for a text);
+    ``auto`` without a passcode is ``phone``. Anyone who may not use the VPN gets the answer a wrong code gets
+    (API-04). Raises ``ApiError`` for bad parameters before anyone is looked up (a ``device`` that is not ASCII, an
+    empty ``passcode`` with ``auto`` or ``passcode``), and for a ``device`` naming one of the person's phones that
+    cannot take the factor (:func:`_pick_phone`). Every outcome is audited.
     """
     factor = params.get("factor", "")
     typed = params.get("passcode")
+    if typed == "" and factor in ("auto", "passcode"):
+        # An empty passcode box sent as it is: neither a wrong code to count nor, with ``auto``, a call to place.
+        raise api_error(INVALID_PARAMS, "passcode")
     if factor == "auto":
-        factor = "passcode" if typed else "phone"
+        factor = "phone" if typed is None else "passcode"
     if factor not in ("passcode", "sms", "phone", "push"):
         raise api_error(INVALID_PARAMS, "factor")
-    if factor == "passcode" and not typed:
+    if factor == "passcode" and typed is None:
         raise api_error(MISSING_PARAMS, "passcode")
     wanted = params.get("device")
     if wanted is not None and not wanted.isascii():

@@ -51,3 +51,17 @@ def test_a_landline_named_for_a_text_is_refused_as_duo_refuses_a_device_not_capa
     vpn_person.save(update_fields=["locked_at"])
     duo().auth(factor="phone", username="vpnuser", device=landline["device"])
     assert codes_sent() == [("voice", "+16175550111")]
+
+
+def test_an_empty_passcode_is_refused_never_a_call_nor_a_wrong_code(duo, vpn_person):
+    number = str(vpn_person.registrations.get().phone_number)
+    PhoneDevice.objects.create(user=vpn_person, name="Mobile", number=number, can_text=True, confirmed=True)
+    refusal = {"status": 400, "stat": "FAIL", "code": 40002, "message": "Invalid request parameters: passcode"}
+    for factor in ("auto", "passcode"):
+        assert fails(lambda factor=factor: duo().auth(factor=factor, username="vpnuser", passcode="")) == refusal
+    assert codes_sent() == []
+    vpn_person.refresh_from_db()
+    assert vpn_person.second_factor_failures == 0
+    # Without a passcode, auto is a call.
+    duo().auth(factor="auto", username="vpnuser")
+    assert codes_sent() == [("voice", number)]
