@@ -105,7 +105,7 @@ EVENTS: dict[str, str] = {
     "helpdesk.case_noted": "Note added to support case[ {case}]",
     # The VPN
     "vpn.preauth": "VPN asked whether the person may connect[: {result}]",
-    "vpn.code_requested": "VPN asked for a code to be sent[ by {factor}]",
+    "vpn.code_requested": "VPN asked for a code to be sent[ by {factor}][: {reason}]",
     "vpn.auth_denied": "VPN sign-in refused[: {reason}]",
     "vpn.api_refused": "A VPN request was refused[: {reason}]",
     "vpn.radius_challenged": "VPN (RADIUS) asked for a code",

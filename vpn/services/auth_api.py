@@ -11,7 +11,7 @@ import secrets
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
-from typing import Any, TypeVar
+from typing import Any, TypeGuard, TypeVar
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -30,7 +30,7 @@ from .. import signing
 from ..models import AuthTransaction, Integration, SeenSignature
 from . import passcode
 from .integrations import address_allowed, integration_for_key
-from .people import Factors, device_id, devices_listing, may_use_vpn, vpn_factors, web_only_message
+from .people import device_id, devices_listing, may_use_vpn, vpn_factors, web_only_message
 
 DENIED = "Login request denied."
 CODES_SENT = "If you have a phone with us, a new code is on its way."
@@ -219,16 +219,35 @@ def _deny(status_msg: str = DENIED, status: str = "deny") -> dict:
     return {"result": "deny", "status": status, "status_msg": status_msg}
 
 
-def _pick_phone(factors: Factors, wanted: str | None) -> Any:
-    if wanted and wanted != "auto":
-        return next((d for d in factors.phones if hmac.compare_digest(device_id(d), wanted)), None)
-    return factors.phones[0] if factors.phones else None
+# The channel a phone must take for each of Duo's factors that send a code.
+_CHANNEL = {"sms": "sms", "phone": "voice"}
+
+
+def _names_a_device(wanted: str | None) -> TypeGuard[str]:
+    return bool(wanted) and wanted != "auto"
+
+
+def _pick_phone(phones: list, *, wanted: str | None, channel: str) -> Any:
+    """The phone to send a code to over ``channel``: the one ``wanted`` names, or for ``auto`` (or none named) the
+    first that can take ``channel``, as Duo's ``auto`` picks the first device capable of the factor. None when there
+    is no such phone, or ``wanted`` names none of ``phones``.
+
+    Raises ``ApiError`` (40002, ``device``) when ``wanted`` names one of ``phones`` that cannot take ``channel`` (a
+    landline asked to text), as Duo refuses a device that is not capable of the factor.
+    """
+    if _names_a_device(wanted):
+        device = next((d for d in phones if hmac.compare_digest(device_id(d), wanted)), None)
+        if device is not None and channel not in device.challenge_channels:
+            raise api_error(INVALID_PARAMS, "device")
+        return device
+    return next((d for d in phones if channel in d.challenge_channels), None)
 
 
 def _send_code(
     user: User | None,
-    factors: Factors | None,
+    phones: list,
     *,
+    allowed: bool,
     factor: str,
     wanted: str | None,
     client_ip: str | None,
@@ -236,23 +255,27 @@ def _send_code(
 ) -> dict:
     """Text (``sms``) or call (``phone``, a spoken code) a sign-in code; the same answer whether sent or not.
 
-    Duo answers ``sms`` with ``deny``/``sms_sent`` ("sign in again with a new code"), and ``phone`` with the call's
+    Sends only when ``allowed`` (the person may use the VPN) and a phone of ``phones`` can take the factor. Duo
+    answers ``sms`` with ``deny``/``sms_sent`` ("sign in again with a new code"), and ``phone`` with the call's
     outcome, ``allow`` or ``deny``, once it is over. Our call reads a code and cannot confirm anyone, so its outcome
-    is Duo's ``deny``/``deny``, with words that say to sign in again with the code read out.
+    is Duo's ``deny``/``deny``, with words that say to sign in again with the code read out. Audits
+    ``vpn.code_requested`` (also for the refusal :func:`_pick_phone` raises, which propagates).
     """
-    device = _pick_phone(factors, wanted) if factors else None
-    sent = False
-    if device is not None:
-        channel: str | None = "sms" if factor == "sms" and device.can_text else "voice"
-        if factor == "sms" and not device.can_text:
-            channel = None
-        if channel:
-            try:
-                send_signin_code(device, channel=channel, ip=client_ip)
-                sent = True
-            except ValidationError:
-                sent = False  # send limits: audited by the send path's refusal, answered like any other
-    audit.record("vpn.code_requested", subject=user, ip=client_ip, details={**context, "factor": factor, "sent": sent})
+    channel = _CHANNEL[factor]
+    details = {**context, "factor": factor, "sent": False}
+    try:
+        device = _pick_phone(phones, wanted=wanted, channel=channel)
+    except ApiError:
+        details["reason"] = "the phone it named cannot get a code that way"
+        audit.record("vpn.code_requested", subject=user, ip=client_ip, details=details)
+        raise
+    if device is not None and allowed:
+        try:
+            send_signin_code(device, channel=channel, ip=client_ip)
+            details["sent"] = True
+        except ValidationError:
+            pass  # send limits: audited by the send path's refusal, answered like any other
+    audit.record("vpn.code_requested", subject=user, ip=client_ip, details=details)
     if factor == "sms":
         return _deny(CODES_SENT, status="sms_sent")
     return _deny(CALLING)
@@ -263,17 +286,22 @@ def auth(integration: Integration, params: dict, *, client_ip: str | None) -> di
 
     ``factor=passcode`` (or ``auto`` with a passcode) goes through :func:`.passcode.verify_passcode` with
     ``entry_point="vpn"``: the lockout and the used codes are shared with the web (OTP-01, OTP-04). ``sms`` and
-    ``phone`` queue a code through the outbox and answer ``deny``, as Duo does (``sms_sent`` for a text).
-    Anyone who may not use the VPN gets the answer a wrong code gets (API-04). Raises ``ApiError`` for bad
-    parameters (a ``device`` that is not ASCII among them), before anyone is looked up. Every outcome is audited.
+    ``phone`` queue a code through the outbox and answer ``deny``, as Duo does (``sms_sent`` for a text);
+    ``auto`` without a passcode is ``phone``. Anyone who may not use the VPN gets the answer a wrong code gets
+    (API-04). Raises ``ApiError`` for bad parameters before anyone is looked up (a ``device`` that is not ASCII, an
+    empty ``passcode`` with ``auto`` or ``passcode``), and for a ``device`` naming one of the person's phones that
+    cannot take the factor (:func:`_pick_phone`). Every outcome is audited.
     """
     factor = params.get("factor", "")
     typed = params.get("passcode")
+    if typed == "" and factor in ("auto", "passcode"):
+        # An empty passcode box sent as it is: neither a wrong code to count nor, with ``auto``, a call to place.
+        raise api_error(INVALID_PARAMS, "passcode")
     if factor == "auto":
-        factor = "passcode" if typed else "phone"
+        factor = "phone" if typed is None else "passcode"
     if factor not in ("passcode", "sms", "phone", "push"):
         raise api_error(INVALID_PARAMS, "factor")
-    if factor == "passcode" and not typed:
+    if factor == "passcode" and typed is None:
         raise api_error(MISSING_PARAMS, "passcode")
     wanted = params.get("device")
     if wanted is not None and not wanted.isascii():
@@ -290,8 +318,11 @@ def auth(integration: Integration, params: dict, *, client_ip: str | None) -> di
     if factor == "push":
         audit.record("vpn.auth_denied", subject=user, ip=client_ip, details={**context, "reason": "no push"})
         return _deny("Push is not offered here: enter a code from your app, or ask for a text or a call.")
-    factors = vpn_factors(user) if may_use_vpn(user) else None
-    return _send_code(user, factors, factor=factor, wanted=wanted, client_ip=client_ip, context=context)
+    allowed = may_use_vpn(user)
+    # A named phone is judged by what it can take whatever the person's access or lockout, so the refusal of a
+    # landline asked to text tells the holder of its id nothing more about them (API-04).
+    phones = vpn_factors(user).phones if user is not None and (allowed or _names_a_device(wanted)) else []
+    return _send_code(user, phones, allowed=allowed, factor=factor, wanted=wanted, client_ip=client_ip, context=context)
 
 
 def _passcode_answer(verdict: passcode.Verdict, *, client_ip: str | None, context: dict) -> dict:
