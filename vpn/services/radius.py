@@ -156,7 +156,7 @@ def _check_password(username: str, typed: str, *, ip: str | None) -> tuple[User 
             checked = check_password(username, password, ip=ip, entry_point="radius")
             _measured(time.monotonic() - began)
             if checked.user is not None:
-                record_password_success(checked.user, ip=ip, entry_point="radius")
+                record_password_success(checked.user, ip=ip, entry_point="radius", code_follows=bool(code))
                 return checked.user, code, 0.0, ""
             if checked.answer != Answer.WRONG_PASSWORD:
                 told = checked.message
