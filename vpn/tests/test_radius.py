@@ -20,6 +20,8 @@ from django.utils import timezone
 from prometheus_client import REGISTRY
 
 from campaigns import texts
+from devices import crypto
+from devices.models import OutboundMessage, PhoneDevice
 from identity import audit
 from identity import services as identity_services
 from identity.models import AuditEvent, User
@@ -726,3 +728,38 @@ def test_reply_messages_fit_the_attribute_and_give_back_the_text(text):
     assert "".join(pieces) == text
     assert all(0 < len(piece.encode()) <= 253 for piece in pieces)
     assert len(pieces) == (len(text.encode()) + 252) // 253 or " " in text
+
+
+def test_a_phone_only_person_replies_sms_to_the_challenge_and_gets_a_code_by_text(
+    radius_server, radius_client, make_user, approve
+):
+    """Duo's Auth Proxy words at a challenge: "sms" texts a code (any case), then a new challenge says where it went;
+    asking counts toward no lockout. The texted code then lets the person in."""
+    person = make_user("phoneonly")
+    pbkdf2_password(person)
+    PhoneDevice.objects.create(user=person, name="Mobile", number="+16175550122", can_text=True, confirmed=True)
+    approve(person)
+    out = radclient(radius_server, radius_client.secret, {"User-Name": "phoneonly", "User-Password": PASSWORD})
+    assert "Received Access-Challenge" in out, out
+    assert "Reply-Message = \"Reply 'sms' for a text or 'phone' for a call, then enter the code you get.\"" in out
+    state = re.search(r"State = (0x[0-9a-f]+)", out).group(1)
+
+    out = radclient(
+        radius_server, radius_client.secret, {"User-Name": "phoneonly", "User-Password": "SMS", "State": state}
+    )
+    assert "Received Access-Challenge" in out, out
+    assert 'Reply-Message = "We are texting a code to +1********22. Enter it here."' in out, out
+    again = re.search(r"State = (0x[0-9a-f]+)", out.split("Received")[1]).group(1)
+    assert again != state
+    [text] = OutboundMessage.objects.filter(channel="sms", recipient="+16175550122")
+    person.refresh_from_db()
+    assert person.second_factor_failures == 0
+    assert not AuditEvent.objects.filter(action="signin.second_factor_failed").exists()
+    requested = AuditEvent.objects.get(action="vpn.code_requested", subject=person)
+    assert details_of(requested) == {"radius_client": "ASA", "factor": "sms", "sent": True}
+
+    code = re.search(r"\b(\d{6})\b", crypto.decrypt(text.encrypted_body).decode()).group(1)
+    out = radclient(
+        radius_server, radius_client.secret, {"User-Name": "phoneonly", "User-Password": code, "State": again}
+    )
+    assert "Received Access-Accept" in out, out
