@@ -91,24 +91,35 @@ def _state_hash(state: bytes) -> str:
 
 
 _cost_lock = threading.Lock()
+# Seconds one password check takes lately, by how it is checked: a local account's hash, or a directory bind.
+HASH, BIND = "hash", "bind"
 _cost: dict[str, float] = {}
 # A backup or help-desk bypass code: base32 characters, in groups or not.
 _BACKUP_CODE_CHARS = backup_codes.CODE_BYTES * 8 // 5
 
 
-def radius_password_cost() -> float:
-    """The seconds one password check takes here lately: measured once by hashing (the server calls this as it
-    starts), then a moving average of the real checks."""
-    if "seconds" not in _cost:
+def radius_password_cost(kind: str = HASH) -> float:
+    """The seconds one password check of ``kind`` (:data:`HASH` or :data:`BIND`) takes here lately: a moving
+    average of the real checks of that kind. The hash is measured once by hashing (the server calls this as it
+    starts); until the first bind is measured, a bind is taken to cost a hash."""
+    if HASH not in _cost:
         began = time.monotonic()
         make_password(secrets.token_urlsafe(12))
-        _measured(time.monotonic() - began)
-    return _cost["seconds"]
+        _measured(HASH, time.monotonic() - began)
+    return _cost.get(kind, _cost[HASH])
 
 
-def _measured(seconds: float) -> None:
+def _measured(kind: str, seconds: float) -> None:
     with _cost_lock:
-        _cost["seconds"] = 0.8 * _cost.get("seconds", seconds) + 0.2 * seconds
+        _cost[kind] = 0.8 * _cost.get(kind, seconds) + 0.2 * seconds
+
+
+def _unknown_pace(candidates: list[tuple[str, str]]) -> float:
+    """How long the check of someone unknown would have taken had they existed: one bind where the directory
+    decides passwords (a directory person's is bound once, whatever the readings), else a hash per reading."""
+    if settings.LDAP_SERVER_URIS:
+        return radius_password_cost(BIND)
+    return radius_password_cost(HASH) * len(candidates)
 
 
 def _looks_like_code(text: str) -> bool:
@@ -149,19 +160,24 @@ def _check_password(username: str, typed: str, *, ip: str | None) -> tuple[User 
     behind it, so it is audited but counts toward nothing, and the web's failures from that address do not count
     here either. However many readings are tried, a failure counts once.
     An unknown ID costs no hash (Django's backend would hash against nothing to take as long): its reply waits as
-    long instead, and the CPU stays with the people who exist.
+    long as a known person's check would take instead (:func:`_unknown_pace`), and the CPU stays with the people
+    who exist.
     """
     candidates = password_candidates(typed)
-    pace = radius_password_cost() * len(candidates)
+    pace = _unknown_pace(candidates)
     if password_sign_in_throttled(username, ip=ip, by_address=False):
         return None, "", pace, ""
     known = User.objects.filter(username=username).first()
     told = ""
     if known is not None:
+        kind = BIND if known.from_directory else HASH
         for password, code in candidates[:1] if known.from_directory else candidates:
             began = time.monotonic()
             checked = check_password(username, password, ip=ip, entry_point="radius")
-            _measured(time.monotonic() - began)
+            if checked.user is not None or checked.answer == Answer.WRONG_PASSWORD:
+                # Only a check that ran: a directory that is down or an account refused before any bind would
+                # pull the average away from what a check costs.
+                _measured(kind, time.monotonic() - began)
             if checked.user is not None:
                 record_password_success(checked.user, ip=ip, entry_point="radius", code_follows=bool(code))
                 return checked.user, code, 0.0, ""
