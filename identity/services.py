@@ -93,7 +93,18 @@ def refuse_inactive_account(username: str, *, password: str, authenticated: User
     return True
 
 
-def record_password_success(user: User, *, ip: str | None, entry_point: str = "web") -> None:
+def record_password_success(
+    user: User, *, ip: str | None, entry_point: str = "web", code_follows: bool = False
+) -> None:
+    """Audit a right password (``signin.password_ok``).
+
+    ``code_follows``: the caller checks a second factor in this same transaction (RADIUS's ``password,code``). The
+    person's row is then locked before the audit append: every code check takes the row lock first and the audit
+    chain's lock after it, and a transaction holding the chain's lock while it waits for the row would deadlock
+    with a code check of the same person at another door (and hold every other append site-wide meanwhile).
+    """
+    if code_follows:
+        _locked_row(user)
     audit.record("signin.password_ok", actor=user, subject=user, ip=ip)
     if entry_point == "web":
         metrics.count(metrics.SIGNINS, "password", "ok")

@@ -55,6 +55,7 @@ PER_NAME = 2
 # A drop reason is logged at most this often (with its count so far): a flood must not flood the log too.
 DROP_LOG_SECONDS = 10
 USER_NAME = 1  # the attribute's type (RFC 2865)
+REPLY_MESSAGE_BYTES = 253  # an attribute's value at most (RFC 2865 section 5)
 # Metrics: a check's result by the answer's outcome (identity.metrics, door "radius"), and the reasons a drop is
 # counted under (any other, e.g. pyrad's words about a malformed packet, is counted as "bad packet").
 RESULTS = {"accept": "allow", "challenge": "challenge", "reject": "deny"}
@@ -89,6 +90,36 @@ def _password(request: Any) -> str | None:
 
 Address = tuple[Any, ...]  # a datagram's source, as asyncio gives it: (host, port), and more for IPv6
 Item = TypeVar("Item")
+
+
+def reply_messages(text: str) -> list[str]:
+    """``text`` as Reply-Message values: an attribute holds at most ``REPLY_MESSAGE_BYTES`` octets of UTF-8, so a
+    longer message (a help desk's contact details make some long) goes in several, split after a space where
+    there is one (RFC 2865 section 5.18: several are shown in their order). Each piece keeps its trailing space,
+    so a VPN that joins them shows the words apart."""
+    pieces = []
+    while len(text.encode()) > REPLY_MESSAGE_BYTES:
+        fits = len(text.encode()[:REPLY_MESSAGE_BYTES].decode(errors="ignore"))  # whole characters only
+        space = text.rfind(" ", 0, fits)
+        cut = space + 1 if space > 0 else fits
+        pieces.append(text[:cut])
+        text = text[cut:]
+    return [*pieces, text] if text else pieces
+
+
+def _reply(request: Any, answer: services.RadiusAnswer) -> bytes:
+    """The signed reply to ``request`` (a Message-Authenticator first, whatever the request had)."""
+    reply = request.CreateReply()
+    reply.code = {
+        "accept": packet.AccessAccept,
+        "challenge": packet.AccessChallenge,
+    }.get(answer.outcome, packet.AccessReject)
+    for piece in reply_messages(answer.message):
+        reply.AddAttribute("Reply-Message", piece)
+    if answer.state:
+        reply.AddAttribute("State", answer.state)
+    raw: bytes = reply.ReplyPacket()
+    return raw
 
 
 class ClientNetworks:
@@ -338,6 +369,7 @@ class RadiusProtocol(asyncio.DatagramProtocol):
                 answer = services.radius_authenticate(
                     client, username=username, password=password, state=state, ip=addr[0]
                 )
+            raw = _reply(request, answer)
         except Exception:
             self.counts["internal error"] += 1
             metrics.vpn_check("radius", "error", started)
@@ -347,15 +379,6 @@ class RadiusProtocol(asyncio.DatagramProtocol):
             with self._replies_lock:
                 self._replies.pop(key, None)  # its retransmission is answered afresh
             return None
-        reply = request.CreateReply()  # signed with a Message-Authenticator, first, whatever the request had
-        reply.code = {
-            "accept": packet.AccessAccept,
-            "challenge": packet.AccessChallenge,
-        }.get(answer.outcome, packet.AccessReject)
-        reply.AddAttribute("Reply-Message", answer.message)
-        if answer.state:
-            reply.AddAttribute("State", answer.state)
-        raw = reply.ReplyPacket()
         metrics.vpn_check("radius", RESULTS.get(answer.outcome, "deny"), started)
         log.info(
             "RADIUS request from %s: %s in %.1f ms",

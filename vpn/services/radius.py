@@ -3,6 +3,7 @@
 import hashlib
 import hmac
 import ipaddress
+import re
 import secrets
 import threading
 import time
@@ -13,14 +14,16 @@ from typing import TypeVar
 
 from django.conf import settings
 from django.contrib.auth.hashers import make_password
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 from django_otp import device_classes
 
 from campaigns import texts
 from campaigns.services import audit_password_alone, effective_policy, password_alone_allowed
-from devices import backup_codes, crypto, phone_codes, totp
+from devices import backup_codes, crypto, kinds, phone_codes, totp
 from devices.selectors import has_enrolled
+from devices.services import send_signin_code
 from identity import audit, sql
 from identity.directory.backends import Answer, check_password
 from identity.models import User
@@ -34,7 +37,7 @@ from identity.services import (
 from ..models import AuthTransaction, RadiusChallenge, RadiusClient, SeenSignature
 from . import passcode
 from .auth_api import ASYNC_ANSWER_KEPT
-from .people import may_use_vpn, web_only_message
+from .people import Factors, may_use_vpn, vpn_factors, web_only_message
 
 
 @dataclass(frozen=True)
@@ -51,6 +54,10 @@ class RadiusAnswer:
 
 RADIUS_DENIED = "Access denied."
 RADIUS_PROMPT = "Enter a code from your authenticator app, a text or a call, or a backup code."
+# What a person may type instead of a code to have one sent (Duo's Auth Proxy words): "sms" texts it, "phone"
+# calls; "sms2" picks the second phone that can take it.
+_SEND_REPLY = re.compile(r"(sms|phone)([1-9]?)", re.IGNORECASE)
+_CHANNELS = {"sms": "sms", "phone": "voice"}
 
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -84,24 +91,35 @@ def _state_hash(state: bytes) -> str:
 
 
 _cost_lock = threading.Lock()
+# Seconds one password check takes lately, by how it is checked: a local account's hash, or a directory bind.
+HASH, BIND = "hash", "bind"
 _cost: dict[str, float] = {}
 # A backup or help-desk bypass code: base32 characters, in groups or not.
 _BACKUP_CODE_CHARS = backup_codes.CODE_BYTES * 8 // 5
 
 
-def radius_password_cost() -> float:
-    """The seconds one password check takes here lately: measured once by hashing (the server calls this as it
-    starts), then a moving average of the real checks."""
-    if "seconds" not in _cost:
+def radius_password_cost(kind: str = HASH) -> float:
+    """The seconds one password check of ``kind`` (:data:`HASH` or :data:`BIND`) takes here lately: a moving
+    average of the real checks of that kind. The hash is measured once by hashing (the server calls this as it
+    starts); until the first bind is measured, a bind is taken to cost a hash."""
+    if HASH not in _cost:
         began = time.monotonic()
         make_password(secrets.token_urlsafe(12))
-        _measured(time.monotonic() - began)
-    return _cost["seconds"]
+        _measured(HASH, time.monotonic() - began)
+    return _cost.get(kind, _cost[HASH])
 
 
-def _measured(seconds: float) -> None:
+def _measured(kind: str, seconds: float) -> None:
     with _cost_lock:
-        _cost["seconds"] = 0.8 * _cost.get("seconds", seconds) + 0.2 * seconds
+        _cost[kind] = 0.8 * _cost.get(kind, seconds) + 0.2 * seconds
+
+
+def _unknown_pace(candidates: list[tuple[str, str]]) -> float:
+    """How long the check of someone unknown would have taken had they existed: one bind where the directory
+    decides passwords (a directory person's is bound once, whatever the readings), else a hash per reading."""
+    if settings.LDAP_SERVER_URIS:
+        return radius_password_cost(BIND)
+    return radius_password_cost(HASH) * len(candidates)
 
 
 def _looks_like_code(text: str) -> bool:
@@ -142,21 +160,26 @@ def _check_password(username: str, typed: str, *, ip: str | None) -> tuple[User 
     behind it, so it is audited but counts toward nothing, and the web's failures from that address do not count
     here either. However many readings are tried, a failure counts once.
     An unknown ID costs no hash (Django's backend would hash against nothing to take as long): its reply waits as
-    long instead, and the CPU stays with the people who exist.
+    long as a known person's check would take instead (:func:`_unknown_pace`), and the CPU stays with the people
+    who exist.
     """
     candidates = password_candidates(typed)
-    pace = radius_password_cost() * len(candidates)
+    pace = _unknown_pace(candidates)
     if password_sign_in_throttled(username, ip=ip, by_address=False):
         return None, "", pace, ""
     known = User.objects.filter(username=username).first()
     told = ""
     if known is not None:
+        kind = BIND if known.from_directory else HASH
         for password, code in candidates[:1] if known.from_directory else candidates:
             began = time.monotonic()
             checked = check_password(username, password, ip=ip, entry_point="radius")
-            _measured(time.monotonic() - began)
+            if checked.user is not None or checked.answer == Answer.WRONG_PASSWORD:
+                # Only a check that ran: a directory that is down or an account refused before any bind would
+                # pull the average away from what a check costs.
+                _measured(kind, time.monotonic() - began)
             if checked.user is not None:
-                record_password_success(checked.user, ip=ip, entry_point="radius")
+                record_password_success(checked.user, ip=ip, entry_point="radius", code_follows=bool(code))
                 return checked.user, code, 0.0, ""
             if checked.answer != Answer.WRONG_PASSWORD:
                 told = checked.message
@@ -206,7 +229,60 @@ def _answer_challenge(state: bytes, code: str, *, username: str, client: RadiusC
             "vpn.radius_rejected", ip=ip, details={"radius_client": client.name, "reason": "state not valid here"}
         )
         return RadiusAnswer("reject", RADIUS_DENIED)
+    if asked := _SEND_REPLY.fullmatch(code.strip()):
+        factor, nth = asked.group(1).lower(), int(asked.group(2) or 1)
+        return _send_and_challenge(challenge.user, factor=factor, nth=nth, client=client, ip=ip)
     return _radius_code(challenge.user.username, code, client=client, ip=ip)
+
+
+def radius_prompt(factors: Factors) -> str:
+    """The challenge's words: what this person can enter or ask for, from their devices that take a code (the
+    general words when they have none). Built from the devices alone, never from whether the person may use the
+    VPN, so a person without access hears what one with it would (API-04)."""
+    kinds_held = {getattr(device, "factor_name", "") for device in factors.typed}
+    enter = ["a code from your authenticator app"] if kinds.APP_FACTOR in kinds_held else []
+    if kinds_held - {kinds.APP_FACTOR, kinds.PHONE_FACTOR}:
+        enter.append("a backup code")
+    ask = ["'sms' for a text"] if any(phone.can_text for phone in factors.phones) else []
+    if factors.phones:
+        ask.append("'phone' for a call")
+    if enter and ask:
+        return f"Enter {' or '.join(enter)}, or reply {' or '.join(ask)}."
+    if ask:
+        return f"Reply {' or '.join(ask)}, then enter the code you get."
+    return f"Enter {' or '.join(enter)}." if enter else RADIUS_PROMPT
+
+
+def _send_and_challenge(user: User, *, factor: str, nth: int, client: RadiusClient, ip: str | None) -> RadiusAnswer:
+    """The person answered a challenge with ``sms`` or ``phone`` (``nth`` phone that can take it): text or call a
+    code through the sign-in's own send (its limits and audit, ``signin.code_sent``), audit ``vpn.code_requested``
+    (``sent`` says whether one went), and challenge again with a new State, saying where the code went. Counts
+    toward no lockout: no code was tried. Sent only to someone who may use the VPN; the words depend only on the
+    person's phones, so the answer is the same either way (API-04), as at the Auth API."""
+    factors = vpn_factors(user)
+    channel = _CHANNELS[factor]
+    phones = [phone for phone in factors.phones if channel in phone.challenge_channels]
+    phone = phones[nth - 1] if nth <= len(phones) else None
+    sent = False
+    if phone is not None and may_use_vpn(user):
+        try:
+            send_signin_code(phone, channel=channel, ip=ip)
+            sent = True
+        except ValidationError:
+            pass  # a send limit or a lock: audited by the send path, answered like any other
+    context = {"radius_client": client.name}
+    audit.record("vpn.code_requested", subject=user, ip=ip, details={**context, "factor": factor, "sent": sent})
+    if phone is None:
+        how = "texts" if factor == "sms" else "calls"
+        message = f"No phone of yours takes {how} here. {radius_prompt(factors)}"
+    elif factor == "sms":
+        message = f"We are texting a code to {phone.masked_number}. Enter it here."
+    else:
+        message = f"We are calling {phone.masked_number} to read you a code. Enter it here."
+    state = secrets.token_bytes(32)
+    _store_challenge(state, user=user, client=client, only_with_a_device=False)
+    audit.record("vpn.radius_challenged", subject=user, ip=ip, details=context)
+    return RadiusAnswer("challenge", message, state)
 
 
 def radius_authenticate(
@@ -214,21 +290,22 @@ def radius_authenticate(
 ) -> RadiusAnswer:
     """Answer one Access-Request whose Message-Authenticator the server has checked (API-08).
 
-    ``username`` as pyrad decodes the User-Name: bytes when it is not UTF-8. Such a name, or one holding a NUL
-    (which PostgreSQL cannot take), is nobody's: Access-Reject before anything is read, audited as
-    ``vpn.radius_rejected`` without the name (people type passwords into it), counted toward no one.
-    ``password`` is None when the User-Password is malformed (its length not a multiple of 16 octets): the same
-    Access-Reject, audited, counted toward no one.
+        ``username`` as pyrad decodes the User-Name: bytes when it is not UTF-8. Such a name, or one holding a NUL
+        (which PostgreSQL cannot take), is nobody's: Access-Reject before anything is read, audited as
+        ``vpn.radius_rejected`` without the name (people type passwords into it), counted toward no one.
+        ``password`` is None when the User-Password is malformed (its length not a multiple of 16 octets): the same
+        Access-Reject, audited, counted toward no one.
 
-    With ``RADIUS_PASSWORD_MODE = "password"``: ``password,code`` checks both at once (:func:`password_candidates`
-    says how a comma is read); the password alone,
-    when right, answers a challenge whose State (random, single-use, bound to person and client, expiring after
-    ``RADIUS_CHALLENGE_TTL_SECONDS``, API-05) comes back with the code. With ``"code_only"`` the VPN has checked
-    the password itself and the field holds the code. VPN approval and a second factor are required, through the
-    lockout shared with the web (OTP-01), but for a person with approved access and no device at all whose
-    campaigns allow the password alone for now (accepted, told the date; audited with the campaign) or require
-    enrollment (rejected, told where to go). Every outcome is audited; the answers to an unknown person,
-    one without access or device, a locked one and a wrong code are the same (API-04).
+        With ``RADIUS_PASSWORD_MODE = "password"``: ``password,code`` checks both at once (:func:`password_candidates`
+        says how a comma is read); the password alone,
+        when right, answers a challenge whose State (random, single-use, bound to person and client, expiring after
+        ``RADIUS_CHALLENGE_TTL_SECONDS``, API-05) comes back with the code, or with ``sms``/``phone`` to have one sent
+    (:func:`_send_and_challenge`, then a new challenge). With ``"code_only"`` the VPN has checked
+        the password itself and the field holds the code. VPN approval and a second factor are required, through the
+        lockout shared with the web (OTP-01), but for a person with approved access and no device at all whose
+        campaigns allow the password alone for now (accepted, told the date; audited with the campaign) or require
+        enrollment (rejected, told where to go). Every outcome is audited; the answers to an unknown person,
+        one without access or device, a locked one and a wrong code are the same (API-04).
     """
     if not isinstance(username, str) or "\x00" in username:
         details = {"radius_client": client.name, "reason": "the user name is not text"}
@@ -258,14 +335,14 @@ def radius_authenticate(
     with transaction.atomic():
         if _store_challenge(state, user=user, client=client, only_with_a_device=may_use_vpn(user)):
             audit.record("vpn.radius_challenged", subject=user, ip=ip, details={"radius_client": client.name})
-            return RadiusAnswer("challenge", RADIUS_PROMPT, state)
+            return RadiusAnswer("challenge", radius_prompt(vpn_factors(user)), state)
     answer = _campaign_answer(user, ip=ip, context={"radius_client": client.name})
     if answer is not None:
         return answer
     with transaction.atomic():
         _store_challenge(state, user=user, client=client, only_with_a_device=False)
         audit.record("vpn.radius_challenged", subject=user, ip=ip, details={"radius_client": client.name})
-    return RadiusAnswer("challenge", RADIUS_PROMPT, state)
+    return RadiusAnswer("challenge", radius_prompt(vpn_factors(user)), state)
 
 
 _STORE_IF_ANY_DEVICE: list[str] = []

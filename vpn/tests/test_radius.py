@@ -19,6 +19,9 @@ from django.db import connection
 from django.utils import timezone
 from prometheus_client import REGISTRY
 
+from campaigns import texts
+from devices import crypto
+from devices.models import OutboundMessage, PhoneDevice
 from identity import audit
 from identity import services as identity_services
 from identity.models import AuditEvent, User
@@ -689,3 +692,74 @@ def test_a_password_whose_length_is_not_a_multiple_of_16_is_rejected_without_an_
     assert rejected.details["reason"] == "the password is malformed"
     assert not AuditEvent.objects.filter(action="signin.password_failed").exists()
     assert not [line for line in radius_log if "ERROR" in line or "Traceback" in line], radius_log
+
+
+def test_a_reply_message_longer_than_one_attribute_is_sent_in_several(
+    radius_client, make_user, approve, settings, radius_log
+):
+    """A Reply-Message holds 253 octets at most; a help desk's contact details can make one longer. It is sent in
+    several, each within the limit and cut between words, which read in their order give the whole message."""
+    contact = (
+        "the IT Service Desk at the Library, ground floor (+1 617 555 0100, Monday to Friday 8:00 to 18:00, "
+        "Saturday 10:00 to 14:00), or servicedesk@example.edu with your institution ID and a phone number to call"
+    )
+    settings.HELP_DESK_CONTACT = contact
+    person = make_user("held")
+    approve(person)
+    pbkdf2_password(person)
+    User.objects.filter(pk=person.pk).update(lost_last_factor_at=timezone.now())  # BND-02: no device, none to come
+    with radius_server_process(settings, radius_log, {"HELP_DESK_CONTACT": contact}) as port:
+        out = radclient(port, radius_client.secret, {"User-Name": "held", "User-Password": PASSWORD})
+    assert "Received Access-Reject" in out, out
+    pieces = re.findall(r'Reply-Message = "([^"]*)"', out)
+    assert len(pieces) == 2, out
+    assert all(len(piece.encode()) <= 253 and piece.endswith(" ") for piece in pieces[:-1]), pieces
+    assert "".join(pieces) == texts.held_at_the_vpn() and contact in texts.held_at_the_vpn()
+    assert AuditEvent.objects.filter(action="vpn.radius_rejected", subject=person).count() == 1
+    assert not [line for line in radius_log if "ERROR" in line or "Traceback" in line], radius_log
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["Access denied.", "", "word " * 120, "é" * 300, "x" * 600, "Call " + "Ω" * 130 + " or write to us."],
+)
+def test_reply_messages_fit_the_attribute_and_give_back_the_text(text):
+    pieces = server_module.reply_messages(text)
+    assert "".join(pieces) == text
+    assert all(0 < len(piece.encode()) <= 253 for piece in pieces)
+    assert len(pieces) == (len(text.encode()) + 252) // 253 or " " in text
+
+
+def test_a_phone_only_person_replies_sms_to_the_challenge_and_gets_a_code_by_text(
+    radius_server, radius_client, make_user, approve
+):
+    """Duo's Auth Proxy words at a challenge: "sms" texts a code (any case), then a new challenge says where it went;
+    asking counts toward no lockout. The texted code then lets the person in."""
+    person = make_user("phoneonly")
+    pbkdf2_password(person)
+    PhoneDevice.objects.create(user=person, name="Mobile", number="+16175550122", can_text=True, confirmed=True)
+    approve(person)
+    out = radclient(radius_server, radius_client.secret, {"User-Name": "phoneonly", "User-Password": PASSWORD})
+    assert "Received Access-Challenge" in out, out
+    assert "Reply-Message = \"Reply 'sms' for a text or 'phone' for a call, then enter the code you get.\"" in out
+    state = re.search(r"State = (0x[0-9a-f]+)", out).group(1)
+
+    out = radclient(
+        radius_server, radius_client.secret, {"User-Name": "phoneonly", "User-Password": "SMS", "State": state}
+    )
+    assert "Received Access-Challenge" in out, out
+    assert 'Reply-Message = "We are texting a code to +1********22. Enter it here."' in out, out
+    again = re.search(r"State = (0x[0-9a-f]+)", out.split("Received")[1]).group(1)
+    assert again != state
+    [text] = OutboundMessage.objects.filter(channel="sms", recipient="+16175550122")
+    person.refresh_from_db()
+    assert person.second_factor_failures == 0
+    assert not AuditEvent.objects.filter(action="signin.second_factor_failed").exists()
+    requested = AuditEvent.objects.get(action="vpn.code_requested", subject=person)
+    assert details_of(requested) == {"radius_client": "ASA", "factor": "sms", "sent": True}
+
+    code = re.search(r"\b(\d{6})\b", crypto.decrypt(text.encrypted_body).decode()).group(1)
+    out = radclient(
+        radius_server, radius_client.secret, {"User-Name": "phoneonly", "User-Password": code, "State": again}
+    )
+    assert "Received Access-Accept" in out, out
