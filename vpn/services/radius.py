@@ -290,22 +290,22 @@ def radius_authenticate(
 ) -> RadiusAnswer:
     """Answer one Access-Request whose Message-Authenticator the server has checked (API-08).
 
-        ``username`` as pyrad decodes the User-Name: bytes when it is not UTF-8. Such a name, or one holding a NUL
-        (which PostgreSQL cannot take), is nobody's: Access-Reject before anything is read, audited as
-        ``vpn.radius_rejected`` without the name (people type passwords into it), counted toward no one.
-        ``password`` is None when the User-Password is malformed (its length not a multiple of 16 octets): the same
-        Access-Reject, audited, counted toward no one.
+    ``username`` as pyrad decodes the User-Name: bytes when it is not UTF-8. Such a name, or one holding a NUL
+    (which PostgreSQL cannot take), is nobody's: Access-Reject before anything is read, audited as
+    ``vpn.radius_rejected`` without the name (people type passwords into it), counted toward no one.
+    ``password`` is None when the User-Password is malformed (its length not a multiple of 16 octets): the same
+    Access-Reject, audited, counted toward no one.
 
-        With ``RADIUS_PASSWORD_MODE = "password"``: ``password,code`` checks both at once (:func:`password_candidates`
-        says how a comma is read); the password alone,
-        when right, answers a challenge whose State (random, single-use, bound to person and client, expiring after
-        ``RADIUS_CHALLENGE_TTL_SECONDS``, API-05) comes back with the code, or with ``sms``/``phone`` to have one sent
+    With ``RADIUS_PASSWORD_MODE = "password"``: ``password,code`` checks both at once (:func:`password_candidates`
+    says how a comma is read); the password alone,
+    when right, answers a challenge whose State (random, single-use, bound to person and client, expiring after
+    ``RADIUS_CHALLENGE_TTL_SECONDS``, API-05) comes back with the code, or with ``sms``/``phone`` to have one sent
     (:func:`_send_and_challenge`, then a new challenge). With ``"code_only"`` the VPN has checked
-        the password itself and the field holds the code. VPN approval and a second factor are required, through the
-        lockout shared with the web (OTP-01), but for a person with approved access and no device at all whose
-        campaigns allow the password alone for now (accepted, told the date; audited with the campaign) or require
-        enrollment (rejected, told where to go). Every outcome is audited; the answers to an unknown person,
-        one without access or device, a locked one and a wrong code are the same (API-04).
+    the password itself and the field holds the code. VPN approval and a second factor are required, through the
+    lockout shared with the web (OTP-01), but for a person with approved access and no device at all whose
+    campaigns allow the password alone for now (accepted, told the date; audited with the campaign) or require
+    enrollment (rejected, told where to go). Every outcome is audited; the answers to an unknown person,
+    one without access or device, a locked one and a wrong code are the same (API-04).
     """
     if not isinstance(username, str) or "\x00" in username:
         details = {"radius_client": client.name, "reason": "the user name is not text"}
