@@ -66,6 +66,7 @@ REACTIVATION_EXPIRED = "This phone change has expired. Your old phone still work
 # The old phone's app was switched off when the change began (the phone was reported lost): say what still works.
 REACTIVATION_EXPIRED_OLD_APP_OFF = "This phone change has expired. {old_phone}"
 OLD_PHONE_WORKS = "Your old phone still works."
+OLD_APP_STOPPED = "The app on your old phone no longer gives working codes."
 OLD_APP_OFF_TEXTS_WORK = (
     "The app on your old phone stays switched off, as you reported the phone lost; codes by text and call to "
     "{number} still work. Start again from My devices."

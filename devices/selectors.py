@@ -99,10 +99,15 @@ def phone_change_open(user, *, registration_id: int, pending_app_device_id: int)
     )
 
 
+def old_app_works(registration: Registration) -> bool:
+    """Whether the app on the phone being replaced still gives working codes (not reported lost)."""
+    return AuthenticatorAppDevice.objects.filter(pk=registration.app_device_id, confirmed=True).exists()
+
+
 def old_phone_words(registration: Registration) -> str:
     """What of the old phone still signs the person in, for a phone change that ends (or expired) unconfirmed: all
-    of it, unless it was reported lost as the change began and its app switched off then."""
-    if AuthenticatorAppDevice.objects.filter(pk=registration.app_device_id, confirmed=True).exists():
+    of it, unless it was reported lost (as the change began or while it was under way) and its app switched off."""
+    if old_app_works(registration):
         return errors.OLD_PHONE_WORKS
     if PhoneDevice.objects.filter(pk=registration.phone_device_id, confirmed=True).exists():
         return errors.OLD_APP_OFF_TEXTS_WORK.format(number=registration.masked_phone_number)

@@ -182,6 +182,8 @@ def reactivate(request, pk, recovering=False):
                 # The session was verified with the app just retired, so it no longer counts as verified:
                 # keep it open for finishing this change only, as a recovery session is, not to lock them out.
                 grant_recovery(request, registration)
+            if old_phone_lost:
+                messages.success(request, errors.OLD_APP_STOPPED)
         return redirect("devices:reactivate", pk=registration.pk)
     if action == "cancel" and not recovering:
         registration = services.end_reactivation(
@@ -223,6 +225,8 @@ def reactivate(request, pk, recovering=False):
         "form": form,
         "recovering": recovering,
         "has_email": bool(request.user.email),
+        # Offered while a change is under way too: the old phone may be lost after the change began.
+        "old_app_works": selectors.old_app_works(registration),
     }
     if registration.is_reactivation_expired:
         # Shown, not changed: a GET changes nothing (SES-06); the beat task or the next POST ends it.
