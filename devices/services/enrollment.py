@@ -63,9 +63,13 @@ def start_enrollment(
     require_recent_verification(user, verified_at)
     require_setup_open(user, reported_here_at=loss_reported_here_at)
     with transaction.atomic():
+        # Locking the pending rows locks nothing when there are none yet: two clicks on "Continue" would each
+        # make one. The person's row serialises them; the second then finds the first's.
+        User.objects.select_for_update().filter(pk=user.pk).first()
         existing = (
-            Registration.objects.select_for_update()
-            .filter(user=user, kind=kind, status=Registration.Status.PENDING, expires_at__gt=timezone.now())
+            Registration.objects.filter(
+                user=user, kind=kind, status=Registration.Status.PENDING, expires_at__gt=timezone.now()
+            )
             .order_by("-created_at")
             .first()
         )
