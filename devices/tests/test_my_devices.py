@@ -63,6 +63,25 @@ def test_rename_changes_label_and_device_name_and_is_audited(client, person, pas
     assert "Work phone" in text(client.get("/devices/"))
 
 
+def test_a_phone_whose_app_is_moving_to_a_new_phone_can_be_renamed(client, person, password, two_devices):
+    """My devices offers "Rename" for a phone mid-change; a name binds nothing, so it is not refused then."""
+    phone, _ = two_devices
+    sign_in_with(client, person, phone, password)
+    client.post(f"/devices/{phone.pk}/new-phone/", {"action": "start"})
+    phone.refresh_from_db()
+    assert phone.status == Registration.Status.REACTIVATING
+    assert f"/devices/{phone.pk}/rename/" in text(client.get("/devices/"))
+
+    response = client.post(f"/devices/{phone.pk}/rename/", {"label": "Work phone"})
+
+    assert response.status_code == 302 and response["Location"] == "/devices/"
+    phone.refresh_from_db()
+    assert phone.label == "Work phone" and phone.status == Registration.Status.REACTIVATING
+    for device_id in (phone.app_device_id, phone.pending_app_device_id):
+        assert AuthenticatorAppDevice.objects.get(pk=device_id).name == "Work phone: app"
+    assert events("device.renamed").count() == 1
+
+
 @pytest.mark.parametrize(
     ("label", "message"),
     [
