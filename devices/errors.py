@@ -3,6 +3,10 @@
 KIND_NOT_AVAILABLE = "That kind of device cannot be set up here yet. Choose another, or contact the help desk."
 NOT_PENDING = "This setup is already finished or was cancelled. Start a new one from My devices."
 PENDING_EXPIRED = "This setup has expired. Please start again; it only takes a minute."
+SETUP_DONE_PHONE_CHANGE_UNDER_WAY = (
+    "This device is set up already, and its app is moving to a new phone. Finish the move here."
+)
+SETUP_DONE_DEVICE_REMOVED = "{device} was set up once and has since been removed. It can no longer be used to sign in."
 NO_PHONE_FOR_KIND = "This kind of device has no phone number."
 NO_APP_FOR_KIND = "This kind of device does not use an authenticator app."
 STEP_OUT_OF_ORDER = "Please finish the earlier steps first."

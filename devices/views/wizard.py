@@ -80,8 +80,15 @@ def wizard_context(registration: Registration, step: str, **extra) -> dict:
 
 
 def finished_or_expired(request, registration: Registration):
+    """Where a wizard page sends the person when the setup is no longer under way, or None when it is."""
     if registration.status == Registration.Status.ACTIVE:
         return redirect("devices:success", pk=registration.pk)
+    if registration.status == Registration.Status.REACTIVATING:
+        messages.info(request, errors.SETUP_DONE_PHONE_CHANGE_UNDER_WAY)
+        return redirect("devices:reactivate", pk=registration.pk)
+    if registration.status == Registration.Status.RETIRED and registration.activated_at:
+        messages.info(request, errors.SETUP_DONE_DEVICE_REMOVED.format(device=registration.display_name))
+        return redirect("devices:my_devices")
     if registration.status != Registration.Status.PENDING or registration.is_pending_expired:
         messages.error(request, errors.PENDING_EXPIRED)
         return redirect("devices:start")
@@ -384,7 +391,7 @@ def success(request, pk):
     """The end of the wizard: the device works; the person names it (a distinct default is filled in)."""
     registration = own_registration(request, pk)
     if registration.status != Registration.Status.ACTIVE:
-        return next_step_redirect(registration)
+        return finished_or_expired(request, registration) or next_step_redirect(registration)
     form = RenameForm(request.POST if request.method == "POST" else None, initial={"label": registration.label})
     if request.method == "POST" and form.is_valid():
         try:
