@@ -7,10 +7,11 @@ import qrcode
 import qrcode.image.svg
 from django.conf import settings
 from django.db.models import Exists, Min, OuterRef, Q, QuerySet
+from django.urls import reverse
 from django.utils import timezone
 from two_factor.utils import get_otpauth_url
 
-from . import errors
+from . import errors, kinds
 from .kinds import KINDS, kind_of
 from .models import (
     AuthenticatorAppDevice,
@@ -21,6 +22,24 @@ from .models import (
     Registration,
     WorkingRegistration,
 )
+
+# The wizard's page for each step, by URL name.
+STEP_URLS = {
+    kinds.PHONE: "devices:phone",
+    kinds.VERIFY_PHONE: "devices:verify_phone",
+    kinds.PLATFORM: "devices:platform",
+    kinds.INSTALL: "devices:install",
+    kinds.ACTIVATE: "devices:activate",
+    kinds.SECURITY_KEY: "devices:security_key",
+    kinds.PASSKEY: "devices:passkey",
+}
+
+
+def next_step_url(registration: Registration) -> str:
+    """The wizard page of the registration's first step still to do (its end, when none is): "continue" links."""
+    step = kinds.next_missing_step(registration)
+    return reverse(STEP_URLS[step] if step else "devices:success", kwargs={"pk": registration.pk})
+
 
 # --- Enrolled: the one rule ------------------------------------------------------------------------------------
 #

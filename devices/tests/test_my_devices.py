@@ -287,3 +287,17 @@ def test_bnd04_retired_device_cannot_be_renamed_or_removed_again(client, person,
     assert errors.NOT_ACTIVE in text(response)
     assert events("device.retired").count() == 1
     assert Registration.objects.filter(user=person).count() == 2
+
+
+def test_continue_an_unfinished_setup_leads_to_its_next_step(client, person, password, two_devices):
+    """ "Setup not finished → continue" (My devices, and the start page) opens the step the setup stopped at."""
+    phone, _ = two_devices
+    sign_in_with(client, person, phone, password)
+    client.post("/enroll/device-type/", {"kind": "mobile"})
+    pending = Registration.objects.get(user=person, status=Registration.Status.PENDING)
+    client.post(f"/enroll/{pending.pk}/phone/", {"phone_number": "+16175550166", "number_is_correct": "on"})
+    client.post(f"/enroll/{pending.pk}/platform/", {"platform": "android"})
+    install = f'href="/enroll/{pending.pk}/install/"'
+
+    assert install in text(client.get("/devices/"))
+    assert install in text(client.get("/enroll/"))

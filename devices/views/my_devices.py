@@ -48,7 +48,9 @@ def my_devices(request):
                 if r.status in Registration.IN_USE
             ],
             "pending": [
-                r for r in registrations if r.status == Registration.Status.PENDING and not r.is_pending_expired
+                {"registration": r, "continue_url": selectors.next_step_url(r)}
+                for r in registrations
+                if r.status == Registration.Status.PENDING and not r.is_pending_expired
             ],
             "retired": [r for r in registrations if r.status == Registration.Status.RETIRED],
             "backup": selectors.backup_code_status(request.user),

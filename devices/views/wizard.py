@@ -35,23 +35,10 @@ from .access import (
     second_factor_at,
 )
 
-STEP_URLS = {
-    kinds.PHONE: "devices:phone",
-    kinds.VERIFY_PHONE: "devices:verify_phone",
-    kinds.PLATFORM: "devices:platform",
-    kinds.INSTALL: "devices:install",
-    kinds.ACTIVATE: "devices:activate",
-    kinds.SECURITY_KEY: "devices:security_key",
-    kinds.PASSKEY: "devices:passkey",
-}
-
 
 def next_step_redirect(registration: Registration):
     """To the first wizard step still to do, or to the end of the wizard when none is left."""
-    step = kinds.next_missing_step(registration)
-    if step is None:
-        return redirect("devices:success", pk=registration.pk)
-    return redirect(STEP_URLS[step], pk=registration.pk)
+    return redirect(selectors.next_step_url(registration))
 
 
 def wizard_registration(request, pk, step: str) -> Registration:
@@ -64,7 +51,7 @@ def wizard_registration(request, pk, step: str) -> Registration:
 
 def _earlier_step_missing(registration: Registration, step: str):
     missing = kinds.next_missing_step(registration, before=step)
-    return redirect(STEP_URLS[missing], pk=registration.pk) if missing else None
+    return redirect(selectors.STEP_URLS[missing], pk=registration.pk) if missing else None
 
 
 def wizard_context(registration: Registration, step: str, **extra) -> dict:
@@ -98,11 +85,13 @@ def finished_or_expired(request, registration: Registration):
 @person_view
 @require_GET
 def start(request):
+    pending = selectors.latest_pending_registration(request.user)
     return render(
         request,
         "devices/wizard/start.html",
         {
-            "pending": selectors.latest_pending_registration(request.user),
+            "pending": pending,
+            "pending_url": selectors.next_step_url(pending) if pending else "",
             "has_devices": selectors.active_registration_count(request.user) > 0,
             # The last device was just reported lost: only this session can set up the new one.
             "held": request.user.lost_last_factor_at is not None,
