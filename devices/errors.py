@@ -24,6 +24,10 @@ NOT_ACTIVE = "Only an active device can be changed."
 LABEL_INVALID = "Give the device a name of 1 to 64 characters."
 PHONE_INVALID = "That does not look like a valid phone number. Check the digits and the country code."
 PHONE_COUNTRY_NOT_ALLOWED = "We can only text or call numbers in the countries the institution supports."
+PHONE_ON_RECORD_UNREACHABLE = (
+    "This number is already on record here, so we would need to check it with a text or call, and we can only "
+    "text or call numbers in the countries the institution supports. Use another number, or ask the help desk."
+)
 PHONE_TYPE_REFUSED = "We cannot text or call a {kind} number. Use a personal mobile or desk phone number."
 PHONE_RESEND_TOO_SOON = "We just sent a code. Wait {seconds} seconds before asking for another one."
 PHONE_TOO_MANY_SENDS = "Too many codes were sent to this number in the last few minutes. Wait 10 minutes and try again."

@@ -109,6 +109,13 @@ def set_phone_number(
     # SMS-07: a number we could never text or call is refused here, before anything can be queued. A phone
     # with an app may be abroad: its country is checked only when a code is sent to it.
     (check_personal_number if kind_of(registration).has_app else check_reachable)(phone_number)
+    if kind_of(registration).has_app and phone_check_required(registration, number=phone_number):
+        # On record already, so the next step texts or calls it: refused now, in words, rather than a step
+        # the person could never finish.
+        try:
+            check_reachable(phone_number)
+        except ValidationError as refused:
+            raise ValidationError(errors.PHONE_ON_RECORD_UNREACHABLE, code=refused.code) from None
     with transaction.atomic():
         registration = lock_registration(registration)
         require_pending(registration)

@@ -54,7 +54,7 @@ def test_mobile_number_not_on_record_has_no_check_step(wizard, person, recording
     assert nothing_queued() and not recording_gateway.delivered
 
 
-@pytest.mark.parametrize("history", ["active", "retired", "pending"])
+@pytest.mark.parametrize("history", ["active", "retired"])
 def test_mobile_number_on_record_for_another_person_must_be_proven(
     wizard, person, other, clock, recording_gateway, sending, history
 ):
@@ -88,6 +88,17 @@ def test_mobile_number_on_record_for_another_person_must_be_proven(
     registration = finish_app_steps(wizard, registration)
     phone = PhoneDevice.objects.get(pk=registration.phone_device_id)
     assert phone.confirmed and phone.can_text and str(phone.number) == NUMBER
+
+
+def test_a_number_only_typed_into_a_setup_left_half_way_is_not_on_record(wizard, person, other):
+    """Nobody proved it here nor set up a device with it, so it asks no check of the next person (else anyone
+    could put a check in the way of a number by typing it and leaving)."""
+    put_on_record(other, NUMBER, "pending")
+
+    registration, response = enter_number(wizard, "mobile", NUMBER)
+
+    assert response["Location"] == f"/enroll/{registration.pk}/platform/"
+    assert not kinds.phone_check_required(registration)
 
 
 def test_number_of_another_person_cannot_be_bound_without_its_code(wizard, person, other, recording_gateway, sending):
@@ -229,7 +240,7 @@ def test_sms02_five_wrong_codes_kill_the_code_and_a_new_one_is_needed(wizard, cl
 
 
 def test_sms02_double_submit_of_the_right_code_binds_once(wizard, person, other, recording_gateway, sending):
-    put_on_record(other, NUMBER, "pending")
+    put_on_record(other, NUMBER, "active")
     registration, _ = enter_number(wizard, "mobile", NUMBER)
     url = verify_url(registration)
     ask_for_code(wizard, url, "sms", sending)
