@@ -220,7 +220,8 @@ def confirm_activation(
     Verification consumes the code (OTP-04) and is throttled by django-otp; a
     wrong code is audited and raises ``ValidationError`` with the failure kept.
     A double submit of the same code returns the registration the other request
-    bound; a confirm of a finished setup without that is refused. Audits ``device.bound``, once more for texts and calls when the wizard proved the number.
+    bound; a confirm of a finished setup without that is refused, and so is one whose number, on record here, was
+    never proven (:func:`_require_number_proven`), whichever way the number changed after the earlier steps. Audits ``device.bound``, once more for texts and calls when the wizard proved the number.
     """
     require_recent_verification(registration.user, verified_at)
     require_setup_open(registration.user, registration=registration)
@@ -237,6 +238,7 @@ def confirm_activation(
         if registration.status == Registration.Status.ACTIVE:
             return registration
         require_pending(registration)
+        _require_number_proven(registration)
         now = timezone.now()
         AuthenticatorAppDevice.objects.filter(pk=device.pk).update(
             confirmed=True, name=app_device_name(registration.display_name)

@@ -18,12 +18,13 @@ from django_otp import devices_for_user
 from devices import errors, kinds, phone_codes, services
 from devices.models import PhoneDevice, PhoneVerification, Registration
 from identity.models import AuditEvent
-from testsupport import race
+from testsupport import fresh_code, race
 
 from .helpers import (
     CODE_TTL_SECONDS,
     MASKED,
     NUMBER,
+    OTHER_NUMBER,
     a_wrong_code,
     ask_for_code,
     enter_code,
@@ -391,3 +392,24 @@ def test_sms02_code_of_another_persons_challenge_is_refused(person, other, clock
     services.confirm_phone_code(theirs, code=their_code, actor=other, verified_at=timezone.now())
     services.confirm_phone_code(mine, code=my_code, actor=person, verified_at=timezone.now())
     assert Registration.objects.filter(pk__in=[mine.pk, theirs.pk], status="active").count() == 2
+
+
+def test_activation_refuses_a_number_on_record_changed_to_after_the_check(person, other, clock):
+    """The number is changed to one on record once the app's secret is issued: binding it needs its check first,
+    whichever caller binds (the step order is the service's rule, not only the wizard's)."""
+    put_on_record(other, NUMBER, "active")
+    registration = services.start_enrollment(person, kind="mobile", verified_at=None)
+    registration = services.set_phone_number(registration, phone_number=OTHER_NUMBER, actor=person, verified_at=None)
+    registration = services.set_platform(registration, platform="android", actor=person)
+    registration = services.issue_app_secret(registration, actor=person, verified_at=None)
+    registration = services.set_phone_number(registration, phone_number=NUMBER, actor=person, verified_at=None)
+
+    with pytest.raises(ValidationError) as refused:
+        services.confirm_activation(
+            registration, code=fresh_code(registration.app_device), actor=person, verified_at=None
+        )
+
+    assert refused.value.code == "order"
+    registration.refresh_from_db()
+    assert registration.status == Registration.Status.PENDING
+    assert not list(devices_for_user(person, confirmed=True))
