@@ -1,6 +1,7 @@
 """Numbers never texted or called, turning on texts and calls, and another person's registration."""
 
 import json
+import re
 
 import pytest
 from django.core.exceptions import ValidationError
@@ -297,3 +298,19 @@ def test_ac06_phone_events_are_written_without_codes(wizard, person, other, cloc
         details = json.dumps(event.details)
         assert code not in details and landline_code not in details
         assert NUMBER not in details and OTHER_NUMBER not in details
+
+
+def test_a_refused_number_is_tied_to_the_number_field(wizard, person):
+    """Refused by the site (not by the form's shape), the reason is still said beside the field: marked invalid,
+    described by the reason, and focused, as a screen reader and a keyboard expect."""
+    registration, response = enter_number(wizard, "landline", "+44 20 7946 0958")
+
+    assert response.status_code == 200
+    page = text(response)
+    assert 'class="error-summary"' not in page
+    assert re.search(r'<div class="error" id="id_phone_number_error"><p>([^<]+)</p>', page).group(1) == (
+        errors.PHONE_COUNTRY_NOT_ALLOWED
+    )
+    field = re.search(r'<input[^>]*name="phone_number"[^>]*>', page).group()
+    assert 'aria-invalid="true"' in field and "autofocus" in field
+    assert "id_phone_number_error" in re.search(r'aria-describedby="([^"]*)"', field).group(1)

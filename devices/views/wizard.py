@@ -161,7 +161,8 @@ def phone(request, pk):
                 ip=client_ip(request),
             )
         except ValidationError as error:
-            form.add_error(None, error)
+            # The number is what was refused: said beside it, and announced with it, not at the top of the form.
+            form.add_error("phone_number", error)
         else:
             return next_step_redirect(registration)
     context = wizard_context(
@@ -263,7 +264,7 @@ def platform(request, pk):
                 registration, platform=form.cleaned_data["platform"], actor=request.user
             )
         except ValidationError as error:
-            form.add_error(None, error)
+            form.add_error("platform", error)
         else:
             return redirect("devices:install", pk=registration.pk)
     return render(request, "devices/wizard/platform.html", wizard_context(registration, kinds.PLATFORM, form=form))
