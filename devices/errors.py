@@ -3,6 +3,10 @@
 KIND_NOT_AVAILABLE = "That kind of device cannot be set up here yet. Choose another, or contact the help desk."
 NOT_PENDING = "This setup is already finished or was cancelled. Start a new one from My devices."
 PENDING_EXPIRED = "This setup has expired. Please start again; it only takes a minute."
+SETUP_DONE_PHONE_CHANGE_UNDER_WAY = (
+    "This device is set up already, and its app is moving to a new phone. Finish the move here."
+)
+SETUP_DONE_DEVICE_REMOVED = "{device} was set up once and has since been removed. It can no longer be used to sign in."
 NO_PHONE_FOR_KIND = "This kind of device has no phone number."
 NO_APP_FOR_KIND = "This kind of device does not use an authenticator app."
 STEP_OUT_OF_ORDER = "Please finish the earlier steps first."
@@ -20,6 +24,10 @@ NOT_ACTIVE = "Only an active device can be changed."
 LABEL_INVALID = "Give the device a name of 1 to 64 characters."
 PHONE_INVALID = "That does not look like a valid phone number. Check the digits and the country code."
 PHONE_COUNTRY_NOT_ALLOWED = "We can only text or call numbers in the countries the institution supports."
+PHONE_ON_RECORD_UNREACHABLE = (
+    "This number is already on record here, so we would need to check it with a text or call, and we can only "
+    "text or call numbers in the countries the institution supports. Use another number, or ask the help desk."
+)
 PHONE_TYPE_REFUSED = "We cannot text or call a {kind} number. Use a personal mobile or desk phone number."
 PHONE_RESEND_TOO_SOON = "We just sent a code. Wait {seconds} seconds before asking for another one."
 PHONE_TOO_MANY_SENDS = "Too many codes were sent to this number in the last few minutes. Wait 10 minutes and try again."
@@ -66,6 +74,7 @@ REACTIVATION_EXPIRED = "This phone change has expired. Your old phone still work
 # The old phone's app was switched off when the change began (the phone was reported lost): say what still works.
 REACTIVATION_EXPIRED_OLD_APP_OFF = "This phone change has expired. {old_phone}"
 OLD_PHONE_WORKS = "Your old phone still works."
+OLD_APP_STOPPED = "The app on your old phone no longer gives working codes."
 OLD_APP_OFF_TEXTS_WORK = (
     "The app on your old phone stays switched off, as you reported the phone lost; codes by text and call to "
     "{number} still work. Start again from My devices."

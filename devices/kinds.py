@@ -167,21 +167,26 @@ def kind_of(registration) -> DeviceKind:
     return KINDS[registration.kind]
 
 
-def phone_check_required(registration) -> bool:
-    """Whether the wizard makes the person prove the number (seed step 4).
+def phone_check_required(registration, *, number=None) -> bool:
+    """Whether the wizard makes the person prove the number (seed step 4): ``number``, or the registration's.
 
-    Always for a landline; for a mobile, when the number is on record here
-    already, for anyone, now or in the past.
+    Always for a landline; for a mobile, when the number is on record here already, for anyone, now or in the
+    past: proven by a code sent to it, or the number of a device that was set up (bound). A number only typed into
+    a setup never finished is not on record, so nobody can put a check in another's way by typing their number
+    and leaving.
     """
     check = kind_of(registration).phone_check
     if check == "always":
         return True
-    if check == "if_on_record" and registration.phone_number:
+    number = number if number is not None else registration.phone_number
+    if check == "if_on_record" and number:
+        proven_or_bound = (
+            models.Q(phone_verified_at__isnull=False)
+            | models.Q(phone_device__confirmed=True)
+            | models.Q(activated_at__isnull=False)
+        )
         return (
-            type(registration)
-            .objects.filter(phone_number=registration.phone_number)
-            .exclude(pk=registration.pk)
-            .exists()
+            type(registration).objects.filter(proven_or_bound, phone_number=number).exclude(pk=registration.pk).exists()
         )
     return False
 

@@ -7,10 +7,11 @@ import qrcode
 import qrcode.image.svg
 from django.conf import settings
 from django.db.models import Exists, Min, OuterRef, Q, QuerySet
+from django.urls import reverse
 from django.utils import timezone
 from two_factor.utils import get_otpauth_url
 
-from . import errors
+from . import errors, kinds
 from .kinds import KINDS, kind_of
 from .models import (
     AuthenticatorAppDevice,
@@ -21,6 +22,24 @@ from .models import (
     Registration,
     WorkingRegistration,
 )
+
+# The wizard's page for each step, by URL name.
+STEP_URLS = {
+    kinds.PHONE: "devices:phone",
+    kinds.VERIFY_PHONE: "devices:verify_phone",
+    kinds.PLATFORM: "devices:platform",
+    kinds.INSTALL: "devices:install",
+    kinds.ACTIVATE: "devices:activate",
+    kinds.SECURITY_KEY: "devices:security_key",
+    kinds.PASSKEY: "devices:passkey",
+}
+
+
+def next_step_url(registration: Registration) -> str:
+    """The wizard page of the registration's first step still to do (its end, when none is): "continue" links."""
+    step = kinds.next_missing_step(registration)
+    return reverse(STEP_URLS[step] if step else "devices:success", kwargs={"pk": registration.pk})
+
 
 # --- Enrolled: the one rule ------------------------------------------------------------------------------------
 #
@@ -99,10 +118,15 @@ def phone_change_open(user, *, registration_id: int, pending_app_device_id: int)
     )
 
 
+def old_app_works(registration: Registration) -> bool:
+    """Whether the app on the phone being replaced still gives working codes (not reported lost)."""
+    return AuthenticatorAppDevice.objects.filter(pk=registration.app_device_id, confirmed=True).exists()
+
+
 def old_phone_words(registration: Registration) -> str:
     """What of the old phone still signs the person in, for a phone change that ends (or expired) unconfirmed: all
-    of it, unless it was reported lost as the change began and its app switched off then."""
-    if AuthenticatorAppDevice.objects.filter(pk=registration.app_device_id, confirmed=True).exists():
+    of it, unless it was reported lost (as the change began or while it was under way) and its app switched off."""
+    if old_app_works(registration):
         return errors.OLD_PHONE_WORKS
     if PhoneDevice.objects.filter(pk=registration.phone_device_id, confirmed=True).exists():
         return errors.OLD_APP_OFF_TEXTS_WORK.format(number=registration.masked_phone_number)

@@ -40,6 +40,7 @@ EVENTS: dict[str, str] = {
     "device.retired": "Device removed[: “{reason}”]",
     "device.reported_lost": "Device reported lost: it no longer works",
     "device.reactivation_started": "Started moving the authenticator app to a new phone",
+    "device.old_phone_stopped": "Old phone reported lost while moving the authenticator app: its codes stopped",
     "device.reactivation_code_rejected": "Wrong code while moving the authenticator app to a new phone",
     "device.reactivated": "Authenticator app moved to a new phone; the old one stopped working",
     "device.reactivation_ended": "Moving the authenticator app to a new phone was ended",

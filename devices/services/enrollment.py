@@ -63,9 +63,13 @@ def start_enrollment(
     require_recent_verification(user, verified_at)
     require_setup_open(user, reported_here_at=loss_reported_here_at)
     with transaction.atomic():
+        # Locking the pending rows locks nothing when there are none yet: two clicks on "Continue" would each
+        # make one. The person's row serialises them; the second then finds the first's.
+        User.objects.select_for_update().filter(pk=user.pk).first()
         existing = (
-            Registration.objects.select_for_update()
-            .filter(user=user, kind=kind, status=Registration.Status.PENDING, expires_at__gt=timezone.now())
+            Registration.objects.filter(
+                user=user, kind=kind, status=Registration.Status.PENDING, expires_at__gt=timezone.now()
+            )
             .order_by("-created_at")
             .first()
         )
@@ -105,6 +109,13 @@ def set_phone_number(
     # SMS-07: a number we could never text or call is refused here, before anything can be queued. A phone
     # with an app may be abroad: its country is checked only when a code is sent to it.
     (check_personal_number if kind_of(registration).has_app else check_reachable)(phone_number)
+    if kind_of(registration).has_app and phone_check_required(registration, number=phone_number):
+        # On record already, so the next step texts or calls it: refused now, in words, rather than a step
+        # the person could never finish.
+        try:
+            check_reachable(phone_number)
+        except ValidationError as refused:
+            raise ValidationError(errors.PHONE_ON_RECORD_UNREACHABLE, code=refused.code) from None
     with transaction.atomic():
         registration = lock_registration(registration)
         require_pending(registration)
@@ -209,7 +220,8 @@ def confirm_activation(
     Verification consumes the code (OTP-04) and is throttled by django-otp; a
     wrong code is audited and raises ``ValidationError`` with the failure kept.
     A double submit of the same code returns the registration the other request
-    bound; a confirm of a finished setup without that is refused. Audits ``device.bound``, once more for texts and calls when the wizard proved the number.
+    bound; a confirm of a finished setup without that is refused, and so is one whose number, on record here, was
+    never proven (:func:`_require_number_proven`), whichever way the number changed after the earlier steps. Audits ``device.bound``, once more for texts and calls when the wizard proved the number.
     """
     require_recent_verification(registration.user, verified_at)
     require_setup_open(registration.user, registration=registration)
@@ -226,6 +238,7 @@ def confirm_activation(
         if registration.status == Registration.Status.ACTIVE:
             return registration
         require_pending(registration)
+        _require_number_proven(registration)
         now = timezone.now()
         AuthenticatorAppDevice.objects.filter(pk=device.pk).update(
             confirmed=True, name=app_device_name(registration.display_name)

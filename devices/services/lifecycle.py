@@ -39,18 +39,24 @@ from .notices import notify_person
 
 
 def rename_registration(registration: Registration, *, label: str, actor: User, ip: str | None = None) -> Registration:
+    """Give a device in use a new name, its factors' names with it. Audits ``device.renamed``.
+
+    Allowed while its app moves to a new phone too: a name binds nothing. Raises ``ValidationError`` for a name
+    out of bounds or a device not in use.
+    """
     label = (label or "").strip()
     if not 1 <= len(label) <= 64:
         raise ValidationError(errors.LABEL_INVALID, code="label")
     with transaction.atomic():
         registration = lock_registration(registration)
-        if registration.status != Registration.Status.ACTIVE:
+        if registration.status not in Registration.IN_USE:
             raise ValidationError(errors.NOT_ACTIVE, code="not_active")
         old = registration.label
         registration.label = label
         registration.save(update_fields=["label", "updated_at"])
-        if registration.app_device_id:
-            AuthenticatorAppDevice.objects.filter(pk=registration.app_device_id).update(name=app_device_name(label))
+        app_ids = [pk for pk in (registration.app_device_id, registration.pending_app_device_id) if pk]
+        if app_ids:
+            AuthenticatorAppDevice.objects.filter(pk__in=app_ids).update(name=app_device_name(label))
         if registration.phone_device_id:
             phone = PhoneDevice.objects.get(pk=registration.phone_device_id)
             PhoneDevice.objects.filter(pk=phone.pk).update(name=phone_device_name(label, can_text=phone.can_text))

@@ -50,9 +50,8 @@ def begin_reactivation(
     registration.status = Registration.Status.REACTIVATING
     registration.reactivation_expires_at = now + settings.ACTIVATION_LINK_TTL
     registration.save(update_fields=["pending_app_device", "status", "reactivation_expires_at", "updated_at"])
-    if old_phone_lost and registration.app_device_id:
-        retire_app_secret(registration.app_device_id)
-        hold_setup_if_no_factor_left(registration.user)
+    if old_phone_lost:
+        _stop_old_app(registration)
     audit.record(
         "device.reactivation_started",
         actor=actor,
@@ -62,6 +61,35 @@ def begin_reactivation(
     )
     if old_phone_lost:
         # The old phone's codes stop now, before any new phone is confirmed: a removal the person must hear of.
+        notify_person(registration.user, event="device.reported_lost", device_name=registration.display_name)
+    return registration
+
+
+def _stop_old_app(registration: Registration) -> bool:
+    """Switch off the locked registration's old app secret; return whether it was still working."""
+    if not registration.app_device_id:
+        return False
+    working = selectors.old_app_works(registration)
+    retire_app_secret(registration.app_device_id)
+    hold_setup_if_no_factor_left(registration.user)
+    return working
+
+
+def stop_old_phone_mid_change(registration: Registration, *, actor: User, ip: str | None) -> Registration:
+    """The old phone is reported lost while its change is already under way: its app codes stop now.
+
+    The caller holds the transaction and the lock on a reactivating registration. Audits
+    ``device.old_phone_stopped`` and emails the notice of a lost device, once: an old app already off changes
+    nothing.
+    """
+    if _stop_old_app(registration):
+        audit.record(
+            "device.old_phone_stopped",
+            actor=actor,
+            subject=registration.user,
+            ip=ip,
+            details={"registration": registration.pk},
+        )
         notify_person(registration.user, event="device.reported_lost", device_name=registration.display_name)
     return registration
 
@@ -79,6 +107,9 @@ def start_reactivation(
     Always a new secret (ACT-06); the old one is never shown again. With
     ``old_phone_lost`` the old secret stops working at once. Needs a recent
     second factor (BND-01). Audits ``device.reactivation_started``.
+
+    With a change already under way, that change is returned; ``old_phone_lost`` still stops the old secret then
+    (:func:`stop_old_phone_mid_change`): the person may have ticked it on a second try, or in another tab.
     """
     if not kind_of(registration).has_app:
         raise ValidationError(errors.NO_APP_FOR_KIND, code="kind")
@@ -88,6 +119,8 @@ def start_reactivation(
         if registration.is_reactivation_expired:
             registration = end_reactivation(registration, actor=None, reason="expired", ip=ip)
         if registration.status == Registration.Status.REACTIVATING:
+            if old_phone_lost:
+                return stop_old_phone_mid_change(registration, actor=actor, ip=ip)
             return registration
         if registration.status != Registration.Status.ACTIVE:
             raise ValidationError(errors.NOT_ACTIVE, code="not_active")

@@ -287,3 +287,42 @@ def test_the_directory_mobile_is_offered_masked_then_proven_by_a_code_like_a_typ
     assert registration.phone_device.confirmed
     assert axe.checked == ["phone-offer", "phone-offer-taken"]
     axe.assert_clean()
+
+
+def test_a_refused_number_is_said_beside_it_and_takes_the_focus(browser, live_server, make_user, password, tmp_path):
+    """A number the site refuses (a country it cannot call) is said at the number, which keeps the focus; taken from
+    the directory, where no field is shown, it is said in the paragraph that shows the number."""
+    person = make_user("kl1235", first_name="Kim", last_name="Lo", directory_mobile="+442079460958")
+    page = _page(browser, live_server, DESKTOP)
+    axe = Accessibility()
+    page.goto("/")
+    _sign_in_with_password(page, person, password)
+    page.get_by_role("link", name="Start setup").click()
+    page.get_by_label("Landline").check()
+    page.get_by_role("button", name="Continue").click()
+
+    page.get_by_role("button", name="Use this number").click()
+    page.get_by_label("This number is correct").check()
+    page.get_by_role("button", name="Continue").click()
+
+    expect(page.get_by_role("alert")).to_have_text(errors.PHONE_COUNTRY_NOT_ALLOWED)
+    expect(page.get_by_role("link", name="Enter a different number")).to_be_focused()
+    expect(page.get_by_role("link", name="Enter a different number")).to_have_accessible_description(
+        errors.PHONE_COUNTRY_NOT_ALLOWED
+    )
+    axe.check(page, "phone-offer-refused")
+    _shot(page, tmp_path, "phone-offer-refused")
+
+    page.get_by_role("link", name="Enter a different number").click()
+    page.get_by_label("Phone number").fill("+44 20 7946 0958")
+    page.get_by_label("This number is correct").check()
+    page.get_by_role("button", name="Continue").click()
+
+    field = page.get_by_label("Phone number")
+    expect(field).to_be_focused()
+    expect(field).to_have_attribute("aria-invalid", "true")
+    expect(field).to_have_accessible_description(re.compile(re.escape(errors.PHONE_COUNTRY_NOT_ALLOWED)))
+    axe.check(page, "phone-typed-refused")
+    _shot(page, tmp_path, "phone-typed-refused")
+    assert axe.checked == ["phone-offer-refused", "phone-typed-refused"]
+    axe.assert_clean()

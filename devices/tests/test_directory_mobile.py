@@ -1,8 +1,11 @@
 """The directory's mobile number in the wizard's phone step: offered masked ("Is this your number?"), filled in on
 our side when the person takes it, then confirmed and proven exactly as a typed number is."""
 
+import re
+
 import pytest
 
+from devices import errors
 from devices.models import Registration
 
 from .helpers import MASKED, NUMBER, add_app_device, ask_for_code, enter_code, events, text, verify_url
@@ -131,3 +134,19 @@ def test_coming_back_after_taking_the_offer_still_shows_the_number_masked(wizard
     assert response.status_code == 302
     registration.refresh_from_db()
     assert str(registration.phone_number) == "+442079460958"
+
+
+def test_a_refused_directory_number_is_said_where_the_number_is_shown(wizard, person):
+    """Taken from the directory, the number has no field on the page: its refusal is said in the paragraph that
+    shows it, announced, and the link to type another one takes the focus."""
+    with_directory_mobile(person, "+442079460958")  # London: not a country we call
+    registration = start(wizard, kind="landline")
+
+    response = wizard.post(phone_url(registration), {"use_directory_mobile": "1", "number_is_correct": "on"})
+
+    assert response.status_code == 200
+    page = text(response)
+    assert 'class="error-summary"' not in page
+    error = re.search(r'<div class="error" id="id_phone_number_error" role="alert"><p>([^<]+)</p>', page)
+    assert error and error.group(1) == errors.PHONE_COUNTRY_NOT_ALLOWED
+    assert re.search(r'<a href="[^"]*\?use=typed" aria-describedby="id_phone_number_error" autofocus>', page)

@@ -357,3 +357,34 @@ def test_ac01_another_persons_device_cannot_be_moved_or_reported_lost(client, pe
     assert events("device.reactivation_started").count() == 1
     assert not events("device.reported_lost").exists() and not events("device.reactivated").exists()
     assert not events("device.reactivation_ended").exists()
+
+
+def test_bnd05_an_old_phone_lost_after_the_change_began_stops_at_once(upgrading, person, phone, mailoutbox):
+    """The change is under way (begun with the old phone at hand); then the old phone is lost: the page still
+    offers to stop it, and stopping it keeps the change, which this session (verified with that app) finishes."""
+    start(upgrading, phone)
+    new = started(phone).pending_app_device
+    page = text(upgrading.get(new_phone_url(phone)))
+    assert "My old phone is lost or stolen: stop its codes now" in page
+
+    response = start(upgrading, phone, old_phone_lost="on")
+
+    assert response["Location"] == new_phone_url(phone)
+    page = upgrading.get(new_phone_url(phone))
+    assert errors.OLD_APP_STOPPED in text(page)
+    assert "stop its codes now" not in text(page)  # nothing left to stop
+    app = AuthenticatorAppDevice.objects.get(pk=phone.app_device_id)
+    assert not app.confirmed and app.encrypted_secret == ""
+    assert started(phone).pending_app_device_id == new.pk  # the same change goes on
+    assert details_of(events("device.old_phone_stopped").get()) == {"registration": phone.pk}
+    assert OutboundMessage.objects.filter(template="notice:device.reported_lost").count() == 1
+    refused = Client().post(SIGN_IN, {"username": person.username, "password": PASSWORD})
+    assert refused.status_code == 200 and "reported lost" in text(refused)  # the setup is held: no factor left
+
+    # Ticked again (a stale tab) it changes nothing more.
+    start(upgrading, phone, old_phone_lost="on")
+    assert events("device.old_phone_stopped").count() == 1
+
+    assert confirm(upgrading, phone, fresh_code(new))["Location"] == "/devices/"
+    phone.refresh_from_db()
+    assert phone.status == Registration.Status.ACTIVE and phone.app_device_id == new.pk

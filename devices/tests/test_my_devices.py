@@ -63,6 +63,25 @@ def test_rename_changes_label_and_device_name_and_is_audited(client, person, pas
     assert "Work phone" in text(client.get("/devices/"))
 
 
+def test_a_phone_whose_app_is_moving_to_a_new_phone_can_be_renamed(client, person, password, two_devices):
+    """My devices offers "Rename" for a phone mid-change; a name binds nothing, so it is not refused then."""
+    phone, _ = two_devices
+    sign_in_with(client, person, phone, password)
+    client.post(f"/devices/{phone.pk}/new-phone/", {"action": "start"})
+    phone.refresh_from_db()
+    assert phone.status == Registration.Status.REACTIVATING
+    assert f"/devices/{phone.pk}/rename/" in text(client.get("/devices/"))
+
+    response = client.post(f"/devices/{phone.pk}/rename/", {"label": "Work phone"})
+
+    assert response.status_code == 302 and response["Location"] == "/devices/"
+    phone.refresh_from_db()
+    assert phone.label == "Work phone" and phone.status == Registration.Status.REACTIVATING
+    for device_id in (phone.app_device_id, phone.pending_app_device_id):
+        assert AuthenticatorAppDevice.objects.get(pk=device_id).name == "Work phone: app"
+    assert events("device.renamed").count() == 1
+
+
 @pytest.mark.parametrize(
     ("label", "message"),
     [
@@ -268,3 +287,17 @@ def test_bnd04_retired_device_cannot_be_renamed_or_removed_again(client, person,
     assert errors.NOT_ACTIVE in text(response)
     assert events("device.retired").count() == 1
     assert Registration.objects.filter(user=person).count() == 2
+
+
+def test_continue_an_unfinished_setup_leads_to_its_next_step(client, person, password, two_devices):
+    """ "Setup not finished → continue" (My devices, and the start page) opens the step the setup stopped at."""
+    phone, _ = two_devices
+    sign_in_with(client, person, phone, password)
+    client.post("/enroll/device-type/", {"kind": "mobile"})
+    pending = Registration.objects.get(user=person, status=Registration.Status.PENDING)
+    client.post(f"/enroll/{pending.pk}/phone/", {"phone_number": "+16175550166", "number_is_correct": "on"})
+    client.post(f"/enroll/{pending.pk}/platform/", {"platform": "android"})
+    install = f'href="/enroll/{pending.pk}/install/"'
+
+    assert install in text(client.get("/devices/"))
+    assert install in text(client.get("/enroll/"))

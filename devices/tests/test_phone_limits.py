@@ -18,7 +18,7 @@ from devices.models import OutboundMessage, PhoneDevice, PhoneVerification
 from devices.tests.fakes import RecordingGateway
 from identity import errors as identity_errors
 
-from .helpers import events, text
+from .helpers import events, put_on_record, text
 
 pytestmark = pytest.mark.django_db
 
@@ -50,12 +50,7 @@ def pending_landline(person, number=NUMBER):
 
 def pending_mobile_on_record(person, owner, number):
     """A pending mobile of ``person`` whose number ``owner`` has on record, so the wizard checks it."""
-    services.set_phone_number(
-        services.start_enrollment(owner, kind="mobile", verified_at=None),
-        phone_number=number,
-        actor=owner,
-        verified_at=None,
-    )
+    put_on_record(owner, number, "active")
     registration = services.start_enrollment(person, kind="mobile", verified_at=timezone.now())
     registration = services.set_phone_number(
         registration, phone_number=number, actor=person, verified_at=timezone.now()

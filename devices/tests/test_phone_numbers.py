@@ -1,6 +1,7 @@
 """Numbers never texted or called, turning on texts and calls, and another person's registration."""
 
 import json
+import re
 
 import pytest
 from django.core.exceptions import ValidationError
@@ -85,17 +86,33 @@ def test_sms07_mobile_abroad_is_fine_for_the_app_but_gets_no_codes(wizard, perso
     assert "|sms" not in second_factor_page(person)
 
 
-def test_sms07_mobile_abroad_on_record_cannot_be_sent_its_check(
-    wizard, person, other, clock, recording_gateway, sending
-):
+def test_sms07_a_mobile_abroad_only_typed_elsewhere_goes_on_to_the_app(wizard, person, other):
+    """A phone with an app may be abroad; a number no one proved here asks no check, so the country is no bar."""
     put_on_record(other, "+447400123456", "pending")
+
     registration, response = enter_number(wizard, "mobile", "+44 7400 123456")
-    assert response["Location"] == verify_url(registration)
 
-    page = text(ask_for_code(wizard, verify_url(registration), "sms", sending))
+    assert response["Location"] == f"/enroll/{registration.pk}/platform/"
+    assert wizard.get(f"/enroll/{registration.pk}/platform/").status_code == 200
 
-    assert errors.PHONE_COUNTRY_NOT_ALLOWED in page
-    assert nothing_queued() and not recording_gateway.delivered
+
+def test_sms07_a_mobile_abroad_on_record_is_refused_in_words_not_sent_to_a_check_it_cannot_pass(
+    wizard, person, other, clock, recording_gateway
+):
+    """Another person's phone abroad has this number: it must be checked, and it cannot be texted or called, so
+    the number is refused at the phone step with the reason, instead of a check that can never be done."""
+    put_on_record(other, "+447400123456", "active")
+
+    registration, response = enter_number(wizard, "mobile", "+44 7400 123456")
+
+    assert response.status_code == 200
+    assert errors.PHONE_ON_RECORD_UNREACHABLE in text(response)
+    registration.refresh_from_db()
+    assert not registration.phone_number
+    assert not PhoneVerification.objects.filter(user=person).exists() and not recording_gateway.delivered
+    with pytest.raises(ValidationError) as refused:
+        services.set_phone_number(registration, phone_number="+447400123456", actor=person, verified_at=timezone.now())
+    assert refused.value.messages == [errors.PHONE_ON_RECORD_UNREACHABLE]
 
 
 # --- Turning on texts and calls, and changing the number (SMS-08) -----------------------------------
@@ -174,8 +191,8 @@ def test_sms08_tablet_and_retired_devices_have_no_phone_codes_page(person, app_p
 def test_sms08_changing_the_number_of_a_pending_registration_resets_its_check(
     wizard, person, other, make_user, clock, recording_gateway, sending
 ):
-    put_on_record(other, NUMBER, "pending")
-    put_on_record(make_user("ewhite"), OTHER_NUMBER, "pending")
+    put_on_record(other, NUMBER, "active")
+    put_on_record(make_user("ewhite"), OTHER_NUMBER, "active")
     registration, _ = enter_number(wizard, "mobile", NUMBER)
     url = verify_url(registration)
     ask_for_code(wizard, url, "sms", sending)
@@ -204,7 +221,7 @@ def test_sms08_changing_the_number_of_a_pending_registration_resets_its_check(
 def test_sms08_a_number_proven_and_then_replaced_is_never_offered_at_sign_in(
     wizard, person, other, clock, recording_gateway, sending
 ):
-    put_on_record(other, NUMBER, "pending")
+    put_on_record(other, NUMBER, "active")
     registration, _ = enter_number(wizard, "mobile", NUMBER)
     ask_for_code(wizard, verify_url(registration), "sms", sending)
     enter_code(wizard, verify_url(registration), recording_gateway.last_to(NUMBER).code)
@@ -243,7 +260,7 @@ def test_ac01_another_persons_registration_gives_404_and_sends_nothing(
 
 
 def test_ac06_phone_events_are_written_without_codes(wizard, person, other, clock, recording_gateway, sending):
-    put_on_record(other, NUMBER, "pending")
+    put_on_record(other, NUMBER, "active")
     registration, _ = enter_number(wizard, "mobile", NUMBER)
     url = verify_url(registration)
     ask_for_code(wizard, url, "sms", sending)
@@ -281,3 +298,19 @@ def test_ac06_phone_events_are_written_without_codes(wizard, person, other, cloc
         details = json.dumps(event.details)
         assert code not in details and landline_code not in details
         assert NUMBER not in details and OTHER_NUMBER not in details
+
+
+def test_a_refused_number_is_tied_to_the_number_field(wizard, person):
+    """Refused by the site (not by the form's shape), the reason is still said beside the field: marked invalid,
+    described by the reason, and focused, as a screen reader and a keyboard expect."""
+    registration, response = enter_number(wizard, "landline", "+44 20 7946 0958")
+
+    assert response.status_code == 200
+    page = text(response)
+    assert 'class="error-summary"' not in page
+    assert re.search(r'<div class="error" id="id_phone_number_error"><p>([^<]+)</p>', page).group(1) == (
+        errors.PHONE_COUNTRY_NOT_ALLOWED
+    )
+    field = re.search(r'<input[^>]*name="phone_number"[^>]*>', page).group()
+    assert 'aria-invalid="true"' in field and "autofocus" in field
+    assert "id_phone_number_error" in re.search(r'aria-describedby="([^"]*)"', field).group(1)

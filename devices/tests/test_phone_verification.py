@@ -18,12 +18,13 @@ from django_otp import devices_for_user
 from devices import errors, kinds, phone_codes, services
 from devices.models import PhoneDevice, PhoneVerification, Registration
 from identity.models import AuditEvent
-from testsupport import race
+from testsupport import fresh_code, race
 
 from .helpers import (
     CODE_TTL_SECONDS,
     MASKED,
     NUMBER,
+    OTHER_NUMBER,
     a_wrong_code,
     ask_for_code,
     enter_code,
@@ -54,7 +55,7 @@ def test_mobile_number_not_on_record_has_no_check_step(wizard, person, recording
     assert nothing_queued() and not recording_gateway.delivered
 
 
-@pytest.mark.parametrize("history", ["active", "retired", "pending"])
+@pytest.mark.parametrize("history", ["active", "retired"])
 def test_mobile_number_on_record_for_another_person_must_be_proven(
     wizard, person, other, clock, recording_gateway, sending, history
 ):
@@ -88,6 +89,17 @@ def test_mobile_number_on_record_for_another_person_must_be_proven(
     registration = finish_app_steps(wizard, registration)
     phone = PhoneDevice.objects.get(pk=registration.phone_device_id)
     assert phone.confirmed and phone.can_text and str(phone.number) == NUMBER
+
+
+def test_a_number_only_typed_into_a_setup_left_half_way_is_not_on_record(wizard, person, other):
+    """Nobody proved it here nor set up a device with it, so it asks no check of the next person (else anyone
+    could put a check in the way of a number by typing it and leaving)."""
+    put_on_record(other, NUMBER, "pending")
+
+    registration, response = enter_number(wizard, "mobile", NUMBER)
+
+    assert response["Location"] == f"/enroll/{registration.pk}/platform/"
+    assert not kinds.phone_check_required(registration)
 
 
 def test_number_of_another_person_cannot_be_bound_without_its_code(wizard, person, other, recording_gateway, sending):
@@ -229,7 +241,7 @@ def test_sms02_five_wrong_codes_kill_the_code_and_a_new_one_is_needed(wizard, cl
 
 
 def test_sms02_double_submit_of_the_right_code_binds_once(wizard, person, other, recording_gateway, sending):
-    put_on_record(other, NUMBER, "pending")
+    put_on_record(other, NUMBER, "active")
     registration, _ = enter_number(wizard, "mobile", NUMBER)
     url = verify_url(registration)
     ask_for_code(wizard, url, "sms", sending)
@@ -380,3 +392,24 @@ def test_sms02_code_of_another_persons_challenge_is_refused(person, other, clock
     services.confirm_phone_code(theirs, code=their_code, actor=other, verified_at=timezone.now())
     services.confirm_phone_code(mine, code=my_code, actor=person, verified_at=timezone.now())
     assert Registration.objects.filter(pk__in=[mine.pk, theirs.pk], status="active").count() == 2
+
+
+def test_activation_refuses_a_number_on_record_changed_to_after_the_check(person, other, clock):
+    """The number is changed to one on record once the app's secret is issued: binding it needs its check first,
+    whichever caller binds (the step order is the service's rule, not only the wizard's)."""
+    put_on_record(other, NUMBER, "active")
+    registration = services.start_enrollment(person, kind="mobile", verified_at=None)
+    registration = services.set_phone_number(registration, phone_number=OTHER_NUMBER, actor=person, verified_at=None)
+    registration = services.set_platform(registration, platform="android", actor=person)
+    registration = services.issue_app_secret(registration, actor=person, verified_at=None)
+    registration = services.set_phone_number(registration, phone_number=NUMBER, actor=person, verified_at=None)
+
+    with pytest.raises(ValidationError) as refused:
+        services.confirm_activation(
+            registration, code=fresh_code(registration.app_device), actor=person, verified_at=None
+        )
+
+    assert refused.value.code == "order"
+    registration.refresh_from_db()
+    assert registration.status == Registration.Status.PENDING
+    assert not list(devices_for_user(person, confirmed=True))

@@ -506,3 +506,29 @@ def test_act06_no_link_is_emailed_for_an_expired_change(person, phone, clock, si
     with pytest.raises(ValidationError) as refused:
         services.send_activation_link(started(phone), actor=person)
     assert refused.value.messages == [errors.REACTIVATION_EXPIRED]
+
+
+def test_the_end_of_the_setup_of_a_device_moving_to_a_new_phone_leads_to_the_move(upgrading, person, phone):
+    """A bookmarked or reopened last page of the wizard says where the device is now, not that a setup expired."""
+    start(upgrading, phone)
+    for step in ("done", "activate", "platform"):
+        response = upgrading.get(f"/enroll/{phone.pk}/{step}/", follow=True)
+
+        assert response.redirect_chain[-1][0] == new_phone_url(phone)
+        page = text(response)
+        assert errors.SETUP_DONE_PHONE_CHANGE_UNDER_WAY in page and errors.PENDING_EXPIRED not in page
+
+
+def test_the_end_of_the_setup_of_a_removed_device_leads_to_my_devices(upgrading, person, phone, sign_in):
+    tablet = add_app_device(person, kind="tablet")
+    services.retire_registration(phone, actor=person, verified_at=timezone.now())
+
+    response = upgrading.get(f"/enroll/{phone.pk}/done/", follow=True)
+
+    if response.redirect_chain[-1][0].startswith(SIGN_IN):  # the session ended with the device it was verified with
+        sign_in(upgrading, person, tablet.app_device)
+        response = upgrading.get(f"/enroll/{phone.pk}/done/", follow=True)
+    assert response.redirect_chain[-1][0] == "/devices/"
+    page = text(response)
+    assert errors.SETUP_DONE_DEVICE_REMOVED.format(device=phone.display_name) in page
+    assert errors.PENDING_EXPIRED not in page

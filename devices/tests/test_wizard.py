@@ -6,11 +6,12 @@ import re
 import pytest
 from django.conf import settings
 from django.test import Client
+from django.utils import timezone
 
-from devices import errors, kinds
+from devices import errors, kinds, services
 from devices.models import AuthenticatorAppDevice, Registration
 from identity import errors as identity_errors
-from testsupport import fresh_code, totp_for
+from testsupport import fresh_code, race, totp_for
 
 from .helpers import events, text, walk_to_activate
 
@@ -30,6 +31,22 @@ def start_mobile(client) -> Registration:
 
 
 # --- Start and device type ----------------------------------------------------------------
+
+
+@pytest.mark.postgres
+def test_a_double_click_on_the_device_type_starts_one_setup(transactional_db, make_user):
+    """Two "Continue" at once: the second finds the first's pending setup instead of making another."""
+    for attempt in range(12):  # a race lost one time in four would show (0.75**12 < 4 %)
+        person = make_user(f"doubleclick{attempt}")
+
+        def begin(person=person):
+            return services.start_enrollment(person, kind="mobile", verified_at=timezone.now()).pk
+
+        first, second = race(begin, begin)
+
+        assert first == second, f"attempt {attempt}: two setups"
+        assert Registration.objects.filter(user=person).count() == 1
+        assert events("enrollment.started", subject=person).count() == 1
 
 
 def test_person_without_device_lands_on_start_page(client, person, sign_in):

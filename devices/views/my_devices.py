@@ -48,7 +48,9 @@ def my_devices(request):
                 if r.status in Registration.IN_USE
             ],
             "pending": [
-                r for r in registrations if r.status == Registration.Status.PENDING and not r.is_pending_expired
+                {"registration": r, "continue_url": selectors.next_step_url(r)}
+                for r in registrations
+                if r.status == Registration.Status.PENDING and not r.is_pending_expired
             ],
             "retired": [r for r in registrations if r.status == Registration.Status.RETIRED],
             "backup": selectors.backup_code_status(request.user),
@@ -182,6 +184,8 @@ def reactivate(request, pk, recovering=False):
                 # The session was verified with the app just retired, so it no longer counts as verified:
                 # keep it open for finishing this change only, as a recovery session is, not to lock them out.
                 grant_recovery(request, registration)
+            if old_phone_lost:
+                messages.success(request, errors.OLD_APP_STOPPED)
         return redirect("devices:reactivate", pk=registration.pk)
     if action == "cancel" and not recovering:
         registration = services.end_reactivation(
@@ -223,6 +227,8 @@ def reactivate(request, pk, recovering=False):
         "form": form,
         "recovering": recovering,
         "has_email": bool(request.user.email),
+        # Offered while a change is under way too: the old phone may be lost after the change began.
+        "old_app_works": selectors.old_app_works(registration),
     }
     if registration.is_reactivation_expired:
         # Shown, not changed: a GET changes nothing (SES-06); the beat task or the next POST ends it.

@@ -35,23 +35,10 @@ from .access import (
     second_factor_at,
 )
 
-STEP_URLS = {
-    kinds.PHONE: "devices:phone",
-    kinds.VERIFY_PHONE: "devices:verify_phone",
-    kinds.PLATFORM: "devices:platform",
-    kinds.INSTALL: "devices:install",
-    kinds.ACTIVATE: "devices:activate",
-    kinds.SECURITY_KEY: "devices:security_key",
-    kinds.PASSKEY: "devices:passkey",
-}
-
 
 def next_step_redirect(registration: Registration):
     """To the first wizard step still to do, or to the end of the wizard when none is left."""
-    step = kinds.next_missing_step(registration)
-    if step is None:
-        return redirect("devices:success", pk=registration.pk)
-    return redirect(STEP_URLS[step], pk=registration.pk)
+    return redirect(selectors.next_step_url(registration))
 
 
 def wizard_registration(request, pk, step: str) -> Registration:
@@ -64,7 +51,7 @@ def wizard_registration(request, pk, step: str) -> Registration:
 
 def _earlier_step_missing(registration: Registration, step: str):
     missing = kinds.next_missing_step(registration, before=step)
-    return redirect(STEP_URLS[missing], pk=registration.pk) if missing else None
+    return redirect(selectors.STEP_URLS[missing], pk=registration.pk) if missing else None
 
 
 def wizard_context(registration: Registration, step: str, **extra) -> dict:
@@ -80,8 +67,15 @@ def wizard_context(registration: Registration, step: str, **extra) -> dict:
 
 
 def finished_or_expired(request, registration: Registration):
+    """Where a wizard page sends the person when the setup is no longer under way, or None when it is."""
     if registration.status == Registration.Status.ACTIVE:
         return redirect("devices:success", pk=registration.pk)
+    if registration.status == Registration.Status.REACTIVATING:
+        messages.info(request, errors.SETUP_DONE_PHONE_CHANGE_UNDER_WAY)
+        return redirect("devices:reactivate", pk=registration.pk)
+    if registration.status == Registration.Status.RETIRED and registration.activated_at:
+        messages.info(request, errors.SETUP_DONE_DEVICE_REMOVED.format(device=registration.display_name))
+        return redirect("devices:my_devices")
     if registration.status != Registration.Status.PENDING or registration.is_pending_expired:
         messages.error(request, errors.PENDING_EXPIRED)
         return redirect("devices:start")
@@ -91,11 +85,13 @@ def finished_or_expired(request, registration: Registration):
 @person_view
 @require_GET
 def start(request):
+    pending = selectors.latest_pending_registration(request.user)
     return render(
         request,
         "devices/wizard/start.html",
         {
-            "pending": selectors.latest_pending_registration(request.user),
+            "pending": pending,
+            "pending_url": selectors.next_step_url(pending) if pending else "",
             "has_devices": selectors.active_registration_count(request.user) > 0,
             # The last device was just reported lost: only this session can set up the new one.
             "held": request.user.lost_last_factor_at is not None,
@@ -165,7 +161,8 @@ def phone(request, pk):
                 ip=client_ip(request),
             )
         except ValidationError as error:
-            form.add_error(None, error)
+            # The number is what was refused: said beside it, and announced with it, not at the top of the form.
+            form.add_error("phone_number", error)
         else:
             return next_step_redirect(registration)
     context = wizard_context(
@@ -267,7 +264,7 @@ def platform(request, pk):
                 registration, platform=form.cleaned_data["platform"], actor=request.user
             )
         except ValidationError as error:
-            form.add_error(None, error)
+            form.add_error("platform", error)
         else:
             return redirect("devices:install", pk=registration.pk)
     return render(request, "devices/wizard/platform.html", wizard_context(registration, kinds.PLATFORM, form=form))
@@ -384,7 +381,7 @@ def success(request, pk):
     """The end of the wizard: the device works; the person names it (a distinct default is filled in)."""
     registration = own_registration(request, pk)
     if registration.status != Registration.Status.ACTIVE:
-        return next_step_redirect(registration)
+        return finished_or_expired(request, registration) or next_step_redirect(registration)
     form = RenameForm(request.POST if request.method == "POST" else None, initial={"label": registration.label})
     if request.method == "POST" and form.is_valid():
         try:
