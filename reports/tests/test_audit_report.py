@@ -291,6 +291,7 @@ def test_ac09_a_load_reads_only_the_events_after_the_last_verified_head(auditor_
     assert f"Events #1 to #{newest} were verified by earlier loads and are not read again on each load" in page
 
 
+@pytest.mark.django_db(transaction=True)  # the owner edits committed rows
 def test_ac09_an_edit_after_the_verified_head_is_named_on_the_next_load(auditor_client, history, no_verified_head):
     auditor_client.get(PAGE)
     later = audit.record("device.bound", actor=history[0].actor, subject=history[0].actor, details={"kind": "mobile"})
@@ -300,6 +301,7 @@ def test_ac09_an_edit_after_the_verified_head_is_named_on_the_next_load(auditor_
     assert "does NOT verify" in page and f"row #{later.sequence}, row content edited" in page
 
 
+@pytest.mark.django_db(transaction=True)  # the owner edits committed rows
 def test_ac09_an_edit_before_the_verified_head_is_named_by_verify_again_and_then_on_every_load(
     auditor_client, history, no_verified_head
 ):
@@ -318,6 +320,7 @@ def test_ac09_an_edit_before_the_verified_head_is_named_by_verify_again_and_then
     assert f"row #{edited}, row content edited" in auditor_client.get(PAGE).content.decode()
 
 
+@pytest.mark.django_db(transaction=True)  # the owner edits committed rows
 def test_ac09_a_rewritten_verified_head_is_not_trusted(auditor_client, history, no_verified_head):
     auditor_client.get(PAGE)
     head = cache.get(selectors.VERIFIED_HEAD_KEY)["sequence"]
