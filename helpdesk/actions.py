@@ -258,7 +258,7 @@ ACTIONS = {
             "send_recovery_link",
             "Send a reactivation link",
             "send a reactivation link",
-            "send_recovery_link",
+            services.RECOVERY_LINK_PERMISSION,
             "Emails the person a single-use link that, after their password, lets them set up their authenticator "
             "app on a new phone.",
             forms.Form,

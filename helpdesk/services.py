@@ -148,6 +148,25 @@ def second_approval_reasons(person: User, *, action: str) -> list[str]:
     return reasons
 
 
+# The desk action's permission (helpdesk.actions), which a second approver of a recovery link holds too.
+RECOVERY_LINK_PERMISSION = "send_recovery_link"
+
+
+def approver_refusal(approver: User, *, permission: str, requested_by: User, person: User) -> ValidationError | None:
+    """Why ``approver`` may not be the second agent of an action needing ``permission`` (a codename of this app)
+    asked by ``requested_by`` for ``person``, or None.
+
+    The one four-eyes rule (BND-08), for a request decided in the queue (:mod:`helpdesk.approvals`) and for an
+    approver named to a service (:func:`send_reactivation_link`): ``approver`` holds ``helpdesk.approve_request``
+    and the action's own permission, and is neither the requester nor the person (under any account, AC-12).
+    """
+    if not approver.has_perm("helpdesk.approve_request") or not approver.has_perm(f"helpdesk.{permission}"):
+        return ValidationError(errors.MAY_NOT_DECIDE, code="may_not_decide")
+    if same_person(approver, requested_by) or same_person(approver, person):
+        return ValidationError(errors.APPROVER_IS_PARTY, code="party")
+    return None
+
+
 def why_second_approver(person: User, *, action: str) -> str:
     """:func:`second_approval_reasons` as one text, a line each; empty when the action needs no second agent."""
     return "\n".join(second_approval_reasons(person, action=action))
@@ -192,8 +211,9 @@ def send_reactivation_link(
 
     Requires an identity check with a method from the list and a reference (BND-07), and ``actor`` on the staff;
     never on the actor's own account (BND-08). A link to a staff account, or to an email changed in the last
-    RECENT_EMAIL_CHANGE_HOURS, needs ``approved_by``: a second staff member, neither ``actor`` nor the person
-    (BND-08, AC-04). Then :func:`devices.services.send_recovery_link` sends it, auditing ``recovery.link_sent``
+    RECENT_EMAIL_CHANGE_HOURS, needs ``approved_by``: a second agent who may approve it
+    (:func:`approver_refusal`: the approve permission and this action's, neither ``actor`` nor the person; BND-08,
+    AC-04). Then :func:`devices.services.send_recovery_link` sends it, auditing ``recovery.link_sent``
     with the check (and the approver), and raises its own refusals.
     """
     identity_check.clean()
@@ -202,10 +222,8 @@ def send_reactivation_link(
     if same_person(actor, person):
         raise ValidationError(errors.OWN_ACCOUNT, code="own_account")
     details: dict[str, object] = {"identity_check": identity_check.method, "reference": identity_check.reference}
-    if (
-        approved_by is not None
-        and approved_by.is_staff
-        and not (same_person(approved_by, actor) or same_person(approved_by, person))
+    if approved_by is not None and not approver_refusal(
+        approved_by, permission=RECOVERY_LINK_PERMISSION, requested_by=actor, person=person
     ):
         details["approved_by"] = approved_by.pk
     elif why_second_approver(person, action="send_recovery_link"):

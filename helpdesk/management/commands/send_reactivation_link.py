@@ -23,7 +23,8 @@ class Command(BaseCommand):
         parser.add_argument(
             "--approved-by",
             default="",
-            help="institution ID of a second staff member: needed for a staff account or a freshly changed email",
+            help="institution ID of a second agent who may approve requests and send links: needed for a staff account "
+            "or a freshly changed email",
         )
 
     def handle(self, *args, institution_id, by, method, reference, approved_by="", **options):
