@@ -353,7 +353,10 @@ def open_case(
     none yet). Once a newer one exists (the same form sent again by a reload or a double click, or a colleague's
     case in between) nothing is opened and ``ValidationError`` (code ``opened_since``) says which case, when and by
     whom; decided under the person's row lock, so two posts at once open one case. None: compared with nothing.
+    Never on ``actor``'s own account, under any account (BND-08, AC-12).
     """
+    if same_person(actor, person):
+        raise ValidationError(errors.OWN_ACCOUNT, code="own_account")
     if category not in Case.Category.values:
         raise ValidationError("Choose a category from the list.", code="category")
     with transaction.atomic():
@@ -370,7 +373,12 @@ def open_case(
 
 
 def add_case_note(case: Case, *, actor: User, text: str, status: str | None = None, ip: str | None = None) -> CaseNote:
-    """Append a note (never edited) and optionally move the case's status. Audits ``helpdesk.case_noted``."""
+    """Append a note (never edited) and optionally move the case's status. Audits ``helpdesk.case_noted``.
+
+    Never on a case of ``actor``'s own account, under any account (BND-08, AC-12).
+    """
+    if same_person(actor, case.person):
+        raise ValidationError(errors.OWN_ACCOUNT, code="own_account")
     text = text.strip()
     if not text:
         raise ValidationError(errors.NOTE_EMPTY, code="note")
