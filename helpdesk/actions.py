@@ -13,6 +13,7 @@ from django.utils import timezone
 from devices import bypass_codes
 from devices import services as device_services
 from devices.models import Registration
+from devices.selectors import app_to_recover
 from identity import services as identity_services
 from identity.models import User
 from identity.selectors import same_person
@@ -194,7 +195,8 @@ def _has_devices(person: User) -> bool:
 
 
 def _can_recover(person: User) -> bool:
-    return bool(person.email) and not person.is_locked and _has_devices(person)
+    # What send_recovery_link refuses, read the same way: an app to replace, an address, an open account.
+    return bool(person.email) and person.is_active and not person.is_locked and app_to_recover(person) is not None
 
 
 @dataclass(frozen=True)

@@ -198,3 +198,24 @@ def test_bnd08_command_refuses_an_auditor_as_second_approver(staff, make_user, e
         )
     assert errors.RECOVERY_NEEDS_APPROVER in str(refused.value)
     nothing_sent()
+
+
+def test_the_desk_offers_a_recovery_link_only_to_someone_with_an_app_to_replace(person, staff, relying_party):
+    """The action is offered by the rule the link's service refuses by (devices.selectors.app_to_recover)."""
+    from devices.tests.helpers import new_key, register
+    from helpdesk.actions import ACTIONS
+
+    _in_group(staff, "Help desk")
+    register(person, new_key())  # a security key only: no app a link could put in place of
+    assert person.registrations.filter(status="active").exists()
+
+    assert not ACTIONS["send_recovery_link"].applies(person)
+    with pytest.raises(ValidationError):
+        services.send_reactivation_link(person, actor=staff, identity_check=CHECK)
+    nothing_sent()
+
+
+def test_the_desk_offers_a_recovery_link_to_someone_with_an_app(person, phone):
+    from helpdesk.actions import ACTIONS
+
+    assert ACTIONS["send_recovery_link"].applies(person)
