@@ -352,7 +352,7 @@ ACTIONS = {
             "one stop working, and for a day a recovery link to the new one needs a second agent's approval. A person from the directory gets them from there: "
             "they cannot be changed here.",
             DetailsForm,
-            lambda p: True,
+            lambda p: bool(services.editable_person_fields(p)),
             _details,
             words=_details_words,
             initial=lambda p: {f: getattr(p, f) for f in services.PERSON_FIELDS},

@@ -276,6 +276,14 @@ def end_sessions(person: User, *, actor: User, reason: str, ip: str | None = Non
 PERSON_FIELDS = ("email", "first_name", "last_name", "department")
 
 
+def editable_person_fields(person: User) -> tuple[str, ...]:
+    """The details the desk may change for ``person``: none the directory owns of a person from the directory
+    (``identity.directory.people.OWNED_FIELDS``). Empty: "Change details" is not offered."""
+    if person.from_directory:
+        return tuple(name for name in PERSON_FIELDS if name not in directory_people.OWNED_FIELDS)
+    return PERSON_FIELDS
+
+
 def change_person_details(
     person: User, *, actor: User, reason: str, ip: str | None = None, **values: str | None
 ) -> User:
@@ -294,7 +302,7 @@ def change_person_details(
     if same_person(actor, person):
         raise ValidationError(errors.OWN_ACCOUNT, code="own_account")
     values = {name: value.strip() for name, value in values.items() if name in PERSON_FIELDS and value is not None}
-    if person.from_directory and set(values) & set(directory_people.OWNED_FIELDS):
+    if set(values) - set(editable_person_fields(person)):
         raise ValidationError(errors.DETAILS_FROM_DIRECTORY, code="from_directory")
     if values.get("email"):
         try:
