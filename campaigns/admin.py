@@ -5,7 +5,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 
-from identity.admin_site import site
+from identity.admin_site import StaffModelAdmin, site
 from identity.models import User
 from identity.web import client_ip
 
@@ -98,7 +98,7 @@ class CampaignForm(forms.ModelForm):
 
 
 @admin.register(Campaign, site=site)
-class CampaignAdmin(admin.ModelAdmin):
+class CampaignAdmin(StaffModelAdmin):
     form = CampaignForm
     list_display = (
         "name",

@@ -70,6 +70,20 @@ def has_enrolled(user) -> bool:
     return WorkingRegistration.objects.filter(user_id=user.pk).exists()
 
 
+def app_to_recover(user) -> Registration | None:
+    """The device a recovery link puts a new app in place of: the person's newest phone or tablet with an app, in
+    use. None: no link can be sent (``devices.services.links.send_recovery_link``), so the desk does not offer one."""
+    return (
+        Registration.objects.filter(
+            user=user,
+            status__in=[Registration.Status.ACTIVE, Registration.Status.REACTIVATING],
+            kind__in=[kind.key for kind in KINDS.values() if kind.has_app],
+        )
+        .order_by("-activated_at")
+        .first()
+    )
+
+
 def registrations_for_user(user) -> QuerySet[Registration]:
     """The person's devices for "My devices": active and pending first, then retired history."""
     return (

@@ -13,6 +13,7 @@ from django.utils import timezone
 from devices import bypass_codes
 from devices import services as device_services
 from devices.models import Registration
+from devices.selectors import app_to_recover
 from identity import services as identity_services
 from identity.models import User
 from identity.selectors import same_person
@@ -194,7 +195,8 @@ def _has_devices(person: User) -> bool:
 
 
 def _can_recover(person: User) -> bool:
-    return bool(person.email) and not person.is_locked and _has_devices(person)
+    # What send_recovery_link refuses, read the same way: an app to replace, an address, an open account.
+    return bool(person.email) and person.is_active and not person.is_locked and app_to_recover(person) is not None
 
 
 @dataclass(frozen=True)
@@ -258,7 +260,7 @@ ACTIONS = {
             "send_recovery_link",
             "Send a reactivation link",
             "send a reactivation link",
-            "send_recovery_link",
+            services.RECOVERY_LINK_PERMISSION,
             "Emails the person a single-use link that, after their password, lets them set up their authenticator "
             "app on a new phone.",
             forms.Form,
@@ -350,7 +352,7 @@ ACTIONS = {
             "one stop working, and for a day a recovery link to the new one needs a second agent's approval. A person from the directory gets them from there: "
             "they cannot be changed here.",
             DetailsForm,
-            lambda p: True,
+            lambda p: bool(services.editable_person_fields(p)),
             _details,
             words=_details_words,
             initial=lambda p: {f: getattr(p, f) for f in services.PERSON_FIELDS},

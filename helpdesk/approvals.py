@@ -25,7 +25,6 @@ from django.utils import timezone
 
 from identity import audit
 from identity.models import User
-from identity.selectors import same_person
 
 from . import errors, runner, services
 from .actions import ACTIONS
@@ -36,20 +35,19 @@ Outcome = services.Outcome
 
 def _decide_refusal(request: ApprovalRequest, decider: User) -> ValidationError | None:
     """Why ``decider`` may not approve or decline ``request`` now, or None: the one rule of :func:`may_decide`,
-    :func:`approve_request` and :func:`decline_request`."""
+    :func:`approve_request` and :func:`decline_request`: the four-eyes rule of
+    :func:`helpdesk.services.approver_refusal`, which a service given an approver applies too, on an open request."""
     action = ACTIONS.get(request.action)
-    if (
-        action is None
-        or not decider.has_perm("helpdesk.approve_request")
-        or not decider.has_perm(f"helpdesk.{action.permission}")
-    ):
+    if action is None:
         return ValidationError(errors.MAY_NOT_DECIDE, code="may_not_decide")
+    refusal = services.approver_refusal(
+        decider, permission=action.permission, requested_by=request.requested_by, person=request.person
+    )
+    if refusal is not None and refusal.code == "may_not_decide":
+        return refusal
     if not request.is_open:
         return ValidationError(errors.REQUEST_CLOSED, code="closed")
-    # The person, not the account (AC-12): neither the requester nor the person it is for, under any account.
-    if same_person(decider, request.requested_by) or same_person(decider, request.person):
-        return ValidationError(errors.APPROVER_IS_PARTY, code="party")
-    return None
+    return refusal
 
 
 def may_decide(request: ApprovalRequest, decider: User) -> bool:

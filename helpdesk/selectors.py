@@ -8,6 +8,7 @@ from phonenumbers import NumberParseException
 
 from devices.models import OutboundMessage, Registration, WorkingRegistration
 from devices.selectors import registrations_for_user
+from identity import events
 from identity.models import AuditEvent, User
 
 from .models import ApprovalRequest, Case
@@ -52,6 +53,10 @@ def person_overview(person: User) -> dict:
             ).select_related("requested_by", "decided_by")
         ),
         "last_sign_in": last_sign_in,
+        # "the authenticator app", not the code word the event holds
+        "last_sign_in_factor": events.value_words("factor", last_sign_in.details.get("factor") or "")
+        if last_sign_in
+        else "",
         # "Enrolled" by the project's one rule, the view devices_working_registration: its rows are the working devices.
         "working_devices": WorkingRegistration.objects.filter(user_id=person.pk).count(),
     }

@@ -148,6 +148,25 @@ def second_approval_reasons(person: User, *, action: str) -> list[str]:
     return reasons
 
 
+# The desk action's permission (helpdesk.actions), which a second approver of a recovery link holds too.
+RECOVERY_LINK_PERMISSION = "send_recovery_link"
+
+
+def approver_refusal(approver: User, *, permission: str, requested_by: User, person: User) -> ValidationError | None:
+    """Why ``approver`` may not be the second agent of an action needing ``permission`` (a codename of this app)
+    asked by ``requested_by`` for ``person``, or None.
+
+    The one four-eyes rule (BND-08), for a request decided in the queue (:mod:`helpdesk.approvals`) and for an
+    approver named to a service (:func:`send_reactivation_link`): ``approver`` holds ``helpdesk.approve_request``
+    and the action's own permission, and is neither the requester nor the person (under any account, AC-12).
+    """
+    if not approver.has_perm("helpdesk.approve_request") or not approver.has_perm(f"helpdesk.{permission}"):
+        return ValidationError(errors.MAY_NOT_DECIDE, code="may_not_decide")
+    if same_person(approver, requested_by) or same_person(approver, person):
+        return ValidationError(errors.APPROVER_IS_PARTY, code="party")
+    return None
+
+
 def why_second_approver(person: User, *, action: str) -> str:
     """:func:`second_approval_reasons` as one text, a line each; empty when the action needs no second agent."""
     return "\n".join(second_approval_reasons(person, action=action))
@@ -192,8 +211,9 @@ def send_reactivation_link(
 
     Requires an identity check with a method from the list and a reference (BND-07), and ``actor`` on the staff;
     never on the actor's own account (BND-08). A link to a staff account, or to an email changed in the last
-    RECENT_EMAIL_CHANGE_HOURS, needs ``approved_by``: a second staff member, neither ``actor`` nor the person
-    (BND-08, AC-04). Then :func:`devices.services.send_recovery_link` sends it, auditing ``recovery.link_sent``
+    RECENT_EMAIL_CHANGE_HOURS, needs ``approved_by``: a second agent who may approve it
+    (:func:`approver_refusal`: the approve permission and this action's, neither ``actor`` nor the person; BND-08,
+    AC-04). Then :func:`devices.services.send_recovery_link` sends it, auditing ``recovery.link_sent``
     with the check (and the approver), and raises its own refusals.
     """
     identity_check.clean()
@@ -202,10 +222,8 @@ def send_reactivation_link(
     if same_person(actor, person):
         raise ValidationError(errors.OWN_ACCOUNT, code="own_account")
     details: dict[str, object] = {"identity_check": identity_check.method, "reference": identity_check.reference}
-    if (
-        approved_by is not None
-        and approved_by.is_staff
-        and not (same_person(approved_by, actor) or same_person(approved_by, person))
+    if approved_by is not None and not approver_refusal(
+        approved_by, permission=RECOVERY_LINK_PERMISSION, requested_by=actor, person=person
     ):
         details["approved_by"] = approved_by.pk
     elif why_second_approver(person, action="send_recovery_link"):
@@ -258,6 +276,14 @@ def end_sessions(person: User, *, actor: User, reason: str, ip: str | None = Non
 PERSON_FIELDS = ("email", "first_name", "last_name", "department")
 
 
+def editable_person_fields(person: User) -> tuple[str, ...]:
+    """The details the desk may change for ``person``: none the directory owns of a person from the directory
+    (``identity.directory.people.OWNED_FIELDS``). Empty: "Change details" is not offered."""
+    if person.from_directory:
+        return tuple(name for name in PERSON_FIELDS if name not in directory_people.OWNED_FIELDS)
+    return PERSON_FIELDS
+
+
 def change_person_details(
     person: User, *, actor: User, reason: str, ip: str | None = None, **values: str | None
 ) -> User:
@@ -276,7 +302,7 @@ def change_person_details(
     if same_person(actor, person):
         raise ValidationError(errors.OWN_ACCOUNT, code="own_account")
     values = {name: value.strip() for name, value in values.items() if name in PERSON_FIELDS and value is not None}
-    if person.from_directory and set(values) & set(directory_people.OWNED_FIELDS):
+    if set(values) - set(editable_person_fields(person)):
         raise ValidationError(errors.DETAILS_FROM_DIRECTORY, code="from_directory")
     if values.get("email"):
         try:
@@ -335,7 +361,10 @@ def open_case(
     none yet). Once a newer one exists (the same form sent again by a reload or a double click, or a colleague's
     case in between) nothing is opened and ``ValidationError`` (code ``opened_since``) says which case, when and by
     whom; decided under the person's row lock, so two posts at once open one case. None: compared with nothing.
+    Never on ``actor``'s own account, under any account (BND-08, AC-12).
     """
+    if same_person(actor, person):
+        raise ValidationError(errors.OWN_ACCOUNT, code="own_account")
     if category not in Case.Category.values:
         raise ValidationError("Choose a category from the list.", code="category")
     with transaction.atomic():
@@ -352,7 +381,12 @@ def open_case(
 
 
 def add_case_note(case: Case, *, actor: User, text: str, status: str | None = None, ip: str | None = None) -> CaseNote:
-    """Append a note (never edited) and optionally move the case's status. Audits ``helpdesk.case_noted``."""
+    """Append a note (never edited) and optionally move the case's status. Audits ``helpdesk.case_noted``.
+
+    Never on a case of ``actor``'s own account, under any account (BND-08, AC-12).
+    """
+    if same_person(actor, case.person):
+        raise ValidationError(errors.OWN_ACCOUNT, code="own_account")
     text = text.strip()
     if not text:
         raise ValidationError(errors.NOTE_EMPTY, code="note")

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from django import forms
-from django.contrib import admin, messages
+from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Model, QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
@@ -20,7 +20,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.text import capfirst
 
-from .admin_site import site
+from .admin_site import StaffModelAdmin, site
 from .models import User
 from .web import client_ip
 
@@ -44,7 +44,7 @@ class RotateSecretForm(forms.Form):
     replacing = forms.DateTimeField(widget=forms.HiddenInput)
 
 
-class SecretShownOnceAdmin(admin.ModelAdmin):
+class SecretShownOnceAdmin(StaffModelAdmin):
     """Superusers only. The app's services say the rest: ``create(**fields, actor=, ip=) -> (row, secret)`` with the
     form's ``create_fields``, ``update(row, **fields, actor=, ip=) -> row`` with its ``change_fields``, and
     ``rotate(row, actor=, ip=, replacing=) -> secret``, which refuses (``ValidationError``) when the row's secret

@@ -10,13 +10,50 @@ passkey (WA-05, :mod:`identity.staff_factor`); before that date it reminds staff
 """
 
 from django.conf import settings
-from django.contrib.admin import AdminSite
-from django.core.exceptions import PermissionDenied
+from django.contrib.admin import AdminSite, ModelAdmin, SimpleListFilter
+from django.core.exceptions import ImproperlyConfigured, PermissionDenied
+from django.db.models.constants import LOOKUP_SEP
 from django.template.response import TemplateResponse
 from two_factor.admin import AdminSiteOTPRequiredMixin
 
 from . import staff_factor
 from .web import client_ip
+
+# What Django's own field filters and date hierarchy put in a list's query string after a field's name.
+FILTER_LOOKUPS = frozenset({"exact", "iexact", "isnull", "in", "gte", "lt", "year", "month", "day"})
+
+
+class StaffModelAdmin(ModelAdmin):
+    """The base of every ModelAdmin on the staff site (the site refuses any other).
+
+    Django's admin lets a list's query string filter on any field (``?password__startswith=pbkdf2``), which answers
+    "is there a row whose secret starts so?" one character at a time. Here a list takes only the filters it
+    declares: its ``list_filter`` (a filter class's parameter, or a field's own lookups) and its
+    ``date_hierarchy``.
+    """
+
+    def allowed_lookups(self, request) -> tuple[set[str], set[str]]:
+        """The query-string parameters this list accepts as they are, and the fields it accepts with a filter's
+        lookup after them (``FILTER_LOOKUPS``)."""
+        names: set[str] = set()
+        fields: set[str] = set()
+        list_filter = self.get_list_filter(request) if request is not None else self.list_filter
+        for item in list_filter:
+            if isinstance(item, type) and issubclass(item, SimpleListFilter):
+                names.add(str(item.parameter_name))
+            elif isinstance(item, list | tuple) and isinstance(item[0], str):
+                fields.add(item[0])
+            elif isinstance(item, str):
+                fields.add(item)
+        if self.date_hierarchy:
+            fields.add(self.date_hierarchy)
+        return names, fields
+
+    def lookup_allowed(self, lookup, value, request=None):
+        names, fields = self.allowed_lookups(request)
+        field, _, rest = lookup.rpartition(LOOKUP_SEP)
+        allowed = lookup in names or lookup in fields or (field in fields and rest in FILTER_LOOKUPS)
+        return allowed and super().lookup_allowed(lookup, value, request)
 
 
 class StaffAdminSite(AdminSiteOTPRequiredMixin, AdminSite):
@@ -28,6 +65,13 @@ class StaffAdminSite(AdminSiteOTPRequiredMixin, AdminSite):
 
     def has_permission(self, request):
         return super().has_permission(request) and not staff_factor.refuses(request.user)
+
+    def register(self, model_or_iterable, admin_class=None, **options):
+        admin_class = admin_class or StaffModelAdmin
+        if not issubclass(admin_class, StaffModelAdmin):
+            # Its lists would filter on any field, secrets included.
+            raise ImproperlyConfigured(f"{admin_class.__qualname__} must be a StaffModelAdmin on the staff site.")
+        super().register(model_or_iterable, admin_class, **options)
 
     def login(self, request, extra_context=None):
         if request.user.is_authenticated and request.user.is_verified():

@@ -50,6 +50,8 @@ DIRECTORY_UNREACHABLE = (
 
 # VPN access (identity.services): the person's own request, and a help-desk agent's approval or revocation.
 VPN_ALREADY_ASKED = "You have already asked for VPN access."
+UNLOCK_OWN_ACCOUNT = "Nobody unlocks their own account: a colleague at the help desk does it."
+UNLOCK_REASON_REQUIRED = "Say why the account is unlocked: the ticket and how the person's identity was checked."
 VPN_OWN_ACCESS = "Nobody changes their own VPN access."
 VPN_REQUEST_FROM_DIRECTORY = (
     "Your VPN access comes from your institution's directory: you have it while you are in its VPN group. Ask "

@@ -200,7 +200,9 @@ def _fields(template: str) -> set[str]:
     return {name for _, name, _, _ in string.Formatter().parse(template) if name}
 
 
-def _value(key: str, value) -> str:
+def value_words(key: str, value) -> str:
+    """A detail's value as words: a code word of ``VALUE_WORDS`` for ``key`` ("authenticator_app": "the
+    authenticator app"), the same after a "prefix: ", anything else as it was recorded."""
     if not isinstance(value, str):
         return str(value)
     words = VALUE_WORDS.get(key, {})
@@ -230,7 +232,7 @@ def describe(action: str, details: dict | None) -> str:
         return part.group(1) if _fields(part.group(1)) <= details.keys() else ""
 
     template = _OPTIONAL.sub(keep, template)
-    values = {name: _value(name, details[name]) if name in details else "?" for name in _fields(template)}
+    values = {name: value_words(name, details[name]) if name in details else "?" for name in _fields(template)}
     return template.format(**values)
 
 
@@ -239,7 +241,7 @@ def detail_words(details: dict | None) -> str:
     ``VALUE_WORDS`` as its words, everything else as it was recorded (the reports' pages show this beside the
     sentence; their files keep the details as JSON)."""
     return "; ".join(
-        f"{key.replace('_', ' ').capitalize()}: {_value(key, value)}"
+        f"{key.replace('_', ' ').capitalize()}: {value_words(key, value)}"
         for key, value in sorted((details or {}).items())
         if value not in (None, "")
     )

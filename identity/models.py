@@ -108,8 +108,17 @@ class User(AbstractUser):
 
     @staticmethod
     def lock_in_force(locked_at, locked_until) -> bool:
-        """The lockout rule on the two columns alone (the VPN's hot path reads them without building a User)."""
+        """The lockout rule on the two columns alone (the VPN's hot path reads them without building a User).
+        :meth:`locked_now` is the same rule for a query."""
         return locked_at is not None and (locked_until is None or timezone.now() < locked_until)
+
+    @staticmethod
+    def locked_now() -> models.Q:
+        """:meth:`lock_in_force` as a query condition: a lock whose ``locked_until`` has passed is over, whatever
+        ``locked_at`` still says (it is cleared at the next sign-in)."""
+        return models.Q(locked_at__isnull=False) & (
+            models.Q(locked_until__isnull=True) | models.Q(locked_until__gt=timezone.now())
+        )
 
 
 class AuditEvent(models.Model):

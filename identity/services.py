@@ -205,11 +205,19 @@ def record_second_factor_success(
     return user
 
 
-def unlock_user(user: User, *, actor: User | None, reason: str, ip: str | None = None) -> User:
-    """Clear a lockout and the failure count, and lift the hold after a lost last factor (BND-02).
+def unlock_user(user: User, *, actor: User, reason: str, ip: str | None = None) -> User:
+    """Clear a lockout and the failure count, and lift the hold after a lost last factor (BND-02). Audits
+    ``account.unlocked`` with ``reason`` and tells the person when something was lifted.
 
-    The caller must have checked who is asking and why.
+    Raises ``ValidationError`` for an empty reason and for ``actor`` unlocking themselves under any account
+    (BND-07, BND-08). The caller must have checked ``actor``'s permission and recorded who is asking (an identity
+    check).
     """
+    reason = reason.strip()
+    if not reason:
+        raise ValidationError(errors.UNLOCK_REASON_REQUIRED, code="reason")
+    if same_person(actor, user):
+        raise ValidationError(errors.UNLOCK_OWN_ACCOUNT, code="own_account")
     with transaction.atomic():
         user = _locked_row(user)
         was_locked = user.locked_at is not None

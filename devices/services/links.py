@@ -21,7 +21,7 @@ from identity.directory.backends import Answer, check_person_password
 from identity.models import User
 
 from .. import errors, outbox, selectors
-from ..kinds import KINDS, kind_of
+from ..kinds import kind_of
 from ..models import (
     ActivationLink,
     AuthenticatorAppDevice,
@@ -238,15 +238,7 @@ def send_recovery_link(
     if not user.email:
         raise ValidationError(errors.NO_EMAIL_FOR_RECOVERY, code="no_email")
     if registration is None:
-        registration = (
-            Registration.objects.filter(
-                user=user,
-                status__in=[Registration.Status.ACTIVE, Registration.Status.REACTIVATING],
-                kind__in=[kind.key for kind in KINDS.values() if kind.has_app],
-            )
-            .order_by("-activated_at")
-            .first()
-        )
+        registration = selectors.app_to_recover(user)
     if registration is None or registration.user_id != user.pk or not kind_of(registration).has_app:
         raise ValidationError(errors.NO_APP_TO_RECOVER, code="no_registration")
     with transaction.atomic():

@@ -19,6 +19,7 @@ from helpdesk.forms import CaseNoteForm
 from helpdesk.models import ApprovalRequest, Case, IdentityCheck
 from identity.admin_site import site
 from identity.models import AuditEvent
+from identity.selectors import same_person
 from identity.web import client_ip
 
 from .registrations import ReadOnlyAdmin
@@ -95,7 +96,7 @@ class CaseAdmin(DeskAdmin):
                 checks=case.identity_checks.select_related("agent"),
                 events=AuditEvent.objects.filter(details__case=case.pk).select_related("actor").order_by("sequence"),
                 note_form=CaseNoteForm(initial={"status": case.status})
-                if request.user.has_perm("helpdesk.work_cases")
+                if request.user.has_perm("helpdesk.work_cases") and not same_person(case.person, request.user)
                 else None,
             )
         return super().change_view(request, object_id, form_url, extra)

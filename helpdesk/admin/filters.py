@@ -6,6 +6,7 @@ from django.db.models import Exists, OuterRef
 
 from devices.models import Registration
 from devices.selectors import enrolled
+from identity.models import User
 
 
 def _in_use(**extra):
@@ -40,9 +41,7 @@ class LockedFilter(YesNoFilter):
     parameter_name = "locked"
 
     def condition(self):
-        from django.db.models import Q
-
-        return Q(locked_at__isnull=False)
+        return User.locked_now()  # the "locked" column's rule too
 
 
 class HeldFilter(YesNoFilter):
@@ -71,8 +70,6 @@ class DeviceKindFilter(admin.SimpleListFilter):
 def departments(limit: int = 1000) -> list[str]:
     """The distinct non-empty departments, read by skipping through the department index (no full scan)."""
     if connection.vendor != "postgresql":
-        from identity.models import User
-
         return list(User.objects.exclude(department="").values_list("department", flat=True).distinct()[:limit])
     # A "loose index scan": one index probe per department instead of reading every person.
     sql = """

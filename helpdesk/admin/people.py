@@ -8,7 +8,7 @@ from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
-from django.db.models import Count, IntegerField, QuerySet, Subquery
+from django.db.models import BooleanField, Count, ExpressionWrapper, IntegerField, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import redirect
@@ -119,7 +119,11 @@ class PersonAdmin(DeskAdmin):
         return (
             super()
             .get_queryset(request)
-            .annotate(working_device_count=Coalesce(Subquery(count, output_field=IntegerField()), 0))
+            .annotate(
+                working_device_count=Coalesce(Subquery(count, output_field=IntegerField()), 0),
+                # The "locked" filter's rule, so the column and the filter agree.
+                locked_in_force=ExpressionWrapper(User.locked_now(), output_field=BooleanField()),
+            )
         )
 
     def get_search_results(self, request, queryset, search_term):
@@ -143,7 +147,7 @@ class PersonAdmin(DeskAdmin):
 
     @admin.display(boolean=True, description="locked")
     def locked(self, obj):
-        return obj.is_locked
+        return obj.locked_in_force
 
     @admin.display(boolean=True, description="setup held")
     def held(self, obj):

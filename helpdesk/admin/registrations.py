@@ -1,10 +1,10 @@
 from django.contrib import admin
 
 from devices.models import OutboundMessage, Registration
-from identity.admin_site import site
+from identity.admin_site import StaffModelAdmin, site
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
+class ReadOnlyAdmin(StaffModelAdmin):
     """Changes go through services and audited actions, never through raw edits."""
 
     def has_add_permission(self, request):

@@ -207,3 +207,82 @@ def test_otp09_registration_admin_shows_no_secret(verified_superuser_client, sup
         assert device.encrypted_secret not in content
         assert "otpauth://" not in content
         assert "+16175550123" not in content  # the number is masked
+
+
+# --- A list filters only on what it declares: no field's value read a character at a time -----------------------
+
+
+def _registered():
+    from django.apps import apps
+
+    registered = [(model, site.get_model_admin(model)) for model in apps.get_models() if site.is_registered(model)]
+    assert len(registered) >= 12  # every admin of helpdesk/admin/, the VPN's and the campaigns'
+    return registered
+
+
+def _list_url(model) -> str:
+    return reverse(f"admin:{model._meta.app_label}_{model._meta.model_name}_changelist")
+
+
+def test_ac13_lists_refuse_a_lookup_on_a_secret_field(client, staff_member, auditor, superuser, sign_in):
+    from devices.models import OutboundMessage
+    from identity.models import User
+
+    for person in (staff_member, auditor):
+        client.logout()
+        sign_in(client, person)
+        for model, field in ((User, "password"), (Registration, "phone_number"), (OutboundMessage, "recipient")):
+            url = f"{_list_url(model)}?{field}__startswith=%2B"
+            assert client.get(url).status_code == 400, url
+        # The whole hash as the prefix: no row is listed either way, the request itself is refused.
+        hash_ = User.objects.get(pk=superuser.pk).password
+        assert client.get(_list_url(User), {"password__startswith": hash_}).status_code == 400
+
+
+def test_ac13_every_list_on_the_staff_site_refuses_a_lookup_on_any_undeclared_field(verified_superuser_client):
+    for model, model_admin in _registered():
+        names, filtered = model_admin.allowed_lookups(None)
+        for field in model._meta.concrete_fields:
+            if field.name in filtered or field.attname in filtered or field.name in names:
+                continue
+            for lookup in (field.attname, f"{field.name}__startswith", f"{field.name}__exact"):
+                url = f"{_list_url(model)}?{lookup}=1"
+                assert verified_superuser_client.get(url).status_code == 400, url
+
+
+def test_every_list_on_the_staff_site_takes_its_declared_filters(verified_superuser_client, superuser):
+    from identity.models import User
+
+    checks = {
+        User: "locked=yes&vpn_access__exact=none&is_staff__exact=1&department=Radiology&enrolled=no",
+        AuditEvent: f"action=account.unlocked&subject={superuser.pk}&created_at__year=2026&created_at__month=1",
+        Registration: "kind=passkey&status__exact=active",
+    }
+    for model, query in checks.items():
+        assert verified_superuser_client.get(f"{_list_url(model)}?{query}").status_code == 200, model
+
+
+def test_ac13_every_model_admin_of_the_staff_site_has_the_allow_list():
+    from django.contrib import admin as django_admin
+    from django.core.exceptions import ImproperlyConfigured
+
+    from identity.admin_site import StaffAdminSite, StaffModelAdmin
+
+    assert all(isinstance(model_admin, StaffModelAdmin) for _, model_admin in _registered())
+    with pytest.raises(ImproperlyConfigured):
+        StaffAdminSite(name="other").register(AuditEvent, django_admin.ModelAdmin)
+
+
+def test_person_page_links_to_that_persons_events_only(desk_client, caller, make_user):
+    import re
+
+    other = make_user("caller12")
+    audit.record("account.unlocked", subject=other, details={"reason": "for caller12 only"})
+    audit.record("account.unlocked", subject=caller, details={"reason": "for caller1"})
+
+    page = desk_client.get(reverse("admin:identity_user_change", args=[caller.pk])).content.decode()
+    link = re.search(r'href="([^"]*)">All events of this person<', page).group(1)
+    events = desk_client.get(link.replace("&amp;", "&")).content.decode()
+
+    assert "for caller1" in events or "caller1" in events
+    assert "caller12" not in events

@@ -208,3 +208,12 @@ def test_an_actions_words_come_from_its_own_definition(nurse, monkeypatch):
     )
     monkeypatch.setitem(ACTIONS, "lend_token", lend)
     assert settings_words("lend_token", {"count": 2, "reason": "r"}, nurse) == "2 loan tokens; reason given: “r”"
+
+
+def test_the_person_page_names_the_factor_of_the_last_sign_in_in_words(desk_client, caller, sign_in):
+    sign_in(Client(), caller)  # with the authenticator app
+
+    page = desk_client.get(reverse("admin:identity_user_change", args=[caller.pk])).content.decode()
+
+    last = re.search(r"<dt>Last sign-in</dt><dd>(.*?)</dd>", page).group(1)
+    assert last.endswith(" with the authenticator app"), last

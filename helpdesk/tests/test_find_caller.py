@@ -1,6 +1,8 @@
 """Finding the caller on the people list: ID first, names, email, phone numbers in any format; list columns and
 filters; a fixed number of queries however many people or devices."""
 
+import re
+
 import pytest
 from django.urls import reverse
 from django.utils import timezone
@@ -108,3 +110,31 @@ def test_the_list_says_enrolled_by_the_projects_one_rule(desk_client, caller, ma
     assert "<dt>Enrolled</dt><dd>No working device</dd>" in page
     page = desk_client.get(reverse("admin:identity_user_change", args=[caller.pk])).content.decode()
     assert "<dt>Enrolled</dt><dd>Yes, 1 working device</dd>" in page
+
+
+def test_the_locked_filter_and_column_follow_one_rule(desk_client, make_user, settings):
+    """A lock whose time is up is over (User.lock_in_force): the filter and the column both say so."""
+    from datetime import timedelta
+
+    from freezegun import freeze_time
+
+    from identity import services as identity_services
+
+    settings.LOCKOUT_THRESHOLD, settings.LOCKOUT_AUTO_UNLOCK_MINUTES = 1, 30
+    lapsed, locked = make_user("lapsed1"), make_user("locked1")
+    with freeze_time(timezone.now() - timedelta(hours=1)):
+        identity_services.record_second_factor_failure(lapsed, factor="totp", ip=None)
+    identity_services.record_second_factor_failure(locked, factor="totp", ip=None)
+    lapsed.refresh_from_db()
+    assert lapsed.locked_at is not None and not lapsed.is_locked
+
+    def listed(query):
+        page = desk_client.get(f"{reverse('admin:identity_user_changelist')}?{query}").content.decode()
+        rows = {
+            name: re.search(rf">{name}<.*?field-locked\"><img[^>]*alt=\"(\w+)\"", page, re.S)
+            for name in ("lapsed1", "locked1")
+        }
+        return {name: match.group(1) for name, match in rows.items() if match}
+
+    assert listed("locked=yes") == {"locked1": "True"}
+    assert listed("locked=no") == {"lapsed1": "False"}

@@ -137,8 +137,16 @@ def test_bnd07_bnd08_command_refuses(person, phone, staff, make_user, enroll, ar
     nothing_sent()
 
 
+def _in_group(person, name):
+    from django.contrib.auth.models import Group
+
+    person.groups.add(Group.objects.get(name=name))
+    return person
+
+
 def test_bnd08_a_link_to_a_staff_account_needs_a_second_staff_member(staff, make_user, enroll):
     colleague, approver = make_user("deskmate", is_staff=True), make_user("approver", is_staff=True)
+    _in_group(approver, "Help desk")
     enroll(colleague)
     for approved_by in (None, staff, colleague):
         with pytest.raises(ValidationError) as refused:
@@ -157,3 +165,57 @@ def test_ac04_a_link_to_a_freshly_changed_email_needs_a_second_staff_member(staf
     with pytest.raises(ValidationError) as refused:
         services.send_reactivation_link(person, actor=staff, identity_check=CHECK)
     assert refused.value.messages == [errors.RECOVERY_NEEDS_APPROVER]
+
+
+def test_bnd08_an_auditor_is_no_second_approver(staff, make_user, enroll):
+    """The queue's rule (helpdesk.services.approver_refusal): staff without the approve permission approve nothing."""
+    colleague = make_user("deskmate", is_staff=True)
+    enroll(colleague)
+    auditor = _in_group(make_user("auditor9", is_staff=True), "Auditor")
+    with pytest.raises(ValidationError) as refused:
+        services.send_reactivation_link(colleague, actor=staff, approved_by=auditor, identity_check=CHECK)
+    assert refused.value.messages == [errors.RECOVERY_NEEDS_APPROVER]
+    nothing_sent()
+
+
+def test_bnd08_command_refuses_an_auditor_as_second_approver(staff, make_user, enroll):
+    colleague = make_user("deskmate", is_staff=True)
+    enroll(colleague)
+    _in_group(staff, "Help desk")
+    _in_group(make_user("auditor9", is_staff=True), "Auditor")
+    with pytest.raises(CommandError) as refused:
+        call_command(
+            "send_reactivation_link",
+            "deskmate",
+            "--by",
+            "helpdesk1",
+            "--method",
+            "photo_id_in_person",
+            "--reference",
+            "R",
+            "--approved-by",
+            "auditor9",
+        )
+    assert errors.RECOVERY_NEEDS_APPROVER in str(refused.value)
+    nothing_sent()
+
+
+def test_the_desk_offers_a_recovery_link_only_to_someone_with_an_app_to_replace(person, staff, relying_party):
+    """The action is offered by the rule the link's service refuses by (devices.selectors.app_to_recover)."""
+    from devices.tests.helpers import new_key, register
+    from helpdesk.actions import ACTIONS
+
+    _in_group(staff, "Help desk")
+    register(person, new_key())  # a security key only: no app a link could put in place of
+    assert person.registrations.filter(status="active").exists()
+
+    assert not ACTIONS["send_recovery_link"].applies(person)
+    with pytest.raises(ValidationError):
+        services.send_reactivation_link(person, actor=staff, identity_check=CHECK)
+    nothing_sent()
+
+
+def test_the_desk_offers_a_recovery_link_to_someone_with_an_app(person, phone):
+    from helpdesk.actions import ACTIONS
+
+    assert ACTIONS["send_recovery_link"].applies(person)

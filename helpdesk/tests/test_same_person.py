@@ -123,3 +123,27 @@ def test_ac_12_a_recovery_link_approved_by_the_requesters_other_account_is_refus
     with pytest.raises(ValidationError) as refused:
         services.send_reactivation_link(superuser, actor=staff_member, approved_by=a_again, identity_check=check)
     assert refused.value.messages == [errors.RECOVERY_NEEDS_APPROVER]
+
+
+def test_bnd08_ac_12_no_case_is_opened_or_noted_on_ones_own_account(
+    desk_client, staff_member, second_agent, agents_second_account
+):
+    from helpdesk.models import Case, CaseNote
+
+    for own in (staff_member, agents_second_account):
+        with pytest.raises(ValidationError) as refused:
+            services.open_case(own, actor=staff_member, category="other", note="mine")
+        assert refused.value.messages == [errors.OWN_ACCOUNT]
+        # A post made by hand past the page, which hides the button.
+        page = desk_client.post(reverse("admin:helpdesk_open_case", args=[own.pk]), {"category": "other", "seen": 0})
+        assert errors.OWN_ACCOUNT in page.content.decode()
+    assert not Case.objects.exists()
+
+    case = services.open_case(agents_second_account, actor=second_agent, category="other")
+    with pytest.raises(ValidationError) as refused:
+        services.add_case_note(case, actor=staff_member, text="closing my own case", status="closed")
+    assert refused.value.messages == [errors.OWN_ACCOUNT]
+    desk_client.post(reverse("admin:helpdesk_case_note", args=[case.pk]), {"text": "mine", "status": "closed"})
+    case.refresh_from_db()
+    assert case.status != "closed" and not CaseNote.objects.filter(case=case).exists()
+    assert not AuditEvent.objects.filter(action="helpdesk.case_noted").exists()

@@ -3,10 +3,10 @@
 from datetime import timedelta
 
 import pytest
-from django.core.management import CommandError, call_command
+from django.core.exceptions import ValidationError
 from freezegun import freeze_time
 
-from identity import services
+from identity import errors, services
 from identity.models import AuditEvent
 from testsupport import (
     fresh_code,
@@ -128,7 +128,7 @@ def test_otp01_lockout_counts_across_entry_points(two_devices, user):
     )
 
 
-def test_otp01_unlock_command_unlocks_and_audits(client, two_devices, user, password, make_user):
+def test_otp01_unlock_unlocks_and_audits(client, two_devices, user, password, make_user):
     phone, _ = two_devices
     staff = make_user("helper1", is_staff=True)
     post_password(client, user, password)
@@ -136,7 +136,7 @@ def test_otp01_unlock_command_unlocks_and_audits(client, two_devices, user, pass
     user.refresh_from_db()
     assert user.is_locked
 
-    call_command("unlock_user", user.username, "--reason", "ticket 4711, photo ID checked", "--by", staff.username)
+    services.unlock_user(user, actor=staff, reason="ticket 4711, photo ID checked")
 
     user.refresh_from_db()
     assert not user.is_locked
@@ -151,11 +151,21 @@ def test_otp01_unlock_command_unlocks_and_audits(client, two_devices, user, pass
     assert is_otp_verified(client)
 
 
-def test_otp01_unlock_command_needs_a_reason_and_a_known_person(user):
-    with pytest.raises(CommandError):
-        call_command("unlock_user", user.username)
-    with pytest.raises(CommandError, match="no person"):
-        call_command("unlock_user", "nobody42", "--reason", "ticket 1")
+@pytest.mark.parametrize("reason", ["", "   "])
+def test_bnd07_unlock_needs_a_reason(user, make_user, reason):
+    staff = make_user("helper1", is_staff=True)
+    with pytest.raises(ValidationError) as refused:
+        services.unlock_user(user, actor=staff, reason=reason)
+    assert refused.value.messages == [errors.UNLOCK_REASON_REQUIRED]
+    assert not AuditEvent.objects.filter(action="account.unlocked").exists()
+
+
+def test_bnd08_nobody_unlocks_their_own_account(user, make_user):
+    other_account = make_user("helper2", email=user.email, is_staff=True)
+    for actor in (user, other_account):
+        with pytest.raises(ValidationError) as refused:
+            services.unlock_user(user, actor=actor, reason="ticket 4711")
+        assert refused.value.messages == [errors.UNLOCK_OWN_ACCOUNT]
     assert not AuditEvent.objects.filter(action="account.unlocked").exists()
 
 

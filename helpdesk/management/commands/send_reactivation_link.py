@@ -1,29 +1,27 @@
 from django.core.exceptions import ValidationError
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 from django.db import transaction
 
 from helpdesk import services
-from helpdesk.models import IdentityCheck
+from helpdesk.management.desk_command import DeskCommand
 from identity.models import User
 
 
-class Command(BaseCommand):
+class Command(DeskCommand):
     help = (
         "Email a person with no working factor a single-use link to set up their authenticator app again "
         "(audited), as the desk's action does: the identity check is recorded first."
     )
 
+    by_help = "institution ID of the staff member sending it"
+
     def add_arguments(self, parser):
-        parser.add_argument("institution_id", help="the person's institution ID")
-        parser.add_argument("--by", required=True, help="institution ID of the staff member sending it")
-        parser.add_argument(
-            "--method", required=True, choices=sorted(IdentityCheck.Method.values), help="how identity was checked"
-        )
-        parser.add_argument("--reference", required=True, help="ticket or case reference of the identity check")
+        super().add_arguments(parser)
         parser.add_argument(
             "--approved-by",
             default="",
-            help="institution ID of a second staff member: needed for a staff account or a freshly changed email",
+            help="institution ID of a second agent who may approve requests and send links: needed for a staff account "
+            "or a freshly changed email",
         )
 
     def handle(self, *args, institution_id, by, method, reference, approved_by="", **options):

@@ -1,10 +1,13 @@
 """The desk's view of a person from the directory: which kind of account it is, and details it cannot change."""
 
 import pytest
+from django.core.exceptions import ValidationError
 from django.urls import reverse
 from django.utils.html import escape
 
 from helpdesk import errors as desk_errors
+from helpdesk import services as desk_services
+from helpdesk.actions import actions_for
 from identity.directory import people
 from identity.models import AuditEvent, User
 
@@ -27,6 +30,10 @@ def test_the_desk_cannot_change_what_the_directory_owns(desk_client, staff_membe
     people.apply_record(record(), origin=SYNC)
     person = User.objects.get(username="asmith")
     check_for(person, staff_member)
+    # Not offered: the directory owns every detail the action changes.
+    assert "change_details" not in [action.key for action in actions_for(person, staff_member)]
+    page = desk_client.get(reverse("admin:identity_user_change", args=[person.pk])).content.decode()
+    assert "Change email, names or department" not in page
     url = reverse("admin:helpdesk_action", args=[person.pk, "change_details"])
     response = desk_client.post(
         url,
@@ -38,8 +45,10 @@ def test_the_desk_cannot_change_what_the_directory_owns(desk_client, staff_membe
             "reason": "INC-1",
         },
     )
-    assert response.status_code == 200
-    assert escape(desk_errors.DETAILS_FROM_DIRECTORY) in response.content.decode()
+    assert escape(desk_errors.ACTION_DOES_NOT_APPLY) in desk_client.get(response["Location"]).content.decode()
+    with pytest.raises(ValidationError) as refused:
+        desk_services.change_person_details(person, actor=staff_member, reason="INC-1", department="Lab")
+    assert refused.value.messages == [desk_errors.DETAILS_FROM_DIRECTORY]
     person.refresh_from_db()
     assert person.email == "asmith@example.edu"
     assert not AuditEvent.objects.filter(subject=person, action="person.details_changed").exists()
