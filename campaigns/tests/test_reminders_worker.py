@@ -24,7 +24,7 @@ PEOPLE = 60
 
 
 def stepped(campaign) -> int:
-    return Member.objects.filter(campaign=campaign, last_step=1).count()
+    return Member.objects.filter(campaign=campaign, last_reminded_at__isnull=False).count()
 
 
 def delivered(mail_dir) -> Counter:
