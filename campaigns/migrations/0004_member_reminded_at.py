@@ -9,15 +9,15 @@ from django.utils import timezone
 def steps_to_times(apps, schema_editor):
     # ``last_reminded_at`` is the old ``last_step_at`` renamed: the time the latest step was queued, where it was
     # recorded. A person with a step but no time had something: say now, so nothing they had comes again.
-    Member = apps.get_model("campaigns", "Member")
-    Member.objects.filter(last_step__gt=0, last_reminded_at__isnull=True).update(last_reminded_at=timezone.now())
-    Member.objects.filter(last_step=0).update(last_reminded_at=None)
+    members = apps.get_model("campaigns", "Member").objects.using(schema_editor.connection.alias)
+    members.filter(last_step__gt=0, last_reminded_at__isnull=True).update(last_reminded_at=timezone.now())
+    members.filter(last_step=0).update(last_reminded_at=None)
 
 
 def times_to_steps(apps, schema_editor):
     # Back to positions, best effort: whoever had a message counts as having had the welcome.
-    Member = apps.get_model("campaigns", "Member")
-    Member.objects.filter(last_reminded_at__isnull=False).update(last_step=1)
+    members = apps.get_model("campaigns", "Member").objects.using(schema_editor.connection.alias)
+    members.filter(last_reminded_at__isnull=False).update(last_step=1)
 
 
 class Migration(migrations.Migration):
