@@ -130,7 +130,7 @@ def queue_phase(campaign_id: int, connection_threshold: bool) -> None:
     started = time.perf_counter()
     after, queued = 0, 0
     while True:
-        batch = reminders.queue_reminder_batch(campaign_id, 1, after_person_id=after)
+        batch = reminders.queue_reminder_batch(campaign_id, after_person_id=after)
         queued += batch.queued
         if batch.last_person_id is None:
             break

@@ -14,10 +14,10 @@ class CampaignsConfig(AppConfig):
             checks,  # noqa: F401  (registers the deploy check)
             reminder_tasks,  # noqa: F401  (registers the reminder, nudge and summary tasks)
         )
-        from .nudges import still_wanted
+        from .nudges import unwanted
         from .reminders import TEMPLATE_PREFIX
         from .web import setup_deadline_for
 
         setup_deadline.register(setup_deadline_for)
         # The outbox asks, when a worker claims one of our bulk messages, whether it is still worth sending.
-        outbox.still_wanted[TEMPLATE_PREFIX] = still_wanted
+        outbox.unwanted[TEMPLATE_PREFIX] = unwanted

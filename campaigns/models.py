@@ -100,23 +100,27 @@ class CohortEntry(models.Model):
 
 
 class Member(models.Model):
-    """A person in a campaign's cohort, as of the last refresh, with the campaign's messages they have had.
+    """A person in a campaign's cohort, as of the last refresh, with when they last had one of its messages.
 
-    Steps are numbered in the order a person gets them: 1 is the welcome, 2 and on the schedule's reminders (the
-    largest number of days first). ``last_step`` is the highest step sent (0: none), claimed once per step by
-    ``UPDATE ... SET last_step = K WHERE last_step < K``; "not enrolled and not yet had step K" is an index range
-    on (campaign, last_step) with an anti-join on the person's devices.
+    ``last_reminded_at`` is when the latest welcome or reminder was queued for them (None: none yet, so the next one
+    is the welcome). Which reminder is due is read from the campaign's schedule as it is now
+    (:func:`campaigns.reminders.due_at`): a person is due a point of it when they have had nothing since that point,
+    so a schedule changed by staff (reminder days, deadline) neither repeats a point nor skips one. Claimed once per
+    point by ``UPDATE ... SET last_reminded_at = now WHERE last_reminded_at < point``.
+
+    ``left_at``: the person is no longer in the cohort (moved, left, taken off the list), set by the refresh. The row
+    stays, with what they had, so a person who comes back is not welcomed a second time.
     """
 
     campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="members")
     person = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="campaign_memberships")
     added_at = models.DateTimeField()
-    last_step = models.PositiveSmallIntegerField(default=0)
-    last_step_at = models.DateTimeField(null=True, blank=True)
+    last_reminded_at = models.DateTimeField(null=True, blank=True)
+    left_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["campaign", "person"], name="campaigns_member_once")]
-        indexes = [models.Index(fields=["campaign", "last_step", "person"], name="campaigns_member_step")]
+        indexes = [models.Index(fields=["campaign", "last_reminded_at", "person"], name="campaigns_member_reminded")]
 
     def __str__(self) -> str:
         return f"{self.person_id} in {self.campaign_id}"

@@ -19,16 +19,17 @@ from devices.models import OutboundMessage
 from devices.selectors import enrolled
 from identity.models import User
 
-from .models import Campaign, Member, Nudge
+from .models import Campaign, Nudge
 from .people import AT_RISK, at_risk_annotations
-from .reminders import TEMPLATE_PREFIX, Batch, end_of_quiet, is_quiet, message_context, personal
-
-NUDGE_TEMPLATE = f"{TEMPLATE_PREFIX}:nudge"
+from .reminders import Batch, end_of_quiet, is_quiet, message_context, personal, template_of
+from .selectors import current_members
+from .services import campaigns_of
 
 
 def at_risk_members(campaign: Campaign):
-    """The campaign's members who are enrolled and at risk (text only, a single device, or no backup codes)."""
-    return Member.objects.filter(campaign=campaign).annotate(**at_risk_annotations()).filter(AT_RISK)
+    """The campaign's members (those still in its cohort) who are enrolled and at risk (text only, a single device,
+    or no backup codes)."""
+    return current_members(campaign).annotate(**at_risk_annotations()).filter(AT_RISK)
 
 
 def queue_nudge_batch(campaign_id: int, *, after_person_id: int = 0, size: int | None = None) -> Batch:
@@ -68,7 +69,7 @@ def queue_nudge_batch(campaign_id: int, *, after_person_id: int = 0, size: int |
                     "user_id": person_id,
                     "channel": OutboundMessage.Channel.EMAIL,
                     "recipient": email,
-                    "template": NUDGE_TEMPLATE,
+                    "template": template_of("nudge", campaign.pk),
                     "subject": f"{settings.INSTITUTION_NAME}: make sure you can always sign in",
                     "body": outbox.render_text(
                         "campaigns/emails/nudge.txt",
@@ -90,14 +91,28 @@ def still_at_risk(person_id: int) -> bool:
     return User.objects.filter(pk=person_id).annotate(**at_risk_annotations("pk")).filter(AT_RISK).exists()
 
 
-def still_wanted(message: OutboundMessage) -> bool:
-    """Asked by the outbox when a worker claims one of the campaigns' bulk messages: a welcome or reminder goes only
-    to a person still active and not enrolled (``devices.selectors.enrolled``, as the doors count it), a nudge only
-    to one still at risk. A person deactivated since it was queued (a directory leaver) gets none."""
+def unwanted(message: OutboundMessage) -> str | None:
+    """Asked by the outbox when a worker claims one of the campaigns' bulk messages: why it should not go now, or None.
+
+    A welcome or reminder goes only to a person still active and not enrolled (``devices.selectors.enrolled``, as the
+    doors count it), a nudge only to one still at risk; and either only while its campaign is open and its cohort
+    rule still names the person (read now, as the doors read it: the cohort's rows may be an hour behind). The reason
+    is recorded on the message, which is expired unsent. A message queued before its template named its campaign
+    is checked for the person alone."""
     if message.user_id is None:  # bulk messages always name their person; a row without one is not ours to send
-        return False
-    if not User.objects.filter(pk=message.user_id, is_active=True).exists():
-        return False
-    if message.template == NUDGE_TEMPLATE:
-        return still_at_risk(message.user_id)
-    return not User.objects.filter(pk=message.user_id).filter(enrolled("pk")).exists()
+        return "it names no person"
+    person = User.objects.filter(pk=message.user_id, is_active=True).first()
+    if person is None:
+        return "the person was deactivated"
+    _, kind, campaign_id = (message.template.split(":") + [""])[:3]
+    if campaign_id:
+        campaign = Campaign.objects.filter(pk=int(campaign_id)).first()
+        if campaign is None or campaign.closed_at is not None:
+            return "the campaign was closed"
+        if not campaigns_of(person).filter(pk=campaign.pk).exists():
+            return "the person is no longer in the campaign's cohort"
+    if kind == "nudge":
+        return None if still_at_risk(person.pk) else "the person is no longer at risk"
+    if User.objects.filter(pk=person.pk).filter(enrolled("pk")).exists():
+        return "the person has enrolled"
+    return None

@@ -15,8 +15,10 @@ from django.utils import timezone
 from devices.models import WorkingRegistration
 from devices.selectors import enrolled, working_registrations
 
-from .models import Campaign, Member
+from .models import Campaign
 from .people import AT_RISK, at_risk_annotations
+from .reminders import schedule
+from .selectors import current_members
 
 # Strongest working factor, strongest first (the view's ranks, as the reports name them).
 STRENGTH_LABELS: dict[int, str] = {
@@ -51,7 +53,8 @@ class Progress:
     burn_down: list = field(default_factory=list)  # (day, still to enroll that day)
     pace_per_day: float = 0.0
     projected_finish: date | None = None
-    reminders_sent: list = field(default_factory=list)  # (step, people who had it)
+    # (reminder days before the deadline, None for the welcome; people whose latest message was that one)
+    reminders_sent: list = field(default_factory=list)
 
     @property
     def not_enrolled(self) -> int:
@@ -72,7 +75,7 @@ class Progress:
 
 def campaign_progress(campaign: Campaign, *, now: datetime | None = None) -> Progress:
     now = now or timezone.now()
-    members = Member.objects.filter(campaign=campaign, person__is_active=True)
+    members = current_members(campaign).filter(person__is_active=True)
     progress = Progress(campaign)
     by_department = (
         members.annotate(is_enrolled=enrolled())
@@ -108,14 +111,23 @@ def campaign_progress(campaign: Campaign, *, now: datetime | None = None) -> Pro
         progress.projected_finish = timezone.localdate(now) + timedelta(
             days=math.ceil(progress.not_enrolled / progress.pace_per_day)
         )
-    progress.reminders_sent = list(
-        members.filter(last_step__gt=0)
-        .values("last_step")
-        .annotate(n=Count("pk"))
-        .values_list("last_step", "n")
-        .order_by("last_step")
-    )
+    progress.reminders_sent = _latest_messages(campaign, members)
     return progress
+
+
+def _latest_messages(campaign: Campaign, members) -> list[tuple[int | None, int]]:
+    """How many people had each point of the schedule (as it is now) as their latest message: a person's is the
+    latest point at or before the time they were last reminded (the welcome for one reminded before any). One
+    aggregate query."""
+    points = schedule(campaign)
+    counts = {}
+    for index, (_, at) in enumerate(points):
+        window = Q(last_reminded_at__isnull=False) if index == 0 else Q(last_reminded_at__gte=at)
+        if index + 1 < len(points):
+            window &= Q(last_reminded_at__lt=points[index + 1][1])
+        counts[f"n{index}"] = Count("pk", filter=window)
+    found = members.aggregate(**counts)
+    return [(days, found[f"n{index}"]) for index, (days, _) in enumerate(points) if found[f"n{index}"]]
 
 
 def _by_day(queryset, moment: str) -> dict:

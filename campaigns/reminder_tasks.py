@@ -2,7 +2,7 @@
 :mod:`campaigns.nudges` and :mod:`campaigns.summaries`.
 
 A batch task queues its successor after its own transaction has committed, so a chain killed anywhere is picked up
-by the next beat run from the people still without the step (each person's step is written once, whoever runs).
+by the next beat run from the people still without the message due (each person's is written once, whoever runs).
 """
 
 import logging
@@ -19,7 +19,7 @@ logger = logging.getLogger(__name__)
 
 def _dispatch(task, args: tuple, **options) -> None:
     # A broker that is down stops this chain only: the next beat run starts it again from the people still without
-    # the step, and nothing was lost (the rows say who had what).
+    # the message due, and nothing was lost (the rows say who had what).
     try:
         task.apply_async(args, **options)
     except Exception as exc:  # any broker failure
@@ -28,9 +28,9 @@ def _dispatch(task, args: tuple, **options) -> None:
 
 @shared_task(ignore_result=True)
 def plan_reminders() -> None:
-    """Beat: start a chain of batches for each campaign with a step due now."""
-    for campaign_id, step in reminders.steps_due_now():
-        _dispatch(queue_reminders, (campaign_id, step, 0))
+    """Beat: start a chain of batches for each campaign with a welcome or reminder due now."""
+    for campaign_id in reminders.campaigns_due_now():
+        _dispatch(queue_reminders, (campaign_id, 0))
 
 
 def _longest_wait() -> timedelta:
@@ -53,13 +53,8 @@ def _follow(task, batch, *args) -> None:
 
 
 @shared_task(acks_late=True, ignore_result=True)
-def queue_reminders(campaign_id: int, step: int, after_person_id: int) -> None:
-    _follow(
-        queue_reminders,
-        reminders.queue_reminder_batch(campaign_id, step, after_person_id=after_person_id),
-        campaign_id,
-        step,
-    )
+def queue_reminders(campaign_id: int, after_person_id: int) -> None:
+    _follow(queue_reminders, reminders.queue_reminder_batch(campaign_id, after_person_id=after_person_id), campaign_id)
 
 
 @shared_task(acks_late=True, ignore_result=True)

@@ -33,9 +33,8 @@ class PersonPolicy:
 
     ``password_alone``: True when the VPN may let them in with their password alone (every campaign of theirs
     allows it now); False when they must enroll first. ``campaign_id`` and ``campaign_name`` name the campaign that
-    decided: the strictest one (a campaign that requires enrollment now), else the allowing one with the earliest
-    deadline. ``deadline`` is the earliest deadline of all their campaigns (None when none has one): the date people
-    are told.
+    decides (:func:`_deciding_campaign`), and ``deadline`` is that campaign's (None when it has none): the date people
+    are told is the one that blocks them, or will, never an earlier one of a campaign that lets them in after it.
     """
 
     campaign_id: int
@@ -60,6 +59,22 @@ def _policy_now(campaign: Campaign, now: datetime) -> str:
 def _deadline_order(campaign: Campaign) -> tuple:
     # Earliest deadline first; a campaign without one comes last.
     return (campaign.deadline is None, campaign.deadline or datetime.max.replace(tzinfo=UTC), campaign.pk)
+
+
+def _deciding_campaign(found: list[Campaign], now: datetime) -> tuple[Campaign, bool]:
+    """Of a person's campaigns (earliest deadline first), the one whose deadline applies to them, and whether the
+    password alone is allowed now: the one rule for "the deadline that applies to this person".
+
+    - a campaign requires enrollment now: the earliest such one (it blocks them; its deadline is the one that passed,
+      or the one to come for a campaign that requires enrollment before its deadline);
+    - else the earliest deadline of a campaign that requires enrollment after it (the one that will block them);
+    - else (no campaign will ever block them) the earliest deadline of all.
+    """
+    requiring = [c for c in found if _policy_now(c, now) == Policy.REQUIRE_ENROLLMENT]
+    if requiring:
+        return requiring[0], False
+    blocking = [c for c in found if c.deadline is not None and c.policy_after_deadline == Policy.REQUIRE_ENROLLMENT]
+    return (blocking or found)[0], True
 
 
 # --- Who a cohort rule names: one rule, read per person (the doors) and per campaign (its rows) ----------------
@@ -101,9 +116,10 @@ def effective_policy(person: User, *, now: datetime | None = None) -> PersonPoli
 
     - returns None when no campaign applies (none started, all closed, or the person is in no cohort): the doors
       then do what they do for anyone without a device (require enrollment);
-    - otherwise a :class:`PersonPolicy`: the earliest deadline and the strictest policy win. Each campaign's policy
-      now is its policy before the deadline until the deadline (or for good when it has none), its policy after the
-      deadline from then on; enrollment required by any campaign beats the password alone allowed by another.
+    - otherwise a :class:`PersonPolicy`: the strictest policy wins, and the deadline is the one that blocks the
+      person or will (:func:`_deciding_campaign`). Each campaign's policy now is its policy before the deadline until
+      the deadline (or for good when it has none), its policy after the deadline from then on; enrollment required
+      by any campaign beats the password alone allowed by another.
     - cohort membership is read by rule at call time (:func:`campaigns_of`), so a person who joined a cohort
       after the campaign began is covered.
 
@@ -114,15 +130,14 @@ def effective_policy(person: User, *, now: datetime | None = None) -> PersonPoli
     found = sorted(campaigns_of(person, now=now), key=_deadline_order)
     if not found:
         return None
-    requiring = [c for c in found if _policy_now(c, now) == Policy.REQUIRE_ENROLLMENT]
-    decider = (requiring or found)[0]
+    decider, password_alone = _deciding_campaign(found, now)
     return PersonPolicy(
         campaign_id=decider.pk,
         campaign_name=decider.name,
-        deadline=found[0].deadline,
-        password_alone=not requiring,
+        deadline=decider.deadline,
+        password_alone=password_alone,
         now=now,
-        time_zone=found[0].time_zone,
+        time_zone=decider.time_zone,
     )
 
 
@@ -344,7 +359,7 @@ def cohort_people(campaign: Campaign) -> QuerySet:
 
 
 REFRESH_BATCH = 5_000
-_MEMBER_FIELDS = ("campaign_id", "person_id", "added_at", "last_step")
+_MEMBER_FIELDS = ("campaign_id", "person_id", "added_at")
 
 
 def _insert_members(campaign: Campaign, person_ids: list[int], now: datetime) -> int:
@@ -362,7 +377,7 @@ def _insert_members(campaign: Campaign, person_ids: list[int], now: datetime) ->
     with connection.cursor() as cursor:
         for start in range(0, len(person_ids), size):
             chunk = person_ids[start : start + size]
-            rows = ", ".join(["(%s, %s, %s, 0)"] * len(chunk))
+            rows = ", ".join(["(%s, %s, %s)"] * len(chunk))
             # Table and column names are the model's; the values are parameters.
             cursor.execute(
                 f"INSERT INTO {table} ({columns}) VALUES {rows} ON CONFLICT (campaign_id, person_id) DO NOTHING",  # noqa: S608
@@ -373,18 +388,20 @@ def _insert_members(campaign: Campaign, person_ids: list[int], now: datetime) ->
 
 
 def refresh_members(campaign: Campaign, *, now: datetime | None = None) -> dict[str, int]:
-    """Make ``Member`` say what the cohort rule says: add the people it names now, remove those it no longer names
-    (a mover, a leaver, a value taken out). A person already in keeps their row and the steps they have had.
+    """Make ``Member`` say what the cohort rule says: add the people it names now, mark as left (``left_at``) those it
+    no longer names (a mover, a leaver, a value taken out), and take back in those who left and are named again. A
+    person keeps their row, and with it when they last had a message, whether they stay, leave or come back: one who
+    comes back is not welcomed again.
 
     Runs in batches of ``REFRESH_BATCH`` ids read by a server-side cursor, each batch inserted with ``ON CONFLICT DO
     NOTHING``: no lock on the people table, never the whole cohort in memory, and two refreshes at once add each
     person once. A closed campaign is left as it is. Audits nothing (the cohort's change was audited); returns
-    ``{"added": n, "removed": n}``. Safe to run again.
+    ``{"added": n, "returned": n, "left": n}``. Safe to run again.
     """
     now = now or timezone.now()
     campaign = Campaign.objects.get(pk=campaign.pk)
     if campaign.closed_at is not None:
-        return {"added": 0, "removed": 0}
+        return {"added": 0, "returned": 0, "left": 0}
     people = cohort_people(campaign)
     added = 0
     batch: list[int] = []
@@ -396,5 +413,8 @@ def refresh_members(campaign: Campaign, *, now: datetime | None = None) -> dict[
             batch = []
     if batch:
         added += _insert_members(campaign, batch, now)
-    removed, _ = Member.objects.filter(campaign=campaign).exclude(person__in=people.values("pk")).delete()
-    return {"added": added, "removed": removed}
+    rows = Member.objects.filter(campaign=campaign)
+    named = people.values("pk")
+    returned = rows.filter(left_at__isnull=False, person__in=named).update(left_at=None)
+    left = rows.filter(left_at__isnull=True).exclude(person__in=named).update(left_at=now)
+    return {"added": added, "returned": returned, "left": left}

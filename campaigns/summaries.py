@@ -12,6 +12,7 @@ from identity import audit
 
 from .models import Campaign
 from .progress import campaign_progress
+from .reminders import deadline_words
 
 SUMMARY_SENT = "campaign.weekly_summary_sent"
 
@@ -45,6 +46,7 @@ def queue_weekly_summaries(*, now: datetime | None = None) -> int:
             "campaigns/emails/weekly_summary.txt",
             {
                 "campaign": campaign,
+                "deadline": deadline_words(campaign),
                 "owner": campaign.owner,
                 "progress": progress,
                 "page_url": f"{settings.SITE_URL}{reverse('campaign_progress', args=[campaign.pk])}",

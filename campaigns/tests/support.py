@@ -1,6 +1,7 @@
 """Campaigns and their members for the reminder, nudge and progress tests."""
 
 from datetime import time, timedelta
+from zoneinfo import ZoneInfo
 
 from django.utils import timezone
 
@@ -31,3 +32,13 @@ def add_members(campaign: Campaign, people, *, added_at=None) -> list[Member]:
     return Member.objects.bulk_create(
         [Member(campaign=campaign, person=person, added_at=added_at) for person in people]
     )
+
+
+def quiet_hours_far_from_now(time_zone: str = "America/New_York") -> dict:
+    """Quiet hours of one minute, twelve hours from now in ``time_zone``: for a test that goes through the services
+    (which refuse a start equal to the end), at any hour."""
+    start = (timezone.now() + timedelta(hours=12)).astimezone(ZoneInfo(time_zone))
+    return {
+        "quiet_from": time(start.hour, start.minute),
+        "quiet_until": (start + timedelta(minutes=1)).time().replace(second=0, microsecond=0),
+    }

@@ -2,6 +2,7 @@
 
 import queue
 import threading
+import zoneinfo
 from datetime import timedelta
 
 import pytest
@@ -10,8 +11,10 @@ from django.core.exceptions import ValidationError
 from django.db import DEFAULT_DB_ALIAS, connection, connections
 from django.utils import timezone
 
-from campaigns import services
+from campaigns import services, texts
 from campaigns.models import Campaign, Member
+from campaigns.tests.support import quiet_hours_far_from_now
+from devices.models import OutboundMessage
 from identity.models import AuditEvent
 from testsupport import details_of, wait_for
 
@@ -46,7 +49,7 @@ def test_a_campaign_not_started_or_closed_applies_to_no_one(make_user, make_camp
     assert services.effective_policy(person, now=upcoming.starts_at) is None
 
 
-def test_the_earliest_deadline_and_the_strictest_policy_win(make_user, make_campaign):
+def test_the_strictest_policy_wins_and_its_deadline_applies(make_user, make_campaign):
     person = make_user(department="Chemistry")
     late = make_campaign(days=30, cohort="departments", values=["Chemistry"])
     early = make_campaign(days=5)
@@ -58,8 +61,64 @@ def test_the_earliest_deadline_and_the_strictest_policy_win(make_user, make_camp
     # A campaign that requires enrollment from its start beats one that allows the password alone.
     strict = make_campaign(days=60, policy_before_deadline=REQUIRE, cohort="list", values=[person.username])
     policy = services.effective_policy(person)
-    assert (policy.campaign_id, policy.deadline, policy.password_alone) == (strict.pk, early.deadline, False)
+    assert (policy.campaign_id, policy.deadline, policy.password_alone) == (strict.pk, strict.deadline, False)
     assert late.pk not in {policy.campaign_id}
+
+
+def test_the_deadline_people_are_told_is_the_one_that_will_block_them(make_user, make_campaign):
+    """An earlier campaign that lets the password alone in after its deadline blocks nobody: the date people are
+    told (the web's notice, the VPN's message, the audit of a connection let in) is the later deadline, after which
+    enrollment is required."""
+    person = make_user()
+    lenient = make_campaign(days=5, policy_after_deadline=ALLOW)
+    blocking = make_campaign(days=20, policy_after_deadline=REQUIRE)
+    policy = services.effective_policy(person)
+    assert (policy.campaign_id, policy.deadline, policy.password_alone) == (blocking.pk, blocking.deadline, True)
+    assert texts.set_up_by(policy) == f"Set up two-step sign-in by {_told(blocking)}"
+    # Past the lenient one's deadline the password alone still works, and the date is still the one to come.
+    policy = services.effective_policy(person, now=lenient.deadline + timedelta(hours=1))
+    assert (policy.deadline, policy.password_alone, policy.past_deadline) == (blocking.deadline, True, False)
+    # Past the blocking one's, it blocks, and says when it passed.
+    policy = services.effective_policy(person, now=blocking.deadline + timedelta(hours=1))
+    assert (policy.campaign_id, policy.password_alone) == (blocking.pk, False)
+    assert texts.enroll_first(policy).startswith(f"The deadline for two-step sign-in was {_told(blocking)}.")
+
+
+def _told(campaign) -> str:
+    local = campaign.deadline.astimezone(zoneinfo.ZoneInfo(campaign.time_zone))
+    return f"{local.day} {local:%B %Y, %H:%M}"
+
+
+def test_someone_who_leaves_the_cohort_and_comes_back_is_not_welcomed_again(
+    make_user, make_campaign, django_capture_on_commit_callbacks
+):
+    from campaigns import reminder_tasks, selectors
+
+    mover = make_user(department="Physics")
+    campaign = make_campaign(
+        cohort="departments", values=["Physics"], time_zone="UTC", **quiet_hours_far_from_now("UTC")
+    )
+    services.refresh_members(campaign)
+    with django_capture_on_commit_callbacks(execute=True):
+        reminder_tasks.plan_reminders()
+    welcomes = OutboundMessage.objects.filter(user=mover, template__startswith="campaigns:welcome")
+    assert welcomes.count() == 1
+    mover.department = "History"
+    mover.save()
+    services.refresh_members(campaign)
+    # While away they are not among the campaign's people, and their row stays, with what they had.
+    assert not selectors.members_not_enrolled(campaign).filter(person=mover).exists()
+    assert Member.objects.filter(campaign=campaign, person=mover).exists()
+    with django_capture_on_commit_callbacks(execute=True):
+        reminder_tasks.plan_reminders()
+    mover.department = "Physics"
+    mover.save()
+    services.refresh_members(campaign)
+    with django_capture_on_commit_callbacks(execute=True):
+        reminder_tasks.plan_reminders()
+    assert welcomes.count() == 1
+    assert OutboundMessage.objects.filter(user=mover, template__startswith="campaigns:").count() == 1
+    assert Member.objects.get(campaign=campaign, person=mover).left_at is None
 
 
 @pytest.mark.parametrize("cohort", ["departments", "groups", "list"])
@@ -173,16 +232,17 @@ def test_the_cohort_rows_follow_the_rule(make_user, make_campaign, settings):
     physicists = [make_user(department="Physics") for _ in range(3)]
     make_user(department="History")
     campaign = make_campaign(cohort="departments", values=["Physics"])
-    assert services.refresh_members(campaign) == {"added": 3, "removed": 0}
+    assert services.refresh_members(campaign) == {"added": 3, "returned": 0, "left": 0}
     assert set(Member.objects.filter(campaign=campaign).values_list("person", flat=True)) == {p.pk for p in physicists}
-    Member.objects.filter(person=physicists[0]).update(last_step=2)
+    reminded_at = timezone.now() - timedelta(days=1)
+    Member.objects.filter(person=physicists[0]).update(last_reminded_at=reminded_at)
     physicists[1].department = "History"
     physicists[1].save()
     hire = make_user(department="Physics")
-    assert services.refresh_members(campaign) == {"added": 1, "removed": 1}
-    members = dict(Member.objects.filter(campaign=campaign).values_list("person", "last_step"))
-    assert members == {physicists[0].pk: 2, physicists[2].pk: 0, hire.pk: 0}
-    assert services.refresh_members(campaign) == {"added": 0, "removed": 0}
+    assert services.refresh_members(campaign) == {"added": 1, "returned": 0, "left": 1}
+    members = dict(Member.objects.filter(campaign=campaign, left_at=None).values_list("person", "last_reminded_at"))
+    assert members == {physicists[0].pk: reminded_at, physicists[2].pk: None, hire.pk: None}
+    assert services.refresh_members(campaign) == {"added": 0, "returned": 0, "left": 0}
 
 
 @pytest.mark.django_db(transaction=True)
@@ -196,7 +256,7 @@ def test_refresh_counts_only_the_rows_it_inserted(make_user, make_campaign):
     with other.cursor() as cursor:
         for person in people[:2]:
             cursor.execute(
-                "INSERT INTO campaigns_member (campaign_id, person_id, added_at, last_step) VALUES (%s, %s, now(), 0)",
+                "INSERT INTO campaigns_member (campaign_id, person_id, added_at) VALUES (%s, %s, now())",
                 [campaign.pk, person.pk],
             )
     pids: queue.Queue = queue.Queue()
@@ -226,7 +286,7 @@ def test_refresh_counts_only_the_rows_it_inserted(make_user, make_campaign):
         other.commit()
         other.close()
         worker.join(timeout=20)
-    assert results == [{"added": 2, "removed": 0}]
+    assert results == [{"added": 2, "returned": 0, "left": 0}]
     assert Member.objects.filter(campaign=campaign).count() == 4
 
 
@@ -282,11 +342,13 @@ def test_members_due_a_step_are_those_not_enrolled_who_have_not_had_it(make_user
     enroll(enrolled)
     campaign = make_campaign(cohort="departments", values=["Physics"])
     services.refresh_members(campaign)
-    Member.objects.filter(person=reminded).update(last_step=2)
+    reminded_at = timezone.now()
+    Member.objects.filter(person=reminded).update(last_reminded_at=reminded_at)
     gone.is_active = False
     gone.save()
-    assert set(selectors.members_due(campaign, 2).values_list("person", flat=True)) == {waiting.pk}
-    assert set(selectors.members_due(campaign, 3).values_list("person", flat=True)) == {waiting.pk, reminded.pk}
+    assert set(selectors.members_due(campaign, reminded_at).values_list("person", flat=True)) == {waiting.pk}
+    later = reminded_at + timedelta(seconds=1)
+    assert set(selectors.members_due(campaign, later).values_list("person", flat=True)) == {waiting.pk, reminded.pk}
 
 
 def test_beat_refreshes_every_open_campaign_and_leaves_closed_ones(make_user, make_campaign, campaign_staff):

@@ -24,8 +24,8 @@ queued again and again; one sweep runs at a time, and it publishes a batch over 
 
 Bulk messages (campaign reminders, :func:`queue_bulk`) travel in lanes of their own (``bulk-<channel>`` in
 ``OUTBOX_QUEUES``), so a sign-in code is never queued behind thousands of them, and are written a batch at a time. An
-app may register a check that a bulk message is still wanted (:data:`still_wanted`, by the template's prefix): one
-that is not (the person enrolled meanwhile) is expired unsent.
+app may register a check of whether a bulk message is still wanted (:data:`unwanted`, by the template's prefix): one
+that is not (the person enrolled meanwhile) is expired unsent, with the check's reason as its last error.
 
 At least once, not exactly once: a worker killed after the provider accepted a message and before the row says
 so sends it again after the lease (``OUTBOX_SENDING_LEASE_SECONDS``).
@@ -60,10 +60,10 @@ __all__ = [
     "queue_bulk",
     "queue_email",
     "queue_phone_message",
-    "still_wanted",
     "redispatch_stale",
     "render_text",
     "sweep",
+    "unwanted",
 ]
 
 logger = logging.getLogger(__name__)
@@ -71,9 +71,10 @@ Status = OutboundMessage.Status
 # The Celery task that sends one message (``devices.tasks.send_outbound_message``), set when the app is ready:
 # the task module imports this one, so this one cannot import it.
 send_task: Any = None  # a Celery task (Celery ships no types)
-# "template prefix" (what comes before the ":") -> f(message) -> bool: whether a bulk message is still worth sending,
-# asked when a worker has claimed it. Registered by the app that queues them (campaigns), read by .delivery.
-still_wanted = delivery.still_wanted
+# "template prefix" (what comes before the ":") -> f(message) -> str | None: why a bulk message is no longer worth
+# sending (recorded as its last error), or None to send it; asked when a worker has claimed it. Registered by the app
+# that queues them (campaigns), read by .delivery.
+unwanted = delivery.unwanted
 
 
 def lane(channel: str, bulk: bool) -> str:

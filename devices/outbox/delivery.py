@@ -24,8 +24,8 @@ from .statements import claim_message, finish_message
 
 logger = logging.getLogger(__name__)
 Status = OutboundMessage.Status
-# See devices.outbox.still_wanted (the same dict).
-still_wanted: dict = {}
+# See devices.outbox.unwanted (the same dict).
+unwanted: dict = {}
 NOT_WANTED = "no longer wanted when its turn came; not sent"
 
 
@@ -118,9 +118,13 @@ def _already_sent(message: OutboundMessage) -> str | None:
     return get_gateway().find_sent(message.channel, message.recipient, body, since)
 
 
-def _wanted(message: OutboundMessage) -> bool:
-    check = still_wanted.get(message.template.partition(":")[0])
-    return check is None or check(message)
+def _unwanted(message: OutboundMessage) -> str | None:
+    """Why the app that queued a bulk message no longer wants it sent (the last error to record), or None."""
+    check = unwanted.get(message.template.partition(":")[0])
+    if check is None:
+        return None
+    reason = check(message)
+    return f"{NOT_WANTED}: {reason}" if reason else None
 
 
 def deliver_message(message_id: int) -> Delivery:
@@ -133,8 +137,8 @@ def deliver_message(message_id: int) -> Delivery:
     if message is None:
         return Delivery(None)
     claim = message.claimed_at
-    if message.bulk and not _wanted(message):
-        finish_message(message, Status.EXPIRED, claimed_at=claim, last_error=NOT_WANTED)
+    if message.bulk and (reason := _unwanted(message)):
+        finish_message(message, Status.EXPIRED, claimed_at=claim, last_error=reason[:500])
         return Delivery(message)
     unknown_since = message.unknown_outcome_at
     try:

@@ -13,7 +13,7 @@ from django.utils import timezone
 from campaigns.models import Campaign, Member
 from identity.models import User
 
-from ..columns import DATETIME, INTEGER, TEXT, Column
+from ..columns import DATETIME, TEXT, Column
 from .common import Filters, stream
 from .enrollment import ENROLLMENT_COLUMNS, enrollment_cte
 
@@ -22,14 +22,17 @@ CAMPAIGN_PEOPLE_COLUMNS: tuple[Column, ...] = (
     Column("campaign", "Campaign", TEXT, "The campaign's name.", masked=False),
     *(column for column in ENROLLMENT_COLUMNS if column.key in _KEPT),
     Column("added_at", "In the cohort since", DATETIME, "When the person joined the campaign's cohort."),
-    Column("last_step", "Messages had", INTEGER, "0: none yet; 1: the welcome; 2 and on: the reminders, in order."),
-    Column("last_step_at", "Last message", DATETIME, "When the latest welcome or reminder was queued."),
+    Column(
+        "last_reminded_at",
+        "Last message",
+        DATETIME,
+        "When the latest welcome or reminder was queued (empty: none yet).",
+    ),
 )
 _SOURCES = {
     "campaign": "c.name AS campaign",
     "added_at": "m.added_at",
-    "last_step": "m.last_step",
-    "last_step_at": "m.last_step_at",
+    "last_reminded_at": "m.last_reminded_at",
 }
 
 
@@ -43,7 +46,8 @@ class CampaignPeopleFilters(Filters):
 
 def campaign_people_sql(filters: CampaignPeopleFilters, *, limit: int | None = None, offset: int = 0):
     member, person, campaign = Member._meta.db_table, User._meta.db_table, Campaign._meta.db_table
-    clauses: list[str] = ["NOT report.enrolled"]
+    # The people who left the cohort keep their rows (so a return is not welcomed again) but are not its people.
+    clauses: list[str] = ["NOT report.enrolled", "m.left_at IS NULL"]
     params: list[int | str] = []
     if filters.campaign:
         # A campaign chosen by name is shown open or closed: a closed one's people are still worth a look.

@@ -3,6 +3,7 @@ exports, the resilience nudges it can send, and the weekly summary to its owner.
 
 import re
 from datetime import timedelta
+from zoneinfo import ZoneInfo
 
 import openpyxl
 import pytest
@@ -154,6 +155,18 @@ def test_the_owner_gets_a_weekly_summary(campaign, make_user, population, django
     assert "- Radiology: 2 of 3 (67%)" in body
     assert f"/admin/reports/campaigns/{campaign.pk}/" in body
     assert AuditEvent.objects.filter(action="campaign.weekly_summary_sent", subject=owner).count() == 1
+
+
+def test_the_weekly_summary_says_the_deadline_as_the_campaigns_people_are_told_it(
+    campaign, make_user, population, settings, django_capture_on_commit_callbacks
+):
+    """In the campaign's time zone, named (as its emails say it), whatever zone the server or the page is in."""
+    settings.TIME_ZONE = "Asia/Tokyo"
+    Campaign.objects.filter(pk=campaign.pk).update(owner=make_user("owner3"))
+    with django_capture_on_commit_callbacks(execute=True):
+        assert queue_weekly_summaries() == 1
+    local = campaign.deadline.astimezone(ZoneInfo("America/New_York"))
+    assert f"(deadline {local:%A %-d %B %Y, %H:%M} (America/New_York))" in mail.outbox[-1].body
 
 
 def test_the_weekly_summary_goes_once_a_week_however_often_beat_runs(
