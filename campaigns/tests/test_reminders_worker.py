@@ -44,13 +44,18 @@ def test_reminders_go_out_once_per_person_while_the_worker_is_killed_and_redis_d
     people = [make_user() for _ in range(PEOPLE)]
     add_members(campaign, people)
     # Small batches that wait for the outbox to drain: the chain is still running when the worker is killed.
-    env = {"REMINDER_BATCH_SIZE": "5", "REMINDER_BACKLOG": "5", "REMINDER_BACKLOG_WAIT_SECONDS": "1"}
-    # The sweep and the planner run in this process, as beat would, with the workers' settings: a message the killed
-    # worker held mid-send waits out this lease, not the default two minutes.
-    settings.OUTBOX_SENDING_LEASE_SECONDS, settings.OUTBOX_SWEEP_GRACE_SECONDS = 30, 2
-    env |= {
-        name: str(getattr(settings, name)) for name in ("OUTBOX_SENDING_LEASE_SECONDS", "OUTBOX_SWEEP_GRACE_SECONDS")
+    # The sweep and the planner run in this process, as beat would, with the workers' settings (a message the killed
+    # worker held mid-send waits out this lease, not the default two minutes).
+    fast = {
+        "REMINDER_BATCH_SIZE": 5,
+        "REMINDER_BACKLOG": 5,
+        "REMINDER_BACKLOG_WAIT_SECONDS": 1,
+        "OUTBOX_SENDING_LEASE_SECONDS": 30,
+        "OUTBOX_SWEEP_GRACE_SECONDS": 2,
     }
+    for name, value in fast.items():
+        setattr(settings, name, value)
+    env = {name: str(value) for name, value in fast.items()}
     worker = Supervised(start_worker, worker_options("celery,bulk-email"), env)
     reminder_tasks.plan_reminders()
     wait_for(lambda: stepped(campaign) >= 10, timeout=60, interval=0.1)
