@@ -32,6 +32,10 @@ CALLER_CHECK_STALE = (
 )
 NOT_READY = "This request is not approved and waiting for you to finish it, or its day is over."
 ONLY_REQUESTER_FINISHES = "Only the agent who asked, with the caller on the line, finishes an approved request."
+NAMED_APPROVER_REFUSED = (
+    "The second agent named may not approve this: they need permission to run this action and to approve "
+    "requests, and may be neither the one asking nor the person it is for."
+)
 MAY_NOT_DECIDE = (
     "You may not decide this request: a second agent who may run this action and approve requests decides it."
 )

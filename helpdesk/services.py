@@ -222,9 +222,10 @@ def send_reactivation_link(
     if same_person(actor, person):
         raise ValidationError(errors.OWN_ACCOUNT, code="own_account")
     details: dict[str, object] = {"identity_check": identity_check.method, "reference": identity_check.reference}
-    if approved_by is not None and not approver_refusal(
-        approved_by, permission=RECOVERY_LINK_PERMISSION, requested_by=actor, person=person
-    ):
+    if approved_by is not None:
+        # An approver named who may not approve is refused, needed or not: never a link sent as if approved.
+        if approver_refusal(approved_by, permission=RECOVERY_LINK_PERMISSION, requested_by=actor, person=person):
+            raise ValidationError(errors.NAMED_APPROVER_REFUSED, code="approver_refused")
         details["approved_by"] = approved_by.pk
     elif why_second_approver(person, action="send_recovery_link"):
         raise ValidationError(errors.RECOVERY_NEEDS_APPROVER, code="needs_approver")

@@ -148,10 +148,14 @@ def test_bnd08_a_link_to_a_staff_account_needs_a_second_staff_member(staff, make
     colleague, approver = make_user("deskmate", is_staff=True), make_user("approver", is_staff=True)
     _in_group(approver, "Help desk")
     enroll(colleague)
-    for approved_by in (None, staff, colleague):
+    for approved_by, refusal in (
+        (None, errors.RECOVERY_NEEDS_APPROVER),
+        (staff, errors.NAMED_APPROVER_REFUSED),
+        (colleague, errors.NAMED_APPROVER_REFUSED),
+    ):
         with pytest.raises(ValidationError) as refused:
             services.send_reactivation_link(colleague, actor=staff, approved_by=approved_by, identity_check=CHECK)
-        assert refused.value.messages == [errors.RECOVERY_NEEDS_APPROVER]
+        assert refused.value.messages == [refusal]
     nothing_sent()
 
     services.send_reactivation_link(colleague, actor=staff, approved_by=approver, identity_check=CHECK)
@@ -174,7 +178,17 @@ def test_bnd08_an_auditor_is_no_second_approver(staff, make_user, enroll):
     auditor = _in_group(make_user("auditor9", is_staff=True), "Auditor")
     with pytest.raises(ValidationError) as refused:
         services.send_reactivation_link(colleague, actor=staff, approved_by=auditor, identity_check=CHECK)
-    assert refused.value.messages == [errors.RECOVERY_NEEDS_APPROVER]
+    assert refused.value.messages == [errors.NAMED_APPROVER_REFUSED]
+    nothing_sent()
+
+
+def test_bnd08_an_approver_who_may_not_approve_is_refused_where_none_is_needed_too(person, staff, make_user, enroll):
+    """Named, they are checked: a link is never recorded as approved by, or sent past, an agent who could not."""
+    enroll(person)
+    auditor = _in_group(make_user("auditor9", is_staff=True), "Auditor")
+    with pytest.raises(ValidationError) as refused:
+        services.send_reactivation_link(person, actor=staff, approved_by=auditor, identity_check=CHECK)
+    assert refused.value.messages == [errors.NAMED_APPROVER_REFUSED]
     nothing_sent()
 
 
@@ -196,7 +210,7 @@ def test_bnd08_command_refuses_an_auditor_as_second_approver(staff, make_user, e
             "--approved-by",
             "auditor9",
         )
-    assert errors.RECOVERY_NEEDS_APPROVER in str(refused.value)
+    assert errors.NAMED_APPROVER_REFUSED in str(refused.value)
     nothing_sent()
 
 

@@ -122,7 +122,7 @@ def test_ac_12_a_recovery_link_approved_by_the_requesters_other_account_is_refus
     check = IdentityCheck(method="photo_id_in_person", reference="INC-12")
     with pytest.raises(ValidationError) as refused:
         services.send_reactivation_link(superuser, actor=staff_member, approved_by=a_again, identity_check=check)
-    assert refused.value.messages == [errors.RECOVERY_NEEDS_APPROVER]
+    assert refused.value.messages == [errors.NAMED_APPROVER_REFUSED]
 
 
 def test_bnd08_ac_12_no_case_is_opened_or_noted_on_ones_own_account(
