@@ -10,9 +10,12 @@ import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pyotp
 from django.conf import settings
+from django.db import connection
+from django.db.migrations.executor import MigrationExecutor
 
 REQUIRE_SERVICES = os.environ.get("REQUIRE_SERVICES") == "1"
 # When the tests connect as the app's database role (AC-10, as .ci/run does), the test database's owner: it empties
@@ -41,6 +44,36 @@ def owner_cursor():
             yield cursor
     finally:
         other.close()
+
+
+@contextmanager
+def as_schema_owner():
+    """The tests' connection as one that may change the schema: the test database's owner when the tests run as the
+    app's role (AC-10, as CI runs them), which owns no table and may alter none."""
+    if not OWNER_DATABASE_URL:
+        yield
+        return
+    owner = urlsplit(OWNER_DATABASE_URL)
+    saved = {key: connection.settings_dict[key] for key in ("USER", "PASSWORD")}
+    connection.close()
+    connection.settings_dict.update(USER=owner.username, PASSWORD=owner.password or "")
+    try:
+        yield
+    finally:
+        connection.close()
+        connection.settings_dict.update(saved)
+
+
+def migrate_to(targets):
+    """Migrate the tests' database to ``targets`` (``[(app, migration)]``); the apps of the state reached."""
+    executor = MigrationExecutor(connection)
+    executor.loader.build_graph()
+    executor.migrate(targets)
+    return executor.loader.project_state(targets).apps
+
+
+def migrate_to_latest() -> None:
+    migrate_to(MigrationExecutor(connection).loader.graph.leaf_nodes())
 
 
 def tamper_audit_log(sql: str, params: list) -> None:

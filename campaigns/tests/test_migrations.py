@@ -1,53 +1,24 @@
 """The migration that turns a member's place in the reminders from a step number into a time."""
 
-from contextlib import contextmanager
 from datetime import UTC, datetime
-from urllib.parse import urlsplit
 
 import pytest
-from django.db import connection
-from django.db.migrations.executor import MigrationExecutor
 from django.utils import timezone
 
-from testsupport import OWNER_DATABASE_URL
+from testsupport import as_schema_owner, migrate_to, migrate_to_latest
 
 BEFORE = [("campaigns", "0003_campaign_summary_week")]
 AFTER = [("campaigns", "0004_member_reminded_at")]
 
 
-@contextmanager
-def _as_schema_owner():
-    """The tests' connection as one that may change the schema: the test database's owner when the tests run as the
-    app's role (AC-10, as CI runs them), which owns no table and may alter none."""
-    if not OWNER_DATABASE_URL:
-        yield
-        return
-    owner = urlsplit(OWNER_DATABASE_URL)
-    saved = {key: connection.settings_dict[key] for key in ("USER", "PASSWORD")}
-    connection.close()
-    connection.settings_dict.update(USER=owner.username, PASSWORD=owner.password or "")
-    try:
-        yield
-    finally:
-        connection.close()
-        connection.settings_dict.update(saved)
-
-
-def _migrate(targets):
-    executor = MigrationExecutor(connection)
-    executor.loader.build_graph()
-    executor.migrate(targets)
-    return executor.loader.project_state(targets).apps
-
-
 @pytest.mark.django_db(transaction=True)
 def test_steps_become_the_time_of_the_last_message(make_user):
-    with _as_schema_owner():
+    with as_schema_owner():
         _migrated_back_and_forth(make_user)
 
 
 def _migrated_back_and_forth(make_user):
-    apps = _migrate(BEFORE)
+    apps = migrate_to(BEFORE)
     try:
         Campaign, Member = apps.get_model("campaigns", "Campaign"), apps.get_model("campaigns", "Member")
         start = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
@@ -61,7 +32,7 @@ def _migrated_back_and_forth(make_user):
                 campaign_id=campaign.pk, person_id=person.pk, added_at=start, last_step=step, last_step_at=at
             )
         before = timezone.now()
-        apps = _migrate(AFTER)
+        apps = migrate_to(AFTER)
         Member = apps.get_model("campaigns", "Member")
         rows = dict(Member.objects.values_list("person_id", "last_reminded_at"))
         assert rows[never.pk] is None
@@ -69,4 +40,4 @@ def _migrated_back_and_forth(make_user):
         assert rows[unrecorded.pk] >= before
         assert set(Member.objects.values_list("left_at", flat=True)) == {None}
     finally:
-        _migrate(MigrationExecutor(connection).loader.graph.leaf_nodes())
+        migrate_to_latest()
