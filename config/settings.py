@@ -149,7 +149,9 @@ LDAP_TIMEOUT_SECONDS = env.float("LDAP_TIMEOUT_SECONDS", default=5.0)
 # Where people change or reset their directory password (named in the expired / must-change messages).
 LDAP_PASSWORD_CHANGE_AT = env("LDAP_PASSWORD_CHANGE_AT", default="the institution's password page")
 # Our field -> the directory's attribute. The defaults suit OpenLDAP's inetOrgPerson; Active Directory:
-# LDAP_ATTRIBUTES=institution_id=sAMAccountName,department=department,directory_id=objectGUID
+# LDAP_ATTRIBUTES=institution_id=sAMAccountName,department=department,directory_id=objectGUID,password_changed=pwdLastSet
+# password_changed is the stamp of the person's last password change (OpenLDAP's ppolicy keeps pwdChangedTime, an
+# operational attribute asked for by name): when the sync reads a new one, the person's sessions end. Empty: off.
 LDAP_ATTRIBUTES = {
     "institution_id": "uid",
     "first_name": "givenName",
@@ -158,6 +160,7 @@ LDAP_ATTRIBUTES = {
     "department": "departmentNumber",
     "mobile": "mobile",
     "directory_id": "entryUUID",
+    "password_changed": "pwdChangedTime",
     **env.dict("LDAP_ATTRIBUTES", default={}),
 }
 # Disabled in the directory: Active Directory's userAccountControl with its ACCOUNTDISABLE bit (0x2); or another

@@ -80,6 +80,7 @@ EVENTS: dict[str, str] = {
     "directory.vpn_group_left": "Taken out of the directory's VPN group",
     "directory.person_deactivated": "Deactivated: left the directory or disabled there[: {reason}]",
     "directory.person_reactivated": "Active again: enabled in the directory",
+    "directory.password_changed": "Password changed or reset in the directory: signed out everywhere[ (sessions ended: {sessions_ended})]",
     "directory.account_linked": "Local account linked to the directory",
     "directory.sync_requested": "Asked for a sync from the directory[ of {person}] (sync run {sync_run})",
     "directory.sync_request_refused": "A sync of everyone was asked for but not run: another sync was running",

@@ -49,6 +49,11 @@ class User(AbstractUser):
     directory_mobile = models.CharField(max_length=16, blank=True)
     # A SCIM client's own identifier for the person (externalId: Entra ID matches people by it), kept as given.
     directory_external_id = models.CharField(max_length=255, blank=True)
+    # The directory's password-changed stamp as the last sync read it (LDAP_ATTRIBUTES' password_changed: Active
+    # Directory's pwdLastSet, OpenLDAP's pwdChangedTime), as text; "" until a sync first reads one. Django's session
+    # hash covers only the local password, which a directory person never changes: a new stamp ends their sessions
+    # (identity.directory.people.apply_password_change).
+    directory_password_changed = models.TextField(blank=True, editable=False)
     # Whether a SCIM client has the person in its VPN group. Kept while the person is deactivated (which revokes
     # their VPN access), so that reactivating them gives back the access the group gives: a cloud directory sends a
     # membership once, never again on reactivation. The LDAP sync reads the group from the directory at every run.

@@ -29,8 +29,22 @@ class DirectoryReadError(DirectoryError):
     """Reading the directory failed partway: what was read is not the whole directory."""
 
 
-FIELDS = ("institution_id", "first_name", "last_name", "email", "department", "mobile", "directory_id")
+FIELDS = (
+    "institution_id",
+    "first_name",
+    "last_name",
+    "email",
+    "department",
+    "mobile",
+    "directory_id",
+    "password_changed",
+)
 STABLE_ID = FIELDS.index("directory_id")
+STAMP = FIELDS.index("password_changed")
+# An entry without the password-changed attribute (LDAP_ATTRIBUTES' password_changed is set): stored as such, so
+# that the stamp of its first password change is a change, not a first sight. No stamp of either directory
+# (GeneralizedTime, Active Directory's integer) is spelled like it.
+NO_STAMP = "none"
 
 
 class Entry(NamedTuple):
@@ -45,6 +59,7 @@ class Entry(NamedTuple):
     department: str
     mobile: str
     directory_id: str
+    password_changed: str
     active: bool
     roles: frozenset[str] | None
     vpn_access: bool | None
@@ -78,6 +93,7 @@ class LDAPReader:
             for needed in ("institution_id", "directory_id")
         ]
         self._member_of = settings.LDAP_MEMBER_OF_ATTRIBUTE.lower()
+        self._stamped = bool(names["password_changed"])
         self._disabled = disabled_check()
         self._spellings: dict[tuple[str, ...], tuple[list[tuple[str | None, bool]], str | None]] = {}
 
@@ -179,7 +195,7 @@ class LDAPReader:
     def _record(self, dn: str, attributes: dict[str, list[bytes]]) -> Entry | None:
         mapped, member_of = self._spelled(tuple(attributes))
         get = attributes.get
-        # Inline rather than a function per value: seven values an entry, a directory of them per run.
+        # Inline rather than a function per value: eight values an entry, a directory of them per run.
         texts = [
             (_guid(found) if guid else found[0].decode("utf-8", "replace").strip())
             if name is not None and (found := get(name))
@@ -190,6 +206,8 @@ class LDAPReader:
             if not texts[index]:
                 self.skipped.append((dn, f"no {name}", texts[STABLE_ID]))
                 return None
+        if self._stamped and not texts[STAMP]:
+            texts[STAMP] = NO_STAMP
         roles, vpn_access = None, None
         if self._roles or self._vpn_group:  # group DNs matter only when groups are mapped
             groups = {normal_dn(v.decode("utf-8", "replace")) for v in ((get(member_of) or ()) if member_of else ())}

@@ -12,6 +12,8 @@ event's details, e.g. ``{"sync_run": 12}`` or ``{"scim_client": 3}``):
   dict``: joiners and movers in bulk (the LDAP sync), each ending as ``apply_record`` would for each record.
 - ``apply_records(records, *, origin, actor=None) -> dict``: ``apply_record`` for each, the outcomes counted.
 - ``deactivate_person(user, *, reason, origin, actor=None, ip=None) -> bool``: the one leaver service (DIR-02).
+- ``apply_password_change(user, *, stamp, origin, actor=None, ip=None) -> bool``: the directory's password-changed
+  stamp; a new one ends the person's sessions.
 - ``reactivate_person(user, *, origin, actor=None, ip=None) -> bool``.
 - ``apply_group_change(person, *, roles=None, vpn_member=None, origin, actor=None, ip=None) -> bool``: a SCIM
   client's group change for one person, kept whether or not they are active.
@@ -53,6 +55,8 @@ OWNED_FIELDS = ("first_name", "last_name", "email", "department")
 # The directory's mobile number: owned by the directory too, but kept apart from the fields above because it is
 # stored in E.164 and audited masked (AC-05).
 MOBILE_FIELD = "directory_mobile"
+# The directory's password-changed stamp, as last read (apply_password_change).
+PASSWORD_STAMP_FIELD = "directory_password_changed"
 EXTERNAL_ID_FIELD = "directory_external_id"
 _SOURCES = (User.Source.LDAP, User.Source.SCIM)
 # The reasons given when a directory's VPN group approves or revokes VPN access (words for the person and the audit
@@ -342,7 +346,10 @@ def _update_movers(
     counts: dict[str, int] = {}
     for person, record, change in changes:
         access = _apply_access(person, record, origin=origin, actor=actor, ip=None)
-        outcome = UPDATED if change or access else UNCHANGED
+        stamped = _stamp_changed(person, record) and apply_password_change(
+            person, stamp=record.password_changed, origin=origin, actor=actor, ip=None
+        )
+        outcome = UPDATED if change or access or stamped else UNCHANGED
         counts[outcome] = counts.get(outcome, 0) + 1
     return counts, others
 
@@ -396,6 +403,8 @@ def _joiner_fields(record: DirectoryRecord) -> dict[str, str]:
         # prefix and a random suffix), with the suffix from os.urandom in one call: set_unusable_password draws it a
         # character at a time, a fifth of the cost of a joiner.
         "password": UNUSABLE_PASSWORD_PREFIX + secrets.token_urlsafe(30)[:UNUSABLE_PASSWORD_SUFFIX_LENGTH],
+        # First sight of the stamp: kept, nothing ended (the joiner has no session yet).
+        PASSWORD_STAMP_FIELD: record.password_changed,
     }
 
 
@@ -530,7 +539,16 @@ def _apply_changes(person: User, record: DirectoryRecord, *, origin: dict, actor
         action, event = _email_changed(person, changes, origin=origin, actor=actor, ip=ip)
         audit.record(action, **event)
     access = _apply_access(person, record, origin=origin, actor=actor, ip=ip)
-    return bool(changes or access)
+    stamped = _stamp_changed(person, record) and apply_password_change(
+        person, stamp=record.password_changed, origin=origin, actor=actor, ip=ip
+    )
+    return bool(changes or access or stamped)
+
+
+def _stamp_changed(person: User, record: DirectoryRecord) -> bool:
+    """Whether ``record`` brings a password-changed stamp ``person`` has not stored (a cheap look before
+    :func:`apply_password_change`, which reads the person again under a lock)."""
+    return bool(record.password_changed) and person.directory_password_changed != record.password_changed
 
 
 def _apply_access(person: User, record: DirectoryRecord, *, origin: dict, actor: User | None, ip: str | None) -> bool:
@@ -660,6 +678,42 @@ def deactivate_person(
             subject=user,
             ip=ip,
             details={**origin, "reason": reason, **ended},
+        )
+    return True
+
+
+def apply_password_change(
+    user: User, *, stamp: str, origin: dict, actor: User | None = None, ip: str | None = None
+) -> bool:
+    """The directory's password-changed stamp for ``user`` (LDAP_ATTRIBUTES' ``password_changed``): a stamp other
+    than the one stored means the password was changed or reset in the directory, so every session of the person
+    ends, in the session store, as a leaver's do (DIR-02's ``open_sessions.end_sessions``): a session taken before
+    the change does not outlive it. Django's own session hash cannot tell: it covers the local password, which a
+    directory person never has.
+
+    Stores ``stamp``. The first stamp read for a person (none stored yet) is only stored, and so is anything for
+    an empty ``stamp`` (the directory said nothing): both change nothing else. Audits
+    ``directory.password_changed`` with ``origin`` and how many sessions ended. Returns whether sessions were ended
+    (True also when the person had none open).
+    """
+    if not stamp:
+        return False
+    with transaction.atomic():
+        user = _lock(user)
+        stored = user.directory_password_changed
+        if stored == stamp:
+            return False
+        user.directory_password_changed = stamp
+        user.save(update_fields=[PASSWORD_STAMP_FIELD])
+        if not stored:
+            return False
+        ended = open_sessions.end_sessions(user)
+        audit.record(
+            "directory.password_changed",
+            actor=actor,
+            subject=user,
+            ip=ip,
+            details={**origin, "sessions_ended": ended},
         )
     return True
 

@@ -26,3 +26,6 @@ class DirectoryRecord:
     )
     roles: frozenset[str] | None = None  # allow-listed role (group) names: "Help desk", "Auditor" (DIR-04)
     vpn_access: bool | None = None  # member of the VPN group
+    # The directory's password-changed stamp (LDAP_ATTRIBUTES' password_changed; ldap_source.NO_STAMP for an entry
+    # without one); "" when the directory says nothing about passwords (the setting empty, SCIM).
+    password_changed: str = ""

@@ -8,14 +8,14 @@ served by a ``slapd`` process of its own; nothing of the distribution's slapd se
 The tree (``dc=example,dc=edu``)::
 
     ou=people      the people: uid = institution ID, inetOrgPerson with a small test schema's
-                   Active-Directory-like userAccountControl (512 enabled, 514 disabled)
+                   Active-Directory-like userAccountControl (512 enabled, 514 disabled) and pwdLastSet
     ou=groups      groupOfNames: staff (every synced person), helpdesk, auditors, vpn
     ou=service     cn=reader, the bind account (reads everything)
     ou=policies    ppolicy: cn=default (lockout, must change after a reset), cn=expiring (passwords expire)
 
 Named people: alice (help desk, VPN), bob (auditor), carol (plain), dave (disabled: userAccountControl 514),
 erin (locked by the directory: pwdAccountLockedTime), frank (password expired), grace (must change her password:
-pwdReset), plus ``bulk`` numbered people ``person00001``... so that paged results really page (the database's
+pwdReset), plus ``bulk`` numbered people ``person00001``... (with a pwdChangedTime) so that paged results really page (the database's
 size limit is ``SIZE_LIMIT`` entries per search, and per page).
 
 Entries are changed while it runs through :meth:`Slapd.add_person`, :meth:`Slapd.modify`, :meth:`Slapd.remove`,
@@ -143,9 +143,20 @@ NAMED = [
 ]
 
 
+# The bulk people's password-changed stamp (ppolicy's pwdChangedTime, which slapadd's offline load does not write).
+BULK_PASSWORD_CHANGED = "20260101000000Z"
+
+
 def bulk_people(count: int, *, start: int = 1) -> Iterator[Person]:
     for n in range(start, start + count):
-        yield Person(f"person{n:05d}", "Person", f"Number{n}", f"person{n:05d}@example.edu", "Medicine")
+        yield Person(
+            f"person{n:05d}",
+            "Person",
+            f"Number{n}",
+            f"person{n:05d}@example.edu",
+            "Medicine",
+            extra={"pwdChangedTime": [BULK_PASSWORD_CHANGED]},
+        )
 
 
 def _ldif(dn: str, attributes: dict[str, list[str]]) -> str:
@@ -198,8 +209,10 @@ objectClass: olcSchemaConfig
 cn: testad
 olcAttributeTypes: ( 1.2.840.113556.1.4.8 NAME 'userAccountControl' DESC 'as in Active Directory'
   EQUALITY integerMatch SYNTAX 1.3.6.1.4.1.1466.115.121.1.27 SINGLE-VALUE )
+olcAttributeTypes: ( 1.2.840.113556.1.4.96 NAME 'pwdLastSet' DESC 'as in Active Directory'
+  EQUALITY integerMatch SYNTAX 1.3.6.1.4.1.1466.115.121.1.27 SINGLE-VALUE )
 olcObjectClasses: ( 1.3.6.1.4.1.4203.666.11.99.1 NAME 'testADAccount' DESC 'test only: an AD-like account'
-  AUXILIARY MAY ( userAccountControl ) )
+  AUXILIARY MAY ( userAccountControl $ pwdLastSet ) )
 
 """
 

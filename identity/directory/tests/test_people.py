@@ -402,6 +402,9 @@ def _matrix():
     changes = [{}, {"first_name": "Al"}, {"last_name": "Jones"}, {"email": "b@example.edu"}]
     changes += [{"department": "Oncology"}, {"mobile": ""}, {"dn": "uid=x,ou=staff,dc=example,dc=edu"}]
     changes += [{"dn": ""}, {"institution_id_changed": True}]
+    # The password-changed stamp (the person's stored one is "s1" unless said): a new one, none read (the setting
+    # off), a first sight (only stored).
+    changes += [{"stamp": "s2"}, {"stamp": ""}, {"stored": "", "stamp": "s1"}]
     access = [
         {},
         {"roles": frozenset()},
@@ -440,6 +443,7 @@ def test_the_compare_and_apply_record_agree_on_what_changes_something(db, settin
             email=base["email"],
             department=base["department"],
             directory_mobile=base["mobile"],
+            directory_password_changed=change.get("stored", "s1"),
             is_active=person_active,
             deactivated_at=None if person_active else timezone.now(),
             vpn_access=User.VpnAccess.APPROVED,
@@ -457,6 +461,7 @@ def test_the_compare_and_apply_record_agree_on_what_changes_something(db, settin
                 department=values["department"],
                 mobile=values["mobile"],
                 directory_id=f"guid-{uid}",
+                password_changed=change.get("stamp", "s1"),
                 active=entry_active,
                 roles=grant.get("roles"),
                 vpn_access=grant.get("vpn_access"),
@@ -476,7 +481,7 @@ def test_the_compare_and_apply_record_agree_on_what_changes_something(db, settin
         outcome = people.apply_record(entry.record(), origin=SYNC)
         if (outcome != people.UNCHANGED) != (entry.directory_id in changed):
             disagree.append((entry, outcome))
-    assert len(entries) == 9 * 6 * 2 * 2 and len(changed) > len(entries) // 2
+    assert len(entries) == 12 * 6 * 2 * 2 and len(changed) > len(entries) // 2
     assert disagree == []
 
 

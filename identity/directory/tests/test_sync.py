@@ -621,3 +621,24 @@ def test_a_value_longer_than_its_column_is_that_person_s_error_and_the_sync_goes
     assert run.created == 0 and not User.objects.filter(username="yann").exists()
     ldap_directory.modify(long.dn, departmentNumber="Oncology")
     assert sync.sync_directory().created == 1
+
+
+def test_the_garbage_collector_is_paused_while_the_directory_is_read_and_runs_again_after(ldap_directory, monkeypatch):
+    """Its walks over every object of the process cost up to a quarter of an unchanged rerun (bench/README.md)."""
+    import gc
+
+    enabled_while_read = []
+    entries = LDAPReader.entries
+
+    def watched(self):
+        for entry in entries(self):
+            enabled_while_read.append(gc.isenabled())
+            yield entry
+
+    monkeypatch.setattr(LDAPReader, "entries", watched)
+    assert sync.sync_directory().status == Status.APPLIED
+    assert enabled_while_read and not any(enabled_while_read)
+    assert gc.isenabled()
+    ldap_directory.stop()  # a read that fails partway
+    assert sync.sync_directory().status == Status.FAILED
+    assert gc.isenabled()
