@@ -454,8 +454,8 @@ def sign_in_with_passkey(
     challenge, is audited as ``signin.passwordless_refused`` and answers :attr:`PasswordlessOutcome.UNKNOWN` (with
     no challenge open to spend: :data:`CHALLENGE_NOT_OPEN`, not audited),
     which the caller must word as it words a wrong one; an answer to a challenge that is not open counts nothing
-    toward the lockout and answers :data:`CHALLENGE_NOT_OPEN`, or ``THROTTLED`` while the passkey's back-off holds
-    it (see :func:`_claim_open_challenge`). The password is never touched.
+    toward the lockout and answers :data:`CHALLENGE_NOT_OPEN`, also while the passkey's back-off holds it (then
+    unaudited, see :func:`_claim_open_challenge`), as for a credential id that is no passkey. The password is never touched.
     """
     credential_id = webauthn.credential_id_of(response_json)
     device = None
@@ -492,7 +492,9 @@ def sign_in_with_passkey(
             challenge, device=device, user=None, ceremony=WebAuthnChallenge.Ceremony.PASSWORDLESS, ip=ip
         )
         if isinstance(claimed, str):
-            return claimed, device
+            # Answered as an unknown credential's answer to a closed challenge is, back-off or not: with no password
+            # asked, "throttled" would tell anyone which credential ids are passkeys here (WA-03).
+            return CHALLENGE_NOT_OPEN, device
         outcome = identity_services.verify_second_factor(
             device.user,
             device=device,

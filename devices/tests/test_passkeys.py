@@ -233,7 +233,8 @@ def test_an_unknown_passkeys_answer_to_a_spent_challenge_writes_no_audit_row(per
 def test_otp01_answers_to_a_closed_passkey_challenge_are_throttled_by_the_back_off(passkey_holder, clock, settings):
     """Anyone who knows a passkey's credential id may answer a spent challenge again and again, with no password.
     Each answer counts in the passkey's back-off as a wrong one does (not toward the lockout); while the back-off
-    holds, the answers are refused unaudited, so they cannot fill the audit log."""
+    holds, the answers are refused unaudited, so they cannot fill the audit log, and answered as an unknown
+    credential's are, so they do not tell which ids are passkeys (WA-03)."""
     settings.OTP_TOTP_THROTTLE_FACTOR = 1
     person, key = passkey_holder
     options, claim = passwordless_challenge()
@@ -247,14 +248,16 @@ def test_otp01_answers_to_a_closed_passkey_challenge_are_throttled_by_the_back_o
 
     flood = [answer_again() for _ in range(20)]
 
-    assert flood[0] == security_keys.CHALLENGE_NOT_OPEN and set(flood[1:]) == {SecondFactorOutcome.THROTTLED}
+    unknown = json.loads(assertion) | {"id": "bm90LWEtcGFzc2tleQ", "rawId": "bm90LWEtcGFzc2tleQ"}
+    stranger = security_keys.sign_in_with_passkey(response_json=json.dumps(unknown), challenge=claim, ip=IP)[0]
+    assert set(flood) == {stranger} == {security_keys.CHALLENGE_NOT_OPEN}
     assert events("signin.key_challenge_not_open").count() == 1
     assert failures(person) == 0
     device = SecurityKeyDevice.objects.get()
     assert device.throttling_failure_count == 1
     # Past the back-off the next is audited again, and waits twice as long after it.
     clock.tick(1)
-    assert [answer_again(), answer_again()] == [security_keys.CHALLENGE_NOT_OPEN, SecondFactorOutcome.THROTTLED]
+    assert [answer_again(), answer_again()] == [security_keys.CHALLENGE_NOT_OPEN] * 2
     assert events("signin.key_challenge_not_open").count() == 2
     # The person's own passkey signs in once the back-off is over, and that clears it.
     clock.tick(2)
