@@ -170,7 +170,9 @@ def replace_user(user, resource: UserResource, *, client: ScimClient, ip: str | 
     """PUT: the person becomes what ``resource`` says (a mover, a leaver when ``active`` is false)."""
 
     def build(locked) -> DirectoryRecord:
-        return resources.record_from_resource(resource, directory_id=locked.directory_id)
+        return resources.record_from_resource(
+            resource, directory_id=locked.directory_id, active_if_unsaid=locked.is_active
+        )
 
     return _change(user, build, client=client, ip=ip)
 

@@ -98,8 +98,12 @@ def _mobile(resource: UserResource) -> str:
     )
 
 
-def record_from_resource(resource: UserResource, *, directory_id: str) -> DirectoryRecord:
-    """The person a SCIM User describes. Roles and VPN access are left alone (groups carry them)."""
+def record_from_resource(
+    resource: UserResource, *, directory_id: str, active_if_unsaid: bool = True
+) -> DirectoryRecord:
+    """The person a SCIM User describes. Roles and VPN access are left alone (groups carry them). A User that says
+    nothing of ``active`` is taken as ``active_if_unsaid``: a new person is active, a replaced one stays as they
+    are (a client's full replace that leaves ``active`` out must not bring a leaver back, DIR-02)."""
     name = resource.name or Name()
     extension = resource[EnterpriseUser]
     return DirectoryRecord(
@@ -112,7 +116,7 @@ def record_from_resource(resource: UserResource, *, directory_id: str) -> Direct
         email=_primary_email(resource).strip(),
         department=((extension.department if extension else None) or "").strip(),
         mobile=_mobile(resource).strip(),
-        active=resource.active is not False,
+        active=active_if_unsaid if resource.active is None else bool(resource.active),
     )
 
 

@@ -185,6 +185,29 @@ def test_okta_deactivates_with_active_false_and_delete_deactivates_too(scim):
     assert event.details["reason"] == "scim_delete"
 
 
+def test_dir_02_a_full_replace_that_leaves_active_out_changes_nobodys_active(scim):
+    """A PUT without ``active`` (a client pushing a new department as a full replace) brings no leaver back, and
+    a PUT that says ``active: true`` does, as a re-enabled person's should."""
+    leaver = created(scim, "leaver1")["id"]
+    status, body = scim("PATCH", f"/Users/{leaver}", patch({"op": "replace", "path": "active", "value": "False"}))
+    assert status == 200 and not User.objects.get(directory_id=leaver).is_active
+    silent = entra_user("leaver1", **{ENTERPRISE: {"department": "Oncology"}})
+    del silent["active"]
+
+    status, body = scim("PUT", f"/Users/{leaver}", silent)
+    person = User.objects.get(directory_id=leaver)
+    assert status == 200 and body["active"] is False
+    assert (person.is_active, person.department) == (False, "Oncology")
+    assert not AuditEvent.objects.filter(action="directory.person_reactivated", subject=person).exists()
+
+    stayer = created(scim, "stayer1")["id"]
+    status, body = scim("PUT", f"/Users/{stayer}", silent | {"userName": "stayer1", "externalId": "stayer1"})
+    assert status == 200 and User.objects.get(directory_id=stayer).is_active
+
+    status, body = scim("PUT", f"/Users/{leaver}", silent | {"active": True})
+    assert status == 200 and User.objects.get(directory_id=leaver).is_active
+
+
 def test_groups_give_and_take_roles_and_vpn_access(scim, scim_client):
     alice, bob = created(scim)["id"], created(scim, "bjones")["id"]
     status, found = scim("GET", '/Groups?filter=displayName eq "Help desk"&excludedAttributes=members')
