@@ -180,9 +180,6 @@ def test_a_lockout_and_web_sign_ins_are_counted_by_factor_and_outcome(client, vp
 # --- RADIUS: the server's own port ----------------------------------------------------------------------
 
 
-METRICS_PORT = free_tcp_port()
-
-
 def documented_metrics_env(port: int) -> dict[str, str]:
     """The metrics settings of config/production.env.example (its token replaced by the tests'), on ``port``: a
     free one, where radius.env and worker-<queue>.env name fixed ports another test run may hold."""
@@ -201,16 +198,23 @@ def scrape_from_elsewhere(port: int, token: str | None = TOKEN) -> httpx.Respons
 
 
 @pytest.fixture
-def radius_env():
-    return documented_metrics_env(METRICS_PORT)
+def metrics_port() -> int:
+    # Found free when the test starts, not when the module is imported: a port free at collection may be another
+    # process's by the time the test runs, many minutes later.
+    return free_tcp_port()
+
+
+@pytest.fixture
+def radius_env(metrics_port):
+    return documented_metrics_env(metrics_port)
 
 
 @pytest.mark.skipif(not shutil.which("radclient") and not REQUIRE_SERVICES, reason="needs Debian's radclient")
-def test_radius_checks_are_counted_on_the_servers_own_port(radius_client, radius_person, radius_server):  # noqa: F811
+def test_radius_checks_are_counted_on_the_servers_own_port(radius_client, radius_person, radius_server, metrics_port):  # noqa: F811
     """With the production example's metrics settings, as Prometheus on another machine scrapes it."""
-    assert scrape_from_elsewhere(METRICS_PORT, token=None).status_code == 403  # outside METRICS_NETWORKS
-    assert scrape_from_elsewhere(METRICS_PORT, token="wrong").status_code == 403
-    before = scrape_from_elsewhere(METRICS_PORT).text
+    assert scrape_from_elsewhere(metrics_port, token=None).status_code == 403  # outside METRICS_NETWORKS
+    assert scrape_from_elsewhere(metrics_port, token="wrong").status_code == 403
+    before = scrape_from_elsewhere(metrics_port).text
     out = radclient(radius_server, radius_client.secret, {"User-Name": "vpnuser", "User-Password": PASSWORD})
     assert "Access-Challenge" in out
     state = re.search(r"State = (0x[0-9a-f]+)", out).group(1)
@@ -220,7 +224,7 @@ def test_radius_checks_are_counted_on_the_servers_own_port(radius_client, radius
     )
     assert "Access-Accept" in out
     radclient(radius_server, radius_client.secret, {"User-Name": "vpnuser", "User-Password": "wrong"})
-    after = scrape_from_elsewhere(METRICS_PORT).text
+    after = scrape_from_elsewhere(metrics_port).text
     assert_checks_moved(before, after, "radius", {"challenge": 1, "allow": 1, "deny": 1, "error": 0})
     assert "enrollment_outbox_messages" not in after  # the web site's scrape reads the database, not this one
     assert_no_person_in_labels(after)
