@@ -134,12 +134,13 @@ def _looks_like_code(text: str) -> bool:
 def password_candidates(typed: str) -> list[tuple[str, str]]:
     """The ``(password, code)`` readings of what was typed in the password field, in the order they are tried.
 
-    ``password,code`` is split at the last comma only when what follows it looks like a code; the whole field is
+    ``password,code`` is split at the last comma only when what follows it looks like a code, or is a word that asks
+    for one (``password,sms``, Duo's append mode); the whole field is
     then tried as the password too, so a password with a comma works alone (and the code comes by challenge), even
     one that ends in something code-like.
     """
     password, comma, code = typed.rpartition(",")
-    if comma and _looks_like_code(code):
+    if comma and (_looks_like_code(code) or _SEND_REPLY.fullmatch(code.strip())):
         return [(password, code), (typed, "")]
     return [(typed, "")]
 
@@ -253,36 +254,59 @@ def radius_prompt(factors: Factors) -> str:
     return f"Enter {' or '.join(enter)}." if enter else RADIUS_PROMPT
 
 
-def _send_and_challenge(user: User, *, factor: str, nth: int, client: RadiusClient, ip: str | None) -> RadiusAnswer:
-    """The person answered a challenge with ``sms`` or ``phone`` (``nth`` phone that can take it): text or call a
-    code through the sign-in's own send (its limits and audit, ``signin.code_sent``), audit ``vpn.code_requested``
-    (``sent`` says whether one went), and challenge again with a new State, saying where the code went. Counts
-    toward no lockout: no code was tried. Sent only to someone who may use the VPN; the words depend only on the
-    person's phones, so the answer is the same either way (API-04), as at the Auth API."""
-    factors = vpn_factors(user)
+def _send_code(user: User | None, *, factor: str, nth: int, client: RadiusClient, ip: str | None) -> str:
+    """Text or call a code for ``sms``/``phone`` (``nth`` phone that can take it) through the sign-in's own send (its
+    limits and audit, ``signin.code_sent``), audit ``vpn.code_requested`` (``sent`` says whether one went), and
+    return the words saying where the code went. Counts toward no lockout: no code was tried. Sent only to someone
+    who may use the VPN; the words depend only on the person's phones (none for ``user`` None, nobody), so the
+    answer is the same either way (API-04), as at the Auth API."""
+    factors = vpn_factors(user) if user is not None else Factors(typed=[], phones=[])
     channel = _CHANNELS[factor]
     phones = [phone for phone in factors.phones if channel in phone.challenge_channels]
     phone = phones[nth - 1] if nth <= len(phones) else None
     sent = False
-    if phone is not None and may_use_vpn(user):
+    if phone is not None and user is not None and may_use_vpn(user):
         try:
             send_signin_code(phone, channel=channel, ip=ip)
             sent = True
         except ValidationError:
             pass  # a send limit or a lock: audited by the send path, answered like any other
-    context = {"radius_client": client.name}
-    audit.record("vpn.code_requested", subject=user, ip=ip, details={**context, "factor": factor, "sent": sent})
+    details = {"radius_client": client.name, "factor": factor, "sent": sent}
+    audit.record("vpn.code_requested", subject=user, ip=ip, details=details)
     if phone is None:
         how = "texts" if factor == "sms" else "calls"
-        message = f"No phone of yours takes {how} here. {radius_prompt(factors)}"
-    elif factor == "sms":
-        message = f"We are texting a code to {phone.masked_number}. Enter it here."
-    else:
-        message = f"We are calling {phone.masked_number} to read you a code. Enter it here."
+        return f"No phone of yours takes {how} here. {radius_prompt(factors)}"
+    if factor == "sms":
+        return f"We are texting a code to {phone.masked_number}. Enter it here."
+    return f"We are calling {phone.masked_number} to read you a code. Enter it here."
+
+
+def _send_and_challenge(user: User, *, factor: str, nth: int, client: RadiusClient, ip: str | None) -> RadiusAnswer:
+    """The person answered a challenge with ``sms`` or ``phone``, or typed ``password,sms``: send the code
+    (:func:`_send_code`) and challenge again with a new State, saying where the code went."""
+    message = _send_code(user, factor=factor, nth=nth, client=client, ip=ip)
     state = secrets.token_bytes(32)
     _store_challenge(state, user=user, client=client, only_with_a_device=False)
-    audit.record("vpn.radius_challenged", subject=user, ip=ip, details=context)
+    audit.record("vpn.radius_challenged", subject=user, ip=ip, details={"radius_client": client.name})
     return RadiusAnswer("challenge", message, state)
+
+
+def _send_and_reject(username: str, *, factor: str, nth: int, client: RadiusClient, ip: str | None) -> RadiusAnswer:
+    """``sms`` or ``phone`` typed as the code in ``code_only`` mode: send the code (:func:`_send_code`) and reject,
+    saying where it went, as Duo's Auth Proxy does when it cannot challenge; the person signs in again with the code.
+    Not a wrong code (OTP-01). No State: the password was checked by the VPN, not here, and a challenge would only
+    ask for what the next attempt carries. An unknown or inactive ID hears what a person without phones hears."""
+    user = User.objects.filter(username=username, is_active=True).first()
+    context = {"radius_client": client.name}
+    # Whatever the field holds, a person with access who has not enrolled hears their campaign, as with a code.
+    if user is not None and may_use_vpn(user) and not has_enrolled(user):
+        answer = _campaign_answer(user, ip=ip, context=context)
+        if answer is not None:
+            return answer
+    message = _send_code(user, factor=factor, nth=nth, client=client, ip=ip)
+    details = {**context, "reason": "a code was asked for"}
+    audit.record("vpn.radius_rejected", subject=user, ip=ip, details=details)
+    return RadiusAnswer("reject", message)
 
 
 def radius_authenticate(
@@ -323,26 +347,40 @@ def radius_authenticate(
         audit.record("vpn.radius_rejected", ip=ip, details={"radius_client": client.name, "reason": "no password"})
         return RadiusAnswer("reject", RADIUS_DENIED)
     if settings.RADIUS_PASSWORD_MODE == "code_only":
+        if asked := _SEND_REPLY.fullmatch(password.strip()):
+            factor, nth = asked.group(1).lower(), int(asked.group(2) or 1)
+            return _send_and_reject(username, factor=factor, nth=nth, client=client, ip=ip)
         return _radius_code(username, password, client=client, ip=ip)
     user, code, pace, told = _check_password(username, password, ip=ip)
     if user is None:
         return RadiusAnswer("reject", told or RADIUS_DENIED, not_before=pace)
-    if code:
+    # "password,sms" (Duo's append mode): the right password, then a code sent and asked for, as when the
+    # challenge is answered with "sms"; never a wrong code.
+    asked = _SEND_REPLY.fullmatch(code.strip()) if code else None
+    if code and asked is None:
         return _radius_code(user.username, code, client=client, ip=ip)
     state = secrets.token_bytes(32)
     # Someone with approved access is challenged only if they have a device (the same one statement either way);
     # one without any is answered by their campaigns, if any applies. Everyone else is challenged.
     with transaction.atomic():
-        if _store_challenge(state, user=user, client=client, only_with_a_device=may_use_vpn(user)):
+        stored = _store_challenge(state, user=user, client=client, only_with_a_device=may_use_vpn(user))
+        if stored and asked is None:
             audit.record("vpn.radius_challenged", subject=user, ip=ip, details={"radius_client": client.name})
             return RadiusAnswer("challenge", radius_prompt(vpn_factors(user)), state)
-    answer = _campaign_answer(user, ip=ip, context={"radius_client": client.name})
-    if answer is not None:
-        return answer
-    with transaction.atomic():
-        _store_challenge(state, user=user, client=client, only_with_a_device=False)
-        audit.record("vpn.radius_challenged", subject=user, ip=ip, details={"radius_client": client.name})
-    return RadiusAnswer("challenge", radius_prompt(vpn_factors(user)), state)
+    if not stored:
+        answer = _campaign_answer(user, ip=ip, context={"radius_client": client.name})
+        if answer is not None:
+            return answer
+        with transaction.atomic():
+            _store_challenge(state, user=user, client=client, only_with_a_device=False)
+            if asked is None:
+                audit.record("vpn.radius_challenged", subject=user, ip=ip, details={"radius_client": client.name})
+                return RadiusAnswer("challenge", radius_prompt(vpn_factors(user)), state)
+    assert asked is not None
+    factor, nth = asked.group(1).lower(), int(asked.group(2) or 1)
+    message = _send_code(user, factor=factor, nth=nth, client=client, ip=ip)
+    audit.record("vpn.radius_challenged", subject=user, ip=ip, details={"radius_client": client.name})
+    return RadiusAnswer("challenge", message, state)
 
 
 _STORE_IF_ANY_DEVICE: list[str] = []

@@ -763,3 +763,73 @@ def test_a_phone_only_person_replies_sms_to_the_challenge_and_gets_a_code_by_tex
         radius_server, radius_client.secret, {"User-Name": "phoneonly", "User-Password": code, "State": again}
     )
     assert "Received Access-Accept" in out, out
+
+
+def texted_code(number: str) -> str:
+    [text] = OutboundMessage.objects.filter(channel="sms", recipient=number)
+    return re.search(r"\b(\d{6})\b", crypto.decrypt(text.encrypted_body).decode()).group(1)
+
+
+def test_code_only_mode_sms_sends_a_code_and_rejects_without_counting_a_wrong_code(
+    radius_client, radius_person, settings, request
+):
+    """In ``code_only`` mode the field holds the code alone: "sms" there is Duo's word for "text me one", not a wrong
+    code. As Duo's Auth Proxy does where it cannot challenge, the code is sent and the attempt rejected with words
+    saying where it went; the texted code then lets the person in. At a threshold of one, a counted failure would
+    have locked them."""
+    settings.RADIUS_PASSWORD_MODE = "code_only"
+    settings.LOCKOUT_THRESHOLD = 1
+    PhoneDevice.objects.create(user=radius_person, name="Mobile", number="+16175550122", can_text=True, confirmed=True)
+    port = request.getfixturevalue("radius_server")
+    out = radclient(port, radius_client.secret, {"User-Name": "vpnuser", "User-Password": "sms"})
+    assert "Received Access-Reject" in out, out
+    assert 'Reply-Message = "We are texting a code to +1********22. Enter it here."' in out, out
+    radius_person.refresh_from_db()
+    assert radius_person.second_factor_failures == 0 and not radius_person.is_locked
+    assert not AuditEvent.objects.filter(action="signin.second_factor_failed").exists()
+    requested = AuditEvent.objects.get(action="vpn.code_requested", subject=radius_person)
+    assert details_of(requested) == {"radius_client": "ASA", "factor": "sms", "sent": True}
+
+    out = radclient(port, radius_client.secret, {"User-Name": "vpnuser", "User-Password": texted_code("+16175550122")})
+    assert "Received Access-Accept" in out, out
+
+
+def test_code_only_mode_sms_for_an_unknown_id_sends_nothing_and_counts_nothing(radius_client, settings, request):
+    settings.RADIUS_PASSWORD_MODE = "code_only"
+    port = request.getfixturevalue("radius_server")
+    out = radclient(port, radius_client.secret, {"User-Name": "nobody", "User-Password": "phone"})
+    assert "Received Access-Reject" in out, out
+    assert "No phone of yours takes calls here." in out, out
+    assert not OutboundMessage.objects.filter(channel__in=("sms", "voice")).exists()
+    assert not AuditEvent.objects.filter(action="signin.second_factor_failed").exists()
+
+
+def test_password_comma_sms_checks_the_password_then_texts_a_code_and_challenges(
+    radius_server, radius_client, radius_person, settings
+):
+    """Duo's append mode, ``password,sms``: the password is checked as ``password,code`` checks it; when right, a code
+    is texted and asked for by a challenge saying where it went, with no wrong code counted (a threshold of one would
+    lock). The texted code answers the challenge. A wrong password with ``,sms`` is a wrong password, as before: the
+    same reject, counted once, nothing sent."""
+    settings.LOCKOUT_THRESHOLD = 1
+    PhoneDevice.objects.create(user=radius_person, name="Mobile", number="+16175550122", can_text=True, confirmed=True)
+    out = radclient(radius_server, radius_client.secret, {"User-Name": "vpnuser", "User-Password": "wrong-pass,sms"})
+    assert "Received Access-Reject" in out and 'Reply-Message = "Access denied."' in out, out
+    assert not OutboundMessage.objects.filter(channel__in=("sms", "voice")).exists()
+    assert AuditEvent.objects.filter(action="signin.password_failed").count() == 1
+
+    out = radclient(radius_server, radius_client.secret, {"User-Name": "vpnuser", "User-Password": f"{PASSWORD},SMS"})
+    assert "Received Access-Challenge" in out, out
+    assert 'Reply-Message = "We are texting a code to +1********22. Enter it here."' in out, out
+    state = re.search(r"State = (0x[0-9a-f]+)", out.split("Received")[1]).group(1)
+    radius_person.refresh_from_db()
+    assert radius_person.second_factor_failures == 0 and not radius_person.is_locked
+    assert not AuditEvent.objects.filter(action="signin.second_factor_failed").exists()
+    requested = AuditEvent.objects.get(action="vpn.code_requested", subject=radius_person)
+    assert details_of(requested) == {"radius_client": "ASA", "factor": "sms", "sent": True}
+
+    code = texted_code("+16175550122")
+    out = radclient(
+        radius_server, radius_client.secret, {"User-Name": "vpnuser", "User-Password": code, "State": state}
+    )
+    assert "Received Access-Accept" in out, out

@@ -78,3 +78,26 @@ def test_api04_a_person_without_vpn_access_hears_the_same_and_is_sent_nothing(cl
         answers.append((first.outcome, first.message, ask(client, person, "sms", first.state).message))
     assert answers[0] == answers[1]
     assert list(phone_messages().values_list("recipient", flat=True)) == ["+16175550144"]
+
+
+@pytest.mark.parametrize("mode", ["password", "code_only"])
+def test_api04_sms_typed_in_the_field_sounds_the_same_without_access_and_counts_nothing(
+    client, make_user, approve, settings, mode
+):
+    """``password,sms`` and, in ``code_only`` mode, ``sms`` alone: the same answer for a person with VPN access and
+    one without; only the first is texted, and neither counts a wrong code (a threshold of one would lock)."""
+    settings.RADIUS_PASSWORD_MODE = mode
+    settings.LOCKOUT_THRESHOLD = 1
+    allowed, waiting = make_user("allowed"), make_user("waiting")
+    phone(allowed, "+16175550144", can_text=True)
+    phone(waiting, "+16175550144", can_text=True)
+    approve(allowed)
+    typed = f"{PASSWORD},sms" if mode == "password" else "sms"
+    answers = [ask(client, person, typed) for person in (allowed, waiting)]
+    assert [(a.outcome, a.message) for a in answers] == 2 * [
+        ("challenge" if mode == "password" else "reject", "We are texting a code to +1********44. Enter it here.")
+    ]
+    assert list(phone_messages().values_list("recipient", flat=True)) == ["+16175550144"]
+    for person in (allowed, waiting):
+        person.refresh_from_db()
+        assert person.second_factor_failures == 0 and not person.is_locked
