@@ -20,6 +20,7 @@ from django_otp import devices_for_user, user_has_device
 
 from . import errors, lifetimes, selectors, services
 from . import session as signin_session
+from .directory import pace
 from .directory.backends import check_password
 from .forms import SecondFactorForm, SignInForm
 from .models import User
@@ -64,6 +65,9 @@ def sign_in(request):
                 services.record_password_failure(
                     form.cleaned_data["username"], username_known_user=known, ip=client_ip(request)
                 )
+            # An ID nobody has was checked against nothing: its refusal waits as long as a known person's check
+            # would have taken (API-04), with nothing held (the failure's audit is written and committed).
+            pace.wait(checked.pace)
             form.add_error(None, checked.message)
         else:
             services.record_password_success(user, ip=client_ip(request))

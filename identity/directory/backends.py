@@ -13,11 +13,17 @@ through Django's ``authenticate``) call :func:`check_password` or :func:`check_p
 and the directory's answer, with its plain message (identity.errors). Every answer other than a wrong password is
 audited here (``signin.directory_refused`` / ``signin.directory_unreachable`` / ``signin.no_password_here``), with
 the address and, outside the web sign-in, the door; the doors audit wrong passwords as they always have.
+
+An ID nobody has costs no hash and no bind here: the check says how long its refusal must wait (``pace``, from
+:mod:`.pace`: as long as a known person's check would take), and the door waits it out once it has written what
+the refusal writes, with no transaction open. Through Django's ``authenticate`` alone (the admin's sign-in) the
+backend waits itself. Each real hash and bind is timed for that average.
 """
 
 from __future__ import annotations
 
 import contextvars
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -27,6 +33,7 @@ from django.contrib.auth.backends import ModelBackend
 
 from identity import audit, errors
 
+from . import pace as pacing
 from .ldap_password import Answer, check
 
 if TYPE_CHECKING:
@@ -38,6 +45,9 @@ _last: contextvars.ContextVar[tuple[Answer, str] | None] = contextvars.ContextVa
 _door: contextvars.ContextVar[tuple[str | None, str | None]] = contextvars.ContextVar(
     "password_door", default=(None, None)
 )
+# Set by check_password: the seconds an unknown ID's refusal must wait, which its caller waits out (None: the
+# backend was called through Django's authenticate alone, and waits itself).
+_pace: contextvars.ContextVar[list[float] | None] = contextvars.ContextVar("password_pace", default=None)
 
 MESSAGES = {
     Answer.WRONG_PASSWORD: errors.SIGN_IN_FAILED,
@@ -54,6 +64,9 @@ MESSAGES = {
 class PasswordCheck:
     user: User | None  # the person, when the password is theirs and they may sign in
     answer: Answer
+    # Seconds this refusal waits before it is answered: nonzero only for an ID nobody has, which was checked against
+    # nothing (API-04). The door waits it out once it has written the refusal (:func:`.pace.wait`).
+    pace: float = 0.0
 
     @property
     def message(self) -> str:
@@ -75,17 +88,20 @@ def check_password(
 
     A door that has no request names the address it was asked from (``ip``) and itself (``entry_point``, e.g.
     ``radius``): the directory's answers are audited with both."""
-    token, door = _last.set(None), _door.set((ip, entry_point))
+    paced: list[float] = []
+    token, door, pace_token = _last.set(None), _door.set((ip, entry_point)), _pace.set(paced)
     try:
         user = auth.authenticate(request, username=username, password=password)
         answer = (_last.get() or (None, ""))[0]
     finally:
         _last.reset(token)
         _door.reset(door)
+        _pace.reset(pace_token)
     if user is not None:
         return PasswordCheck(user, Answer.OK)
     # A right password of someone who may not sign in (deactivated here) is no "OK".
-    return PasswordCheck(None, Answer.DISABLED if answer == Answer.OK else answer or Answer.WRONG_PASSWORD)
+    answer = Answer.DISABLED if answer == Answer.OK else answer or Answer.WRONG_PASSWORD
+    return PasswordCheck(None, answer, pace=sum(paced))
 
 
 def check_person_password(
@@ -111,11 +127,21 @@ class PasswordBackend(ModelBackend):
         try:
             person = User._default_manager.get_by_natural_key(username)
         except User.DoesNotExist:
-            User().set_password(password)  # as ModelBackend: an unknown ID costs a hash too
+            # No hash against nothing (ModelBackend's way): a hash is not what a directory person's check costs.
+            # The refusal waits as long as a known person's check would take instead (API-04).
+            pace = pacing.unknown_pace()
+            paced = _pace.get()
+            if paced is None:
+                pacing.wait(pace)
+            else:
+                paced.append(pace)
             return None
         if not person.from_directory:
             # ModelBackend's check, on the row already read (one query per sign-in).
-            if person.check_password(password) and self.user_can_authenticate(person):
+            began = time.monotonic()
+            right = person.check_password(password)
+            pacing.measured(pacing.HASH, time.monotonic() - began)
+            if right and self.user_can_authenticate(person):
                 return person
             return None
         if not self.user_can_authenticate(person):
@@ -126,7 +152,11 @@ class PasswordBackend(ModelBackend):
         if person.source == person.Source.SCIM and not settings.LDAP_SERVER_URIS:
             answer, diagnostic = Answer.NO_PASSWORD, ""
         else:
+            began = time.monotonic()
             answer, diagnostic = check(person, password, request=request)
+            if password and settings.LDAP_SERVER_URIS and answer in (Answer.OK, Answer.WRONG_PASSWORD):
+                # Only a bind that ran and was answered (an empty password is refused before any bind).
+                pacing.measured(pacing.BIND, time.monotonic() - began)
         _last.set((answer, diagnostic))
         if answer not in (Answer.OK, Answer.WRONG_PASSWORD):
             _audit(person, answer, diagnostic, request)

@@ -39,6 +39,7 @@ from pyrad.dictionary import Dictionary
 from pyrad.server import CheckMessageAuthenticator, ServerPacketError
 
 from identity import metrics, request_id, sql
+from identity.directory import pace
 from vpn import services
 from vpn.models import RadiusClient
 
@@ -418,7 +419,7 @@ async def serve(
 ) -> None:
     loop = asyncio.get_running_loop()
     # What a password check costs on this machine, before the first request needs it (API-04).
-    await loop.run_in_executor(None, services.radius_password_cost)
+    await loop.run_in_executor(None, pace.password_cost)
     # The clients' networks, read before the first datagram (until they are, requests are dropped).
     networks = ClientNetworks()
     threading.Thread(target=networks.keep_fresh, name="radius-clients", daemon=True).start()

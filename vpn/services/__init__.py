@@ -61,7 +61,6 @@ from .radius import (
     radius_authenticate,
     radius_client_among,
     radius_client_for,
-    radius_password_cost,
     radius_secret,
 )
 
@@ -112,7 +111,6 @@ __all__ = [
     "radius_client_among",
     "radius_client_for",
     "radius_overlaps",
-    "radius_password_cost",
     "radius_secret",
     "record_async",
     "rotate_integration_secret",

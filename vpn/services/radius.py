@@ -5,15 +5,12 @@ import hmac
 import ipaddress
 import re
 import secrets
-import threading
-import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TypeVar
 
 from django.conf import settings
-from django.contrib.auth.hashers import make_password
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
@@ -26,6 +23,7 @@ from devices.selectors import has_enrolled
 from devices.services import send_signin_code
 from identity import audit, sql
 from identity.directory.backends import Answer, check_password
+from identity.directory.pace import unknown_pace
 from identity.models import User
 from identity.services import (
     SecondFactorOutcome,
@@ -90,36 +88,8 @@ def _state_hash(state: bytes) -> str:
     return hashlib.sha256(state).hexdigest()
 
 
-_cost_lock = threading.Lock()
-# Seconds one password check takes lately, by how it is checked: a local account's hash, or a directory bind.
-HASH, BIND = "hash", "bind"
-_cost: dict[str, float] = {}
 # A backup or help-desk bypass code: base32 characters, in groups or not.
 _BACKUP_CODE_CHARS = backup_codes.CODE_BYTES * 8 // 5
-
-
-def radius_password_cost(kind: str = HASH) -> float:
-    """The seconds one password check of ``kind`` (:data:`HASH` or :data:`BIND`) takes here lately: a moving
-    average of the real checks of that kind. The hash is measured once by hashing (the server calls this as it
-    starts); until the first bind is measured, a bind is taken to cost a hash."""
-    if HASH not in _cost:
-        began = time.monotonic()
-        make_password(secrets.token_urlsafe(12))
-        _measured(HASH, time.monotonic() - began)
-    return _cost.get(kind, _cost[HASH])
-
-
-def _measured(kind: str, seconds: float) -> None:
-    with _cost_lock:
-        _cost[kind] = 0.8 * _cost.get(kind, seconds) + 0.2 * seconds
-
-
-def _unknown_pace(candidates: list[tuple[str, str]]) -> float:
-    """How long the check of someone unknown would have taken had they existed: one bind where the directory
-    decides passwords (a directory person's is bound once, whatever the readings), else a hash per reading."""
-    if settings.LDAP_SERVER_URIS:
-        return radius_password_cost(BIND)
-    return radius_password_cost(HASH) * len(candidates)
 
 
 def _looks_like_code(text: str) -> bool:
@@ -160,25 +130,19 @@ def _check_password(username: str, typed: str, *, ip: str | None) -> tuple[User 
     The throttle counts failures per typed ID only (API-09): ``ip`` is the VPN concentrator's, shared by everyone
     behind it, so it is audited but counts toward nothing, and the web's failures from that address do not count
     here either. However many readings are tried, a failure counts once.
-    An unknown ID costs no hash (Django's backend would hash against nothing to take as long): its reply waits as
-    long as a known person's check would take instead (:func:`_unknown_pace`), and the CPU stays with the people
-    who exist.
+    An unknown ID costs no hash and no bind: its reply waits as long as a known person's check would take instead
+    (the site's one rule, :func:`identity.directory.pace.unknown_pace`, counted in readings of the field), and the
+    CPU stays with the people who exist.
     """
     candidates = password_candidates(typed)
-    pace = _unknown_pace(candidates)
+    pace = unknown_pace(len(candidates))
     if password_sign_in_throttled(username, ip=ip, by_address=False):
         return None, "", pace, ""
     known = User.objects.filter(username=username).first()
     told = ""
     if known is not None:
-        kind = BIND if known.from_directory else HASH
         for password, code in candidates[:1] if known.from_directory else candidates:
-            began = time.monotonic()
             checked = check_password(username, password, ip=ip, entry_point="radius")
-            if checked.user is not None or checked.answer == Answer.WRONG_PASSWORD:
-                # Only a check that ran: a directory that is down or an account refused before any bind would
-                # pull the average away from what a check costs.
-                _measured(kind, time.monotonic() - began)
             if checked.user is not None:
                 record_password_success(checked.user, ip=ip, entry_point="radius", code_follows=bool(code))
                 return checked.user, code, 0.0, ""

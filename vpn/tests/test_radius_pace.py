@@ -1,12 +1,13 @@
 """API-04 at the RADIUS service: a refusal for an ID nobody has waits as long as a known person's password check
 would take, counted in checks of the kind that person's would be: a hash per reading for local accounts, one bind
-where the directory decides; and binds and hashes are averaged apart."""
+where the directory decides; and binds and hashes are averaged apart (the site's one rule,
+identity.directory.pace)."""
 
 import pytest
 
+from identity.directory import pace
 from testsupport import PASSWORD
 from vpn import services
-from vpn.services import radius
 
 pytestmark = [pytest.mark.django_db]
 
@@ -27,7 +28,7 @@ def test_api04_an_unknown_id_waits_a_hash_per_reading_without_a_directory(client
     settings.LDAP_SERVER_URIS = []
     local = make_user("local")
     refusal(client, "local", "not the password")  # a real hash, averaged
-    hash_cost = radius.radius_password_cost(radius.HASH)
+    hash_cost = pace.password_cost(pace.HASH)
     assert refusal(client, "nobody", "not the password").not_before == hash_cost
     assert refusal(client, "nobody", "not the password,123456").not_before == 2 * hash_cost
     assert refusal(client, local.username, "not the password,123456").not_before == 0  # it took its own time
@@ -35,11 +36,11 @@ def test_api04_an_unknown_id_waits_a_hash_per_reading_without_a_directory(client
 
 def test_api04_an_unknown_id_waits_one_bind_where_the_directory_decides(client, directory_person, settings):
     directory_person("alice")
-    hash_cost = radius.radius_password_cost(radius.HASH)
+    hash_cost = pace.password_cost(pace.HASH)
     for typed in ("not the password", "not the password,123456"):
         refusal(client, "alice", typed)  # one bind each, averaged apart from the hashes
-    assert radius.radius_password_cost(radius.HASH) == hash_cost
-    bind_cost = radius.radius_password_cost(radius.BIND)
+    assert pace.password_cost(pace.HASH) == hash_cost
+    bind_cost = pace.password_cost(pace.BIND)
     assert bind_cost != hash_cost
     assert refusal(client, "nobody", "not the password").not_before == bind_cost
     assert refusal(client, "nobody", "not the password,123456").not_before == bind_cost
