@@ -28,6 +28,10 @@ def _agent_in_admin(browser, base_url, agent, password, *, screen=DESKTOP):
     page = browser.new_context(base_url=base_url, **screen).new_page()
     page.set_default_timeout(15_000)
     page.goto("/admin/")
+    # The sign-in page asks for passkey options as it loads, which gives a new browser its session cookie: a
+    # password sent before that answer arrives gets a session of its own, which the options' cookie then replaces
+    # (the sign-in then says it expired). A person takes longer to type; the test waits for the page to settle.
+    page.wait_for_load_state("networkidle")
     _sign_in(page, agent, password, fresh_code(agent.registrations.get().app_device))
     expect(page.get_by_role("heading", name="People, devices and audit")).to_be_visible()
     return page
